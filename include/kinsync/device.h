@@ -1,0 +1,196 @@
+/* kinsync/device.h: one device interface over every backend.
+ *
+ * The session, recorder and tools talk to devices through ks_backend / ks_device and never know
+ * whether frames come from the simulator (sim), real hardware through libk4a loaded at run time
+ * (k4a), or recordings (playback). A backend is a table of functions (ks_backend_ops) plus its
+ * own context; src/device/device.c does the argument checks, the SDK's start rules and the
+ * bookkeeping once for all backends.
+ *
+ * Ownership: images and captures are reference counted. ks_device_get_capture() hands the caller
+ * one reference; release it with ks_capture_release(). Timestamps: device_ts_us on the device
+ * clock (the convention is the rig's ks_ts_convention), system_ts_ns host CLOCK_MONOTONIC when the
+ * frame arrived (for the simulator: the simulated host's clock). */
+#ifndef KINSYNC_DEVICE_H
+#define KINSYNC_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kinsync/error.h"
+#include "kinsync/timing.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Mirrors k4a_device_configuration_t field for field. */
+typedef struct ks_device_config {
+    ks_image_format color_format;
+    ks_color_resolution color_resolution;
+    ks_depth_mode depth_mode;
+    ks_fps camera_fps;
+    bool synchronized_images_only;
+    int32_t depth_delay_off_color_usec;
+    ks_wired_sync_mode wired_sync_mode;
+    uint32_t subordinate_delay_off_master_usec;
+    bool disable_streaming_indicator;
+} ks_device_config;
+
+typedef struct ks_version {
+    uint32_t major, minor, iteration;
+} ks_version;
+
+typedef struct ks_device_info {
+    char serial[32];
+    ks_version rgb;          /* color camera firmware */
+    ks_version depth;        /* depth camera firmware */
+    ks_version audio;
+    ks_version depth_sensor;
+    char backend[16];        /* "sim", "k4a", "playback" */
+} ks_device_info;
+
+typedef struct ks_jack_state {
+    bool supported;          /* false: the device cannot report jacks (e.g. some K4A wrappers) */
+    bool sync_in;            /* a cable is plugged into Sync In */
+    bool sync_out;           /* a cable is plugged into Sync Out */
+} ks_jack_state;
+
+typedef enum ks_color_control {
+    KS_CONTROL_EXPOSURE_TIME_ABSOLUTE = 0,
+    KS_CONTROL_AUTO_EXPOSURE_PRIORITY,
+    KS_CONTROL_BRIGHTNESS,
+    KS_CONTROL_CONTRAST,
+    KS_CONTROL_SATURATION,
+    KS_CONTROL_SHARPNESS,
+    KS_CONTROL_WHITEBALANCE,
+    KS_CONTROL_BACKLIGHT_COMPENSATION,
+    KS_CONTROL_GAIN,
+    KS_CONTROL_POWERLINE_FREQUENCY,
+    KS_CONTROL_COUNT
+} ks_color_control; /* same order and values as k4a_color_control_command_t */
+
+typedef enum ks_control_mode { KS_CONTROL_MODE_AUTO = 0, KS_CONTROL_MODE_MANUAL = 1 } ks_control_mode;
+
+typedef struct ks_control_caps {
+    bool supports_auto;
+    int32_t min_value, max_value, step_value, default_value;
+    ks_control_mode default_mode;
+} ks_control_caps;
+
+typedef struct ks_image ks_image;
+
+typedef struct ks_image {
+    ks_image_format format;
+    int width, height;
+    int stride;                 /* bytes per row; 0 for compressed formats */
+    uint8_t *data;
+    size_t size;                /* bytes used in data */
+    uint64_t device_ts_us;
+    uint64_t system_ts_ns;
+    uint64_t exposure_us;
+    uint32_t white_balance;
+    uint32_t iso_speed;
+    /* bookkeeping: do not touch */
+    int refcount;
+    void (*destroy)(ks_image *img, void *ctx); /* frees data (and the image if it owns it) */
+    void *destroy_ctx;
+} ks_image;
+
+typedef struct ks_capture {
+    ks_image *color;            /* any of the three may be NULL */
+    ks_image *depth;
+    ks_image *ir;
+    float temperature_c;
+    int refcount;
+} ks_capture;
+
+typedef struct ks_imu_sample {
+    float temperature_c;
+    float acc[3];               /* m/s^2 */
+    uint64_t acc_ts_us;
+    float gyro[3];              /* rad/s */
+    uint64_t gyro_ts_us;
+} ks_imu_sample;
+
+/* Images and captures. ks_image_create allocates width/height/stride bytes (or size bytes when
+ * stride is 0) that the image owns. */
+ks_image *ks_image_create(ks_image_format fmt, int width, int height, int stride, size_t size);
+/* Wraps foreign memory; destroy(img, ctx) is called when the last reference goes and must free
+ * what the wrapper owns (not the ks_image itself, which the library frees). */
+ks_image *ks_image_wrap(ks_image_format fmt, int width, int height, int stride, uint8_t *data,
+                        size_t size, void (*destroy)(ks_image *, void *), void *ctx);
+ks_image *ks_image_ref(ks_image *img);
+void ks_image_release(ks_image *img);
+ks_capture *ks_capture_create(void);
+ks_capture *ks_capture_ref(ks_capture *c);
+void ks_capture_release(ks_capture *c);   /* releases its images with it */
+
+/* ---- backend interface ---- */
+
+typedef struct ks_backend_ops {
+    const char *name;
+    int (*device_count)(void *ctx);
+    ks_status (*open)(void *ctx, int index, void **dev, ks_error *err);
+    void (*close)(void *dev);
+    ks_status (*get_info)(void *dev, ks_device_info *info, ks_error *err);
+    /* malloc'd NUL-terminated copy of the raw calibration JSON; caller frees */
+    ks_status (*get_calibration_json)(void *dev, char **json, size_t *len, ks_error *err);
+    ks_status (*get_jacks)(void *dev, ks_jack_state *jacks, ks_error *err);
+    ks_status (*get_color_control)(void *dev, ks_color_control c, ks_control_mode *mode, int32_t *value, ks_error *err);
+    ks_status (*set_color_control)(void *dev, ks_color_control c, ks_control_mode mode, int32_t value, ks_error *err);
+    ks_status (*get_color_control_caps)(void *dev, ks_color_control c, ks_control_caps *caps, ks_error *err);
+    ks_status (*start_cameras)(void *dev, const ks_device_config *cfg, ks_error *err);
+    void (*stop_cameras)(void *dev);
+    /* timeout_ms < 0: wait forever; 0: poll. KS_ETIMEOUT when nothing arrived, KS_ENODEV when gone. */
+    ks_status (*get_capture)(void *dev, ks_capture **out, int32_t timeout_ms, ks_error *err);
+    ks_status (*start_imu)(void *dev, ks_error *err);
+    void (*stop_imu)(void *dev);
+    ks_status (*get_imu_sample)(void *dev, ks_imu_sample *out, int32_t timeout_ms, ks_error *err);
+    void (*destroy)(void *ctx);
+} ks_backend_ops;
+
+typedef struct ks_backend ks_backend;
+typedef struct ks_device ks_device;
+
+/* Wraps a backend implementation; takes ownership of ctx (ops->destroy is called on free). */
+ks_backend *ks_backend_create(const ks_backend_ops *ops, void *ctx);
+void ks_backend_free(ks_backend *b);
+const char *ks_backend_name(const ks_backend *b);
+void *ks_backend_context(ks_backend *b);
+int ks_backend_device_count(ks_backend *b);
+
+ks_status ks_device_open(ks_backend *b, int index, ks_device **out, ks_error *err);
+/* Opens the device whose serial matches; KS_ENOTFOUND names the serials that are present. */
+ks_status ks_device_open_by_serial(ks_backend *b, const char *serial, ks_device **out, ks_error *err);
+void ks_device_close(ks_device *d);     /* stops cameras and IMU if running */
+const ks_device_info *ks_device_info_get(const ks_device *d);
+ks_status ks_device_get_calibration_json(ks_device *d, char **json, size_t *len, ks_error *err);
+ks_status ks_device_get_jacks(ks_device *d, ks_jack_state *jacks, ks_error *err);
+ks_status ks_device_get_color_control(ks_device *d, ks_color_control c, ks_control_mode *mode, int32_t *value, ks_error *err);
+ks_status ks_device_set_color_control(ks_device *d, ks_color_control c, ks_control_mode mode, int32_t value, ks_error *err);
+ks_status ks_device_get_color_control_caps(ks_device *d, ks_color_control c, ks_control_caps *caps, ks_error *err);
+/* Checks cfg with ks_device_config_check (and the jacks for MASTER/SUBORDINATE) before the backend sees it. */
+ks_status ks_device_start_cameras(ks_device *d, const ks_device_config *cfg, ks_error *err);
+void ks_device_stop_cameras(ks_device *d);
+bool ks_device_is_streaming(const ks_device *d);
+const ks_device_config *ks_device_running_config(const ks_device *d); /* NULL when stopped */
+ks_status ks_device_get_capture(ks_device *d, ks_capture **out, int32_t timeout_ms, ks_error *err);
+ks_status ks_device_start_imu(ks_device *d, ks_error *err);   /* needs running cameras */
+void ks_device_stop_imu(ks_device *d);
+ks_status ks_device_get_imu_sample(ks_device *d, ks_imu_sample *out, int32_t timeout_ms, ks_error *err);
+
+/* The SDK's start rules (k4a_device_start_cameras) for one device configuration: format and fps
+ * allowed by the modes, delays within range for the sync mode, at least one camera,
+ * synchronized_images_only needs both. Does not look at jacks. */
+ks_status ks_device_config_check(const ks_device_config *cfg, ks_error *err);
+/* SDK defaults: everything off, 30 fps, standalone. */
+void ks_device_config_init(ks_device_config *cfg);
+
+void ks_version_format(const ks_version *v, char *buf, size_t n);   /* "1.6.110" */
+bool ks_version_equal(const ks_version *a, const ks_version *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The demo: builds kinsync and runs the main job on a demo rig with the simulator.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+K=build/kinsync
+mkdir -p out/demo
+echo "== kinsync version"
+$K version

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds kinsync twice and runs every test in both: a plain -Werror build (build/) and an
+# AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/); then each fuzz target for a
+# short bounded time (FUZZ_SECONDS, default 10). Deterministic: every test is seeded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-$(nproc)}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+
+echo "== build (warnings are errors)"
+cmake -S . -B build -DKS_WERROR=ON >/dev/null
+cmake --build build -j"$JOBS"
+echo "== tests"
+ctest --test-dir build --output-on-failure -j"$JOBS"
+
+echo "== build with ASan + UBSan"
+cmake -S . -B build-asan -DKS_WERROR=ON -DKS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-asan -j"$JOBS"
+echo "== tests under ASan + UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$JOBS"
+
+if ls fuzz/fuzz_*.c >/dev/null 2>&1; then
+  echo "== fuzz targets, ${FUZZ_SECONDS}s each"
+  scripts/fuzz.sh "$FUZZ_SECONDS"
+fi

@@ -1,0 +1,80 @@
+/* kinsync: the command. Dispatches to one subcommand per file; `kinsync --help` lists them grouped
+ * by task, `kinsync CMD --help` explains one. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static const ks_command commands[] = {
+    /* plan the rig */
+    /* run it */
+    /* misc */
+    {"version", "print the version", cmd_version},
+};
+static const int command_count = (int)(sizeof commands / sizeof commands[0]);
+
+int ks_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "kinsync %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'kinsync %s --help'.\n", cmd);
+    return KS_EXIT_USAGE;
+}
+
+void ks_cli_print_error(const char *cmd, const ks_error *err)
+{
+    fprintf(stderr, "kinsync %s: error: %s\n", cmd, err->message[0] ? err->message : ks_status_string(err->code));
+}
+
+bool ks_cli_is_tty(FILE *f)
+{
+    return isatty(fileno(f));
+}
+
+int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("kinsync %s\n", KS_VERSION);
+    return KS_EXIT_OK;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: kinsync COMMAND [ARGS...]\n"
+            "\n"
+            "Plan, run, check, record, calibrate and fuse rigs of synchronized Azure Kinect DK\n"
+            "devices. Without hardware every command runs on the built-in simulator.\n"
+            "\n"
+            "Commands:\n");
+    for (int i = 0; i < command_count; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'kinsync COMMAND --help' explains one command; docs/ has a page for each.\n"
+                 "Exit status: 0 success, 1 the answer is no (invalid rig, failed check), 2 usage error.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return KS_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        usage(stdout);
+        return KS_EXIT_OK;
+    }
+    if (!strcmp(name, "--version"))
+        return cmd_version(argc - 1, argv + 1);
+    for (int i = 0; i < command_count; i++)
+        if (!strcmp(name, commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "kinsync: unknown command '%s'\nTry 'kinsync --help'.\n", name);
+    return KS_EXIT_USAGE;
+}
