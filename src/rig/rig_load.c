@@ -169,6 +169,18 @@ static ks_status get_device_ref(parser *p, const yaml_node_t *n, const char *wha
     return KS_OK;
 }
 
+/* Line of `key` itself in a mapping (a block mapping value starts on the line after its key). */
+static int key_line(parser *p, const yaml_node_t *map, const char *key)
+{
+    int n = ks_yaml_map_size(map);
+    for (int i = 0; i < n; i++) {
+        const char *k = ks_yaml_map_key(p->y, map, i);
+        if (k && strcmp(k, key) == 0)
+            return ks_yaml_line(yaml_document_get_node(&p->y->doc, map->data.mapping.pairs.start[i].key));
+    }
+    return 0;
+}
+
 /* ---- sections ---- */
 
 static ks_status parse_device(parser *p, const yaml_node_t *n, int index)
@@ -347,14 +359,14 @@ static ks_status parse_star(parser *p, const yaml_node_t *n)
     return KS_OK;
 }
 
-static ks_status parse_trigger(parser *p, const yaml_node_t *n)
+static ks_status parse_trigger(parser *p, const yaml_node_t *n, int line)
 {
     static const char *const keys[] = {"frequency_hz", "pulse_width_us", "voltage_v", "drive_ma", "to", NULL};
     TRY(ks_yaml_expect_map(p->y, n, "trigger", p->err));
     TRY(ks_yaml_check_keys(p->y, n, keys, "trigger", p->err));
     ks_rig_trigger *t = &p->rig->trigger;
     t->present = true;
-    t->line = ks_yaml_line(n);
+    t->line = line;
     t->to = -1;
     struct {
         const char *key;
@@ -381,14 +393,14 @@ static ks_status parse_trigger(parser *p, const yaml_node_t *n)
     return KS_OK;
 }
 
-static ks_status parse_camera(parser *p, const yaml_node_t *n)
+static ks_status parse_camera(parser *p, const yaml_node_t *n, int line)
 {
     static const char *const keys[] = {"color_resolution", "color_format", "depth_mode", "fps",
                                        "synchronized_images_only", "imu", NULL};
     TRY(ks_yaml_expect_map(p->y, n, "camera", p->err));
     TRY(ks_yaml_check_keys(p->y, n, keys, "camera", p->err));
     ks_rig_camera *c = &p->rig->camera;
-    c->line = ks_yaml_line(n);
+    c->line = line;
     char allowed[256];
     yaml_node_t *v;
     if ((v = ks_yaml_map_get(p->y, n, "color_resolution")) &&
@@ -439,13 +451,13 @@ static ks_status parse_camera(parser *p, const yaml_node_t *n)
     return KS_OK;
 }
 
-static ks_status parse_exposure(parser *p, const yaml_node_t *n)
+static ks_status parse_exposure(parser *p, const yaml_node_t *n, int line)
 {
     static const char *const keys[] = {"mode", "us", "powerline", NULL};
     TRY(ks_yaml_expect_map(p->y, n, "exposure", p->err));
     TRY(ks_yaml_check_keys(p->y, n, keys, "exposure", p->err));
     ks_rig_exposure *e = &p->rig->exposure;
-    e->line = ks_yaml_line(n);
+    e->line = line;
     yaml_node_t *v;
     if ((v = ks_yaml_map_get(p->y, n, "mode"))) {
         const char *s = ks_yaml_scalar(v);
@@ -477,12 +489,12 @@ static ks_status parse_exposure(parser *p, const yaml_node_t *n)
     return KS_OK;
 }
 
-static ks_status parse_plan(parser *p, const yaml_node_t *n)
+static ks_status parse_plan(parser *p, const yaml_node_t *n, int line)
 {
     static const char *const keys[] = {"aim", "guard_us", NULL};
     TRY(ks_yaml_expect_map(p->y, n, "plan", p->err));
     TRY(ks_yaml_check_keys(p->y, n, keys, "plan", p->err));
-    p->rig->plan_line = ks_yaml_line(n);
+    p->rig->plan_line = line;
     yaml_node_t *v;
     if ((v = ks_yaml_map_get(p->y, n, "aim")) && !ks_aim_parse(ks_yaml_scalar(v), &p->rig->aim))
         return bad_value(p, v, "plan.aim", "simultaneous, interleaved");
@@ -517,17 +529,17 @@ static ks_status parse_root(parser *p, const yaml_node_t *root)
     if ((v = ks_yaml_map_get(p->y, root, "star")))
         TRY(parse_star(p, v));
     if ((v = ks_yaml_map_get(p->y, root, "trigger")))
-        TRY(parse_trigger(p, v));
+        TRY(parse_trigger(p, v, key_line(p, root, "trigger")));
     if ((v = ks_yaml_map_get(p->y, root, "camera")))
-        TRY(parse_camera(p, v));
+        TRY(parse_camera(p, v, key_line(p, root, "camera")));
     if ((v = ks_yaml_map_get(p->y, root, "exposure")))
-        TRY(parse_exposure(p, v));
+        TRY(parse_exposure(p, v, key_line(p, root, "exposure")));
     if ((v = ks_yaml_map_get(p->y, root, "timestamps")) &&
         !ks_ts_convention_parse(ks_yaml_scalar(v), &p->rig->ts_convention))
         return bad_value(p, v, "timestamps", "seed (start of frame when synced, as the sync article says), "
                                              "mid-exposure (as the SDK header says)");
     if ((v = ks_yaml_map_get(p->y, root, "plan")))
-        TRY(parse_plan(p, v));
+        TRY(parse_plan(p, v, key_line(p, root, "plan")));
     /* simulation: belongs to the simulator, which reads it from the same file with its own parser */
     if (ks_yaml_map_get(p->y, root, "simulation"))
         p->rig->has_simulation = true;

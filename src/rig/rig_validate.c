@@ -624,34 +624,35 @@ static void check_trigger(vctx *v)
                  "frequency drifts against the device",
                  ks_fps_hz(rig->camera.fps), s->frequency_tolerance_ppm);
         ERR("trigger-frequency", dev, t->line, fix,
-            "the external trigger runs at %.6g Hz; the master accepts only exactly %s Hz", t->frequency_hz, allowed);
+            "the external trigger into %s runs at %.6g Hz; a master accepts only exactly %s Hz", L(v, dev), t->frequency_hz,
+            allowed);
     } else if (fps != rig->camera.fps) {
         char fix[160];
         snprintf(fix, sizeof fix, "set the trigger to %d Hz or camera.fps to %d", ks_fps_hz(rig->camera.fps),
                  ks_fps_hz(fps));
         ERR("trigger-fps-mismatch", dev, t->line, fix,
-            "the external trigger runs at %d Hz but the cameras are set to %d fps; they must be equal",
-            ks_fps_hz(fps), ks_fps_hz(rig->camera.fps));
+            "the external trigger into %s runs at %d Hz but the cameras are set to %d fps; they must be equal",
+            L(v, dev), ks_fps_hz(fps), ks_fps_hz(rig->camera.fps));
     }
     if (!(t->pulse_width_us > s->min_pulse_width_us)) {
         char fix[160];
         snprintf(fix, sizeof fix, "widen the trigger's high pulse to more than %g us", s->min_pulse_width_us);
         ERR("trigger-pulse-width", dev, t->line, fix,
-            "the trigger pulse is %g us wide; the master needs a pulse wider than %g us", t->pulse_width_us,
-            s->min_pulse_width_us);
+            "the trigger pulse into %s is %g us wide; a master needs a pulse wider than %g us", L(v, dev),
+            t->pulse_width_us, s->min_pulse_width_us);
     }
     if (fabs(t->voltage_v - s->voltage_v) > s->voltage_tolerance_v) {
         char fix[160];
         snprintf(fix, sizeof fix, "drive the trigger at %g V TTL/CMOS (a level shifter fixes 3.3 V outputs)",
                  s->voltage_v);
-        ERR("trigger-voltage", dev, t->line, fix, "the trigger's high level is %g V; the Sync In expects %g V (+-%g V)",
+        ERR("trigger-voltage", dev, t->line, fix, "the trigger into %s has a high level of %g V; Sync In expects %g V (+-%g V)", L(v, dev),
             t->voltage_v, s->voltage_v, s->voltage_tolerance_v);
     }
     if (t->drive_ma < s->min_drive_ma) {
         char fix[160];
         snprintf(fix, sizeof fix, "use a driver (buffer) that sources at least %g mA", s->min_drive_ma);
-        ERR("trigger-drive", dev, t->line, fix, "the trigger drives %g mA; the Sync In needs at least %g mA",
-            t->drive_ma, s->min_drive_ma);
+        ERR("trigger-drive", dev, t->line, fix, "the trigger into %s drives %g mA; Sync In needs at least %g mA", L(v, dev), t->drive_ma,
+            s->min_drive_ma);
     }
 }
 
