@@ -471,13 +471,15 @@ void sim_render_free(sim_render_dev *r)
     free(r);
 }
 
-static bool cam_init(sim_cam *c, const ks_intrinsics *in, const double R[9], const double t[3])
+static bool cam_init(sim_cam *c, const ks_intrinsics *in, const double R[9], const double t[3], bool rays)
 {
     c->in = *in;
     c->w = in->width;
     c->h = in->height;
     memcpy(c->R, R, sizeof c->R);
     memcpy(c->t, t, sizeof c->t);
+    if (!rays)
+        return true; /* timing-only runs: images stay black, no rays needed */
     c->dir = malloc((size_t)c->w * c->h * 3 * sizeof(float));
     if (!c->dir)
         return false;
@@ -552,7 +554,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         sim_board_pose(sc, 0, bR, bt);
     bool ok = true;
     if (dm != KS_DEPTH_OFF) {
-        ok = cam_init(&s->dcam, &s->cal.depth, dv->pose_R, dv->pose_t);
+        ok = cam_init(&s->dcam, &s->cal.depth, dv->pose_R, dv->pose_t, w->cfg.render_depth);
         size_t n = (size_t)s->dcam.w * s->dcam.h;
         s->dz = calloc(n, sizeof(float));
         s->depth = sim_buf_new(n * 2);
@@ -566,9 +568,12 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
                 double z = w->cfg.render_depth ? trace(sc, &s->dcam, p, bstatic ? bR : NULL, bt, &h) : 0;
                 s->dz[p] = (float)z;
                 dp[p] = (uint16_t)(z > 0 && z < 65535 ? llround(z) : 0);
-                const float *f = s->dcam.dir + p * 3;
-                double d[3] = {f[0], f[1], f[2]};
-                ip[p] = z > 0 ? shade_ir(&h, d, passive) : 0;
+                ip[p] = 0;
+                if (z > 0) {
+                    const float *f = s->dcam.dir + p * 3;
+                    double d[3] = {f[0], f[1], f[2]};
+                    ip[p] = shade_ir(&h, d, passive);
+                }
             }
         }
     }
@@ -577,7 +582,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         memcpy(d2w.R, dv->pose_R, sizeof d2w.R);
         memcpy(d2w.t, dv->pose_t, sizeof d2w.t);
         ks_extrinsics_compose(&s->cal.color_to_depth, &d2w, &c2w);
-        ok = cam_init(&s->ccam, &s->cal.color, c2w.R, c2w.t);
+        ok = cam_init(&s->ccam, &s->cal.color, c2w.R, c2w.t, w->cfg.render_color);
         size_t n = (size_t)s->ccam.w * s->ccam.h;
         s->cz = calloc(n, sizeof(float));
         s->bgra = sim_buf_new(n * 4);
@@ -835,7 +840,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
         if (!w->cfg.render_color)
             level = 16;
         sim_buf *pic = NULL;
-        if (level == 16 && !moving) {
+        if (level == 16 && (!moving || !w->cfg.render_color)) {
             pic = sim_buf_ref(st->bgra);
         } else if (r->bgra_scaled && r->bgra_st == st && r->bgra_level == level && r->bgra_board == board_key) {
             pic = sim_buf_ref(r->bgra_scaled);
@@ -844,7 +849,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             if (pic) {
                 memcpy(pic->data, st->bgra->data, st->bgra->size);
                 int box[4];
-                if (moving && w->cfg.render_color && board_bbox(sc, c, bR, bt, box)) {
+                if (moving && w->cfg.render_color && c->dir && board_bbox(sc, c, bR, bt, box)) {
                     for (int v = box[1]; v <= box[3]; v++)
                         for (int u = box[0]; u <= box[2]; u++) {
                             size_t p = (size_t)v * c->w + u;
@@ -923,7 +928,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
         bool damaged = f->n_interf > 0 && w->cfg.render_depth;
         bool noisy = w->cfg.depth_noise_mm > 0 && w->cfg.render_depth;
         sim_buf *depth = NULL, *ir = NULL;
-        if (!moving && !damaged && !noisy) {
+        if ((!moving || !w->cfg.render_depth) && !damaged && !noisy) {
             depth = sim_buf_ref(st->depth);
             ir = sim_buf_ref(st->ir);
         } else {
@@ -940,7 +945,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             uint16_t *dp = (uint16_t *)depth->data, *ip = (uint16_t *)ir->data;
             bool passive = dm == KS_DEPTH_PASSIVE_IR;
             int box[4];
-            if (moving && w->cfg.render_depth && board_bbox(sc, c, bR, bt, box)) {
+            if (moving && w->cfg.render_depth && c->dir && board_bbox(sc, c, bR, bt, box)) {
                 for (int v = box[1]; v <= box[3]; v++)
                     for (int u = box[0]; u <= box[2]; u++) {
                         size_t p = (size_t)v * c->w + u;
