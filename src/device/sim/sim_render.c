@@ -643,45 +643,59 @@ static const sim_static *get_static(sim_world *w, int i, ks_depth_mode dm, ks_co
     return s;
 }
 
-/* Projected bounding box of the board in camera c; false when the board is not in view. */
+/* Bounding box of the board's outline projected through camera c's lens model (points along the
+ * four edges), plus a few pixels; false when the board is not in view. A board crossing the plane
+ * of the camera or the lens model's valid radius gives the whole image (rare, still correct). */
 static bool board_bbox(const sim_scene *sc, const sim_cam *c, const double bR[9], const double bt[3], int box[4])
 {
+    enum { STEPS = 24 };
     double umin = INFINITY, vmin = INFINITY, umax = -INFINITY, vmax = -INFINITY;
-    int behind = 0;
-    for (int k = 0; k < 4; k++) {
-        double lu = (k & 1 ? 0.5 : -0.5) * sc->board_w, lv = (k & 2 ? 0.5 : -0.5) * sc->board_h;
-        double pw[3], q[3], pc[3];
-        for (int m = 0; m < 3; m++)
-            pw[m] = bt[m] + bR[m * 3] * lu + bR[m * 3 + 1] * lv;
-        for (int m = 0; m < 3; m++)
-            q[m] = pw[m] - c->t[m];
-        for (int m = 0; m < 3; m++)
-            pc[m] = c->R[m] * q[0] + c->R[3 + m] * q[1] + c->R[6 + m] * q[2];
-        if (pc[2] <= 1) {
-            behind++;
-            continue;
+    int behind = 0, invalid = 0, total = 0;
+    for (int e = 0; e < 4; e++)
+        for (int k = 0; k < STEPS; k++) {
+            double s = (double)k / STEPS - 0.5;
+            double lu, lv;
+            switch (e) {
+            case 0: lu = s; lv = -0.5; break;
+            case 1: lu = 0.5; lv = s; break;
+            case 2: lu = -s; lv = 0.5; break;
+            default: lu = -0.5; lv = -s; break;
+            }
+            lu *= sc->board_w;
+            lv *= sc->board_h;
+            double q[3], pc[3], uv[2];
+            for (int m = 0; m < 3; m++)
+                q[m] = bt[m] + bR[m * 3] * lu + bR[m * 3 + 1] * lv - c->t[m];
+            for (int m = 0; m < 3; m++)
+                pc[m] = c->R[m] * q[0] + c->R[3 + m] * q[1] + c->R[6 + m] * q[2];
+            total++;
+            if (pc[2] <= 1) {
+                behind++;
+                continue;
+            }
+            if (!ks_project(&c->in, pc, uv)) {
+                invalid++;
+                continue;
+            }
+            umin = fmin(umin, uv[0]);
+            umax = fmax(umax, uv[0]);
+            vmin = fmin(vmin, uv[1]);
+            vmax = fmax(vmax, uv[1]);
         }
-        /* pinhole bound plus a margin: distortion moves points by tens of pixels at most */
-        double u = c->in.cx + c->in.fx * pc[0] / pc[2], v = c->in.cy + c->in.fy * pc[1] / pc[2];
-        umin = fmin(umin, u);
-        umax = fmax(umax, u);
-        vmin = fmin(vmin, v);
-        vmax = fmax(vmax, v);
-    }
-    if (behind == 4)
+    if (behind == total)
         return false;
-    if (behind > 0) {
+    if (behind > 0 || invalid > 0) {
         box[0] = 0;
         box[1] = 0;
         box[2] = c->w - 1;
         box[3] = c->h - 1;
         return true;
     }
-    double m = 0.15 * (c->w > c->h ? c->w : c->h);
-    box[0] = (int)fmax(0, umin - m);
-    box[1] = (int)fmax(0, vmin - m);
-    box[2] = (int)fmin(c->w - 1, umax + m);
-    box[3] = (int)fmin(c->h - 1, vmax + m);
+    const double m = 4; /* pixels: the outline between samples bulges by far less under the lens model */
+    box[0] = (int)fmax(0, floor(umin - m));
+    box[1] = (int)fmax(0, floor(vmin - m));
+    box[2] = (int)fmin(c->w - 1, ceil(umax + m));
+    box[3] = (int)fmin(c->h - 1, ceil(vmax + m));
     return box[0] <= box[2] && box[1] <= box[3];
 }
 
