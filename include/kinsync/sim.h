@@ -197,8 +197,10 @@ uint64_t ks_sim_host_time_ns(ks_sim *s, const char *host, uint64_t t_ns);
 ks_status ks_sim_device_clock(ks_sim *s, int device, double *rate, double *offset_us, uint64_t *zero_ns,
                               ks_error *err);
 
-/* Replaces the board texture (8-bit grey, row-major, copied): it is stretched over the board.
- * NULL restores the built-in checker-with-tags pattern. */
+/* Replaces the board texture (8-bit grey, row-major, copied): it is stretched over the board's front
+ * (row 0 along the board's -y edge, column 0 along its -x edge). NULL restores the built-in
+ * AprilGrid-like pattern. Only while no simulated device streams (KS_ESTATE otherwise): cached
+ * renders are dropped. */
 ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, int height, int stride,
                                    ks_error *err);
 

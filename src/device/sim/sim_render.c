@@ -1042,10 +1042,15 @@ ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, in
         return ks_error_set(err, KS_EINVAL, "no simulator given");
     sim_scene *sc = &w->scene;
     if (!gray) {
-        free(sc->tex);
-        sc->tex = NULL;
-        make_default_texture(sc);
-        return KS_OK;
+        /* back to the built-in pattern: render it into a scratch scene and install it like any texture */
+        sim_scene tmp;
+        memset(&tmp, 0, sizeof tmp);
+        make_default_texture(&tmp);
+        if (!tmp.tex)
+            return ks_error_set(err, KS_ENOMEM, "out of memory for the board texture");
+        ks_status st = ks_sim_set_board_texture(s, tmp.tex, tmp.tex_w, tmp.tex_h, tmp.tex_w, err);
+        free(tmp.tex);
+        return st;
     }
     if (width < 1 || height < 1 || stride < width || width > 16384 || height > 16384)
         return ks_error_set(err, KS_EINVAL, "board texture %dx%d (stride %d) is invalid; give 1..16384 pixels",
@@ -1055,8 +1060,15 @@ ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, in
         return ks_error_set(err, KS_ENOMEM, "out of memory for the board texture");
     for (int y = 0; y < height; y++)
         memcpy(t + (size_t)y * width, gray + (size_t)y * stride, (size_t)width);
-    /* textures are read by the renderers; the swap happens before any image is rendered in practice */
     pthread_mutex_lock(&w->mu);
+    for (int i = 0; i < w->rig.device_count; i++)
+        if (w->devs[i].streaming) {
+            pthread_mutex_unlock(&w->mu);
+            free(t);
+            return ks_error_set(err, KS_ESTATE,
+                                "the board texture can only change while no simulated device streams; stop the "
+                                "cameras first");
+        }
     uint8_t *old = sc->tex;
     sc->tex = t;
     sc->tex_w = width;

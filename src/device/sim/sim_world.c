@@ -1441,7 +1441,9 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
                      "driver",
                      rig->trigger.drive_ma, sp->min_drive_ma);
         }
-        if (w->trigger_hz > 0) {
+        /* an electrically invalid signal is never seen as pulses; a frequency far outside anything a
+         * camera runs at is rejected by trigger_ok_for without generating millions of events */
+        if (w->trigger_electrical_ok && w->trigger_hz > 0 && w->trigger_hz <= 1000) {
             sim_event ev = {.t = 0, .type = EV_TRIGGER, .idx = 0};
             push_event(w, ev);
         }
