@@ -135,6 +135,14 @@ ks_status ks_sim_config_load_string(const char *text, size_t len, const char *na
  * *out owns the world; free it with ks_backend_free. */
 ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg, ks_backend **out, ks_error *err);
 
+/* Convenience: loads the rig file at path (ks_rig_load, then ks_rig_validate only to derive roles and
+ * topology: a rig with errors is still simulated, so its failures can be shown), reads its
+ * simulation section and opens the backend. `mode_override` >= 0 replaces the section's mode
+ * (e.g. KS_SIM_FAST for batch commands). On success *out owns the world and, when rig_out is not
+ * NULL, *rig_out is the loaded rig. */
+ks_status ks_backend_open_sim_file(const char *path, int mode_override, ks_backend **out, ks_rig *rig_out,
+                                   ks_error *err);
+
 /* ---- ground truth and diagnosis (for tests, demos and `kinsync verify --explain`) ---- */
 
 typedef struct ks_sim ks_sim;

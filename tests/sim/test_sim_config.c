@@ -169,8 +169,24 @@ static void test_example_rig_runs(void)
     simt_close(&r);
 }
 
+static void test_open_from_file(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/examples/rigs/simulated-studio.yaml", KS_SOURCE_DIR);
+    ks_backend *b = NULL;
+    ks_rig rig;
+    ks_error err;
+    KS_CHECK_MSG(ks_backend_open_sim_file(path, KS_SIM_FAST, &b, &rig, &err) == KS_OK, "%s", err.message);
+    KS_CHECK_INT(ks_backend_device_count(b), 3);
+    KS_CHECK_STR(rig.devices[1].name, "left");
+    ks_backend_free(b);
+    KS_CHECK_INT(ks_backend_open_sim_file("/nonexistent/rig.yaml", -1, &b, NULL, &err), KS_ENOTFOUND);
+    KS_CHECK_CONTAINS(err.message, "/nonexistent/rig.yaml");
+}
+
 int main(void)
 {
+    KS_RUN(test_open_from_file);
     KS_RUN(test_every_key);
     KS_RUN(test_no_section_gives_defaults);
     KS_RUN(test_errors_name_line_and_fix);
