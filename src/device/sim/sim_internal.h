@@ -41,7 +41,12 @@ typedef struct sim_frame {
     double gain;                         /* colour brightness factor (scene brightness x exposure) */
     int n_interf;
     int interf_dev[SIM_MAX_INTERFERERS];
-    int interf_pulses[SIM_MAX_INTERFERERS];
+    int interf_pulses[SIM_MAX_INTERFERERS];   /* pulse pairs that overlapped */
+    ks_depth_mode interf_mode[SIM_MAX_INTERFERERS];
+    int pulses;                          /* laser pulses of this capture */
+    ks_depth_mode depth_mode;            /* configuration when the capture was taken */
+    ks_color_resolution color_res;
+    ks_image_format color_format;
     uint64_t deliver_ns;
     struct sim_frame *next;              /* stall buffer list */
 } sim_frame;

@@ -829,9 +829,10 @@ static ks_image *convert_color(const uint8_t *bgra, int w, int h, ks_image_forma
 ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_error *err)
 {
     sim_dev *d = &w->devs[f->device];
-    ks_depth_mode dm = d->cfg.depth_mode;
-    ks_color_resolution cr = d->cfg.color_resolution;
-    ks_image_format cf = d->cfg.color_format;
+    (void)d;
+    ks_depth_mode dm = f->depth_mode;
+    ks_color_resolution cr = f->color_res;
+    ks_image_format cf = f->color_format;
     const sim_static *st = get_static(w, f->device, dm, cr, err);
     if (!st)
         return err ? err->code : KS_ENOMEM;
@@ -987,7 +988,10 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                 int count = 0;
                 for (int k = 0; k < f->n_interf; k++) {
                     int b = f->interf_dev[k];
-                    ks_depth_mode bm = w->devs[b].cfg.depth_mode;
+                    ks_depth_mode bm = f->interf_mode[k];
+                    /* the share of this capture's pulses that met a foreign pulse: that share of the
+                     * lit pixels is damaged (all of them when every pulse overlapped) */
+                    uint32_t share = (uint32_t)(1000.0 * f->interf_pulses[k] / (f->pulses > 0 ? f->pulses : 1));
                     const sim_static *sb = get_static(w, b, bm, KS_COLOR_OFF, NULL);
                     if (!sb)
                         continue;
@@ -998,6 +1002,8 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                         if (!mask[p] || !dp[p])
                             continue;
                         uint32_t hsh = hash32(p * 0x9E3779B97F4A7C15ull ^ f->truth.sequence ^ ((uint64_t)b << 40));
+                        if ((hsh >> 12) % 1000 >= share)
+                            continue;
                         /* multipath from the foreign laser: the pixel is invalidated or measured wrong */
                         if (hsh & 1)
                             dp[p] = 0;

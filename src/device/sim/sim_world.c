@@ -445,6 +445,9 @@ static void on_capture(sim_world *w, const sim_event *ev)
         return;
     f->device = d->index;
     f->gen = d->gen;
+    f->depth_mode = d->cfg.depth_mode;
+    f->color_res = d->cfg.color_resolution;
+    f->color_format = d->cfg.color_format;
     f->truth.sequence = d->sequence;
     f->truth.sync_ns = S;
     f->truth.pulse_index = ev->idx;
@@ -534,6 +537,7 @@ static void check_interference(sim_world *w, sim_frame *f)
     if (!la)
         return;
     uint64_t a_end = la->start_ns + (uint64_t)(la->pulses - 1) * la->pitch_ns + la->width_ns;
+    f->pulses = la->pulses;
     for (int j = 0; j < w->rig.device_count && f->n_interf < SIM_MAX_INTERFERERS; j++) {
         if (j == f->device || w->rig.devices[j].group != w->rig.devices[f->device].group)
             continue;
@@ -562,6 +566,7 @@ static void check_interference(sim_world *w, sim_frame *f)
         if (overl > 0) {
             f->interf_dev[f->n_interf] = j;
             f->interf_pulses[f->n_interf] = overl;
+            f->interf_mode[f->n_interf] = b->cfg.depth_mode;
             f->n_interf++;
         }
     }
