@@ -560,7 +560,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         s->depth = sim_buf_new(n * 2);
         s->ir = sim_buf_new(n * 2);
         ok = ok && s->dz && s->depth && s->ir;
-        if (ok) {
+        if (ok && w->cfg.render_depth) { /* otherwise the zeroed buffers stand: black images */
             uint16_t *dp = (uint16_t *)s->depth->data, *ip = (uint16_t *)s->ir->data;
             bool passive = dm == KS_DEPTH_PASSIVE_IR;
             for (size_t p = 0; p < n; p++) {
@@ -587,7 +587,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         s->cz = calloc(n, sizeof(float));
         s->bgra = sim_buf_new(n * 4);
         ok = ok && s->cz && s->bgra;
-        if (ok) {
+        if (ok && w->cfg.render_color) {
             uint8_t *o = s->bgra->data;
             for (size_t p = 0; p < n; p++) {
                 hit h;

@@ -75,7 +75,7 @@ sim_buf *sim_buf_new(size_t size)
     sim_buf *b = malloc(sizeof *b);
     if (!b)
         return NULL;
-    b->data = malloc(size ? size : 1);
+    b->data = calloc(size ? size : 1, 1);
     if (!b->data) {
         free(b);
         return NULL;
