@@ -116,6 +116,7 @@ typedef struct ks_sim_config {
     bool render_color, render_depth;        /* false: images are allocated but left black (timing-only runs) */
     double depth_noise_mm;                  /* standard deviation of depth noise, 0 = exact */
     bool lockstep;                          /* fast mode: wait (bounded) for a reading thread instead of overflowing its queue */
+    int startup_drop_max;                   /* each device loses 0..this many captures right after it starts */
 } ks_sim_config;
 
 /* Fills *cfg with the defaults (docs/simulator.md lists them). */
@@ -181,6 +182,7 @@ typedef struct ks_sim_device_stats {
     uint64_t dropped_fault;      /* DROP faults */
     uint64_t dropped_stall;      /* host stalled and the device buffer overflowed */
     uint64_t dropped_exposure;   /* exposure changed while streaming: the next capture is lost */
+    uint64_t dropped_startup;    /* first captures after start that never reached the host */
     uint64_t pulses_seen;        /* sync pulses that reached Sync In while streaming */
     uint64_t corrupted_frames;   /* depth frames with laser damage */
     uint64_t corrupted_pixels;

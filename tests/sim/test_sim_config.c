@@ -51,7 +51,8 @@ static const char *RIG =
     "    - {kind: drop, at_ms: 3000, device: 1, count: 4}\n"
     "    - {kind: stall, at_ms: 4000, host: hostb, duration_ms: 50}\n"
     "  render: {color: false, depth: true, depth_noise_mm: 1.5}\n"
-    "  lockstep: false\n";
+    "  lockstep: false\n"
+    "  startup_drop_max: 0\n";
 
 static void test_every_key(void)
 {
@@ -104,6 +105,7 @@ static void test_every_key(void)
     KS_CHECK(!c.render_color && c.render_depth);
     KS_CHECK_NEAR(c.depth_noise_mm, 1.5, 0);
     KS_CHECK(!c.lockstep);
+    KS_CHECK_INT(c.startup_drop_max, 0);
 }
 
 static void test_no_section_gives_defaults(void)

@@ -85,6 +85,7 @@ typedef struct sim_dev {
     int32_t ctl_value[KS_CONTROL_COUNT];
     bool disturb_next;
     int drop_remaining;
+    int startup_drops;
     double bright_phase, bright_period_s;
     /* queues */
     sim_frame **queue;

@@ -643,6 +643,20 @@ static const sim_static *get_static(sim_world *w, int i, ks_depth_mode dm, ks_co
     return s;
 }
 
+/* Any static render of device i in depth mode dm (the colour part does not matter for masks). */
+static const sim_static *get_static_depth(sim_world *w, int i, ks_depth_mode dm)
+{
+    sim_render_dev *r = render_dev(w, i);
+    if (!r)
+        return NULL;
+    pthread_mutex_lock(&r->build_mu);
+    const sim_static *s = r->list;
+    while (s && s->depth_mode != dm)
+        s = s->next;
+    pthread_mutex_unlock(&r->build_mu);
+    return s ? s : get_static(w, i, dm, KS_COLOR_OFF, NULL);
+}
+
 /* Bounding box of the board's outline projected through camera c's lens model (points along the
  * four edges), plus a few pixels; false when the board is not in view. A board crossing the plane
  * of the camera or the lens model's valid radius gives the whole image (rare, still correct). */
@@ -992,7 +1006,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                     /* the share of this capture's pulses that met a foreign pulse: that share of the
                      * lit pixels is damaged (all of them when every pulse overlapped) */
                     uint32_t share = (uint32_t)(1000.0 * f->interf_pulses[k] / (f->pulses > 0 ? f->pulses : 1));
-                    const sim_static *sb = get_static(w, b, bm, KS_COLOR_OFF, NULL);
+                    const sim_static *sb = get_static_depth(w, b, bm);
                     if (!sb)
                         continue;
                     const uint8_t *mask = pair_mask(r, b, st, sb);

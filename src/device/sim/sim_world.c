@@ -494,7 +494,10 @@ static void on_capture(sim_world *w, const sim_event *ev)
     /* losses decided at the device: always draw both numbers so the random stream does not depend on them */
     double r_usb = rand_unit(&w->rng), r_usbfs = rand_unit(&w->rng);
     uint64_t *drop = NULL;
-    if (d->disturb_next) {
+    if (d->startup_drops > 0) {
+        d->startup_drops--;
+        drop = &d->stats.dropped_startup;
+    } else if (d->disturb_next) {
         d->disturb_next = false;
         drop = &d->stats.dropped_exposure;
     } else if (d->drop_remaining > 0) {
@@ -1121,6 +1124,7 @@ static ks_status op_start_cameras(void *dev, const ks_device_config *cfg, ks_err
     d->stats.streaming = true;
     d->reason[0] = 0;
     d->disturb_next = false;
+    d->startup_drops = (int)(rand_unit(&w->rng) * (w->cfg.startup_drop_max + 1));
     d->armed_ns = w->now_ns + (uint64_t)(w->cfg.start_latency_ms * 1e6);
     d->period_ns = period_us(d) * 1000.0 / d->rate_own;
     d->triggered = trigger_target(&w->rig) == d->index && cfg->wired_sync_mode != KS_SYNC_STANDALONE;
