@@ -134,6 +134,7 @@ static void test_errors_name_line_and_fix(void)
         {"simulation:\n  board:\n    motion:\n      - {t_ms: 5, position: [0, 0, 0]}\n      - {t_ms: 1, position: [0, 0, 0]}\n",
          {"x.yaml:5", "increasing"}},
         {"simulation: [1, 2]\n", {"x.yaml:1", "simulation"}},
+        {"simulation:\n  startup_drop_max: -1\n", {"x.yaml:2", "startup_drop_max"}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ks_sim_config c;
@@ -186,8 +187,28 @@ static void test_open_from_file(void)
     KS_CHECK_CONTAINS(err.message, "/nonexistent/rig.yaml");
 }
 
+static void test_open_refuses_bad_configs(void)
+{
+    ks_rig rig;
+    simt_rig(&rig, 1, SIMT_STANDALONE, 0);
+    ks_sim_config c;
+    ks_backend *b = NULL;
+    ks_error err;
+    ks_sim_config_init(&c);
+    c.object_count = KS_SIM_MAX_OBJECTS + 1;
+    KS_CHECK_INT(ks_backend_open_sim(&rig, &c, &b, &err), KS_EINVAL);
+    ks_sim_config_init(&c);
+    c.poses[0] = (ks_sim_pose){.set = true, .position = {1, 2, 3}, .look_at = {1, 2, 3}};
+    KS_CHECK_INT(ks_backend_open_sim(&rig, &c, &b, &err), KS_EINVAL);
+    KS_CHECK_CONTAINS(err.message, "look_at");
+    rig.device_count = 0;
+    KS_CHECK_INT(ks_backend_open_sim(&rig, NULL, &b, &err), KS_EINVAL);
+    KS_CHECK(b == NULL);
+}
+
 int main(void)
 {
+    KS_RUN(test_open_refuses_bad_configs);
     KS_RUN(test_open_from_file);
     KS_RUN(test_every_key);
     KS_RUN(test_no_section_gives_defaults);

@@ -1343,6 +1343,25 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
     }
     if (cfg_in->queue_frames < 1 || cfg_in->queue_frames > 1000)
         return ks_error_set(err, KS_EINVAL, "simulation queue_frames %d is outside 1..1000", cfg_in->queue_frames);
+    if (cfg_in->object_count < 0 || cfg_in->object_count > KS_SIM_MAX_OBJECTS || cfg_in->fault_count < 0 ||
+        cfg_in->fault_count > KS_SIM_MAX_FAULTS || cfg_in->board_key_count < 0 ||
+        cfg_in->board_key_count > KS_SIM_MAX_BOARD_KEYS || cfg_in->device_buffer_frames < 0 ||
+        cfg_in->startup_drop_max < 0)
+        return ks_error_set(err, KS_EINVAL,
+                            "simulation config out of range (objects %d of %d, faults %d of %d, board keys %d of %d); "
+                            "start from ks_sim_config_init",
+                            cfg_in->object_count, KS_SIM_MAX_OBJECTS, cfg_in->fault_count, KS_SIM_MAX_FAULTS,
+                            cfg_in->board_key_count, KS_SIM_MAX_BOARD_KEYS);
+    for (int i = 0; i < rig->device_count; i++) {
+        const ks_sim_pose *p = &cfg_in->poses[i];
+        double dx = p->look_at[0] - p->position[0], dy = p->look_at[1] - p->position[1],
+               dz = p->look_at[2] - p->position[2];
+        if (p->set && !(dx * dx + dy * dy + dz * dz >= 1.0))
+            return ks_error_set(err, KS_EINVAL,
+                                "simulated device %d (%s): its pose looks at its own position; give a look_at point "
+                                "away from the position",
+                                i, rig->devices[i].serial);
+    }
     for (int c = 0; c < rig->cable_count; c++)
         if (rig->cables[c].from < 0 || rig->cables[c].from >= rig->device_count || rig->cables[c].to < 0 ||
             rig->cables[c].to >= rig->device_count)
