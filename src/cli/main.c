@@ -10,6 +10,8 @@
 static const ks_command commands[] = {
     /* plan the rig */
     /* run it */
+    {"devices", "list attached devices: serial, firmware, sync jacks", cmd_devices},
+    {"doctor", "check this host for the rig: USB, usbfs, libk4a, firmware, clocks", cmd_doctor},
     /* misc */
     {"version", "print the version", cmd_version},
 };

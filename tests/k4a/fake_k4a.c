@@ -6,12 +6,57 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fake_k4a.h"
 
 static fake_k4a_state state;
+
+/* Shell tests script the double through the environment, since the command loads it itself:
+ *   FAKE_K4A_SCRIPT="SERIAL,RGB,DEPTH,AUDIO,SENSOR,JACKS[,busy];..."
+ * versions as "1.6.110", JACKS one of "--" (none), "i-" (Sync In), "-o" (Sync Out), "io", "x"
+ * (the jack query fails); "busy" makes k4a_device_open fail. */
+static void parse_version(const char *s, uint32_t v[3])
+{
+    unsigned a = 0, b = 0, c = 0;
+    if (sscanf(s, "%u.%u.%u", &a, &b, &c) >= 1) {
+        v[0] = a;
+        v[1] = b;
+        v[2] = c;
+    }
+}
+
+__attribute__((constructor)) static void load_script(void)
+{
+    const char *env = getenv("FAKE_K4A_SCRIPT");
+    if (!env)
+        return;
+    char buf[2048];
+    strncpy(buf, env, sizeof buf - 1);
+    buf[sizeof buf - 1] = '\0';
+    char *save_dev = NULL;
+    for (char *dev = strtok_r(buf, ";", &save_dev); dev && state.device_count < FAKE_MAX_DEVICES;
+         dev = strtok_r(NULL, ";", &save_dev)) {
+        fake_device *d = &state.devices[state.device_count++];
+        d->calibration = "{\"CalibrationInformation\":{}}";
+        char *save = NULL;
+        int field = 0;
+        for (char *f = strtok_r(dev, ",", &save); f; f = strtok_r(NULL, ",", &save), field++) {
+            if (field == 0)
+                strncpy(d->serial, f, sizeof d->serial - 1);
+            else if (field >= 1 && field <= 4)
+                parse_version(f, d->versions[field - 1]);
+            else if (field == 5) {
+                d->jack_fails = !strcmp(f, "x");
+                d->jack_in = f[0] == 'i';
+                d->jack_out = f[0] && f[1] == 'o';
+            } else if (field == 6 && !strcmp(f, "busy"))
+                d->open_fails = true;
+        }
+    }
+}
 
 fake_k4a_state *fake_k4a_get_state(void);
 fake_k4a_state *fake_k4a_get_state(void)
