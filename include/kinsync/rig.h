@@ -71,7 +71,8 @@ typedef struct ks_rig_trigger {
     double pulse_width_us;
     double voltage_v;
     double drive_ma;
-    int to;            /* device index whose Sync In the trigger feeds */
+    int to;            /* device index whose Sync In the trigger feeds; -1 when the file does not say
+                        * (ks_rig_validate then sets it to the device at the root of the cables) */
     int line;
 } ks_rig_trigger;
 
@@ -109,6 +110,8 @@ typedef struct ks_rig {
     /* derived by ks_rig_validate */
     ks_topology topology;
     int master;                      /* device index of the master, -1 if none */
+    /* added after the first version (additive) */
+    int plan_line;                   /* line of the `plan:` section, 0 if absent */
 } ks_rig;
 
 /* Fills *rig with defaults: no devices, 720P MJPG + NFOV_UNBINNED at 30 fps, manual 8330 us at 60 Hz,
