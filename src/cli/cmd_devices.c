@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/devices_backend.h"
@@ -14,7 +15,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: kinsync devices [--backend auto|k4a|sim] [--rig RIG.yaml] [--json]\n"
+            "Usage: kinsync devices [--backend auto|k4a|sim] [--rig RIG.yaml] [--hostname NAME] [--json]\n"
             "\n"
             "Lists the attached devices: serial number, firmware versions (color, depth, audio, depth\n"
             "sensor) and whether a cable is plugged into Sync In / Sync Out.\n"
@@ -24,6 +25,8 @@ static void usage(FILE *out)
             "                  k4a when libk4a is installed and finds a device, else sim when --rig is given\n"
             "  --rig FILE      rig file: names the devices, lists rig devices that are missing, and is\n"
             "                  what the simulator simulates\n"
+            "  --hostname NAME this host's name in the rig: rig devices of other hosts are not expected\n"
+            "                  here (default: the system host name)\n"
             "  --json          machine-readable output\n"
             "\n"
             "libk4a is looked up at run time (libk4a.so.1.4, libk4a.so.1.4.1, libk4a.so);\n"
@@ -55,18 +58,20 @@ int cmd_devices(int argc, char **argv)
     static const struct option opts[] = {{"backend", required_argument, NULL, 'b'},
                                          {"rig", required_argument, NULL, 'r'},
                                          {"json", no_argument, NULL, 'j'},
+                                         {"hostname", required_argument, NULL, 'H'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *backend_name = "auto", *rig_path = NULL;
+    const char *backend_name = "auto", *rig_path = NULL, *hostname = NULL;
     bool as_json = false;
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+b:r:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+b:r:jH:h", opts, NULL)) != -1) {
         switch (c) {
         case 'b': backend_name = optarg; break;
         case 'r': rig_path = optarg; break;
         case 'j': as_json = true; break;
+        case 'H': hostname = optarg; break;
         case 'h': usage(stdout); return KS_EXIT_OK;
         default: return ks_cli_usage_error("devices", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -127,7 +132,16 @@ int cmd_devices(int argc, char **argv)
     static char missing_names[KS_RIG_MAX_DEVICES][KS_NAME_MAX + KS_SERIAL_MAX + 4];
     int missing_count = 0;
     if (cb.have_rig && cb.backend && !strcmp(ks_backend_name(cb.backend), "k4a")) {
+        char host[256] = "localhost";
+        if (hostname)
+            snprintf(host, sizeof host, "%s", hostname);
+        else if (gethostname(host, sizeof host) != 0)
+            snprintf(host, sizeof host, "localhost");
+        host[sizeof host - 1] = '\0';
         for (int r = 0; r < cb.rig.device_count; r++) {
+            const char *h = cb.rig.devices[r].host;
+            if (h[0] && strcmp(h, "localhost") && strcmp(h, host))
+                continue; /* expected on another host */
             bool found = false;
             for (int i = 0; i < n; i++)
                 found |= items[i].opened && !strcmp(items[i].info.serial, cb.rig.devices[r].serial);

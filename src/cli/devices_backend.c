@@ -9,12 +9,14 @@
 
 int ks_cli_load_rig(const char *path, ks_rig *rig, ks_error *err)
 {
-    (void)rig;
-    ks_error_set(err, KS_EUNSUPPORTED,
-                 "%s: reading rig files needs the rig module, which this build does not have yet; run without "
-                 "the rig file",
-                 path);
-    return KS_EXIT_USAGE;
+    if (ks_rig_load(path, rig, err) != KS_OK)
+        return KS_EXIT_USAGE;
+    /* Derive roles and topology; the rules themselves are the business of the planning commands. */
+    ks_findings f;
+    ks_findings_init(&f);
+    (void)ks_rig_validate(rig, &f);
+    ks_findings_free(&f);
+    return KS_EXIT_OK;
 }
 
 static ks_status open_sim(const ks_rig *rig, ks_backend **out, ks_error *err)
