@@ -55,6 +55,8 @@ typedef struct ks_doctor_options {
     const ks_device_info *devices;
     int device_count;
     const char *devices_note;  /* why no device could be opened (e.g. libk4a missing), may be NULL */
+    const ks_jack_state *jacks; /* NULL, or the sync jack state of each of `devices` (compared with the
+                                   rig's cables) */
 } ks_doctor_options;
 
 void ks_doctor_options_init(ks_doctor_options *o);

@@ -11,6 +11,7 @@
 #ifndef KINSYNC_K4A_H
 #define KINSYNC_K4A_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "kinsync/device.h"
@@ -31,6 +32,11 @@ ks_status ks_backend_open_k4a(ks_backend **out, ks_error *err);
 
 /* Path (or soname) of the libk4a the k4a backend b loaded; "" if b is not a k4a backend. */
 const char *ks_k4a_backend_library(ks_backend *b);
+
+/* True when the loaded library is Orbbec's K4A wrapper (it depends on libOrbbecSDK). Its sync jack
+ * query is not reliable, so the backend reports jacks as unsupported (ks_jack_state.supported
+ * false) and sync must be verified from the frames instead. */
+bool ks_k4a_backend_is_orbbec(ks_backend *b);
 
 /* Looks for libk4a without keeping it loaded, in the same order as ks_backend_open_k4a. On success
  * writes the path or soname that loaded into path (n bytes). KS_ENOTFOUND as above. */

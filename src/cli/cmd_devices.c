@@ -158,8 +158,10 @@ int cmd_devices(int argc, char **argv)
     if (as_json) {
         json_t *root = json_object();
         json_object_set_new(root, "backend", cb.backend ? json_string(ks_backend_name(cb.backend)) : json_null());
-        if (cb.backend && !strcmp(ks_backend_name(cb.backend), "k4a"))
+        if (cb.backend && !strcmp(ks_backend_name(cb.backend), "k4a")) {
             json_object_set_new(root, "library", json_string(ks_k4a_backend_library(cb.backend)));
+            json_object_set_new(root, "orbbec_wrapper", json_boolean(ks_k4a_backend_is_orbbec(cb.backend)));
+        }
         json_t *arr = json_array();
         for (int i = 0; i < n; i++) {
             listed *it = &items[i];
@@ -206,8 +208,9 @@ int cmd_devices(int argc, char **argv)
             printf("%s\n", cb.note);
         if (cb.backend && n > 0) {
             if (!strcmp(ks_backend_name(cb.backend), "k4a"))
-                printf("%d device%s on the k4a backend (libk4a: %s)\n", n, n == 1 ? "" : "s",
-                       ks_k4a_backend_library(cb.backend));
+                printf("%d device%s on the k4a backend (libk4a: %s%s)\n", n, n == 1 ? "" : "s",
+                       ks_k4a_backend_library(cb.backend),
+                       ks_k4a_backend_is_orbbec(cb.backend) ? ", Orbbec K4A wrapper: jack states unknown" : "");
             else
                 printf("%d device%s on the %s backend\n", n, n == 1 ? "" : "s", ks_backend_name(cb.backend));
             printf("  %-3s %-16s %-12s %-14s %-14s %-12s %-14s %-8s %-8s\n", "#", "serial", "name", "color fw",

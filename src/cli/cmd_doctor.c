@@ -23,6 +23,7 @@ static void usage(FILE *out)
             "  usb-devices, usb-device-missing, usb-controller-mismatch  the rig against what is attached\n"
             "  libk4a, depthengine    libk4a 1.4 and libdepthengine.so.2.0 present\n"
             "  firmware, firmware-mismatch  the same firmware on every device (opened through libk4a)\n"
+            "  sync-jacks             the rig's cables against each device's Sync In / Sync Out\n"
             "  clock-sync, clock-offset  chrony / PTP status when the rig spans several hosts\n"
             "Every finding says what to do (docs/doctor.md explains each).\n"
             "\n"
@@ -85,6 +86,7 @@ int cmd_doctor(int argc, char **argv)
 
     /* Open the real devices for the firmware comparison. */
     ks_device_info infos[KS_RIG_MAX_DEVICES];
+    ks_jack_state jacks[KS_RIG_MAX_DEVICES];
     int ninfo = 0;
     char note[KS_ERROR_MESSAGE_MAX + 64] = "";
     if (open_devices) {
@@ -98,6 +100,8 @@ int cmd_doctor(int argc, char **argv)
             for (int i = 0; i < n && ninfo < KS_RIG_MAX_DEVICES; i++) {
                 ks_device *d = NULL;
                 if (ks_device_open(b, i, &d, &e) == KS_OK) {
+                    memset(&jacks[ninfo], 0, sizeof jacks[ninfo]);
+                    (void)ks_device_get_jacks(d, &jacks[ninfo], &e);
                     infos[ninfo++] = *ks_device_info_get(d);
                     ks_device_close(d);
                 } else {
@@ -113,6 +117,7 @@ int cmd_doctor(int argc, char **argv)
     }
     o.devices = infos;
     o.device_count = ninfo;
+    o.jacks = jacks;
     o.devices_note = note;
 
     ks_doctor_report rep;

@@ -442,6 +442,63 @@ static void check_firmware(run *r)
     }
 }
 
+/* The rig's cables against the jacks of the opened devices. */
+static void check_jacks(run *r)
+{
+    const ks_doctor_options *o = r->o;
+    const ks_rig *rig = o->rig;
+    if (!rig || !o->jacks)
+        return;
+    for (int i = 0; i < o->device_count; i++) {
+        const ks_device_info *info = &o->devices[i];
+        const ks_jack_state *j = &o->jacks[i];
+        int idx = -1;
+        for (int d = 0; d < rig->device_count; d++)
+            if (!strcmp(rig->devices[d].serial, info->serial))
+                idx = d;
+        if (idx < 0)
+            continue;
+        const ks_rig_device *rd = &rig->devices[idx];
+        bool want_in = rig->trigger.present && rig->trigger.to == idx, want_out = false;
+        for (int c = 0; c < rig->cable_count; c++) {
+            want_in |= rig->cables[c].to == idx;
+            want_out |= rig->cables[c].from == idx;
+        }
+        if (!j->supported) {
+            add(r, "sync-jacks", KS_SEV_WARNING, info->serial,
+                "Check the cables by eye, then let `kinsync verify` check the sync from the frame timestamps.",
+                "device %s (%s) cannot report its sync jacks (e.g. Orbbec's K4A wrapper): cabling not checked",
+                rd->name, info->serial);
+            continue;
+        }
+        int before = r->out->count;
+        if (want_in && !j->sync_in)
+            add(r, "sync-jacks", KS_SEV_ERROR, info->serial,
+                "Plug the cable from the previous device's Sync Out (or the trigger) fully into this device's Sync "
+                "In; the jacks sit under the rear cover.",
+                "device %s (%s): the rig has a cable into its Sync In but none is detected", rd->name, info->serial);
+        if (want_out && !j->sync_out)
+            add(r, "sync-jacks", KS_SEV_ERROR, info->serial,
+                "Plug the cable to the next device (or the star splitter) fully into this device's Sync Out.",
+                "device %s (%s): the rig has a cable out of its Sync Out but none is detected", rd->name,
+                info->serial);
+        if (!want_in && j->sync_in)
+            add(r, "sync-jacks", rd->derived_role == KS_ROLE_MASTER ? KS_SEV_ERROR : KS_SEV_WARNING, info->serial,
+                "Unplug the cable from Sync In, or add it to the rig file (a master takes Sync In only from an "
+                "external trigger).",
+                "device %s (%s): a cable is plugged into Sync In that the rig does not have%s", rd->name,
+                info->serial, rd->derived_role == KS_ROLE_MASTER ? " -- a master must not have one" : "");
+        if (!want_out && j->sync_out)
+            add(r, "sync-jacks", KS_SEV_WARNING, info->serial,
+                "Unplug the cable from Sync Out (the last device of a chain has an empty Sync Out), or add it to the "
+                "rig file.",
+                "device %s (%s): a cable is plugged into Sync Out that the rig does not have", rd->name, info->serial);
+        if (r->out->count == before)
+            add(r, "sync-jacks", KS_SEV_INFO, info->serial, "", "device %s (%s): Sync In %s, Sync Out %s, as the rig "
+                "says", rd->name, info->serial, j->sync_in ? "cable" : "empty", j->sync_out ? "cable" : "empty");
+    }
+}
+
 /* ---- clocks ---- */
 
 typedef struct procs {
@@ -655,6 +712,7 @@ ks_status ks_doctor_run(const ks_doctor_options *o, ks_doctor_report *out, ks_er
     if (o->check_libraries)
         check_libraries(&r, n > 0 || (o->rig && rig_devices_here(&r) > 0));
     check_firmware(&r);
+    check_jacks(&r);
     check_clocks(&r, rig_host_count(&r));
     if (r.nomem)
         return ks_error_set(err, KS_ENOMEM, "out of memory collecting doctor findings");

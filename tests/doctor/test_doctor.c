@@ -333,6 +333,70 @@ static void test_clock_variants(void)
     ks_doctor_report_free(&r);
 }
 
+static void test_sync_jacks(void)
+{
+    reset_rig();
+    rig_device(0, "000001112912", "hostA", "");
+    rig_device(1, "000002112912", "hostA", "");
+    rig_device(2, "000003112912", "hostA", "");
+    rig_device(3, "000004112912", "hostA", "");
+    rig.devices[0].derived_role = KS_ROLE_MASTER;
+    rig.devices[1].derived_role = KS_ROLE_SUBORDINATE;
+    rig.devices[2].derived_role = KS_ROLE_SUBORDINATE;
+    rig.devices[3].derived_role = KS_ROLE_SUBORDINATE;
+    rig.cable_count = 3;
+    rig.cables[0] = (ks_rig_cable){.from = 0, .to = 1};
+    rig.cables[1] = (ks_rig_cable){.from = 1, .to = 2};
+    rig.cables[2] = (ks_rig_cable){.from = 2, .to = 3};
+    ks_device_info infos[4];
+    ks_jack_state jacks[4] = {
+        {true, true, true},   /* master with a Sync In cable: error */
+        {true, true, true},   /* as the rig says */
+        {true, true, false},  /* Sync Out missing: error */
+        {false, false, false} /* cannot tell */
+    };
+    memset(infos, 0, sizeof infos);
+    for (int i = 0; i < 4; i++)
+        snprintf(infos[i].serial, sizeof infos[i].serial, "00000%d112912", i + 1);
+    ks_doctor_options o;
+    opts(&o, "good");
+    o.rig = &rig;
+    o.check_libraries = false;
+    o.devices = infos;
+    o.device_count = 4;
+    o.jacks = jacks;
+    ks_doctor_report r;
+    ks_doctor_report_init(&r);
+    ks_error e;
+    KS_CHECK_INT(ks_doctor_run(&o, &r, &e), KS_OK);
+    const ks_doctor_finding *f = expect(&r, "sync-jacks", "000001112912", KS_SEV_ERROR);
+    if (f)
+        KS_CHECK_CONTAINS(f->message, "a master must not have one");
+    expect(&r, "sync-jacks", "000002112912", KS_SEV_INFO);
+    f = expect(&r, "sync-jacks", "000003112912", KS_SEV_ERROR);
+    if (f)
+        KS_CHECK_CONTAINS(f->message, "out of its Sync Out but none is detected");
+    f = expect(&r, "sync-jacks", "000004112912", KS_SEV_WARNING);
+    if (f)
+        KS_CHECK_CONTAINS(f->fix, "kinsync verify");
+    ks_doctor_report_free(&r);
+
+    /* Sync In missing on a subordinate, an extra Sync Out on the last device. */
+    jacks[0] = (ks_jack_state){true, false, true};
+    jacks[1] = (ks_jack_state){true, false, true};
+    jacks[3] = (ks_jack_state){true, true, true};
+    ks_doctor_report_init(&r);
+    KS_CHECK_INT(ks_doctor_run(&o, &r, &e), KS_OK);
+    expect(&r, "sync-jacks", "000001112912", KS_SEV_INFO);
+    f = expect(&r, "sync-jacks", "000002112912", KS_SEV_ERROR);
+    if (f)
+        KS_CHECK_CONTAINS(f->message, "into its Sync In but none is detected");
+    f = expect(&r, "sync-jacks", "000004112912", KS_SEV_WARNING);
+    if (f)
+        KS_CHECK_CONTAINS(f->message, "Sync Out that the rig does not have");
+    ks_doctor_report_free(&r);
+}
+
 int main(void)
 {
     KS_RUN(test_scan_usb);
@@ -340,5 +404,6 @@ int main(void)
     KS_RUN(test_bad_host);
     KS_RUN(test_empty_host);
     KS_RUN(test_clock_variants);
+    KS_RUN(test_sync_jacks);
     return KS_TEST_END();
 }

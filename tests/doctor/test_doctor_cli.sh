@@ -12,7 +12,7 @@ sev() { # json id subject -> severities of matching findings
 tree() { echo --sysfs "$D/$1/sys" --proc "$D/$1/proc" --commands "$D/$1/commands"; }
 
 export KINSYNC_K4A_LIBRARY="$FAKE" KINSYNC_DEPTHENGINE_LIBRARY="$FAKE"
-export FAKE_K4A_SCRIPT="000001112912,1.6.110,1.6.79,1.6.14,6109.7.0,-o;000002112912,1.6.110,1.6.79,1.6.14,6109.7.0,i-"
+export FAKE_K4A_SCRIPT="000001112912,1.6.110,1.6.79,1.6.14,6109.7.0,-o;000002112912,1.6.110,1.6.79,1.6.14,6109.7.0,io"
 
 # Good host, two-host rig: all checks pass, exit 0.
 json=$("$KINSYNC" doctor "$D/two-hosts.yaml" $(tree good) --hostname hostA --json); rc=$?
@@ -21,6 +21,7 @@ check "good: no errors" '[ "$(jget "d[\"errors\"]" <<<"$json")" = 0 ]'
 check "good: usbfs ok" '[ "$(sev usbfs-memory "*" <<<"$json")" = ok ]'
 check "good: firmware ok" '[ "$(sev firmware "*" <<<"$json")" = ok ]'
 check "good: clock offset ok" '[ "$(sev clock-offset hostA <<<"$json")" = "ok ok" ]'
+check "good: jacks as the rig says" '[ "$(sev sync-jacks "*" <<<"$json")" = "ok ok" ]'
 check "good: depth engine ok" '[ "$(sev depthengine "*" <<<"$json")" = ok ]'
 
 # Bad host: firmware differs, controllers shared, usbfs too small, clocks off: exit 1.
@@ -33,6 +34,7 @@ check "bad: usb speed" '[ "$(sev usb-speed 000003112912 <<<"$json")" = error ]'
 check "bad: firmware mismatch" '[ "$(sev firmware-mismatch 000002112912 <<<"$json")" = error ]'
 check "bad: depth engine" '[ "$(sev depthengine "*" <<<"$json")" = error ]'
 check "bad: clock offset" '[ "$(sev clock-offset hostA <<<"$json")" = error ]'
+check "bad: sub1 Sync Out empty" '[ "$(sev sync-jacks 000002112912 <<<"$json")" = error ]'
 text=$(KINSYNC_DEPTHENGINE_LIBRARY=/nonexistent "$KINSYNC" doctor "$D/two-hosts.yaml" $(tree bad) --hostname hostA)
 check "bad: text has the grub line" 'grep -q "usbcore.usbfs_memory_mb=" <<<"$text" && grep -q "update-grub" <<<"$text"'
 

@@ -11,7 +11,7 @@
 #include "kinsync/k4a.h"
 #include "ks_test.h"
 
-#ifndef KS_FAKE_K4A
+#if !defined(KS_FAKE_K4A) || !defined(KS_FAKE_K4A_ORBBEC)
 #error "KS_FAKE_K4A (path of the test double) must be defined by tests/CMakeLists.txt"
 #endif
 
@@ -546,6 +546,48 @@ static void test_imu(void)
     ks_backend_free(b);
 }
 
+/* Orbbec's wrapper: jacks are reported as unknown even though its query "succeeds". */
+static void test_orbbec_wrapper(void)
+{
+    void *h = dlopen(KS_FAKE_K4A_ORBBEC, RTLD_NOW | RTLD_LOCAL);
+    KS_CHECK(h != NULL);
+    if (!h)
+        return;
+    fake_k4a_state_fn get = NULL;
+    *(void **)&get = dlsym(h, "fake_k4a_get_state");
+    fake_k4a_state *saved = S;
+    S = get();
+    reset(1);
+    S->devices[0].jack_in = true;
+    setenv(KS_K4A_LIBRARY_ENV, KS_FAKE_K4A_ORBBEC, 1);
+    ks_backend *b = open_backend();
+    if (b) {
+        KS_CHECK(ks_k4a_backend_is_orbbec(b));
+        ks_device *d = open0(b);
+        if (d) {
+            ks_jack_state j;
+            ks_error e;
+            KS_CHECK_INT(ks_device_get_jacks(d, &j, &e), KS_OK);
+            KS_CHECK(!j.supported);
+            /* Unknown jacks do not block a subordinate start. */
+            ks_device_config cfg;
+            ks_device_config_init(&cfg);
+            cfg.color_resolution = KS_COLOR_720P;
+            cfg.wired_sync_mode = KS_SYNC_SUBORDINATE;
+            KS_CHECK_INT(ks_device_start_cameras(d, &cfg, &e), KS_OK);
+            ks_device_close(d);
+        }
+        ks_backend_free(b);
+    }
+    S = saved;
+    reset(1);
+    b = open_backend();
+    if (b)
+        KS_CHECK(!ks_k4a_backend_is_orbbec(b));
+    ks_backend_free(b);
+    dlclose(h);
+}
+
 int main(void)
 {
     void *h = dlopen(KS_FAKE_K4A, RTLD_NOW | RTLD_LOCAL);
@@ -569,5 +611,6 @@ int main(void)
     KS_RUN(test_start_config_layout);
     KS_RUN(test_captures);
     KS_RUN(test_imu);
+    KS_RUN(test_orbbec_wrapper);
     return KS_TEST_END();
 }

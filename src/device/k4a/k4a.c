@@ -19,6 +19,7 @@ typedef struct k4a_lib {
     void *handle;
     char path[PATH_MAX];
     int refcount; /* the backend and every image still wrapping a k4a image */
+    bool orbbec;  /* Orbbec's K4A wrapper (over libOrbbecSDK), not Microsoft's libk4a */
 
     kabi_device_get_installed_count_fn get_installed_count;
     kabi_device_open_fn device_open;
@@ -181,6 +182,10 @@ static ks_status lib_load(k4a_lib **out, ks_error *err)
     SYM(image_get_iso_speed, "k4a_image_get_iso_speed", true);
     SYM(image_release, "k4a_image_release", true);
 #undef SYM
+    /* Orbbec's OrbbecSDK-K4A-Wrapper ships a libk4a.so.1.4 of its own that pulls in libOrbbecSDK:
+     * dlsym on the handle searches its dependencies too. Its sync jack query is not trustworthy
+     * (users report it always says "no cable"), so jacks are reported as unknown for it. */
+    lib->orbbec = dlsym(lib->handle, "ob_create_context") != NULL;
     *out = lib;
     return KS_OK;
 }
@@ -485,8 +490,8 @@ static ks_status k4a_get_jacks(void *dev, ks_jack_state *jacks, ks_error *err)
 {
     k4a_dev *d = dev;
     memset(jacks, 0, sizeof *jacks);
-    if (!d->lib->get_sync_jack)
-        return KS_OK; /* supported = false: this libk4a cannot report jacks */
+    if (!d->lib->get_sync_jack || d->lib->orbbec)
+        return KS_OK; /* supported = false: this libk4a cannot report jacks (reliably) */
     bool in = false, out = false;
     if (d->lib->get_sync_jack(d->handle, &in, &out) != KABI_RESULT_SUCCEEDED) {
         /* Some K4A wrappers implement the call as a failure; report "unknown", not an error. */
@@ -793,4 +798,12 @@ const char *ks_k4a_backend_library(ks_backend *b)
         return "";
     k4a_lib *lib = ks_backend_context(b);
     return lib ? lib->path : "";
+}
+
+bool ks_k4a_backend_is_orbbec(ks_backend *b)
+{
+    if (!b || strcmp(ks_backend_name(b), "k4a") != 0)
+        return false;
+    k4a_lib *lib = ks_backend_context(b);
+    return lib && lib->orbbec;
 }
