@@ -208,7 +208,7 @@ static ks_status parse_device(parser *p, const yaml_node_t *n, int index)
     if ((v = ks_yaml_map_get(p->y, n, "name")))
         TRY(get_string(p, v, "name", d->name, sizeof d->name));
     else
-        snprintf(d->name, sizeof d->name, "%s", d->serial);
+        memcpy(d->name, d->serial, strlen(d->serial) + 1); /* KS_SERIAL_MAX < KS_NAME_MAX */
     if ((v = ks_yaml_map_get(p->y, n, "host")))
         TRY(get_string(p, v, "host", d->host, sizeof d->host));
     if ((v = ks_yaml_map_get(p->y, n, "role")) && !ks_role_parse(ks_yaml_scalar(v), &d->role))
