@@ -14,6 +14,7 @@
 
 #include "kinsync/k4a.h"
 #include "kinsync/timing.h"
+#include "doctor/clock_parse.h"
 
 #define MAX_USB 64
 
@@ -564,26 +565,6 @@ static char *command_output(const run *r, const char *name, const char *command)
     return buf;
 }
 
-static const char *find_field(const char *text, const char *key)
-{
-    const char *p = text;
-    size_t kl = strlen(key);
-    while ((p = strstr(p, key)) != NULL) {
-        if (p == text || p[-1] == '\n' || p[-1] == '\t' || p[-1] == ' ') {
-            const char *q = p + kl;
-            while (*q == ' ' || *q == '\t')
-                q++;
-            if (*q == ':')
-                q++;
-            while (*q == ' ' || *q == '\t')
-                q++;
-            return q;
-        }
-        p += kl;
-    }
-    return NULL;
-}
-
 static void judge_offset(run *r, const char *source, double offset_us, int warn_us, int error_us, const char *fix)
 {
     double a = fabs(offset_us);
@@ -628,19 +609,13 @@ static void check_clocks(run *r, int hosts)
         char *t = command_output(r, "chronyc-tracking", "chronyc -n tracking 2>/dev/null");
         if (t) {
             checked = true;
-            const char *leap = find_field(t, "Leap status");
-            const char *sys = find_field(t, "System time");
-            if (leap && !strncmp(leap, "Not synchronised", 16))
+            ks_clock_status cs = ks_parse_chronyc_tracking(t);
+            if (cs.unsynchronised)
                 add(r, "clock-sync", KS_SEV_ERROR, r->host, chrony_fix,
                     "chronyd runs but is not synchronised (chronyc tracking: Leap status Not synchronised)");
-            else if (sys) {
-                double secs = strtod(sys, NULL);
-                size_t line = strcspn(sys, "\n");
-                const char *slow = strstr(sys, "slow");
-                if (slow && (size_t)(slow - sys) < line)
-                    secs = -secs; /* "N seconds slow of NTP time" */
+            else if (cs.have_offset) {
                 add(r, "clock-sync", KS_SEV_INFO, r->host, "", "chronyd synchronises this host's clock");
-                judge_offset(r, "chrony", secs * 1e6, warn_us, error_us, chrony_fix);
+                judge_offset(r, "chrony", cs.offset_us, warn_us, error_us, chrony_fix);
             } else {
                 add(r, "clock-sync", KS_SEV_WARNING, r->host, chrony_fix,
                     "chronyd runs but `chronyc tracking` gave no System time line");
@@ -656,15 +631,17 @@ static void check_clocks(run *r, int hosts)
         char *t = command_output(r, "pmc-time-status", "pmc -u -b 0 'GET TIME_STATUS_NP' 2>/dev/null");
         if (t) {
             checked = true;
-            const char *off = find_field(t, "master_offset");
-            const char *gm = find_field(t, "gmPresent");
-            if (gm && !strncmp(gm, "false", 5))
+            ks_clock_status cs = ks_parse_pmc_time_status(t);
+            if (cs.unsynchronised)
                 add(r, "clock-sync", KS_SEV_ERROR, r->host, ptp_fix,
                     "ptp4l runs but sees no grandmaster (pmc: gmPresent false)");
-            else if (off) {
+            else if (cs.have_offset) {
                 if (p.phc2sys)
                     add(r, "clock-sync", KS_SEV_INFO, r->host, "", "ptp4l and phc2sys synchronise this host's clock");
-                judge_offset(r, "ptp4l", strtod(off, NULL) / 1000.0, warn_us, error_us, ptp_fix);
+                judge_offset(r, "ptp4l", cs.offset_us, warn_us, error_us, ptp_fix);
+            } else {
+                add(r, "clock-sync", KS_SEV_WARNING, r->host, ptp_fix,
+                    "ptp4l runs but pmc gave no master_offset");
             }
             free(t);
         }
