@@ -134,6 +134,25 @@ uint32_t k4a_image_get_white_balance(void *image_handle);
 uint32_t k4a_image_get_iso_speed(void *image_handle);
 void k4a_image_release(void *image_handle);
 
+int k4a_set_debug_message_handler(void (*cb)(void *, int, const char *, const int, const char *), void *ctx,
+                                  int min_level);
+int k4a_set_debug_message_handler(void (*cb)(void *, int, const char *, const int, const char *), void *ctx,
+                                  int min_level)
+{
+    state.log_handler_set = true;
+    state.log_min_level = min_level;
+    state.log_cb = cb;
+    state.log_ctx = ctx;
+    return 0;
+}
+
+/* Logs an error the way libk4a does: through the registered handler at K4A_LOG_LEVEL_ERROR (1). */
+static void log_error(const char *msg)
+{
+    if (state.log_cb && state.log_min_level >= 1)
+        state.log_cb(state.log_ctx, 1, "fake_k4a.c", __LINE__, msg);
+}
+
 uint32_t k4a_device_get_installed_count(void)
 {
     return (uint32_t)state.device_count;
@@ -144,8 +163,10 @@ int k4a_device_open(uint32_t index, void **device_handle)
     if (!device_handle || index >= (uint32_t)state.device_count || index >= FAKE_MAX_DEVICES)
         return 1;
     fake_device *d = &state.devices[index];
-    if (d->open_fails || d->is_open)
+    if (d->open_fails || d->is_open) {
+        log_error("fake: device is already open in another process");
         return 1;
+    }
     d->is_open = true;
     d->open_count++;
     handles[index].index = (int)index;
@@ -269,8 +290,10 @@ int k4a_device_start_cameras(void *device_handle, const void *config)
     memset(state.last_config, 0xEE, sizeof state.last_config);
     memcpy(state.last_config, config, 36); /* sizeof(k4a_device_configuration_t) */
     d->start_count++;
-    if (d->start_fails)
+    if (d->start_fails) {
+        log_error("fake: depth engine failed to initialize");
         return 1;
+    }
     d->streaming = true;
     return 0;
 }

@@ -69,6 +69,10 @@ typedef struct fake_k4a_state {
     int32_t last_capture_timeout, last_imu_timeout;
     int live_images, live_captures;    /* created and not yet released */
     int image_releases;
+    bool log_handler_set;              /* k4a_set_debug_message_handler was called */
+    int log_min_level;                 /* its min_level (k4a_log_level_t) */
+    void (*log_cb)(void *, int, const char *, const int, const char *);
+    void *log_ctx;
 } fake_k4a_state;
 
 typedef fake_k4a_state *(*fake_k4a_state_fn)(void);

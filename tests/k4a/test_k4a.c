@@ -152,8 +152,11 @@ static void test_open_failures(void)
         return;
     ks_device *d = NULL;
     ks_error e;
+    KS_CHECK(S->log_handler_set);
+    KS_CHECK_INT(S->log_min_level, 1); /* K4A_LOG_LEVEL_ERROR */
     S->devices[0].open_fails = true;
     KS_CHECK_INT(ks_device_open(b, 0, &d, &e), KS_EIO);
+    KS_CHECK_CONTAINS(e.message, "(libk4a says: fake: device is already open in another process)");
     KS_CHECK_CONTAINS(e.message, "device 0");
     KS_CHECK_CONTAINS(e.message, "k4aviewer");
     KS_CHECK_CONTAINS(e.message, "udev");
@@ -161,6 +164,7 @@ static void test_open_failures(void)
     S->devices[0].serial_fails = true;
     KS_CHECK_INT(ks_device_open(b, 0, &d, &e), KS_EIO);
     KS_CHECK_CONTAINS(e.message, "serial number");
+    KS_CHECK(strstr(e.message, "libk4a says") == NULL); /* stale log lines are not attached */
     KS_CHECK(!S->devices[0].is_open); /* closed again after the failure */
     S->devices[0].serial_fails = false;
     S->devices[0].version_fails = true;
@@ -389,6 +393,7 @@ static void test_start_config_layout(void)
         KS_CHECK_CONTAINS(e.message, "001000512912");
         KS_CHECK_CONTAINS(e.message, "libdepthengine.so.2.0");
         KS_CHECK_CONTAINS(e.message, "kinsync doctor");
+        KS_CHECK_CONTAINS(e.message, "libk4a says: fake: depth engine failed");
         KS_CHECK(!ks_device_is_streaming(d));
         S->devices[0].jack_out = true;
         cfg.wired_sync_mode = KS_SYNC_MASTER;

@@ -6,6 +6,7 @@
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,10 @@ typedef struct k4a_lib {
     char path[PATH_MAX];
     int refcount; /* the backend and every image still wrapping a k4a image */
     bool orbbec;  /* Orbbec's K4A wrapper (over libOrbbecSDK), not Microsoft's libk4a */
+    /* libk4a's own last error message (its logger would otherwise print to stdout and spoil
+     * --json output); appended to our messages as "libk4a says: ...". */
+    pthread_mutex_t log_lock;
+    char last_log[256];
 
     kabi_device_get_installed_count_fn get_installed_count;
     kabi_device_open_fn device_open;
@@ -69,7 +74,41 @@ static void lib_unref(k4a_lib *lib)
         return;
     if (lib->handle)
         dlclose(lib->handle);
+    pthread_mutex_destroy(&lib->log_lock);
     free(lib);
+}
+
+static void on_k4a_log(void *context, int level, const char *file, const int line, const char *message)
+{
+    (void)level;
+    (void)file;
+    (void)line;
+    k4a_lib *lib = context;
+    pthread_mutex_lock(&lib->log_lock);
+    snprintf(lib->last_log, sizeof lib->last_log, "%s", message ? message : "");
+    pthread_mutex_unlock(&lib->log_lock);
+}
+
+static void log_clear(k4a_lib *lib)
+{
+    pthread_mutex_lock(&lib->log_lock);
+    lib->last_log[0] = '\0';
+    pthread_mutex_unlock(&lib->log_lock);
+}
+
+/* Appends "; libk4a says: ..." to err's message when libk4a logged something for the failure. */
+static ks_status with_log(k4a_lib *lib, ks_status st, ks_error *err)
+{
+    char msg[sizeof lib->last_log];
+    pthread_mutex_lock(&lib->log_lock);
+    snprintf(msg, sizeof msg, "%s", lib->last_log);
+    pthread_mutex_unlock(&lib->log_lock);
+    if (err && msg[0]) {
+        size_t used = strlen(err->message);
+        if (used + 20 < sizeof err->message)
+            snprintf(err->message + used, sizeof err->message - used, " (libk4a says: %s)", msg);
+    }
+    return st;
 }
 
 static void lib_ref(k4a_lib *lib)
@@ -128,8 +167,10 @@ static ks_status lib_load(k4a_lib **out, ks_error *err)
     if (!lib)
         return ks_error_set(err, KS_ENOMEM, "out of memory loading libk4a");
     lib->refcount = 1;
+    pthread_mutex_init(&lib->log_lock, NULL);
     lib->handle = open_first(lib->path, sizeof lib->path, err);
     if (!lib->handle) {
+        pthread_mutex_destroy(&lib->log_lock);
         free(lib);
         return err ? err->code : KS_ENOTFOUND;
     }
@@ -181,6 +222,11 @@ static ks_status lib_load(k4a_lib **out, ks_error *err)
     SYM(image_get_white_balance, "k4a_image_get_white_balance", true);
     SYM(image_get_iso_speed, "k4a_image_get_iso_speed", true);
     SYM(image_release, "k4a_image_release", true);
+    /* Before any other call: route libk4a's error log to us instead of its stdout logger. */
+    kabi_set_debug_message_handler_fn set_handler = NULL;
+    *(void **)&set_handler = dlsym(lib->handle, "k4a_set_debug_message_handler");
+    if (set_handler)
+        (void)set_handler(on_k4a_log, lib, KABI_LOG_LEVEL_ERROR);
 #undef SYM
     /* Orbbec's OrbbecSDK-K4A-Wrapper ships a libk4a.so.1.4 of its own that pulls in libOrbbecSDK:
      * dlsym on the handle searches its dependencies too. Its sync jack query is not trustworthy
@@ -386,14 +432,17 @@ static ks_status k4a_open(void *ctx, int index, void **out, ks_error *err)
         return ks_error_set(err, KS_ENOMEM, "out of memory opening Azure Kinect device %d", index);
     d->lib = lib;
     d->index = index;
+    log_clear(lib);
     if (lib->device_open((uint32_t)index, &d->handle) != KABI_RESULT_SUCCEEDED || !d->handle) {
         free(d);
-        return ks_error_set(err, KS_EIO,
-                            "could not open Azure Kinect device %d: it is busy (another program such as k4aviewer, "
-                            "k4arecorder or a second kinsync has it open) or this user may not access it; close the "
-                            "other program, and on Linux install the udev rules (99-k4a.rules from the SDK into "
-                            "/etc/udev/rules.d/, then unplug and replug)",
-                            index);
+        return with_log(lib,
+                        ks_error_set(err, KS_EIO,
+                                     "could not open Azure Kinect device %d: it is busy (another program such as "
+                                     "k4aviewer, k4arecorder or a second kinsync has it open) or this user may not "
+                                     "access it; close the other program, and on Linux install the udev rules "
+                                     "(99-k4a.rules from the SDK into /etc/udev/rules.d/, then unplug and replug)",
+                                     index),
+                        err);
     }
     /* Serial now, so every later message can name the device. */
     size_t size = sizeof d->serial;
@@ -440,11 +489,12 @@ static ks_status k4a_get_info(void *dev, ks_device_info *info, ks_error *err)
     snprintf(info->backend, sizeof info->backend, "k4a");
     kabi_hardware_version hv;
     memset(&hv, 0, sizeof hv);
+    log_clear(d->lib);
     if (d->lib->get_version(d->handle, &hv) != KABI_RESULT_SUCCEEDED)
-        return ks_error_set(err, KS_EIO,
+        return with_log(d->lib, ks_error_set(err, KS_EIO,
                             "could not read the firmware versions of device %s; unplug and replug it, and update "
                             "the firmware with AzureKinectFirmwareTool if this persists",
-                            d->serial);
+                            d->serial), err);
     copy_version(&info->rgb, &hv.rgb);
     copy_version(&info->depth, &hv.depth);
     copy_version(&info->audio, &hv.audio);
@@ -459,13 +509,14 @@ static ks_status k4a_get_calibration_json(void *dev, char **json, size_t *len, k
         return ks_error_set(err, KS_EINVAL, "no output pointer for the calibration of device %s", d->serial);
     *json = NULL;
     size_t size = 0;
+    log_clear(d->lib);
     int br = d->lib->get_raw_calibration(d->handle, NULL, &size);
     if ((br != KABI_BUFFER_RESULT_TOO_SMALL && br != KABI_BUFFER_RESULT_SUCCEEDED) || size == 0 ||
         size > (64u << 20))
-        return ks_error_set(err, KS_EIO,
+        return with_log(d->lib, ks_error_set(err, KS_EIO,
                             "could not read the factory calibration of device %s (libk4a result %d, %zu bytes); "
                             "unplug and replug the device and try again",
-                            d->serial, br, size);
+                            d->serial, br, size), err);
     uint8_t *buf = malloc(size + 1);
     if (!buf)
         return ks_error_set(err, KS_ENOMEM, "out of memory reading the calibration of device %s", d->serial);
@@ -473,10 +524,10 @@ static ks_status k4a_get_calibration_json(void *dev, char **json, size_t *len, k
     br = d->lib->get_raw_calibration(d->handle, buf, &got);
     if (br != KABI_BUFFER_RESULT_SUCCEEDED || got > size) {
         free(buf);
-        return ks_error_set(err, KS_EIO,
+        return with_log(d->lib, ks_error_set(err, KS_EIO,
                             "could not read the factory calibration of device %s (libk4a result %d); unplug and "
                             "replug the device and try again",
-                            d->serial, br);
+                            d->serial, br), err);
     }
     buf[got] = '\0';
     size_t n = strnlen((char *)buf, got); /* the SDK's buffer includes the terminating NUL */
@@ -513,11 +564,12 @@ static ks_status k4a_get_color_control(void *dev, ks_color_control c, ks_control
         return ks_error_set(err, KS_EINVAL, "unknown color control %d", (int)c);
     int m = KABI_COLOR_CONTROL_MODE_MANUAL;
     int32_t v = 0;
+    log_clear(d->lib);
     if (d->lib->get_color_control(d->handle, cmd, &m, &v) != KABI_RESULT_SUCCEEDED)
-        return ks_error_set(err, KS_EIO,
+        return with_log(d->lib, ks_error_set(err, KS_EIO,
                             "device %s did not report its color %s; the color camera may be unplugged or busy -- "
                             "replug the device and try again",
-                            d->serial, control_name(c));
+                            d->serial, control_name(c)), err);
     if (mode)
         *mode = map_mode_from_k4a(m);
     if (value)
@@ -532,20 +584,21 @@ static ks_status k4a_set_color_control(void *dev, ks_color_control c, ks_control
     int cmd;
     if (!map_control(c, &cmd))
         return ks_error_set(err, KS_EINVAL, "unknown color control %d", (int)c);
+    log_clear(d->lib);
     if (d->lib->set_color_control(d->handle, cmd, map_mode_to_k4a(mode), value) != KABI_RESULT_SUCCEEDED) {
         if (c == KS_CONTROL_EXPOSURE_TIME_ABSOLUTE && mode == KS_CONTROL_MODE_MANUAL)
-            return ks_error_set(err, KS_EINVAL,
+            return with_log(d->lib, ks_error_set(err, KS_EINVAL,
                                 "device %s refused manual exposure %d us; use a value from the exposure table "
                                 "(kinsync rounds up to it) within the frame period of the chosen fps",
-                                d->serial, (int)value);
+                                d->serial, (int)value), err);
         if (c == KS_CONTROL_POWERLINE_FREQUENCY)
-            return ks_error_set(err, KS_EINVAL,
+            return with_log(d->lib, ks_error_set(err, KS_EINVAL,
                                 "device %s refused powerline frequency %d; use 1 (50 Hz) or 2 (60 Hz) in manual mode",
-                                d->serial, (int)value);
-        return ks_error_set(err, KS_EINVAL,
+                                d->serial, (int)value), err);
+        return with_log(d->lib, ks_error_set(err, KS_EINVAL,
                             "device %s refused color %s = %d (%s); check the range with the control's capabilities "
                             "(auto mode is only allowed for exposure and white balance)",
-                            d->serial, control_name(c), (int)value, mode == KS_CONTROL_MODE_AUTO ? "auto" : "manual");
+                            d->serial, control_name(c), (int)value, mode == KS_CONTROL_MODE_AUTO ? "auto" : "manual"), err);
     }
     return KS_OK;
 }
@@ -557,18 +610,19 @@ static ks_status k4a_get_color_control_caps(void *dev, ks_color_control c, ks_co
     if (!map_control(c, &cmd))
         return ks_error_set(err, KS_EINVAL, "unknown color control %d", (int)c);
     if (!d->lib->get_control_caps)
-        return ks_error_set(err, KS_EUNSUPPORTED,
+        return with_log(d->lib, ks_error_set(err, KS_EUNSUPPORTED,
                             "this libk4a (%s) cannot report color control capabilities; install libk4a 1.4",
-                            d->lib->path);
+                            d->lib->path), err);
     bool supports_auto = false;
     int32_t mn = 0, mx = 0, step = 0, def = 0;
     int def_mode = KABI_COLOR_CONTROL_MODE_MANUAL;
+    log_clear(d->lib);
     if (d->lib->get_control_caps(d->handle, cmd, &supports_auto, &mn, &mx, &step, &def, &def_mode) !=
         KABI_RESULT_SUCCEEDED)
-        return ks_error_set(err, KS_EIO,
+        return with_log(d->lib, ks_error_set(err, KS_EIO,
                             "device %s did not report the capabilities of its color %s; replug the device and try "
                             "again",
-                            d->serial, control_name(c));
+                            d->serial, control_name(c)), err);
     caps->supports_auto = supports_auto;
     caps->min_value = mn;
     caps->max_value = mx;
@@ -592,28 +646,29 @@ static ks_status k4a_start_cameras(void *dev, const ks_device_config *cfg, ks_er
     kc.wired_sync_mode = map_sync_mode(cfg->wired_sync_mode);
     kc.subordinate_delay_off_master_usec = cfg->subordinate_delay_off_master_usec;
     kc.disable_streaming_indicator = cfg->disable_streaming_indicator;
+    log_clear(d->lib);
     if (d->lib->start_cameras(d->handle, &kc) == KABI_RESULT_SUCCEEDED)
         return KS_OK;
     const char *role = ks_wired_sync_mode_name(cfg->wired_sync_mode);
     if (cfg->wired_sync_mode == KS_SYNC_MASTER)
-        return ks_error_set(err, KS_ESYNC,
+        return with_log(d->lib, ks_error_set(err, KS_ESYNC,
                             "libk4a refused to start device %s as %s: the master needs a cable in Sync Out (and none "
                             "in Sync In) and the color camera on; check the cable, or run `kinsync doctor` for the "
                             "depth engine and USB",
-                            d->serial, role);
+                            d->serial, role), err);
     if (cfg->wired_sync_mode == KS_SYNC_SUBORDINATE)
-        return ks_error_set(err, KS_ESYNC,
+        return with_log(d->lib, ks_error_set(err, KS_ESYNC,
                             "libk4a refused to start device %s as %s: a subordinate needs a cable in Sync In from "
                             "the master or the previous device; check the cable, or run `kinsync doctor` for the "
                             "depth engine and USB",
-                            d->serial, role);
-    return ks_error_set(err, KS_EIO,
+                            d->serial, role), err);
+    return with_log(d->lib, ks_error_set(err, KS_EIO,
                         "libk4a could not start the cameras of device %s (%s %s, depth %s, %d fps): the usual causes "
                         "are a missing depth engine (libdepthengine.so.2.0), no OpenGL context for it, a USB 2 port "
                         "or too little usbfs memory; run `kinsync doctor`",
                         d->serial, ks_color_resolution_name(cfg->color_resolution),
                         ks_image_format_name(cfg->color_format), ks_depth_mode_name(cfg->depth_mode),
-                        ks_fps_hz(cfg->camera_fps));
+                        ks_fps_hz(cfg->camera_fps)), err);
 }
 
 static void k4a_stop_cameras(void *dev)
@@ -672,6 +727,7 @@ static ks_status k4a_get_capture(void *dev, ks_capture **out, int32_t timeout_ms
     k4a_lib *lib = d->lib;
     kabi_capture_t cap = NULL;
     int32_t t = timeout_ms < 0 ? -1 : timeout_ms; /* K4A_WAIT_INFINITE is -1 */
+    log_clear(lib);
     int wr = lib->get_capture(d->handle, &cap, t);
     if (wr == KABI_WAIT_RESULT_TIMEOUT)
         return ks_error_set(err, KS_ETIMEOUT,
@@ -680,11 +736,11 @@ static ks_status k4a_get_capture(void *dev, ks_capture **out, int32_t timeout_ms
                             "cables), otherwise check the USB connection",
                             d->serial, (int)timeout_ms);
     if (wr != KABI_WAIT_RESULT_SUCCEEDED || !cap)
-        return ks_error_set(err, KS_ENODEV,
+        return with_log(d->lib, ks_error_set(err, KS_ENODEV,
                             "device %s stopped delivering captures (libk4a reports a failure: usually the device "
                             "was unplugged, lost power or hit a USB error); check its cables and power, then stop "
                             "and reopen it",
-                            d->serial);
+                            d->serial), err);
     ks_capture *c = ks_capture_create();
     if (!c) {
         lib->capture_release(cap);
@@ -709,11 +765,12 @@ static ks_status k4a_get_capture(void *dev, ks_capture **out, int32_t timeout_ms
 static ks_status k4a_start_imu(void *dev, ks_error *err)
 {
     k4a_dev *d = dev;
+    log_clear(d->lib);
     if (d->lib->start_imu(d->handle) != KABI_RESULT_SUCCEEDED)
-        return ks_error_set(err, KS_EIO,
+        return with_log(d->lib, ks_error_set(err, KS_EIO,
                             "libk4a could not start the IMU of device %s: the cameras must be running and the IMU "
                             "not already started by another program; restart the cameras and try again",
-                            d->serial);
+                            d->serial), err);
     return KS_OK;
 }
 
@@ -728,6 +785,7 @@ static ks_status k4a_get_imu_sample(void *dev, ks_imu_sample *out, int32_t timeo
     k4a_dev *d = dev;
     kabi_imu_sample s;
     memset(&s, 0, sizeof s);
+    log_clear(d->lib);
     int wr = d->lib->get_imu_sample(d->handle, &s, timeout_ms < 0 ? -1 : timeout_ms);
     if (wr == KABI_WAIT_RESULT_TIMEOUT)
         return ks_error_set(err, KS_ETIMEOUT,
@@ -735,10 +793,10 @@ static ks_status k4a_get_imu_sample(void *dev, ks_imu_sample *out, int32_t timeo
                             "running",
                             d->serial, (int)timeout_ms);
     if (wr != KABI_WAIT_RESULT_SUCCEEDED)
-        return ks_error_set(err, KS_ENODEV,
+        return with_log(d->lib, ks_error_set(err, KS_ENODEV,
                             "the IMU of device %s failed (usually the device was unplugged or lost power); check "
                             "its cables, then stop and reopen it",
-                            d->serial);
+                            d->serial), err);
     out->temperature_c = s.temperature;
     for (int i = 0; i < 3; i++) {
         out->acc[i] = s.acc_sample[i];

@@ -151,7 +151,23 @@ _Static_assert(offsetof(kabi_imu_sample, acc_timestamp_usec) == 16, "acc_timesta
 _Static_assert(offsetof(kabi_imu_sample, gyro_sample) == 24, "gyro_sample at 24");
 _Static_assert(offsetof(kabi_imu_sample, gyro_timestamp_usec) == 40, "gyro_timestamp_usec at 40");
 
+/* k4a_log_level_t */
+enum {
+    KABI_LOG_LEVEL_CRITICAL = 0,
+    KABI_LOG_LEVEL_ERROR = 1,
+    KABI_LOG_LEVEL_WARNING = 2,
+    KABI_LOG_LEVEL_INFO = 3,
+    KABI_LOG_LEVEL_TRACE = 4,
+    KABI_LOG_LEVEL_OFF = 5,
+};
+
+/* k4a_logging_message_cb_t: (context, level, file, line, message). */
+typedef void kabi_logging_message_cb(void *context, int level, const char *file, const int line,
+                                     const char *message);
+
 /* Function types, one per libk4a entry point used (same parameters as k4a.h). */
+typedef kabi_result_t (*kabi_set_debug_message_handler_fn)(kabi_logging_message_cb *cb, void *context,
+                                                           int min_level);
 typedef uint32_t (*kabi_device_get_installed_count_fn)(void);
 typedef kabi_result_t (*kabi_device_open_fn)(uint32_t index, kabi_device_t *device);
 typedef void (*kabi_device_close_fn)(kabi_device_t device);
