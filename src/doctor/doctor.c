@@ -142,7 +142,8 @@ static void controller_of(const char *devdir, char *out, size_t n)
         return;
     char *parts[128];
     int np = 0;
-    for (char *tok = strtok(real, "/"); tok && np < 128; tok = strtok(NULL, "/"))
+    char *save = NULL;
+    for (char *tok = strtok_r(real, "/", &save); tok && np < 128; tok = strtok_r(NULL, "/", &save))
         parts[np++] = tok;
     for (int i = 1; i < np; i++) {
         const char *p = parts[i];
