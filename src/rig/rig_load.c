@@ -567,10 +567,10 @@ static ks_status load_from(ks_yaml *y, const char *path, ks_rig *rig, ks_error *
         return ks_error_set(err, KS_ENOMEM, "%s: out of memory reading the rig", y->name);
     }
     ks_rig_init(tmp);
-    if (path) {
+    if (path)
         snprintf(tmp->path, sizeof tmp->path, "%s", path);
-        default_name(tmp, path);
-    }
+    snprintf(tmp->source, sizeof tmp->source, "%s", y->name);
+    default_name(tmp, y->name);
     parser p = {y, tmp, err};
     ks_status st = parse_root(&p, ks_yaml_root(y));
     ks_yaml_free(y);

@@ -94,6 +94,7 @@ static void empty_and_odd_input(void)
     KS_CHECK_CONTAINS(e.message, "NUL");
     KS_CHECK_INT(ks_rig_load_string("devices: []\n", 12, "none.yaml", &rig, &e), KS_OK);
     KS_CHECK_INT(rig.device_count, 0);
+    KS_CHECK_STR(rig.name, "none"); /* default name from the name given */
     KS_CHECK_INT(ks_rig_load(KS_TESTDATA "/rigs/does-not-exist.yaml", &rig, &e), KS_ENOTFOUND);
     KS_CHECK_CONTAINS(e.message, "does-not-exist.yaml");
     KS_CHECK_INT(ks_rig_load(KS_TESTDATA "/rigs", &rig, &e), KS_EIO);
@@ -171,6 +172,7 @@ static void every_key(void)
     KS_CHECK_INT(ks_rig_load_string(text, strlen(text), "full.yaml", &rig, &e), KS_OK);
     KS_CHECK_STR(rig.name, "full");
     KS_CHECK_STR(rig.path, "");
+    KS_CHECK_STR(rig.source, "full.yaml");
     KS_CHECK_INT(rig.device_count, 3);
     const ks_rig_device *d = &rig.devices[0];
     KS_CHECK_STR(d->serial, "000123");
@@ -255,6 +257,7 @@ static void defaults(void)
     KS_CHECK_INT(ks_rig_load(KS_SOURCE_DIR "/tests/data/rigs/minimal.yaml", &rig, &e), KS_OK);
     KS_CHECK_STR(rig.name, "minimal");
     KS_CHECK_CONTAINS(rig.path, "tests/data/rigs/minimal.yaml");
+    KS_CHECK_STR(rig.source, rig.path);
     KS_CHECK_INT(rig.device_count, 1);
     KS_CHECK(!rig.has_simulation);
     KS_CHECK(!rig.trigger.present);
