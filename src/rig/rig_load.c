@@ -485,6 +485,9 @@ static ks_status parse_exposure(parser *p, const yaml_node_t *n, int line)
         return ks_yaml_error(p->y, n, p->err, KS_EPARSE,
                              "manual exposure needs 'us: MICROSECONDS'; add it (e.g. a value from the %d Hz table)",
                              e->powerline == KS_POWERLINE_50HZ ? 50 : 60);
+    } else {
+        /* no request: the default moved onto this powerline's table */
+        e->exposure_us = ks_exposure_round_up(e->powerline, e->exposure_us);
     }
     return KS_OK;
 }
