@@ -95,6 +95,9 @@ static void empty_and_odd_input(void)
     KS_CHECK_INT(ks_rig_load_string("devices: []\n", 12, "none.yaml", &rig, &e), KS_OK);
     KS_CHECK_INT(rig.device_count, 0);
     KS_CHECK_STR(rig.name, "none"); /* default name from the name given */
+    KS_CHECK_INT(ks_rig_load_string("devices: []\ncables:\n", 20, "c.yaml", &rig, &e), KS_OK);
+    KS_CHECK_INT(rig.cable_count, 0);
+    KS_CHECK_INT(ks_rig_load_string("devices: []\ncables: ''\n", 23, "c.yaml", &rig, &e), KS_EPARSE);
     KS_CHECK_INT(ks_rig_load(KS_TESTDATA "/rigs/does-not-exist.yaml", &rig, &e), KS_ENOTFOUND);
     KS_CHECK_CONTAINS(e.message, "does-not-exist.yaml");
     KS_CHECK_INT(ks_rig_load(KS_TESTDATA "/rigs", &rig, &e), KS_EIO);
