@@ -95,6 +95,9 @@ static void empty_and_odd_input(void)
     KS_CHECK_INT(ks_rig_load_string("devices: []\n", 12, "none.yaml", &rig, &e), KS_OK);
     KS_CHECK_INT(rig.device_count, 0);
     KS_CHECK_STR(rig.name, "none"); /* default name from the name given */
+    KS_CHECK_INT(ks_rig_load_string("devices: []\ncables:\n", 20, "c.yaml", &rig, &e), KS_OK);
+    KS_CHECK_INT(rig.cable_count, 0);
+    KS_CHECK_INT(ks_rig_load_string("devices: []\ncables: ''\n", 23, "c.yaml", &rig, &e), KS_EPARSE);
     KS_CHECK_INT(ks_rig_load(KS_TESTDATA "/rigs/does-not-exist.yaml", &rig, &e), KS_ENOTFOUND);
     KS_CHECK_CONTAINS(e.message, "does-not-exist.yaml");
     KS_CHECK_INT(ks_rig_load(KS_TESTDATA "/rigs", &rig, &e), KS_EIO);
@@ -271,6 +274,20 @@ static void defaults(void)
     ks_findings_free(&f);
 }
 
+static void exposure_default_follows_powerline(void)
+{
+    const char *text = "devices:\n  - {serial: A}\nexposure: {powerline: 50}\n";
+    ks_rig rig;
+    ks_error e;
+    KS_CHECK_INT(ks_rig_load_string(text, strlen(text), "pl.yaml", &rig, &e), KS_OK);
+    KS_CHECK_INT(rig.exposure.exposure_us, ks_exposure_round_up(KS_POWERLINE_50HZ, 8330));
+    ks_findings f;
+    ks_findings_init(&f);
+    KS_CHECK_INT(ks_rig_validate(&rig, &f), KS_OK);
+    KS_CHECK_INT(f.count, 0); /* no "rounded" warning for a value the file never asked for */
+    ks_findings_free(&f);
+}
+
 static void names(void)
 {
     for (int r = 0; r < KS_ROLE_COUNT; r++) {
@@ -299,6 +316,7 @@ int main(void)
     KS_RUN(bad_files);
     KS_RUN(every_key);
     KS_RUN(defaults);
+    KS_RUN(exposure_default_follows_powerline);
     KS_RUN(names);
     return KS_TEST_END();
 }
