@@ -10,6 +10,8 @@
 static const ks_command commands[] = {
     /* plan the rig */
     /* run it */
+    /* calibrate */
+    {"board", "check a calibration board and draw the printable target", cmd_board},
     /* misc */
     {"version", "print the version", cmd_version},
 };
