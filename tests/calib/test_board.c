@@ -4,7 +4,7 @@
 
 #include "kinsync/board.h"
 #include "support/calib_fixtures.h"
-#include "support/calib_synth.h"
+#include "calib/synth_scene.h"
 #include "ks_test.h"
 
 static bool real_color(ks_color_resolution res, ks_calibration *cal)
