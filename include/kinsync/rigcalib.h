@@ -109,19 +109,7 @@ bool ks_board_pnp(const ks_intrinsics *in, const double (*board_pts)[3], const d
 ks_status ks_rigcal_write_json(const ks_rigcal_problem *p, const ks_rigcal_result *r, const char *path,
                                ks_error *err);
 
-/* One device entry of a rig-calibration.json, as the fusion step needs it. */
-typedef struct ks_rig_pose {
-    char serial[64];
-    ks_extrinsics depth_to_rig;
-    ks_extrinsics color_to_rig;
-    bool reference;
-} ks_rig_pose;
-
-/* Reads rig-calibration.json: *poses (malloc'd, free()) gets one entry per device. Errors name the
- * file and the key. */
-ks_status ks_rig_poses_load(const char *path, ks_rig_pose **poses, int *count, ks_error *err);
-ks_status ks_rig_poses_parse(const char *json, size_t len, const char *name, ks_rig_pose **poses, int *count,
-                             ks_error *err);
+/* The reader of rig-calibration.json is the fusion module's ks_rig_poses_load (kinsync/fuse.h). */
 
 #ifdef __cplusplus
 }

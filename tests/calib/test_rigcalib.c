@@ -1,5 +1,6 @@
 /* Joint rig calibration on synthetic data with ground truth: 9 devices on a ring, 60 board
  * poses, exact intrinsics, 0.1 px and 0.3 px corner noise; disconnected graphs; PnP; output file. */
+#include <jansson.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -209,26 +210,36 @@ static void test_output_file(void)
     char path[256];
     snprintf(path, sizeof path, "%s/test_rigcal_%d.json", KS_BINARY_DIR, (int)getpid());
     KS_CHECK_INT(ks_rigcal_write_json(&sc.problem, &r, path, &err), KS_OK);
-    ks_rig_pose *poses = NULL;
-    int n = 0;
-    KS_CHECK_INT(ks_rig_poses_load(path, &poses, &n, &err), KS_OK);
-    KS_CHECK_INT(n, 4);
-    for (int i = 0; i < n && poses; i++) {
-        KS_CHECK_STR(poses[i].serial, sc.devices[i].serial);
-        KS_CHECK(poses[i].reference == (i == 0));
-        for (int k = 0; k < 9; k++) {
-            KS_CHECK_NEAR(poses[i].depth_to_rig.R[k], r.devices[i].depth_to_rig.R[k], 1e-12);
-            KS_CHECK_NEAR(poses[i].color_to_rig.R[k], r.devices[i].color_to_rig.R[k], 1e-12);
+    /* the layout the fusion step reads: devices[].serial, depth_to_rig / color_to_rig {R[9], t[3] mm} */
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    KS_CHECK_MSG(root != NULL, "%s", je.text);
+    KS_CHECK_STR(json_string_value(json_object_get(root, "format")), "kinsync-rig-calibration");
+    KS_CHECK_INT(json_integer_value(json_object_get(root, "version")), 1);
+    json_t *devs = json_object_get(root, "devices");
+    KS_CHECK_INT(json_array_size(devs), 4);
+    for (size_t i = 0; i < json_array_size(devs); i++) {
+        json_t *d = json_array_get(devs, i);
+        KS_CHECK_STR(json_string_value(json_object_get(d, "serial")), sc.devices[i].serial);
+        KS_CHECK(json_is_true(json_object_get(d, "reference")) == (i == 0));
+        const char *keys[2] = {"depth_to_rig", "color_to_rig"};
+        const ks_extrinsics *want[2] = {&r.devices[i].depth_to_rig, &r.devices[i].color_to_rig};
+        for (int k = 0; k < 2; k++) {
+            json_t *e = json_object_get(d, keys[k]);
+            json_t *R = json_object_get(e, "R"), *t = json_object_get(e, "t");
+            KS_CHECK_INT(json_array_size(R), 9);
+            KS_CHECK_INT(json_array_size(t), 3);
+            for (int m = 0; m < 9; m++)
+                KS_CHECK_NEAR(json_number_value(json_array_get(R, m)), want[k]->R[m], 1e-12);
+            for (int m = 0; m < 3; m++)
+                KS_CHECK_NEAR(json_number_value(json_array_get(t, m)), want[k]->t[m], 1e-9);
         }
-        for (int k = 0; k < 3; k++)
-            KS_CHECK_NEAR(poses[i].depth_to_rig.t[k], r.devices[i].depth_to_rig.t[k], 1e-9);
     }
-    free(poses);
+    json_decref(root);
     unlink(path);
-    const char *bad = "{\"format\":\"kinsync-rig-calibration\",\"version\":1,\"devices\":[{\"serial\":\"x\"}]}";
-    KS_CHECK(ks_rig_poses_parse(bad, strlen(bad), "bad.json", &poses, &n, &err) == KS_EPARSE);
-    KS_CHECK_CONTAINS(err.message, "depth_to_rig");
-    KS_CHECK_CONTAINS(err.message, "bad.json");
+    /* an unwritable place is an error naming the file, and leaves nothing behind */
+    KS_CHECK_INT(ks_rigcal_write_json(&sc.problem, &r, "/nonexistent-dir/rig.json", &err), KS_EIO);
+    KS_CHECK_CONTAINS(err.message, "/nonexistent-dir/rig.json");
     ks_rigcal_result_free(&r);
     ks_synth_scene_free(&sc);
 }
