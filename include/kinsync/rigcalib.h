@@ -109,6 +109,27 @@ bool ks_board_pnp(const ks_intrinsics *in, const double (*board_pts)[3], const d
 ks_status ks_rigcal_write_json(const ks_rigcal_problem *p, const ks_rigcal_result *r, const char *path,
                                ks_error *err);
 
+/* ---- collecting observations from images ---- */
+
+/* Accumulates detected corners per (device, frame set) for ks_rigcal_solve. */
+typedef struct ks_rigcal_collector ks_rigcal_collector;
+
+/* detector options may be NULL (defaults). */
+ks_status ks_rigcal_collector_create(const ks_board *b, const ks_detector_options *o, ks_rigcal_collector **out,
+                                     ks_error *err);
+void ks_rigcal_collector_destroy(ks_rigcal_collector *c);
+/* Detects the board in device `device`'s image of frame set `frame` (both >= 0) and keeps the
+ * corners. *corners (may be NULL) gets the number found. */
+ks_status ks_rigcal_collector_add_image(ks_rigcal_collector *c, int device, int frame, const ks_image *img,
+                                        int *corners, ks_error *err);
+/* Keeps already detected corners. */
+ks_status ks_rigcal_collector_add_detections(ks_rigcal_collector *c, int device, int frame,
+                                             const ks_detections *det, ks_error *err);
+/* Fills a problem over the collected corners (valid until the next add or destroy). The frame
+ * count is one more than the largest frame set index seen. */
+void ks_rigcal_collector_problem(const ks_rigcal_collector *c, const ks_board *b, const ks_rigcal_device *devices,
+                                 int device_count, ks_rigcal_problem *out);
+
 /* The reader of rig-calibration.json is the fusion module's ks_rig_poses_load (kinsync/fuse.h). */
 
 #ifdef __cplusplus

@@ -30,5 +30,6 @@ bool ks_cli_is_tty(FILE *f);
 
 int cmd_version(int argc, char **argv);
 int cmd_board(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
 
 #endif

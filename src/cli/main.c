@@ -12,6 +12,7 @@ static const ks_command commands[] = {
     /* run it */
     /* calibrate */
     {"board", "check a calibration board and draw the printable target", cmd_board},
+    {"calibrate", "calibrate all devices of a rig at once from views of the board", cmd_calibrate},
     /* misc */
     {"version", "print the version", cmd_version},
 };
