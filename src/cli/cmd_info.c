@@ -68,8 +68,10 @@ int cmd_info(int argc, char **argv)
         json_t *tr = json_array();
         for (int i = 0; i < in->track_count; i++) {
             const ks_mkv_track *t = &in->tracks[i];
-            json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I}", "number", t->number, "name", t->name, "kind",
-                                  ks_mkv_track_kind_name(t->kind), "codec", t->codec_id, "uid", (json_int_t)t->uid,
+            char uidbuf[24];
+            snprintf(uidbuf, sizeof uidbuf, "%llu", (unsigned long long)t->uid);
+            json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I}", "number", t->number, "name", t->name, "kind",
+                                  ks_mkv_track_kind_name(t->kind), "codec", t->codec_id, "uid", uidbuf,
                                   "frames", (json_int_t)t->blocks);
             if (t->fourcc[0])
                 json_object_set_new(j, "fourcc", json_string(t->fourcc));
