@@ -5,6 +5,8 @@
 # cut copy of the fixture gives a file mkvinfo and ffprobe accept.
 set -euo pipefail
 F="$KS_FIXTURES/k4a/real-recording-nfov-720p.mkv"
+# worktrees sit one level deeper than the main checkout that ../shared is relative to
+[ -r "$F" ] || F="$KS_SOURCE_DIR/../../shared/fixtures/k4a/real-recording-nfov-720p.mkv"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
