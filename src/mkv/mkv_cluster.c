@@ -294,17 +294,6 @@ static uint64_t frame_ts_us(const ks_mkv_reader *r, int64_t time)
     return (uint64_t)us;
 }
 
-static void swap16_copy(uint8_t *dst, const uint8_t *src, size_t n)
-{
-    size_t i = 0;
-    for (; i + 1 < n; i += 2) {
-        dst[i] = src[i + 1];
-        dst[i + 1] = src[i];
-    }
-    if (i < n)
-        dst[i] = src[i];
-}
-
 /* Fills item from frame f; returns false when the frame belongs to no known track. */
 static ks_status make_item(ks_mkv_reader *r, const ks_mkv_frame *f, ks_mkv_item *it, bool decode, ks_error *err)
 {
@@ -353,7 +342,7 @@ static ks_status make_item(ks_mkv_reader *r, const ks_mkv_frame *f, ks_mkv_item 
         return ks_error_set(err, KS_ENOMEM, "%s: out of memory for a %zu-byte image", r->path, f->size);
     img->stride = stride;
     if (t->format == KS_FORMAT_DEPTH16 || t->format == KS_FORMAT_IR16)
-        swap16_copy(img->data, data, f->size);
+        ks_mkv_swap16(img->data, data, f->size);
     else if (f->size)
         memcpy(img->data, data, f->size);
     img->device_ts_us = it->device_ts_us;

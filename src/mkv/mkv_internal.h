@@ -70,6 +70,20 @@ static inline void ks_mkv_imu_decode(const uint8_t *in, ks_imu_sample *s)
         s->gyro[i] = ks_mkv_get_lef(in + 28 + 4 * i);
 }
 
+/* Copies n bytes swapping each 16-bit pair (little <-> big endian); an odd last byte is copied. */
+static inline void ks_mkv_swap16(uint8_t *restrict dst, const uint8_t *restrict src, size_t n)
+{
+    size_t pairs = n / 2;
+    for (size_t i = 0; i < pairs; i++) {
+        uint16_t v;
+        memcpy(&v, src + 2 * i, 2);
+        v = (uint16_t)(v << 8 | v >> 8);
+        memcpy(dst + 2 * i, &v, 2);
+    }
+    if (n & 1)
+        dst[n - 1] = src[n - 1];
+}
+
 /* The 40-byte BITMAPINFOHEADER k4arecorder puts in CodecPrivate. */
 void ks_mkv_bitmap_header(uint8_t out[40], int width, int height, ks_image_format fmt);
 

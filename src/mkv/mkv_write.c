@@ -482,14 +482,7 @@ static void put_swapped16(ks_buf *b, const uint8_t *src, size_t n)
 {
     if (!ks_buf_reserve(b, n))
         return;
-    uint8_t *d = b->data + b->len;
-    size_t i = 0;
-    for (; i + 1 < n; i += 2) {
-        d[i] = src[i + 1];
-        d[i + 1] = src[i];
-    }
-    if (i < n)
-        d[i] = src[i];
+    ks_mkv_swap16(b->data + b->len, src, n);
     b->len += n;
 }
 
