@@ -21,9 +21,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int errors = ks_findings_count(&f, KS_SEV_ERROR);
     if ((st == KS_OK) != (errors == 0))
         abort();
-    for (int i = 0; i < f.count; i++)
+    for (int i = 0; i < f.count; i++) {
         if (f.items[i].device < -1 || f.items[i].device >= rig.device_count || !f.items[i].rule[0])
             abort();
+        char line[1024];
+        ks_finding_format(&rig, &f.items[i], line, sizeof line);
+    }
     if (rig.master < -1 || rig.master >= rig.device_count)
         abort();
     ks_findings_free(&f);

@@ -485,6 +485,9 @@ static ks_status parse_exposure(parser *p, const yaml_node_t *n, int line)
         return ks_yaml_error(p->y, n, p->err, KS_EPARSE,
                              "manual exposure needs 'us: MICROSECONDS'; add it (e.g. a value from the %d Hz table)",
                              e->powerline == KS_POWERLINE_50HZ ? 50 : 60);
+    } else {
+        /* no request: the default moved onto this powerline's table */
+        e->exposure_us = ks_exposure_round_up(e->powerline, e->exposure_us);
     }
     return KS_OK;
 }
@@ -507,6 +510,14 @@ static ks_status parse_plan(parser *p, const yaml_node_t *n, int line)
     return KS_OK;
 }
 
+/* An empty value (`cables:` with nothing after it), `~` or `null`. */
+static bool is_null(const yaml_node_t *n)
+{
+    const char *s = ks_yaml_scalar(n);
+    return s && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+           (s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0);
+}
+
 static ks_status parse_root(parser *p, const yaml_node_t *root)
 {
     static const char *const keys[] = {"rig", "devices", "cables", "chain", "star", "trigger", "camera",
@@ -522,7 +533,7 @@ static ks_status parse_root(parser *p, const yaml_node_t *root)
     if ((v = ks_yaml_map_get(p->y, root, "rig")))
         TRY(get_string(p, v, "rig", p->rig->name, sizeof p->rig->name));
     TRY(parse_devices(p, root));
-    if ((v = ks_yaml_map_get(p->y, root, "cables")))
+    if ((v = ks_yaml_map_get(p->y, root, "cables")) && !is_null(v))
         TRY(parse_cables(p, v));
     if ((v = ks_yaml_map_get(p->y, root, "chain")))
         TRY(parse_chain(p, v));
@@ -567,10 +578,10 @@ static ks_status load_from(ks_yaml *y, const char *path, ks_rig *rig, ks_error *
         return ks_error_set(err, KS_ENOMEM, "%s: out of memory reading the rig", y->name);
     }
     ks_rig_init(tmp);
-    if (path) {
+    if (path)
         snprintf(tmp->path, sizeof tmp->path, "%s", path);
-        default_name(tmp, path);
-    }
+    snprintf(tmp->source, sizeof tmp->source, "%s", y->name);
+    default_name(tmp, y->name);
     parser p = {y, tmp, err};
     ks_status st = parse_root(&p, ks_yaml_root(y));
     ks_yaml_free(y);

@@ -63,6 +63,22 @@ int ks_findings_count(const ks_findings *f, ks_severity sev)
     return n;
 }
 
+int ks_finding_format(const ks_rig *rig, const ks_finding *f, char *buf, size_t size)
+{
+    if (!buf || size == 0)
+        return 0;
+    if (!f) {
+        buf[0] = '\0';
+        return 0;
+    }
+    const char *where = !rig ? "rig" : rig->source[0] ? rig->source : rig->name[0] ? rig->name : "rig";
+    char line[24] = "";
+    if (f->line > 0)
+        snprintf(line, sizeof line, ":%d", f->line);
+    return snprintf(buf, size, "%s%s: %s [%s] %s; fix: %s", where, line, ks_severity_name(f->severity), f->rule,
+                    f->message, f->fix);
+}
+
 /* ---- validation context ---- */
 
 typedef struct vctx {
@@ -486,12 +502,16 @@ static void derive_topology(vctx *v)
             const ks_rig_cable *k = &rig->cables[c];
             if (!v->cable_ok[c] || k->from != m || k->to == m)
                 continue;
-            if (++subs == ks_max_star_subordinates() + 1)
-                ERR("star-size", k->to, k->line,
-                    "a star takes the master and two subordinates (one headphone splitter); use a daisy chain "
-                    "for more devices",
+            if (++subs == ks_max_star_subordinates() + 1) {
+                char fix[160];
+                snprintf(fix, sizeof fix,
+                         "a star takes the master and %d subordinates (one headphone splitter); use a daisy chain "
+                         "for more devices",
+                         ks_max_star_subordinates());
+                ERR("star-size", k->to, k->line, fix,
                     "the master %s's splitter feeds %d subordinates; a star supports at most %d (%s is one too many)",
                     L(v, m), v->out_deg[m], ks_max_star_subordinates(), L(v, k->to));
+            }
             if (v->out_deg[k->to] > 0)
                 ERR("unsupported-topology", k->to, k->line,
                     "use either a star (master + splitter + subordinates with empty Sync Out) or one daisy chain",
@@ -518,12 +538,16 @@ static void derive_topology(vctx *v)
         if (next < 0 || seen[next])
             break;
         seen[next] = true;
-        if (++subs == ks_max_daisy_chain_subordinates() + 1)
-            ERR("daisy-chain-length", next, line,
-                "a daisy chain carries at most 8 subordinates: move the extra devices to a second rig (with its own "
-                "master) or drop them",
+        if (++subs == ks_max_daisy_chain_subordinates() + 1) {
+            char fix[160];
+            snprintf(fix, sizeof fix,
+                     "a daisy chain carries at most %d subordinates: move the extra devices to a second rig (with "
+                     "its own master) or drop them",
+                     ks_max_daisy_chain_subordinates());
+            ERR("daisy-chain-length", next, line, fix,
                 "the daisy chain from %s reaches %s as subordinate number %d; at most %d are supported", L(v, m),
                 L(v, next), subs, ks_max_daisy_chain_subordinates());
+        }
         if (v->out_deg[next] > 1)
             ERR("unsupported-topology", next, line,
                 "only the master's Sync Out may be split (star); chain the devices one after the other",
@@ -664,6 +688,8 @@ static void check_exposure(vctx *v)
     const ks_rig_exposure *x = &rig->exposure;
     int line = x->line;
     int pl_hz = x->powerline == KS_POWERLINE_50HZ ? 50 : 60;
+    if (rig->camera.color_resolution == KS_COLOR_OFF)
+        return; /* the exposure is the color camera's */
     if (!x->manual) {
         int rounded = ks_exposure_round_up(x->powerline, x->exposure_us);
         char fix[160];
@@ -689,7 +715,7 @@ static void check_exposure(vctx *v)
              pl_hz, rounded);
     }
     int period = ks_frame_period_us(rig->camera.fps);
-    if (rig->camera.color_resolution != KS_COLOR_OFF && rounded > period) {
+    if (rounded > period) {
         int n, best = 0;
         const int *t = ks_exposure_table(x->powerline, &n);
         for (int i = 0; i < n; i++)

@@ -2,6 +2,7 @@
  * topology its comments describe. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kinsync/rig.h"
 #include "ks_test.h"
@@ -111,8 +112,47 @@ static void interleaved(void)
     KS_CHECK_INT(rig.exposure.exposure_us, 2500);
 }
 
+/* The complete example of docs/rig-file.md (its first yaml block) loads and is valid. */
+static void doc_example(void)
+{
+    FILE *fp = fopen(KS_SOURCE_DIR "/docs/rig-file.md", "rb");
+    KS_CHECK(fp != NULL);
+    if (!fp)
+        return;
+    static char doc[65536];
+    size_t n = fread(doc, 1, sizeof doc - 1, fp);
+    fclose(fp);
+    doc[n] = '\0';
+    char *start = strstr(doc, "```yaml\n");
+    KS_CHECK(start != NULL);
+    if (!start)
+        return;
+    start += strlen("```yaml\n");
+    char *end = strstr(start, "```");
+    KS_CHECK(end != NULL);
+    if (!end)
+        return;
+    ks_rig rig;
+    ks_error e;
+    ks_status st = ks_rig_load_string(start, (size_t)(end - start), "rig-file.md", &rig, &e);
+    KS_CHECK_MSG(st == KS_OK, "%s", e.message);
+    if (st != KS_OK)
+        return;
+    ks_findings f;
+    ks_findings_init(&f);
+    KS_CHECK_INT(ks_rig_validate(&rig, &f), KS_OK);
+    KS_CHECK_INT(f.count, 0);
+    dump(&f);
+    KS_CHECK_STR(rig.name, "studio");
+    KS_CHECK_INT(rig.topology, KS_TOPOLOGY_DAISY_CHAIN);
+    KS_CHECK(rig.trigger.present && rig.trigger.to == 0);
+    KS_CHECK(rig.has_simulation);
+    ks_findings_free(&f);
+}
+
 int main(void)
 {
+    KS_RUN(doc_example);
     KS_RUN(star_2);
     KS_RUN(chain_3);
     KS_RUN(chain_9);

@@ -94,6 +94,10 @@ static void empty_and_odd_input(void)
     KS_CHECK_CONTAINS(e.message, "NUL");
     KS_CHECK_INT(ks_rig_load_string("devices: []\n", 12, "none.yaml", &rig, &e), KS_OK);
     KS_CHECK_INT(rig.device_count, 0);
+    KS_CHECK_STR(rig.name, "none"); /* default name from the name given */
+    KS_CHECK_INT(ks_rig_load_string("devices: []\ncables:\n", 20, "c.yaml", &rig, &e), KS_OK);
+    KS_CHECK_INT(rig.cable_count, 0);
+    KS_CHECK_INT(ks_rig_load_string("devices: []\ncables: ''\n", 23, "c.yaml", &rig, &e), KS_EPARSE);
     KS_CHECK_INT(ks_rig_load(KS_TESTDATA "/rigs/does-not-exist.yaml", &rig, &e), KS_ENOTFOUND);
     KS_CHECK_CONTAINS(e.message, "does-not-exist.yaml");
     KS_CHECK_INT(ks_rig_load(KS_TESTDATA "/rigs", &rig, &e), KS_EIO);
@@ -171,6 +175,7 @@ static void every_key(void)
     KS_CHECK_INT(ks_rig_load_string(text, strlen(text), "full.yaml", &rig, &e), KS_OK);
     KS_CHECK_STR(rig.name, "full");
     KS_CHECK_STR(rig.path, "");
+    KS_CHECK_STR(rig.source, "full.yaml");
     KS_CHECK_INT(rig.device_count, 3);
     const ks_rig_device *d = &rig.devices[0];
     KS_CHECK_STR(d->serial, "000123");
@@ -255,6 +260,7 @@ static void defaults(void)
     KS_CHECK_INT(ks_rig_load(KS_SOURCE_DIR "/tests/data/rigs/minimal.yaml", &rig, &e), KS_OK);
     KS_CHECK_STR(rig.name, "minimal");
     KS_CHECK_CONTAINS(rig.path, "tests/data/rigs/minimal.yaml");
+    KS_CHECK_STR(rig.source, rig.path);
     KS_CHECK_INT(rig.device_count, 1);
     KS_CHECK(!rig.has_simulation);
     KS_CHECK(!rig.trigger.present);
@@ -265,6 +271,20 @@ static void defaults(void)
     KS_CHECK_INT(rig.topology, KS_TOPOLOGY_STANDALONE);
     KS_CHECK_INT(rig.devices[0].derived_role, KS_ROLE_STANDALONE);
     KS_CHECK_INT(rig.master, -1);
+    ks_findings_free(&f);
+}
+
+static void exposure_default_follows_powerline(void)
+{
+    const char *text = "devices:\n  - {serial: A}\nexposure: {powerline: 50}\n";
+    ks_rig rig;
+    ks_error e;
+    KS_CHECK_INT(ks_rig_load_string(text, strlen(text), "pl.yaml", &rig, &e), KS_OK);
+    KS_CHECK_INT(rig.exposure.exposure_us, ks_exposure_round_up(KS_POWERLINE_50HZ, 8330));
+    ks_findings f;
+    ks_findings_init(&f);
+    KS_CHECK_INT(ks_rig_validate(&rig, &f), KS_OK);
+    KS_CHECK_INT(f.count, 0); /* no "rounded" warning for a value the file never asked for */
     ks_findings_free(&f);
 }
 
@@ -296,6 +316,7 @@ int main(void)
     KS_RUN(bad_files);
     KS_RUN(every_key);
     KS_RUN(defaults);
+    KS_RUN(exposure_default_follows_powerline);
     KS_RUN(names);
     return KS_TEST_END();
 }

@@ -325,8 +325,41 @@ static void collects_all(void)
     ks_findings_free(&g);
 }
 
+static void format(void)
+{
+    const char *text = "devices:\n  - {serial: A1, name: a}\n  - {serial: B1, name: b}\nchain: [a, b]\n"
+                       "exposure: {us: 8000}\n";
+    ks_rig rig;
+    ks_error e;
+    KS_CHECK_INT(ks_rig_load_string(text, strlen(text), "fmt.yaml", &rig, &e), KS_OK);
+    ks_findings f;
+    ks_findings_init(&f);
+    KS_CHECK_INT(ks_rig_validate(&rig, &f), KS_OK);
+    const ks_finding *x = rigtest_find(&f, "exposure-rounded");
+    char buf[600];
+    KS_CHECK(x != NULL);
+    if (x) {
+        ks_finding_format(&rig, x, buf, sizeof buf);
+        KS_CHECK_CONTAINS(buf, "fmt.yaml:5: warning [exposure-rounded] exposure 8000 us");
+        KS_CHECK_CONTAINS(buf, "will use 8330 us; fix: write exposure.us: 8330");
+    }
+    x = rigtest_find(&f, "usbfs-memory");
+    KS_CHECK(x != NULL);
+    if (x) {
+        ks_finding no_line = *x;
+        no_line.line = 0;
+        ks_finding_format(NULL, &no_line, buf, sizeof buf);
+        KS_CHECK_CONTAINS(buf, "rig: warning [usbfs-memory] host localhost drives 2 devices");
+        char tiny[8];
+        KS_CHECK(ks_finding_format(&rig, x, tiny, sizeof tiny) > 7);
+        KS_CHECK_INT(strlen(tiny), 7);
+    }
+    ks_findings_free(&f);
+}
+
 int main(void)
 {
+    KS_RUN(format);
     KS_RUN(every_rule);
     KS_RUN(built_in_code);
     KS_RUN(daisy_chain_length);
