@@ -35,6 +35,7 @@ struct sim_event {
     uint64_t gen;
     int64_t idx;
     double rate;
+    uint64_t t_true;   /* EV_CAPTURE: the true sync instant (may precede t by a negative jitter draw) */
     sim_frame *frame;
 };
 
@@ -310,9 +311,11 @@ static void frame_free(sim_frame *f)
 
 /* ---- sync pulses and captures ---- */
 
-static void schedule_capture(sim_world *w, sim_dev *d, uint64_t S, int64_t idx)
+static void schedule_capture(sim_world *w, sim_dev *d, double S, int64_t idx)
 {
-    sim_event ev = {.t = S, .type = EV_CAPTURE, .dev = d->index, .gen = d->gen, .idx = idx};
+    uint64_t t_true = S > 0 ? (uint64_t)llround(S) : 0;
+    sim_event ev = {.t = t_true > w->now_ns ? t_true : w->now_ns, .type = EV_CAPTURE, .dev = d->index,
+                    .gen = d->gen, .idx = idx, .t_true = t_true};
     push_event(w, ev);
 }
 
@@ -391,7 +394,7 @@ static void on_pulse(sim_world *w, const sim_event *ev)
                         : 0;
         double jit = d->jitter_us * 1000.0 * sim_rand_normal(&w->rng);
         double S = (double)w->now_ns + sd * 1000.0 + jit;
-        schedule_capture(w, d, S > (double)w->now_ns ? (uint64_t)S : w->now_ns, ev->idx);
+        schedule_capture(w, d, S, ev->idx);
         d->reason[0] = 0;
     }
     /* Sync In is mirrored to Sync Out by every powered device that is not a free-running master */
@@ -410,7 +413,7 @@ static void on_tick(sim_world *w, const sim_event *ev)
         d->clk_rate = d->rate_own;
         d->stats.zeroed_at_pulse = 0;
     }
-    schedule_capture(w, d, w->now_ns, ev->idx);
+    schedule_capture(w, d, (double)w->now_ns, ev->idx);
     if (d->cfg.wired_sync_mode == KS_SYNC_MASTER)
         mirror_pulse(w, d->index, w->now_ns, ev->idx, d->rate_own);
     double nominal = (double)d->tick0_ns + (double)(ev->idx + 1) * d->period_ns;
@@ -437,7 +440,7 @@ static void on_capture(sim_world *w, const sim_event *ev)
     sim_dev *d = &w->devs[ev->dev];
     if (ev->gen != d->gen || !d->streaming || d->disconnected)
         return;
-    uint64_t S = w->now_ns;
+    uint64_t S = ev->t_true;
     d->sequence++;
     d->stats.captures_taken++;
     sim_frame *f = calloc(1, sizeof *f);
