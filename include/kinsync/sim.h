@@ -45,6 +45,7 @@ typedef enum ks_sim_fault_kind {
     KS_SIM_FAULT_DISCONNECT,   /* device `device` disappears at at_ms: get_capture -> KS_ENODEV */
     KS_SIM_FAULT_DROP,         /* device `device` loses `count` captures from at_ms on */
     KS_SIM_FAULT_STALL_HOST,   /* host `host` reads nothing from at_ms for duration_ms */
+    KS_SIM_FAULT_TRIGGER_STOP, /* the external trigger generator stops at at_ms (resumes after duration_ms if > 0) */
     KS_SIM_FAULT_KIND_COUNT
 } ks_sim_fault_kind;
 
@@ -215,7 +216,7 @@ ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, in
                                    ks_error *err);
 
 /* Names. */
-const char *ks_sim_fault_kind_name(ks_sim_fault_kind k); /* "unplug", "disconnect", "drop", "stall" */
+const char *ks_sim_fault_kind_name(ks_sim_fault_kind k); /* "unplug", "disconnect", "drop", "stall", "trigger-stop" */
 
 #ifdef __cplusplus
 }

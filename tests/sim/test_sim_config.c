@@ -126,7 +126,7 @@ static void test_errors_name_line_and_fix(void)
         {"simulation:\n  sed: 1\n", {"x.yaml:2", "sed"}},
         {"simulation:\n  mode: slow\n", {"x.yaml:2", "fast or paced"}},
         {"simulation:\n  queue_frames: 0\n", {"x.yaml:2", "queue_frames"}},
-        {"simulation:\n  faults:\n    - {kind: explode, at_ms: 1}\n", {"x.yaml:3", "unplug, disconnect"}},
+        {"simulation:\n  faults:\n    - {kind: explode, at_ms: 1}\n", {"x.yaml:3", "trigger-stop"}},
         {"simulation:\n  faults:\n    - {kind: drop, device: nobody, at_ms: 1}\n", {"x.yaml:3", "nobody"}},
         {"simulation:\n  faults:\n    - {kind: stall, at_ms: 1}\n", {"x.yaml:3", "duration_ms"}},
         {"simulation:\n  scene:\n    objects:\n      - {box: {min: [0, 0, 0], max: [0, 1, 1]}}\n", {"x.yaml:4", "min"}},

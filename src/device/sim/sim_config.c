@@ -312,7 +312,7 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
         yaml_node_t *kn = ks_yaml_map_get(x->y, m, "kind");
         if (!kn)
             return ks_yaml_error(x->y, m, x->err, KS_EPARSE,
-                                 "a fault needs `kind:` (unplug, disconnect, drop or stall)");
+                                 "a fault needs `kind:` (unplug, disconnect, drop, stall or trigger-stop)");
         st = ks_yaml_get_string(x->y, kn, "kind", kind, sizeof kind, x->err);
         if (st != KS_OK)
             break;
@@ -322,7 +322,8 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
                 break;
         if (k == KS_SIM_FAULT_KIND_COUNT)
             return ks_yaml_error(x->y, kn, x->err, KS_EINVAL,
-                                 "unknown fault kind `%s`; use unplug, disconnect, drop or stall", kind);
+                                 "unknown fault kind `%s`; use unplug, disconnect, drop, stall or trigger-stop",
+                                 kind);
         f->kind = (ks_sim_fault_kind)k;
         if (!ks_yaml_map_get(x->y, m, "at_ms"))
             return ks_yaml_error(x->y, m, x->err, KS_EPARSE, "a fault needs `at_ms:` (virtual ms since start)");

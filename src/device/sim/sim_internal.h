@@ -159,6 +159,8 @@ struct sim_world {
     double trigger_hz;      /* actual generator frequency */
     bool trigger_electrical_ok;
     char trigger_reason[200];
+    bool trigger_stopped;   /* TRIGGER_STOP fault in effect */
+    double trigger_stop_ms;
     uint64_t lag_ns;        /* interference settles this long after a depth window ends */
     sim_scene scene;
 };

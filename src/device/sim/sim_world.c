@@ -426,7 +426,7 @@ static void on_tick(sim_world *w, const sim_event *ev)
 static void on_trigger(sim_world *w, const sim_event *ev)
 {
     int to = trigger_target(&w->rig);
-    if (to >= 0) {
+    if (to >= 0 && !w->trigger_stopped) {
         sim_event p = {.t = w->now_ns, .type = EV_PULSE, .dev = to, .idx = ev->idx, .aux = 1, .rate = 1.0};
         push_event(w, p);
     }
@@ -669,6 +669,10 @@ static void on_fault(sim_world *w, const sim_event *ev)
         if (ft->device >= 0 && ft->device < w->rig.device_count)
             w->devs[ft->device].drop_remaining += ft->count;
         break;
+    case KS_SIM_FAULT_TRIGGER_STOP:
+        w->trigger_stopped = !end;
+        w->trigger_stop_ms = ft->at_ms;
+        break;
     case KS_SIM_FAULT_STALL_HOST:
         for (int h = 0; h < w->host_count; h++) {
             if (strcmp(w->hosts[h].name, ft->host) != 0)
@@ -797,6 +801,12 @@ static void diagnose(sim_world *w, sim_dev *d, char *buf, size_t n)
         return;
     }
     int trig = trigger_target(&w->rig);
+    if (w->trigger_stopped && trig >= 0 && (trig == d->index || d->stats.pulses_seen > 0)) {
+        snprintf(buf, n,
+                 "device %s gets no sync pulses: the external trigger generator stopped at %.1f ms; restart it",
+                 serial, w->trigger_stop_ms);
+        return;
+    }
     if (trig == d->index) {
         char why[256];
         if (!trigger_ok_for(w, d, why, sizeof why))
@@ -1483,7 +1493,7 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
         const ks_sim_fault *ft = &w->cfg.faults[f];
         sim_event ev = {.t = (uint64_t)(ft->at_ms * 1e6), .type = EV_FAULT, .aux = f, .idx = 0};
         push_event(w, ev);
-        if (ft->kind == KS_SIM_FAULT_UNPLUG && ft->duration_ms > 0) {
+        if ((ft->kind == KS_SIM_FAULT_UNPLUG || ft->kind == KS_SIM_FAULT_TRIGGER_STOP) && ft->duration_ms > 0) {
             ev.t = (uint64_t)((ft->at_ms + ft->duration_ms) * 1e6);
             ev.idx = 1;
             push_event(w, ev);
@@ -1615,6 +1625,6 @@ ks_status ks_sim_device_clock(ks_sim *s, int device, double *rate, double *offse
 
 const char *ks_sim_fault_kind_name(ks_sim_fault_kind k)
 {
-    static const char *const names[] = {"unplug", "disconnect", "drop", "stall"};
+    static const char *const names[] = {"unplug", "disconnect", "drop", "stall", "trigger-stop"};
     return (k >= 0 && k < KS_SIM_FAULT_KIND_COUNT) ? names[k] : "unknown";
 }
