@@ -39,12 +39,14 @@ ks_status ks_rigcal_write_json(const ks_rigcal_problem *p, const ks_rigcal_resul
     for (int i = 0; i < r->device_count; i++) {
         const ks_rigcal_device_result *d = &r->devices[i];
         json_t *o = json_pack(
-            "{s:s, s:i, s:b, s:o, s:o, s:{s:o, s:o, s:o}, s:o, s:i, s:i, s:{s:o, s:i}}", "serial",
+            "{s:s, s:i, s:b, s:o, s:o, s:{s:o, s:o, s:o}, s:o, s:i, s:i, s:{s:o, s:i, s:i, s:o, s:o}}", "serial",
             p->devices[i].serial, "index", i, "reference", i == r->reference_device, "depth_to_rig",
             ext_json(&d->depth_to_rig), "color_to_rig", ext_json(&d->color_to_rig), "uncertainty", "rotation_deg",
             num_or_null(d->rotation_sigma_deg), "position_mm", num_or_null(d->position_sigma_mm), "covariance",
             arr(d->covariance, 36), "reprojection_rms_px", num_or_null(d->rms_px), "views", d->views, "corners",
-            d->corners, "cross_check", "ray_rms_mm", num_or_null(d->ray_rms_mm), "rays", d->ray_count);
+            d->corners, "cross_check", "ray_rms_mm", num_or_null(d->ray_rms_mm), "rays", d->ray_count,
+            "depth_plane_points", d->depth_plane_points, "depth_plane_mean_mm", num_or_null(d->depth_plane_mean_mm),
+            "depth_plane_rms_mm", num_or_null(d->depth_plane_rms_mm));
         json_array_append_new(devs, o);
     }
     const ks_board *b = p->board;

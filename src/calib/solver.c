@@ -949,6 +949,8 @@ ks_status ks_rigcal_solve(const ks_rigcal_problem *p, const ks_rigcal_options *o
                 dr->views++;
                 out->used_views++;
             }
+        dr->depth_plane_mean_mm = NAN;
+        dr->depth_plane_rms_mm = NAN;
         ext_from_pose(&s.dev[i], &dr->camera_to_rig);
         ks_extrinsics cam_from_depth = p->devices[i].depth_to_camera;
         ks_extrinsics_compose(&cam_from_depth, &dr->camera_to_rig, &dr->depth_to_rig);

@@ -244,8 +244,72 @@ static void test_output_file(void)
     ks_synth_scene_free(&sc);
 }
 
+/* Depth image of the board plane seen by a depth camera, the plane moved `offset` mm back along
+ * its normal (0 off the sheet). */
+static void render_depth(const ks_board *b, const ks_intrinsics *in, const ks_extrinsics *b2d, double offset,
+                         uint8_t *img)
+{
+    ks_extrinsics d2b;
+    ks_extrinsics_invert(b2d, &d2b);
+    double n[3] = {b2d->R[2], b2d->R[5], b2d->R[8]}; /* board z axis in the depth frame */
+    double c = n[0] * b2d->t[0] + n[1] * b2d->t[1] + n[2] * b2d->t[2];
+    for (int v = 0; v < in->height; v++)
+        for (int u = 0; u < in->width; u++) {
+            double uv[2] = {u, v}, xy[2];
+            uint16_t z = 0;
+            if (ks_unproject_ray(in, uv, xy)) {
+                double den = n[0] * xy[0] + n[1] * xy[1] + n[2];
+                double s0 = den != 0 ? c / den : -1; /* point on the plane = s0 * (x, y, 1) */
+                double p[3] = {s0 * xy[0], s0 * xy[1], s0}, q[3];
+                ks_extrinsics_apply(&d2b, p, q);
+                if (s0 > 0 && ks_board_intensity(b, q[0], q[1]) >= 0)
+                    z = (uint16_t)lround((c + offset) / den);
+            }
+            img[2 * ((size_t)v * in->width + u)] = (uint8_t)(z & 0xff);
+            img[2 * ((size_t)v * in->width + u) + 1] = (uint8_t)(z >> 8);
+        }
+}
+
+static void test_depth_plane_check(void)
+{
+    ks_synth_scene_options so;
+    ks_synth_scene_options_default(&so);
+    so.devices = 3;
+    so.frames = 12;
+    ks_synth_scene sc;
+    ks_error err = {0};
+    KS_CHECK_INT(ks_synth_scene_make(&so, &sc, &err), KS_OK);
+    int dev = 1, frame = -1;
+    for (int k = 0; k < sc.obs_count && frame < 0; k++)
+        if (sc.obs[k].device == dev)
+            frame = sc.obs[k].frame;
+    KS_CHECK(frame >= 0);
+    char *json = ks_calibration_json_synthesize(so.seed * 1000 + (uint64_t)dev, sc.devices[dev].serial);
+    ks_calibration cal;
+    KS_CHECK_INT(ks_calibration_from_json(json, strlen(json), KS_DEPTH_NFOV_UNBINNED, so.color, &cal, &err), KS_OK);
+    free(json);
+    ks_extrinsics rig_to_depth, b2d;
+    ks_extrinsics_invert(&sc.true_depth_to_rig[dev], &rig_to_depth);
+    ks_extrinsics_compose(&sc.true_board_to_rig[frame], &rig_to_depth, &b2d);
+    uint8_t *img = malloc((size_t)cal.depth.width * cal.depth.height * 2);
+    const double offsets[2] = {0.0, 5.0};
+    for (int k = 0; k < 2; k++) {
+        render_depth(&sc.board, &cal.depth, &b2d, offsets[k], img);
+        ks_depth_plane_stats acc = {0};
+        KS_CHECK_INT(ks_depth_board_check(&cal.depth, img, cal.depth.width * 2, &sc.board, &b2d, 50.0, 2, &acc, &err),
+                     KS_OK);
+        double mean = acc.points ? acc.sum_mm / acc.points : NAN;
+        printf("depth plane check, offset %.1f mm: %d points, mean %.3f mm\n", offsets[k], acc.points, mean);
+        KS_CHECK(acc.points > 1000);
+        KS_CHECK_NEAR(mean, offsets[k], 0.2);
+    }
+    free(img);
+    ks_synth_scene_free(&sc);
+}
+
 int main(void)
 {
+    KS_RUN(test_depth_plane_check);
     KS_RUN(test_pnp);
     KS_RUN(test_ring_01px);
     KS_RUN(test_ring_03px);
