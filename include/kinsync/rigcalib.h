@@ -86,6 +86,7 @@ typedef struct ks_rigcal_result {
     double initial_rms_px, rms_px;      /* reprojection RMS before and after the adjustment */
     int iterations;
     int used_obs, used_views;
+    int rejected_views;                 /* views dropped as inconsistent with the rest (RMS > max(3 px, 10x median view)) */
     int reference_device;
     /* Cross-check without the reprojection residual: corners seen by >= 2 devices are triangulated
      * from the solved camera poses, then a rigid board model is fitted per frame set. */

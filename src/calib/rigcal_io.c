@@ -51,14 +51,15 @@ ks_status ks_rigcal_write_json(const ks_rigcal_problem *p, const ks_rigcal_resul
     }
     const ks_board *b = p->board;
     json_t *root = json_pack(
-        "{s:s, s:i, s:s, s:s, s:{s:i, s:i, s:f, s:f, s:s, s:i}, s:{s:o, s:o, s:i, s:i, s:i, s:f}, s:{s:i, s:o}, "
+        "{s:s, s:i, s:s, s:s, s:{s:i, s:i, s:f, s:f, s:s, s:i}, s:{s:o, s:o, s:i, s:i, s:i, s:i, s:f}, s:{s:i, s:o}, "
         "s:o}",
         "format", FORMAT_NAME, "version", FORMAT_VERSION, "rig_frame",
         "depth camera of the reference device (x right, y down, z forward; millimetres)", "reference_serial",
         p->devices[r->reference_device].serial, "board", "rows", b->rows, "columns", b->columns, "tag_size_mm",
         b->tag_size_mm, "spacing", b->spacing, "family", ks_tag_family_name(b->family), "first_id", b->first_id,
         "solve", "reprojection_rms_px", num_or_null(r->rms_px), "initial_rms_px", num_or_null(r->initial_rms_px),
-        "iterations", r->iterations, "frame_sets", r->frame_count, "corners", r->used_obs, "seconds", r->solve_seconds,
+        "iterations", r->iterations, "frame_sets", r->frame_count, "corners", r->used_obs, "rejected_views",
+        r->rejected_views, "seconds", r->solve_seconds,
         "cross_check", "triangulated_points", r->triangulated_points, "board_fit_rms_mm",
         num_or_null(r->board_fit_rms_mm), "devices", devs);
     if (!root)

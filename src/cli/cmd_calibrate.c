@@ -800,8 +800,9 @@ int cmd_calibrate(int argc, char **argv)
                                                  d->rotation_sigma_deg, "position_sigma_mm", d->position_sigma_mm,
                                                  "ray_rms_mm", isfinite(d->ray_rms_mm) ? d->ray_rms_mm : -1.0));
         }
-        json_t *o = json_pack("{s:s, s:f, s:i, s:i, s:f, s:o}", "output", out_path, "rms_px", res.rms_px,
-                              "frame_sets", res.frame_count, "triangulated_points", res.triangulated_points,
+        json_t *o = json_pack("{s:s, s:f, s:i, s:i, s:i, s:f, s:o}", "output", out_path, "rms_px", res.rms_px,
+                              "frame_sets", res.frame_count, "rejected_views", res.rejected_views,
+                              "triangulated_points", res.triangulated_points,
                               "board_fit_rms_mm", isfinite(res.board_fit_rms_mm) ? res.board_fit_rms_mm : -1.0,
                               "devices", arr);
         char *js = json_dumps(o, JSON_INDENT(2));
@@ -813,6 +814,9 @@ int cmd_calibrate(int argc, char **argv)
         printf("rig calibration: %d devices, %d frame sets, %d corners, reprojection RMS %.3f px (from %.3f), "
                "%d iterations, %.2f s\n",
                nd, res.frame_count, res.used_obs, res.rms_px, res.initial_rms_px, res.iterations, res.solve_seconds);
+        if (res.rejected_views)
+            printf("%d views disagreed with the rest (a wrong detection or a frame set that is not synchronized) and "
+                   "were left out\n", res.rejected_views);
         printf("%-16s %5s %7s %8s %10s %9s %8s\n", "device", "views", "corners", "rms px", "sigma deg", "sigma mm",
                "rays mm");
         for (int i = 0; i < nd; i++) {

@@ -60,6 +60,7 @@ static void run_ring(double noise, double rot_limit, double tr_limit, uint64_t s
         KS_CHECK_NEAR(r.devices[i].rms_px, noise * sqrt(2.0), noise * 0.3);
     }
     KS_CHECK(r.used_views >= 60);
+    KS_CHECK_INT(r.rejected_views, 0); /* clean data: nothing is thrown away */
     KS_CHECK(r.triangulated_points > 100);
     KS_CHECK_MSG(r.board_fit_rms_mm < 2.0, "board fit %.3f mm", r.board_fit_rms_mm);
     ks_rigcal_result_free(&r);
@@ -96,6 +97,45 @@ static void test_outliers_robust(void)
     KS_CHECK(mr < 0.05);
     KS_CHECK(mt < 2.0);
     ks_rigcal_result_free(&r);
+    ks_synth_scene_free(&sc);
+}
+
+/* One whole view is wrong (its corners shifted by 120 px: a consistent but false board pose, like
+ * a mismatched frame): the initialization skips it and the Cauchy loss keeps it from pulling. */
+static void test_bad_view(void)
+{
+    ks_synth_scene_options so;
+    ks_synth_scene_options_default(&so);
+    so.seed = 6;
+    ks_synth_scene sc;
+    ks_error err = {0};
+    KS_CHECK_INT(ks_synth_scene_make(&so, &sc, &err), KS_OK);
+    int dev = 4, frame = -1, moved = 0;
+    for (int k = 0; k < sc.obs_count && frame < 0; k++)
+        if (sc.obs[k].device == dev)
+            frame = sc.obs[k].frame;
+    for (int k = 0; k < sc.obs_count; k++)
+        if (sc.obs[k].device == dev && sc.obs[k].frame == frame) {
+            sc.obs[k].uv[0] += 120;
+            moved++;
+        }
+    KS_CHECK(moved >= 8);
+    for (int loss = KS_LOSS_HUBER; loss <= KS_LOSS_CAUCHY; loss++) {
+        ks_rigcal_options o;
+        ks_rigcal_options_default(&o);
+        o.loss = (ks_rigcal_loss)loss;
+        ks_rigcal_result r;
+        KS_CHECK_INT(ks_rigcal_solve(&sc.problem, &o, &r, &err), KS_OK);
+        double mr, mt;
+        errors_vs_truth(&sc, &r, &mr, &mt);
+        printf("one view of device %d shifted by 120 px (%d corners), loss %d: %d views rejected, max error %.4f deg "
+               "%.3f mm\n", dev, moved, loss, r.rejected_views, mr, mt);
+        /* the bad view, and possibly its frame-set partner (with two views, either can be "the" outlier) */
+        KS_CHECK(r.rejected_views >= 1 && r.rejected_views <= 2);
+        KS_CHECK(mr < 0.02);
+        KS_CHECK(mt < 1.0);
+        ks_rigcal_result_free(&r);
+    }
     ks_synth_scene_free(&sc);
 }
 
@@ -314,6 +354,7 @@ int main(void)
     KS_RUN(test_ring_01px);
     KS_RUN(test_ring_03px);
     KS_RUN(test_outliers_robust);
+    KS_RUN(test_bad_view);
     KS_RUN(test_disconnected);
     KS_RUN(test_output_file);
     return KS_TEST_END();
