@@ -85,7 +85,7 @@ static void print_text(const ks_rig *rig, const ks_plan *plan, const ks_findings
     if (plan->aim == KS_AIM_INTERLEAVED)
         printf("interleaved: effective %.0f fps, largest spacing error %.1f us\n", plan->effective_fps,
                plan->spacing_error_us);
-    else if (plan->proof.color_ok)
+    else if (plan->proof.color_ok && rig->master >= 0)
         printf("color: all captures within %.1f us of the master (target %d us)\n", plan->proof.color_spread_us,
                ks_color_alignment_target_us());
     const ks_plan_proof *p = &plan->proof;
@@ -96,9 +96,11 @@ static void print_text(const ks_rig *rig, const ks_plan *plan, const ks_findings
         printf("proof: no two laser devices share an interference group (nothing can interfere)\n");
     else
         printf("proof: smallest laser separation %.1f us between %s and %s %s guard %d us "
-               "(%d device pairs, %ld pulse pairs, one frame period of %.1f us)\n",
+               "(%d device pair%s, %ld pulse pairs, one frame period of %.1f us%s)\n",
                p->min_separation_us, rig->devices[p->device_a].name, rig->devices[p->device_b].name,
-               p->lasers_ok ? ">=" : "<", plan->guard_us, p->pairs_checked, p->pulse_pairs_checked, plan->period_us);
+               p->lasers_ok ? ">=" : "<", plan->guard_us, p->pairs_checked, p->pairs_checked == 1 ? "" : "s",
+               p->pulse_pairs_checked, plan->period_us,
+               p->unsynced_pairs ? "; a standalone device shares the group: no common clock, counted as 0" : "");
     if (!plan->feasible) {
         printf("\nINFEASIBLE: %s\n", plan->reason);
         if (plan->alternative_count) {

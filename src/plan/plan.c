@@ -175,6 +175,8 @@ static void place_group(planner *pl, int group)
         ks_plan_device *d = &plan->devices[j];
         if (d->group != group || !d->laser)
             continue;
+        if (!d->synced && pl->unsynced_group >= 0)
+            continue; /* no common clock: reported as unsynchronized, not placed */
         members++;
         if (place_laser(pl, j, placed, nplaced)) {
             placed[nplaced++] = j;

@@ -274,6 +274,9 @@ static void test_unsynced_devices(void)
     rig.devices[0].derived_role = rig.devices[1].derived_role = KS_ROLE_STANDALONE;
     KS_CHECK(ks_plan_make(&rig, NULL, &plan, NULL) == KS_EINVAL);
     KS_CHECK_CONTAINS(plan.reason, "not synchronized");
+    KS_CHECK_INT(plan.proof.unsynced_pairs, 1);
+    KS_CHECK(!plan.proof.lasers_ok);
+    KS_CHECK_NEAR(plan.proof.min_separation_us, 0, 1e-12);
     KS_CHECK(alt("split-groups") != NULL);
     /* in separate groups they are fine */
     rig.devices[1].group = 1;

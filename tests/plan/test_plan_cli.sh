@@ -100,6 +100,14 @@ sed -e 's/NFOV_UNBINNED/PASSIVE_IR/' "$SRC/examples/rigs/chain-3.yaml" >"$TMP/pa
 expect_exit 0 "passive" "$KINSYNC" plan "$TMP/passive.yaml"
 grep -q "fires no laser" "$TMP/out" || fail "passive IR: no 'fires no laser' line"
 
+# two unsynchronized devices in one interference group: infeasible; in two groups: fine
+printf 'rig: two\ndevices:\n  - {serial: "1", name: a}\n  - {serial: "2", name: b}\n' >"$TMP/two.yaml"
+expect_exit 1 "unsynced pair" "$KINSYNC" plan "$TMP/two.yaml"
+grep -q "not synchronized" "$TMP/out" || fail "unsynced pair: reason missing"
+printf 'rig: two\ndevices:\n  - {serial: "1", name: a}\n  - {serial: "2", name: b, group: 1}\n' >"$TMP/two-groups.yaml"
+expect_exit 0 "unsynced pair in two groups" "$KINSYNC" plan "$TMP/two-groups.yaml"
+grep -q "no two laser devices share an interference group" "$TMP/out" || fail "two groups: proof line"
+
 # an invalid rig: exit 1 with the finding
 sed -e 's/length_m: 2/length_m: 12/' "$SRC/examples/rigs/chain-3.yaml" >"$TMP/long.yaml"
 expect_exit 1 "invalid rig" "$KINSYNC" plan "$TMP/long.yaml"
