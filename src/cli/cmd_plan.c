@@ -32,8 +32,9 @@ static void usage(FILE *out)
             "  --aim AIM       simultaneous or interleaved, overriding the rig's plan.aim\n"
             "  -h, --help      this text\n"
             "\n"
-            "Exit status: 0 the rig is valid and the plan feasible, 1 invalid rig or infeasible plan,\n"
-            "2 usage error (unknown option, missing or unreadable file, bad YAML).\n");
+            "Exit status: 0 the rig is valid and the plan feasible, 1 invalid rig, infeasible plan or\n"
+            "the SVG could not be written, 2 usage error (unknown option, missing or unreadable file,\n"
+            "bad YAML or unknown key).\n");
 }
 
 static const char *role_label(const ks_plan_device *d)
