@@ -19,7 +19,7 @@ static void usage(FILE *out)
             "never fire within the guard of each other (aim simultaneous: all color captures together;\n"
             "aim interleaved: captures spread over the frame period for N x fps). Prints a table per\n"
             "device, the start order, the proof (smallest separation between two devices' laser pulses\n"
-            "over a whole frame period, after the firmware's 90 kHz delay rounding), the validation\n"
+            "over a whole frame period, after the firmware's %d Hz delay rounding), the validation\n"
             "findings, and the k4arecorder command line for every device grouped by host. An infeasible\n"
             "rig gets the reason and the alternatives that would work.\n"
             "\n"
@@ -28,13 +28,14 @@ static void usage(FILE *out)
             "  --svg FILE      also draw one frame period as SVG: color exposure and laser pulses per\n"
             "                  device, an inset on the first idle gap, guard gaps marked\n"
             "  --guard US      required separation between two devices' pulse starts (default: the rig's\n"
-            "                  plan.guard_us, else pulse width + clock margin = 160 us)\n"
+            "                  plan.guard_us, else pulse width + clock margin = %d us)\n"
             "  --aim AIM       simultaneous or interleaved, overriding the rig's plan.aim\n"
             "  -h, --help      this text\n"
             "\n"
             "Exit status: 0 the rig is valid and the plan feasible, 1 invalid rig, infeasible plan or\n"
             "the SVG could not be written, 2 usage error (unknown option, missing or unreadable file,\n"
-            "bad YAML or unknown key).\n");
+            "bad YAML or unknown key).\n",
+            ks_delay_ticks_hz(), ks_laser_default_guard_us(KS_DEPTH_NFOV_UNBINNED));
 }
 
 static const char *role_label(const ks_plan_device *d)
