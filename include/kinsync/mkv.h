@@ -129,6 +129,7 @@ typedef struct ks_mkv_track {
     uint64_t default_duration_ns;
     uint64_t blocks;                 /* frames counted by ks_mkv_reader_scan (0 before) */
     uint64_t first_ts_us, last_ts_us;/* device timestamps, set by ks_mkv_reader_scan */
+    uint32_t codec_private_size;     /* bytes of CodecPrivate (40 for a BITMAPINFOHEADER) */
 } ks_mkv_track;
 
 typedef struct ks_mkv_tag {
@@ -166,6 +167,8 @@ typedef struct ks_mkv_info {
     uint64_t first_cluster_offset;   /* absolute byte offset */
     uint64_t end_of_data;            /* absolute offset after the last complete cluster (after a scan) */
     uint64_t clusters;               /* complete clusters (after a scan) */
+    char doctype[16];                /* "matroska" */
+    uint64_t doctype_version, doctype_read_version;
 } ks_mkv_info;
 
 typedef struct ks_mkv_reader ks_mkv_reader;
@@ -180,6 +183,15 @@ const ks_mkv_info *ks_mkv_reader_info(const ks_mkv_reader *r);
 const char *ks_mkv_reader_tag(const ks_mkv_reader *r, const char *name);
 /* The track of a kind, NULL if the recording has none. */
 const ks_mkv_track *ks_mkv_reader_track(const ks_mkv_reader *r, ks_mkv_track_kind kind);
+
+/* The checks the Azure Kinect SDK playback (k4a_playback_open, v1.4) makes on open, applied to
+ * an open reader: DocType matroska with DocTypeReadVersion <= 2 <= DocTypeVersion order, at least
+ * one cluster, video COLOR/DEPTH/IR tracks with a 40-byte BITMAPINFOHEADER of a known FOURCC,
+ * K4A_DEPTH_MODE present and known when a DEPTH or IR track exists, depth/IR sizes matching the
+ * mode, equal DefaultDuration on every video track giving 5, 15 or 30 fps, integer delay and
+ * offset tags, a known K4A_WIRED_SYNC_MODE. KS_OK when the SDK would open the file, else
+ * KS_EPARSE naming the first failed check. */
+ks_status ks_mkv_check_playback(const ks_mkv_reader *r, ks_error *err);
 
 /* One item of the recording, in time order. */
 typedef struct ks_mkv_item {

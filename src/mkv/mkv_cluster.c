@@ -265,7 +265,8 @@ ks_status ks_mkv_load_cluster(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, k
     }
     for (size_t i = 0; i < r->nframes; i++)
         r->frames[i].time += r->cluster_time;
-    qsort(r->frames, r->nframes, sizeof *r->frames, cmp_frame);
+    if (r->nframes > 1)
+        qsort(r->frames, r->nframes, sizeof *r->frames, cmp_frame);
     /* remember where clusters are, for seeking without Cues */
     if (!r->ncidx || loc->pos > r->cidx[r->ncidx - 1].pos) {
         if (r->ncidx == r->capcidx) {

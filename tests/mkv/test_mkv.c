@@ -227,6 +227,8 @@ static void test_round_trip(void)
         const ks_mkv_info *in = ks_mkv_reader_info(r);
         KS_CHECK(in->segment_size_known);
         KS_CHECK(!in->truncated);
+        ks_error pe = {0};
+        KS_CHECK_MSG(ks_mkv_check_playback(r, &pe) == KS_OK, "%s", pe.message);
         KS_CHECK_INT(in->timecode_scale, 1000);
         KS_CHECK_INT(in->track_count, 4);
         KS_CHECK(in->has_start_offset);
@@ -615,6 +617,43 @@ static void test_corrupt(void)
     KS_CHECK_INT(ok + parse, 300);
 }
 
+/* A file the SDK would refuse is named as such (here: K4A_DEPTH_MODE renamed). */
+static void test_playback_check(void)
+{
+    const char *p = path_in("small.mkv");
+    FILE *f = fopen(p, "rb");
+    if (!f) {
+        KS_CHECK(0);
+        return;
+    }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *all = malloc((size_t)size);
+    KS_CHECK_INT(fread(all, 1, (size_t)size, f), size);
+    fclose(f);
+    int renamed = 0;
+    for (long i = 0; i + 14 <= size && i < 65536; i++)
+        if (!memcmp(all + i, "K4A_DEPTH_MODE", 14)) {
+            all[i + 13] = 'X';
+            renamed++;
+        }
+    KS_CHECK_INT(renamed, 1);
+    const char *q = path_in("nodepthmode.mkv");
+    f = fopen(q, "wb");
+    fwrite(all, 1, (size_t)size, f);
+    fclose(f);
+    free(all);
+    ks_mkv_reader *r;
+    ks_error e = {0};
+    KS_CHECK_INT(ks_mkv_reader_open(q, &r, &e), KS_OK);
+    if (r) {
+        KS_CHECK_INT(ks_mkv_check_playback(r, &e), KS_EPARSE);
+        KS_CHECK_CONTAINS(e.message, "K4A_DEPTH_MODE tag is missing");
+        ks_mkv_reader_close(r);
+    }
+}
+
 static void test_writer_errors(void)
 {
     ks_mkv_desc d;
@@ -666,6 +705,7 @@ static void test_fixture(void)
     if (!r)
         return;
     const ks_mkv_info *in = ks_mkv_reader_info(r);
+    KS_CHECK_MSG(ks_mkv_check_playback(r, &e) == KS_OK, "%s", e.message);
     KS_CHECK_INT(in->track_count, 4);
     KS_CHECK_INT(in->tag_count, 15);
     KS_CHECK_INT(in->start_offset_us, 336277);
@@ -732,6 +772,7 @@ int main(void)
     KS_RUN(test_tools);
     KS_RUN(test_truncation);
     KS_RUN(test_killed_writer);
+    KS_RUN(test_playback_check);
     KS_RUN(test_corrupt);
     KS_RUN(test_writer_errors);
     tjFree(jpeg);

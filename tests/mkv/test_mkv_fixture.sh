@@ -20,6 +20,7 @@ ffprobe -v error -show_entries stream=index,codec_tag_string,width,height,start_
   -of json "$F" > "$T/ffprobe.json"
 
 check complete "$(jq -r .complete "$T/info.json")" true
+check sdk_playback_ok "$(jq -r .sdk_playback_ok "$T/info.json")" true
 check writing_app "$(jq -r .writing_app "$T/info.json")" \
   "$(sed -n 's/.*Writing application: \(.*\)$/\1/p' "$T/mkvinfo.txt" | head -1)"
 check timecode_scale "$(jq -r .timecode_scale_ns "$T/info.json")" \
