@@ -210,6 +210,12 @@ typedef struct ks_mkv_item {
 /* Next item. KS_EEOF after the last complete cluster (a truncated tail is not an error: see
  * info->truncated). KS_EPARSE with the byte offset for a corrupt cluster. */
 ks_status ks_mkv_reader_next(ks_mkv_reader *r, ks_mkv_item *item, ks_error *err);
+/* Next capture, like k4a_playback_get_next_capture: the COLOR, DEPTH and IR frames of one
+ * instant -- device timestamps within half a frame period of each other once the depth delay
+ * (K4A_DEPTH_DELAY_NS: depth = color + delay) is taken out. A frame with no partner gives a capture
+ * with the other images NULL. IMU samples and other tracks are skipped (open a second reader for
+ * them). *out holds one reference (ks_capture_release). KS_EEOF at the end. */
+ks_status ks_mkv_reader_next_capture(ks_mkv_reader *r, ks_capture **out, ks_error *err);
 /* Positions the reader so that the next item is the first with device_ts_us >= ts_us. Uses the
  * Cues when present, otherwise scans cluster headers. */
 ks_status ks_mkv_reader_seek(ks_mkv_reader *r, uint64_t ts_us, ks_error *err);

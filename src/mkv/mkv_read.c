@@ -797,6 +797,8 @@ void ks_mkv_reader_close(ks_mkv_reader *r)
         return;
     if (r->fd >= 0)
         close(r->fd);
+    if (r->has_held)
+        ks_image_release(r->held.image);
     for (int i = 0; i < r->info.tag_count; i++) {
         free(r->info.tags[i].name);
         free(r->info.tags[i].value);

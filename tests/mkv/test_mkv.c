@@ -288,6 +288,33 @@ static void test_round_trip(void)
     free(got);
 }
 
+/* Captures group color with the depth/IR of the same instant (depth delay -80 us). */
+static void test_captures(void)
+{
+    ks_mkv_reader *r;
+    ks_error e = {0};
+    KS_CHECK_INT(ks_mkv_reader_open(path_in("rt.mkv"), &r, &e), KS_OK);
+    if (!r)
+        return;
+    int n = 0, full = 0, bad = 0;
+    ks_capture *c;
+    while (ks_mkv_reader_next_capture(r, &c, &e) == KS_OK) {
+        n++;
+        if (c->color && c->depth && c->ir) {
+            full++;
+            if (c->depth->device_ts_us != c->color->device_ts_us - 80 || c->ir->device_ts_us != c->depth->device_ts_us ||
+                c->color->device_ts_us != 5000000 + (uint64_t)(n - 1) * 33333 || c->depth->format != KS_FORMAT_DEPTH16 ||
+                c->ir->format != KS_FORMAT_IR16)
+                bad++;
+        }
+        ks_capture_release(c);
+    }
+    KS_CHECK_INT(n, 45);
+    KS_CHECK_INT(full, 45);
+    KS_CHECK_INT(bad, 0);
+    ks_mkv_reader_close(r);
+}
+
 static void check_seek(const char *p, const char *what)
 {
     int m = 0;
@@ -769,6 +796,7 @@ int main(void)
     KS_RUN(test_fixture);
     KS_RUN(test_round_trip);
     KS_RUN(test_seek);
+    KS_RUN(test_captures);
     KS_RUN(test_tools);
     KS_RUN(test_truncation);
     KS_RUN(test_killed_writer);
