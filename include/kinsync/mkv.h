@@ -77,6 +77,10 @@ typedef struct ks_mkv_writer_options {
     uint64_t uid_seed;       /* 0: random track/attachment UIDs; else deterministic (tests) */
     int64_t date_utc_s;      /* Info DateUTC as Unix seconds; 0 = now */
     const char *writing_app; /* NULL = "kinsync-VERSION" */
+    /* Default (false): every 16 MB the writer starts writeback and drops the previous 16 MB from
+     * the page cache once it is on disk, so a long recording does not fill the cache with dirty
+     * pages (cheaper, keeps the disk current). true: leave it all to the kernel. */
+    bool keep_page_cache;
 } ks_mkv_writer_options;
 
 typedef struct ks_mkv_writer ks_mkv_writer;

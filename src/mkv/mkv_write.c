@@ -605,7 +605,7 @@ static ks_status flush_cluster(ks_mkv_writer *w, ks_error *err)
     /* Start writeback every 16 MB and drop what was written back before, so a long recording
      * neither piles up dirty pages (the kernel would then make this thread write them back)
      * nor evicts the rest of the page cache; it also keeps the data on disk current. */
-    if (w->file_pos - w->synced_pos >= KS_MKV_WRITEBACK_CHUNK) {
+    if (!w->opts.keep_page_cache && w->file_pos - w->synced_pos >= KS_MKV_WRITEBACK_CHUNK) {
 #ifdef __linux__
         (void)sync_file_range(w->fd, (off64_t)w->synced_pos, (off64_t)(w->file_pos - w->synced_pos),
                               SYNC_FILE_RANGE_WRITE);
