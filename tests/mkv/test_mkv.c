@@ -644,6 +644,113 @@ static void test_corrupt(void)
     KS_CHECK_INT(ok + parse, 300);
 }
 
+/* Other configurations: IR only (PASSIVE_IR), color only (NV12, 15 fps, master), WFOV 2x2 +
+ * 1080p at 5 fps without IMU or calibration. Each must satisfy the SDK's open checks, read back
+ * its description, and pass mkvinfo. */
+static void test_configs(void)
+{
+    struct cfg {
+        ks_color_resolution res;
+        ks_image_format fmt;
+        ks_depth_mode dm;
+        ks_fps fps;
+        ks_wired_sync_mode sync;
+        bool imu;
+        int tracks;
+    } cfgs[] = {
+        {KS_COLOR_OFF, KS_FORMAT_MJPG, KS_DEPTH_PASSIVE_IR, KS_FPS_30, KS_SYNC_STANDALONE, false, 1},
+        {KS_COLOR_720P, KS_FORMAT_NV12, KS_DEPTH_OFF, KS_FPS_15, KS_SYNC_MASTER, true, 2},
+        {KS_COLOR_1080P, KS_FORMAT_MJPG, KS_DEPTH_WFOV_2X2BINNED, KS_FPS_5, KS_SYNC_STANDALONE, false, 3},
+    };
+    for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
+        struct cfg *c = &cfgs[k];
+        ks_mkv_desc d;
+        ks_mkv_desc_init(&d);
+        d.color_resolution = c->res;
+        d.color_format = c->fmt;
+        d.depth_mode = c->dm;
+        d.fps = c->fps;
+        d.sync_mode = c->sync;
+        d.imu = c->imu;
+        char name[64];
+        snprintf(name, sizeof name, "cfg%zu.mkv", k);
+        const char *p = path_in(name);
+        ks_mkv_writer *w;
+        ks_error e = {0};
+        KS_CHECK_INT(ks_mkv_writer_open(p, &d, NULL, &w, &e), KS_OK);
+        if (!w)
+            continue;
+        const ks_color_resolution_info *ci = ks_color_resolution_get(c->res);
+        const ks_depth_mode_info *di = ks_depth_mode_get(c->dm);
+        for (int f = 0; f < 3; f++) {
+            uint64_t t = 100000 + (uint64_t)f * (uint64_t)ks_frame_period_us(c->fps);
+            if (ci) {
+                ks_image *img = c->fmt == KS_FORMAT_MJPG
+                                    ? ks_image_create(KS_FORMAT_MJPG, ci->width, ci->height, 0, jpeg_size)
+                                    : ks_image_create(c->fmt, ci->width, ci->height, ci->width, (size_t)0);
+                if (c->fmt == KS_FORMAT_MJPG)
+                    memcpy(img->data, jpeg, jpeg_size);
+                else {
+                    ks_image_release(img);
+                    img = ks_image_create(c->fmt, ci->width, ci->height, 0, (size_t)ci->width * ci->height * 3 / 2);
+                    memset(img->data, 128, img->size);
+                }
+                img->device_ts_us = t;
+                KS_CHECK_INT(ks_mkv_writer_add_image(w, KS_MKV_COLOR, img, &e), KS_OK);
+                ks_image_release(img);
+            }
+            if (di) {
+                for (int kind = KS_MKV_DEPTH; kind <= KS_MKV_IR; kind++) {
+                    if (kind == KS_MKV_DEPTH && c->dm == KS_DEPTH_PASSIVE_IR)
+                        continue;
+                    ks_image *img = ks_image_create(kind == KS_MKV_DEPTH ? KS_FORMAT_DEPTH16 : KS_FORMAT_IR16,
+                                                    di->width, di->height, di->width * 2, 0);
+                    memset(img->data, f, img->size);
+                    img->device_ts_us = t;
+                    KS_CHECK_INT(ks_mkv_writer_add_image(w, (ks_mkv_track_kind)kind, img, &e), KS_OK);
+                    ks_image_release(img);
+                }
+            }
+            if (c->imu) {
+                ks_imu_sample s = {.acc_ts_us = t + 10, .gyro_ts_us = t + 10};
+                KS_CHECK_INT(ks_mkv_writer_add_imu(w, &s, &e), KS_OK);
+            }
+        }
+        KS_CHECK_INT(ks_mkv_writer_close(w, &e), KS_OK);
+        ks_mkv_reader *r;
+        KS_CHECK_INT(ks_mkv_reader_open(p, &r, &e), KS_OK);
+        if (!r)
+            continue;
+        const ks_mkv_info *in = ks_mkv_reader_info(r);
+        KS_CHECK_MSG(ks_mkv_check_playback(r, &e) == KS_OK, "config %zu: %s", k, e.message);
+        KS_CHECK_INT(in->track_count, c->tracks);
+        KS_CHECK_INT(in->desc.color_resolution, c->res);
+        if (ci)
+            KS_CHECK_INT(in->desc.color_format, c->fmt);
+        KS_CHECK_INT(in->desc.depth_mode, c->dm);
+        KS_CHECK_INT(in->desc.fps, c->fps);
+        KS_CHECK_INT(in->desc.sync_mode, c->sync);
+        KS_CHECK_INT(in->desc.imu, c->imu);
+        KS_CHECK(ks_mkv_reader_tag(r, "K4A_DEPTH_DELAY_NS") == NULL || (ci && di));
+        int items = 0;
+        ks_mkv_item it;
+        while (ks_mkv_reader_next(r, &it, &e) == KS_OK) {
+            if (it.image && it.kind == KS_MKV_COLOR && c->fmt == KS_FORMAT_NV12)
+                KS_CHECK_INT(it.image->stride, ci->width);
+            ks_image_release(it.image);
+            items++;
+        }
+        KS_CHECK_INT(items, 3 * (c->tracks));
+        ks_mkv_reader_close(r);
+        if (system("command -v mkvinfo >/dev/null") == 0) {
+            char cmd[700];
+            snprintf(cmd, sizeof cmd, "mkvinfo -v '%s' 2>&1 | grep -iE 'warning|error|unknown|invalid'", p);
+            KS_CHECK_INT(run_count(cmd), 0);
+        }
+        unlink(p);
+    }
+}
+
 /* A file the SDK would refuse is named as such (here: K4A_DEPTH_MODE renamed). */
 static void test_playback_check(void)
 {
@@ -801,6 +908,7 @@ int main(void)
     KS_RUN(test_truncation);
     KS_RUN(test_killed_writer);
     KS_RUN(test_playback_check);
+    KS_RUN(test_configs);
     KS_RUN(test_corrupt);
     KS_RUN(test_writer_errors);
     tjFree(jpeg);
