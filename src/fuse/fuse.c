@@ -41,6 +41,8 @@ typedef struct job {
     ks_fuse *f;
     int t;
     double ms_color;
+    ks_cloud *out;
+    size_t offset, written; /* phase 3: where partition t goes, how many it wrote */
 } job;
 
 void ks_fuse_destroy(ks_fuse *f)
@@ -192,6 +194,14 @@ static void *points_worker(void *arg)
     return NULL;
 }
 
+/* Phase 3: partition t of the grid read out into its range of the output. */
+static void *extract_worker(void *arg)
+{
+    job *j = arg;
+    j->written = ks_voxel_grid_extract_part(j->f->grid, j->t, j->f->opt.min_weight, j->out, j->offset);
+    return NULL;
+}
+
 /* Phase 2: partition t of the grid from every device's points. */
 static void *voxel_worker(void *arg)
 {
@@ -208,8 +218,13 @@ static void *voxel_worker(void *arg)
                                          fd->npix, &f->thread_error[j->t]);
         if (st) {
             f->thread_status[j->t] = st;
-            break;
+            return NULL;
         }
+    }
+    {
+        ks_status st = ks_voxel_grid_aggregate_part(f->grid, j->t, &f->thread_error[j->t]);
+        if (st)
+            f->thread_status[j->t] = st;
     }
     return NULL;
 }
@@ -247,7 +262,7 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
     int T = f->opt.threads;
     job jobs[64];
     for (int t = 0; t < T; t++) {
-        jobs[t] = (job){f, t, 0};
+        jobs[t] = (job){f, t, 0, out, 0, 0};
         f->thread_status[t] = KS_OK;
     }
     f->in = inputs;
@@ -259,10 +274,36 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
     st = run_phase(f, voxel_worker, jobs, err);
     if (st)
         return st;
-    st = ks_voxel_grid_extract(f->grid, f->opt.min_weight, out, err);
-    double t2 = ks_fuse_now_ms();
-    if (st)
+    size_t total = 0;
+    for (int t = 0; t < T; t++) {
+        jobs[t].offset = total;
+        total += ks_voxel_grid_part_used(f->grid, t);
+    }
+    if ((st = ks_cloud_reserve(out, total, ks_voxel_grid_fields(f->grid), err)) != KS_OK)
         return st;
+    if ((st = run_phase(f, extract_worker, jobs, err)) != KS_OK)
+        return st;
+    size_t o = jobs[0].written; /* close the gaps min_weight left between partitions */
+    for (int t = 1; t < T; t++) {
+        size_t s0 = jobs[t].offset, n = jobs[t].written;
+        if (o != s0 && n) {
+            memmove(out->x + o, out->x + s0, n * sizeof *out->x);
+            memmove(out->y + o, out->y + s0, n * sizeof *out->y);
+            memmove(out->z + o, out->z + s0, n * sizeof *out->z);
+            memmove(out->weight + o, out->weight + s0, n * sizeof *out->weight);
+            memmove(out->devices + o, out->devices + s0, n * sizeof *out->devices);
+            if (out->rgb && (out->fields & KS_CLOUD_COLOR) && f->opt.color)
+                memmove(out->rgb + 3 * o, out->rgb + 3 * s0, 3 * n);
+            if (f->opt.normals) {
+                memmove(out->nx + o, out->nx + s0, n * sizeof *out->nx);
+                memmove(out->ny + o, out->ny + s0, n * sizeof *out->ny);
+                memmove(out->nz + o, out->nz + s0, n * sizeof *out->nz);
+            }
+        }
+        o += n;
+    }
+    out->count = o;
+    double t2 = ks_fuse_now_ms();
     if (stats) {
         memset(stats, 0, sizeof *stats);
         stats->devices = f->ndev;

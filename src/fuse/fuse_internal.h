@@ -16,6 +16,19 @@
 #define KS_HOT
 #endif
 
+#include "kinsync/fuse.h"
+
+/* Sums partition p's points into voxels (threads: one partition each). */
+ks_status ks_voxel_grid_aggregate_part(ks_voxel_grid *g, int partition, ks_error *err);
+/* Parallel read-out of a voxel grid, after aggregation: partition p's voxels go to out[offset..]; out must hold
+ * offset + ks_voxel_grid_part_used(g, p) points with ks_voxel_grid_fields(g). Returns the number
+ * written (fewer when min_weight drops some). */
+size_t ks_voxel_grid_part_used(const ks_voxel_grid *g, int partition);
+size_t ks_voxel_grid_extract_part(const ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
+                                  size_t offset);
+unsigned ks_voxel_grid_fields(const ks_voxel_grid *g);
+int ks_voxel_grid_partitions(const ks_voxel_grid *g);
+
 /* Milliseconds on the monotonic clock. */
 double ks_fuse_now_ms(void);
 

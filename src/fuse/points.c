@@ -77,7 +77,12 @@ KS_HOT static size_t row_to_points(const float *restrict tx, const float *restri
     const float t0 = m[9], t1 = m[10], t2 = m[11];
     size_t valid = 0;
     for (int i = 0; i < w; i++) {
-        float zf = d[i] ? (float)d[i] : NAN;
+        /* z = NaN when there is no depth, without a branch: 0.0f has all bits 0, OR in a quiet NaN */
+        float zf = (float)d[i];
+        uint32_t bits;
+        memcpy(&bits, &zf, sizeof bits);
+        bits |= (uint32_t)(d[i] == 0) * 0x7fc00000u;
+        memcpy(&zf, &bits, sizeof zf);
         float px = zf * tx[i], py = zf * ty[i];
         x[i] = r0 * px + r1 * py + r2 * zf + t0;
         y[i] = r3 * px + r4 * py + r5 * zf + t1;

@@ -1,15 +1,21 @@
 /* fuse/voxel.c: the voxel grid that merges all devices.
  *
- * A sparse grid: open addressing (linear probing) on a 64-bit voxel key, one table per partition so
- * threads can insert without locks (a voxel's partition is a function of its key, so every thread
- * scans all points and keeps the ones of its partition). A slot is 32 bytes: key, point count,
- * device mask and the sum of the points' offsets inside the voxel (in voxel units, so float sums
- * keep sub-micrometre precision whatever the distance from the origin). Color and normal sums live
- * in side arrays touched only when enabled. Points arrive in image order, so consecutive points
- * often share a voxel: the last voxel is remembered. Other lookups are batched: keys of a block of
- * points are hashed and their slots prefetched before the block is inserted, which hides most of
- * the cache misses of a table larger than the cache. Reset is a memset of the keys; the table
- * doubles (rehash) only when it gets half full, so steady-state frames do not allocate. */
+ * Why not one big hash table: a 9-device NFOV frame set has ~3 M points and, with 5 mm voxels,
+ * ~2 M occupied voxels, so a table keyed by voxel is far larger than the caches and every point
+ * costs a DRAM miss (measured: ~70 ns per point, 5 frame sets/s). Instead the grid works in two
+ * cache-friendly steps, all streaming:
+ *   add:       each point's voxel key (21 bits per axis, bias 2^20) and in-voxel offset are
+ *              computed (vectorized) and appended as a 24-byte record to the list of its partition;
+ *              a partition is chosen by hashing the point's cell (a cube of 16^3 voxels), so a
+ *              cell's points all land in one partition and threads never share a cell.
+ *   aggregate: per partition, consecutive records of the same cell form runs (points arrive in
+ *              image order, so a run is a stretch of an image row); runs are put in cell order (a
+ *              counting sort of run indices: cheap, the records themselves never move), then each
+ *              cell's runs are summed in a dense 16^3 scratch array that fits in L1/L2; touched
+ *              entries are listed, emitted as voxels and cleared.
+ * Sums are of offsets inside the voxel (voxel units), so float sums keep sub-micrometre precision
+ * at any distance from the origin. Every buffer is kept and reused: after the first frame sets a
+ * steady stream allocates nothing. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,117 +26,67 @@
 #define KEY_BITS 21
 #define KEY_BIAS (1 << (KEY_BITS - 1))
 #define KEY_MASK ((1u << KEY_BITS) - 1)
+#define CELL_BITS 4 /* 16 voxels per cell edge */
+#define CELL_N (1 << CELL_BITS)
+#define CELL_VOX (CELL_N * CELL_N * CELL_N)
+#define LOW_MASK ((uint64_t)(CELL_N - 1))
+#define CELL_KEY_MASK (~((LOW_MASK << 42) | (LOW_MASK << 21) | LOW_MASK))
 #define BLOCK 64
 
-typedef struct slot {
-    uint64_t key; /* 0 = empty; the top bit is set in every key */
-    uint32_t count;
-    uint32_t devices;
-    float sx, sy, sz; /* sums of offsets in voxel units, [0,1) each */
-    uint32_t ccount;  /* points that brought a color */
-} slot;
+typedef struct rec {
+    uint64_t key;
+    float fx, fy, fz;
+    uint32_t meta; /* bits 0-4 device, bit 5 has color, 8-15 red, 16-23 green, 24-31 blue */
+} rec;
 
 typedef struct part {
-    slot *slots;
-    uint32_t *csum;  /* 3 per slot (r, g, b) when colored */
-    float *nsum;     /* 3 per slot when normals */
-    size_t cap, used;
-    int bits;
+    rec *rec;
+    float *nrm; /* 3 per record when normals */
+    size_t run_cap;
+    size_t nrec, rec_cap;
+    /* cell table: open addressing cell key -> cell index */
+    uint64_t *ckey;
+    uint32_t *cidx;
+    size_t ccap, ncell;
+    uint32_t *run_start, *run_len, *run_cell, *order; /* runs of records in one cell */
+    uint32_t *cstart;       /* per cell, ncell + 1 */
+    uint64_t *cell_keys;    /* per cell, in index order */
+    size_t cell_list_cap;
+    /* result */
+    ks_cloud out;
+    bool aggregated;
 } part;
+
+/* dense per-cell scratch, one per partition (threads aggregate different partitions) */
+typedef struct scratch {
+    uint32_t count[CELL_VOX], dev[CELL_VOX], ccount[CELL_VOX];
+    float sx[CELL_VOX], sy[CELL_VOX], sz[CELL_VOX];
+    uint32_t r[CELL_VOX], g[CELL_VOX], b[CELL_VOX];
+    float nx[CELL_VOX], ny[CELL_VOX], nz[CELL_VOX];
+    uint16_t touched[CELL_VOX];
+} scratch;
 
 struct ks_voxel_grid {
     float voxel, inv;
     unsigned fields;
     int nparts;
     part *parts;
+    scratch **scr;
 };
 
 static inline uint64_t mix(uint64_t k)
 {
-    k ^= k >> 31;
-    k *= 0x9E3779B97F4A7C15ull;
-    k ^= k >> 29;
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    k ^= k >> 33;
     return k;
 }
 
-static int part_alloc(part *p, int bits, unsigned fields)
+static inline uint32_t part_of(uint64_t h, uint32_t np)
 {
-    size_t cap = (size_t)1 << bits;
-    slot *s = calloc(cap, sizeof *s);
-    uint32_t *c = (fields & KS_CLOUD_COLOR) ? malloc(cap * 3 * sizeof *c) : NULL;
-    float *n = (fields & KS_CLOUD_NORMALS) ? malloc(cap * 3 * sizeof *n) : NULL;
-    if (!s || ((fields & KS_CLOUD_COLOR) && !c) || ((fields & KS_CLOUD_NORMALS) && !n)) {
-        free(s);
-        free(c);
-        free(n);
-        return -1;
-    }
-    p->slots = s;
-    p->csum = c;
-    p->nsum = n;
-    p->cap = cap;
-    p->bits = bits;
-    p->used = 0;
-    return 0;
-}
-
-static void part_free(part *p)
-{
-    free(p->slots);
-    free(p->csum);
-    free(p->nsum);
-    memset(p, 0, sizeof *p);
-}
-
-static inline size_t slot_of(uint64_t h, int bits)
-{
-    return (size_t)(h >> (64 - bits));
-}
-
-/* Finds or creates the slot of key in p (not full: callers keep the load <= 1/2). */
-static inline size_t find_slot(part *p, uint64_t key, uint64_t h, unsigned fields)
-{
-    size_t mask = p->cap - 1, i = slot_of(h, p->bits);
-    for (;;) {
-        slot *s = &p->slots[i];
-        if (s->key == key)
-            return i;
-        if (s->key == 0) {
-            s->key = key;
-            s->count = 0;
-            s->devices = 0;
-            s->sx = s->sy = s->sz = 0;
-            s->ccount = 0;
-            if (fields & KS_CLOUD_COLOR)
-                p->csum[3 * i] = p->csum[3 * i + 1] = p->csum[3 * i + 2] = 0;
-            if (fields & KS_CLOUD_NORMALS)
-                p->nsum[3 * i] = p->nsum[3 * i + 1] = p->nsum[3 * i + 2] = 0;
-            p->used++;
-            return i;
-        }
-        i = (i + 1) & mask;
-    }
-}
-
-static int part_grow(part *p, unsigned fields)
-{
-    part np;
-    if (part_alloc(&np, p->bits + 1, fields) != 0)
-        return -1;
-    for (size_t i = 0; i < p->cap; i++) {
-        slot *s = &p->slots[i];
-        if (!s->key)
-            continue;
-        size_t j = find_slot(&np, s->key, mix(s->key), 0);
-        np.slots[j] = *s;
-        if (fields & KS_CLOUD_COLOR)
-            memcpy(&np.csum[3 * j], &p->csum[3 * i], 3 * sizeof *np.csum);
-        if (fields & KS_CLOUD_NORMALS)
-            memcpy(&np.nsum[3 * j], &p->nsum[3 * i], 3 * sizeof *np.nsum);
-    }
-    part_free(p);
-    *p = np;
-    return 0;
+    return (uint32_t)(((h & 0xffffffffu) * np) >> 32);
 }
 
 ks_status ks_voxel_grid_create(float voxel_mm, unsigned fields, int partitions, ks_voxel_grid **out, ks_error *err)
@@ -143,9 +99,11 @@ ks_status ks_voxel_grid_create(float voxel_mm, unsigned fields, int partitions, 
         return ks_error_set(err, KS_EINVAL, "voxel grid: %d partitions; use 1 to 64 (one per thread)", partitions);
     ks_voxel_grid *g = calloc(1, sizeof *g);
     part *ps = calloc((size_t)partitions, sizeof *ps);
-    if (!g || !ps) {
+    scratch **scr = calloc((size_t)partitions, sizeof *scr);
+    if (!g || !ps || !scr) {
         free(g);
         free(ps);
+        free(scr);
         return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
     }
     g->voxel = voxel_mm;
@@ -153,11 +111,15 @@ ks_status ks_voxel_grid_create(float voxel_mm, unsigned fields, int partitions, 
     g->fields = fields & (KS_CLOUD_COLOR | KS_CLOUD_NORMALS);
     g->nparts = partitions;
     g->parts = ps;
-    for (int i = 0; i < partitions; i++)
-        if (part_alloc(&ps[i], 12, g->fields) != 0) {
+    g->scr = scr;
+    for (int i = 0; i < partitions; i++) {
+        scr[i] = calloc(1, sizeof **scr);
+        if (!scr[i]) {
             ks_voxel_grid_destroy(g);
             return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
         }
+        ps[i].aggregated = true;
+    }
     *out = g;
     return KS_OK;
 }
@@ -166,8 +128,22 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
 {
     if (!g)
         return;
-    for (int i = 0; i < g->nparts; i++)
-        part_free(&g->parts[i]);
+    for (int i = 0; i < g->nparts; i++) {
+        part *p = &g->parts[i];
+        free(p->rec);
+        free(p->nrm);
+        free(p->ckey);
+        free(p->cidx);
+        free(p->run_start);
+        free(p->run_len);
+        free(p->run_cell);
+        free(p->order);
+        free(p->cstart);
+        free(p->cell_keys);
+        ks_cloud_free(&p->out);
+        free(g->scr[i]);
+    }
+    free(g->scr);
     free(g->parts);
     free(g);
 }
@@ -175,41 +151,67 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
 void ks_voxel_grid_reset(ks_voxel_grid *g)
 {
     for (int i = 0; i < g->nparts; i++) {
-        part *p = &g->parts[i];
-        if (p->used)
-            memset(p->slots, 0, p->cap * sizeof *p->slots);
-        p->used = 0;
+        g->parts[i].nrec = 0;
+        g->parts[i].out.count = 0;
+        g->parts[i].aggregated = true;
     }
 }
 
-size_t ks_voxel_grid_count(const ks_voxel_grid *g)
-{
-    size_t n = 0;
-    for (int i = 0; i < g->nparts; i++)
-        n += g->parts[i].used;
-    return n;
-}
-
-/* Voxel coordinates of a block of points: key, hash and the in-voxel offsets. Vectorizable. */
+/* Voxel coordinates of a block of points: key and the in-voxel offsets. Branch-free so it
+ * vectorizes: NaN and far-away points get key 0 (skipped) through a mask, never a test. */
 KS_HOT static void block_keys(const float *restrict x, const float *restrict y, const float *restrict z, int n,
                               float inv, uint64_t *restrict key, float *restrict fx, float *restrict fy,
                               float *restrict fz)
 {
+    const float lo = (float)-KEY_BIAS, hi = (float)(KEY_BIAS - 1);
     for (int i = 0; i < n; i++) {
-        float ux = x[i] * inv, uy = y[i] * inv, uz = z[i] * inv;
-        float bx = floorf(ux), by = floorf(uy), bz = floorf(uz);
-        fx[i] = ux - bx;
-        fy[i] = uy - by;
-        fz[i] = uz - bz;
-        /* NaN and far-away points fail this test and get key 0 (skipped) */
-        int ok = bx >= (float)-KEY_BIAS && bx < (float)KEY_BIAS && by >= (float)-KEY_BIAS && by < (float)KEY_BIAS &&
-                 bz >= (float)-KEY_BIAS && bz < (float)KEY_BIAS;
-        int32_t ix = ok ? (int32_t)bx : 0, iy = ok ? (int32_t)by : 0, iz = ok ? (int32_t)bz : 0;
-        uint64_t k = (1ull << 63) | ((uint64_t)((uint32_t)(ix + KEY_BIAS) & KEY_MASK) << 42) |
-                     ((uint64_t)((uint32_t)(iy + KEY_BIAS) & KEY_MASK) << 21) |
-                     (uint64_t)((uint32_t)(iz + KEY_BIAS) & KEY_MASK);
-        key[i] = ok ? k : 0;
+        float u[3] = {x[i] * inv, y[i] * inv, z[i] * inv};
+        /* quiet comparisons (no branch, NaN -> 0); out-of-range coordinates are zeroed before the
+         * conversion so it is always defined */
+        uint32_t ok = 1;
+        for (int c = 0; c < 3; c++)
+            ok &= (uint32_t)(__builtin_isgreaterequal(u[c], lo) & __builtin_islessequal(u[c], hi));
+        uint32_t m = 0 - ok;
+        int32_t ib[3];
+        float fr[3];
+        for (int c = 0; c < 3; c++) {
+            uint32_t bits;
+            memcpy(&bits, &u[c], sizeof bits);
+            bits &= m;
+            float v;
+            memcpy(&v, &bits, sizeof v);
+            int32_t iv = (int32_t)v; /* toward zero; floor below */
+            iv -= v < (float)iv;
+            ib[c] = iv;
+            fr[c] = v - (float)iv;
+        }
+        fx[i] = fr[0];
+        fy[i] = fr[1];
+        fz[i] = fr[2];
+        uint64_t k = (1ull << 63) | ((uint64_t)((uint32_t)(ib[0] + KEY_BIAS) & KEY_MASK) << 42) |
+                     ((uint64_t)((uint32_t)(ib[1] + KEY_BIAS) & KEY_MASK) << 21) |
+                     (uint64_t)((uint32_t)(ib[2] + KEY_BIAS) & KEY_MASK);
+        key[i] = k & (0 - (uint64_t)ok);
     }
+}
+
+static int grow_records(part *p, size_t need, bool normals)
+{
+    if (need <= p->rec_cap)
+        return 0;
+    size_t cap = need + need / 2 + 1024;
+    rec *r = realloc(p->rec, cap * sizeof *r);
+    if (!r)
+        return -1;
+    p->rec = r;
+    if (normals) {
+        float *n = realloc(p->nrm, cap * 3 * sizeof *n);
+        if (!n)
+            return -1;
+        p->nrm = n;
+    }
+    p->rec_cap = cap;
+    return 0;
 }
 
 ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const float *x, const float *y,
@@ -221,129 +223,337 @@ ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const f
                             KS_FUSE_MAX_DEVICES - 1);
     if (partition < -1 || partition >= g->nparts)
         return ks_error_set(err, KS_EINVAL, "voxel grid: partition %d is outside -1..%d", partition, g->nparts - 1);
-    const unsigned fields = g->fields;
-    const bool use_color = (fields & KS_CLOUD_COLOR) && rgb;
-    const bool use_normals = (fields & KS_CLOUD_NORMALS) && nx && ny && nz;
-    const uint32_t dbit = 1u << device;
+    const bool color = (g->fields & KS_CLOUD_COLOR) && rgb;
+    const bool normals = (g->fields & KS_CLOUD_NORMALS) != 0;
+    const bool have_n = normals && nx && ny && nz;
     const uint32_t np = (uint32_t)g->nparts;
-    uint64_t key[BLOCK], hsh[BLOCK];
+    /* room for every point in the partitions this call may write (grows once, then reused) */
+    for (int pi = 0; pi < g->nparts; pi++)
+        if ((partition < 0 || pi == partition) && grow_records(&g->parts[pi], g->parts[pi].nrec + n, normals) != 0)
+            return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", g->parts[pi].nrec + n);
+    uint64_t key[BLOCK];
     float fx[BLOCK], fy[BLOCK], fz[BLOCK];
-    uint32_t idx[BLOCK];
-
-    uint64_t last_key = 0;
-    part *last_part = NULL;
-    size_t last_slot = 0;
-
+    uint64_t last_cell = 0;
+    uint32_t last_part = 0;
     for (size_t b = 0; b < n; b += BLOCK) {
         int m = (int)(n - b < BLOCK ? n - b : BLOCK);
         block_keys(x + b, y + b, z + b, m, g->inv, key, fx, fy, fz);
-        /* select this partition's points, hash them, prefetch their slots */
-        int sel = 0;
         for (int i = 0; i < m; i++) {
             uint64_t k = key[i];
             if (!k)
                 continue;
-            uint64_t h = mix(k);
-            uint32_t pi = np > 1 ? (uint32_t)(h & 0xffff) % np : 0;
-            if (partition >= 0 && pi != (uint32_t)partition)
+            uint64_t cell = k & CELL_KEY_MASK;
+            if (cell != last_cell) {
+                last_cell = cell;
+                last_part = np > 1 ? part_of(mix(cell), np) : 0;
+            }
+            if (partition >= 0 && last_part != (uint32_t)partition)
                 continue;
-            key[sel] = k;
-            hsh[sel] = h;
-            fx[sel] = fx[i];
-            fy[sel] = fy[i];
-            fz[sel] = fz[i];
-            idx[sel] = (uint32_t)i;
-            if (k != last_key) {
-                part *p = &g->parts[pi];
-                __builtin_prefetch(&p->slots[slot_of(h, p->bits)], 1, 0);
+            part *p = &g->parts[last_part];
+            size_t pt = b + (size_t)i;
+            rec *r = &p->rec[p->nrec];
+            r->key = k;
+            r->fx = fx[i];
+            r->fy = fy[i];
+            r->fz = fz[i];
+            r->meta = (uint32_t)device;
+            if (color)
+                r->meta |= 32u | (uint32_t)rgb[3 * pt] << 8 | (uint32_t)rgb[3 * pt + 1] << 16 |
+                           (uint32_t)rgb[3 * pt + 2] << 24;
+            if (normals) {
+                float *q = &p->nrm[3 * p->nrec];
+                q[0] = have_n ? nx[pt] : NAN;
+                q[1] = have_n ? ny[pt] : NAN;
+                q[2] = have_n ? nz[pt] : NAN;
             }
-            sel++;
-        }
-        for (int j = 0; j < sel; j++) {
-            uint64_t k = key[j];
-            part *p;
-            size_t si;
-            if (k == last_key) {
-                p = last_part;
-                si = last_slot;
-            } else {
-                uint32_t pi = np > 1 ? (uint32_t)(hsh[j] & 0xffff) % np : 0;
-                p = &g->parts[pi];
-                if ((p->used + 1) * 2 > p->cap && part_grow(p, fields) != 0)
-                    return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory growing to %zu voxels",
-                                        p->cap * 2);
-                si = find_slot(p, k, hsh[j], fields);
-                last_key = k;
-                last_part = p;
-                last_slot = si;
-            }
-            slot *s = &p->slots[si];
-            s->count++;
-            s->devices |= dbit;
-            s->sx += fx[j];
-            s->sy += fy[j];
-            s->sz += fz[j];
-            size_t pt = b + idx[j];
-            if (use_color) {
-                uint32_t *c = &p->csum[3 * si];
-                c[0] += rgb[3 * pt];
-                c[1] += rgb[3 * pt + 1];
-                c[2] += rgb[3 * pt + 2];
-                s->ccount++;
-            }
-            if (use_normals && nx[pt] == nx[pt]) {
-                float *q = &p->nsum[3 * si];
-                q[0] += nx[pt];
-                q[1] += ny[pt];
-                q[2] += nz[pt];
-            }
+            p->nrec++;
+            p->aggregated = false;
         }
     }
     return KS_OK;
 }
 
-ks_status ks_voxel_grid_extract(const ks_voxel_grid *g, uint32_t min_weight, ks_cloud *out, ks_error *err)
+/* Cell index of a cell key, created when new. */
+static int cell_lookup(part *p, uint64_t cell, uint32_t *idx)
 {
-    unsigned fields = KS_CLOUD_WEIGHT | KS_CLOUD_DEVICES | g->fields;
-    ks_status st = ks_cloud_reserve(out, ks_voxel_grid_count(g), fields, err);
+    if ((p->ncell + 1) * 2 > p->ccap) {
+        size_t cap = p->ccap ? p->ccap * 2 : 1024;
+        uint64_t *nk = calloc(cap, sizeof *nk);
+        uint32_t *ni = malloc(cap * sizeof *ni);
+        if (!nk || !ni) {
+            free(nk);
+            free(ni);
+            return -1;
+        }
+        for (size_t i = 0; i < p->ccap; i++)
+            if (p->ckey[i]) {
+                size_t j = (size_t)(mix(p->ckey[i]) & (cap - 1));
+                while (nk[j])
+                    j = (j + 1) & (cap - 1);
+                nk[j] = p->ckey[i];
+                ni[j] = p->cidx[i];
+            }
+        free(p->ckey);
+        free(p->cidx);
+        p->ckey = nk;
+        p->cidx = ni;
+        p->ccap = cap;
+    }
+    size_t j = (size_t)(mix(cell) & (p->ccap - 1));
+    while (p->ckey[j]) {
+        if (p->ckey[j] == cell) {
+            *idx = p->cidx[j];
+            return 0;
+        }
+        j = (j + 1) & (p->ccap - 1);
+    }
+    if (p->ncell + 1 > p->cell_list_cap) {
+        size_t cap = p->cell_list_cap ? p->cell_list_cap * 2 : 1024;
+        uint64_t *ck = realloc(p->cell_keys, cap * sizeof *ck);
+        if (!ck)
+            return -1;
+        p->cell_keys = ck;
+        uint32_t *cs = realloc(p->cstart, (cap + 1) * sizeof *cs);
+        if (!cs)
+            return -1;
+        p->cstart = cs;
+        p->cell_list_cap = cap;
+    }
+    p->ckey[j] = cell;
+    p->cidx[j] = (uint32_t)p->ncell;
+    p->cell_keys[p->ncell] = cell;
+    *idx = (uint32_t)p->ncell++;
+    return 0;
+}
+
+/* Sums partition p's records per voxel into p->out (see the file comment). */
+static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
+{
+    part *p = &g->parts[pi];
+    scratch *s = g->scr[pi];
+    if (p->aggregated)
+        return KS_OK;
+    const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
+    size_t n = p->nrec;
+    if (n > p->run_cap) {
+        size_t cap = p->rec_cap;
+        free(p->run_start);
+        free(p->run_len);
+        free(p->run_cell);
+        free(p->order);
+        p->run_start = malloc(cap * sizeof(uint32_t));
+        p->run_len = malloc(cap * sizeof(uint32_t));
+        p->run_cell = malloc(cap * sizeof(uint32_t));
+        p->order = malloc(cap * sizeof(uint32_t));
+        p->run_cap = (p->run_start && p->run_len && p->run_cell && p->order) ? cap : 0;
+        if (!p->run_cap)
+            return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", n);
+    }
+    ks_status st = ks_cloud_reserve(&p->out, p->rec_cap, ks_voxel_grid_fields(g), err);
     if (st)
         return st;
-    size_t o = 0;
+    /* 1: runs of records in one cell */
+    if (p->ckey)
+        memset(p->ckey, 0, p->ccap * sizeof *p->ckey);
+    p->ncell = 0;
+    size_t nrun = 0;
+    uint64_t last = 0;
+    uint32_t last_idx = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t cell = p->rec[i].key & CELL_KEY_MASK;
+        if (cell != last || i == 0) {
+            if (cell_lookup(p, cell, &last_idx) != 0)
+                return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for cells");
+            last = cell;
+            p->run_start[nrun] = (uint32_t)i;
+            p->run_len[nrun] = 0;
+            p->run_cell[nrun] = last_idx;
+            nrun++;
+        }
+        p->run_len[nrun - 1]++;
+    }
+    uint32_t *cs = p->cstart;
+    if (p->ncell) {
+        memset(cs, 0, (p->ncell + 1) * sizeof *cs);
+        for (size_t r = 0; r < nrun; r++)
+            cs[p->run_cell[r] + 1]++;
+        for (size_t c = 0; c < p->ncell; c++)
+            cs[c + 1] += cs[c];
+        /* 2: run indices in cell order (cs[c] walks to the end of cell c, restored below) */
+        for (size_t r = 0; r < nrun; r++)
+            p->order[cs[p->run_cell[r]]++] = (uint32_t)r;
+        for (size_t c = p->ncell; c > 0; c--)
+            cs[c] = cs[c - 1];
+        cs[0] = 0;
+    }
+    /* 3: per cell, dense sums */
+    ks_cloud *o = &p->out;
+    size_t no = 0;
     const double v = g->voxel;
-    for (int pi = 0; pi < g->nparts; pi++) {
-        const part *p = &g->parts[pi];
-        for (size_t i = 0; i < p->cap && p->used; i++) {
-            const slot *s = &p->slots[i];
-            if (!s->key || s->count < min_weight || s->count == 0)
-                continue;
-            int32_t ix = (int32_t)((s->key >> 42) & KEY_MASK) - KEY_BIAS;
-            int32_t iy = (int32_t)((s->key >> 21) & KEY_MASK) - KEY_BIAS;
-            int32_t iz = (int32_t)(s->key & KEY_MASK) - KEY_BIAS;
-            double inv_n = 1.0 / s->count;
-            out->x[o] = (float)((ix + s->sx * inv_n) * v);
-            out->y[o] = (float)((iy + s->sy * inv_n) * v);
-            out->z[o] = (float)((iz + s->sz * inv_n) * v);
-            out->weight[o] = s->count;
-            out->devices[o] = s->devices;
-            if (g->fields & KS_CLOUD_COLOR) {
-                const uint32_t *c = &p->csum[3 * i];
-                for (int k = 0; k < 3; k++)
-                    out->rgb[3 * o + k] = s->ccount ? (uint8_t)((c[k] + s->ccount / 2) / s->ccount) : 0;
+    for (size_t c = 0; c < p->ncell; c++) {
+        int nt = 0;
+        for (uint32_t ri = cs[c]; ri < cs[c + 1]; ri++) {
+          uint32_t run = p->order[ri], end = p->run_start[run] + p->run_len[run];
+          for (uint32_t i = p->run_start[run]; i < end; i++) {
+            const rec *r = &p->rec[i];
+            uint32_t l = (uint32_t)(((r->key >> 42) & LOW_MASK) << (2 * CELL_BITS) |
+                                    ((r->key >> 21) & LOW_MASK) << CELL_BITS | (r->key & LOW_MASK));
+            if (s->count[l] == 0)
+                s->touched[nt++] = (uint16_t)l;
+            s->count[l]++;
+            s->dev[l] |= 1u << (r->meta & 31u);
+            s->sx[l] += r->fx;
+            s->sy[l] += r->fy;
+            s->sz[l] += r->fz;
+            if (color && (r->meta & 32u)) {
+                s->ccount[l]++;
+                s->r[l] += (r->meta >> 8) & 255u;
+                s->g[l] += (r->meta >> 16) & 255u;
+                s->b[l] += r->meta >> 24;
             }
-            if (g->fields & KS_CLOUD_NORMALS) {
-                const float *q = &p->nsum[3 * i];
-                float len = sqrtf(q[0] * q[0] + q[1] * q[1] + q[2] * q[2]);
-                if (len > 0) {
-                    out->nx[o] = q[0] / len;
-                    out->ny[o] = q[1] / len;
-                    out->nz[o] = q[2] / len;
-                } else {
-                    out->nx[o] = out->ny[o] = out->nz[o] = NAN;
+            if (normals) {
+                const float *q = &p->nrm[3 * (size_t)i];
+                if (q[0] == q[0]) {
+                    s->nx[l] += q[0];
+                    s->ny[l] += q[1];
+                    s->nz[l] += q[2];
                 }
             }
-            o++;
+          }
+        }
+        uint64_t ck = p->cell_keys[c];
+        int32_t bx = (int32_t)((ck >> 42) & KEY_MASK) - KEY_BIAS, by = (int32_t)((ck >> 21) & KEY_MASK) - KEY_BIAS,
+                bz = (int32_t)(ck & KEY_MASK) - KEY_BIAS;
+        for (int t = 0; t < nt; t++) {
+            uint32_t l = s->touched[t];
+            int lx = (int)(l >> (2 * CELL_BITS)), ly = (int)((l >> CELL_BITS) & LOW_MASK), lz = (int)(l & LOW_MASK);
+            double inv_n = 1.0 / s->count[l];
+            o->x[no] = (float)((bx + lx + s->sx[l] * inv_n) * v);
+            o->y[no] = (float)((by + ly + s->sy[l] * inv_n) * v);
+            o->z[no] = (float)((bz + lz + s->sz[l] * inv_n) * v);
+            o->weight[no] = s->count[l];
+            o->devices[no] = s->dev[l];
+            if (color) {
+                uint32_t cc = s->ccount[l];
+                o->rgb[3 * no] = cc ? (uint8_t)((s->r[l] + cc / 2) / cc) : 0;
+                o->rgb[3 * no + 1] = cc ? (uint8_t)((s->g[l] + cc / 2) / cc) : 0;
+                o->rgb[3 * no + 2] = cc ? (uint8_t)((s->b[l] + cc / 2) / cc) : 0;
+                s->ccount[l] = s->r[l] = s->g[l] = s->b[l] = 0;
+            }
+            if (normals) {
+                float a = s->nx[l], b = s->ny[l], d = s->nz[l], len = sqrtf(a * a + b * b + d * d);
+                o->nx[no] = len > 0 ? a / len : NAN;
+                o->ny[no] = len > 0 ? b / len : NAN;
+                o->nz[no] = len > 0 ? d / len : NAN;
+                s->nx[l] = s->ny[l] = s->nz[l] = 0;
+            }
+            s->count[l] = 0;
+            s->dev[l] = 0;
+            s->sx[l] = s->sy[l] = s->sz[l] = 0;
+            no++;
         }
     }
+    o->count = no;
+    p->aggregated = true;
+    return KS_OK;
+}
+
+ks_status ks_voxel_grid_aggregate_part(ks_voxel_grid *g, int partition, ks_error *err)
+{
+    return aggregate_part(g, partition, err);
+}
+
+static ks_status aggregate_all(const ks_voxel_grid *cg, ks_error *err)
+{
+    ks_voxel_grid *g = (ks_voxel_grid *)cg; /* aggregation is a cache of the records */
+    for (int i = 0; i < g->nparts; i++) {
+        ks_status st = aggregate_part(g, i, err);
+        if (st)
+            return st;
+    }
+    return KS_OK;
+}
+
+size_t ks_voxel_grid_count(const ks_voxel_grid *g)
+{
+    if (aggregate_all(g, NULL) != KS_OK)
+        return 0;
+    size_t n = 0;
+    for (int i = 0; i < g->nparts; i++)
+        n += g->parts[i].out.count;
+    return n;
+}
+
+size_t ks_voxel_grid_part_used(const ks_voxel_grid *g, int partition)
+{
+    return g->parts[partition].out.count;
+}
+
+unsigned ks_voxel_grid_fields(const ks_voxel_grid *g)
+{
+    return KS_CLOUD_WEIGHT | KS_CLOUD_DEVICES | g->fields;
+}
+
+int ks_voxel_grid_partitions(const ks_voxel_grid *g)
+{
+    return g->nparts;
+}
+
+size_t ks_voxel_grid_extract_part(const ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
+                                  size_t offset)
+{
+    const ks_cloud *c = &g->parts[partition].out;
+    const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
+    size_t o = offset;
+    if (min_weight <= 1) {
+        size_t n = c->count;
+        memcpy(out->x + o, c->x, n * sizeof *c->x);
+        memcpy(out->y + o, c->y, n * sizeof *c->y);
+        memcpy(out->z + o, c->z, n * sizeof *c->z);
+        memcpy(out->weight + o, c->weight, n * sizeof *c->weight);
+        memcpy(out->devices + o, c->devices, n * sizeof *c->devices);
+        if (color)
+            memcpy(out->rgb + 3 * o, c->rgb, 3 * n);
+        if (normals) {
+            memcpy(out->nx + o, c->nx, n * sizeof *c->nx);
+            memcpy(out->ny + o, c->ny, n * sizeof *c->ny);
+            memcpy(out->nz + o, c->nz, n * sizeof *c->nz);
+        }
+        return n;
+    }
+    for (size_t i = 0; i < c->count; i++) {
+        if (c->weight[i] < min_weight)
+            continue;
+        out->x[o] = c->x[i];
+        out->y[o] = c->y[i];
+        out->z[o] = c->z[i];
+        out->weight[o] = c->weight[i];
+        out->devices[o] = c->devices[i];
+        if (color)
+            memcpy(out->rgb + 3 * o, c->rgb + 3 * i, 3);
+        if (normals) {
+            out->nx[o] = c->nx[i];
+            out->ny[o] = c->ny[i];
+            out->nz[o] = c->nz[i];
+        }
+        o++;
+    }
+    return o - offset;
+}
+
+ks_status ks_voxel_grid_extract(const ks_voxel_grid *g, uint32_t min_weight, ks_cloud *out, ks_error *err)
+{
+    ks_status st = aggregate_all(g, err);
+    if (st)
+        return st;
+    size_t total = 0;
+    for (int i = 0; i < g->nparts; i++)
+        total += g->parts[i].out.count;
+    if ((st = ks_cloud_reserve(out, total, ks_voxel_grid_fields(g), err)) != KS_OK)
+        return st;
+    size_t o = 0;
+    for (int pi = 0; pi < g->nparts; pi++)
+        o += ks_voxel_grid_extract_part(g, pi, min_weight, out, o);
     out->count = o;
     return KS_OK;
 }
