@@ -25,6 +25,13 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static void look_at(const double pos[3], const double target[3], ks_extrinsics *e)
 {
     double z[3] = {target[0] - pos[0], target[1] - pos[1], target[2] - pos[2]};
@@ -162,8 +169,17 @@ int main(int argc, char **argv)
     for (int d = 0; d < NDEV; d++)
         for (size_t i = 0; i < npix; i++)
             valid_pix += depth[d][i] != 0;
-    printf("bench_fuse: %d devices, NFOV_UNBINNED %dx%d, %.1f%% pixels with depth (setup %.1f s)\n", NDEV, W, H,
-           100.0 * (double)valid_pix / (double)(npix * NDEV), now_s() - t0);
+    char load[64] = "?";
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) {
+        if (!fgets(load, sizeof load, la))
+            snprintf(load, sizeof load, "?");
+        load[strcspn(load, "\n")] = 0;
+        fclose(la);
+    }
+    printf("bench_fuse: %d devices, NFOV_UNBINNED %dx%d, %.1f%% pixels with depth (setup %.1f s; %ld CPUs, load %s)\n",
+           NDEV, W, H, 100.0 * (double)valid_pix / (double)(npix * NDEV), now_s() - t0, sysconf(_SC_NPROCESSORS_ONLN),
+           load);
 
     /* 1. depth to points, one thread, into one buffer for all devices */
     float *x = aligned_alloc(64, npix * NDEV * 4), *y = aligned_alloc(64, npix * NDEV * 4),
@@ -204,7 +220,7 @@ int main(int argc, char **argv)
         ks_fuse_run(f, in, &c, &st, &err); /* warm up: grows the grid */
         ks_fuse_run(f, in, &c, &st, &err);
         int n = quick ? 5 : 30;
-        double sp = 0, sv = 0, s = now_s();
+        double sp = 0, sv = 0, s = now_s(), c0 = cpu_s();
         for (int r = 0; r < n; r++) {
             if (ks_fuse_run(f, in, &c, &st, &err) != KS_OK) {
                 fprintf(stderr, "bench_fuse: %s\n", err.message);
@@ -213,12 +229,12 @@ int main(int argc, char **argv)
             sp += st.ms_points;
             sv += st.ms_voxel;
         }
-        double e = (now_s() - s) / n;
+        double e = (now_s() - s) / n, cpu = (cpu_s() - c0) / n;
         if (threads == 2)
             fps2 = 1 / e;
-        printf("full fuse, 5 mm voxels, %d thread%s: %.1f frame sets/s (%.1f ms: points %.1f, voxels %.1f); "
-               "%zu points -> %zu voxels, %zu seen by 2+ devices%s\n",
-               threads, threads > 1 ? "s" : "", 1 / e, e * 1e3, sp / n, sv / n, st.points_total, st.voxels,
+        printf("full fuse, 5 mm voxels, %d thread%s: %.1f frame sets/s (%.1f ms wall: points %.1f, voxels %.1f; "
+               "%.1f ms CPU); %zu points -> %zu voxels, %zu seen by 2+ devices%s\n",
+               threads, threads > 1 ? "s" : "", 1 / e, e * 1e3, sp / n, sv / n, cpu * 1e3, st.points_total, st.voxels,
                st.voxels_shared, threads == 2 ? " (target >= 30)" : "");
         ks_cloud_free(&c);
         ks_fuse_destroy(f);

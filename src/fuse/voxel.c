@@ -35,20 +35,23 @@
 
 typedef struct rec {
     uint64_t key;
-    float fx, fy, fz;
-    uint32_t meta; /* bits 0-4 device, bit 5 has color, 8-15 red, 16-23 green, 24-31 blue */
+    uint16_t fx, fy, fz; /* offset inside the voxel in 1/65536 voxel */
+    uint16_t dev;        /* device index */
 } rec;
+#define FRAC_ONE 65536.0f
 
 typedef struct part {
     rec *rec;
-    float *nrm; /* 3 per record when normals */
+    float *nrm;   /* 3 per record when normals */
+    uint32_t *col; /* per record when colored: 0 = no color, else 0x01BBGGRR */
     size_t run_cap;
     size_t nrec, rec_cap;
     /* cell table: open addressing cell key -> cell index */
     uint64_t *ckey;
     uint32_t *cidx;
     size_t ccap, ncell;
-    uint32_t *run_start, *run_len, *run_cell, *order; /* runs of records in one cell */
+    /* runs of records in one cell; after the sort, order/slen hold start/length in cell order */
+    uint32_t *run_start, *run_len, *run_cell, *order, *slen;
     uint32_t *cstart;       /* per cell, ncell + 1 */
     uint64_t *cell_keys;    /* per cell, in index order */
     size_t cell_list_cap;
@@ -132,12 +135,14 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
         part *p = &g->parts[i];
         free(p->rec);
         free(p->nrm);
+        free(p->col);
         free(p->ckey);
         free(p->cidx);
         free(p->run_start);
         free(p->run_len);
         free(p->run_cell);
         free(p->order);
+        free(p->slen);
         free(p->cstart);
         free(p->cell_keys);
         ks_cloud_free(&p->out);
@@ -160,8 +165,8 @@ void ks_voxel_grid_reset(ks_voxel_grid *g)
 /* Voxel coordinates of a block of points: key and the in-voxel offsets. Branch-free so it
  * vectorizes: NaN and far-away points get key 0 (skipped) through a mask, never a test. */
 KS_HOT static void block_keys(const float *restrict x, const float *restrict y, const float *restrict z, int n,
-                              float inv, uint64_t *restrict key, float *restrict fx, float *restrict fy,
-                              float *restrict fz)
+                              float inv, uint64_t *restrict key, uint16_t *restrict fx, uint16_t *restrict fy,
+                              uint16_t *restrict fz)
 {
     const float lo = (float)-KEY_BIAS, hi = (float)(KEY_BIAS - 1);
     for (int i = 0; i < n; i++) {
@@ -172,8 +177,7 @@ KS_HOT static void block_keys(const float *restrict x, const float *restrict y, 
         for (int c = 0; c < 3; c++)
             ok &= (uint32_t)(__builtin_isgreaterequal(u[c], lo) & __builtin_islessequal(u[c], hi));
         uint32_t m = 0 - ok;
-        int32_t ib[3];
-        float fr[3];
+        int32_t ib[3], fr[3];
         for (int c = 0; c < 3; c++) {
             uint32_t bits;
             memcpy(&bits, &u[c], sizeof bits);
@@ -183,11 +187,12 @@ KS_HOT static void block_keys(const float *restrict x, const float *restrict y, 
             int32_t iv = (int32_t)v; /* toward zero; floor below */
             iv -= v < (float)iv;
             ib[c] = iv;
-            fr[c] = v - (float)iv;
+            int32_t q = (int32_t)((v - (float)iv) * FRAC_ONE); /* 0..65536: the fraction may round up to 1 */
+            fr[c] = q - (q >> 16);
         }
-        fx[i] = fr[0];
-        fy[i] = fr[1];
-        fz[i] = fr[2];
+        fx[i] = (uint16_t)fr[0];
+        fy[i] = (uint16_t)fr[1];
+        fz[i] = (uint16_t)fr[2];
         uint64_t k = (1ull << 63) | ((uint64_t)((uint32_t)(ib[0] + KEY_BIAS) & KEY_MASK) << 42) |
                      ((uint64_t)((uint32_t)(ib[1] + KEY_BIAS) & KEY_MASK) << 21) |
                      (uint64_t)((uint32_t)(ib[2] + KEY_BIAS) & KEY_MASK);
@@ -195,7 +200,7 @@ KS_HOT static void block_keys(const float *restrict x, const float *restrict y, 
     }
 }
 
-static int grow_records(part *p, size_t need, bool normals)
+static int grow_records(part *p, size_t need, bool normals, bool color)
 {
     if (need <= p->rec_cap)
         return 0;
@@ -209,6 +214,12 @@ static int grow_records(part *p, size_t need, bool normals)
         if (!n)
             return -1;
         p->nrm = n;
+    }
+    if (color) {
+        uint32_t *c = realloc(p->col, cap * sizeof *c);
+        if (!c)
+            return -1;
+        p->col = c;
     }
     p->rec_cap = cap;
     return 0;
@@ -229,10 +240,10 @@ ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const f
     const uint32_t np = (uint32_t)g->nparts;
     /* room for every point in the partitions this call may write (grows once, then reused) */
     for (int pi = 0; pi < g->nparts; pi++)
-        if ((partition < 0 || pi == partition) && grow_records(&g->parts[pi], g->parts[pi].nrec + n, normals) != 0)
+        if ((partition < 0 || pi == partition) && grow_records(&g->parts[pi], g->parts[pi].nrec + n, normals, (g->fields & KS_CLOUD_COLOR) != 0) != 0)
             return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", g->parts[pi].nrec + n);
     uint64_t key[BLOCK];
-    float fx[BLOCK], fy[BLOCK], fz[BLOCK];
+    uint16_t fx[BLOCK], fy[BLOCK], fz[BLOCK];
     uint64_t last_cell = 0;
     uint32_t last_part = 0;
     for (size_t b = 0; b < n; b += BLOCK) {
@@ -256,10 +267,11 @@ ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const f
             r->fx = fx[i];
             r->fy = fy[i];
             r->fz = fz[i];
-            r->meta = (uint32_t)device;
-            if (color)
-                r->meta |= 32u | (uint32_t)rgb[3 * pt] << 8 | (uint32_t)rgb[3 * pt + 1] << 16 |
-                           (uint32_t)rgb[3 * pt + 2] << 24;
+            r->dev = (uint16_t)device;
+            if (g->fields & KS_CLOUD_COLOR)
+                p->col[p->nrec] = color ? 0x01000000u | (uint32_t)rgb[3 * pt] | (uint32_t)rgb[3 * pt + 1] << 8 |
+                                              (uint32_t)rgb[3 * pt + 2] << 16
+                                        : 0;
             if (normals) {
                 float *q = &p->nrm[3 * p->nrec];
                 q[0] = have_n ? nx[pt] : NAN;
@@ -341,11 +353,13 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
         free(p->run_len);
         free(p->run_cell);
         free(p->order);
+        free(p->slen);
         p->run_start = malloc(cap * sizeof(uint32_t));
         p->run_len = malloc(cap * sizeof(uint32_t));
         p->run_cell = malloc(cap * sizeof(uint32_t));
         p->order = malloc(cap * sizeof(uint32_t));
-        p->run_cap = (p->run_start && p->run_len && p->run_cell && p->order) ? cap : 0;
+        p->slen = malloc(cap * sizeof(uint32_t));
+        p->run_cap = (p->run_start && p->run_len && p->run_cell && p->order && p->slen) ? cap : 0;
         if (!p->run_cap)
             return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", n);
     }
@@ -380,8 +394,11 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
         for (size_t c = 0; c < p->ncell; c++)
             cs[c + 1] += cs[c];
         /* 2: run indices in cell order (cs[c] walks to the end of cell c, restored below) */
-        for (size_t r = 0; r < nrun; r++)
-            p->order[cs[p->run_cell[r]]++] = (uint32_t)r;
+        for (size_t r = 0; r < nrun; r++) {
+            uint32_t dst = cs[p->run_cell[r]]++;
+            p->order[dst] = p->run_start[r];
+            p->slen[dst] = p->run_len[r];
+        }
         for (size_t c = p->ncell; c > 0; c--)
             cs[c] = cs[c - 1];
         cs[0] = 0;
@@ -389,27 +406,37 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
     /* 3: per cell, dense sums */
     ks_cloud *o = &p->out;
     size_t no = 0;
-    const double v = g->voxel;
+    const float v = g->voxel;
     for (size_t c = 0; c < p->ncell; c++) {
         int nt = 0;
         for (uint32_t ri = cs[c]; ri < cs[c + 1]; ri++) {
-          uint32_t run = p->order[ri], end = p->run_start[run] + p->run_len[run];
-          for (uint32_t i = p->run_start[run]; i < end; i++) {
+          /* runs are scattered over the record list: fetch a few runs ahead */
+          if (ri + 8 < nrun) {
+              const char *b0 = (const char *)&p->rec[p->order[ri + 8]];
+              const char *b1 = (const char *)&p->rec[p->order[ri + 8] + p->slen[ri + 8]];
+              for (const char *q = b0; q < b1; q += 64)
+                  __builtin_prefetch(q, 0, 3);
+              if (normals)
+                  __builtin_prefetch(&p->nrm[3 * (size_t)p->order[ri + 8]], 0, 3);
+          }
+          uint32_t start = p->order[ri], end = start + p->slen[ri];
+          for (uint32_t i = start; i < end; i++) {
             const rec *r = &p->rec[i];
             uint32_t l = (uint32_t)(((r->key >> 42) & LOW_MASK) << (2 * CELL_BITS) |
                                     ((r->key >> 21) & LOW_MASK) << CELL_BITS | (r->key & LOW_MASK));
             if (s->count[l] == 0)
                 s->touched[nt++] = (uint16_t)l;
             s->count[l]++;
-            s->dev[l] |= 1u << (r->meta & 31u);
-            s->sx[l] += r->fx;
-            s->sy[l] += r->fy;
-            s->sz[l] += r->fz;
-            if (color && (r->meta & 32u)) {
+            s->dev[l] |= 1u << r->dev;
+            s->sx[l] += (float)r->fx;
+            s->sy[l] += (float)r->fy;
+            s->sz[l] += (float)r->fz;
+            if (color && p->col[i]) {
+                uint32_t cv = p->col[i];
                 s->ccount[l]++;
-                s->r[l] += (r->meta >> 8) & 255u;
-                s->g[l] += (r->meta >> 16) & 255u;
-                s->b[l] += r->meta >> 24;
+                s->r[l] += cv & 255u;
+                s->g[l] += (cv >> 8) & 255u;
+                s->b[l] += (cv >> 16) & 255u;
             }
             if (normals) {
                 const float *q = &p->nrm[3 * (size_t)i];
@@ -427,10 +454,10 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
         for (int t = 0; t < nt; t++) {
             uint32_t l = s->touched[t];
             int lx = (int)(l >> (2 * CELL_BITS)), ly = (int)((l >> CELL_BITS) & LOW_MASK), lz = (int)(l & LOW_MASK);
-            double inv_n = 1.0 / s->count[l];
-            o->x[no] = (float)((bx + lx + s->sx[l] * inv_n) * v);
-            o->y[no] = (float)((by + ly + s->sy[l] * inv_n) * v);
-            o->z[no] = (float)((bz + lz + s->sz[l] * inv_n) * v);
+            float inv_n = 1.0f / ((float)s->count[l] * FRAC_ONE);
+            o->x[no] = ((float)(bx + lx) + s->sx[l] * inv_n) * v;
+            o->y[no] = ((float)(by + ly) + s->sy[l] * inv_n) * v;
+            o->z[no] = ((float)(bz + lz) + s->sz[l] * inv_n) * v;
             o->weight[no] = s->count[l];
             o->devices[no] = s->dev[l];
             if (color) {
