@@ -1,10 +1,12 @@
 /* fuse/rig_poses.c: reads rig-calibration.json, the calibration solver's result, into one pose per
  * device. Kept apart from the rest of the fusion code so that it follows the solver's format alone.
  *
- * Accepted layout (docs/fuse.md): an object with an array "devices" (or "cameras"), each entry with
- * "serial" and the transforms "depth_to_rig" and optionally "color_to_rig", each an object with a
- * row-major rotation "R" / "rotation" (9 numbers) and a translation "t" / "translation" (3 numbers)
- * in millimetres ("translation_m" is read as metres). A missing color_to_rig is left as identity. */
+ * The format is the calibration module's (docs/rig-calibration.md): "format":
+ * "kinsync-rig-calibration", "version": 1, and an array "devices", each entry with "serial" and the
+ * transforms "depth_to_rig" and "color_to_rig" (x_rig = R x_camera + t), each an object with a
+ * row-major rotation "R" (9 numbers) and a translation "t" (3 numbers, millimetres). Everything else
+ * (uncertainties, solve statistics) is ignored here. Tolerated for hand-written files: "rotation" /
+ * "translation" spellings, "translation_m" in metres, and a missing color_to_rig (identity). */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -78,7 +80,23 @@ ks_status ks_rig_poses_parse(const char *json, size_t len, const char *name, ks_
     if (!root)
         return ks_error_set(err, KS_EPARSE, "%s: line %d: %s", name, je.line, je.text);
     ks_status st = KS_OK;
-    json_t *devs = json_is_object(root) ? get_any(root, "devices", "cameras") : NULL;
+    const char *format = json_string_value(json_object_get(root, "format"));
+    json_t *version = json_object_get(root, "version");
+    if (!format || strcmp(format, "kinsync-rig-calibration") != 0) {
+        st = ks_error_set(err, KS_EPARSE,
+                          "%s: \"format\" is not \"kinsync-rig-calibration\"; give the rig-calibration.json that "
+                          "'kinsync calibrate' writes",
+                          name);
+        goto done;
+    }
+    if (!json_is_integer(version) || json_integer_value(version) != 1) {
+        st = ks_error_set(err, KS_EUNSUPPORTED,
+                          "%s: rig calibration \"version\" %s is not supported (this kinsync reads version 1); "
+                          "update kinsync or re-run 'kinsync calibrate'",
+                          name, json_is_integer(version) ? "other than 1" : "missing");
+        goto done;
+    }
+    json_t *devs = get_any(root, "devices", "cameras");
     size_t n = json_array_size(devs);
     if (!json_is_array(devs) || n == 0) {
         st = ks_error_set(err, KS_EPARSE, "%s: no \"devices\" array; is this the rig-calibration.json that "

@@ -299,7 +299,7 @@ static void test_interleave(void)
 
 static void test_rig_poses(void)
 {
-    const char *good = "{\"devices\": [\n"
+    const char *good = "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": [\n"
                        " {\"serial\": \"000123\", \"depth_to_rig\": {\"R\": [1,0,0, 0,1,0, 0,0,1], \"t\": [0,0,0]}},\n"
                        " {\"serial\": \"000456\", \"depth_to_rig\": {\"R\": [0,-1,0, 1,0,0, 0,0,1], \"t\": [500,0,10]},\n"
                        "  \"color_to_rig\": {\"rotation\": [1,0,0, 0,1,0, 0,0,1], \"translation_m\": [0.032,0,0]}}]}";
@@ -321,11 +321,14 @@ static void test_rig_poses(void)
     const char *bad[] = {
         "{",
         "{\"devices\": []}",
-        "{\"devices\": [{\"depth_to_rig\": {\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}}]}",
-        "{\"devices\": [{\"serial\": \"a\", \"depth_to_rig\": {\"R\": [2,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}}]}",
-        "{\"devices\": [{\"serial\": \"a\", \"depth_to_rig\": {\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0]}}]}",
-        "{\"devices\": [{\"serial\": \"a\"}]}",
-        "{\"devices\": [{\"serial\": \"a\", \"depth_to_rig\": {\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}},"
+        "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": []}",
+        "{\"format\": \"other\", \"version\": 1, \"devices\": [{\"serial\": \"a\", \"depth_to_rig\": "
+        "{\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}}]}",
+        "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": [{\"depth_to_rig\": {\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}}]}",
+        "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": [{\"serial\": \"a\", \"depth_to_rig\": {\"R\": [2,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}}]}",
+        "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": [{\"serial\": \"a\", \"depth_to_rig\": {\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0]}}]}",
+        "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": [{\"serial\": \"a\"}]}",
+        "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": [{\"serial\": \"a\", \"depth_to_rig\": {\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}},"
         " {\"serial\": \"a\", \"depth_to_rig\": {\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}}]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -334,6 +337,9 @@ static void test_rig_poses(void)
         KS_CHECK(p == NULL && n == 0);
     }
     KS_CHECK_INT(ks_rig_poses_load("/nonexistent/rig-calibration.json", &p, &n, &err), KS_ENOTFOUND);
+    const char *v2 = "{\"format\": \"kinsync-rig-calibration\", \"version\": 2, \"devices\": []}";
+    KS_CHECK_INT(ks_rig_poses_parse(v2, strlen(v2), "rc.json", &p, &n, &err), KS_EUNSUPPORTED);
+    KS_CHECK_CONTAINS(err.message, "version");
 }
 
 int main(void)
