@@ -13,6 +13,7 @@ PACKAGES=(
   libapriltag-dev        # calibration board detection
   liblapacke-dev libopenblas-dev  # least-squares solves in calibration
   cyclonedds-dev cyclonedds-tools # multi-host agents and coordinator
+  libsodium-dev          # HMAC-SHA256 and SHA-256 for multi-host command authentication
   mkvtoolnix ffmpeg      # independent readers that check our recordings in the tests
   iproute2 util-linux    # network namespaces for the multi-host tests
   python3                # small test helpers

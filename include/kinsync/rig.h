@@ -71,7 +71,8 @@ typedef struct ks_rig_trigger {
     double pulse_width_us;
     double voltage_v;
     double drive_ma;
-    int to;            /* device index whose Sync In the trigger feeds */
+    int to;            /* device index whose Sync In the trigger feeds; -1 when the file does not say
+                        * (ks_rig_validate then sets it to the device at the root of the cables) */
     int line;
 } ks_rig_trigger;
 
@@ -109,6 +110,10 @@ typedef struct ks_rig {
     /* derived by ks_rig_validate */
     ks_topology topology;
     int master;                      /* device index of the master, -1 if none */
+    /* added after the first version (additive) */
+    int plan_line;                   /* line of the `plan:` section, 0 if absent */
+    char source[256];                /* name used in messages: the path, or the name given to
+                                      * ks_rig_load_string; "" if built in code */
 } ks_rig;
 
 /* Fills *rig with defaults: no devices, 720P MJPG + NFOV_UNBINNED at 30 fps, manual 8330 us at 60 Hz,
@@ -118,7 +123,8 @@ void ks_rig_init(ks_rig *rig);
 /* Parses a rig file. Bad YAML, unknown keys, wrong types and out-of-range values fail with
  * KS_EPARSE and a message "FILE:LINE: problem; fix". *rig is fully written only on success. */
 ks_status ks_rig_load(const char *path, ks_rig *rig, ks_error *err);
-/* Same from a buffer; `name` is used in messages in place of the file name. */
+/* Same from a buffer; `name` is used in messages in place of the file name (and kept in rig->source;
+ * rig->path stays "", and the rig's default name is `name` without directory and extension). */
 ks_status ks_rig_load_string(const char *text, size_t len, const char *name, ks_rig *rig, ks_error *err);
 
 typedef enum ks_severity { KS_SEV_INFO = 0, KS_SEV_WARNING, KS_SEV_ERROR } ks_severity;
@@ -162,6 +168,13 @@ const char *ks_severity_name(ks_severity s);   /* "info", "warning", "error" */
 int ks_rig_find_device(const ks_rig *rig, const char *serial_or_name);
 /* Effective laser guard in us (rig->guard_us or the table default for the depth mode). */
 int ks_rig_guard_us(const ks_rig *rig);
+
+/* (added) One finding as a line of text, the same in every command:
+ *   "PATH:LINE: SEVERITY [RULE] MESSAGE; fix: FIX"
+ * PATH is rig->source (the file, or the name given to ks_rig_load_string), else rig->name, else "rig";
+ * ":LINE" is left out when the line is 0. Writes at most `size` bytes including the NUL (truncating)
+ * and returns what snprintf returns. */
+int ks_finding_format(const ks_rig *rig, const ks_finding *f, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,14 @@
 static const ks_command commands[] = {
     /* plan the rig */
     /* run it */
+    /* recordings */
+    {"info", "show what a recording holds (tracks, tags, frames, timestamps)", cmd_info},
+    {"repair", "make a cut-off or unfinished recording complete", cmd_repair},
+    /* calibrate */
+    {"board", "check a calibration board and draw the printable target", cmd_board},
+    {"calibrate", "calibrate all devices of a rig at once from views of the board", cmd_calibrate},
+    {"devices", "list attached devices: serial, firmware, sync jacks", cmd_devices},
+    {"doctor", "check this host for the rig: USB, usbfs, libk4a, firmware, clocks", cmd_doctor},
     /* misc */
     {"version", "print the version", cmd_version},
 };

@@ -1,0 +1,27 @@
+/* net/transport.h: the DDS side of the multi-host protocol (internal). One participant per agent or
+ * coordinator in its own Cyclone domain created from an explicit XML configuration, and the topics
+ * with their QoS. */
+#ifndef KS_NET_TRANSPORT_H
+#define KS_NET_TRANSPORT_H
+
+#include <dds/dds.h>
+
+#include "kinsync/net.h"
+#include "kinsync_msgs.h"
+
+typedef struct ks_transport {
+    dds_entity_t domain;
+    dds_entity_t participant;
+    dds_entity_t t_state, t_stats, t_command, t_reply, t_chunk, t_thumb;
+    dds_entity_t w_state, w_stats, w_command, w_reply, w_chunk, w_thumb;
+    dds_entity_t r_state, r_stats, r_command, r_reply, r_chunk;
+} ks_transport;
+
+/* role_agent: agents write state/stats/replies/chunks and read commands; coordinators the reverse. */
+ks_status ks_transport_open(ks_transport *t, const ks_net_config *cfg, bool role_agent, ks_error *err);
+void ks_transport_close(ks_transport *t);
+
+int64_t ks_now_realtime_ns(void);
+int64_t ks_now_monotonic_ns(void);
+
+#endif
