@@ -1,7 +1,8 @@
 /* fuse/fuse.c: the pipeline for one rig. Per frame set: (1) every device's depth becomes organized
  * points in the rig frame, in one buffer with a fixed slice per device (devices are spread over the
- * threads), with normals and color when asked; (2) the voxel grid merges them, each thread owning
- * one partition of the voxels and scanning every point; (3) the grid is read out. Threads are
+ * threads), with normals and color when asked, and goes straight into the voxel grid's record
+ * lists while still in cache (each thread its own segment); (2) each thread sums one partition of
+ * the grid into voxels; (3) the partitions are copied out side by side. Threads are
  * started per phase (two thread starts per frame set cost microseconds); all buffers are made at
  * create time or grow once, so a steady stream of frame sets does not allocate. */
 #include <math.h>
@@ -190,6 +191,11 @@ static void *points_worker(void *arg)
                                &fd->info.calibration.color, have ? &img : NULL, no_color, f->rgb + 3 * o);
             j->ms_color += ks_fuse_now_ms() - t0;
         }
+        /* into the grid while the points are still in cache */
+        if (fd->valid)
+            ks_voxel_grid_add_writer(f->grid, j->t, d, f->x + o, f->y + o, f->z + o, f->opt.color ? f->rgb + 3 * o : NULL,
+                                     f->opt.normals ? f->nx + o : NULL, f->opt.normals ? f->ny + o : NULL,
+                                     f->opt.normals ? f->nz + o : NULL, fd->npix);
     }
     return NULL;
 }
@@ -202,30 +208,14 @@ static void *extract_worker(void *arg)
     return NULL;
 }
 
-/* Phase 2: partition t of the grid from every device's points. */
+/* Phase 2: partition t of the grid summed into voxels. */
 static void *voxel_worker(void *arg)
 {
     job *j = arg;
     ks_fuse *f = j->f;
-    for (int d = 0; d < f->ndev; d++) {
-        fdev *fd = &f->dev[d];
-        if (!fd->valid)
-            continue;
-        size_t o = fd->offset;
-        ks_status st = ks_voxel_grid_add(f->grid, f->opt.threads > 1 ? j->t : -1, d, f->x + o, f->y + o, f->z + o,
-                                         f->opt.color ? f->rgb + 3 * o : NULL, f->opt.normals ? f->nx + o : NULL,
-                                         f->opt.normals ? f->ny + o : NULL, f->opt.normals ? f->nz + o : NULL,
-                                         fd->npix, &f->thread_error[j->t]);
-        if (st) {
-            f->thread_status[j->t] = st;
-            return NULL;
-        }
-    }
-    {
-        ks_status st = ks_voxel_grid_aggregate_part(f->grid, j->t, &f->thread_error[j->t]);
-        if (st)
-            f->thread_status[j->t] = st;
-    }
+    ks_status st = ks_voxel_grid_aggregate_part(f->grid, j->t, &f->thread_error[j->t]);
+    if (st)
+        f->thread_status[j->t] = st;
     return NULL;
 }
 
@@ -266,11 +256,18 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
         f->thread_status[t] = KS_OK;
     }
     f->in = inputs;
-    ks_status st = run_phase(f, points_worker, jobs, err);
+    /* phase 1 writes the grid's records: thread t its own segment, sized for its devices */
+    size_t maxpts[64] = {0};
+    for (int d = 0; d < f->ndev; d++)
+        maxpts[d % T] += f->dev[d].npix;
+    ks_voxel_grid_reset(f->grid);
+    ks_status st = ks_voxel_grid_writers(f->grid, T, maxpts, err);
+    if (st)
+        return st;
+    st = run_phase(f, points_worker, jobs, err);
     double t1 = ks_fuse_now_ms();
     if (st)
         return st;
-    ks_voxel_grid_reset(f->grid);
     st = run_phase(f, voxel_worker, jobs, err);
     if (st)
         return st;

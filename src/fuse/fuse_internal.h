@@ -18,6 +18,14 @@
 
 #include "kinsync/fuse.h"
 
+/* Writer threads: after a reset, prepares `nwriters` segments in every partition, writer w adding
+ * at most max_points[w] points; then each writer thread calls ks_voxel_grid_add_writer for its
+ * devices (all partitions, its own segment: no locks), and each partition is aggregated by one
+ * thread. ks_voxel_grid_add cannot be mixed in until the next reset. */
+ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *max_points, ks_error *err);
+void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const float *x, const float *y,
+                              const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz,
+                              size_t n);
 /* Sums partition p's points into voxels (threads: one partition each). */
 ks_status ks_voxel_grid_aggregate_part(ks_voxel_grid *g, int partition, ks_error *err);
 /* Parallel read-out of a voxel grid, after aggregation: partition p's voxels go to out[offset..]; out must hold

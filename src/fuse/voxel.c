@@ -45,7 +45,10 @@ typedef struct part {
     float *nrm;   /* 3 per record when normals */
     uint32_t *col; /* per record when colored: 0 = no color, else 0x01BBGGRR */
     size_t run_cap;
-    size_t nrec, rec_cap;
+    size_t rec_cap;
+    /* records are kept in segments, one per writer thread (ks_voxel_grid_add uses segment 0) */
+    int nseg;
+    size_t seg_off[64], seg_n[64];
     /* cell table: open addressing cell key -> cell index */
     uint64_t *ckey;
     uint32_t *cidx;
@@ -62,8 +65,11 @@ typedef struct part {
 
 /* dense per-cell scratch, one per partition (threads aggregate different partitions) */
 typedef struct scratch {
-    uint32_t count[CELL_VOX], dev[CELL_VOX], ccount[CELL_VOX];
-    float sx[CELL_VOX], sy[CELL_VOX], sz[CELL_VOX];
+    struct acc { /* the fields every point touches, together: one cache line per point */
+        uint32_t count, dev;
+        float sx, sy, sz;
+    } a[CELL_VOX];
+    uint32_t ccount[CELL_VOX];
     uint32_t r[CELL_VOX], g[CELL_VOX], b[CELL_VOX];
     float nx[CELL_VOX], ny[CELL_VOX], nz[CELL_VOX];
     uint16_t touched[CELL_VOX];
@@ -122,6 +128,7 @@ ks_status ks_voxel_grid_create(float voxel_mm, unsigned fields, int partitions, 
             return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
         }
         ps[i].aggregated = true;
+        ps[i].nseg = 1;
     }
     *out = g;
     return KS_OK;
@@ -156,7 +163,9 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
 void ks_voxel_grid_reset(ks_voxel_grid *g)
 {
     for (int i = 0; i < g->nparts; i++) {
-        g->parts[i].nrec = 0;
+        g->parts[i].nseg = 1;
+        g->parts[i].seg_off[0] = 0;
+        g->parts[i].seg_n[0] = 0;
         g->parts[i].out.count = 0;
         g->parts[i].aggregated = true;
     }
@@ -225,23 +234,14 @@ static int grow_records(part *p, size_t need, bool normals, bool color)
     return 0;
 }
 
-ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const float *x, const float *y,
-                            const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz,
-                            size_t n, ks_error *err)
+/* Appends the points of one device to segment `seg` of every partition (partition < 0) or of one. */
+static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
+                     const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz, size_t n)
 {
-    if (device < 0 || device >= KS_FUSE_MAX_DEVICES)
-        return ks_error_set(err, KS_EINVAL, "voxel grid: device index %d is outside 0..%d", device,
-                            KS_FUSE_MAX_DEVICES - 1);
-    if (partition < -1 || partition >= g->nparts)
-        return ks_error_set(err, KS_EINVAL, "voxel grid: partition %d is outside -1..%d", partition, g->nparts - 1);
     const bool color = (g->fields & KS_CLOUD_COLOR) && rgb;
     const bool normals = (g->fields & KS_CLOUD_NORMALS) != 0;
     const bool have_n = normals && nx && ny && nz;
     const uint32_t np = (uint32_t)g->nparts;
-    /* room for every point in the partitions this call may write (grows once, then reused) */
-    for (int pi = 0; pi < g->nparts; pi++)
-        if ((partition < 0 || pi == partition) && grow_records(&g->parts[pi], g->parts[pi].nrec + n, normals, (g->fields & KS_CLOUD_COLOR) != 0) != 0)
-            return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", g->parts[pi].nrec + n);
     uint64_t key[BLOCK];
     uint16_t fx[BLOCK], fy[BLOCK], fz[BLOCK];
     uint64_t last_cell = 0;
@@ -261,28 +261,80 @@ ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const f
             if (partition >= 0 && last_part != (uint32_t)partition)
                 continue;
             part *p = &g->parts[last_part];
-            size_t pt = b + (size_t)i;
-            rec *r = &p->rec[p->nrec];
+            size_t pt = b + (size_t)i, at = p->seg_off[seg] + p->seg_n[seg]++;
+            rec *r = &p->rec[at];
             r->key = k;
             r->fx = fx[i];
             r->fy = fy[i];
             r->fz = fz[i];
             r->dev = (uint16_t)device;
             if (g->fields & KS_CLOUD_COLOR)
-                p->col[p->nrec] = color ? 0x01000000u | (uint32_t)rgb[3 * pt] | (uint32_t)rgb[3 * pt + 1] << 8 |
-                                              (uint32_t)rgb[3 * pt + 2] << 16
-                                        : 0;
+                p->col[at] = color ? 0x01000000u | (uint32_t)rgb[3 * pt] | (uint32_t)rgb[3 * pt + 1] << 8 |
+                                         (uint32_t)rgb[3 * pt + 2] << 16
+                                   : 0;
             if (normals) {
-                float *q = &p->nrm[3 * p->nrec];
+                float *q = &p->nrm[3 * at];
                 q[0] = have_n ? nx[pt] : NAN;
                 q[1] = have_n ? ny[pt] : NAN;
                 q[2] = have_n ? nz[pt] : NAN;
             }
-            p->nrec++;
-            p->aggregated = false;
         }
     }
+}
+
+ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const float *x, const float *y,
+                            const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz,
+                            size_t n, ks_error *err)
+{
+    if (device < 0 || device >= KS_FUSE_MAX_DEVICES)
+        return ks_error_set(err, KS_EINVAL, "voxel grid: device index %d is outside 0..%d", device,
+                            KS_FUSE_MAX_DEVICES - 1);
+    if (partition < -1 || partition >= g->nparts)
+        return ks_error_set(err, KS_EINVAL, "voxel grid: partition %d is outside -1..%d", partition, g->nparts - 1);
+    const bool normals = (g->fields & KS_CLOUD_NORMALS) != 0, colored = (g->fields & KS_CLOUD_COLOR) != 0;
+    /* room for every point in the partitions this call may write (grows once, then reused) */
+    for (int pi = 0; pi < g->nparts; pi++) {
+        part *p = &g->parts[pi];
+        if (partition >= 0 && pi != partition)
+            continue;
+        if (p->nseg != 1)
+            return ks_error_set(err, KS_ESTATE, "voxel grid: points were added by writer threads; reset first");
+        if (grow_records(p, p->seg_n[0] + n, normals, colored) != 0)
+            return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", p->seg_n[0] + n);
+        p->aggregated = false;
+    }
+    add_core(g, partition, 0, device, x, y, z, rgb, nx, ny, nz, n);
     return KS_OK;
+}
+
+ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *max_points, ks_error *err)
+{
+    if (nwriters < 1 || nwriters > 64)
+        return ks_error_set(err, KS_EINVAL, "voxel grid: %d writers; use 1 to 64", nwriters);
+    size_t total = 0;
+    for (int w = 0; w < nwriters; w++)
+        total += max_points[w];
+    for (int pi = 0; pi < g->nparts; pi++) {
+        part *p = &g->parts[pi];
+        if (grow_records(p, total, (g->fields & KS_CLOUD_NORMALS) != 0, (g->fields & KS_CLOUD_COLOR) != 0) != 0)
+            return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", total);
+        p->nseg = nwriters;
+        size_t off = 0;
+        for (int w = 0; w < nwriters; w++) {
+            p->seg_off[w] = off;
+            p->seg_n[w] = 0;
+            off += max_points[w];
+        }
+        p->aggregated = false;
+    }
+    return KS_OK;
+}
+
+void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const float *x, const float *y,
+                              const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz,
+                              size_t n)
+{
+    add_core(g, -1, writer, device, x, y, z, rgb, nx, ny, nz, n);
 }
 
 /* Cell index of a cell key, created when new. */
@@ -346,8 +398,10 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
     if (p->aggregated)
         return KS_OK;
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
-    size_t n = p->nrec;
-    if (n > p->run_cap) {
+    size_t n = 0;
+    for (int sg = 0; sg < p->nseg; sg++)
+        n += p->seg_n[sg];
+    if (p->rec_cap > p->run_cap) {
         size_t cap = p->rec_cap;
         free(p->run_start);
         free(p->run_len);
@@ -373,9 +427,10 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
     size_t nrun = 0;
     uint64_t last = 0;
     uint32_t last_idx = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (int sg = 0; sg < p->nseg; sg++)
+    for (size_t i = p->seg_off[sg]; i < p->seg_off[sg] + p->seg_n[sg]; i++) {
         uint64_t cell = p->rec[i].key & CELL_KEY_MASK;
-        if (cell != last || i == 0) {
+        if (cell != last || i == p->seg_off[sg]) {
             if (cell_lookup(p, cell, &last_idx) != 0)
                 return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for cells");
             last = cell;
@@ -424,13 +479,13 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
             const rec *r = &p->rec[i];
             uint32_t l = (uint32_t)(((r->key >> 42) & LOW_MASK) << (2 * CELL_BITS) |
                                     ((r->key >> 21) & LOW_MASK) << CELL_BITS | (r->key & LOW_MASK));
-            if (s->count[l] == 0)
+            if (s->a[l].count == 0)
                 s->touched[nt++] = (uint16_t)l;
-            s->count[l]++;
-            s->dev[l] |= 1u << r->dev;
-            s->sx[l] += (float)r->fx;
-            s->sy[l] += (float)r->fy;
-            s->sz[l] += (float)r->fz;
+            s->a[l].count++;
+            s->a[l].dev |= 1u << r->dev;
+            s->a[l].sx += (float)r->fx;
+            s->a[l].sy += (float)r->fy;
+            s->a[l].sz += (float)r->fz;
             if (color && p->col[i]) {
                 uint32_t cv = p->col[i];
                 s->ccount[l]++;
@@ -454,12 +509,12 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
         for (int t = 0; t < nt; t++) {
             uint32_t l = s->touched[t];
             int lx = (int)(l >> (2 * CELL_BITS)), ly = (int)((l >> CELL_BITS) & LOW_MASK), lz = (int)(l & LOW_MASK);
-            float inv_n = 1.0f / ((float)s->count[l] * FRAC_ONE);
-            o->x[no] = ((float)(bx + lx) + s->sx[l] * inv_n) * v;
-            o->y[no] = ((float)(by + ly) + s->sy[l] * inv_n) * v;
-            o->z[no] = ((float)(bz + lz) + s->sz[l] * inv_n) * v;
-            o->weight[no] = s->count[l];
-            o->devices[no] = s->dev[l];
+            float inv_n = 1.0f / ((float)s->a[l].count * FRAC_ONE);
+            o->x[no] = ((float)(bx + lx) + s->a[l].sx * inv_n) * v;
+            o->y[no] = ((float)(by + ly) + s->a[l].sy * inv_n) * v;
+            o->z[no] = ((float)(bz + lz) + s->a[l].sz * inv_n) * v;
+            o->weight[no] = s->a[l].count;
+            o->devices[no] = s->a[l].dev;
             if (color) {
                 uint32_t cc = s->ccount[l];
                 o->rgb[3 * no] = cc ? (uint8_t)((s->r[l] + cc / 2) / cc) : 0;
@@ -474,9 +529,9 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
                 o->nz[no] = len > 0 ? d / len : NAN;
                 s->nx[l] = s->ny[l] = s->nz[l] = 0;
             }
-            s->count[l] = 0;
-            s->dev[l] = 0;
-            s->sx[l] = s->sy[l] = s->sz[l] = 0;
+            s->a[l].count = 0;
+            s->a[l].dev = 0;
+            s->a[l].sx = s->a[l].sy = s->a[l].sz = 0;
             no++;
         }
     }
