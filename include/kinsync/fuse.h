@@ -128,10 +128,12 @@ void ks_cloud_free(ks_cloud *c);
 
 /* ---------------------------------------------------------------------------------------------
  * Voxel grid: averages position (and color / normals) of every point falling in the same cube of
- * `voxel_mm`, counts points and remembers the devices per voxel. Open-addressing hash table keyed
- * by the voxel index, reused across frames (reset is a memset; it grows only when a frame needs
- * more voxels than any before). Points can be added by several threads at once when each thread
- * owns one partition: a voxel belongs to partition hash(key) % partitions. */
+ * `voxel_mm`, counts points and remembers the devices per voxel. Points are appended as compact
+ * records and summed per 16^3-voxel cell when the result is asked for (see src/fuse/voxel.c for
+ * why: no voxel-keyed table larger than the caches). Buffers are kept across frames: after the
+ * first frame sets nothing is allocated. Several threads can add at once when each owns one
+ * partition (a point belongs to the partition of its cell). Voxel indices are 21-bit per axis:
+ * points farther than 2^20 voxels from the origin are skipped like NaN points. */
 
 typedef struct ks_voxel_grid ks_voxel_grid;
 
@@ -140,18 +142,21 @@ ks_status ks_voxel_grid_create(float voxel_mm, unsigned fields, int partitions, 
 void ks_voxel_grid_destroy(ks_voxel_grid *g);
 /* Empties the grid (keeps its memory). */
 void ks_voxel_grid_reset(ks_voxel_grid *g);
-/* Adds n points of device `device` (0..31) that belong to `partition` (-1: all partitions; only
- * valid when no other thread adds at the same time). rgb / normals may be NULL (then that point's
- * color / normal is not accumulated). NaN points are skipped. Fails only when out of memory or on a
- * device/partition out of range. Threads must use distinct partitions. */
+/* Adds n points of device `device` (0..31). partition -1 keeps every point (only valid while no
+ * other thread adds); partition p >= 0 keeps only the points of partition p, so T threads can each
+ * pass all points with their own p. rgb / normals may be NULL (then that point's color / normal is
+ * not accumulated). NaN points are skipped. Fails on a device/partition out of range (KS_EINVAL),
+ * out of memory, or KS_ESTATE when the pipeline's writer threads filled the grid since the last
+ * reset. */
 ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const float *x, const float *y,
                             const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz,
                             size_t n, ks_error *err);
-/* Number of occupied voxels. */
+/* Number of occupied voxels. Sums pending points first (so not while another thread adds). */
 size_t ks_voxel_grid_count(const ks_voxel_grid *g);
 /* Writes one point per voxel (mean position, mean color / normalized mean normal when accumulated,
  * weight = point count, devices mask) into out (grown as needed, count overwritten). Voxels whose
- * weight is below min_weight are dropped. */
+ * weight is below min_weight are dropped. Sums pending points first, like ks_voxel_grid_count.
+ * Order: by partition, then by cell, not sorted. */
 ks_status ks_voxel_grid_extract(const ks_voxel_grid *g, uint32_t min_weight, ks_cloud *out, ks_error *err);
 
 /* ---------------------------------------------------------------------------------------------
