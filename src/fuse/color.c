@@ -52,8 +52,10 @@ ks_status ks_mjpeg_decode(ks_mjpeg_decoder *d, const uint8_t *jpeg, size_t size,
                             scale_denom);
     if (size < 4 || size > (size_t)0x7fffffff)
         return ks_error_set(err, KS_EPARSE, "MJPEG decode: frame of %zu bytes is not a JPEG image", size);
-    int w, h, subsamp, colorspace;
-    if (tjDecompressHeader3(d->tj, jpeg, (unsigned long)size, &w, &h, &subsamp, &colorspace) != 0)
+    /* libjpeg-turbo can return success for a truncated header without writing the size: start at 0 */
+    int w = 0, h = 0, subsamp = -1, colorspace = -1;
+    if (tjDecompressHeader3(d->tj, jpeg, (unsigned long)size, &w, &h, &subsamp, &colorspace) != 0 || w <= 0 ||
+        h <= 0)
         return ks_error_set(err, KS_EPARSE, "MJPEG decode: not a readable JPEG frame (%s); check the color format",
                             tjGetErrorStr2(d->tj));
     int sw = (w + scale_denom - 1) / scale_denom, sh = (h + scale_denom - 1) / scale_denom; /* TJSCALED */
