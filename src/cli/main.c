@@ -10,6 +10,9 @@
 static const ks_command commands[] = {
     /* plan the rig */
     /* run it */
+    /* recordings */
+    {"info", "show what a recording holds (tracks, tags, frames, timestamps)", cmd_info},
+    {"repair", "make a cut-off or unfinished recording complete", cmd_repair},
     /* misc */
     {"version", "print the version", cmd_version},
 };

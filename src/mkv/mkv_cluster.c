@@ -1,0 +1,544 @@
+/* Clusters: finding them (known or unknown size, cut-off tails), parsing blocks and lacing,
+ * iterating items in time order, seeking with Cues or by scanning cluster headers. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kinsync/mkv.h"
+#include "mkv/ebml.h"
+#include "mkv/mkv_internal.h"
+#include "mkv/mkv_reader_internal.h"
+
+#define MAX_CLUSTER ((uint64_t)1 << 30)
+
+static ks_status cerr(ks_mkv_reader *r, ks_error *err, uint64_t off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static ks_status cerr(ks_mkv_reader *r, ks_error *err, uint64_t off, const char *fmt, ...)
+{
+    char msg[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return ks_error_set(err, KS_EPARSE,
+                        "%s: at byte %llu: %s; the data after the last good cluster can be dropped with "
+                        "'kinsync repair'",
+                        r->path, (unsigned long long)off, msg);
+}
+
+ks_status ks_mkv_locate_cluster(ks_mkv_reader *r, uint64_t off, ks_mkv_cluster_loc *loc, ks_error *err)
+{
+    for (;;) {
+        uint32_t id;
+        uint64_t size;
+        int hl;
+        if (off >= r->seg_end)
+            return KS_EEOF;
+        int k = ks_mkv_read_header(r, off, &id, &size, &hl);
+        if (k == 0) {
+            r->info.truncated = true;
+            return KS_EEOF;
+        }
+        if (k < 0)
+            return cerr(r, err, off, "invalid element header where a Cluster was expected");
+        if (id == ID_CLUSTER && size == EBML_UNKNOWN_SIZE) {
+            /* unknown size: the cluster ends at the next top-level element or the end of data */
+            uint64_t p = off + (uint64_t)hl;
+            while (p < r->seg_end) {
+                uint32_t cid;
+                uint64_t cs;
+                int chl;
+                int ck = ks_mkv_read_header(r, p, &cid, &cs, &chl);
+                if (ck == 0) {
+                    r->info.truncated = true;
+                    break;
+                }
+                if (ck < 0)
+                    return cerr(r, err, p, "invalid element inside an unknown-size Cluster");
+                if (ebml_is_level1(cid) || cid == ID_EBML)
+                    break;
+                if (cs == EBML_UNKNOWN_SIZE)
+                    return cerr(r, err, p, "element 0x%x of unknown size inside a Cluster", cid);
+                if (cs > r->seg_end - p - (uint64_t)chl) {
+                    r->info.truncated = true;
+                    break;
+                }
+                p += (uint64_t)chl + cs;
+                if (p - off > MAX_CLUSTER)
+                    return cerr(r, err, off, "unknown-size Cluster longer than %llu bytes",
+                                (unsigned long long)MAX_CLUSTER);
+            }
+            *loc = (ks_mkv_cluster_loc){off, p, hl, true};
+            return KS_OK;
+        }
+        if (size == EBML_UNKNOWN_SIZE)
+            return cerr(r, err, off, "top-level element 0x%x has an unknown size", id);
+        if (size > r->seg_end - off - (uint64_t)hl) {
+            r->info.truncated = true; /* the file ends inside this element */
+            return KS_EEOF;
+        }
+        if (id == ID_CLUSTER) {
+            if (size > MAX_CLUSTER)
+                return cerr(r, err, off, "Cluster of %llu bytes is larger than %llu", (unsigned long long)size,
+                            (unsigned long long)MAX_CLUSTER);
+            *loc = (ks_mkv_cluster_loc){off, off + (uint64_t)hl + size, hl, false};
+            return KS_OK;
+        }
+        off += (uint64_t)hl + size; /* Cues, Tags, Void... between or after clusters */
+    }
+}
+
+static bool add_frame(ks_mkv_reader *r, ks_mkv_frame f)
+{
+    if (r->nframes == r->capframes) {
+        size_t cap = r->capframes ? r->capframes * 2 : 64;
+        ks_mkv_frame *q = realloc(r->frames, cap * sizeof *q);
+        if (!q)
+            return false;
+        r->frames = q;
+        r->capframes = cap;
+    }
+    f.seq = (uint32_t)r->nframes;
+    r->frames[r->nframes++] = f;
+    return true;
+}
+
+/* Parses one Block/SimpleBlock body at buf[off, off+len). */
+static ks_status parse_block(ks_mkv_reader *r, size_t off, size_t len, uint64_t block_abs, ks_error *err)
+{
+    const uint8_t *p = r->cbuf.data + off;
+    uint64_t track;
+    int tl = ebml_read_size(p, len, &track);
+    if (tl <= 0 || track == EBML_UNKNOWN_SIZE)
+        return cerr(r, err, block_abs, "invalid track number in a block");
+    if (len < (size_t)tl + 3)
+        return cerr(r, err, block_abs, "block of %zu bytes is too short", len);
+    int16_t rel = (int16_t)((uint16_t)p[tl] << 8 | p[tl + 1]);
+    uint8_t flags = p[tl + 2];
+    size_t pos = (size_t)tl + 3;
+    int lacing = (flags >> 1) & 3;
+    ks_mkv_frame f = {.time = rel, .block_off = block_abs, .track = track < 128 ? (int)track : -1};
+    if (!lacing) {
+        f.off = off + pos;
+        f.size = len - pos;
+        return add_frame(r, f) ? KS_OK : ks_error_set(err, KS_ENOMEM, "%s: out of memory", r->path);
+    }
+    if (pos >= len)
+        return cerr(r, err, block_abs, "laced block without a frame count");
+    size_t count = (size_t)p[pos++] + 1;
+    size_t sizes[256];
+    size_t total = 0;
+    if (lacing == 2) { /* fixed */
+        size_t rest = len - pos;
+        if (rest % count)
+            return cerr(r, err, block_abs, "fixed-size lacing: %zu bytes do not divide into %zu frames", rest, count);
+        for (size_t i = 0; i < count; i++)
+            sizes[i] = rest / count;
+    } else {
+        int64_t prev = 0;
+        for (size_t i = 0; i + 1 < count; i++) {
+            if (lacing == 1) { /* Xiph */
+                size_t s = 0;
+                for (;;) {
+                    if (pos >= len)
+                        return cerr(r, err, block_abs, "Xiph lace sizes run past the block");
+                    uint8_t b = p[pos++];
+                    s += b;
+                    if (b != 255)
+                        break;
+                }
+                sizes[i] = s;
+            } else { /* EBML */
+                uint64_t v;
+                int n = ebml_read_size(p + pos, len - pos, &v);
+                if (n <= 0 || v == EBML_UNKNOWN_SIZE)
+                    return cerr(r, err, block_abs, "invalid EBML lace size");
+                pos += (size_t)n;
+                int64_t s;
+                if (i == 0)
+                    s = (int64_t)v;
+                else
+                    s = prev + ((int64_t)v - (((int64_t)1 << (7 * n - 1)) - 1));
+                if (s < 0 || (uint64_t)s > len)
+                    return cerr(r, err, block_abs, "EBML lace size out of range");
+                sizes[i] = (size_t)s;
+                prev = s;
+            }
+            total += sizes[i];
+            if (total > len)
+                return cerr(r, err, block_abs, "lace sizes exceed the block");
+        }
+        if (total > len - pos)
+            return cerr(r, err, block_abs, "lace sizes exceed the block");
+        sizes[count - 1] = len - pos - total;
+    }
+    size_t at = off + pos;
+    for (size_t i = 0; i < count; i++) {
+        f.off = at;
+        f.size = sizes[i];
+        at += sizes[i];
+        if (!add_frame(r, f))
+            return ks_error_set(err, KS_ENOMEM, "%s: out of memory", r->path);
+    }
+    return KS_OK;
+}
+
+static int cmp_frame(const void *a, const void *b)
+{
+    const ks_mkv_frame *x = a, *y = b;
+    if (x->time != y->time)
+        return x->time < y->time ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+ks_status ks_mkv_load_cluster(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, ks_error *err)
+{
+    r->nframes = 0;
+    r->fi = 0;
+    uint64_t body_abs = loc->pos + (uint64_t)loc->hlen;
+    size_t n = (size_t)(loc->end - body_abs);
+    ks_buf *b = &r->cbuf;
+    b->len = 0;
+    if (!ks_buf_reserve(b, n)) {
+        b->oom = false;
+        return ks_error_set(err, KS_ENOMEM, "%s: out of memory for a %zu-byte cluster", r->path, n);
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(r->fd, b->data + got, n - got, (off_t)(body_abs + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return ks_error_set(err, KS_EIO, "%s: read failed at byte %llu", r->path,
+                                (unsigned long long)(body_abs + got));
+        got += (size_t)k;
+    }
+    b->len = n;
+    r->cluster_time = 0;
+    size_t pos = 0;
+    while (pos < n) {
+        uint32_t id;
+        uint64_t size;
+        uint64_t at = body_abs + pos;
+        int il = ebml_read_id(b->data + pos, n - pos, &id);
+        if (il <= 0)
+            return cerr(r, err, at, "invalid element ID inside a Cluster");
+        int sl = ebml_read_size(b->data + pos + il, n - pos - (size_t)il, &size);
+        if (sl <= 0)
+            return cerr(r, err, at, "invalid element size inside a Cluster");
+        size_t h = (size_t)(il + sl);
+        if (size == EBML_UNKNOWN_SIZE || size > n - pos - h)
+            return cerr(r, err, at, "element 0x%x size runs past the end of its Cluster", id);
+        size_t body = pos + h;
+        if (id == ID_TIMECODE) {
+            uint64_t t;
+            if (!ebml_read_uint(b->data + body, size, &t) || t > ((uint64_t)1 << 62))
+                return cerr(r, err, at, "invalid Cluster Timecode");
+            r->cluster_time = (int64_t)t;
+        } else if (id == ID_SIMPLEBLOCK) {
+            ks_status st = parse_block(r, body, (size_t)size, at, err);
+            if (st)
+                return st;
+        } else if (id == ID_BLOCKGROUP) {
+            size_t gp = body, gend = body + (size_t)size;
+            while (gp < gend) {
+                uint32_t gid;
+                uint64_t gs;
+                int gil = ebml_read_id(b->data + gp, gend - gp, &gid);
+                if (gil <= 0)
+                    return cerr(r, err, body_abs + gp, "invalid element ID inside a BlockGroup");
+                int gsl = ebml_read_size(b->data + gp + gil, gend - gp - (size_t)gil, &gs);
+                if (gsl <= 0 || gs == EBML_UNKNOWN_SIZE || gs > gend - gp - (size_t)(gil + gsl))
+                    return cerr(r, err, body_abs + gp, "element size runs past the end of its BlockGroup");
+                if (gid == ID_BLOCK) {
+                    ks_status st = parse_block(r, gp + (size_t)(gil + gsl), (size_t)gs, body_abs + gp, err);
+                    if (st)
+                        return st;
+                }
+                gp += (size_t)(gil + gsl) + (size_t)gs;
+            }
+        }
+        pos = body + (size_t)size;
+    }
+    for (size_t i = 0; i < r->nframes; i++)
+        r->frames[i].time += r->cluster_time;
+    qsort(r->frames, r->nframes, sizeof *r->frames, cmp_frame);
+    /* remember where clusters are, for seeking without Cues */
+    if (!r->ncidx || loc->pos > r->cidx[r->ncidx - 1].pos) {
+        if (r->ncidx == r->capcidx) {
+            size_t cap = r->capcidx ? r->capcidx * 2 : 256;
+            ks_mkv_cue *q = realloc(r->cidx, cap * sizeof *q);
+            if (q) {
+                r->cidx = q;
+                r->capcidx = cap;
+            }
+        }
+        if (r->ncidx < r->capcidx)
+            r->cidx[r->ncidx++] = (ks_mkv_cue){(uint64_t)r->cluster_time, loc->pos};
+    }
+    return KS_OK;
+}
+
+static uint64_t frame_ts_us(const ks_mkv_reader *r, int64_t time)
+{
+    /* ticks -> us, saturating; negative times clamp to the start offset minus what fits */
+    __int128 ns = (__int128)time * (__int128)r->info.timecode_scale;
+    __int128 us = ns / 1000 + (__int128)r->info.start_offset_us;
+    if (us < 0)
+        return 0;
+    if (us > (__int128)UINT64_MAX)
+        return UINT64_MAX;
+    return (uint64_t)us;
+}
+
+static void swap16_copy(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        dst[i] = src[i + 1];
+        dst[i + 1] = src[i];
+    }
+    if (i < n)
+        dst[i] = src[i];
+}
+
+/* Fills item from frame f; returns false when the frame belongs to no known track. */
+static ks_status make_item(ks_mkv_reader *r, const ks_mkv_frame *f, ks_mkv_item *it, bool decode, ks_error *err)
+{
+    memset(it, 0, sizeof *it);
+    int idx = f->track >= 0 ? r->track_index[f->track] : -1;
+    it->track_number = f->track;
+    it->block_time = f->time;
+    it->file_offset = f->block_off;
+    it->device_ts_us = frame_ts_us(r, f->time);
+    const uint8_t *data = r->cbuf.data + f->off;
+    if (idx < 0) {
+        it->kind = KS_MKV_OTHER;
+        it->raw = data;
+        it->raw_size = f->size;
+        return KS_OK;
+    }
+    const ks_mkv_track *t = &r->info.tracks[idx];
+    it->kind = t->kind;
+    if (t->kind == KS_MKV_IMU && f->size == KS_MKV_IMU_SAMPLE_SIZE) {
+        ks_mkv_imu_decode(data, &it->imu);
+        it->device_ts_us = it->imu.acc_ts_us;
+        return KS_OK;
+    }
+    if (t->kind > KS_MKV_IR || t->type != 1) {
+        it->kind = t->kind == KS_MKV_IMU ? KS_MKV_IMU : KS_MKV_OTHER;
+        it->raw = data;
+        it->raw_size = f->size;
+        return KS_OK;
+    }
+    if (!decode) {
+        it->raw = data;
+        it->raw_size = f->size;
+        return KS_OK;
+    }
+    size_t w = (size_t)t->width, h = (size_t)t->height;
+    int stride = 0;
+    switch (t->format) {
+    case KS_FORMAT_DEPTH16: case KS_FORMAT_IR16: if (f->size == w * h * 2) stride = (int)(w * 2); break;
+    case KS_FORMAT_NV12: if (f->size == w * h * 3 / 2) stride = (int)w; break;
+    case KS_FORMAT_YUY2: if (f->size == w * h * 2) stride = (int)(w * 2); break;
+    case KS_FORMAT_BGRA32: if (f->size == w * h * 4) stride = (int)(w * 4); break;
+    default: break;
+    }
+    ks_image *img = ks_image_create(t->format, t->width, t->height, 0, f->size);
+    if (!img)
+        return ks_error_set(err, KS_ENOMEM, "%s: out of memory for a %zu-byte image", r->path, f->size);
+    img->stride = stride;
+    if (t->format == KS_FORMAT_DEPTH16 || t->format == KS_FORMAT_IR16)
+        swap16_copy(img->data, data, f->size);
+    else if (f->size)
+        memcpy(img->data, data, f->size);
+    img->device_ts_us = it->device_ts_us;
+    it->image = img;
+    return KS_OK;
+}
+
+ks_status ks_mkv_reader_next(ks_mkv_reader *r, ks_mkv_item *item, ks_error *err)
+{
+    for (;;) {
+        while (r->fi < r->nframes) {
+            const ks_mkv_frame *f = &r->frames[r->fi++];
+            if (r->has_min) {
+                /* cheap pre-check: skip without decoding */
+                ks_mkv_item probe;
+                ks_status st = make_item(r, f, &probe, false, err);
+                if (st)
+                    return st;
+                if (probe.device_ts_us < r->min_ts_us)
+                    continue;
+                r->has_min = false;
+            }
+            return make_item(r, f, item, true, err);
+        }
+        ks_mkv_cluster_loc loc;
+        ks_status st = ks_mkv_locate_cluster(r, r->next_cluster, &loc, err);
+        if (st == KS_EEOF) {
+            r->next_cluster = r->seg_end;
+            return ks_error_set(err, KS_EEOF, "%s: end of recording", r->path);
+        }
+        if (st)
+            return st;
+        r->next_cluster = loc.end;
+        st = ks_mkv_load_cluster(r, &loc, err);
+        if (st)
+            return st;
+    }
+}
+
+/* Reads a cluster's Timecode without loading it. */
+static bool cluster_time_at(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, uint64_t *t)
+{
+    uint8_t buf[64];
+    uint64_t body = loc->pos + (uint64_t)loc->hlen;
+    size_t n = (size_t)((loc->end - body) < sizeof buf ? (loc->end - body) : sizeof buf);
+    if (pread(r->fd, buf, n, (off_t)body) != (ssize_t)n)
+        return false;
+    size_t pos = 0;
+    while (pos < n) {
+        uint32_t id;
+        uint64_t size;
+        int il = ebml_read_id(buf + pos, n - pos, &id);
+        if (il <= 0)
+            return false;
+        int sl = ebml_read_size(buf + pos + il, n - pos - (size_t)il, &size);
+        if (sl <= 0 || size == EBML_UNKNOWN_SIZE || size > n - pos - (size_t)(il + sl))
+            return false;
+        if (id == ID_TIMECODE)
+            return ebml_read_uint(buf + pos + il + sl, size, t);
+        pos += (size_t)(il + sl) + (size_t)size;
+    }
+    return false;
+}
+
+ks_status ks_mkv_reader_seek(ks_mkv_reader *r, uint64_t ts_us, ks_error *err)
+{
+    if (!r->info.first_cluster_offset)
+        return ks_error_set(err, KS_EEOF, "%s: the recording has no clusters", r->path);
+    uint64_t bt_us = ts_us > r->info.start_offset_us ? ts_us - r->info.start_offset_us : 0;
+    uint64_t target = (uint64_t)((__int128)bt_us * 1000 / r->info.timecode_scale);
+    uint64_t pos = r->info.first_cluster_offset;
+    bool found = false;
+    if (r->ncues) {
+        size_t lo = 0, hi = r->ncues;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (r->cues[mid].time <= target)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        /* the cue time is a block inside the cluster: the one before may still hold earlier-track data */
+        if (lo > 0) {
+            uint32_t id;
+            uint64_t size;
+            int hl;
+            uint64_t p = r->cues[lo - 1].pos;
+            if (p >= r->info.first_cluster_offset && ks_mkv_read_header(r, p, &id, &size, &hl) == 1 &&
+                id == ID_CLUSTER) {
+                pos = p;
+                found = true;
+            }
+        } else {
+            found = true; /* before the first cue: start at the first cluster */
+        }
+    }
+    if (!found) {
+        /* scan cluster headers, continuing the index built so far */
+        uint64_t off = r->info.first_cluster_offset;
+        size_t i = 0;
+        uint64_t best = off;
+        while (i < r->ncidx && r->cidx[i].time <= target) {
+            best = r->cidx[i].pos;
+            i++;
+        }
+        if (i < r->ncidx) {
+            pos = best;
+        } else {
+            if (r->ncidx)
+                off = r->cidx[r->ncidx - 1].pos;
+            pos = best;
+            for (;;) {
+                ks_mkv_cluster_loc loc;
+                ks_status st = ks_mkv_locate_cluster(r, off, &loc, err);
+                if (st == KS_EEOF)
+                    break;
+                if (st)
+                    return st;
+                uint64_t t;
+                if (!cluster_time_at(r, &loc, &t))
+                    t = r->ncidx ? r->cidx[r->ncidx - 1].time : 0;
+                if (!r->ncidx || loc.pos > r->cidx[r->ncidx - 1].pos) {
+                    if (r->ncidx == r->capcidx) {
+                        size_t cap = r->capcidx ? r->capcidx * 2 : 256;
+                        ks_mkv_cue *q = realloc(r->cidx, cap * sizeof *q);
+                        if (!q)
+                            return ks_error_set(err, KS_ENOMEM, "%s: out of memory", r->path);
+                        r->cidx = q;
+                        r->capcidx = cap;
+                    }
+                    r->cidx[r->ncidx++] = (ks_mkv_cue){t, loc.pos};
+                }
+                if (t > target)
+                    break;
+                pos = loc.pos;
+                off = loc.end;
+            }
+        }
+    }
+    r->next_cluster = pos;
+    r->nframes = 0;
+    r->fi = 0;
+    r->has_min = true;
+    r->min_ts_us = ts_us;
+    return KS_OK;
+}
+
+ks_status ks_mkv_reader_scan(ks_mkv_reader *r, ks_error *err)
+{
+    for (int i = 0; i < r->info.track_count; i++) {
+        r->info.tracks[i].blocks = 0;
+        r->info.tracks[i].first_ts_us = r->info.tracks[i].last_ts_us = 0;
+    }
+    r->info.clusters = 0;
+    r->info.end_of_data = r->info.first_cluster_offset;
+    uint64_t off = r->info.first_cluster_offset ? r->info.first_cluster_offset : r->seg_end;
+    ks_status st = KS_OK;
+    for (;;) {
+        ks_mkv_cluster_loc loc;
+        st = ks_mkv_locate_cluster(r, off, &loc, err);
+        if (st)
+            break;
+        st = ks_mkv_load_cluster(r, &loc, err);
+        if (st)
+            break;
+        for (size_t i = 0; i < r->nframes; i++) {
+            const ks_mkv_frame *f = &r->frames[i];
+            int idx = f->track >= 0 ? r->track_index[f->track] : -1;
+            if (idx < 0)
+                continue;
+            ks_mkv_item it;
+            make_item(r, f, &it, false, NULL);
+            ks_mkv_track *t = &r->info.tracks[idx];
+            if (!t->blocks || it.device_ts_us < t->first_ts_us)
+                t->first_ts_us = it.device_ts_us;
+            if (!t->blocks || it.device_ts_us > t->last_ts_us)
+                t->last_ts_us = it.device_ts_us;
+            t->blocks++;
+        }
+        r->info.clusters++;
+        r->info.end_of_data = loc.end;
+        off = loc.end;
+    }
+    r->next_cluster = r->info.first_cluster_offset ? r->info.first_cluster_offset : r->seg_end;
+    r->nframes = r->fi = 0;
+    r->has_min = false;
+    return st == KS_EEOF ? KS_OK : st;
+}

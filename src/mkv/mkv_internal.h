@@ -1,0 +1,76 @@
+/* mkv/mkv_internal.h: constants of the Azure Kinect recording layout and helpers shared by the
+ * writer, reader and repair. The constants are file-format facts (the SDK's matroska_common.h and
+ * what k4arecorder writes), not hardware numbers. */
+#ifndef KS_MKV_INTERNAL_H
+#define KS_MKV_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "kinsync/mkv.h"
+
+#define KS_MKV_TIMECODE_SCALE 1000u        /* ns per tick: block times in us */
+#define KS_MKV_MAX_CLUSTER_US 32000u       /* a cluster spans at most 32 ms */
+#define KS_MKV_CUE_GAP_US 1000000u         /* at most one cue per second */
+#define KS_MKV_IMU_SAMPLE_SIZE 40          /* u64 acc_ts_ns, f32 acc[3], u64 gyro_ts_ns, f32 gyro[3] */
+/* Reserved areas (element + Void), the sizes k4arecorder reserves: SeekHead 1024-byte Void (+3
+ * header bytes), Info 256 (+3), Void of 1024 (+3) after Tags. */
+#define KS_MKV_SEEK_REGION 1027u
+#define KS_MKV_INFO_REGION 259u
+#define KS_MKV_TAGS_VOID 1027u
+
+static inline void ks_mkv_put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline uint32_t ks_mkv_get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void ks_mkv_put_le64(uint8_t *p, uint64_t v)
+{
+    ks_mkv_put_le32(p, (uint32_t)v);
+    ks_mkv_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint64_t ks_mkv_get_le64(const uint8_t *p)
+{
+    return (uint64_t)ks_mkv_get_le32(p) | (uint64_t)ks_mkv_get_le32(p + 4) << 32;
+}
+static inline void ks_mkv_put_lef(uint8_t *p, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    ks_mkv_put_le32(p, u);
+}
+static inline float ks_mkv_get_lef(const uint8_t *p)
+{
+    uint32_t u = ks_mkv_get_le32(p);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline void ks_mkv_imu_encode(uint8_t out[KS_MKV_IMU_SAMPLE_SIZE], const ks_imu_sample *s)
+{
+    ks_mkv_put_le64(out, s->acc_ts_us * 1000);
+    for (int i = 0; i < 3; i++)
+        ks_mkv_put_lef(out + 8 + 4 * i, s->acc[i]);
+    ks_mkv_put_le64(out + 20, s->gyro_ts_us * 1000);
+    for (int i = 0; i < 3; i++)
+        ks_mkv_put_lef(out + 28 + 4 * i, s->gyro[i]);
+}
+static inline void ks_mkv_imu_decode(const uint8_t *in, ks_imu_sample *s)
+{
+    memset(s, 0, sizeof *s);
+    s->acc_ts_us = ks_mkv_get_le64(in) / 1000;
+    for (int i = 0; i < 3; i++)
+        s->acc[i] = ks_mkv_get_lef(in + 8 + 4 * i);
+    s->gyro_ts_us = ks_mkv_get_le64(in + 20) / 1000;
+    for (int i = 0; i < 3; i++)
+        s->gyro[i] = ks_mkv_get_lef(in + 28 + 4 * i);
+}
+
+/* The 40-byte BITMAPINFOHEADER k4arecorder puts in CodecPrivate. */
+void ks_mkv_bitmap_header(uint8_t out[40], int width, int height, ks_image_format fmt);
+
+#endif
