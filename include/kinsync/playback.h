@@ -1,0 +1,104 @@
+/* kinsync/playback.h: recordings as a rig of virtual devices.
+ *
+ * A set of Azure Kinect recordings (.mkv, one per device, from kinsync record or k4arecorder)
+ * opens as a backend (kinsync/device.h) with one device per file, so the session, verify,
+ * calibrate and fuse run on recordings exactly as on live or simulated devices:
+ *   - serial and firmware from the K4A_DEVICE_SERIAL_NUMBER / K4A_*_FIRMWARE_VERSION tags (a file
+ *     without a serial tag uses its file name without directory and extension);
+ *   - the calibration JSON from the calibration.json attachment;
+ *   - sync jacks derived from the recorded K4A_WIRED_SYNC_MODE: a master has Sync Out, a
+ *     subordinate Sync In, and Sync Out too unless it is the last of the daisy chain that
+ *     ks_playback_rig_build() derives (ordered by subordinate delay, then by file order);
+ *   - start_cameras accepts the recorded configuration only (a stream may be left off); anything
+ *     else fails with KS_EINVAL naming the file, the recorded value and the value asked for;
+ *   - get_capture serves the recorded color/depth/IR with their device timestamps, grouped into
+ *     captures like the SDK playback (depth/IR belong to the color frame at their timestamp minus
+ *     the recorded depth delay, within half a frame period), then KS_EEOF at the end;
+ *   - the IMU serves the recorded samples (KS_EUNSUPPORTED when the file has no IMU track);
+ *   - color controls are accepted and remembered but change nothing (the images are recorded).
+ * Recordings keep no host timestamps: system_ts_ns is the device timestamp in ns.
+ *
+ * Pacing: with KS_PLAYBACK_LOCKSTEP (default) no streaming device serves a capture more than a
+ * window ahead of the others (progress is measured from each file's first timestamp), and a
+ * subordinate serves nothing until the set's master device, if it is open, is streaming; so
+ * consumers that read devices on separate threads see the devices advance together, as live.
+ * KS_PLAYBACK_FREE serves as fast as asked; KS_PLAYBACK_REALTIME paces to the wall clock.
+ *
+ * Threading: the backend may be used from several threads, one device per thread (get_imu_sample
+ * may come from another thread than get_capture). */
+#ifndef KINSYNC_PLAYBACK_H
+#define KINSYNC_PLAYBACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kinsync/device.h"
+#include "kinsync/error.h"
+#include "kinsync/mkv.h"
+#include "kinsync/rig.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KS_PLAYBACK_MAX_FILES KS_RIG_MAX_DEVICES
+
+typedef enum ks_playback_pace {
+    KS_PLAYBACK_LOCKSTEP = 0,
+    KS_PLAYBACK_FREE,
+    KS_PLAYBACK_REALTIME,
+} ks_playback_pace;
+
+typedef struct ks_playback_options {
+    ks_playback_pace pace;
+    uint32_t lockstep_window_us; /* how far a device may run ahead in LOCKSTEP; 0 = two frame periods */
+    int queue_frames;            /* images buffered per stream while the IMU is read ahead; 0 = 64 */
+} ks_playback_options;
+
+/* Defaults: LOCKSTEP, window two frame periods, 64 frames. */
+void ks_playback_options_init(ks_playback_options *o);
+
+/* True when the file starts with the EBML magic (a Matroska/WebM file); false for anything else,
+ * including unreadable paths. Commands use it to tell `rig.yaml` from `FILE.mkv...`. */
+bool ks_playback_is_recording(const char *path);
+
+/* Opens `count` recordings (1..KS_PLAYBACK_MAX_FILES) as a backend with one device per file, in
+ * the order given. Every file's header is read now: KS_ENOTFOUND/KS_EIO/KS_EPARSE name the file;
+ * two files with the same serial fail with KS_EINVAL naming both. opts may be NULL (defaults).
+ * On success *out owns the backend (free with ks_backend_free). */
+ks_status ks_backend_open_playback(const char *const *paths, int count, const ks_playback_options *opts,
+                                   ks_backend **out, ks_error *err);
+
+/* The recording behind device `index` of a playback backend; NULL if b is not a playback backend
+ * or index is out of range. Valid until the backend is freed. */
+const char *ks_playback_path(ks_backend *b, int index);
+/* The recorded configuration of file `index` as a device configuration (what start_cameras
+ * accepts). KS_EINVAL if b is not a playback backend or index is out of range. */
+ks_status ks_playback_recorded_config(ks_backend *b, int index, ks_device_config *cfg, ks_error *err);
+
+/* Per-device result of ks_playback_rig_build, indexed like rig->devices. */
+typedef struct ks_playback_device {
+    char path[512];              /* the recording */
+    ks_device_config config;     /* what it recorded: sync mode, subordinate and depth delay... */
+    char role_tag[64];           /* KINSYNC_ROLE when present, else "" */
+    char plan_digest[80];        /* KINSYNC_PLAN_DIGEST when present, else "" */
+    uint64_t start_offset_us;    /* K4A_START_OFFSET_NS / 1000 */
+} ks_playback_device;
+
+/* Builds the rig a set of recordings came from: one device per file (serial as the playback
+ * backend reports it, name = KINSYNC_ROLE or the serial), declared roles from K4A_WIRED_SYNC_MODE,
+ * a daisy chain from the master through the subordinates ordered by subordinate delay (file order
+ * breaks ties), the camera configuration from the tracks, the rig name from KINSYNC_RIG (else
+ * "recordings"), IMU on if any file has it. The recorded delays are in devs[i].config (the rig
+ * model has no place for them; pass them where a plan's delays are expected).
+ * Fails with KS_EINVAL naming the file when the recordings cannot be one rig: more than one
+ * master, duplicate serials, different fps / color / depth configuration, subordinates without
+ * a master. ks_rig_validate() has been run on success; its findings are appended to `findings`
+ * (may be NULL). devs (may be NULL) must hold `count` entries. */
+ks_status ks_playback_rig_build(const char *const *paths, int count, ks_rig *rig, ks_playback_device *devs,
+                                ks_findings *findings, ks_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
