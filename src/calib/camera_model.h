@@ -1,0 +1,18 @@
+/* calib/camera_model.h: internal helpers of the camera model shared by the calibration solver,
+ * the board renderer and the tests. Not part of the public API. */
+#ifndef KS_CALIB_CAMERA_MODEL_H
+#define KS_CALIB_CAMERA_MODEL_H
+
+#include <stdbool.h>
+
+#include "kinsync/calibration.h"
+
+/* Distortion of a normalized point (x, y) = (X/Z, Y/Z) into pixels, with the 2x2 Jacobian
+ * d(u,v)/d(x,y) (row-major) when J is not NULL. Returns false outside the metric radius
+ * (uv/J not written then) or for an unsupported lens model. */
+bool ks_distort_normalized(const ks_intrinsics *in, const double xy[2], double uv[2], double J[4]);
+
+/* Projection of a camera-frame point with the Jacobian d(u,v)/d(X,Y,Z) (2x3 row-major). */
+bool ks_project_jac(const ks_intrinsics *in, const double p[3], double uv[2], double J[6]);
+
+#endif

@@ -1,0 +1,259 @@
+/* Camera model: calibration JSON parsing, mode-specific intrinsics, projection/unprojection,
+ * against the Sensor SDK golden values of the facts page and the three real files. */
+#include <stdlib.h>
+
+#include "calib/camera_model.h"
+#include "kinsync/calibration.h"
+#include "support/calib_fixtures.h"
+#include "ks_test.h"
+
+static char *slurp(const char *name, size_t *len)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "k4a/%s", name);
+    return ks_calib_test_read_fixture(rel, len);
+}
+
+static bool load(const char *name, ks_depth_mode d, ks_color_resolution c, ks_calibration *cal)
+{
+    size_t len = 0;
+    char *j = slurp(name, &len);
+    KS_CHECK_MSG(j != NULL, "fixture %s missing", name);
+    if (!j)
+        return false;
+    ks_error err = {0};
+    ks_status st = ks_calibration_from_json(j, len, d, c, cal, &err);
+    KS_CHECK_MSG(st == KS_OK, "%s: %s", name, err.message);
+    free(j);
+    return st == KS_OK;
+}
+
+static void test_golden_sdk_unittest(void)
+{
+    ks_calibration cal;
+    if (!load("sdk-unittest-calibration.json", KS_DEPTH_WFOV_2X2BINNED, KS_COLOR_2160P, &cal))
+        return;
+    KS_CHECK_INT(cal.depth.width, 512);
+    KS_CHECK_INT(cal.color.width, 3840);
+    KS_CHECK_INT(cal.color.height, 2160);
+    KS_CHECK_NEAR(cal.depth.cx, 256.619141, 1e-3);
+    KS_CHECK_NEAR(cal.depth.cy, 256.419220, 1e-3);
+    KS_CHECK_NEAR(cal.depth.fx, 252.323685, 1e-3);
+    KS_CHECK_NEAR(cal.depth.fy, 252.378693, 1e-3);
+    double uv[2] = {256, 256}, p[3];
+    KS_CHECK(ks_unproject(&cal.depth, uv, 1000.0, p));
+    KS_CHECK_NEAR(p[0], -2.45376134, 1e-3);
+    KS_CHECK_NEAR(p[1], -1.66107690, 1e-3);
+    KS_CHECK_NEAR(p[2], 1000.0, 1e-9);
+    double uc[2];
+    KS_CHECK(ks_calibration_depth_to_color_pixel(&cal, uv, 1000.0, uc));
+    KS_CHECK_NEAR(uc[0], 1835.689453, 1e-3);
+    KS_CHECK_NEAR(uc[1], 1206.290039, 1e-3);
+    /* translation is converted to millimetres */
+    KS_CHECK_NEAR(cal.depth_to_color.t[0], -31.942267, 1e-4);
+    /* color_to_depth is the inverse (the file's rotation is orthonormal to float precision only) */
+    double q[3], back[3];
+    ks_extrinsics_apply(&cal.depth_to_color, p, q);
+    ks_extrinsics_apply(&cal.color_to_depth, q, back);
+    for (int i = 0; i < 3; i++)
+        KS_CHECK_NEAR(back[i], p[i], 1e-3);
+}
+
+/* Project/unproject round trip over the whole image of every depth mode and a 16:9 and 4:3 color
+ * mode of every fixture; the share of valid WFOV unbinned pixels matches the documented ~78%. */
+static void roundtrip_image(const ks_intrinsics *in, int step, double *valid_share)
+{
+    int total = 0, valid = 0;
+    for (int v = 0; v < in->height; v += step)
+        for (int u = 0; u < in->width; u += step) {
+            double uv[2] = {u, v}, p[3], back[2];
+            total++;
+            if (!ks_unproject(in, uv, 1500.0, p))
+                continue;
+            valid++;
+            bool ok = ks_project(in, p, back);
+            KS_CHECK(ok);
+            if (ok && (fabs(back[0] - u) > 1e-3 || fabs(back[1] - v) > 1e-3)) {
+                KS_CHECK_MSG(0, "pixel (%d,%d) comes back at (%.6f,%.6f)", u, v, back[0], back[1]);
+                return;
+            }
+        }
+    *valid_share = (double)valid / total;
+}
+
+static void test_roundtrip_all_fixtures(void)
+{
+    const char *files[] = {"sdk-unittest-calibration.json", "real-device-calibration.json",
+                           "sdk-test-calibration-rational6kt.json"};
+    for (int f = 0; f < 3; f++) {
+        for (int d = KS_DEPTH_NFOV_2X2BINNED; d <= KS_DEPTH_PASSIVE_IR; d++) {
+            ks_calibration cal;
+            ks_color_resolution c = d % 2 ? KS_COLOR_720P : KS_COLOR_1536P;
+            if (!load(files[f], (ks_depth_mode)d, c, &cal))
+                continue;
+            double share = 0;
+            roundtrip_image(&cal.depth, d == KS_DEPTH_WFOV_UNBINNED || d == KS_DEPTH_PASSIVE_IR ? 8 : 4, &share);
+            if (d == KS_DEPTH_WFOV_UNBINNED && f < 2)
+                KS_CHECK_MSG(share > 0.70 && share < 0.86, "%s WFOV unbinned valid share %.3f", files[f], share);
+            if (d == KS_DEPTH_NFOV_UNBINNED)
+                KS_CHECK_MSG(share > 0.99, "%s NFOV valid share %.3f", files[f], share);
+            roundtrip_image(&cal.color, 16, &share);
+            /* the SDK unit-test file has a color MetricRadius of 0.656: its image corners are invalid */
+            KS_CHECK_MSG(share > (f == 0 ? 0.4 : 0.95), "%s color valid share %.3f", files[f], share);
+        }
+    }
+}
+
+static void test_mode_relations(void)
+{
+    /* NFOV unbinned is the 1024 sensor cropped by (192,180); 2x2 binned halves the scale. */
+    ks_calibration a, b, w;
+    if (!load("real-device-calibration.json", KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &a) ||
+        !load("real-device-calibration.json", KS_DEPTH_NFOV_2X2BINNED, KS_COLOR_3072P, &b) ||
+        !load("real-device-calibration.json", KS_DEPTH_WFOV_UNBINNED, KS_COLOR_1080P, &w))
+        return;
+    KS_CHECK_INT(a.depth.width, 640);
+    KS_CHECK_INT(a.depth.height, 576);
+    KS_CHECK_NEAR(a.depth.cx, w.depth.cx - 192, 1e-9);
+    KS_CHECK_NEAR(a.depth.cy, w.depth.cy - 180, 1e-9);
+    KS_CHECK_NEAR(b.depth.fx * 2, a.depth.fx, 1e-9);
+    KS_CHECK_NEAR((b.depth.cx + 0.5) * 2, a.depth.cx + 0.5, 1e-9);
+    /* 720p is the 4:3 sensor scaled to 1280x960 with 120 rows cropped at the top */
+    KS_CHECK_NEAR(a.color.fx, b.color.fx * 1280.0 / 4096.0, 1e-9);
+    KS_CHECK_NEAR(a.color.cy + 0.5, (b.color.cy + 0.5) * 1280.0 / 4096.0 - 120, 1e-9);
+    KS_CHECK_NEAR(w.color.cy + 0.5, (b.color.cy + 0.5) * 1920.0 / 4096.0 - 180, 1e-9);
+    /* metric radius 0 in the file (PV0) becomes the SDK default */
+    KS_CHECK_NEAR(a.color.metric_radius, 1.7, 1e-12);
+    KS_CHECK_NEAR(a.depth.metric_radius, 1.739999771118164, 1e-12);
+    KS_CHECK_INT(a.depth.model, KS_LENS_BROWN_CONRADY);
+    /* IMU extrinsics are parsed (accelerometer ~51 mm from the depth camera) */
+    double n = sqrt(a.depth_to_accel.t[0] * a.depth_to_accel.t[0] + a.depth_to_accel.t[1] * a.depth_to_accel.t[1] +
+                    a.depth_to_accel.t[2] * a.depth_to_accel.t[2]);
+    KS_CHECK_NEAR(n, 51.0, 1.0);
+}
+
+static void test_rational6kt_and_bom(void)
+{
+    size_t len = 0;
+    char *j = slurp("sdk-test-calibration-rational6kt.json", &len);
+    if (!j)
+        return;
+    KS_CHECK((unsigned char)j[0] == 0xEF); /* the fixture really carries the BOM */
+    ks_calibration cal;
+    ks_error err = {0};
+    KS_CHECK_INT(ks_calibration_from_json(j, len, KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &cal, &err), KS_OK);
+    KS_CHECK_INT(cal.depth.model, KS_LENS_RATIONAL_6KT);
+    KS_CHECK(cal.color.codx != 0.0);
+    free(j);
+}
+
+static void test_jacobian(void)
+{
+    ks_calibration cal;
+    if (!load("real-device-calibration.json", KS_DEPTH_NFOV_UNBINNED, KS_COLOR_1080P, &cal))
+        return;
+    double p[3] = {180.0, -120.0, 900.0}, uv[2], J[6];
+    KS_CHECK(ks_project_jac(&cal.color, p, uv, J));
+    for (int k = 0; k < 3; k++) {
+        double h = 1e-4, pp[3] = {p[0], p[1], p[2]}, pm[3] = {p[0], p[1], p[2]}, a[2], b[2];
+        pp[k] += h;
+        pm[k] -= h;
+        ks_project(&cal.color, pp, a);
+        ks_project(&cal.color, pm, b);
+        KS_CHECK_NEAR(J[k], (a[0] - b[0]) / (2 * h), 1e-5);
+        KS_CHECK_NEAR(J[3 + k], (a[1] - b[1]) / (2 * h), 1e-5);
+    }
+}
+
+static void test_validity(void)
+{
+    ks_calibration cal;
+    if (!load("real-device-calibration.json", KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &cal))
+        return;
+    double uv[2];
+    double behind[3] = {0, 0, -100};
+    KS_CHECK(!ks_project(&cal.depth, behind, uv));
+    double wide[3] = {3000, 0, 1000}; /* r = 3 > metric radius */
+    KS_CHECK(!ks_project(&cal.depth, wide, uv));
+    double far_px[2] = {-5000, -5000}, p[3];
+    KS_CHECK(!ks_unproject(&cal.depth, far_px, 1000, p));
+    double nan_px[2] = {NAN, 0};
+    KS_CHECK(!ks_unproject(&cal.depth, nan_px, 1000, p));
+}
+
+static void test_errors_name_the_field(void)
+{
+    ks_calibration cal;
+    ks_error err = {0};
+    const char *bad = "{\"CalibrationInformation\":{\"Cameras\":[]}}";
+    KS_CHECK_INT(ks_calibration_from_json(bad, strlen(bad), KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &cal, &err),
+                 KS_EPARSE);
+    KS_CHECK_CONTAINS(err.message, "CALIBRATION_CameraLocationD0");
+    KS_CHECK_INT(ks_calibration_from_json("{", 1, KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &cal, &err), KS_EPARSE);
+    KS_CHECK_CONTAINS(err.message, "line 1");
+    size_t len = 0;
+    char *j = slurp("real-device-calibration.json", &len);
+    if (!j)
+        return;
+    char *fx = strstr(j, "\"MetricRadius\"");
+    if (fx) {
+        memcpy(fx, "\"MetricRadiuz\"", 14);
+        KS_CHECK_INT(ks_calibration_from_json(j, len, KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &cal, &err), KS_EPARSE);
+        KS_CHECK_CONTAINS(err.message, "MetricRadius");
+        KS_CHECK_CONTAINS(err.message, "D0");
+    }
+    free(j);
+}
+
+static void test_synthesize(void)
+{
+    ks_calibration a, b;
+    char *ja = ks_calibration_json_synthesize(1, "000111222333");
+    char *jb = ks_calibration_json_synthesize(2, "000111222334");
+    KS_CHECK(ja && jb);
+    if (!ja || !jb)
+        return;
+    KS_CHECK(strstr(ja, "000111222333") != NULL);
+    KS_CHECK(strstr(ja, "CALIBRATION_InertialSensorType_Accelerometer") != NULL);
+    ks_error err = {0};
+    KS_CHECK_INT(ks_calibration_from_json(ja, strlen(ja), KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &a, &err), KS_OK);
+    KS_CHECK_INT(ks_calibration_from_json(jb, strlen(jb), KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &b, &err), KS_OK);
+    /* plausible: close to a real unit, but not identical between seeds */
+    ks_calibration real;
+    if (load("real-device-calibration.json", KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &real)) {
+        KS_CHECK_NEAR(a.depth.fx, real.depth.fx, 3.0);
+        KS_CHECK_NEAR(a.color.fx, real.color.fx, 3.0);
+        KS_CHECK_NEAR(a.depth_to_color.t[0], real.depth_to_color.t[0], 1.0);
+    }
+    KS_CHECK(a.depth.fx != b.depth.fx);
+    KS_CHECK(a.depth.cx != b.depth.cx);
+    /* deterministic */
+    char *ja2 = ks_calibration_json_synthesize(1, "000111222333");
+    KS_CHECK(ja2 && strcmp(ja, ja2) == 0);
+    /* rotation is orthonormal */
+    double *R = a.depth_to_color.R;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            double s = R[i * 3] * R[j * 3] + R[i * 3 + 1] * R[j * 3 + 1] + R[i * 3 + 2] * R[j * 3 + 2];
+            KS_CHECK_NEAR(s, i == j ? 1.0 : 0.0, 1e-12);
+        }
+    double share = 0;
+    roundtrip_image(&a.depth, 8, &share);
+    KS_CHECK(share > 0.99);
+    free(ja);
+    free(jb);
+    free(ja2);
+}
+
+int main(void)
+{
+    KS_RUN(test_golden_sdk_unittest);
+    KS_RUN(test_roundtrip_all_fixtures);
+    KS_RUN(test_mode_relations);
+    KS_RUN(test_rational6kt_and_bom);
+    KS_RUN(test_jacobian);
+    KS_RUN(test_validity);
+    KS_RUN(test_errors_name_the_field);
+    KS_RUN(test_synthesize);
+    return KS_TEST_END();
+}

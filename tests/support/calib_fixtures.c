@@ -1,0 +1,51 @@
+/* calib_fixtures.c: see calib_fixtures.h. */
+#include "calib_fixtures.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *b = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 65536;
+            char *nb = realloc(b, cap);
+            if (!nb) {
+                free(b);
+                fclose(f);
+                return NULL;
+            }
+            b = nb;
+        }
+        size_t r = fread(b + n, 1, 4096, f);
+        n += r;
+        if (r < 4096)
+            break;
+    }
+    fclose(f);
+    b[n] = 0;
+    if (len)
+        *len = n;
+    return b;
+}
+
+char *ks_calib_test_read_fixture(const char *rel, size_t *len)
+{
+    char path[1024];
+    const char *dirs[3] = {KS_FIXTURES, getenv("KS_FIXTURES"), NULL};
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i])
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dirs[i], rel);
+        char *b = read_all(path, len);
+        if (b)
+            return b;
+    }
+    snprintf(path, sizeof path, "%s/../../shared/fixtures/%s", KS_SOURCE_DIR, rel);
+    return read_all(path, len);
+}
