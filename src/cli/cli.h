@@ -31,5 +31,7 @@ bool ks_cli_is_tty(FILE *f);
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_align(int argc, char **argv);
 
 #endif

@@ -11,6 +11,8 @@ static const ks_command commands[] = {
     /* plan the rig */
     /* run it */
     /* recordings */
+    {"record", "record every device of a rig, one Azure Kinect .mkv per device", cmd_record},
+    {"align", "align recordings of one rig: frame sets, skew, drops, files that don't belong", cmd_align},
     {"info", "show what a recording holds (tracks, tags, frames, timestamps)", cmd_info},
     {"repair", "make a cut-off or unfinished recording complete", cmd_repair},
     /* misc */
