@@ -166,6 +166,18 @@ static void *capture_main(void *p)
                     break;
         }
     }
+    /* stopped (by the user, a limit elsewhere or another device's failure): keep what this device
+     * has already delivered to the host, without waiting for more */
+    while (end == KS_OK && !device_reached_limits(c, d->index)) {
+        ks_capture *cap = NULL;
+        ks_error de;
+        if (ks_device_get_capture(d->dev, &cap, 0, &de) != KS_OK)
+            break;
+        ks_status st = ks_recorder_add_capture(c->rec, d->index, cap, &de);
+        ks_capture_release(cap);
+        if (st != KS_OK)
+            break;
+    }
     d->end = end;
     d->end_err = e;
     __atomic_store_n(&d->done, 1, __ATOMIC_RELEASE);
@@ -202,6 +214,12 @@ static ks_status start_device(run_ctx *c, int i, const ks_device_config *cfg, ks
         return st;
     if (c->imu && (st = ks_device_start_imu(d->dev, err)) != KS_OK)
         return ks_error_prefix(err, "device %s", c->rig->devices[i].serial);
+    return KS_OK;
+}
+
+static ks_status start_thread(run_ctx *c, int i, ks_error *err)
+{
+    run_dev *d = &c->devs[i];
     clock_gettime(CLOCK_MONOTONIC, &d->started);
     if (pthread_create(&d->thread, NULL, capture_main, d) != 0)
         return ks_error_set(err, KS_ENOMEM, "cannot start the capture thread of device %s", c->rig->devices[i].serial);
@@ -288,6 +306,10 @@ ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_
         for (int i = 0; i < n && st == KS_OK; i++)
             if (configs[i].wired_sync_mode == order[o])
                 st = start_device(c, i, &configs[i], err);
+    /* the capture threads start once every device runs: a device queues its first frames
+     * meanwhile, and a simulator's virtual time does not run ahead while subordinates wait */
+    for (int i = 0; i < n && st == KS_OK; i++)
+        st = start_thread(c, i, err);
     const bool started = st == KS_OK;
     /* wait for the limits, a stop, or every device to end */
     if (st == KS_OK) {

@@ -20,6 +20,7 @@ typedef struct recfix_dev {
     int frames;
     int skip;                         /* a frame index to leave out (a drop), -1 for none */
     uint64_t base_us;                 /* device timestamp of frame 0 (before delays) */
+    int fps_hz;                       /* 0 = 30 */
 } recfix_dev;
 
 static inline uint16_t recfix_px(int dev, int frame, int kind)
@@ -40,6 +41,8 @@ static inline ks_status recfix_write(const char *path, const recfix_dev *dv, int
     desc.color_resolution = KS_COLOR_720P;
     desc.depth_mode = KS_DEPTH_NFOV_UNBINNED;
     desc.fps = KS_FPS_30;
+    if (dv->fps_hz)
+        ks_fps_from_hz(dv->fps_hz, &desc.fps);
     desc.sync_mode = dv->mode;
     desc.subordinate_delay_us = dv->sub_delay_us;
     desc.depth_delay_us = dv->depth_delay_us;
@@ -58,7 +61,7 @@ static inline ks_status recfix_write(const char *path, const recfix_dev *dv, int
     ks_status st = ks_mkv_writer_open(path, &desc, &o, &w, err);
     if (st)
         return st;
-    const int period = ks_frame_period_us(KS_FPS_30);
+    const int period = ks_frame_period_us(desc.fps);
     const ks_depth_mode_info *dm = ks_depth_mode_get(KS_DEPTH_NFOV_UNBINNED);
     uint64_t imu_ts = dv->base_us + dv->sub_delay_us;
     for (int i = 0; i < dv->frames && st == KS_OK; i++) {

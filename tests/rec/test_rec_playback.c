@@ -9,9 +9,9 @@
 static char dir[256];
 static char paths[3][300];
 static const recfix_dev devs[3] = {
-    {"000100000001", "master", KS_SYNC_MASTER, 0, -80, 12, -1, 1000000},
-    {"000100000003", "sub2", KS_SYNC_SUBORDINATE, 320, 80, 12, 5, 1000000},
-    {"000100000002", "sub1", KS_SYNC_SUBORDINATE, 160, 0, 11, -1, 1000000},
+    {"000100000001", "master", KS_SYNC_MASTER, 0, -80, 12, -1, 1000000, 0},
+    {"000100000003", "sub2", KS_SYNC_SUBORDINATE, 320, 80, 12, 5, 1000000, 0},
+    {"000100000002", "sub1", KS_SYNC_SUBORDINATE, 160, 0, 11, -1, 1000000, 0},
 };
 
 static void write_rig(void)
