@@ -33,5 +33,6 @@ int cmd_info(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_align(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 #endif
