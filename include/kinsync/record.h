@@ -23,6 +23,8 @@
 #include "kinsync/mkv.h"
 #include "kinsync/rig.h"
 
+struct ks_plan;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -89,16 +91,18 @@ void ks_recorder_abort(ks_recorder *r);
 
 /* ---- recording a rig ---- */
 
-/* Per-device start configurations for a validated rig and the digest that names them.
- * STAND-IN for the planner (kinsync/plan.h, not yet available): wired sync mode from the derived
- * role, subordinate delay 0 (color aligned), depth delays staggered by the rig's laser guard
- * (device k in rig order: k * guard, centred on 0 so |delay| stays small), the rig's camera
- * configuration. digest (>= 80 bytes, may be NULL) receives "sha256:HEX" of a canonical text of the
- * rig name and every device's serial, role and configuration. configs holds rig->device_count. */
-ks_status ks_record_configs_from_rig(const ks_rig *rig, ks_device_config *configs, char *digest, ks_error *err);
+/* Per-device start configurations of a validated rig from its plan (kinsync/plan.h): plan may be
+ * NULL, then ks_plan_make() is run with default options (an infeasible plan fails with KS_EINVAL
+ * and the planner's reason). configs (rig->device_count entries) gets plan->devices[i].config with
+ * the rig's synchronized_images_only. digest (>= 80 bytes, may be NULL) receives
+ * ks_record_plan_digest() of the result. */
+ks_status ks_record_configs_from_rig(const ks_rig *rig, const struct ks_plan *plan, ks_device_config *configs,
+                                     char *digest, ks_error *err);
 
-/* Digest of a set of configurations (the same function ks_record_configs_from_rig uses), so that a
- * recording made with explicit per-device configurations can still be tied to them. */
+/* The plan digest written to KINSYNC_PLAN_DIGEST: "sha256:HEX" (71 characters) over a canonical
+ * text of the rig name, camera configuration and every device's serial, role, sync mode and both
+ * delays. Files recorded under the same plan carry the same digest; `kinsync align` uses it to
+ * find files that do not belong. */
 void ks_record_plan_digest(const ks_rig *rig, const ks_device_config *configs, char digest[80]);
 
 typedef struct ks_record_progress {

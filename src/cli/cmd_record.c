@@ -173,7 +173,7 @@ int cmd_record(int argc, char **argv)
             goto done;
         }
         char digest[80];
-        st = ks_record_configs_from_rig(rig, configs, digest, &err);
+        st = ks_record_configs_from_rig(rig, NULL, configs, digest, &err);
         if (st == KS_OK) {
             snprintf(ro.recorder.plan_digest, sizeof ro.recorder.plan_digest, "%s", digest);
             ks_sim_config sc;

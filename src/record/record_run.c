@@ -1,11 +1,13 @@
 /* Recording a rig (ks_record_run, kinsync/record.h).
  *
- * This is a stand-in for the session module (orchestrated start, capture threads) and the planner
- * (delays), neither of which exists on this branch yet: it follows the same rules (firmware equal,
+ * This is a stand-in for the session module (orchestrated start, capture threads), which does not
+ * exist on this branch yet: it follows the same rules (firmware equal,
  * exposure set once before streaming, subordinates started before the master, one capture thread
  * per device) and keeps its own state in one context, so switching to the session later changes
  * this file only. A capture thread never blocks on another device: each writes its own file. */
 #include "kinsync/record.h"
+
+#include "kinsync/plan.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -14,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- configurations and digest (planner stand-in) ---- */
+/* ---- configurations and digest ---- */
 
 static ks_role role_of(const ks_rig_device *d)
 {
@@ -44,39 +46,33 @@ void ks_record_plan_digest(const ks_rig *rig, const ks_device_config *configs, c
         k += snprintf(digest + k, 80 - (size_t)k, "%02x", out[i]);
 }
 
-ks_status ks_record_configs_from_rig(const ks_rig *rig, ks_device_config *configs, char *digest, ks_error *err)
+ks_status ks_record_configs_from_rig(const ks_rig *rig, const ks_plan *plan_in, ks_device_config *configs,
+                                     char *digest, ks_error *err)
 {
     if (!rig || !configs || rig->device_count < 1)
         return ks_error_set(err, KS_EINVAL, "the rig has no devices; add devices to the rig file");
-    const int n = rig->device_count;
-    const bool both = rig->camera.color_resolution != KS_COLOR_OFF && rig->camera.depth_mode != KS_DEPTH_OFF;
-    const int guard = ks_rig_guard_us(rig);
-    for (int i = 0; i < n; i++) {
-        ks_device_config *c = &configs[i];
-        ks_device_config_init(c);
-        c->color_format = rig->camera.color_format;
-        c->color_resolution = rig->camera.color_resolution;
-        c->depth_mode = rig->camera.depth_mode;
-        c->camera_fps = rig->camera.fps;
-        c->synchronized_images_only = rig->camera.synchronized_images_only;
-        ks_role r = role_of(&rig->devices[i]);
-        c->wired_sync_mode = r == KS_ROLE_MASTER ? KS_SYNC_MASTER
-                             : r == KS_ROLE_SUBORDINATE ? KS_SYNC_SUBORDINATE
-                                                        : KS_SYNC_STANDALONE;
-        if (both && n > 1) {
-            /* stagger the lasers: k * guard, centred on zero, rounded away from zero to whole
-             * 90 kHz ticks so the effective separation is at least the guard */
-            double want = ((double)i - (double)(n - 1) / 2.0) * guard;
-            int64_t us = ks_delay_usec_at_least(want < 0 ? -want : want);
-            c->depth_delay_off_color_usec = (int32_t)(want < 0 ? -us : us);
-        }
-        ks_status st = ks_device_config_check(c, err);
+    ks_plan *plan = NULL;
+    ks_status st = KS_OK;
+    if (!plan_in) {
+        plan = malloc(sizeof *plan);
+        if (!plan)
+            return ks_error_set(err, KS_ENOMEM, "out of memory planning the rig");
+        st = ks_plan_make(rig, NULL, plan, err);
         if (st != KS_OK)
-            return ks_error_prefix(err, "device %s", rig->devices[i].serial);
+            ks_error_prefix(err, "the rig %s cannot be planned (kinsync plan explains)", rig->name);
+        plan_in = plan;
     }
-    if (digest)
+    for (int i = 0; i < rig->device_count && st == KS_OK; i++) {
+        configs[i] = plan_in->devices[i].config;
+        configs[i].synchronized_images_only = rig->camera.synchronized_images_only;
+        st = ks_device_config_check(&configs[i], err);
+        if (st != KS_OK)
+            ks_error_prefix(err, "device %s", rig->devices[i].serial);
+    }
+    free(plan);
+    if (st == KS_OK && digest)
         ks_record_plan_digest(rig, configs, digest);
-    return KS_OK;
+    return st;
 }
 
 /* ---- the run ---- */

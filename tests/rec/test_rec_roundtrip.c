@@ -115,7 +115,7 @@ static void test_roundtrip(void)
 
     ks_device_config cfg[3];
     char digest[80];
-    KS_CHECK_INT(ks_record_configs_from_rig(&rig, cfg, digest, &e), KS_OK);
+    KS_CHECK_INT(ks_record_configs_from_rig(&rig, NULL, cfg, digest, &e), KS_OK);
     cfg[1].subordinate_delay_off_master_usec = 0;
     cfg[2].subordinate_delay_off_master_usec = 1000; /* a visible planned offset that align must remove */
     ks_record_plan_digest(&rig, cfg, digest);

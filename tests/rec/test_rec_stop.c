@@ -95,7 +95,7 @@ static void test_stop_midway(void)
     ks_error e;
     KS_CHECK_INT(ks_backend_open_sim(&rig, &sc, &b, &e), KS_OK);
     ks_device_config cfg[3];
-    KS_CHECK_INT(ks_record_configs_from_rig(&rig, cfg, NULL, &e), KS_OK);
+    KS_CHECK_INT(ks_record_configs_from_rig(&rig, NULL, cfg, NULL, &e), KS_OK);
     char dir[256];
     recfix_tmpdir(dir, sizeof dir, "stop");
     ks_record_run_options ro;
@@ -131,7 +131,7 @@ static void test_disconnect_midway(void)
     ks_error e;
     KS_CHECK_INT(ks_backend_open_sim(&rig, &sc, &b, &e), KS_OK);
     ks_device_config cfg[3];
-    ks_record_configs_from_rig(&rig, cfg, NULL, &e);
+    ks_record_configs_from_rig(&rig, NULL, cfg, NULL, &e);
     char dir[256];
     recfix_tmpdir(dir, sizeof dir, "disc");
     ks_record_run_options ro;
@@ -164,7 +164,7 @@ static void test_missing_cable_leaves_nothing(void)
     KS_CHECK_INT(ks_backend_open_sim(&rig, &sc, &b, &e), KS_OK);
     ks_sim_advance(ks_sim_from_backend(b), 1); /* the cable is out before anyone looks */
     ks_device_config cfg[3];
-    ks_record_configs_from_rig(&rig, cfg, NULL, &e);
+    ks_record_configs_from_rig(&rig, NULL, cfg, NULL, &e);
     char dir[256];
     recfix_tmpdir(dir, sizeof dir, "cable");
     ks_record_run_options ro;
