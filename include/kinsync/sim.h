@@ -135,6 +135,14 @@ ks_status ks_sim_config_load_string(const char *text, size_t len, const char *na
  * *out owns the world; free it with ks_backend_free. */
 ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg, ks_backend **out, ks_error *err);
 
+/* Convenience: loads the rig file at path (ks_rig_load, then ks_rig_validate only to derive roles and
+ * topology: a rig with errors is still simulated, so its failures can be shown), reads its
+ * simulation section and opens the backend. `mode_override` >= 0 replaces the section's mode
+ * (e.g. KS_SIM_FAST for batch commands). On success *out owns the world and, when rig_out is not
+ * NULL, *rig_out is the loaded rig. */
+ks_status ks_backend_open_sim_file(const char *path, int mode_override, ks_backend **out, ks_rig *rig_out,
+                                   ks_error *err);
+
 /* ---- ground truth and diagnosis (for tests, demos and `kinsync verify --explain`) ---- */
 
 typedef struct ks_sim ks_sim;
@@ -197,8 +205,10 @@ uint64_t ks_sim_host_time_ns(ks_sim *s, const char *host, uint64_t t_ns);
 ks_status ks_sim_device_clock(ks_sim *s, int device, double *rate, double *offset_us, uint64_t *zero_ns,
                               ks_error *err);
 
-/* Replaces the board texture (8-bit grey, row-major, copied): it is stretched over the board.
- * NULL restores the built-in checker-with-tags pattern. */
+/* Replaces the board texture (8-bit grey, row-major, copied): it is stretched over the board's front
+ * (row 0 along the board's -y edge, column 0 along its -x edge). NULL restores the built-in
+ * AprilGrid-like pattern. Only while no simulated device streams (KS_ESTATE otherwise): cached
+ * renders are dropped. */
 ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, int height, int stride,
                                    ks_error *err);
 

@@ -516,3 +516,34 @@ ks_status ks_sim_config_load_string(const char *text, size_t len, const char *na
     ks_yaml_free(&y);
     return st;
 }
+
+ks_status ks_backend_open_sim_file(const char *path, int mode_override, ks_backend **out, ks_rig *rig_out,
+                                   ks_error *err)
+{
+    if (!path || !out)
+        return ks_error_set(err, KS_EINVAL, "ks_backend_open_sim_file: no path or output given");
+    ks_rig *rig = malloc(sizeof *rig);
+    ks_sim_config *cfg = malloc(sizeof *cfg);
+    ks_status st = KS_OK;
+    if (!rig || !cfg)
+        st = ks_error_set(err, KS_ENOMEM, "out of memory loading %s", path);
+    if (st == KS_OK)
+        st = ks_rig_load(path, rig, err);
+    if (st == KS_OK) {
+        ks_findings f;
+        ks_findings_init(&f);
+        (void)ks_rig_validate(rig, &f); /* roles and topology; findings are the planner's business */
+        ks_findings_free(&f);
+        st = ks_sim_config_load(path, rig, cfg, err);
+    }
+    if (st == KS_OK) {
+        if (mode_override == KS_SIM_FAST || mode_override == KS_SIM_PACED)
+            cfg->mode = (ks_sim_mode)mode_override;
+        st = ks_backend_open_sim(rig, cfg, out, err);
+    }
+    if (st == KS_OK && rig_out)
+        *rig_out = *rig;
+    free(rig);
+    free(cfg);
+    return st;
+}

@@ -98,6 +98,7 @@ typedef struct sim_dev {
     bool imu_running;
     uint64_t imu_next_ns;
     uint64_t imu_dropped;
+    uint64_t last_pulse_ns;   /* when the last accepted sync pulse arrived */
     /* bookkeeping */
     uint64_t sequence;
     ks_sim_device_stats stats;

@@ -471,13 +471,15 @@ void sim_render_free(sim_render_dev *r)
     free(r);
 }
 
-static bool cam_init(sim_cam *c, const ks_intrinsics *in, const double R[9], const double t[3])
+static bool cam_init(sim_cam *c, const ks_intrinsics *in, const double R[9], const double t[3], bool rays)
 {
     c->in = *in;
     c->w = in->width;
     c->h = in->height;
     memcpy(c->R, R, sizeof c->R);
     memcpy(c->t, t, sizeof c->t);
+    if (!rays)
+        return true; /* timing-only runs: images stay black, no rays needed */
     c->dir = malloc((size_t)c->w * c->h * 3 * sizeof(float));
     if (!c->dir)
         return false;
@@ -552,7 +554,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         sim_board_pose(sc, 0, bR, bt);
     bool ok = true;
     if (dm != KS_DEPTH_OFF) {
-        ok = cam_init(&s->dcam, &s->cal.depth, dv->pose_R, dv->pose_t);
+        ok = cam_init(&s->dcam, &s->cal.depth, dv->pose_R, dv->pose_t, w->cfg.render_depth);
         size_t n = (size_t)s->dcam.w * s->dcam.h;
         s->dz = calloc(n, sizeof(float));
         s->depth = sim_buf_new(n * 2);
@@ -566,9 +568,12 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
                 double z = w->cfg.render_depth ? trace(sc, &s->dcam, p, bstatic ? bR : NULL, bt, &h) : 0;
                 s->dz[p] = (float)z;
                 dp[p] = (uint16_t)(z > 0 && z < 65535 ? llround(z) : 0);
-                const float *f = s->dcam.dir + p * 3;
-                double d[3] = {f[0], f[1], f[2]};
-                ip[p] = z > 0 ? shade_ir(&h, d, passive) : 0;
+                ip[p] = 0;
+                if (z > 0) {
+                    const float *f = s->dcam.dir + p * 3;
+                    double d[3] = {f[0], f[1], f[2]};
+                    ip[p] = shade_ir(&h, d, passive);
+                }
             }
         }
     }
@@ -577,7 +582,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         memcpy(d2w.R, dv->pose_R, sizeof d2w.R);
         memcpy(d2w.t, dv->pose_t, sizeof d2w.t);
         ks_extrinsics_compose(&s->cal.color_to_depth, &d2w, &c2w);
-        ok = cam_init(&s->ccam, &s->cal.color, c2w.R, c2w.t);
+        ok = cam_init(&s->ccam, &s->cal.color, c2w.R, c2w.t, w->cfg.render_color);
         size_t n = (size_t)s->ccam.w * s->ccam.h;
         s->cz = calloc(n, sizeof(float));
         s->bgra = sim_buf_new(n * 4);
@@ -638,45 +643,59 @@ static const sim_static *get_static(sim_world *w, int i, ks_depth_mode dm, ks_co
     return s;
 }
 
-/* Projected bounding box of the board in camera c; false when the board is not in view. */
+/* Bounding box of the board's outline projected through camera c's lens model (points along the
+ * four edges), plus a few pixels; false when the board is not in view. A board crossing the plane
+ * of the camera or the lens model's valid radius gives the whole image (rare, still correct). */
 static bool board_bbox(const sim_scene *sc, const sim_cam *c, const double bR[9], const double bt[3], int box[4])
 {
+    enum { STEPS = 24 };
     double umin = INFINITY, vmin = INFINITY, umax = -INFINITY, vmax = -INFINITY;
-    int behind = 0;
-    for (int k = 0; k < 4; k++) {
-        double lu = (k & 1 ? 0.5 : -0.5) * sc->board_w, lv = (k & 2 ? 0.5 : -0.5) * sc->board_h;
-        double pw[3], q[3], pc[3];
-        for (int m = 0; m < 3; m++)
-            pw[m] = bt[m] + bR[m * 3] * lu + bR[m * 3 + 1] * lv;
-        for (int m = 0; m < 3; m++)
-            q[m] = pw[m] - c->t[m];
-        for (int m = 0; m < 3; m++)
-            pc[m] = c->R[m] * q[0] + c->R[3 + m] * q[1] + c->R[6 + m] * q[2];
-        if (pc[2] <= 1) {
-            behind++;
-            continue;
+    int behind = 0, invalid = 0, total = 0;
+    for (int e = 0; e < 4; e++)
+        for (int k = 0; k < STEPS; k++) {
+            double s = (double)k / STEPS - 0.5;
+            double lu, lv;
+            switch (e) {
+            case 0: lu = s; lv = -0.5; break;
+            case 1: lu = 0.5; lv = s; break;
+            case 2: lu = -s; lv = 0.5; break;
+            default: lu = -0.5; lv = -s; break;
+            }
+            lu *= sc->board_w;
+            lv *= sc->board_h;
+            double q[3], pc[3], uv[2];
+            for (int m = 0; m < 3; m++)
+                q[m] = bt[m] + bR[m * 3] * lu + bR[m * 3 + 1] * lv - c->t[m];
+            for (int m = 0; m < 3; m++)
+                pc[m] = c->R[m] * q[0] + c->R[3 + m] * q[1] + c->R[6 + m] * q[2];
+            total++;
+            if (pc[2] <= 1) {
+                behind++;
+                continue;
+            }
+            if (!ks_project(&c->in, pc, uv)) {
+                invalid++;
+                continue;
+            }
+            umin = fmin(umin, uv[0]);
+            umax = fmax(umax, uv[0]);
+            vmin = fmin(vmin, uv[1]);
+            vmax = fmax(vmax, uv[1]);
         }
-        /* pinhole bound plus a margin: distortion moves points by tens of pixels at most */
-        double u = c->in.cx + c->in.fx * pc[0] / pc[2], v = c->in.cy + c->in.fy * pc[1] / pc[2];
-        umin = fmin(umin, u);
-        umax = fmax(umax, u);
-        vmin = fmin(vmin, v);
-        vmax = fmax(vmax, v);
-    }
-    if (behind == 4)
+    if (behind == total)
         return false;
-    if (behind > 0) {
+    if (behind > 0 || invalid > 0) {
         box[0] = 0;
         box[1] = 0;
         box[2] = c->w - 1;
         box[3] = c->h - 1;
         return true;
     }
-    double m = 0.15 * (c->w > c->h ? c->w : c->h);
-    box[0] = (int)fmax(0, umin - m);
-    box[1] = (int)fmax(0, vmin - m);
-    box[2] = (int)fmin(c->w - 1, umax + m);
-    box[3] = (int)fmin(c->h - 1, vmax + m);
+    const double m = 4; /* pixels: the outline between samples bulges by far less under the lens model */
+    box[0] = (int)fmax(0, floor(umin - m));
+    box[1] = (int)fmax(0, floor(vmin - m));
+    box[2] = (int)fmin(c->w - 1, ceil(umax + m));
+    box[3] = (int)fmin(c->h - 1, ceil(vmax + m));
     return box[0] <= box[2] && box[1] <= box[3];
 }
 
@@ -835,7 +854,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
         if (!w->cfg.render_color)
             level = 16;
         sim_buf *pic = NULL;
-        if (level == 16 && !moving) {
+        if (level == 16 && (!moving || !w->cfg.render_color)) {
             pic = sim_buf_ref(st->bgra);
         } else if (r->bgra_scaled && r->bgra_st == st && r->bgra_level == level && r->bgra_board == board_key) {
             pic = sim_buf_ref(r->bgra_scaled);
@@ -844,7 +863,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             if (pic) {
                 memcpy(pic->data, st->bgra->data, st->bgra->size);
                 int box[4];
-                if (moving && w->cfg.render_color && board_bbox(sc, c, bR, bt, box)) {
+                if (moving && w->cfg.render_color && c->dir && board_bbox(sc, c, bR, bt, box)) {
                     for (int v = box[1]; v <= box[3]; v++)
                         for (int u = box[0]; u <= box[2]; u++) {
                             size_t p = (size_t)v * c->w + u;
@@ -923,7 +942,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
         bool damaged = f->n_interf > 0 && w->cfg.render_depth;
         bool noisy = w->cfg.depth_noise_mm > 0 && w->cfg.render_depth;
         sim_buf *depth = NULL, *ir = NULL;
-        if (!moving && !damaged && !noisy) {
+        if ((!moving || !w->cfg.render_depth) && !damaged && !noisy) {
             depth = sim_buf_ref(st->depth);
             ir = sim_buf_ref(st->ir);
         } else {
@@ -940,7 +959,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             uint16_t *dp = (uint16_t *)depth->data, *ip = (uint16_t *)ir->data;
             bool passive = dm == KS_DEPTH_PASSIVE_IR;
             int box[4];
-            if (moving && w->cfg.render_depth && board_bbox(sc, c, bR, bt, box)) {
+            if (moving && w->cfg.render_depth && c->dir && board_bbox(sc, c, bR, bt, box)) {
                 for (int v = box[1]; v <= box[3]; v++)
                     for (int u = box[0]; u <= box[2]; u++) {
                         size_t p = (size_t)v * c->w + u;
@@ -1023,10 +1042,15 @@ ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, in
         return ks_error_set(err, KS_EINVAL, "no simulator given");
     sim_scene *sc = &w->scene;
     if (!gray) {
-        free(sc->tex);
-        sc->tex = NULL;
-        make_default_texture(sc);
-        return KS_OK;
+        /* back to the built-in pattern: render it into a scratch scene and install it like any texture */
+        sim_scene tmp;
+        memset(&tmp, 0, sizeof tmp);
+        make_default_texture(&tmp);
+        if (!tmp.tex)
+            return ks_error_set(err, KS_ENOMEM, "out of memory for the board texture");
+        ks_status st = ks_sim_set_board_texture(s, tmp.tex, tmp.tex_w, tmp.tex_h, tmp.tex_w, err);
+        free(tmp.tex);
+        return st;
     }
     if (width < 1 || height < 1 || stride < width || width > 16384 || height > 16384)
         return ks_error_set(err, KS_EINVAL, "board texture %dx%d (stride %d) is invalid; give 1..16384 pixels",
@@ -1036,8 +1060,15 @@ ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, in
         return ks_error_set(err, KS_ENOMEM, "out of memory for the board texture");
     for (int y = 0; y < height; y++)
         memcpy(t + (size_t)y * width, gray + (size_t)y * stride, (size_t)width);
-    /* textures are read by the renderers; the swap happens before any image is rendered in practice */
     pthread_mutex_lock(&w->mu);
+    for (int i = 0; i < w->rig.device_count; i++)
+        if (w->devs[i].streaming) {
+            pthread_mutex_unlock(&w->mu);
+            free(t);
+            return ks_error_set(err, KS_ESTATE,
+                                "the board texture can only change while no simulated device streams; stop the "
+                                "cameras first");
+        }
     uint8_t *old = sc->tex;
     sc->tex = t;
     sc->tex_w = width;

@@ -376,6 +376,7 @@ static void on_pulse(sim_world *w, const sim_event *ev)
     double rate = ev->rate;
     if (accept && w->now_ns >= d->armed_ns) {
         d->stats.pulses_seen++;
+        d->last_pulse_ns = w->now_ns;
         if (!d->zeroed) {
             d->zeroed = true;
             d->zero_ns = w->now_ns;
@@ -779,7 +780,8 @@ static void diagnose(sim_world *w, sim_dev *d, char *buf, size_t n)
         return;
     }
     bool waits = d->cfg.wired_sync_mode == KS_SYNC_SUBORDINATE || d->triggered;
-    if (!waits || d->stats.pulses_seen > 0) {
+    bool recent = d->stats.pulses_seen > 0 && (double)(w->now_ns - d->last_pulse_ns) < 3 * d->period_ns;
+    if (!waits || recent) {
         buf[0] = 0;
         return;
     }
@@ -852,8 +854,12 @@ static void diagnose(sim_world *w, sim_dev *d, char *buf, size_t n)
         }
         cur = cb->from;
     }
-    snprintf(buf, n, "device %s (subordinate) has not seen a sync pulse yet; the master may not have started",
-             serial);
+    if (d->stats.pulses_seen > 0)
+        snprintf(buf, n, "device %s (subordinate) has seen no sync pulse for %.0f ms; check the sync cables and "
+                 "that the master still streams", serial, (double)(w->now_ns - d->last_pulse_ns) / 1e6);
+    else
+        snprintf(buf, n, "device %s (subordinate) has not seen a sync pulse yet; the master may not have started",
+                 serial);
 }
 
 /* ---- backend ops ---- */
@@ -1435,7 +1441,9 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
                      "driver",
                      rig->trigger.drive_ma, sp->min_drive_ma);
         }
-        if (w->trigger_hz > 0) {
+        /* an electrically invalid signal is never seen as pulses; a frequency far outside anything a
+         * camera runs at is rejected by trigger_ok_for without generating millions of events */
+        if (w->trigger_electrical_ok && w->trigger_hz > 0 && w->trigger_hz <= 1000) {
             sim_event ev = {.t = 0, .type = EV_TRIGGER, .idx = 0};
             push_event(w, ev);
         }
@@ -1520,10 +1528,7 @@ ks_status ks_sim_device_stats_get(ks_sim *s, int device, ks_sim_device_stats *ou
     out->waiting_for_sync = d->streaming && !d->disconnected &&
                             (d->cfg.wired_sync_mode == KS_SYNC_SUBORDINATE || d->triggered) &&
                             d->stats.pulses_seen == 0;
-    if (d->streaming && d->stats.captures_taken > 0 && !d->disconnected && !d->reason[0])
-        out->reason[0] = 0;
-    else
-        diagnose(w, d, out->reason, sizeof out->reason);
+    diagnose(w, d, out->reason, sizeof out->reason);
     pthread_mutex_unlock(&w->mu);
     return KS_OK;
 }
