@@ -182,9 +182,11 @@ int cmd_record(int argc, char **argv)
                 if (paced || (seconds <= 0 && frames <= 0))
                     sc.mode = KS_SIM_PACED;
                 sc.lockstep = true;
-                /* in fast mode a deeper host queue keeps the virtual world from outrunning the
-                 * writers (the simulator's lockstep alone still drops some frames) */
-                if (sc.mode == KS_SIM_FAST && sc.queue_frames < 32)
+                /* a deeper host queue than the simulator's default (8): the world catches up
+                 * in bursts of events (a reader descheduled for a moment, virtual time running
+                 * ahead in fast mode) and an 8-frame queue then drops frames of readers that
+                 * keep up on average */
+                if (sc.queue_frames < 32)
                     sc.queue_frames = 32;
                 st = ks_backend_open_sim(rig, &sc, &backend, &err);
             }
