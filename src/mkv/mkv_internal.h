@@ -18,6 +18,7 @@
 #define KS_MKV_SEEK_REGION 1027u
 #define KS_MKV_INFO_REGION 259u
 #define KS_MKV_TAGS_VOID 1027u
+#define KS_MKV_WRITEBACK_CHUNK ((uint64_t)16 << 20) /* writer: start writeback every 16 MB */
 
 static inline void ks_mkv_put_le32(uint8_t *p, uint32_t v)
 {
@@ -68,6 +69,20 @@ static inline void ks_mkv_imu_decode(const uint8_t *in, ks_imu_sample *s)
     s->gyro_ts_us = ks_mkv_get_le64(in + 20) / 1000;
     for (int i = 0; i < 3; i++)
         s->gyro[i] = ks_mkv_get_lef(in + 28 + 4 * i);
+}
+
+/* Copies n bytes swapping each 16-bit pair (little <-> big endian); an odd last byte is copied. */
+static inline void ks_mkv_swap16(uint8_t *restrict dst, const uint8_t *restrict src, size_t n)
+{
+    size_t pairs = n / 2;
+    for (size_t i = 0; i < pairs; i++) {
+        uint16_t v;
+        memcpy(&v, src + 2 * i, 2);
+        v = (uint16_t)(v << 8 | v >> 8);
+        memcpy(dst + 2 * i, &v, 2);
+    }
+    if (n & 1)
+        dst[n - 1] = src[n - 1];
 }
 
 /* The 40-byte BITMAPINFOHEADER k4arecorder puts in CodecPrivate. */

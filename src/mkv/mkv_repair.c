@@ -191,9 +191,14 @@ ks_status ks_mkv_repair(const char *in, const char *out, ks_mkv_repair_report *r
         p += (uint64_t)hl + size;
     }
     uint64_t late[4] = {r->pos_info, r->pos_tracks, r->pos_attach, r->pos_tags};
-    for (int i = 0; i < 4; i++)
-        if (late[i] >= stop && late[i] < r->seg_end)
+    for (int i = 0; i < 4; i++) {
+        /* elements the walk did not reach (after the clusters, or past a damaged element) */
+        bool seen = false;
+        for (int j = 0; j < ne; j++)
+            seen = seen || elems[j] == late[i];
+        if (!seen && late[i] && late[i] < r->seg_end)
             elems[ne++] = late[i];
+    }
 
     char *tmp = malloc(strlen(out) + 5);
     uint8_t *cbuf = malloc((size_t)8 << 20);
