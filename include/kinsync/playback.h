@@ -12,9 +12,11 @@
  *   - start_cameras accepts the recorded configuration only (a stream may be left off); anything
  *     else fails with KS_EINVAL naming the file, the recorded value and the value asked for;
  *   - get_capture serves the recorded color/depth/IR with their device timestamps, grouped into
- *     captures like the SDK playback (depth/IR belong to the color frame at their timestamp minus
- *     the recorded depth delay, within half a frame period), then KS_EEOF at the end;
- *   - the IMU serves the recorded samples (KS_EUNSUPPORTED when the file has no IMU track);
+ *     captures like the SDK playback (ks_mkv_reader_next_capture: depth/IR belong to the color
+ *     frame at their timestamp minus the recorded depth delay, within half a frame period), then
+ *     KS_EEOF at the end;
+ *   - the IMU serves the recorded samples from the start of the file, through a second reader
+ *     (KS_EUNSUPPORTED when the file has no IMU track);
  *   - color controls are accepted and remembered but change nothing (the images are recorded).
  * Recordings keep no host timestamps: system_ts_ns is the device timestamp in ns.
  *
@@ -52,10 +54,9 @@ typedef enum ks_playback_pace {
 typedef struct ks_playback_options {
     ks_playback_pace pace;
     uint32_t lockstep_window_us; /* how far a device may run ahead in LOCKSTEP; 0 = two frame periods */
-    int queue_frames;            /* images buffered per stream while the IMU is read ahead; 0 = 64 */
 } ks_playback_options;
 
-/* Defaults: LOCKSTEP, window two frame periods, 64 frames. */
+/* Defaults: LOCKSTEP, window two frame periods. */
 void ks_playback_options_init(ks_playback_options *o);
 
 /* True when the file starts with the EBML magic (a Matroska/WebM file); false for anything else,

@@ -1,11 +1,9 @@
 /* The playback backend (kinsync/playback.h): one virtual device per recording.
  *
- * Design: every device owns one Matroska reader and reads the file's items in time order. Images
- * wait in small per-stream queues until a capture can be formed: the earliest pending image is the
- * anchor, and the reader reads ahead until nothing unread can belong before it (the newest item is
- * later than anchor + |depth delay| + half a period); then every stream whose head lies within
- * half a period of the anchor (depth and IR shifted back by the depth delay) joins the capture.
- * IMU samples met on the way go to their own queue, so the IMU can be read from another thread.
+ * Design: every device owns one Matroska reader and takes its captures from
+ * ks_mkv_reader_next_capture (the mkv layer groups color, depth and IR like the SDK playback);
+ * streams the running configuration leaves off are dropped from each capture. The IMU has a
+ * second reader of its own, opened by start_imu, so it can be read from another thread.
  *
  * Lockstep pacing lives in the backend context: a device that has formed its next capture
  * publishes its position (timestamp minus the file's first timestamp) and waits until it is no
@@ -23,36 +21,22 @@
 
 #include "device/playback/playback_internal.h"
 
-typedef struct pb_queue {
-    ks_image **items;
-    int head, count, cap;
-} pb_queue;
-
-typedef struct pb_imu_queue {
-    ks_imu_sample *items;
-    int head, count, cap;
-} pb_imu_queue;
-
 typedef struct pb_ctx pb_ctx;
 
 typedef struct pb_dev {
     pb_ctx *ctx;
     int index;
-    ks_mkv_reader *reader;
-    pthread_mutex_t mu;          /* reader, queues, pending */
+    ks_mkv_reader *reader;       /* captures */
+    ks_mkv_reader *imu_reader;   /* IMU samples, NULL until start_imu */
+    pthread_mutex_t mu;          /* readers, pending, state */
     bool streaming, imu_on, eof;
     ks_status eof_status;        /* KS_EEOF, or the parse error that ended the stream */
     ks_error eof_err;
     ks_device_config cfg;
-    pb_queue q[3];               /* COLOR, DEPTH, IR */
-    pb_imu_queue imu;
-    uint64_t newest_ts;          /* device ts of the last item read */
-    bool have_newest;
     ks_capture *pending;         /* formed, not yet served (lockstep/realtime wait) */
     int64_t pending_pos;
     ks_control_mode ctl_mode[KS_CONTROL_COUNT];
     int32_t ctl_value[KS_CONTROL_COUNT];
-    uint64_t dropped;
 } pb_dev;
 
 struct pb_ctx {
@@ -70,188 +54,58 @@ struct pb_ctx {
     int master;                  /* file index of the master recording, -1 */
 };
 
-/* ---- small helpers ---- */
-
-static int64_t ts_norm(const pb_dev *d, int kind, uint64_t ts)
-{
-    int64_t t = (int64_t)ts;
-    if (kind != 0)
-        t -= (int64_t)d->ctx->files[d->index].desc.depth_delay_us;
-    return t;
-}
-
-static bool queue_push(pb_queue *q, ks_image *img, int cap_limit, uint64_t *dropped)
-{
-    if (q->count == cap_limit && q->count > 0) {
-        ks_image_release(q->items[q->head]);
-        q->head = (q->head + 1) % q->cap;
-        q->count--;
-        (*dropped)++;
-    }
-    if (q->count == q->cap) {
-        int ncap = q->cap ? q->cap * 2 : 8;
-        ks_image **n = malloc((size_t)ncap * sizeof *n);
-        if (!n)
-            return false;
-        for (int i = 0; i < q->count; i++)
-            n[i] = q->items[(q->head + i) % q->cap];
-        free(q->items);
-        q->items = n;
-        q->head = 0;
-        q->cap = ncap;
-    }
-    q->items[(q->head + q->count) % q->cap] = img;
-    q->count++;
-    return true;
-}
-
-static ks_image *queue_peek(const pb_queue *q)
-{
-    return q->count ? q->items[q->head] : NULL;
-}
-
-static ks_image *queue_pop(pb_queue *q)
-{
-    if (!q->count)
-        return NULL;
-    ks_image *img = q->items[q->head];
-    q->head = (q->head + 1) % q->cap;
-    q->count--;
-    return img;
-}
-
-static void queue_clear(pb_queue *q)
-{
-    while (q->count)
-        ks_image_release(queue_pop(q));
-}
-
-static bool imu_push(pb_imu_queue *q, const ks_imu_sample *s, int cap_limit)
-{
-    if (q->count == cap_limit && q->count > 0) {
-        q->head = (q->head + 1) % q->cap;
-        q->count--;
-    }
-    if (q->count == q->cap) {
-        int ncap = q->cap ? q->cap * 2 : 64;
-        ks_imu_sample *n = malloc((size_t)ncap * sizeof *n);
-        if (!n)
-            return false;
-        for (int i = 0; i < q->count; i++)
-            n[i] = q->items[(q->head + i) % q->cap];
-        free(q->items);
-        q->items = n;
-        q->head = 0;
-        q->cap = ncap;
-    }
-    q->items[(q->head + q->count) % q->cap] = *s;
-    q->count++;
-    return true;
-}
-
-static int queue_limit(const pb_ctx *c)
-{
-    return c->opts.queue_frames > 0 ? c->opts.queue_frames : 64;
-}
-
-/* Which image streams the running configuration wants. */
-static bool wants_kind(const pb_dev *d, int kind)
-{
-    if (kind == 0)
-        return d->cfg.color_resolution != KS_COLOR_OFF;
-    if (d->cfg.depth_mode == KS_DEPTH_OFF)
-        return false;
-    if (kind == 1)
-        return d->cfg.depth_mode != KS_DEPTH_PASSIVE_IR;
-    return true;
-}
-
-/* Reads one item into the queues. KS_OK, KS_EEOF (d->eof set) or an error (also ends the stream). */
-static ks_status read_one(pb_dev *d)
-{
-    if (d->eof)
-        return d->eof_status;
-    ks_mkv_item it;
-    ks_error e;
-    ks_status st = ks_mkv_reader_next(d->reader, &it, &e);
-    if (st != KS_OK) {
-        d->eof = true;
-        d->eof_status = st;
-        d->eof_err = e;
-        return st;
-    }
-    if (!d->have_newest || it.device_ts_us > d->newest_ts)
-        d->newest_ts = it.device_ts_us;
-    d->have_newest = true;
-    const int limit = queue_limit(d->ctx);
-    if (it.kind == KS_MKV_IMU) {
-        if (d->imu_on && it.raw == NULL)
-            imu_push(&d->imu, &it.imu, limit * 64);
-        return KS_OK;
-    }
-    if (it.kind <= KS_MKV_IR && it.image) {
-        if (wants_kind(d, (int)it.kind)) {
-            it.image->system_ts_ns = it.image->device_ts_us * 1000u;
-            if (!queue_push(&d->q[it.kind], it.image, limit, &d->dropped)) {
-                ks_image_release(it.image);
-                return KS_ENOMEM;
-            }
-        } else {
-            ks_image_release(it.image);
-        }
-    }
-    return KS_OK;
-}
+/* ---- reading ---- */
 
 static int frame_period_us(const pb_dev *d)
 {
     return ks_frame_period_us(d->ctx->files[d->index].desc.fps);
 }
 
-/* Forms the next capture from the queues (reading ahead as needed). KS_OK with *out set, KS_EEOF
- * when nothing is left, or another error. Called with d->mu held. */
+/* Forms the next capture of the running configuration. KS_OK with *out set, or the status that
+ * ended the stream (KS_EEOF, a parse error: d->eof is set). Called with d->mu held. */
 static ks_status form_capture(pb_dev *d, ks_capture **out, int64_t *anchor_out)
 {
-    const int64_t half = frame_period_us(d) / 2;
-    const int64_t dd = llabs((long long)d->ctx->files[d->index].desc.depth_delay_us);
+    const bool color = d->cfg.color_resolution != KS_COLOR_OFF;
+    const bool depth = d->cfg.depth_mode != KS_DEPTH_OFF && d->cfg.depth_mode != KS_DEPTH_PASSIVE_IR;
+    const bool ir = d->cfg.depth_mode != KS_DEPTH_OFF;
+    const int64_t dd = d->ctx->files[d->index].desc.depth_delay_us;
     for (;;) {
-        /* find the anchor, reading until some image is pending */
-        int64_t anchor = INT64_MAX;
-        for (;;) {
-            anchor = INT64_MAX;
-            for (int k = 0; k < 3; k++) {
-                ks_image *h = queue_peek(&d->q[k]);
-                if (h && ts_norm(d, k, h->device_ts_us) < anchor)
-                    anchor = ts_norm(d, k, h->device_ts_us);
-            }
-            if (anchor == INT64_MAX) {
-                ks_status st = read_one(d);
-                if (st != KS_OK)
-                    return st;
-                continue;
-            }
-            /* read ahead until nothing unread can precede or join this capture */
-            if (d->eof || (int64_t)d->newest_ts > anchor + dd + half)
-                break;
-            ks_status st = read_one(d);
-            if (st != KS_OK && st != KS_EEOF)
-                return st;
+        if (d->eof)
+            return d->eof_status;
+        ks_capture *cap = NULL;
+        ks_error e;
+        ks_status st = ks_mkv_reader_next_capture(d->reader, &cap, &e);
+        if (st != KS_OK) {
+            d->eof = true;
+            d->eof_status = st;
+            d->eof_err = e;
+            return st;
         }
-        ks_capture *cap = ks_capture_create();
-        if (!cap)
-            return KS_ENOMEM;
-        ks_image **slot[3] = {&cap->color, &cap->depth, &cap->ir};
-        for (int k = 0; k < 3; k++) {
-            ks_image *h = queue_peek(&d->q[k]);
-            if (h && ts_norm(d, k, h->device_ts_us) - anchor < half)
-                *slot[k] = queue_pop(&d->q[k]);
+        if (!color) {
+            ks_image_release(cap->color);
+            cap->color = NULL;
         }
-        if (d->cfg.synchronized_images_only && (!cap->color || !(cap->depth || cap->ir))) {
+        if (!depth) {
+            ks_image_release(cap->depth);
+            cap->depth = NULL;
+        }
+        if (!ir) {
+            ks_image_release(cap->ir);
+            cap->ir = NULL;
+        }
+        bool empty = !cap->color && !cap->depth && !cap->ir;
+        bool partial = d->cfg.synchronized_images_only && (!cap->color || !(cap->depth || cap->ir));
+        if (empty || partial) {
             ks_capture_release(cap);
             continue;
         }
+        ks_image *imgs[3] = {cap->color, cap->depth, cap->ir};
+        for (int k = 0; k < 3; k++)
+            if (imgs[k])
+                imgs[k]->system_ts_ns = imgs[k]->device_ts_us * 1000u;
+        *anchor_out = cap->color ? (int64_t)cap->color->device_ts_us
+                                 : (int64_t)(cap->depth ? cap->depth->device_ts_us : cap->ir->device_ts_us) - dd;
         *out = cap;
-        *anchor_out = anchor;
         return KS_OK;
     }
 }
@@ -424,9 +278,6 @@ static ks_status pb_open(void *vctx, int index, void **out, ks_error *err)
 
 static void drop_stream(pb_dev *d)
 {
-    for (int k = 0; k < 3; k++)
-        queue_clear(&d->q[k]);
-    d->imu.count = 0;
     ks_capture_release(d->pending);
     d->pending = NULL;
 }
@@ -441,9 +292,7 @@ static void pb_close(void *vdev)
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     drop_stream(d);
-    for (int k = 0; k < 3; k++)
-        free(d->q[k].items);
-    free(d->imu.items);
+    ks_mkv_reader_close(d->imu_reader);
     ks_mkv_reader_close(d->reader);
     pthread_mutex_destroy(&d->mu);
     free(d);
@@ -607,8 +456,6 @@ static ks_status pb_start_cameras(void *vdev, const ks_device_config *cfg, ks_er
         d->cfg = *cfg;
         d->streaming = true;
         d->eof = false;
-        d->have_newest = false;
-        d->dropped = 0;
     } else {
         ks_error_prefix(err, "recording %s", f->path);
     }
@@ -625,6 +472,8 @@ static void pb_stop_cameras(void *vdev)
     pthread_mutex_lock(&d->mu);
     d->streaming = false;
     d->imu_on = false;
+    ks_mkv_reader_close(d->imu_reader);
+    d->imu_reader = NULL;
     drop_stream(d);
     pthread_mutex_unlock(&d->mu);
 }
@@ -651,10 +500,6 @@ static ks_status pb_get_capture(void *vdev, ks_capture **out, int32_t timeout_ms
         int64_t anchor = 0;
         ks_status st = form_capture(d, &d->pending, &anchor);
         if (st != KS_OK) {
-            if (st == KS_ENOMEM) {
-                pthread_mutex_unlock(&d->mu);
-                return ks_error_set(err, KS_ENOMEM, "out of memory reading %s", d->ctx->files[d->index].path);
-            }
             st = end_status(d, err);
             pthread_mutex_unlock(&d->mu);
             set_streaming(d, false); /* at the end: no longer holds the others back */
@@ -683,10 +528,13 @@ static ks_status pb_start_imu(void *vdev, ks_error *err)
     if (!f->desc.imu)
         return ks_error_set(err, KS_EUNSUPPORTED, "recording %s has no IMU track; record with the IMU on", f->path);
     pthread_mutex_lock(&d->mu);
-    d->imu_on = true;
-    d->imu.count = 0;
+    ks_status st = KS_OK;
+    if (!d->imu_reader)
+        st = ks_mkv_reader_open(f->path, &d->imu_reader, err);
+    if (st == KS_OK)
+        d->imu_on = true;
     pthread_mutex_unlock(&d->mu);
-    return KS_OK;
+    return st;
 }
 
 static void pb_stop_imu(void *vdev)
@@ -694,7 +542,8 @@ static void pb_stop_imu(void *vdev)
     pb_dev *d = vdev;
     pthread_mutex_lock(&d->mu);
     d->imu_on = false;
-    d->imu.count = 0;
+    ks_mkv_reader_close(d->imu_reader);
+    d->imu_reader = NULL;
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -702,22 +551,21 @@ static ks_status pb_get_imu_sample(void *vdev, ks_imu_sample *out, int32_t timeo
 {
     pb_dev *d = vdev;
     pthread_mutex_lock(&d->mu);
-    ks_status st = KS_OK;
-    while (d->imu.count == 0) {
-        st = read_one(d);
+    ks_status st = d->imu_reader ? KS_OK : ks_error_set(err, KS_ESTATE, "the IMU is not running");
+    while (st == KS_OK) {
+        ks_mkv_item it;
+        st = ks_mkv_reader_next(d->imu_reader, &it, err);
         if (st != KS_OK)
             break;
+        ks_image_release(it.image);
+        if (it.kind == KS_MKV_IMU && !it.raw) {
+            *out = it.imu;
+            break;
+        }
     }
-    if (d->imu.count) {
-        *out = d->imu.items[d->imu.head];
-        d->imu.head = (d->imu.head + 1) % d->imu.cap;
-        d->imu.count--;
-        st = KS_OK;
-    } else if (st == KS_ENOMEM) {
-        st = ks_error_set(err, KS_ENOMEM, "out of memory reading %s", d->ctx->files[d->index].path);
-    } else {
-        st = end_status(d, err);
-    }
+    if (st == KS_EEOF)
+        st = ks_error_set(err, KS_EEOF, "recording %s (device %s) has no more IMU samples", d->ctx->files[d->index].path,
+                          d->ctx->files[d->index].serial);
     pthread_mutex_unlock(&d->mu);
     return st;
 }
