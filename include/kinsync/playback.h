@@ -99,6 +99,16 @@ typedef struct ks_playback_device {
 ks_status ks_playback_rig_build(const char *const *paths, int count, ks_rig *rig, ks_playback_device *devs,
                                 ks_findings *findings, ks_error *err);
 
+/* The plan of a rig rebuilt from recordings, with the RECORDED delays: runs ks_plan_make() for
+ * the structure (fps, guard, laser timing, start order), then replaces every device's
+ * configuration and delays with devs[i].config (effective values, color offsets and laser starts
+ * recomputed) and runs the independent pulse check on them; plan->feasible and plan->reason say
+ * whether the recorded delays kept the lasers apart. Commands given recordings pass this plan
+ * where they would pass a live rig's plan, so start_cameras gets exactly what was recorded.
+ * KS_OK whether or not the recorded delays are feasible; KS_EINVAL for bad arguments. */
+struct ks_plan;
+ks_status ks_playback_plan(const ks_rig *rig, const ks_playback_device *devs, struct ks_plan *plan, ks_error *err);
+
 #ifdef __cplusplus
 }
 #endif

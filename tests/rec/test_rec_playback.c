@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "kinsync/plan.h"
 #include "kinsync/playback.h"
 #include "ks_test.h"
 #include "recfix.h"
@@ -324,6 +325,26 @@ static void test_rig_build(void)
     KS_CHECK_INT(pd[0].config.depth_delay_off_color_usec, -80);
     KS_CHECK_STR(pd[2].plan_digest, "sha256:abc");
     ks_findings_free(&f);
+
+    /* the plan of the recordings carries the recorded delays, and start_cameras accepts them */
+    ks_plan plan;
+    KS_CHECK_INT(ks_playback_plan(&rig, pd, &plan, &e), KS_OK);
+    KS_CHECK_INT(plan.devices[1].config.subordinate_delay_off_master_usec, 320);
+    KS_CHECK_INT(plan.devices[0].config.depth_delay_off_color_usec, -80);
+    KS_CHECK_NEAR(plan.devices[1].color_offset_us, ks_delay_effective_us(320), 1e-9);
+    /* master -80, sub1 160+0, sub2 320+80: lasers 240 us and more apart, colors 320 us apart */
+    KS_CHECK(plan.proof.lasers_ok);
+    KS_CHECK(!plan.feasible);
+    KS_CHECK_CONTAINS(plan.reason, "color");
+    ks_backend *b = NULL;
+    KS_CHECK_INT(ks_backend_open_playback(path_list(), 3, NULL, &b, &e), KS_OK);
+    for (int i = 0; i < 3 && b; i++) {
+        ks_device *d = NULL;
+        KS_CHECK_INT(ks_device_open_by_serial(b, rig.devices[i].serial, &d, &e), KS_OK);
+        KS_CHECK_MSG(ks_device_start_cameras(d, &plan.devices[i].config, &e) == KS_OK, "%s", e.message);
+        ks_device_close(d);
+    }
+    ks_backend_free(b);
 
     /* two masters are two rigs */
     const char *two[2] = {paths[0], paths[0]};

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "device/playback/playback_internal.h"
+#include "kinsync/plan.h"
 
 void ks_playback_file_free(pb_file *f)
 {
@@ -278,4 +279,40 @@ ks_status ks_playback_rig_build(const char *const *paths, int count, ks_rig *rig
     }
     free(files);
     return st;
+}
+
+ks_status ks_playback_plan(const ks_rig *rig, const ks_playback_device *devs, ks_plan *plan, ks_error *err)
+{
+    if (!rig || !devs || !plan)
+        return ks_error_set(err, KS_EINVAL, "ks_playback_plan: rig, recordings and plan are required");
+    ks_error ignore;
+    (void)ks_plan_make(rig, NULL, plan, &ignore); /* structure; its own delays are replaced below */
+    for (int i = 0; i < rig->device_count && i < plan->device_count; i++) {
+        ks_plan_device *d = &plan->devices[i];
+        const ks_device_config *c = &devs[i].config;
+        d->config = *c;
+        d->sync_mode = c->wired_sync_mode;
+        d->subordinate_delay_usec = c->subordinate_delay_off_master_usec;
+        d->subordinate_delay_effective_us = ks_delay_effective_us(c->subordinate_delay_off_master_usec);
+        d->depth_delay_usec = c->depth_delay_off_color_usec;
+        d->depth_delay_effective_us = ks_delay_effective_us(c->depth_delay_off_color_usec);
+        d->color_offset_us = c->wired_sync_mode == KS_SYNC_SUBORDINATE ? d->subordinate_delay_effective_us : 0.0;
+        d->laser_start_us = d->color_offset_us + d->depth_delay_effective_us;
+    }
+    ks_plan_check_lasers(rig, plan, plan->guard_us, &plan->proof);
+    plan->feasible = plan->proof.lasers_ok && plan->proof.color_ok;
+    plan->alternative_count = 0;
+    if (plan->feasible) {
+        plan->reason[0] = '\0';
+    } else if (!plan->proof.lasers_ok && plan->proof.device_a >= 0) {
+        snprintf(plan->reason, sizeof plan->reason,
+                 "the recorded delays put the lasers of %s and %s %.1f us apart, closer than the guard of %.0f us",
+                 rig->devices[plan->proof.device_a].name, rig->devices[plan->proof.device_b].name,
+                 plan->proof.min_separation_us, plan->proof.guard_us);
+    } else {
+        snprintf(plan->reason, sizeof plan->reason,
+                 "the recorded subordinate delays spread the color captures over %.1f us (target %d us)",
+                 plan->proof.color_spread_us, ks_color_alignment_target_us());
+    }
+    return KS_OK;
 }
