@@ -176,6 +176,10 @@ double ks_stream_bandwidth_mbps(ks_color_resolution res, ks_image_format fmt, ks
 /* Usable bandwidth of one USB 3 controller, MB/s. */
 double ks_usb3_controller_bandwidth_mbps(void);
 
+/* Added for the simulator (additive): IMU samples per second the device reports (accelerometer and
+ * gyroscope sampled together at 1.6 kHz). */
+int ks_imu_sample_rate_hz(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -394,3 +394,8 @@ double ks_usb3_controller_bandwidth_mbps(void)
 {
     return USB3_USABLE_MBPS;
 }
+
+int ks_imu_sample_rate_hz(void)
+{
+    return 1600; /* the IMU's sample rate (Azure Kinect hardware specification: 1.6 kHz) */
+}

@@ -1,0 +1,129 @@
+/* bench_sim: simulated frame sets per second on one thread.
+ *   1. 3 devices, NFOV_UNBINNED + 720P MJPEG, daisy chain, rendered images (target >= 30 sets/s)
+ *      - static scene (cached renders and JPEG), and with a moving board (re-render + re-encode)
+ *   2. 9 devices (1 master + 8 subordinates), same modes, lasers staggered by the guard, virtual
+ *      time (target >= 10 sets/s)
+ * A "set" is one capture from every device. Start-up (ray tables and static renders) is timed apart.
+ * Run: ./build/bench/bench_sim [sets] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kinsync/device.h"
+#include "kinsync/rig.h"
+#include "kinsync/sim.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int run(int n, bool moving, int sets, const char *label)
+{
+    ks_rig rig;
+    ks_rig_init(&rig);
+    rig.device_count = n;
+    for (int i = 0; i < n; i++) {
+        snprintf(rig.devices[i].serial, sizeof rig.devices[i].serial, "BENCH%03d", i);
+        snprintf(rig.devices[i].host, sizeof rig.devices[i].host, "localhost");
+    }
+    for (int i = 0; i + 1 < n; i++)
+        rig.cables[rig.cable_count++] = (ks_rig_cable){.from = i, .to = i + 1, .length_m = 2};
+    rig.camera.color_resolution = KS_COLOR_720P;
+    rig.camera.color_format = KS_FORMAT_MJPG;
+    rig.camera.depth_mode = KS_DEPTH_NFOV_UNBINNED;
+    ks_findings f;
+    ks_findings_init(&f);
+    ks_rig_validate(&rig, &f);
+    ks_findings_free(&f);
+    ks_sim_config cfg;
+    ks_sim_config_init(&cfg);
+    cfg.seed = 1;
+    if (moving) {
+        cfg.board_key_count = 2;
+        cfg.board_keys[0] = (ks_sim_board_key){.t_ms = 0, .pos = {0, 0, 900}, .rotvec = {0, -1.5707963, 0}};
+        cfg.board_keys[1] = (ks_sim_board_key){.t_ms = 60000, .pos = {600, 500, 1100}, .rotvec = {0.3, -1.3, 0}};
+    }
+    ks_backend *b;
+    ks_error err;
+    if (ks_backend_open_sim(&rig, &cfg, &b, &err) != KS_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    ks_device *d[KS_RIG_MAX_DEVICES];
+    int guard = ks_laser_default_guard_us(rig.camera.depth_mode);
+    for (int i = 0; i < n; i++) {
+        ks_device_open(b, i, &d[i], NULL);
+        ks_device_set_color_control(d[i], KS_CONTROL_EXPOSURE_TIME_ABSOLUTE, KS_CONTROL_MODE_MANUAL, 8330, NULL);
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n; i++) {
+            bool master = i == 0;
+            if ((pass == 0) == master)
+                continue; /* subordinates first, then the master */
+            ks_device_config c;
+            ks_device_config_init(&c);
+            c.color_resolution = KS_COLOR_720P;
+            c.color_format = KS_FORMAT_MJPG;
+            c.depth_mode = KS_DEPTH_NFOV_UNBINNED;
+            c.wired_sync_mode = master ? KS_SYNC_MASTER : KS_SYNC_SUBORDINATE;
+            c.subordinate_delay_off_master_usec = master ? 0 : (uint32_t)(i * guard);
+            if (ks_device_start_cameras(d[i], &c, &err) != KS_OK) {
+                fprintf(stderr, "%s\n", err.message);
+                return 1;
+            }
+        }
+    double t0 = now_s();
+    for (int i = 0; i < n; i++) { /* first set: builds ray tables and static renders */
+        ks_capture *c;
+        if (ks_device_get_capture(d[i], &c, 1000, &err) != KS_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+        ks_capture_release(c);
+    }
+    double t1 = now_s();
+    size_t bytes = 0;
+    long corrupted = 0;
+    for (int s = 0; s < sets; s++)
+        for (int i = 0; i < n; i++) {
+            ks_capture *c;
+            if (ks_device_get_capture(d[i], &c, 1000, &err) != KS_OK) {
+                fprintf(stderr, "%s\n", err.message);
+                return 1;
+            }
+            bytes += c->color->size;
+            ks_capture_release(c);
+        }
+    double t2 = now_s();
+    for (int i = 0; i < n; i++) {
+        ks_sim_device_stats st;
+        ks_sim_device_stats_get(ks_sim_from_backend(b), i, &st, NULL);
+        corrupted += (long)st.corrupted_pixels;
+    }
+    double virt = (double)ks_sim_now_ns(ks_sim_from_backend(b)) * 1e-9;
+    printf("%-44s start-up %.2f s | %d sets in %.2f s = %.1f sets/s (%.1f x real time) | mean MJPEG %.0f kB | "
+           "corrupted pixels %ld | virtual %.1f s\n",
+           label, t1 - t0, sets, t2 - t1, sets / (t2 - t1), sets / (t2 - t1) / 30.0,
+           bytes / 1024.0 / ((double)sets * n), corrupted, virt);
+    for (int i = 0; i < n; i++)
+        ks_device_close(d[i]);
+    ks_backend_free(b);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int sets = argc > 1 ? atoi(argv[1]) : 300;
+    if (sets < 1)
+        sets = 300;
+    int rc = 0;
+    rc |= run(3, false, sets, "3 x NFOV_UNBINNED + 720P MJPEG, static");
+    rc |= run(3, true, sets / 3, "3 x NFOV_UNBINNED + 720P MJPEG, moving board");
+    rc |= run(9, false, sets / 3, "9 x NFOV_UNBINNED + 720P MJPEG, static");
+    rc |= run(9, true, sets / 10, "9 x NFOV_UNBINNED + 720P MJPEG, moving board");
+    return rc;
+}

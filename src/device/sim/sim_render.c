@@ -1,0 +1,1086 @@
+/* device/sim/sim_render.c: the synthetic scene and the images of simulated devices.
+ *
+ * Design: every device ray-casts the scene from its true pose through its own factory calibration
+ * (kinsync/calibration.h): depth and IR through the depth camera model, colour through the colour
+ * camera model placed by the calibration's depth-to-colour extrinsics. Rays are unprojected once
+ * per device and mode; the static scene is rendered once ("static render", immutable, shared by
+ * every frame without copies); a moving board is ray-cast per frame only inside its projected
+ * bounding box. MJPEG frames are encoded with libturbojpeg and cached while the picture does not
+ * change. Laser interference damages the depth pixels of A that B's emitter lights (A's 3-D point
+ * is inside B's depth view and not occluded from B); those pairs are cached per device pair. */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <turbojpeg.h>
+
+#include "device/sim/sim_internal.h"
+
+/* ---- small vector helpers ---- */
+
+static double dot3(const double a[3], const double b[3])
+{
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+}
+
+static void cross3(const double a[3], const double b[3], double o[3])
+{
+    o[0] = a[1] * b[2] - a[2] * b[1];
+    o[1] = a[2] * b[0] - a[0] * b[2];
+    o[2] = a[0] * b[1] - a[1] * b[0];
+}
+
+static void norm3(double a[3])
+{
+    double n = sqrt(dot3(a, a));
+    if (n > 0) {
+        a[0] /= n;
+        a[1] /= n;
+        a[2] /= n;
+    }
+}
+
+static void rotvec_to_R(const double w[3], double R[9])
+{
+    double th = sqrt(dot3(w, w));
+    double k[3] = {0, 0, 1};
+    if (th > 1e-12) {
+        k[0] = w[0] / th;
+        k[1] = w[1] / th;
+        k[2] = w[2] / th;
+    }
+    double c = cos(th), s = sin(th), v = 1 - c;
+    R[0] = c + k[0] * k[0] * v;
+    R[1] = k[0] * k[1] * v - k[2] * s;
+    R[2] = k[0] * k[2] * v + k[1] * s;
+    R[3] = k[1] * k[0] * v + k[2] * s;
+    R[4] = c + k[1] * k[1] * v;
+    R[5] = k[1] * k[2] * v - k[0] * s;
+    R[6] = k[2] * k[0] * v - k[1] * s;
+    R[7] = k[2] * k[1] * v + k[0] * s;
+    R[8] = c + k[2] * k[2] * v;
+}
+
+void sim_pose_look_at(const double pos[3], const double look[3], double roll_deg, double R[9], double t[3])
+{
+    double z[3] = {look[0] - pos[0], look[1] - pos[1], look[2] - pos[2]};
+    norm3(z);
+    double up[3] = {0, 0, 1};
+    if (fabs(dot3(z, up)) > 0.999) {
+        up[0] = 0;
+        up[1] = 1;
+        up[2] = 0;
+    }
+    double x[3], y[3];
+    cross3(z, up, x); /* camera right */
+    norm3(x);
+    cross3(z, x, y);  /* camera down */
+    double r = roll_deg * 3.141592653589793 / 180.0, c = cos(r), s = sin(r);
+    double xr[3], yr[3];
+    for (int k = 0; k < 3; k++) {
+        xr[k] = c * x[k] + s * y[k];
+        yr[k] = -s * x[k] + c * y[k];
+    }
+    for (int k = 0; k < 3; k++) {
+        R[k * 3 + 0] = xr[k];
+        R[k * 3 + 1] = yr[k];
+        R[k * 3 + 2] = z[k];
+        t[k] = pos[k];
+    }
+}
+
+/* ---- scene ---- */
+
+static void make_default_texture(sim_scene *sc)
+{
+    /* AprilGrid-like: 6 x 6 tag-like squares (black border, 6 x 6 seeded bits) with black corner squares */
+    const int W = 720, H = 720, N = 6;
+    sc->tex = malloc((size_t)W * H);
+    if (!sc->tex)
+        return;
+    sc->tex_w = W;
+    sc->tex_h = H;
+    memset(sc->tex, 255, (size_t)W * H);
+    double T = W / (N + (N + 1) * 0.3), S = 0.3 * T;
+    uint64_t rs = 12345;
+    for (int ty = 0; ty < N; ty++)
+        for (int tx = 0; tx < N; tx++) {
+            uint8_t bits[36];
+            for (int b = 0; b < 36; b++)
+                bits[b] = (uint8_t)(sim_rand_u64(&rs) & 1);
+            double x0 = S + tx * (T + S), y0 = S + ty * (T + S);
+            for (int y = (int)y0; y < (int)(y0 + T) && y < H; y++)
+                for (int x = (int)x0; x < (int)(x0 + T) && x < W; x++) {
+                    int cx = (int)((x - x0) / T * 8), cy = (int)((y - y0) / T * 8);
+                    bool black = cx <= 0 || cy <= 0 || cx >= 7 || cy >= 7 || bits[(cy - 1) * 6 + (cx - 1)];
+                    sc->tex[(size_t)y * W + x] = black ? 0 : 255;
+                }
+        }
+    for (int cy = 0; cy <= N; cy++)
+        for (int cx = 0; cx <= N; cx++) {
+            double x0 = cx * (T + S), y0 = cy * (T + S);
+            for (int y = (int)y0; y < (int)(y0 + S) && y < H; y++)
+                for (int x = (int)x0; x < (int)(x0 + S) && x < W; x++)
+                    sc->tex[(size_t)y * W + x] = 0;
+        }
+}
+
+void sim_scene_init(sim_scene *sc, const ks_sim_config *cfg, const ks_rig *rig)
+{
+    (void)rig;
+    memset(sc, 0, sizeof *sc);
+    pthread_mutex_init(&sc->tex_mu, NULL);
+    sc->room = strcmp(cfg->scene, "empty") != 0;
+    if (sc->room) {
+        sc->room_half[0] = sc->room_half[1] = 4000;
+        sc->room_height = 3000;
+        ks_sim_object defaults[] = {
+            {KS_SIM_BOX, {-1400, 600, 0}, {-900, 1100, 700}, 0.6, {200, 80, 60}},
+            {KS_SIM_BOX, {900, -1300, 0}, {1500, -800, 450}, 0.5, {60, 120, 200}},
+            {KS_SIM_BOX, {-600, -1600, 0}, {-200, -1200, 1100}, 0.7, {220, 200, 90}},
+            {KS_SIM_SPHERE, {1100, 900, 350}, {350, 0, 0}, 0.65, {90, 200, 100}},
+            {KS_SIM_SPHERE, {-1200, -400, 250}, {250, 0, 0}, 0.55, {200, 90, 200}},
+        };
+        for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+            sc->objects[sc->object_count++] = defaults[i];
+    }
+    for (int i = 0; i < cfg->object_count && sc->object_count < KS_SIM_MAX_OBJECTS + 8; i++)
+        sc->objects[sc->object_count++] = cfg->objects[i];
+    sc->board = cfg->board;
+    sc->board_w = cfg->board_width_mm;
+    sc->board_h = cfg->board_height_mm;
+    sc->key_count = cfg->board_key_count;
+    memcpy(sc->keys, cfg->board_keys, sizeof sc->keys);
+    if (sc->key_count == 0) {
+        /* facing device 0's side of the ring (+x), upright, centred over the middle of the room */
+        sc->key_count = 1;
+        sc->keys[0].t_ms = 0;
+        sc->keys[0].pos[0] = 0;
+        sc->keys[0].pos[1] = 0;
+        sc->keys[0].pos[2] = cfg->ring_height_mm * 0.6;
+        /* board frame: x right, y down, z into the board (away from a viewer on the +x side):
+         * columns x = (0,1,0), y = (0,0,-1), z = (-1,0,0); stored as its rotation vector */
+        const double R[9] = {0, 0, -1, 1, 0, 0, 0, -1, 0};
+        double th = acos(fmax(-1.0, fmin(1.0, (R[0] + R[4] + R[8] - 1) / 2)));
+        double s2 = 2 * sin(th);
+        sc->keys[0].rotvec[0] = (R[7] - R[5]) / s2 * th;
+        sc->keys[0].rotvec[1] = (R[2] - R[6]) / s2 * th;
+        sc->keys[0].rotvec[2] = (R[3] - R[1]) / s2 * th;
+    }
+    make_default_texture(sc);
+    sc->tex_version = 1;
+}
+
+void sim_scene_free(sim_scene *sc)
+{
+    free(sc->tex);
+    sc->tex = NULL;
+    pthread_mutex_destroy(&sc->tex_mu);
+}
+
+void sim_board_pose(const sim_scene *sc, uint64_t t_ns, double R[9], double t[3])
+{
+    double tm = (double)t_ns / 1e6;
+    const ks_sim_board_key *a = &sc->keys[0], *b = &sc->keys[0];
+    double u = 0;
+    if (sc->key_count > 1) {
+        if (tm >= sc->keys[sc->key_count - 1].t_ms) {
+            a = b = &sc->keys[sc->key_count - 1];
+        } else {
+            for (int i = 0; i + 1 < sc->key_count; i++)
+                if (tm >= sc->keys[i].t_ms && tm < sc->keys[i + 1].t_ms) {
+                    a = &sc->keys[i];
+                    b = &sc->keys[i + 1];
+                    u = (tm - a->t_ms) / (b->t_ms - a->t_ms);
+                    break;
+                }
+        }
+    }
+    double w[3];
+    for (int k = 0; k < 3; k++) {
+        t[k] = a->pos[k] + u * (b->pos[k] - a->pos[k]);
+        w[k] = a->rotvec[k] + u * (b->rotvec[k] - a->rotvec[k]);
+    }
+    rotvec_to_R(w, R);
+}
+
+static bool board_moves(const sim_scene *sc)
+{
+    return sc->board && sc->key_count > 1;
+}
+
+typedef struct hit {
+    double t;
+    double n[3];
+    double albedo;
+    double rgb[3];
+} hit;
+
+static void set_hit(hit *h, double t, double nx, double ny, double nz, double albedo, const uint8_t rgb[3])
+{
+    h->t = t;
+    h->n[0] = nx;
+    h->n[1] = ny;
+    h->n[2] = nz;
+    h->albedo = albedo;
+    for (int k = 0; k < 3; k++)
+        h->rgb[k] = rgb[k] / 255.0;
+}
+
+/* Static scene: room planes, boxes, spheres. d need not be unit length; t is in units of d. */
+static bool intersect_static(const sim_scene *sc, const double o[3], const double d[3], hit *h)
+{
+    h->t = INFINITY;
+    if (sc->room) {
+        /* floor with a 500 mm checker */
+        if (d[2] < 0 && o[2] > 0) {
+            double t = -o[2] / d[2];
+            double x = o[0] + t * d[0], y = o[1] + t * d[1];
+            if (t < h->t && fabs(x) <= sc->room_half[0] && fabs(y) <= sc->room_half[1]) {
+                bool c = ((int)floor(x / 500.0) + (int)floor(y / 500.0)) & 1;
+                uint8_t g1[3] = {170, 170, 160}, g2[3] = {110, 110, 105};
+                set_hit(h, t, 0, 0, 1, c ? 0.7 : 0.45, c ? g1 : g2);
+            }
+        }
+        for (int axis = 0; axis < 2; axis++)
+            for (int sgn = -1; sgn <= 1; sgn += 2) {
+                double wpos = sgn * sc->room_half[axis];
+                if (d[axis] == 0)
+                    continue;
+                double t = (wpos - o[axis]) / d[axis];
+                if (t <= 0 || t >= h->t)
+                    continue;
+                double p[3] = {o[0] + t * d[0], o[1] + t * d[1], o[2] + t * d[2]};
+                int other = 1 - axis;
+                if (p[2] < 0 || p[2] > sc->room_height || fabs(p[other]) > sc->room_half[other])
+                    continue;
+                uint8_t wc[3] = {(uint8_t)(180 + 30 * axis), 175, (uint8_t)(150 + 20 * (sgn > 0))};
+                double n[3] = {0, 0, 0};
+                n[axis] = -sgn;
+                set_hit(h, t, n[0], n[1], n[2], 0.6, wc);
+            }
+    }
+    for (int i = 0; i < sc->object_count; i++) {
+        const ks_sim_object *ob = &sc->objects[i];
+        if (ob->kind == KS_SIM_SPHERE) {
+            double oc[3] = {o[0] - ob->a[0], o[1] - ob->a[1], o[2] - ob->a[2]};
+            double A = dot3(d, d), B = dot3(oc, d), C = dot3(oc, oc) - ob->b[0] * ob->b[0];
+            double disc = B * B - A * C;
+            if (disc < 0)
+                continue;
+            double t = (-B - sqrt(disc)) / A;
+            if (t <= 0 || t >= h->t)
+                continue;
+            double n[3] = {(oc[0] + t * d[0]) / ob->b[0], (oc[1] + t * d[1]) / ob->b[0], (oc[2] + t * d[2]) / ob->b[0]};
+            set_hit(h, t, n[0], n[1], n[2], ob->albedo, ob->rgb);
+        } else {
+            double t0 = -INFINITY, t1 = INFINITY;
+            int ax = -1;
+            bool miss = false;
+            for (int k = 0; k < 3 && !miss; k++) {
+                if (d[k] == 0) {
+                    if (o[k] < ob->a[k] || o[k] > ob->b[k])
+                        miss = true;
+                    continue;
+                }
+                double ta = (ob->a[k] - o[k]) / d[k], tb = (ob->b[k] - o[k]) / d[k];
+                if (ta > tb) {
+                    double x = ta;
+                    ta = tb;
+                    tb = x;
+                }
+                if (ta > t0) {
+                    t0 = ta;
+                    ax = k;
+                }
+                if (tb < t1)
+                    t1 = tb;
+            }
+            if (miss || t0 > t1 || t0 <= 0 || t0 >= h->t || ax < 0)
+                continue;
+            double n[3] = {0, 0, 0};
+            n[ax] = d[ax] > 0 ? -1 : 1;
+            set_hit(h, t0, n[0], n[1], n[2], ob->albedo, ob->rgb);
+        }
+    }
+    return isfinite(h->t);
+}
+
+static double tex_sample(const sim_scene *sc, double u, double v)
+{
+    int x = (int)(u * sc->tex_w), y = (int)(v * sc->tex_h);
+    if (x < 0)
+        x = 0;
+    if (y < 0)
+        y = 0;
+    if (x >= sc->tex_w)
+        x = sc->tex_w - 1;
+    if (y >= sc->tex_h)
+        y = sc->tex_h - 1;
+    return sc->tex[(size_t)y * sc->tex_w + x] / 255.0;
+}
+
+/* The board as a flat rectangle; front face (seen against +z of the board frame) carries the texture. */
+static bool intersect_board(const sim_scene *sc, const double bR[9], const double bt[3], const double o[3],
+                            const double d[3], double tmax, hit *h)
+{
+    double n[3] = {bR[2], bR[5], bR[8]};
+    double dn = dot3(d, n);
+    if (fabs(dn) < 1e-12)
+        return false;
+    double c[3] = {bt[0] - o[0], bt[1] - o[1], bt[2] - o[2]};
+    double t = dot3(c, n) / dn;
+    if (t <= 0 || t >= tmax)
+        return false;
+    double p[3] = {o[0] + t * d[0] - bt[0], o[1] + t * d[1] - bt[1], o[2] + t * d[2] - bt[2]};
+    double u = p[0] * bR[0] + p[1] * bR[3] + p[2] * bR[6];
+    double v = p[0] * bR[1] + p[1] * bR[4] + p[2] * bR[7];
+    if (fabs(u) > sc->board_w / 2 || fabs(v) > sc->board_h / 2)
+        return false;
+    double g = 0.85;
+    if (dn > 0 && sc->tex)
+        g = 0.05 + 0.9 * tex_sample(sc, u / sc->board_w + 0.5, v / sc->board_h + 0.5);
+    uint8_t rgb[3] = {(uint8_t)(255 * g), (uint8_t)(255 * g), (uint8_t)(255 * g)};
+    set_hit(h, t, dn > 0 ? -n[0] : n[0], dn > 0 ? -n[1] : n[1], dn > 0 ? -n[2] : n[2], g, rgb);
+    return true;
+}
+
+double sim_scene_distance(const sim_scene *sc, const double p[3], uint64_t t_ns)
+{
+    double best = INFINITY;
+    if (sc->room) {
+        if (fabs(p[0]) <= sc->room_half[0] && fabs(p[1]) <= sc->room_half[1])
+            best = fmin(best, fabs(p[2]));
+        for (int axis = 0; axis < 2; axis++)
+            best = fmin(best, fabs(sc->room_half[axis] - fabs(p[axis])));
+    }
+    for (int i = 0; i < sc->object_count; i++) {
+        const ks_sim_object *ob = &sc->objects[i];
+        if (ob->kind == KS_SIM_SPHERE) {
+            double q[3] = {p[0] - ob->a[0], p[1] - ob->a[1], p[2] - ob->a[2]};
+            best = fmin(best, fabs(sqrt(dot3(q, q)) - ob->b[0]));
+        } else {
+            double out2 = 0, inside = -INFINITY;
+            for (int k = 0; k < 3; k++) {
+                double c = (ob->a[k] + ob->b[k]) / 2, e = (ob->b[k] - ob->a[k]) / 2;
+                double q = fabs(p[k] - c) - e;
+                if (q > 0)
+                    out2 += q * q;
+                inside = fmax(inside, q);
+            }
+            best = fmin(best, out2 > 0 ? sqrt(out2) : fabs(inside));
+        }
+    }
+    if (sc->board) {
+        double R[9], t[3];
+        sim_board_pose(sc, t_ns, R, t);
+        double q[3] = {p[0] - t[0], p[1] - t[1], p[2] - t[2]};
+        double u = q[0] * R[0] + q[1] * R[3] + q[2] * R[6];
+        double v = q[0] * R[1] + q[1] * R[4] + q[2] * R[7];
+        double w = q[0] * R[2] + q[1] * R[5] + q[2] * R[8];
+        double du = fmax(0, fabs(u) - sc->board_w / 2), dv = fmax(0, fabs(v) - sc->board_h / 2);
+        best = fmin(best, sqrt(du * du + dv * dv + w * w));
+    }
+    return best;
+}
+
+/* ---- per-device renders ---- */
+
+typedef struct sim_cam {
+    int w, h;
+    ks_intrinsics in;
+    double R[9], t[3];   /* camera -> world */
+    float *dir;          /* world ray per pixel (3 floats, z-depth scaled: camera z component = 1); NaN invalid */
+} sim_cam;
+
+typedef struct sim_static {
+    ks_depth_mode depth_mode;
+    ks_color_resolution color_res;
+    ks_calibration cal;
+    sim_cam dcam, ccam;
+    float *dz;           /* static z per depth pixel (mm along the optical axis), 0 = nothing */
+    sim_buf *depth, *ir; /* uint16 images of the static scene (board included when it does not move) */
+    float *cz;           /* static z per colour pixel */
+    sim_buf *bgra;       /* colour at gain 1 */
+    struct sim_static *next;
+} sim_static;
+
+typedef struct sim_mask {
+    const sim_static *a, *b;
+    uint8_t *bits;
+} sim_mask;
+
+struct sim_render_dev {
+    pthread_mutex_t build_mu, cache_mu;
+    sim_static *list;
+    tjhandle tj;
+    /* colour cache: the last encoded picture */
+    sim_buf *jpeg;
+    const sim_static *jpeg_st;
+    int jpeg_level;
+    uint64_t jpeg_board;
+    sim_buf *bgra_scaled;
+    const sim_static *bgra_st;
+    int bgra_level;
+    uint64_t bgra_board;
+    sim_mask masks[KS_RIG_MAX_DEVICES];
+};
+
+static sim_render_dev *render_dev(sim_world *w, int i)
+{
+    sim_dev *d = &w->devs[i];
+    pthread_mutex_lock(&w->mu);
+    if (!d->render) {
+        sim_render_dev *r = calloc(1, sizeof *r);
+        if (r) {
+            pthread_mutex_init(&r->build_mu, NULL);
+            pthread_mutex_init(&r->cache_mu, NULL);
+        }
+        d->render = r;
+    }
+    sim_render_dev *r = d->render;
+    pthread_mutex_unlock(&w->mu);
+    return r;
+}
+
+void sim_render_free(sim_render_dev *r)
+{
+    if (!r)
+        return;
+    while (r->list) {
+        sim_static *s = r->list;
+        r->list = s->next;
+        free(s->dcam.dir);
+        free(s->ccam.dir);
+        free(s->dz);
+        free(s->cz);
+        sim_buf_unref(s->depth);
+        sim_buf_unref(s->ir);
+        sim_buf_unref(s->bgra);
+        free(s);
+    }
+    for (int i = 0; i < KS_RIG_MAX_DEVICES; i++)
+        free(r->masks[i].bits);
+    sim_buf_unref(r->jpeg);
+    sim_buf_unref(r->bgra_scaled);
+    if (r->tj)
+        tjDestroy(r->tj);
+    pthread_mutex_destroy(&r->build_mu);
+    pthread_mutex_destroy(&r->cache_mu);
+    free(r);
+}
+
+static bool cam_init(sim_cam *c, const ks_intrinsics *in, const double R[9], const double t[3], bool rays)
+{
+    c->in = *in;
+    c->w = in->width;
+    c->h = in->height;
+    memcpy(c->R, R, sizeof c->R);
+    memcpy(c->t, t, sizeof c->t);
+    if (!rays)
+        return true; /* timing-only runs: images stay black, no rays needed */
+    c->dir = malloc((size_t)c->w * c->h * 3 * sizeof(float));
+    if (!c->dir)
+        return false;
+    for (int v = 0; v < c->h; v++)
+        for (int u = 0; u < c->w; u++) {
+            float *o = c->dir + ((size_t)v * c->w + u) * 3;
+            double uv[2] = {u, v}, xy[2];
+            if (!ks_unproject_ray(in, uv, xy)) {
+                o[0] = o[1] = o[2] = NAN;
+                continue;
+            }
+            for (int k = 0; k < 3; k++)
+                o[k] = (float)(R[k * 3] * xy[0] + R[k * 3 + 1] * xy[1] + R[k * 3 + 2]);
+        }
+    return true;
+}
+
+static void shade_color(const hit *h, const double d[3], double *rgb)
+{
+    (void)d;
+    static const double L[3] = {0.30, 0.20, 0.93};
+    double lam = fabs(dot3(h->n, L));
+    for (int k = 0; k < 3; k++)
+        rgb[k] = h->rgb[k] * (0.35 + 0.65 * lam);
+}
+
+static uint16_t shade_ir(const hit *h, const double d[3], bool passive)
+{
+    double len = sqrt(dot3(d, d));
+    double cosv = fabs(dot3(h->n, d)) / len;
+    double dist_m = h->t * len / 1000.0;
+    double v = passive ? 120.0 * h->albedo : 4500.0 * h->albedo * cosv / (dist_m * dist_m + 1e-6);
+    return (uint16_t)(v > 65535 ? 65535 : v);
+}
+
+/* Renders the pixel of camera c; board included when bR != NULL. Returns z (0 if nothing). */
+static double trace(const sim_scene *sc, const sim_cam *c, size_t px, const double *bR, const double *bt, hit *h)
+{
+    const float *f = c->dir + px * 3;
+    if (isnan(f[0]))
+        return 0;
+    double d[3] = {f[0], f[1], f[2]};
+    bool any = intersect_static(sc, c->t, d, h);
+    if (bR) {
+        hit hb;
+        if (intersect_board(sc, bR, bt, c->t, d, any ? h->t : INFINITY, &hb)) {
+            *h = hb;
+            any = true;
+        }
+    }
+    return any ? h->t : 0;
+}
+
+static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_resolution cr, ks_error *err)
+{
+    sim_dev *dv = &w->devs[i];
+    sim_static *s = calloc(1, sizeof *s);
+    if (!s) {
+        ks_error_set(err, KS_ENOMEM, "out of memory rendering device %d", i);
+        return NULL;
+    }
+    s->depth_mode = dm;
+    s->color_res = cr;
+    if (ks_calibration_from_json(dv->calib_json, strlen(dv->calib_json), dm, cr, &s->cal, err) != KS_OK) {
+        free(s);
+        return NULL;
+    }
+    const sim_scene *sc = &w->scene;
+    double bR[9], bt[3];
+    bool bstatic = sc->board && !board_moves(sc);
+    if (sc->board)
+        sim_board_pose(sc, 0, bR, bt);
+    bool ok = true;
+    if (dm != KS_DEPTH_OFF) {
+        ok = cam_init(&s->dcam, &s->cal.depth, dv->pose_R, dv->pose_t, w->cfg.render_depth);
+        size_t n = (size_t)s->dcam.w * s->dcam.h;
+        s->dz = calloc(n, sizeof(float));
+        s->depth = sim_buf_new(n * 2);
+        s->ir = sim_buf_new(n * 2);
+        ok = ok && s->dz && s->depth && s->ir;
+        if (ok) {
+            uint16_t *dp = (uint16_t *)s->depth->data, *ip = (uint16_t *)s->ir->data;
+            bool passive = dm == KS_DEPTH_PASSIVE_IR;
+            for (size_t p = 0; p < n; p++) {
+                hit h;
+                double z = w->cfg.render_depth ? trace(sc, &s->dcam, p, bstatic ? bR : NULL, bt, &h) : 0;
+                s->dz[p] = (float)z;
+                dp[p] = (uint16_t)(z > 0 && z < 65535 ? llround(z) : 0);
+                ip[p] = 0;
+                if (z > 0) {
+                    const float *f = s->dcam.dir + p * 3;
+                    double d[3] = {f[0], f[1], f[2]};
+                    ip[p] = shade_ir(&h, d, passive);
+                }
+            }
+        }
+    }
+    if (ok && cr != KS_COLOR_OFF) {
+        ks_extrinsics d2w, c2w;
+        memcpy(d2w.R, dv->pose_R, sizeof d2w.R);
+        memcpy(d2w.t, dv->pose_t, sizeof d2w.t);
+        ks_extrinsics_compose(&s->cal.color_to_depth, &d2w, &c2w);
+        ok = cam_init(&s->ccam, &s->cal.color, c2w.R, c2w.t, w->cfg.render_color);
+        size_t n = (size_t)s->ccam.w * s->ccam.h;
+        s->cz = calloc(n, sizeof(float));
+        s->bgra = sim_buf_new(n * 4);
+        ok = ok && s->cz && s->bgra;
+        if (ok) {
+            uint8_t *o = s->bgra->data;
+            for (size_t p = 0; p < n; p++) {
+                hit h;
+                double z = w->cfg.render_color ? trace(sc, &s->ccam, p, bstatic ? bR : NULL, bt, &h) : 0;
+                s->cz[p] = (float)z;
+                double rgb[3] = {0.02, 0.02, 0.03};
+                if (z > 0) {
+                    const float *f = s->ccam.dir + p * 3;
+                    double d[3] = {f[0], f[1], f[2]};
+                    shade_color(&h, d, rgb);
+                }
+                o[p * 4 + 0] = (uint8_t)(fmin(1, rgb[2]) * 255);
+                o[p * 4 + 1] = (uint8_t)(fmin(1, rgb[1]) * 255);
+                o[p * 4 + 2] = (uint8_t)(fmin(1, rgb[0]) * 255);
+                o[p * 4 + 3] = 255;
+            }
+        }
+    }
+    if (!ok) {
+        ks_error_set(err, KS_ENOMEM, "out of memory rendering device %d", i);
+        free(s->dcam.dir);
+        free(s->ccam.dir);
+        free(s->dz);
+        free(s->cz);
+        sim_buf_unref(s->depth);
+        sim_buf_unref(s->ir);
+        sim_buf_unref(s->bgra);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static const sim_static *get_static(sim_world *w, int i, ks_depth_mode dm, ks_color_resolution cr, ks_error *err)
+{
+    sim_render_dev *r = render_dev(w, i);
+    if (!r) {
+        ks_error_set(err, KS_ENOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_lock(&r->build_mu);
+    sim_static *s = r->list;
+    while (s && !(s->depth_mode == dm && s->color_res == cr))
+        s = s->next;
+    if (!s) {
+        s = build_static(w, i, dm, cr, err);
+        if (s) {
+            s->next = r->list;
+            r->list = s;
+        }
+    }
+    pthread_mutex_unlock(&r->build_mu);
+    return s;
+}
+
+/* Bounding box of the board's outline projected through camera c's lens model (points along the
+ * four edges), plus a few pixels; false when the board is not in view. A board crossing the plane
+ * of the camera or the lens model's valid radius gives the whole image (rare, still correct). */
+static bool board_bbox(const sim_scene *sc, const sim_cam *c, const double bR[9], const double bt[3], int box[4])
+{
+    enum { STEPS = 24 };
+    double umin = INFINITY, vmin = INFINITY, umax = -INFINITY, vmax = -INFINITY;
+    int behind = 0, invalid = 0, total = 0;
+    for (int e = 0; e < 4; e++)
+        for (int k = 0; k < STEPS; k++) {
+            double s = (double)k / STEPS - 0.5;
+            double lu, lv;
+            switch (e) {
+            case 0: lu = s; lv = -0.5; break;
+            case 1: lu = 0.5; lv = s; break;
+            case 2: lu = -s; lv = 0.5; break;
+            default: lu = -0.5; lv = -s; break;
+            }
+            lu *= sc->board_w;
+            lv *= sc->board_h;
+            double q[3], pc[3], uv[2];
+            for (int m = 0; m < 3; m++)
+                q[m] = bt[m] + bR[m * 3] * lu + bR[m * 3 + 1] * lv - c->t[m];
+            for (int m = 0; m < 3; m++)
+                pc[m] = c->R[m] * q[0] + c->R[3 + m] * q[1] + c->R[6 + m] * q[2];
+            total++;
+            if (pc[2] <= 1) {
+                behind++;
+                continue;
+            }
+            if (!ks_project(&c->in, pc, uv)) {
+                invalid++;
+                continue;
+            }
+            umin = fmin(umin, uv[0]);
+            umax = fmax(umax, uv[0]);
+            vmin = fmin(vmin, uv[1]);
+            vmax = fmax(vmax, uv[1]);
+        }
+    if (behind == total)
+        return false;
+    if (behind > 0 || invalid > 0) {
+        box[0] = 0;
+        box[1] = 0;
+        box[2] = c->w - 1;
+        box[3] = c->h - 1;
+        return true;
+    }
+    const double m = 4; /* pixels: the outline between samples bulges by far less under the lens model */
+    box[0] = (int)fmax(0, floor(umin - m));
+    box[1] = (int)fmax(0, floor(vmin - m));
+    box[2] = (int)fmin(c->w - 1, ceil(umax + m));
+    box[3] = (int)fmin(c->h - 1, ceil(vmax + m));
+    return box[0] <= box[2] && box[1] <= box[3];
+}
+
+static uint32_t hash32(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return (uint32_t)x;
+}
+
+/* Pixels of A (static render sa) that B's emitter (static render sb) lights. */
+static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa, const sim_static *sb)
+{
+    sim_mask *m = &ra->masks[b];
+    if (m->bits && m->a == sa && m->b == sb)
+        return m->bits;
+    free(m->bits);
+    m->bits = NULL;
+    size_t n = (size_t)sa->dcam.w * sa->dcam.h;
+    uint8_t *bits = calloc(n, 1);
+    if (!bits)
+        return NULL;
+    const sim_cam *cb = &sb->dcam;
+    for (size_t p = 0; p < n; p++) {
+        double z = sa->dz[p];
+        if (z <= 0)
+            continue;
+        const float *f = sa->dcam.dir + p * 3;
+        double X[3] = {sa->dcam.t[0] + z * f[0], sa->dcam.t[1] + z * f[1], sa->dcam.t[2] + z * f[2]};
+        double q[3] = {X[0] - cb->t[0], X[1] - cb->t[1], X[2] - cb->t[2]}, Q[3];
+        for (int k = 0; k < 3; k++)
+            Q[k] = cb->R[k] * q[0] + cb->R[3 + k] * q[1] + cb->R[6 + k] * q[2];
+        if (Q[2] <= 0)
+            continue;
+        double uv[2];
+        if (!ks_project(&cb->in, Q, uv))
+            continue;
+        int u = (int)lround(uv[0]), v = (int)lround(uv[1]);
+        if (u < 0 || v < 0 || u >= cb->w || v >= cb->h)
+            continue;
+        double zb = sb->dz[(size_t)v * cb->w + u];
+        if (zb > 0 && fabs(zb - Q[2]) < 0.02 * Q[2] + 10)
+            bits[p] = 1;
+    }
+    m->bits = bits;
+    m->a = sa;
+    m->b = sb;
+    return bits;
+}
+
+static ks_status encode_jpeg(sim_render_dev *r, const uint8_t *bgra, int w, int h, sim_buf **out, ks_error *err)
+{
+    if (!r->tj && !(r->tj = tjInitCompress()))
+        return ks_error_set(err, KS_ENOMEM, "libturbojpeg could not start a compressor");
+    unsigned long cap = tjBufSize(w, h, TJSAMP_420);
+    sim_buf *b = sim_buf_new(cap);
+    if (!b)
+        return ks_error_set(err, KS_ENOMEM, "out of memory for an MJPEG frame");
+    unsigned char *dst = b->data;
+    unsigned long size = cap;
+    if (tjCompress2(r->tj, bgra, w, w * 4, h, TJPF_BGRA, &dst, &size, TJSAMP_420, 85, TJFLAG_NOREALLOC) != 0) {
+        sim_buf_unref(b);
+        return ks_error_set(err, KS_EIO, "MJPEG encoding failed: %s", tjGetErrorStr2(r->tj));
+    }
+    b->size = size;
+    *out = b;
+    return KS_OK;
+}
+
+static void to_yuv(const uint8_t *p, double *y, double *u, double *v)
+{
+    double B = p[0], G = p[1], R = p[2];
+    *y = 0.299 * R + 0.587 * G + 0.114 * B;
+    *u = 128 - 0.168736 * R - 0.331264 * G + 0.5 * B;
+    *v = 128 + 0.5 * R - 0.418688 * G - 0.081312 * B;
+}
+
+static uint8_t clamp8(double x)
+{
+    return (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x + 0.5);
+}
+
+static ks_image *convert_color(const uint8_t *bgra, int w, int h, ks_image_format fmt)
+{
+    if (fmt == KS_FORMAT_NV12) {
+        ks_image *img = ks_image_create(fmt, w, h, w, (size_t)w * h * 3 / 2);
+        if (!img)
+            return NULL;
+        /* ks_image_create sized it for stride*height; NV12 needs the chroma plane too */
+        free(img->data);
+        img->size = (size_t)w * h * 3 / 2;
+        img->data = malloc(img->size);
+        if (!img->data) {
+            img->size = 0;
+            ks_image_release(img);
+            return NULL;
+        }
+        uint8_t *Y = img->data, *UV = img->data + (size_t)w * h;
+        for (int yy = 0; yy < h; yy++)
+            for (int xx = 0; xx < w; xx++) {
+                double y, u, v;
+                to_yuv(bgra + ((size_t)yy * w + xx) * 4, &y, &u, &v);
+                Y[(size_t)yy * w + xx] = clamp8(y);
+                if (!(yy & 1) && !(xx & 1)) {
+                    UV[(size_t)(yy / 2) * w + xx] = clamp8(u);
+                    UV[(size_t)(yy / 2) * w + xx + 1] = clamp8(v);
+                }
+            }
+        return img;
+    }
+    ks_image *img = ks_image_create(fmt, w, h, w * 2, 0);
+    if (!img)
+        return NULL;
+    for (int yy = 0; yy < h; yy++)
+        for (int xx = 0; xx < w; xx += 2) {
+            double y0, u0, v0, y1, u1, v1;
+            to_yuv(bgra + ((size_t)yy * w + xx) * 4, &y0, &u0, &v0);
+            to_yuv(bgra + ((size_t)yy * w + xx + 1) * 4, &y1, &u1, &v1);
+            uint8_t *o = img->data + (size_t)yy * w * 2 + (size_t)xx * 2;
+            o[0] = clamp8(y0);
+            o[1] = clamp8((u0 + u1) / 2);
+            o[2] = clamp8(y1);
+            o[3] = clamp8((v0 + v1) / 2);
+        }
+    return img;
+}
+
+ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_error *err)
+{
+    sim_dev *d = &w->devs[f->device];
+    ks_depth_mode dm = d->cfg.depth_mode;
+    ks_color_resolution cr = d->cfg.color_resolution;
+    ks_image_format cf = d->cfg.color_format;
+    const sim_static *st = get_static(w, f->device, dm, cr, err);
+    if (!st)
+        return err ? err->code : KS_ENOMEM;
+    sim_render_dev *r = render_dev(w, f->device);
+    const sim_scene *sc = &w->scene;
+    bool moving = board_moves(sc);
+    uint64_t board_t = f->truth.sync_ns;
+    double bR[9], bt[3];
+    if (moving)
+        sim_board_pose(sc, board_t, bR, bt);
+    uint64_t board_key = moving ? board_t / 1000000 + 1 : 0; /* 1 ms resolution */
+    ks_status status = KS_OK;
+    pthread_mutex_lock(&r->cache_mu);
+
+    if (f->has_color && cr != KS_COLOR_OFF) {
+        const sim_cam *c = &st->ccam;
+        int level = (int)lround(f->gain * 16.0);
+        if (level < 1)
+            level = 1;
+        if (!w->cfg.render_color)
+            level = 16;
+        sim_buf *pic = NULL;
+        if (level == 16 && (!moving || !w->cfg.render_color)) {
+            pic = sim_buf_ref(st->bgra);
+        } else if (r->bgra_scaled && r->bgra_st == st && r->bgra_level == level && r->bgra_board == board_key) {
+            pic = sim_buf_ref(r->bgra_scaled);
+        } else {
+            pic = sim_buf_new(st->bgra->size);
+            if (pic) {
+                memcpy(pic->data, st->bgra->data, st->bgra->size);
+                int box[4];
+                if (moving && w->cfg.render_color && c->dir && board_bbox(sc, c, bR, bt, box)) {
+                    for (int v = box[1]; v <= box[3]; v++)
+                        for (int u = box[0]; u <= box[2]; u++) {
+                            size_t p = (size_t)v * c->w + u;
+                            const float *fd = c->dir + p * 3;
+                            if (isnan(fd[0]))
+                                continue;
+                            double dd[3] = {fd[0], fd[1], fd[2]};
+                            hit h;
+                            double zs = st->cz[p];
+                            if (!intersect_board(sc, bR, bt, c->t, dd, zs > 0 ? zs : INFINITY, &h))
+                                continue;
+                            double rgb[3];
+                            shade_color(&h, dd, rgb);
+                            uint8_t *o = pic->data + p * 4;
+                            o[0] = (uint8_t)(fmin(1, rgb[2]) * 255);
+                            o[1] = (uint8_t)(fmin(1, rgb[1]) * 255);
+                            o[2] = (uint8_t)(fmin(1, rgb[0]) * 255);
+                        }
+                }
+                if (level != 16) {
+                    size_t n = (size_t)c->w * c->h;
+                    for (size_t p = 0; p < n; p++)
+                        for (int k = 0; k < 3; k++) {
+                            int x = pic->data[p * 4 + k] * level / 16;
+                            pic->data[p * 4 + k] = (uint8_t)(x > 255 ? 255 : x);
+                        }
+                }
+                sim_buf_unref(r->bgra_scaled);
+                r->bgra_scaled = sim_buf_ref(pic);
+                r->bgra_st = st;
+                r->bgra_level = level;
+                r->bgra_board = board_key;
+            }
+        }
+        if (!pic) {
+            status = ks_error_set(err, KS_ENOMEM, "out of memory rendering colour");
+            goto out;
+        }
+        ks_image *img = NULL;
+        if (cf == KS_FORMAT_MJPG) {
+            if (!(r->jpeg && r->jpeg_st == st && r->jpeg_level == level && r->jpeg_board == board_key)) {
+                sim_buf *j = NULL;
+                status = encode_jpeg(r, pic->data, c->w, c->h, &j, err);
+                if (status != KS_OK) {
+                    sim_buf_unref(pic);
+                    goto out;
+                }
+                sim_buf_unref(r->jpeg);
+                r->jpeg = j;
+                r->jpeg_st = st;
+                r->jpeg_level = level;
+                r->jpeg_board = board_key;
+            }
+            img = sim_buf_image(r->jpeg, KS_FORMAT_MJPG, c->w, c->h, 0);
+        } else if (cf == KS_FORMAT_BGRA32) {
+            img = sim_buf_image(pic, KS_FORMAT_BGRA32, c->w, c->h, c->w * 4);
+        } else {
+            img = convert_color(pic->data, c->w, c->h, cf);
+        }
+        sim_buf_unref(pic);
+        if (!img) {
+            status = ks_error_set(err, KS_ENOMEM, "out of memory for a colour image");
+            goto out;
+        }
+        img->device_ts_us = f->color_ts_us;
+        img->system_ts_ns = f->system_ts_ns;
+        img->exposure_us = f->truth.color_exposure_us;
+        img->white_balance = 4500;
+        img->iso_speed = 100;
+        cap->color = img;
+    }
+
+    if ((f->has_depth || f->has_ir) && dm != KS_DEPTH_OFF) {
+        const sim_cam *c = &st->dcam;
+        size_t n = (size_t)c->w * c->h;
+        bool damaged = f->n_interf > 0 && w->cfg.render_depth;
+        bool noisy = w->cfg.depth_noise_mm > 0 && w->cfg.render_depth;
+        sim_buf *depth = NULL, *ir = NULL;
+        if ((!moving || !w->cfg.render_depth) && !damaged && !noisy) {
+            depth = sim_buf_ref(st->depth);
+            ir = sim_buf_ref(st->ir);
+        } else {
+            depth = sim_buf_new(n * 2);
+            ir = sim_buf_new(n * 2);
+            if (!depth || !ir) {
+                sim_buf_unref(depth);
+                sim_buf_unref(ir);
+                status = ks_error_set(err, KS_ENOMEM, "out of memory for a depth image");
+                goto out;
+            }
+            memcpy(depth->data, st->depth->data, n * 2);
+            memcpy(ir->data, st->ir->data, n * 2);
+            uint16_t *dp = (uint16_t *)depth->data, *ip = (uint16_t *)ir->data;
+            bool passive = dm == KS_DEPTH_PASSIVE_IR;
+            int box[4];
+            if (moving && w->cfg.render_depth && c->dir && board_bbox(sc, c, bR, bt, box)) {
+                for (int v = box[1]; v <= box[3]; v++)
+                    for (int u = box[0]; u <= box[2]; u++) {
+                        size_t p = (size_t)v * c->w + u;
+                        const float *fd = c->dir + p * 3;
+                        if (isnan(fd[0]))
+                            continue;
+                        double dd[3] = {fd[0], fd[1], fd[2]};
+                        hit h;
+                        double zs = st->dz[p];
+                        if (!intersect_board(sc, bR, bt, c->t, dd, zs > 0 ? zs : INFINITY, &h))
+                            continue;
+                        dp[p] = (uint16_t)(h.t < 65535 ? llround(h.t) : 0);
+                        ip[p] = shade_ir(&h, dd, passive);
+                    }
+            }
+            if (noisy) {
+                uint64_t rs = w->cfg.seed ^ (f->truth.sequence * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)f->device << 56);
+                for (size_t p = 0; p < n; p++)
+                    if (dp[p]) {
+                        double z = dp[p] + w->cfg.depth_noise_mm * sim_rand_normal(&rs);
+                        dp[p] = (uint16_t)(z < 1 ? 1 : z > 65535 ? 65535 : llround(z));
+                    }
+            }
+            if (damaged && f->has_depth) {
+                int count = 0;
+                for (int k = 0; k < f->n_interf; k++) {
+                    int b = f->interf_dev[k];
+                    ks_depth_mode bm = w->devs[b].cfg.depth_mode;
+                    const sim_static *sb = get_static(w, b, bm, KS_COLOR_OFF, NULL);
+                    if (!sb)
+                        continue;
+                    const uint8_t *mask = pair_mask(r, b, st, sb);
+                    if (!mask)
+                        continue;
+                    for (size_t p = 0; p < n; p++) {
+                        if (!mask[p] || !dp[p])
+                            continue;
+                        uint32_t hsh = hash32(p * 0x9E3779B97F4A7C15ull ^ f->truth.sequence ^ ((uint64_t)b << 40));
+                        /* multipath from the foreign laser: the pixel is invalidated or measured wrong */
+                        if (hsh & 1)
+                            dp[p] = 0;
+                        else
+                            dp[p] = (uint16_t)fmin(65535, dp[p] + 60 + (hsh >> 8) % 500);
+                        ip[p] = (uint16_t)fmin(65535, ip[p] + 1500);
+                        count++;
+                    }
+                }
+                f->truth.corrupted_pixels = count;
+            }
+        }
+        if (f->has_depth) {
+            cap->depth = sim_buf_image(depth, KS_FORMAT_DEPTH16, c->w, c->h, c->w * 2);
+            if (cap->depth) {
+                cap->depth->device_ts_us = f->depth_ts_us;
+                cap->depth->system_ts_ns = f->system_ts_ns;
+                cap->depth->exposure_us = f->depth_exposure_us;
+            }
+        }
+        cap->ir = sim_buf_image(ir, KS_FORMAT_IR16, c->w, c->h, c->w * 2);
+        if (cap->ir) {
+            cap->ir->device_ts_us = f->depth_ts_us;
+            cap->ir->system_ts_ns = f->system_ts_ns;
+            cap->ir->exposure_us = f->depth_exposure_us;
+        }
+        sim_buf_unref(depth);
+        sim_buf_unref(ir);
+        if ((f->has_depth && !cap->depth) || !cap->ir)
+            status = ks_error_set(err, KS_ENOMEM, "out of memory for a depth image");
+    }
+    cap->temperature_c = 35.0f;
+out:
+    pthread_mutex_unlock(&r->cache_mu);
+    return status;
+}
+
+ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, int height, int stride, ks_error *err)
+{
+    sim_world *w = (sim_world *)s;
+    if (!w)
+        return ks_error_set(err, KS_EINVAL, "no simulator given");
+    sim_scene *sc = &w->scene;
+    if (!gray) {
+        /* back to the built-in pattern: render it into a scratch scene and install it like any texture */
+        sim_scene tmp;
+        memset(&tmp, 0, sizeof tmp);
+        make_default_texture(&tmp);
+        if (!tmp.tex)
+            return ks_error_set(err, KS_ENOMEM, "out of memory for the board texture");
+        ks_status st = ks_sim_set_board_texture(s, tmp.tex, tmp.tex_w, tmp.tex_h, tmp.tex_w, err);
+        free(tmp.tex);
+        return st;
+    }
+    if (width < 1 || height < 1 || stride < width || width > 16384 || height > 16384)
+        return ks_error_set(err, KS_EINVAL, "board texture %dx%d (stride %d) is invalid; give 1..16384 pixels",
+                            width, height, stride);
+    uint8_t *t = malloc((size_t)width * height);
+    if (!t)
+        return ks_error_set(err, KS_ENOMEM, "out of memory for the board texture");
+    for (int y = 0; y < height; y++)
+        memcpy(t + (size_t)y * width, gray + (size_t)y * stride, (size_t)width);
+    pthread_mutex_lock(&w->mu);
+    for (int i = 0; i < w->rig.device_count; i++)
+        if (w->devs[i].streaming) {
+            pthread_mutex_unlock(&w->mu);
+            free(t);
+            return ks_error_set(err, KS_ESTATE,
+                                "the board texture can only change while no simulated device streams; stop the "
+                                "cameras first");
+        }
+    uint8_t *old = sc->tex;
+    sc->tex = t;
+    sc->tex_w = width;
+    sc->tex_h = height;
+    sc->tex_version++;
+    for (int i = 0; i < w->rig.device_count; i++) {
+        /* static renders that baked the old texture are stale: drop them */
+        sim_render_dev *r = w->devs[i].render;
+        w->devs[i].render = NULL;
+        sim_render_free(r);
+    }
+    pthread_mutex_unlock(&w->mu);
+    free(old);
+    return KS_OK;
+}
