@@ -9,6 +9,7 @@
 
 static const ks_command commands[] = {
     /* plan the rig */
+    {"plan", "validate a rig file and compute delays, start order and recorder commands", cmd_plan},
     /* run it */
     /* recordings */
     {"info", "show what a recording holds (tracks, tags, frames, timestamps)", cmd_info},

@@ -1,0 +1,212 @@
+/* The timeline picture of a plan (ks_plan_write_svg): one frame period, a row per device with its
+ * color exposure bar and its laser pulses, a shared time axis, and an inset that zooms into the
+ * first idle gap where the staggered pulses and the guard between them are visible. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kinsync/plan.h"
+
+enum { W = 1200, LEFT = 150, RIGHT = 30, TOP = 60, ROW = 26 };
+
+static double wrap(double t, double period)
+{
+    double r = fmod(t, period);
+    return r < 0 ? r + period : r;
+}
+
+static void xml_text(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", out); break;
+        case '>': fputs("&gt;", out); break;
+        case '&': fputs("&amp;", out); break;
+        case '"': fputs("&quot;", out); break;
+        default: fputc(*s, out);
+        }
+    }
+}
+
+/* a bar [t, t+len) on a circle of `period`, drawn in [x0, x0+w) scaled to [lo, lo+span) */
+static void bar(FILE *out, double t, double len, double lo, double span, double x0, double w, double y, double h,
+                const char *cls)
+{
+    double a = t - lo, b = a + len;
+    if (b <= 0 || a >= span)
+        return;
+    if (a < 0)
+        a = 0;
+    if (b > span)
+        b = span;
+    double xa = x0 + a / span * w, xb = x0 + b / span * w;
+    if (xb - xa < 0.8)
+        xb = xa + 0.8;
+    fprintf(out, "<rect class=\"%s\" x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\"/>\n", cls, xa, y, xb - xa, h);
+}
+
+static void timeline_row(FILE *out, const ks_plan *plan, const ks_plan_device *d, double lo, double span, double x0,
+                         double w, double y, bool exposure)
+{
+    double P = plan->period_us;
+    /* draw every copy of the periodic pattern that meets [lo, lo+span) */
+    for (int rep = -2; rep <= 2; rep++) {
+        double shift = rep * P;
+        if (exposure && d->exposure_us > 0)
+            bar(out, wrap(d->color_offset_us, P) + shift, d->exposure_us, lo, span, x0, w, y + 3, ROW - 14,
+                "exposure");
+        if (d->laser)
+            for (int k = 0; k < plan->pulses; k++)
+                bar(out, wrap(d->laser_start_us, P) + k * plan->pitch_us + shift, plan->pulse_width_us, lo, span, x0,
+                    w, y + 2, ROW - 6, "pulse");
+    }
+}
+
+static ks_status write_svg(FILE *out, const ks_rig *rig, const ks_plan *plan)
+{
+    int n = plan->device_count;
+    double P = plan->period_us;
+    int main_h = TOP + n * ROW + 40;
+    int inset_top = main_h + 40;
+    int h = inset_top + (plan->lasers ? n * ROW + 90 : 0) + 20;
+    double w = W - LEFT - RIGHT;
+    fprintf(out,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+            "font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<style>.exposure{fill:#8fbce6;} .pulse{fill:#d9412b;} .axis{stroke:#333;stroke-width:1;} "
+            ".grid{stroke:#ccc;stroke-width:0.5;} .guard{stroke:#2a8c2a;stroke-width:1.2;fill:none;} "
+            ".zoom{fill:#f3f3f3;stroke:#999;stroke-dasharray:4 3;} text.small{font-size:10px;}</style>\n"
+            "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"white\"/>\n",
+            W, h, W, h, W, h);
+    fprintf(out, "<text x=\"10\" y=\"20\" font-size=\"15\">");
+    xml_text(out, rig->name);
+    fprintf(out, ": one frame period (%.1f us at %d fps), aim %s, %s</text>\n", P, ks_fps_hz(plan->fps),
+            ks_aim_name(plan->aim), plan->feasible ? "feasible" : "NOT feasible");
+    if (plan->lasers && plan->proof.device_a >= 0)
+        fprintf(out, "<text x=\"10\" y=\"38\">smallest laser separation %.1f us between %s and %s, guard %d us; "
+                     "blue: color exposure, red: laser pulses</text>\n",
+                plan->proof.min_separation_us, rig->devices[plan->proof.device_a].name,
+                rig->devices[plan->proof.device_b].name, plan->guard_us);
+    else
+        fprintf(out, "<text x=\"10\" y=\"38\">%s; blue: color exposure</text>\n",
+                plan->lasers ? "no two laser devices share an interference group" : "depth mode fires no laser");
+
+    /* main axis: ticks every 5 ms at 30/15 fps, 20 ms at 5 fps */
+    double step = P > 100000 ? 20000 : 5000;
+    double yaxis = TOP + n * ROW + 5;
+    fprintf(out, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", LEFT, yaxis, LEFT + w, yaxis);
+    for (double t = 0; t <= P + 1e-6; t += step) {
+        double x = LEFT + t / P * w;
+        fprintf(out, "<line class=\"grid\" x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%.1f\"/>\n", x, TOP, x, yaxis + 4);
+        fprintf(out, "<text class=\"small\" x=\"%.2f\" y=\"%.1f\" text-anchor=\"middle\">%.0f ms</text>\n", x,
+                yaxis + 16, t / 1000);
+    }
+    fprintf(out, "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">time from the master's color "
+                 "capture (us, modulo the frame period)</text>\n",
+            LEFT + w, yaxis + 30);
+    for (int i = 0; i < n; i++) {
+        const ks_plan_device *d = &plan->devices[i];
+        double y = TOP + i * ROW;
+        fprintf(out, "<text x=\"10\" y=\"%.1f\">", y + ROW / 2.0 + 4);
+        xml_text(out, rig->devices[i].name);
+        fprintf(out, " (g%d)</text>\n", d->group);
+        timeline_row(out, plan, d, 0, P, LEFT, w, y, true);
+    }
+
+    if (plan->lasers) {
+        /* inset: the first idle gap after the earliest pulse start (mod pitch), one pitch plus a pulse */
+        double lo = 1e300;
+        for (int i = 0; i < n; i++)
+            if (wrap(plan->devices[i].laser_start_us, P) < lo)
+                lo = wrap(plan->devices[i].laser_start_us, P);
+        double span = plan->pitch_us + plan->pulse_width_us;
+        double ix0 = LEFT, iw = w;
+        /* mark the zoomed span on the main axis */
+        fprintf(out, "<rect class=\"zoom\" x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill-opacity=\"0.3\"/>\n",
+                LEFT + lo / P * w, TOP - 4, fmax(span / P * w, 2), n * ROW + 8);
+        fprintf(out, "<text x=\"10\" y=\"%d\" font-size=\"14\">inset: %.1f .. %.1f us (first idle gap), "
+                     "guard gaps between successive pulse starts in green</text>\n",
+                inset_top - 12, lo, lo + span);
+        fprintf(out, "<rect class=\"zoom\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\"/>\n", ix0, inset_top, iw,
+                n * ROW + 8);
+        double starts[KS_RIG_MAX_DEVICES * 4];
+        int groups[KS_RIG_MAX_DEVICES * 4], rows[KS_RIG_MAX_DEVICES * 4], ns = 0;
+        for (int i = 0; i < n; i++) {
+            const ks_plan_device *d = &plan->devices[i];
+            double y = inset_top + 4 + i * ROW;
+            fprintf(out, "<text x=\"10\" y=\"%.1f\">", y + ROW / 2.0 + 4);
+            xml_text(out, rig->devices[i].name);
+            fprintf(out, "</text>\n");
+            timeline_row(out, plan, d, lo, span, ix0, iw, y, false);
+            for (int rep = -1; rep <= 1; rep++)
+                for (int k = 0; k < plan->pulses; k++) {
+                    double t = wrap(d->laser_start_us, P) + k * plan->pitch_us + rep * P;
+                    if (t >= lo - 1e-6 && t < lo + span && ns < KS_RIG_MAX_DEVICES * 4) {
+                        starts[ns] = t;
+                        groups[ns] = d->group;
+                        rows[ns++] = i;
+                    }
+                }
+        }
+        /* guard gaps: successive pulse starts of one group inside the inset */
+        for (int a = 0; a < ns; a++) {
+            int best = -1;
+            for (int b = 0; b < ns; b++)
+                if (b != a && groups[b] == groups[a] && starts[b] > starts[a] - 1e-9 && rows[b] != rows[a] &&
+                    (best < 0 || starts[b] < starts[best]))
+                    best = b;
+            if (best < 0)
+                continue;
+            double xa = ix0 + (starts[a] - lo) / span * iw, xb = ix0 + (starts[best] - lo) / span * iw;
+            double ya = inset_top + 4 + rows[a] * ROW + ROW - 3, yb = inset_top + 4 + rows[best] * ROW + 2;
+            double gap = starts[best] - starts[a];
+            fprintf(out, "<path class=\"guard\" d=\"M%.2f %.2f L%.2f %.2f L%.2f %.2f\"/>\n", xa, ya, xb, ya, xb, yb);
+            fprintf(out, "<text class=\"small\" x=\"%.2f\" y=\"%.2f\" fill=\"%s\">%.1f</text>\n", (xa + xb) / 2 - 10,
+                    ya + 10, gap + 1e-6 < plan->guard_us ? "#c00" : "#2a8c2a", gap);
+        }
+        double iy = inset_top + n * ROW + 12;
+        fprintf(out, "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ix0, iy, ix0 + iw, iy);
+        for (double t = 0; t <= span + 1e-6; t += 250) {
+            double x = ix0 + t / span * iw;
+            fprintf(out, "<line class=\"grid\" x1=\"%.2f\" y1=\"%.1f\" x2=\"%.2f\" y2=\"%.1f\"/>\n", x, iy - 4, x,
+                    iy + 4);
+            fprintf(out, "<text class=\"small\" x=\"%.2f\" y=\"%.1f\" text-anchor=\"middle\">%.0f us</text>\n", x,
+                    iy + 16, lo + t);
+        }
+    }
+    fprintf(out, "</svg>\n");
+    return ferror(out) ? KS_EIO : KS_OK;
+}
+
+ks_status ks_plan_write_svg(const ks_rig *rig, const ks_plan *plan, const char *path, ks_error *err)
+{
+    if (!rig || !plan || !path || !path[0])
+        return ks_error_set(err, KS_EINVAL, "ks_plan_write_svg needs a rig, a plan and a file name");
+    size_t len = strlen(path) + 32;
+    char *tmp = malloc(len);
+    if (!tmp)
+        return ks_error_set(err, KS_ENOMEM, "out of memory writing %s", path);
+    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        ks_status st = ks_error_set(err, KS_EIO, "cannot write %s: %s; check the directory exists and is writable",
+                                    path, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    ks_status st = write_svg(out, rig, plan);
+    if (fclose(out) != 0)
+        st = KS_EIO;
+    if (st == KS_OK && rename(tmp, path) != 0)
+        st = KS_EIO;
+    if (st != KS_OK) {
+        remove(tmp);
+        ks_error_set(err, st, "cannot write %s: %s", path, strerror(errno));
+    }
+    free(tmp);
+    return st;
+}
