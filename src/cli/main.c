@@ -16,6 +16,11 @@ static const ks_command commands[] = {
     {"align", "align recordings of one rig: frame sets, skew, drops, files that don't belong", cmd_align},
     {"info", "show what a recording holds (tracks, tags, frames, timestamps)", cmd_info},
     {"repair", "make a cut-off or unfinished recording complete", cmd_repair},
+    /* calibrate */
+    {"board", "check a calibration board and draw the printable target", cmd_board},
+    {"calibrate", "calibrate all devices of a rig at once from views of the board", cmd_calibrate},
+    {"devices", "list attached devices: serial, firmware, sync jacks", cmd_devices},
+    {"doctor", "check this host for the rig: USB, usbfs, libk4a, firmware, clocks", cmd_doctor},
     /* misc */
     {"version", "print the version", cmd_version},
 };
