@@ -23,7 +23,9 @@
  * Pacing: with KS_PLAYBACK_LOCKSTEP (default) no streaming device serves a capture more than a
  * window ahead of the others (progress is measured from each file's first timestamp), and a
  * subordinate serves nothing until the set's master device, if it is open, is streaming; so
- * consumers that read devices on separate threads see the devices advance together, as live.
+ * consumers that read devices on separate threads see the devices advance together, as live; a
+ * recording that has ended reports KS_EEOF only once no other device streams (KS_ETIMEOUT until
+ * then), so the rig ends together.
  * KS_PLAYBACK_FREE serves as fast as asked; KS_PLAYBACK_REALTIME paces to the wall clock.
  *
  * Threading: the backend may be used from several threads, one device per thread (get_imu_sample

@@ -488,6 +488,38 @@ static ks_status end_status(pb_dev *d, ks_error *err)
     return d->eof_status;
 }
 
+/* Lockstep: a recording that has ended reports its end only once no other device of the rig is
+ * still streaming, so a consumer that stops the whole rig at the first end (as the session does
+ * for a device that is gone) does not cut the other recordings short. false: timed out. */
+static bool wait_rig_end(pb_dev *d, int32_t timeout_ms)
+{
+    pb_ctx *c = d->ctx;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (timeout_ms > 0)
+        ts_add_ms(&deadline, timeout_ms);
+    pthread_mutex_lock(&c->mu);
+    bool ok = true;
+    for (;;) {
+        bool others = false;
+        for (int j = 0; j < c->count; j++)
+            if (j != d->index && c->stream_on[j])
+                others = true;
+        if (!others)
+            break;
+        if (timeout_ms == 0 || (timeout_ms > 0 && past(&deadline))) {
+            ok = false;
+            break;
+        }
+        if (timeout_ms > 0)
+            pthread_cond_timedwait(&c->cv, &c->mu, &deadline);
+        else
+            pthread_cond_wait(&c->cv, &c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return ok;
+}
+
 static ks_status pb_get_capture(void *vdev, ks_capture **out, int32_t timeout_ms, ks_error *err)
 {
     pb_dev *d = vdev;
@@ -503,6 +535,10 @@ static ks_status pb_get_capture(void *vdev, ks_capture **out, int32_t timeout_ms
             st = end_status(d, err);
             pthread_mutex_unlock(&d->mu);
             set_streaming(d, false); /* at the end: no longer holds the others back */
+            if (st == KS_EEOF && d->ctx->opts.pace == KS_PLAYBACK_LOCKSTEP && !wait_rig_end(d, timeout_ms))
+                return ks_error_set(err, KS_ETIMEOUT,
+                                    "device %s: its recording has ended, the other recordings have not yet",
+                                    d->ctx->files[d->index].serial);
             return st;
         }
         d->pending_pos = anchor - (int64_t)d->ctx->files[d->index].first_ts_us;
