@@ -5,15 +5,15 @@
  * subordinate and depth delays, the rig and plan they belong to. From the frames: captures grouped
  * per file like the playback backend does, then frame sets across files by device timestamp with
  * the planned delays removed (a subordinate's color at master + subordinate delay, depth at color +
- * depth delay, both as the firmware applies them in 90 kHz ticks), within half a frame period.
+ * depth delay, both as the firmware applies them in 90 kHz ticks), by the session's matcher
+ * (kinsync/matcher.h, batch form; tolerance a quarter frame period by default).
  * Reported per file: start offset against the master, frames, drops (gaps in its own timestamps),
  * frames that ended up in partial sets, sets it is missing from, color skew against the master
  * (mean, min, max, standard deviation, largest magnitude), depth offset against the plan, and
  * drift (the slope of the skew over time, ppm). Files that do not belong (another rig name or plan
  * digest, another fps or camera mode, a second master) are named with the reason and left out.
  *
- * The grouping works on whole files at once (every timestamp known), so it needs no tolerance
- * window for late frames; it is the offline counterpart of the session's streaming matcher. */
+ * The frames of all files are given to the matcher at once, in key order, so no frame is late. */
 #ifndef KINSYNC_ALIGN_H
 #define KINSYNC_ALIGN_H
 
@@ -88,7 +88,7 @@ typedef struct ks_align_result {
 } ks_align_result;
 
 typedef struct ks_align_options {
-    double tolerance_us;         /* grouping tolerance; 0 = half a frame period */
+    double tolerance_us;         /* grouping tolerance; 0 = the matcher's default (a quarter period) */
 } ks_align_options;
 
 /* Reads every file and aligns them. A file that cannot be read fails the call (KS_EIO/KS_EPARSE

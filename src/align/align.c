@@ -1,15 +1,19 @@
 /* Aligning recordings (kinsync/align.h). Each file is read through the playback backend (one
  * backend per file, so two files of the same device can still be compared), which forms captures
- * exactly as a live consumer would see them; only timestamps are kept. Grouping is a k-way merge
- * over the files' frame keys: the earliest pending key opens a set and every file whose next key
- * lies within the tolerance of it joins. Statistics are computed in one pass over the sets. */
+ * exactly as a live consumer would see them; only timestamps are kept. Grouping is over the
+ * files' frame keys: the earliest pending key opens a set and every file whose next key
+ * lies within the tolerance of it joins -- done by the session's matcher (ks_match_frames), so
+ * recordings are grouped exactly like a live rig. Statistics are computed in one pass over the
+ * sets. */
 #include "kinsync/align.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kinsync/matcher.h"
 #include "kinsync/mkv.h"
 #include "kinsync/playback.h"
 
@@ -181,44 +185,108 @@ static void wf_out(const welford *w, ks_align_stats *s)
     s->max_abs = fabs(s->min) > fabs(s->max) ? fabs(s->min) : fabs(s->max);
 }
 
+typedef struct group_ctx {
+    ks_align_result *r;
+    const int *file_of;        /* matcher device -> file index */
+    size_t cap;
+    bool oom;
+} group_ctx;
+
+static void on_set(const ks_frame_set *fs, void *vctx)
+{
+    group_ctx *g = vctx;
+    ks_align_result *r = g->r;
+    if (g->oom)
+        return;
+    if (r->set_count == g->cap) {
+        size_t ncap = g->cap ? g->cap * 2 : 256;
+        ks_align_set *ns = realloc(r->sets, ncap * sizeof *ns);
+        if (!ns) {
+            g->oom = true;
+            return;
+        }
+        r->sets = ns;
+        g->cap = ncap;
+    }
+    ks_align_set *s = &r->sets[r->set_count];
+    s->frame = malloc((size_t)r->file_count * sizeof *s->frame);
+    if (!s->frame) {
+        g->oom = true;
+        return;
+    }
+    r->set_count++;
+    s->members = 0;
+    s->time_us = fs->key_us;
+    for (int i = 0; i < r->file_count; i++)
+        s->frame[i] = -1;
+    for (int d = 0; d < KS_MATCH_MAX_DEVICES; d++)
+        if (fs->present_mask & (1u << d)) {
+            int fi = g->file_of[d];
+            s->frame[fi] = (int32_t)(intptr_t)fs->frames[d].user;
+            s->members++;
+            if (fi == r->reference)
+                s->time_us = r->files[fi].frames[s->frame[fi]].key_us;
+        }
+}
+
+/* Frame sets through the session's matcher (kinsync/matcher.h, batch form): the same grouping
+ * the live session uses, with the planned delays of each file. */
 static ks_status group(ks_align_result *r, double tol, ks_error *err)
 {
-    const int n = r->file_count;
-    size_t idx[KS_ALIGN_MAX_FILES] = {0};
-    size_t cap = 0;
-    for (;;) {
-        double t0 = INFINITY;
-        for (int i = 0; i < n; i++)
-            if (r->files[i].member && idx[i] < r->files[i].frame_count && r->files[i].frames[idx[i]].key_us < t0)
-                t0 = r->files[i].frames[idx[i]].key_us;
-        if (t0 == INFINITY)
-            break;
-        if (r->set_count == cap) {
-            size_t ncap = cap ? cap * 2 : 256;
-            ks_align_set *ns = realloc(r->sets, ncap * sizeof *ns);
-            if (!ns)
-                return ks_error_set(err, KS_ENOMEM, "out of memory grouping frame sets");
-            r->sets = ns;
-            cap = ncap;
-        }
-        ks_align_set *s = &r->sets[r->set_count];
-        s->frame = malloc((size_t)n * sizeof *s->frame);
-        if (!s->frame)
-            return ks_error_set(err, KS_ENOMEM, "out of memory grouping frame sets");
-        r->set_count++;
-        s->members = 0;
-        s->time_us = t0;
-        for (int i = 0; i < n; i++) {
-            s->frame[i] = -1;
-            ks_align_file *f = &r->files[i];
-            if (f->member && idx[i] < f->frame_count && f->frames[idx[i]].key_us - t0 < tol) {
-                s->frame[i] = (int32_t)idx[i]++;
-                s->members++;
-                if (i == r->reference)
-                    s->time_us = f->frames[s->frame[i]].key_us;
-            }
+    int file_of[KS_MATCH_MAX_DEVICES], dev_of[KS_ALIGN_MAX_FILES];
+    for (int i = 0; i < KS_ALIGN_MAX_FILES; i++)
+        dev_of[i] = -1;
+    int m = 0;
+    size_t total = 0;
+    for (int i = 0; i < r->file_count; i++) {
+        dev_of[i] = -1;
+        if (r->files[i].member && m < KS_MATCH_MAX_DEVICES) {
+            dev_of[i] = m;
+            file_of[m++] = i;
+            total += r->files[i].frame_count;
         }
     }
+    ks_matcher_config cfg;
+    ks_matcher_config_init(&cfg, m, r->files[r->reference].fps, KS_TS_SEED);
+    cfg.reference = dev_of[r->reference] >= 0 ? dev_of[r->reference] : 0;
+    cfg.period_us = ks_frame_period_exact_us(r->files[r->reference].fps);
+    cfg.tolerance_us = tol;
+    for (int k = 0; k < m; k++) {
+        const ks_align_file *f = &r->files[file_of[k]];
+        cfg.devices[k].mode = f->sync_mode;
+        cfg.devices[k].color_offset_us = sub_delay_eff(f);
+        cfg.devices[k].depth_delay_us = depth_delay_eff(f);
+    }
+    ks_match_frame *frames = calloc(total ? total : 1, sizeof *frames);
+    if (!frames)
+        return ks_error_set(err, KS_ENOMEM, "out of memory grouping frame sets");
+    size_t n = 0;
+    for (int k = 0; k < m; k++) {
+        const ks_align_file *f = &r->files[file_of[k]];
+        for (size_t j = 0; j < f->frame_count; j++) {
+            const ks_align_frame *fr = &f->frames[j];
+            ks_match_frame *mf = &frames[n++];
+            mf->device = k;
+            mf->has_color = fr->has_color;
+            mf->color_ts_us = fr->color_ts_us;
+            mf->has_depth = fr->has_depth || fr->has_ir;
+            mf->depth_ts_us = fr->has_depth ? fr->depth_ts_us : fr->ir_ts_us;
+            mf->invalid_fraction = -1;
+            mf->user = (void *)(intptr_t)j;
+        }
+    }
+    group_ctx g = {r, file_of, 0, false};
+    ks_error me;
+    ks_error_clear(&me);
+    ks_match_frames(&cfg, frames, n, on_set, &g, &me);
+    free(frames);
+    if (me.code != KS_OK) {
+        if (err)
+            *err = me;
+        return me.code;
+    }
+    if (g.oom)
+        return ks_error_set(err, KS_ENOMEM, "out of memory grouping frame sets");
     return KS_OK;
 }
 
@@ -325,7 +393,7 @@ ks_status ks_align_files(const char *const *paths, int count, const ks_align_opt
     for (int i = 0; i < count && st == KS_OK; i++)
         if (r->files[i].member)
             st = read_frames(&r->files[i], err);
-    double tol = opts && opts->tolerance_us > 0 ? opts->tolerance_us : r->period_us / 2.0;
+    double tol = opts && opts->tolerance_us > 0 ? opts->tolerance_us : 0; /* 0: the matcher's default */
     if (st == KS_OK)
         st = group(r, tol, err);
     if (st != KS_OK) {
