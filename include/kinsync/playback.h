@@ -111,6 +111,14 @@ ks_status ks_playback_rig_build(const char *const *paths, int count, ks_rig *rig
 struct ks_plan;
 ks_status ks_playback_plan(const ks_rig *rig, const ks_playback_device *devs, struct ks_plan *plan, ks_error *err);
 
+/* One call for commands that take `rig.yaml | FILE.mkv...`: rebuilds the rig from the recordings
+ * (ks_playback_rig_build), makes its plan with the recorded delays (ks_playback_plan) and opens
+ * the playback backend (opts may be NULL). The caller then runs the session or its own loop on
+ * (*rig, *plan, *backend) as for a live rig, and frees the backend with ks_backend_free. rig and
+ * plan are caller-owned structs; findings may be NULL. Nothing is left open on failure. */
+ks_status ks_playback_open_rig(const char *const *paths, int count, const ks_playback_options *opts, ks_rig *rig,
+                               struct ks_plan *plan, ks_backend **backend, ks_findings *findings, ks_error *err);
+
 #ifdef __cplusplus
 }
 #endif

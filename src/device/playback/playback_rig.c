@@ -316,3 +316,22 @@ ks_status ks_playback_plan(const ks_rig *rig, const ks_playback_device *devs, ks
     }
     return KS_OK;
 }
+
+ks_status ks_playback_open_rig(const char *const *paths, int count, const ks_playback_options *opts, ks_rig *rig,
+                               ks_plan *plan, ks_backend **backend, ks_findings *findings, ks_error *err)
+{
+    if (!paths || !rig || !plan || !backend)
+        return ks_error_set(err, KS_EINVAL, "ks_playback_open_rig: recordings, rig, plan and backend are required");
+    if (count < 1 || count > KS_PLAYBACK_MAX_FILES)
+        return ks_error_set(err, KS_EINVAL, "give 1 to %d recordings (got %d)", KS_PLAYBACK_MAX_FILES, count);
+    ks_playback_device *devs = calloc((size_t)count, sizeof *devs);
+    if (!devs)
+        return ks_error_set(err, KS_ENOMEM, "out of memory reading recordings");
+    ks_status st = ks_playback_rig_build(paths, count, rig, devs, findings, err);
+    if (st == KS_OK)
+        st = ks_playback_plan(rig, devs, plan, err);
+    if (st == KS_OK)
+        st = ks_backend_open_playback(paths, count, opts, backend, err);
+    free(devs);
+    return st;
+}
