@@ -36,8 +36,8 @@ static ks_status perr(ks_mkv_reader *r, ks_error *err, uint64_t off, const char 
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return ks_error_set(err, KS_EPARSE,
-                        "%s: at byte %llu: %s; the file is not a valid recording (if it was cut off, "
-                        "try 'kinsync repair')",
+                        "%s: at byte %llu: %s; the file is not a readable Azure Kinect recording (a "
+                        "recording cut off inside its header holds no frames to recover)",
                         r->path, (unsigned long long)off, msg);
 }
 
