@@ -567,15 +567,33 @@ ks_status ks_session_start(ks_session *s, ks_error *err)
 /* Moves queued frames into the matcher; marks ended devices gone. Caller holds mu. */
 static void feed(ks_session *s)
 {
+    /* in key order across the devices, so that one device's backlog does not look like the others
+     * being late */
+    for (;;) {
+        int best = -1;
+        double best_key = 0;
+        for (int i = 0; i < s->n; i++) {
+            sdev *d = &s->d[i];
+            if (!d->q_count)
+                continue;
+            ks_match_frame *f = &d->q[d->q_head].f;
+            ks_matcher_key(&s->mcfg, f);
+            if (best < 0 || f->key_us < best_key) {
+                best = i;
+                best_key = f->key_us;
+            }
+        }
+        if (best < 0)
+            break;
+        sdev *d = &s->d[best];
+        ks_match_frame f = d->q[d->q_head].f;
+        d->q_head = (d->q_head + 1) % d->q_max;
+        d->q_count--;
+        if (ks_matcher_push(s->matcher, &f, NULL) != KS_OK)
+            ks_capture_release(f.user);
+    }
     for (int i = 0; i < s->n; i++) {
         sdev *d = &s->d[i];
-        while (d->q_count) {
-            ks_match_frame f = d->q[d->q_head].f;
-            d->q_head = (d->q_head + 1) % d->q_max;
-            d->q_count--;
-            if (ks_matcher_push(s->matcher, &f, NULL) != KS_OK)
-                ks_capture_release(f.user);
-        }
         if (d->dead && !d->gone_marked) {
             d->gone_marked = true;
             ks_matcher_mark_gone(s->matcher, i);
@@ -601,7 +619,9 @@ static int faulted(const ks_session *s)
 
 static void account(ks_session *s, ks_session_set *out)
 {
-    ks_syncstats_add(s->stats, &out->set);
+    /* sets cut short by the stop itself are delivered but are not evidence of drops */
+    if (!(s->stop_requested && !out->set.complete))
+        ks_syncstats_add(s->stats, &out->set);
     s->stats_dirty = true;
     s->sets++;
     double worst = 0;

@@ -46,7 +46,7 @@ typedef struct dev_acc {
     series depth;     /* x: key, y: depth centre - colour centre */
     series laser;     /* x: key, y: depth centre - reference key */
     series keys;      /* x: key, y: key (for the period) */
-    uint64_t frames;
+    uint64_t frames, missing;
     double skew_sum;
     uint64_t skew_n;
     double skew_max;
@@ -126,8 +126,10 @@ void ks_syncstats_add(ks_syncstats *s, const ks_frame_set *set)
     s->sets++;
     const ks_match_frame *rf = (set->present_mask & (1u << ref)) ? &set->frames[ref] : NULL;
     for (int d = 0; d < s->setup.device_count; d++) {
-        if (!(set->present_mask & (1u << d)))
+        if (!(set->present_mask & (1u << d))) {
+            s->acc[d].missing++;
             continue;
+        }
         const ks_match_frame *f = &set->frames[d];
         dev_acc *a = &s->acc[d];
         a->frames++;
@@ -281,10 +283,9 @@ void ks_syncstats_finish(ks_syncstats *s)
         ks_sync_device *o = &s->dev[d];
         memset(o, 0, sizeof *o);
         o->frames = a->frames;
-        if (s->have_mstats) {
-            o->missing = s->mstats.missing[d];
+        o->missing = a->missing;
+        if (s->have_mstats)
             o->gaps = s->mstats.gaps[d];
-        }
         o->skew_n = a->skew_n;
         o->skew_mean_us = a->skew_n ? a->skew_sum / (double)a->skew_n : 0;
         o->skew_max_abs_us = a->skew_max;
