@@ -3,6 +3,7 @@
  * only hold it to queue a frame, so a stalled or dead device never blocks the others. */
 #define _POSIX_C_SOURCE 200809L
 #include "kinsync/session.h"
+#include "kinsync/sim.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -57,6 +58,7 @@ struct ks_session {
     uint64_t sets;
     double recent_worst;
     bool stats_dirty;
+    bool lossless;
 };
 
 static double now_s(void)
@@ -69,6 +71,7 @@ static double now_s(void)
 void ks_session_options_init(ks_session_options *opt)
 {
     memset(opt, 0, sizeof *opt);
+    opt->lossless = -1;
 }
 
 static void release_capture(void *user, void *ctx)
@@ -214,6 +217,8 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     s->plan = *plan;
     if (opt)
         s->opt = *opt;
+    else
+        ks_session_options_init(&s->opt);
     if (s->opt.first_frame_timeout_ms <= 0)
         s->opt.first_frame_timeout_ms = 5000;
     if (s->opt.capture_timeout_ms <= 0)
@@ -221,6 +226,7 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     if (s->opt.queue_frames <= 0)
         s->opt.queue_frames = 8;
     s->backend = backend;
+    s->lossless = s->opt.lossless > 0 || (s->opt.lossless < 0 && ks_sim_from_backend(backend) != NULL);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->ref = 0;
@@ -255,6 +261,12 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     m->reference = s->ref;
     m->tolerance_us = s->opt.tolerance_us;
     m->release = release_capture;
+    if (s->lossless) {
+        /* virtual time: devices' threads may be far apart in keys without anything being lost, so
+         * wait for a device until its pending queue overflows (still bounded) */
+        m->wait_us = 1e12;
+        m->max_pending = 4 * s->opt.queue_frames + 16;
+    }
     for (int i = 0; i < s->n; i++) {
         const ks_plan_device *pd = &plan->devices[s->d[i].rig_index];
         m->devices[i].mode = pd->sync_mode;
@@ -392,6 +404,16 @@ static void *capture_main(void *arg)
         }
         f.user = cap;
         pthread_mutex_lock(&s->mu);
+        while (s->lossless && d->q_count == d->q_max && !s->stop_requested) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        }
         if (d->q_count == d->q_max) { /* consumer too slow: drop the oldest, count it */
             ks_capture_release(d->q[d->q_head].f.user);
             d->q_head = (d->q_head + 1) % d->q_max;
@@ -567,6 +589,7 @@ ks_status ks_session_start(ks_session *s, ks_error *err)
 /* Moves queued frames into the matcher; marks ended devices gone. Caller holds mu. */
 static void feed(ks_session *s)
 {
+    pthread_cond_broadcast(&s->cv); /* room in the queues for lossless capture threads */
     /* in key order across the devices, so that one device's backlog does not look like the others
      * being late */
     for (;;) {
