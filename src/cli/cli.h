@@ -36,5 +36,7 @@ int cmd_calibrate(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_capture(int argc, char **argv);
 
 #endif

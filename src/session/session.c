@@ -31,6 +31,7 @@ typedef struct sdev {
     uint64_t frames, queue_drops;
     uint64_t waited_ms;      /* time spent in timed-out waits before the first frame */
     bool first_frame;
+    int timeouts_in_row;     /* get_capture timeouts since the last frame */
     bool dead;               /* thread ended (fault or stop) */
     bool fault;              /* ended by an error other than a stop */
     bool gone_marked;
@@ -283,6 +284,13 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     for (int i = 0; i < s->n; i++) {
         snprintf(su.names[i], sizeof su.names[i], "%s", dname(s, i));
         su.groups[i] = rig->devices[s->d[i].rig_index].group;
+        const char *h = rig->devices[s->d[i].rig_index].host;
+        su.host[i] = i;
+        for (int k = 0; k < i; k++)
+            if (!strcmp(rig->devices[s->d[k].rig_index].host, h)) {
+                su.host[i] = su.host[k];
+                break;
+            }
     }
     ks_status st = ks_matcher_create(m, &s->matcher, err);
     if (st == KS_OK)
@@ -341,6 +349,35 @@ static double invalid_fraction(const ks_image *img)
     return total ? (double)zero / (double)total : -1;
 }
 
+/* Virtual time (lossless): the reader of one device must not run the world ahead of the others,
+ * or their backend queues overflow. A thread more than 2 frames ahead of the slowest device that is
+ * delivering waits (at most 200 ms of wall time, so a pathological case slows down, never hangs).
+ * Devices that time out, stall or died do not hold the others back. Called without the lock. */
+static void fair_wait(ks_session *s, sdev *d)
+{
+    pthread_mutex_lock(&s->mu);
+    double give_up = now_s() + 0.2;
+    while (!s->stop_requested && now_s() < give_up) {
+        uint64_t lo = UINT64_MAX;
+        for (int i = 0; i < s->n; i++) {
+            const sdev *o = &s->d[i];
+            if (o != d && !o->dead && o->timeouts_in_row * s->opt.capture_timeout_ms < 1000 && o->frames < lo)
+                lo = o->frames;
+        }
+        if (lo == UINT64_MAX || d->frames <= lo + 2)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void *capture_main(void *arg)
 {
     sdev *d = arg;
@@ -349,6 +386,8 @@ static void *capture_main(void *arg)
     for (;;) {
         if (s->stop_requested)
             break;
+        if (s->lossless)
+            fair_wait(s, d);
         ks_capture *cap = NULL;
         ks_error e;
         ks_status st = ks_device_get_capture(d->dev, &cap, s->opt.capture_timeout_ms, &e);
@@ -356,6 +395,7 @@ static void *capture_main(void *arg)
             pthread_mutex_lock(&s->mu);
             if (!d->first_frame)
                 d->waited_ms += (uint64_t)s->opt.capture_timeout_ms;
+            d->timeouts_in_row++;
             snprintf(d->last_error, sizeof d->last_error, "%s", e.message);
             pthread_cond_broadcast(&s->cv);
             pthread_mutex_unlock(&s->mu);
@@ -424,6 +464,7 @@ static void *capture_main(void *arg)
         d->q_count++;
         d->frames++;
         d->first_frame = true;
+        d->timeouts_in_row = 0;
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
     }
@@ -504,6 +545,8 @@ static void start_order(ks_session *s)
             }
 }
 
+static void feed(ks_session *s);
+
 ks_status ks_session_start(ks_session *s, ks_error *err)
 {
     if (!s)
@@ -553,6 +596,7 @@ ks_status ks_session_start(ks_session *s, ks_error *err)
     double t_end = now_s() + s->opt.first_frame_timeout_ms / 1000.0;
     pthread_mutex_lock(&s->mu);
     for (;;) {
+        feed(s); /* keep the queues moving (lossless capture threads would wait for us) */
         int silent = -1;
         bool all = true;
         for (int i = 0; i < s->n; i++) {
