@@ -42,6 +42,11 @@ typedef struct ks_session_options {
     int reapply_exposure_every;    /* > 0: write the exposure every N frames in the capture loop (the mistake) */
     bool measure_invalid;          /* compute the invalid-pixel fraction of every depth image */
     bool allow_firmware_mismatch;  /* different firmware is a warning instead of an error */
+    /* A full queue makes the capture thread wait for the consumer instead of dropping the oldest
+     * frame. For backends in virtual time (the simulator's fast mode), where "too slow" does not
+     * exist; real devices keep streaming, so there the default (drop and count) is right.
+     * -1: auto (on for the simulator), 0 off, 1 on. */
+    int lossless;
     /* Called in the device's capture thread for every capture before it is queued (tests). */
     void (*on_capture)(int device, ks_capture *cap, void *user);
     void *user;

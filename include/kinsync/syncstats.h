@@ -58,6 +58,7 @@ typedef struct ks_sync_setup {
     bool auto_exposure[KS_MATCH_MAX_DEVICES];  /* control read back in auto mode */
     int exposure_sets[KS_MATCH_MAX_DEVICES];   /* exposure control writes while streaming */
     bool streaming_failed[KS_MATCH_MAX_DEVICES]; /* e.g. disconnected */
+    int host[KS_MATCH_MAX_DEVICES];  /* host id per device: host times are compared only within one host */
 } ks_sync_setup;
 
 typedef struct ks_sync_device {

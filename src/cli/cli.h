@@ -38,5 +38,7 @@ int cmd_board(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_capture(int argc, char **argv);
 
 #endif

@@ -160,16 +160,21 @@ static bool emit_one(ks_matcher *m, bool force)
 {
     const int n = m->cfg.device_count;
     const double tol = m->cfg.tolerance_us;
-    double anchor = INFINITY, latest = -INFINITY;
+    double anchor = INFINITY;
     for (int d = 0; d < n; d++) {
         ks_match_frame *h = head(m, d);
         if (h && h->key_us < anchor)
             anchor = h->key_us;
-        if (m->dev[d].last_key > latest)
-            latest = m->dev[d].last_key;
     }
     if (anchor == INFINITY)
         return false;
+    /* waited long enough: some device holds two frames beyond anchor + wait (two, so that one
+     * garbage timestamp cannot make the matcher stop waiting for everybody) */
+    bool waited = false;
+    for (int d = 0; d < n && !waited; d++) {
+        pending *p = &m->dev[d];
+        waited = p->count >= 2 && p->f[(p->head + p->count - 2) % m->cfg.max_pending].key_us > anchor + m->cfg.wait_us;
+    }
     uint32_t present = 0, missing = 0;
     for (int d = 0; d < n; d++) {
         ks_match_frame *h = head(m, d);
@@ -177,7 +182,7 @@ static bool emit_one(ks_matcher *m, bool force)
             present |= 1u << d;
         else if (h || m->dev[d].gone || m->dev[d].last_key > anchor + tol)
             missing |= 1u << d;
-        else if (force || m->flushing || latest - anchor > m->cfg.wait_us)
+        else if (force || m->flushing || waited)
             missing |= 1u << d;
         else
             return false; /* still waiting for this device */

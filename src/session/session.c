@@ -3,6 +3,7 @@
  * only hold it to queue a frame, so a stalled or dead device never blocks the others. */
 #define _POSIX_C_SOURCE 200809L
 #include "kinsync/session.h"
+#include "kinsync/sim.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -30,6 +31,7 @@ typedef struct sdev {
     uint64_t frames, queue_drops;
     uint64_t waited_ms;      /* time spent in timed-out waits before the first frame */
     bool first_frame;
+    int timeouts_in_row;     /* get_capture timeouts since the last frame */
     bool dead;               /* thread ended (fault or stop) */
     bool fault;              /* ended by an error other than a stop */
     bool gone_marked;
@@ -57,6 +59,7 @@ struct ks_session {
     uint64_t sets;
     double recent_worst;
     bool stats_dirty;
+    bool lossless;
 };
 
 static double now_s(void)
@@ -69,6 +72,7 @@ static double now_s(void)
 void ks_session_options_init(ks_session_options *opt)
 {
     memset(opt, 0, sizeof *opt);
+    opt->lossless = -1;
 }
 
 static void release_capture(void *user, void *ctx)
@@ -214,6 +218,8 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     s->plan = *plan;
     if (opt)
         s->opt = *opt;
+    else
+        ks_session_options_init(&s->opt);
     if (s->opt.first_frame_timeout_ms <= 0)
         s->opt.first_frame_timeout_ms = 5000;
     if (s->opt.capture_timeout_ms <= 0)
@@ -221,6 +227,7 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     if (s->opt.queue_frames <= 0)
         s->opt.queue_frames = 8;
     s->backend = backend;
+    s->lossless = s->opt.lossless > 0 || (s->opt.lossless < 0 && ks_sim_from_backend(backend) != NULL);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->ref = 0;
@@ -255,6 +262,12 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     m->reference = s->ref;
     m->tolerance_us = s->opt.tolerance_us;
     m->release = release_capture;
+    if (s->lossless) {
+        /* virtual time: devices' threads may be far apart in keys without anything being lost, so
+         * wait for a device until its pending queue overflows (still bounded) */
+        m->wait_us = 1e12;
+        m->max_pending = 4 * s->opt.queue_frames + 16;
+    }
     for (int i = 0; i < s->n; i++) {
         const ks_plan_device *pd = &plan->devices[s->d[i].rig_index];
         m->devices[i].mode = pd->sync_mode;
@@ -271,6 +284,13 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     for (int i = 0; i < s->n; i++) {
         snprintf(su.names[i], sizeof su.names[i], "%s", dname(s, i));
         su.groups[i] = rig->devices[s->d[i].rig_index].group;
+        const char *h = rig->devices[s->d[i].rig_index].host;
+        su.host[i] = i;
+        for (int k = 0; k < i; k++)
+            if (!strcmp(rig->devices[s->d[k].rig_index].host, h)) {
+                su.host[i] = su.host[k];
+                break;
+            }
     }
     ks_status st = ks_matcher_create(m, &s->matcher, err);
     if (st == KS_OK)
@@ -329,6 +349,35 @@ static double invalid_fraction(const ks_image *img)
     return total ? (double)zero / (double)total : -1;
 }
 
+/* Virtual time (lossless): the reader of one device must not run the world ahead of the others,
+ * or their backend queues overflow. A thread more than 2 frames ahead of the slowest device that is
+ * delivering waits (at most 200 ms of wall time, so a pathological case slows down, never hangs).
+ * Devices that time out, stall or died do not hold the others back. Called without the lock. */
+static void fair_wait(ks_session *s, sdev *d)
+{
+    pthread_mutex_lock(&s->mu);
+    double give_up = now_s() + 0.2;
+    while (!s->stop_requested && now_s() < give_up) {
+        uint64_t lo = UINT64_MAX;
+        for (int i = 0; i < s->n; i++) {
+            const sdev *o = &s->d[i];
+            if (o != d && !o->dead && o->timeouts_in_row * s->opt.capture_timeout_ms < 1000 && o->frames < lo)
+                lo = o->frames;
+        }
+        if (lo == UINT64_MAX || d->frames <= lo + 2)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void *capture_main(void *arg)
 {
     sdev *d = arg;
@@ -337,6 +386,8 @@ static void *capture_main(void *arg)
     for (;;) {
         if (s->stop_requested)
             break;
+        if (s->lossless)
+            fair_wait(s, d);
         ks_capture *cap = NULL;
         ks_error e;
         ks_status st = ks_device_get_capture(d->dev, &cap, s->opt.capture_timeout_ms, &e);
@@ -344,6 +395,7 @@ static void *capture_main(void *arg)
             pthread_mutex_lock(&s->mu);
             if (!d->first_frame)
                 d->waited_ms += (uint64_t)s->opt.capture_timeout_ms;
+            d->timeouts_in_row++;
             snprintf(d->last_error, sizeof d->last_error, "%s", e.message);
             pthread_cond_broadcast(&s->cv);
             pthread_mutex_unlock(&s->mu);
@@ -392,6 +444,16 @@ static void *capture_main(void *arg)
         }
         f.user = cap;
         pthread_mutex_lock(&s->mu);
+        while (s->lossless && d->q_count == d->q_max && !s->stop_requested) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        }
         if (d->q_count == d->q_max) { /* consumer too slow: drop the oldest, count it */
             ks_capture_release(d->q[d->q_head].f.user);
             d->q_head = (d->q_head + 1) % d->q_max;
@@ -402,6 +464,7 @@ static void *capture_main(void *arg)
         d->q_count++;
         d->frames++;
         d->first_frame = true;
+        d->timeouts_in_row = 0;
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
     }
@@ -482,6 +545,8 @@ static void start_order(ks_session *s)
             }
 }
 
+static void feed(ks_session *s);
+
 ks_status ks_session_start(ks_session *s, ks_error *err)
 {
     if (!s)
@@ -531,6 +596,7 @@ ks_status ks_session_start(ks_session *s, ks_error *err)
     double t_end = now_s() + s->opt.first_frame_timeout_ms / 1000.0;
     pthread_mutex_lock(&s->mu);
     for (;;) {
+        feed(s); /* keep the queues moving (lossless capture threads would wait for us) */
         int silent = -1;
         bool all = true;
         for (int i = 0; i < s->n; i++) {
@@ -567,15 +633,34 @@ ks_status ks_session_start(ks_session *s, ks_error *err)
 /* Moves queued frames into the matcher; marks ended devices gone. Caller holds mu. */
 static void feed(ks_session *s)
 {
+    pthread_cond_broadcast(&s->cv); /* room in the queues for lossless capture threads */
+    /* in key order across the devices, so that one device's backlog does not look like the others
+     * being late */
+    for (;;) {
+        int best = -1;
+        double best_key = 0;
+        for (int i = 0; i < s->n; i++) {
+            sdev *d = &s->d[i];
+            if (!d->q_count)
+                continue;
+            ks_match_frame *f = &d->q[d->q_head].f;
+            ks_matcher_key(&s->mcfg, f);
+            if (best < 0 || f->key_us < best_key) {
+                best = i;
+                best_key = f->key_us;
+            }
+        }
+        if (best < 0)
+            break;
+        sdev *d = &s->d[best];
+        ks_match_frame f = d->q[d->q_head].f;
+        d->q_head = (d->q_head + 1) % d->q_max;
+        d->q_count--;
+        if (ks_matcher_push(s->matcher, &f, NULL) != KS_OK)
+            ks_capture_release(f.user);
+    }
     for (int i = 0; i < s->n; i++) {
         sdev *d = &s->d[i];
-        while (d->q_count) {
-            ks_match_frame f = d->q[d->q_head].f;
-            d->q_head = (d->q_head + 1) % d->q_max;
-            d->q_count--;
-            if (ks_matcher_push(s->matcher, &f, NULL) != KS_OK)
-                ks_capture_release(f.user);
-        }
         if (d->dead && !d->gone_marked) {
             d->gone_marked = true;
             ks_matcher_mark_gone(s->matcher, i);
@@ -601,7 +686,9 @@ static int faulted(const ks_session *s)
 
 static void account(ks_session *s, ks_session_set *out)
 {
-    ks_syncstats_add(s->stats, &out->set);
+    /* sets cut short by the stop itself are delivered but are not evidence of drops */
+    if (!(s->stop_requested && !out->set.complete))
+        ks_syncstats_add(s->stats, &out->set);
     s->stats_dirty = true;
     s->sets++;
     double worst = 0;

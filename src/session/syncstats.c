@@ -46,7 +46,7 @@ typedef struct dev_acc {
     series depth;     /* x: key, y: depth centre - colour centre */
     series laser;     /* x: key, y: depth centre - reference key */
     series keys;      /* x: key, y: key (for the period) */
-    uint64_t frames;
+    uint64_t frames, missing;
     double skew_sum;
     uint64_t skew_n;
     double skew_max;
@@ -126,8 +126,10 @@ void ks_syncstats_add(ks_syncstats *s, const ks_frame_set *set)
     s->sets++;
     const ks_match_frame *rf = (set->present_mask & (1u << ref)) ? &set->frames[ref] : NULL;
     for (int d = 0; d < s->setup.device_count; d++) {
-        if (!(set->present_mask & (1u << d)))
+        if (!(set->present_mask & (1u << d))) {
+            s->acc[d].missing++;
             continue;
+        }
         const ks_match_frame *f = &set->frames[d];
         dev_acc *a = &s->acc[d];
         a->frames++;
@@ -142,7 +144,7 @@ void ks_syncstats_add(ks_syncstats *s, const ks_frame_set *set)
         }
         if (f->has_color && f->host_ns)
             series_add(&a->host, f->color_start_us, (double)f->host_ns);
-        if (rf && d != ref && f->host_ns && rf->host_ns)
+        if (rf && d != ref && f->host_ns && rf->host_ns && s->setup.host[d] == s->setup.host[ref])
             series_add(&a->hostdiff, set->key_us, ((double)f->host_ns - (double)rf->host_ns) / 1000.0);
         if (f->has_color && f->has_depth) {
             double cc = f->color_start_us + (double)f->color_exposure_us / 2.0;
@@ -281,10 +283,9 @@ void ks_syncstats_finish(ks_syncstats *s)
         ks_sync_device *o = &s->dev[d];
         memset(o, 0, sizeof *o);
         o->frames = a->frames;
-        if (s->have_mstats) {
-            o->missing = s->mstats.missing[d];
+        o->missing = a->missing;
+        if (s->have_mstats)
             o->gaps = s->mstats.gaps[d];
-        }
         o->skew_n = a->skew_n;
         o->skew_mean_us = a->skew_n ? a->skew_sum / (double)a->skew_n : 0;
         o->skew_max_abs_us = a->skew_max;
@@ -349,7 +350,10 @@ void ks_syncstats_finish(ks_syncstats *s)
                       "the trigger", su->names[d]);
     /* start order */
     bool order_ok = true;
+    int other_host = 0;
     for (int d = 0; d < n; d++) {
+        if (d != ref && su->host[d] != su->host[ref])
+            other_host++;
         if (d == ref || !s->dev[d].frames || !s->acc[d].hostdiff.n)
             continue;
         int k = s->dev[d].frame_offset;
@@ -364,7 +368,8 @@ void ks_syncstats_finish(ks_syncstats *s)
     }
     if (order_ok && n > 1)
         add_check(s, "start-order", KS_CHECK_PASS, -1, -1, 0, "frames",
-                  "every device's timestamps agree with the master's host arrival times (no frame offset)");
+                  "every device's timestamps agree with the master's host arrival times (no frame offset)%s",
+                  other_host ? "; devices on other hosts than the master's are not compared (separate clocks)" : "");
     /* colour alignment */
     double worst = 0;
     int worst_d = -1;
@@ -418,7 +423,7 @@ void ks_syncstats_finish(ks_syncstats *s)
             if (!g)
                 continue;
             double pct = s->sets ? 100.0 * (double)s->dev[d].missing / (double)s->sets : 0;
-            add_check(s, "dropped-frames", pct > 1.0 ? KS_CHECK_FAIL : KS_CHECK_WARN, d, -1, (double)s->dev[d].missing,
+            add_check(s, "dropped-frames", pct > 2.0 ? KS_CHECK_FAIL : KS_CHECK_WARN, d, -1, (double)s->dev[d].missing,
                       "frames",
                       "%s: missing from %llu of %llu sets (%.1f %%), %llu gaps in its own sequence; check USB "
                       "bandwidth, usbfs memory and the host load",

@@ -26,6 +26,7 @@ struct fake_world {
     fake_config cfg;
     fake_dev dev[FAKE_MAX];
     pthread_mutex_t mu;
+    pthread_cond_t cv;
     fake_counters counters;
     int start_counter;
 };
@@ -162,6 +163,7 @@ static void f_stop(void *dev)
     fake_dev *d = dev;
     pthread_mutex_lock(&d->w->mu);
     d->streaming = false;
+    pthread_cond_broadcast(&d->w->cv);
     pthread_mutex_unlock(&d->w->mu);
 }
 
@@ -177,10 +179,46 @@ static ks_status f_capture(void *dev, ks_capture **out, int32_t timeout_ms, ks_e
         return ks_error_set(err, KS_ETIMEOUT, "fake device %s: %s", s->serial,
                             s->no_signal ? "no sync pulses arrive at Sync In" : "stalled");
     }
+    bool master_streams = false;
+    pthread_mutex_lock(&w->mu);
+    for (int i = 0; i < w->cfg.n; i++)
+        master_streams |= w->dev[i].streaming && w->dev[i].cfg.wired_sync_mode == KS_SYNC_MASTER;
+    pthread_mutex_unlock(&w->mu);
+    if (d->cfg.wired_sync_mode == KS_SYNC_SUBORDINATE && !master_streams) {
+        nap_us(wait_us);
+        return ks_error_set(err, KS_ETIMEOUT, "fake device %s: no sync pulses yet (the master is not streaming)",
+                            s->serial);
+    }
     if (s->disconnect_after > 0 && d->delivered >= s->disconnect_after)
         return ks_error_set(err, KS_ENODEV, "fake device %s was disconnected", s->serial);
     nap_us(pace);
     pthread_mutex_lock(&w->mu);
+    /* lockstep like real time: no device gets more than 2 frames ahead of a live streaming one */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += wait_us * 1000;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    for (;;) {
+        uint64_t lo = UINT64_MAX;
+        for (int i = 0; i < w->cfg.n; i++) {
+            const fake_dev *o = &w->dev[i];
+            const fake_script *os = &w->cfg.dev[i];
+            bool live = o->streaming && !os->no_signal && !(os->stall_after > 0 && o->delivered >= os->stall_after) &&
+                        !(os->disconnect_after > 0 && o->delivered >= os->disconnect_after);
+            if (live && o->k < lo)
+                lo = o->k;
+        }
+        if (lo == UINT64_MAX || d->k <= lo + 2)
+            break;
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &until) != 0) {
+            pthread_mutex_unlock(&w->mu);
+            return ks_error_set(err, KS_ETIMEOUT, "fake device %s: waiting for the others", s->serial);
+        }
+    }
+    pthread_cond_broadcast(&w->cv);
     uint64_t k = d->k++;
     if (s->drop_every > 0)
         while ((int)(k % (uint64_t)s->drop_every) == s->drop_every - 1)
@@ -188,7 +226,7 @@ static ks_status f_capture(void *dev, ks_capture **out, int32_t timeout_ms, ks_e
     const double P = ks_frame_period_exact_us(d->cfg.camera_fps);
     bool sof = d->cfg.wired_sync_mode != KS_SYNC_STANDALONE;
     double E = d->exp_mode == KS_CONTROL_MODE_MANUAL ? d->exposure : 10000 + 50.0 * (double)(k % 40);
-    double sync = P * (double)(k + 1) + s->offset_us + s->skew_us + s->skew_per_frame_us * (double)k;
+    double sync = P * (double)(k + 1) + s->skew_us + s->skew_per_frame_us * (double)k;
     if (d->cfg.wired_sync_mode == KS_SYNC_SUBORDINATE)
         sync += ks_delay_effective_us(d->cfg.subordinate_delay_off_master_usec);
     const ks_depth_mode_info *m = ks_depth_mode_get(d->cfg.depth_mode);
@@ -202,7 +240,7 @@ static ks_status f_capture(void *dev, ks_capture **out, int32_t timeout_ms, ks_e
         c->color = ks_image_create(KS_FORMAT_BGRA32, 4, 4, 16, 0);
         memset(c->color->data, 128, c->color->size);
         c->color->exposure_us = (uint64_t)E;
-        c->color->device_ts_us = (uint64_t)llround(sof ? sync - E / 2 : sync);
+        c->color->device_ts_us = (uint64_t)llround((sof ? sync - E / 2 : sync) + s->offset_us);
         c->color->system_ts_ns = (uint64_t)(1e12 + (sync + E / 2 + 3000) * 1000);
     }
     if (m) {
@@ -211,7 +249,7 @@ static ks_status f_capture(void *dev, ks_capture **out, int32_t timeout_ms, ks_e
         for (int i = 0; i < 1000; i++)
             px[i] = (uint16_t)(i * 7 % 1000 < s->depth_zero_permille ? 0 : 1500);
         c->depth->exposure_us = (uint64_t)m->exposure_us;
-        c->depth->device_ts_us = (uint64_t)llround(sof ? dcenter - m->exposure_us / 2.0 : dcenter);
+        c->depth->device_ts_us = (uint64_t)llround((sof ? dcenter - m->exposure_us / 2.0 : dcenter) + s->offset_us);
         c->depth->system_ts_ns = (uint64_t)(1e12 + (dcenter + 3000) * 1000);
     }
     *out = c;
@@ -222,6 +260,7 @@ static void f_destroy(void *ctx)
 {
     fake_world *w = ctx;
     pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
     free(w);
 }
 
@@ -247,6 +286,7 @@ ks_backend *fake_backend_create(const fake_config *c)
         return NULL;
     w->cfg = *c;
     pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
     for (int i = 0; i < FAKE_MAX; i++) {
         w->dev[i].w = w;
         w->dev[i].index = i;
