@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/session_cli.h"
 #include "kinsync/playback.h"
 #include "kinsync/record.h"
 #include "kinsync/sim.h"
@@ -36,12 +37,13 @@ static void usage(FILE *out)
             "the master last; every file carries the K4A tags (sync mode, delays, calibration) and\n"
             "the rig name, role and plan digest. Ctrl-C stops cleanly: every file is completed\n"
             "(written as NAME.mkv.part, renamed when complete). Without devices the rig runs on the\n"
-            "simulator.\n"
+            "simulator (fast when --seconds/--frames is given, paced otherwise).\n"
             "\n"
             "  -o, --out DIR     directory for the recordings (created if missing; must not hold them)\n"
             "  -s, --seconds N   stop after N seconds of device time on every device\n"
             "  -n, --frames N    stop after N captures on every device\n"
             "      --paced       run the simulator at wall-clock speed (default when no limit is given)\n"
+            "  -b, --backend B   auto (default: real devices if attached, else the simulator), sim, k4a\n"
             "      --json        print a summary as JSON on stdout\n"
             "  -h, --help        this help\n"
             "\n"
@@ -80,6 +82,7 @@ int cmd_record(int argc, char **argv)
                                          {"seconds", required_argument, NULL, 's'},
                                          {"frames", required_argument, NULL, 'n'},
                                          {"paced", no_argument, NULL, 'p'},
+                                         {"backend", required_argument, NULL, 'b'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -87,6 +90,7 @@ int cmd_record(int argc, char **argv)
     double seconds = 0;
     long long frames = 0;
     bool paced = false, json = false;
+    const char *backend_name = "auto";
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "o:s:n:h", opts, NULL)) != -1) {
@@ -104,6 +108,7 @@ int cmd_record(int argc, char **argv)
                 return ks_cli_usage_error("record", "--frames takes a positive whole number, not '%s'", optarg);
             break;
         case 'p': paced = true; break;
+        case 'b': backend_name = optarg; break;
         case 'j': json = true; break;
         case 'h': usage(stdout); return KS_EXIT_OK;
         default: return ks_cli_usage_error("record", "unknown option");
@@ -115,6 +120,8 @@ int cmd_record(int argc, char **argv)
     if (!out)
         return ks_cli_usage_error("record", "give the output directory with --out DIR");
     const char *const *inputs = (const char *const *)(argv + optind);
+    const bool live = paced || (seconds <= 0 && frames <= 0); /* the simulator at wall-clock speed */
+    ks_cli_rigrun *rr = NULL;
     bool from_recordings = ks_playback_is_recording(inputs[0]);
     if (!from_recordings && nin > 1)
         return ks_cli_usage_error("record", "give one rig file (got %d arguments)", nin);
@@ -156,36 +163,36 @@ int cmd_record(int argc, char **argv)
             goto done;
         }
     } else {
-        st = ks_rig_load(inputs[0], rig, &err);
-        if (st != KS_OK) {
+        /* the rig, its plan and the backend exactly as `kinsync verify` opens them */
+        rr = calloc(1, sizeof *rr);
+        int orc = rr ? ks_cli_rigrun_open(inputs[0], backend_name, !live, rr, &err)
+                     : (ks_error_set(&err, KS_ENOMEM, "out of memory"), KS_EXIT_FAIL);
+        if (orc != KS_EXIT_OK) {
             ks_cli_print_error("record", &err);
-            rc = KS_EXIT_USAGE;
+            rc = orc;
             goto done;
         }
-        if (ks_rig_validate(rig, &findings) != KS_OK) {
-            for (int i = 0; i < findings.count; i++) {
-                char line[1024];
-                ks_finding_format(rig, &findings.items[i], line, sizeof line);
-                fprintf(stderr, "%s\n", line);
-            }
-            fprintf(stderr, "kinsync record: the rig is not valid; fix the errors above (kinsync check)\n");
-            rc = KS_EXIT_FAIL;
-            goto done;
-        }
+        if (rr->note[0])
+            fprintf(stderr, "kinsync record: %s\n", rr->note);
+        *rig = rr->rig;
+        backend = rr->backend;
+        rr->backend = NULL;
+        if (!rr->plan.feasible && !rr->note[0])
+            fprintf(stderr, "kinsync record: warning: the plan is not feasible (%s); recording with its best effort "
+                            "(kinsync plan %s explains)\n",
+                    rr->plan.reason, inputs[0]);
         char digest[80];
-        st = ks_record_configs_from_rig(rig, NULL, configs, digest, &err);
-        if (st == KS_OK) {
-            snprintf(ro.recorder.plan_digest, sizeof ro.recorder.plan_digest, "%s", digest);
+        st = ks_record_configs_from_rig(rig, &rr->plan, configs, digest, &err);
+        if (st == KS_OK && rr->simulated) {
+            /* reopen the simulator paced for a recording without limits (it runs until Ctrl-C)
+             * and with a deeper host queue than its default (8): the world catches up in bursts
+             * of events and an 8-frame queue would drop frames of a reader that keeps up */
+            ks_backend_free(backend);
+            backend = NULL;
             ks_sim_config sc;
             st = ks_sim_config_load(inputs[0], rig, &sc, &err);
             if (st == KS_OK) {
-                if (paced || (seconds <= 0 && frames <= 0))
-                    sc.mode = KS_SIM_PACED;
-                sc.lockstep = true;
-                /* a deeper host queue than the simulator's default (8): the world catches up
-                 * in bursts of events (a reader descheduled for a moment, virtual time running
-                 * ahead in fast mode) and an 8-frame queue then drops frames of readers that
-                 * keep up on average */
+                sc.mode = live ? KS_SIM_PACED : KS_SIM_FAST;
                 if (sc.queue_frames < 32)
                     sc.queue_frames = 32;
                 st = ks_backend_open_sim(rig, &sc, &backend, &err);
@@ -196,6 +203,7 @@ int cmd_record(int argc, char **argv)
             rc = KS_EXIT_FAIL;
             goto done;
         }
+        snprintf(ro.recorder.plan_digest, sizeof ro.recorder.plan_digest, "%s", digest);
     }
 
     prog_ctx pc;
@@ -260,6 +268,9 @@ int cmd_record(int argc, char **argv)
     }
     free(res);
 done:
+    if (rr)
+        ks_cli_rigrun_close(rr);
+    free(rr);
     ks_findings_free(&findings);
     ks_backend_free(backend);
     free(configs);

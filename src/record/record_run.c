@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* ---- configurations and digest ---- */
@@ -345,6 +346,12 @@ ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_
             if (err)
                 *err = ce;
         }
+    }
+    /* the writers flush their last clusters on close: report the final sizes */
+    for (int i = 0; result && i < result->device_count; i++) {
+        struct stat sb;
+        if (result->paths[i][0] && stat(result->paths[i], &sb) == 0)
+            result->stats[i].bytes = (uint64_t)sb.st_size;
     }
     if (st == KS_OK && end != KS_OK) {
         st = end;
