@@ -66,6 +66,9 @@ ks_status ks_recorder_open(const char *dir, int count, const ks_record_device *d
  * holds (a device clock reset) is not written and counted in stats.rejected; that is not an
  * error. KS_EIO on a write failure (the recording of that device is then failed). */
 ks_status ks_recorder_add_capture(ks_recorder *r, int device, const ks_capture *cap, ks_error *err);
+/* Adds an IMU sample of device `device`. Samples newer than the newest capture written are held
+ * (up to about 5 s) and written once a capture at least as new is written, or at close: a device's
+ * IMU runs ahead of its images, and the file must stay in time order. */
 ks_status ks_recorder_add_imu(ks_recorder *r, int device, const ks_imu_sample *s, ks_error *err);
 
 typedef struct ks_record_stats {

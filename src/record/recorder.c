@@ -2,7 +2,9 @@
  * capture threads of different devices never wait for each other; the only shared state is the
  * list of writers, fixed at open. Out-of-order data (a subordinate whose clock was reset by a
  * restart) is refused by the writer with KS_ESTATE: it is counted, not fatal, because the frames
- * before it are good and the recording should go on. */
+ * before it are good and the recording should go on. IMU samples are held back until a capture at
+ * least as new has been written, so the IMU stream running ahead of the images never makes the
+ * writer refuse a capture. */
 #include "kinsync/record.h"
 
 #include <errno.h>
@@ -13,11 +15,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define IMU_HOLD_MAX 8192   /* about 5 s of samples at 1.6 kHz */
+
 typedef struct rec_dev {
     pthread_mutex_t mu;
     ks_mkv_writer *w;
     char *path;
     ks_record_stats st;
+    /* IMU samples newer than the newest capture wait here: a device's IMU runs ahead of its
+     * images (which reach the host later), and the writer refuses data older than what it wrote */
+    ks_imu_sample *hold;
+    int nhold;
+    uint64_t last_capture_ts;
 } rec_dev;
 
 struct ks_recorder {
@@ -79,6 +88,7 @@ static void free_all(ks_recorder *r, bool abort_writers)
         if (r->devs[i].w && abort_writers)
             ks_mkv_writer_abort(r->devs[i].w);
         free(r->devs[i].path);
+        free(r->devs[i].hold);
         pthread_mutex_destroy(&r->devs[i].mu);
     }
     free(r->devs);
@@ -184,6 +194,40 @@ static void note_ts(rec_dev *d, uint64_t ts)
         d->st.last_ts_us = ts;
 }
 
+/* Writes one IMU sample; called with d->mu held. */
+static ks_status write_imu(rec_dev *d, const ks_imu_sample *s, ks_error *err)
+{
+    ks_error e;
+    ks_status st = ks_mkv_writer_add_imu(d->w, s, &e);
+    if (st == KS_ESTATE) {
+        d->st.rejected++;
+        return KS_OK;
+    }
+    if (st == KS_OK) {
+        d->st.imu_samples++;
+        return KS_OK;
+    }
+    if (err)
+        *err = e;
+    if (st == KS_EIO)
+        d->st.failed = true;
+    return st;
+}
+
+/* Writes the held IMU samples up to ts (all when ts is UINT64_MAX); d->mu held. */
+static ks_status flush_imu(rec_dev *d, uint64_t ts, ks_error *err)
+{
+    int k = 0;
+    ks_status st = KS_OK;
+    while (k < d->nhold && d->hold[k].acc_ts_us <= ts && st == KS_OK)
+        st = write_imu(d, &d->hold[k++], err);
+    if (k) {
+        memmove(d->hold, d->hold + k, (size_t)(d->nhold - k) * sizeof *d->hold);
+        d->nhold -= k;
+    }
+    return st;
+}
+
 ks_status ks_recorder_add_capture(ks_recorder *r, int device, const ks_capture *cap, ks_error *err)
 {
     ks_status st = check_dev(r, device, err);
@@ -219,8 +263,17 @@ ks_status ks_recorder_add_capture(ks_recorder *r, int device, const ks_capture *
         written++;
     }
     d->st.images += (uint64_t)written;
-    if (written)
+    if (written) {
         d->st.captures++;
+        uint64_t newest = 0;
+        for (int k = 0; k < 3; k++)
+            if (imgs[k] && imgs[k]->device_ts_us > newest)
+                newest = imgs[k]->device_ts_us;
+        if (newest > d->last_capture_ts)
+            d->last_capture_ts = newest;
+        if (st == KS_OK)
+            st = flush_imu(d, d->last_capture_ts, err);
+    }
     update_bytes(d);
     pthread_mutex_unlock(&d->mu);
     return st;
@@ -233,18 +286,16 @@ ks_status ks_recorder_add_imu(ks_recorder *r, int device, const ks_imu_sample *s
         return st ? st : ks_error_set(err, KS_EINVAL, "no IMU sample given");
     rec_dev *d = &r->devs[device];
     pthread_mutex_lock(&d->mu);
-    ks_error e;
-    st = ks_mkv_writer_add_imu(d->w, s, &e);
-    if (st == KS_ESTATE) {
-        d->st.rejected++;
-        st = KS_OK;
-    } else if (st == KS_OK) {
-        d->st.imu_samples++;
+    if (s->acc_ts_us <= d->last_capture_ts && d->nhold == 0) {
+        st = write_imu(d, s, err);
     } else {
-        if (err)
-            *err = e;
-        if (st == KS_EIO)
-            d->st.failed = true;
+        if (!d->hold && !(d->hold = malloc(IMU_HOLD_MAX * sizeof *d->hold))) {
+            pthread_mutex_unlock(&d->mu);
+            return ks_error_set(err, KS_ENOMEM, "%s: out of memory for IMU samples", d->path);
+        }
+        if (d->nhold == IMU_HOLD_MAX) /* no image for seconds: let the oldest go through */
+            st = flush_imu(d, d->hold[0].acc_ts_us, err);
+        d->hold[d->nhold++] = *s;
     }
     pthread_mutex_unlock(&d->mu);
     return st;
@@ -281,7 +332,12 @@ ks_status ks_recorder_close(ks_recorder *r, ks_error *err)
         rec_dev *d = &r->devs[i];
         pthread_mutex_lock(&d->mu);
         ks_error e;
-        ks_status st = d->w ? ks_mkv_writer_close(d->w, &e) : KS_OK;
+        ks_status st = d->w ? flush_imu(d, UINT64_MAX, &e) : KS_OK;
+        if (d->w) {
+            ks_status cst = ks_mkv_writer_close(d->w, st == KS_OK ? &e : NULL);
+            if (st == KS_OK)
+                st = cst;
+        }
         d->w = NULL;
         pthread_mutex_unlock(&d->mu);
         if (st != KS_OK && first == KS_OK) {

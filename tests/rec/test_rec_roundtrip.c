@@ -84,12 +84,19 @@ static ks_status p_get(void *v, ks_capture **out, int32_t t, ks_error *e)
     }
     return st;
 }
+static ks_status p_start_imu(void *v, ks_error *e) { return ks_device_start_imu(((proxy_dev *)v)->dev, e); }
+static void p_stop_imu(void *v) { ks_device_stop_imu(((proxy_dev *)v)->dev); }
+static ks_status p_imu(void *v, ks_imu_sample *s, int32_t t, ks_error *e)
+{
+    return ks_device_get_imu_sample(((proxy_dev *)v)->dev, s, t, e);
+}
 static void p_destroy(void *c) { free(c); }
 
 static const ks_backend_ops proxy_ops = {
     .name = "truth-proxy", .device_count = p_count, .open = p_open, .close = p_close, .get_info = p_info,
     .get_calibration_json = p_calib, .get_jacks = p_jacks, .set_color_control = p_set, .start_cameras = p_start,
-    .stop_cameras = p_stop, .get_capture = p_get, .destroy = p_destroy,
+    .stop_cameras = p_stop, .get_capture = p_get, .start_imu = p_start_imu, .stop_imu = p_stop_imu,
+    .get_imu_sample = p_imu, .destroy = p_destroy,
 };
 
 static void test_roundtrip(void)
@@ -97,6 +104,7 @@ static void test_roundtrip(void)
     ks_rig rig;
     simt_rig(&rig, 3, SIMT_DAISY, 2.0);
     snprintf(rig.name, sizeof rig.name, "roundtrip");
+    rig.camera.imu = true;
     ks_sim_config sc;
     simt_config(&sc, 7, false);
     sc.clock_default.drift_ppm = 20; /* the master's oscillator drifts; subordinates follow its pulses */
@@ -126,6 +134,9 @@ static void test_roundtrip(void)
     KS_CHECK_MSG(st == KS_OK, "%s", e.message);
     for (int i = 0; i < 3; i++) {
         KS_CHECK_INT(res.stats[i].captures, 60);
+        /* the IMU (1.6 kHz) is recorded alongside: about 2 s of samples */
+        KS_CHECK_MSG(res.stats[i].imu_samples > 2500, "device %d: %llu IMU samples", i,
+                     (unsigned long long)res.stats[i].imu_samples);
         char part[600];
         snprintf(part, sizeof part, "%s.part", res.paths[i]);
         KS_CHECK(access(res.paths[i], F_OK) == 0 && access(part, F_OK) != 0);
