@@ -121,8 +121,8 @@ typedef struct ks_record_run_options {
     double seconds;                /* stop after this much device time on every device; 0 = no limit */
     uint64_t frames;               /* stop after this many captures on every device; 0 = no limit */
     volatile int *stop;            /* set non-zero (e.g. from a SIGINT handler) to stop; may be NULL */
-    int first_frame_timeout_ms;    /* a device with no frame after this long is an error; 0 = 10000 */
-    int get_capture_timeout_ms;    /* per get_capture call (lets the threads see a stop); 0 = 100 */
+    int first_frame_timeout_ms;    /* a device with no frame after this long is an error; 0 = the session's (5000) */
+    int get_capture_timeout_ms;    /* per get_capture call (lets the threads see a stop); 0 = the session's (100) */
     void (*progress)(const ks_record_progress *p, void *user); /* every progress_ms, may be NULL */
     void *progress_user;
     int progress_ms;               /* 0 = 500 */
@@ -133,18 +133,22 @@ typedef struct ks_record_result {
     int device_count;
     char paths[KS_RIG_MAX_DEVICES][512];
     ks_record_stats stats[KS_RIG_MAX_DEVICES];
-    ks_status device_status[KS_RIG_MAX_DEVICES]; /* how each capture thread ended: KS_OK (stopped), KS_EEOF... */
+    ks_status device_status[KS_RIG_MAX_DEVICES]; /* KS_OK, or the error of the device that failed (KS_ENODEV) */
     bool interrupted;              /* stopped through opts.stop */
 } ks_record_result;
 
-/* Records a rig: opens every device of `rig` on `backend` by serial, checks their firmware versions
- * are equal, sets the rig's exposure and powerline once, starts every subordinate, then the master
- * (standalone devices in between), one capture thread per device writing to a ks_recorder in
- * `dir`, until the limits are reached, *opts->stop is set, or every device ended. Then stops the
- * devices and closes every file (complete .mkv files, none left as .part). configs: one per rig
- * device (from the plan). result may be NULL.
- * STAND-IN for the session (kinsync/session.h, not yet available): the same start order and
- * checks, without the matcher. Errors name the device; files already complete are kept. */
+/* Records a rig through the session (kinsync/session.h): ks_session_open opens every device of
+ * `rig` on `backend` by serial, compares firmware, checks the jacks against the cables and sets
+ * the exposure and powerline once; ks_session_start starts the subordinates, then the master, and
+ * waits for every device's first frame (a silent device fails with the session's diagnosis).
+ * Each device's capture thread writes every capture (and IMU sample, when rig->camera.imu) to its
+ * file in `dir` through a ks_recorder, until every device reached the limits, *opts->stop is set,
+ * a write fails or a device fails. Then the session is stopped and every file completed (.mkv,
+ * none left as .part); a rig that never started leaves no files. configs: one per rig device (the
+ * plan's, or a playback rig's recorded ones); they replace the plan's configurations in the
+ * session. result may be NULL. Errors name the device. On the playback backend the end of a
+ * recording ends the run normally. Fields of opts not used with the session:
+ * get_capture_timeout_ms is the session's capture_timeout_ms, first_frame_timeout_ms its own. */
 ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_config *configs, const char *dir,
                         const ks_record_run_options *opts, ks_record_result *result, ks_error *err);
 
