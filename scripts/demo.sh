@@ -8,3 +8,5 @@ K=build/kinsync
 mkdir -p out/demo
 echo "== kinsync version"
 $K version
+echo "== kinsync plan examples/rigs/chain-3.yaml (timeline picture: out/demo/chain-3.svg)"
+$K plan --svg out/demo/chain-3.svg examples/rigs/chain-3.yaml

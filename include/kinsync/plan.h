@@ -67,6 +67,8 @@ typedef struct ks_plan_proof {
     bool lasers_ok;             /* no pair, or min_separation_us >= guard_us */
     double color_spread_us;     /* largest |color offset| of a synced device from the master (simultaneous) */
     bool color_ok;              /* simultaneous: spread <= ks_color_alignment_target_us(); interleaved: true */
+    int unsynced_pairs;         /* pairs in one group where a device runs standalone: its timing is
+                                 * unrelated to the other's, so the pair counts as separation 0 */
 } ks_plan_proof;
 
 typedef struct ks_plan_alternative {
@@ -108,7 +110,8 @@ ks_status ks_plan_make(const ks_rig *rig, const ks_plan_options *opt, ks_plan *p
 /* The independent proof: for every pair of devices in the same interference group whose depth
  * mode fires a laser, every pulse of one against every pulse of the other over a whole frame
  * period (cyclic), from the REQUESTED delays in plan->devices[i].config (converted to effective
- * tick-truncated values here), the frame period and laser timing tables, and `guard_us`. Also the
+ * tick-truncated values here), the frame period and laser timing tables, and `guard_us`. A pair
+ * where one device runs standalone (no common clock) cannot be proven apart and counts as 0. Also the
  * color spread for simultaneous plans. Does not use any other planner result. Writes *out. */
 void ks_plan_check_lasers(const ks_rig *rig, const ks_plan *plan, int guard_us, ks_plan_proof *out);
 

@@ -19,7 +19,7 @@ static void usage(FILE *out)
             "never fire within the guard of each other (aim simultaneous: all color captures together;\n"
             "aim interleaved: captures spread over the frame period for N x fps). Prints a table per\n"
             "device, the start order, the proof (smallest separation between two devices' laser pulses\n"
-            "over a whole frame period, after the firmware's 90 kHz delay rounding), the validation\n"
+            "over a whole frame period, after the firmware's %d Hz delay rounding), the validation\n"
             "findings, and the k4arecorder command line for every device grouped by host. An infeasible\n"
             "rig gets the reason and the alternatives that would work.\n"
             "\n"
@@ -28,12 +28,14 @@ static void usage(FILE *out)
             "  --svg FILE      also draw one frame period as SVG: color exposure and laser pulses per\n"
             "                  device, an inset on the first idle gap, guard gaps marked\n"
             "  --guard US      required separation between two devices' pulse starts (default: the rig's\n"
-            "                  plan.guard_us, else pulse width + clock margin = 160 us)\n"
+            "                  plan.guard_us, else pulse width + clock margin = %d us)\n"
             "  --aim AIM       simultaneous or interleaved, overriding the rig's plan.aim\n"
             "  -h, --help      this text\n"
             "\n"
-            "Exit status: 0 the rig is valid and the plan feasible, 1 invalid rig or infeasible plan,\n"
-            "2 usage error (unknown option, missing or unreadable file, bad YAML).\n");
+            "Exit status: 0 the rig is valid and the plan feasible, 1 invalid rig, infeasible plan or\n"
+            "the SVG could not be written, 2 usage error (unknown option, missing or unreadable file,\n"
+            "bad YAML or unknown key).\n",
+            ks_delay_ticks_hz(), ks_laser_default_guard_us(KS_DEPTH_NFOV_UNBINNED));
 }
 
 static const char *role_label(const ks_plan_device *d)
@@ -85,7 +87,7 @@ static void print_text(const ks_rig *rig, const ks_plan *plan, const ks_findings
     if (plan->aim == KS_AIM_INTERLEAVED)
         printf("interleaved: effective %.0f fps, largest spacing error %.1f us\n", plan->effective_fps,
                plan->spacing_error_us);
-    else if (plan->proof.color_ok)
+    else if (plan->proof.color_ok && rig->master >= 0)
         printf("color: all captures within %.1f us of the master (target %d us)\n", plan->proof.color_spread_us,
                ks_color_alignment_target_us());
     const ks_plan_proof *p = &plan->proof;
@@ -96,9 +98,11 @@ static void print_text(const ks_rig *rig, const ks_plan *plan, const ks_findings
         printf("proof: no two laser devices share an interference group (nothing can interfere)\n");
     else
         printf("proof: smallest laser separation %.1f us between %s and %s %s guard %d us "
-               "(%d device pairs, %ld pulse pairs, one frame period of %.1f us)\n",
+               "(%d device pair%s, %ld pulse pairs, one frame period of %.1f us%s)\n",
                p->min_separation_us, rig->devices[p->device_a].name, rig->devices[p->device_b].name,
-               p->lasers_ok ? ">=" : "<", plan->guard_us, p->pairs_checked, p->pulse_pairs_checked, plan->period_us);
+               p->lasers_ok ? ">=" : "<", plan->guard_us, p->pairs_checked, p->pairs_checked == 1 ? "" : "s",
+               p->pulse_pairs_checked, plan->period_us,
+               p->unsynced_pairs ? "; a standalone device shares the group: no common clock, counted as 0" : "");
     if (!plan->feasible) {
         printf("\nINFEASIBLE: %s\n", plan->reason);
         if (plan->alternative_count) {

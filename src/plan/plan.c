@@ -138,16 +138,14 @@ static bool place_laser(planner *pl, int j, const int *placed, int nplaced)
     ks_plan *plan = pl->plan;
     ks_plan_device *d = &plan->devices[j];
     const double guard = plan->guard_us;
-    const int64_t limit = plan->period_limit_us;
+    /* the smallest usec giving t ticks is within -P..P exactly when |t| <= ticks(P) (monotone) */
+    const int64_t max_ticks = ks_delay_us_to_ticks(plan->period_limit_us);
     for (int64_t m = 0;; m++) {
-        bool any_in_range = false;
+        if (m > max_ticks)
+            return false;
         for (int s = 0; s < (m ? 2 : 1); s++) {
             int64_t ticks = s ? -m : m;
-            int64_t usec = usec_for_ticks(ticks);
-            if (usec > limit || usec < -limit)
-                continue;
-            any_in_range = true;
-            double pos = d->color_offset_us + ks_delay_effective_us(usec);
+            double pos = d->color_offset_us + ks_delay_ticks_to_us(ticks);
             bool ok = true;
             for (int p = 0; p < nplaced && ok; p++) {
                 double other = plan->devices[placed[p]].laser_start_us;
@@ -155,14 +153,13 @@ static bool place_laser(planner *pl, int j, const int *placed, int nplaced)
                     ok = false;
             }
             if (ok) {
+                int64_t usec = usec_for_ticks(ticks);
                 d->depth_delay_usec = (int32_t)usec;
                 d->depth_delay_effective_us = ks_delay_effective_us(usec);
                 d->laser_start_us = pos;
                 return true;
             }
         }
-        if (!any_in_range)
-            return false;
     }
 }
 
@@ -175,6 +172,8 @@ static void place_group(planner *pl, int group)
         ks_plan_device *d = &plan->devices[j];
         if (d->group != group || !d->laser)
             continue;
+        if (!d->synced && pl->unsynced_group >= 0)
+            continue; /* no common clock: reported as unsynchronized, not placed */
         members++;
         if (place_laser(pl, j, placed, nplaced)) {
             placed[nplaced++] = j;

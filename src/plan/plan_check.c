@@ -59,11 +59,21 @@ void ks_plan_check_lasers(const ks_rig *rig, const ks_plan *plan, int guard_us, 
             double pitch_j = mj->pulse_width_us + mj->idle_time_us;
             double sj = first_pulse_us(cj);
             out->pairs_checked++;
+            if (ci->wired_sync_mode == KS_SYNC_STANDALONE || cj->wired_sync_mode == KS_SYNC_STANDALONE) {
+                /* no common clock: the pulses can meet anywhere */
+                out->unsynced_pairs++;
+                if (out->min_separation_us != 0 || out->device_a < 0) {
+                    out->min_separation_us = 0;
+                    out->device_a = i;
+                    out->device_b = j;
+                }
+                continue;
+            }
             for (int k = 0; k < mi->laser_pulses; k++)
                 for (int l = 0; l < mj->laser_pulses; l++) {
                     double d = ks_plan_cyclic_distance(si + k * pitch, sj + l * pitch_j, period);
                     out->pulse_pairs_checked++;
-                    if (out->min_separation_us < 0 || d < out->min_separation_us) {
+                    if (out->min_separation_us < 0 || (d < out->min_separation_us && out->unsynced_pairs == 0)) {
                         out->min_separation_us = d;
                         out->device_a = i;
                         out->device_b = j;

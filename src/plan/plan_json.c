@@ -111,6 +111,7 @@ char *ks_plan_to_json(const ks_rig *rig, const ks_plan *plan, const ks_findings 
     json_object_set_new(proof, "lasers_ok", json_boolean(p->lasers_ok));
     json_object_set_new(proof, "color_spread_us", real3(p->color_spread_us));
     json_object_set_new(proof, "color_ok", json_boolean(p->color_ok));
+    json_object_set_new(proof, "unsynced_pairs", json_integer(p->unsynced_pairs));
     json_object_set_new(root, "proof", proof);
 
     json_t *alts = json_array();

@@ -52,17 +52,19 @@ static void timeline_row(FILE *out, const ks_plan *plan, const ks_plan_device *d
                          double w, double y, bool exposure)
 {
     double P = plan->period_us;
-    /* draw every copy of the periodic pattern that meets [lo, lo+span) */
+    /* exposure bars first, pulses on top; every copy of the periodic pattern meeting the span */
     for (int rep = -2; rep <= 2; rep++) {
-        double shift = rep * P;
+        /* the color exposure is drawn centred on the depth window's centre at depth delay 0 (both
+         * timestamps name the middle of the exposure); only this picture depends on that choice */
         if (exposure && d->exposure_us > 0)
-            bar(out, wrap(d->color_offset_us, P) + shift, d->exposure_us, lo, span, x0, w, y + 3, ROW - 14,
-                "exposure");
+            bar(out, wrap(d->color_offset_us + (plan->window_us - d->exposure_us) / 2.0, P) + rep * P,
+                d->exposure_us, lo, span, x0, w, y + 3, ROW - 14, "exposure");
+    }
+    for (int rep = -2; rep <= 2; rep++)
         if (d->laser)
             for (int k = 0; k < plan->pulses; k++)
-                bar(out, wrap(d->laser_start_us, P) + k * plan->pitch_us + shift, plan->pulse_width_us, lo, span, x0,
-                    w, y + 2, ROW - 6, "pulse");
-    }
+                bar(out, wrap(d->laser_start_us, P) + k * plan->pitch_us + rep * P, plan->pulse_width_us, lo, span,
+                    x0, w, y + 2, ROW - 6, "pulse");
 }
 
 static ks_status write_svg(FILE *out, const ks_rig *rig, const ks_plan *plan)
@@ -71,7 +73,7 @@ static ks_status write_svg(FILE *out, const ks_rig *rig, const ks_plan *plan)
     double P = plan->period_us;
     int main_h = TOP + n * ROW + 40;
     int inset_top = main_h + 40;
-    int h = inset_top + (plan->lasers ? n * ROW + 90 : 0) + 20;
+    int h = inset_top + (plan->lasers ? n * ROW + 50 : 0) + 10;
     double w = W - LEFT - RIGHT;
     fprintf(out,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -118,18 +120,38 @@ static ks_status write_svg(FILE *out, const ks_rig *rig, const ks_plan *plan)
     }
 
     if (plan->lasers) {
-        /* inset: the first idle gap after the earliest pulse start (mod pitch), one pitch plus a pulse */
+        /* inset: one pitch plus a pulse, starting a pulse width before the closest two pulses of the
+         * proof (else at the earliest pulse): one idle gap, where every device of a group in the
+         * same window shows one pulse */
         double lo = 1e300;
         for (int i = 0; i < n; i++)
             if (wrap(plan->devices[i].laser_start_us, P) < lo)
                 lo = wrap(plan->devices[i].laser_start_us, P);
+        int pa = plan->proof.device_a, pb = plan->proof.device_b;
+        if (pa >= 0 && pb >= 0 && pa < n && pb < n) {
+            double best = 1e300;
+            for (int k = 0; k < plan->pulses; k++)
+                for (int l = 0; l < plan->pulses; l++) {
+                    double ta = wrap(plan->devices[pa].laser_start_us + k * plan->pitch_us, P);
+                    double tb = wrap(plan->devices[pb].laser_start_us + l * plan->pitch_us, P);
+                    double dist = ks_plan_cyclic_distance(ta, tb, P);
+                    if (dist < best - 1e-9) {
+                        best = dist;
+                        /* the earlier of the two on the circle */
+                        lo = wrap(tb - ta, P) <= P / 2 ? ta : tb;
+                    }
+                }
+            lo = wrap(lo - plan->pulse_width_us, P);
+        }
         double span = plan->pitch_us + plan->pulse_width_us;
+        if (lo > P - span)
+            lo -= P; /* show e.g. -125 .. 1575 rather than a span across the frame end */
         double ix0 = LEFT, iw = w;
         /* mark the zoomed span on the main axis */
         fprintf(out, "<rect class=\"zoom\" x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill-opacity=\"0.3\"/>\n",
-                LEFT + lo / P * w, TOP - 4, fmax(span / P * w, 2), n * ROW + 8);
-        fprintf(out, "<text x=\"10\" y=\"%d\" font-size=\"14\">inset: %.1f .. %.1f us (first idle gap), "
-                     "guard gaps between successive pulse starts in green</text>\n",
+                LEFT + fmax(lo, 0) / P * w, TOP - 4, fmax(span / P * w, 2), n * ROW + 8);
+        fprintf(out, "<text x=\"10\" y=\"%d\" font-size=\"14\">inset: %.1f .. %.1f us (one idle gap, at the closest "
+                     "pulses), separations between successive pulse starts in green</text>\n",
                 inset_top - 12, lo, lo + span);
         fprintf(out, "<rect class=\"zoom\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\"/>\n", ix0, inset_top, iw,
                 n * ROW + 8);
@@ -170,7 +192,7 @@ static ks_status write_svg(FILE *out, const ks_rig *rig, const ks_plan *plan)
         }
         double iy = inset_top + n * ROW + 12;
         fprintf(out, "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ix0, iy, ix0 + iw, iy);
-        for (double t = 0; t <= span + 1e-6; t += 250) {
+        for (double t = ceil(lo / 250) * 250 - lo; t <= span + 1e-6; t += 250) {
             double x = ix0 + t / span * iw;
             fprintf(out, "<line class=\"grid\" x1=\"%.2f\" y1=\"%.1f\" x2=\"%.2f\" y2=\"%.1f\"/>\n", x, iy - 4, x,
                     iy + 4);
