@@ -32,6 +32,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int i = 0; i < 1000 && ks_mkv_reader_next(r, &it, &err) == KS_OK; i++)
             ks_image_release(it.image);
         (void)ks_mkv_reader_scan(r, &err);
+        ks_capture *c;
+        for (int i = 0; i < 100 && ks_mkv_reader_next_capture(r, &c, &err) == KS_OK; i++)
+            ks_capture_release(c);
+        (void)ks_mkv_check_playback(r, &err);
         if (ks_mkv_reader_seek(r, ks_mkv_reader_info(r)->start_offset_us + 40000, &err) == KS_OK)
             for (int i = 0; i < 10 && ks_mkv_reader_next(r, &it, &err) == KS_OK; i++)
                 ks_image_release(it.image);

@@ -77,6 +77,10 @@ typedef struct ks_mkv_writer_options {
     uint64_t uid_seed;       /* 0: random track/attachment UIDs; else deterministic (tests) */
     int64_t date_utc_s;      /* Info DateUTC as Unix seconds; 0 = now */
     const char *writing_app; /* NULL = "kinsync-VERSION" */
+    /* Default (false): every 16 MB the writer starts writeback and drops the previous 16 MB from
+     * the page cache once it is on disk, so a long recording does not fill the cache with dirty
+     * pages (cheaper, keeps the disk current). true: leave it all to the kernel. */
+    bool keep_page_cache;
 } ks_mkv_writer_options;
 
 typedef struct ks_mkv_writer ks_mkv_writer;
@@ -129,6 +133,7 @@ typedef struct ks_mkv_track {
     uint64_t default_duration_ns;
     uint64_t blocks;                 /* frames counted by ks_mkv_reader_scan (0 before) */
     uint64_t first_ts_us, last_ts_us;/* device timestamps, set by ks_mkv_reader_scan */
+    uint32_t codec_private_size;     /* bytes of CodecPrivate (40 for a BITMAPINFOHEADER) */
 } ks_mkv_track;
 
 typedef struct ks_mkv_tag {
@@ -166,6 +171,8 @@ typedef struct ks_mkv_info {
     uint64_t first_cluster_offset;   /* absolute byte offset */
     uint64_t end_of_data;            /* absolute offset after the last complete cluster (after a scan) */
     uint64_t clusters;               /* complete clusters (after a scan) */
+    char doctype[16];                /* "matroska" */
+    uint64_t doctype_version, doctype_read_version;
 } ks_mkv_info;
 
 typedef struct ks_mkv_reader ks_mkv_reader;
@@ -180,6 +187,15 @@ const ks_mkv_info *ks_mkv_reader_info(const ks_mkv_reader *r);
 const char *ks_mkv_reader_tag(const ks_mkv_reader *r, const char *name);
 /* The track of a kind, NULL if the recording has none. */
 const ks_mkv_track *ks_mkv_reader_track(const ks_mkv_reader *r, ks_mkv_track_kind kind);
+
+/* The checks the Azure Kinect SDK playback (k4a_playback_open, v1.4) makes on open, applied to
+ * an open reader: DocType matroska with DocTypeReadVersion <= 2 <= DocTypeVersion order, at least
+ * one cluster, video COLOR/DEPTH/IR tracks with a 40-byte BITMAPINFOHEADER of a known FOURCC,
+ * K4A_DEPTH_MODE present and known when a DEPTH or IR track exists, depth/IR sizes matching the
+ * mode, equal DefaultDuration on every video track giving 5, 15 or 30 fps, integer delay and
+ * offset tags, a known K4A_WIRED_SYNC_MODE. KS_OK when the SDK would open the file, else
+ * KS_EPARSE naming the first failed check. */
+ks_status ks_mkv_check_playback(const ks_mkv_reader *r, ks_error *err);
 
 /* One item of the recording, in time order. */
 typedef struct ks_mkv_item {
@@ -198,6 +214,12 @@ typedef struct ks_mkv_item {
 /* Next item. KS_EEOF after the last complete cluster (a truncated tail is not an error: see
  * info->truncated). KS_EPARSE with the byte offset for a corrupt cluster. */
 ks_status ks_mkv_reader_next(ks_mkv_reader *r, ks_mkv_item *item, ks_error *err);
+/* Next capture, like k4a_playback_get_next_capture: the COLOR, DEPTH and IR frames of one
+ * instant -- device timestamps within half a frame period of each other once the depth delay
+ * (K4A_DEPTH_DELAY_NS: depth = color + delay) is taken out. A frame with no partner gives a capture
+ * with the other images NULL. IMU samples and other tracks are skipped (open a second reader for
+ * them). *out holds one reference (ks_capture_release). KS_EEOF at the end. */
+ks_status ks_mkv_reader_next_capture(ks_mkv_reader *r, ks_capture **out, ks_error *err);
 /* Positions the reader so that the next item is the first with device_ts_us >= ts_us. Uses the
  * Cues when present, otherwise scans cluster headers. */
 ks_status ks_mkv_reader_seek(ks_mkv_reader *r, uint64_t ts_us, ks_error *err);

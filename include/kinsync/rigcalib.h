@@ -70,6 +70,11 @@ typedef struct ks_rigcal_device_result {
     int corners;
     double ray_rms_mm;             /* cross-check: RMS distance of its rays to points triangulated by others */
     int ray_count;
+    /* Cross-check with the depth camera (filled by ks_rigcal_add_depth_check; NaN/0 until then):
+     * depth pixels on the board against the board plane placed by the solved poses. */
+    int depth_plane_points;
+    double depth_plane_mean_mm;    /* mean signed distance (positive: depth reads behind the board plane) */
+    double depth_plane_rms_mm;
 } ks_rigcal_device_result;
 
 typedef struct ks_rigcal_result {
@@ -81,6 +86,7 @@ typedef struct ks_rigcal_result {
     double initial_rms_px, rms_px;      /* reprojection RMS before and after the adjustment */
     int iterations;
     int used_obs, used_views;
+    int rejected_views;                 /* views dropped as inconsistent with the rest (RMS > max(3 px, 10x median view)) */
     int reference_device;
     /* Cross-check without the reprojection residual: corners seen by >= 2 devices are triangulated
      * from the solved camera poses, then a rigid board model is fitted per frame set. */
@@ -108,6 +114,23 @@ bool ks_board_pnp(const ks_intrinsics *in, const double (*board_pts)[3], const d
 /* Writes rig-calibration.json (format in docs/rig-calibration.md) atomically. */
 ks_status ks_rigcal_write_json(const ks_rigcal_problem *p, const ks_rigcal_result *r, const char *path,
                                ks_error *err);
+
+/* ---- depth cross-check ---- */
+
+typedef struct ks_depth_plane_stats {
+    int points;                    /* depth pixels on the board */
+    double sum_mm, sum_sq_mm2;     /* of the signed distance to the board plane */
+} ks_depth_plane_stats;
+
+/* Compares a DEPTH16 image (mm, `stride` bytes per row) of the depth camera with a board pose:
+ * every `step`-th pixel is unprojected, moved into the board frame, and kept when it lies on the
+ * printed grid within max_dist_mm of the plane; its signed distance (positive: behind the board)
+ * is added to *acc. */
+ks_status ks_depth_board_check(const ks_intrinsics *depth, const uint8_t *depth16, int stride, const ks_board *b,
+                               const ks_extrinsics *board_to_depth, double max_dist_mm, int step,
+                               ks_depth_plane_stats *acc, ks_error *err);
+/* Stores accumulated depth statistics of device `device` in the result (mean and RMS). */
+void ks_rigcal_set_depth_check(ks_rigcal_result *r, int device, const ks_depth_plane_stats *acc);
 
 /* ---- collecting observations from images ---- */
 

@@ -39,24 +39,27 @@ ks_status ks_rigcal_write_json(const ks_rigcal_problem *p, const ks_rigcal_resul
     for (int i = 0; i < r->device_count; i++) {
         const ks_rigcal_device_result *d = &r->devices[i];
         json_t *o = json_pack(
-            "{s:s, s:i, s:b, s:o, s:o, s:{s:o, s:o, s:o}, s:o, s:i, s:i, s:{s:o, s:i}}", "serial",
+            "{s:s, s:i, s:b, s:o, s:o, s:{s:o, s:o, s:o}, s:o, s:i, s:i, s:{s:o, s:i, s:i, s:o, s:o}}", "serial",
             p->devices[i].serial, "index", i, "reference", i == r->reference_device, "depth_to_rig",
             ext_json(&d->depth_to_rig), "color_to_rig", ext_json(&d->color_to_rig), "uncertainty", "rotation_deg",
             num_or_null(d->rotation_sigma_deg), "position_mm", num_or_null(d->position_sigma_mm), "covariance",
             arr(d->covariance, 36), "reprojection_rms_px", num_or_null(d->rms_px), "views", d->views, "corners",
-            d->corners, "cross_check", "ray_rms_mm", num_or_null(d->ray_rms_mm), "rays", d->ray_count);
+            d->corners, "cross_check", "ray_rms_mm", num_or_null(d->ray_rms_mm), "rays", d->ray_count,
+            "depth_plane_points", d->depth_plane_points, "depth_plane_mean_mm", num_or_null(d->depth_plane_mean_mm),
+            "depth_plane_rms_mm", num_or_null(d->depth_plane_rms_mm));
         json_array_append_new(devs, o);
     }
     const ks_board *b = p->board;
     json_t *root = json_pack(
-        "{s:s, s:i, s:s, s:s, s:{s:i, s:i, s:f, s:f, s:s, s:i}, s:{s:o, s:o, s:i, s:i, s:i, s:f}, s:{s:i, s:o}, "
+        "{s:s, s:i, s:s, s:s, s:{s:i, s:i, s:f, s:f, s:s, s:i}, s:{s:o, s:o, s:i, s:i, s:i, s:i, s:f}, s:{s:i, s:o}, "
         "s:o}",
         "format", FORMAT_NAME, "version", FORMAT_VERSION, "rig_frame",
         "depth camera of the reference device (x right, y down, z forward; millimetres)", "reference_serial",
         p->devices[r->reference_device].serial, "board", "rows", b->rows, "columns", b->columns, "tag_size_mm",
         b->tag_size_mm, "spacing", b->spacing, "family", ks_tag_family_name(b->family), "first_id", b->first_id,
         "solve", "reprojection_rms_px", num_or_null(r->rms_px), "initial_rms_px", num_or_null(r->initial_rms_px),
-        "iterations", r->iterations, "frame_sets", r->frame_count, "corners", r->used_obs, "seconds", r->solve_seconds,
+        "iterations", r->iterations, "frame_sets", r->frame_count, "corners", r->used_obs, "rejected_views",
+        r->rejected_views, "seconds", r->solve_seconds,
         "cross_check", "triangulated_points", r->triangulated_points, "board_fit_rms_mm",
         num_or_null(r->board_fit_rms_mm), "devices", devs);
     if (!root)

@@ -542,8 +542,9 @@ static ks_status init_devices(solver *s, ks_error *err)
     int *vcount = calloc((size_t)nd, sizeof(int));
     bool *known = calloc((size_t)nd, sizeof(bool));
     int *parent = malloc(sizeof(int) * (size_t)nd);
+    double (*cq)[4] = malloc(sizeof(double[4]) * (size_t)nf), (*cc)[3] = malloc(sizeof(double[3]) * (size_t)nf);
     ks_status st = KS_OK;
-    if (!shared || !vcount || !known || !parent) {
+    if (!shared || !vcount || !known || !parent || !cq || !cc) {
         st = ks_error_set(err, KS_ENOMEM, "rig calibration: out of memory");
         goto out;
     }
@@ -601,8 +602,9 @@ static ks_status init_devices(solver *s, ks_error *err)
             goto out;
         }
         parent[best] = bp;
-        /* average cam_b -> rig over the shared frame sets */
-        double qsum[4] = {0, 0, 0, 0}, csum[3] = {0, 0, 0}, qref[4] = {0, 0, 0, 0};
+        /* cam_b -> rig from every shared frame set; a single view's PnP can be wrong (the planar
+         * pose ambiguity of a small or distant board), so the candidates are filtered around their
+         * medoid before they are averaged */
         int n = 0;
         for (int f = 0; f < nf; f++) {
             view *va = &s->views[f * nd + bp], *vb = &s->views[f * nd + best];
@@ -613,20 +615,44 @@ static ks_status init_devices(solver *s, ks_error *err)
             ks_extrinsics_invert(&vb->board_to_cam, &b2board);
             ks_extrinsics_compose(&b2board, &va->board_to_cam, &tmp); /* cam_b -> cam_a */
             ks_extrinsics_compose(&tmp, &a2r, &b2r);
-            double q[4];
-            ks_rot_to_quat(b2r.R, q);
-            if (n == 0)
-                memcpy(qref, q, sizeof q);
-            double dot = q[0] * qref[0] + q[1] * qref[1] + q[2] * qref[2] + q[3] * qref[3];
-            for (int k = 0; k < 4; k++)
-                qsum[k] += dot < 0 ? -q[k] : q[k];
-            for (int k = 0; k < 3; k++)
-                csum[k] += b2r.t[k];
+            ks_rot_to_quat(b2r.R, cq[n]);
+            memcpy(cc[n], b2r.t, sizeof cc[n]);
             n++;
+        }
+        int med = 0;
+        double med_cost = INFINITY;
+        for (int i = 0; i < n; i++) {
+            double cost = 0;
+            for (int j = 0; j < n; j++) {
+                double dot = fabs(cq[i][0] * cq[j][0] + cq[i][1] * cq[j][1] + cq[i][2] * cq[j][2] + cq[i][3] * cq[j][3]);
+                cost += 2.0 * acos(fmin(dot, 1.0)) * 180.0 / M_PI +
+                        sqrt((cc[i][0] - cc[j][0]) * (cc[i][0] - cc[j][0]) + (cc[i][1] - cc[j][1]) * (cc[i][1] - cc[j][1]) +
+                             (cc[i][2] - cc[j][2]) * (cc[i][2] - cc[j][2])) / 50.0;
+            }
+            if (cost < med_cost) {
+                med_cost = cost;
+                med = i;
+            }
+        }
+        double qsum[4] = {0, 0, 0, 0}, csum[3] = {0, 0, 0};
+        int used = 0;
+        for (int i = 0; i < n; i++) {
+            double dot = cq[i][0] * cq[med][0] + cq[i][1] * cq[med][1] + cq[i][2] * cq[med][2] + cq[i][3] * cq[med][3];
+            double ang = 2.0 * acos(fmin(fabs(dot), 1.0)) * 180.0 / M_PI;
+            double dist = sqrt((cc[i][0] - cc[med][0]) * (cc[i][0] - cc[med][0]) +
+                               (cc[i][1] - cc[med][1]) * (cc[i][1] - cc[med][1]) +
+                               (cc[i][2] - cc[med][2]) * (cc[i][2] - cc[med][2]));
+            if (ang > 3.0 || dist > 100.0)
+                continue; /* an outlying view */
+            for (int k = 0; k < 4; k++)
+                qsum[k] += dot < 0 ? -cq[i][k] : cq[i][k];
+            for (int k = 0; k < 3; k++)
+                csum[k] += cc[i][k];
+            used++;
         }
         ks_quat_to_rot(qsum, s->dev[best].R);
         for (int k = 0; k < 3; k++)
-            s->dev[best].t[k] = csum[k] / n;
+            s->dev[best].t[k] = csum[k] / used;
         known[best] = true;
     }
 out:
@@ -634,6 +660,8 @@ out:
     free(vcount);
     free(known);
     free(parent);
+    free(cq);
+    free(cc);
     return st;
 }
 
@@ -808,6 +836,119 @@ static ks_status check_problem(const ks_rigcal_problem *p, const ks_rigcal_optio
     return KS_OK;
 }
 
+/* Levenberg-Marquardt from the current state; returns the iterations taken. */
+static int run_lm(solver *s, const ks_rigcal_options *o, double *dd, double *db, pose *dev_save, pose *board_save,
+                  double *cost)
+{
+    double lambda = 1e-4, sq;
+    int n, it;
+    for (it = 0; it < o->max_iterations; it++) {
+        if (!lm_step(s, lambda, dd, db, NULL)) {
+            lambda *= 10;
+            if (lambda > 1e8)
+                break;
+            continue;
+        }
+        memcpy(dev_save, s->dev, sizeof(pose) * (size_t)s->nd);
+        memcpy(board_save, s->board, sizeof(pose) * (size_t)s->nf);
+        double step = 0;
+        for (int i = 0; i < s->nd; i++) {
+            apply_step(dd + 6 * i, &s->dev[i]);
+            for (int k = 0; k < 6; k++)
+                step = fmax(step, fabs(dd[6 * i + k]));
+        }
+        for (int f = 0; f < s->nf; f++)
+            if (s->board_ok[f])
+                apply_step(db + 6 * f, &s->board[f]);
+        double nc = total_cost(s, &sq, &n);
+        if (nc < *cost) {
+            double rel = (*cost - nc) / (*cost + 1e-300);
+            *cost = nc;
+            lambda = fmax(lambda * 0.2, 1e-12);
+            if (o->progress)
+                o->progress(o->progress_ctx, it + 1, n ? sqrt(sq / n) : NAN);
+            if (rel < 1e-12 || step < 1e-12)
+                break;
+        } else {
+            memcpy(s->dev, dev_save, sizeof(pose) * (size_t)s->nd);
+            memcpy(s->board, board_save, sizeof(pose) * (size_t)s->nf);
+            lambda *= 10;
+            if (lambda > 1e8)
+                break;
+        }
+    }
+    return it;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Marks views whose RMS is far above the typical view (> max(3 px, 10 x median)) and among the
+ * worst of this round (> half the largest) unusable, keeping at least two views per device; frame
+ * sets left without a view lose their board. Returns the number of views dropped. */
+static int reject_bad_views(solver *s)
+{
+    int nd = s->nd, nf = s->nf, nv = 0;
+    double *rms = malloc(sizeof(double) * (size_t)nd * nf), *sorted = malloc(sizeof(double) * (size_t)nd * nf);
+    int *views = calloc((size_t)nd, sizeof(int));
+    int rejected = 0;
+    if (!rms || !sorted || !views)
+        goto out;
+    for (int f = 0; f < nf; f++)
+        for (int i = 0; i < nd; i++) {
+            view *v = &s->views[f * nd + i];
+            rms[f * nd + i] = -1;
+            if (!v->usable || !s->board_ok[f])
+                continue;
+            double sum = 0;
+            int n = 0;
+            for (int k = 0; k < v->count; k++) {
+                int oi = s->order[v->start + k];
+                double r[2];
+                if (!s->obs_ok[oi])
+                    continue;
+                if (residual(s, oi, r, NULL, NULL))
+                    sum += r[0] * r[0] + r[1] * r[1];
+                else
+                    sum += 1e6;
+                n++;
+            }
+            if (n) {
+                rms[f * nd + i] = sqrt(sum / n);
+                sorted[nv++] = rms[f * nd + i];
+                views[i]++;
+            }
+        }
+    if (nv < 3)
+        goto out;
+    qsort(sorted, (size_t)nv, sizeof(double), cmp_double);
+    /* only the worst views of this round: a bad view inflates its frame-set partners until the
+     * adjustment is repeated without it */
+    double limit = fmax(fmax(3.0, 10.0 * sorted[nv / 2]), 0.5 * sorted[nv - 1]);
+    for (int f = 0; f < nf; f++)
+        for (int i = 0; i < nd; i++)
+            if (rms[f * nd + i] > limit && views[i] > 2) {
+                s->views[f * nd + i].usable = false;
+                views[i]--;
+                rejected++;
+            }
+    for (int f = 0; f < nf && rejected; f++) {
+        bool any = false;
+        for (int i = 0; i < nd; i++)
+            any |= s->views[f * nd + i].usable;
+        if (!any)
+            s->board_ok[f] = false;
+    }
+out:
+    free(rms);
+    free(sorted);
+    free(views);
+    return rejected;
+}
+
 ks_status ks_rigcal_solve(const ks_rigcal_problem *p, const ks_rigcal_options *opt, ks_rigcal_result *out,
                           ks_error *err)
 {
@@ -867,45 +1008,19 @@ ks_status ks_rigcal_solve(const ks_rigcal_problem *p, const ks_rigcal_options *o
     int n;
     double cost = total_cost(&s, &sq, &n);
     out->initial_rms_px = n ? sqrt(sq / n) : NAN;
-    double lambda = 1e-4;
-    int it;
-    for (it = 0; it < o.max_iterations; it++) {
-        if (!lm_step(&s, lambda, dd, db, NULL)) {
-            lambda *= 10;
-            if (lambda > 1e8)
-                break;
-            continue;
-        }
-        memcpy(dev_save, s.dev, sizeof(pose) * (size_t)s.nd);
-        memcpy(board_save, s.board, sizeof(pose) * (size_t)s.nf);
-        double step = 0;
-        for (int i = 0; i < s.nd; i++) {
-            apply_step(dd + 6 * i, &s.dev[i]);
-            for (int k = 0; k < 6; k++)
-                step = fmax(step, fabs(dd[6 * i + k]));
-        }
-        for (int f = 0; f < s.nf; f++)
-            if (s.board_ok[f])
-                apply_step(db + 6 * f, &s.board[f]);
-        double nc = total_cost(&s, &sq, &n);
-        if (nc < cost) {
-            double rel = (cost - nc) / (cost + 1e-300);
-            cost = nc;
-            lambda = fmax(lambda * 0.2, 1e-12);
-            if (o.progress)
-                o.progress(o.progress_ctx, it + 1, n ? sqrt(sq / n) : NAN);
-            if (rel < 1e-12 || step < 1e-12)
-                break;
-        } else {
-            memcpy(s.dev, dev_save, sizeof(pose) * (size_t)s.nd);
-            memcpy(s.board, board_save, sizeof(pose) * (size_t)s.nf);
-            lambda *= 10;
-            if (lambda > 1e8)
-                break;
-        }
+    int it = run_lm(&s, &o, dd, db, dev_save, board_save, &cost);
+    /* Views that disagree with everything else (a mismatched frame, a wrong decode) are dropped
+     * and the adjustment repeated: a whole wrong view is more than a robust loss should carry. */
+    for (int round = 0; round < 8; round++) {
+        int rej = reject_bad_views(&s);
+        if (!rej)
+            break;
+        out->rejected_views += rej;
+        cost = total_cost(&s, NULL, NULL);
+        it += run_lm(&s, &o, dd, db, dev_save, board_save, &cost);
     }
-    out->iterations = it;
 
+    out->iterations = it;
     /* results */
     out->device_count = s.nd;
     out->frame_count = s.nf;
@@ -949,6 +1064,8 @@ ks_status ks_rigcal_solve(const ks_rigcal_problem *p, const ks_rigcal_options *o
                 dr->views++;
                 out->used_views++;
             }
+        dr->depth_plane_mean_mm = NAN;
+        dr->depth_plane_rms_mm = NAN;
         ext_from_pose(&s.dev[i], &dr->camera_to_rig);
         ks_extrinsics cam_from_depth = p->devices[i].depth_to_camera;
         ks_extrinsics_compose(&cam_from_depth, &dr->camera_to_rig, &dr->depth_to_rig);

@@ -258,6 +258,10 @@ typedef struct calib_run {
     bool use_ir;
     int step;
     int match_us;
+    uint64_t *ts;          /* the master's frame times (normalized, sorted) */
+    size_t nts, nsel;
+    int used_step;
+    uint64_t tol;
 } calib_run;
 
 /* Sets the observed camera of device i from its calibration and the image size. */
@@ -415,6 +419,34 @@ static uint64_t normalized_ts(const ks_mkv_desc *d, uint64_t ts)
     return ts;
 }
 
+/* The selected frame set nearest to a normalized timestamp, if within the tolerance. */
+static bool nearest_frame_set(const calib_run *cr, uint64_t t, size_t *out)
+{
+    size_t step = (size_t)cr->used_step, nsel = cr->nsel;
+    const uint64_t *ts = cr->ts;
+    if (!ts || nsel == 0)
+        return false;
+    size_t lo = 0, hi = nsel;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (ts[mid * step] <= t)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    size_t best = lo;
+    uint64_t dbest = t > ts[lo * step] ? t - ts[lo * step] : ts[lo * step] - t;
+    if (lo + 1 < nsel) {
+        uint64_t v = ts[(lo + 1) * step], dv = t > v ? t - v : v - t;
+        if (dv < dbest) {
+            best = lo + 1;
+            dbest = dv;
+        }
+    }
+    *out = best;
+    return dbest <= cr->tol;
+}
+
 static int collect_recordings(calib_run *cr, char **files, int n)
 {
     ks_error err = {0};
@@ -523,6 +555,11 @@ static int collect_recordings(calib_run *cr, char **files, int n)
         step = 1;
     size_t nsel = (nts + (size_t)step - 1) / (size_t)step;
     uint64_t tol = cr->match_us > 0 ? (uint64_t)cr->match_us : (uint64_t)ks_sdk_sync_tolerance_us(fps);
+    cr->ts = ts;
+    cr->nts = nts;
+    cr->nsel = nsel;
+    cr->used_step = step;
+    cr->tol = tol;
     /* pass 2: detect in the frames that belong to a selected frame set */
     int rc = KS_EXIT_OK;
     for (int i = 0; i < n && rc == KS_EXIT_OK; i++) {
@@ -545,25 +582,8 @@ static int collect_recordings(calib_run *cr, char **files, int n)
                 continue;
             }
             uint64_t t = normalized_ts(&desc, it.device_ts_us);
-            /* nearest selected master frame */
-            size_t lo = 0, hi = nsel;
-            while (hi - lo > 1) {
-                size_t mid = (lo + hi) / 2;
-                if (ts[mid * (size_t)step] <= t)
-                    lo = mid;
-                else
-                    hi = mid;
-            }
-            size_t best = lo;
-            uint64_t dbest = t > ts[lo * step] ? t - ts[lo * step] : ts[lo * step] - t;
-            if (lo + 1 < nsel) {
-                uint64_t v = ts[(lo + 1) * step], dv = t > v ? t - v : v - t;
-                if (dv < dbest) {
-                    best = lo + 1;
-                    dbest = dv;
-                }
-            }
-            if (dbest <= tol && !taken[best]) {
+            size_t best;
+            if (nearest_frame_set(cr, t, &best) && !taken[best]) {
                 taken[best] = 1;
                 matched++;
                 int found = 0;
@@ -589,8 +609,54 @@ static int collect_recordings(calib_run *cr, char **files, int n)
                             "devices recording synchronized? (--match-us widens the tolerance)\n",
                     files[i], (unsigned long long)tol, files[master]);
     }
-    free(ts);
     return rc;
+}
+
+/* Third pass over recordings with depth: the depth images of the calibrated frame sets against
+ * the board plane placed by the solved poses. */
+static void depth_check_recordings(calib_run *cr, char **files, int n, ks_rigcal_result *res)
+{
+    for (int i = 0; i < n; i++) {
+        ks_error err = {0};
+        ks_mkv_reader *r = NULL;
+        if (ks_mkv_reader_open(files[i], &r, &err))
+            continue;
+        ks_mkv_desc desc = ks_mkv_reader_info(r)->desc;
+        ks_calibration cal;
+        if (desc.depth_mode == KS_DEPTH_OFF || desc.depth_mode == KS_DEPTH_PASSIVE_IR ||
+            !ks_mkv_reader_track(r, KS_MKV_DEPTH) ||
+            ks_calibration_from_json(cr->devs[i].calib_json, cr->devs[i].calib_len, desc.depth_mode, KS_COLOR_OFF,
+                                     &cal, &err)) {
+            ks_mkv_reader_close(r);
+            continue;
+        }
+        ks_extrinsics rig_to_depth;
+        ks_extrinsics_invert(&res->devices[i].depth_to_rig, &rig_to_depth);
+        ks_depth_plane_stats acc = {0};
+        unsigned char *done = calloc(cr->nsel, 1);
+        ks_mkv_item it;
+        while (done && ks_mkv_reader_next(r, &it, &err) == KS_OK) {
+            if (it.kind == KS_MKV_DEPTH && it.image && it.image->format == KS_FORMAT_DEPTH16) {
+                /* depth frames come depth_delay after the color frames they belong to */
+                uint64_t t = normalized_ts(&desc, it.device_ts_us) - (uint64_t)(int64_t)desc.depth_delay_us;
+                size_t fs;
+                if (nearest_frame_set(cr, t, &fs) && !done[fs] && (int)fs < res->frame_count && res->board_valid[fs]) {
+                    done[fs] = 1;
+                    ks_extrinsics b2d;
+                    ks_extrinsics_compose(&res->board_to_rig[fs], &rig_to_depth, &b2d);
+                    int stride = it.image->stride ? it.image->stride : it.image->width * 2;
+                    if (it.image->width == cal.depth.width && it.image->height == cal.depth.height)
+                        ks_depth_board_check(&cal.depth, it.image->data, stride, &cr->board, &b2d, 50.0, 4, &acc,
+                                             &err);
+                }
+            }
+            if (it.image)
+                ks_image_release(it.image);
+        }
+        free(done);
+        ks_mkv_reader_close(r);
+        ks_rigcal_set_depth_check(res, i, &acc);
+    }
 }
 
 int cmd_calibrate(int argc, char **argv)
@@ -716,6 +782,8 @@ int cmd_calibrate(int argc, char **argv)
         rc = KS_EXIT_FAIL;
         goto out;
     }
+    if (mkv)
+        depth_check_recordings(&cr, argv + optind, argc - optind, &res);
     if ((st = ks_rigcal_write_json(&prob, &res, out_path, &err))) {
         ks_cli_print_error("calibrate", &err);
         ks_rigcal_result_free(&res);
@@ -732,8 +800,9 @@ int cmd_calibrate(int argc, char **argv)
                                                  d->rotation_sigma_deg, "position_sigma_mm", d->position_sigma_mm,
                                                  "ray_rms_mm", isfinite(d->ray_rms_mm) ? d->ray_rms_mm : -1.0));
         }
-        json_t *o = json_pack("{s:s, s:f, s:i, s:i, s:f, s:o}", "output", out_path, "rms_px", res.rms_px,
-                              "frame_sets", res.frame_count, "triangulated_points", res.triangulated_points,
+        json_t *o = json_pack("{s:s, s:f, s:i, s:i, s:i, s:f, s:o}", "output", out_path, "rms_px", res.rms_px,
+                              "frame_sets", res.frame_count, "rejected_views", res.rejected_views,
+                              "triangulated_points", res.triangulated_points,
                               "board_fit_rms_mm", isfinite(res.board_fit_rms_mm) ? res.board_fit_rms_mm : -1.0,
                               "devices", arr);
         char *js = json_dumps(o, JSON_INDENT(2));
@@ -745,6 +814,9 @@ int cmd_calibrate(int argc, char **argv)
         printf("rig calibration: %d devices, %d frame sets, %d corners, reprojection RMS %.3f px (from %.3f), "
                "%d iterations, %.2f s\n",
                nd, res.frame_count, res.used_obs, res.rms_px, res.initial_rms_px, res.iterations, res.solve_seconds);
+        if (res.rejected_views)
+            printf("%d views disagreed with the rest (a wrong detection or a frame set that is not synchronized) and "
+                   "were left out\n", res.rejected_views);
         printf("%-16s %5s %7s %8s %10s %9s %8s\n", "device", "views", "corners", "rms px", "sigma deg", "sigma mm",
                "rays mm");
         for (int i = 0; i < nd; i++) {
@@ -755,6 +827,12 @@ int cmd_calibrate(int argc, char **argv)
         }
         printf("cross-check: %d corners triangulated from several devices fit the board model to %.3f mm RMS\n",
                res.triangulated_points, res.board_fit_rms_mm);
+        for (int i = 0; i < nd; i++)
+            if (res.devices[i].depth_plane_points > 0)
+                printf("depth check %s: %d depth pixels on the board, %.2f mm behind the calibrated board plane "
+                       "on average, RMS %.2f mm\n",
+                       cr.devs[i].serial, res.devices[i].depth_plane_points, res.devices[i].depth_plane_mean_mm,
+                       res.devices[i].depth_plane_rms_mm);
         printf("wrote %s\n", out_path);
     }
     ks_rigcal_result_free(&res);
@@ -764,5 +842,6 @@ out:
         free(cr.devs[i].calib_json);
     free(cr.devs);
     free(cr.rdev);
+    free(cr.ts);
     return rc;
 }

@@ -114,17 +114,19 @@ int cmd_devices(int argc, char **argv)
     }
 
     /* What to tell when nothing is listed. */
-    char advice[1024] = "";
+    char advice[1200] = "";
+    static const char sim_hint[] =
+        " Without hardware, `kinsync devices --rig RIG.yaml` shows the simulated devices of a rig.";
     if (!cb.backend)
-        snprintf(advice, sizeof advice, "%s", err.message);
+        snprintf(advice, sizeof advice, "%s.%s", err.message, cb.have_rig ? "" : sim_hint);
     else if (n == 0 && !strcmp(ks_backend_name(cb.backend), "k4a"))
         snprintf(advice, sizeof advice,
                  "No Azure Kinect device found (libk4a: %s). Check that each device has its power supply "
                  "plugged in (the LED on the front lights up), that its USB cable goes to a USB 3 port of this "
                  "computer (`lsusb -d 045e:097c` lists one line per device; Orbbec Femto: `lsusb -d 2bc5:`), and "
                  "that no other program holds it; `kinsync doctor` checks the USB controllers, usbfs memory and "
-                 "udev permissions.",
-                 ks_k4a_backend_library(cb.backend));
+                 "udev permissions.%s",
+                 ks_k4a_backend_library(cb.backend), cb.have_rig ? "" : sim_hint);
     else if (n == 0)
         snprintf(advice, sizeof advice, "The %s backend has no devices.", ks_backend_name(cb.backend));
 

@@ -52,6 +52,8 @@ int cmd_info(int argc, char **argv)
     ks_status scan = ks_mkv_reader_scan(r, &err);
     const ks_mkv_info *in = ks_mkv_reader_info(r);
     bool complete = in->segment_size_known && !in->truncated && scan == KS_OK;
+    ks_error perr = {0};
+    bool sdk_ok = ks_mkv_check_playback(r, &perr) == KS_OK;
     if (json) {
         json_t *o = json_object();
         json_object_set_new(o, "file", json_string(path));
@@ -60,6 +62,9 @@ int cmd_info(int argc, char **argv)
         json_object_set_new(o, "truncated", json_boolean(in->truncated));
         if (scan)
             json_object_set_new(o, "error", json_string(err.message));
+        json_object_set_new(o, "sdk_playback_ok", json_boolean(sdk_ok));
+        if (!sdk_ok)
+            json_object_set_new(o, "sdk_playback_error", json_string(perr.message));
         json_object_set_new(o, "writing_app", json_string(in->writing_app));
         json_object_set_new(o, "timecode_scale_ns", json_integer((json_int_t)in->timecode_scale));
         json_object_set_new(o, "start_offset_us", json_integer((json_int_t)in->start_offset_us));
@@ -112,6 +117,7 @@ int cmd_info(int argc, char **argv)
                complete ? "complete" : in->truncated ? "CUT OFF (run 'kinsync repair')" : "not finished (no Segment size; run 'kinsync repair')");
         if (scan)
             printf("  error: %s\n", err.message);
+        printf("  Azure Kinect SDK playback: %s\n", sdk_ok ? "opens it" : perr.message);
         printf("  written by %s, timecode scale %llu ns, start offset %llu us, %llu clusters, %d cues\n",
                in->writing_app[0] ? in->writing_app : "?", (unsigned long long)in->timecode_scale,
                (unsigned long long)in->start_offset_us, (unsigned long long)in->clusters, in->cue_count);

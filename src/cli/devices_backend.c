@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "kinsync/k4a.h"
+#include "kinsync/sim.h"
 
 int ks_cli_load_rig(const char *path, ks_rig *rig, ks_error *err)
 {
@@ -19,12 +20,15 @@ int ks_cli_load_rig(const char *path, ks_rig *rig, ks_error *err)
     return KS_EXIT_OK;
 }
 
-static ks_status open_sim(const ks_rig *rig, ks_backend **out, ks_error *err)
+/* The simulator for the rig, configured by the rig file's optional `simulation:` section. */
+static ks_status open_sim(const ks_rig *rig, const char *rig_path, ks_backend **out, ks_error *err)
 {
-    (void)rig;
     *out = NULL;
-    return ks_error_set(err, KS_EUNSUPPORTED,
-                        "the simulator backend is not part of this build yet; use --backend k4a with real devices");
+    ks_sim_config cfg;
+    ks_status st = ks_sim_config_load(rig_path, rig, &cfg, err);
+    if (st != KS_OK)
+        return st;
+    return ks_backend_open_sim(rig, &cfg, out, err);
 }
 
 int ks_cli_backend_open(const char *name, const char *rig_path, ks_cli_backend *out, ks_error *err)
@@ -41,7 +45,10 @@ int ks_cli_backend_open(const char *name, const char *rig_path, ks_cli_backend *
             ks_error_set(err, KS_EINVAL, "--backend sim needs --rig RIG.yaml: the simulator simulates that rig");
             return KS_EXIT_USAGE;
         }
-        return open_sim(&out->rig, &out->backend, err) == KS_OK ? KS_EXIT_OK : KS_EXIT_FAIL;
+        ks_status st = open_sim(&out->rig, rig_path, &out->backend, err);
+        if (st == KS_EPARSE || st == KS_EINVAL)
+            return KS_EXIT_USAGE; /* the rig's simulation section or the rig itself is unusable */
+        return st == KS_OK ? KS_EXIT_OK : KS_EXIT_FAIL;
     }
     ks_error k4a_err;
     ks_error_clear(&k4a_err);
@@ -60,7 +67,7 @@ int ks_cli_backend_open(const char *name, const char *rig_path, ks_cli_backend *
     if (out->have_rig) {
         ks_backend *sim = NULL;
         ks_error sim_err;
-        if (open_sim(&out->rig, &sim, &sim_err) == KS_OK) {
+        if (open_sim(&out->rig, rig_path, &sim, &sim_err) == KS_OK) {
             snprintf(out->note, sizeof out->note, "%s; showing the simulated devices of %s",
                      st == KS_OK ? "no Azure Kinect attached" : "libk4a not installed", rig_path);
             ks_backend_free(out->backend);

@@ -265,7 +265,8 @@ ks_status ks_mkv_load_cluster(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, k
     }
     for (size_t i = 0; i < r->nframes; i++)
         r->frames[i].time += r->cluster_time;
-    qsort(r->frames, r->nframes, sizeof *r->frames, cmp_frame);
+    if (r->nframes > 1)
+        qsort(r->frames, r->nframes, sizeof *r->frames, cmp_frame);
     /* remember where clusters are, for seeking without Cues */
     if (!r->ncidx || loc->pos > r->cidx[r->ncidx - 1].pos) {
         if (r->ncidx == r->capcidx) {
@@ -350,8 +351,20 @@ static ks_status make_item(ks_mkv_reader *r, const ks_mkv_frame *f, ks_mkv_item 
     return KS_OK;
 }
 
+static void drop_held(ks_mkv_reader *r)
+{
+    if (r->has_held)
+        ks_image_release(r->held.image);
+    r->has_held = false;
+}
+
 ks_status ks_mkv_reader_next(ks_mkv_reader *r, ks_mkv_item *item, ks_error *err)
 {
+    if (r->has_held) {
+        *item = r->held;
+        r->has_held = false;
+        return KS_OK;
+    }
     for (;;) {
         while (r->fi < r->nframes) {
             const ks_mkv_frame *f = &r->frames[r->fi++];
@@ -407,8 +420,57 @@ static bool cluster_time_at(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, uin
     return false;
 }
 
+ks_status ks_mkv_reader_next_capture(ks_mkv_reader *r, ks_capture **out, ks_error *err)
+{
+    *out = NULL;
+    const ks_mkv_track *any = ks_mkv_reader_track(r, KS_MKV_COLOR);
+    if (!any) any = ks_mkv_reader_track(r, KS_MKV_DEPTH);
+    if (!any) any = ks_mkv_reader_track(r, KS_MKV_IR);
+    int64_t half = any && any->default_duration_ns ? (int64_t)(any->default_duration_ns / 2000) : 16666;
+    int64_t delay = r->info.desc.depth_delay_us;
+    ks_capture *c = NULL;
+    int64_t base = 0; /* color-equivalent time of the capture */
+    for (;;) {
+        ks_mkv_item it;
+        ks_status st = ks_mkv_reader_next(r, &it, err);
+        if (st == KS_EEOF && c)
+            break;
+        if (st) {
+            if (c)
+                ks_capture_release(c);
+            return st;
+        }
+        if (!it.image || it.kind > KS_MKV_IR) {
+            ks_image_release(it.image);
+            continue;
+        }
+        int64_t t = (int64_t)it.device_ts_us - (it.kind == KS_MKV_COLOR ? 0 : delay);
+        ks_image **slot = NULL;
+        if (c)
+            slot = it.kind == KS_MKV_COLOR ? &c->color : it.kind == KS_MKV_DEPTH ? &c->depth : &c->ir;
+        if (c && (*slot || t - base > half || base - t > half)) {
+            r->held = it; /* belongs to the next capture */
+            r->has_held = true;
+            break;
+        }
+        if (!c) {
+            c = ks_capture_create();
+            if (!c) {
+                ks_image_release(it.image);
+                return ks_error_set(err, KS_ENOMEM, "%s: out of memory", r->path);
+            }
+            base = t;
+            slot = it.kind == KS_MKV_COLOR ? &c->color : it.kind == KS_MKV_DEPTH ? &c->depth : &c->ir;
+        }
+        *slot = it.image;
+    }
+    *out = c;
+    return KS_OK;
+}
+
 ks_status ks_mkv_reader_seek(ks_mkv_reader *r, uint64_t ts_us, ks_error *err)
 {
+    drop_held(r);
     if (!r->info.first_cluster_offset)
         return ks_error_set(err, KS_EEOF, "%s: the recording has no clusters", r->path);
     uint64_t bt_us = ts_us > r->info.start_offset_us ? ts_us - r->info.start_offset_us : 0;
@@ -492,6 +554,7 @@ ks_status ks_mkv_reader_seek(ks_mkv_reader *r, uint64_t ts_us, ks_error *err)
 
 ks_status ks_mkv_reader_scan(ks_mkv_reader *r, ks_error *err)
 {
+    drop_held(r);
     for (int i = 0; i < r->info.track_count; i++) {
         r->info.tracks[i].blocks = 0;
         r->info.tracks[i].first_ts_us = r->info.tracks[i].last_ts_us = 0;

@@ -18,6 +18,7 @@
 #define KS_MKV_SEEK_REGION 1027u
 #define KS_MKV_INFO_REGION 259u
 #define KS_MKV_TAGS_VOID 1027u
+#define KS_MKV_WRITEBACK_CHUNK ((uint64_t)16 << 20) /* writer: start writeback every 16 MB */
 
 static inline void ks_mkv_put_le32(uint8_t *p, uint32_t v)
 {

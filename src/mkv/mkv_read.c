@@ -36,8 +36,8 @@ static ks_status perr(ks_mkv_reader *r, ks_error *err, uint64_t off, const char 
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return ks_error_set(err, KS_EPARSE,
-                        "%s: at byte %llu: %s; the file is not a valid recording (if it was cut off, "
-                        "try 'kinsync repair')",
+                        "%s: at byte %llu: %s; the file is not a readable Azure Kinect recording (a "
+                        "recording cut off inside its header holds no frames to recover)",
                         r->path, (unsigned long long)off, msg);
 }
 
@@ -272,6 +272,7 @@ static ks_status parse_tracks(ks_mkv_reader *r, const span *s, ks_error *err)
                     return perr(r, err, d.base, "DefaultDuration too long");
                 break;
             case ID_CODECPRIVATE:
+                t.codec_private_size = (uint32_t)d.len;
                 if (d.len >= 40) {
                     memcpy(t.fourcc, d.p + 16, 4);
                     t.fourcc[4] = 0;
@@ -691,11 +692,15 @@ ks_status ks_mkv_reader_open_header(ks_mkv_reader *r, ks_error *err)
             copy_str(doctype, sizeof doctype, &c);
         if (id == ID_DOCTYPEREADVERSION && !get_uint(&c, &readver))
             return perr(r, err, c.base, "invalid DocTypeReadVersion");
+        if (id == ID_DOCTYPEVERSION && !get_uint(&c, &r->info.doctype_version))
+            return perr(r, err, c.base, "invalid DocTypeVersion");
     }
     if (st != KS_EEOF)
         return st;
     if (strcmp(doctype, "matroska") && strcmp(doctype, "webm"))
         return perr(r, err, 0, "DocType is \"%s\", not \"matroska\"", doctype);
+    snprintf(r->info.doctype, sizeof r->info.doctype, "%s", doctype);
+    r->info.doctype_read_version = readver;
     if (readver > 4)
         return perr(r, err, 0, "DocTypeReadVersion %llu is newer than this reader", (unsigned long long)readver);
     uint64_t off = (uint64_t)hl + size;
@@ -792,6 +797,8 @@ void ks_mkv_reader_close(ks_mkv_reader *r)
         return;
     if (r->fd >= 0)
         close(r->fd);
+    if (r->has_held)
+        ks_image_release(r->held.image);
     for (int i = 0; i < r->info.tag_count; i++) {
         free(r->info.tags[i].name);
         free(r->info.tags[i].value);
@@ -814,4 +821,93 @@ void ks_mkv_reader_close(ks_mkv_reader *r)
 const ks_mkv_info *ks_mkv_reader_info(const ks_mkv_reader *r)
 {
     return &r->info;
+}
+
+static bool tag_int(const ks_mkv_reader *r, const char *name, bool allow_negative)
+{
+    const char *v = ks_mkv_reader_tag(r, name);
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    if (allow_negative)
+        (void)strtoll(v, &end, 10);
+    else
+        (void)strtoull(v, &end, 10);
+    return *v && !*end && !errno && (allow_negative || *v != '-');
+}
+
+static ks_status sdk_refuses(const ks_mkv_reader *r, ks_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static ks_status sdk_refuses(const ks_mkv_reader *r, ks_error *err, const char *fmt, ...)
+{
+    char msg[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return ks_error_set(err, KS_EPARSE, "%s: the Azure Kinect SDK playback would refuse this file: %s", r->path, msg);
+}
+
+ks_status ks_mkv_check_playback(const ks_mkv_reader *r, ks_error *err)
+{
+    const ks_mkv_info *in = &r->info;
+    if (strcmp(in->doctype, "matroska"))
+        return sdk_refuses(r, err, "DocType is \"%s\", not \"matroska\"", in->doctype);
+    if (in->doctype_read_version > 2)
+        return sdk_refuses(r, err, "DocTypeReadVersion %llu > 2", (unsigned long long)in->doctype_read_version);
+    if (in->doctype_version < in->doctype_read_version)
+        return sdk_refuses(r, err, "DocTypeVersion < DocTypeReadVersion");
+    if (!in->first_cluster_offset)
+        return sdk_refuses(r, err, "the recording contains no clusters (no frames)");
+    const ks_mkv_track *vt[3] = {ks_mkv_reader_track(r, KS_MKV_COLOR), ks_mkv_reader_track(r, KS_MKV_DEPTH),
+                                 ks_mkv_reader_track(r, KS_MKV_IR)};
+    uint64_t period = 0;
+    const char *dm_str = ks_mkv_reader_tag(r, "K4A_DEPTH_MODE");
+    ks_depth_mode dm = KS_DEPTH_OFF;
+    if ((vt[1] || vt[2]) && !dm_str)
+        return sdk_refuses(r, err, "K4A_DEPTH_MODE tag is missing but the file has a DEPTH or IR track");
+    if (dm_str && (!ks_depth_mode_parse(dm_str, &dm) || dm == KS_DEPTH_OFF))
+        return sdk_refuses(r, err, "unsupported depth mode \"%s\"", dm_str);
+    const ks_depth_mode_info *di = ks_depth_mode_get(dm);
+    for (int k = 0; k < 3; k++) {
+        const ks_mkv_track *t = vt[k];
+        if (!t)
+            continue;
+        const char *name = ks_mkv_track_kind_name((ks_mkv_track_kind)k);
+        if (t->type != 1)
+            return sdk_refuses(r, err, "%s track is not a video track", name);
+        if (!period)
+            period = t->default_duration_ns;
+        else if (period != t->default_duration_ns)
+            return sdk_refuses(r, err, "track frame durations don't match (%s): %llu ns != %llu ns", name,
+                               (unsigned long long)t->default_duration_ns, (unsigned long long)period);
+        if (k > 0 && (!di || t->width != di->width || t->height != di->height))
+            return sdk_refuses(r, err, "%s track is %dx%d, which is not depth mode %s", name, t->width, t->height,
+                               dm_str ? dm_str : "?");
+        if (strcmp(t->codec_id, "V_MS/VFW/FOURCC"))
+            return sdk_refuses(r, err, "unsupported codec id %s on track %s", t->codec_id, t->name);
+        if (t->codec_private_size != 40)
+            return sdk_refuses(r, err, "%s CodecPrivate is %u bytes, not a 40-byte BITMAPINFOHEADER", name,
+                               t->codec_private_size);
+        if (strcmp(t->fourcc, "NV12") && strcmp(t->fourcc, "YUY2") && strcmp(t->fourcc, "MJPG") &&
+            strcmp(t->fourcc, "b16g") && strcmp(t->fourcc, "BGRA"))
+            return sdk_refuses(r, err, "unsupported FOURCC %s on track %s", t->fourcc, t->name);
+    }
+    if (period) {
+        uint64_t hz = 1000000000ull / period;
+        if (hz != 5 && hz != 15 && hz != 30)
+            return sdk_refuses(r, err, "unsupported frame period %llu ns", (unsigned long long)period);
+    }
+    if (!tag_int(r, "K4A_DEPTH_DELAY_NS", true))
+        return sdk_refuses(r, err, "K4A_DEPTH_DELAY_NS is not an integer");
+    const char *sm = ks_mkv_reader_tag(r, "K4A_WIRED_SYNC_MODE");
+    ks_wired_sync_mode mode;
+    if (sm && (!ks_wired_sync_mode_parse(sm, &mode) || strcmp(sm, ks_wired_sync_mode_name(mode))))
+        return sdk_refuses(r, err, "unsupported wired sync mode \"%s\"", sm);
+    if (sm && mode == KS_SYNC_SUBORDINATE && !tag_int(r, "K4A_SUBORDINATE_DELAY_NS", false))
+        return sdk_refuses(r, err, "K4A_SUBORDINATE_DELAY_NS is not an integer");
+    if (!tag_int(r, "K4A_START_OFFSET_NS", false))
+        return sdk_refuses(r, err, "K4A_START_OFFSET_NS is not an integer");
+    return KS_OK;
 }

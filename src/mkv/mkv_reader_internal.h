@@ -48,6 +48,8 @@ struct ks_mkv_reader {
     size_t nframes, capframes, fi;
     bool has_min;
     uint64_t min_ts_us;
+    bool has_held;             /* next_capture's one-item lookahead */
+    ks_mkv_item held;
 };
 
 /* Element header at off: 1 ok, 0 the file ends inside it, -1 invalid. */

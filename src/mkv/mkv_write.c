@@ -1,6 +1,7 @@
 /* Matroska writer for Azure Kinect recordings (kinsync/mkv.h). The element order, sizes and
  * reserved Void areas follow what k4arecorder writes (docs/mkv.md): the header is written at open
  * with room reserved after SeekHead, Info and Tags, so that closing only rewrites those in place. */
+#define _GNU_SOURCE /* sync_file_range */
 #include "kinsync/mkv.h"
 
 #include <errno.h>
@@ -40,6 +41,8 @@ struct ks_mkv_writer {
     /* absolute offsets */
     uint64_t seg_size_pos, seg_data, seek_pos, info_pos, tracks_pos, attach_pos, tags_pos, tags_end;
     uint64_t file_pos;
+    uint64_t synced_pos;                /* writeback started up to here */
+    uint64_t dropped_pos;               /* written back and dropped from the page cache up to here */
     struct pending *pend;
     size_t npend, cappend;
     bool started;                       /* first cluster written */
@@ -599,6 +602,23 @@ static ks_status flush_cluster(ks_mkv_writer *w, ks_error *err)
         return io_error(w, err, "writing a cluster");
     w->file_pos += b->len - start;
     w->st.bytes = w->file_pos;
+    /* Start writeback every 16 MB and drop what was written back before, so a long recording
+     * neither piles up dirty pages (the kernel would then make this thread write them back)
+     * nor evicts the rest of the page cache; it also keeps the data on disk current. */
+    if (!w->opts.keep_page_cache && w->file_pos - w->synced_pos >= KS_MKV_WRITEBACK_CHUNK) {
+#ifdef __linux__
+        (void)sync_file_range(w->fd, (off64_t)w->synced_pos, (off64_t)(w->file_pos - w->synced_pos),
+                              SYNC_FILE_RANGE_WRITE);
+        if (w->synced_pos > w->dropped_pos) {
+            (void)sync_file_range(w->fd, (off64_t)w->dropped_pos, (off64_t)(w->synced_pos - w->dropped_pos),
+                                  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+            (void)posix_fadvise(w->fd, (off_t)w->dropped_pos, (off_t)(w->synced_pos - w->dropped_pos),
+                                POSIX_FADV_DONTNEED);
+            w->dropped_pos = w->synced_pos;
+        }
+#endif
+        w->synced_pos = w->file_pos;
+    }
     w->st.clusters++;
     w->st.cues = w->ncues;
     w->last_written_ts = w->pend[n - 1].ts;
@@ -746,6 +766,13 @@ ks_status ks_mkv_writer_close(ks_mkv_writer *w, ks_error *err)
     if (!w)
         return KS_OK;
     ks_status st = KS_OK;
+    if (w->failed) {
+        st = ks_error_set(err, KS_EIO, "%s: an earlier write failed; the file was left for 'kinsync repair'",
+                          w->part);
+        close(w->fd);
+        writer_free(w);
+        return st;
+    }
     while (!st && w->npend)
         st = flush_cluster(w, err);
     uint64_t cues_pos = 0;

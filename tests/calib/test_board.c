@@ -105,6 +105,64 @@ static void test_detect_41h12(void)
     KS_CHECK_MSG(maxe < 0.5, "max error %.3f", maxe);
 }
 
+/* The same view through ks_detect_image as BGRA32, IR16 and MJPG gives the same corners. */
+static void test_detect_image_formats(void)
+{
+    ks_calibration cal;
+    if (!real_color(KS_COLOR_720P, &cal))
+        return;
+    ks_board b;
+    ks_board_default(&b);
+    b.tag_size_mm = 60;
+    double eye[3] = {200, 150, -1100}, c[3] = {250, 250, 0}, down[3] = {0, 1, 0};
+    ks_extrinsics pose;
+    ks_synth_look_at(eye, c, down, &pose);
+    int W = cal.color.width, H = cal.color.height;
+    uint8_t *g = malloc((size_t)W * H);
+    ks_error err = {0};
+    KS_CHECK_INT(ks_board_render(&b, &cal.color, &pose, 2, 120, g, W, &err), KS_OK);
+    ks_detector *d = NULL;
+    KS_CHECK_INT(ks_detector_create(&b, NULL, &d, &err), KS_OK);
+    ks_detections ref = {0};
+    KS_CHECK_INT(ks_detect_gray(d, g, W, H, W, &ref, &err), KS_OK);
+    KS_CHECK_INT(ref.tags, 36);
+    ks_image *bgra = ks_image_create(KS_FORMAT_BGRA32, W, H, W * 4, 0);
+    ks_image *ir = ks_image_create(KS_FORMAT_IR16, W, H, W * 2, 0);
+    for (size_t i = 0; i < (size_t)W * H; i++) {
+        bgra->data[4 * i] = bgra->data[4 * i + 1] = bgra->data[4 * i + 2] = g[i];
+        bgra->data[4 * i + 3] = 255;
+        uint16_t v = (uint16_t)(g[i] * 7 + 30); /* IR: another brightness scale */
+        ir->data[2 * i] = (uint8_t)(v & 0xff);
+        ir->data[2 * i + 1] = (uint8_t)(v >> 8);
+    }
+    ks_image *imgs[2] = {bgra, ir};
+    for (int k = 0; k < 2; k++) {
+        ks_detections det = {0};
+        KS_CHECK_INT(ks_detect_image(d, imgs[k], &det, &err), KS_OK);
+        KS_CHECK_INT(det.tags, 36);
+        double maxd = 0;
+        for (int i = 0; i < det.count; i++)
+            for (int j = 0; j < ref.count; j++)
+                if (det.corners[i].tag_id == ref.corners[j].tag_id && det.corners[i].corner == ref.corners[j].corner)
+                    maxd = fmax(maxd, hypot(det.corners[i].uv[0] - ref.corners[j].uv[0],
+                                            det.corners[i].uv[1] - ref.corners[j].uv[1]));
+        KS_CHECK_MSG(maxd < 0.1, "format %d: corners differ by %.3f px", k, maxd);
+        ks_detections_free(&det);
+    }
+    /* a damaged MJPG frame is an error, not a crash */
+    ks_image *bad = ks_image_create(KS_FORMAT_MJPG, W, H, 0, 100);
+    memset(bad->data, 0xab, 100);
+    bad->size = 100;
+    ks_detections det = {0};
+    KS_CHECK_INT(ks_detect_image(d, bad, &det, &err), KS_EPARSE);
+    ks_image_release(bad);
+    ks_image_release(bgra);
+    ks_image_release(ir);
+    ks_detections_free(&ref);
+    ks_detector_destroy(d);
+    free(g);
+}
+
 static void test_yaml(void)
 {
     ks_board b;
@@ -179,5 +237,6 @@ int main(void)
     KS_RUN(test_drawing);
     KS_RUN(test_detect_rendered_views);
     KS_RUN(test_detect_41h12);
+    KS_RUN(test_detect_image_formats);
     return KS_TEST_END();
 }

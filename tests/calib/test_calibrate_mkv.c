@@ -13,6 +13,41 @@
 #include "kinsync/mkv.h"
 #include "ks_test.h"
 
+/* Rays of every second depth pixel in x and y (x, y with z = 1); NAN elsewhere and where the model
+ * is invalid (the command samples the depth image on an even grid, which keeps the test fast). */
+static double *depth_rays(const ks_intrinsics *in)
+{
+    double *r = malloc(sizeof(double) * 2 * (size_t)in->width * in->height);
+    for (int v = 0; v < in->height; v++)
+        for (int u = 0; u < in->width; u++) {
+            double uv[2] = {u, v}, *xy = r + 2 * ((size_t)v * in->width + u);
+            if ((u | v) & 1 || !ks_unproject_ray(in, uv, xy))
+                xy[0] = xy[1] = NAN;
+        }
+    return r;
+}
+
+/* DEPTH16 image of the board plane (0 off the sheet). */
+static void render_depth(const ks_board *b, const ks_intrinsics *in, const double *rays, const ks_extrinsics *b2d,
+                         uint16_t *img)
+{
+    ks_extrinsics d2b;
+    ks_extrinsics_invert(b2d, &d2b);
+    double n[3] = {b2d->R[2], b2d->R[5], b2d->R[8]};
+    double c = n[0] * b2d->t[0] + n[1] * b2d->t[1] + n[2] * b2d->t[2];
+    for (size_t i = 0; i < (size_t)in->width * in->height; i++) {
+        const double *xy = rays + 2 * i;
+        img[i] = 0;
+        double den = n[0] * xy[0] + n[1] * xy[1] + n[2];
+        if (!isfinite(den) || den == 0)
+            continue;
+        double s = c / den, p[3] = {s * xy[0], s * xy[1], s}, q[3];
+        ks_extrinsics_apply(&d2b, p, q);
+        if (s > 0 && s < 65535 && ks_board_intensity(b, q[0], q[1]) >= 0)
+            img[i] = (uint16_t)lround(s);
+    }
+}
+
 static void test_calibrate_recordings(void)
 {
     ks_synth_scene_options so;
@@ -42,7 +77,8 @@ static void test_calibrate_recordings(void)
         snprintf(desc.serial, sizeof desc.serial, "%s", sc.devices[i].serial);
         desc.color_format = KS_FORMAT_MJPG;
         desc.color_resolution = KS_COLOR_720P;
-        desc.depth_mode = KS_DEPTH_OFF;
+        desc.depth_mode = KS_DEPTH_NFOV_UNBINNED;
+        desc.depth_delay_us = i == 3 ? 160 : 0;
         desc.fps = KS_FPS_15;
         desc.sync_mode = i == 0 ? KS_SYNC_MASTER : KS_SYNC_SUBORDINATE;
         desc.subordinate_delay_us = i == 0 ? 0 : (uint32_t)(160 * i);
@@ -53,11 +89,17 @@ static void test_calibrate_recordings(void)
         ks_mkv_writer *w = NULL;
         ks_status st = ks_mkv_writer_open(files[i], &desc, &wo, &w, &err);
         KS_CHECK_MSG(st == KS_OK, "%s", err.message);
-        free(json);
-        if (st)
+        if (st) {
+            free(json);
             continue;
-        ks_extrinsics rig_to_color;
+        }
+        ks_extrinsics rig_to_color, rig_to_depth;
         ks_extrinsics_invert(&sc.true_color_to_rig[i], &rig_to_color);
+        ks_extrinsics_invert(&sc.true_depth_to_rig[i], &rig_to_depth);
+        ks_calibration cal;
+        KS_CHECK_INT(ks_calibration_from_json(desc.calibration_json, desc.calibration_len, KS_DEPTH_NFOV_UNBINNED,
+                                              KS_COLOR_720P, &cal, &err), KS_OK);
+        double *rays = depth_rays(&cal.depth);
         /* a subordinate starts one frame late, as real ones may */
         for (int fr = i ? 1 : 0; fr < so.frames; fr++) {
             int n = 0;
@@ -81,8 +123,21 @@ static void test_calibrate_recordings(void)
             tjFree(jpg);
             st = ks_mkv_writer_add_image(w, KS_MKV_COLOR, img, &err);
             KS_CHECK_MSG(st == KS_OK, "%s", err.message);
+            if (n >= 8) {
+                ks_image *dimg = ks_image_create(KS_FORMAT_DEPTH16, cal.depth.width, cal.depth.height,
+                                                 cal.depth.width * 2, 0);
+                ks_extrinsics b2d;
+                ks_extrinsics_compose(&sc.true_board_to_rig[fr], &rig_to_depth, &b2d);
+                render_depth(&sc.board, &cal.depth, rays, &b2d, (uint16_t *)dimg->data);
+                dimg->device_ts_us = img->device_ts_us + (uint64_t)desc.depth_delay_us;
+                st = ks_mkv_writer_add_image(w, KS_MKV_DEPTH, dimg, &err);
+                KS_CHECK_MSG(st == KS_OK, "depth: %s", err.message);
+                ks_image_release(dimg);
+            }
             ks_image_release(img);
         }
+        free(rays);
+        free(json);
         KS_CHECK_INT(ks_mkv_writer_close(w, &err), KS_OK);
     }
     tjDestroy(tj);
@@ -123,6 +178,15 @@ static void test_calibrate_recordings(void)
         printf("device %d: error %.4f deg %.3f mm (from recordings)\n", i, er, et);
         KS_CHECK_MSG(er < 0.1, "device %d rotation error %.4f deg", i, er);
         KS_CHECK_MSG(et < 2.0, "device %d translation error %.3f mm", i, et);
+        /* depth cross-check: exact depth of the plane, so only rounding to 1 mm and pose error remain */
+        json_t *cc = json_object_get(d, "cross_check");
+        int dp = (int)json_integer_value(json_object_get(cc, "depth_plane_points"));
+        double dm = json_number_value(json_object_get(cc, "depth_plane_mean_mm"));
+        double dr = json_number_value(json_object_get(cc, "depth_plane_rms_mm"));
+        printf("device %d: depth plane %d points, mean %.3f mm, rms %.3f mm\n", i, dp, dm, dr);
+        KS_CHECK(dp > 1000);
+        KS_CHECK(fabs(dm) < 1.0);
+        KS_CHECK(dr < 2.0);
     }
     json_decref(j);
     /* two recordings of one device are refused */

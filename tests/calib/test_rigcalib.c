@@ -60,6 +60,7 @@ static void run_ring(double noise, double rot_limit, double tr_limit, uint64_t s
         KS_CHECK_NEAR(r.devices[i].rms_px, noise * sqrt(2.0), noise * 0.3);
     }
     KS_CHECK(r.used_views >= 60);
+    KS_CHECK_INT(r.rejected_views, 0); /* clean data: nothing is thrown away */
     KS_CHECK(r.triangulated_points > 100);
     KS_CHECK_MSG(r.board_fit_rms_mm < 2.0, "board fit %.3f mm", r.board_fit_rms_mm);
     ks_rigcal_result_free(&r);
@@ -96,6 +97,45 @@ static void test_outliers_robust(void)
     KS_CHECK(mr < 0.05);
     KS_CHECK(mt < 2.0);
     ks_rigcal_result_free(&r);
+    ks_synth_scene_free(&sc);
+}
+
+/* One whole view is wrong (its corners shifted by 120 px: a consistent but false board pose, like
+ * a mismatched frame): the initialization skips it and the Cauchy loss keeps it from pulling. */
+static void test_bad_view(void)
+{
+    ks_synth_scene_options so;
+    ks_synth_scene_options_default(&so);
+    so.seed = 6;
+    ks_synth_scene sc;
+    ks_error err = {0};
+    KS_CHECK_INT(ks_synth_scene_make(&so, &sc, &err), KS_OK);
+    int dev = 4, frame = -1, moved = 0;
+    for (int k = 0; k < sc.obs_count && frame < 0; k++)
+        if (sc.obs[k].device == dev)
+            frame = sc.obs[k].frame;
+    for (int k = 0; k < sc.obs_count; k++)
+        if (sc.obs[k].device == dev && sc.obs[k].frame == frame) {
+            sc.obs[k].uv[0] += 120;
+            moved++;
+        }
+    KS_CHECK(moved >= 8);
+    for (int loss = KS_LOSS_HUBER; loss <= KS_LOSS_HUBER; loss++) { /* the default; Cauchy gives the same */
+        ks_rigcal_options o;
+        ks_rigcal_options_default(&o);
+        o.loss = (ks_rigcal_loss)loss;
+        ks_rigcal_result r;
+        KS_CHECK_INT(ks_rigcal_solve(&sc.problem, &o, &r, &err), KS_OK);
+        double mr, mt;
+        errors_vs_truth(&sc, &r, &mr, &mt);
+        printf("one view of device %d shifted by 120 px (%d corners), loss %d: %d views rejected, max error %.4f deg "
+               "%.3f mm\n", dev, moved, loss, r.rejected_views, mr, mt);
+        /* the bad view, and possibly its frame-set partner (with two views, either can be "the" outlier) */
+        KS_CHECK(r.rejected_views >= 1 && r.rejected_views <= 2);
+        KS_CHECK(mr < 0.02);
+        KS_CHECK(mt < 1.0);
+        ks_rigcal_result_free(&r);
+    }
     ks_synth_scene_free(&sc);
 }
 
@@ -244,12 +284,77 @@ static void test_output_file(void)
     ks_synth_scene_free(&sc);
 }
 
+/* Depth image of the board plane seen by a depth camera, the plane moved `offset` mm back along
+ * its normal (0 off the sheet). */
+static void render_depth(const ks_board *b, const ks_intrinsics *in, const ks_extrinsics *b2d, double offset,
+                         uint8_t *img)
+{
+    ks_extrinsics d2b;
+    ks_extrinsics_invert(b2d, &d2b);
+    double n[3] = {b2d->R[2], b2d->R[5], b2d->R[8]}; /* board z axis in the depth frame */
+    double c = n[0] * b2d->t[0] + n[1] * b2d->t[1] + n[2] * b2d->t[2];
+    for (int v = 0; v < in->height; v++)
+        for (int u = 0; u < in->width; u++) {
+            double uv[2] = {u, v}, xy[2];
+            uint16_t z = 0;
+            if (ks_unproject_ray(in, uv, xy)) {
+                double den = n[0] * xy[0] + n[1] * xy[1] + n[2];
+                double s0 = den != 0 ? c / den : -1; /* point on the plane = s0 * (x, y, 1) */
+                double p[3] = {s0 * xy[0], s0 * xy[1], s0}, q[3];
+                ks_extrinsics_apply(&d2b, p, q);
+                if (s0 > 0 && ks_board_intensity(b, q[0], q[1]) >= 0)
+                    z = (uint16_t)lround((c + offset) / den);
+            }
+            img[2 * ((size_t)v * in->width + u)] = (uint8_t)(z & 0xff);
+            img[2 * ((size_t)v * in->width + u) + 1] = (uint8_t)(z >> 8);
+        }
+}
+
+static void test_depth_plane_check(void)
+{
+    ks_synth_scene_options so;
+    ks_synth_scene_options_default(&so);
+    so.devices = 3;
+    so.frames = 12;
+    ks_synth_scene sc;
+    ks_error err = {0};
+    KS_CHECK_INT(ks_synth_scene_make(&so, &sc, &err), KS_OK);
+    int dev = 1, frame = -1;
+    for (int k = 0; k < sc.obs_count && frame < 0; k++)
+        if (sc.obs[k].device == dev)
+            frame = sc.obs[k].frame;
+    KS_CHECK(frame >= 0);
+    char *json = ks_calibration_json_synthesize(so.seed * 1000 + (uint64_t)dev, sc.devices[dev].serial);
+    ks_calibration cal;
+    KS_CHECK_INT(ks_calibration_from_json(json, strlen(json), KS_DEPTH_NFOV_UNBINNED, so.color, &cal, &err), KS_OK);
+    free(json);
+    ks_extrinsics rig_to_depth, b2d;
+    ks_extrinsics_invert(&sc.true_depth_to_rig[dev], &rig_to_depth);
+    ks_extrinsics_compose(&sc.true_board_to_rig[frame], &rig_to_depth, &b2d);
+    uint8_t *img = malloc((size_t)cal.depth.width * cal.depth.height * 2);
+    const double offsets[2] = {0.0, 5.0};
+    for (int k = 0; k < 2; k++) {
+        render_depth(&sc.board, &cal.depth, &b2d, offsets[k], img);
+        ks_depth_plane_stats acc = {0};
+        KS_CHECK_INT(ks_depth_board_check(&cal.depth, img, cal.depth.width * 2, &sc.board, &b2d, 50.0, 2, &acc, &err),
+                     KS_OK);
+        double mean = acc.points ? acc.sum_mm / acc.points : NAN;
+        printf("depth plane check, offset %.1f mm: %d points, mean %.3f mm\n", offsets[k], acc.points, mean);
+        KS_CHECK(acc.points > 1000);
+        KS_CHECK_NEAR(mean, offsets[k], 0.2);
+    }
+    free(img);
+    ks_synth_scene_free(&sc);
+}
+
 int main(void)
 {
+    KS_RUN(test_depth_plane_check);
     KS_RUN(test_pnp);
     KS_RUN(test_ring_01px);
     KS_RUN(test_ring_03px);
     KS_RUN(test_outliers_robust);
+    KS_RUN(test_bad_view);
     KS_RUN(test_disconnected);
     KS_RUN(test_output_file);
     return KS_TEST_END();

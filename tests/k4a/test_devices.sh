@@ -41,6 +41,21 @@ check "rig device on another host is not missing" '[ "$(jget "d[\"rig_missing\"]
 json=$(FAKE_K4A_SCRIPT="000001112912,1.6.110,1.6.79,1.6.14,6109.7.0,-o" "$KINSYNC" devices --rig "$rig" --hostname hostA --json)
 check "rig missing device" '[ "$(jget "d[\"rig_missing\"] == [\"sub1 (000002112912)\"]" <<<"$json")" = True ]'
 
+# The simulator: the rig's devices with their jacks as the cables make them.
+unset KINSYNC_K4A_LIBRARY FAKE_K4A_SCRIPT
+chain="$KS_SOURCE_DIR/examples/rigs/chain-3.yaml"
+json=$("$KINSYNC" devices --backend sim --rig "$chain" --json); rc=$?
+check "sim exits 0" '[ $rc -eq 0 ]'
+check "sim backend" '[ "$(jget "d[\"backend\"]" <<<"$json")" = sim ]'
+check "sim serials" '[ "$(jget "[x[\"serial\"] for x in d[\"devices\"]] == [\"000100000001\",\"000100000002\",\"000100000003\"]" <<<"$json")" = True ]'
+check "sim jacks follow the chain" '[ "$(jget "[(x[\"jacks\"][\"sync_in\"], x[\"jacks\"][\"sync_out\"]) for x in d[\"devices\"]] == [(False,True),(True,True),(True,False)]" <<<"$json")" = True ]'
+out=$(KINSYNC_K4A_LIBRARY=/nonexistent "$KINSYNC" devices --rig "$chain"); rc=$?
+check "auto falls back to the simulator" '[ $rc -eq 0 ] && grep -q "libk4a not installed; showing the simulated devices" <<<"$out"'
+out=$(KINSYNC_K4A_LIBRARY=/nonexistent "$KINSYNC" devices 2>&1)
+check "no rig: hint at the simulator" 'grep -q "kinsync devices --rig RIG.yaml" <<<"$out"'
+"$KINSYNC" devices --backend sim >/dev/null 2>&1; rc=$?
+check "sim without rig exits 2" '[ $rc -eq 2 ]'
+
 # Usage errors exit 2.
 "$KINSYNC" devices --backend nope >/dev/null 2>&1; rc=$?
 check "bad backend exits 2" '[ $rc -eq 2 ]'

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# kinsync calibrate: help, usage errors (exit 2) and the messages for inputs it cannot read.
+set -u
+fail=0
+check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+board="$KS_SOURCE_DIR/examples/boards/aprilgrid-6x6.yaml"
+"$KINSYNC" calibrate --help >"$tmp/h"; check "[ $? -eq 0 ]"
+check "grep -q -- '--board' '$tmp/h' && grep -q 'RECORDING.mkv' '$tmp/h'"
+"$KINSYNC" calibrate "$tmp" 2>/dev/null; check "[ $? -eq 2 ]"                    # no --board
+"$KINSYNC" calibrate --board "$board" 2>/dev/null; check "[ $? -eq 2 ]"          # no input
+"$KINSYNC" calibrate --board "$board" --loss l2 "$tmp" 2>/dev/null; check "[ $? -eq 2 ]"
+"$KINSYNC" calibrate --board "$board" "$KS_SOURCE_DIR/examples/rigs/chain-3.yaml" 2>"$tmp/e"; check "[ $? -eq 2 ]"
+check "grep -q 'record the rig' '$tmp/e'"
+"$KINSYNC" calibrate --board "$board" "$tmp" 2>"$tmp/e"; check "[ $? -eq 2 ]"    # empty directory
+check "grep -q 'no device directories' '$tmp/e'"
+mkdir -p "$tmp/dev0"
+"$KINSYNC" calibrate --board "$board" "$tmp" 2>"$tmp/e"; check "[ $? -eq 2 ]"    # no calibration.json
+check "grep -q 'calibration.json' '$tmp/e'"
+# a real recording without the board: runs, finds no board, exits 1 with a hint
+"$KINSYNC" calibrate --board "$board" "$KS_FIXTURES/k4a/real-recording-nfov-720p.mkv" -o "$tmp/o.json" 2>"$tmp/e"
+rc=$?
+if [ -f "$KS_FIXTURES/k4a/real-recording-nfov-720p.mkv" ]; then
+  check "[ $rc -eq 1 ]"; check "grep -q 'found in no image' '$tmp/e'"; check "[ ! -e '$tmp/o.json' ]"
+fi
+exit $fail
