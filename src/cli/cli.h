@@ -33,6 +33,7 @@ int cmd_info(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
 int cmd_board(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
+int cmd_fuse(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
