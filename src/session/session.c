@@ -60,6 +60,7 @@ struct ks_session {
     double recent_worst;
     bool stats_dirty;
     bool lossless;
+    bool measuring;
 };
 
 static double now_s(void)
@@ -686,8 +687,12 @@ static int faulted(const ks_session *s)
 
 static void account(ks_session *s, ks_session_set *out)
 {
-    /* sets cut short by the stop itself are delivered but are not evidence of drops */
-    if (!(s->stop_requested && !out->set.complete))
+    /* Measurement starts with the first complete set (devices drop a few frames right after
+     * start, each a different number); sets cut short by the stop itself are delivered too, but
+     * neither is evidence of drops. */
+    if (out->set.complete)
+        s->measuring = true;
+    if (s->measuring && !(s->stop_requested && !out->set.complete))
         ks_syncstats_add(s->stats, &out->set);
     s->stats_dirty = true;
     s->sets++;
