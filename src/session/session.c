@@ -594,7 +594,9 @@ ks_status ks_session_start(ks_session *s, ks_error *err)
         s->d[i].thread_running = true;
     }
     /* first frames */
-    double t_end = now_s() + s->opt.first_frame_timeout_ms / 1000.0;
+    /* the timeout is in backend time (timed-out waits add up); the wall clock is a safety net, far
+     * wider for virtual-time backends whose frames may cost more CPU than real time */
+    double t_end = now_s() + s->opt.first_frame_timeout_ms / 1000.0 * (s->lossless ? 10 : 1);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         feed(s); /* keep the queues moving (lossless capture threads would wait for us) */
