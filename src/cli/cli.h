@@ -36,6 +36,7 @@ int cmd_record(int argc, char **argv);
 int cmd_align(int argc, char **argv);
 int cmd_board(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
+int cmd_fuse(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

@@ -28,7 +28,8 @@ static void usage(FILE *out)
             "NAME_depth.raw and NAME_ir.raw (uint16 little endian, width x height) per device, and\n"
             "DIR/index.json describes every set: device timestamps, host times from the device-to-host\n"
             "clock fit, exposure, which devices are missing, and the sync checks of the run\n"
-            "(docs/capture.md). Partial sets (a device dropped a frame) are written and marked.\n"
+            "(docs/capture.md). Writing starts with the first complete set; later partial sets (a device\n"
+            "dropped a frame) are written and marked.\n"
             "Ctrl-C stops cleanly: the sets so far and a complete index.json stay.\n"
             "\n"
             "Options:\n"
@@ -150,6 +151,7 @@ int cmd_capture(int argc, char **argv)
     json_t *sets = json_array();
     bool ok = true, tty = !json && ks_cli_is_tty(stderr);
     long written = 0;
+    bool seen_complete = false;
     ks_session_set set;
     ks_status st = KS_OK;
     struct timespec last = {0, 0};
@@ -159,6 +161,11 @@ int cmd_capture(int argc, char **argv)
             continue;
         if (st != KS_OK)
             break;
+        if (!seen_complete && !set.set.complete) { /* warm-up: devices drop a few frames right after start */
+            ks_session_set_release(&set);
+            continue;
+        }
+        seen_complete = true;
         char sub[64], dir[4200];
         snprintf(sub, sizeof sub, "%06ld", written);
         snprintf(dir, sizeof dir, "%s/%s", out, sub);

@@ -137,7 +137,7 @@ int cmd_verify(int argc, char **argv)
         ks_session_start(s, &err) != KS_OK) {
         ks_cli_print_error("verify", &err);
         if (json) {
-            printf("{\"schema\": \"kinsync.verify/1\", \"passed\": false, \"error\": \"%s\", \"message\": ",
+            printf("{\"schema\": \"kinsync.verify/1\", \"passed\": false, \"error\": \"%s\", \"message\": \"",
                    ks_status_name(err.code));
             for (const char *p = err.message; *p; p++) /* minimal JSON string escaping */
                 if (*p == '"' || *p == '\\')

@@ -21,6 +21,8 @@ static const ks_command commands[] = {
     /* calibrate */
     {"board", "check a calibration board and draw the printable target", cmd_board},
     {"calibrate", "calibrate all devices of a rig at once from views of the board", cmd_calibrate},
+    /* fuse */
+    {"fuse", "fuse the depth of a calibrated rig into one point cloud per frame set (PLY)", cmd_fuse},
     {"devices", "list attached devices: serial, firmware, sync jacks", cmd_devices},
     {"doctor", "check this host for the rig: USB, usbfs, libk4a, firmware, clocks", cmd_doctor},
     /* misc */

@@ -60,6 +60,7 @@ struct ks_session {
     double recent_worst;
     bool stats_dirty;
     bool lossless;
+    bool measuring;
 };
 
 static double now_s(void)
@@ -593,7 +594,9 @@ ks_status ks_session_start(ks_session *s, ks_error *err)
         s->d[i].thread_running = true;
     }
     /* first frames */
-    double t_end = now_s() + s->opt.first_frame_timeout_ms / 1000.0;
+    /* the timeout is in backend time (timed-out waits add up); the wall clock is a safety net, far
+     * wider for virtual-time backends whose frames may cost more CPU than real time */
+    double t_end = now_s() + s->opt.first_frame_timeout_ms / 1000.0 * (s->lossless ? 10 : 1);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         feed(s); /* keep the queues moving (lossless capture threads would wait for us) */
@@ -686,8 +689,12 @@ static int faulted(const ks_session *s)
 
 static void account(ks_session *s, ks_session_set *out)
 {
-    /* sets cut short by the stop itself are delivered but are not evidence of drops */
-    if (!(s->stop_requested && !out->set.complete))
+    /* Measurement starts with the first complete set (devices drop a few frames right after
+     * start, each a different number); sets cut short by the stop itself are delivered too, but
+     * neither is evidence of drops. */
+    if (out->set.complete)
+        s->measuring = true;
+    if (s->measuring && !(s->stop_requested && !out->set.complete))
         ks_syncstats_add(s->stats, &out->set);
     s->stats_dirty = true;
     s->sets++;

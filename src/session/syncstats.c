@@ -260,6 +260,8 @@ static double mean_range(const series *sr, int from, int to)
 {
     double sum = 0;
     int n = 0;
+    if (from < 0)
+        from = 0;
     for (int i = from; i < to && i < sr->n; i++, n++)
         sum += sr->y[i];
     return n ? sum / n : NAN;

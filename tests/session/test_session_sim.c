@@ -325,6 +325,41 @@ static void test_disconnect(void)
     sim_close(&r);
 }
 
+static void test_trigger_drift(void)
+{
+    /* an external trigger 80 ppm off (accepted by the spec's tolerance, but drifting against the
+     * camera's idea of 15 fps) is named; an exact one passes */
+    double ppm[2];
+    for (int bad = 0; bad < 2; bad++) {
+        simrun r;
+        memset(&r, 0, sizeof r);
+        ks_error e;
+        KS_CHECK(ks_rig_load(KS_SOURCE_DIR "/examples/rigs/external-trigger.yaml", &r.rig, &e) == KS_OK);
+        ks_findings f;
+        ks_findings_init(&f);
+        ks_rig_validate(&r.rig, &f);
+        ks_findings_free(&f);
+        simt_config(&r.sc, 21, false);
+        r.sc.trigger_frequency_error_ppm = bad ? 80 : 0;
+        r.truth = calloc(1, sizeof *r.truth);
+        ks_session_options_init(&r.opt);
+        KS_CHECK(sim_open(&r, &e) == KS_OK);
+        KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+        int got;
+        ks_status last;
+        run_sets(&r, 45, &got, &last);
+        ks_session_stop(r.s);
+        ks_syncstats *q = ks_session_stats(r.s);
+        const ks_sync_check *t = ks_syncstats_find(q, "external-trigger", -2);
+        KS_CHECK(t && t->status == (bad ? KS_CHECK_FAIL : KS_CHECK_PASS));
+        ppm[bad] = t ? t->value : 0;
+        if (t)
+            printf("    trigger %s: %s\n", bad ? "+80 ppm" : "exact", t->message);
+        sim_close(&r);
+    }
+    KS_CHECK(fabs(ppm[1] - ppm[0]) > 60);
+}
+
 int main(void)
 {
     KS_RUN(test_correct_start_truth);
@@ -334,5 +369,6 @@ int main(void)
     KS_RUN(test_repeated_exposure);
     KS_RUN(test_planned_vs_zero_delays);
     KS_RUN(test_disconnect);
+    KS_RUN(test_trigger_drift);
     return KS_TEST_END();
 }

@@ -1,0 +1,313 @@
+/* bench_fuse: the speeds issue 7 names, on the same frames: a synthetic 9-device rig in
+ * NFOV_UNBINNED (640x576) around a room with a floor and two spheres.
+ *   1. depth to points (xyz float, rig frame), single thread, in pixels per second;
+ *   2. the full fuse of a 9-device frame set with 5 mm voxels on 2 threads (and 1), frame sets/s;
+ *   3. when python3-open3d is installed, Open3D on the same frames (create_from_depth_image +
+ *      transform + voxel_down_sample, bench/bench_fuse_open3d.py) as the ratio to beat.
+ * Usage: bench_fuse [--quick] [--no-open3d]. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kinsync/calibration.h"
+#include "kinsync/fuse.h"
+
+enum { NDEV = 9 };
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void look_at(const double pos[3], const double target[3], ks_extrinsics *e)
+{
+    double z[3] = {target[0] - pos[0], target[1] - pos[1], target[2] - pos[2]};
+    double l = sqrt(z[0] * z[0] + z[1] * z[1] + z[2] * z[2]);
+    for (int i = 0; i < 3; i++)
+        z[i] /= l;
+    double x[3] = {z[2], 0, -z[0]}; /* (0,1,0) x z */
+    l = sqrt(x[0] * x[0] + x[2] * x[2]);
+    x[0] /= l, x[2] /= l;
+    double y[3] = {z[1] * x[2] - z[2] * x[1], z[2] * x[0] - z[0] * x[2], z[0] * x[1] - z[1] * x[0]};
+    for (int i = 0; i < 3; i++) {
+        e->R[3 * i] = x[i];
+        e->R[3 * i + 1] = y[i];
+        e->R[3 * i + 2] = z[i];
+        e->t[i] = pos[i];
+    }
+}
+
+/* Ray cast of the scene (rig frame, y down): a floor disc (y = 900, radius 3 m) with two spheres on
+ * it and a backdrop cylinder (radius 3 m, 2.5 m high) around the capture volume; rays that leave
+ * it see nothing (no depth), as a real depth camera past its range. */
+static double hit(const double o[3], const double d[3])
+{
+    double best = INFINITY;
+    if (d[1] > 1e-9) {
+        double t = (900 - o[1]) / d[1];
+        double px = o[0] + t * d[0], pz = o[2] + t * d[2];
+        if (t > 0 && px * px + pz * pz < 3000.0 * 3000.0)
+            best = t;
+    }
+    { /* backdrop: x^2 + z^2 = 3000^2, -1600 < y < 900, seen from inside */
+        double a = d[0] * d[0] + d[2] * d[2], b = 2 * (o[0] * d[0] + o[2] * d[2]);
+        double c = o[0] * o[0] + o[2] * o[2] - 3000.0 * 3000.0, disc = b * b - 4 * a * c;
+        if (a > 0 && disc >= 0) {
+            double t = (-b + sqrt(disc)) / (2 * a), y = o[1] + t * d[1];
+            if (t > 0 && t < best && y > -1600 && y < 900)
+                best = t;
+        }
+    }
+    const double sph[2][4] = {{0, 400, 0, 500}, {700, 600, 300, 300}};
+    for (int s = 0; s < 2; s++) {
+        double oc[3] = {o[0] - sph[s][0], o[1] - sph[s][1], o[2] - sph[s][2]};
+        double a = d[0] * d[0] + d[1] * d[1] + d[2] * d[2], b = 2 * (oc[0] * d[0] + oc[1] * d[1] + oc[2] * d[2]);
+        double c = oc[0] * oc[0] + oc[1] * oc[1] + oc[2] * oc[2] - sph[s][3] * sph[s][3];
+        double disc = b * b - 4 * a * c;
+        if (disc < 0)
+            continue;
+        double t1 = (-b - sqrt(disc)) / (2 * a), t2 = (-b + sqrt(disc)) / (2 * a);
+        double t = t1 > 0 ? t1 : t2;
+        if (t > 0 && t < best)
+            best = t;
+    }
+    return best;
+}
+
+static void render(const ks_unproject_table *t, const ks_extrinsics *pose, uint16_t *depth)
+{
+    for (size_t i = 0; i < (size_t)t->width * (size_t)t->height; i++) {
+        depth[i] = 0;
+        if (!(t->x[i] == t->x[i]))
+            continue;
+        double r[3] = {t->x[i], t->y[i], 1}, d[3];
+        for (int k = 0; k < 3; k++)
+            d[k] = pose->R[3 * k] * r[0] + pose->R[3 * k + 1] * r[1] + pose->R[3 * k + 2] * r[2];
+        double z = hit(pose->t, d); /* parameter along (x, y, 1): camera Z */
+        if (z > 250 && z < 6000)
+            depth[i] = (uint16_t)lround(z);
+    }
+}
+
+static int write_open3d_input(const char *dir, const ks_fuse_device *dev, uint16_t *const *depth)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/rig.txt", dir);
+    FILE *fp = fopen(p, "w");
+    if (!fp)
+        return -1;
+    for (int d = 0; d < NDEV; d++) {
+        const ks_intrinsics *in = &dev[d].calibration.depth;
+        fprintf(fp, "%d %d %.9g %.9g %.9g %.9g", in->width, in->height, in->fx, in->fy, in->cx, in->cy);
+        for (int k = 0; k < 9; k++)
+            fprintf(fp, " %.12g", dev[d].depth_to_rig.R[k]);
+        for (int k = 0; k < 3; k++)
+            fprintf(fp, " %.12g", dev[d].depth_to_rig.t[k]);
+        fprintf(fp, "\n");
+        snprintf(p, sizeof p, "%s/depth%d.u16", dir, d);
+        FILE *fd = fopen(p, "wb");
+        if (!fd) {
+            fclose(fp);
+            return -1;
+        }
+        fwrite(depth[d], 2, (size_t)in->width * (size_t)in->height, fd);
+        fclose(fd);
+    }
+    fclose(fp);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int quick = 0, open3d = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else if (!strcmp(argv[i], "--no-open3d"))
+            open3d = 0;
+    }
+    ks_fuse_device dev[NDEV];
+    ks_unproject_table tab[NDEV];
+    uint16_t *depth[NDEV];
+    ks_error err;
+    double t0 = now_s();
+    for (int d = 0; d < NDEV; d++) {
+        memset(&dev[d], 0, sizeof dev[d]);
+        snprintf(dev[d].serial, sizeof dev[d].serial, "%012d", 1000 + d);
+        char *js = ks_calibration_json_synthesize(100 + (uint64_t)d, dev[d].serial);
+        if (!js || ks_calibration_from_json(js, strlen(js), KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &dev[d].calibration,
+                                            &err) != KS_OK) {
+            fprintf(stderr, "bench_fuse: calibration: %s\n", js ? err.message : "out of memory");
+            return 1;
+        }
+        free(js);
+        double a = 2 * M_PI * d / NDEV;
+        double pos[3] = {2200 * cos(a), -600 - 100 * (d % 3), 2200 * sin(a)}, target[3] = {0, 400, 0};
+        look_at(pos, target, &dev[d].depth_to_rig);
+        if (ks_unproject_table_build(&dev[d].calibration.depth, &tab[d], &err) != KS_OK) {
+            fprintf(stderr, "bench_fuse: %s\n", err.message);
+            return 1;
+        }
+        depth[d] = malloc((size_t)tab[d].width * (size_t)tab[d].height * 2);
+        render(&tab[d], &dev[d].depth_to_rig, depth[d]);
+    }
+    int W = tab[0].width, H = tab[0].height;
+    size_t npix = (size_t)W * (size_t)H, valid_pix = 0;
+    for (int d = 0; d < NDEV; d++)
+        for (size_t i = 0; i < npix; i++)
+            valid_pix += depth[d][i] != 0;
+    char load[64] = "?";
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) {
+        if (!fgets(load, sizeof load, la))
+            snprintf(load, sizeof load, "?");
+        load[strcspn(load, "\n")] = 0;
+        fclose(la);
+    }
+    printf("bench_fuse: %d devices, NFOV_UNBINNED %dx%d, %.1f%% pixels with depth (setup %.1f s; %ld CPUs, load %s)\n",
+           NDEV, W, H, 100.0 * (double)valid_pix / (double)(npix * NDEV), now_s() - t0, sysconf(_SC_NPROCESSORS_ONLN),
+           load);
+
+    /* 1. depth to points, one thread, into one buffer for all devices */
+    float *x = aligned_alloc(64, npix * NDEV * 4), *y = aligned_alloc(64, npix * NDEV * 4),
+          *z = aligned_alloc(64, npix * NDEV * 4);
+    int reps = quick ? 5 : 40;
+    size_t sink = 0;
+    for (int d = 0; d < NDEV; d++) /* warm up */
+        sink += ks_depth_to_points(&tab[d], depth[d], 0, &dev[d].depth_to_rig, x + npix * d, y + npix * d,
+                                   z + npix * d);
+    double best = 1e9;
+    for (int r = 0; r < reps; r++) {
+        double s = now_s();
+        for (int d = 0; d < NDEV; d++)
+            sink += ks_depth_to_points(&tab[d], depth[d], 0, &dev[d].depth_to_rig, x + npix * d, y + npix * d,
+                                       z + npix * d);
+        double e = now_s() - s;
+        best = e < best ? e : best;
+    }
+    printf("depth to points (1 thread, xyz float, rig frame): %.2f G pixels/s  (%.2f ms per 9-device set, best of "
+           "%d; target >= 1 G pixels/s)\n",
+           (double)(npix * NDEV) / best * 1e-9, best * 1e3, reps);
+
+    /* 2. the full fuse, 5 mm voxels */
+    double fps2 = 0;
+    for (int threads = 2; threads >= 1; threads--) {
+        ks_fuse_options o = {.voxel_mm = 5, .threads = threads};
+        ks_fuse *f;
+        if (ks_fuse_create(dev, NDEV, &o, &f, &err) != KS_OK) {
+            fprintf(stderr, "bench_fuse: %s\n", err.message);
+            return 1;
+        }
+        ks_fuse_input in[NDEV];
+        memset(in, 0, sizeof in);
+        for (int d = 0; d < NDEV; d++)
+            in[d].depth = depth[d];
+        ks_cloud c = {0};
+        ks_fuse_stats st;
+        ks_fuse_run(f, in, &c, &st, &err); /* warm up: grows the grid */
+        ks_fuse_run(f, in, &c, &st, &err);
+        int n = quick ? 5 : 30;
+        double sp = 0, sv = 0, s = now_s(), c0 = cpu_s();
+        for (int r = 0; r < n; r++) {
+            if (ks_fuse_run(f, in, &c, &st, &err) != KS_OK) {
+                fprintf(stderr, "bench_fuse: %s\n", err.message);
+                return 1;
+            }
+            sp += st.ms_points;
+            sv += st.ms_voxel;
+        }
+        double e = (now_s() - s) / n, cpu = (cpu_s() - c0) / n;
+        if (threads == 2)
+            fps2 = 1 / e;
+        printf("full fuse, 5 mm voxels, %d thread%s: %.1f frame sets/s (%.1f ms wall: points %.1f, voxels %.1f; "
+               "%.1f ms CPU); %zu points -> %zu voxels, %zu seen by 2+ devices%s\n",
+               threads, threads > 1 ? "s" : "", 1 / e, e * 1e3, sp / n, sv / n, cpu * 1e3, st.points_total, st.voxels,
+               st.voxels_shared, threads == 2 ? " (target >= 30)" : "");
+        ks_cloud_free(&c);
+        ks_fuse_destroy(f);
+    }
+
+    /* 2b. with color from BGRA frames (every point projected with the full lens model) */
+    {
+        int cw = dev[0].calibration.color.width, ch = dev[0].calibration.color.height;
+        uint8_t *bgra = malloc((size_t)cw * (size_t)ch * 4);
+        for (size_t i = 0; i < (size_t)cw * (size_t)ch * 4; i++)
+            bgra[i] = (uint8_t)(i * 7);
+        ks_fuse_options o = {.voxel_mm = 5, .threads = 2, .color = true};
+        ks_fuse *f;
+        if (ks_fuse_create(dev, NDEV, &o, &f, &err) == KS_OK) {
+            ks_fuse_input in[NDEV];
+            memset(in, 0, sizeof in);
+            for (int d = 0; d < NDEV; d++)
+                in[d] = (ks_fuse_input){.depth = depth[d], .color_format = KS_FORMAT_BGRA32, .color = bgra,
+                                        .color_width = cw, .color_height = ch};
+            ks_cloud c = {0};
+            ks_fuse_stats st;
+            ks_fuse_run(f, in, &c, &st, &err);
+            int n = quick ? 2 : 5;
+            double s = now_s(), mc = 0;
+            for (int r = 0; r < n; r++) {
+                ks_fuse_run(f, in, &c, &st, &err);
+                mc += st.ms_color;
+            }
+            double e = (now_s() - s) / n;
+            printf("full fuse with color (BGRA 720P), 5 mm voxels, 2 threads: %.1f frame sets/s (%.1f ms wall, "
+                   "coloring %.1f ms per thread)\n", 1 / e, e * 1e3, mc / n);
+            ks_cloud_free(&c);
+            ks_fuse_destroy(f);
+        }
+        free(bgra);
+    }
+
+    /* 3. Open3D, when installed */
+    if (open3d) {
+        const char *py = NULL;
+        if (system("python3 -c 'import open3d' >/dev/null 2>&1") == 0)
+            py = "python3";
+        else if (system("/usr/bin/python3 -c 'import open3d' >/dev/null 2>&1") == 0)
+            py = "/usr/bin/python3";
+        if (!py) {
+            printf("open3d: not installed (apt-get install python3-open3d), no comparison\n");
+        } else {
+            char dir[] = "/tmp/bench_fuse_XXXXXX";
+            if (mkdtemp(dir) && write_open3d_input(dir, dev, depth) == 0) {
+                char cmd[2048], line[512];
+                snprintf(cmd, sizeof cmd, "%s %s/bench/bench_fuse_open3d.py %s %d", py, KS_SOURCE_DIR, dir,
+                         quick ? 2 : 5);
+                FILE *p = popen(cmd, "r");
+                double ms = 0;
+                while (p && fgets(line, sizeof line, p)) {
+                    fputs(line, stdout);
+                    sscanf(line, "open3d: %lf ms", &ms);
+                }
+                if (p)
+                    pclose(p);
+                if (ms > 0 && fps2 > 0)
+                    printf("ratio: kinsync (2 threads) is %.1fx faster than Open3D on the same frames\n",
+                           ms * 1e-3 * fps2);
+                snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+                if (system(cmd) != 0)
+                    fprintf(stderr, "bench_fuse: could not remove %s\n", dir);
+            }
+        }
+    }
+    for (int d = 0; d < NDEV; d++) {
+        free(depth[d]);
+        ks_unproject_table_free(&tab[d]);
+    }
+    free(x), free(y), free(z);
+    return sink == 0;
+}

@@ -1,0 +1,476 @@
+/* kinsync fuse: synchronized recordings of a calibrated rig -> one point cloud per frame set.
+ *
+ * Frame sets are formed as kinsync calibrate does: depth frames of the devices whose timestamps
+ * (subordinate delay removed) agree with the master's within a tolerance. Each set goes through
+ * the fusion pipeline of kinsync/fuse.h (unprojection tables, rig poses from rig-calibration.json,
+ * voxel grid) and is written as a binary PLY; --fill renders the fused cloud into one device's
+ * depth view and writes its hole-filled depth as a 16-bit PNG. Live (simulated) rigs from a
+ * rig.yaml need the simulator, which this command does not reach yet. See docs/fuse.md. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "kinsync/calibration.h"
+#include "kinsync/fuse.h"
+#include "kinsync/mkv.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: kinsync fuse RECORDING.mkv... --calibration rig-calibration.json --out DIR\n"
+            "                    [--voxel MM] [--fill DEVICE] [--color] [--normals] [--frames N] [--step N]\n"
+            "                    [--match-us US] [--threads N] [--json]\n"
+            "\n"
+            "Fuses the depth of all devices of a calibrated rig into one point cloud per synchronized\n"
+            "frame set: every depth pixel is unprojected with its device's factory lens model, moved\n"
+            "into the rig frame with the pose from rig-calibration.json (kinsync calibrate), and the\n"
+            "points of all devices are merged in a voxel grid (mean position, color and normal, point\n"
+            "count per voxel). Each frame set is written as DIR/fused-NNNNNN.ply (binary PLY, mm).\n"
+            "\n"
+            "RECORDING.mkv: one synchronized recording per device (k4arecorder or kinsync record) with\n"
+            "depth. Frame sets are depth frames whose device timestamps agree (subordinate delay removed)\n"
+            "within --match-us (default: the SDK's sync tolerance for the frame rate).\n"
+            "\n"
+            "  --calibration FILE  rig-calibration.json with a pose for every device (required)\n"
+            "  --out DIR           output directory, created if missing (required)\n"
+            "  --voxel MM          voxel size in millimetres (default 5)\n"
+            "  --fill DEVICE       serial or index: render the fused cloud into that device's depth view,\n"
+            "                      fill its holes from the other devices, write DIR/filled-SERIAL-NNNNNN.png\n"
+            "  --color             color the points from the color track (MJPEG or BGRA)\n"
+            "  --normals           normals from depth-image neighbours, averaged per voxel\n"
+            "  --frames N          fuse N frame sets (default 1; 0 = all)\n"
+            "  --step N            use every N-th frame of the master (default 1)\n"
+            "  --match-us US       timestamp tolerance between devices, microseconds\n"
+            "  --threads N         worker threads (default 2)\n"
+            "  --json              machine-readable summary on stdout\n"
+            "  -h, --help          this text\n"
+            "\n"
+            "Exit status: 0 fused, 1 nothing could be fused (no complete frame set, I/O error),\n"
+            "2 usage error or unusable input (unreadable recording, device missing from the calibration).\n");
+}
+
+typedef struct dev_in {
+    const char *path;
+    ks_mkv_reader *r;
+    ks_mkv_desc desc;
+    ks_calibration cal;
+    ks_rig_pose pose;
+    ks_image *depth, *color;
+    uint64_t depth_ts, color_ts;
+    bool eof;
+    /* summary */
+    int sets;
+    double points;
+} dev_in;
+
+static uint64_t normalized_ts(const ks_mkv_desc *d, uint64_t ts)
+{
+    if (d->sync_mode == KS_SYNC_SUBORDINATE && ts >= d->subordinate_delay_us)
+        return ts - d->subordinate_delay_us;
+    return ts;
+}
+
+/* Reads until the next depth frame (keeping the newest color frame on the way). */
+static ks_status next_depth(dev_in *d, ks_error *err)
+{
+    for (;;) {
+        ks_mkv_item it;
+        ks_status st = ks_mkv_reader_next(d->r, &it, err);
+        if (st == KS_EEOF) {
+            d->eof = true;
+            if (d->depth)
+                ks_image_release(d->depth);
+            d->depth = NULL;
+            return KS_EEOF;
+        }
+        if (st)
+            return ks_error_prefix(err, "%s", d->path);
+        if (!it.image)
+            continue;
+        if (it.kind == KS_MKV_DEPTH) {
+            if (d->depth)
+                ks_image_release(d->depth);
+            d->depth = it.image;
+            d->depth_ts = normalized_ts(&d->desc, it.device_ts_us);
+            return KS_OK;
+        }
+        if (it.kind == KS_MKV_COLOR) {
+            if (d->color)
+                ks_image_release(d->color);
+            d->color = it.image;
+            d->color_ts = normalized_ts(&d->desc, it.device_ts_us);
+            continue;
+        }
+        ks_image_release(it.image);
+    }
+}
+
+static int make_dir(const char *dir)
+{
+    if (mkdir(dir, 0777) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+            return 0;
+    }
+    return -1;
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+int cmd_fuse(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"calibration", required_argument, 0, 'c'}, {"out", required_argument, 0, 'o'},
+        {"voxel", required_argument, 0, 'v'},       {"fill", required_argument, 0, 'f'},
+        {"color", no_argument, 0, 'C'},             {"normals", no_argument, 0, 'N'},
+        {"frames", required_argument, 0, 'n'},      {"step", required_argument, 0, 's'},
+        {"match-us", required_argument, 0, 'm'},    {"threads", required_argument, 0, 't'},
+        {"json", no_argument, 0, 'j'},              {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *calib_path = NULL, *out_dir = NULL, *fill_arg = NULL;
+    double voxel = 5.0;
+    long frames = 1, step = 1, match_us = 0, threads = 2;
+    bool color = false, normals = false, json = false;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case 'c': calib_path = optarg; break;
+        case 'o': out_dir = optarg; break;
+        case 'f': fill_arg = optarg; break;
+        case 'C': color = true; break;
+        case 'N': normals = true; break;
+        case 'j': json = true; break;
+        case 'v':
+            voxel = strtod(optarg, &end);
+            if (!end || *end || !(voxel >= 0.1 && voxel <= 10000))
+                return ks_cli_usage_error("fuse", "--voxel %s: give a size in millimetres from 0.1 to 10000", optarg);
+            break;
+        case 'n':
+        case 's':
+        case 'm':
+        case 't': {
+            long v = strtol(optarg, &end, 10);
+            long lo = c == 's' || c == 't' ? 1 : 0, hi = c == 't' ? 64 : 1000000000L;
+            if (!end || *end || v < lo || v > hi)
+                return ks_cli_usage_error("fuse", "--%s %s: give a whole number from %ld to %ld",
+                                          c == 'n' ? "frames" : c == 's' ? "step" : c == 'm' ? "match-us" : "threads",
+                                          optarg, lo, hi);
+            if (c == 'n')
+                frames = v;
+            else if (c == 's')
+                step = v;
+            else if (c == 'm')
+                match_us = v;
+            else
+                threads = v;
+            break;
+        }
+        case 'h': usage(stdout); return KS_EXIT_OK;
+        default: return ks_cli_usage_error("fuse", "unknown option");
+        }
+    }
+    int n = argc - optind;
+    if (n < 1)
+        return ks_cli_usage_error("fuse", "give one recording (.mkv) per device");
+    if (n > KS_FUSE_MAX_DEVICES)
+        return ks_cli_usage_error("fuse", "%d recordings; at most %d devices can be fused", n, KS_FUSE_MAX_DEVICES);
+    for (int i = optind; i < argc; i++) {
+        size_t l = strlen(argv[i]);
+        if ((l > 5 && !strcasecmp(argv[i] + l - 5, ".yaml")) || (l > 4 && !strcasecmp(argv[i] + l - 4, ".yml"))) {
+            fprintf(stderr, "kinsync fuse: %s: fusing a live or simulated rig from its rig file is not available in "
+                            "this build (it needs the simulator and session modules); record the rig and pass one "
+                            ".mkv per device\n", argv[i]);
+            return KS_EXIT_USAGE;
+        }
+    }
+    if (!calib_path)
+        return ks_cli_usage_error("fuse", "--calibration rig-calibration.json is required (kinsync calibrate writes it)");
+    if (!out_dir)
+        return ks_cli_usage_error("fuse", "--out DIR is required");
+
+    ks_error err = {0};
+    ks_rig_pose *poses = NULL;
+    size_t npose = 0;
+    if (ks_rig_poses_load(calib_path, &poses, &npose, &err)) {
+        ks_cli_print_error("fuse", &err);
+        return KS_EXIT_USAGE;
+    }
+    int rc = KS_EXIT_OK;
+    dev_in *devs = calloc((size_t)n, sizeof *devs);
+    ks_fuse_device *fdev = calloc((size_t)n, sizeof *fdev);
+    ks_fuse_input *in = calloc((size_t)n, sizeof *in);
+    ks_fuse *fz = NULL;
+    ks_cloud cloud = {0};
+    uint16_t *render = NULL, *filled = NULL;
+    json_t *outputs = json_array();
+    if (!devs || !fdev || !in || !outputs) {
+        rc = KS_EXIT_FAIL;
+        goto done;
+    }
+    int master = 0, fill = -1;
+    ks_fps fps = KS_FPS_30;
+    for (int i = 0; i < n; i++) {
+        dev_in *d = &devs[i];
+        d->path = argv[optind + i];
+        if (ks_mkv_reader_open(d->path, &d->r, &err)) {
+            ks_cli_print_error("fuse", &err);
+            rc = KS_EXIT_USAGE;
+            goto done;
+        }
+        d->desc = ks_mkv_reader_info(d->r)->desc;
+        if (d->desc.depth_mode == KS_DEPTH_OFF || d->desc.depth_mode == KS_DEPTH_PASSIVE_IR ||
+            !ks_mkv_reader_track(d->r, KS_MKV_DEPTH)) {
+            fprintf(stderr, "kinsync fuse: %s has no depth track; record with a depth mode (e.g. NFOV_UNBINNED)\n",
+                    d->path);
+            rc = KS_EXIT_USAGE;
+            goto done;
+        }
+        if (!d->desc.calibration_json) {
+            fprintf(stderr, "kinsync fuse: %s: no calibration.json attachment; the recording does not say how its "
+                            "cameras project\n", d->path);
+            rc = KS_EXIT_USAGE;
+            goto done;
+        }
+        ks_color_resolution cres = color ? d->desc.color_resolution : KS_COLOR_OFF;
+        if (ks_calibration_from_json(d->desc.calibration_json, d->desc.calibration_len, d->desc.depth_mode, cres,
+                                     &d->cal, &err)) {
+            ks_error_prefix(&err, "%s: calibration.json", d->path);
+            ks_cli_print_error("fuse", &err);
+            rc = KS_EXIT_USAGE;
+            goto done;
+        }
+        const ks_rig_pose *p = d->desc.serial[0] ? ks_rig_pose_find(poses, npose, d->desc.serial) : NULL;
+        if (!p) {
+            fprintf(stderr, "kinsync fuse: %s: device %s has no pose in %s; calibrate the rig with this device (kinsync "
+                            "calibrate) or leave its recording out\n",
+                    d->path, d->desc.serial[0] ? d->desc.serial : "(no serial tag)", calib_path);
+            rc = KS_EXIT_USAGE;
+            goto done;
+        }
+        d->pose = *p;
+        for (int j = 0; j < i; j++)
+            if (!strcmp(devs[j].desc.serial, d->desc.serial)) {
+                fprintf(stderr, "kinsync fuse: %s and %s are both from device %s; give one recording per device\n",
+                        devs[j].path, d->path, d->desc.serial);
+                rc = KS_EXIT_USAGE;
+                goto done;
+            }
+        if (d->desc.sync_mode == KS_SYNC_MASTER) {
+            master = i;
+            fps = d->desc.fps;
+        } else if (i == 0) {
+            fps = d->desc.fps;
+        }
+        fdev[i].calibration = d->cal;
+        fdev[i].depth_to_rig = d->pose.depth_to_rig;
+        snprintf(fdev[i].serial, sizeof fdev[i].serial, "%s", d->desc.serial);
+    }
+    if (fill_arg) {
+        char *end;
+        long idx = strtol(fill_arg, &end, 10);
+        for (int i = 0; i < n; i++)
+            if (!strcmp(devs[i].desc.serial, fill_arg))
+                fill = i;
+        if (fill < 0 && *end == 0 && idx >= 0 && idx < n)
+            fill = (int)idx;
+        if (fill < 0) {
+            rc = ks_cli_usage_error("fuse", "--fill %s: no such device among the recordings (give a serial or an "
+                                            "index 0..%d)", fill_arg, n - 1);
+            goto done;
+        }
+    }
+    if (make_dir(out_dir) != 0) {
+        fprintf(stderr, "kinsync fuse: cannot create the output directory %s: %s\n", out_dir, strerror(errno));
+        rc = KS_EXIT_USAGE;
+        goto done;
+    }
+    ks_fuse_options fo = {.voxel_mm = (float)voxel, .threads = (int)threads, .color = color, .normals = normals};
+    if (ks_fuse_create(fdev, n, &fo, &fz, &err)) {
+        ks_cli_print_error("fuse", &err);
+        rc = KS_EXIT_FAIL;
+        goto done;
+    }
+    if (fill >= 0) {
+        size_t np = (size_t)devs[fill].cal.depth.width * (size_t)devs[fill].cal.depth.height;
+        render = malloc(np * sizeof *render);
+        filled = malloc(np * sizeof *filled);
+        if (!render || !filled) {
+            rc = KS_EXIT_FAIL;
+            goto done;
+        }
+    }
+    uint64_t tol = match_us > 0 ? (uint64_t)match_us : (uint64_t)ks_sdk_sync_tolerance_us(fps);
+    bool tty = ks_cli_is_tty(stderr) && !json;
+    long sets = 0, master_frames = 0;
+    double sum_voxels = 0, sum_shared = 0, sum_ms = 0;
+    size_t filled_total = 0;
+    unsigned ply_fields = (color ? KS_CLOUD_COLOR : 0) | (normals ? KS_CLOUD_NORMALS : 0);
+    while (frames == 0 || sets < frames) {
+        dev_in *m = &devs[master];
+        ks_status st = next_depth(m, &err);
+        if (st == KS_EEOF)
+            break;
+        if (st) {
+            ks_cli_print_error("fuse", &err);
+            rc = KS_EXIT_FAIL;
+            break;
+        }
+        if (master_frames++ % step)
+            continue;
+        uint64_t t0 = m->depth_ts;
+        int present = 0;
+        for (int i = 0; i < n; i++) {
+            dev_in *d = &devs[i];
+            if (i != master)
+                while (!d->eof && (!d->depth || d->depth_ts + tol < t0))
+                    if ((st = next_depth(d, &err)) != KS_OK && st != KS_EEOF) {
+                        ks_cli_print_error("fuse", &err);
+                        rc = KS_EXIT_FAIL;
+                        goto done;
+                    }
+            memset(&in[i], 0, sizeof in[i]);
+            uint64_t dt = d->depth ? (d->depth_ts > t0 ? d->depth_ts - t0 : t0 - d->depth_ts) : UINT64_MAX;
+            if (!d->depth || dt > tol || d->depth->width != d->cal.depth.width ||
+                d->depth->height != d->cal.depth.height)
+                continue;
+            in[i].depth = (const uint16_t *)d->depth->data;
+            in[i].depth_stride = d->depth->stride > 0 ? (size_t)d->depth->stride / 2 : 0;
+            present++;
+            if (color && d->color) {
+                uint64_t ct = d->color_ts > d->depth_ts ? d->color_ts - d->depth_ts : d->depth_ts - d->color_ts;
+                uint64_t ctol = tol + (uint64_t)(d->desc.depth_delay_us < 0 ? -d->desc.depth_delay_us
+                                                                              : d->desc.depth_delay_us);
+                if (ct <= ctol) {
+                    in[i].color_format = d->color->format;
+                    in[i].color = d->color->data;
+                    in[i].color_size = d->color->size;
+                    in[i].color_width = d->color->width;
+                    in[i].color_height = d->color->height;
+                    in[i].color_stride = d->color->stride > 0 ? (size_t)d->color->stride : 0;
+                    if (d->color->format != KS_FORMAT_MJPG && d->color->format != KS_FORMAT_BGRA32)
+                        in[i].color = NULL; /* NV12/YUY2: not decoded here */
+                }
+            }
+        }
+        ks_fuse_stats fs;
+        if (ks_fuse_run(fz, in, &cloud, &fs, &err)) {
+            ks_cli_print_error("fuse", &err);
+            rc = KS_EXIT_FAIL;
+            goto done;
+        }
+        char path[4096];
+        snprintf(path, sizeof path, "%s/fused-%06ld.ply", out_dir, sets);
+        if (ks_ply_write(path, &cloud, ply_fields, &err)) {
+            ks_cli_print_error("fuse", &err);
+            rc = KS_EXIT_FAIL;
+            goto done;
+        }
+        json_array_append_new(outputs, json_string(path));
+        if (fill >= 0 && in[fill].depth) {
+            const ks_intrinsics *di = &devs[fill].cal.depth;
+            ks_extrinsics rig_to_cam;
+            ks_extrinsics_invert(&devs[fill].pose.depth_to_rig, &rig_to_cam);
+            ks_render_depth(&cloud, di, &rig_to_cam, (float)voxel, render, NULL);
+            /* the device's own depth, packed (the recording's rows may be padded) */
+            for (int v = 0; v < di->height; v++)
+                memcpy(filled + (size_t)v * (size_t)di->width,
+                       in[fill].depth + (size_t)v * (in[fill].depth_stride ? in[fill].depth_stride : (size_t)di->width),
+                       (size_t)di->width * sizeof *filled);
+            size_t nf = ks_depth_fill_holes(filled, render, di->width, di->height, filled);
+            filled_total += nf;
+            snprintf(path, sizeof path, "%s/filled-%s-%06ld.png", out_dir, devs[fill].desc.serial, sets);
+            if (ks_png_write_depth16(path, filled, di->width, di->height, &err)) {
+                ks_cli_print_error("fuse", &err);
+                rc = KS_EXIT_FAIL;
+                goto done;
+            }
+            json_array_append_new(outputs, json_string(path));
+        }
+        for (int i = 0; i < n; i++)
+            if (in[i].depth) {
+                devs[i].sets++;
+                devs[i].points += (double)fs.points[i];
+            }
+        sum_voxels += (double)fs.voxels;
+        sum_shared += (double)fs.voxels_shared;
+        sum_ms += fs.ms_total;
+        sets++;
+        if (tty)
+            fprintf(stderr, "\rfuse: frame set %ld%s%ld: %d of %d devices, %zu points -> %zu voxels   ", sets,
+                    frames ? "/" : "", frames ? frames : sets, present, n, fs.points_total, fs.voxels);
+    }
+    if (tty)
+        fputc('\n', stderr);
+    if (rc != KS_EXIT_OK)
+        goto done;
+    if (sets == 0) {
+        fprintf(stderr, "kinsync fuse: no frame set: %s has no depth frames\n", devs[master].path);
+        rc = KS_EXIT_FAIL;
+        goto done;
+    }
+    double ds = (double)sets;
+    if (json) {
+        json_t *jd = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(jd, json_pack("{s:s, s:s, s:i, s:f}", "serial", devs[i].desc.serial, "recording",
+                                                devs[i].path, "frame_sets", devs[i].sets, "points_mean",
+                                                devs[i].sets ? devs[i].points / devs[i].sets : 0.0));
+        json_t *root = json_pack("{s:i, s:f, s:o, s:f, s:f, s:f, s:f, s:o}", "frame_sets", (int)sets, "voxel_mm",
+                                 voxel, "devices", jd, "voxels_mean", sum_voxels / ds, "shared_voxels_mean",
+                                 sum_shared / ds, "overlap_fraction", sum_voxels > 0 ? sum_shared / sum_voxels : 0.0,
+                                 "ms_per_frame_set", sum_ms / ds, "outputs", outputs);
+        outputs = NULL;
+        if (fill >= 0) {
+            json_object_set_new(root, "fill_device", json_string(devs[fill].desc.serial));
+            json_object_set_new(root, "filled_pixels", json_integer((json_int_t)filled_total));
+        }
+        char *s = json_dumps(root, JSON_INDENT(2));
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        json_decref(root);
+    } else {
+        printf("fused %ld frame set%s of %d devices, %.3g mm voxels -> %s/fused-*.ply\n", sets, sets == 1 ? "" : "s",
+               n, voxel, out_dir);
+        for (int i = 0; i < n; i++)
+            printf("  %-14s %6d frame sets, %9.0f points per set  (%s)\n", devs[i].desc.serial, devs[i].sets,
+                   devs[i].sets ? devs[i].points / devs[i].sets : 0.0, base_name(devs[i].path));
+        printf("  merged: %.0f voxels per set, %.0f seen by 2+ devices (overlap %.1f%%), %.1f ms per set\n",
+               sum_voxels / ds, sum_shared / ds, sum_voxels > 0 ? 100.0 * sum_shared / sum_voxels : 0.0, sum_ms / ds);
+        if (fill >= 0)
+            printf("  fill: %zu pixels of %s's depth filled from the other devices (%.0f per set) -> "
+                   "%s/filled-%s-*.png\n",
+                   filled_total, devs[fill].desc.serial, (double)filled_total / ds, out_dir, devs[fill].desc.serial);
+    }
+done:
+    if (devs)
+        for (int i = 0; i < n; i++) {
+            if (devs[i].depth)
+                ks_image_release(devs[i].depth);
+            if (devs[i].color)
+                ks_image_release(devs[i].color);
+            if (devs[i].r)
+                ks_mkv_reader_close(devs[i].r);
+        }
+    json_decref(outputs);
+    ks_fuse_destroy(fz);
+    ks_cloud_free(&cloud);
+    free(render);
+    free(filled);
+    free(devs);
+    free(fdev);
+    free(in);
+    free(poses);
+    return rc;
+}

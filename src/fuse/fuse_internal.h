@@ -1,0 +1,43 @@
+/* fuse/fuse_internal.h: helpers shared by the files of src/fuse. Not part of the public API. */
+#ifndef KS_FUSE_INTERNAL_H
+#define KS_FUSE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The hot loops are written as plain C that GCC vectorizes at -O3; the library builds at -O2
+ * (whose "very cheap" vectorizer skips loops with a remainder), so they ask for O3 themselves and
+ * get an AVX2+FMA clone picked at load time on x86-64. Sanitizer builds keep the plain version. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define KS_HOT __attribute__((optimize("O3"), target_clones("arch=x86-64-v3", "default")))
+#elif defined(__GNUC__) && !defined(__clang__)
+#define KS_HOT __attribute__((optimize("O3")))
+#else
+#define KS_HOT
+#endif
+
+#include "kinsync/fuse.h"
+
+/* Writer threads: after a reset, prepares `nwriters` segments in every partition, writer w adding
+ * at most max_points[w] points; then each writer thread calls ks_voxel_grid_add_writer for its
+ * devices (all partitions, its own segment: no locks), and each partition is aggregated by one
+ * thread. ks_voxel_grid_add cannot be mixed in until the next reset. */
+ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *max_points, ks_error *err);
+void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const float *x, const float *y,
+                              const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz,
+                              size_t n);
+/* Sums partition p's points into voxels (threads: one partition each). */
+ks_status ks_voxel_grid_aggregate_part(ks_voxel_grid *g, int partition, ks_error *err);
+/* Parallel read-out of a voxel grid, after aggregation: partition p's voxels go to out[offset..]; out must hold
+ * offset + ks_voxel_grid_part_used(g, p) points with ks_voxel_grid_fields(g). Returns the number
+ * written (fewer when min_weight drops some). */
+size_t ks_voxel_grid_part_used(const ks_voxel_grid *g, int partition);
+size_t ks_voxel_grid_extract_part(const ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
+                                  size_t offset);
+unsigned ks_voxel_grid_fields(const ks_voxel_grid *g);
+int ks_voxel_grid_partitions(const ks_voxel_grid *g);
+
+/* Milliseconds on the monotonic clock. */
+double ks_fuse_now_ms(void);
+
+#endif

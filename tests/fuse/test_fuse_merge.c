@@ -1,0 +1,353 @@
+/* Merging: the voxel grid's arithmetic, two devices fusing one wall, occlusion fill from another
+ * device, the interleaved stream and the rig pose file. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fuse/fuse_scene.h"
+#include "kinsync/fuse.h"
+#include "ks_test.h"
+
+static void test_voxel_average(void)
+{
+    ks_voxel_grid *g;
+    ks_error err;
+    KS_CHECK_INT(ks_voxel_grid_create(10, KS_CLOUD_COLOR | KS_CLOUD_NORMALS, 1, &g, &err), KS_OK);
+    float x[] = {1, 3, -1, NAN, 1e9f, 19.5f};
+    float y[] = {1, 5, -1, 0, 0, 0};
+    float z[] = {1, 7, -1, 0, 0, 0};
+    uint8_t rgb[] = {10, 20, 30, 20, 41, 60, 0, 0, 0, 1, 1, 1, 1, 1, 1, 200, 100, 50};
+    float nx[] = {1, 0, 0, 0, 0, 0}, ny[] = {0, 1, 0, 0, 0, 0}, nz[] = {0, 0, 1, 0, 0, 1};
+    KS_CHECK_INT(ks_voxel_grid_add(g, -1, 0, x, y, z, rgb, nx, ny, nz, 6, &err), KS_OK);
+    /* device 3 adds to the first voxel */
+    float x2[] = {5}, y2[] = {6}, z2[] = {1};
+    uint8_t rgb2[] = {30, 0, 0};
+    KS_CHECK_INT(ks_voxel_grid_add(g, -1, 3, x2, y2, z2, rgb2, NULL, NULL, NULL, 1, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_count(g), 3);
+    ks_cloud c = {0};
+    KS_CHECK_INT(ks_voxel_grid_extract(g, 0, &c, &err), KS_OK);
+    KS_CHECK_INT(c.count, 3);
+    int seen = 0;
+    for (size_t i = 0; i < c.count; i++) {
+        if (c.weight[i] == 3) { /* (1,1,1) (3,5,7) (5,6,1) */
+            seen |= 1;
+            KS_CHECK_NEAR(c.x[i], 3, 1e-4);
+            KS_CHECK_NEAR(c.y[i], 4, 1e-4);
+            KS_CHECK_NEAR(c.z[i], 3, 1e-4);
+            KS_CHECK_INT(c.devices[i], 1u | 8u);
+            KS_CHECK_INT(c.rgb[3 * i], 20);     /* (10+20+30)/3 */
+            KS_CHECK_INT(c.rgb[3 * i + 1], 20); /* (20+41+0)/3 = 20.3 */
+            KS_CHECK_INT(c.rgb[3 * i + 2], 30);
+            KS_CHECK_NEAR(c.nx[i], 1 / sqrt(2), 1e-5); /* (1,0,0)+(0,1,0), device 3 had none */
+            KS_CHECK_NEAR(c.nz[i], 0, 1e-6);
+        } else if (c.x[i] < 0) {
+            seen |= 2;
+            KS_CHECK_INT(c.weight[i], 1);
+            KS_CHECK_NEAR(c.x[i], -1, 1e-4);
+            KS_CHECK_NEAR(c.z[i], -1, 1e-4);
+        } else {
+            seen |= 4;
+            KS_CHECK_NEAR(c.x[i], 19.5, 1e-4);
+            KS_CHECK_INT(c.rgb[3 * i], 200);
+        }
+    }
+    KS_CHECK_INT(seen, 7);
+    KS_CHECK_INT(ks_voxel_grid_extract(g, 2, &c, &err), KS_OK);
+    KS_CHECK_INT(c.count, 1);
+    KS_CHECK_INT(ks_voxel_grid_add(g, 0, 32, x, y, z, NULL, NULL, NULL, NULL, 1, &err), KS_EINVAL);
+    KS_CHECK_INT(ks_voxel_grid_add(g, 1, 0, x, y, z, NULL, NULL, NULL, NULL, 1, &err), KS_EINVAL);
+    ks_voxel_grid_reset(g);
+    KS_CHECK_INT(ks_voxel_grid_count(g), 0);
+    ks_voxel_grid_destroy(g);
+
+    /* many voxels (grows past the initial table) on 3 partitions == one partition */
+    size_t n = 200000;
+    float *px = malloc(n * 4), *py = malloc(n * 4), *pz = malloc(n * 4);
+    uint64_t s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        px[i] = (float)((s >> 40) % 4000) - 2000.0f + 0.25f;
+        py[i] = (float)((s >> 20) % 50) * 3.0f;
+        pz[i] = (float)(i % 3) * 0.5f + 1000.0f;
+    }
+    ks_voxel_grid *g1, *g3;
+    KS_CHECK_INT(ks_voxel_grid_create(2, 0, 1, &g1, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_create(2, 0, 3, &g3, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_add(g1, -1, 0, px, py, pz, NULL, NULL, NULL, NULL, n, &err), KS_OK);
+    for (int p = 0; p < 3; p++)
+        KS_CHECK_INT(ks_voxel_grid_add(g3, p, 0, px, py, pz, NULL, NULL, NULL, NULL, n, &err), KS_OK);
+    KS_CHECK(ks_voxel_grid_count(g1) > 50000);
+    KS_CHECK_INT(ks_voxel_grid_count(g3), ks_voxel_grid_count(g1));
+    ks_cloud c1 = {0}, c3 = {0};
+    ks_voxel_grid_extract(g1, 0, &c1, &err);
+    ks_voxel_grid_extract(g3, 0, &c3, &err);
+    double s1 = 0, s3 = 0;
+    uint64_t w1 = 0, w3 = 0;
+    for (size_t i = 0; i < c1.count; i++)
+        s1 += c1.x[i] * (double)c1.weight[i], w1 += c1.weight[i];
+    for (size_t i = 0; i < c3.count; i++)
+        s3 += c3.x[i] * (double)c3.weight[i], w3 += c3.weight[i];
+    KS_CHECK_INT(w1, n);
+    KS_CHECK_INT(w3, n);
+    KS_CHECK_NEAR(s1, s3, fabs(s1) * 1e-6 + 1);
+    ks_cloud_free(&c), ks_cloud_free(&c1), ks_cloud_free(&c3);
+    ks_voxel_grid_destroy(g1), ks_voxel_grid_destroy(g3);
+    free(px), free(py), free(pz);
+    KS_CHECK_INT(ks_voxel_grid_create(0, 0, 1, &g1, &err), KS_EINVAL);
+}
+
+/* A wall at Z = 2000 mm seen by two devices 600 mm apart, converging. */
+typedef struct two_dev {
+    ks_fuse_device dev[2];
+    scene s;
+    uint16_t *depth[2];
+    size_t npix;
+} two_dev;
+
+static int two_dev_setup(two_dev *t)
+{
+    memset(t, 0, sizeof *t);
+    t->s = (scene){{0, 0, 1}, 2000, 0, {0, 0, 0}, 0};
+    double pos[2][3] = {{-300, 0, 0}, {300, 50, 100}}, target[3] = {0, 0, 2000};
+    for (int d = 0; d < 2; d++) {
+        if (!scene_calibration(20 + (uint64_t)d, KS_DEPTH_NFOV_2X2BINNED, KS_COLOR_OFF, &t->dev[d].calibration))
+            return 0;
+        scene_look_at(pos[d], target, &t->dev[d].depth_to_rig);
+        snprintf(t->dev[d].serial, sizeof t->dev[d].serial, "dev%d", d);
+        t->npix = (size_t)t->dev[d].calibration.depth.width * (size_t)t->dev[d].calibration.depth.height;
+        t->depth[d] = malloc(t->npix * 2);
+        scene_render(&t->s, &t->dev[d].calibration.depth, &t->dev[d].depth_to_rig, t->depth[d]);
+    }
+    return 1;
+}
+
+static void two_dev_free(two_dev *t)
+{
+    free(t->depth[0]);
+    free(t->depth[1]);
+}
+
+static void test_two_devices_one_surface(void)
+{
+    two_dev t;
+    KS_CHECK(two_dev_setup(&t));
+    for (int threads = 1; threads <= 2; threads++) {
+        ks_fuse_options o = {.voxel_mm = 20, .threads = threads, .normals = true}; /* > pixel spacing at 2 m */
+        ks_fuse *f;
+        ks_error err;
+        KS_CHECK_INT(ks_fuse_create(t.dev, 2, &o, &f, &err), KS_OK);
+        ks_fuse_input in[2] = {{.depth = t.depth[0]}, {.depth = t.depth[1]}};
+        ks_cloud c = {0};
+        ks_fuse_stats st;
+        KS_CHECK_INT(ks_fuse_run(f, in, &c, &st, &err), KS_OK);
+        KS_CHECK(st.points[0] > t.npix * 95 / 100 && st.points[1] > t.npix * 95 / 100);
+        KS_CHECK_INT(st.voxels, c.count);
+        /* one surface: every voxel on the wall, none doubled in depth */
+        double *e = malloc(c.count * sizeof *e);
+        size_t shared = 0;
+        for (size_t i = 0; i < c.count; i++) {
+            e[i] = fabs(c.z[i] - 2000.0);
+            shared += c.devices[i] == 3;
+        }
+        qsort(e, c.count, sizeof *e, cmp_double);
+        printf("  threads %d: %zu + %zu points -> %zu voxels, %zu shared, error median %.3f max %.3f mm, %.1f ms\n",
+               threads, st.points[0], st.points[1], c.count, st.voxels_shared, e[c.count / 2], e[c.count - 1],
+               st.ms_total);
+        KS_CHECK(e[c.count / 2] < 1.0);
+        KS_CHECK(e[c.count - 1] < 5.0); /* inside the one voxel layer at the wall */
+        KS_CHECK_INT(shared, st.voxels_shared);
+        KS_CHECK(shared > c.count / 4); /* the views overlap substantially */
+        /* the wall's voxel layer: at most 2 voxels thick in z (2000 is a voxel boundary) */
+        size_t off = 0;
+        for (size_t i = 0; i < c.count; i++)
+            off += c.z[i] < 1995 || c.z[i] > 2005;
+        KS_CHECK_INT(off, 0);
+        size_t good_n = 0;
+        for (size_t i = 0; i < c.count; i++)
+            good_n += c.nz[i] < -0.99f; /* faces the cameras (at z < 2000) */
+        KS_CHECK(good_n > c.count * 95 / 100);
+        /* a second run with one device missing reuses everything */
+        in[1].depth = NULL;
+        KS_CHECK_INT(ks_fuse_run(f, in, &c, &st, &err), KS_OK);
+        KS_CHECK_INT(st.points[1], 0);
+        KS_CHECK_INT(st.voxels_shared, 0);
+        free(e);
+        ks_cloud_free(&c);
+        ks_fuse_destroy(f);
+    }
+    two_dev_free(&t);
+}
+
+static void test_occlusion_fill(void)
+{
+    two_dev t;
+    KS_CHECK(two_dev_setup(&t));
+    const ks_intrinsics *in0 = &t.dev[0].calibration.depth;
+    int w = in0->width, h = in0->height;
+    uint16_t *truth = malloc(t.npix * 2);
+    memcpy(truth, t.depth[0], t.npix * 2);
+    /* a 40x30 hole in the middle of device 0's depth, where device 1 sees the wall too */
+    size_t hole = 0;
+    for (int v = h / 2 - 15; v < h / 2 + 15; v++)
+        for (int u = w / 2 - 20; u < w / 2 + 20; u++) {
+            t.depth[0][(size_t)v * (size_t)w + (size_t)u] = 0;
+            hole++;
+        }
+    size_t holes_before = 0;
+    for (size_t i = 0; i < t.npix; i++)
+        holes_before += t.depth[0][i] == 0;
+    ks_fuse_options o = {.voxel_mm = 5, .threads = 1};
+    ks_fuse *f;
+    ks_error err;
+    KS_CHECK_INT(ks_fuse_create(t.dev, 2, &o, &f, &err), KS_OK);
+    ks_fuse_input inp[2] = {{.depth = t.depth[0]}, {.depth = t.depth[1]}};
+    ks_cloud c = {0};
+    KS_CHECK_INT(ks_fuse_run(f, inp, &c, NULL, &err), KS_OK);
+    uint16_t *rend = malloc(t.npix * 2), *filled = malloc(t.npix * 2);
+    ks_extrinsics rig_to_cam;
+    ks_extrinsics_invert(&t.dev[0].depth_to_rig, &rig_to_cam);
+    size_t covered = ks_render_depth(&c, in0, &rig_to_cam, 5, rend, NULL);
+    KS_CHECK(covered > t.npix * 9 / 10);
+    size_t nfill = ks_depth_fill_holes(t.depth[0], rend, w, h, filled);
+    size_t in_hole = 0, close = 0;
+    double maxe = 0;
+    for (int v = h / 2 - 15; v < h / 2 + 15; v++)
+        for (int u = w / 2 - 20; u < w / 2 + 20; u++) {
+            size_t k = (size_t)v * (size_t)w + (size_t)u;
+            if (!filled[k])
+                continue;
+            in_hole++;
+            double e = fabs((double)filled[k] - truth[k]);
+            close += e <= 3;
+            maxe = e > maxe ? e : maxe;
+        }
+    printf("  hole %zu px: %zu filled (of %zu filled overall), %zu within 3 mm, max error %.0f mm\n", hole, in_hole,
+           nfill, close, maxe);
+    KS_CHECK_INT(in_hole, hole);
+    KS_CHECK(close >= hole * 98 / 100);
+    KS_CHECK(nfill >= hole && nfill <= holes_before);
+    /* pixels with depth are never changed */
+    size_t changed = 0;
+    for (size_t i = 0; i < t.npix; i++)
+        changed += t.depth[0][i] && filled[i] != t.depth[0][i];
+    KS_CHECK_INT(changed, 0);
+    /* the filled view survives a PNG round trip size-wise */
+    char path[512];
+    snprintf(path, sizeof path, "%s/fuse-test-fill.png", KS_BINARY_DIR);
+    KS_CHECK_INT(ks_png_write_depth16(path, filled, w, h, &err), KS_OK);
+    FILE *fp = fopen(path, "rb");
+    unsigned char sig[24] = {0};
+    KS_CHECK(fp && fread(sig, 1, 24, fp) == 24);
+    if (fp)
+        fclose(fp);
+    KS_CHECK(memcmp(sig + 1, "PNG", 3) == 0);
+    KS_CHECK_INT((sig[16] << 24 | sig[17] << 16 | sig[18] << 8 | sig[19]), w);
+    KS_CHECK_INT((sig[20] << 24 | sig[21] << 16 | sig[22] << 8 | sig[23]), h);
+    remove(path);
+    KS_CHECK_INT(ks_png_write_depth16("/nonexistent-dir/x.png", filled, w, h, &err), KS_EIO);
+    KS_CHECK_CONTAINS(err.message, "/nonexistent-dir/x.png");
+    free(truth), free(rend), free(filled);
+    ks_cloud_free(&c);
+    ks_fuse_destroy(f);
+    two_dev_free(&t);
+}
+
+static void test_interleave(void)
+{
+    /* 3 devices at 30 fps offset by a third of the period: 90 frames/s in one stream */
+    ks_rig_pose poses[3];
+    memset(poses, 0, sizeof poses);
+    for (int d = 0; d < 3; d++) {
+        ks_extrinsics_identity(&poses[d].depth_to_rig);
+        poses[d].depth_to_rig.t[0] = 100.0 * d;
+    }
+    enum { N = 30 };
+    ks_stream_frame in[3 * N], out[3 * N];
+    static int images[3 * N];
+    size_t k = 0;
+    for (int d = 2; d >= 0; d--) /* device-major input order, newest device first */
+        for (int i = 0; i < N; i++) {
+            images[k] = d * 1000 + i;
+            in[k] = (ks_stream_frame){d, 1000000 + (int64_t)i * 33333 + d * 11111, &images[k], {{0}, {0}}};
+            k++;
+        }
+    ks_interleave_stats st;
+    ks_error err;
+    KS_CHECK_INT(ks_interleave(in, k, poses, 3, out, &st, &err), KS_OK);
+    int ordered = 1, cycle = 1;
+    for (size_t i = 0; i < k; i++) {
+        if (i && out[i].timestamp_us <= out[i - 1].timestamp_us)
+            ordered = 0;
+        if (out[i].device != (int)(i % 3) || *(const int *)out[i].image != out[i].device * 1000 + (int)(i / 3))
+            cycle = 0;
+        KS_CHECK_NEAR(out[i].pose.t[0], 100.0 * out[i].device, 0);
+    }
+    KS_CHECK(ordered);
+    KS_CHECK(cycle);
+    KS_CHECK_INT(st.frames, 90);
+    KS_CHECK_NEAR(st.min_gap_us, 11111, 0.5);
+    KS_CHECK_NEAR(st.max_gap_us, 11111, 0.5);
+    KS_CHECK_NEAR(st.rate_hz, 90, 0.01);
+    /* equal timestamps: device order */
+    ks_stream_frame tie[2] = {{1, 5, NULL, {{0}, {0}}}, {0, 5, NULL, {{0}, {0}}}}, tout[2];
+    KS_CHECK_INT(ks_interleave(tie, 2, poses, 3, tout, NULL, &err), KS_OK);
+    KS_CHECK_INT(tout[0].device, 0);
+    tie[0].device = 7;
+    KS_CHECK_INT(ks_interleave(tie, 2, poses, 3, tout, NULL, &err), KS_EINVAL);
+    KS_CHECK_CONTAINS(err.message, "device 7");
+}
+
+static void test_rig_poses(void)
+{
+    const char *good = "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": [\n"
+                       " {\"serial\": \"000123\", \"depth_to_rig\": {\"R\": [1,0,0, 0,1,0, 0,0,1], \"t\": [0,0,0]}},\n"
+                       " {\"serial\": \"000456\", \"depth_to_rig\": {\"R\": [0,-1,0, 1,0,0, 0,0,1], \"t\": [500,0,10]},\n"
+                       "  \"color_to_rig\": {\"rotation\": [1,0,0, 0,1,0, 0,0,1], \"translation_m\": [0.032,0,0]}}]}";
+    ks_rig_pose *p;
+    size_t n;
+    ks_error err;
+    KS_CHECK_INT(ks_rig_poses_parse(good, strlen(good), "rc.json", &p, &n, &err), KS_OK);
+    KS_CHECK_INT(n, 2);
+    const ks_rig_pose *q = ks_rig_pose_find(p, n, "000456");
+    KS_CHECK(q != NULL);
+    if (q) {
+        KS_CHECK_NEAR(q->depth_to_rig.t[0], 500, 0);
+        KS_CHECK_NEAR(q->depth_to_rig.R[1], -1, 0);
+        KS_CHECK_NEAR(q->color_to_rig.t[0], 32, 1e-9);
+    }
+    KS_CHECK(ks_rig_pose_find(p, n, "nope") == NULL);
+    KS_CHECK_NEAR(p[0].color_to_rig.R[0], 1, 0);
+    free(p);
+    const char *bad[] = {
+        "{",
+        "{\"devices\": []}",
+        "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": []}",
+        "{\"format\": \"other\", \"version\": 1, \"devices\": [{\"serial\": \"a\", \"depth_to_rig\": "
+        "{\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}}]}",
+        "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": [{\"depth_to_rig\": {\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}}]}",
+        "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": [{\"serial\": \"a\", \"depth_to_rig\": {\"R\": [2,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}}]}",
+        "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": [{\"serial\": \"a\", \"depth_to_rig\": {\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0]}}]}",
+        "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": [{\"serial\": \"a\"}]}",
+        "{\"format\": \"kinsync-rig-calibration\", \"version\": 1, \"devices\": [{\"serial\": \"a\", \"depth_to_rig\": {\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}},"
+        " {\"serial\": \"a\", \"depth_to_rig\": {\"R\": [1,0,0,0,1,0,0,0,1], \"t\": [0,0,0]}}]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        KS_CHECK_MSG(ks_rig_poses_parse(bad[i], strlen(bad[i]), "rc.json", &p, &n, &err) == KS_EPARSE, "case %zu", i);
+        KS_CHECK_CONTAINS(err.message, "rc.json");
+        KS_CHECK(p == NULL && n == 0);
+    }
+    KS_CHECK_INT(ks_rig_poses_load("/nonexistent/rig-calibration.json", &p, &n, &err), KS_ENOTFOUND);
+    const char *v2 = "{\"format\": \"kinsync-rig-calibration\", \"version\": 2, \"devices\": []}";
+    KS_CHECK_INT(ks_rig_poses_parse(v2, strlen(v2), "rc.json", &p, &n, &err), KS_EUNSUPPORTED);
+    KS_CHECK_CONTAINS(err.message, "version");
+}
+
+int main(void)
+{
+    KS_RUN(test_voxel_average);
+    KS_RUN(test_two_devices_one_surface);
+    KS_RUN(test_occlusion_fill);
+    KS_RUN(test_interleave);
+    KS_RUN(test_rig_poses);
+    return KS_TEST_END();
+}

@@ -1,0 +1,220 @@
+/* Depth to points: unprojection tables against an independent inverse of ks_project, the golden
+ * values of the SDK test calibration, normals, and color from BGRA and MJPEG. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <turbojpeg.h>
+
+#include "fuse/fuse_scene.h"
+#include "kinsync/fuse.h"
+#include "ks_test.h"
+#include "support/calib_fixtures.h"
+
+/* Plane and sphere seen by one camera with a pose: unprojected points lie on the true surfaces. */
+static void test_points_on_surface(void)
+{
+    ks_calibration cal;
+    KS_CHECK(scene_calibration(7, KS_DEPTH_NFOV_UNBINNED, KS_COLOR_OFF, &cal));
+    const ks_intrinsics *in = &cal.depth;
+    ks_unproject_table t;
+    ks_error err;
+    KS_CHECK_INT(ks_unproject_table_build(in, &t, &err), KS_OK);
+    size_t npix = (size_t)in->width * (size_t)in->height;
+    KS_CHECK_INT(t.width, 640);
+    KS_CHECK_INT(t.height, 576);
+    KS_CHECK(t.valid_count > npix * 99 / 100);
+
+    scene s = {{0.1, -0.05, 0.99}, 0, 1, {150, -80, 1400}, 250};
+    double l = sqrt(s.n[0] * s.n[0] + s.n[1] * s.n[1] + s.n[2] * s.n[2]);
+    for (int i = 0; i < 3; i++)
+        s.n[i] /= l;
+    ks_extrinsics pose;
+    double pos[3] = {-300, 200, -100}, target[3] = {0, 0, 1800};
+    scene_look_at(pos, target, &pose);
+    s.d = 2000;
+    uint16_t *depth = malloc(npix * sizeof *depth);
+    float *x = malloc(npix * 4), *y = malloc(npix * 4), *z = malloc(npix * 4);
+    size_t rendered = scene_render(&s, in, &pose, depth);
+    KS_CHECK(rendered > npix * 95 / 100);
+    size_t valid = ks_depth_to_points(&t, depth, 0, &pose, x, y, z);
+    KS_CHECK(valid >= rendered * 99 / 100 && valid <= rendered);
+    double *errs = malloc(npix * sizeof *errs);
+    size_t m = 0, on_sphere = 0;
+    for (size_t i = 0; i < npix; i++) {
+        if (!(x[i] == x[i])) {
+            KS_CHECK(depth[i] == 0 || !(t.x[i] == t.x[i]));
+            continue;
+        }
+        double p[3] = {x[i], y[i], z[i]};
+        errs[m++] = scene_distance(&s, p);
+        double q[3] = {p[0] - s.c[0], p[1] - s.c[1], p[2] - s.c[2]};
+        on_sphere += fabs(sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2]) - s.r) < 2;
+    }
+    qsort(errs, m, sizeof *errs, cmp_double);
+    double med = errs[m / 2], p99 = errs[m * 99 / 100];
+    printf("  %zu points, surface error median %.3f mm, p99 %.3f mm, %zu on the sphere\n", m, med, p99, on_sphere);
+    KS_CHECK(med < 1.0);
+    KS_CHECK(p99 < 2.0);
+    KS_CHECK(on_sphere > 10000);
+
+    /* stride: the same image inside a wider buffer gives the same points */
+    uint16_t *wide = calloc(npix + 64 * (size_t)in->height, sizeof *wide);
+    for (int v = 0; v < in->height; v++)
+        memcpy(wide + (size_t)v * (size_t)(in->width + 64), depth + (size_t)v * (size_t)in->width,
+               (size_t)in->width * 2);
+    float *x2 = malloc(npix * 4), *y2 = malloc(npix * 4), *z2 = malloc(npix * 4);
+    KS_CHECK_INT(ks_depth_to_points(&t, wide, (size_t)in->width + 64, &pose, x2, y2, z2), valid);
+    KS_CHECK(memcmp(x, x2, npix * 4) == 0 && memcmp(z, z2, npix * 4) == 0);
+
+    /* normals of the plane face the camera and are parallel to n */
+    float *nx = malloc(npix * 4), *ny = malloc(npix * 4), *nz = malloc(npix * 4);
+    size_t nn = ks_points_normals(x, y, z, in->width, in->height, pose.t, 20, nx, ny, nz);
+    KS_CHECK(nn > valid * 9 / 10);
+    size_t plane_pts = 0, good = 0;
+    for (size_t i = 0; i < npix; i++) {
+        if (!(nx[i] == nx[i]) || !(x[i] == x[i]))
+            continue;
+        double p[3] = {x[i], y[i], z[i]};
+        if (fabs(s.n[0] * p[0] + s.n[1] * p[1] + s.n[2] * p[2] - s.d) > 2)
+            continue;
+        plane_pts++;
+        double dot = nx[i] * s.n[0] + ny[i] * s.n[1] + nz[i] * s.n[2]; /* camera is on the -n side */
+        good += dot < -0.98;
+    }
+    KS_CHECK(plane_pts > 100000);
+    KS_CHECK_MSG(good > plane_pts * 95 / 100, "%zu of %zu plane normals within 11 degrees", good, plane_pts);
+    free(nx), free(ny), free(nz), free(wide), free(x2), free(y2), free(z2);
+    free(errs), free(depth), free(x), free(y), free(z);
+    ks_unproject_table_free(&t);
+}
+
+/* The facts page's golden value: SDK test calibration, WFOV_2X2BINNED, pixel (256,256) at 1000 mm. */
+static void test_golden_unprojection(void)
+{
+    size_t len;
+    char *js = ks_calib_test_read_fixture("k4a/sdk-unittest-calibration.json", &len);
+    KS_CHECK(js != NULL);
+    if (!js)
+        return;
+    ks_calibration cal;
+    ks_error err;
+    KS_CHECK_INT(ks_calibration_from_json(js, len, KS_DEPTH_WFOV_2X2BINNED, KS_COLOR_2160P, &cal, &err), KS_OK);
+    free(js);
+    ks_unproject_table t;
+    KS_CHECK_INT(ks_unproject_table_build(&cal.depth, &t, &err), KS_OK);
+    size_t npix = (size_t)t.width * (size_t)t.height;
+    uint16_t *depth = malloc(npix * 2);
+    for (size_t i = 0; i < npix; i++)
+        depth[i] = 1000;
+    float *x = malloc(npix * 4), *y = malloc(npix * 4), *z = malloc(npix * 4);
+    ks_depth_to_points(&t, depth, 0, NULL, x, y, z);
+    size_t i = 256 * (size_t)t.width + 256;
+    KS_CHECK_NEAR(x[i], -2.45376134, 1e-3);
+    KS_CHECK_NEAR(y[i], -1.66107690, 1e-3);
+    KS_CHECK_NEAR(z[i], 1000, 1e-6);
+    /* WFOV corners are outside the lens model: NaN, not garbage */
+    KS_CHECK(!(x[0] == x[0]));
+    KS_CHECK(t.valid_count < npix);
+    /* color of that point lands on the facts page's color pixel */
+    double p[3] = {x[i], y[i], z[i]}, q[3], uv[2];
+    ks_extrinsics_apply(&cal.depth_to_color, p, q);
+    KS_CHECK(ks_project(&cal.color, q, uv));
+    KS_CHECK_NEAR(uv[0], 1835.689453, 1e-2);
+    KS_CHECK_NEAR(uv[1], 1206.290039, 1e-2);
+    free(depth), free(x), free(y), free(z);
+    ks_unproject_table_free(&t);
+}
+
+/* Color: a BGRA image whose left half is red and right half blue; a wall seen by the depth camera is
+ * colored accordingly; the same image through MJPEG (full and 1/4 scale) gives the same answer. */
+static void test_colorize(void)
+{
+    ks_calibration cal;
+    KS_CHECK(scene_calibration(11, KS_DEPTH_NFOV_2X2BINNED, KS_COLOR_720P, &cal));
+    int cw = cal.color.width, ch = cal.color.height;
+    KS_CHECK_INT(cw, 1280);
+    uint8_t *bgra = malloc((size_t)cw * (size_t)ch * 4);
+    for (int v = 0; v < ch; v++)
+        for (int u = 0; u < cw; u++) {
+            uint8_t *p = bgra + ((size_t)v * (size_t)cw + (size_t)u) * 4;
+            int left = u < cw / 2;
+            p[0] = left ? 0 : 255; /* B */
+            p[1] = 0;
+            p[2] = left ? 255 : 0; /* R */
+            p[3] = 255;
+        }
+    ks_unproject_table t;
+    ks_error err;
+    KS_CHECK_INT(ks_unproject_table_build(&cal.depth, &t, &err), KS_OK);
+    size_t npix = (size_t)t.width * (size_t)t.height;
+    uint16_t *depth = malloc(npix * 2);
+    for (size_t i = 0; i < npix; i++)
+        depth[i] = 1500;
+    float *x = malloc(npix * 4), *y = malloc(npix * 4), *z = malloc(npix * 4);
+    ks_depth_to_points(&t, depth, 0, NULL, x, y, z);
+    uint8_t *rgb = malloc(npix * 3);
+    const uint8_t grey[3] = {1, 2, 3};
+    ks_color_image img = {cw, ch, (size_t)cw * 4, bgra, 1};
+    size_t colored = ks_points_colorize(x, y, z, npix, &cal.depth_to_color, &cal.color, &img, grey, rgb);
+    KS_CHECK(colored > npix / 2);
+    /* classify each point by where it projects */
+    size_t right = 0, wrong = 0;
+    for (size_t i = 0; i < npix; i++) {
+        double p[3] = {x[i], y[i], z[i]}, q[3], uv[2];
+        ks_extrinsics_apply(&cal.depth_to_color, p, q);
+        if (!ks_project(&cal.color, q, uv) || uv[0] < 2 || uv[0] > cw - 3 || uv[1] < 0 || uv[1] > ch - 1 ||
+            fabs(uv[0] - cw / 2.0) < 2)
+            continue;
+        int left = uv[0] < cw / 2.0;
+        const uint8_t *c = rgb + 3 * i;
+        if ((left && c[0] == 255 && c[2] == 0) || (!left && c[0] == 0 && c[2] == 255))
+            right++;
+        else
+            wrong++;
+    }
+    KS_CHECK(right > npix / 3);
+    KS_CHECK_INT(wrong, 0);
+
+    /* MJPEG */
+    tjhandle tj = tjInitCompress();
+    unsigned char *jpg = NULL;
+    unsigned long jsize = 0;
+    KS_CHECK(tjCompress2(tj, bgra, cw, cw * 4, ch, TJPF_BGRA, &jpg, &jsize, TJSAMP_422, 90, 0) == 0);
+    tjDestroy(tj);
+    ks_mjpeg_decoder *dec;
+    KS_CHECK_INT(ks_mjpeg_decoder_create(&dec, &err), KS_OK);
+    for (int den = 1; den <= 4; den *= 4) {
+        ks_color_image di;
+        KS_CHECK_INT(ks_mjpeg_decode(dec, jpg, jsize, den, &di, &err), KS_OK);
+        KS_CHECK_INT(di.width, cw / den);
+        KS_CHECK_INT(di.height, ch / den);
+        uint8_t *rgb2 = malloc(npix * 3);
+        ks_points_colorize(x, y, z, npix, &cal.depth_to_color, &cal.color, &di, grey, rgb2);
+        size_t agree = 0, total = 0;
+        for (size_t i = 0; i < npix; i++) {
+            if (rgb[3 * i] == 1)
+                continue;
+            total++;
+            agree += abs(rgb2[3 * i] - rgb[3 * i]) < 40 && abs(rgb2[3 * i + 2] - rgb[3 * i + 2]) < 40;
+        }
+        KS_CHECK_MSG(agree > total * 97 / 100, "scale 1/%d: %zu of %zu agree", den, agree, total);
+        free(rgb2);
+    }
+    /* garbage is refused, not crashed on */
+    ks_color_image di;
+    uint8_t junk[100] = {0xff, 0xd8, 1, 2, 3};
+    KS_CHECK_INT(ks_mjpeg_decode(dec, junk, sizeof junk, 1, &di, &err), KS_EPARSE);
+    KS_CHECK_INT(ks_mjpeg_decode(dec, jpg, jsize, 3, &di, &err), KS_EINVAL);
+    ks_mjpeg_decoder_destroy(dec);
+    tjFree(jpg);
+    free(bgra), free(depth), free(x), free(y), free(z), free(rgb);
+    ks_unproject_table_free(&t);
+}
+
+int main(void)
+{
+    KS_RUN(test_points_on_surface);
+    KS_RUN(test_golden_unprojection);
+    KS_RUN(test_colorize);
+    return KS_TEST_END();
+}
