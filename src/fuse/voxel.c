@@ -391,12 +391,15 @@ static int cell_lookup(part *p, uint64_t cell, uint32_t *idx)
 }
 
 /* Sums partition p's records per voxel into p->out (see the file comment). */
-static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
+/* Sums partition pi's records per voxel into o[off..] (o must hold off + the partition's record
+ * count points with ks_voxel_grid_fields); voxels with fewer than min_weight points are left out.
+ * *written gets the number of voxels written. */
+static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, ks_cloud *o, size_t off,
+                                size_t *written, ks_error *err)
 {
     part *p = &g->parts[pi];
     scratch *s = g->scr[pi];
-    if (p->aggregated)
-        return KS_OK;
+    *written = 0;
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
     size_t n = 0;
     for (int sg = 0; sg < p->nseg; sg++)
@@ -417,9 +420,6 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
         if (!p->run_cap)
             return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", n);
     }
-    ks_status st = ks_cloud_reserve(&p->out, p->rec_cap, ks_voxel_grid_fields(g), err);
-    if (st)
-        return st;
     /* 1: runs of records in one cell */
     if (p->ckey)
         memset(p->ckey, 0, p->ccap * sizeof *p->ckey);
@@ -459,8 +459,7 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
         cs[0] = 0;
     }
     /* 3: per cell, dense sums */
-    ks_cloud *o = &p->out;
-    size_t no = 0;
+    size_t no = off;
     const float v = g->voxel;
     for (size_t c = 0; c < p->ncell; c++) {
         int nt = 0;
@@ -509,6 +508,14 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
         for (int t = 0; t < nt; t++) {
             uint32_t l = s->touched[t];
             int lx = (int)(l >> (2 * CELL_BITS)), ly = (int)((l >> CELL_BITS) & LOW_MASK), lz = (int)(l & LOW_MASK);
+            if (s->a[l].count < min_weight) {
+                memset(&s->a[l], 0, sizeof s->a[l]);
+                if (color)
+                    s->ccount[l] = s->r[l] = s->g[l] = s->b[l] = 0;
+                if (normals)
+                    s->nx[l] = s->ny[l] = s->nz[l] = 0;
+                continue;
+            }
             float inv_n = 1.0f / ((float)s->a[l].count * FRAC_ONE);
             o->x[no] = ((float)(bx + lx) + s->a[l].sx * inv_n) * v;
             o->y[no] = ((float)(by + ly) + s->a[l].sy * inv_n) * v;
@@ -535,14 +542,40 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
             no++;
         }
     }
-    o->count = no;
-    p->aggregated = true;
+    *written = no - off;
     return KS_OK;
 }
 
-ks_status ks_voxel_grid_aggregate_part(ks_voxel_grid *g, int partition, ks_error *err)
+size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition)
 {
-    return aggregate_part(g, partition, err);
+    const part *p = &g->parts[partition];
+    size_t n = 0;
+    for (int sg = 0; sg < p->nseg; sg++)
+        n += p->seg_n[sg];
+    return n;
+}
+
+ks_status ks_voxel_grid_aggregate_into(ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
+                                       size_t offset, size_t *written, ks_error *err)
+{
+    return aggregate_into(g, partition, min_weight, out, offset, written, err);
+}
+
+/* For ks_voxel_grid_count: the partition's voxels in its own cloud, computed once per content. */
+static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
+{
+    part *p = &g->parts[pi];
+    if (p->aggregated)
+        return KS_OK;
+    ks_status st = ks_cloud_reserve(&p->out, ks_voxel_grid_part_records(g, pi), ks_voxel_grid_fields(g), err);
+    if (st)
+        return st;
+    size_t w;
+    if ((st = aggregate_into(g, pi, 0, &p->out, 0, &w, err)) != KS_OK)
+        return st;
+    p->out.count = w;
+    p->aggregated = true;
+    return KS_OK;
 }
 
 static ks_status aggregate_all(const ks_voxel_grid *cg, ks_error *err)
@@ -566,76 +599,27 @@ size_t ks_voxel_grid_count(const ks_voxel_grid *g)
     return n;
 }
 
-size_t ks_voxel_grid_part_used(const ks_voxel_grid *g, int partition)
-{
-    return g->parts[partition].out.count;
-}
-
 unsigned ks_voxel_grid_fields(const ks_voxel_grid *g)
 {
     return KS_CLOUD_WEIGHT | KS_CLOUD_DEVICES | g->fields;
 }
 
-int ks_voxel_grid_partitions(const ks_voxel_grid *g)
+ks_status ks_voxel_grid_extract(const ks_voxel_grid *cg, uint32_t min_weight, ks_cloud *out, ks_error *err)
 {
-    return g->nparts;
-}
-
-size_t ks_voxel_grid_extract_part(const ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
-                                  size_t offset)
-{
-    const ks_cloud *c = &g->parts[partition].out;
-    const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
-    size_t o = offset;
-    if (min_weight <= 1) {
-        size_t n = c->count;
-        memcpy(out->x + o, c->x, n * sizeof *c->x);
-        memcpy(out->y + o, c->y, n * sizeof *c->y);
-        memcpy(out->z + o, c->z, n * sizeof *c->z);
-        memcpy(out->weight + o, c->weight, n * sizeof *c->weight);
-        memcpy(out->devices + o, c->devices, n * sizeof *c->devices);
-        if (color)
-            memcpy(out->rgb + 3 * o, c->rgb, 3 * n);
-        if (normals) {
-            memcpy(out->nx + o, c->nx, n * sizeof *c->nx);
-            memcpy(out->ny + o, c->ny, n * sizeof *c->ny);
-            memcpy(out->nz + o, c->nz, n * sizeof *c->nz);
-        }
-        return n;
-    }
-    for (size_t i = 0; i < c->count; i++) {
-        if (c->weight[i] < min_weight)
-            continue;
-        out->x[o] = c->x[i];
-        out->y[o] = c->y[i];
-        out->z[o] = c->z[i];
-        out->weight[o] = c->weight[i];
-        out->devices[o] = c->devices[i];
-        if (color)
-            memcpy(out->rgb + 3 * o, c->rgb + 3 * i, 3);
-        if (normals) {
-            out->nx[o] = c->nx[i];
-            out->ny[o] = c->ny[i];
-            out->nz[o] = c->nz[i];
-        }
-        o++;
-    }
-    return o - offset;
-}
-
-ks_status ks_voxel_grid_extract(const ks_voxel_grid *g, uint32_t min_weight, ks_cloud *out, ks_error *err)
-{
-    ks_status st = aggregate_all(g, err);
-    if (st)
-        return st;
+    ks_voxel_grid *g = (ks_voxel_grid *)cg; /* the records are only read; the scratch is the grid's */
     size_t total = 0;
     for (int i = 0; i < g->nparts; i++)
-        total += g->parts[i].out.count;
-    if ((st = ks_cloud_reserve(out, total, ks_voxel_grid_fields(g), err)) != KS_OK)
+        total += ks_voxel_grid_part_records(g, i);
+    ks_status st = ks_cloud_reserve(out, total, ks_voxel_grid_fields(g), err);
+    if (st)
         return st;
     size_t o = 0;
-    for (int pi = 0; pi < g->nparts; pi++)
-        o += ks_voxel_grid_extract_part(g, pi, min_weight, out, o);
+    for (int pi = 0; pi < g->nparts; pi++) {
+        size_t w;
+        if ((st = aggregate_into(g, pi, min_weight, out, o, &w, err)) != KS_OK)
+            return st;
+        o += w;
+    }
     out->count = o;
     return KS_OK;
 }
