@@ -48,13 +48,16 @@ typedef struct part {
     size_t rec_cap;
     /* records are kept in segments, one per writer thread (ks_voxel_grid_add uses segment 0) */
     int nseg;
-    size_t seg_off[64], seg_n[64];
+    size_t seg_off[64], seg_n[64], seg_runs[64];
+    /* runs (consecutive records of one cell) are found while adding: per segment, at seg_off */
+    uint32_t *run_start, *run_len;
+    uint64_t *run_ckey;
     /* cell table: open addressing cell key -> cell index */
     uint64_t *ckey;
     uint32_t *cidx;
     size_t ccap, ncell;
-    /* runs of records in one cell; after the sort, order/slen hold start/length in cell order */
-    uint32_t *run_start, *run_len, *run_cell, *order, *slen;
+    /* aggregation: every run's cell index, then start/length of the runs in cell order */
+    uint32_t *run_cell, *order, *slen;
     uint32_t *cstart;       /* per cell, ncell + 1 */
     uint64_t *cell_keys;    /* per cell, in index order */
     size_t cell_list_cap;
@@ -147,6 +150,7 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
         free(p->cidx);
         free(p->run_start);
         free(p->run_len);
+        free(p->run_ckey);
         free(p->run_cell);
         free(p->order);
         free(p->slen);
@@ -166,6 +170,7 @@ void ks_voxel_grid_reset(ks_voxel_grid *g)
         g->parts[i].nseg = 1;
         g->parts[i].seg_off[0] = 0;
         g->parts[i].seg_n[0] = 0;
+        g->parts[i].seg_runs[0] = 0;
         g->parts[i].out.count = 0;
         g->parts[i].aggregated = true;
     }
@@ -218,6 +223,18 @@ static int grow_records(part *p, size_t need, bool normals, bool color)
     if (!r)
         return -1;
     p->rec = r;
+    uint32_t *rs = realloc(p->run_start, cap * sizeof *rs);
+    if (!rs)
+        return -1;
+    p->run_start = rs;
+    uint32_t *rl = realloc(p->run_len, cap * sizeof *rl);
+    if (!rl)
+        return -1;
+    p->run_len = rl;
+    uint64_t *rk = realloc(p->run_ckey, cap * sizeof *rk);
+    if (!rk)
+        return -1;
+    p->run_ckey = rk;
     if (normals) {
         float *n = realloc(p->nrm, cap * 3 * sizeof *n);
         if (!n)
@@ -246,6 +263,7 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
     uint16_t fx[BLOCK], fy[BLOCK], fz[BLOCK];
     uint64_t last_cell = 0;
     uint32_t last_part = 0;
+    bool new_run = true;
     for (size_t b = 0; b < n; b += BLOCK) {
         int m = (int)(n - b < BLOCK ? n - b : BLOCK);
         block_keys(x + b, y + b, z + b, m, g->inv, key, fx, fy, fz);
@@ -257,11 +275,20 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
             if (cell != last_cell) {
                 last_cell = cell;
                 last_part = np > 1 ? part_of(mix(cell), np) : 0;
+                new_run = true;
             }
             if (partition >= 0 && last_part != (uint32_t)partition)
                 continue;
             part *p = &g->parts[last_part];
             size_t pt = b + (size_t)i, at = p->seg_off[seg] + p->seg_n[seg]++;
+            if (new_run) { /* a run never spans a cell change: it is always its partition's last */
+                size_t ri = p->seg_off[seg] + p->seg_runs[seg]++;
+                p->run_start[ri] = (uint32_t)at;
+                p->run_len[ri] = 0;
+                p->run_ckey[ri] = cell;
+                new_run = false;
+            }
+            p->run_len[p->seg_off[seg] + p->seg_runs[seg] - 1]++;
             rec *r = &p->rec[at];
             r->key = k;
             r->fx = fx[i];
@@ -323,6 +350,7 @@ ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *ma
         for (int w = 0; w < nwriters; w++) {
             p->seg_off[w] = off;
             p->seg_n[w] = 0;
+            p->seg_runs[w] = 0;
             off += max_points[w];
         }
         p->aggregated = false;
@@ -406,54 +434,49 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
         n += p->seg_n[sg];
     if (p->rec_cap > p->run_cap) {
         size_t cap = p->rec_cap;
-        free(p->run_start);
-        free(p->run_len);
         free(p->run_cell);
         free(p->order);
         free(p->slen);
-        p->run_start = malloc(cap * sizeof(uint32_t));
-        p->run_len = malloc(cap * sizeof(uint32_t));
         p->run_cell = malloc(cap * sizeof(uint32_t));
         p->order = malloc(cap * sizeof(uint32_t));
         p->slen = malloc(cap * sizeof(uint32_t));
-        p->run_cap = (p->run_start && p->run_len && p->run_cell && p->order && p->slen) ? cap : 0;
+        p->run_cap = (p->run_cell && p->order && p->slen) ? cap : 0;
         if (!p->run_cap)
             return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", n);
     }
-    /* 1: runs of records in one cell */
+    /* 1: the cell index of every run (runs were found while adding) */
     if (p->ckey)
         memset(p->ckey, 0, p->ccap * sizeof *p->ckey);
     p->ncell = 0;
-    size_t nrun = 0;
     uint64_t last = 0;
     uint32_t last_idx = 0;
+    size_t nrun = 0;
     for (int sg = 0; sg < p->nseg; sg++)
-    for (size_t i = p->seg_off[sg]; i < p->seg_off[sg] + p->seg_n[sg]; i++) {
-        uint64_t cell = p->rec[i].key & CELL_KEY_MASK;
-        if (cell != last || i == p->seg_off[sg]) {
-            if (cell_lookup(p, cell, &last_idx) != 0)
-                return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for cells");
-            last = cell;
-            p->run_start[nrun] = (uint32_t)i;
-            p->run_len[nrun] = 0;
-            p->run_cell[nrun] = last_idx;
+        for (size_t r = p->seg_off[sg]; r < p->seg_off[sg] + p->seg_runs[sg]; r++) {
+            uint64_t cell = p->run_ckey[r];
+            if (cell != last || nrun == 0) {
+                if (cell_lookup(p, cell, &last_idx) != 0)
+                    return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for cells");
+                last = cell;
+            }
+            p->run_cell[r] = last_idx;
             nrun++;
         }
-        p->run_len[nrun - 1]++;
-    }
     uint32_t *cs = p->cstart;
     if (p->ncell) {
         memset(cs, 0, (p->ncell + 1) * sizeof *cs);
-        for (size_t r = 0; r < nrun; r++)
-            cs[p->run_cell[r] + 1]++;
+        for (int sg = 0; sg < p->nseg; sg++)
+            for (size_t r = p->seg_off[sg]; r < p->seg_off[sg] + p->seg_runs[sg]; r++)
+                cs[p->run_cell[r] + 1]++;
         for (size_t c = 0; c < p->ncell; c++)
             cs[c + 1] += cs[c];
-        /* 2: run indices in cell order (cs[c] walks to the end of cell c, restored below) */
-        for (size_t r = 0; r < nrun; r++) {
-            uint32_t dst = cs[p->run_cell[r]]++;
-            p->order[dst] = p->run_start[r];
-            p->slen[dst] = p->run_len[r];
-        }
+        /* 2: runs in cell order (cs[c] walks to the end of cell c, restored below) */
+        for (int sg = 0; sg < p->nseg; sg++)
+            for (size_t r = p->seg_off[sg]; r < p->seg_off[sg] + p->seg_runs[sg]; r++) {
+                uint32_t dst = cs[p->run_cell[r]]++;
+                p->order[dst] = p->run_start[r];
+                p->slen[dst] = p->run_len[r];
+            }
         for (size_t c = p->ncell; c > 0; c--)
             cs[c] = cs[c - 1];
         cs[0] = 0;
