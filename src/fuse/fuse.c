@@ -43,7 +43,7 @@ typedef struct job {
     int t;
     double ms_color;
     ks_cloud *out;
-    size_t offset, written; /* phase 3: where partition t goes, how many it wrote */
+    size_t offset, written, shared; /* phase 2: where partition t goes, voxels written, shared */
 } job;
 
 void ks_fuse_destroy(ks_fuse *f)
@@ -206,7 +206,7 @@ static void *voxel_worker(void *arg)
     job *j = arg;
     ks_fuse *f = j->f;
     ks_status st = ks_voxel_grid_aggregate_into(f->grid, j->t, f->opt.min_weight, j->out, j->offset, &j->written,
-                                                &f->thread_error[j->t]);
+                                                &j->shared, &f->thread_error[j->t]);
     if (st)
         f->thread_status[j->t] = st;
     return NULL;
@@ -245,7 +245,7 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
     int T = f->opt.threads;
     job jobs[64];
     for (int t = 0; t < T; t++) {
-        jobs[t] = (job){f, t, 0, out, 0, 0};
+        jobs[t] = (job){f, t, 0, out, 0, 0, 0};
         f->thread_status[t] = KS_OK;
     }
     f->in = inputs;
@@ -301,8 +301,8 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
             stats->points_total += f->dev[d].valid;
         }
         stats->voxels = out->count;
-        for (size_t i = 0; i < out->count; i++)
-            stats->voxels_shared += (out->devices[i] & (out->devices[i] - 1)) != 0;
+        for (int t = 0; t < T; t++)
+            stats->voxels_shared += jobs[t].shared;
         double mc = 0;
         for (int t = 0; t < T; t++)
             mc = jobs[t].ms_color > mc ? jobs[t].ms_color : mc;

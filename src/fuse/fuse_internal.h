@@ -30,9 +30,10 @@ void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const fl
 size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition);
 /* Sums partition p into voxels written at out[offset..]; out must hold offset +
  * ks_voxel_grid_part_records(g, p) points with ks_voxel_grid_fields(g). Threads: one partition each.
- * *written receives the number of voxels (those below min_weight are left out). */
+ * *written receives the number of voxels (those below min_weight are left out), *shared (may be
+ * NULL) those seen by two or more devices. */
 ks_status ks_voxel_grid_aggregate_into(ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
-                                       size_t offset, size_t *written, ks_error *err);
+                                       size_t offset, size_t *written, size_t *shared, ks_error *err);
 unsigned ks_voxel_grid_fields(const ks_voxel_grid *g);
 
 /* Milliseconds on the monotonic clock. */

@@ -423,8 +423,9 @@ static int cell_lookup(part *p, uint64_t cell, uint32_t *idx)
  * count points with ks_voxel_grid_fields); voxels with fewer than min_weight points are left out.
  * *written gets the number of voxels written. */
 static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, ks_cloud *o, size_t off,
-                                size_t *written, ks_error *err)
+                                size_t *written, size_t *shared, ks_error *err)
 {
+    size_t nshared = 0;
     part *p = &g->parts[pi];
     scratch *s = g->scr[pi];
     *written = 0;
@@ -545,6 +546,7 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
             o->z[no] = ((float)(bz + lz) + s->a[l].sz * inv_n) * v;
             o->weight[no] = s->a[l].count;
             o->devices[no] = s->a[l].dev;
+            nshared += (s->a[l].dev & (s->a[l].dev - 1)) != 0;
             if (color) {
                 uint32_t cc = s->ccount[l];
                 o->rgb[3 * no] = cc ? (uint8_t)((s->r[l] + cc / 2) / cc) : 0;
@@ -566,6 +568,8 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
         }
     }
     *written = no - off;
+    if (shared)
+        *shared = nshared;
     return KS_OK;
 }
 
@@ -579,9 +583,9 @@ size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition)
 }
 
 ks_status ks_voxel_grid_aggregate_into(ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
-                                       size_t offset, size_t *written, ks_error *err)
+                                       size_t offset, size_t *written, size_t *shared, ks_error *err)
 {
-    return aggregate_into(g, partition, min_weight, out, offset, written, err);
+    return aggregate_into(g, partition, min_weight, out, offset, written, shared, err);
 }
 
 /* For ks_voxel_grid_count: the partition's voxels in its own cloud, computed once per content. */
@@ -594,7 +598,7 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
     if (st)
         return st;
     size_t w;
-    if ((st = aggregate_into(g, pi, 0, &p->out, 0, &w, err)) != KS_OK)
+    if ((st = aggregate_into(g, pi, 0, &p->out, 0, &w, NULL, err)) != KS_OK)
         return st;
     p->out.count = w;
     p->aggregated = true;
@@ -639,7 +643,7 @@ ks_status ks_voxel_grid_extract(const ks_voxel_grid *cg, uint32_t min_weight, ks
     size_t o = 0;
     for (int pi = 0; pi < g->nparts; pi++) {
         size_t w;
-        if ((st = aggregate_into(g, pi, min_weight, out, o, &w, err)) != KS_OK)
+        if ((st = aggregate_into(g, pi, min_weight, out, o, &w, NULL, err)) != KS_OK)
             return st;
         o += w;
     }
