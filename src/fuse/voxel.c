@@ -261,9 +261,19 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
     const uint32_t np = (uint32_t)g->nparts;
     uint64_t key[BLOCK];
     uint16_t fx[BLOCK], fy[BLOCK], fz[BLOCK];
+    /* positions kept in registers/locals while adding, written back at the end */
+    size_t next[64], nrun[64];
+    for (int pi = 0; pi < g->nparts; pi++) { /* (reading another thread's counters is not needed) */
+        if (partition >= 0 && pi != partition)
+            continue;
+        next[pi] = g->parts[pi].seg_off[seg] + g->parts[pi].seg_n[seg];
+        nrun[pi] = g->parts[pi].seg_off[seg] + g->parts[pi].seg_runs[seg];
+    }
     uint64_t last_cell = 0;
     uint32_t last_part = 0;
     bool new_run = true;
+    uint32_t *run_len = NULL;
+    part *p = &g->parts[0];
     for (size_t b = 0; b < n; b += BLOCK) {
         int m = (int)(n - b < BLOCK ? n - b : BLOCK);
         block_keys(x + b, y + b, z + b, m, g->inv, key, fx, fy, fz);
@@ -275,20 +285,21 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
             if (cell != last_cell) {
                 last_cell = cell;
                 last_part = np > 1 ? part_of(mix(cell), np) : 0;
+                p = &g->parts[last_part];
                 new_run = true;
             }
             if (partition >= 0 && last_part != (uint32_t)partition)
                 continue;
-            part *p = &g->parts[last_part];
-            size_t pt = b + (size_t)i, at = p->seg_off[seg] + p->seg_n[seg]++;
+            size_t pt = b + (size_t)i, at = next[last_part]++;
             if (new_run) { /* a run never spans a cell change: it is always its partition's last */
-                size_t ri = p->seg_off[seg] + p->seg_runs[seg]++;
+                size_t ri = nrun[last_part]++;
                 p->run_start[ri] = (uint32_t)at;
                 p->run_len[ri] = 0;
                 p->run_ckey[ri] = cell;
+                run_len = &p->run_len[ri];
                 new_run = false;
             }
-            p->run_len[p->seg_off[seg] + p->seg_runs[seg] - 1]++;
+            (*run_len)++;
             rec *r = &p->rec[at];
             r->key = k;
             r->fx = fx[i];
@@ -306,6 +317,13 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
                 q[2] = have_n ? nz[pt] : NAN;
             }
         }
+    }
+    /* only the partitions this call owns: with a partition filter, other threads own the others */
+    for (int pi = 0; pi < g->nparts; pi++) {
+        if (partition >= 0 && pi != partition)
+            continue;
+        g->parts[pi].seg_n[seg] = next[pi] - g->parts[pi].seg_off[seg];
+        g->parts[pi].seg_runs[seg] = nrun[pi] - g->parts[pi].seg_off[seg];
     }
 }
 
