@@ -32,10 +32,14 @@ int cmd_version(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_align(int argc, char **argv);
 int cmd_board(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_fuse(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_capture(int argc, char **argv);
 
 #endif

@@ -11,7 +11,11 @@ static const ks_command commands[] = {
     /* plan the rig */
     {"plan", "validate a rig file and compute delays, start order and recorder commands", cmd_plan},
     /* run it */
+    {"verify", "start the rig, measure its sync (skews, drops, drift, failure modes), PASS/FAIL", cmd_verify},
+    {"capture", "start the rig and write N frame sets to a directory (raw images + index.json)", cmd_capture},
     /* recordings */
+    {"record", "record every device of a rig, one Azure Kinect .mkv per device", cmd_record},
+    {"align", "align recordings of one rig: frame sets, skew, drops, files that don't belong", cmd_align},
     {"info", "show what a recording holds (tracks, tags, frames, timestamps)", cmd_info},
     {"repair", "make a cut-off or unfinished recording complete", cmd_repair},
     /* calibrate */
