@@ -1013,6 +1013,7 @@ static ks_status op_get_jacks(void *dev, ks_jack_state *jacks, ks_error *err)
 {
     sim_dev *d = dev;
     pthread_mutex_lock(&d->w->mu);
+    advance(d->w, d, d->w->now_ns, NULL); /* the jacks reflect every event due by now (a cable pulled at 0) */
     ks_status st = KS_OK;
     if (d->disconnected)
         st = ks_error_set(err, KS_ENODEV, "device %s is disconnected", d->w->rig.devices[d->index].serial);
