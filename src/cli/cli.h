@@ -29,6 +29,7 @@ void ks_cli_print_error(const char *cmd, const ks_error *err);
 bool ks_cli_is_tty(FILE *f);
 
 int cmd_version(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_repair(int argc, char **argv);

@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/session_cli.h"
+#include "cli/net_cli.h"
 #include "kinsync/playback.h"
 #include "kinsync/record.h"
 #include "kinsync/sim.h"
@@ -45,6 +46,9 @@ static void usage(FILE *out)
             "      --paced       run the simulator at wall-clock speed (default when no limit is given)\n"
             "  -b, --backend B   auto (default: real devices if attached, else the simulator), sim, k4a\n"
             "      --json        print a summary as JSON on stdout\n"
+            "      --distributed the rig spans hosts: coordinate their agents (kinsync agent), then\n"
+            "                    gather every recording into DIR (docs/multi-host.md)\n"
+            KS_NET_CLI_HELP
             "  -h, --help        this help\n"
             "\n"
             "Exit status: 0 recorded (also when stopped by Ctrl-C), 1 a device or the recording failed,\n"
@@ -85,7 +89,12 @@ int cmd_record(int argc, char **argv)
                                          {"backend", required_argument, NULL, 'b'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
+                                         {"distributed", no_argument, NULL, 'D'},
+                                         KS_NET_CLI_OPTIONS,
                                          {NULL, 0, NULL, 0}};
+    ks_net_config net;
+    ks_net_config_init(&net);
+    bool distributed = false;
     const char *out = NULL;
     double seconds = 0;
     long long frames = 0;
@@ -94,6 +103,11 @@ int cmd_record(int argc, char **argv)
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "o:s:n:h", opts, NULL)) != -1) {
+        int r = ks_net_cli_option("record", c, optarg, &net);
+        if (r < 0)
+            return KS_EXIT_USAGE;
+        if (r > 0)
+            continue;
         char *end = NULL;
         switch (c) {
         case 'o': out = optarg; break;
@@ -109,6 +123,7 @@ int cmd_record(int argc, char **argv)
             break;
         case 'p': paced = true; break;
         case 'b': backend_name = optarg; break;
+        case 'D': distributed = true; break;
         case 'j': json = true; break;
         case 'h': usage(stdout); return KS_EXIT_OK;
         default: return ks_cli_usage_error("record", "unknown option");
@@ -122,6 +137,13 @@ int cmd_record(int argc, char **argv)
     const char *const *inputs = (const char *const *)(argv + optind);
     const bool live = paced || (seconds <= 0 && frames <= 0); /* the simulator at wall-clock speed */
     ks_cli_rigrun *rr = NULL;
+    if (distributed) {
+        if (nin != 1 || frames > 0)
+            return ks_cli_usage_error("record", "--distributed takes one rig file and --seconds (not --frames)");
+        if (!ks_net_cli_ready("record", &net))
+            return KS_EXIT_USAGE;
+        return ks_cli_record_distributed(inputs[0], out, seconds, &net, json);
+    }
     bool from_recordings = ks_playback_is_recording(inputs[0]);
     if (!from_recordings && nin > 1)
         return ks_cli_usage_error("record", "give one rig file (got %d arguments)", nin);

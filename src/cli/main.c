@@ -25,6 +25,8 @@ static const ks_command commands[] = {
     {"fuse", "fuse the depth of a calibrated rig into one point cloud per frame set (PLY)", cmd_fuse},
     {"devices", "list attached devices: serial, firmware, sync jacks", cmd_devices},
     {"doctor", "check this host for the rig: USB, usbfs, libk4a, firmware, clocks", cmd_doctor},
+    /* many hosts */
+    {"agent", "run this host's devices of a rig for a coordinator on another host", cmd_agent},
     /* misc */
     {"version", "print the version", cmd_version},
 };

@@ -76,6 +76,7 @@ typedef struct sim_dev {
     bool zeroed;
     int64_t zero_pulse;
     uint64_t armed_ns;
+    uint64_t arm_at_ns;      /* > 0: the next start arms at this virtual time (multi-host sim, ks_sim_arm_at) */
     /* own frame ticks (master / standalone) */
     uint64_t tick0_ns;
     double period_ns;
