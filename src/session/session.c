@@ -498,19 +498,20 @@ static void diagnose(ks_session *s, int i, ks_error *err)
 {
     const ks_rig *rig = &s->rig;
     int ri = s->d[i].rig_index;
-    char cable[256] = "";
+    char cable[160];
+    snprintf(cable, sizeof cable, "the cable into %s's Sync In", dname(s, i));
     for (int c = 0; c < rig->cable_count; c++)
         if (rig->cables[c].to == ri)
-            snprintf(cable, sizeof cable, " from %s's Sync Out", rig->devices[rig->cables[c].from].name);
-    const char *master = dname(s, s->ref);
+            snprintf(cable, sizeof cable, "the cable %s Sync Out -> %s Sync In", rig->devices[rig->cables[c].from].name,
+                     dname(s, i));
+    /* kept short: the whole diagnosis must fit one error message */
     ks_error_set(err, KS_ETIMEOUT,
-                 "no frames from %s (%s) within %d ms. Likely causes, in order: (1) the sync cable into its Sync In%s "
-                 "is missing, loose or longer than %.0f m; (2) the jack: the cable is in Sync Out instead of Sync In "
-                 "(or the other way round on the upstream device); (3) the master %s does not stream colour, so it "
-                 "sends no sync pulses; (4) an external trigger is out of spec (frequency equal to the fps, width, "
-                 "5 V, drive). The device said: %s",
+                 "no frames from %s (%s) within %d ms; it says: %.240s. Likely causes, in order: (1) %s missing, "
+                 "loose or over %.0f m; (2) wrong jack (Sync In/Out swapped); (3) master %s not streaming colour; "
+                 "(4) external trigger out of spec",
                  dname(s, i), ks_wired_sync_mode_name(s->d[i].cfg.wired_sync_mode), s->opt.first_frame_timeout_ms,
-                 cable, ks_max_cable_length_m(), master, s->d[i].last_error[0] ? s->d[i].last_error : "nothing");
+                 s->d[i].last_error[0] ? s->d[i].last_error : "nothing", cable, ks_max_cable_length_m(),
+                 dname(s, s->ref));
 }
 
 static void start_order(ks_session *s)

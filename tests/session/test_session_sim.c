@@ -207,6 +207,29 @@ static void test_missing_cable(void)
     sim_close(&r);
 }
 
+static void test_no_signal_diagnosis(void)
+{
+    /* the cable into cam2 comes out right after the checks: cam2 never gets a pulse, the start ends
+     * in a diagnosis naming it, the upstream device and the simulator's reason */
+    simrun r;
+    sim_setup(&r, 3, 18);
+    r.opt.first_frame_timeout_ms = 1000;
+    r.sc.fault_count = 1;
+    r.sc.faults[0] = (ks_sim_fault){.kind = KS_SIM_FAULT_UNPLUG, .at_ms = 1, .cable = 1};
+    ks_error e;
+    KS_CHECK(sim_open(&r, &e) == KS_OK);
+    KS_CHECK(ks_session_start(r.s, &e) == KS_ETIMEOUT);
+    KS_CHECK_CONTAINS(e.message, "no frames from cam2");
+    KS_CHECK_CONTAINS(e.message, "cam1 Sync Out -> cam2 Sync In");
+    KS_CHECK_CONTAINS(e.message, "(1) the cable");
+    KS_CHECK_CONTAINS(e.message, "unplugged");
+    printf("    diagnosis: %.300s...\n", e.message);
+    ks_sim_device_stats st;
+    ks_sim_device_stats_get(r.truth->sim, 0, &st, NULL);
+    KS_CHECK(!st.streaming); /* everything stopped again */
+    sim_close(&r);
+}
+
 static void test_auto_exposure(void)
 {
     simrun r;
@@ -365,6 +388,7 @@ int main(void)
     KS_RUN(test_correct_start_truth);
     KS_RUN(test_master_first);
     KS_RUN(test_missing_cable);
+    KS_RUN(test_no_signal_diagnosis);
     KS_RUN(test_auto_exposure);
     KS_RUN(test_repeated_exposure);
     KS_RUN(test_planned_vs_zero_delays);
