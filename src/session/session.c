@@ -32,6 +32,7 @@ typedef struct sdev {
     uint64_t waited_ms;      /* time spent in timed-out waits before the first frame */
     bool first_frame;
     int timeouts_in_row;     /* get_capture timeouts since the last frame */
+    double last_key;         /* matcher key of the newest frame (fairness in virtual time) */
     bool dead;               /* thread ended (fault or stop) */
     bool fault;              /* ended by an error other than a stop */
     bool gone_marked;
@@ -351,21 +352,25 @@ static double invalid_fraction(const ks_image *img)
 }
 
 /* Virtual time (lossless): the reader of one device must not run the world ahead of the others,
- * or their backend queues overflow. A thread more than 2 frames ahead of the slowest device that is
- * delivering waits (at most 200 ms of wall time, so a pathological case slows down, never hangs).
+ * or their backend queues overflow. A thread whose newest frame is more than 2 periods ahead (in
+ * keys, i.e. device time) of the slowest device that is delivering waits (at most 200 ms of wall time, so a pathological case slows down, never hangs).
  * Devices that time out, stall or died do not hold the others back. Called without the lock. */
 static void fair_wait(ks_session *s, sdev *d)
 {
     pthread_mutex_lock(&s->mu);
     double give_up = now_s() + 0.2;
-    while (!s->stop_requested && now_s() < give_up) {
-        uint64_t lo = UINT64_MAX;
+    const double lead = 2 * s->mcfg.period_us;
+    while (!s->stop_requested && now_s() < give_up && d->first_frame) {
+        double lo = INFINITY;
         for (int i = 0; i < s->n; i++) {
             const sdev *o = &s->d[i];
-            if (o != d && !o->dead && o->timeouts_in_row * s->opt.capture_timeout_ms < 1000 && o->frames < lo)
-                lo = o->frames;
+            if (o == d || o->dead || o->timeouts_in_row * s->opt.capture_timeout_ms >= 1000)
+                continue;
+            double k = o->first_frame ? o->last_key : -INFINITY; /* not started delivering yet: wait for it */
+            if (k < lo)
+                lo = k;
         }
-        if (lo == UINT64_MAX || d->frames <= lo + 2)
+        if (lo == INFINITY || (lo > -INFINITY && d->last_key <= lo + lead))
             break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -463,6 +468,8 @@ static void *capture_main(void *arg)
         }
         d->q[(d->q_head + d->q_count) % d->q_max].f = f;
         d->q_count++;
+        ks_matcher_key(&s->mcfg, &f);
+        d->last_key = f.key_us;
         d->frames++;
         d->first_frame = true;
         d->timeouts_in_row = 0;
