@@ -27,7 +27,7 @@ typedef struct sdev {
     bool thread_running;
     /* guarded by s->mu */
     qitem *q;
-    int q_head, q_count, q_max;
+    int q_head, q_count, q_max, q_high;
     uint64_t frames, queue_drops;
     uint64_t waited_ms;      /* time spent in timed-out waits before the first frame */
     bool first_frame;
@@ -468,6 +468,8 @@ static void *capture_main(void *arg)
         }
         d->q[(d->q_head + d->q_count) % d->q_max].f = f;
         d->q_count++;
+        if (d->q_count > d->q_high)
+            d->q_high = d->q_count;
         ks_matcher_key(&s->mcfg, &f);
         d->last_key = f.key_us;
         d->frames++;
@@ -895,8 +897,8 @@ void ks_session_get_progress(ks_session *s, ks_session_progress *p)
         p->queue_drops[i] = s->d[i].queue_drops;
         p->missing[i] = ms.missing[i];
         p->alive[i] = !s->d[i].dead;
-        if (s->d[i].q_count > p->max_queue_seen)
-            p->max_queue_seen = s->d[i].q_count;
+        if (s->d[i].q_high > p->max_queue_seen)
+            p->max_queue_seen = s->d[i].q_high;
     }
     p->worst_skew_us = s->recent_worst;
     p->matcher_held = ks_matcher_held(s->matcher);
