@@ -195,6 +195,8 @@ typedef struct ks_fuse_stats {
     size_t points_total;
     size_t voxels;                       /* points of the merged cloud */
     size_t voxels_shared;                /* voxels seen by two or more devices (overlap) */
+    /* wall time: phase 1 (depth to points, normals, color, appending to the grid), of which the
+     * slowest thread's coloring; phase 2 (summing voxels into the output); the whole run */
     double ms_points, ms_color, ms_voxel, ms_total;
 } ks_fuse_stats;
 

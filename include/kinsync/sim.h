@@ -117,6 +117,9 @@ typedef struct ks_sim_config {
     bool render_color, render_depth;        /* false: images are allocated but left black (timing-only runs) */
     double depth_noise_mm;                  /* standard deviation of depth noise, 0 = exact */
     bool lockstep;                          /* fast mode: wait (bounded) for a reading thread instead of overflowing its queue */
+    char board_aprilgrid[512];              /* board description (kinsync/board.h) painted on the board, "" = built-in
+                                               pattern; the board takes the sheet's size (YAML: board.aprilgrid,
+                                               relative to the rig file) */
     int startup_drop_max;                   /* each device loses 0..this many captures right after it starts */
 } ks_sim_config;
 
@@ -214,6 +217,17 @@ ks_status ks_sim_device_clock(ks_sim *s, int device, double *rate, double *offse
  * renders are dropped. */
 ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, int height, int stride,
                                    ks_error *err);
+
+/* ---- one rig simulated by several processes (multi-host, docs/multi-host.md) ---- */
+
+/* Virtual time of this world at a CLOCK_REALTIME instant (paced worlds; 0 if before creation). */
+uint64_t ks_sim_virtual_from_realtime(ks_sim *s, int64_t realtime_ns);
+/* The next start_cameras of rig device `device` arms at virtual time at_ns instead of after the start
+ * latency. KS_ETIMEOUT when at_ns has already passed in this world. */
+ks_status ks_sim_arm_at(ks_sim *s, int device, uint64_t at_ns, ks_error *err);
+/* Starts a device that streams in another process's world (e.g. the master on another host) so that
+ * its sync pulses reach this world's subordinates from at_ns on. Its frames are never rendered here. */
+ks_status ks_sim_start_remote(ks_sim *s, int device, const ks_device_config *cfg, uint64_t at_ns, ks_error *err);
 
 /* Names. */
 const char *ks_sim_fault_kind_name(ks_sim_fault_kind k); /* "unplug", "disconnect", "drop", "stall", "trigger-stop" */

@@ -25,6 +25,8 @@ static void usage(FILE *out)
             "Usage: kinsync fuse RECORDING.mkv... --calibration rig-calibration.json --out DIR\n"
             "                    [--voxel MM] [--fill DEVICE] [--color] [--normals] [--frames N] [--step N]\n"
             "                    [--match-us US] [--threads N] [--json]\n"
+            "       kinsync fuse RECORDING.mkv... --calibration rig-calibration.json --out DIR --interleaved\n"
+            "                    [--frames N] [--json]\n"
             "\n"
             "Fuses the depth of all devices of a calibrated rig into one point cloud per synchronized\n"
             "frame set: every depth pixel is unprojected with its device's factory lens model, moved\n"
@@ -43,10 +45,14 @@ static void usage(FILE *out)
             "                      fill its holes from the other devices, write DIR/filled-SERIAL-NNNNNN.png\n"
             "  --color             color the points from the color track (MJPEG or BGRA)\n"
             "  --normals           normals from depth-image neighbours, averaged per voxel\n"
-            "  --frames N          fuse N frame sets (default 1; 0 = all)\n"
+            "  --frames N          fuse N frame sets (default 1; 0 = all; --interleaved: all)\n"
             "  --step N            use every N-th frame of the master (default 1)\n"
             "  --match-us US       timestamp tolerance between devices, microseconds\n"
             "  --threads N         worker threads (default 2)\n"
+            "  --interleaved       an interleaved rig (devices offset over the period): no merging; every\n"
+            "                      depth frame of every device, in timestamp order, becomes\n"
+            "                      DIR/stream-NNNNNN.ply in the rig frame, listed with its device, timestamp\n"
+            "                      and pose in DIR/stream.json (N x fps; --frames limits the count)\n"
             "  --json              machine-readable summary on stdout\n"
             "  -h, --help          this text\n"
             "\n"
@@ -126,6 +132,157 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
+static void json_extrinsics(json_t *o, const char *key, const ks_extrinsics *e)
+{
+    json_t *r = json_array(), *t = json_array();
+    for (int i = 0; i < 9; i++)
+        json_array_append_new(r, json_real(e->R[i]));
+    for (int i = 0; i < 3; i++)
+        json_array_append_new(t, json_real(e->t[i]));
+    json_object_set_new(o, key, json_pack("{s:o, s:o}", "R", r, "t", t));
+}
+
+/* --interleaved: pass 1 reads every depth timestamp, ks_interleave orders them and attaches the
+ * poses; pass 2 reads the frames again in that order (each recording is read front to back) and
+ * writes each as points in the rig frame. */
+static int run_interleaved(dev_in *devs, int n, const char *out_dir, long frames, bool json)
+{
+    ks_error err = {0};
+    ks_stream_frame *in = NULL, *ord = NULL;
+    size_t nf = 0, cap = 0;
+    int rc = KS_EXIT_OK;
+    ks_rig_pose *poses = calloc((size_t)n, sizeof *poses);
+    ks_unproject_table *tab = calloc((size_t)n, sizeof *tab);
+    ks_cloud c = {0};
+    json_t *list = json_array();
+    if (!poses || !tab || !list) {
+        rc = KS_EXIT_FAIL;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        poses[i] = devs[i].pose;
+        while (next_depth(&devs[i], &err) == KS_OK) {
+            if (nf == cap) {
+                cap = cap ? cap * 2 : 1024;
+                ks_stream_frame *ni = realloc(in, cap * sizeof *in);
+                if (!ni) {
+                    rc = KS_EXIT_FAIL;
+                    goto out;
+                }
+                in = ni;
+            }
+            in[nf++] = (ks_stream_frame){i, (int64_t)devs[i].depth_ts, NULL, {{0}, {0}}};
+        }
+        if (!devs[i].eof) {
+            ks_cli_print_error("fuse", &err);
+            rc = KS_EXIT_FAIL;
+            goto out;
+        }
+        /* back to the start for pass 2 */
+        ks_mkv_reader_close(devs[i].r);
+        devs[i].r = NULL;
+        devs[i].eof = false;
+        if (ks_mkv_reader_open(devs[i].path, &devs[i].r, &err) ||
+            ks_unproject_table_build(&devs[i].cal.depth, &tab[i], &err)) {
+            ks_cli_print_error("fuse", &err);
+            rc = KS_EXIT_FAIL;
+            goto out;
+        }
+    }
+    ord = malloc((nf ? nf : 1) * sizeof *ord);
+    ks_interleave_stats st;
+    if (!ord || ks_interleave(in, nf, poses, (size_t)n, ord, &st, &err)) {
+        if (ord)
+            ks_cli_print_error("fuse", &err);
+        rc = KS_EXIT_FAIL;
+        goto out;
+    }
+    if (nf == 0) {
+        fprintf(stderr, "kinsync fuse: the recordings have no depth frames\n");
+        rc = KS_EXIT_FAIL;
+        goto out;
+    }
+    size_t maxpix = 0;
+    for (int i = 0; i < n; i++) {
+        size_t np = (size_t)tab[i].width * (size_t)tab[i].height;
+        maxpix = np > maxpix ? np : maxpix;
+    }
+    if (ks_cloud_reserve(&c, maxpix, 0, &err)) {
+        ks_cli_print_error("fuse", &err);
+        rc = KS_EXIT_FAIL;
+        goto out;
+    }
+    size_t nout = frames > 0 && (size_t)frames < nf ? (size_t)frames : nf;
+    bool tty = ks_cli_is_tty(stderr) && !json;
+    for (size_t k = 0; k < nout; k++) {
+        dev_in *d = &devs[ord[k].device];
+        if (next_depth(d, &err) != KS_OK || (int64_t)d->depth_ts != ord[k].timestamp_us) {
+            fprintf(stderr, "kinsync fuse: %s changed while it was read (frame at %lld us)\n", d->path,
+                    (long long)ord[k].timestamp_us);
+            rc = KS_EXIT_FAIL;
+            goto out;
+        }
+        const ks_unproject_table *t = &tab[ord[k].device];
+        size_t valid = 0;
+        if (d->depth->width == t->width && d->depth->height == t->height)
+            valid = ks_depth_to_points(t, (const uint16_t *)d->depth->data,
+                                       d->depth->stride > 0 ? (size_t)d->depth->stride / 2 : 0, &ord[k].pose, c.x,
+                                       c.y, c.z);
+        c.count = valid ? (size_t)t->width * (size_t)t->height : 0;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/stream-%06zu.ply", out_dir, k);
+        if (ks_ply_write(path, &c, 0, &err)) {
+            ks_cli_print_error("fuse", &err);
+            rc = KS_EXIT_FAIL;
+            goto out;
+        }
+        json_t *e = json_pack("{s:i, s:s, s:I, s:s, s:i}", "index", (int)k, "serial", d->desc.serial, "device_ts_us",
+                              (json_int_t)ord[k].timestamp_us, "file", base_name(path), "points", (int)valid);
+        json_extrinsics(e, "depth_to_rig", &ord[k].pose);
+        json_array_append_new(list, e);
+        if (tty)
+            fprintf(stderr, "\rfuse: frame %zu/%zu  ", k + 1, nout);
+    }
+    if (tty)
+        fputc('\n', stderr);
+    json_t *root = json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:o}", "format", "kinsync-stream", "version", 1,
+                             "devices", n, "rate_hz", st.rate_hz, "mean_gap_us", st.mean_gap_us, "min_gap_us",
+                             st.min_gap_us, "max_gap_us", st.max_gap_us, "frames", list);
+    list = NULL;
+    char jpath[4096], tmp[4200];
+    snprintf(jpath, sizeof jpath, "%s/stream.json", out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", jpath);
+    if (json_dump_file(root, tmp, JSON_INDENT(1)) != 0 || rename(tmp, jpath) != 0) {
+        fprintf(stderr, "kinsync fuse: cannot write %s: %s\n", jpath, strerror(errno));
+        remove(tmp);
+        rc = KS_EXIT_FAIL;
+    } else if (json) {
+        json_t *sum = json_pack("{s:i, s:i, s:f, s:f, s:f, s:s}", "frames", (int)nout, "devices", n, "rate_hz",
+                                st.rate_hz, "min_gap_us", st.min_gap_us, "max_gap_us", st.max_gap_us, "index", jpath);
+        char *txt = json_dumps(sum, JSON_INDENT(2));
+        if (txt)
+            printf("%s\n", txt);
+        free(txt);
+        json_decref(sum);
+    } else {
+        printf("interleaved stream: %zu frames of %d devices in timestamp order, %.1f frames/s (gaps %.0f..%.0f us) "
+               "-> %s/stream-*.ply, %s\n",
+               nout, n, st.rate_hz, st.min_gap_us, st.max_gap_us, out_dir, jpath);
+    }
+    json_decref(root);
+out:
+    json_decref(list);
+    if (tab)
+        for (int i = 0; i < n; i++)
+            ks_unproject_table_free(&tab[i]);
+    free(tab);
+    free(poses);
+    free(in);
+    free(ord);
+    ks_cloud_free(&c);
+    return rc;
+}
+
 int cmd_fuse(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -135,11 +292,12 @@ int cmd_fuse(int argc, char **argv)
         {"frames", required_argument, 0, 'n'},      {"step", required_argument, 0, 's'},
         {"match-us", required_argument, 0, 'm'},    {"threads", required_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},              {"help", no_argument, 0, 'h'},
+        {"interleaved", no_argument, 0, 'I'},
         {0, 0, 0, 0}};
     const char *calib_path = NULL, *out_dir = NULL, *fill_arg = NULL;
     double voxel = 5.0;
     long frames = 1, step = 1, match_us = 0, threads = 2;
-    bool color = false, normals = false, json = false;
+    bool color = false, normals = false, json = false, interleaved = false, frames_given = false;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -151,6 +309,7 @@ int cmd_fuse(int argc, char **argv)
         case 'C': color = true; break;
         case 'N': normals = true; break;
         case 'j': json = true; break;
+        case 'I': interleaved = true; break;
         case 'v':
             voxel = strtod(optarg, &end);
             if (!end || *end || !(voxel >= 0.1 && voxel <= 10000))
@@ -166,8 +325,10 @@ int cmd_fuse(int argc, char **argv)
                 return ks_cli_usage_error("fuse", "--%s %s: give a whole number from %ld to %ld",
                                           c == 'n' ? "frames" : c == 's' ? "step" : c == 'm' ? "match-us" : "threads",
                                           optarg, lo, hi);
-            if (c == 'n')
+            if (c == 'n') {
                 frames = v;
+                frames_given = true;
+            }
             else if (c == 's')
                 step = v;
             else if (c == 'm')
@@ -293,6 +454,10 @@ int cmd_fuse(int argc, char **argv)
     if (make_dir(out_dir) != 0) {
         fprintf(stderr, "kinsync fuse: cannot create the output directory %s: %s\n", out_dir, strerror(errno));
         rc = KS_EXIT_USAGE;
+        goto done;
+    }
+    if (interleaved) {
+        rc = run_interleaved(devs, n, out_dir, frames_given ? frames : 0, json);
         goto done;
     }
     ks_fuse_options fo = {.voxel_mm = (float)voxel, .threads = (int)threads, .color = color, .normals = normals};

@@ -2,7 +2,7 @@
  * points in the rig frame, in one buffer with a fixed slice per device (devices are spread over the
  * threads), with normals and color when asked, and goes straight into the voxel grid's record
  * lists while still in cache (each thread its own segment); (2) each thread sums one partition of
- * the grid into voxels; (3) the partitions are copied out side by side. Threads are
+ * the grid into voxels, written straight into its range of the output, which is then closed up. Threads are
  * started per phase (two thread starts per frame set cost microseconds); all buffers are made at
  * create time or grow once, so a steady stream of frame sets does not allocate. */
 #include <math.h>
@@ -43,7 +43,7 @@ typedef struct job {
     int t;
     double ms_color;
     ks_cloud *out;
-    size_t offset, written; /* phase 3: where partition t goes, how many it wrote */
+    size_t offset, written, shared; /* phase 2: where partition t goes, voxels written, shared */
 } job;
 
 void ks_fuse_destroy(ks_fuse *f)
@@ -200,20 +200,13 @@ static void *points_worker(void *arg)
     return NULL;
 }
 
-/* Phase 3: partition t of the grid read out into its range of the output. */
-static void *extract_worker(void *arg)
-{
-    job *j = arg;
-    j->written = ks_voxel_grid_extract_part(j->f->grid, j->t, j->f->opt.min_weight, j->out, j->offset);
-    return NULL;
-}
-
 /* Phase 2: partition t of the grid summed into voxels. */
 static void *voxel_worker(void *arg)
 {
     job *j = arg;
     ks_fuse *f = j->f;
-    ks_status st = ks_voxel_grid_aggregate_part(f->grid, j->t, &f->thread_error[j->t]);
+    ks_status st = ks_voxel_grid_aggregate_into(f->grid, j->t, f->opt.min_weight, j->out, j->offset, &j->written,
+                                                &j->shared, &f->thread_error[j->t]);
     if (st)
         f->thread_status[j->t] = st;
     return NULL;
@@ -252,7 +245,7 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
     int T = f->opt.threads;
     job jobs[64];
     for (int t = 0; t < T; t++) {
-        jobs[t] = (job){f, t, 0, out, 0, 0};
+        jobs[t] = (job){f, t, 0, out, 0, 0, 0};
         f->thread_status[t] = KS_OK;
     }
     f->in = inputs;
@@ -268,19 +261,18 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
     double t1 = ks_fuse_now_ms();
     if (st)
         return st;
-    st = run_phase(f, voxel_worker, jobs, err);
-    if (st)
-        return st;
+    /* phase 2: partition t summed straight into its range of the output (sized by its records, an
+     * upper bound of its voxels); the ranges are closed up below */
     size_t total = 0;
     for (int t = 0; t < T; t++) {
         jobs[t].offset = total;
-        total += ks_voxel_grid_part_used(f->grid, t);
+        total += ks_voxel_grid_part_records(f->grid, t);
     }
     if ((st = ks_cloud_reserve(out, total, ks_voxel_grid_fields(f->grid), err)) != KS_OK)
         return st;
-    if ((st = run_phase(f, extract_worker, jobs, err)) != KS_OK)
+    if ((st = run_phase(f, voxel_worker, jobs, err)) != KS_OK)
         return st;
-    size_t o = jobs[0].written; /* close the gaps min_weight left between partitions */
+    size_t o = jobs[0].written; /* close the gaps between the partitions' ranges */
     for (int t = 1; t < T; t++) {
         size_t s0 = jobs[t].offset, n = jobs[t].written;
         if (o != s0 && n) {
@@ -309,8 +301,8 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
             stats->points_total += f->dev[d].valid;
         }
         stats->voxels = out->count;
-        for (size_t i = 0; i < out->count; i++)
-            stats->voxels_shared += (out->devices[i] & (out->devices[i] - 1)) != 0;
+        for (int t = 0; t < T; t++)
+            stats->voxels_shared += jobs[t].shared;
         double mc = 0;
         for (int t = 0; t < T; t++)
             mc = jobs[t].ms_color > mc ? jobs[t].ms_color : mc;

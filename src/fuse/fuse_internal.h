@@ -26,16 +26,15 @@ ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *ma
 void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const float *x, const float *y,
                               const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz,
                               size_t n);
-/* Sums partition p's points into voxels (threads: one partition each). */
-ks_status ks_voxel_grid_aggregate_part(ks_voxel_grid *g, int partition, ks_error *err);
-/* Parallel read-out of a voxel grid, after aggregation: partition p's voxels go to out[offset..]; out must hold
- * offset + ks_voxel_grid_part_used(g, p) points with ks_voxel_grid_fields(g). Returns the number
- * written (fewer when min_weight drops some). */
-size_t ks_voxel_grid_part_used(const ks_voxel_grid *g, int partition);
-size_t ks_voxel_grid_extract_part(const ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
-                                  size_t offset);
+/* Records (points) held by partition p: an upper bound of its voxels. */
+size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition);
+/* Sums partition p into voxels written at out[offset..]; out must hold offset +
+ * ks_voxel_grid_part_records(g, p) points with ks_voxel_grid_fields(g). Threads: one partition each.
+ * *written receives the number of voxels (those below min_weight are left out), *shared (may be
+ * NULL) those seen by two or more devices. */
+ks_status ks_voxel_grid_aggregate_into(ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
+                                       size_t offset, size_t *written, size_t *shared, ks_error *err);
 unsigned ks_voxel_grid_fields(const ks_voxel_grid *g);
-int ks_voxel_grid_partitions(const ks_voxel_grid *g);
 
 /* Milliseconds on the monotonic clock. */
 double ks_fuse_now_ms(void);

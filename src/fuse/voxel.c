@@ -48,13 +48,16 @@ typedef struct part {
     size_t rec_cap;
     /* records are kept in segments, one per writer thread (ks_voxel_grid_add uses segment 0) */
     int nseg;
-    size_t seg_off[64], seg_n[64];
+    size_t seg_off[64], seg_n[64], seg_runs[64];
+    /* runs (consecutive records of one cell) are found while adding: per segment, at seg_off */
+    uint32_t *run_start, *run_len;
+    uint64_t *run_ckey;
     /* cell table: open addressing cell key -> cell index */
     uint64_t *ckey;
     uint32_t *cidx;
     size_t ccap, ncell;
-    /* runs of records in one cell; after the sort, order/slen hold start/length in cell order */
-    uint32_t *run_start, *run_len, *run_cell, *order, *slen;
+    /* aggregation: every run's cell index, then start/length of the runs in cell order */
+    uint32_t *run_cell, *order, *slen;
     uint32_t *cstart;       /* per cell, ncell + 1 */
     uint64_t *cell_keys;    /* per cell, in index order */
     size_t cell_list_cap;
@@ -147,6 +150,7 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
         free(p->cidx);
         free(p->run_start);
         free(p->run_len);
+        free(p->run_ckey);
         free(p->run_cell);
         free(p->order);
         free(p->slen);
@@ -166,6 +170,7 @@ void ks_voxel_grid_reset(ks_voxel_grid *g)
         g->parts[i].nseg = 1;
         g->parts[i].seg_off[0] = 0;
         g->parts[i].seg_n[0] = 0;
+        g->parts[i].seg_runs[0] = 0;
         g->parts[i].out.count = 0;
         g->parts[i].aggregated = true;
     }
@@ -218,6 +223,18 @@ static int grow_records(part *p, size_t need, bool normals, bool color)
     if (!r)
         return -1;
     p->rec = r;
+    uint32_t *rs = realloc(p->run_start, cap * sizeof *rs);
+    if (!rs)
+        return -1;
+    p->run_start = rs;
+    uint32_t *rl = realloc(p->run_len, cap * sizeof *rl);
+    if (!rl)
+        return -1;
+    p->run_len = rl;
+    uint64_t *rk = realloc(p->run_ckey, cap * sizeof *rk);
+    if (!rk)
+        return -1;
+    p->run_ckey = rk;
     if (normals) {
         float *n = realloc(p->nrm, cap * 3 * sizeof *n);
         if (!n)
@@ -244,8 +261,19 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
     const uint32_t np = (uint32_t)g->nparts;
     uint64_t key[BLOCK];
     uint16_t fx[BLOCK], fy[BLOCK], fz[BLOCK];
+    /* positions kept in registers/locals while adding, written back at the end */
+    size_t next[64], nrun[64];
+    for (int pi = 0; pi < g->nparts; pi++) { /* (reading another thread's counters is not needed) */
+        if (partition >= 0 && pi != partition)
+            continue;
+        next[pi] = g->parts[pi].seg_off[seg] + g->parts[pi].seg_n[seg];
+        nrun[pi] = g->parts[pi].seg_off[seg] + g->parts[pi].seg_runs[seg];
+    }
     uint64_t last_cell = 0;
     uint32_t last_part = 0;
+    bool new_run = true;
+    uint32_t *run_len = NULL;
+    part *p = &g->parts[0];
     for (size_t b = 0; b < n; b += BLOCK) {
         int m = (int)(n - b < BLOCK ? n - b : BLOCK);
         block_keys(x + b, y + b, z + b, m, g->inv, key, fx, fy, fz);
@@ -257,11 +285,21 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
             if (cell != last_cell) {
                 last_cell = cell;
                 last_part = np > 1 ? part_of(mix(cell), np) : 0;
+                p = &g->parts[last_part];
+                new_run = true;
             }
             if (partition >= 0 && last_part != (uint32_t)partition)
                 continue;
-            part *p = &g->parts[last_part];
-            size_t pt = b + (size_t)i, at = p->seg_off[seg] + p->seg_n[seg]++;
+            size_t pt = b + (size_t)i, at = next[last_part]++;
+            if (new_run) { /* a run never spans a cell change: it is always its partition's last */
+                size_t ri = nrun[last_part]++;
+                p->run_start[ri] = (uint32_t)at;
+                p->run_len[ri] = 0;
+                p->run_ckey[ri] = cell;
+                run_len = &p->run_len[ri];
+                new_run = false;
+            }
+            (*run_len)++;
             rec *r = &p->rec[at];
             r->key = k;
             r->fx = fx[i];
@@ -279,6 +317,13 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
                 q[2] = have_n ? nz[pt] : NAN;
             }
         }
+    }
+    /* only the partitions this call owns: with a partition filter, other threads own the others */
+    for (int pi = 0; pi < g->nparts; pi++) {
+        if (partition >= 0 && pi != partition)
+            continue;
+        g->parts[pi].seg_n[seg] = next[pi] - g->parts[pi].seg_off[seg];
+        g->parts[pi].seg_runs[seg] = nrun[pi] - g->parts[pi].seg_off[seg];
     }
 }
 
@@ -323,6 +368,7 @@ ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *ma
         for (int w = 0; w < nwriters; w++) {
             p->seg_off[w] = off;
             p->seg_n[w] = 0;
+            p->seg_runs[w] = 0;
             off += max_points[w];
         }
         p->aggregated = false;
@@ -391,76 +437,71 @@ static int cell_lookup(part *p, uint64_t cell, uint32_t *idx)
 }
 
 /* Sums partition p's records per voxel into p->out (see the file comment). */
-static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
+/* Sums partition pi's records per voxel into o[off..] (o must hold off + the partition's record
+ * count points with ks_voxel_grid_fields); voxels with fewer than min_weight points are left out.
+ * *written gets the number of voxels written. */
+static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, ks_cloud *o, size_t off,
+                                size_t *written, size_t *shared, ks_error *err)
 {
+    size_t nshared = 0;
     part *p = &g->parts[pi];
     scratch *s = g->scr[pi];
-    if (p->aggregated)
-        return KS_OK;
+    *written = 0;
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
     size_t n = 0;
     for (int sg = 0; sg < p->nseg; sg++)
         n += p->seg_n[sg];
     if (p->rec_cap > p->run_cap) {
         size_t cap = p->rec_cap;
-        free(p->run_start);
-        free(p->run_len);
         free(p->run_cell);
         free(p->order);
         free(p->slen);
-        p->run_start = malloc(cap * sizeof(uint32_t));
-        p->run_len = malloc(cap * sizeof(uint32_t));
         p->run_cell = malloc(cap * sizeof(uint32_t));
         p->order = malloc(cap * sizeof(uint32_t));
         p->slen = malloc(cap * sizeof(uint32_t));
-        p->run_cap = (p->run_start && p->run_len && p->run_cell && p->order && p->slen) ? cap : 0;
+        p->run_cap = (p->run_cell && p->order && p->slen) ? cap : 0;
         if (!p->run_cap)
             return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", n);
     }
-    ks_status st = ks_cloud_reserve(&p->out, p->rec_cap, ks_voxel_grid_fields(g), err);
-    if (st)
-        return st;
-    /* 1: runs of records in one cell */
+    /* 1: the cell index of every run (runs were found while adding) */
     if (p->ckey)
         memset(p->ckey, 0, p->ccap * sizeof *p->ckey);
     p->ncell = 0;
-    size_t nrun = 0;
     uint64_t last = 0;
     uint32_t last_idx = 0;
+    size_t nrun = 0;
     for (int sg = 0; sg < p->nseg; sg++)
-    for (size_t i = p->seg_off[sg]; i < p->seg_off[sg] + p->seg_n[sg]; i++) {
-        uint64_t cell = p->rec[i].key & CELL_KEY_MASK;
-        if (cell != last || i == p->seg_off[sg]) {
-            if (cell_lookup(p, cell, &last_idx) != 0)
-                return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for cells");
-            last = cell;
-            p->run_start[nrun] = (uint32_t)i;
-            p->run_len[nrun] = 0;
-            p->run_cell[nrun] = last_idx;
+        for (size_t r = p->seg_off[sg]; r < p->seg_off[sg] + p->seg_runs[sg]; r++) {
+            uint64_t cell = p->run_ckey[r];
+            if (cell != last || nrun == 0) {
+                if (cell_lookup(p, cell, &last_idx) != 0)
+                    return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for cells");
+                last = cell;
+            }
+            p->run_cell[r] = last_idx;
             nrun++;
         }
-        p->run_len[nrun - 1]++;
-    }
     uint32_t *cs = p->cstart;
     if (p->ncell) {
         memset(cs, 0, (p->ncell + 1) * sizeof *cs);
-        for (size_t r = 0; r < nrun; r++)
-            cs[p->run_cell[r] + 1]++;
+        for (int sg = 0; sg < p->nseg; sg++)
+            for (size_t r = p->seg_off[sg]; r < p->seg_off[sg] + p->seg_runs[sg]; r++)
+                cs[p->run_cell[r] + 1]++;
         for (size_t c = 0; c < p->ncell; c++)
             cs[c + 1] += cs[c];
-        /* 2: run indices in cell order (cs[c] walks to the end of cell c, restored below) */
-        for (size_t r = 0; r < nrun; r++) {
-            uint32_t dst = cs[p->run_cell[r]]++;
-            p->order[dst] = p->run_start[r];
-            p->slen[dst] = p->run_len[r];
-        }
+        /* 2: runs in cell order (cs[c] walks to the end of cell c, restored below) */
+        for (int sg = 0; sg < p->nseg; sg++)
+            for (size_t r = p->seg_off[sg]; r < p->seg_off[sg] + p->seg_runs[sg]; r++) {
+                uint32_t dst = cs[p->run_cell[r]]++;
+                p->order[dst] = p->run_start[r];
+                p->slen[dst] = p->run_len[r];
+            }
         for (size_t c = p->ncell; c > 0; c--)
             cs[c] = cs[c - 1];
         cs[0] = 0;
     }
     /* 3: per cell, dense sums */
-    ks_cloud *o = &p->out;
-    size_t no = 0;
+    size_t no = off;
     const float v = g->voxel;
     for (size_t c = 0; c < p->ncell; c++) {
         int nt = 0;
@@ -509,12 +550,21 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
         for (int t = 0; t < nt; t++) {
             uint32_t l = s->touched[t];
             int lx = (int)(l >> (2 * CELL_BITS)), ly = (int)((l >> CELL_BITS) & LOW_MASK), lz = (int)(l & LOW_MASK);
+            if (s->a[l].count < min_weight) {
+                memset(&s->a[l], 0, sizeof s->a[l]);
+                if (color)
+                    s->ccount[l] = s->r[l] = s->g[l] = s->b[l] = 0;
+                if (normals)
+                    s->nx[l] = s->ny[l] = s->nz[l] = 0;
+                continue;
+            }
             float inv_n = 1.0f / ((float)s->a[l].count * FRAC_ONE);
             o->x[no] = ((float)(bx + lx) + s->a[l].sx * inv_n) * v;
             o->y[no] = ((float)(by + ly) + s->a[l].sy * inv_n) * v;
             o->z[no] = ((float)(bz + lz) + s->a[l].sz * inv_n) * v;
             o->weight[no] = s->a[l].count;
             o->devices[no] = s->a[l].dev;
+            nshared += (s->a[l].dev & (s->a[l].dev - 1)) != 0;
             if (color) {
                 uint32_t cc = s->ccount[l];
                 o->rgb[3 * no] = cc ? (uint8_t)((s->r[l] + cc / 2) / cc) : 0;
@@ -535,14 +585,42 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
             no++;
         }
     }
-    o->count = no;
-    p->aggregated = true;
+    *written = no - off;
+    if (shared)
+        *shared = nshared;
     return KS_OK;
 }
 
-ks_status ks_voxel_grid_aggregate_part(ks_voxel_grid *g, int partition, ks_error *err)
+size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition)
 {
-    return aggregate_part(g, partition, err);
+    const part *p = &g->parts[partition];
+    size_t n = 0;
+    for (int sg = 0; sg < p->nseg; sg++)
+        n += p->seg_n[sg];
+    return n;
+}
+
+ks_status ks_voxel_grid_aggregate_into(ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
+                                       size_t offset, size_t *written, size_t *shared, ks_error *err)
+{
+    return aggregate_into(g, partition, min_weight, out, offset, written, shared, err);
+}
+
+/* For ks_voxel_grid_count: the partition's voxels in its own cloud, computed once per content. */
+static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
+{
+    part *p = &g->parts[pi];
+    if (p->aggregated)
+        return KS_OK;
+    ks_status st = ks_cloud_reserve(&p->out, ks_voxel_grid_part_records(g, pi), ks_voxel_grid_fields(g), err);
+    if (st)
+        return st;
+    size_t w;
+    if ((st = aggregate_into(g, pi, 0, &p->out, 0, &w, NULL, err)) != KS_OK)
+        return st;
+    p->out.count = w;
+    p->aggregated = true;
+    return KS_OK;
 }
 
 static ks_status aggregate_all(const ks_voxel_grid *cg, ks_error *err)
@@ -566,76 +644,27 @@ size_t ks_voxel_grid_count(const ks_voxel_grid *g)
     return n;
 }
 
-size_t ks_voxel_grid_part_used(const ks_voxel_grid *g, int partition)
-{
-    return g->parts[partition].out.count;
-}
-
 unsigned ks_voxel_grid_fields(const ks_voxel_grid *g)
 {
     return KS_CLOUD_WEIGHT | KS_CLOUD_DEVICES | g->fields;
 }
 
-int ks_voxel_grid_partitions(const ks_voxel_grid *g)
+ks_status ks_voxel_grid_extract(const ks_voxel_grid *cg, uint32_t min_weight, ks_cloud *out, ks_error *err)
 {
-    return g->nparts;
-}
-
-size_t ks_voxel_grid_extract_part(const ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
-                                  size_t offset)
-{
-    const ks_cloud *c = &g->parts[partition].out;
-    const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
-    size_t o = offset;
-    if (min_weight <= 1) {
-        size_t n = c->count;
-        memcpy(out->x + o, c->x, n * sizeof *c->x);
-        memcpy(out->y + o, c->y, n * sizeof *c->y);
-        memcpy(out->z + o, c->z, n * sizeof *c->z);
-        memcpy(out->weight + o, c->weight, n * sizeof *c->weight);
-        memcpy(out->devices + o, c->devices, n * sizeof *c->devices);
-        if (color)
-            memcpy(out->rgb + 3 * o, c->rgb, 3 * n);
-        if (normals) {
-            memcpy(out->nx + o, c->nx, n * sizeof *c->nx);
-            memcpy(out->ny + o, c->ny, n * sizeof *c->ny);
-            memcpy(out->nz + o, c->nz, n * sizeof *c->nz);
-        }
-        return n;
-    }
-    for (size_t i = 0; i < c->count; i++) {
-        if (c->weight[i] < min_weight)
-            continue;
-        out->x[o] = c->x[i];
-        out->y[o] = c->y[i];
-        out->z[o] = c->z[i];
-        out->weight[o] = c->weight[i];
-        out->devices[o] = c->devices[i];
-        if (color)
-            memcpy(out->rgb + 3 * o, c->rgb + 3 * i, 3);
-        if (normals) {
-            out->nx[o] = c->nx[i];
-            out->ny[o] = c->ny[i];
-            out->nz[o] = c->nz[i];
-        }
-        o++;
-    }
-    return o - offset;
-}
-
-ks_status ks_voxel_grid_extract(const ks_voxel_grid *g, uint32_t min_weight, ks_cloud *out, ks_error *err)
-{
-    ks_status st = aggregate_all(g, err);
-    if (st)
-        return st;
+    ks_voxel_grid *g = (ks_voxel_grid *)cg; /* the records are only read; the scratch is the grid's */
     size_t total = 0;
     for (int i = 0; i < g->nparts; i++)
-        total += g->parts[i].out.count;
-    if ((st = ks_cloud_reserve(out, total, ks_voxel_grid_fields(g), err)) != KS_OK)
+        total += ks_voxel_grid_part_records(g, i);
+    ks_status st = ks_cloud_reserve(out, total, ks_voxel_grid_fields(g), err);
+    if (st)
         return st;
     size_t o = 0;
-    for (int pi = 0; pi < g->nparts; pi++)
-        o += ks_voxel_grid_extract_part(g, pi, min_weight, out, o);
+    for (int pi = 0; pi < g->nparts; pi++) {
+        size_t w;
+        if ((st = aggregate_into(g, pi, min_weight, out, o, &w, NULL, err)) != KS_OK)
+            return st;
+        o += w;
+    }
     out->count = o;
     return KS_OK;
 }

@@ -1,5 +1,6 @@
 /* Merging: the voxel grid's arithmetic, two devices fusing one wall, occlusion fill from another
  * device, the interleaved stream and the rig pose file. */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,23 @@
 #include "fuse/fuse_scene.h"
 #include "kinsync/fuse.h"
 #include "ks_test.h"
+
+typedef struct add_job {
+    ks_voxel_grid *g;
+    int partition;
+    const float *x, *y, *z;
+    size_t n;
+    ks_status st;
+} add_job;
+
+static void *add_thread(void *arg)
+{
+    add_job *j = arg;
+    ks_error e;
+    for (int d = 0; d < 3 && j->st == KS_OK; d++) /* three "devices" of the same points */
+        j->st = ks_voxel_grid_add(j->g, j->partition, d, j->x, j->y, j->z, NULL, NULL, NULL, NULL, j->n, &e);
+    return NULL;
+}
 
 static void test_voxel_average(void)
 {
@@ -90,6 +108,32 @@ static void test_voxel_average(void)
     KS_CHECK_INT(w1, n);
     KS_CHECK_INT(w3, n);
     KS_CHECK_NEAR(s1, s3, fabs(s1) * 1e-6 + 1);
+    /* three threads, one partition each, at the same time: the same voxels */
+    ks_voxel_grid *gt;
+    KS_CHECK_INT(ks_voxel_grid_create(2, 0, 3, &gt, &err), KS_OK);
+    pthread_t th[3];
+    add_job jobs[3];
+    for (int t = 0; t < 3; t++) {
+        jobs[t] = (add_job){gt, t, px, py, pz, n, KS_OK};
+        KS_CHECK(pthread_create(&th[t], NULL, add_thread, &jobs[t]) == 0);
+    }
+    for (int t = 0; t < 3; t++) {
+        pthread_join(th[t], NULL);
+        KS_CHECK_INT(jobs[t].st, KS_OK);
+    }
+    ks_cloud ct = {0};
+    KS_CHECK_INT(ks_voxel_grid_extract(gt, 0, &ct, &err), KS_OK);
+    KS_CHECK_INT(ct.count, c1.count);
+    uint64_t wt = 0;
+    size_t all3 = 0;
+    for (size_t i = 0; i < ct.count; i++) {
+        wt += ct.weight[i];
+        all3 += ct.devices[i] == 7u;
+    }
+    KS_CHECK_INT(wt, 3 * n);
+    KS_CHECK_INT(all3, ct.count);
+    ks_cloud_free(&ct);
+    ks_voxel_grid_destroy(gt);
     ks_cloud_free(&c), ks_cloud_free(&c1), ks_cloud_free(&c3);
     ks_voxel_grid_destroy(g1), ks_voxel_grid_destroy(g3);
     free(px), free(py), free(pz);

@@ -1013,6 +1013,7 @@ static ks_status op_get_jacks(void *dev, ks_jack_state *jacks, ks_error *err)
 {
     sim_dev *d = dev;
     pthread_mutex_lock(&d->w->mu);
+    advance(d->w, d, d->w->now_ns, NULL); /* the jacks reflect every event due by now (a cable pulled at 0) */
     ks_status st = KS_OK;
     if (d->disconnected)
         st = ks_error_set(err, KS_ENODEV, "device %s is disconnected", d->w->rig.devices[d->index].serial);
@@ -1139,6 +1140,9 @@ static ks_status op_start_cameras(void *dev, const ks_device_config *cfg, ks_err
     d->disturb_next = false;
     d->startup_drops = (int)(rand_unit(&w->rng) * (w->cfg.startup_drop_max + 1));
     d->armed_ns = w->now_ns + (uint64_t)(w->cfg.start_latency_ms * 1e6);
+    if (d->arm_at_ns > w->now_ns)
+        d->armed_ns = d->arm_at_ns; /* a start time agreed between hosts (multi-host simulation) */
+    d->arm_at_ns = 0;
     d->period_ns = period_us(d) * 1000.0 / d->rate_own;
     d->triggered = trigger_target(&w->rig) == d->index && cfg->wired_sync_mode != KS_SYNC_STANDALONE;
     d->zero_ns = w->now_ns;
@@ -1354,6 +1358,17 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
         ks_sim_config_init(&defcfg);
         cfg_in = &defcfg;
     }
+    /* a real AprilGrid painted on the board: the board takes the printed sheet's size */
+    sim_texture grid = {0};
+    if (cfg_in->board_aprilgrid[0]) {
+        ks_status gs = sim_aprilgrid_texture(cfg_in->board_aprilgrid, &grid, err);
+        if (gs != KS_OK)
+            return gs;
+        defcfg = *cfg_in;
+        defcfg.board_width_mm = grid.width_mm;
+        defcfg.board_height_mm = grid.height_mm;
+        cfg_in = &defcfg;
+    }
     if (cfg_in->queue_frames < 1 || cfg_in->queue_frames > 1000)
         return ks_error_set(err, KS_EINVAL, "simulation queue_frames %d is outside 1..1000", cfg_in->queue_frames);
     if (cfg_in->object_count < 0 || cfg_in->object_count > KS_SIM_MAX_OBJECTS || cfg_in->fault_count < 0 ||
@@ -1499,6 +1514,9 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
             push_event(w, ev);
         }
     }
+    if (st == KS_OK && grid.pixels)
+        st = ks_sim_set_board_texture((ks_sim *)w, grid.pixels, grid.w, grid.h, grid.w, err);
+    free(grid.pixels);
     ks_backend *b = st == KS_OK ? ks_backend_create(&sim_ops, w) : NULL;
     if (!b) {
         if (st == KS_OK)
@@ -1627,4 +1645,61 @@ const char *ks_sim_fault_kind_name(ks_sim_fault_kind k)
 {
     static const char *const names[] = {"unplug", "disconnect", "drop", "stall", "trigger-stop"};
     return (k >= 0 && k < KS_SIM_FAULT_KIND_COUNT) ? names[k] : "unknown";
+}
+
+/* ---- several processes simulating one rig (multi-host) ----
+ * Each host's agent runs a world over the whole rig but opens only its own devices. The worlds run
+ * paced, so virtual time follows the wall clock; the coordinator picks a start instant in the near
+ * future and every world arms the master at that instant, so its sync pulses reach the local
+ * subordinates exactly when they would through a real cable. */
+
+static double realtime_minus_monotonic_s(void)
+{
+    struct timespec r, m;
+    clock_gettime(CLOCK_REALTIME, &r);
+    clock_gettime(CLOCK_MONOTONIC, &m);
+    return (double)(r.tv_sec - m.tv_sec) + (r.tv_nsec - m.tv_nsec) * 1e-9;
+}
+
+uint64_t ks_sim_virtual_from_realtime(ks_sim *s, int64_t realtime_ns)
+{
+    sim_world *w = (sim_world *)s;
+    double mono_s = (double)realtime_ns * 1e-9 - realtime_minus_monotonic_s();
+    double v = (mono_s - w->wall0) * 1e9;
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+ks_status ks_sim_arm_at(ks_sim *s, int device, uint64_t at_ns, ks_error *err)
+{
+    sim_world *w = (sim_world *)s;
+    if (device < 0 || device >= w->rig.device_count)
+        return ks_error_set(err, KS_EINVAL, "no rig device %d in the simulated world", device);
+    pthread_mutex_lock(&w->mu);
+    bool late = at_ns <= w->now_ns;
+    if (!late)
+        w->devs[device].arm_at_ns = at_ns;
+    uint64_t now = w->now_ns;
+    pthread_mutex_unlock(&w->mu);
+    if (late)
+        return ks_error_set(err, KS_ETIMEOUT,
+                            "the agreed start instant (virtual %.3f ms) has already passed here (now %.3f ms); "
+                            "the hosts' clocks disagree or the network is slow: start again",
+                            at_ns / 1e6, now / 1e6);
+    return KS_OK;
+}
+
+ks_status ks_sim_start_remote(ks_sim *s, int device, const ks_device_config *cfg, uint64_t at_ns, ks_error *err)
+{
+    sim_world *w = (sim_world *)s;
+    if (device < 0 || device >= w->rig.device_count)
+        return ks_error_set(err, KS_EINVAL, "no rig device %d in the simulated world", device);
+    sim_dev *d = &w->devs[device];
+    if (d->opened)
+        return ks_error_set(err, KS_ESTATE, "device %s is opened in this process; start it with start_cameras",
+                            w->rig.devices[device].serial);
+    ks_status st = ks_sim_arm_at(s, device, at_ns, err);
+    if (st != KS_OK)
+        return st;
+    /* frames are rendered only when a reader takes them, and nobody here reads this device */
+    return op_start_cameras(d, cfg, err);
 }
