@@ -25,6 +25,10 @@ check "[ -s '$tmp/cap/index.json' ] && [ -s '$tmp/cap/000002/master_color.jpg' ]
 check "python3 -c 'import json,sys; d=json.load(open(\"$tmp/cap/index.json\")); s=d[\"sets\"]; sys.exit(0 if len(s)==3 and s[0][\"complete\"] and \"host_ns\" in s[0][\"frames\"][\"a\"] else 1)'"
 check "! ls '$tmp'/cap/*/*.tmp '$tmp'/cap/*.tmp 2>/dev/null"
 "$KINSYNC" capture --backend sim --fast "$rig" --frames 3 --out "$tmp/cap" 2>/dev/null; check "[ $? -eq 2 ]"
+"$KINSYNC" capture --backend sim --fast --mkv "$rig" --frames 4 --out "$tmp/mkv" >"$tmp/m" 2>&1; rc=$?
+check "[ $rc -eq 0 ]"
+check "[ \$(ls '$tmp'/mkv/*.mkv | wc -l) -eq 3 ] && [ -s '$tmp/mkv/index.json' ] && ! ls '$tmp'/mkv/*.part 2>/dev/null"
+"$KINSYNC" info "$tmp"/mkv/master-*.mkv >"$tmp/i" 2>&1; check "grep -q 'complete' '$tmp/i' && grep -q 'COLOR .* 4 frames' '$tmp/i'"
 "$KINSYNC" capture "$rig" --out "$tmp/x" 2>/dev/null; check "[ $? -eq 2 ]"
 "$KINSYNC" verify --seconds -1 "$rig" 2>/dev/null; check "[ $? -eq 2 ]"
 "$KINSYNC" verify "$tmp/missing.yaml" 2>/dev/null; check "[ $? -eq 2 ]"
