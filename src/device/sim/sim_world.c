@@ -743,7 +743,7 @@ static bool advance(sim_world *w, sim_dev *self, uint64_t deadline, ready_fn rea
         if (w->cfg.mode == KS_SIM_FAST && w->cfg.lockstep && nx->type == EV_DELIVER) {
             sim_dev *o = &w->devs[nx->dev];
             if (o != self && o->q_count >= w->cfg.queue_frames && o->has_reader &&
-                !pthread_equal(o->reader, me) && wall_now() - o->reader_wall < 0.5) {
+                !pthread_equal(o->reader, me) && wall_now() - o->reader_wall < 2.0) {
                 cond_wait_wall(w, 0.05);
                 continue;
             }
