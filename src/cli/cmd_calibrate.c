@@ -17,6 +17,8 @@
 #include <turbojpeg.h>
 
 #include "cli/cli.h"
+#include "cli/session_cli.h"
+#include "kinsync/record.h"
 #include "kinsync/board.h"
 #include "kinsync/calibration.h"
 #include "kinsync/mkv.h"
@@ -25,7 +27,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: kinsync calibrate (RECORDING.mkv... | FRAMESET_DIR) --board BOARD.yaml\n"
+            "Usage: kinsync calibrate (rig.yaml | RECORDING.mkv... | FRAMESET_DIR) --board BOARD.yaml\n"
             "                         [-o rig-calibration.json] [--reference SERIAL] [--camera color|ir]\n"
             "                         [--step N] [--match-us US] [--loss huber|cauchy|none] [--min-corners N] [--json]\n"
             "\n"
@@ -35,6 +37,9 @@ static void usage(FILE *out)
             "poses of the depth and color cameras in the rig frame (the reference device's depth camera)\n"
             "are written with their uncertainty. See docs/calibrate.md and docs/rig-calibration.md.\n"
             "\n"
+            "rig.yaml: a live rig (real devices if attached, else its simulation): it is recorded for\n"
+            "--seconds (default 5) into --recordings DIR (default calibration-recordings), then\n"
+            "calibrated from those recordings.\n"
             "RECORDING.mkv: one synchronized recording per device (k4arecorder or kinsync record).\n"
             "Frame sets are color (or IR) frames whose device timestamps agree (subordinate delay\n"
             "removed) within --match-us (default: the SDK's sync tolerance for the frame rate); every\n"
@@ -54,6 +59,8 @@ static void usage(FILE *out)
             "  --match-us US      recordings: timestamp tolerance between devices, microseconds\n"
             "  --loss NAME        robust loss: huber (default), cauchy, none\n"
             "  --min-corners N    corners a view needs to count (default 8)\n"
+            "  --seconds N        rig.yaml: how long to record the live rig (default 5)\n"
+            "  --recordings DIR   rig.yaml: where its recordings go (default calibration-recordings)\n"
             "  --json             machine-readable report on stdout\n"
             "  -h, --help         this text\n"
             "\n"
@@ -659,6 +666,44 @@ static void depth_check_recordings(calib_run *cr, char **files, int n, ks_rigcal
     }
 }
 
+/* Records a live rig (real devices if attached, else the simulator in virtual time) for `seconds`
+ * into dir, one .mkv per device, through the orchestrated start. Returns the number of files, or
+ * minus an exit status. */
+static int record_live(const char *rig_path, const char *dir, double seconds, bool quiet,
+                       char paths[][512])
+{
+    ks_cli_rigrun r;
+    ks_error err;
+    int rc = ks_cli_rigrun_open(rig_path, "auto", true, &r, &err);
+    if (rc != KS_EXIT_OK) {
+        ks_cli_print_error("calibrate", &err);
+        ks_cli_rigrun_close(&r);
+        return -rc;
+    }
+    ks_device_config configs[KS_RIG_MAX_DEVICES];
+    for (int i = 0; i < r.rig.device_count; i++)
+        configs[i] = r.plan.devices[i].config;
+    ks_record_run_options ro;
+    memset(&ro, 0, sizeof ro);
+    ro.seconds = seconds;
+    ro.recorder.overwrite = true;
+    ks_record_result *res = calloc(1, sizeof *res);
+    if (!quiet)
+        fprintf(stderr, "calibrate: recording %s for %.1f s into %s (%s)\n", r.rig.name, seconds, dir,
+                r.simulated ? "simulator" : "devices");
+    ks_status st = res ? ks_record_run(r.backend, &r.rig, configs, dir, &ro, res, &err)
+                       : ks_error_set(&err, KS_ENOMEM, "out of memory");
+    int n = 0;
+    if (st == KS_OK)
+        for (int i = 0; i < res->device_count; i++)
+            snprintf(paths[n++], 512, "%s", res->paths[i]);
+    else
+        ks_cli_print_error("calibrate", &err);
+    free(res);
+    ks_cli_rigrun_close(&r);
+    return st == KS_OK ? n : -KS_EXIT_FAIL;
+}
+
 int cmd_calibrate(int argc, char **argv)
 {
     static const struct option opts[] = {{"board", required_argument, 0, 'b'},    {"output", required_argument, 0, 'o'},
@@ -666,7 +711,10 @@ int cmd_calibrate(int argc, char **argv)
                                          {"min-corners", required_argument, 0, 'm'}, {"json", no_argument, 0, 'j'},
                                          {"camera", required_argument, 0, 'c'},   {"step", required_argument, 0, 's'},
                                          {"match-us", required_argument, 0, 'u'},  {"help", no_argument, 0, 'h'},
+                                         {"seconds", required_argument, 0, 'S'},   {"recordings", required_argument, 0, 'R'},
                                          {0, 0, 0, 0}};
+    double live_seconds = 5;
+    const char *live_dir = "calibration-recordings";
     const char *board_path = NULL, *out_path = "rig-calibration.json", *ref_serial = NULL;
     calib_run cr;
     memset(&cr, 0, sizeof cr);
@@ -716,6 +764,12 @@ int cmd_calibrate(int argc, char **argv)
                 return ks_cli_usage_error("calibrate", "--match-us %s: give microseconds >= 1", optarg);
             cr.match_us = (int)v;
             break;
+        case 'S':
+            live_seconds = strtod(optarg, &end);
+            if (*end || !(live_seconds > 0) || live_seconds > 3600)
+                return ks_cli_usage_error("calibrate", "--seconds %s: give a positive number of seconds", optarg);
+            break;
+        case 'R': live_dir = optarg; break;
         case 'j': cr.json = true; break;
         case 'h': usage(stdout); return KS_EXIT_OK;
         default: return ks_cli_usage_error("calibrate", "unknown option");
@@ -725,6 +779,19 @@ int cmd_calibrate(int argc, char **argv)
         return ks_cli_usage_error("calibrate", "--board BOARD.yaml is required (see kinsync board)");
     if (optind >= argc)
         return ks_cli_usage_error("calibrate", "expected recordings (one .mkv per device) or a frame-set directory");
+    /* a live rig (devices or the simulator): record it first, then calibrate the recordings */
+    char live_paths[KS_RIG_MAX_DEVICES][512];
+    char *live_argv[KS_RIG_MAX_DEVICES] = {0};
+    if (argc - optind == 1 && (has_ext(argv[optind], ".yaml") || has_ext(argv[optind], ".yml"))) {
+        int n = record_live(argv[optind], live_dir, live_seconds, cr.json, live_paths);
+        if (n < 0)
+            return -n;
+        for (int i = 0; i < n; i++)
+            live_argv[i] = live_paths[i];
+        argv = live_argv;
+        argc = n;
+        optind = 0;
+    }
     bool mkv = has_ext(argv[optind], ".mkv");
     for (int i = optind; i < argc; i++)
         if (has_ext(argv[i], ".mkv") != mkv || (!mkv && argc - optind != 1))
@@ -733,11 +800,6 @@ int cmd_calibrate(int argc, char **argv)
     if (!mkv) {
         const char *root = argv[optind];
         struct stat stt;
-        if (has_ext(root, ".yaml") || has_ext(root, ".yml")) {
-            fprintf(stderr, "kinsync calibrate: %s: calibrating a live rig directly is not available in this version; "
-                            "record the rig (one .mkv per device) and calibrate the recordings\n", root);
-            return KS_EXIT_USAGE;
-        }
         if (stat(root, &stt) != 0 || !S_ISDIR(stt.st_mode)) {
             fprintf(stderr, "kinsync calibrate: %s is not a directory or a recording\n", root);
             return KS_EXIT_USAGE;
