@@ -19,7 +19,7 @@ static const char SECRET[] = "bench-secret-0123456789abcdef";
 static char path[256];
 static ks_agent_state state = KS_AGENT_IDLE;
 
-static ks_status b_start(void *ctx, const char *s, ks_error *err)
+static ks_status b_start(void *ctx, const char *s, const char *args, ks_error *err)
 {
     state = KS_AGENT_STREAMING;
     return KS_OK;

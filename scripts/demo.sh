@@ -10,3 +10,7 @@ echo "== kinsync version"
 $K version
 echo "== kinsync plan examples/rigs/chain-3.yaml (timeline picture: out/demo/chain-3.svg)"
 $K plan --svg out/demo/chain-3.svg examples/rigs/chain-3.yaml
+echo "== kinsync verify examples/rigs/simulated-studio.yaml (report: out/demo/verify.html)"
+$K verify --fast --seconds 3 --report out/demo/verify.html examples/rigs/simulated-studio.yaml
+echo "== the classic mistake: the master started first (verify names it and exits 1)"
+$K verify --fast --seconds 1 --start-master-first examples/rigs/simulated-studio.yaml | grep -E '^FAIL|^result' || true

@@ -16,7 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kinsync/device.h"
 #include "kinsync/error.h"
+#include "kinsync/rig.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -118,7 +120,10 @@ typedef struct ks_agent_ops {
     /* args_json: the device's configuration from the coordinator's plan */
     ks_status (*configure)(void *ctx, const char *serial, const char *args_json, ks_error *err);
     ks_status (*arm)(void *ctx, const char *serial, ks_error *err);   /* subordinates start cameras */
-    ks_status (*start)(void *ctx, const char *serial, ks_error *err); /* the master starts cameras */
+    /* args: {"master": SERIAL, "at_realtime_ns": T}; a simulated world starts the remote master at T */
+    ks_status (*sync)(void *ctx, const char *serial, const char *args, ks_error *err);
+    /* the master starts cameras; args may carry {"at_realtime_ns": T} (the agreed instant, simulator) */
+    ks_status (*start)(void *ctx, const char *serial, const char *args, ks_error *err);
     ks_status (*stop)(void *ctx, const char *serial, ks_error *err);  /* files closed when it returns */
     void (*status)(void *ctx, const char *serial, ks_agent_device_status *st);
     /* path of the finished recording of a device ("" if none); used by GATHER */
@@ -140,6 +145,17 @@ void ks_agent_step(ks_agent *a);
 uint64_t ks_agent_rejected(const ks_agent *a);
 void ks_agent_free(ks_agent *a);
 
+/* The devices of one host behind an agent: opens them on `backend`, records into out_dir, runs
+ * CONFIGURE/ARM/SYNC/START/STOP as the coordinator commands (src/net/agent_host.c). The rig must be
+ * validated; the per-device configurations come from its plan. */
+typedef struct ks_agent_host ks_agent_host;
+ks_status ks_agent_host_create(const ks_rig *rig, const char *host, ks_backend *backend,
+                               const char *out_dir, ks_agent_host **out, ks_error *err);
+const ks_agent_ops *ks_agent_host_ops(void);
+/* Serials of this host's devices (pointers into the host's rig copy). */
+int ks_agent_host_serials(const ks_agent_host *h, const char **serials, int max);
+void ks_agent_host_free(ks_agent_host *h);
+
 /* ---- coordinator ---- */
 
 typedef struct ks_coordinator ks_coordinator;
@@ -151,7 +167,8 @@ typedef struct ks_remote_device {
     ks_agent_device_status status;
     int64_t last_seen_ns;     /* CLOCK_MONOTONIC of the coordinator */
     int64_t host_time_ns;     /* the agent's CLOCK_REALTIME in its last state */
-    int64_t clock_skew_ns;    /* agent realtime - coordinator realtime at receipt (incl. latency) */
+    int64_t clock_skew_ns;    /* agent realtime - coordinator realtime (less the smallest latency seen) */
+    bool skew_known;
     bool present;
 } ks_remote_device;
 
@@ -178,6 +195,36 @@ const ks_remote_device *ks_coordinator_lost(ks_coordinator *c, const char *const
 ks_status ks_coordinator_gather(ks_coordinator *c, const char *serial, const char *dir, int timeout_ms,
                                 char *path_out, size_t n, ks_error *err);
 const char *ks_coordinator_id(const ks_coordinator *c);
+
+/* ---- a distributed recording (src/net/distributed.c) ---- */
+
+typedef struct ks_distributed_options {
+    double seconds;             /* recording length, coordinator wall clock; 0 = until *stop */
+    volatile int *stop;         /* set (e.g. by SIGINT) to stop early; may be NULL */
+    const char *out_dir;        /* gathered recordings go here; NULL = leave them on the hosts */
+    int discover_timeout_ms;    /* 0: 10000 */
+    int arm_timeout_ms;         /* 0: 10000 */
+    int start_lead_ms;          /* agreed start instant this far ahead; 0: 500 */
+    void (*progress)(ks_coordinator *c, const ks_rig *rig, double elapsed_s, void *user);
+    void *user;
+} ks_distributed_options;
+
+typedef struct ks_distributed_result {
+    int device_count;
+    char paths[KS_RIG_MAX_DEVICES][512];   /* gathered file per rig device ("" if none) */
+    char lost[64];                         /* serial of a device whose agent was lost, "" if none */
+    bool interrupted;
+    double max_clock_skew_ms;              /* largest |host clock - coordinator clock| seen */
+    double start_to_streaming_ms;          /* START sent -> every device STREAMING */
+} ks_distributed_result;
+
+/* Runs a rig over its hosts: discovers the agents and checks every device is on the host the rig
+ * names, configures every device, arms every subordinate and waits until all report ARMED (a host
+ * that never arms fails here: the master is never started), starts the master at an agreed
+ * instant, watches health until the time is up, *stop is set or an agent is lost (then every other
+ * device is stopped at once), stops everyone and gathers the recordings. */
+ks_status ks_distributed_record(ks_coordinator *c, const ks_rig *rig, const ks_distributed_options *opt,
+                                ks_distributed_result *res, ks_error *err);
 
 #ifdef __cplusplus
 }

@@ -45,6 +45,7 @@ typedef enum ks_sim_fault_kind {
     KS_SIM_FAULT_DISCONNECT,   /* device `device` disappears at at_ms: get_capture -> KS_ENODEV */
     KS_SIM_FAULT_DROP,         /* device `device` loses `count` captures from at_ms on */
     KS_SIM_FAULT_STALL_HOST,   /* host `host` reads nothing from at_ms for duration_ms */
+    KS_SIM_FAULT_TRIGGER_STOP, /* the external trigger generator stops at at_ms (resumes after duration_ms if > 0) */
     KS_SIM_FAULT_KIND_COUNT
 } ks_sim_fault_kind;
 
@@ -116,6 +117,7 @@ typedef struct ks_sim_config {
     bool render_color, render_depth;        /* false: images are allocated but left black (timing-only runs) */
     double depth_noise_mm;                  /* standard deviation of depth noise, 0 = exact */
     bool lockstep;                          /* fast mode: wait (bounded) for a reading thread instead of overflowing its queue */
+    int startup_drop_max;                   /* each device loses 0..this many captures right after it starts */
 } ks_sim_config;
 
 /* Fills *cfg with the defaults (docs/simulator.md lists them). */
@@ -134,6 +136,14 @@ ks_status ks_sim_config_load_string(const char *text, size_t len, const char *na
  * each device is started with, cables and trigger from the rig). cfg NULL = defaults. On success
  * *out owns the world; free it with ks_backend_free. */
 ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg, ks_backend **out, ks_error *err);
+
+/* Convenience: loads the rig file at path (ks_rig_load, then ks_rig_validate only to derive roles and
+ * topology: a rig with errors is still simulated, so its failures can be shown), reads its
+ * simulation section and opens the backend. `mode_override` >= 0 replaces the section's mode
+ * (e.g. KS_SIM_FAST for batch commands). On success *out owns the world and, when rig_out is not
+ * NULL, *rig_out is the loaded rig. */
+ks_status ks_backend_open_sim_file(const char *path, int mode_override, ks_backend **out, ks_rig *rig_out,
+                                   ks_error *err);
 
 /* ---- ground truth and diagnosis (for tests, demos and `kinsync verify --explain`) ---- */
 
@@ -173,6 +183,7 @@ typedef struct ks_sim_device_stats {
     uint64_t dropped_fault;      /* DROP faults */
     uint64_t dropped_stall;      /* host stalled and the device buffer overflowed */
     uint64_t dropped_exposure;   /* exposure changed while streaming: the next capture is lost */
+    uint64_t dropped_startup;    /* first captures after start that never reached the host */
     uint64_t pulses_seen;        /* sync pulses that reached Sync In while streaming */
     uint64_t corrupted_frames;   /* depth frames with laser damage */
     uint64_t corrupted_pixels;
@@ -197,13 +208,26 @@ uint64_t ks_sim_host_time_ns(ks_sim *s, const char *host, uint64_t t_ns);
 ks_status ks_sim_device_clock(ks_sim *s, int device, double *rate, double *offset_us, uint64_t *zero_ns,
                               ks_error *err);
 
-/* Replaces the board texture (8-bit grey, row-major, copied): it is stretched over the board.
- * NULL restores the built-in checker-with-tags pattern. */
+/* Replaces the board texture (8-bit grey, row-major, copied): it is stretched over the board's front
+ * (row 0 along the board's -y edge, column 0 along its -x edge). NULL restores the built-in
+ * AprilGrid-like pattern. Only while no simulated device streams (KS_ESTATE otherwise): cached
+ * renders are dropped. */
 ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, int height, int stride,
                                    ks_error *err);
 
+/* ---- one rig simulated by several processes (multi-host, docs/multi-host.md) ---- */
+
+/* Virtual time of this world at a CLOCK_REALTIME instant (paced worlds; 0 if before creation). */
+uint64_t ks_sim_virtual_from_realtime(ks_sim *s, int64_t realtime_ns);
+/* The next start_cameras of rig device `device` arms at virtual time at_ns instead of after the start
+ * latency. KS_ETIMEOUT when at_ns has already passed in this world. */
+ks_status ks_sim_arm_at(ks_sim *s, int device, uint64_t at_ns, ks_error *err);
+/* Starts a device that streams in another process's world (e.g. the master on another host) so that
+ * its sync pulses reach this world's subordinates from at_ns on. Its frames are never rendered here. */
+ks_status ks_sim_start_remote(ks_sim *s, int device, const ks_device_config *cfg, uint64_t at_ns, ks_error *err);
+
 /* Names. */
-const char *ks_sim_fault_kind_name(ks_sim_fault_kind k); /* "unplug", "disconnect", "drop", "stall" */
+const char *ks_sim_fault_kind_name(ks_sim_fault_kind k); /* "unplug", "disconnect", "drop", "stall", "trigger-stop" */
 
 #ifdef __cplusplus
 }

@@ -29,13 +29,18 @@ void ks_cli_print_error(const char *cmd, const ks_error *err);
 bool ks_cli_is_tty(FILE *f);
 
 int cmd_version(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_align(int argc, char **argv);
 int cmd_board(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_fuse(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_capture(int argc, char **argv);
 
 #endif

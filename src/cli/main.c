@@ -11,7 +11,11 @@ static const ks_command commands[] = {
     /* plan the rig */
     {"plan", "validate a rig file and compute delays, start order and recorder commands", cmd_plan},
     /* run it */
+    {"verify", "start the rig, measure its sync (skews, drops, drift, failure modes), PASS/FAIL", cmd_verify},
+    {"capture", "start the rig and write N frame sets to a directory (raw images + index.json)", cmd_capture},
     /* recordings */
+    {"record", "record every device of a rig, one Azure Kinect .mkv per device", cmd_record},
+    {"align", "align recordings of one rig: frame sets, skew, drops, files that don't belong", cmd_align},
     {"info", "show what a recording holds (tracks, tags, frames, timestamps)", cmd_info},
     {"repair", "make a cut-off or unfinished recording complete", cmd_repair},
     /* calibrate */
@@ -21,6 +25,8 @@ static const ks_command commands[] = {
     {"fuse", "fuse the depth of a calibrated rig into one point cloud per frame set (PLY)", cmd_fuse},
     {"devices", "list attached devices: serial, firmware, sync jacks", cmd_devices},
     {"doctor", "check this host for the rig: USB, usbfs, libk4a, firmware, clocks", cmd_doctor},
+    /* many hosts */
+    {"agent", "run this host's devices of a rig for a coordinator on another host", cmd_agent},
     /* misc */
     {"version", "print the version", cmd_version},
 };

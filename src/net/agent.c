@@ -33,6 +33,7 @@ struct ks_agent {
     ks_replay_guard guard;
     uint64_t rejected;
     int64_t next_publish_ns;
+    ks_agent_state published[KS_AGENT_MAX_DEVICES]; /* states last published: a change is sent at once */
     dds_entity_t ws; /* wakes the loop as soon as a command arrives */
 };
 
@@ -125,6 +126,7 @@ static void publish(ks_agent *a)
         memset(&st, 0, sizeof st);
         if (a->ops->status)
             a->ops->status(a->ctx, a->serials[i], &st);
+        a->published[i] = st.state;
         kinsync_msg_dds__DeviceState_ s = {
             .serial = a->serials[i],
             .host = a->host,
@@ -210,7 +212,9 @@ static ks_status run_verb(ks_agent *a, const kinsync_msg_dds__Command_ *c, const
     if (!strcmp(v, "ARM"))
         return a->ops->arm ? a->ops->arm(a->ctx, serial, err) : KS_OK;
     if (!strcmp(v, "START"))
-        return a->ops->start ? a->ops->start(a->ctx, serial, err) : KS_OK;
+        return a->ops->start ? a->ops->start(a->ctx, serial, c->args, err) : KS_OK;
+    if (!strcmp(v, "SYNC"))
+        return a->ops->sync ? a->ops->sync(a->ctx, serial, c->args, err) : KS_OK;
     if (!strcmp(v, "STOP"))
         return a->ops->stop ? a->ops->stop(a->ctx, serial, err) : KS_OK;
     if (!strcmp(v, "GATHER"))
@@ -292,6 +296,13 @@ void ks_agent_step(ks_agent *a)
     if (a->ops->poll)
         a->ops->poll(a->ctx);
     int64_t now = ks_now_monotonic_ns();
+    for (int i = 0; i < a->device_count && a->ops->status; i++) {
+        ks_agent_device_status st;
+        memset(&st, 0, sizeof st);
+        a->ops->status(a->ctx, a->serials[i], &st);
+        if (st.state != a->published[i])
+            a->next_publish_ns = 0;
+    }
     if (now >= a->next_publish_ns) {
         publish(a);
         a->next_publish_ns = now + PUBLISH_PERIOD_NS;
@@ -303,7 +314,7 @@ ks_status ks_agent_run(ks_agent *a, volatile int *stop, ks_error *err)
     (void)err;
     while (!*stop) {
         ks_agent_step(a);
-        dds_waitset_wait(a->ws, NULL, 0, DDS_MSECS(50));
+        dds_waitset_wait(a->ws, NULL, 0, DDS_MSECS(20));
     }
     return KS_OK;
 }

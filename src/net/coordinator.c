@@ -126,7 +126,13 @@ void ks_coordinator_poll(ks_coordinator *c)
             d->status.sync_out = m->sync_out;
             d->last_seen_ns = now;
             d->host_time_ns = m->host_time_ns;
-            d->clock_skew_ns = m->host_time_ns - ks_now_realtime_ns();
+            /* host_time was read when the state was published, so receipt - host_time = latency -
+             * skew: the largest (host_time - receipt) over many samples is the skew less the
+             * smallest latency. Durable samples read late only lower it, never raise it. */
+            int64_t est = m->host_time_ns - ks_now_realtime_ns();
+            if (!d->skew_known || est > d->clock_skew_ns)
+                d->clock_skew_ns = est;
+            d->skew_known = true;
         }
         dds_return_loan(c->tr.r_state, s, n);
     }

@@ -38,7 +38,7 @@ static ks_status f_arm(void *ctx, const char *s, ks_error *err)
     devs[idx(s)].state = KS_AGENT_ARMED;
     return KS_OK;
 }
-static ks_status f_start(void *ctx, const char *s, ks_error *err)
+static ks_status f_start(void *ctx, const char *s, const char *args, ks_error *err)
 {
     devs[idx(s)].state = KS_AGENT_STREAMING;
     return KS_OK;
@@ -58,7 +58,8 @@ static void f_path(void *ctx, const char *s, char *p, size_t n)
 {
     snprintf(p, n, "%s", idx(s) == 0 ? recording : "");
 }
-static const ks_agent_ops ops = {f_configure, f_arm, f_start, f_stop, f_status, f_path, NULL};
+static const ks_agent_ops ops = {.configure = f_configure, .arm = f_arm, .start = f_start, .stop = f_stop,
+                                 .status = f_status, .recording_path = f_path};
 
 static void config(ks_net_config *c, const char *secret)
 {

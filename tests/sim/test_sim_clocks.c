@@ -77,6 +77,44 @@ static void test_jitter(void)
     simt_close(&r);
 }
 
+static void test_subordinate_jitter_unbiased(void)
+{
+    ks_rig rig;
+    simt_rig(&rig, 2, SIMT_DAISY, 1.0);
+    ks_sim_config cfg;
+    simt_config(&cfg, 54, false);
+    cfg.propagation_ns_per_m = 0;
+    cfg.hop_delay_ns = 0;
+    cfg.clocks[0] = (ks_sim_clock){.set = true, .jitter_us = 5};
+    cfg.clocks[1] = (ks_sim_clock){.set = true, .jitter_us = 5};
+    simt_run r;
+    KS_CHECK(simt_open(&r, &rig, &cfg));
+    KS_CHECK(simt_start_all(&r, &rig));
+    double sum = 0, sum2 = 0;
+    int n = 0;
+    for (int k = 0; k < 400; k++) {
+        ks_capture *a = NULL, *b = NULL;
+        ks_sim_frame_truth ta, tb;
+        KS_CHECK(ks_device_get_capture(r.dev[0], &a, 1000, NULL) == KS_OK);
+        KS_CHECK(ks_device_get_capture(r.dev[1], &b, 1000, NULL) == KS_OK);
+        if (!a || !b)
+            break;
+        ks_sim_last_truth(r.sim, 0, &ta, NULL);
+        ks_sim_last_truth(r.sim, 1, &tb, NULL);
+        double d = ((double)tb.sync_ns - (double)ta.sync_ns) / 1000.0;
+        sum += d;
+        sum2 += d * d;
+        n++;
+        ks_capture_release(a);
+        ks_capture_release(b);
+    }
+    double mean = sum / n, sd = sqrt(sum2 / n - mean * mean);
+    /* the subordinate's detection jitter is symmetric around the pulse: no systematic offset */
+    KS_CHECK_MSG(fabs(mean) < 1.5, "mean subordinate offset %.2f us", mean);
+    KS_CHECK_MSG(sd > 3 && sd < 7, "subordinate offset spread %.2f us", sd);
+    simt_close(&r);
+}
+
 static void test_hosts_and_usb_latency(void)
 {
     ks_rig rig;
@@ -115,6 +153,7 @@ int main(void)
 {
     KS_RUN(test_drift_against_host);
     KS_RUN(test_jitter);
+    KS_RUN(test_subordinate_jitter_unbiased);
     KS_RUN(test_hosts_and_usb_latency);
     return KS_TEST_END();
 }

@@ -51,7 +51,8 @@ static const char *RIG =
     "    - {kind: drop, at_ms: 3000, device: 1, count: 4}\n"
     "    - {kind: stall, at_ms: 4000, host: hostb, duration_ms: 50}\n"
     "  render: {color: false, depth: true, depth_noise_mm: 1.5}\n"
-    "  lockstep: false\n";
+    "  lockstep: false\n"
+    "  startup_drop_max: 0\n";
 
 static void test_every_key(void)
 {
@@ -104,6 +105,7 @@ static void test_every_key(void)
     KS_CHECK(!c.render_color && c.render_depth);
     KS_CHECK_NEAR(c.depth_noise_mm, 1.5, 0);
     KS_CHECK(!c.lockstep);
+    KS_CHECK_INT(c.startup_drop_max, 0);
 }
 
 static void test_no_section_gives_defaults(void)
@@ -124,7 +126,7 @@ static void test_errors_name_line_and_fix(void)
         {"simulation:\n  sed: 1\n", {"x.yaml:2", "sed"}},
         {"simulation:\n  mode: slow\n", {"x.yaml:2", "fast or paced"}},
         {"simulation:\n  queue_frames: 0\n", {"x.yaml:2", "queue_frames"}},
-        {"simulation:\n  faults:\n    - {kind: explode, at_ms: 1}\n", {"x.yaml:3", "unplug, disconnect"}},
+        {"simulation:\n  faults:\n    - {kind: explode, at_ms: 1}\n", {"x.yaml:3", "trigger-stop"}},
         {"simulation:\n  faults:\n    - {kind: drop, device: nobody, at_ms: 1}\n", {"x.yaml:3", "nobody"}},
         {"simulation:\n  faults:\n    - {kind: stall, at_ms: 1}\n", {"x.yaml:3", "duration_ms"}},
         {"simulation:\n  scene:\n    objects:\n      - {box: {min: [0, 0, 0], max: [0, 1, 1]}}\n", {"x.yaml:4", "min"}},
@@ -132,6 +134,7 @@ static void test_errors_name_line_and_fix(void)
         {"simulation:\n  board:\n    motion:\n      - {t_ms: 5, position: [0, 0, 0]}\n      - {t_ms: 1, position: [0, 0, 0]}\n",
          {"x.yaml:5", "increasing"}},
         {"simulation: [1, 2]\n", {"x.yaml:1", "simulation"}},
+        {"simulation:\n  startup_drop_max: -1\n", {"x.yaml:2", "startup_drop_max"}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ks_sim_config c;
@@ -169,8 +172,44 @@ static void test_example_rig_runs(void)
     simt_close(&r);
 }
 
+static void test_open_from_file(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/examples/rigs/simulated-studio.yaml", KS_SOURCE_DIR);
+    ks_backend *b = NULL;
+    ks_rig rig;
+    ks_error err;
+    KS_CHECK_MSG(ks_backend_open_sim_file(path, KS_SIM_FAST, &b, &rig, &err) == KS_OK, "%s", err.message);
+    KS_CHECK_INT(ks_backend_device_count(b), 3);
+    KS_CHECK_STR(rig.devices[1].name, "left");
+    ks_backend_free(b);
+    KS_CHECK_INT(ks_backend_open_sim_file("/nonexistent/rig.yaml", -1, &b, NULL, &err), KS_ENOTFOUND);
+    KS_CHECK_CONTAINS(err.message, "/nonexistent/rig.yaml");
+}
+
+static void test_open_refuses_bad_configs(void)
+{
+    ks_rig rig;
+    simt_rig(&rig, 1, SIMT_STANDALONE, 0);
+    ks_sim_config c;
+    ks_backend *b = NULL;
+    ks_error err;
+    ks_sim_config_init(&c);
+    c.object_count = KS_SIM_MAX_OBJECTS + 1;
+    KS_CHECK_INT(ks_backend_open_sim(&rig, &c, &b, &err), KS_EINVAL);
+    ks_sim_config_init(&c);
+    c.poses[0] = (ks_sim_pose){.set = true, .position = {1, 2, 3}, .look_at = {1, 2, 3}};
+    KS_CHECK_INT(ks_backend_open_sim(&rig, &c, &b, &err), KS_EINVAL);
+    KS_CHECK_CONTAINS(err.message, "look_at");
+    rig.device_count = 0;
+    KS_CHECK_INT(ks_backend_open_sim(&rig, NULL, &b, &err), KS_EINVAL);
+    KS_CHECK(b == NULL);
+}
+
 int main(void)
 {
+    KS_RUN(test_open_refuses_bad_configs);
+    KS_RUN(test_open_from_file);
     KS_RUN(test_every_key);
     KS_RUN(test_no_section_gives_defaults);
     KS_RUN(test_errors_name_line_and_fix);

@@ -215,7 +215,7 @@ static void test_paced_tracks_wall_clock(void)
     double wall = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9;
     double virt = (double)ks_sim_now_ns(r.sim) * 1e-9;
     /* 0.1 s start latency + 6 frames: about a quarter second of wall time, never less than virtual */
-    KS_CHECK_MSG(wall > 0.2 && wall < 1.5, "6 paced frames took %.3f s", wall);
+    KS_CHECK_MSG(wall > 0.2 && wall < 5.0, "6 paced frames took %.3f s", wall);
     KS_CHECK(virt <= wall + 0.05);
     simt_close(&r);
 }

@@ -143,8 +143,41 @@ static void test_stall_host(void)
     simt_close(&r);
 }
 
+static void test_trigger_stops(void)
+{
+    ks_rig rig;
+    simt_rig(&rig, 2, SIMT_DAISY, 1.0);
+    const ks_trigger_spec *sp = ks_trigger_spec_get();
+    rig.trigger = (ks_rig_trigger){.present = true, .frequency_hz = 30, .pulse_width_us = 20,
+                                   .voltage_v = sp->voltage_v, .drive_ma = sp->min_drive_ma, .to = 0};
+    ks_sim_config cfg;
+    simt_config(&cfg, 85, false);
+    cfg.fault_count = 1;
+    cfg.faults[0] = (ks_sim_fault){.kind = KS_SIM_FAULT_TRIGGER_STOP, .at_ms = 1000, .device = -1, .cable = -1};
+    simt_run r;
+    KS_CHECK(simt_open(&r, &rig, &cfg));
+    r.cfg[0].wired_sync_mode = KS_SYNC_SUBORDINATE;
+    KS_CHECK(simt_start(&r, 1) && simt_start(&r, 0));
+    ks_capture *c = NULL;
+    ks_error err;
+    int got = 0;
+    while (ks_device_get_capture(r.dev[1], &c, 300, &err) == KS_OK) {
+        got++;
+        ks_capture_release(c);
+    }
+    KS_CHECK(got >= 25 && got <= 28);
+    KS_CHECK_CONTAINS(err.message, "trigger generator stopped");
+    ks_status st;
+    while ((st = ks_device_get_capture(r.dev[0], &c, 300, &err)) == KS_OK) /* what queued up meanwhile */
+        ks_capture_release(c);
+    KS_CHECK_INT(st, KS_ETIMEOUT);
+    KS_CHECK_CONTAINS(err.message, "trigger generator stopped");
+    simt_close(&r);
+}
+
 int main(void)
 {
+    KS_RUN(test_trigger_stops);
     KS_RUN(test_unplug_sync_cable);
     KS_RUN(test_disconnect_device);
     KS_RUN(test_drop_frames);

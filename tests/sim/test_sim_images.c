@@ -213,8 +213,53 @@ static void test_color_formats(void)
     }
 }
 
+static long color_sum(ks_sim *sim, ks_device *dev, const ks_device_config *cfg)
+{
+    (void)sim;
+    long sum = 0;
+    if (ks_device_start_cameras(dev, cfg, NULL) != KS_OK)
+        return -1;
+    ks_capture *c = NULL;
+    if (ks_device_get_capture(dev, &c, 1000, NULL) == KS_OK && c->color) {
+        for (size_t i = 0; i < c->color->size; i += 4)
+            sum += c->color->data[i + 1];
+    }
+    ks_capture_release(c);
+    ks_device_stop_cameras(dev);
+    return sum;
+}
+
+static void test_board_texture_is_pluggable(void)
+{
+    ks_rig rig;
+    simt_rig(&rig, 1, SIMT_STANDALONE, 0);
+    rig.camera.color_format = KS_FORMAT_BGRA32;
+    rig.camera.depth_mode = KS_DEPTH_OFF;
+    ks_sim_config cfg;
+    simt_config(&cfg, 25, true);
+    cfg.render_depth = false;
+    cfg.brightness_variation = 0;
+    simt_run r;
+    KS_CHECK(simt_open(&r, &rig, &cfg));
+    long base = color_sum(r.sim, r.dev[0], &r.cfg[0]);
+    static uint8_t white[64 * 64];
+    memset(white, 255, sizeof white);
+    KS_CHECK(ks_sim_set_board_texture(r.sim, white, 64, 64, 64, NULL) == KS_OK);
+    long bright = color_sum(r.sim, r.dev[0], &r.cfg[0]);
+    KS_CHECK(ks_sim_set_board_texture(r.sim, NULL, 0, 0, 0, NULL) == KS_OK);
+    long again = color_sum(r.sim, r.dev[0], &r.cfg[0]);
+    KS_CHECK_MSG(bright > base + 100000, "white board %ld vs tags %ld", bright, base);
+    KS_CHECK_INT(again, base);
+    /* not while streaming */
+    KS_CHECK(simt_start(&r, 0));
+    ks_error err;
+    KS_CHECK_INT(ks_sim_set_board_texture(r.sim, white, 64, 64, 64, &err), KS_ESTATE);
+    simt_close(&r);
+}
+
 int main(void)
 {
+    KS_RUN(test_board_texture_is_pluggable);
     KS_RUN(test_depth_reprojects_onto_scene);
     KS_RUN(test_calibrations_differ_per_serial);
     KS_RUN(test_moving_board_changes_depth);

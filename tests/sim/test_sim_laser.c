@@ -6,11 +6,15 @@
 #include "support/sim_rigs.h"
 
 typedef struct result {
+    uint16_t *last_depth0; /* copy of device 0's last depth image */
+    int last_corrupted0;
     long corrupted_pixels;
     int corrupted_frames;
     int frames;
     int interfering;
 } result;
+
+static bool keep_depth; /* run() keeps device 0's last depth image only when asked */
 
 /* Two devices facing each other across the room (ring of 2); depth only where allowed. */
 static result run(uint32_t sub_delay, int32_t dd0, int32_t dd1, int group1, ks_depth_mode mode)
@@ -44,7 +48,12 @@ static result run(uint32_t sub_delay, int32_t dd0, int32_t dd1, int group1, ks_d
             res.corrupted_frames += t.corrupted_pixels > 0;
             if (t.interfering_devices > res.interfering)
                 res.interfering = t.interfering_devices;
-            /* the damage is visible in the image: count zeros against a clean frame later */
+            if (i == 0 && c->depth) {
+                free(res.last_depth0);
+                res.last_depth0 = malloc(c->depth->size);
+                memcpy(res.last_depth0, c->depth->data, c->depth->size);
+                res.last_corrupted0 = t.corrupted_pixels;
+            }
             ks_capture_release(c);
         }
     ks_sim_device_stats s;
@@ -52,6 +61,10 @@ static result run(uint32_t sub_delay, int32_t dd0, int32_t dd1, int group1, ks_d
     if (res.corrupted_pixels)
         KS_CHECK(s.corrupted_pixels > 0);
     simt_close(&r);
+    if (!keep_depth) {
+        free(res.last_depth0);
+        res.last_depth0 = NULL;
+    }
     return res;
 }
 
@@ -63,6 +76,36 @@ static void test_zero_delays_damage_depth(void)
     KS_CHECK_MSG(r.corrupted_pixels > 12 * 1000, "only %ld corrupted pixels", r.corrupted_pixels);
     KS_CHECK_INT(r.interfering, 1);
     printf("zero delays: %ld corrupted pixels in %d frames\n", r.corrupted_pixels, r.frames);
+}
+
+static void test_damage_is_in_the_image(void)
+{
+    keep_depth = true;
+    result bad = run(0, 0, 0, 0, KS_DEPTH_NFOV_2X2BINNED);
+    result good = run((uint32_t)ks_laser_default_guard_us(KS_DEPTH_NFOV_2X2BINNED), 0, 0, 0,
+                      KS_DEPTH_NFOV_2X2BINNED);
+    KS_CHECK(bad.last_depth0 && good.last_depth0);
+    if (bad.last_depth0 && good.last_depth0) {
+        int differ = 0, zeros_bad = 0, zeros_good = 0;
+        for (int i = 0; i < 320 * 288; i++) {
+            differ += bad.last_depth0[i] != good.last_depth0[i];
+            zeros_bad += bad.last_depth0[i] == 0;
+            zeros_good += good.last_depth0[i] == 0;
+        }
+        KS_CHECK_INT(differ, bad.last_corrupted0);
+        KS_CHECK(zeros_bad > zeros_good + bad.last_corrupted0 / 3);
+        printf("one damaged frame: %d pixels differ from the clean one, %d more invalid\n", differ,
+               zeros_bad - zeros_good);
+    }
+    free(bad.last_depth0);
+    free(good.last_depth0);
+    /* partial overlap (a pulse pitch apart: 8 of 9 pulses meet) damages less than full overlap */
+    result part = run((uint32_t)ks_depth_pulse_pitch_us(KS_DEPTH_NFOV_2X2BINNED), 0, 0, 0, KS_DEPTH_NFOV_2X2BINNED);
+    result full = run(0, 0, 0, 0, KS_DEPTH_NFOV_2X2BINNED);
+    KS_CHECK(part.corrupted_pixels > 0 && part.corrupted_pixels < full.corrupted_pixels);
+    free(part.last_depth0);
+    free(full.last_depth0);
+    keep_depth = false;
 }
 
 static void test_guard_spacing_gives_zero(void)
@@ -105,6 +148,7 @@ int main(void)
 {
     KS_RUN(test_zero_delays_damage_depth);
     KS_RUN(test_guard_spacing_gives_zero);
+    KS_RUN(test_damage_is_in_the_image);
     KS_RUN(test_partial_overlap_still_damages);
     KS_RUN(test_groups_never_interfere);
     KS_RUN(test_passive_ir_has_no_laser);

@@ -38,6 +38,7 @@ void simt_config(ks_sim_config *cfg, uint64_t seed, bool render)
     cfg->render_color = cfg->render_depth = render;
     cfg->clock_default.jitter_us = 0;
     cfg->usb_jitter_us = 0;
+    cfg->startup_drop_max = 0; /* tests that count pulses from 0; test_sim_startorder checks the default */
 }
 
 void simt_device_config(const ks_rig *rig, int i, ks_device_config *cfg, int32_t depth_delay_us,

@@ -36,6 +36,7 @@ void ks_sim_config_init(ks_sim_config *c)
     c->board_height_mm = 600;
     c->render_color = c->render_depth = true;
     c->lockstep = true;
+    c->startup_drop_max = 2;            /* frame counts differ by one or two at start, as on real rigs */
 }
 
 typedef struct ctx {
@@ -311,7 +312,7 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
         yaml_node_t *kn = ks_yaml_map_get(x->y, m, "kind");
         if (!kn)
             return ks_yaml_error(x->y, m, x->err, KS_EPARSE,
-                                 "a fault needs `kind:` (unplug, disconnect, drop or stall)");
+                                 "a fault needs `kind:` (unplug, disconnect, drop, stall or trigger-stop)");
         st = ks_yaml_get_string(x->y, kn, "kind", kind, sizeof kind, x->err);
         if (st != KS_OK)
             break;
@@ -321,7 +322,8 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
                 break;
         if (k == KS_SIM_FAULT_KIND_COUNT)
             return ks_yaml_error(x->y, kn, x->err, KS_EINVAL,
-                                 "unknown fault kind `%s`; use unplug, disconnect, drop or stall", kind);
+                                 "unknown fault kind `%s`; use unplug, disconnect, drop, stall or trigger-stop",
+                                 kind);
         f->kind = (ks_sim_fault_kind)k;
         if (!ks_yaml_map_get(x->y, m, "at_ms"))
             return ks_yaml_error(x->y, m, x->err, KS_EPARSE, "a fault needs `at_ms:` (virtual ms since start)");
@@ -379,7 +381,7 @@ static ks_status parse_section(ctx *x, yaml_node_t *s)
                                        "default_cable_m", "usb", "start_latency_ms", "queue_frames",
                                        "device_buffer_frames", "usbfs_mb", "host_drift_ppm",
                                        "trigger_frequency_error_ppm", "brightness_variation", "scene", "board",
-                                       "faults", "render", "lockstep", NULL};
+                                       "faults", "render", "lockstep", "startup_drop_max", NULL};
     ks_sim_config *c = x->c;
     ks_status st = ks_yaml_expect_map(x->y, s, "simulation", x->err);
     if (st == KS_OK)
@@ -420,7 +422,8 @@ static ks_status parse_section(ctx *x, yaml_node_t *s)
         (st = get_d(x, s, "host_drift_ppm", 0, 1e4, &c->host_drift_ppm)) != KS_OK ||
         (st = get_d(x, s, "trigger_frequency_error_ppm", -1e6, 1e6, &c->trigger_frequency_error_ppm)) != KS_OK ||
         (st = get_d(x, s, "brightness_variation", 0, 0.95, &c->brightness_variation)) != KS_OK ||
-        (st = get_b(x, s, "lockstep", &c->lockstep)) != KS_OK)
+        (st = get_b(x, s, "lockstep", &c->lockstep)) != KS_OK ||
+        (st = get_i(x, s, "startup_drop_max", 0, 100, &c->startup_drop_max)) != KS_OK)
         return st;
     if ((n = ks_yaml_map_get(x->y, s, "usb"))) {
         static const char *const uk[] = {"latency_us", "jitter_us", NULL};
@@ -514,5 +517,36 @@ ks_status ks_sim_config_load_string(const char *text, size_t len, const char *na
         return st;
     st = load(&y, rig, cfg, err);
     ks_yaml_free(&y);
+    return st;
+}
+
+ks_status ks_backend_open_sim_file(const char *path, int mode_override, ks_backend **out, ks_rig *rig_out,
+                                   ks_error *err)
+{
+    if (!path || !out)
+        return ks_error_set(err, KS_EINVAL, "ks_backend_open_sim_file: no path or output given");
+    ks_rig *rig = malloc(sizeof *rig);
+    ks_sim_config *cfg = malloc(sizeof *cfg);
+    ks_status st = KS_OK;
+    if (!rig || !cfg)
+        st = ks_error_set(err, KS_ENOMEM, "out of memory loading %s", path);
+    if (st == KS_OK)
+        st = ks_rig_load(path, rig, err);
+    if (st == KS_OK) {
+        ks_findings f;
+        ks_findings_init(&f);
+        (void)ks_rig_validate(rig, &f); /* roles and topology; findings are the planner's business */
+        ks_findings_free(&f);
+        st = ks_sim_config_load(path, rig, cfg, err);
+    }
+    if (st == KS_OK) {
+        if (mode_override == KS_SIM_FAST || mode_override == KS_SIM_PACED)
+            cfg->mode = (ks_sim_mode)mode_override;
+        st = ks_backend_open_sim(rig, cfg, out, err);
+    }
+    if (st == KS_OK && rig_out)
+        *rig_out = *rig;
+    free(rig);
+    free(cfg);
     return st;
 }

@@ -41,7 +41,12 @@ typedef struct sim_frame {
     double gain;                         /* colour brightness factor (scene brightness x exposure) */
     int n_interf;
     int interf_dev[SIM_MAX_INTERFERERS];
-    int interf_pulses[SIM_MAX_INTERFERERS];
+    int interf_pulses[SIM_MAX_INTERFERERS];   /* pulse pairs that overlapped */
+    ks_depth_mode interf_mode[SIM_MAX_INTERFERERS];
+    int pulses;                          /* laser pulses of this capture */
+    ks_depth_mode depth_mode;            /* configuration when the capture was taken */
+    ks_color_resolution color_res;
+    ks_image_format color_format;
     uint64_t deliver_ns;
     struct sim_frame *next;              /* stall buffer list */
 } sim_frame;
@@ -71,6 +76,7 @@ typedef struct sim_dev {
     bool zeroed;
     int64_t zero_pulse;
     uint64_t armed_ns;
+    uint64_t arm_at_ns;      /* > 0: the next start arms at this virtual time (multi-host sim, ks_sim_arm_at) */
     /* own frame ticks (master / standalone) */
     uint64_t tick0_ns;
     double period_ns;
@@ -80,6 +86,7 @@ typedef struct sim_dev {
     int32_t ctl_value[KS_CONTROL_COUNT];
     bool disturb_next;
     int drop_remaining;
+    int startup_drops;
     double bright_phase, bright_period_s;
     /* queues */
     sim_frame **queue;
@@ -153,6 +160,8 @@ struct sim_world {
     double trigger_hz;      /* actual generator frequency */
     bool trigger_electrical_ok;
     char trigger_reason[200];
+    bool trigger_stopped;   /* TRIGGER_STOP fault in effect */
+    double trigger_stop_ms;
     uint64_t lag_ns;        /* interference settles this long after a depth window ends */
     sim_scene scene;
 };

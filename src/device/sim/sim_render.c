@@ -560,7 +560,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         s->depth = sim_buf_new(n * 2);
         s->ir = sim_buf_new(n * 2);
         ok = ok && s->dz && s->depth && s->ir;
-        if (ok) {
+        if (ok && w->cfg.render_depth) { /* otherwise the zeroed buffers stand: black images */
             uint16_t *dp = (uint16_t *)s->depth->data, *ip = (uint16_t *)s->ir->data;
             bool passive = dm == KS_DEPTH_PASSIVE_IR;
             for (size_t p = 0; p < n; p++) {
@@ -587,7 +587,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         s->cz = calloc(n, sizeof(float));
         s->bgra = sim_buf_new(n * 4);
         ok = ok && s->cz && s->bgra;
-        if (ok) {
+        if (ok && w->cfg.render_color) {
             uint8_t *o = s->bgra->data;
             for (size_t p = 0; p < n; p++) {
                 hit h;
@@ -641,6 +641,20 @@ static const sim_static *get_static(sim_world *w, int i, ks_depth_mode dm, ks_co
     }
     pthread_mutex_unlock(&r->build_mu);
     return s;
+}
+
+/* Any static render of device i in depth mode dm (the colour part does not matter for masks). */
+static const sim_static *get_static_depth(sim_world *w, int i, ks_depth_mode dm)
+{
+    sim_render_dev *r = render_dev(w, i);
+    if (!r)
+        return NULL;
+    pthread_mutex_lock(&r->build_mu);
+    const sim_static *s = r->list;
+    while (s && s->depth_mode != dm)
+        s = s->next;
+    pthread_mutex_unlock(&r->build_mu);
+    return s ? s : get_static(w, i, dm, KS_COLOR_OFF, NULL);
 }
 
 /* Bounding box of the board's outline projected through camera c's lens model (points along the
@@ -829,9 +843,10 @@ static ks_image *convert_color(const uint8_t *bgra, int w, int h, ks_image_forma
 ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_error *err)
 {
     sim_dev *d = &w->devs[f->device];
-    ks_depth_mode dm = d->cfg.depth_mode;
-    ks_color_resolution cr = d->cfg.color_resolution;
-    ks_image_format cf = d->cfg.color_format;
+    (void)d;
+    ks_depth_mode dm = f->depth_mode;
+    ks_color_resolution cr = f->color_res;
+    ks_image_format cf = f->color_format;
     const sim_static *st = get_static(w, f->device, dm, cr, err);
     if (!st)
         return err ? err->code : KS_ENOMEM;
@@ -987,8 +1002,11 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                 int count = 0;
                 for (int k = 0; k < f->n_interf; k++) {
                     int b = f->interf_dev[k];
-                    ks_depth_mode bm = w->devs[b].cfg.depth_mode;
-                    const sim_static *sb = get_static(w, b, bm, KS_COLOR_OFF, NULL);
+                    ks_depth_mode bm = f->interf_mode[k];
+                    /* the share of this capture's pulses that met a foreign pulse: that share of the
+                     * lit pixels is damaged (all of them when every pulse overlapped) */
+                    uint32_t share = (uint32_t)(1000.0 * f->interf_pulses[k] / (f->pulses > 0 ? f->pulses : 1));
+                    const sim_static *sb = get_static_depth(w, b, bm);
                     if (!sb)
                         continue;
                     const uint8_t *mask = pair_mask(r, b, st, sb);
@@ -998,6 +1016,8 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                         if (!mask[p] || !dp[p])
                             continue;
                         uint32_t hsh = hash32(p * 0x9E3779B97F4A7C15ull ^ f->truth.sequence ^ ((uint64_t)b << 40));
+                        if ((hsh >> 12) % 1000 >= share)
+                            continue;
                         /* multipath from the foreign laser: the pixel is invalidated or measured wrong */
                         if (hsh & 1)
                             dp[p] = 0;
@@ -1042,10 +1062,15 @@ ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, in
         return ks_error_set(err, KS_EINVAL, "no simulator given");
     sim_scene *sc = &w->scene;
     if (!gray) {
-        free(sc->tex);
-        sc->tex = NULL;
-        make_default_texture(sc);
-        return KS_OK;
+        /* back to the built-in pattern: render it into a scratch scene and install it like any texture */
+        sim_scene tmp;
+        memset(&tmp, 0, sizeof tmp);
+        make_default_texture(&tmp);
+        if (!tmp.tex)
+            return ks_error_set(err, KS_ENOMEM, "out of memory for the board texture");
+        ks_status st = ks_sim_set_board_texture(s, tmp.tex, tmp.tex_w, tmp.tex_h, tmp.tex_w, err);
+        free(tmp.tex);
+        return st;
     }
     if (width < 1 || height < 1 || stride < width || width > 16384 || height > 16384)
         return ks_error_set(err, KS_EINVAL, "board texture %dx%d (stride %d) is invalid; give 1..16384 pixels",
@@ -1055,8 +1080,15 @@ ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, in
         return ks_error_set(err, KS_ENOMEM, "out of memory for the board texture");
     for (int y = 0; y < height; y++)
         memcpy(t + (size_t)y * width, gray + (size_t)y * stride, (size_t)width);
-    /* textures are read by the renderers; the swap happens before any image is rendered in practice */
     pthread_mutex_lock(&w->mu);
+    for (int i = 0; i < w->rig.device_count; i++)
+        if (w->devs[i].streaming) {
+            pthread_mutex_unlock(&w->mu);
+            free(t);
+            return ks_error_set(err, KS_ESTATE,
+                                "the board texture can only change while no simulated device streams; stop the "
+                                "cameras first");
+        }
     uint8_t *old = sc->tex;
     sc->tex = t;
     sc->tex_w = width;

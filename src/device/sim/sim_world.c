@@ -35,6 +35,7 @@ struct sim_event {
     uint64_t gen;
     int64_t idx;
     double rate;
+    uint64_t t_true;   /* EV_CAPTURE: the true sync instant (may precede t by a negative jitter draw) */
     sim_frame *frame;
 };
 
@@ -75,7 +76,7 @@ sim_buf *sim_buf_new(size_t size)
     sim_buf *b = malloc(sizeof *b);
     if (!b)
         return NULL;
-    b->data = malloc(size ? size : 1);
+    b->data = calloc(size ? size : 1, 1);
     if (!b->data) {
         free(b);
         return NULL;
@@ -310,9 +311,11 @@ static void frame_free(sim_frame *f)
 
 /* ---- sync pulses and captures ---- */
 
-static void schedule_capture(sim_world *w, sim_dev *d, uint64_t S, int64_t idx)
+static void schedule_capture(sim_world *w, sim_dev *d, double S, int64_t idx)
 {
-    sim_event ev = {.t = S, .type = EV_CAPTURE, .dev = d->index, .gen = d->gen, .idx = idx};
+    uint64_t t_true = S > 0 ? (uint64_t)llround(S) : 0;
+    sim_event ev = {.t = t_true > w->now_ns ? t_true : w->now_ns, .type = EV_CAPTURE, .dev = d->index,
+                    .gen = d->gen, .idx = idx, .t_true = t_true};
     push_event(w, ev);
 }
 
@@ -391,7 +394,7 @@ static void on_pulse(sim_world *w, const sim_event *ev)
                         : 0;
         double jit = d->jitter_us * 1000.0 * sim_rand_normal(&w->rng);
         double S = (double)w->now_ns + sd * 1000.0 + jit;
-        schedule_capture(w, d, S > (double)w->now_ns ? (uint64_t)S : w->now_ns, ev->idx);
+        schedule_capture(w, d, S, ev->idx);
         d->reason[0] = 0;
     }
     /* Sync In is mirrored to Sync Out by every powered device that is not a free-running master */
@@ -410,7 +413,7 @@ static void on_tick(sim_world *w, const sim_event *ev)
         d->clk_rate = d->rate_own;
         d->stats.zeroed_at_pulse = 0;
     }
-    schedule_capture(w, d, w->now_ns, ev->idx);
+    schedule_capture(w, d, (double)w->now_ns, ev->idx);
     if (d->cfg.wired_sync_mode == KS_SYNC_MASTER)
         mirror_pulse(w, d->index, w->now_ns, ev->idx, d->rate_own);
     double nominal = (double)d->tick0_ns + (double)(ev->idx + 1) * d->period_ns;
@@ -423,7 +426,7 @@ static void on_tick(sim_world *w, const sim_event *ev)
 static void on_trigger(sim_world *w, const sim_event *ev)
 {
     int to = trigger_target(&w->rig);
-    if (to >= 0) {
+    if (to >= 0 && !w->trigger_stopped) {
         sim_event p = {.t = w->now_ns, .type = EV_PULSE, .dev = to, .idx = ev->idx, .aux = 1, .rate = 1.0};
         push_event(w, p);
     }
@@ -437,7 +440,7 @@ static void on_capture(sim_world *w, const sim_event *ev)
     sim_dev *d = &w->devs[ev->dev];
     if (ev->gen != d->gen || !d->streaming || d->disconnected)
         return;
-    uint64_t S = w->now_ns;
+    uint64_t S = ev->t_true;
     d->sequence++;
     d->stats.captures_taken++;
     sim_frame *f = calloc(1, sizeof *f);
@@ -445,6 +448,9 @@ static void on_capture(sim_world *w, const sim_event *ev)
         return;
     f->device = d->index;
     f->gen = d->gen;
+    f->depth_mode = d->cfg.depth_mode;
+    f->color_res = d->cfg.color_resolution;
+    f->color_format = d->cfg.color_format;
     f->truth.sequence = d->sequence;
     f->truth.sync_ns = S;
     f->truth.pulse_index = ev->idx;
@@ -491,7 +497,10 @@ static void on_capture(sim_world *w, const sim_event *ev)
     /* losses decided at the device: always draw both numbers so the random stream does not depend on them */
     double r_usb = rand_unit(&w->rng), r_usbfs = rand_unit(&w->rng);
     uint64_t *drop = NULL;
-    if (d->disturb_next) {
+    if (d->startup_drops > 0) {
+        d->startup_drops--;
+        drop = &d->stats.dropped_startup;
+    } else if (d->disturb_next) {
         d->disturb_next = false;
         drop = &d->stats.dropped_exposure;
     } else if (d->drop_remaining > 0) {
@@ -534,6 +543,7 @@ static void check_interference(sim_world *w, sim_frame *f)
     if (!la)
         return;
     uint64_t a_end = la->start_ns + (uint64_t)(la->pulses - 1) * la->pitch_ns + la->width_ns;
+    f->pulses = la->pulses;
     for (int j = 0; j < w->rig.device_count && f->n_interf < SIM_MAX_INTERFERERS; j++) {
         if (j == f->device || w->rig.devices[j].group != w->rig.devices[f->device].group)
             continue;
@@ -562,6 +572,7 @@ static void check_interference(sim_world *w, sim_frame *f)
         if (overl > 0) {
             f->interf_dev[f->n_interf] = j;
             f->interf_pulses[f->n_interf] = overl;
+            f->interf_mode[f->n_interf] = b->cfg.depth_mode;
             f->n_interf++;
         }
     }
@@ -657,6 +668,10 @@ static void on_fault(sim_world *w, const sim_event *ev)
     case KS_SIM_FAULT_DROP:
         if (ft->device >= 0 && ft->device < w->rig.device_count)
             w->devs[ft->device].drop_remaining += ft->count;
+        break;
+    case KS_SIM_FAULT_TRIGGER_STOP:
+        w->trigger_stopped = !end;
+        w->trigger_stop_ms = ft->at_ms;
         break;
     case KS_SIM_FAULT_STALL_HOST:
         for (int h = 0; h < w->host_count; h++) {
@@ -786,6 +801,12 @@ static void diagnose(sim_world *w, sim_dev *d, char *buf, size_t n)
         return;
     }
     int trig = trigger_target(&w->rig);
+    if (w->trigger_stopped && trig >= 0 && (trig == d->index || d->stats.pulses_seen > 0)) {
+        snprintf(buf, n,
+                 "device %s gets no sync pulses: the external trigger generator stopped at %.1f ms; restart it",
+                 serial, w->trigger_stop_ms);
+        return;
+    }
     if (trig == d->index) {
         char why[256];
         if (!trigger_ok_for(w, d, why, sizeof why))
@@ -992,6 +1013,7 @@ static ks_status op_get_jacks(void *dev, ks_jack_state *jacks, ks_error *err)
 {
     sim_dev *d = dev;
     pthread_mutex_lock(&d->w->mu);
+    advance(d->w, d, d->w->now_ns, NULL); /* the jacks reflect every event due by now (a cable pulled at 0) */
     ks_status st = KS_OK;
     if (d->disconnected)
         st = ks_error_set(err, KS_ENODEV, "device %s is disconnected", d->w->rig.devices[d->index].serial);
@@ -1116,7 +1138,11 @@ static ks_status op_start_cameras(void *dev, const ks_device_config *cfg, ks_err
     d->stats.streaming = true;
     d->reason[0] = 0;
     d->disturb_next = false;
+    d->startup_drops = (int)(rand_unit(&w->rng) * (w->cfg.startup_drop_max + 1));
     d->armed_ns = w->now_ns + (uint64_t)(w->cfg.start_latency_ms * 1e6);
+    if (d->arm_at_ns > w->now_ns)
+        d->armed_ns = d->arm_at_ns; /* a start time agreed between hosts (multi-host simulation) */
+    d->arm_at_ns = 0;
     d->period_ns = period_us(d) * 1000.0 / d->rate_own;
     d->triggered = trigger_target(&w->rig) == d->index && cfg->wired_sync_mode != KS_SYNC_STANDALONE;
     d->zero_ns = w->now_ns;
@@ -1334,6 +1360,25 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
     }
     if (cfg_in->queue_frames < 1 || cfg_in->queue_frames > 1000)
         return ks_error_set(err, KS_EINVAL, "simulation queue_frames %d is outside 1..1000", cfg_in->queue_frames);
+    if (cfg_in->object_count < 0 || cfg_in->object_count > KS_SIM_MAX_OBJECTS || cfg_in->fault_count < 0 ||
+        cfg_in->fault_count > KS_SIM_MAX_FAULTS || cfg_in->board_key_count < 0 ||
+        cfg_in->board_key_count > KS_SIM_MAX_BOARD_KEYS || cfg_in->device_buffer_frames < 0 ||
+        cfg_in->startup_drop_max < 0)
+        return ks_error_set(err, KS_EINVAL,
+                            "simulation config out of range (objects %d of %d, faults %d of %d, board keys %d of %d); "
+                            "start from ks_sim_config_init",
+                            cfg_in->object_count, KS_SIM_MAX_OBJECTS, cfg_in->fault_count, KS_SIM_MAX_FAULTS,
+                            cfg_in->board_key_count, KS_SIM_MAX_BOARD_KEYS);
+    for (int i = 0; i < rig->device_count; i++) {
+        const ks_sim_pose *p = &cfg_in->poses[i];
+        double dx = p->look_at[0] - p->position[0], dy = p->look_at[1] - p->position[1],
+               dz = p->look_at[2] - p->position[2];
+        if (p->set && !(dx * dx + dy * dy + dz * dz >= 1.0))
+            return ks_error_set(err, KS_EINVAL,
+                                "simulated device %d (%s): its pose looks at its own position; give a look_at point "
+                                "away from the position",
+                                i, rig->devices[i].serial);
+    }
     for (int c = 0; c < rig->cable_count; c++)
         if (rig->cables[c].from < 0 || rig->cables[c].from >= rig->device_count || rig->cables[c].to < 0 ||
             rig->cables[c].to >= rig->device_count)
@@ -1441,7 +1486,9 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
                      "driver",
                      rig->trigger.drive_ma, sp->min_drive_ma);
         }
-        if (w->trigger_hz > 0) {
+        /* an electrically invalid signal is never seen as pulses; a frequency far outside anything a
+         * camera runs at is rejected by trigger_ok_for without generating millions of events */
+        if (w->trigger_electrical_ok && w->trigger_hz > 0 && w->trigger_hz <= 1000) {
             sim_event ev = {.t = 0, .type = EV_TRIGGER, .idx = 0};
             push_event(w, ev);
         }
@@ -1450,7 +1497,7 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
         const ks_sim_fault *ft = &w->cfg.faults[f];
         sim_event ev = {.t = (uint64_t)(ft->at_ms * 1e6), .type = EV_FAULT, .aux = f, .idx = 0};
         push_event(w, ev);
-        if (ft->kind == KS_SIM_FAULT_UNPLUG && ft->duration_ms > 0) {
+        if ((ft->kind == KS_SIM_FAULT_UNPLUG || ft->kind == KS_SIM_FAULT_TRIGGER_STOP) && ft->duration_ms > 0) {
             ev.t = (uint64_t)((ft->at_ms + ft->duration_ms) * 1e6);
             ev.idx = 1;
             push_event(w, ev);
@@ -1582,6 +1629,63 @@ ks_status ks_sim_device_clock(ks_sim *s, int device, double *rate, double *offse
 
 const char *ks_sim_fault_kind_name(ks_sim_fault_kind k)
 {
-    static const char *const names[] = {"unplug", "disconnect", "drop", "stall"};
+    static const char *const names[] = {"unplug", "disconnect", "drop", "stall", "trigger-stop"};
     return (k >= 0 && k < KS_SIM_FAULT_KIND_COUNT) ? names[k] : "unknown";
+}
+
+/* ---- several processes simulating one rig (multi-host) ----
+ * Each host's agent runs a world over the whole rig but opens only its own devices. The worlds run
+ * paced, so virtual time follows the wall clock; the coordinator picks a start instant in the near
+ * future and every world arms the master at that instant, so its sync pulses reach the local
+ * subordinates exactly when they would through a real cable. */
+
+static double realtime_minus_monotonic_s(void)
+{
+    struct timespec r, m;
+    clock_gettime(CLOCK_REALTIME, &r);
+    clock_gettime(CLOCK_MONOTONIC, &m);
+    return (double)(r.tv_sec - m.tv_sec) + (r.tv_nsec - m.tv_nsec) * 1e-9;
+}
+
+uint64_t ks_sim_virtual_from_realtime(ks_sim *s, int64_t realtime_ns)
+{
+    sim_world *w = (sim_world *)s;
+    double mono_s = (double)realtime_ns * 1e-9 - realtime_minus_monotonic_s();
+    double v = (mono_s - w->wall0) * 1e9;
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+ks_status ks_sim_arm_at(ks_sim *s, int device, uint64_t at_ns, ks_error *err)
+{
+    sim_world *w = (sim_world *)s;
+    if (device < 0 || device >= w->rig.device_count)
+        return ks_error_set(err, KS_EINVAL, "no rig device %d in the simulated world", device);
+    pthread_mutex_lock(&w->mu);
+    bool late = at_ns <= w->now_ns;
+    if (!late)
+        w->devs[device].arm_at_ns = at_ns;
+    uint64_t now = w->now_ns;
+    pthread_mutex_unlock(&w->mu);
+    if (late)
+        return ks_error_set(err, KS_ETIMEOUT,
+                            "the agreed start instant (virtual %.3f ms) has already passed here (now %.3f ms); "
+                            "the hosts' clocks disagree or the network is slow: start again",
+                            at_ns / 1e6, now / 1e6);
+    return KS_OK;
+}
+
+ks_status ks_sim_start_remote(ks_sim *s, int device, const ks_device_config *cfg, uint64_t at_ns, ks_error *err)
+{
+    sim_world *w = (sim_world *)s;
+    if (device < 0 || device >= w->rig.device_count)
+        return ks_error_set(err, KS_EINVAL, "no rig device %d in the simulated world", device);
+    sim_dev *d = &w->devs[device];
+    if (d->opened)
+        return ks_error_set(err, KS_ESTATE, "device %s is opened in this process; start it with start_cameras",
+                            w->rig.devices[device].serial);
+    ks_status st = ks_sim_arm_at(s, device, at_ns, err);
+    if (st != KS_OK)
+        return st;
+    /* frames are rendered only when a reader takes them, and nobody here reads this device */
+    return op_start_cameras(d, cfg, err);
 }

@@ -1,0 +1,110 @@
+/* kinsync/align.h: aligning a set of recordings made by one rig (one file per device, possibly on
+ * different hosts) after the fact.
+ *
+ * From the tags of each file: which is the master and which are subordinates, their planned
+ * subordinate and depth delays, the rig and plan they belong to. From the frames: captures grouped
+ * per file like the playback backend does, then frame sets across files by device timestamp with
+ * the planned delays removed (a subordinate's color at master + subordinate delay, depth at color +
+ * depth delay, both as the firmware applies them in 90 kHz ticks), by the session's matcher
+ * (kinsync/matcher.h, batch form; tolerance a quarter frame period by default).
+ * Reported per file: start offset against the master, frames, drops (gaps in its own timestamps),
+ * frames that ended up in partial sets, sets it is missing from, color skew against the master
+ * (mean, min, max, standard deviation, largest magnitude), depth offset against the plan, and
+ * drift (the slope of the skew over time, ppm). Files that do not belong (another rig name or plan
+ * digest, another fps or camera mode, a second master) are named with the reason and left out.
+ *
+ * The frames of all files are given to the matcher at once, in key order, so no frame is late. */
+#ifndef KINSYNC_ALIGN_H
+#define KINSYNC_ALIGN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kinsync/device.h"
+#include "kinsync/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KS_ALIGN_MAX_FILES 32
+
+/* One capture of one file, as the playback backend forms it. */
+typedef struct ks_align_frame {
+    uint64_t color_ts_us, depth_ts_us, ir_ts_us;   /* 0 when the capture lacks the image */
+    bool has_color, has_depth, has_ir;
+    double key_us;                                 /* timestamp with the planned delays removed */
+} ks_align_frame;
+
+typedef struct ks_align_stats {
+    uint64_t n;
+    double mean, min, max, stddev, max_abs;
+} ks_align_stats;
+
+typedef struct ks_align_file {
+    char path[512];
+    char serial[32];
+    char role[64];               /* KINSYNC_ROLE, else the sync mode in lower case */
+    char rig_name[64];
+    char plan_digest[80];
+    ks_wired_sync_mode sync_mode;
+    uint32_t subordinate_delay_us;
+    int32_t depth_delay_us;
+    ks_fps fps;
+    ks_color_resolution color_resolution;
+    ks_image_format color_format;
+    ks_depth_mode depth_mode;
+    bool member;                 /* false: the file does not belong (see reason) */
+    char reason[256];
+    uint64_t start_offset_us;    /* K4A_START_OFFSET_NS / 1000 */
+    int64_t start_vs_reference_us; /* first frame key minus the reference's first frame key */
+    size_t frame_count;
+    ks_align_frame *frames;      /* frame_count captures in time order */
+    uint64_t drops;              /* frames missing from its own sequence (gaps of more than 1.5 periods) */
+    uint64_t in_partial_sets;    /* its frames in sets that lack some file */
+    uint64_t missing_from_sets;  /* sets it has no frame in */
+    ks_align_stats skew_us;      /* color key - reference color key, per set with both */
+    ks_align_stats depth_offset_us; /* depth ts - color ts - planned depth delay */
+    double drift_ppm;            /* slope of the skew against reference time */
+} ks_align_file;
+
+typedef struct ks_align_set {
+    double time_us;              /* the reference's key, else the earliest key in the set */
+    int members;                 /* files with a frame in this set */
+    int32_t *frame;              /* per file (file_count): index into frames, -1 if absent */
+} ks_align_set;
+
+typedef struct ks_align_result {
+    int file_count;
+    ks_align_file files[KS_ALIGN_MAX_FILES];
+    int reference;               /* file index of the master (or the first member) */
+    int member_count;
+    size_t set_count;
+    ks_align_set *sets;
+    size_t complete_sets;        /* sets with every member file */
+    double worst_skew_us;        /* largest |skew| of any member in any set */
+    int period_us;
+} ks_align_result;
+
+typedef struct ks_align_options {
+    double tolerance_us;         /* grouping tolerance; 0 = the matcher's default (a quarter period) */
+} ks_align_options;
+
+/* Reads every file and aligns them. A file that cannot be read fails the call (KS_EIO/KS_EPARSE
+ * naming it); files that can be read but do not belong are kept with member = false and a reason.
+ * KS_EINVAL when no two files... never: one file aligns trivially. opts may be NULL. On success
+ * *out is owned by the caller (ks_align_free). */
+ks_status ks_align_files(const char *const *paths, int count, const ks_align_options *opts, ks_align_result **out,
+                         ks_error *err);
+void ks_align_free(ks_align_result *r);
+
+/* Writes the aligned frame sets to dir: dir/NNNNNN/ROLE-SERIAL-color.jpg (MJPEG as stored; other
+ * color formats as .raw), -depth.png and -ir.png (16-bit grey PNG), and dir/index.json listing every
+ * set with each member's file, timestamps and image names. max_sets 0 = all. KS_EIO names the path. */
+ks_status ks_align_export(const ks_align_result *r, const char *dir, size_t max_sets, ks_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

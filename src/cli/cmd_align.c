@@ -1,0 +1,219 @@
+/* kinsync align FILE... [--json] [--export DIR]: which recording is master and which subordinates,
+ * start offsets, frame sets by device timestamp with the planned delays, drops, skew, drift,
+ * partial sets and files that do not belong (docs/align.md). Exit 0 when every file belongs and
+ * every frame set is complete, 1 when some file does not belong or sets are partial, 2 on usage or
+ * unreadable files. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "kinsync/align.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: kinsync align FILE.mkv... [--json] [--export DIR] [--max-sets N]\n"
+            "\n"
+            "Aligns recordings of one rig (one file per device, e.g. from several hosts):\n"
+            "which file is the master and which are subordinates (from the K4A_WIRED_SYNC_MODE tag),\n"
+            "their start offsets, frame sets grouped by device timestamp with the planned delays\n"
+            "removed, per-device drops, color skew against the master, drift, frames present in some\n"
+            "files only, and files that do not belong (another rig, plan, frame rate or mode).\n"
+            "\n"
+            "  --json          machine-readable report on stdout\n"
+            "  --export DIR    write the aligned frame sets: DIR/NNNNNN/ROLE-SERIAL-color.jpg,\n"
+            "                  -depth.png, -ir.png (16-bit) and DIR/index.json\n"
+            "  --max-sets N    export at most N sets (default all)\n"
+            "  --sets          list every frame set (text output)\n"
+            "  -h, --help      this help\n"
+            "\n"
+            "Exit status: 0 all files belong and every set is complete, 1 a file does not belong or\n"
+            "some sets are partial, 2 usage error or unreadable file.\n");
+}
+
+static json_t *stats_json(const ks_align_stats *s)
+{
+    return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "n", (json_int_t)s->n, "mean", s->mean, "min", s->min, "max",
+                     s->max, "stddev", s->stddev, "max_abs", s->max_abs);
+}
+
+static json_t *to_json(const ks_align_result *r, bool with_sets)
+{
+    json_t *root = json_object();
+    json_object_set_new(root, "reference", json_string(r->files[r->reference].path));
+    json_object_set_new(root, "frame_period_us", json_integer(r->period_us));
+    json_object_set_new(root, "sets", json_integer((json_int_t)r->set_count));
+    json_object_set_new(root, "complete_sets", json_integer((json_int_t)r->complete_sets));
+    json_object_set_new(root, "partial_sets", json_integer((json_int_t)(r->set_count - r->complete_sets)));
+    json_object_set_new(root, "worst_skew_us", json_real(r->worst_skew_us));
+    json_t *files = json_array();
+    for (int i = 0; i < r->file_count; i++) {
+        const ks_align_file *f = &r->files[i];
+        json_t *j = json_object();
+        json_object_set_new(j, "path", json_string(f->path));
+        json_object_set_new(j, "serial", json_string(f->serial));
+        json_object_set_new(j, "role", json_string(f->role));
+        json_object_set_new(j, "sync_mode", json_string(ks_wired_sync_mode_name(f->sync_mode)));
+        json_object_set_new(j, "rig", json_string(f->rig_name));
+        json_object_set_new(j, "plan_digest", json_string(f->plan_digest));
+        json_object_set_new(j, "subordinate_delay_us", json_integer(f->subordinate_delay_us));
+        json_object_set_new(j, "depth_delay_us", json_integer(f->depth_delay_us));
+        json_object_set_new(j, "fps", json_integer(ks_fps_hz(f->fps)));
+        json_object_set_new(j, "member", json_boolean(f->member));
+        if (!f->member) {
+            json_object_set_new(j, "reason", json_string(f->reason));
+        } else {
+            json_object_set_new(j, "start_offset_us", json_integer((json_int_t)f->start_offset_us));
+            json_object_set_new(j, "start_vs_master_us", json_integer(f->start_vs_reference_us));
+            json_object_set_new(j, "frames", json_integer((json_int_t)f->frame_count));
+            json_object_set_new(j, "drops", json_integer((json_int_t)f->drops));
+            json_object_set_new(j, "in_partial_sets", json_integer((json_int_t)f->in_partial_sets));
+            json_object_set_new(j, "missing_from_sets", json_integer((json_int_t)f->missing_from_sets));
+            json_object_set_new(j, "skew_us", stats_json(&f->skew_us));
+            json_object_set_new(j, "depth_offset_us", stats_json(&f->depth_offset_us));
+            json_object_set_new(j, "drift_ppm", json_real(f->drift_ppm));
+        }
+        json_array_append_new(files, j);
+    }
+    json_object_set_new(root, "files", files);
+    /* partial sets: which files have the frame and which lack it */
+    json_t *partial = json_array();
+    for (size_t k = 0; k < r->set_count; k++) {
+        const ks_align_set *s = &r->sets[k];
+        if (!with_sets && s->members == r->member_count)
+            continue;
+        json_t *js = json_object();
+        json_object_set_new(js, "index", json_integer((json_int_t)k));
+        json_object_set_new(js, "time_us", json_real(s->time_us));
+        json_t *have = json_array(), *lack = json_array();
+        for (int i = 0; i < r->file_count; i++) {
+            if (!r->files[i].member)
+                continue;
+            if (s->frame[i] >= 0) {
+                const ks_align_frame *fr = &r->files[i].frames[s->frame[i]];
+                json_array_append_new(have, json_pack("{s:s, s:I, s:I}", "serial", r->files[i].serial, "frame",
+                                                      (json_int_t)s->frame[i], "color_ts_us",
+                                                      (json_int_t)fr->color_ts_us));
+            } else {
+                json_array_append_new(lack, json_string(r->files[i].serial));
+            }
+        }
+        json_object_set_new(js, "present", have);
+        json_object_set_new(js, "missing", lack);
+        json_array_append_new(partial, js);
+    }
+    json_object_set_new(root, with_sets ? "frame_sets" : "partial_frame_sets", partial);
+    return root;
+}
+
+static void print_text(const ks_align_result *r, bool list_sets)
+{
+    printf("reference (master): %s\n", r->files[r->reference].path);
+    printf("frame sets: %zu, complete %zu, partial %zu; worst color skew %.1f us\n", r->set_count, r->complete_sets,
+           r->set_count - r->complete_sets, r->worst_skew_us);
+    for (int i = 0; i < r->file_count; i++) {
+        const ks_align_file *f = &r->files[i];
+        if (!f->member) {
+            printf("  %-12s %s: DOES NOT BELONG: %s\n", f->serial, f->path, f->reason);
+            continue;
+        }
+        printf("  %-12s %-11s %s\n", f->serial, ks_wired_sync_mode_name(f->sync_mode), f->path);
+        printf("      delays: subordinate %u us, depth %d us; start %+lld us vs master\n", f->subordinate_delay_us,
+               f->depth_delay_us, (long long)f->start_vs_reference_us);
+        printf("      frames %zu, drops %llu, in partial sets %llu, missing from %llu sets\n", f->frame_count,
+               (unsigned long long)f->drops, (unsigned long long)f->in_partial_sets,
+               (unsigned long long)f->missing_from_sets);
+        if (i != r->reference)
+            printf("      color skew vs master: mean %.1f, min %.1f, max %.1f, sd %.2f us; drift %.2f ppm\n",
+                   f->skew_us.mean, f->skew_us.min, f->skew_us.max, f->skew_us.stddev, f->drift_ppm);
+        if (f->depth_offset_us.n)
+            printf("      depth vs color - planned delay: mean %.1f us (max |%.1f|)\n", f->depth_offset_us.mean,
+                   f->depth_offset_us.max_abs);
+    }
+    int shown = 0;
+    for (size_t k = 0; k < r->set_count; k++) {
+        const ks_align_set *s = &r->sets[k];
+        if (!list_sets && s->members == r->member_count)
+            continue;
+        if (!list_sets && shown == 10) {
+            printf("  ... (--json lists every partial set)\n");
+            break;
+        }
+        shown++;
+        printf("  set %zu at %.0f us:", k, s->time_us);
+        for (int i = 0; i < r->file_count; i++)
+            if (r->files[i].member)
+                printf(" %s%s", r->files[i].serial, s->frame[i] >= 0 ? "" : "(missing)");
+        printf("\n");
+    }
+}
+
+int cmd_align(int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"export", required_argument, NULL, 'e'},
+                                         {"max-sets", required_argument, NULL, 'm'},
+                                         {"sets", no_argument, NULL, 's'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    bool json = false, list_sets = false;
+    const char *export_dir = NULL;
+    long max_sets = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = true; break;
+        case 'e': export_dir = optarg; break;
+        case 's': list_sets = true; break;
+        case 'm': {
+            char *end;
+            max_sets = strtol(optarg, &end, 10);
+            if (*end || max_sets < 0)
+                return ks_cli_usage_error("align", "--max-sets takes a number >= 0, not '%s'", optarg);
+            break;
+        }
+        case 'h': usage(stdout); return KS_EXIT_OK;
+        default: return ks_cli_usage_error("align", "unknown option");
+        }
+    }
+    int n = argc - optind;
+    if (n < 1)
+        return ks_cli_usage_error("align", "give the recordings to align (FILE.mkv...)");
+    if (n > KS_ALIGN_MAX_FILES)
+        return ks_cli_usage_error("align", "at most %d recordings", KS_ALIGN_MAX_FILES);
+    ks_align_result *r = NULL;
+    ks_error err;
+    ks_status st = ks_align_files((const char *const *)(argv + optind), n, NULL, &r, &err);
+    if (st != KS_OK) {
+        ks_cli_print_error("align", &err);
+        return st == KS_ENOMEM ? KS_EXIT_FAIL : KS_EXIT_USAGE;
+    }
+    if (export_dir) {
+        st = ks_align_export(r, export_dir, (size_t)max_sets, &err);
+        if (st != KS_OK) {
+            ks_cli_print_error("align", &err);
+            ks_align_free(r);
+            return KS_EXIT_FAIL;
+        }
+    }
+    if (json) {
+        json_t *j = to_json(r, list_sets);
+        if (export_dir)
+            json_object_set_new(j, "export", json_string(export_dir));
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        printf("\n");
+        json_decref(j);
+    } else {
+        print_text(r, list_sets);
+        if (export_dir)
+            printf("exported %zu frame sets to %s (index.json)\n",
+                   max_sets && (size_t)max_sets < r->set_count ? (size_t)max_sets : r->set_count, export_dir);
+    }
+    bool ok = r->member_count == r->file_count && r->complete_sets == r->set_count;
+    ks_align_free(r);
+    return ok ? KS_EXIT_OK : KS_EXIT_FAIL;
+}

@@ -1,0 +1,301 @@
+/* kinsync record rig.yaml --out DIR [--seconds N] [--frames N]: one Azure Kinect .mkv per device,
+ * named ROLE-SERIAL.mkv, through the orchestrated start (subordinates first, master last), with a
+ * progress line on a terminal; Ctrl-C stops cleanly with every file complete (docs/record.md).
+ * Given recordings instead of a rig file (kinsync record FILE.mkv... --out DIR), it records them
+ * again through the playback backend (same layout, new files), which is how the recorder is tested
+ * without devices. */
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/session_cli.h"
+#include "cli/net_cli.h"
+#include "kinsync/playback.h"
+#include "kinsync/record.h"
+#include "kinsync/sim.h"
+
+static volatile int stop_flag;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+    signal(SIGINT, SIG_DFL); /* a second Ctrl-C kills; the .part files stay readable (kinsync repair) */
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: kinsync record rig.yaml --out DIR [--seconds N] [--frames N] [--paced] [--json]\n"
+            "       kinsync record FILE.mkv... --out DIR [...]   (record recordings again)\n"
+            "\n"
+            "Records every device of the rig into DIR, one Azure Kinect recording per device named\n"
+            "ROLE-SERIAL.mkv (master-000100000001.mkv, sub1-...). Subordinates are started first,\n"
+            "the master last; every file carries the K4A tags (sync mode, delays, calibration) and\n"
+            "the rig name, role and plan digest. Ctrl-C stops cleanly: every file is completed\n"
+            "(written as NAME.mkv.part, renamed when complete). Without devices the rig runs on the\n"
+            "simulator (fast when --seconds/--frames is given, paced otherwise).\n"
+            "\n"
+            "  -o, --out DIR     directory for the recordings (created if missing; must not hold them)\n"
+            "  -s, --seconds N   stop after N seconds of device time on every device\n"
+            "  -n, --frames N    stop after N captures on every device\n"
+            "      --paced       run the simulator at wall-clock speed (default when no limit is given)\n"
+            "  -b, --backend B   auto (default: real devices if attached, else the simulator), sim, k4a\n"
+            "      --json        print a summary as JSON on stdout\n"
+            "      --distributed the rig spans hosts: coordinate their agents (kinsync agent), then\n"
+            "                    gather every recording into DIR (docs/multi-host.md)\n"
+            KS_NET_CLI_HELP
+            "  -h, --help        this help\n"
+            "\n"
+            "Exit status: 0 recorded (also when stopped by Ctrl-C), 1 a device or the recording failed,\n"
+            "2 usage error or unreadable rig file.\n");
+}
+
+typedef struct prog_ctx {
+    const ks_rig *rig;
+    char roles[KS_RIG_MAX_DEVICES][64];
+    bool tty;
+} prog_ctx;
+
+static void progress(const ks_record_progress *p, void *user)
+{
+    prog_ctx *pc = user;
+    if (!pc->tty)
+        return;
+    char line[1024];
+    size_t k = (size_t)snprintf(line, sizeof line, "\rrecording:");
+    double mb = 0;
+    for (int i = 0; i < p->device_count && k < sizeof line; i++) {
+        k += (size_t)snprintf(line + k, sizeof line - k, " %s %llu (%.1f s)%s", pc->roles[i],
+                              (unsigned long long)p->captures[i], p->seconds[i], p->running[i] ? "" : " done");
+        mb += (double)p->bytes[i] / 1e6;
+    }
+    if (k < sizeof line)
+        snprintf(line + k, sizeof line - k, " | %.1f MB  (Ctrl-C stops)  ", mb);
+    fputs(line, stderr);
+    fflush(stderr);
+}
+
+int cmd_record(int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"seconds", required_argument, NULL, 's'},
+                                         {"frames", required_argument, NULL, 'n'},
+                                         {"paced", no_argument, NULL, 'p'},
+                                         {"backend", required_argument, NULL, 'b'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"distributed", no_argument, NULL, 'D'},
+                                         KS_NET_CLI_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    ks_net_config net;
+    ks_net_config_init(&net);
+    bool distributed = false;
+    const char *out = NULL;
+    double seconds = 0;
+    long long frames = 0;
+    bool paced = false, json = false;
+    const char *backend_name = "auto";
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:s:n:h", opts, NULL)) != -1) {
+        int r = ks_net_cli_option("record", c, optarg, &net);
+        if (r < 0)
+            return KS_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        char *end = NULL;
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 's':
+            seconds = strtod(optarg, &end);
+            if (!*optarg || *end || !(seconds > 0) || seconds > 1e6)
+                return ks_cli_usage_error("record", "--seconds takes a positive number, not '%s'", optarg);
+            break;
+        case 'n':
+            frames = strtoll(optarg, &end, 10);
+            if (!*optarg || *end || frames <= 0)
+                return ks_cli_usage_error("record", "--frames takes a positive whole number, not '%s'", optarg);
+            break;
+        case 'p': paced = true; break;
+        case 'b': backend_name = optarg; break;
+        case 'D': distributed = true; break;
+        case 'j': json = true; break;
+        case 'h': usage(stdout); return KS_EXIT_OK;
+        default: return ks_cli_usage_error("record", "unknown option");
+        }
+    }
+    int nin = argc - optind;
+    if (nin < 1)
+        return ks_cli_usage_error("record", "give a rig file (rig.yaml) or recordings (FILE.mkv...)");
+    if (!out)
+        return ks_cli_usage_error("record", "give the output directory with --out DIR");
+    const char *const *inputs = (const char *const *)(argv + optind);
+    const bool live = paced || (seconds <= 0 && frames <= 0); /* the simulator at wall-clock speed */
+    ks_cli_rigrun *rr = NULL;
+    if (distributed) {
+        if (nin != 1 || frames > 0)
+            return ks_cli_usage_error("record", "--distributed takes one rig file and --seconds (not --frames)");
+        if (!ks_net_cli_ready("record", &net))
+            return KS_EXIT_USAGE;
+        return ks_cli_record_distributed(inputs[0], out, seconds, &net, json);
+    }
+    bool from_recordings = ks_playback_is_recording(inputs[0]);
+    if (!from_recordings && nin > 1)
+        return ks_cli_usage_error("record", "give one rig file (got %d arguments)", nin);
+
+    ks_error err;
+    ks_status st;
+    ks_rig *rig = calloc(1, sizeof *rig);
+    ks_device_config *configs = calloc(KS_RIG_MAX_DEVICES, sizeof *configs);
+    ks_backend *backend = NULL;
+    ks_record_run_options ro;
+    memset(&ro, 0, sizeof ro);
+    int rc = KS_EXIT_OK;
+    if (!rig || !configs) {
+        fprintf(stderr, "kinsync record: out of memory\n");
+        free(rig);
+        free(configs);
+        return KS_EXIT_FAIL;
+    }
+    ks_findings findings;
+    ks_findings_init(&findings);
+    if (from_recordings) {
+        ks_playback_device *pd = calloc(KS_PLAYBACK_MAX_FILES, sizeof *pd);
+        st = pd ? ks_playback_rig_build(inputs, nin, rig, pd, &findings, &err)
+                : ks_error_set(&err, KS_ENOMEM, "out of memory");
+        if (st == KS_OK) {
+            for (int i = 0; i < rig->device_count; i++)
+                configs[i] = pd[i].config;
+            if (pd[0].plan_digest[0])
+                snprintf(ro.recorder.plan_digest, sizeof ro.recorder.plan_digest, "%s", pd[0].plan_digest);
+            ks_playback_options po;
+            ks_playback_options_init(&po);
+            po.pace = paced ? KS_PLAYBACK_REALTIME : KS_PLAYBACK_LOCKSTEP;
+            st = ks_backend_open_playback(inputs, nin, &po, &backend, &err);
+        }
+        free(pd);
+        if (st != KS_OK) {
+            ks_cli_print_error("record", &err);
+            rc = st == KS_EINVAL ? KS_EXIT_FAIL : KS_EXIT_USAGE;
+            goto done;
+        }
+    } else {
+        /* the rig, its plan and the backend exactly as `kinsync verify` opens them */
+        rr = calloc(1, sizeof *rr);
+        int orc = rr ? ks_cli_rigrun_open(inputs[0], backend_name, !live, rr, &err)
+                     : (ks_error_set(&err, KS_ENOMEM, "out of memory"), KS_EXIT_FAIL);
+        if (orc != KS_EXIT_OK) {
+            ks_cli_print_error("record", &err);
+            rc = orc;
+            goto done;
+        }
+        if (rr->note[0])
+            fprintf(stderr, "kinsync record: %s\n", rr->note);
+        *rig = rr->rig;
+        backend = rr->backend;
+        rr->backend = NULL;
+        if (!rr->plan.feasible && !rr->note[0])
+            fprintf(stderr, "kinsync record: warning: the plan is not feasible (%s); recording with its best effort "
+                            "(kinsync plan %s explains)\n",
+                    rr->plan.reason, inputs[0]);
+        char digest[80];
+        st = ks_record_configs_from_rig(rig, &rr->plan, configs, digest, &err);
+        if (st == KS_OK && rr->simulated) {
+            /* reopen the simulator paced for a recording without limits (it runs until Ctrl-C)
+             * and with a deeper host queue than its default (8): the world catches up in bursts
+             * of events and an 8-frame queue would drop frames of a reader that keeps up */
+            ks_backend_free(backend);
+            backend = NULL;
+            ks_sim_config sc;
+            st = ks_sim_config_load(inputs[0], rig, &sc, &err);
+            if (st == KS_OK) {
+                sc.mode = live ? KS_SIM_PACED : KS_SIM_FAST;
+                if (sc.queue_frames < 32)
+                    sc.queue_frames = 32;
+                st = ks_backend_open_sim(rig, &sc, &backend, &err);
+            }
+        }
+        if (st != KS_OK) {
+            ks_cli_print_error("record", &err);
+            rc = KS_EXIT_FAIL;
+            goto done;
+        }
+        snprintf(ro.recorder.plan_digest, sizeof ro.recorder.plan_digest, "%s", digest);
+    }
+
+    prog_ctx pc;
+    memset(&pc, 0, sizeof pc);
+    pc.rig = rig;
+    pc.tty = ks_cli_is_tty(stderr) && !json;
+    ks_record_role_names(rig, pc.roles);
+    ro.seconds = seconds;
+    ro.frames = (uint64_t)frames;
+    ro.stop = &stop_flag;
+    ro.progress = progress;
+    ro.progress_user = &pc;
+    stop_flag = 0;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    sigaction(SIGTERM, &sa, NULL);
+    ks_record_result *res = calloc(1, sizeof *res);
+    st = res ? ks_record_run(backend, rig, configs, out, &ro, res, &err) : ks_error_set(&err, KS_ENOMEM, "out of memory");
+    sigaction(SIGINT, &old, NULL);
+    signal(SIGTERM, SIG_DFL);
+    if (pc.tty)
+        fputs("\n", stderr);
+    if (st != KS_OK) {
+        ks_cli_print_error("record", &err);
+        rc = KS_EXIT_FAIL;
+    }
+    if (res && res->device_count) {
+        if (json) {
+            json_t *j = json_object();
+            json_object_set_new(j, "rig", json_string(rig->name));
+            json_object_set_new(j, "ok", json_boolean(st == KS_OK));
+            json_object_set_new(j, "interrupted", json_boolean(res->interrupted));
+            json_object_set_new(j, "plan_digest", json_string(ro.recorder.plan_digest));
+            json_t *files = json_array();
+            for (int i = 0; i < res->device_count; i++) {
+                const ks_record_stats *s = &res->stats[i];
+                json_t *f = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f}", "path", res->paths[i], "serial",
+                                      rig->devices[i].serial, "role", pc.roles[i], "captures", (json_int_t)s->captures,
+                                      "imu_samples", (json_int_t)s->imu_samples, "rejected", (json_int_t)s->rejected,
+                                      "bytes", (json_int_t)s->bytes, "seconds",
+                                      s->captures ? (double)(s->last_ts_us - s->first_ts_us) / 1e6 : 0.0);
+                json_object_set_new(f, "end", json_string(ks_status_name(res->device_status[i])));
+                json_array_append_new(files, f);
+            }
+            json_object_set_new(j, "files", files);
+            json_dumpf(j, stdout, JSON_INDENT(2));
+            printf("\n");
+            json_decref(j);
+        } else {
+            for (int i = 0; i < res->device_count; i++) {
+                const ks_record_stats *s = &res->stats[i];
+                printf("%s: %llu captures, %.2f s, %.1f MB%s\n", res->paths[i], (unsigned long long)s->captures,
+                       s->captures ? (double)(s->last_ts_us - s->first_ts_us) / 1e6 : 0.0, (double)s->bytes / 1e6,
+                       s->rejected ? " (some frames out of order were not written)" : "");
+            }
+            if (res->interrupted)
+                printf("stopped by Ctrl-C; every file is complete\n");
+        }
+    }
+    free(res);
+done:
+    if (rr)
+        ks_cli_rigrun_close(rr);
+    free(rr);
+    ks_findings_free(&findings);
+    ks_backend_free(backend);
+    free(configs);
+    free(rig);
+    return rc;
+}

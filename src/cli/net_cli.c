@@ -1,0 +1,83 @@
+/* The multi-host flags (cli/net_cli.h). */
+#include "cli/net_cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+
+int ks_net_cli_option(const char *cmd, int id, const char *arg, ks_net_config *cfg)
+{
+    ks_error e;
+    char *end;
+    switch (id) {
+    case 1000:
+        if (ks_net_config_add_interfaces(cfg, arg, &e) != KS_OK)
+            return ks_cli_usage_error(cmd, "--interface: %s", e.message), -1;
+        return 1;
+    case 1001:
+        if (ks_net_config_add_peers(cfg, arg, &e) != KS_OK)
+            return ks_cli_usage_error(cmd, "--peer: %s", e.message), -1;
+        return 1;
+    case 1002: cfg->multicast = true; return 1;
+    case 1003: {
+        long v = strtol(arg, &end, 10);
+        if (!*arg || *end || v < 0 || v > 230)
+            return ks_cli_usage_error(cmd, "--domain takes a DDS domain id 0..230, not '%s'", arg), -1;
+        cfg->domain_id = (int)v;
+        return 1;
+    }
+    case 1004:
+        if (ks_net_config_load_secret(cfg, arg, &e) != KS_OK)
+            return ks_cli_usage_error(cmd, "--secret-file: %s", e.message), -1;
+        return 1;
+    default: return 0;
+    }
+}
+
+bool ks_net_cli_ready(const char *cmd, const ks_net_config *cfg)
+{
+    if (cfg->interface_count == 0) {
+        ks_cli_usage_error(cmd, "name the network interface the hosts share with --interface (e.g. eth1); "
+                                "kinsync never picks one by itself");
+        return false;
+    }
+    if (cfg->secret_len == 0) {
+        ks_cli_usage_error(cmd, "give the shared rig secret with --secret-file FILE (the same file on every host)");
+        return false;
+    }
+    if (!cfg->multicast && cfg->peer_count == 0) {
+        ks_cli_usage_error(cmd, "without --multicast, list the hosts' addresses with --peer ADDR[,ADDR...]");
+        return false;
+    }
+    return true;
+}
+
+ks_status ks_file_digest(const char *path, char out[65], ks_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ks_error_set(err, KS_ENOTFOUND, "cannot open %s", path);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t k = fread(buf + n, 1, cap - n, f);
+        n += k;
+        if (n < cap)
+            break;
+        char *nb = cap < (8u << 20) ? realloc(buf, cap * 2) : NULL;
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    fclose(f);
+    if (!buf)
+        return ks_error_set(err, KS_EINVAL, "%s is too large for a rig file", path);
+    ks_sha256_hex(buf, n, out);
+    free(buf);
+    return KS_OK;
+}

@@ -1,0 +1,36 @@
+/* cli/net_cli.h: the multi-host flags shared by `kinsync agent` and `kinsync record --distributed`:
+ * --interface, --peer, --multicast, --domain, --secret-file. Nothing network-related is guessed:
+ * the interface must be named. */
+#ifndef KS_CLI_NET_CLI_H
+#define KS_CLI_NET_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "kinsync/net.h"
+
+/* Long options (ids 1000..1004) to append to a command's option table. */
+#define KS_NET_CLI_OPTIONS                                                                                \
+    {"interface", required_argument, NULL, 1000}, {"peer", required_argument, NULL, 1001},             \
+        {"multicast", no_argument, NULL, 1002}, {"domain", required_argument, NULL, 1003},                \
+        {"secret-file", required_argument, NULL, 1004}
+
+#define KS_NET_CLI_HELP                                                                                   \
+    "      --interface IF[,IF]  network interface(s) the rig's hosts share (required; never guessed)\n"  \
+    "      --peer ADDR[,ADDR]   unicast discovery peers (the other hosts' addresses)\n"                  \
+    "      --multicast          allow multicast discovery on the named interfaces\n"                     \
+    "      --domain N           DDS domain id (default 47); rigs on one network need different ids\n"    \
+    "      --secret-file FILE   the shared rig secret (same file on every host; chmod 600)\n"
+
+/* Handles one option id; returns 1 if it was a net option, 0 if not, -1 on a bad value (printed). */
+int ks_net_cli_option(const char *cmd, int id, const char *arg, ks_net_config *cfg);
+/* Checks the configuration is complete (interface, secret); prints and returns false if not. */
+bool ks_net_cli_ready(const char *cmd, const ks_net_config *cfg);
+/* Hex SHA-256 of a file's bytes (the rig digest both sides compare). */
+ks_status ks_file_digest(const char *path, char out[65], ks_error *err);
+
+/* `kinsync record rig.yaml --distributed`: the coordinator side (src/cli/record_distributed.c). */
+int ks_cli_record_distributed(const char *rig_path, const char *out, double seconds, const ks_net_config *net,
+                              bool json);
+
+#endif

@@ -1,0 +1,30 @@
+/* cli/session_cli.h: what `kinsync verify` and `kinsync capture` share: loading the rig, planning
+ * it, opening the backend (real devices or the simulator), and the live progress line. */
+#ifndef KS_CLI_SESSION_CLI_H
+#define KS_CLI_SESSION_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "kinsync/plan.h"
+#include "kinsync/rig.h"
+#include "kinsync/session.h"
+
+typedef struct ks_cli_rigrun {
+    ks_rig rig;
+    ks_plan plan;
+    ks_backend *backend;
+    bool simulated;
+    char note[256];
+} ks_cli_rigrun;
+
+/* Loads and validates the rig (KS_EXIT_USAGE on unreadable/invalid YAML, KS_EXIT_FAIL when the rig
+ * has errors), plans it, opens backend `name` ("auto", "sim", "k4a"; fast forces the simulator's
+ * fast mode). Prints nothing; err says why. */
+int ks_cli_rigrun_open(const char *rig_path, const char *name, bool fast, ks_cli_rigrun *r, ks_error *err);
+void ks_cli_rigrun_close(ks_cli_rigrun *r);
+
+/* One progress line ("\r" when a terminal): sets/s per device, drops, worst skew. */
+void ks_cli_progress_line(FILE *out, ks_session *s);
+
+#endif

@@ -1,0 +1,399 @@
+/* The devices behind an agent (kinsync/net.h, ks_agent_host): the rig's devices on this host, run
+ * one by one as the coordinator commands. Each host only ever does its own share of the start
+ * sequence; the order across hosts (every subordinate armed before the master) is the
+ * coordinator's job.
+ *
+ *   CONFIGURE  open each device by serial, set the rig's manual exposure and powerline once,
+ *              open the recorder (one .mkv per device, the plan's delays in its tags)
+ *   ARM        subordinates start their cameras and wait for pulses; a master only reports ready
+ *   SYNC       (simulator only) the master on another host starts at the agreed instant: its pulses
+ *              reach this world's subordinates then, as through a real cable
+ *   START      the master starts its cameras (at the agreed instant on the simulator)
+ *   STOP       capture threads end, cameras stop, every file is completed
+ * One capture thread per device writes every capture to the recorder. */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kinsync/net.h"
+#include "kinsync/plan.h"
+#include "kinsync/record.h"
+#include "kinsync/sim.h"
+
+#define HOST_MAX_DEVICES 16
+
+typedef struct host_dev {
+    int rig_index;
+    ks_device *dev;
+    ks_device_config config;
+    ks_agent_state state;
+    char message[160];
+    ks_jack_state jacks;
+    pthread_t thread;
+    bool thread_running;
+    uint64_t frames;
+    int64_t last_ts_us, last_host_ns;
+    struct ks_agent_host *host;
+    int slot;
+} host_dev;
+
+struct ks_agent_host {
+    ks_rig rig;
+    char host[KS_NAME_MAX];
+    char out_dir[512];
+    ks_backend *backend;
+    ks_device_config configs[KS_RIG_MAX_DEVICES];
+    char digest[80];
+    int count;
+    host_dev devs[HOST_MAX_DEVICES];
+    ks_recorder *rec;
+    char paths[HOST_MAX_DEVICES][512];
+    pthread_mutex_t mu;
+    volatile int stop;
+};
+
+static host_dev *by_serial(ks_agent_host *h, const char *serial)
+{
+    for (int i = 0; i < h->count; i++)
+        if (!strcmp(h->rig.devices[h->devs[i].rig_index].serial, serial))
+            return &h->devs[i];
+    return NULL;
+}
+
+static void set_state(host_dev *d, ks_agent_state s, const char *msg)
+{
+    pthread_mutex_lock(&d->host->mu);
+    d->state = s;
+    snprintf(d->message, sizeof d->message, "%s", msg ? msg : "");
+    pthread_mutex_unlock(&d->host->mu);
+}
+
+ks_status ks_agent_host_create(const ks_rig *rig, const char *host, ks_backend *backend, const char *out_dir,
+                               ks_agent_host **out, ks_error *err)
+{
+    ks_agent_host *h = calloc(1, sizeof *h);
+    if (!h)
+        return ks_error_set(err, KS_ENOMEM, "out of memory");
+    h->rig = *rig;
+    snprintf(h->host, sizeof h->host, "%s", host);
+    snprintf(h->out_dir, sizeof h->out_dir, "%s", out_dir);
+    h->backend = backend;
+    pthread_mutex_init(&h->mu, NULL);
+    ks_status st = ks_record_configs_from_rig(&h->rig, NULL, h->configs, h->digest, err);
+    for (int i = 0; st == KS_OK && i < rig->device_count; i++) {
+        const char *dh = rig->devices[i].host[0] ? rig->devices[i].host : "localhost";
+        if (strcmp(dh, host) != 0)
+            continue;
+        if (h->count >= HOST_MAX_DEVICES) {
+            st = ks_error_set(err, KS_EINVAL, "host %s has more than %d devices in the rig", host, HOST_MAX_DEVICES);
+            break;
+        }
+        host_dev *d = &h->devs[h->count];
+        d->rig_index = i;
+        d->config = h->configs[i];
+        d->host = h;
+        d->slot = h->count++;
+    }
+    if (st == KS_OK && h->count == 0)
+        st = ks_error_set(err, KS_EINVAL, "the rig has no device on host '%s'; name this host with --host (the "
+                          "rig's hosts are the devices' 'host:' entries)", host);
+    if (st != KS_OK) {
+        pthread_mutex_destroy(&h->mu);
+        free(h);
+        return st;
+    }
+    *out = h;
+    return KS_OK;
+}
+
+int ks_agent_host_serials(const ks_agent_host *h, const char **serials, int max)
+{
+    int n = 0;
+    for (int i = 0; i < h->count && n < max; i++)
+        serials[n++] = h->rig.devices[h->devs[i].rig_index].serial;
+    return n;
+}
+
+static void *capture_thread(void *arg)
+{
+    host_dev *d = arg;
+    ks_agent_host *h = d->host;
+    while (!h->stop) {
+        ks_capture *cap = NULL;
+        ks_error e;
+        ks_status st = ks_device_get_capture(d->dev, &cap, 100, &e);
+        if (st == KS_ETIMEOUT)
+            continue;
+        if (st != KS_OK) {
+            set_state(d, KS_AGENT_ERROR, e.message);
+            break;
+        }
+        ks_error we;
+        ks_status ws = ks_recorder_add_capture(h->rec, d->slot, cap, &we);
+        const ks_image *img = cap->color ? cap->color : cap->depth ? cap->depth : cap->ir;
+        pthread_mutex_lock(&h->mu);
+        d->frames++;
+        if (img) {
+            d->last_ts_us = (int64_t)img->device_ts_us;
+            d->last_host_ns = (int64_t)img->system_ts_ns;
+        }
+        if (d->state == KS_AGENT_ARMED || d->state == KS_AGENT_CONFIGURED)
+            d->state = KS_AGENT_STREAMING;
+        pthread_mutex_unlock(&h->mu);
+        ks_capture_release(cap);
+        if (ws != KS_OK) {
+            set_state(d, KS_AGENT_ERROR, we.message);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static ks_status start_thread(host_dev *d, ks_error *err)
+{
+    if (d->thread_running)
+        return KS_OK;
+    if (pthread_create(&d->thread, NULL, capture_thread, d) != 0)
+        return ks_error_set(err, KS_ENOMEM, "cannot start a capture thread");
+    d->thread_running = true;
+    return KS_OK;
+}
+
+static ks_status h_configure(void *ctx, const char *serial, const char *args, ks_error *err)
+{
+    ks_agent_host *h = ctx;
+    host_dev *d = by_serial(h, serial);
+    if (!d)
+        return ks_error_set(err, KS_ENOTFOUND, "device %s is not on host %s", serial, h->host);
+    if (d->state != KS_AGENT_IDLE && d->state != KS_AGENT_STOPPED)
+        return ks_error_set(err, KS_ESTATE, "device %s is %s; stop it before configuring again", serial,
+                            ks_agent_state_name(d->state));
+    const ks_rig_device *rd = &h->rig.devices[d->rig_index];
+    ks_status st = KS_OK;
+    if (!d->dev)
+        st = ks_device_open_by_serial(h->backend, rd->serial, &d->dev, err);
+    if (st == KS_OK && h->rig.exposure.manual)
+        st = ks_device_set_color_control(d->dev, KS_CONTROL_EXPOSURE_TIME_ABSOLUTE, KS_CONTROL_MODE_MANUAL,
+                                         h->rig.exposure.exposure_us, err);
+    if (st == KS_OK)
+        st = ks_device_set_color_control(d->dev, KS_CONTROL_POWERLINE_FREQUENCY, KS_CONTROL_MODE_MANUAL,
+                                         (int32_t)h->rig.exposure.powerline, err);
+    if (st == KS_OK && ks_device_get_jacks(d->dev, &d->jacks, NULL) != KS_OK)
+        d->jacks.supported = false;
+    /* the recorder holds every device of this host: opened with the first, when all are open */
+    bool all_open = true;
+    for (int i = 0; i < h->count; i++)
+        all_open &= h->devs[i].dev != NULL;
+    if (st == KS_OK && all_open && !h->rec) {
+        ks_record_device rdev[HOST_MAX_DEVICES];
+        char roles[KS_RIG_MAX_DEVICES][64];
+        char *cal[HOST_MAX_DEVICES] = {0};
+        ks_record_role_names(&h->rig, roles);
+        memset(rdev, 0, sizeof rdev);
+        for (int i = 0; i < h->count && st == KS_OK; i++) {
+            host_dev *x = &h->devs[i];
+            const ks_device_info *info = ks_device_info_get(x->dev);
+            snprintf(rdev[i].serial, sizeof rdev[i].serial, "%s", info->serial);
+            snprintf(rdev[i].role, sizeof rdev[i].role, "%s", roles[x->rig_index]);
+            rdev[i].config = x->config;
+            rdev[i].color_fw = info->rgb;
+            rdev[i].depth_fw = info->depth;
+            rdev[i].has_firmware = true;
+            size_t len = 0;
+            if (ks_device_get_calibration_json(x->dev, &cal[i], &len, NULL) == KS_OK) {
+                rdev[i].calibration_json = cal[i];
+                rdev[i].calibration_len = len;
+            }
+        }
+        ks_recorder_options ro;
+        memset(&ro, 0, sizeof ro);
+        snprintf(ro.rig_name, sizeof ro.rig_name, "%s", h->rig.name);
+        snprintf(ro.plan_digest, sizeof ro.plan_digest, "%s", h->digest);
+        ro.overwrite = true;
+        if (st == KS_OK)
+            st = ks_recorder_open(h->out_dir, h->count, rdev, &ro, &h->rec, err);
+        for (int i = 0; i < h->count; i++)
+            free(cal[i]);
+    }
+    if (st != KS_OK) {
+        set_state(d, KS_AGENT_ERROR, err ? err->message : "configure failed");
+        return st;
+    }
+    h->stop = 0;
+    set_state(d, KS_AGENT_CONFIGURED, "");
+    return KS_OK;
+}
+
+static ks_status h_arm(void *ctx, const char *serial, ks_error *err)
+{
+    ks_agent_host *h = ctx;
+    host_dev *d = by_serial(h, serial);
+    if (!d || d->state != KS_AGENT_CONFIGURED || !h->rec)
+        return ks_error_set(err, KS_ESTATE, "device %s must be CONFIGURED (every device of host %s) before ARM",
+                            serial, h->host);
+    if (d->config.wired_sync_mode == KS_SYNC_SUBORDINATE) {
+        ks_status st = ks_device_start_cameras(d->dev, &d->config, err);
+        if (st == KS_OK)
+            st = start_thread(d, err);
+        if (st != KS_OK) {
+            set_state(d, KS_AGENT_ERROR, err->message);
+            return st;
+        }
+    }
+    set_state(d, KS_AGENT_ARMED, "");
+    return KS_OK;
+}
+
+static ks_status parse_at(const char *args, int64_t *at, char *master, size_t n, ks_error *err)
+{
+    json_error_t je;
+    json_t *j = json_loads(args ? args : "", 0, &je);
+    json_t *a = j ? json_object_get(j, "at_realtime_ns") : NULL;
+    json_t *m = j ? json_object_get(j, "master") : NULL;
+    ks_status st = KS_OK;
+    if (!json_is_integer(a))
+        st = ks_error_set(err, KS_EPARSE, "command arguments lack 'at_realtime_ns'");
+    else
+        *at = (int64_t)json_integer_value(a);
+    if (master && st == KS_OK) {
+        if (!json_is_string(m))
+            st = ks_error_set(err, KS_EPARSE, "command arguments lack 'master'");
+        else
+            snprintf(master, n, "%s", json_string_value(m));
+    }
+    json_decref(j);
+    return st;
+}
+
+static ks_status h_sync(void *ctx, const char *serial, const char *args, ks_error *err)
+{
+    ks_agent_host *h = ctx;
+    ks_sim *sim = ks_sim_from_backend(h->backend);
+    char master[64];
+    int64_t at;
+    ks_status st = parse_at(args, &at, master, sizeof master, err);
+    if (st != KS_OK || !sim || by_serial(h, master))
+        return st; /* real devices: the cable carries the pulses; the master's own host starts it */
+    /* once per host, however many of its devices the command named */
+    host_dev *first = &h->devs[0];
+    if (strcmp(serial, h->rig.devices[first->rig_index].serial) != 0)
+        return KS_OK;
+    int mi = ks_rig_find_device(&h->rig, master);
+    if (mi < 0)
+        return ks_error_set(err, KS_ENOTFOUND, "master %s is not in the rig", master);
+    return ks_sim_start_remote(sim, mi, &h->configs[mi], ks_sim_virtual_from_realtime(sim, at), err);
+}
+
+static ks_status h_start(void *ctx, const char *serial, const char *args, ks_error *err)
+{
+    ks_agent_host *h = ctx;
+    host_dev *d = by_serial(h, serial);
+    if (!d || d->state != KS_AGENT_ARMED)
+        return ks_error_set(err, KS_ESTATE, "device %s must be ARMED before START", serial);
+    if (d->config.wired_sync_mode == KS_SYNC_SUBORDINATE)
+        return KS_OK; /* already running, waiting for pulses */
+    ks_sim *sim = ks_sim_from_backend(h->backend);
+    int64_t at = 0;
+    if (sim && args && args[0]) {
+        ks_status st = parse_at(args, &at, NULL, 0, err);
+        if (st == KS_OK)
+            st = ks_sim_arm_at(sim, d->rig_index, ks_sim_virtual_from_realtime(sim, at), err);
+        if (st != KS_OK)
+            return st;
+    }
+    ks_status st = ks_device_start_cameras(d->dev, &d->config, err);
+    if (st == KS_OK)
+        st = start_thread(d, err);
+    if (st != KS_OK)
+        set_state(d, KS_AGENT_ERROR, err->message);
+    return st;
+}
+
+static ks_status h_stop(void *ctx, const char *serial, ks_error *err)
+{
+    ks_agent_host *h = ctx;
+    host_dev *d = by_serial(h, serial);
+    if (!d)
+        return ks_error_set(err, KS_ENOTFOUND, "device %s is not on host %s", serial, h->host);
+    /* threads of the whole host stop together; files are completed when the last device stops */
+    h->stop = 1;
+    if (d->thread_running) {
+        pthread_join(d->thread, NULL);
+        d->thread_running = false;
+    }
+    if (d->dev)
+        ks_device_stop_cameras(d->dev);
+    if (d->state != KS_AGENT_ERROR)
+        set_state(d, KS_AGENT_STOPPED, "");
+    bool all = true;
+    for (int i = 0; i < h->count; i++)
+        all &= !h->devs[i].thread_running;
+    ks_status st = KS_OK;
+    if (all && h->rec) {
+        for (int i = 0; i < h->count; i++)
+            snprintf(h->paths[i], sizeof h->paths[i], "%s", ks_recorder_path(h->rec, i));
+        st = ks_recorder_close(h->rec, err);
+        h->rec = NULL;
+    }
+    return st;
+}
+
+static void h_status(void *ctx, const char *serial, ks_agent_device_status *st)
+{
+    ks_agent_host *h = ctx;
+    host_dev *d = by_serial(h, serial);
+    if (!d)
+        return;
+    pthread_mutex_lock(&h->mu);
+    st->state = d->state;
+    snprintf(st->role, sizeof st->role, "%s", d->config.wired_sync_mode == KS_SYNC_MASTER ? "master"
+                                             : d->config.wired_sync_mode == KS_SYNC_SUBORDINATE ? "subordinate"
+                                                                                                 : "standalone");
+    if (d->dev)
+        ks_version_format(&ks_device_info_get(d->dev)->rgb, st->firmware, sizeof st->firmware);
+    st->jack_supported = d->jacks.supported;
+    st->sync_in = d->jacks.sync_in;
+    st->sync_out = d->jacks.sync_out;
+    st->frames = d->frames;
+    st->last_device_ts_us = d->last_ts_us;
+    st->last_host_ts_ns = d->last_host_ns;
+    snprintf(st->message, sizeof st->message, "%s", d->message);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void h_path(void *ctx, const char *serial, char *path, size_t n)
+{
+    ks_agent_host *h = ctx;
+    host_dev *d = by_serial(h, serial);
+    snprintf(path, n, "%s", d && !h->rec ? h->paths[d->slot] : "");
+}
+
+static const ks_agent_ops host_ops = {
+    .configure = h_configure,
+    .arm = h_arm,
+    .sync = h_sync,
+    .start = h_start,
+    .stop = h_stop,
+    .status = h_status,
+    .recording_path = h_path,
+};
+
+const ks_agent_ops *ks_agent_host_ops(void)
+{
+    return &host_ops;
+}
+
+void ks_agent_host_free(ks_agent_host *h)
+{
+    if (!h)
+        return;
+    for (int i = 0; i < h->count; i++)
+        if (h->devs[i].dev)
+            h_stop(h, h->rig.devices[h->devs[i].rig_index].serial, NULL);
+    for (int i = 0; i < h->count; i++)
+        ks_device_close(h->devs[i].dev);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}

@@ -1,0 +1,181 @@
+/* kinsync align on recordings with known content: master/subordinate from the tags, planned delays
+ * removed, a dropped frame found, partial sets named, files of another rig / plan / frame rate
+ * reported with the reason, and the export (16-bit PNG with the recorded values, JPEG as stored,
+ * index.json). */
+#include <jansson.h>
+#include <png.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "kinsync/align.h"
+#include "ks_test.h"
+#include "recfix.h"
+
+static char dir[256];
+static char paths[6][300];
+/* master, sub1 (delay 160, drops frame 5), sub2 (delay 320, one frame shorter), then three that
+ * do not belong: another rig name, another plan digest, another frame rate */
+static const recfix_dev devs[6] = {
+    {"000100000001", "master", KS_SYNC_MASTER, 0, -160, 10, -1, 500000, 0},
+    {"000100000002", "sub1", KS_SYNC_SUBORDINATE, 160, 0, 10, 5, 500000, 0},
+    {"000100000003", "sub2", KS_SYNC_SUBORDINATE, 320, 160, 9, -1, 500000, 0},
+    {"000200000001", "sub1", KS_SYNC_SUBORDINATE, 160, 0, 10, -1, 500000, 0},
+    {"000300000001", "sub3", KS_SYNC_SUBORDINATE, 480, 0, 10, -1, 500000, 0},
+    {"000400000001", "sub4", KS_SYNC_SUBORDINATE, 0, 0, 10, -1, 500000, 15},
+};
+
+static void write_files(void)
+{
+    recfix_tmpdir(dir, sizeof dir, "al");
+    const char *rigs[6] = {"lab", "lab", "lab", "garage", "lab", "lab"};
+    const char *digests[6] = {"sha256:aa", "sha256:aa", "sha256:aa", "sha256:aa", "sha256:bb", "sha256:aa"};
+    for (int d = 0; d < 6; d++) {
+        snprintf(paths[d], sizeof paths[d], "%s/%s-%s.mkv", dir, devs[d].role, devs[d].serial);
+        ks_error e;
+        KS_CHECK_MSG(recfix_write(paths[d], &devs[d], d, rigs[d], digests[d], &e) == KS_OK, "%s", e.message);
+    }
+}
+
+static void test_roles_delays_drops(void)
+{
+    /* the master is not first on the command line: align finds it from the tags */
+    const char *p[3] = {paths[2], paths[0], paths[1]};
+    ks_align_result *r = NULL;
+    ks_error e;
+    KS_CHECK_INT(ks_align_files(p, 3, NULL, &r, &e), KS_OK);
+    if (!r)
+        return;
+    KS_CHECK_INT(r->reference, 1);
+    KS_CHECK_INT(r->member_count, 3);
+    KS_CHECK_INT(r->set_count, 10);
+    KS_CHECK_INT(r->complete_sets, 8);   /* set 5 lacks sub1, set 9 lacks sub2 */
+    KS_CHECK_INT(r->files[2].drops, 1);  /* sub1 */
+    KS_CHECK_INT(r->files[2].missing_from_sets, 1);
+    KS_CHECK_INT(r->files[0].missing_from_sets, 1);
+    KS_CHECK_INT(r->files[0].drops, 0);
+    KS_CHECK_INT(r->sets[5].frame[2], -1);
+    KS_CHECK_INT(r->sets[9].frame[0], -1);
+    KS_CHECK_INT(r->files[1].in_partial_sets, 2);
+    /* planned delays removed: the recorded offsets are exactly the planned ones, so the skew is
+     * what the 90 kHz firmware quantum leaves: requested - effective */
+    KS_CHECK_NEAR(r->files[0].skew_us.mean, 320 - ks_delay_effective_us(320), 1e-6);
+    KS_CHECK_NEAR(r->files[2].skew_us.mean, 160 - ks_delay_effective_us(160), 1e-6);
+    KS_CHECK_NEAR(r->files[2].skew_us.stddev, 0, 1e-9);
+    KS_CHECK_NEAR(r->files[2].drift_ppm, 0, 1e-6);
+    KS_CHECK_NEAR(r->files[0].depth_offset_us.mean, 160 - ks_delay_effective_us(160), 1e-6);
+    KS_CHECK_INT(r->files[0].start_vs_reference_us, lround(320 - ks_delay_effective_us(320)));
+    ks_align_free(r);
+}
+
+static void test_foreign_files(void)
+{
+    const char *p[6] = {paths[0], paths[1], paths[2], paths[3], paths[4], paths[5]};
+    ks_align_result *r = NULL;
+    ks_error e;
+    KS_CHECK_INT(ks_align_files(p, 6, NULL, &r, &e), KS_OK);
+    if (!r)
+        return;
+    KS_CHECK_INT(r->member_count, 3);
+    KS_CHECK(!r->files[3].member);
+    KS_CHECK_CONTAINS(r->files[3].reason, "garage");
+    KS_CHECK(!r->files[4].member);
+    KS_CHECK_CONTAINS(r->files[4].reason, "another plan");
+    KS_CHECK(!r->files[5].member);
+    KS_CHECK_CONTAINS(r->files[5].reason, "15 fps");
+    KS_CHECK_INT(r->set_count, 10); /* the foreign files change nothing */
+    ks_align_free(r);
+    /* a second master */
+    const char *two[2] = {paths[0], paths[0]};
+    KS_CHECK_INT(ks_align_files(two, 2, NULL, &r, &e), KS_OK);
+    if (r) {
+        KS_CHECK(!r->files[1].member);
+        KS_CHECK_CONTAINS(r->files[1].reason, "second master");
+        ks_align_free(r);
+    }
+}
+
+static int png_pixel(const char *path, int x, int y, int *w, int *h)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return -1;
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        fclose(fp);
+        return -1;
+    }
+    png_init_io(png, fp);
+    png_read_info(png, info);
+    *w = (int)png_get_image_width(png, info);
+    *h = (int)png_get_image_height(png, info);
+    int depth = png_get_bit_depth(png, info);
+    png_bytep row = malloc(png_get_rowbytes(png, info));
+    int v = -1;
+    for (int r = 0; r <= y; r++)
+        png_read_row(png, row, NULL);
+    if (depth == 16)
+        v = (row[2 * x] << 8) | row[2 * x + 1];
+    free(row);
+    png_destroy_read_struct(&png, &info, NULL);
+    fclose(fp);
+    return v;
+}
+
+static void test_export(void)
+{
+    const char *p[3] = {paths[0], paths[1], paths[2]};
+    ks_align_result *r = NULL;
+    ks_error e;
+    KS_CHECK_INT(ks_align_files(p, 3, NULL, &r, &e), KS_OK);
+    if (!r)
+        return;
+    char out[300];
+    snprintf(out, sizeof out, "%s/export", dir);
+    KS_CHECK_MSG(ks_align_export(r, out, 0, &e) == KS_OK, "%s", e.message);
+    char f[600];
+    int w = 0, h = 0;
+    /* set 7: the master's frame 7, sub1's frame 6 (it dropped frame 5) */
+    snprintf(f, sizeof f, "%s/000007/sub1-000100000002-depth.png", out);
+    KS_CHECK_INT(png_pixel(f, 100, 10, &w, &h), recfix_px(1, 7, 1));
+    KS_CHECK(w == 640 && h == 576);
+    snprintf(f, sizeof f, "%s/000007/master-000100000001-ir.png", out);
+    KS_CHECK_INT(png_pixel(f, 5, 5, &w, &h), recfix_px(0, 7, 2));
+    snprintf(f, sizeof f, "%s/000003/sub2-000100000003-color.jpg", out);
+    FILE *fp = fopen(f, "rb");
+    unsigned char jpg[16] = {0};
+    KS_CHECK(fp && fread(jpg, 1, 16, fp) == 16);
+    if (fp)
+        fclose(fp);
+    KS_CHECK(jpg[0] == 0xFF && jpg[1] == 0xD8 && jpg[2] == 2 && jpg[3] == 3);
+    snprintf(f, sizeof f, "%s/000005/sub1-000100000002-depth.png", out);
+    KS_CHECK(access(f, F_OK) != 0); /* sub1 has no frame in set 5 */
+    snprintf(f, sizeof f, "%s/index.json", out);
+    json_error_t je;
+    json_t *idx = json_load_file(f, 0, &je);
+    KS_CHECK(idx != NULL);
+    if (idx) {
+        json_t *sets = json_object_get(idx, "sets");
+        KS_CHECK_INT(json_array_size(sets), 10);
+        json_t *s5 = json_array_get(sets, 5);
+        KS_CHECK(json_is_false(json_object_get(s5, "complete")));
+        json_t *m = json_object_get(json_object_get(json_array_get(sets, 7), "members"), "sub1-000100000002");
+        KS_CHECK_STR(json_string_value(json_object_get(json_object_get(m, "depth"), "file")),
+                     "000007/sub1-000100000002-depth.png");
+        KS_CHECK_INT(json_integer_value(json_object_get(json_object_get(m, "color"), "device_ts_us")),
+                     500000 + 160 + 7 * ks_frame_period_us(KS_FPS_30));
+        json_decref(idx);
+    }
+    ks_align_free(r);
+}
+
+int main(void)
+{
+    write_files();
+    KS_RUN(test_roles_delays_drops);
+    KS_RUN(test_foreign_files);
+    KS_RUN(test_export);
+    recfix_rmdir(dir);
+    return KS_TEST_END();
+}

@@ -1,0 +1,374 @@
+/* The session on the simulator (tests the issue's "done when" list): correct start, master started
+ * first, a subordinate without cable, auto exposure, repeated exposure writes, planned vs zero delays,
+ * a device disconnecting mid-run; measured skews against the simulator's ground truth. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "kinsync/plan.h"
+#include "kinsync/session.h"
+#include "kinsync/sim.h"
+#include "ks_test.h"
+#include "support/sim_rigs.h"
+
+#define MAXF 4096
+
+typedef struct truth_log {
+    ks_sim *sim;
+    int n;
+    int count[8];
+    uint64_t ts[8][MAXF];
+    uint64_t start_ns[8][MAXF];
+    int corrupted[8];
+} truth_log;
+
+static void on_capture(int device, ks_capture *cap, void *user)
+{
+    truth_log *t = user;
+    ks_sim_frame_truth tr;
+    if (!cap->color || ks_sim_last_truth(t->sim, device, &tr, NULL) != KS_OK)
+        return;
+    int k = t->count[device];
+    if (k < MAXF) {
+        t->ts[device][k] = cap->color->device_ts_us;
+        t->start_ns[device][k] = tr.color_start_ns;
+        t->count[device]++;
+    }
+    t->corrupted[device] += tr.corrupted_pixels > 0;
+}
+
+static uint64_t truth_start(const truth_log *t, int d, uint64_t ts)
+{
+    for (int k = t->count[d] - 1; k >= 0; k--)
+        if (t->ts[d][k] == ts)
+            return t->start_ns[d][k];
+    return 0;
+}
+
+typedef struct simrun {
+    ks_rig rig;
+    ks_plan plan;
+    ks_sim_config sc;
+    ks_backend *b;
+    ks_session *s;
+    truth_log *truth;
+    ks_session_options opt;
+} simrun;
+
+static void sim_setup(simrun *r, int n, uint64_t seed)
+{
+    memset(r, 0, sizeof *r);
+    simt_rig(&r->rig, n, SIMT_DAISY, 2);
+    simt_config(&r->sc, seed, false);
+    r->sc.clock_default.jitter_us = 1;
+    r->truth = calloc(1, sizeof *r->truth);
+    ks_session_options_init(&r->opt);
+    r->opt.first_frame_timeout_ms = 3000;
+    r->opt.on_capture = on_capture;
+    r->opt.user = r->truth;
+}
+
+static ks_status sim_open(simrun *r, ks_error *err)
+{
+    ks_plan_make(&r->rig, NULL, &r->plan, NULL);
+    if (ks_backend_open_sim(&r->rig, &r->sc, &r->b, err) != KS_OK)
+        return err->code;
+    r->truth->sim = ks_sim_from_backend(r->b);
+    r->truth->n = r->rig.device_count;
+    return ks_session_open(&r->rig, &r->plan, r->b, &r->opt, &r->s, err);
+}
+
+static void dump(ks_syncstats *q)
+{
+    for (int i = 0; i < ks_syncstats_check_count(q); i++) {
+        const ks_sync_check *c = ks_syncstats_check(q, i);
+        fprintf(stderr, "  %s %s: %s\n", ks_check_status_name(c->status), c->id, c->message);
+    }
+}
+
+/* Reads `want` sets; returns the largest |measured skew - true skew| over them. */
+static double run_sets(simrun *r, int want, int *got, ks_status *last)
+{
+    ks_session_set set;
+    ks_error e;
+    double worst = 0;
+    *got = 0;
+    *last = KS_OK;
+    int ref = ks_session_reference(r->s);
+    const ks_matcher_config *mc = ks_session_matcher_config(r->s);
+    while (*got < want) {
+        ks_status st = ks_session_next(r->s, &set, 5000, &e);
+        if (st != KS_OK) {
+            *last = st;
+            break;
+        }
+        (*got)++;
+        for (int d = 0; d < r->rig.device_count; d++) {
+            double m = ks_frame_set_skew_us(&set.set, d, ref);
+            if (isnan(m) || d == ref)
+                continue;
+            uint64_t a = truth_start(r->truth, d, set.set.frames[d].color_ts_us);
+            uint64_t b = truth_start(r->truth, ref, set.set.frames[ref].color_ts_us);
+            if (!a || !b)
+                continue;
+            double t = ((double)a - (double)b) / 1000.0 - mc->devices[d].color_offset_us;
+            if (fabs(m - t) > worst)
+                worst = fabs(m - t);
+        }
+        ks_session_set_release(&set);
+    }
+    return worst;
+}
+
+static void sim_close(simrun *r)
+{
+    ks_session_close(r->s);
+    ks_backend_free(r->b);
+    free(r->truth);
+}
+
+static void test_correct_start_truth(void)
+{
+    simrun r;
+    sim_setup(&r, 3, 11);
+    ks_error e;
+    KS_CHECK(sim_open(&r, &e) == KS_OK);
+    KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+    int got;
+    ks_status last;
+    double worst = run_sets(&r, 150, &got, &last);
+    KS_CHECK_INT(got, 150);
+    KS_CHECK_MSG(worst <= 5, "measured skew differs from the truth by %.2f us", worst);
+    ks_session_progress p;
+    ks_session_get_progress(r.s, &p);
+    ks_session_stop(r.s);
+    for (int d = 0; d < 3; d++) {
+        ks_sim_device_stats st;
+        ks_sim_device_stats_get(r.truth->sim, d, &st, NULL);
+        printf("    cam%d: taken %llu delivered %llu qdrop %llu usb %llu session-queue-drops %llu\n", d,
+               (unsigned long long)st.captures_taken, (unsigned long long)st.delivered,
+               (unsigned long long)st.dropped_queue, (unsigned long long)st.dropped_usb,
+               (unsigned long long)p.queue_drops[d]);
+    }
+    ks_syncstats *q = ks_session_stats(r.s);
+    KS_CHECK(ks_syncstats_passed(q));
+    const ks_sync_check *ca = ks_syncstats_find(q, "color-alignment", -2);
+    KS_CHECK(ca && ca->status == KS_CHECK_PASS && ca->value <= ks_color_alignment_target_us());
+    if (!ks_syncstats_passed(q))
+        dump(q);
+    printf("    correct start: worst colour skew %.1f us (p99), measured vs truth within %.2f us\n",
+           ca ? ca->value : -1, worst);
+    sim_close(&r);
+}
+
+static void test_master_first(void)
+{
+    simrun r;
+    sim_setup(&r, 3, 12);
+    r.opt.wrong_order = true;
+    ks_error e;
+    KS_CHECK(sim_open(&r, &e) == KS_OK);
+    KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+    int got;
+    ks_status last;
+    run_sets(&r, 60, &got, &last);
+    ks_session_stop(r.s);
+    ks_syncstats *q = ks_session_stats(r.s);
+    KS_CHECK(!ks_syncstats_passed(q));
+    const ks_sync_check *so = ks_syncstats_find(q, "start-order", -2);
+    KS_CHECK(so && so->status == KS_CHECK_FAIL);
+    KS_CHECK_CONTAINS(so ? so->message : "", "the master was started before this subordinate");
+    KS_CHECK_CONTAINS(so ? so->message : "", "cam");
+    if (so)
+        printf("    master first: %s\n", so->message);
+    sim_close(&r);
+}
+
+static void test_missing_cable(void)
+{
+    simrun r;
+    sim_setup(&r, 3, 13);
+    /* the cable cam1 -> cam2 is pulled out from the start */
+    r.sc.fault_count = 1;
+    r.sc.faults[0] = (ks_sim_fault){.kind = KS_SIM_FAULT_UNPLUG, .at_ms = 0, .cable = 1};
+    ks_error e;
+    ks_plan_make(&r.rig, NULL, &r.plan, NULL);
+    KS_CHECK(ks_backend_open_sim(&r.rig, &r.sc, &r.b, &e) == KS_OK);
+    r.truth->sim = ks_sim_from_backend(r.b);
+    ks_sim_advance(r.truth->sim, 1); /* the fault is in effect */
+    KS_CHECK(ks_session_open(&r.rig, &r.plan, r.b, &r.opt, &r.s, &e) == KS_ESYNC);
+    KS_CHECK_CONTAINS(e.message, "Sync In jack of cam2");
+    KS_CHECK_CONTAINS(e.message, "cam1");
+    KS_CHECK_CONTAINS(e.message, "nothing was started");
+    ks_sim_device_stats st;
+    for (int i = 0; i < 3; i++) {
+        ks_sim_device_stats_get(r.truth->sim, i, &st, NULL);
+        KS_CHECK(!st.streaming);
+    }
+    sim_close(&r);
+}
+
+static void test_auto_exposure(void)
+{
+    simrun r;
+    sim_setup(&r, 3, 14);
+    r.rig.exposure.manual = false;
+    r.sc.brightness_variation = 0.5;
+    ks_error e;
+    KS_CHECK(sim_open(&r, &e) == KS_OK);
+    KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+    int got;
+    ks_status last;
+    run_sets(&r, 240, &got, &last);
+    ks_session_stop(r.s);
+    ks_syncstats *q = ks_session_stats(r.s);
+    const ks_sync_check *ae = ks_syncstats_find(q, "auto-exposure", -2);
+    KS_CHECK(ae && ae->status == KS_CHECK_WARN);
+    KS_CHECK_CONTAINS(ae ? ae->message : "", "auto exposure");
+    double grow = 0;
+    for (int d = 1; d < 3; d++) {
+        const ks_sync_device *o = ks_syncstats_device(q, d);
+        double g = fabs(o->skew_last_us) - fabs(o->skew_first_us);
+        if (fabs(o->skew_max_abs_us) > grow)
+            grow = o->skew_max_abs_us;
+        (void)g;
+    }
+    KS_CHECK_MSG(grow > ks_color_alignment_target_us(), "largest skew under auto exposure %.1f us", grow);
+    printf("    auto exposure: largest skew %.1f us\n", grow);
+    sim_close(&r);
+}
+
+static void test_repeated_exposure(void)
+{
+    simrun r;
+    sim_setup(&r, 2, 15);
+    r.opt.reapply_exposure_every = 15;
+    ks_error e;
+    KS_CHECK(sim_open(&r, &e) == KS_OK);
+    KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+    int got;
+    ks_status last;
+    run_sets(&r, 90, &got, &last);
+    ks_session_stop(r.s);
+    ks_syncstats *q = ks_session_stats(r.s);
+    const ks_sync_check *x = ks_syncstats_find(q, "exposure-set-once", -2);
+    KS_CHECK(x && x->status == KS_CHECK_FAIL);
+    ks_sim_device_stats st;
+    ks_sim_device_stats_get(r.truth->sim, 0, &st, NULL);
+    KS_CHECK_CONTAINS(x ? x->message : "", "cam0");
+    sim_close(&r);
+}
+
+static void test_planned_vs_zero_delays(void)
+{
+    double inv[2];
+    int corrupted[2];
+    for (int zero = 0; zero < 2; zero++) {
+        simrun r;
+        sim_setup(&r, 2, 16);
+        r.sc.render_depth = true;
+        r.opt.measure_invalid = true;
+        ks_plan_make(&r.rig, NULL, &r.plan, NULL);
+        ks_error e;
+        if (zero)
+            for (int i = 0; i < 2; i++) {
+                r.plan.devices[i].config.depth_delay_off_color_usec = 0;
+                r.plan.devices[i].config.subordinate_delay_off_master_usec = 0;
+                r.plan.devices[i].depth_delay_usec = 0;
+                r.plan.devices[i].depth_delay_effective_us = 0;
+                r.plan.devices[i].subordinate_delay_usec = 0;
+                r.plan.devices[i].subordinate_delay_effective_us = 0;
+            }
+        KS_CHECK(ks_backend_open_sim(&r.rig, &r.sc, &r.b, &e) == KS_OK);
+        r.truth->sim = ks_sim_from_backend(r.b);
+        KS_CHECK(ks_session_open(&r.rig, &r.plan, r.b, &r.opt, &r.s, &e) == KS_OK);
+        KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+        int got;
+        ks_status last;
+        run_sets(&r, 20, &got, &last);
+        ks_session_stop(r.s);
+        ks_syncstats *q = ks_session_stats(r.s);
+        const ks_sync_check *lo = ks_syncstats_find(q, "laser-overlap", -2);
+        const ks_sync_check *ls = ks_syncstats_find(q, "laser-schedule", -2);
+        KS_CHECK(lo && lo->status == (zero ? KS_CHECK_FAIL : KS_CHECK_PASS));
+        KS_CHECK(ls && ls->status == (zero ? KS_CHECK_FAIL : KS_CHECK_PASS));
+        inv[zero] = ks_syncstats_device(q, 0)->invalid_fraction_mean;
+        corrupted[zero] = r.truth->corrupted[0] + r.truth->corrupted[1];
+        if (lo)
+            printf("    %s delays: %s\n", zero ? "zero" : "planned", lo->message);
+        sim_close(&r);
+    }
+    KS_CHECK_INT(corrupted[0], 0);
+    KS_CHECK(corrupted[1] > 0);
+    KS_CHECK_MSG(inv[1] > inv[0] + 0.01, "invalid fraction planned %.3f zero %.3f", inv[0], inv[1]);
+}
+
+static void test_disconnect(void)
+{
+    simrun r;
+    sim_setup(&r, 3, 17);
+    r.sc.fault_count = 1;
+    r.sc.faults[0] = (ks_sim_fault){.kind = KS_SIM_FAULT_DISCONNECT, .at_ms = 1500, .device = 2};
+    ks_error e;
+    KS_CHECK(sim_open(&r, &e) == KS_OK);
+    KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+    int got;
+    ks_status last;
+    run_sets(&r, 1000, &got, &last);
+    KS_CHECK_INT(last, KS_ENODEV);
+    KS_CHECK(got > 20 && got < 1000);
+    ks_session_stop(r.s);
+    ks_syncstats *q = ks_session_stats(r.s);
+    /* the data of the others is intact: colour alignment of cam1 measured and within target */
+    const ks_sync_device *d1 = ks_syncstats_device(q, 1);
+    KS_CHECK(d1->frames > 20);
+    KS_CHECK(d1->skew_p99_abs_us <= ks_color_alignment_target_us());
+    sim_close(&r);
+}
+
+static void test_trigger_drift(void)
+{
+    /* an external trigger 80 ppm off (accepted by the spec's tolerance, but drifting against the
+     * camera's idea of 15 fps) is named; an exact one passes */
+    double ppm[2];
+    for (int bad = 0; bad < 2; bad++) {
+        simrun r;
+        memset(&r, 0, sizeof r);
+        ks_error e;
+        KS_CHECK(ks_rig_load(KS_SOURCE_DIR "/examples/rigs/external-trigger.yaml", &r.rig, &e) == KS_OK);
+        ks_findings f;
+        ks_findings_init(&f);
+        ks_rig_validate(&r.rig, &f);
+        ks_findings_free(&f);
+        simt_config(&r.sc, 21, false);
+        r.sc.trigger_frequency_error_ppm = bad ? 80 : 0;
+        r.truth = calloc(1, sizeof *r.truth);
+        ks_session_options_init(&r.opt);
+        KS_CHECK(sim_open(&r, &e) == KS_OK);
+        KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+        int got;
+        ks_status last;
+        run_sets(&r, 45, &got, &last);
+        ks_session_stop(r.s);
+        ks_syncstats *q = ks_session_stats(r.s);
+        const ks_sync_check *t = ks_syncstats_find(q, "external-trigger", -2);
+        KS_CHECK(t && t->status == (bad ? KS_CHECK_FAIL : KS_CHECK_PASS));
+        ppm[bad] = t ? t->value : 0;
+        if (t)
+            printf("    trigger %s: %s\n", bad ? "+80 ppm" : "exact", t->message);
+        sim_close(&r);
+    }
+    KS_CHECK(fabs(ppm[1] - ppm[0]) > 60);
+}
+
+int main(void)
+{
+    KS_RUN(test_correct_start_truth);
+    KS_RUN(test_master_first);
+    KS_RUN(test_missing_cable);
+    KS_RUN(test_auto_exposure);
+    KS_RUN(test_repeated_exposure);
+    KS_RUN(test_planned_vs_zero_delays);
+    KS_RUN(test_disconnect);
+    KS_RUN(test_trigger_drift);
+    return KS_TEST_END();
+}
