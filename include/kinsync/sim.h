@@ -117,6 +117,9 @@ typedef struct ks_sim_config {
     bool render_color, render_depth;        /* false: images are allocated but left black (timing-only runs) */
     double depth_noise_mm;                  /* standard deviation of depth noise, 0 = exact */
     bool lockstep;                          /* fast mode: wait (bounded) for a reading thread instead of overflowing its queue */
+    char board_aprilgrid[512];              /* board description (kinsync/board.h) painted on the board, "" = built-in
+                                               pattern; the board takes the sheet's size (YAML: board.aprilgrid,
+                                               relative to the rig file) */
     int startup_drop_max;                   /* each device loses 0..this many captures right after it starts */
 } ks_sim_config;
 

@@ -255,7 +255,7 @@ int cmd_record(int argc, char **argv)
         ks_cli_print_error("record", &err);
         rc = KS_EXIT_FAIL;
     }
-    if (res && res->device_count) {
+    if (res && res->device_count && res->paths[0][0]) {
         if (json) {
             json_t *j = json_object();
             json_object_set_new(j, "rig", json_string(rig->name));

@@ -76,6 +76,17 @@ static ks_status make_dir(const char *dir, ks_error *err)
             return ks_error_set(err, KS_EIO, "%s exists and is not a directory; give --out a directory", dir);
         return KS_OK;
     }
+    /* create missing parents too, like mkdir -p */
+    char path[1024];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            break; /* the final mkdir reports the problem */
+        *p = '/';
+    }
     if (mkdir(dir, 0777) != 0)
         return ks_error_set(err, KS_EIO, "cannot create directory %s: %s; check the path and permissions", dir,
                             strerror(errno));

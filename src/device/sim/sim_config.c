@@ -245,7 +245,7 @@ static ks_status parse_objects(ctx *x, yaml_node_t *seq)
 
 static ks_status parse_board(ctx *x, yaml_node_t *m)
 {
-    static const char *const keys[] = {"present", "width_mm", "height_mm", "motion", NULL};
+    static const char *const keys[] = {"present", "width_mm", "height_mm", "motion", "aprilgrid", NULL};
     ks_status st = ks_yaml_expect_map(x->y, m, "board", x->err);
     if (st == KS_OK)
         st = ks_yaml_check_keys(x->y, m, keys, "board", x->err);
@@ -255,6 +255,20 @@ static ks_status parse_board(ctx *x, yaml_node_t *m)
         st = get_d(x, m, "width_mm", 10, 1e5, &x->c->board_width_mm);
     if (st == KS_OK)
         st = get_d(x, m, "height_mm", 10, 1e5, &x->c->board_height_mm);
+    yaml_node_t *ag = ks_yaml_map_get(x->y, m, "aprilgrid");
+    if (st == KS_OK && ag) {
+        char rel[256];
+        st = ks_yaml_get_string(x->y, ag, "aprilgrid", rel, sizeof rel, x->err);
+        if (st == KS_OK) {
+            /* relative to the rig file's directory */
+            const char *slash = strrchr(x->y->name, '/');
+            if (rel[0] == '/' || !slash)
+                snprintf(x->c->board_aprilgrid, sizeof x->c->board_aprilgrid, "%s", rel);
+            else
+                snprintf(x->c->board_aprilgrid, sizeof x->c->board_aprilgrid, "%.*s/%s", (int)(slash - x->y->name),
+                         x->y->name, rel);
+        }
+    }
     yaml_node_t *mo = ks_yaml_map_get(x->y, m, "motion");
     if (st == KS_OK && mo) {
         st = ks_yaml_expect_seq(x->y, mo, "motion", x->err);

@@ -181,4 +181,12 @@ void sim_pose_look_at(const double pos[3], const double look[3], double roll_deg
 double sim_rand_normal(uint64_t *state);
 uint64_t sim_rand_u64(uint64_t *state);
 
+/* An AprilGrid board description rasterized for the simulated board (sim_board.c). */
+typedef struct sim_texture {
+    uint8_t *pixels;       /* w x h grey, row 0 at the board's -y edge */
+    int w, h;
+    double width_mm, height_mm;
+} sim_texture;
+ks_status sim_aprilgrid_texture(const char *board_path, sim_texture *out, ks_error *err);
+
 #endif

@@ -1358,6 +1358,17 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
         ks_sim_config_init(&defcfg);
         cfg_in = &defcfg;
     }
+    /* a real AprilGrid painted on the board: the board takes the printed sheet's size */
+    sim_texture grid = {0};
+    if (cfg_in->board_aprilgrid[0]) {
+        ks_status gs = sim_aprilgrid_texture(cfg_in->board_aprilgrid, &grid, err);
+        if (gs != KS_OK)
+            return gs;
+        defcfg = *cfg_in;
+        defcfg.board_width_mm = grid.width_mm;
+        defcfg.board_height_mm = grid.height_mm;
+        cfg_in = &defcfg;
+    }
     if (cfg_in->queue_frames < 1 || cfg_in->queue_frames > 1000)
         return ks_error_set(err, KS_EINVAL, "simulation queue_frames %d is outside 1..1000", cfg_in->queue_frames);
     if (cfg_in->object_count < 0 || cfg_in->object_count > KS_SIM_MAX_OBJECTS || cfg_in->fault_count < 0 ||
@@ -1503,6 +1514,9 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
             push_event(w, ev);
         }
     }
+    if (st == KS_OK && grid.pixels)
+        st = ks_sim_set_board_texture((ks_sim *)w, grid.pixels, grid.w, grid.h, grid.w, err);
+    free(grid.pixels);
     ks_backend *b = st == KS_OK ? ks_backend_create(&sim_ops, w) : NULL;
     if (!b) {
         if (st == KS_OK)
