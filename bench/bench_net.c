@@ -3,7 +3,12 @@
  * interface and peer), the coordinator in the parent.
  * Prints: discovery time, command round trip (median, p99 over 1000 signed commands), time from the
  * START command to the device reporting STREAMING, and file gathering throughput (64 MiB).
- * Usage: bench_net [INTERFACE [PEER]]   (default lo 127.0.0.1) */
+ * Usage: bench_net [INTERFACE [PEERS [AGENT_NETNS]]]   (default lo 127.0.0.1)
+ * With AGENT_NETNS (a name under /run/netns) the agent runs in that network namespace, so commands
+ * cross a veth pair: scripts/bench-net.sh sets that up. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,8 +70,19 @@ int main(int argc, char **argv)
     fclose(f);
     free(block);
 
+    const char *agent_ns = argc > 3 ? argv[3] : NULL;
     pid_t pid = fork();
     if (pid == 0) {
+        if (agent_ns) {
+            char nsp[256];
+            snprintf(nsp, sizeof nsp, "/run/netns/%s", agent_ns);
+            int fd = open(nsp, O_RDONLY);
+            if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+                perror(nsp);
+                _exit(3);
+            }
+            close(fd);
+        }
         const char *serials[] = {"B1"};
         ks_agent *a;
         if (ks_agent_create(&c, "bench", "d", serials, 1, &ops, NULL, &a, &e) != KS_OK)

@@ -32,6 +32,7 @@ struct ks_coordinator {
     int reply_count;
     pending_reply replies[KS_COORD_MAX_DEVICES * 2];
     dds_entity_t ws;
+    dds_entity_t ws_chunk; /* wakes the gatherer as soon as a chunk arrives */
 };
 
 const char *ks_coordinator_id(const ks_coordinator *c)
@@ -64,6 +65,8 @@ ks_status ks_coordinator_create(const ks_net_config *cfg, const char *rig_digest
     c->ws = dds_create_waitset(c->tr.participant);
     dds_waitset_attach(c->ws, dds_create_readcondition(c->tr.r_reply, DDS_ANY_STATE), 1);
     dds_waitset_attach(c->ws, dds_create_readcondition(c->tr.r_state, DDS_ANY_STATE), 2);
+    c->ws_chunk = dds_create_waitset(c->tr.participant);
+    dds_waitset_attach(c->ws_chunk, dds_create_readcondition(c->tr.r_chunk, DDS_ANY_STATE), 3);
     *out = c;
     return KS_OK;
 }
@@ -287,8 +290,8 @@ ks_status ks_coordinator_wait_state(ks_coordinator *c, const char *const *serial
             return KS_OK;
         const ks_remote_device *lost = ks_coordinator_lost(c, serials, n);
         if (lost)
-            return ks_error_set(err, KS_ENODEV, "the agent of device %s on host %s stopped answering", lost->serial,
-                                lost->host);
+            return ks_error_set(err, KS_ENODEV, "the agent of device %s on host %s was lost (silent for %d ms)", lost->serial,
+                                lost->host, c->cfg.lost_after_ms);
         if (ks_now_monotonic_ns() >= end) {
             for (int i = 0; i < n; i++) {
                 const ks_remote_device *d = find(c, serials[i], false);
@@ -325,7 +328,7 @@ ks_status ks_coordinator_gather(ks_coordinator *c, const char *serial, const cha
                                   serial, (unsigned long long)expect_off);
                 break;
             }
-            dds_sleepfor(DDS_MSECS(2));
+            dds_waitset_wait(c->ws_chunk, NULL, 0, DDS_MSECS(50));
             continue;
         }
         bool done = false;

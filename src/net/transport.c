@@ -111,7 +111,11 @@ char *ks_net_config_xml(const ks_net_config *cfg)
     OUT("<CycloneDDS><Domain><General><Interfaces>");
     for (int i = 0; i < cfg->interface_count; i++)
         OUT("<NetworkInterface name=\"%s\"/>", cfg->interfaces[i]);
-    OUT("</Interfaces><AllowMulticast>%s</AllowMulticast></General>", cfg->multicast ? "true" : "false");
+    OUT("</Interfaces><AllowMulticast>%s</AllowMulticast><MaxMessageSize>65500B</MaxMessageSize></General>",
+        cfg->multicast ? "true" : "false");
+    /* recordings are gathered in 256 KiB chunks: bigger socket buffers and writer cache keep the pipe full */
+    OUT("<Internal><SocketReceiveBufferSize min=\"default\" max=\"8MB\"/><SocketSendBufferSize min=\"default\" "
+        "max=\"8MB\"/><Watermarks><WhcHigh>8MB</WhcHigh></Watermarks></Internal>");
     OUT("<Discovery><ParticipantIndex>auto</ParticipantIndex><MaxAutoParticipantIndex>%d</MaxAutoParticipantIndex>",
         cfg->max_participants);
     if (cfg->peer_count) {
