@@ -74,15 +74,23 @@ typedef struct dev_in {
     ks_calibration cal;
     ks_rig_pose pose;
     ks_image *depth, *color;
-    uint64_t depth_ts, color_ts;
+    uint64_t depth_ts, color_ts; /* on the master's colour timeline (see normalized_ts) */
+    uint64_t depth_raw_ts;       /* the recording's device timestamp */
     bool eof;
     /* summary */
     int sets;
     double points;
 } dev_in;
 
-static uint64_t normalized_ts(const ks_mkv_desc *d, uint64_t ts)
+/* Device timestamp on the master's colour timeline: a subordinate's frames come its delay later,
+ * and a device's depth comes its depth delay after its colour (the planner offsets the depth of
+ * each device so the lasers never overlap), so both are removed before frames are matched. */
+static uint64_t normalized_ts(const ks_mkv_desc *d, uint64_t ts, bool depth)
 {
+    if (depth && d->depth_delay_us != 0) {
+        int64_t t = (int64_t)ts - d->depth_delay_us;
+        ts = t > 0 ? (uint64_t)t : 0;
+    }
     if (d->sync_mode == KS_SYNC_SUBORDINATE && ts >= d->subordinate_delay_us)
         return ts - d->subordinate_delay_us;
     return ts;
@@ -109,14 +117,15 @@ static ks_status next_depth(dev_in *d, ks_error *err)
             if (d->depth)
                 ks_image_release(d->depth);
             d->depth = it.image;
-            d->depth_ts = normalized_ts(&d->desc, it.device_ts_us);
+            d->depth_ts = normalized_ts(&d->desc, it.device_ts_us, true);
+            d->depth_raw_ts = it.device_ts_us;
             return KS_OK;
         }
         if (it.kind == KS_MKV_COLOR) {
             if (d->color)
                 ks_image_release(d->color);
             d->color = it.image;
-            d->color_ts = normalized_ts(&d->desc, it.device_ts_us);
+            d->color_ts = normalized_ts(&d->desc, it.device_ts_us, false);
             continue;
         }
         ks_image_release(it.image);
@@ -178,7 +187,8 @@ static int run_interleaved(dev_in *devs, int n, const char *out_dir, long frames
                 }
                 in = ni;
             }
-            in[nf++] = (ks_stream_frame){i, (int64_t)devs[i].depth_ts, NULL, {{0}, {0}}};
+            /* raw device timestamps: in an interleaved rig the offsets ARE the subordinate delays */
+            in[nf++] = (ks_stream_frame){i, (int64_t)devs[i].depth_raw_ts, NULL, {{0}, {0}}};
         }
         if (!devs[i].eof) {
             ks_cli_print_error("fuse", &err);
@@ -223,7 +233,7 @@ static int run_interleaved(dev_in *devs, int n, const char *out_dir, long frames
     bool tty = ks_cli_is_tty(stderr) && !json;
     for (size_t k = 0; k < nout; k++) {
         dev_in *d = &devs[ord[k].device];
-        if (next_depth(d, &err) != KS_OK || (int64_t)d->depth_ts != ord[k].timestamp_us) {
+        if (next_depth(d, &err) != KS_OK || (int64_t)d->depth_raw_ts != ord[k].timestamp_us) {
             fprintf(stderr, "kinsync fuse: %s changed while it was read (frame at %lld us)\n", d->path,
                     (long long)ord[k].timestamp_us);
             rc = KS_EXIT_FAIL;
@@ -561,7 +571,7 @@ int cmd_fuse(int argc, char **argv)
     }
     uint64_t tol = match_us > 0 ? (uint64_t)match_us : (uint64_t)ks_sdk_sync_tolerance_us(fps);
     bool tty = ks_cli_is_tty(stderr) && !json;
-    long sets = 0, master_frames = 0;
+    long sets = 0, master_frames = 0, skipped_partial = 0;
     double sum_voxels = 0, sum_shared = 0, sum_ms = 0;
     size_t filled_total = 0;
     unsigned ply_fields = (color ? KS_CLOUD_COLOR : 0) | (normals ? KS_CLOUD_NORMALS : 0);
@@ -636,8 +646,7 @@ int cmd_fuse(int argc, char **argv)
             present++;
             if (color && d->color) {
                 uint64_t ct = d->color_ts > d->depth_ts ? d->color_ts - d->depth_ts : d->depth_ts - d->color_ts;
-                uint64_t ctol = tol + (uint64_t)(d->desc.depth_delay_us < 0 ? -d->desc.depth_delay_us
-                                                                              : d->desc.depth_delay_us);
+                uint64_t ctol = tol; /* both on the colour timeline */
                 if (ct <= ctol) {
                     in[i].color_format = d->color->format;
                     in[i].color = d->color->data;
@@ -650,6 +659,11 @@ int cmd_fuse(int argc, char **argv)
                 }
             }
         }
+        if (present < n && !seen_complete) { /* a device started late: begin with the first complete set */
+            skipped_partial++;
+            continue;
+        }
+        seen_complete = true;
     fuse_set:;
         ks_fuse_stats fs;
         if (ks_fuse_run(fz, in, &cloud, &fs, &err)) {
@@ -706,6 +720,13 @@ int cmd_fuse(int argc, char **argv)
         fputc('\n', stderr);
     if (rc != KS_EXIT_OK)
         goto done;
+    if (sets == 0 && skipped_partial) {
+        fprintf(stderr, "kinsync fuse: no frame set with all %d devices (%ld partial sets skipped): do the recordings "
+                        "overlap in time, and were the devices synchronized? (--match-us widens the tolerance)\n",
+                n, skipped_partial);
+        rc = KS_EXIT_FAIL;
+        goto done;
+    }
     if (sets == 0) {
         fprintf(stderr, "kinsync fuse: no frame set: %s has no depth frames\n", live ? argv[optind] : devs[master].path);
         rc = KS_EXIT_FAIL;
