@@ -228,6 +228,8 @@ ks_status ks_sim_arm_at(ks_sim *s, int device, uint64_t at_ns, ks_error *err);
 /* Starts a device that streams in another process's world (e.g. the master on another host) so that
  * its sync pulses reach this world's subordinates from at_ns on. Its frames are never rendered here. */
 ks_status ks_sim_start_remote(ks_sim *s, int device, const ks_device_config *cfg, uint64_t at_ns, ks_error *err);
+/* Stops a device started with ks_sim_start_remote (the run on the other host ended). */
+void ks_sim_stop_remote(ks_sim *s, int device);
 
 /* Names. */
 const char *ks_sim_fault_kind_name(ks_sim_fault_kind k); /* "unplug", "disconnect", "drop", "stall", "trigger-stop" */

@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "cli/session_cli.h"
+#include "kinsync/record.h"
 #include "kinsync/session.h"
 #include "kinsync/syncstats.h"
 
@@ -35,6 +36,8 @@ static void usage(FILE *out)
             "Options:\n"
             "  --frames N        frame sets to write (required)\n"
             "  --out DIR         output directory, created if missing; must not hold an index.json\n"
+            "  --mkv             write one Azure Kinect .mkv per device (ROLE-SERIAL.mkv, through the\n"
+            "                    recorder, docs/record.md) instead of raw image files; index.json stays\n"
             "  --backend NAME    auto (default), sim, k4a\n"
             "  --fast            simulator: virtual time as fast as possible\n"
             "  --json            print the summary as JSON\n"
@@ -94,10 +97,11 @@ int cmd_capture(int argc, char **argv)
     static const struct option opts[] = {{"frames", required_argument, 0, 'n'}, {"out", required_argument, 0, 'o'},
                                          {"backend", required_argument, 0, 'b'}, {"fast", no_argument, 0, 'f'},
                                          {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
+                                         {"mkv", no_argument, 0, 'm'},
                                          {0, 0, 0, 0}};
     long frames = -1;
     const char *out = NULL, *backend = "auto";
-    bool fast = false, json = false;
+    bool fast = false, json = false, mkv = false;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -112,6 +116,7 @@ int cmd_capture(int argc, char **argv)
         case 'b': backend = optarg; break;
         case 'f': fast = true; break;
         case 'j': json = true; break;
+        case 'm': mkv = true; break;
         case 'h': usage(stdout); return KS_EXIT_OK;
         default: return ks_cli_usage_error("capture", "unknown option");
         }
@@ -146,8 +151,43 @@ int cmd_capture(int argc, char **argv)
         ks_cli_rigrun_close(&r);
         return KS_EXIT_FAIL;
     }
-    ks_session_handle_sigint(s);
     const int n = ks_session_device_count(s);
+    ks_recorder *rec = NULL;
+    if (mkv) {
+        ks_record_device rd[KS_MATCH_MAX_DEVICES];
+        char roles[KS_RIG_MAX_DEVICES][64];
+        char *calib[KS_MATCH_MAX_DEVICES] = {0};
+        ks_record_role_names(&r.rig, roles);
+        memset(rd, 0, sizeof rd);
+        for (int d = 0; d < n; d++) {
+            int ri = ks_session_rig_index(s, d);
+            const ks_device_info *info = ks_device_info_get(ks_session_device(s, d));
+            snprintf(rd[d].serial, sizeof rd[d].serial, "%s", r.rig.devices[ri].serial);
+            snprintf(rd[d].role, sizeof rd[d].role, "%s", roles[ri]);
+            rd[d].config = *ks_device_running_config(ks_session_device(s, d));
+            rd[d].color_fw = info->rgb;
+            rd[d].depth_fw = info->depth;
+            rd[d].has_firmware = true;
+            size_t len = 0;
+            if (ks_device_get_calibration_json(ks_session_device(s, d), &calib[d], &len, NULL) == KS_OK) {
+                rd[d].calibration_json = calib[d];
+                rd[d].calibration_len = len;
+            }
+        }
+        ks_recorder_options ro;
+        memset(&ro, 0, sizeof ro);
+        snprintf(ro.rig_name, sizeof ro.rig_name, "%s", r.rig.name);
+        ks_status rst = ks_recorder_open(out, n, rd, &ro, &rec, &err);
+        for (int d = 0; d < n; d++)
+            free(calib[d]);
+        if (rst != KS_OK) {
+            ks_cli_print_error("capture", &err);
+            ks_session_close(s);
+            ks_cli_rigrun_close(&r);
+            return KS_EXIT_FAIL;
+        }
+    }
+    ks_session_handle_sigint(s);
     json_t *sets = json_array();
     bool ok = true, tty = !json && ks_cli_is_tty(stderr);
     long written = 0;
@@ -169,7 +209,7 @@ int cmd_capture(int argc, char **argv)
         char sub[64], dir[4200];
         snprintf(sub, sizeof sub, "%06ld", written);
         snprintf(dir, sizeof dir, "%s/%s", out, sub);
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        if (!mkv && mkdir(dir, 0777) != 0 && errno != EEXIST) {
             ks_error_set(&err, KS_EIO, "cannot create %s: %s", dir, strerror(errno));
             ok = false;
         }
@@ -186,15 +226,22 @@ int cmd_capture(int argc, char **argv)
             ks_capture *cap = set.set.frames[d].user;
             json_t *jd = json_object();
             char rel[256];
-            if (cap->color) {
+            if (rec) {
+                if (ks_recorder_add_capture(rec, d, cap, &err) != KS_OK)
+                    ok = false;
+                if (cap->color)
+                    json_object_set_new(jd, "color_ts_us", json_integer((json_int_t)cap->color->device_ts_us));
+                if (cap->depth)
+                    json_object_set_new(jd, "depth_ts_us", json_integer((json_int_t)cap->depth->device_ts_us));
+            } else if (cap->color) {
                 snprintf(rel, sizeof rel, "%s/%s_color.%s", sub, name, color_ext(cap->color->format));
                 json_object_set_new(jd, "color", image_entry(out, rel, cap->color, &err, &ok));
             }
-            if (cap->depth) {
+            if (!rec && cap->depth) {
                 snprintf(rel, sizeof rel, "%s/%s_depth.raw", sub, name);
                 json_object_set_new(jd, "depth", image_entry(out, rel, cap->depth, &err, &ok));
             }
-            if (cap->ir) {
+            if (!rec && cap->ir) {
                 snprintf(rel, sizeof rel, "%s/%s_ir.raw", sub, name);
                 json_object_set_new(jd, "ir", image_entry(out, rel, cap->ir, &err, &ok));
             }
@@ -221,6 +268,14 @@ int cmd_capture(int argc, char **argv)
     if (!ok || (st != KS_OK && st != KS_EEOF && st != KS_ETIMEOUT))
         ks_cli_print_error("capture", &err);
     ks_session_stop(s);
+    if (rec) {
+        ks_error cerr;
+        if (ks_recorder_close(rec, &cerr) != KS_OK) {
+            ks_cli_print_error("capture", &cerr);
+            ok = false;
+        }
+        rec = NULL;
+    }
     ks_syncstats *q = ks_session_stats(s);
     /* host time of every frame through the device-to-host clock fit */
     size_t i;
@@ -252,6 +307,12 @@ int cmd_capture(int argc, char **argv)
         json_object_set_new(jd, "sync_mode", json_string(ks_wired_sync_mode_name(r.plan.devices[ri].sync_mode)));
         json_object_set_new(jd, "subordinate_delay_usec", json_integer(r.plan.devices[ri].subordinate_delay_usec));
         json_object_set_new(jd, "depth_delay_usec", json_integer(r.plan.devices[ri].depth_delay_usec));
+        if (mkv) {
+            char roles[KS_RIG_MAX_DEVICES][64], file[160];
+            ks_record_role_names(&r.rig, roles);
+            ks_record_file_name(roles[ri], r.rig.devices[ri].serial, file, sizeof file);
+            json_object_set_new(jd, "mkv", json_string(file));
+        }
         json_array_append_new(devs, jd);
     }
     json_object_set_new(root, "devices", devs);

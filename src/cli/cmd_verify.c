@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/net_cli.h"
 #include "cli/session_cli.h"
 #include "kinsync/session.h"
 #include "kinsync/syncstats.h"
@@ -37,6 +38,10 @@ static void usage(FILE *out)
             "  --timeout-ms N    how long to wait for the first frames (default 5000)\n"
             "  --start-master-first  start the master before the subordinates, the classic mistake, to\n"
             "                    see how verify detects it\n"
+            "  --distributed     the rig spans hosts: run it through their agents (kinsync agent), gather\n"
+            "                    the recordings into --out DIR and prove the sync from them\n"
+            "  --out DIR         with --distributed: where the gathered recordings go (default verify-out)\n"
+            KS_NET_CLI_HELP
             "  -h, --help        this text\n"
             "\n"
             "Exit status: 0 every check passed, 1 a check failed or the rig could not be started,\n"
@@ -87,7 +92,14 @@ int cmd_verify(int argc, char **argv)
                                          {"timeout-ms", required_argument, 0, 't'},
                                          {"start-master-first", no_argument, 0, 'w'},
                                          {"help", no_argument, 0, 'h'},
+                                         {"distributed", no_argument, 0, 'D'},
+                                         {"out", required_argument, 0, 'o'},
+                                         KS_NET_CLI_OPTIONS,
                                          {0, 0, 0, 0}};
+    ks_net_config net;
+    ks_net_config_init(&net);
+    bool distributed = false;
+    const char *outdir = "verify-out";
     double seconds = 3;
     bool json = false, fast = false, wrong = false;
     const char *report = NULL, *backend = "auto";
@@ -95,6 +107,11 @@ int cmd_verify(int argc, char **argv)
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int nr = ks_net_cli_option("verify", c, optarg, &net);
+        if (nr < 0)
+            return KS_EXIT_USAGE;
+        if (nr > 0)
+            continue;
         char *end;
         switch (c) {
         case 's':
@@ -107,6 +124,8 @@ int cmd_verify(int argc, char **argv)
         case 'b': backend = optarg; break;
         case 'f': fast = true; break;
         case 'w': wrong = true; break;
+        case 'D': distributed = true; break;
+        case 'o': outdir = optarg; break;
         case 't':
             timeout_ms = (int)strtol(optarg, &end, 10);
             if (*end || timeout_ms <= 0)
@@ -119,6 +138,11 @@ int cmd_verify(int argc, char **argv)
     if (optind != argc - 1)
         return ks_cli_usage_error("verify", "give exactly one rig file");
     const char *path = argv[optind];
+    if (distributed) {
+        if (!ks_net_cli_ready("verify", &net))
+            return KS_EXIT_USAGE;
+        return ks_cli_verify_distributed(path, outdir, seconds, &net, json);
+    }
     ks_cli_rigrun r;
     ks_error err;
     int rc = ks_cli_rigrun_open(path, backend, fast, &r, &err);

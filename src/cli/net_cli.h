@@ -32,5 +32,9 @@ ks_status ks_file_digest(const char *path, char out[65], ks_error *err);
 /* `kinsync record rig.yaml --distributed`: the coordinator side (src/cli/record_distributed.c). */
 int ks_cli_record_distributed(const char *rig_path, const char *out, double seconds, const ks_net_config *net,
                               bool json);
+/* `kinsync verify rig.yaml --distributed`: run over the hosts, gather, prove sync from the
+ * recordings (src/cli/verify_distributed.c). */
+int ks_cli_verify_distributed(const char *rig_path, const char *out, double seconds, const ks_net_config *net,
+                              bool json);
 
 #endif

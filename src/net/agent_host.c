@@ -331,6 +331,9 @@ static ks_status h_stop(void *ctx, const char *serial, ks_error *err)
     for (int i = 0; i < h->count; i++)
         all &= !h->devs[i].thread_running;
     ks_status st = KS_OK;
+    ks_sim *sim = ks_sim_from_backend(h->backend);
+    if (all && sim && h->rig.master >= 0)
+        ks_sim_stop_remote(sim, h->rig.master); /* no-op when the master is ours */
     if (all && h->rec) {
         for (int i = 0; i < h->count; i++)
             snprintf(h->paths[i], sizeof h->paths[i], "%s", ks_recorder_path(h->rec, i));

@@ -27,11 +27,12 @@ typedef struct sdev {
     bool thread_running;
     /* guarded by s->mu */
     qitem *q;
-    int q_head, q_count, q_max;
+    int q_head, q_count, q_max, q_high;
     uint64_t frames, queue_drops;
     uint64_t waited_ms;      /* time spent in timed-out waits before the first frame */
     bool first_frame;
     int timeouts_in_row;     /* get_capture timeouts since the last frame */
+    double last_key;         /* matcher key of the newest frame (fairness in virtual time) */
     bool dead;               /* thread ended (fault or stop) */
     bool fault;              /* ended by an error other than a stop */
     bool gone_marked;
@@ -351,21 +352,25 @@ static double invalid_fraction(const ks_image *img)
 }
 
 /* Virtual time (lossless): the reader of one device must not run the world ahead of the others,
- * or their backend queues overflow. A thread more than 2 frames ahead of the slowest device that is
- * delivering waits (at most 200 ms of wall time, so a pathological case slows down, never hangs).
+ * or their backend queues overflow. A thread whose newest frame is more than 2 periods ahead (in
+ * keys, i.e. device time) of the slowest device that is delivering waits (at most 200 ms of wall time, so a pathological case slows down, never hangs).
  * Devices that time out, stall or died do not hold the others back. Called without the lock. */
 static void fair_wait(ks_session *s, sdev *d)
 {
     pthread_mutex_lock(&s->mu);
     double give_up = now_s() + 0.2;
-    while (!s->stop_requested && now_s() < give_up) {
-        uint64_t lo = UINT64_MAX;
+    const double lead = 2 * s->mcfg.period_us;
+    while (!s->stop_requested && now_s() < give_up && d->first_frame) {
+        double lo = INFINITY;
         for (int i = 0; i < s->n; i++) {
             const sdev *o = &s->d[i];
-            if (o != d && !o->dead && o->timeouts_in_row * s->opt.capture_timeout_ms < 1000 && o->frames < lo)
-                lo = o->frames;
+            if (o == d || o->dead || o->timeouts_in_row * s->opt.capture_timeout_ms >= 1000)
+                continue;
+            double k = o->first_frame ? o->last_key : -INFINITY; /* not started delivering yet: wait for it */
+            if (k < lo)
+                lo = k;
         }
-        if (lo == UINT64_MAX || d->frames <= lo + 2)
+        if (lo == INFINITY || (lo > -INFINITY && d->last_key <= lo + lead))
             break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -463,6 +468,10 @@ static void *capture_main(void *arg)
         }
         d->q[(d->q_head + d->q_count) % d->q_max].f = f;
         d->q_count++;
+        if (d->q_count > d->q_high)
+            d->q_high = d->q_count;
+        ks_matcher_key(&s->mcfg, &f);
+        d->last_key = f.key_us;
         d->frames++;
         d->first_frame = true;
         d->timeouts_in_row = 0;
@@ -498,19 +507,20 @@ static void diagnose(ks_session *s, int i, ks_error *err)
 {
     const ks_rig *rig = &s->rig;
     int ri = s->d[i].rig_index;
-    char cable[256] = "";
+    char cable[160];
+    snprintf(cable, sizeof cable, "the cable into %s's Sync In", dname(s, i));
     for (int c = 0; c < rig->cable_count; c++)
         if (rig->cables[c].to == ri)
-            snprintf(cable, sizeof cable, " from %s's Sync Out", rig->devices[rig->cables[c].from].name);
-    const char *master = dname(s, s->ref);
+            snprintf(cable, sizeof cable, "the cable %s Sync Out -> %s Sync In", rig->devices[rig->cables[c].from].name,
+                     dname(s, i));
+    /* kept short: the whole diagnosis must fit one error message */
     ks_error_set(err, KS_ETIMEOUT,
-                 "no frames from %s (%s) within %d ms. Likely causes, in order: (1) the sync cable into its Sync In%s "
-                 "is missing, loose or longer than %.0f m; (2) the jack: the cable is in Sync Out instead of Sync In "
-                 "(or the other way round on the upstream device); (3) the master %s does not stream colour, so it "
-                 "sends no sync pulses; (4) an external trigger is out of spec (frequency equal to the fps, width, "
-                 "5 V, drive). The device said: %s",
+                 "no frames from %s (%s) within %d ms; it says: %.240s. Likely causes, in order: (1) %s missing, "
+                 "loose or over %.0f m; (2) wrong jack (Sync In/Out swapped); (3) master %s not streaming colour; "
+                 "(4) external trigger out of spec",
                  dname(s, i), ks_wired_sync_mode_name(s->d[i].cfg.wired_sync_mode), s->opt.first_frame_timeout_ms,
-                 cable, ks_max_cable_length_m(), master, s->d[i].last_error[0] ? s->d[i].last_error : "nothing");
+                 s->d[i].last_error[0] ? s->d[i].last_error : "nothing", cable, ks_max_cable_length_m(),
+                 dname(s, s->ref));
 }
 
 static void start_order(ks_session *s)
@@ -887,8 +897,8 @@ void ks_session_get_progress(ks_session *s, ks_session_progress *p)
         p->queue_drops[i] = s->d[i].queue_drops;
         p->missing[i] = ms.missing[i];
         p->alive[i] = !s->d[i].dead;
-        if (s->d[i].q_count > p->max_queue_seen)
-            p->max_queue_seen = s->d[i].q_count;
+        if (s->d[i].q_high > p->max_queue_seen)
+            p->max_queue_seen = s->d[i].q_high;
     }
     p->worst_skew_us = s->recent_worst;
     p->matcher_held = ks_matcher_held(s->matcher);

@@ -141,6 +141,12 @@ static void svg_heat(FILE *f, const ks_syncstats *s, int d)
     fprintf(f, "</svg>\n");
 }
 
+/* Position on the drawn period, which starts a tenth of a period before the master's colour start. */
+static double wrap(double t, double P)
+{
+    return fmod(fmod(t + 0.1 * P, P) + P, P);
+}
+
 static void svg_timeline(FILE *f, const ks_syncstats *s)
 {
     const ks_sync_setup *su = ks_syncstats_setup_get(s);
@@ -158,21 +164,23 @@ static void svg_timeline(FILE *f, const ks_syncstats *s)
         fprintf(f, "</text>");
         double cstart = o->skew_mean_us + su->match.devices[d].color_offset_us;
         double exp = (double)(o->exposure_max_us ? o->exposure_max_us : 0);
-        double xs = 100 + fmod(fmod(cstart, P) + P, P) / P * W;
+        double xs = 100 + wrap(cstart, P) / P * W;
         fprintf(f, "<rect x='%.1f' y='%.0f' width='%.1f' height='8' fill='%s' fill-opacity='0.5'/>", xs, y0,
                 fmax(1, exp / P * W), palette[d % 10]);
         if (mi && mi->laser_pulses && isfinite(o->laser_start_us)) {
             int pitch = ks_depth_pulse_pitch_us(su->depth_mode);
             for (int k = 0; k < mi->laser_pulses; k++) {
-                double t = fmod(fmod(o->laser_start_us + k * pitch, P) + P, P);
+                double t = wrap(o->laser_start_us + k * pitch, P);
                 fprintf(f, "<rect x='%.1f' y='%.0f' width='%.1f' height='8' fill='%s'/>", 100 + t / P * W, y0 + 10,
                         fmax(1, mi->pulse_width_us / P * W), palette[d % 10]);
             }
         }
     }
-    fprintf(f, "<text x='100' y='%d'>0</text><text x='%d' y='%d' text-anchor='end'>%.0f us (one frame period; "
-               "upper bar: colour exposure, lower: laser pulses)</text></svg>\n",
-            n * row + 20, 100 + W, n * row + 20, P);
+    fprintf(f, "<line x1='%.1f' x2='%.1f' y1='0' y2='%d' stroke='#999' stroke-dasharray='3 3'/>", 100 + 0.1 * W,
+            100 + 0.1 * W, n * row + 8);
+    fprintf(f, "<text x='%.1f' y='%d'>0 = master colour start</text><text x='%d' y='%d' text-anchor='end'>one frame "
+               "period, %.0f us (upper bar: colour exposure, lower: laser pulses)</text></svg>\n",
+            100 + 0.1 * W, n * row + 20, 100 + W, n * row + 20, P);
 }
 
 ks_status ks_syncstats_write_html(const ks_syncstats *s, const char *title, const char *path, ks_error *err)

@@ -77,6 +77,14 @@ for f in "$W"/dist/*.mkv; do
   check '"$K" info "$f" > /dev/null 2>&1' "$(basename "$f") reads back"
 done
 
+# 1b. the same agents run again for a distributed verify: sync proven from the gathered files
+ks_netns_exec 0 "$K" verify "$RIG" --distributed "${NET[@]}" --domain "$DOMAIN" --secret-file "$W/secret" \
+  --out "$W/verify" --seconds 2 --json > "$W/verify.json" 2> "$W/verify.err"
+rc=$?
+check '[ $rc -eq 0 ]' "distributed verify passes on the same agents (got $rc: $(cat "$W/verify.err"))"
+check 'python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j[\"pass\"] and len(j[\"checks\"]) >= 4 else 1)" "$W/verify.json"' \
+  "verify --json reports every check passed"
+
 # 2. an agent killed mid-run
 D2=$((DOMAIN + 1))
 start_agents "$RIG" "$D2" 1 2 3

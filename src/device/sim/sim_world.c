@@ -1703,3 +1703,11 @@ ks_status ks_sim_start_remote(ks_sim *s, int device, const ks_device_config *cfg
     /* frames are rendered only when a reader takes them, and nobody here reads this device */
     return op_start_cameras(d, cfg, err);
 }
+
+void ks_sim_stop_remote(ks_sim *s, int device)
+{
+    sim_world *w = (sim_world *)s;
+    if (device < 0 || device >= w->rig.device_count || w->devs[device].opened)
+        return;
+    op_stop_cameras(&w->devs[device]);
+}
