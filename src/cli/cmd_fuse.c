@@ -4,8 +4,9 @@
  * (subordinate delay removed) agree with the master's within a tolerance. Each set goes through
  * the fusion pipeline of kinsync/fuse.h (unprojection tables, rig poses from rig-calibration.json,
  * voxel grid) and is written as a binary PLY; --fill renders the fused cloud into one device's
- * depth view and writes its hole-filled depth as a 16-bit PNG. Live (simulated) rigs from a
- * rig.yaml need the simulator, which this command does not reach yet. See docs/fuse.md. */
+ * depth view and writes its hole-filled depth as a 16-bit PNG. A rig file instead of recordings
+ * runs the rig live (real devices or the simulator) through the session module and fuses its
+ * frame sets as they arrive. See docs/fuse.md. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -15,14 +16,16 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/session_cli.h"
 #include "kinsync/calibration.h"
 #include "kinsync/fuse.h"
 #include "kinsync/mkv.h"
+#include "kinsync/session.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: kinsync fuse RECORDING.mkv... --calibration rig-calibration.json --out DIR\n"
+            "Usage: kinsync fuse (RIG.yaml | RECORDING.mkv...) --calibration rig-calibration.json --out DIR\n"
             "                    [--voxel MM] [--fill DEVICE] [--color] [--normals] [--frames N] [--step N]\n"
             "                    [--match-us US] [--threads N] [--json]\n"
             "       kinsync fuse RECORDING.mkv... --calibration rig-calibration.json --out DIR --interleaved\n"
@@ -34,6 +37,8 @@ static void usage(FILE *out)
             "points of all devices are merged in a voxel grid (mean position, color and normal, point\n"
             "count per voxel). Each frame set is written as DIR/fused-NNNNNN.ply (binary PLY, mm).\n"
             "\n"
+            "RIG.yaml: run the rig live (--backend auto|sim|k4a, --fast for the simulator in virtual time)\n"
+            "and fuse its frame sets as they arrive; Ctrl-C stops (with --frames 0).\n"
             "RECORDING.mkv: one synchronized recording per device (k4arecorder or kinsync record) with\n"
             "depth. Frame sets are depth frames whose device timestamps agree (subordinate delay removed)\n"
             "within --match-us (default: the SDK's sync tolerance for the frame rate).\n"
@@ -49,6 +54,8 @@ static void usage(FILE *out)
             "  --step N            use every N-th frame of the master (default 1)\n"
             "  --match-us US       timestamp tolerance between devices, microseconds\n"
             "  --threads N         worker threads (default 2)\n"
+            "  --backend NAME      RIG.yaml: auto (default), sim, k4a\n"
+            "  --fast              RIG.yaml on the simulator: virtual time, as fast as possible\n"
             "  --interleaved       an interleaved rig (devices offset over the period): no merging; every\n"
             "                      depth frame of every device, in timestamp order, becomes\n"
             "                      DIR/stream-NNNNNN.ply in the rig frame, listed with its device, timestamp\n"
@@ -67,15 +74,23 @@ typedef struct dev_in {
     ks_calibration cal;
     ks_rig_pose pose;
     ks_image *depth, *color;
-    uint64_t depth_ts, color_ts;
+    uint64_t depth_ts, color_ts; /* on the master's colour timeline (see normalized_ts) */
+    uint64_t depth_raw_ts;       /* the recording's device timestamp */
     bool eof;
     /* summary */
     int sets;
     double points;
 } dev_in;
 
-static uint64_t normalized_ts(const ks_mkv_desc *d, uint64_t ts)
+/* Device timestamp on the master's colour timeline: a subordinate's frames come its delay later,
+ * and a device's depth comes its depth delay after its colour (the planner offsets the depth of
+ * each device so the lasers never overlap), so both are removed before frames are matched. */
+static uint64_t normalized_ts(const ks_mkv_desc *d, uint64_t ts, bool depth)
 {
+    if (depth && d->depth_delay_us != 0) {
+        int64_t t = (int64_t)ts - d->depth_delay_us;
+        ts = t > 0 ? (uint64_t)t : 0;
+    }
     if (d->sync_mode == KS_SYNC_SUBORDINATE && ts >= d->subordinate_delay_us)
         return ts - d->subordinate_delay_us;
     return ts;
@@ -102,14 +117,15 @@ static ks_status next_depth(dev_in *d, ks_error *err)
             if (d->depth)
                 ks_image_release(d->depth);
             d->depth = it.image;
-            d->depth_ts = normalized_ts(&d->desc, it.device_ts_us);
+            d->depth_ts = normalized_ts(&d->desc, it.device_ts_us, true);
+            d->depth_raw_ts = it.device_ts_us;
             return KS_OK;
         }
         if (it.kind == KS_MKV_COLOR) {
             if (d->color)
                 ks_image_release(d->color);
             d->color = it.image;
-            d->color_ts = normalized_ts(&d->desc, it.device_ts_us);
+            d->color_ts = normalized_ts(&d->desc, it.device_ts_us, false);
             continue;
         }
         ks_image_release(it.image);
@@ -171,7 +187,8 @@ static int run_interleaved(dev_in *devs, int n, const char *out_dir, long frames
                 }
                 in = ni;
             }
-            in[nf++] = (ks_stream_frame){i, (int64_t)devs[i].depth_ts, NULL, {{0}, {0}}};
+            /* raw device timestamps: in an interleaved rig the offsets ARE the subordinate delays */
+            in[nf++] = (ks_stream_frame){i, (int64_t)devs[i].depth_raw_ts, NULL, {{0}, {0}}};
         }
         if (!devs[i].eof) {
             ks_cli_print_error("fuse", &err);
@@ -216,7 +233,7 @@ static int run_interleaved(dev_in *devs, int n, const char *out_dir, long frames
     bool tty = ks_cli_is_tty(stderr) && !json;
     for (size_t k = 0; k < nout; k++) {
         dev_in *d = &devs[ord[k].device];
-        if (next_depth(d, &err) != KS_OK || (int64_t)d->depth_ts != ord[k].timestamp_us) {
+        if (next_depth(d, &err) != KS_OK || (int64_t)d->depth_raw_ts != ord[k].timestamp_us) {
             fprintf(stderr, "kinsync fuse: %s changed while it was read (frame at %lld us)\n", d->path,
                     (long long)ord[k].timestamp_us);
             rc = KS_EXIT_FAIL;
@@ -292,9 +309,11 @@ int cmd_fuse(int argc, char **argv)
         {"frames", required_argument, 0, 'n'},      {"step", required_argument, 0, 's'},
         {"match-us", required_argument, 0, 'm'},    {"threads", required_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},              {"help", no_argument, 0, 'h'},
-        {"interleaved", no_argument, 0, 'I'},
+        {"interleaved", no_argument, 0, 'I'},       {"backend", required_argument, 0, 'B'},
+        {"fast", no_argument, 0, 'F'},
         {0, 0, 0, 0}};
-    const char *calib_path = NULL, *out_dir = NULL, *fill_arg = NULL;
+    const char *calib_path = NULL, *out_dir = NULL, *fill_arg = NULL, *backend = "auto";
+    bool fast = false;
     double voxel = 5.0;
     long frames = 1, step = 1, match_us = 0, threads = 2;
     bool color = false, normals = false, json = false, interleaved = false, frames_given = false;
@@ -310,6 +329,8 @@ int cmd_fuse(int argc, char **argv)
         case 'N': normals = true; break;
         case 'j': json = true; break;
         case 'I': interleaved = true; break;
+        case 'B': backend = optarg; break;
+        case 'F': fast = true; break;
         case 'v':
             voxel = strtod(optarg, &end);
             if (!end || *end || !(voxel >= 0.1 && voxel <= 10000))
@@ -346,15 +367,16 @@ int cmd_fuse(int argc, char **argv)
         return ks_cli_usage_error("fuse", "give one recording (.mkv) per device");
     if (n > KS_FUSE_MAX_DEVICES)
         return ks_cli_usage_error("fuse", "%d recordings; at most %d devices can be fused", n, KS_FUSE_MAX_DEVICES);
+    bool live = false;
     for (int i = optind; i < argc; i++) {
         size_t l = strlen(argv[i]);
-        if ((l > 5 && !strcasecmp(argv[i] + l - 5, ".yaml")) || (l > 4 && !strcasecmp(argv[i] + l - 4, ".yml"))) {
-            fprintf(stderr, "kinsync fuse: %s: fusing a live or simulated rig from its rig file is not available in "
-                            "this build (it needs the simulator and session modules); record the rig and pass one "
-                            ".mkv per device\n", argv[i]);
-            return KS_EXIT_USAGE;
-        }
+        if ((l > 5 && !strcasecmp(argv[i] + l - 5, ".yaml")) || (l > 4 && !strcasecmp(argv[i] + l - 4, ".yml")))
+            live = true;
     }
+    if (live && n != 1)
+        return ks_cli_usage_error("fuse", "give either one rig file or one recording per device, not both");
+    if (live && interleaved)
+        return ks_cli_usage_error("fuse", "--interleaved works on recordings; record the rig first");
     if (!calib_path)
         return ks_cli_usage_error("fuse", "--calibration rig-calibration.json is required (kinsync calibrate writes it)");
     if (!out_dir)
@@ -368,9 +390,14 @@ int cmd_fuse(int argc, char **argv)
         return KS_EXIT_USAGE;
     }
     int rc = KS_EXIT_OK;
-    dev_in *devs = calloc((size_t)n, sizeof *devs);
-    ks_fuse_device *fdev = calloc((size_t)n, sizeof *fdev);
-    ks_fuse_input *in = calloc((size_t)n, sizeof *in);
+    ks_cli_rigrun rr;
+    memset(&rr, 0, sizeof rr);
+    bool rr_open = false, have_lset = false, seen_complete = false;
+    ks_session *sess = NULL;
+    ks_session_set lset;
+    dev_in *devs = calloc(KS_FUSE_MAX_DEVICES, sizeof *devs);
+    ks_fuse_device *fdev = calloc(KS_FUSE_MAX_DEVICES, sizeof *fdev);
+    ks_fuse_input *in = calloc(KS_FUSE_MAX_DEVICES, sizeof *in);
     ks_fuse *fz = NULL;
     ks_cloud cloud = {0};
     uint16_t *render = NULL, *filled = NULL;
@@ -381,7 +408,66 @@ int cmd_fuse(int argc, char **argv)
     }
     int master = 0, fill = -1;
     ks_fps fps = KS_FPS_30;
-    for (int i = 0; i < n; i++) {
+    if (live) {
+        int orc = ks_cli_rigrun_open(argv[optind], backend, fast, &rr, &err);
+        rr_open = true;
+        if (orc != KS_EXIT_OK) {
+            ks_cli_print_error("fuse", &err);
+            rc = orc;
+            goto done;
+        }
+        ks_session_options sopt;
+        ks_session_options_init(&sopt);
+        if (ks_session_open(&rr.rig, &rr.plan, rr.backend, &sopt, &sess, &err) != KS_OK) {
+            ks_cli_print_error("fuse", &err);
+            rc = KS_EXIT_FAIL;
+            goto done;
+        }
+        n = ks_session_device_count(sess);
+        if (n < 1 || n > KS_FUSE_MAX_DEVICES) {
+            fprintf(stderr, "kinsync fuse: the rig has %d devices on this host; 1 to %d can be fused\n", n,
+                    KS_FUSE_MAX_DEVICES);
+            rc = KS_EXIT_USAGE;
+            goto done;
+        }
+        for (int i = 0; i < n; i++) {
+            dev_in *d = &devs[i];
+            int ri = ks_session_rig_index(sess, i);
+            const ks_device_config *cfg = &rr.plan.devices[ri].config;
+            d->path = ks_session_device_name(sess, i);
+            snprintf(d->desc.serial, sizeof d->desc.serial, "%s", rr.rig.devices[ri].serial);
+            char *cj = NULL;
+            size_t cl = 0;
+            if (cfg->depth_mode == KS_DEPTH_OFF || cfg->depth_mode == KS_DEPTH_PASSIVE_IR) {
+                fprintf(stderr, "kinsync fuse: device %s runs without depth (%s); give it a depth mode in the rig\n",
+                        d->path, ks_depth_mode_name(cfg->depth_mode));
+                rc = KS_EXIT_USAGE;
+                goto done;
+            }
+            if (ks_device_get_calibration_json(ks_session_device(sess, i), &cj, &cl, &err) ||
+                ks_calibration_from_json(cj, cl, cfg->depth_mode, color ? cfg->color_resolution : KS_COLOR_OFF,
+                                         &d->cal, &err)) {
+                free(cj);
+                ks_error_prefix(&err, "device %s", d->path);
+                ks_cli_print_error("fuse", &err);
+                rc = KS_EXIT_FAIL;
+                goto done;
+            }
+            free(cj);
+            const ks_rig_pose *p = ks_rig_pose_find(poses, npose, d->desc.serial);
+            if (!p) {
+                fprintf(stderr, "kinsync fuse: device %s (%s) has no pose in %s; calibrate the rig (kinsync calibrate)\n",
+                        d->path, d->desc.serial, calib_path);
+                rc = KS_EXIT_USAGE;
+                goto done;
+            }
+            d->pose = *p;
+            fdev[i].calibration = d->cal;
+            fdev[i].depth_to_rig = d->pose.depth_to_rig;
+            snprintf(fdev[i].serial, sizeof fdev[i].serial, "%s", d->desc.serial);
+        }
+    }
+    for (int i = 0; i < n && !live; i++) {
         dev_in *d = &devs[i];
         d->path = argv[optind + i];
         if (ks_mkv_reader_open(d->path, &d->r, &err)) {
@@ -475,13 +561,60 @@ int cmd_fuse(int argc, char **argv)
             goto done;
         }
     }
+    if (live) {
+        if (ks_session_start(sess, &err) != KS_OK) {
+            ks_cli_print_error("fuse", &err);
+            rc = KS_EXIT_FAIL;
+            goto done;
+        }
+        ks_session_handle_sigint(sess);
+    }
     uint64_t tol = match_us > 0 ? (uint64_t)match_us : (uint64_t)ks_sdk_sync_tolerance_us(fps);
     bool tty = ks_cli_is_tty(stderr) && !json;
-    long sets = 0, master_frames = 0;
+    long sets = 0, master_frames = 0, skipped_partial = 0;
     double sum_voxels = 0, sum_shared = 0, sum_ms = 0;
     size_t filled_total = 0;
     unsigned ply_fields = (color ? KS_CLOUD_COLOR : 0) | (normals ? KS_CLOUD_NORMALS : 0);
     while (frames == 0 || sets < frames) {
+        int present = 0;
+        if (live) {
+            ks_status st = ks_session_next(sess, &lset, 2000, &err);
+            if (st == KS_ETIMEOUT)
+                continue;
+            if (st == KS_EEOF)
+                break;
+            if (st) {
+                ks_cli_print_error("fuse", &err);
+                rc = KS_EXIT_FAIL;
+                break;
+            }
+            have_lset = true;
+            if (!seen_complete && !lset.set.complete) { /* warm-up: devices drop frames right after start */
+                ks_session_set_release(&lset);
+                have_lset = false;
+                continue;
+            }
+            seen_complete = true;
+            for (int i = 0; i < n; i++) {
+                memset(&in[i], 0, sizeof in[i]);
+                ks_capture *cap = (lset.set.present_mask & (1u << i)) ? lset.set.frames[i].user : NULL;
+                ks_image *di = cap ? cap->depth : NULL, *ci = cap ? cap->color : NULL;
+                if (!di || di->width != devs[i].cal.depth.width || di->height != devs[i].cal.depth.height)
+                    continue;
+                in[i].depth = (const uint16_t *)di->data;
+                in[i].depth_stride = di->stride > 0 ? (size_t)di->stride / 2 : 0;
+                present++;
+                if (color && ci && (ci->format == KS_FORMAT_MJPG || ci->format == KS_FORMAT_BGRA32)) {
+                    in[i].color_format = ci->format;
+                    in[i].color = ci->data;
+                    in[i].color_size = ci->size;
+                    in[i].color_width = ci->width;
+                    in[i].color_height = ci->height;
+                    in[i].color_stride = ci->stride > 0 ? (size_t)ci->stride : 0;
+                }
+            }
+            goto fuse_set;
+        }
         dev_in *m = &devs[master];
         ks_status st = next_depth(m, &err);
         if (st == KS_EEOF)
@@ -494,7 +627,6 @@ int cmd_fuse(int argc, char **argv)
         if (master_frames++ % step)
             continue;
         uint64_t t0 = m->depth_ts;
-        int present = 0;
         for (int i = 0; i < n; i++) {
             dev_in *d = &devs[i];
             if (i != master)
@@ -514,8 +646,7 @@ int cmd_fuse(int argc, char **argv)
             present++;
             if (color && d->color) {
                 uint64_t ct = d->color_ts > d->depth_ts ? d->color_ts - d->depth_ts : d->depth_ts - d->color_ts;
-                uint64_t ctol = tol + (uint64_t)(d->desc.depth_delay_us < 0 ? -d->desc.depth_delay_us
-                                                                              : d->desc.depth_delay_us);
+                uint64_t ctol = tol; /* both on the colour timeline */
                 if (ct <= ctol) {
                     in[i].color_format = d->color->format;
                     in[i].color = d->color->data;
@@ -528,6 +659,12 @@ int cmd_fuse(int argc, char **argv)
                 }
             }
         }
+        if (present < n && !seen_complete) { /* a device started late: begin with the first complete set */
+            skipped_partial++;
+            continue;
+        }
+        seen_complete = true;
+    fuse_set:;
         ks_fuse_stats fs;
         if (ks_fuse_run(fz, in, &cloud, &fs, &err)) {
             ks_cli_print_error("fuse", &err);
@@ -574,13 +711,24 @@ int cmd_fuse(int argc, char **argv)
         if (tty)
             fprintf(stderr, "\rfuse: frame set %ld%s%ld: %d of %d devices, %zu points -> %zu voxels   ", sets,
                     frames ? "/" : "", frames ? frames : sets, present, n, fs.points_total, fs.voxels);
+        if (have_lset) {
+            ks_session_set_release(&lset);
+            have_lset = false;
+        }
     }
     if (tty)
         fputc('\n', stderr);
     if (rc != KS_EXIT_OK)
         goto done;
+    if (sets == 0 && skipped_partial) {
+        fprintf(stderr, "kinsync fuse: no frame set with all %d devices (%ld partial sets skipped): do the recordings "
+                        "overlap in time, and were the devices synchronized? (--match-us widens the tolerance)\n",
+                n, skipped_partial);
+        rc = KS_EXIT_FAIL;
+        goto done;
+    }
     if (sets == 0) {
-        fprintf(stderr, "kinsync fuse: no frame set: %s has no depth frames\n", devs[master].path);
+        fprintf(stderr, "kinsync fuse: no frame set: %s has no depth frames\n", live ? argv[optind] : devs[master].path);
         rc = KS_EXIT_FAIL;
         goto done;
     }
@@ -619,6 +767,15 @@ int cmd_fuse(int argc, char **argv)
                    filled_total, devs[fill].desc.serial, (double)filled_total / ds, out_dir, devs[fill].desc.serial);
     }
 done:
+    if (have_lset)
+        ks_session_set_release(&lset);
+    if (sess) {
+        ks_session_handle_sigint(NULL);
+        ks_session_stop(sess);
+        ks_session_close(sess);
+    }
+    if (rr_open)
+        ks_cli_rigrun_close(&rr);
     if (devs)
         for (int i = 0; i < n; i++) {
             if (devs[i].depth)

@@ -7,8 +7,10 @@
 
 /* The hot loops are written as plain C that GCC vectorizes at -O3; the library builds at -O2
  * (whose "very cheap" vectorizer skips loops with a remainder), so they ask for O3 themselves and
- * get an AVX2+FMA clone picked at load time on x86-64. Sanitizer builds keep the plain version. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+ * get an AVX2+FMA clone picked at load time on x86-64. Sanitizer builds keep the plain version (an
+ * ifunc resolver runs before the sanitizer runtime is up). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
 #define KS_HOT __attribute__((optimize("O3"), target_clones("arch=x86-64-v3", "default")))
 #elif defined(__GNUC__) && !defined(__clang__)
 #define KS_HOT __attribute__((optimize("O3")))

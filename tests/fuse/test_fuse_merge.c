@@ -296,6 +296,50 @@ static void test_occlusion_fill(void)
     two_dev_free(&t);
 }
 
+/* z-buffer: of points on one ray the nearest wins, in depth and in color; splats cover neighbours. */
+static void test_render_zbuffer(void)
+{
+    ks_calibration cal;
+    KS_CHECK(scene_calibration(3, KS_DEPTH_NFOV_2X2BINNED, KS_COLOR_OFF, &cal));
+    const ks_intrinsics *in = &cal.depth;
+    ks_extrinsics id;
+    ks_extrinsics_identity(&id);
+    double xy[2];
+    KS_CHECK(scene_ray_for_pixel(in, 100, 80, xy)); /* the ray through pixel (100, 80) */
+    ks_cloud c = {0};
+    ks_error err;
+    KS_CHECK_INT(ks_cloud_reserve(&c, 3, KS_CLOUD_COLOR, &err), KS_OK);
+    const double zs[3] = {1500, 900, 2500};
+    const uint8_t cols[3][3] = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}};
+    for (int i = 0; i < 3; i++) {
+        c.x[i] = (float)(xy[0] * zs[i]);
+        c.y[i] = (float)(xy[1] * zs[i]);
+        c.z[i] = (float)zs[i];
+        memcpy(c.rgb + 3 * i, cols[i], 3);
+    }
+    c.count = 3;
+    size_t np = (size_t)in->width * (size_t)in->height;
+    uint16_t *d = malloc(np * 2);
+    uint8_t *bgra = malloc(np * 4);
+    size_t covered = ks_render_depth(&c, in, &id, 0, d, bgra);
+    size_t k = 80 * (size_t)in->width + 100;
+    KS_CHECK_INT(covered, 1);
+    KS_CHECK_INT(d[k], 900);
+    KS_CHECK(bgra[4 * k] == 0 && bgra[4 * k + 1] == 255 && bgra[4 * k + 2] == 0 && bgra[4 * k + 3] == 255);
+    /* a 20 mm splat at 900 mm covers a square of pixels around it, nearest still wins */
+    covered = ks_render_depth(&c, in, &id, 20, d, bgra);
+    KS_CHECK(covered >= 9);
+    KS_CHECK_INT(d[k], 900);
+    KS_CHECK_INT(d[k + 1], 900);
+    KS_CHECK_INT(d[k + (size_t)in->width], 900);
+    /* behind the camera: nothing */
+    c.z[0] = c.z[1] = c.z[2] = -1000;
+    KS_CHECK_INT(ks_render_depth(&c, in, &id, 5, d, NULL), 0);
+    free(d);
+    free(bgra);
+    ks_cloud_free(&c);
+}
+
 static void test_interleave(void)
 {
     /* 3 devices at 30 fps offset by a third of the period: 90 frames/s in one stream */
@@ -391,6 +435,7 @@ int main(void)
     KS_RUN(test_voxel_average);
     KS_RUN(test_two_devices_one_surface);
     KS_RUN(test_occlusion_fill);
+    KS_RUN(test_render_zbuffer);
     KS_RUN(test_interleave);
     KS_RUN(test_rig_poses);
     return KS_TEST_END();

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# kinsync fuse on a live rig: the simulated 3-device chain runs through the session module and its
+# frame sets are fused as they arrive (PLY per set, filled depth PNG, JSON summary); a device
+# missing from the rig calibration is refused with exit 2.
+set -u
+fail=0
+check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+rig="$KS_SOURCE_DIR/examples/rigs/chain-3.yaml"
+python3 - "$tmp/rc.json" <<'PY'
+import json, sys
+devs = [{"serial": s, "depth_to_rig": {"R": [1, 0, 0, 0, 1, 0, 0, 0, 1], "t": [500.0 * i, 0, 0]},
+         "color_to_rig": {"R": [1, 0, 0, 0, 1, 0, 0, 0, 1], "t": [500.0 * i, 0, 0]}}
+        for i, s in enumerate(["000100000001", "000100000002", "000100000003"])]
+json.dump({"format": "kinsync-rig-calibration", "version": 1, "devices": devs}, open(sys.argv[1], "w"))
+PY
+"$KINSYNC" fuse "$rig" --backend sim --fast --calibration "$tmp/rc.json" --out "$tmp/out" --frames 2 \
+  --fill 000100000001 --json >"$tmp/j"; rc=$?
+check "[ $rc -eq 0 ]"
+check "[ -s '$tmp/out/fused-000000.ply' ] && [ -s '$tmp/out/fused-000001.ply' ] && [ ! -e '$tmp/out/fused-000002.ply' ]"
+check "[ -s '$tmp/out/filled-000100000001-000001.png' ]"
+check "python3 -c 'import json,sys; d=json.load(open(\"$tmp/j\")); sys.exit(0 if d[\"frame_sets\"]==2 and len(d[\"devices\"])==3 and all(x[\"points_mean\"]>100000 for x in d[\"devices\"]) and d[\"voxels_mean\"]>100000 else 1)'"
+check "! ls '$tmp'/out/*.tmp 2>/dev/null"
+python3 - "$tmp/rc.json" "$tmp/rc2.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); d["devices"] = d["devices"][:2]; json.dump(d, open(sys.argv[2], "w"))
+PY
+"$KINSYNC" fuse "$rig" --backend sim --fast --calibration "$tmp/rc2.json" --out "$tmp/out2" 2>"$tmp/e"; rc=$?
+check "[ $rc -eq 2 ]"
+check "grep -q '000100000003' '$tmp/e'"
+"$KINSYNC" fuse "$rig" "$rig" --calibration "$tmp/rc.json" --out "$tmp/out3" 2>/dev/null; check "[ \$? -eq 2 ]"
+exit $fail
