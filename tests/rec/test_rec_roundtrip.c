@@ -134,8 +134,10 @@ static void test_roundtrip(void)
     KS_CHECK_MSG(st == KS_OK, "%s", e.message);
     for (int i = 0; i < 3; i++) {
         KS_CHECK_INT(res.stats[i].captures, 60);
-        /* the IMU (1.6 kHz) is recorded alongside: about 2 s of samples */
-        KS_CHECK_MSG(res.stats[i].imu_samples > 2500, "device %d: %llu IMU samples", i,
+        /* the IMU (1.6 kHz) is recorded alongside: 2 s of samples, of which the simulator keeps about
+         * one second when the world runs ahead of a reader in fast mode (thread timing decides how
+         * many): at least a second's worth must be there */
+        KS_CHECK_MSG(res.stats[i].imu_samples > 1600, "device %d: %llu IMU samples", i,
                      (unsigned long long)res.stats[i].imu_samples);
         char part[600];
         snprintf(part, sizeof part, "%s.part", res.paths[i]);
