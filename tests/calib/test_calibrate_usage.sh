@@ -11,8 +11,12 @@ check "grep -q -- '--board' '$tmp/h' && grep -q 'RECORDING.mkv' '$tmp/h'"
 "$KINSYNC" calibrate "$tmp" 2>/dev/null; check "[ $? -eq 2 ]"                    # no --board
 "$KINSYNC" calibrate --board "$board" 2>/dev/null; check "[ $? -eq 2 ]"          # no input
 "$KINSYNC" calibrate --board "$board" --loss l2 "$tmp" 2>/dev/null; check "[ $? -eq 2 ]"
-"$KINSYNC" calibrate --board "$board" "$KS_SOURCE_DIR/examples/rigs/chain-3.yaml" 2>"$tmp/e"; check "[ $? -eq 2 ]"
-check "grep -q 'record the rig' '$tmp/e'"
+# a live rig whose simulation has no AprilGrid on its board: recorded, then no board found (exit 1)
+"$KINSYNC" calibrate --board "$board" --seconds 0.5 --recordings "$tmp/rec" -o "$tmp/live.json" \
+  "$KS_SOURCE_DIR/examples/rigs/chain-3.yaml" 2>"$tmp/e"; check "[ $? -eq 1 ]"
+check "grep -q 'found in no image' '$tmp/e'"
+check "[ ! -e '$tmp/live.json' ]"
+"$KINSYNC" calibrate --board "$board" "$tmp/missing-rig.yaml" 2>/dev/null; check "[ $? -eq 2 ]"
 "$KINSYNC" calibrate --board "$board" "$tmp" 2>"$tmp/e"; check "[ $? -eq 2 ]"    # empty directory
 check "grep -q 'no device directories' '$tmp/e'"
 mkdir -p "$tmp/dev0"
