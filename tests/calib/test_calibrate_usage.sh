@@ -4,7 +4,7 @@ set -u
 fail=0
 check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp" "$tmp.rec"' EXIT
 board="$KS_SOURCE_DIR/examples/boards/aprilgrid-6x6.yaml"
 "$KINSYNC" calibrate --help >"$tmp/h"; check "[ $? -eq 0 ]"
 check "grep -q -- '--board' '$tmp/h' && grep -q 'RECORDING.mkv' '$tmp/h'"
@@ -12,10 +12,10 @@ check "grep -q -- '--board' '$tmp/h' && grep -q 'RECORDING.mkv' '$tmp/h'"
 "$KINSYNC" calibrate --board "$board" 2>/dev/null; check "[ $? -eq 2 ]"          # no input
 "$KINSYNC" calibrate --board "$board" --loss l2 "$tmp" 2>/dev/null; check "[ $? -eq 2 ]"
 # a live rig whose simulation has no AprilGrid on its board: recorded, then no board found (exit 1)
-"$KINSYNC" calibrate --board "$board" --seconds 0.5 --recordings "$tmp/rec" -o "$tmp/live.json" \
+"$KINSYNC" calibrate --board "$board" --seconds 0.5 --recordings "$tmp.rec" -o "$tmp.rec/live.json" \
   "$KS_SOURCE_DIR/examples/rigs/chain-3.yaml" 2>"$tmp/e"; check "[ $? -eq 1 ]"
 check "grep -q 'found in no image' '$tmp/e'"
-check "[ ! -e '$tmp/live.json' ]"
+check "[ ! -e '$tmp.rec/live.json' ]"
 "$KINSYNC" calibrate --board "$board" "$tmp/missing-rig.yaml" 2>/dev/null; check "[ $? -eq 2 ]"
 "$KINSYNC" calibrate --board "$board" "$tmp" 2>"$tmp/e"; check "[ $? -eq 2 ]"    # empty directory
 check "grep -q 'no device directories' '$tmp/e'"
