@@ -32,7 +32,7 @@ static ks_status open_session(run *r, const ks_session_options *opt, ks_error *e
     if (opt)
         o = *opt;
     if (!o.first_frame_timeout_ms)
-        o.first_frame_timeout_ms = 1000;
+        o.first_frame_timeout_ms = 10000; /* wall clock: generous for a loaded CI machine */
     return ks_session_open(&r->rig, &r->plan, r->b, &o, &r->s, err);
 }
 
@@ -43,7 +43,7 @@ static int read_sets(run *r, int want, ks_status *last)
     ks_error e;
     *last = KS_OK;
     while (got < want) {
-        ks_status st = ks_session_next(r->s, &set, 2000, &e);
+        ks_status st = ks_session_next(r->s, &set, 10000, &e);
         if (st != KS_OK) {
             *last = st;
             break;
