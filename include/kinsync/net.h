@@ -113,6 +113,9 @@ typedef struct ks_agent_device_status {
     int64_t last_host_ts_ns;
     uint64_t bytes_recorded;
     char message[160];
+    bool clock_known;        /* the host's time sync (chrony or ptp4l) could be read */
+    bool clock_synced;
+    int64_t clock_offset_ns; /* host clock minus its time reference, as chrony/ptp4l report it */
 } ks_agent_device_status;
 
 /* What an agent does with its devices; bound to a local session by the caller. */
@@ -129,6 +132,8 @@ typedef struct ks_agent_ops {
     /* path of the finished recording of a device ("" if none); used by GATHER */
     void (*recording_path)(void *ctx, const char *serial, char *path, size_t n);
     void (*poll)(void *ctx);  /* called from the agent loop ~20 times a second */
+    /* latest small JPEG preview of the device (copied into buf, at most cap bytes); 0 if none */
+    size_t (*thumbnail)(void *ctx, const char *serial, uint8_t *buf, size_t cap, int64_t *device_ts_us);
 } ks_agent_ops;
 
 typedef struct ks_agent ks_agent;
@@ -170,6 +175,8 @@ typedef struct ks_remote_device {
     int64_t clock_skew_ns;    /* agent realtime - coordinator realtime (less the smallest latency seen) */
     bool skew_known;
     bool present;
+    size_t thumbnail_bytes;   /* size of the last preview JPEG received, 0 if none */
+    bool thumbnail_is_jpeg;   /* it starts with a JPEG SOI marker */
 } ks_remote_device;
 
 ks_status ks_coordinator_create(const ks_net_config *cfg, const char *rig_digest, ks_coordinator **out,

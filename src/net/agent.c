@@ -18,6 +18,7 @@
 #define PUBLISH_PERIOD_NS 500000000LL
 #define CHUNK_BYTES (256 * 1024)
 #define COMMAND_WINDOW_NS (30LL * 1000000000LL)
+#define THUMB_MAX (64 * 1024)
 
 struct ks_agent {
     ks_net_config cfg;
@@ -35,6 +36,7 @@ struct ks_agent {
     int64_t next_publish_ns;
     ks_agent_state published[KS_AGENT_MAX_DEVICES]; /* states last published: a change is sent at once */
     dds_entity_t ws; /* wakes the loop as soon as a command arrives */
+    uint8_t *thumb_buf;
 };
 
 static const char *const state_names[KS_AGENT_STATE_COUNT] = {"IDLE", "CONFIGURED", "ARMED",
@@ -72,9 +74,11 @@ ks_status ks_agent_create(const ks_net_config *cfg, const char *host, const char
         snprintf(a->serials[i], sizeof a->serials[i], "%s", serials[i]);
     a->ops = ops;
     a->ctx = ctx;
+    a->thumb_buf = malloc(THUMB_MAX);
     ks_replay_guard_init(&a->guard, COMMAND_WINDOW_NS);
     ks_status st = ks_transport_open(&a->tr, cfg, true, err);
     if (st != KS_OK) {
+        free(a->thumb_buf);
         free(a);
         return st;
     }
@@ -90,6 +94,7 @@ void ks_agent_free(ks_agent *a)
         return;
     ks_transport_close(&a->tr);
     sodium_memzero(a->cfg.secret, sizeof a->cfg.secret);
+    free(a->thumb_buf);
     free(a);
 }
 
@@ -137,6 +142,8 @@ static void publish(ks_agent *a)
             .jack_supported = st.jack_supported,
             .sync_in = st.sync_in,
             .sync_out = st.sync_out,
+            .clock_synced = st.clock_synced,
+            .clock_offset_ns = st.clock_offset_ns,
             .host_time_ns = ks_now_realtime_ns(),
             .last_command_seq = a->last_seq[i],
             .message = st.message,
@@ -152,6 +159,18 @@ static void publish(ks_agent *a)
             .bytes_recorded = st.bytes_recorded,
         };
         dds_write(a->tr.w_stats, &x);
+        if (a->ops->thumbnail && a->thumb_buf) {
+            int64_t ts = 0;
+            size_t n = a->ops->thumbnail(a->ctx, a->serials[i], a->thumb_buf, THUMB_MAX, &ts);
+            if (n > 0) {
+                kinsync_msg_dds__Thumbnail_ t = {
+                    .serial = a->serials[i],
+                    .device_ts_us = ts,
+                    .jpeg = {._maximum = (uint32_t)n, ._length = (uint32_t)n, ._buffer = a->thumb_buf},
+                };
+                dds_write(a->tr.w_thumb, &t);
+            }
+        }
     }
 }
 

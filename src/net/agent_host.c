@@ -13,6 +13,8 @@
  * One capture thread per device writes every capture to the recorder. */
 #include <jansson.h>
 #include <pthread.h>
+#include <time.h>
+#include <turbojpeg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +23,10 @@
 #include "kinsync/plan.h"
 #include "kinsync/record.h"
 #include "kinsync/sim.h"
+#include "doctor/clock_parse.h"
 
 #define HOST_MAX_DEVICES 16
+#define THUMB_MAX_BYTES (64 * 1024)
 
 typedef struct host_dev {
     int rig_index;
@@ -37,6 +41,10 @@ typedef struct host_dev {
     int64_t last_ts_us, last_host_ns;
     struct ks_agent_host *host;
     int slot;
+    uint8_t *thumb;          /* latest preview JPEG (1/8 scale), NULL until the first colour frame */
+    size_t thumb_len;
+    int64_t thumb_ts_us;
+    double thumb_wall;       /* when it was made: one a second is plenty */
 } host_dev;
 
 struct ks_agent_host {
@@ -52,7 +60,74 @@ struct ks_agent_host {
     char paths[HOST_MAX_DEVICES][512];
     pthread_mutex_t mu;
     volatile int stop;
+    ks_clock_status clock;   /* this host's time sync, read at CONFIGURE */
+    bool clock_known;
 };
+
+/* Reads the host's time sync from chrony, else ptp4l (through their command-line clients). */
+static void read_host_clock(ks_agent_host *h)
+{
+    static const char *const cmds[2] = {"chronyc -n tracking 2>/dev/null", "pmc -u -b 0 'GET TIME_STATUS_NP' 2>/dev/null"};
+    h->clock_known = false;
+    for (int k = 0; k < 2 && !h->clock_known; k++) {
+        FILE *p = popen(cmds[k], "r");
+        if (!p)
+            continue;
+        char buf[4096];
+        size_t n = fread(buf, 1, sizeof buf - 1, p);
+        buf[n] = '\0';
+        pclose(p);
+        ks_clock_status cs = k == 0 ? ks_parse_chronyc_tracking(buf) : ks_parse_pmc_time_status(buf);
+        if (cs.have_offset || cs.unsynchronised) {
+            h->clock = cs;
+            h->clock_known = true;
+        }
+    }
+}
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A small preview of an MJPEG colour frame: decoded at 1/8 scale and encoded again. */
+static void make_thumbnail(host_dev *d, const ks_image *img)
+{
+    double now = wall_s();
+    if (!img || img->format != KS_FORMAT_MJPG || now - d->thumb_wall < 1.0)
+        return;
+    d->thumb_wall = now;
+    tjhandle dec = tjInitDecompress(), enc = tjInitCompress();
+    int w = 0, h = 0, sub = 0, cs = 0;
+    unsigned char *jpeg = NULL;
+    unsigned long jlen = 0;
+    uint8_t *rgb = NULL;
+    if (dec && enc && tjDecompressHeader3(dec, img->data, (unsigned long)img->size, &w, &h, &sub, &cs) == 0) {
+        int tw = (w + 7) / 8, th = (h + 7) / 8;
+        rgb = malloc((size_t)tw * th * 3);
+        if (rgb && tjDecompress2(dec, img->data, (unsigned long)img->size, rgb, tw, 0, th, TJPF_RGB, 0) == 0 &&
+            tjCompress2(enc, rgb, tw, 0, th, TJPF_RGB, &jpeg, &jlen, TJSAMP_420, 70, 0) == 0 &&
+            jlen <= THUMB_MAX_BYTES) {
+            pthread_mutex_lock(&d->host->mu);
+            uint8_t *copy = realloc(d->thumb, jlen);
+            if (copy) {
+                memcpy(copy, jpeg, jlen);
+                d->thumb = copy;
+                d->thumb_len = jlen;
+                d->thumb_ts_us = (int64_t)img->device_ts_us;
+            }
+            pthread_mutex_unlock(&d->host->mu);
+        }
+    }
+    free(rgb);
+    tjFree(jpeg);
+    if (dec)
+        tjDestroy(dec);
+    if (enc)
+        tjDestroy(enc);
+}
 
 static host_dev *by_serial(ks_agent_host *h, const char *serial)
 {
@@ -133,6 +208,7 @@ static void *capture_thread(void *arg)
         ks_error we;
         ks_status ws = ks_recorder_add_capture(h->rec, d->slot, cap, &we);
         const ks_image *img = cap->color ? cap->color : cap->depth ? cap->depth : cap->ir;
+        make_thumbnail(d, cap->color);
         pthread_mutex_lock(&h->mu);
         d->frames++;
         if (img) {
@@ -222,6 +298,8 @@ static ks_status h_configure(void *ctx, const char *serial, const char *args, ks
         return st;
     }
     h->stop = 0;
+    if (d->slot == 0)
+        read_host_clock(h);
     set_state(d, KS_AGENT_CONFIGURED, "");
     return KS_OK;
 }
@@ -363,7 +441,27 @@ static void h_status(void *ctx, const char *serial, ks_agent_device_status *st)
     st->last_device_ts_us = d->last_ts_us;
     st->last_host_ts_ns = d->last_host_ns;
     snprintf(st->message, sizeof st->message, "%s", d->message);
+    st->clock_known = h->clock_known;
+    st->clock_synced = h->clock_known && !h->clock.unsynchronised;
+    st->clock_offset_ns = h->clock.have_offset ? (int64_t)(h->clock.offset_us * 1000.0) : 0;
     pthread_mutex_unlock(&h->mu);
+}
+
+static size_t h_thumbnail(void *ctx, const char *serial, uint8_t *buf, size_t cap, int64_t *ts_us)
+{
+    ks_agent_host *h = ctx;
+    host_dev *d = by_serial(h, serial);
+    size_t n = 0;
+    if (!d)
+        return 0;
+    pthread_mutex_lock(&h->mu);
+    if (d->thumb && d->thumb_len <= cap) {
+        memcpy(buf, d->thumb, d->thumb_len);
+        n = d->thumb_len;
+        *ts_us = d->thumb_ts_us;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return n;
 }
 
 static void h_path(void *ctx, const char *serial, char *path, size_t n)
@@ -381,6 +479,7 @@ static const ks_agent_ops host_ops = {
     .stop = h_stop,
     .status = h_status,
     .recording_path = h_path,
+    .thumbnail = h_thumbnail,
 };
 
 const ks_agent_ops *ks_agent_host_ops(void)
@@ -395,8 +494,10 @@ void ks_agent_host_free(ks_agent_host *h)
     for (int i = 0; i < h->count; i++)
         if (h->devs[i].dev)
             h_stop(h, h->rig.devices[h->devs[i].rig_index].serial, NULL);
-    for (int i = 0; i < h->count; i++)
+    for (int i = 0; i < h->count; i++) {
         ks_device_close(h->devs[i].dev);
+        free(h->devs[i].thumb);
+    }
     pthread_mutex_destroy(&h->mu);
     free(h);
 }

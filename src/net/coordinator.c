@@ -127,6 +127,8 @@ void ks_coordinator_poll(ks_coordinator *c)
             d->status.jack_supported = m->jack_supported;
             d->status.sync_in = m->sync_in;
             d->status.sync_out = m->sync_out;
+            d->status.clock_synced = m->clock_synced;
+            d->status.clock_offset_ns = m->clock_offset_ns;
             d->last_seen_ns = now;
             d->host_time_ns = m->host_time_ns;
             /* host_time was read when the state was published, so receipt - host_time = latency -
@@ -153,6 +155,17 @@ void ks_coordinator_poll(ks_coordinator *c)
             d->status.bytes_recorded = m->bytes_recorded;
         }
         dds_return_loan(c->tr.r_stats, s, n);
+    }
+    while (memset(s, 0, sizeof s), (n = dds_take(c->tr.r_thumb, s, in, 16, 16)) > 0) {
+        for (int i = 0; i < n; i++) {
+            kinsync_msg_dds__Thumbnail_ *m = s[i];
+            ks_remote_device *d = in[i].valid_data ? find(c, m->serial, false) : NULL;
+            if (!d)
+                continue;
+            d->thumbnail_bytes = m->jpeg._length;
+            d->thumbnail_is_jpeg = m->jpeg._length > 2 && m->jpeg._buffer[0] == 0xFF && m->jpeg._buffer[1] == 0xD8;
+        }
+        dds_return_loan(c->tr.r_thumb, s, n);
     }
     while (memset(s, 0, sizeof s), (n = dds_take(c->tr.r_reply, s, in, 16, 16)) > 0) {
         for (int i = 0; i < n; i++) {

@@ -209,7 +209,9 @@ ks_status ks_transport_open(ks_transport *t, const ks_net_config *cfg, bool role
             t->r_stats = dds_create_reader(t->participant, t->t_stats, q_be, NULL);
             t->r_reply = dds_create_reader(t->participant, t->t_reply, q_cmd, NULL);
             t->r_chunk = dds_create_reader(t->participant, t->t_chunk, q_cmd, NULL);
-            ok = t->w_command > 0 && t->r_state > 0 && t->r_stats > 0 && t->r_reply > 0 && t->r_chunk > 0;
+            t->r_thumb = dds_create_reader(t->participant, t->t_thumb, q_be, NULL);
+            ok = t->w_command > 0 && t->r_state > 0 && t->r_stats > 0 && t->r_reply > 0 && t->r_chunk > 0 &&
+                 t->r_thumb > 0;
         }
     }
     dds_delete_qos(q_state);

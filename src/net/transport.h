@@ -14,7 +14,7 @@ typedef struct ks_transport {
     dds_entity_t participant;
     dds_entity_t t_state, t_stats, t_command, t_reply, t_chunk, t_thumb;
     dds_entity_t w_state, w_stats, w_command, w_reply, w_chunk, w_thumb;
-    dds_entity_t r_state, r_stats, r_command, r_reply, r_chunk;
+    dds_entity_t r_state, r_stats, r_command, r_reply, r_chunk, r_thumb;
 } ks_transport;
 
 /* role_agent: agents write state/stats/replies/chunks and read commands; coordinators the reverse. */
