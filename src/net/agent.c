@@ -246,27 +246,15 @@ static ks_status run_verb(ks_agent *a, const kinsync_msg_dds__Command_ *c, const
 static void handle(ks_agent *a, const kinsync_msg_dds__Command_ *c)
 {
     ks_net_command cmd;
-    memset(&cmd, 0, sizeof cmd);
-    if (c->hmac._length != 32 || strlen(c->coordinator_id) >= sizeof cmd.coordinator_id ||
-        strlen(c->target) >= sizeof cmd.target || strlen(c->verb) >= sizeof cmd.verb ||
-        strlen(c->rig_digest) >= sizeof cmd.rig_digest) {
+    ks_error e;
+    if (ks_net_command_from_msg(c, &cmd, &e) != KS_OK) {
         a->rejected++;
-        fprintf(stderr, "kinsync agent %s: rejected a malformed command (bad field sizes)\n", a->host);
+        fprintf(stderr, "kinsync agent %s: rejected a malformed command: %s\n", a->host, e.message);
         return;
     }
-    snprintf(cmd.coordinator_id, sizeof cmd.coordinator_id, "%s", c->coordinator_id);
-    cmd.seq = c->seq;
-    snprintf(cmd.target, sizeof cmd.target, "%s", c->target);
-    snprintf(cmd.verb, sizeof cmd.verb, "%s", c->verb);
-    cmd.args = c->args;
-    snprintf(cmd.rig_digest, sizeof cmd.rig_digest, "%s", c->rig_digest);
-    cmd.issued_at_ns = c->issued_at_ns;
-    memcpy(cmd.hmac, c->hmac._buffer, 32);
-
     bool mine = !strcmp(c->target, "*") || device_index(a, c->target) >= 0;
     if (!mine)
         return; /* addressed to another host: not ours to judge */
-    ks_error e;
     if (!ks_net_command_verify(&cmd, a->cfg.secret, a->cfg.secret_len)) {
         a->rejected++;
         fprintf(stderr, "kinsync agent %s: rejected command %s #%llu from %s: bad signature (unknown peer or "

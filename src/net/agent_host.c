@@ -23,6 +23,7 @@
 #include "kinsync/plan.h"
 #include "kinsync/record.h"
 #include "kinsync/sim.h"
+#include "net/transport.h"
 #include "doctor/clock_parse.h"
 
 #define HOST_MAX_DEVICES 16
@@ -324,34 +325,13 @@ static ks_status h_arm(void *ctx, const char *serial, ks_error *err)
     return KS_OK;
 }
 
-static ks_status parse_at(const char *args, int64_t *at, char *master, size_t n, ks_error *err)
-{
-    json_error_t je;
-    json_t *j = json_loads(args ? args : "", 0, &je);
-    json_t *a = j ? json_object_get(j, "at_realtime_ns") : NULL;
-    json_t *m = j ? json_object_get(j, "master") : NULL;
-    ks_status st = KS_OK;
-    if (!json_is_integer(a))
-        st = ks_error_set(err, KS_EPARSE, "command arguments lack 'at_realtime_ns'");
-    else
-        *at = (int64_t)json_integer_value(a);
-    if (master && st == KS_OK) {
-        if (!json_is_string(m))
-            st = ks_error_set(err, KS_EPARSE, "command arguments lack 'master'");
-        else
-            snprintf(master, n, "%s", json_string_value(m));
-    }
-    json_decref(j);
-    return st;
-}
-
 static ks_status h_sync(void *ctx, const char *serial, const char *args, ks_error *err)
 {
     ks_agent_host *h = ctx;
     ks_sim *sim = ks_sim_from_backend(h->backend);
     char master[64];
     int64_t at;
-    ks_status st = parse_at(args, &at, master, sizeof master, err);
+    ks_status st = ks_net_parse_start_args(args, &at, master, sizeof master, err);
     if (st != KS_OK || !sim || by_serial(h, master))
         return st; /* real devices: the cable carries the pulses; the master's own host starts it */
     /* once per host, however many of its devices the command named */
@@ -375,7 +355,7 @@ static ks_status h_start(void *ctx, const char *serial, const char *args, ks_err
     ks_sim *sim = ks_sim_from_backend(h->backend);
     int64_t at = 0;
     if (sim && args && args[0]) {
-        ks_status st = parse_at(args, &at, NULL, 0, err);
+        ks_status st = ks_net_parse_start_args(args, &at, NULL, 0, err);
         if (st == KS_OK)
             st = ks_sim_arm_at(sim, d->rig_index, ks_sim_virtual_from_realtime(sim, at), err);
         if (st != KS_OK)

@@ -6,11 +6,13 @@
  * per-coordinator sequence number that must grow, and by the issue time, which must fall inside a
  * window around the agent's clock: a command captured yesterday is useless today even after the agent
  * restarted and forgot the sequence numbers. */
+#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "kinsync/net.h"
+#include "net/transport.h"
 
 static void put_str(crypto_auth_hmacsha256_state *st, const char *s)
 {
@@ -105,4 +107,61 @@ void ks_sha256_hex(const void *data, size_t len, char out[65])
     crypto_hash_sha256(h, data, len);
     for (int i = 0; i < 32; i++)
         snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+static ks_status copy_field(const char *what, const char *src, char *dst, size_t cap, ks_error *err)
+{
+    if (!src)
+        return ks_error_set(err, KS_EPARSE, "command field %s is missing", what);
+    size_t n = strlen(src);
+    if (n >= cap)
+        return ks_error_set(err, KS_EPARSE, "command field %s is %zu bytes long (at most %zu)", what, n, cap - 1);
+    memcpy(dst, src, n + 1);
+    return KS_OK;
+}
+
+ks_status ks_net_command_from_msg(const kinsync_msg_dds__Command_ *m, ks_net_command *out, ks_error *err)
+{
+    memset(out, 0, sizeof *out);
+    ks_status st = KS_OK;
+    if ((st = copy_field("coordinator_id", m->coordinator_id, out->coordinator_id, sizeof out->coordinator_id, err)) ||
+        (st = copy_field("target", m->target, out->target, sizeof out->target, err)) ||
+        (st = copy_field("verb", m->verb, out->verb, sizeof out->verb, err)) ||
+        (st = copy_field("rig_digest", m->rig_digest, out->rig_digest, sizeof out->rig_digest, err)))
+        return st;
+    if (!m->args)
+        return ks_error_set(err, KS_EPARSE, "command field args is missing");
+    if (m->hmac._length != sizeof out->hmac || !m->hmac._buffer)
+        return ks_error_set(err, KS_EPARSE, "command signature is %u bytes (HMAC-SHA256 has 32)", m->hmac._length);
+    out->seq = m->seq;
+    out->args = m->args;
+    out->issued_at_ns = m->issued_at_ns;
+    memcpy(out->hmac, m->hmac._buffer, sizeof out->hmac);
+    return KS_OK;
+}
+
+ks_status ks_net_parse_start_args(const char *args, int64_t *at, char *master, size_t n, ks_error *err)
+{
+    json_error_t je;
+    json_t *j = json_loads(args ? args : "", 0, &je);
+    if (!j)
+        return ks_error_set(err, KS_EPARSE, "command arguments are not JSON: %s", je.text);
+    json_t *a = json_object_get(j, "at_realtime_ns");
+    json_t *m = json_object_get(j, "master");
+    ks_status st = KS_OK;
+    if (!json_is_integer(a))
+        st = ks_error_set(err, KS_EPARSE, "command arguments lack the integer 'at_realtime_ns'");
+    else
+        *at = (int64_t)json_integer_value(a);
+    if (master && st == KS_OK) {
+        const char *ms = json_string_value(m);
+        if (!ms)
+            st = ks_error_set(err, KS_EPARSE, "command arguments lack the string 'master'");
+        else if (strlen(ms) >= n)
+            st = ks_error_set(err, KS_EPARSE, "command argument 'master' is too long");
+        else
+            snprintf(master, n, "%s", ms);
+    }
+    json_decref(j);
+    return st;
 }

@@ -21,6 +21,13 @@ typedef struct ks_transport {
 ks_status ks_transport_open(ks_transport *t, const ks_net_config *cfg, bool role_agent, ks_error *err);
 void ks_transport_close(ks_transport *t);
 
+/* Checks a received Command_ (field sizes, HMAC length, NUL-free strings) and copies it into *out
+ * (out->args points into m). KS_EPARSE naming the bad field otherwise. */
+ks_status ks_net_command_from_msg(const kinsync_msg_dds__Command_ *m, ks_net_command *out, ks_error *err);
+/* Parses SYNC/START arguments {"at_realtime_ns": T[, "master": SERIAL]}; master may be NULL when
+ * not wanted. KS_EPARSE naming the missing or malformed field. */
+ks_status ks_net_parse_start_args(const char *args, int64_t *at, char *master, size_t n, ks_error *err);
+
 int64_t ks_now_realtime_ns(void);
 int64_t ks_now_monotonic_ns(void);
 
