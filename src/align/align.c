@@ -16,6 +16,7 @@
 #include "kinsync/matcher.h"
 #include "kinsync/mkv.h"
 #include "kinsync/playback.h"
+#include "align/align_internal.h"
 
 static const char *mode_lower(ks_wired_sync_mode m)
 {
@@ -59,23 +60,33 @@ static double depth_delay_eff(const ks_align_file *f)
     return ks_delay_effective_us(f->depth_delay_us);
 }
 
-static ks_status read_frames(ks_align_file *f, ks_error *err)
+ks_status ks_align_open_recording(const char *path, ks_backend **b, ks_device **d, ks_error *err)
 {
     ks_playback_options o;
     ks_playback_options_init(&o);
     o.pace = KS_PLAYBACK_FREE;
-    const char *p[1] = {f->path};
-    ks_backend *b = NULL;
-    ks_status st = ks_backend_open_playback(p, 1, &o, &b, err);
+    const char *p[1] = {path};
+    *b = NULL;
+    *d = NULL;
+    ks_status st = ks_backend_open_playback(p, 1, &o, b, err);
     if (st != KS_OK)
         return st;
-    ks_device *d = NULL;
     ks_device_config cfg;
-    st = ks_device_open(b, 0, &d, err);
+    st = ks_device_open(*b, 0, d, err);
     if (st == KS_OK)
-        st = ks_playback_recorded_config(b, 0, &cfg, err);
+        st = ks_playback_recorded_config(*b, 0, &cfg, err);
     if (st == KS_OK)
-        st = ks_device_start_cameras(d, &cfg, err);
+        st = ks_device_start_cameras(*d, &cfg, err);
+    return st;
+}
+
+static ks_status read_frames(ks_align_file *f, ks_error *err)
+{
+    ks_backend *b = NULL;
+    ks_device *d = NULL;
+    ks_status st = ks_align_open_recording(f->path, &b, &d, err);
+    if (st != KS_OK && !b)
+        return st;
     size_t cap = 0;
     const double sd = sub_delay_eff(f), dd = depth_delay_eff(f);
     while (st == KS_OK) {

@@ -12,6 +12,7 @@
 
 #include "kinsync/align.h"
 #include "kinsync/playback.h"
+#include "align/align_internal.h"
 
 static ks_status mkdir_p1(const char *dir, ks_error *err)
 {
@@ -76,21 +77,11 @@ static void stem(const ks_align_file *f, char *buf, size_t n)
 static ks_status export_file(const ks_align_result *r, int fi, const int32_t *set_of, const char *dir, ks_error *err)
 {
     const ks_align_file *f = &r->files[fi];
-    ks_playback_options o;
-    ks_playback_options_init(&o);
-    o.pace = KS_PLAYBACK_FREE;
-    const char *p[1] = {f->path};
     ks_backend *b = NULL;
-    ks_status st = ks_backend_open_playback(p, 1, &o, &b, err);
-    if (st != KS_OK)
-        return st;
     ks_device *d = NULL;
-    ks_device_config cfg;
-    st = ks_device_open(b, 0, &d, err);
-    if (st == KS_OK)
-        st = ks_playback_recorded_config(b, 0, &cfg, err);
-    if (st == KS_OK)
-        st = ks_device_start_cameras(d, &cfg, err);
+    ks_status st = ks_align_open_recording(f->path, &b, &d, err);
+    if (st != KS_OK && !b)
+        return st;
     char base[128];
     stem(f, base, sizeof base);
     for (size_t k = 0; st == KS_OK && k < f->frame_count; k++) {
