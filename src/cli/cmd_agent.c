@@ -118,23 +118,15 @@ int cmd_agent(int argc, char **argv)
     ks_error err;
     ks_rig *rig = calloc(1, sizeof *rig);
     char digest[65];
-    ks_findings f;
-    ks_findings_init(&f);
-    if (!rig || ks_rig_load(rig_path, rig, &err) != KS_OK || ks_file_digest(rig_path, digest, &err) != KS_OK) {
-        if (rig)
-            ks_cli_print_error("agent", &err);
-        free(rig);
-        return KS_EXIT_USAGE;
-    }
-    if (ks_rig_validate(rig, &f) != KS_OK) {
-        for (int i = 0; i < f.count; i++)
-            if (f.items[i].severity == KS_SEV_ERROR)
-                fprintf(stderr, "kinsync agent: %s: %s\n", rig_path, f.items[i].message);
-        ks_findings_free(&f);
-        free(rig);
+    if (!rig) {
+        fprintf(stderr, "kinsync agent: out of memory\n");
         return KS_EXIT_FAIL;
     }
-    ks_findings_free(&f);
+    int lrc = ks_cli_load_shared_rig("agent", rig_path, rig, digest);
+    if (lrc != KS_EXIT_OK) {
+        free(rig);
+        return lrc;
+    }
 
     int rc = KS_EXIT_FAIL;
     ks_backend *backend = NULL;

@@ -81,3 +81,28 @@ ks_status ks_file_digest(const char *path, char out[65], ks_error *err)
     free(buf);
     return KS_OK;
 }
+
+int ks_cli_load_shared_rig(const char *cmd, const char *path, ks_rig *rig, char digest[65])
+{
+    ks_error err;
+    if (ks_rig_load(path, rig, &err) != KS_OK || ks_file_digest(path, digest, &err) != KS_OK) {
+        ks_cli_print_error(cmd, &err);
+        return KS_EXIT_USAGE;
+    }
+    ks_findings f;
+    ks_findings_init(&f);
+    int rc = KS_EXIT_OK;
+    if (ks_rig_validate(rig, &f) != KS_OK) {
+        for (int i = 0; i < f.count; i++) {
+            char line[1024];
+            if (f.items[i].severity != KS_SEV_ERROR)
+                continue;
+            ks_finding_format(rig, &f.items[i], line, sizeof line);
+            fprintf(stderr, "%s\n", line);
+        }
+        fprintf(stderr, "kinsync %s: the rig is not valid; fix the errors above (kinsync plan %s)\n", cmd, path);
+        rc = KS_EXIT_FAIL;
+    }
+    ks_findings_free(&f);
+    return rc;
+}

@@ -29,6 +29,11 @@ bool ks_net_cli_ready(const char *cmd, const ks_net_config *cfg);
 /* Hex SHA-256 of a file's bytes (the rig digest both sides compare). */
 ks_status ks_file_digest(const char *path, char out[65], ks_error *err);
 
+/* Loads and validates the rig file every host must share, and its SHA-256 (what agents and the
+ * coordinator compare). Prints the problem (findings with FILE:LINE) as `cmd`; returns KS_EXIT_OK,
+ * KS_EXIT_USAGE (unreadable or malformed file) or KS_EXIT_FAIL (invalid rig). */
+int ks_cli_load_shared_rig(const char *cmd, const char *path, ks_rig *rig, char digest[65]);
+
 /* `kinsync record rig.yaml --distributed`: the coordinator side (src/cli/record_distributed.c). */
 int ks_cli_record_distributed(const char *rig_path, const char *out, double seconds, const ks_net_config *net,
                               bool json);

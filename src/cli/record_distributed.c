@@ -43,26 +43,13 @@ int ks_cli_record_distributed(const char *rig_path, const char *out, double seco
     char digest[65];
     int rc = KS_EXIT_FAIL;
     ks_coordinator *c = NULL;
-    ks_findings f;
-    ks_findings_init(&f);
     if (!rig || !res) {
         fprintf(stderr, "kinsync record: out of memory\n");
         goto done;
     }
-    if (ks_rig_load(rig_path, rig, &err) != KS_OK || ks_file_digest(rig_path, digest, &err) != KS_OK) {
-        ks_cli_print_error("record", &err);
-        rc = KS_EXIT_USAGE;
+    if ((rc = ks_cli_load_shared_rig("record", rig_path, rig, digest)) != KS_EXIT_OK)
         goto done;
-    }
-    if (ks_rig_validate(rig, &f) != KS_OK) {
-        for (int i = 0; i < f.count; i++) {
-            char line[1024];
-            ks_finding_format(rig, &f.items[i], line, sizeof line);
-            fprintf(stderr, "%s\n", line);
-        }
-        fprintf(stderr, "kinsync record: the rig is not valid; fix the errors above\n");
-        goto done;
-    }
+    rc = KS_EXIT_FAIL;
     if (ks_coordinator_create(net, digest, &c, &err) != KS_OK) {
         ks_cli_print_error("record", &err);
         goto done;
@@ -122,7 +109,6 @@ int ks_cli_record_distributed(const char *rig_path, const char *out, double seco
     rc = st == KS_OK ? KS_EXIT_OK : KS_EXIT_FAIL;
 done:
     ks_coordinator_free(c);
-    ks_findings_free(&f);
     free(rig);
     free(res);
     return rc;

@@ -40,21 +40,13 @@ int ks_cli_verify_distributed(const char *rig_path, const char *out, double seco
     ks_coordinator *c = NULL;
     char digest[65];
     int rc = KS_EXIT_FAIL;
-    ks_findings f;
-    ks_findings_init(&f);
     check_row rows[6];
     int nrow = 0;
     if (!rig || !res)
         goto done;
-    if (ks_rig_load(rig_path, rig, &err) != KS_OK || ks_file_digest(rig_path, digest, &err) != KS_OK) {
-        ks_cli_print_error("verify", &err);
-        rc = KS_EXIT_USAGE;
+    if ((rc = ks_cli_load_shared_rig("verify", rig_path, rig, digest)) != KS_EXIT_OK)
         goto done;
-    }
-    if (ks_rig_validate(rig, &f) != KS_OK) {
-        fprintf(stderr, "kinsync verify: the rig is not valid; run kinsync plan %s\n", rig_path);
-        goto done;
-    }
+    rc = KS_EXIT_FAIL;
     if (mkdir(out, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "kinsync verify: cannot create %s: %s\n", out, strerror(errno));
         rc = KS_EXIT_USAGE;
@@ -138,7 +130,6 @@ int ks_cli_verify_distributed(const char *rig_path, const char *out, double seco
 done:
     ks_align_free(al);
     ks_coordinator_free(c);
-    ks_findings_free(&f);
     free(rig);
     free(res);
     return rc;
