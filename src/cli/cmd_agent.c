@@ -62,6 +62,8 @@ static ks_status open_backend(const char *name, const char *rig_path, const ks_r
     if (st != KS_OK)
         return st;
     cfg.mode = KS_SIM_PACED; /* hosts share one timeline: the wall clock */
+    if (cfg.queue_frames < 32)
+        cfg.queue_frames = 32; /* as kinsync record: a busy host catches up instead of dropping frames */
     return ks_backend_open_sim(rig, &cfg, out, err);
 }
 
