@@ -4,18 +4,19 @@
  * ~2 M occupied voxels, so a table keyed by voxel is far larger than the caches and every point
  * costs a DRAM miss (measured: ~70 ns per point, 5 frame sets/s). Instead the grid works in two
  * cache-friendly steps, all streaming:
- *   add:       each point's voxel key (21 bits per axis, bias 2^20) and in-voxel offset are
- *              computed (vectorized) and appended as a 24-byte record to the list of its partition;
- *              a partition is chosen by hashing the point's cell (a cube of 16^3 voxels), so a
- *              cell's points all land in one partition and threads never share a cell.
- *   aggregate: per partition, consecutive records of the same cell form runs (points arrive in
- *              image order, so a run is a stretch of an image row); runs are put in cell order (a
- *              counting sort of run indices: cheap, the records themselves never move), then each
- *              cell's runs are summed in a dense 16^3 scratch array that fits in L1/L2; touched
- *              entries are listed, emitted as voxels and cleared.
- * Sums are of offsets inside the voxel (voxel units), so float sums keep sub-micrometre precision
- * at any distance from the origin. Every buffer is kept and reused: after the first frame sets a
- * steady stream allocates nothing. */
+ *   add:       each point's cell (a cube of 16^3 voxels), voxel inside the cell and offset inside the
+ *              voxel are computed (vectorized); the point is appended as one packed 8-byte record
+ *              to the list of its cell's partition (chosen by hashing the cell, so a cell's points
+ *              all land in one partition and threads never share a cell). Points arrive in image
+ *              order, so consecutive points of one cell (a stretch of an image row) form a run; the
+ *              cell key is stored once per run, not per point.
+ *   aggregate: per partition, runs are put in cell order (a counting sort of the runs: cheap, the
+ *              records themselves never move), then each cell's records are summed in a dense 16^3
+ *              scratch array that stays in L1/L2; touched entries are listed (without a branch),
+ *              emitted as voxels and cleared.
+ * Sums are of offsets inside the voxel (rounded to 1/32768 voxel: 0.15 um for 5 mm voxels), so
+ * float sums keep sub-micrometre precision at any distance from the origin. Every buffer is kept and reused: after the first
+ * frame sets a steady stream allocates nothing. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,59 +24,71 @@
 #include "fuse/fuse_internal.h"
 #include "kinsync/fuse.h"
 
-#define KEY_BITS 21
+#define KEY_BITS 21 /* voxel index bits per axis (bias 2^20) */
 #define KEY_BIAS (1 << (KEY_BITS - 1))
 #define KEY_MASK ((1u << KEY_BITS) - 1)
 #define CELL_BITS 4 /* 16 voxels per cell edge */
 #define CELL_N (1 << CELL_BITS)
 #define CELL_VOX (CELL_N * CELL_N * CELL_N)
-#define LOW_MASK ((uint64_t)(CELL_N - 1))
-#define CELL_KEY_MASK (~((LOW_MASK << 42) | (LOW_MASK << 21) | LOW_MASK))
+#define LOW_MASK ((uint32_t)(CELL_N - 1))
 #define BLOCK 64
 
-typedef struct rec {
-    uint64_t key;
-    uint16_t fx, fy, fz; /* offset inside the voxel in 1/65536 voxel */
-    uint16_t dev;        /* device index */
-} rec;
-#define FRAC_ONE 65536.0f
+/* A record: one point, 64 bits.
+ *   bits  0..11  voxel inside the cell (x << 8 | y << 4 | z)
+ *   bits 12..16  device (0..31)
+ *   bits 17..31, 32..46, 47..61  offset inside the voxel along x, y, z in 1/32768 voxel */
+typedef uint64_t rec;
+#define FRAC_BITS 15
+#define FRAC_ONE 32768.0f
+#define FRAC_MAX 32767
+#define REC_DEV_SHIFT 12
+#define REC_FX_SHIFT 17
+#define REC_FY_SHIFT 32
+#define REC_FZ_SHIFT 47
+
+/* A cell key: bit 63 set (0 = no point), then the cell index per axis (voxel index >> CELL_BITS,
+ * biased) in 21-bit fields as the voxel keys were. */
+#define CELL_VALID (1ull << 63)
+
+typedef struct run {
+    uint64_t cell;
+    uint32_t start, len; /* records [start, start + len) */
+} run;
 
 typedef struct part {
     rec *rec;
-    float *nrm;   /* 3 per record when normals */
+    float *nrm;    /* 3 per record when normals */
     uint32_t *col; /* per record when colored: 0 = no color, else 0x01BBGGRR */
-    size_t run_cap;
+    run *runs;     /* as many slots as records: a run has at least one record */
     size_t rec_cap;
-    /* records are kept in segments, one per writer thread (ks_voxel_grid_add uses segment 0) */
+    /* records and runs are kept in segments, one per writer thread (ks_voxel_grid_add uses 0) */
     int nseg;
     size_t seg_off[64], seg_n[64], seg_runs[64];
-    /* runs (consecutive records of one cell) are found while adding: per segment, at seg_off */
-    uint32_t *run_start, *run_len;
-    uint64_t *run_ckey;
     /* cell table: open addressing cell key -> cell index */
     uint64_t *ckey;
     uint32_t *cidx;
     size_t ccap, ncell;
-    /* aggregation: every run's cell index, then start/length of the runs in cell order */
-    uint32_t *run_cell, *order, *slen;
-    uint32_t *cstart;       /* per cell, ncell + 1 */
-    uint64_t *cell_keys;    /* per cell, in index order */
+    /* aggregation: every run's cell index, then the runs' start/length in cell order */
+    uint32_t *run_cell, *ord_start, *ord_len;
+    size_t run_cap;
+    uint32_t *cstart;    /* per cell, ncell + 1 */
+    uint64_t *cell_keys; /* per cell, in index order */
     size_t cell_list_cap;
-    /* result */
+    /* result cache for ks_voxel_grid_count */
     ks_cloud out;
     bool aggregated;
 } part;
 
 /* dense per-cell scratch, one per partition (threads aggregate different partitions) */
 typedef struct scratch {
-    struct acc { /* the fields every point touches, together: one cache line per point */
+    struct acc { /* the fields every point touches, together */
         uint32_t count, dev;
         float sx, sy, sz;
     } a[CELL_VOX];
     uint32_t ccount[CELL_VOX];
     uint32_t r[CELL_VOX], g[CELL_VOX], b[CELL_VOX];
     float nx[CELL_VOX], ny[CELL_VOX], nz[CELL_VOX];
-    uint16_t touched[CELL_VOX];
+    uint16_t touched[CELL_VOX + 1]; /* +1: the branch-free append writes one past the last entry */
 } scratch;
 
 struct ks_voxel_grid {
@@ -96,9 +109,9 @@ static inline uint64_t mix(uint64_t k)
     return k;
 }
 
-static inline uint32_t part_of(uint64_t h, uint32_t np)
+static inline uint32_t part_of(uint64_t cell, uint32_t np)
 {
-    return (uint32_t)(((h & 0xffffffffu) * np) >> 32);
+    return np > 1 ? (uint32_t)(((mix(cell) & 0xffffffffu) * np) >> 32) : 0;
 }
 
 ks_status ks_voxel_grid_create(float voxel_mm, unsigned fields, int partitions, ks_voxel_grid **out, ks_error *err)
@@ -146,14 +159,12 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
         free(p->rec);
         free(p->nrm);
         free(p->col);
+        free(p->runs);
         free(p->ckey);
         free(p->cidx);
-        free(p->run_start);
-        free(p->run_len);
-        free(p->run_ckey);
         free(p->run_cell);
-        free(p->order);
-        free(p->slen);
+        free(p->ord_start);
+        free(p->ord_len);
         free(p->cstart);
         free(p->cell_keys);
         ks_cloud_free(&p->out);
@@ -167,20 +178,18 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
 void ks_voxel_grid_reset(ks_voxel_grid *g)
 {
     for (int i = 0; i < g->nparts; i++) {
-        g->parts[i].nseg = 1;
-        g->parts[i].seg_off[0] = 0;
-        g->parts[i].seg_n[0] = 0;
-        g->parts[i].seg_runs[0] = 0;
-        g->parts[i].out.count = 0;
-        g->parts[i].aggregated = true;
+        part *p = &g->parts[i];
+        p->nseg = 1;
+        p->seg_off[0] = p->seg_n[0] = p->seg_runs[0] = 0;
+        p->out.count = 0;
+        p->aggregated = true;
     }
 }
 
-/* Voxel coordinates of a block of points: key and the in-voxel offsets. Branch-free so it
- * vectorizes: NaN and far-away points get key 0 (skipped) through a mask, never a test. */
+/* A block of points to cell keys and records (device left 0). Branch-free so it vectorizes: NaN
+ * and far-away points get cell 0 (skipped) through a mask, never a test. */
 KS_HOT static void block_keys(const float *restrict x, const float *restrict y, const float *restrict z, int n,
-                              float inv, uint64_t *restrict key, uint16_t *restrict fx, uint16_t *restrict fy,
-                              uint16_t *restrict fz)
+                              float inv, uint64_t *restrict cell, rec *restrict r)
 {
     const float lo = (float)-KEY_BIAS, hi = (float)(KEY_BIAS - 1);
     for (int i = 0; i < n; i++) {
@@ -191,7 +200,7 @@ KS_HOT static void block_keys(const float *restrict x, const float *restrict y, 
         for (int c = 0; c < 3; c++)
             ok &= (uint32_t)(__builtin_isgreaterequal(u[c], lo) & __builtin_islessequal(u[c], hi));
         uint32_t m = 0 - ok;
-        int32_t ib[3], fr[3];
+        uint32_t ib[3], fr[3];
         for (int c = 0; c < 3; c++) {
             uint32_t bits;
             memcpy(&bits, &u[c], sizeof bits);
@@ -200,17 +209,17 @@ KS_HOT static void block_keys(const float *restrict x, const float *restrict y, 
             memcpy(&v, &bits, sizeof v);
             int32_t iv = (int32_t)v; /* toward zero; floor below */
             iv -= v < (float)iv;
-            ib[c] = iv;
-            int32_t q = (int32_t)((v - (float)iv) * FRAC_ONE); /* 0..65536: the fraction may round up to 1 */
-            fr[c] = q - (q >> 16);
+            ib[c] = (uint32_t)(iv + KEY_BIAS) & KEY_MASK;
+            /* nearest step (no bias); 0..32768, a fraction that rounds up to 1 is kept at the top step */
+            int32_t q = (int32_t)((v - (float)iv) * FRAC_ONE + 0.5f);
+            fr[c] = (uint32_t)(q - (q >> FRAC_BITS));
         }
-        fx[i] = (uint16_t)fr[0];
-        fy[i] = (uint16_t)fr[1];
-        fz[i] = (uint16_t)fr[2];
-        uint64_t k = (1ull << 63) | ((uint64_t)((uint32_t)(ib[0] + KEY_BIAS) & KEY_MASK) << 42) |
-                     ((uint64_t)((uint32_t)(ib[1] + KEY_BIAS) & KEY_MASK) << 21) |
-                     (uint64_t)((uint32_t)(ib[2] + KEY_BIAS) & KEY_MASK);
-        key[i] = k & (0 - (uint64_t)ok);
+        uint32_t l = (ib[0] & LOW_MASK) << (2 * CELL_BITS) | (ib[1] & LOW_MASK) << CELL_BITS | (ib[2] & LOW_MASK);
+        r[i] = (uint64_t)l | (uint64_t)fr[0] << REC_FX_SHIFT | (uint64_t)fr[1] << REC_FY_SHIFT |
+               (uint64_t)fr[2] << REC_FZ_SHIFT;
+        uint64_t k = CELL_VALID | (uint64_t)(ib[0] >> CELL_BITS) << 42 | (uint64_t)(ib[1] >> CELL_BITS) << 21 |
+                     (uint64_t)(ib[2] >> CELL_BITS);
+        cell[i] = k & (0 - (uint64_t)ok);
     }
 }
 
@@ -223,18 +232,10 @@ static int grow_records(part *p, size_t need, bool normals, bool color)
     if (!r)
         return -1;
     p->rec = r;
-    uint32_t *rs = realloc(p->run_start, cap * sizeof *rs);
-    if (!rs)
+    run *rn = realloc(p->runs, cap * sizeof *rn);
+    if (!rn)
         return -1;
-    p->run_start = rs;
-    uint32_t *rl = realloc(p->run_len, cap * sizeof *rl);
-    if (!rl)
-        return -1;
-    p->run_len = rl;
-    uint64_t *rk = realloc(p->run_ckey, cap * sizeof *rk);
-    if (!rk)
-        return -1;
-    p->run_ckey = rk;
+    p->runs = rn;
     if (normals) {
         float *n = realloc(p->nrm, cap * 3 * sizeof *n);
         if (!n)
@@ -251,79 +252,81 @@ static int grow_records(part *p, size_t need, bool normals, bool color)
     return 0;
 }
 
-/* Appends the points of one device to segment `seg` of every partition (partition < 0) or of one. */
+/* Appends the points of one device to segment `seg` of every partition (partition < 0) or of one.
+ * The current run (partition, record position) lives in locals; it is written back when the cell
+ * changes, so the common path is: load, compare, store, increment. */
 static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
                      const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz, size_t n)
 {
-    const bool color = (g->fields & KS_CLOUD_COLOR) && rgb;
-    const bool normals = (g->fields & KS_CLOUD_NORMALS) != 0;
-    const bool have_n = normals && nx && ny && nz;
+    const bool color = (g->fields & KS_CLOUD_COLOR) != 0, have_c = color && rgb;
+    const bool normals = (g->fields & KS_CLOUD_NORMALS) != 0, have_n = normals && nx && ny && nz;
     const uint32_t np = (uint32_t)g->nparts;
-    uint64_t key[BLOCK];
-    uint16_t fx[BLOCK], fy[BLOCK], fz[BLOCK];
-    /* positions kept in registers/locals while adding, written back at the end */
-    size_t next[64], nrun[64];
-    for (int pi = 0; pi < g->nparts; pi++) { /* (reading another thread's counters is not needed) */
-        if (partition >= 0 && pi != partition)
-            continue;
-        next[pi] = g->parts[pi].seg_off[seg] + g->parts[pi].seg_n[seg];
-        nrun[pi] = g->parts[pi].seg_off[seg] + g->parts[pi].seg_runs[seg];
+    const uint64_t devbits = (uint64_t)device << REC_DEV_SHIFT;
+    uint64_t cell[BLOCK];
+    rec r[BLOCK];
+    size_t next[64], nrun[64]; /* per partition: next record, next run (absolute positions) */
+    for (uint32_t pi = 0; pi < np; pi++) {
+        const part *p = &g->parts[pi];
+        next[pi] = p->seg_off[seg] + p->seg_n[seg];
+        nrun[pi] = p->seg_off[seg] + p->seg_runs[seg];
     }
-    uint64_t last_cell = 0;
-    uint32_t last_part = 0;
-    bool new_run = true;
-    uint32_t *run_len = NULL;
-    part *p = &g->parts[0];
+    uint64_t cur = 0;    /* cell of the open run, 0 = none */
+    uint32_t cp = 0;     /* its partition */
+    bool keep = false;   /* whether this call keeps its points */
+    size_t at = 0;       /* next record of partition cp */
+    run *open = NULL;    /* the open run */
+    part *p = NULL;
     for (size_t b = 0; b < n; b += BLOCK) {
         int m = (int)(n - b < BLOCK ? n - b : BLOCK);
-        block_keys(x + b, y + b, z + b, m, g->inv, key, fx, fy, fz);
+        block_keys(x + b, y + b, z + b, m, g->inv, cell, r);
         for (int i = 0; i < m; i++) {
-            uint64_t k = key[i];
-            if (!k)
-                continue;
-            uint64_t cell = k & CELL_KEY_MASK;
-            if (cell != last_cell) {
-                last_cell = cell;
-                last_part = np > 1 ? part_of(mix(cell), np) : 0;
-                p = &g->parts[last_part];
-                new_run = true;
+            uint64_t c = cell[i];
+            if (c != cur) {
+                if (!c)
+                    continue; /* no point: the open run stays open (nothing else is appended) */
+                if (open) {
+                    open->len = (uint32_t)(at - open->start);
+                    next[cp] = at;
+                }
+                cur = c;
+                cp = part_of(c, np);
+                keep = partition < 0 || cp == (uint32_t)partition;
+                open = NULL;
+                if (keep) {
+                    p = &g->parts[cp];
+                    at = next[cp];
+                    open = &p->runs[nrun[cp]++];
+                    open->cell = c;
+                    open->start = (uint32_t)at;
+                }
             }
-            if (partition >= 0 && last_part != (uint32_t)partition)
+            if (!keep)
                 continue;
-            size_t pt = b + (size_t)i, at = next[last_part]++;
-            if (new_run) { /* a run never spans a cell change: it is always its partition's last */
-                size_t ri = nrun[last_part]++;
-                p->run_start[ri] = (uint32_t)at;
-                p->run_len[ri] = 0;
-                p->run_ckey[ri] = cell;
-                run_len = &p->run_len[ri];
-                new_run = false;
-            }
-            (*run_len)++;
-            rec *r = &p->rec[at];
-            r->key = k;
-            r->fx = fx[i];
-            r->fy = fy[i];
-            r->fz = fz[i];
-            r->dev = (uint16_t)device;
-            if (g->fields & KS_CLOUD_COLOR)
-                p->col[at] = color ? 0x01000000u | (uint32_t)rgb[3 * pt] | (uint32_t)rgb[3 * pt + 1] << 8 |
-                                         (uint32_t)rgb[3 * pt + 2] << 16
-                                   : 0;
+            size_t pt = b + (size_t)i;
+            if (color)
+                p->col[at] = have_c ? 0x01000000u | (uint32_t)rgb[3 * pt] | (uint32_t)rgb[3 * pt + 1] << 8 |
+                                          (uint32_t)rgb[3 * pt + 2] << 16
+                                    : 0;
             if (normals) {
                 float *q = &p->nrm[3 * at];
                 q[0] = have_n ? nx[pt] : NAN;
                 q[1] = have_n ? ny[pt] : NAN;
                 q[2] = have_n ? nz[pt] : NAN;
             }
+            p->rec[at++] = r[i] | devbits;
         }
     }
+    if (open) {
+        open->len = (uint32_t)(at - open->start);
+        next[cp] = at;
+    }
     /* only the partitions this call owns: with a partition filter, other threads own the others */
-    for (int pi = 0; pi < g->nparts; pi++) {
-        if (partition >= 0 && pi != partition)
+    for (uint32_t pi = 0; pi < np; pi++) {
+        if (partition >= 0 && pi != (uint32_t)partition)
             continue;
-        g->parts[pi].seg_n[seg] = next[pi] - g->parts[pi].seg_off[seg];
-        g->parts[pi].seg_runs[seg] = nrun[pi] - g->parts[pi].seg_off[seg];
+        part *q = &g->parts[pi];
+        q->seg_n[seg] = next[pi] - q->seg_off[seg];
+        q->seg_runs[seg] = nrun[pi] - q->seg_off[seg];
     }
 }
 
@@ -344,6 +347,9 @@ ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const f
             continue;
         if (p->nseg != 1)
             return ks_error_set(err, KS_ESTATE, "voxel grid: points were added by writer threads; reset first");
+        if (p->seg_n[0] + n > UINT32_MAX)
+            return ks_error_set(err, KS_EINVAL, "voxel grid: more than %u points in one partition; use more "
+                                "partitions or reset between frame sets", UINT32_MAX);
         if (grow_records(p, p->seg_n[0] + n, normals, colored) != 0)
             return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", p->seg_n[0] + n);
         p->aggregated = false;
@@ -359,6 +365,8 @@ ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *ma
     size_t total = 0;
     for (int w = 0; w < nwriters; w++)
         total += max_points[w];
+    if (total > UINT32_MAX)
+        return ks_error_set(err, KS_EINVAL, "voxel grid: %zu points in one frame set; at most %u", total, UINT32_MAX);
     for (int pi = 0; pi < g->nparts; pi++) {
         part *p = &g->parts[pi];
         if (grow_records(p, total, (g->fields & KS_CLOUD_NORMALS) != 0, (g->fields & KS_CLOUD_COLOR) != 0) != 0)
@@ -367,8 +375,7 @@ ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *ma
         size_t off = 0;
         for (int w = 0; w < nwriters; w++) {
             p->seg_off[w] = off;
-            p->seg_n[w] = 0;
-            p->seg_runs[w] = 0;
+            p->seg_n[w] = p->seg_runs[w] = 0;
             off += max_points[w];
         }
         p->aggregated = false;
@@ -436,153 +443,173 @@ static int cell_lookup(part *p, uint64_t cell, uint32_t *idx)
     return 0;
 }
 
-/* Sums partition p's records per voxel into p->out (see the file comment). */
-/* Sums partition pi's records per voxel into o[off..] (o must hold off + the partition's record
- * count points with ks_voxel_grid_fields); voxels with fewer than min_weight points are left out.
- * *written gets the number of voxels written. */
-static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, ks_cloud *o, size_t off,
-                                size_t *written, size_t *shared, ks_error *err)
+/* Puts partition p's runs in cell order: p->cstart[c]..p->cstart[c+1] index ord_start/ord_len. */
+static int sort_runs(part *p)
 {
-    size_t nshared = 0;
-    part *p = &g->parts[pi];
-    scratch *s = g->scr[pi];
-    *written = 0;
-    const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
-    size_t n = 0;
+    size_t nrun = 0;
     for (int sg = 0; sg < p->nseg; sg++)
-        n += p->seg_n[sg];
-    if (p->rec_cap > p->run_cap) {
-        size_t cap = p->rec_cap;
+        nrun += p->seg_runs[sg];
+    if (nrun > p->run_cap) {
+        size_t cap = nrun + nrun / 2 + 1024;
         free(p->run_cell);
-        free(p->order);
-        free(p->slen);
+        free(p->ord_start);
+        free(p->ord_len);
         p->run_cell = malloc(cap * sizeof(uint32_t));
-        p->order = malloc(cap * sizeof(uint32_t));
-        p->slen = malloc(cap * sizeof(uint32_t));
-        p->run_cap = (p->run_cell && p->order && p->slen) ? cap : 0;
+        p->ord_start = malloc(cap * sizeof(uint32_t));
+        p->ord_len = malloc(cap * sizeof(uint32_t));
+        p->run_cap = (p->run_cell && p->ord_start && p->ord_len) ? cap : 0;
         if (!p->run_cap)
-            return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", n);
+            return -1;
     }
-    /* 1: the cell index of every run (runs were found while adding) */
     if (p->ckey)
         memset(p->ckey, 0, p->ccap * sizeof *p->ckey);
     p->ncell = 0;
+    /* 1: the cell index of every run (consecutive runs often share a cell: one row crossing back) */
     uint64_t last = 0;
     uint32_t last_idx = 0;
-    size_t nrun = 0;
-    for (int sg = 0; sg < p->nseg; sg++)
-        for (size_t r = p->seg_off[sg]; r < p->seg_off[sg] + p->seg_runs[sg]; r++) {
-            uint64_t cell = p->run_ckey[r];
-            if (cell != last || nrun == 0) {
-                if (cell_lookup(p, cell, &last_idx) != 0)
-                    return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for cells");
-                last = cell;
+    size_t k = 0;
+    for (int sg = 0; sg < p->nseg; sg++) {
+        const run *rs = p->runs + p->seg_off[sg];
+        for (size_t r = 0; r < p->seg_runs[sg]; r++, k++) {
+            if (rs[r].cell != last) {
+                if (cell_lookup(p, rs[r].cell, &last_idx) != 0)
+                    return -1;
+                last = rs[r].cell;
             }
-            p->run_cell[r] = last_idx;
-            nrun++;
+            p->run_cell[k] = last_idx;
         }
-    uint32_t *cs = p->cstart;
-    if (p->ncell) {
-        memset(cs, 0, (p->ncell + 1) * sizeof *cs);
-        for (int sg = 0; sg < p->nseg; sg++)
-            for (size_t r = p->seg_off[sg]; r < p->seg_off[sg] + p->seg_runs[sg]; r++)
-                cs[p->run_cell[r] + 1]++;
-        for (size_t c = 0; c < p->ncell; c++)
-            cs[c + 1] += cs[c];
-        /* 2: runs in cell order (cs[c] walks to the end of cell c, restored below) */
-        for (int sg = 0; sg < p->nseg; sg++)
-            for (size_t r = p->seg_off[sg]; r < p->seg_off[sg] + p->seg_runs[sg]; r++) {
-                uint32_t dst = cs[p->run_cell[r]]++;
-                p->order[dst] = p->run_start[r];
-                p->slen[dst] = p->run_len[r];
-            }
-        for (size_t c = p->ncell; c > 0; c--)
-            cs[c] = cs[c - 1];
-        cs[0] = 0;
     }
-    /* 3: per cell, dense sums */
-    size_t no = off;
+    if (!p->ncell)
+        return 0;
+    uint32_t *cs = p->cstart;
+    memset(cs, 0, (p->ncell + 1) * sizeof *cs);
+    for (size_t r = 0; r < nrun; r++)
+        cs[p->run_cell[r] + 1]++;
+    for (size_t c = 0; c < p->ncell; c++)
+        cs[c + 1] += cs[c];
+    /* 2: runs in cell order (cs[c] walks to the end of cell c, restored below) */
+    k = 0;
+    for (int sg = 0; sg < p->nseg; sg++) {
+        const run *rs = p->runs + p->seg_off[sg];
+        for (size_t r = 0; r < p->seg_runs[sg]; r++, k++) {
+            uint32_t dst = cs[p->run_cell[k]]++;
+            p->ord_start[dst] = rs[r].start;
+            p->ord_len[dst] = rs[r].len;
+        }
+    }
+    for (size_t c = p->ncell; c > 0; c--)
+        cs[c] = cs[c - 1];
+    cs[0] = 0;
+    return 0;
+}
+
+/* The positions only (no color, no normals), the pipeline's common case: the per-record loop. */
+KS_HOT static int sum_runs(scratch *restrict s, const rec *restrict recs, const uint32_t *restrict ord_start,
+                           const uint32_t *restrict ord_len, uint32_t r0, uint32_t r1, uint32_t nrun)
+{
+    int nt = 0;
+    for (uint32_t ri = r0; ri < r1; ri++) {
+        if (ri + 8 < nrun) { /* runs are scattered over the record list: fetch a few runs ahead */
+            const char *q0 = (const char *)&recs[ord_start[ri + 8]];
+            const char *q1 = (const char *)&recs[ord_start[ri + 8] + ord_len[ri + 8]];
+            for (const char *q = q0; q < q1; q += 64)
+                __builtin_prefetch(q, 0, 3);
+        }
+        const rec *rp = recs + ord_start[ri];
+        for (uint32_t i = 0, e = ord_len[ri]; i < e; i++) {
+            rec v = rp[i];
+            uint32_t l = (uint32_t)v & (CELL_VOX - 1);
+            struct acc *a = &s->a[l];
+            s->touched[nt] = (uint16_t)l;
+            nt += a->count == 0;
+            a->count++;
+            a->dev |= 1u << ((v >> REC_DEV_SHIFT) & 31);
+            a->sx += (float)(uint32_t)((v >> REC_FX_SHIFT) & FRAC_MAX);
+            a->sy += (float)(uint32_t)((v >> REC_FY_SHIFT) & FRAC_MAX);
+            a->sz += (float)(uint32_t)((v >> REC_FZ_SHIFT) & FRAC_MAX);
+        }
+    }
+    return nt;
+}
+
+/* Sums partition pi's records per voxel into o[off..] (o must hold off + the partition's record
+ * count points with ks_voxel_grid_fields); voxels with fewer than min_weight points are left out.
+ * *written gets the number of voxels written, *shared (may be NULL) those seen by 2+ devices. */
+static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, ks_cloud *o, size_t off,
+                                size_t *written, size_t *shared, ks_error *err)
+{
+    part *p = &g->parts[pi];
+    scratch *s = g->scr[pi];
+    *written = 0;
+    if (shared)
+        *shared = 0;
+    const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
+    if (sort_runs(p) != 0)
+        return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points",
+                            ks_voxel_grid_part_records(g, pi));
+    const uint32_t *cs = p->cstart;
+    uint32_t nrun = p->ncell ? cs[p->ncell] : 0;
+    size_t no = off, nshared = 0;
     const float v = g->voxel;
     for (size_t c = 0; c < p->ncell; c++) {
-        int nt = 0;
-        for (uint32_t ri = cs[c]; ri < cs[c + 1]; ri++) {
-          /* runs are scattered over the record list: fetch a few runs ahead */
-          if (ri + 8 < nrun) {
-              const char *b0 = (const char *)&p->rec[p->order[ri + 8]];
-              const char *b1 = (const char *)&p->rec[p->order[ri + 8] + p->slen[ri + 8]];
-              for (const char *q = b0; q < b1; q += 64)
-                  __builtin_prefetch(q, 0, 3);
-              if (normals)
-                  __builtin_prefetch(&p->nrm[3 * (size_t)p->order[ri + 8]], 0, 3);
-          }
-          uint32_t start = p->order[ri], end = start + p->slen[ri];
-          for (uint32_t i = start; i < end; i++) {
-            const rec *r = &p->rec[i];
-            uint32_t l = (uint32_t)(((r->key >> 42) & LOW_MASK) << (2 * CELL_BITS) |
-                                    ((r->key >> 21) & LOW_MASK) << CELL_BITS | (r->key & LOW_MASK));
-            if (s->a[l].count == 0)
-                s->touched[nt++] = (uint16_t)l;
-            s->a[l].count++;
-            s->a[l].dev |= 1u << r->dev;
-            s->a[l].sx += (float)r->fx;
-            s->a[l].sy += (float)r->fy;
-            s->a[l].sz += (float)r->fz;
-            if (color && p->col[i]) {
-                uint32_t cv = p->col[i];
-                s->ccount[l]++;
-                s->r[l] += cv & 255u;
-                s->g[l] += (cv >> 8) & 255u;
-                s->b[l] += (cv >> 16) & 255u;
-            }
-            if (normals) {
-                const float *q = &p->nrm[3 * (size_t)i];
-                if (q[0] == q[0]) {
-                    s->nx[l] += q[0];
-                    s->ny[l] += q[1];
-                    s->nz[l] += q[2];
+        int nt = sum_runs(s, p->rec, p->ord_start, p->ord_len, cs[c], cs[c + 1], nrun);
+        if (color || normals) /* the rarer fields, in a second pass over the same (cached) records */
+            for (uint32_t ri = cs[c]; ri < cs[c + 1]; ri++)
+                for (uint32_t i = p->ord_start[ri], e = i + p->ord_len[ri]; i < e; i++) {
+                    uint32_t l = (uint32_t)p->rec[i] & (CELL_VOX - 1);
+                    if (color && p->col[i]) {
+                        uint32_t cv = p->col[i];
+                        s->ccount[l]++;
+                        s->r[l] += cv & 255u;
+                        s->g[l] += (cv >> 8) & 255u;
+                        s->b[l] += (cv >> 16) & 255u;
+                    }
+                    if (normals) {
+                        const float *q = &p->nrm[3 * (size_t)i];
+                        if (q[0] == q[0]) {
+                            s->nx[l] += q[0];
+                            s->ny[l] += q[1];
+                            s->nz[l] += q[2];
+                        }
+                    }
                 }
-            }
-          }
-        }
         uint64_t ck = p->cell_keys[c];
-        int32_t bx = (int32_t)((ck >> 42) & KEY_MASK) - KEY_BIAS, by = (int32_t)((ck >> 21) & KEY_MASK) - KEY_BIAS,
-                bz = (int32_t)(ck & KEY_MASK) - KEY_BIAS;
+        /* the cell's first voxel, in voxel units */
+        int32_t bx = (int32_t)((((ck >> 42) & KEY_MASK) << CELL_BITS)) - KEY_BIAS,
+                by = (int32_t)((((ck >> 21) & KEY_MASK) << CELL_BITS)) - KEY_BIAS,
+                bz = (int32_t)(((ck & KEY_MASK) << CELL_BITS)) - KEY_BIAS;
         for (int t = 0; t < nt; t++) {
             uint32_t l = s->touched[t];
-            int lx = (int)(l >> (2 * CELL_BITS)), ly = (int)((l >> CELL_BITS) & LOW_MASK), lz = (int)(l & LOW_MASK);
-            if (s->a[l].count < min_weight) {
-                memset(&s->a[l], 0, sizeof s->a[l]);
-                if (color)
-                    s->ccount[l] = s->r[l] = s->g[l] = s->b[l] = 0;
-                if (normals)
-                    s->nx[l] = s->ny[l] = s->nz[l] = 0;
-                continue;
+            struct acc a = s->a[l];
+            s->a[l] = (struct acc){0};
+            if (a.count >= min_weight) {
+                int lx = (int)(l >> (2 * CELL_BITS)), ly = (int)((l >> CELL_BITS) & LOW_MASK),
+                    lz = (int)(l & LOW_MASK);
+                float inv_n = 1.0f / ((float)a.count * FRAC_ONE);
+                o->x[no] = ((float)(bx + lx) + a.sx * inv_n) * v;
+                o->y[no] = ((float)(by + ly) + a.sy * inv_n) * v;
+                o->z[no] = ((float)(bz + lz) + a.sz * inv_n) * v;
+                o->weight[no] = a.count;
+                o->devices[no] = a.dev;
+                nshared += (a.dev & (a.dev - 1)) != 0;
+                if (color) {
+                    uint32_t cc = s->ccount[l];
+                    o->rgb[3 * no] = cc ? (uint8_t)((s->r[l] + cc / 2) / cc) : 0;
+                    o->rgb[3 * no + 1] = cc ? (uint8_t)((s->g[l] + cc / 2) / cc) : 0;
+                    o->rgb[3 * no + 2] = cc ? (uint8_t)((s->b[l] + cc / 2) / cc) : 0;
+                }
+                if (normals) {
+                    float a0 = s->nx[l], a1 = s->ny[l], a2 = s->nz[l], len = sqrtf(a0 * a0 + a1 * a1 + a2 * a2);
+                    o->nx[no] = len > 0 ? a0 / len : NAN;
+                    o->ny[no] = len > 0 ? a1 / len : NAN;
+                    o->nz[no] = len > 0 ? a2 / len : NAN;
+                }
+                no++;
             }
-            float inv_n = 1.0f / ((float)s->a[l].count * FRAC_ONE);
-            o->x[no] = ((float)(bx + lx) + s->a[l].sx * inv_n) * v;
-            o->y[no] = ((float)(by + ly) + s->a[l].sy * inv_n) * v;
-            o->z[no] = ((float)(bz + lz) + s->a[l].sz * inv_n) * v;
-            o->weight[no] = s->a[l].count;
-            o->devices[no] = s->a[l].dev;
-            nshared += (s->a[l].dev & (s->a[l].dev - 1)) != 0;
-            if (color) {
-                uint32_t cc = s->ccount[l];
-                o->rgb[3 * no] = cc ? (uint8_t)((s->r[l] + cc / 2) / cc) : 0;
-                o->rgb[3 * no + 1] = cc ? (uint8_t)((s->g[l] + cc / 2) / cc) : 0;
-                o->rgb[3 * no + 2] = cc ? (uint8_t)((s->b[l] + cc / 2) / cc) : 0;
+            if (color)
                 s->ccount[l] = s->r[l] = s->g[l] = s->b[l] = 0;
-            }
-            if (normals) {
-                float a = s->nx[l], b = s->ny[l], d = s->nz[l], len = sqrtf(a * a + b * b + d * d);
-                o->nx[no] = len > 0 ? a / len : NAN;
-                o->ny[no] = len > 0 ? b / len : NAN;
-                o->nz[no] = len > 0 ? d / len : NAN;
+            if (normals)
                 s->nx[l] = s->ny[l] = s->nz[l] = 0;
-            }
-            s->a[l].count = 0;
-            s->a[l].dev = 0;
-            s->a[l].sx = s->a[l].sy = s->a[l].sz = 0;
-            no++;
         }
     }
     *written = no - off;
@@ -623,24 +650,15 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
     return KS_OK;
 }
 
-static ks_status aggregate_all(const ks_voxel_grid *cg, ks_error *err)
+size_t ks_voxel_grid_count(const ks_voxel_grid *cg)
 {
     ks_voxel_grid *g = (ks_voxel_grid *)cg; /* aggregation is a cache of the records */
-    for (int i = 0; i < g->nparts; i++) {
-        ks_status st = aggregate_part(g, i, err);
-        if (st)
-            return st;
-    }
-    return KS_OK;
-}
-
-size_t ks_voxel_grid_count(const ks_voxel_grid *g)
-{
-    if (aggregate_all(g, NULL) != KS_OK)
-        return 0;
     size_t n = 0;
-    for (int i = 0; i < g->nparts; i++)
+    for (int i = 0; i < g->nparts; i++) {
+        if (aggregate_part(g, i, NULL) != KS_OK)
+            return 0;
         n += g->parts[i].out.count;
+    }
     return n;
 }
 
