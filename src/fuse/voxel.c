@@ -32,6 +32,7 @@
 #define CELL_VOX (CELL_N * CELL_N * CELL_N)
 #define LOW_MASK ((uint32_t)(CELL_N - 1))
 #define BLOCK 64
+#define PREFETCH_RUNS 16 /* runs fetched ahead while summing (a run is ~7 records, ~60 bytes) */
 
 /* A record: one point, 64 bits.
  *   bits  0..11  voxel inside the cell (x << 8 | y << 4 | z)
@@ -88,7 +89,10 @@ typedef struct scratch {
     uint32_t ccount[CELL_VOX];
     uint32_t r[CELL_VOX], g[CELL_VOX], b[CELL_VOX];
     float nx[CELL_VOX], ny[CELL_VOX], nz[CELL_VOX];
-    uint16_t touched[CELL_VOX + 1]; /* +1: the branch-free append writes one past the last entry */
+    uint64_t occ[CELL_VOX / 64]; /* occupied voxels of the cell being summed */
+    /* the occupied voxels gathered in index order: voxel, count, devices, sums */
+    uint32_t gl[CELL_VOX], gn[CELL_VOX], gd[CELL_VOX];
+    float gx[CELL_VOX], gy[CELL_VOX], gz[CELL_VOX];
 } scratch;
 
 struct ks_voxel_grid {
@@ -503,25 +507,25 @@ static int sort_runs(part *p)
     return 0;
 }
 
-/* The positions only (no color, no normals), the pipeline's common case: the per-record loop. */
-KS_HOT static int sum_runs(scratch *restrict s, const rec *restrict recs, const uint32_t *restrict ord_start,
-                           const uint32_t *restrict ord_len, uint32_t r0, uint32_t r1, uint32_t nrun)
+/* The per-record loop, positions only (color and normals are a second pass when asked for).
+ * Occupied voxels are marked in a bitmap rather than appended to a list: a list's length would
+ * depend on the previous record's load, a chain of cache latencies through the whole loop. */
+KS_HOT static void sum_runs(scratch *restrict s, const rec *restrict recs, const uint32_t *restrict ord_start,
+                            const uint32_t *restrict ord_len, uint32_t r0, uint32_t r1, uint32_t nrun)
 {
-    int nt = 0;
     for (uint32_t ri = r0; ri < r1; ri++) {
-        if (ri + 8 < nrun) { /* runs are scattered over the record list: fetch a few runs ahead */
-            const char *q0 = (const char *)&recs[ord_start[ri + 8]];
-            const char *q1 = (const char *)&recs[ord_start[ri + 8] + ord_len[ri + 8]];
-            for (const char *q = q0; q < q1; q += 64)
-                __builtin_prefetch(q, 0, 3);
+        if (ri + PREFETCH_RUNS < nrun) { /* runs are scattered over the record list: fetch ahead */
+            uintptr_t q0 = (uintptr_t)&recs[ord_start[ri + PREFETCH_RUNS]] & ~(uintptr_t)63;
+            uintptr_t q1 = (uintptr_t)&recs[ord_start[ri + PREFETCH_RUNS] + ord_len[ri + PREFETCH_RUNS]];
+            for (uintptr_t q = q0; q < q1; q += 64)
+                __builtin_prefetch((const void *)q, 0, 3);
         }
         const rec *rp = recs + ord_start[ri];
         for (uint32_t i = 0, e = ord_len[ri]; i < e; i++) {
             rec v = rp[i];
             uint32_t l = (uint32_t)v & (CELL_VOX - 1);
             struct acc *a = &s->a[l];
-            s->touched[nt] = (uint16_t)l;
-            nt += a->count == 0;
+            s->occ[l >> 6] |= 1ull << (l & 63);
             a->count++;
             a->dev |= 1u << ((v >> REC_DEV_SHIFT) & 31);
             a->sx += (float)(uint32_t)((v >> REC_FX_SHIFT) & FRAC_MAX);
@@ -529,7 +533,49 @@ KS_HOT static int sum_runs(scratch *restrict s, const rec *restrict recs, const 
             a->sz += (float)(uint32_t)((v >> REC_FZ_SHIFT) & FRAC_MAX);
         }
     }
-    return nt;
+}
+
+/* Moves the cell's occupied voxels (in index order) from the scratch into the gathered arrays,
+ * clearing the scratch and its bitmap for the next cell. Returns their number. */
+static size_t gather_cell(scratch *restrict s)
+{
+    size_t k = 0;
+    for (uint32_t w = 0; w < CELL_VOX / 64; w++) {
+        for (uint64_t bits = s->occ[w]; bits; bits &= bits - 1) {
+            uint32_t l = w * 64 + (uint32_t)__builtin_ctzll(bits);
+            struct acc *a = &s->a[l];
+            s->gl[k] = l;
+            s->gn[k] = a->count;
+            s->gd[k] = a->dev;
+            s->gx[k] = a->sx;
+            s->gy[k] = a->sy;
+            s->gz[k] = a->sz;
+            *a = (struct acc){0};
+            k++;
+        }
+        s->occ[w] = 0;
+    }
+    return k;
+}
+
+/* Writes the nv gathered voxels of a cell (first voxel `base`, voxel size v) as points: a loop
+ * without branches that vectorizes. Returns how many were seen by two or more devices. */
+KS_HOT static size_t emit_cell(const scratch *restrict s, size_t nv, const float base[3], float v, float *restrict x,
+                               float *restrict y, float *restrict z, uint32_t *restrict weight,
+                               uint32_t *restrict devices)
+{
+    size_t shared = 0;
+    for (size_t k = 0; k < nv; k++) {
+        uint32_t l = s->gl[k], dev = s->gd[k];
+        float inv_n = 1.0f / ((float)s->gn[k] * FRAC_ONE);
+        x[k] = (base[0] + (float)(l >> (2 * CELL_BITS)) + s->gx[k] * inv_n) * v;
+        y[k] = (base[1] + (float)((l >> CELL_BITS) & LOW_MASK) + s->gy[k] * inv_n) * v;
+        z[k] = (base[2] + (float)(l & LOW_MASK) + s->gz[k] * inv_n) * v;
+        weight[k] = s->gn[k];
+        devices[k] = dev;
+        shared += (dev & (dev - 1)) != 0;
+    }
+    return shared;
 }
 
 /* Sums partition pi's records per voxel into o[off..] (o must hold off + the partition's record
@@ -552,7 +598,7 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
     size_t no = off, nshared = 0;
     const float v = g->voxel;
     for (size_t c = 0; c < p->ncell; c++) {
-        int nt = sum_runs(s, p->rec, p->ord_start, p->ord_len, cs[c], cs[c + 1], nrun);
+        sum_runs(s, p->rec, p->ord_start, p->ord_len, cs[c], cs[c + 1], nrun);
         if (color || normals) /* the rarer fields, in a second pass over the same (cached) records */
             for (uint32_t ri = cs[c]; ri < cs[c + 1]; ri++)
                 for (uint32_t i = p->ord_start[ri], e = i + p->ord_len[ri]; i < e; i++) {
@@ -573,25 +619,27 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
                         }
                     }
                 }
+        /* the cell's voxels: gathered in index order (and cleared), then written out */
+        size_t nv = gather_cell(s);
         uint64_t ck = p->cell_keys[c];
-        /* the cell's first voxel, in voxel units */
-        int32_t bx = (int32_t)((((ck >> 42) & KEY_MASK) << CELL_BITS)) - KEY_BIAS,
-                by = (int32_t)((((ck >> 21) & KEY_MASK) << CELL_BITS)) - KEY_BIAS,
-                bz = (int32_t)(((ck & KEY_MASK) << CELL_BITS)) - KEY_BIAS;
-        for (int t = 0; t < nt; t++) {
-            uint32_t l = s->touched[t];
-            struct acc a = s->a[l];
-            s->a[l] = (struct acc){0};
-            if (a.count >= min_weight) {
-                int lx = (int)(l >> (2 * CELL_BITS)), ly = (int)((l >> CELL_BITS) & LOW_MASK),
-                    lz = (int)(l & LOW_MASK);
-                float inv_n = 1.0f / ((float)a.count * FRAC_ONE);
-                o->x[no] = ((float)(bx + lx) + a.sx * inv_n) * v;
-                o->y[no] = ((float)(by + ly) + a.sy * inv_n) * v;
-                o->z[no] = ((float)(bz + lz) + a.sz * inv_n) * v;
-                o->weight[no] = a.count;
-                o->devices[no] = a.dev;
-                nshared += (a.dev & (a.dev - 1)) != 0;
+        const float base[3] = {(float)((int32_t)((((ck >> 42) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),
+                               (float)((int32_t)((((ck >> 21) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),
+                               (float)((int32_t)(((ck & KEY_MASK) << CELL_BITS)) - KEY_BIAS)};
+        if (min_weight <= 1 && !color && !normals) { /* the pipeline's case: every voxel, positions only */
+            nshared += emit_cell(s, nv, base, v, o->x + no, o->y + no, o->z + no, o->weight + no, o->devices + no);
+            no += nv;
+            continue;
+        }
+        for (size_t k = 0; k < nv; k++) {
+            uint32_t l = s->gl[k], n = s->gn[k], dev = s->gd[k];
+            if (n >= min_weight) {
+                float inv_n = 1.0f / ((float)n * FRAC_ONE);
+                o->x[no] = (base[0] + (float)(l >> (2 * CELL_BITS)) + s->gx[k] * inv_n) * v;
+                o->y[no] = (base[1] + (float)((l >> CELL_BITS) & LOW_MASK) + s->gy[k] * inv_n) * v;
+                o->z[no] = (base[2] + (float)(l & LOW_MASK) + s->gz[k] * inv_n) * v;
+                o->weight[no] = n;
+                o->devices[no] = dev;
+                nshared += (dev & (dev - 1)) != 0;
                 if (color) {
                     uint32_t cc = s->ccount[l];
                     o->rgb[3 * no] = cc ? (uint8_t)((s->r[l] + cc / 2) / cc) : 0;
