@@ -1,10 +1,14 @@
 /* fuse/fuse.c: the pipeline for one rig. Per frame set: (1) every device's depth becomes organized
- * points in the rig frame, in one buffer with a fixed slice per device (devices are spread over the
- * threads), with normals and color when asked, and goes straight into the voxel grid's record
- * lists while still in cache (each thread its own segment); (2) each thread sums one partition of
- * the grid into voxels, written straight into its range of the output, which is then closed up. Threads are
- * started per phase (two thread starts per frame set cost microseconds); all buffers are made at
- * create time or grow once, so a steady stream of frame sets does not allocate. */
+ * points in the rig frame, in one buffer with a fixed slice per device, with normals and color when
+ * asked, and goes straight into the voxel grid's record lists a few rows at a time, while those rows
+ * are still in L1/L2 (each thread its own segment); (2) each thread sums one partition of the grid
+ * into voxels, written straight into its range of the output, which is then closed up.
+ * Work split of phase 1: without color, the rows of all devices are cut into one equal share per
+ * thread (a device's image may be split between threads; a thread computes the row just outside its
+ * share privately for normals); with color, whole devices (each color image is decoded once, by the
+ * thread that colors it). Threads are started per phase (two thread starts per frame set cost
+ * microseconds); all buffers are made at create time or grow once, so a steady stream of frame
+ * sets does not allocate. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -13,13 +17,17 @@
 #include "fuse/fuse_internal.h"
 #include "kinsync/fuse.h"
 
+#define CHUNK_ROWS 8 /* rows of points made, then added to the grid, at a time (8 x 640 x 12 B = 60 KB) */
+
 typedef struct fdev {
     ks_fuse_device info;
     ks_unproject_table table;
     ks_extrinsics rig_to_color;
-    size_t offset; /* first point of this device in the shared buffer */
+    float m[12];    /* depth_to_rig as floats */
+    float view[3];  /* camera centre in the rig frame (normals face it) */
+    size_t offset;  /* first point of this device in the shared buffer */
     size_t npix;
-    size_t valid;
+    size_t row0;    /* this device's first row in the rows of all devices */
 } fdev;
 
 struct ks_fuse {
@@ -30,6 +38,9 @@ struct ks_fuse {
     float *x, *y, *z;       /* shared organized buffer */
     float *nx, *ny, *nz;    /* when normals */
     uint8_t *rgb;           /* when color */
+    size_t rows;            /* image rows of all devices */
+    int max_width;
+    float *halo;            /* normals: per thread two private rows of x, y, z (6 * max_width) */
     ks_voxel_grid *grid;
     ks_mjpeg_decoder **dec; /* one per thread */
     /* per run */
@@ -42,6 +53,7 @@ typedef struct job {
     ks_fuse *f;
     int t;
     double ms_color;
+    size_t valid[KS_FUSE_MAX_DEVICES]; /* phase 1: valid points per device made by this thread */
     ks_cloud *out;
     size_t offset, written, shared; /* phase 2: where partition t goes, voxels written, shared */
 } job;
@@ -60,6 +72,7 @@ void ks_fuse_destroy(ks_fuse *f)
     free(f->ny);
     free(f->nz);
     free(f->rgb);
+    free(f->halo);
     ks_voxel_grid_destroy(f->grid);
     if (f->dec)
         for (int t = 0; t < f->opt.threads; t++)
@@ -105,7 +118,13 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
         ks_extrinsics rig_to_depth;
         ks_extrinsics_invert(&fd->info.depth_to_rig, &rig_to_depth);
         ks_extrinsics_compose(&rig_to_depth, &fd->info.calibration.depth_to_color, &fd->rig_to_color);
+        ks_pose_matrix(&fd->info.depth_to_rig, fd->m);
+        for (int i = 0; i < 3; i++)
+            fd->view[i] = (float)fd->info.depth_to_rig.t[i];
         fd->npix = (size_t)fd->table.width * (size_t)fd->table.height;
+        fd->row0 = f->rows;
+        f->rows += (size_t)fd->table.height;
+        f->max_width = fd->table.width > f->max_width ? fd->table.width : f->max_width;
         fd->offset = f->total;
         f->total += (fd->npix + 15) / 16 * 16; /* keep every slice 64-byte aligned */
     }
@@ -120,9 +139,11 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
     }
     if (f->opt.color)
         f->rgb = malloc(f->total * 3);
+    if (f->opt.normals)
+        f->halo = malloc((size_t)f->opt.threads * 6 * (size_t)f->max_width * sizeof(float));
     f->dec = calloc((size_t)f->opt.threads, sizeof *f->dec);
-    if (!f->x || !f->y || !f->z || (f->opt.normals && (!f->nx || !f->ny || !f->nz)) || (f->opt.color && !f->rgb) ||
-        !f->dec) {
+    if (!f->x || !f->y || !f->z || (f->opt.normals && (!f->nx || !f->ny || !f->nz || !f->halo)) ||
+        (f->opt.color && !f->rgb) || !f->dec) {
         st = ks_error_set(err, KS_ENOMEM, "fuse: out of memory for %zu points", f->total);
         goto fail;
     }
@@ -145,57 +166,121 @@ fail:
 
 static const uint8_t no_color[3] = {128, 128, 128};
 
-/* Phase 1 for the devices d with d % threads == t. */
+/* The color image of device d for this run (decoded into thread t's decoder when MJPEG); false when
+ * there is none or it does not decode (the error is kept for the run's result). */
+static bool color_image(ks_fuse *f, int t, int d, ks_color_image *img, job *j)
+{
+    const ks_fuse_input *in = &f->in[d];
+    *img = (ks_color_image){0};
+    if (in->color && in->color_format == KS_FORMAT_MJPG) {
+        ks_error e;
+        ks_status st = ks_mjpeg_decode(f->dec[t], in->color, in->color_size, f->opt.color_scale, img, &e);
+        if (st == KS_OK)
+            return true;
+        f->thread_status[j->t] = st;
+        f->thread_error[j->t] = e;
+        ks_error_prefix(&f->thread_error[j->t], "device %d (%s) color", d, f->dev[d].info.serial);
+        return false;
+    }
+    if (in->color && in->color_format == KS_FORMAT_BGRA32) {
+        *img = (ks_color_image){in->color_width, in->color_height,
+                                in->color_stride ? in->color_stride : (size_t)in->color_width * 4, in->color, 1};
+        return true;
+    }
+    return false;
+}
+
+/* Rows v0..v1-1 of device d: points, normals, color, then into the grid (writer j->t), CHUNK_ROWS at a
+ * time. */
+static void points_rows(ks_fuse *f, job *j, int d, int v0, int v1)
+{
+    fdev *fd = &f->dev[d];
+    const ks_fuse_input *in = &f->in[d];
+    const size_t W = (size_t)fd->table.width, o = fd->offset;
+    const int H = fd->table.height;
+    if (!in->depth) {
+        for (size_t i = (size_t)v0 * W; i < (size_t)v1 * W; i++)
+            f->x[o + i] = f->y[o + i] = f->z[o + i] = NAN;
+        return;
+    }
+    ks_color_image img;
+    bool have_color = false;
+    if (f->opt.color) { /* with color a thread has whole devices (see the file comment) */
+        double t0 = ks_fuse_now_ms();
+        have_color = color_image(f, j->t, d, &img, j);
+        j->ms_color += ks_fuse_now_ms() - t0;
+    }
+    const float gap = 4.0f * f->opt.voxel_mm + 20.0f;
+    /* normals: the rows just outside [v0, v1) belong to another thread's share; make them privately */
+    float *hp = NULL, *hn = NULL;
+    if (f->opt.normals) {
+        hp = f->halo + (size_t)j->t * 6 * (size_t)f->max_width;
+        hn = hp + 3 * W;
+        if (v0 > 0)
+            ks_depth_rows_to_points(&fd->table, in->depth, in->depth_stride, fd->m, v0 - 1, v0, hp, hp + W, hp + 2 * W);
+        if (v1 < H)
+            ks_depth_rows_to_points(&fd->table, in->depth, in->depth_stride, fd->m, v1, v1 + 1, hn, hn + W, hn + 2 * W);
+    }
+    for (int v = v0; v < v1; v += CHUNK_ROWS) {
+        int ve = v + CHUNK_ROWS < v1 ? v + CHUNK_ROWS : v1;
+        size_t c = o + (size_t)v * W, n = (size_t)(ve - v) * W;
+        j->valid[d] += ks_depth_rows_to_points(&fd->table, in->depth, in->depth_stride, fd->m, v, ve, f->x + c,
+                                               f->y + c, f->z + c);
+        if (f->opt.normals) {
+            if (ve < v1) /* the next chunk's first row, made now (again by the next chunk, same values) */
+                ks_depth_rows_to_points(&fd->table, in->depth, in->depth_stride, fd->m, ve, ve + 1, f->x + c + n,
+                                        f->y + c + n, f->z + c + n);
+            for (int r = v; r < ve; r++) {
+                size_t ro = o + (size_t)r * W;
+                const float *cur[3] = {f->x + ro, f->y + ro, f->z + ro};
+                const float *prev[3] = {hp, hp + W, hp + 2 * W}, *next[3] = {hn, hn + W, hn + 2 * W};
+                if (r > v0) /* inside the share: the shared buffer */
+                    prev[0] = cur[0] - W, prev[1] = cur[1] - W, prev[2] = cur[2] - W;
+                if (r < v1 - 1)
+                    next[0] = cur[0] + W, next[1] = cur[1] + W, next[2] = cur[2] + W;
+                ks_normals_row(r > 0 ? prev : NULL, cur, r < H - 1 ? next : NULL, (int)W, fd->view, gap, f->nx + ro,
+                               f->ny + ro, f->nz + ro);
+            }
+        }
+        if (f->opt.color) {
+            double t0 = ks_fuse_now_ms();
+            ks_points_colorize(f->x + c, f->y + c, f->z + c, n, &fd->rig_to_color, &fd->info.calibration.color,
+                               have_color ? &img : NULL, no_color, f->rgb + 3 * c);
+            j->ms_color += ks_fuse_now_ms() - t0;
+        }
+        ks_voxel_grid_add_writer(f->grid, j->t, d, f->x + c, f->y + c, f->z + c, f->opt.color ? f->rgb + 3 * c : NULL,
+                                 f->opt.normals ? f->nx + c : NULL, f->opt.normals ? f->ny + c : NULL,
+                                 f->opt.normals ? f->nz + c : NULL, n);
+    }
+}
+
+/* Thread t's share of phase 1 (see the file comment): global rows [lo, hi) of all devices, or with
+ * color the devices d with d % threads == t. */
+static void share_of(const ks_fuse *f, int t, size_t *lo, size_t *hi)
+{
+    size_t T = (size_t)f->opt.threads;
+    *lo = f->rows * (size_t)t / T;
+    *hi = f->rows * (size_t)(t + 1) / T;
+}
+
 static void *points_worker(void *arg)
 {
     job *j = arg;
     ks_fuse *f = j->f;
-    int T = f->opt.threads;
-    for (int d = j->t; d < f->ndev; d += T) {
-        fdev *fd = &f->dev[d];
-        const ks_fuse_input *in = &f->in[d];
-        size_t o = fd->offset;
-        fd->valid = 0;
-        if (!in->depth) {
-            for (size_t i = 0; i < fd->npix; i++)
-                f->x[o + i] = f->y[o + i] = f->z[o + i] = NAN;
-            continue;
-        }
-        fd->valid = ks_depth_to_points(&fd->table, in->depth, in->depth_stride, &fd->info.depth_to_rig, f->x + o,
-                                       f->y + o, f->z + o);
-        if (f->opt.normals)
-            ks_points_normals(f->x + o, f->y + o, f->z + o, fd->table.width, fd->table.height,
-                              fd->info.depth_to_rig.t, 4.0f * f->opt.voxel_mm + 20.0f, f->nx + o, f->ny + o,
-                              f->nz + o);
-        if (f->opt.color) {
-            double t0 = ks_fuse_now_ms();
-            ks_color_image img = {0};
-            bool have = false;
-            if (in->color && in->color_format == KS_FORMAT_MJPG) {
-                ks_error e;
-                ks_status st = ks_mjpeg_decode(f->dec[j->t], in->color, in->color_size, f->opt.color_scale, &img, &e);
-                if (st) {
-                    f->thread_status[j->t] = st;
-                    f->thread_error[j->t] = e;
-                    ks_error_prefix(&f->thread_error[j->t], "device %d (%s) color", d, fd->info.serial);
-                } else {
-                    have = true;
-                }
-            } else if (in->color && in->color_format == KS_FORMAT_BGRA32) {
-                img = (ks_color_image){in->color_width, in->color_height,
-                                       in->color_stride ? in->color_stride : (size_t)in->color_width * 4, in->color,
-                                       1};
-                have = true;
-            }
-            ks_points_colorize(f->x + o, f->y + o, f->z + o, fd->npix, &fd->rig_to_color,
-                               &fd->info.calibration.color, have ? &img : NULL, no_color, f->rgb + 3 * o);
-            j->ms_color += ks_fuse_now_ms() - t0;
-        }
-        /* into the grid while the points are still in cache */
-        if (fd->valid)
-            ks_voxel_grid_add_writer(f->grid, j->t, d, f->x + o, f->y + o, f->z + o, f->opt.color ? f->rgb + 3 * o : NULL,
-                                     f->opt.normals ? f->nx + o : NULL, f->opt.normals ? f->ny + o : NULL,
-                                     f->opt.normals ? f->nz + o : NULL, fd->npix);
+    if (f->opt.color) {
+        for (int d = j->t; d < f->ndev; d += f->opt.threads)
+            points_rows(f, j, d, 0, f->dev[d].table.height);
+        return NULL;
+    }
+    size_t lo, hi;
+    share_of(f, j->t, &lo, &hi);
+    for (int d = 0; d < f->ndev; d++) {
+        const fdev *fd = &f->dev[d];
+        size_t a = fd->row0, b = fd->row0 + (size_t)fd->table.height;
+        a = a > lo ? a : lo;
+        b = b < hi ? b : hi;
+        if (a < b)
+            points_rows(f, j, d, (int)(a - fd->row0), (int)(b - fd->row0));
     }
     return NULL;
 }
@@ -210,6 +295,62 @@ static void *voxel_worker(void *arg)
     if (st)
         f->thread_status[j->t] = st;
     return NULL;
+}
+
+/* Copies n points of out from src to dst (the ranges do not overlap). */
+static void copy_points(ks_cloud *out, size_t dst, size_t src, size_t n, bool color, bool normals)
+{
+    memcpy(out->x + dst, out->x + src, n * sizeof *out->x);
+    memcpy(out->y + dst, out->y + src, n * sizeof *out->y);
+    memcpy(out->z + dst, out->z + src, n * sizeof *out->z);
+    memcpy(out->weight + dst, out->weight + src, n * sizeof *out->weight);
+    memcpy(out->devices + dst, out->devices + src, n * sizeof *out->devices);
+    if (color)
+        memcpy(out->rgb + 3 * dst, out->rgb + 3 * src, 3 * n);
+    if (normals) {
+        memcpy(out->nx + dst, out->nx + src, n * sizeof *out->nx);
+        memcpy(out->ny + dst, out->ny + src, n * sizeof *out->ny);
+        memcpy(out->nz + dst, out->nz + src, n * sizeof *out->nz);
+    }
+}
+
+/* The partitions wrote counts[t] points at starts[t] (ascending, ranges sized by an upper bound),
+ * leaving holes. The cloud's order is unspecified, so the holes below the total are filled with the
+ * points that lie above it: a copy as large as the holes, not a shift of whole partitions. Returns
+ * the total. */
+static size_t close_gaps(ks_cloud *out, int T, const size_t *starts, const size_t *counts, bool color, bool normals)
+{
+    size_t total = 0;
+    for (int t = 0; t < T; t++)
+        total += counts[t];
+    int ht = 0, st = T - 1;
+    size_t hole = starts[0] + counts[0]; /* next free slot */
+    size_t src_end = starts[st] + counts[st]; /* one past the last point not yet moved */
+    for (;;) {
+        /* the next hole below the total */
+        while (ht < T && (hole >= (ht + 1 < T ? starts[ht + 1] : SIZE_MAX) || hole >= total)) {
+            if (++ht < T)
+                hole = starts[ht] + counts[ht];
+        }
+        if (ht >= T || hole >= total)
+            break;
+        size_t hole_end = ht + 1 < T ? starts[ht + 1] : total;
+        hole_end = hole_end < total ? hole_end : total;
+        /* the last point at or above the total still to move */
+        while (st >= 0 && (src_end <= starts[st] || src_end <= total)) {
+            if (--st >= 0)
+                src_end = starts[st] + counts[st];
+        }
+        if (st < 0)
+            break;
+        size_t src_begin = starts[st] > total ? starts[st] : total;
+        size_t n = hole_end - hole, m = src_end - src_begin;
+        n = n < m ? n : m;
+        copy_points(out, hole, src_end - n, n, color, normals);
+        hole += n;
+        src_end -= n;
+    }
+    return total;
 }
 
 static ks_status run_phase(ks_fuse *f, void *(*fn)(void *), job *jobs, ks_error *err)
@@ -245,14 +386,28 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
     int T = f->opt.threads;
     job jobs[64];
     for (int t = 0; t < T; t++) {
-        jobs[t] = (job){f, t, 0, out, 0, 0, 0};
+        jobs[t] = (job){.f = f, .t = t, .out = out};
         f->thread_status[t] = KS_OK;
     }
     f->in = inputs;
-    /* phase 1 writes the grid's records: thread t its own segment, sized for its devices */
+    /* phase 1 writes the grid's records: thread t its own segment, sized for its share */
     size_t maxpts[64] = {0};
-    for (int d = 0; d < f->ndev; d++)
-        maxpts[d % T] += f->dev[d].npix;
+    for (int t = 0; t < T; t++) {
+        if (f->opt.color) {
+            for (int d = t; d < f->ndev; d += T)
+                maxpts[t] += f->dev[d].npix;
+            continue;
+        }
+        size_t lo, hi;
+        share_of(f, t, &lo, &hi);
+        for (int d = 0; d < f->ndev; d++) {
+            size_t a = f->dev[d].row0, b = a + (size_t)f->dev[d].table.height;
+            a = a > lo ? a : lo;
+            b = b < hi ? b : hi;
+            if (a < b)
+                maxpts[t] += (b - a) * (size_t)f->dev[d].table.width;
+        }
+    }
     ks_voxel_grid_reset(f->grid);
     ks_status st = ks_voxel_grid_writers(f->grid, T, maxpts, err);
     if (st)
@@ -272,33 +427,18 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
         return st;
     if ((st = run_phase(f, voxel_worker, jobs, err)) != KS_OK)
         return st;
-    size_t o = jobs[0].written; /* close the gaps between the partitions' ranges */
-    for (int t = 1; t < T; t++) {
-        size_t s0 = jobs[t].offset, n = jobs[t].written;
-        if (o != s0 && n) {
-            memmove(out->x + o, out->x + s0, n * sizeof *out->x);
-            memmove(out->y + o, out->y + s0, n * sizeof *out->y);
-            memmove(out->z + o, out->z + s0, n * sizeof *out->z);
-            memmove(out->weight + o, out->weight + s0, n * sizeof *out->weight);
-            memmove(out->devices + o, out->devices + s0, n * sizeof *out->devices);
-            if (out->rgb && (out->fields & KS_CLOUD_COLOR) && f->opt.color)
-                memmove(out->rgb + 3 * o, out->rgb + 3 * s0, 3 * n);
-            if (f->opt.normals) {
-                memmove(out->nx + o, out->nx + s0, n * sizeof *out->nx);
-                memmove(out->ny + o, out->ny + s0, n * sizeof *out->ny);
-                memmove(out->nz + o, out->nz + s0, n * sizeof *out->nz);
-            }
-        }
-        o += n;
-    }
-    out->count = o;
+    size_t starts[64], counts[64];
+    for (int t = 0; t < T; t++)
+        starts[t] = jobs[t].offset, counts[t] = jobs[t].written;
+    out->count = close_gaps(out, T, starts, counts, f->opt.color, f->opt.normals);
     double t2 = ks_fuse_now_ms();
     if (stats) {
         memset(stats, 0, sizeof *stats);
         stats->devices = f->ndev;
         for (int d = 0; d < f->ndev; d++) {
-            stats->points[d] = f->dev[d].valid;
-            stats->points_total += f->dev[d].valid;
+            for (int t = 0; t < T; t++)
+                stats->points[d] += jobs[t].valid[d];
+            stats->points_total += stats->points[d];
         }
         stats->voxels = out->count;
         for (int t = 0; t < T; t++)

@@ -38,6 +38,17 @@ ks_status ks_voxel_grid_aggregate_into(ks_voxel_grid *g, int partition, uint32_t
                                        size_t offset, size_t *written, size_t *shared, ks_error *err);
 unsigned ks_voxel_grid_fields(const ks_voxel_grid *g);
 
+/* The pose as a float row-major 3x3 rotation then translation (NULL: identity). */
+void ks_pose_matrix(const ks_extrinsics *to_rig, float m[12]);
+/* Rows v0..v1-1 of a depth image to points with pose m; row v0 is written at x/y/z[0] (the image's
+ * organized layout from there). Returns the valid points. */
+size_t ks_depth_rows_to_points(const ks_unproject_table *t, const uint16_t *depth, size_t stride, const float m[12],
+                               int v0, int v1, float *x, float *y, float *z);
+/* Normals of one row of an organized cloud from its neighbours (as ks_points_normals); prev / next
+ * are the rows above and below ({x, y, z} each), NULL at the image border (the row gets NaN). */
+size_t ks_normals_row(const float *const prev[3], const float *const cur[3], const float *const next[3], int width,
+                      const float view[3], float max_gap_mm, float *nx, float *ny, float *nz);
+
 /* Milliseconds on the monotonic clock. */
 double ks_fuse_now_ms(void);
 

@@ -92,57 +92,86 @@ KS_HOT static size_t row_to_points(const float *restrict tx, const float *restri
     return valid;
 }
 
+void ks_pose_matrix(const ks_extrinsics *to_rig, float m[12])
+{
+    static const float identity[12] = {1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0};
+    memcpy(m, identity, sizeof identity);
+    if (!to_rig)
+        return;
+    for (int i = 0; i < 9; i++)
+        m[i] = (float)to_rig->R[i];
+    for (int i = 0; i < 3; i++)
+        m[9 + i] = (float)to_rig->t[i];
+}
+
+size_t ks_depth_rows_to_points(const ks_unproject_table *t, const uint16_t *depth, size_t stride, const float m[12],
+                               int v0, int v1, float *x, float *y, float *z)
+{
+    size_t w = (size_t)t->width, valid = 0;
+    if (stride == 0)
+        stride = w;
+    for (int v = v0; v < v1; v++) {
+        size_t o = (size_t)(v - v0) * w, src = (size_t)v * w;
+        valid += row_to_points(t->x + src, t->y + src, depth + (size_t)v * stride, t->width, m, x + o, y + o, z + o);
+    }
+    return valid;
+}
+
 size_t ks_depth_to_points(const ks_unproject_table *t, const uint16_t *depth, size_t stride,
                           const ks_extrinsics *to_rig, float *x, float *y, float *z)
 {
     if (!t || !t->x || !depth || !x || !y || !z)
         return 0;
-    float m[12] = {1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0};
-    if (to_rig) {
-        for (int i = 0; i < 9; i++)
-            m[i] = (float)to_rig->R[i];
-        for (int i = 0; i < 3; i++)
-            m[9 + i] = (float)to_rig->t[i];
+    float m[12];
+    ks_pose_matrix(to_rig, m);
+    return ks_depth_rows_to_points(t, depth, stride, m, 0, t->height, x, y, z);
+}
+
+size_t ks_normals_row(const float *const prev[3], const float *const cur[3], const float *const next[3], int width,
+                      const float view[3], float max_gap_mm, float *nx, float *ny, float *nz)
+{
+    size_t written = 0;
+    for (int u = 0; u < width; u++)
+        nx[u] = ny[u] = nz[u] = NAN;
+    if (!prev || !next)
+        return 0; /* first or last image row: no vertical neighbour */
+    const float *x = cur[0], *y = cur[1], *z = cur[2];
+    const float g4 = max_gap_mm > 0 ? 4 * max_gap_mm * max_gap_mm : INFINITY;
+    for (int u = 1; u < width - 1; u++) {
+        if (!(x[u] == x[u]))
+            continue;
+        float ax = x[u + 1] - x[u - 1], ay = y[u + 1] - y[u - 1], az = z[u + 1] - z[u - 1];
+        float bx = next[0][u] - prev[0][u], by = next[1][u] - prev[1][u], bz = next[2][u] - prev[2][u];
+        float a2 = ax * ax + ay * ay + az * az, b2 = bx * bx + by * by + bz * bz;
+        if (!(a2 <= g4) || !(b2 <= g4)) /* NaN neighbour or a depth edge */
+            continue;
+        float cx = ay * bz - az * by, cy = az * bx - ax * bz, cz = ax * by - ay * bx;
+        float len = sqrtf(cx * cx + cy * cy + cz * cz);
+        if (!(len > 0))
+            continue;
+        float vx = view[0] - x[u], vy = view[1] - y[u], vz = view[2] - z[u];
+        if (cx * vx + cy * vy + cz * vz < 0)
+            len = -len;
+        nx[u] = cx / len;
+        ny[u] = cy / len;
+        nz[u] = cz / len;
+        written++;
     }
-    size_t w = (size_t)t->width;
-    if (stride == 0)
-        stride = w;
-    size_t valid = 0;
-    for (int v = 0; v < t->height; v++) {
-        size_t o = (size_t)v * w;
-        valid += row_to_points(t->x + o, t->y + o, depth + (size_t)v * stride, t->width, m, x + o, y + o, z + o);
-    }
-    return valid;
+    return written;
 }
 
 size_t ks_points_normals(const float *x, const float *y, const float *z, int width, int height,
                          const double viewpoint[3], float max_gap_mm, float *nx, float *ny, float *nz)
 {
-    size_t written = 0;
-    float g2 = max_gap_mm > 0 ? max_gap_mm * max_gap_mm : INFINITY;
-    for (int v = 0; v < height; v++)
-        for (int u = 0; u < width; u++) {
-            size_t i = (size_t)v * (size_t)width + (size_t)u;
-            nx[i] = ny[i] = nz[i] = NAN;
-            if (u == 0 || v == 0 || u == width - 1 || v == height - 1 || !(x[i] == x[i]))
-                continue;
-            size_t l = i - 1, r = i + 1, up = i - (size_t)width, dn = i + (size_t)width;
-            float ax = x[r] - x[l], ay = y[r] - y[l], az = z[r] - z[l];
-            float bx = x[dn] - x[up], by = y[dn] - y[up], bz = z[dn] - z[up];
-            float a2 = ax * ax + ay * ay + az * az, b2 = bx * bx + by * by + bz * bz;
-            if (!(a2 <= 4 * g2) || !(b2 <= 4 * g2)) /* NaN neighbour or a depth edge */
-                continue;
-            float cx = ay * bz - az * by, cy = az * bx - ax * bz, cz = ax * by - ay * bx;
-            float len = sqrtf(cx * cx + cy * cy + cz * cz);
-            if (!(len > 0))
-                continue;
-            float vx = (float)viewpoint[0] - x[i], vy = (float)viewpoint[1] - y[i], vz = (float)viewpoint[2] - z[i];
-            if (cx * vx + cy * vy + cz * vz < 0)
-                len = -len;
-            nx[i] = cx / len;
-            ny[i] = cy / len;
-            nz[i] = cz / len;
-            written++;
-        }
+    size_t written = 0, w = (size_t)width;
+    const float view[3] = {(float)viewpoint[0], (float)viewpoint[1], (float)viewpoint[2]};
+    for (int v = 0; v < height; v++) {
+        size_t o = (size_t)v * w;
+        const float *cur[3] = {x + o, y + o, z + o};
+        size_t po = v > 0 ? o - w : o, no = v < height - 1 ? o + w : o; /* (only used when they exist) */
+        const float *prev[3] = {x + po, y + po, z + po}, *next[3] = {x + no, y + no, z + no};
+        written += ks_normals_row(v > 0 ? prev : NULL, cur, v < height - 1 ? next : NULL, width, view, max_gap_mm,
+                                  nx + o, ny + o, nz + o);
+    }
     return written;
 }

@@ -223,6 +223,94 @@ static void test_two_devices_one_surface(void)
     two_dev_free(&t);
 }
 
+/* One voxel of a cloud, for sorting clouds into a comparable order. */
+typedef struct vox {
+    float x, y, z, nx, ny, nz;
+    uint32_t weight, devices;
+} vox;
+
+static int cmp_vox(const void *a, const void *b)
+{
+    const vox *p = a, *q = b;
+    if (p->x != q->x)
+        return p->x < q->x ? -1 : 1;
+    if (p->y != q->y)
+        return p->y < q->y ? -1 : 1;
+    return p->z < q->z ? -1 : p->z > q->z;
+}
+
+static vox *sorted_voxels(const ks_cloud *c)
+{
+    vox *v = malloc((c->count ? c->count : 1) * sizeof *v);
+    for (size_t i = 0; i < c->count; i++)
+        v[i] = (vox){c->x[i], c->y[i], c->z[i], c->nx ? c->nx[i] : 0, c->ny ? c->ny[i] : 0, c->nz ? c->nz[i] : 0,
+                     c->weight[i], c->devices[i]};
+    qsort(v, c->count, sizeof *v, cmp_vox);
+    return v;
+}
+
+/* Threads change how the work is cut (rows of a device split between threads, partitions, the
+ * gaps between the partitions' output ranges filled from the end) but never the result: every
+ * thread count gives the same voxels as one thread, with and without normals. Position sums are
+ * exact (integer offsets in float), so positions must be equal, not close. */
+static void test_threads_agree(void)
+{
+    two_dev t;
+    KS_CHECK(two_dev_setup(&t));
+    /* a band of missing depth across device 1 and a hole in device 0: NaN rows at share borders */
+    int w = t.dev[1].calibration.depth.width;
+    for (size_t i = (size_t)w * 100; i < (size_t)w * 140; i++)
+        t.depth[1][i] = 0;
+    for (size_t i = (size_t)w * 50 + 10; i < (size_t)w * 50 + 200; i++)
+        t.depth[0][i] = 0;
+    for (int normals = 0; normals <= 1; normals++) {
+        vox *ref = NULL;
+        size_t nref = 0;
+        for (int threads = 1; threads <= 4; threads++) {
+            ks_fuse_options o = {.voxel_mm = 4, .threads = threads, .normals = normals};
+            ks_fuse *f;
+            ks_error err;
+            KS_CHECK_INT(ks_fuse_create(t.dev, 2, &o, &f, &err), KS_OK);
+            /* another frame set first (the devices' images swapped), so that stale points left in
+             * the buffers by it would show */
+            ks_fuse_input other[2] = {{.depth = t.depth[1]}, {.depth = t.depth[0]}};
+            ks_fuse_input in[2] = {{.depth = t.depth[0]}, {.depth = t.depth[1]}};
+            ks_cloud c = {0};
+            ks_fuse_stats st;
+            KS_CHECK_INT(ks_fuse_run(f, other, &c, &st, &err), KS_OK);
+            KS_CHECK_INT(ks_fuse_run(f, in, &c, &st, &err), KS_OK);
+            vox *v = sorted_voxels(&c);
+            uint64_t wsum = 0;
+            for (size_t i = 0; i < c.count; i++)
+                wsum += c.weight[i];
+            KS_CHECK_INT(wsum, st.points_total);
+            if (threads == 1) {
+                ref = v, nref = c.count;
+                KS_CHECK(nref > 10000);
+            } else {
+                KS_CHECK_INT(c.count, nref);
+                size_t pos_diff = 0, meta_diff = 0, normal_diff = 0;
+                for (size_t i = 0; i < nref && i < c.count; i++) {
+                    pos_diff += v[i].x != ref[i].x || v[i].y != ref[i].y || v[i].z != ref[i].z;
+                    meta_diff += v[i].weight != ref[i].weight || v[i].devices != ref[i].devices;
+                    if (normals) /* float sums of normals: the order of addition may differ */
+                        normal_diff += !(fabsf(v[i].nx - ref[i].nx) < 1e-5f) && !(v[i].nx != v[i].nx && ref[i].nx != ref[i].nx);
+                }
+                printf("  normals %d, %d threads: %zu voxels, %zu differ in position, %zu in weight/devices, %zu in normal\n",
+                       normals, threads, c.count, pos_diff, meta_diff, normal_diff);
+                KS_CHECK_INT(pos_diff, 0);
+                KS_CHECK_INT(meta_diff, 0);
+                KS_CHECK_INT(normal_diff, 0);
+                free(v);
+            }
+            ks_cloud_free(&c);
+            ks_fuse_destroy(f);
+        }
+        free(ref);
+    }
+    two_dev_free(&t);
+}
+
 static void test_occlusion_fill(void)
 {
     two_dev t;
@@ -435,6 +523,7 @@ int main(void)
 {
     KS_RUN(test_voxel_average);
     KS_RUN(test_two_devices_one_surface);
+    KS_RUN(test_threads_agree);
     KS_RUN(test_occlusion_fill);
     KS_RUN(test_render_zbuffer);
     KS_RUN(test_interleave);
