@@ -66,8 +66,10 @@ typedef struct part {
     int nseg;
     size_t seg_off[64], seg_n[64], seg_runs[64];
     /* cell table: open addressing cell key -> cell index */
-    uint64_t *ckey;
-    uint32_t *cidx;
+    struct cslot {
+        uint64_t key; /* 0 = empty */
+        uint64_t idx;
+    } *ctab;
     size_t ccap, ncell;
     /* aggregation: every run's cell index, then the runs' start/length in cell order */
     uint32_t *run_cell, *ord_start, *ord_len;
@@ -164,8 +166,7 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
         free(p->nrm);
         free(p->col);
         free(p->runs);
-        free(p->ckey);
-        free(p->cidx);
+        free(p->ctab);
         free(p->run_cell);
         free(p->ord_start);
         free(p->ord_len);
@@ -394,36 +395,30 @@ void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const fl
     add_core(g, -1, writer, device, x, y, z, rgb, nx, ny, nz, n);
 }
 
-/* Cell index of a cell key, created when new. */
+/* Cell index of a cell key, created when new. The table is open addressing, key and index side
+ * by side (one cache line per probe). */
 static int cell_lookup(part *p, uint64_t cell, uint32_t *idx)
 {
     if ((p->ncell + 1) * 2 > p->ccap) {
         size_t cap = p->ccap ? p->ccap * 2 : 1024;
-        uint64_t *nk = calloc(cap, sizeof *nk);
-        uint32_t *ni = malloc(cap * sizeof *ni);
-        if (!nk || !ni) {
-            free(nk);
-            free(ni);
+        struct cslot *nt = calloc(cap, sizeof *nt);
+        if (!nt)
             return -1;
-        }
         for (size_t i = 0; i < p->ccap; i++)
-            if (p->ckey[i]) {
-                size_t j = (size_t)(mix(p->ckey[i]) & (cap - 1));
-                while (nk[j])
+            if (p->ctab[i].key) {
+                size_t j = (size_t)(mix(p->ctab[i].key) & (cap - 1));
+                while (nt[j].key)
                     j = (j + 1) & (cap - 1);
-                nk[j] = p->ckey[i];
-                ni[j] = p->cidx[i];
+                nt[j] = p->ctab[i];
             }
-        free(p->ckey);
-        free(p->cidx);
-        p->ckey = nk;
-        p->cidx = ni;
+        free(p->ctab);
+        p->ctab = nt;
         p->ccap = cap;
     }
     size_t j = (size_t)(mix(cell) & (p->ccap - 1));
-    while (p->ckey[j]) {
-        if (p->ckey[j] == cell) {
-            *idx = p->cidx[j];
+    while (p->ctab[j].key) {
+        if (p->ctab[j].key == cell) {
+            *idx = (uint32_t)p->ctab[j].idx;
             return 0;
         }
         j = (j + 1) & (p->ccap - 1);
@@ -440,8 +435,8 @@ static int cell_lookup(part *p, uint64_t cell, uint32_t *idx)
         p->cstart = cs;
         p->cell_list_cap = cap;
     }
-    p->ckey[j] = cell;
-    p->cidx[j] = (uint32_t)p->ncell;
+    p->ctab[j].key = cell;
+    p->ctab[j].idx = p->ncell;
     p->cell_keys[p->ncell] = cell;
     *idx = (uint32_t)p->ncell++;
     return 0;
@@ -465,8 +460,8 @@ static int sort_runs(part *p)
         if (!p->run_cap)
             return -1;
     }
-    if (p->ckey)
-        memset(p->ckey, 0, p->ccap * sizeof *p->ckey);
+    if (p->ctab)
+        memset(p->ctab, 0, p->ccap * sizeof *p->ctab);
     p->ncell = 0;
     /* 1: the cell index of every run (consecutive runs often share a cell: one row crossing back) */
     uint64_t last = 0;
