@@ -128,8 +128,9 @@ void ks_cloud_free(ks_cloud *c);
 
 /* ---------------------------------------------------------------------------------------------
  * Voxel grid: averages position (and color / normals) of every point falling in the same cube of
- * `voxel_mm`, counts points and remembers the devices per voxel. Points are appended as compact
- * records and summed per 16^3-voxel cell when the result is asked for (see src/fuse/voxel.c for
+ * `voxel_mm`, counts points and remembers the devices per voxel. Positions are kept to 1/32768 of a
+ * voxel. Points are appended as compact 8-byte records and summed per 16^3-voxel cell when the
+ * result is asked for (see src/fuse/voxel.c for
  * why: no voxel-keyed table larger than the caches). Buffers are kept across frames: after the
  * first frame sets nothing is allocated. Several threads can add at once when each owns one
  * partition (a point belongs to the partition of its cell). Voxel indices are 21-bit per axis:
@@ -207,9 +208,9 @@ typedef struct ks_fuse ks_fuse;
 ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse_options *opt, ks_fuse **out,
                          ks_error *err);
 void ks_fuse_destroy(ks_fuse *f);
-/* Fuses one frame set (inputs[count] in device order) into `out` (merged cloud, grown as needed).
- * stats may be NULL. The per-device organized points stay readable with ks_fuse_points until the
- * next run. */
+/* Fuses one frame set (inputs[count] in device order) into `out` (merged cloud, grown as needed;
+ * the order of its voxels is unspecified). stats may be NULL. The per-device organized points stay
+ * readable with ks_fuse_points until the next run. */
 ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks_fuse_stats *stats, ks_error *err);
 /* Organized points (rig frame) of device d from the last run: width*height each, NaN = none. */
 void ks_fuse_points(const ks_fuse *f, int d, const float **x, const float **y, const float **z, int *width,
