@@ -102,6 +102,40 @@ typedef enum ks_agent_state {
 
 const char *ks_agent_state_name(ks_agent_state s);
 
+/* Added for host time (additive): a device's clock fitted to its host's CLOCK_REALTIME, as an agent
+ * publishes it (DeviceStats_): realtime_ns = offset_ns + rate * device_us, device_us the colour
+ * exposure start on the device clock. The fit is the session's (ks_host_fit_compute,
+ * kinsync/syncstats.h) over the device's last KS_HOST_FIT_WINDOW colour frames. */
+#define KS_HOST_FIT_WINDOW 256
+#define KS_HOST_FIT_HISTORY 16
+typedef struct ks_host_time_fit {
+    bool ok;
+    double rate;              /* host ns per device us (1000 nominal) */
+    int64_t offset_ns;        /* host CLOCK_REALTIME ns at device time 0 */
+    double mad_us;            /* median absolute residual (arrival jitter), us */
+    uint64_t frames;          /* frames fitted */
+    int64_t last_device_us;   /* colour start of the newest frame fitted */
+    int64_t first_device_us;  /* colour start of the oldest frame fitted */
+} ks_host_time_fit;
+
+/* Host realtime (ns) of a device instant through a fit: offset_ns + rate * device_us. */
+int64_t ks_host_time_fit_eval(const ks_host_time_fit *f, double device_us);
+
+/* How far the clock of dev's host is ahead of ref's host's clock (ns), measured through frames of
+ * the same frame sets. dev and ref are the fits their agents published over time (any order; those
+ * with ok false are skipped, and so are fits over fewer than 16 frames while their series has one
+ * over 16 or more). Every ref fit r is paired with the dev fit whose newest frame is
+ * closest to r's (within 10 s); T is the middle of the device-time span both fits cover (a fit is
+ * most precise in the middle of its frames), i.e. the instant of a frame set both saw. dev's frame
+ * of that set is stamped T + its subordinate delay on the rig's common device clock (a
+ * subordinate's clock is zeroed by the master's pulse) and arrives that much later, so its fit line
+ * taken at T gives the host time of the set's instant as dev's host sees it. The difference
+ * eval(dev, T) - eval(r, T) is the hosts' clock difference plus the difference of their USB
+ * arrival latencies; *median_ns is its median over the pairs, *pairs their number. Pairs whose
+ * spans do not overlap are skipped. False (and *pairs 0) when no pair can be formed. */
+bool ks_host_time_disagreement(const ks_host_time_fit *dev, int ndev, const ks_host_time_fit *ref, int nref,
+                               double *median_ns, int *pairs);
+
 typedef struct ks_agent_device_status {
     ks_agent_state state;
     char role[16];
@@ -116,6 +150,9 @@ typedef struct ks_agent_device_status {
     bool clock_known;        /* the host's time sync (chrony or ptp4l) could be read */
     bool clock_synced;
     int64_t clock_offset_ns; /* host clock minus its time reference, as chrony/ptp4l report it */
+    /* added for host time (additive) */
+    ks_host_time_fit host_fit;            /* device clock -> host CLOCK_REALTIME */
+    int64_t realtime_minus_monotonic_ns;  /* the host's CLOCK_REALTIME - CLOCK_MONOTONIC */
 } ks_agent_device_status;
 
 /* What an agent does with its devices; bound to a local session by the caller. */
@@ -146,6 +183,9 @@ ks_status ks_agent_create(const ks_net_config *cfg, const char *host, const char
 ks_status ks_agent_run(ks_agent *a, volatile int *stop, ks_error *err);
 /* One loop iteration (commands, state, stats), for tests and embedding. */
 void ks_agent_step(ks_agent *a);
+/* Test only (added for host time): every CLOCK_REALTIME value this agent reports (State
+ * host_time_ns) is moved by offset_ns, so tests can make one host's clock disagree. */
+void ks_agent_set_reported_clock_offset(ks_agent *a, int64_t offset_ns);
 /* Number of commands rejected (bad HMAC, replay, stale) since start. */
 uint64_t ks_agent_rejected(const ks_agent *a);
 void ks_agent_free(ks_agent *a);
@@ -160,6 +200,10 @@ const ks_agent_ops *ks_agent_host_ops(void);
 /* Serials of this host's devices (pointers into the host's rig copy). */
 int ks_agent_host_serials(const ks_agent_host *h, const char **serials, int max);
 void ks_agent_host_free(ks_agent_host *h);
+/* Test only (added for host time): the host-time fits this host publishes are moved by offset_ns,
+ * as if its CLOCK_REALTIME were that far off (`kinsync agent` sets it from
+ * KINSYNC_TEST_CLOCK_OFFSET_MS, docs/agent.md). */
+void ks_agent_host_set_reported_clock_offset(ks_agent_host *h, int64_t offset_ns);
 
 /* ---- coordinator ---- */
 
@@ -177,6 +221,10 @@ typedef struct ks_remote_device {
     bool present;
     size_t thumbnail_bytes;   /* size of the last preview JPEG received, 0 if none */
     bool thumbnail_is_jpeg;   /* it starts with a JPEG SOI marker */
+    /* added for host time (additive): the host-time fits received, newest at fit_history[(fit_next +
+     * KS_HOST_FIT_HISTORY - 1) % KS_HOST_FIT_HISTORY]; fit_count of them are valid */
+    ks_host_time_fit fit_history[KS_HOST_FIT_HISTORY];
+    int fit_count, fit_next;
 } ks_remote_device;
 
 ks_status ks_coordinator_create(const ks_net_config *cfg, const char *rig_digest, ks_coordinator **out,
@@ -223,6 +271,13 @@ typedef struct ks_distributed_result {
     bool interrupted;
     double max_clock_skew_ms;              /* largest |host clock - coordinator clock| seen */
     double start_to_streaming_ms;          /* START sent -> every device STREAMING */
+    /* added for host time (additive): each device's host clock against the master's host clock,
+     * measured through frames (ks_host_time_disagreement over the fits published during the run) */
+    bool host_time_known[KS_RIG_MAX_DEVICES];
+    double host_time_disagreement_ms[KS_RIG_MAX_DEVICES]; /* device's host - master's host */
+    double host_time_fit_mad_us[KS_RIG_MAX_DEVICES];      /* the device's latest fit */
+    int host_time_pairs[KS_RIG_MAX_DEVICES];              /* fit pairs the median is over */
+    double max_host_time_disagreement_ms;  /* largest |disagreement| of any device */
 } ks_distributed_result;
 
 /* Runs a rig over its hosts: discovers the agents and checks every device is on the host the rig

@@ -123,6 +123,23 @@ char *ks_syncstats_to_json(const ks_syncstats *s);
  * measured laser/colour timeline of one frame period, the checks. Written to a temp name, renamed. */
 ks_status ks_syncstats_write_html(const ks_syncstats *s, const char *title, const char *path, ks_error *err);
 
+/* ---- added for multi-host host time (additive) ---- */
+
+/* The device-to-host clock fit on its own, as the accumulator computes it for host_rate /
+ * host_offset_ns / host_fit_mad_us: host_ns = offset_ns + rate * device_us by Theil-Sen
+ * (ks_theil_sen), and the median absolute residual. The agents of a multi-host rig use it on their
+ * own frames (kinsync/net.h). */
+typedef struct ks_host_fit {
+    bool ok;             /* false: fewer than 2 samples, or no two distinct device times */
+    double rate;         /* host ns per device us (1000 nominal) */
+    double offset_ns;    /* host ns at device time 0, in the caller's host time base */
+    double mad_us;       /* median |host_ns - fit| over the samples, us */
+    uint64_t samples;    /* n */
+} ks_host_fit;
+
+/* Fits host_ns[i] against device_us[i] for i < n; out->ok false when it cannot. Nothing is kept. */
+void ks_host_fit_compute(const double *device_us, const double *host_ns, size_t n, ks_host_fit *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -180,6 +180,10 @@ double ks_usb3_controller_bandwidth_mbps(void);
  * gyroscope sampled together at 1.6 kHz). */
 int ks_imu_sample_rate_hz(void);
 
+/* Added for multi-host host time (additive): hosts of one rig whose clocks disagree by more than
+ * this (us) get a warning (issue 8: host timestamps of different hosts then cannot be compared). */
+int ks_host_clock_agreement_limit_us(void); /* 1000 */
+
 #ifdef __cplusplus
 }
 #endif

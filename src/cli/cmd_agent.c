@@ -145,6 +145,20 @@ int cmd_agent(int argc, char **argv)
         ks_cli_print_error("agent", &err);
         goto done;
     }
+    const char *test_off = getenv("KINSYNC_TEST_CLOCK_OFFSET_MS");
+    if (test_off && test_off[0]) {
+        /* test hook (docs/agent.md): this host reports its CLOCK_REALTIME off by N ms */
+        char *end;
+        double ms = strtod(test_off, &end);
+        if (*end || !(fabs(ms) <= 1e6)) {
+            fprintf(stderr, "kinsync agent: KINSYNC_TEST_CLOCK_OFFSET_MS must be a number of ms, not '%s'\n", test_off);
+            goto done;
+        }
+        fprintf(stderr, "kinsync agent: TEST HOOK: reporting this host's CLOCK_REALTIME %+.3f ms off "
+                "(KINSYNC_TEST_CLOCK_OFFSET_MS; never set it on a real rig)\n", ms);
+        ks_agent_set_reported_clock_offset(agent, (int64_t)llround(ms * 1e6));
+        ks_agent_host_set_reported_clock_offset(h, (int64_t)llround(ms * 1e6));
+    }
     fprintf(stderr, "kinsync agent: host %s, %d device(s) on the %s backend, rig %s (%.12s), recordings in %s\n",
             host, n, ks_backend_name(backend), rig->name, digest, outdir);
     signal(SIGINT, on_signal);

@@ -83,18 +83,24 @@ int ks_cli_record_distributed(const char *rig_path, const char *out, double seco
         json_object_set_new(j, "interrupted", json_boolean(res->interrupted));
         json_object_set_new(j, "lost", json_string(res->lost));
         json_object_set_new(j, "max_clock_skew_ms", json_real(res->max_clock_skew_ms));
+        json_object_set_new(j, "max_host_time_disagreement_ms", json_real(res->max_host_time_disagreement_ms));
         json_object_set_new(j, "start_to_streaming_ms", json_real(res->start_to_streaming_ms));
         json_t *files = json_array();
         for (int i = 0; i < rig->device_count; i++) {
             const ks_remote_device *d = ks_coordinator_device(c, rig->devices[i].serial);
-            json_array_append_new(files, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:f}", "serial",
+            json_t *fe = json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:f}", "serial",
                                                    rig->devices[i].serial, "host", d ? d->host : "", "path",
                                                    res->paths[i], "frames", (json_int_t)(d ? d->status.frames : 0),
                                                    "thumbnail_bytes", (json_int_t)(d ? d->thumbnail_bytes : 0),
                                                    "thumbnail_is_jpeg", d && d->thumbnail_is_jpeg,
                                                    "host_clock_synced", d && d->status.clock_synced,
                                                    "host_clock_offset_ms",
-                                                   d ? (double)d->status.clock_offset_ns / 1e6 : 0.0));
+                                                   d ? (double)d->status.clock_offset_ns / 1e6 : 0.0);
+            json_object_set_new(fe, "host_time_disagreement_ms",
+                                res->host_time_known[i] ? json_real(res->host_time_disagreement_ms[i]) : json_null());
+            json_object_set_new(fe, "host_time_fit_mad_us",
+                                res->host_time_known[i] ? json_real(res->host_time_fit_mad_us[i]) : json_null());
+            json_array_append_new(files, fe);
         }
         json_object_set_new(j, "files", files);
         json_dumpf(j, stdout, JSON_INDENT(2));

@@ -37,7 +37,13 @@ struct ks_agent {
     ks_agent_state published[KS_AGENT_MAX_DEVICES]; /* states last published: a change is sent at once */
     dds_entity_t ws; /* wakes the loop as soon as a command arrives */
     uint8_t *thumb_buf;
+    int64_t test_clock_offset_ns; /* test hook: reported realtime moved by this */
 };
+
+void ks_agent_set_reported_clock_offset(ks_agent *a, int64_t offset_ns)
+{
+    a->test_clock_offset_ns = offset_ns;
+}
 
 static const char *const state_names[KS_AGENT_STATE_COUNT] = {"IDLE", "CONFIGURED", "ARMED",
                                                               "STREAMING", "STOPPED", "ERROR"};
@@ -144,7 +150,7 @@ static void publish(ks_agent *a)
             .sync_out = st.sync_out,
             .clock_synced = st.clock_synced,
             .clock_offset_ns = st.clock_offset_ns,
-            .host_time_ns = ks_now_realtime_ns(),
+            .host_time_ns = ks_now_realtime_ns() + a->test_clock_offset_ns,
             .last_command_seq = a->last_seq[i],
             .message = st.message,
         };
@@ -157,6 +163,14 @@ static void publish(ks_agent *a)
             .last_device_ts_us = st.last_device_ts_us,
             .last_host_ts_ns = st.last_host_ts_ns,
             .bytes_recorded = st.bytes_recorded,
+            .host_fit_ok = st.host_fit.ok,
+            .host_fit_rate = st.host_fit.rate,
+            .host_fit_offset_ns = st.host_fit.offset_ns,
+            .host_fit_mad_us = st.host_fit.mad_us,
+            .host_fit_frames = st.host_fit.frames,
+            .host_fit_last_device_us = st.host_fit.last_device_us,
+            .host_fit_first_device_us = st.host_fit.first_device_us,
+            .realtime_minus_monotonic_ns = st.realtime_minus_monotonic_ns,
         };
         dds_write(a->tr.w_stats, &x);
         if (a->ops->thumbnail && a->thumb_buf) {

@@ -12,6 +12,7 @@
  *   STOP       capture threads end, cameras stop, every file is completed
  * One capture thread per device writes every capture to the recorder. */
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <time.h>
 #include <turbojpeg.h>
@@ -19,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kinsync/matcher.h"
 #include "kinsync/net.h"
+#include "kinsync/syncstats.h"
 #include "kinsync/plan.h"
 #include "kinsync/record.h"
 #include "kinsync/sim.h"
@@ -46,6 +49,14 @@ typedef struct host_dev {
     size_t thumb_len;
     int64_t thumb_ts_us;
     double thumb_wall;       /* when it was made: one a second is plenty */
+    /* host time: (colour start us, host realtime ns - fit_base_ns) of the last KS_HOST_FIT_WINDOW
+     * colour frames, and the fit over them (recomputed at most every 0.4 s) */
+    double fit_x[KS_HOST_FIT_WINDOW], fit_y[KS_HOST_FIT_WINDOW];
+    int fit_n, fit_next;
+    int64_t fit_base_ns;
+    ks_host_time_fit fit;
+    double fit_wall;
+    uint64_t fit_frames_at; /* frames counted when the fit was made */
 } host_dev;
 
 struct ks_agent_host {
@@ -63,7 +74,92 @@ struct ks_agent_host {
     volatile int stop;
     ks_clock_status clock;   /* this host's time sync, read at CONFIGURE */
     bool clock_known;
+    ks_matcher_config mcfg;  /* the timestamp convention per device (slot), for the colour start */
+    int64_t test_clock_offset_ns; /* test hook: reported realtime moved by this */
 };
+
+void ks_agent_host_set_reported_clock_offset(ks_agent_host *h, int64_t offset_ns)
+{
+    h->test_clock_offset_ns = offset_ns;
+}
+
+/* The host's CLOCK_REALTIME (ns) at which a frame stamped system_ts_ns arrived: the simulated host
+ * clocks map through the world, a real host's CLOCK_MONOTONIC through the current difference. */
+static int64_t arrival_realtime_ns(ks_agent_host *h, uint64_t system_ts_ns)
+{
+    ks_sim *sim = ks_sim_from_backend(h->backend);
+    int64_t t = sim ? ks_sim_realtime_from_host_ns(sim, h->host, system_ts_ns)
+                    : (int64_t)system_ts_ns + (ks_now_realtime_ns() - ks_now_monotonic_ns());
+    return t + h->test_clock_offset_ns;
+}
+
+/* One colour frame into the device's host-time window (called with h->mu held). */
+static void fit_add(host_dev *d, const ks_image *color, int64_t arrival_ns)
+{
+    ks_match_frame f;
+    memset(&f, 0, sizeof f);
+    f.device = d->slot;
+    f.has_color = true;
+    f.color_ts_us = color->device_ts_us;
+    f.color_exposure_us = color->exposure_us;
+    ks_matcher_key(&d->host->mcfg, &f);
+    if (d->fit_n == 0)
+        d->fit_base_ns = arrival_ns;
+    d->fit_x[d->fit_next] = f.color_start_us;
+    d->fit_y[d->fit_next] = (double)(arrival_ns - d->fit_base_ns);
+    d->fit_next = (d->fit_next + 1) % KS_HOST_FIT_WINDOW;
+    if (d->fit_n < KS_HOST_FIT_WINDOW)
+        d->fit_n++;
+}
+
+/* Refits the device's clock to host realtime when new frames came in (at most every 0.4 s): the
+ * session's fit (ks_host_fit_compute) over the window, oldest first. */
+static void fit_update(host_dev *d)
+{
+    ks_agent_host *h = d->host;
+    double x[KS_HOST_FIT_WINDOW], y[KS_HOST_FIT_WINDOW], now = 0;
+    int n;
+    int64_t base;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    pthread_mutex_lock(&h->mu);
+    bool due = d->fit_n >= 2 && d->frames != d->fit_frames_at && now - d->fit_wall >= 0.4;
+    n = d->fit_n;
+    base = d->fit_base_ns;
+    double last = 0, first = 0;
+    for (int i = 0; due && i < n; i++) {
+        int k = (d->fit_next - n + i + KS_HOST_FIT_WINDOW) % KS_HOST_FIT_WINDOW;
+        x[i] = d->fit_x[k];
+        y[i] = d->fit_y[k];
+        last = x[i];
+        if (i == 0)
+            first = x[i];
+    }
+    if (due) {
+        d->fit_wall = now;
+        d->fit_frames_at = d->frames;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (!due)
+        return;
+    ks_host_fit hf;
+    ks_host_fit_compute(x, y, (size_t)n, &hf);
+    ks_host_time_fit out;
+    memset(&out, 0, sizeof out);
+    if (hf.ok) {
+        out.ok = true;
+        out.rate = hf.rate;
+        out.offset_ns = base + (int64_t)llround(hf.offset_ns);
+        out.mad_us = hf.mad_us;
+        out.frames = hf.samples;
+        out.last_device_us = (int64_t)llround(last);
+        out.first_device_us = (int64_t)llround(first);
+    }
+    pthread_mutex_lock(&h->mu);
+    d->fit = out;
+    pthread_mutex_unlock(&h->mu);
+}
 
 /* Reads the host's time sync from chrony, else ptp4l (through their command-line clients). */
 static void read_host_clock(ks_agent_host *h)
@@ -157,6 +253,7 @@ ks_status ks_agent_host_create(const ks_rig *rig, const char *host, ks_backend *
     snprintf(h->out_dir, sizeof h->out_dir, "%s", out_dir);
     h->backend = backend;
     pthread_mutex_init(&h->mu, NULL);
+    ks_matcher_config_init(&h->mcfg, HOST_MAX_DEVICES, rig->camera.fps, rig->ts_convention);
     ks_status st = ks_record_configs_from_rig(&h->rig, NULL, h->configs, h->digest, err);
     for (int i = 0; st == KS_OK && i < rig->device_count; i++) {
         const char *dh = rig->devices[i].host[0] ? rig->devices[i].host : "localhost";
@@ -171,6 +268,7 @@ ks_status ks_agent_host_create(const ks_rig *rig, const char *host, ks_backend *
         d->config = h->configs[i];
         d->host = h;
         d->slot = h->count++;
+        h->mcfg.devices[d->slot].mode = d->config.wired_sync_mode;
     }
     if (st == KS_OK && h->count == 0)
         st = ks_error_set(err, KS_EINVAL, "the rig has no device on host '%s'; name this host with --host (the "
@@ -210,7 +308,10 @@ static void *capture_thread(void *arg)
         ks_status ws = ks_recorder_add_capture(h->rec, d->slot, cap, &we);
         const ks_image *img = cap->color ? cap->color : cap->depth ? cap->depth : cap->ir;
         make_thumbnail(d, cap->color);
+        int64_t arrival = cap->color && cap->color->system_ts_ns ? arrival_realtime_ns(h, cap->color->system_ts_ns) : 0;
         pthread_mutex_lock(&h->mu);
+        if (arrival)
+            fit_add(d, cap->color, arrival);
         d->frames++;
         if (img) {
             d->last_ts_us = (int64_t)img->device_ts_us;
@@ -299,6 +400,10 @@ static ks_status h_configure(void *ctx, const char *serial, const char *args, ks
         return st;
     }
     h->stop = 0;
+    pthread_mutex_lock(&h->mu);
+    d->fit_n = d->fit_next = 0; /* a new run: a new fit */
+    memset(&d->fit, 0, sizeof d->fit);
+    pthread_mutex_unlock(&h->mu);
     if (d->slot == 0)
         read_host_clock(h);
     set_state(d, KS_AGENT_CONFIGURED, "");
@@ -407,6 +512,7 @@ static void h_status(void *ctx, const char *serial, ks_agent_device_status *st)
     host_dev *d = by_serial(h, serial);
     if (!d)
         return;
+    fit_update(d);
     pthread_mutex_lock(&h->mu);
     st->state = d->state;
     snprintf(st->role, sizeof st->role, "%s", d->config.wired_sync_mode == KS_SYNC_MASTER ? "master"
@@ -424,6 +530,8 @@ static void h_status(void *ctx, const char *serial, ks_agent_device_status *st)
     st->clock_known = h->clock_known;
     st->clock_synced = h->clock_known && !h->clock.unsynchronised;
     st->clock_offset_ns = h->clock.have_offset ? (int64_t)(h->clock.offset_us * 1000.0) : 0;
+    st->host_fit = d->fit;
+    st->realtime_minus_monotonic_ns = ks_now_realtime_ns() - ks_now_monotonic_ns() + h->test_clock_offset_ns;
     pthread_mutex_unlock(&h->mu);
 }
 

@@ -153,6 +153,21 @@ void ks_coordinator_poll(ks_coordinator *c)
             d->status.last_device_ts_us = m->last_device_ts_us;
             d->status.last_host_ts_ns = m->last_host_ts_ns;
             d->status.bytes_recorded = m->bytes_recorded;
+            d->status.realtime_minus_monotonic_ns = m->realtime_minus_monotonic_ns;
+            ks_host_time_fit fit;
+            if (ks_net_host_fit_from_msg(m, &fit)) {
+                d->status.host_fit = fit;
+                /* a new fit only when the agent refitted (its newest frame moved on) */
+                const ks_host_time_fit *prev =
+                    d->fit_count ? &d->fit_history[(d->fit_next + KS_HOST_FIT_HISTORY - 1) % KS_HOST_FIT_HISTORY]
+                                 : NULL;
+                if (!prev || prev->last_device_us != fit.last_device_us || prev->frames != fit.frames) {
+                    d->fit_history[d->fit_next] = fit;
+                    d->fit_next = (d->fit_next + 1) % KS_HOST_FIT_HISTORY;
+                    if (d->fit_count < KS_HOST_FIT_HISTORY)
+                        d->fit_count++;
+                }
+            }
         }
         dds_return_loan(c->tr.r_stats, s, n);
     }
@@ -272,6 +287,14 @@ ks_status ks_coordinator_command(ks_coordinator *c, const char *target, const ch
         if (c->replies[i].seq == cmd.seq && !c->replies[i].ok)
             return ks_error_set(err, KS_EIO, "%s failed on %s: %s", verb, c->replies[i].target, c->replies[i].message);
     return KS_OK;
+}
+
+void ks_coordinator_reset_fits(ks_coordinator *c)
+{
+    for (int i = 0; i < c->device_count; i++) {
+        c->devices[i].fit_count = c->devices[i].fit_next = 0;
+        memset(&c->devices[i].status.host_fit, 0, sizeof c->devices[i].status.host_fit);
+    }
 }
 
 const ks_remote_device *ks_coordinator_lost(ks_coordinator *c, const char *const *serials, int n)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kinsync/net.h"
+#include "kinsync/timing.h"
 #include "net/transport.h"
 
 static void stop_all(ks_coordinator *c, const ks_rig *rig, const char *except)
@@ -25,6 +26,31 @@ static void stop_all(ks_coordinator *c, const ks_rig *rig, const char *except)
         ks_error e;
         if (ks_coordinator_command(c, d->serial, "STOP", "", 5000, &e) != KS_OK)
             fprintf(stderr, "kinsync: stopping %s: %s\n", d->serial, e.message);
+    }
+}
+
+/* Host time through the frames: every device's host clock against the master's host clock
+ * (ks_host_time_disagreement over the fits the agents published during the run). */
+static void host_time(ks_coordinator *c, const ks_rig *rig, ks_distributed_result *res)
+{
+    const ks_remote_device *m = ks_coordinator_device(c, rig->devices[rig->master].serial);
+    double limit_ms = ks_host_clock_agreement_limit_us() / 1000.0;
+    for (int i = 0; m && i < rig->device_count; i++) {
+        const ks_remote_device *d = ks_coordinator_device(c, rig->devices[i].serial);
+        double med;
+        int pairs;
+        if (!d || !ks_host_time_disagreement(d->fit_history, d->fit_count, m->fit_history, m->fit_count, &med, &pairs))
+            continue;
+        res->host_time_known[i] = true;
+        res->host_time_disagreement_ms[i] = med / 1e6;
+        res->host_time_pairs[i] = pairs;
+        res->host_time_fit_mad_us[i] = d->status.host_fit.mad_us;
+        if (fabs(med / 1e6) > res->max_host_time_disagreement_ms)
+            res->max_host_time_disagreement_ms = fabs(med / 1e6);
+        if (fabs(med / 1e6) > limit_ms)
+            fprintf(stderr, "kinsync: warning: measured through the frames, the clock of host %s (device %s) is %+.2f ms "
+                    "off the master's host %s (more than %g ms): host timestamps of the two cannot be compared; "
+                    "synchronize the hosts with chrony or PTP\n", d->host, d->serial, med / 1e6, m->host, limit_ms);
     }
 }
 
@@ -74,6 +100,7 @@ ks_status ks_distributed_record(ks_coordinator *c, const ks_rig *rig, const ks_d
     if (st != KS_OK)
         goto fail;
     res->start_to_streaming_ms = (ks_now_monotonic_ns() - t_start) / 1e6;
+    ks_coordinator_reset_fits(c); /* host time: only fits made from this run's frames */
 
     int64_t t0 = ks_now_monotonic_ns();
     for (;;) {
@@ -111,10 +138,12 @@ ks_status ks_distributed_record(ks_coordinator *c, const ks_rig *rig, const ks_d
         if (d->skew_known && skew > res->max_clock_skew_ms)
             res->max_clock_skew_ms = skew;
     }
-    if (res->max_clock_skew_ms > 1.0)
-        fprintf(stderr, "kinsync: warning: host clocks disagree by up to %.1f ms (more than 1 ms); host timestamps "
+    double limit_ms = ks_host_clock_agreement_limit_us() / 1000.0;
+    if (res->max_clock_skew_ms > limit_ms)
+        fprintf(stderr, "kinsync: warning: host clocks disagree by up to %.1f ms (more than %g ms); host timestamps "
                 "of different hosts cannot be compared: synchronize the hosts with chrony or PTP\n",
-                res->max_clock_skew_ms);
+                res->max_clock_skew_ms, limit_ms);
+    host_time(c, rig, res);
     stop_all(c, rig, res->lost[0] ? res->lost : NULL);
     if (opt->out_dir) {
         for (int i = 0; i < rig->device_count; i++) {

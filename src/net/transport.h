@@ -28,6 +28,14 @@ ks_status ks_net_command_from_msg(const kinsync_msg_dds__Command_ *m, ks_net_com
  * not wanted. KS_EPARSE naming the missing or malformed field. */
 ks_status ks_net_parse_start_args(const char *args, int64_t *at, char *master, size_t n, ks_error *err);
 
+/* Copies the host-time fit of a received DeviceStats_ into *out when it is usable (ok flag, rate
+ * within 900..1100 ns/us, finite, at least 2 frames); false and out->ok false otherwise
+ * (src/net/hosttime.c). */
+bool ks_net_host_fit_from_msg(const kinsync_msg_dds__DeviceStats_ *m, ks_host_time_fit *out);
+
+/* Forgets the host-time fits received so far (a new run starts; agents refit from its frames). */
+void ks_coordinator_reset_fits(ks_coordinator *c);
+
 int64_t ks_now_realtime_ns(void);
 int64_t ks_now_monotonic_ns(void);
 

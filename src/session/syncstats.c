@@ -235,6 +235,22 @@ bool ks_theil_sen(const double *x, const double *y, size_t n, double *a, double 
     return true;
 }
 
+void ks_host_fit_compute(const double *device_us, const double *host_ns, size_t n, ks_host_fit *out)
+{
+    memset(out, 0, sizeof *out);
+    out->samples = n;
+    if (n < 2 || !ks_theil_sen(device_us, host_ns, n, &out->offset_ns, &out->rate))
+        return;
+    double *res = malloc(n * sizeof *res);
+    if (!res)
+        return;
+    for (size_t i = 0; i < n; i++)
+        res[i] = fabs(host_ns[i] - (out->offset_ns + out->rate * device_us[i])) / 1000.0;
+    out->mad_us = median(res, n);
+    free(res);
+    out->ok = true;
+}
+
 static void add_check(ks_syncstats *s, const char *id, ks_check_status st, int dev, int other, double value,
                       const char *unit, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
 static void add_check(ks_syncstats *s, const char *id, ks_check_status st, int dev, int other, double value,
@@ -302,12 +318,13 @@ void ks_syncstats_finish(ks_syncstats *s)
         o->drift_vs_ref_ppm = a->skew.n >= 2 && ks_theil_sen(a->skew.x, a->skew.y, (size_t)a->skew.n, &ia, &ib)
                                   ? ib * 1e6
                                   : 0;
-        o->host_fit_ok = a->host.n >= 2 && ks_theil_sen(a->host.x, a->host.y, (size_t)a->host.n, &o->host_offset_ns,
-                                                        &o->host_rate);
-        if (o->host_fit_ok) {
-            for (int i = 0; i < a->host.n; i++)
-                tmp[i] = fabs(a->host.y[i] - (o->host_offset_ns + o->host_rate * a->host.x[i])) / 1000.0;
-            o->host_fit_mad_us = median(tmp, (size_t)a->host.n);
+        ks_host_fit hf;
+        ks_host_fit_compute(a->host.x, a->host.y, (size_t)a->host.n, &hf);
+        o->host_fit_ok = hf.ok;
+        if (hf.ok) {
+            o->host_offset_ns = hf.offset_ns;
+            o->host_rate = hf.rate;
+            o->host_fit_mad_us = hf.mad_us;
         }
         for (int i = 0; i < a->hostdiff.n; i++)
             tmp[i] = a->hostdiff.y[i];

@@ -67,6 +67,7 @@ enum {
     RECORDER_SUB_WAIT_S = 360,
     RECORDER_WAIT_S = 60,
     COLOR_ALIGNMENT_US = 100,
+    HOST_CLOCK_AGREEMENT_US = 1000, /* issue 8: host clocks of one rig within 1 ms */
     USBFS_DEFAULT_MB = 16,
 };
 static const double MAX_CABLE_M = 10.0;
@@ -354,6 +355,7 @@ bool ks_trigger_frequency_supported(double hz, ks_fps *fps_out)
 int ks_recorder_subordinate_wait_s(void) { return RECORDER_SUB_WAIT_S; }
 int ks_recorder_default_wait_s(void) { return RECORDER_WAIT_S; }
 int ks_color_alignment_target_us(void) { return COLOR_ALIGNMENT_US; }
+int ks_host_clock_agreement_limit_us(void) { return HOST_CLOCK_AGREEMENT_US; }
 
 int ks_sdk_sync_tolerance_us(ks_fps fps)
 {

@@ -5,7 +5,10 @@
 #      of the same rig (same roles, delays, plan digest; skews within budget; no drops);
 #   2. an agent killed mid-run: the coordinator stops the others within 3 s, their files complete;
 #   3. a host that never arms (its Sync In cable is unplugged): the master is never started;
-#   4. a coordinator without the rig secret: every command is rejected and logged.
+#   4. a coordinator without the rig secret: every command is rejected and logged;
+#   5. host time: one host reports its clock 5 ms off (test hook KINSYNC_TEST_CLOCK_OFFSET_MS):
+#      verify --distributed measures it through the frames and warns; with agreeing clocks (1b) it
+#      measures ~0 and does not warn.
 set -u
 K=${KINSYNC:?}
 SRC=${KS_SOURCE_DIR:?}
@@ -27,11 +30,13 @@ PEERS=$(ks_netns_peers)
 NET=(--interface eth0 --peer "$PEERS")
 DOMAIN=$(( $$ % 150 + 20 ))
 
-start_agents() { # rig, domain, hosts...
+start_agents() { # rig, domain, hosts...  (host $SKEW_HOST reports its clock $SKEW_MS ms off)
   local rig=$1 dom=$2; shift 2
   for i in "$@"; do
-    # ip netns exec runs the agent in place (no subshell), so $! is the agent itself
-    ip netns exec "${KS_NETNS_PREFIX}-h$i" "$K" agent "$rig" --host "h$i" "${NET[@]}" --domain "$dom" --secret-file "$W/secret" \
+    local off=0
+    [ "$i" = "${SKEW_HOST:-}" ] && off=$SKEW_MS
+    # ip netns exec and env exec in place (no subshell), so $! is the agent itself
+    ip netns exec "${KS_NETNS_PREFIX}-h$i" env KINSYNC_TEST_CLOCK_OFFSET_MS=$off "$K" agent "$rig" --host "h$i" "${NET[@]}" --domain "$dom" --secret-file "$W/secret" \
       --out "$W/agent-$dom-h$i" --for 60 > "$W/agent-$dom-h$i.log" 2>&1 &
     eval "AGENT_${dom}_$i=$!"
   done
@@ -86,6 +91,25 @@ rc=$?
 check '[ $rc -eq 0 ]' "distributed verify passes on the same agents (got $rc: $(cat "$W/verify.err"))"
 check 'python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j[\"pass\"] and len(j[\"checks\"]) >= 4 else 1)" "$W/verify.json"' \
   "verify --json reports every check passed"
+# host time through the frames, clocks agreeing (the namespaces share this machine's clock). The
+# figure also holds the difference of the devices' arrival latencies: 300 us USB jitter over ~30
+# frames, and on the simulator a capture arrives when its depth ends, so the planned depth delays
+# (+-167 us on h2 / h3 here) show up too: 0.4 ms of tolerance, against a 1 ms limit and 5 ms injected.
+python3 - "$W/verify.json" <<'PY' || fails=$((fails + 1))
+import json, sys
+j = json.load(open(sys.argv[1]))
+ok = True
+ht = {c["check"]: c for c in j["checks"]}.get("host-time")
+if not ht or ht["status"] != "PASS":
+    print("FAIL: host-time check PASS with agreeing clocks:", ht); ok = False
+for e in j["host_time"]:
+    print("host time (clocks agree): %s on %s: %s ms over %d fit pairs" % (e["serial"], e["host"], e["disagreement_ms"], e["pairs"]))
+    if not e["measured"] or abs(e["disagreement_ms"]) > 0.4:
+        print("FAIL: %s measured within 0.4 ms of the master's host" % e["serial"]); ok = False
+sys.exit(0 if ok else 1)
+PY
+checks=$((checks + 1))
+check '! grep -q "warning: measured through the frames" "$W/verify.err"' "no host-time warning when the clocks agree"
 
 # 2. an agent killed mid-run
 D2=$((DOMAIN + 1))
@@ -133,6 +157,31 @@ rc=$?
 check '[ $rc -eq 1 ]' "a coordinator with the wrong secret fails (got $rc)"
 check 'grep -q "bad signature" "$W"/agent-$D4-h1.log' "the agent logs the rejected command"
 check '[ ! -e "$W/agent-$D4-h1" ] || [ -z "$(ls "$W/agent-$D4-h1")" ]' "the agent recorded nothing"
+
+# 5. one host's clock 5 ms ahead (test hook): measured through the frames, warned about
+D5=$((DOMAIN + 4))
+SKEW_HOST=2 SKEW_MS=5 start_agents "$RIG" "$D5" 1 2 3
+ks_netns_exec 0 "$K" verify "$RIG" --distributed "${NET[@]}" --domain "$D5" --secret-file "$W/secret" \
+  --out "$W/skewed" --seconds 3 --json > "$W/skewed.json" 2> "$W/skewed.err"
+rc=$?
+check '[ $rc -eq 0 ]' "a host clock 5 ms off is a warning, not a failure (got $rc: $(cat "$W/skewed.err"))"
+check 'grep -q "TEST HOOK" "$W/agent-$D5-h2.log"' "the agent says the test hook is on"
+check 'grep -q "warning: measured through the frames, the clock of host h2" "$W/skewed.err"' "the coordinator warns about h2"
+python3 - "$W/skewed.json" <<'PY' || fails=$((fails + 1))
+import json, sys
+j = json.load(open(sys.argv[1]))
+ok = True
+ht = {c["check"]: c for c in j["checks"]}.get("host-time")
+if not ht or ht["status"] != "WARN" or "h2 +" not in ht["detail"]:
+    print("FAIL: host-time check WARN naming h2:", ht); ok = False
+for e in j["host_time"]:
+    want = 5.0 if e["host"] == "h2" else 0.0
+    print("host time (h2 injected +5 ms): %s on %s: %s ms over %d fit pairs" % (e["serial"], e["host"], e["disagreement_ms"], e["pairs"]))
+    if not e["measured"] or abs(e["disagreement_ms"] - want) > 0.4:
+        print("FAIL: %s measured %s ms, want %.1f +- 0.4" % (e["serial"], e["disagreement_ms"], want)); ok = False
+sys.exit(0 if ok else 1)
+PY
+checks=$((checks + 1))
 
 echo "test_net_distributed: $checks checks, $fails failed"
 [ "$fails" -eq 0 ]

@@ -1669,6 +1669,22 @@ uint64_t ks_sim_virtual_from_realtime(ks_sim *s, int64_t realtime_ns)
     return v > 0 ? (uint64_t)v : 0;
 }
 
+int64_t ks_sim_realtime_from_host_ns(ks_sim *s, const char *host, uint64_t host_ns)
+{
+    sim_world *w = (sim_world *)s;
+    int h = 0;
+    for (int i = 0; host && i < w->host_count; i++)
+        if (strcmp(w->hosts[i].name, host) == 0)
+            h = i;
+    /* the inverse of host_time(): virtual time, then the wall-clock instant the paced world put it at */
+    double t = ((double)host_ns - w->hosts[h].offset_ns) / w->hosts[h].rate;
+    struct timespec r, m;
+    clock_gettime(CLOCK_REALTIME, &r);
+    clock_gettime(CLOCK_MONOTONIC, &m);
+    int64_t rm = ((int64_t)r.tv_sec - (int64_t)m.tv_sec) * 1000000000 + (r.tv_nsec - m.tv_nsec);
+    return rm + llround(w->wall0 * 1e9) + llround(t);
+}
+
 ks_status ks_sim_arm_at(ks_sim *s, int device, uint64_t at_ns, ks_error *err)
 {
     sim_world *w = (sim_world *)s;
