@@ -1,8 +1,9 @@
 /* `kinsync verify rig.yaml --distributed`: the rig runs over its hosts exactly as
  * `record --distributed` runs it (every subordinate armed before the master, health watched), the
  * recordings are gathered, and their alignment is the proof: every device present on its host,
- * colour of every device within the 100 us budget of the master, no dropped frames, host clocks
- * within 1 ms. PASS/FAIL per check, --json for machines. */
+ * colour of every device within the 100 us budget of the master, no dropped frames; host clocks
+ * within 1 ms of each other (two measurements, WARN above: docs/verify.md). PASS/WARN/FAIL per
+ * check, --json for machines. */
 #include <errno.h>
 #include <math.h>
 #include <jansson.h>
