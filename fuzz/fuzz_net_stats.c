@@ -20,7 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ks_host_time_fit dev[KS_HOST_FIT_HISTORY], ref[KS_HOST_FIT_HISTORY];
     int nd = 0, nr = 0;
     size_t nrec = size / REC;
-    for (size_t i = 0; i < nrec && i < 2 * KS_HOST_FIT_HISTORY; i++) {
+    if (nrec > 2 * KS_HOST_FIT_HISTORY)
+        nrec = 2 * KS_HOST_FIT_HISTORY;
+    for (size_t i = 0; i < nrec; i++) {
         const uint8_t *p = data + i * REC;
         kinsync_msg_dds__DeviceStats_ m;
         memset(&m, 0, sizeof m);
