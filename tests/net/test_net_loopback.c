@@ -1,6 +1,7 @@
 /* Agent and coordinator in two processes over loopback only (interface lo, multicast off, unicast
  * peer 127.0.0.1): discovery, signed commands and state changes, a forged command, a replayed
  * command, gathering a file with its checksum, and noticing a killed agent. */
+#include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -53,6 +54,12 @@ static void f_status(void *ctx, const char *s, ks_agent_device_status *st)
     st->state = devs[idx(s)].state;
     strcpy(st->role, idx(s) == 0 ? "master" : "subordinate");
     strcpy(st->firmware, "1.6.110");
+    /* host time: A1 publishes a usable fit, A2 a broken one (the coordinator must drop it) */
+    if (devs[idx(s)].state == KS_AGENT_STREAMING || devs[idx(s)].state == KS_AGENT_ARMED) {
+        st->host_fit = (ks_host_time_fit){true, idx(s) == 0 ? 1000.02 : NAN, 1700000000123456789LL, 120.5, 64,
+                                          2500000, 400000};
+        st->realtime_minus_monotonic_ns = 1234567;
+    }
 }
 static void f_path(void *ctx, const char *s, char *p, size_t n)
 {
@@ -140,6 +147,21 @@ static void everything(void)
     KS_CHECK_INT(ks_coordinator_command(co, "A1", "START", "", 2000, &e), KS_OK);
     const char *m[] = {"A1"};
     KS_CHECK_INT(ks_coordinator_wait_state(co, m, 1, KS_AGENT_STREAMING, 3000, &e), KS_OK);
+
+    /* host time: the fit travels in the Stats; a broken one is not taken */
+    int64_t fit_end = ks_now_monotonic_ns() + 3000000000LL;
+    while (!(a1->fit_count > 0) && ks_now_monotonic_ns() < fit_end) {
+        ks_coordinator_poll(co);
+        dds_sleepfor(DDS_MSECS(20));
+    }
+    KS_CHECK(a1->fit_count >= 1 && a1->status.host_fit.ok);
+    KS_CHECK(a1->status.host_fit.offset_ns == 1700000000123456789LL && a1->status.host_fit.frames == 64);
+    KS_CHECK(a1->status.host_fit.first_device_us == 400000 && a1->status.host_fit.last_device_us == 2500000);
+    KS_CHECK_NEAR(a1->status.host_fit.rate, 1000.02, 1e-9);
+    KS_CHECK_INT(a1->status.realtime_minus_monotonic_ns, 1234567);
+    KS_CHECK_INT(a1->fit_count, 1); /* the same fit published again is not a new one */
+    const ks_remote_device *a2 = ks_coordinator_device(co, "A2");
+    KS_CHECK(a2 && a2->fit_count == 0 && !a2->status.host_fit.ok);
 
     /* round trip */
     int64_t best = INT64_MAX;
