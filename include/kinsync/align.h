@@ -65,8 +65,17 @@ typedef struct ks_align_file {
     uint64_t in_partial_sets;    /* its frames in sets that lack some file */
     uint64_t missing_from_sets;  /* sets it has no frame in */
     ks_align_stats skew_us;      /* color key - reference color key, per set with both */
-    ks_align_stats depth_offset_us; /* depth ts - color ts - planned depth delay */
+    ks_align_stats depth_offset_us; /* see depth_offset_centres */
     double drift_ppm;            /* slope of the skew against reference time */
+    /* How depth_offset_us is measured. With the timestamp convention and (under the seed convention,
+     * for a master or subordinate) the color exposure known, from the file's KINSYNC_TIMESTAMPS /
+     * KINSYNC_COLOR_EXPOSURE_US tags or the options: depth centre - color centre - planned depth
+     * delay, 0 when the firmware does what the plan says (as `kinsync verify` measures it). Else the
+     * raw depth ts - color ts - planned depth delay, which under the seed convention also holds
+     * (color exposure - depth exposure) / 2. */
+    bool depth_offset_centres;
+    int32_t color_exposure_us;   /* as used (tag or option), 0 = unknown */
+    char timestamps[16];         /* convention as used (tag or option), "" = unknown */
 } ks_align_file;
 
 typedef struct ks_align_set {
@@ -89,6 +98,11 @@ typedef struct ks_align_result {
 
 typedef struct ks_align_options {
     double tolerance_us;         /* grouping tolerance; 0 = the matcher's default (a quarter period) */
+    /* For files without kinsync's tags (e.g. from k4arecorder): the manual color exposure in us (0 =
+     * unknown) and the timestamp convention name ("seed", "mid-exposure"; NULL = unknown, or "seed"
+     * when an exposure is given, the rig file's default). A file's own tags take precedence. */
+    int color_exposure_us;
+    const char *timestamps;
 } ks_align_options;
 
 /* Reads every file and aligns them. A file that cannot be read fails the call (KS_EIO/KS_EPARSE

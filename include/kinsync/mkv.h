@@ -51,6 +51,8 @@ typedef struct ks_mkv_desc {
     char rig_name[64];                /* KINSYNC_RIG */
     char role[64];                    /* KINSYNC_ROLE, e.g. "master", "sub1" */
     char plan_digest[80];             /* KINSYNC_PLAN_DIGEST */
+    int32_t color_exposure_us;        /* KINSYNC_COLOR_EXPOSURE_US: the manual exposure applied, 0 = omitted */
+    char timestamps[16];              /* KINSYNC_TIMESTAMPS: the rig's convention (ks_ts_convention_name) */
 } ks_mkv_desc;
 
 /* Sets every field to "nothing recorded": color/depth off, 30 fps, standalone, no IMU. */

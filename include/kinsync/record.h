@@ -43,6 +43,8 @@ typedef struct ks_record_device {
 typedef struct ks_recorder_options {
     char rig_name[64];              /* KINSYNC_RIG, "" = omitted */
     char plan_digest[80];           /* KINSYNC_PLAN_DIGEST, "" = omitted */
+    int32_t color_exposure_us;      /* KINSYNC_COLOR_EXPOSURE_US (manual exposure applied), 0 = omitted */
+    char timestamps[16];            /* KINSYNC_TIMESTAMPS (the rig's timestamp convention), "" = omitted */
     ks_mkv_writer_options mkv;      /* passed to every writer (uid_seed is offset per device) */
     bool overwrite;                 /* replace existing files; otherwise an existing NAME.mkv is KS_EINVAL */
 } ks_recorder_options;
@@ -107,6 +109,11 @@ ks_status ks_record_configs_from_rig(const ks_rig *rig, const struct ks_plan *pl
  * delays. Files recorded under the same plan carry the same digest; `kinsync align` uses it to
  * find files that do not belong. */
 void ks_record_plan_digest(const ks_rig *rig, const ks_device_config *configs, char digest[80]);
+
+/* The rig's project tags for a recorder: rig name (when ro->rig_name is empty), the manual color
+ * exposure as the device applies it (table-rounded; 0 under auto exposure) and the timestamp
+ * convention. `kinsync align` uses the last two to compare depth and color by their centres. */
+void ks_record_rig_tags(const ks_rig *rig, ks_recorder_options *ro);
 
 typedef struct ks_record_progress {
     int device_count;

@@ -44,6 +44,8 @@ static ks_status read_header(const char *path, ks_align_file *f, ks_error *err)
     f->color_format = d->color_format;
     f->depth_mode = d->depth_mode;
     f->start_offset_us = in->start_offset_us;
+    f->color_exposure_us = d->color_exposure_us;
+    snprintf(f->timestamps, sizeof f->timestamps, "%s", d->timestamps);
     ks_mkv_reader_close(r);
     return KS_OK;
 }
@@ -301,6 +303,25 @@ static ks_status group(ks_align_result *r, double tol, ks_error *err)
     return KS_OK;
 }
 
+/* What to add to depth ts - color ts - planned delay to compare centres (see depth_offset_centres);
+ * NAN when the convention or a needed exposure is unknown. Same conversion as the matcher's. */
+static double centre_adjust(const ks_align_file *f)
+{
+    bool seed;
+    if (!strcmp(f->timestamps, ks_ts_convention_name(KS_TS_SEED)))
+        seed = true;
+    else if (!strcmp(f->timestamps, ks_ts_convention_name(KS_TS_MID_EXPOSURE)))
+        seed = false;
+    else
+        return NAN;
+    if (!seed || f->sync_mode == KS_SYNC_STANDALONE) /* both timestamps are already centres */
+        return 0.0;
+    const ks_depth_mode_info *m = ks_depth_mode_get(f->depth_mode);
+    if (f->color_exposure_us <= 0 || !m)
+        return NAN;
+    return ((double)m->exposure_us - (double)f->color_exposure_us) / 2.0; /* both are starts of frame */
+}
+
 static void statistics(ks_align_result *r)
 {
     const int n = r->file_count;
@@ -314,6 +335,8 @@ static void statistics(ks_align_result *r)
         double sx = 0, sy = 0, sxx = 0, sxy = 0;
         double x0 = NAN;
         const double dd = depth_delay_eff(f);
+        const double adj = centre_adjust(f);
+        f->depth_offset_centres = !isnan(adj);
         for (size_t k = 0; k < r->set_count; k++) {
             const ks_align_set *s = &r->sets[k];
             int32_t fi = s->frame[i], ri = s->frame[r->reference];
@@ -325,7 +348,7 @@ static void statistics(ks_align_result *r)
                 f->in_partial_sets++;
             const ks_align_frame *fr = &f->frames[fi];
             if (fr->has_color && fr->has_depth)
-                wf_add(&dep, (double)fr->depth_ts_us - (double)fr->color_ts_us - dd);
+                wf_add(&dep, (double)fr->depth_ts_us - (double)fr->color_ts_us - dd + (isnan(adj) ? 0.0 : adj));
             if (ri < 0)
                 continue;
             const ks_align_frame *rf = &ref->frames[ri];
@@ -384,8 +407,15 @@ ks_status ks_align_files(const char *const *paths, int count, const ks_align_opt
         return ks_error_set(err, KS_ENOMEM, "out of memory aligning recordings");
     r->file_count = count;
     ks_status st = KS_OK;
-    for (int i = 0; i < count && st == KS_OK; i++)
-        st = read_header(paths[i], &r->files[i], err);
+    for (int i = 0; i < count && st == KS_OK; i++) {
+        ks_align_file *f = &r->files[i];
+        st = read_header(paths[i], f, err);
+        if (opts && !f->color_exposure_us && opts->color_exposure_us > 0)
+            f->color_exposure_us = opts->color_exposure_us;
+        if (opts && !f->timestamps[0] && (opts->timestamps || opts->color_exposure_us > 0))
+            snprintf(f->timestamps, sizeof f->timestamps, "%s",
+                     opts->timestamps ? opts->timestamps : ks_ts_convention_name(KS_TS_SEED));
+    }
     r->reference = 0;
     for (int i = 0; i < count; i++)
         if (r->files[i].sync_mode == KS_SYNC_MASTER) {

@@ -16,6 +16,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: kinsync align FILE.mkv... [--json] [--export DIR] [--max-sets N]\n"
+            "                     [--color-exposure-us US] [--timestamps seed|mid-exposure]\n"
             "\n"
             "Aligns recordings of one rig (one file per device, e.g. from several hosts):\n"
             "which file is the master and which are subordinates (from the K4A_WIRED_SYNC_MODE tag),\n"
@@ -28,6 +29,11 @@ static void usage(FILE *out)
             "                  -depth.png, -ir.png (16-bit) and DIR/index.json\n"
             "  --max-sets N    export at most N sets (default all)\n"
             "  --sets          list every frame set (text output)\n"
+            "  --color-exposure-us US, --timestamps CONV\n"
+            "                  for files without kinsync's tags (k4arecorder): the manual color\n"
+            "                  exposure and timestamp convention they were recorded with, so that\n"
+            "                  depth and color are compared by their centres (an exposure alone\n"
+            "                  implies seed, the rig file's default)\n"
             "  -h, --help      this help\n"
             "\n"
             "Exit status: 0 all files belong and every set is complete, 1 a file does not belong or\n"
@@ -58,6 +64,9 @@ static json_t *to_json(const ks_align_result *r, bool with_sets)
         json_object_set_new(j, "role", json_string(f->role));
         json_object_set_new(j, "sync_mode", json_string(ks_wired_sync_mode_name(f->sync_mode)));
         json_object_set_new(j, "rig", json_string(f->rig_name));
+        json_object_set_new(j, "color_exposure_us", json_integer(f->color_exposure_us));
+        json_object_set_new(j, "timestamps", f->timestamps[0] ? json_string(f->timestamps) : json_null());
+        json_object_set_new(j, "depth_offset_basis", json_string(f->depth_offset_centres ? "centres" : "timestamps"));
         json_object_set_new(j, "plan_digest", json_string(f->plan_digest));
         json_object_set_new(j, "subordinate_delay_us", json_integer(f->subordinate_delay_us));
         json_object_set_new(j, "depth_delay_us", json_integer(f->depth_delay_us));
@@ -129,9 +138,14 @@ static void print_text(const ks_align_result *r, bool list_sets)
         if (i != r->reference)
             printf("      color skew vs master: mean %.1f, min %.1f, max %.1f, sd %.2f us; drift %.2f ppm\n",
                    f->skew_us.mean, f->skew_us.min, f->skew_us.max, f->skew_us.stddev, f->drift_ppm);
-        if (f->depth_offset_us.n)
-            printf("      depth vs color - planned delay: mean %.1f us (max |%.1f|)\n", f->depth_offset_us.mean,
-                   f->depth_offset_us.max_abs);
+        if (f->depth_offset_us.n && f->depth_offset_centres)
+            printf("      depth vs color centres - planned delay: mean %.1f us (max |%.1f|)\n",
+                   f->depth_offset_us.mean, f->depth_offset_us.max_abs);
+        else if (f->depth_offset_us.n)
+            printf("      depth ts - color ts - planned delay: mean %.1f us (max |%.1f|); under the seed convention\n"
+                   "        this holds (color - depth exposure)/2: the file does not say its exposure, give\n"
+                   "        --color-exposure-us (and --timestamps) to compare centres\n",
+                   f->depth_offset_us.mean, f->depth_offset_us.max_abs);
     }
     int shown = 0;
     for (size_t k = 0; k < r->set_count; k++) {
@@ -157,11 +171,14 @@ int cmd_align(int argc, char **argv)
                                          {"export", required_argument, NULL, 'e'},
                                          {"max-sets", required_argument, NULL, 'm'},
                                          {"sets", no_argument, NULL, 's'},
+                                         {"color-exposure-us", required_argument, NULL, 'E'},
+                                         {"timestamps", required_argument, NULL, 'T'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     bool json = false, list_sets = false;
     const char *export_dir = NULL;
     long max_sets = 0;
+    ks_align_options ao = {0};
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -176,6 +193,21 @@ int cmd_align(int argc, char **argv)
                 return ks_cli_usage_error("align", "--max-sets takes a number >= 0, not '%s'", optarg);
             break;
         }
+        case 'E': {
+            char *end;
+            long e = strtol(optarg, &end, 10);
+            if (end == optarg || *end || e < ks_exposure_min_us() || e > 1000000)
+                return ks_cli_usage_error("align", "--color-exposure-us takes the exposure in us (%d to 1000000), not '%s'",
+                                          ks_exposure_min_us(), optarg);
+            ao.color_exposure_us = (int)e;
+            break;
+        }
+        case 'T':
+            if (strcmp(optarg, ks_ts_convention_name(KS_TS_SEED)) && strcmp(optarg, ks_ts_convention_name(KS_TS_MID_EXPOSURE)))
+                return ks_cli_usage_error("align", "--timestamps is '%s' or '%s', not '%s'", ks_ts_convention_name(KS_TS_SEED),
+                                          ks_ts_convention_name(KS_TS_MID_EXPOSURE), optarg);
+            ao.timestamps = optarg;
+            break;
         case 'h': usage(stdout); return KS_EXIT_OK;
         default: return ks_cli_usage_error("align", "unknown option");
         }
@@ -187,7 +219,7 @@ int cmd_align(int argc, char **argv)
         return ks_cli_usage_error("align", "at most %d recordings", KS_ALIGN_MAX_FILES);
     ks_align_result *r = NULL;
     ks_error err;
-    ks_status st = ks_align_files((const char *const *)(argv + optind), n, NULL, &r, &err);
+    ks_status st = ks_align_files((const char *const *)(argv + optind), n, &ao, &r, &err);
     if (st != KS_OK) {
         ks_cli_print_error("align", &err);
         return st == KS_ENOMEM ? KS_EXIT_FAIL : KS_EXIT_USAGE;

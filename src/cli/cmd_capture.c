@@ -176,7 +176,7 @@ int cmd_capture(int argc, char **argv)
         }
         ks_recorder_options ro;
         memset(&ro, 0, sizeof ro);
-        snprintf(ro.rig_name, sizeof ro.rig_name, "%s", r.rig.name);
+        ks_record_rig_tags(&r.rig, &ro);
         ks_status rst = ks_recorder_open(out, n, rd, &ro, &rec, &err);
         for (int d = 0; d < n; d++)
             free(calib[d]);

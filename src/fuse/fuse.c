@@ -254,34 +254,35 @@ static void points_rows(ks_fuse *f, job *j, int d, int v0, int v1)
     }
 }
 
-/* Thread t's share of phase 1 (see the file comment): global rows [lo, hi) of all devices, or with
- * color the devices d with d % threads == t. */
-static void share_of(const ks_fuse *f, int t, size_t *lo, size_t *hi)
+/* Rows [*v0, *v1) of device d in thread t's share of phase 1 (see the file comment): with color
+ * the whole device when d % threads == t; else the part of global rows [rows*t/T, rows*(t+1)/T)
+ * that is device d's. False when the share has none of it. */
+static bool share_rows(const ks_fuse *f, int t, int d, int *v0, int *v1)
 {
-    size_t T = (size_t)f->opt.threads;
-    *lo = f->rows * (size_t)t / T;
-    *hi = f->rows * (size_t)(t + 1) / T;
+    const fdev *fd = &f->dev[d];
+    const size_t T = (size_t)f->opt.threads;
+    if (f->opt.color) {
+        *v0 = 0;
+        *v1 = fd->table.height;
+        return d % f->opt.threads == t;
+    }
+    size_t lo = f->rows * (size_t)t / T, hi = f->rows * (size_t)(t + 1) / T;
+    size_t a = fd->row0, b = fd->row0 + (size_t)fd->table.height;
+    a = a > lo ? a : lo;
+    b = b < hi ? b : hi;
+    *v0 = (int)(a - fd->row0);
+    *v1 = (int)(b - fd->row0);
+    return a < b;
 }
 
 static void *points_worker(void *arg)
 {
     job *j = arg;
     ks_fuse *f = j->f;
-    if (f->opt.color) {
-        for (int d = j->t; d < f->ndev; d += f->opt.threads)
-            points_rows(f, j, d, 0, f->dev[d].table.height);
-        return NULL;
-    }
-    size_t lo, hi;
-    share_of(f, j->t, &lo, &hi);
-    for (int d = 0; d < f->ndev; d++) {
-        const fdev *fd = &f->dev[d];
-        size_t a = fd->row0, b = fd->row0 + (size_t)fd->table.height;
-        a = a > lo ? a : lo;
-        b = b < hi ? b : hi;
-        if (a < b)
-            points_rows(f, j, d, (int)(a - fd->row0), (int)(b - fd->row0));
-    }
+    int v0, v1;
+    for (int d = 0; d < f->ndev; d++)
+        if (share_rows(f, j->t, d, &v0, &v1))
+            points_rows(f, j, d, v0, v1);
     return NULL;
 }
 
@@ -392,22 +393,12 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
     f->in = inputs;
     /* phase 1 writes the grid's records: thread t its own segment, sized for its share */
     size_t maxpts[64] = {0};
-    for (int t = 0; t < T; t++) {
-        if (f->opt.color) {
-            for (int d = t; d < f->ndev; d += T)
-                maxpts[t] += f->dev[d].npix;
-            continue;
-        }
-        size_t lo, hi;
-        share_of(f, t, &lo, &hi);
+    for (int t = 0; t < T; t++)
         for (int d = 0; d < f->ndev; d++) {
-            size_t a = f->dev[d].row0, b = a + (size_t)f->dev[d].table.height;
-            a = a > lo ? a : lo;
-            b = b < hi ? b : hi;
-            if (a < b)
-                maxpts[t] += (b - a) * (size_t)f->dev[d].table.width;
+            int v0, v1;
+            if (share_rows(f, t, d, &v0, &v1))
+                maxpts[t] += (size_t)(v1 - v0) * (size_t)f->dev[d].table.width;
         }
-    }
     ks_voxel_grid_reset(f->grid);
     ks_status st = ks_voxel_grid_writers(f->grid, T, maxpts, err);
     if (st)

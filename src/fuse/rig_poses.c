@@ -78,7 +78,10 @@ ks_status ks_rig_poses_parse(const char *json, size_t len, const char *name, ks_
     json_error_t je;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return ks_error_set(err, KS_EPARSE, "%s: line %d: %s", name, je.line, je.text);
+        return ks_error_set(err, KS_EPARSE,
+                            "%s: not valid JSON (line %d: %s); give the rig-calibration.json that 'kinsync "
+                            "calibrate' writes",
+                            name, je.line, je.text);
     ks_status st = KS_OK;
     const char *format = json_string_value(json_object_get(root, "format"));
     json_t *version = json_object_get(root, "version");

@@ -614,6 +614,15 @@ static void build_desc(ks_mkv_reader *r)
     if (v) snprintf(d->role, sizeof d->role, "%s", v);
     v = ks_mkv_reader_tag(r, "KINSYNC_PLAN_DIGEST");
     if (v) snprintf(d->plan_digest, sizeof d->plan_digest, "%s", v);
+    v = ks_mkv_reader_tag(r, "KINSYNC_COLOR_EXPOSURE_US");
+    if (v) {
+        char *end;
+        long e = strtol(v, &end, 10);
+        if (end != v && !*end && e > 0 && e <= 1000000) /* anything else is ignored like an unknown tag */
+            d->color_exposure_us = (int32_t)e;
+    }
+    v = ks_mkv_reader_tag(r, "KINSYNC_TIMESTAMPS");
+    if (v) snprintf(d->timestamps, sizeof d->timestamps, "%s", v);
     /* calibration: the attachment named by K4A_CALIBRATION_FILE, else calibration.json */
     const ks_mkv_attachment *cal = NULL;
     for (int i = 0; i < in->tag_count && !cal; i++)

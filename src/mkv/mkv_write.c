@@ -207,6 +207,12 @@ static void render_tags(ks_mkv_writer *w, ks_buf *b, bool with_offset)
         render_tag(b, NULL, 0, 0, "KINSYNC_ROLE", d->role);
     if (d->plan_digest[0])
         render_tag(b, NULL, 0, 0, "KINSYNC_PLAN_DIGEST", d->plan_digest);
+    if (d->color_exposure_us > 0) {
+        snprintf(v, sizeof v, "%ld", (long)d->color_exposure_us);
+        render_tag(b, NULL, 0, 0, "KINSYNC_COLOR_EXPOSURE_US", v);
+    }
+    if (d->timestamps[0])
+        render_tag(b, NULL, 0, 0, "KINSYNC_TIMESTAMPS", d->timestamps);
     if (with_offset) {
         snprintf(v, sizeof v, "%llu", (unsigned long long)w->offset_us * 1000);
         render_tag(b, NULL, 0, 0, "K4A_START_OFFSET_NS", v);

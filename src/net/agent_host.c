@@ -389,6 +389,7 @@ static ks_status h_configure(void *ctx, const char *serial, const char *args, ks
         memset(&ro, 0, sizeof ro);
         snprintf(ro.rig_name, sizeof ro.rig_name, "%s", h->rig.name);
         snprintf(ro.plan_digest, sizeof ro.plan_digest, "%s", h->digest);
+        ks_record_rig_tags(&h->rig, &ro);
         ro.overwrite = true;
         if (st == KS_OK)
             st = ks_recorder_open(h->out_dir, h->count, rdev, &ro, &h->rec, err);

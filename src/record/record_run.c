@@ -26,6 +26,15 @@ static ks_role role_of(const ks_rig_device *d)
     return d->derived_role != KS_ROLE_AUTO ? d->derived_role : d->role;
 }
 
+void ks_record_rig_tags(const ks_rig *rig, ks_recorder_options *ro)
+{
+    if (!ro->rig_name[0])
+        snprintf(ro->rig_name, sizeof ro->rig_name, "%s", rig->name);
+    ro->color_exposure_us =
+        rig->exposure.manual ? ks_exposure_round_up(rig->exposure.powerline, rig->exposure.exposure_us) : 0;
+    snprintf(ro->timestamps, sizeof ro->timestamps, "%s", ks_ts_convention_name(rig->ts_convention));
+}
+
 void ks_record_plan_digest(const ks_rig *rig, const ks_device_config *configs, char digest[80])
 {
     crypto_hash_sha256_state h;
@@ -191,6 +200,7 @@ static ks_status open_recorder(run_ctx *c, const ks_device_config *configs, cons
         snprintf(ro.rig_name, sizeof ro.rig_name, "%s", c->rig->name);
     if (!ro.plan_digest[0])
         ks_record_plan_digest(c->rig, configs, ro.plan_digest);
+    ks_record_rig_tags(c->rig, &ro);
     if (st == KS_OK)
         st = ks_recorder_open(dir, n, rd, &ro, &c->rec, err);
     for (int i = 0; calib && i < n; i++)

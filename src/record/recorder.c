@@ -168,6 +168,8 @@ ks_status ks_recorder_open(const char *dir, int count, const ks_record_device *d
         snprintf(desc.rig_name, sizeof desc.rig_name, "%s", o.rig_name);
         snprintf(desc.role, sizeof desc.role, "%s", d->role);
         snprintf(desc.plan_digest, sizeof desc.plan_digest, "%s", o.plan_digest);
+        desc.color_exposure_us = o.color_exposure_us;
+        snprintf(desc.timestamps, sizeof desc.timestamps, "%s", o.timestamps);
         ks_mkv_writer_options wo = o.mkv;
         if (wo.uid_seed)
             wo.uid_seed += (uint64_t)i * 1000003u;

@@ -67,6 +67,33 @@ static void test_roles_delays_drops(void)
     ks_align_free(r);
 }
 
+/* Files without kinsync's exposure/convention tags (like k4arecorder's): the depth offset is the raw
+ * timestamp difference; given the exposure, align compares centres, moving it by (depth exposure -
+ * color exposure) / 2 under the seed convention and not at all under mid-exposure. */
+static void test_depth_offset_basis(void)
+{
+    const char *p[2] = {paths[0], paths[1]};
+    ks_align_result *raw = NULL, *seed = NULL, *mid = NULL;
+    ks_error e;
+    KS_CHECK_INT(ks_align_files(p, 2, NULL, &raw, &e), KS_OK);
+    ks_align_options o = {.color_exposure_us = 8330};
+    KS_CHECK_INT(ks_align_files(p, 2, &o, &seed, &e), KS_OK);
+    o.timestamps = "mid-exposure";
+    KS_CHECK_INT(ks_align_files(p, 2, &o, &mid, &e), KS_OK);
+    if (raw && seed && mid) {
+        KS_CHECK(!raw->files[0].depth_offset_centres);
+        KS_CHECK(seed->files[0].depth_offset_centres);
+        KS_CHECK_STR(seed->files[0].timestamps, "seed");
+        double ed = ks_depth_mode_get(raw->files[0].depth_mode)->exposure_us;
+        KS_CHECK_NEAR(seed->files[0].depth_offset_us.mean - raw->files[0].depth_offset_us.mean, (ed - 8330) / 2, 1e-6);
+        KS_CHECK(mid->files[0].depth_offset_centres);
+        KS_CHECK_NEAR(mid->files[0].depth_offset_us.mean, raw->files[0].depth_offset_us.mean, 1e-9);
+    }
+    ks_align_free(raw);
+    ks_align_free(seed);
+    ks_align_free(mid);
+}
+
 static void test_foreign_files(void)
 {
     const char *p[6] = {paths[0], paths[1], paths[2], paths[3], paths[4], paths[5]};
@@ -174,6 +201,7 @@ int main(void)
 {
     write_files();
     KS_RUN(test_roles_delays_drops);
+    KS_RUN(test_depth_offset_basis);
     KS_RUN(test_foreign_files);
     KS_RUN(test_export);
     recfix_rmdir(dir);

@@ -52,6 +52,10 @@ cp "$T/out" "$T/align.json"
 [ "$(j "$T/align.json" "d['reference'].endswith('master-000100000001.mkv')")" = True ] && ok "master found" \
   || bad "reference"
 [ "$(j "$T/align.json" "d['worst_skew_us'] < 100")" = True ] && ok "skew under 100 us" || bad "skew"
+[ "$(j "$T/align.json" "all(f['depth_offset_basis'] == 'centres' and abs(f['depth_offset_us']['mean']) < 5 for f in d['files'])")" = True ] \
+  && ok "depth vs color compared by centres (exposure tag written)" || bad "depth offset basis"
+expect_rc "align --timestamps bogus" 2 "$KINSYNC" align --timestamps bogus "$T/rec"/*.mkv
+expect_rc "align --color-exposure-us 0" 2 "$KINSYNC" align --color-exposure-us 0 "$T/rec"/*.mkv
 
 # a file of another rig at another frame rate: named, exit 1
 expect_rc "record another rig" 0 "$KINSYNC" record "$T/other.yaml" --out "$T/other" --frames 5

@@ -211,6 +211,22 @@ static void test_roundtrip(void)
     }
     /* device timestamps are whole microseconds and the cable adds nanoseconds: within 2 us */
     KS_CHECK_MSG(worst <= 2.0, "skew differs from the truth by %.3f us", worst);
+    /* depth vs color: the recorder wrote the exposure and the timestamp convention, so align compares
+     * centres, as verify does: the true centre difference minus the planned depth delay */
+    for (int i = 0; i < 3; i++) {
+        const truth_log *l = &pc->log[i];
+        double tsum = 0;
+        for (int k = 0; k < l->n; k++)
+            tsum += ((double)l->truth[k].depth_center_ns - (double)l->truth[k].color_center_ns) / 1000.0;
+        double tmean = tsum / l->n - ks_delay_effective_us(cfg[i].depth_delay_off_color_usec);
+        KS_CHECK(ar->files[i].depth_offset_centres);
+        KS_CHECK_STR(ar->files[i].timestamps, "seed");
+        KS_CHECK(ar->files[i].color_exposure_us > 0);
+        KS_CHECK_MSG(fabs(ar->files[i].depth_offset_us.mean - tmean) < 1.0,
+                     "file %d: depth offset %.2f us, truth %.2f us", i, ar->files[i].depth_offset_us.mean, tmean);
+        printf("file %d: depth vs color centres - planned delay %.2f us (truth %.2f us)\n", i,
+               ar->files[i].depth_offset_us.mean, tmean);
+    }
     for (int i = 0; i < 3; i++)
         printf("file %d: frames %zu drops %llu start %+lld us, first pulse %lld last %lld\n", i, ar->files[i].frame_count,
                (unsigned long long)ar->files[i].drops, (long long)ar->files[i].start_vs_reference_us,
