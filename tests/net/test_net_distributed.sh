@@ -86,7 +86,7 @@ done
 
 # 1b. the same agents run again for a distributed verify: sync proven from the gathered files
 ks_netns_exec 0 "$K" verify "$RIG" --distributed "${NET[@]}" --domain "$DOMAIN" --secret-file "$W/secret" \
-  --out "$W/verify" --seconds 2 --json > "$W/verify.json" 2> "$W/verify.err"
+  --out "$W/verify" --seconds 3 --json > "$W/verify.json" 2> "$W/verify.err"
 rc=$?
 check '[ $rc -eq 0 ]' "distributed verify passes on the same agents (got $rc: $(cat "$W/verify.err"))"
 check 'python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j[\"pass\"] and len(j[\"checks\"]) >= 4 else 1)" "$W/verify.json"' \
