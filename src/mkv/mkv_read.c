@@ -194,8 +194,17 @@ static ks_status parse_seekhead(ks_mkv_reader *r, const span *s, ks_error *err)
         }
         if (st != KS_EEOF)
             return st;
-        if (spos == UINT64_MAX || spos > r->file_size)
+        if (spos == UINT64_MAX)
             continue;
+        if (spos >= r->file_size || r->seg_data + spos >= r->file_size) {
+            const char *name = sid == ID_INFO ? "Info" : sid == ID_TRACKS ? "Tracks" : sid == ID_ATTACHMENTS ? "Attachments"
+                               : sid == ID_TAGS ? "Tags" : sid == ID_CUES ? "Cues" : NULL;
+            if (name && !r->seek_broken) {
+                r->seek_broken = name;
+                r->seek_broken_pos = r->seg_data + spos < spos ? UINT64_MAX : r->seg_data + spos; /* absolute */
+            }
+            continue;
+        }
         uint64_t abs = r->seg_data + spos;
         switch (sid) {
         case ID_INFO: if (!r->pos_info) r->pos_info = abs; break;
@@ -789,6 +798,10 @@ ks_status ks_mkv_reader_open_header(ks_mkv_reader *r, ks_error *err)
         if (load_and_parse(r, r->pos_cues, ID_CUES, parse_cues, &ignored)) {
             r->ncues = 0;
             r->info.cue_count = 0;
+            if (!r->seek_broken) {
+                r->seek_broken = "Cues";
+                r->seek_broken_pos = r->pos_cues;
+            }
         }
     }
     if (!have_tracks)
@@ -869,6 +882,11 @@ ks_status ks_mkv_check_playback(const ks_mkv_reader *r, ks_error *err)
         return sdk_refuses(r, err, "DocTypeVersion < DocTypeReadVersion");
     if (!in->first_cluster_offset)
         return sdk_refuses(r, err, "the recording contains no clusters (no frames)");
+    if (r->seek_broken) /* the SDK reads every element the SeekHead names, at that offset */
+        return sdk_refuses(r, err,
+                           "its SeekHead points at the %s at byte %llu, which the file does not hold (cut off after "
+                           "it was finished, e.g. an interrupted copy); run 'kinsync repair'",
+                           r->seek_broken, (unsigned long long)r->seek_broken_pos);
     const ks_mkv_track *vt[3] = {ks_mkv_reader_track(r, KS_MKV_COLOR), ks_mkv_reader_track(r, KS_MKV_DEPTH),
                                  ks_mkv_reader_track(r, KS_MKV_IR)};
     uint64_t period = 0;

@@ -35,6 +35,10 @@ struct ks_mkv_reader {
     int tag_cap;
     uint64_t seg_start, seg_data, seg_end;
     uint64_t pos_info, pos_tracks, pos_attach, pos_tags, pos_cues;
+    /* the first element the SeekHead points at that the file does not hold there in full (a file cut
+     * off after it was finished): the SDK's playback refuses such a file */
+    const char *seek_broken;
+    uint64_t seek_broken_pos;
     int8_t track_index[128];   /* track number -> index in info.tracks, -1 if none */
     ks_mkv_cue *cues;
     size_t ncues, capcues;
