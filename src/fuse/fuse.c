@@ -166,15 +166,15 @@ fail:
 
 static const uint8_t no_color[3] = {128, 128, 128};
 
-/* The color image of device d for this run (decoded into thread t's decoder when MJPEG); false when
- * there is none or it does not decode (the error is kept for the run's result). */
-static bool color_image(ks_fuse *f, int t, int d, ks_color_image *img, job *j)
+/* The color image of device d for this run (decoded into the decoder of j's thread when MJPEG); false
+ * when there is none or it does not decode (the error is kept for the run's result). */
+static bool color_image(ks_fuse *f, job *j, int d, ks_color_image *img)
 {
     const ks_fuse_input *in = &f->in[d];
     *img = (ks_color_image){0};
     if (in->color && in->color_format == KS_FORMAT_MJPG) {
         ks_error e;
-        ks_status st = ks_mjpeg_decode(f->dec[t], in->color, in->color_size, f->opt.color_scale, img, &e);
+        ks_status st = ks_mjpeg_decode(f->dec[j->t], in->color, in->color_size, f->opt.color_scale, img, &e);
         if (st == KS_OK)
             return true;
         f->thread_status[j->t] = st;
@@ -207,7 +207,7 @@ static void points_rows(ks_fuse *f, job *j, int d, int v0, int v1)
     bool have_color = false;
     if (f->opt.color) { /* with color a thread has whole devices (see the file comment) */
         double t0 = ks_fuse_now_ms();
-        have_color = color_image(f, j->t, d, &img, j);
+        have_color = color_image(f, j, d, &img);
         j->ms_color += ks_fuse_now_ms() - t0;
     }
     const float gap = 4.0f * f->opt.voxel_mm + 20.0f;
