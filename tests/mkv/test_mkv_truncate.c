@@ -5,18 +5,34 @@
 #include "mkv_test_util.h"
 
 /* A file cut at many byte positions reads up to its last complete cluster; repair makes it whole. */
+/* The whole file p (malloc'd, *size bytes); NULL (a failed check) when it cannot be read. */
+static uint8_t *slurp(const char *p, long *size)
+{
+    FILE *f = fopen(p, "rb");
+    KS_CHECK_MSG(f != NULL, "cannot open %s", p);
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    *size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *all = malloc((size_t)*size);
+    KS_CHECK_INT(fread(all, 1, (size_t)*size, f), *size);
+    fclose(f);
+    return all;
+}
+
 static void test_truncation(void)
 {
     const char *p = path_in("small.mkv");
     int n = 0;
     rec *truth = write_file(p, KS_DEPTH_NFOV_2X2BINNED, 12, 900000, &n, -1);
-    FILE *f = fopen(p, "rb");
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *all = malloc((size_t)size);
-    KS_CHECK_INT(fread(all, 1, (size_t)size, f), size);
-    fclose(f);
+    long size;
+    uint8_t *all = slurp(p, &size);
+    if (!all) {
+        free(truth);
+        return;
+    }
+    FILE *f;
     /* the cluster boundaries, and the items wholly before each */
     ks_mkv_reader *r;
     ks_error e = {0};
@@ -167,17 +183,11 @@ static void test_killed_writer(void)
 static void test_playback_check(void)
 {
     const char *p = path_in("small.mkv");
-    FILE *f = fopen(p, "rb");
-    if (!f) {
-        KS_CHECK(0);
+    long size;
+    uint8_t *all = slurp(p, &size);
+    if (!all)
         return;
-    }
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *all = malloc((size_t)size);
-    KS_CHECK_INT(fread(all, 1, (size_t)size, f), size);
-    fclose(f);
+    FILE *f;
     int renamed = 0;
     for (long i = 0; i + 14 <= size && i < 65536; i++)
         if (!memcmp(all + i, "K4A_DEPTH_MODE", 14)) {
@@ -206,17 +216,11 @@ static void test_playback_check(void)
 static void test_cut_after_finish(void)
 {
     const char *p = path_in("small.mkv");
-    FILE *f = fopen(p, "rb");
-    if (!f) {
-        KS_CHECK(0);
+    long size;
+    uint8_t *all = slurp(p, &size);
+    if (!all)
         return;
-    }
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *all = malloc((size_t)size);
-    KS_CHECK_INT(fread(all, 1, (size_t)size, f), size);
-    fclose(f);
+    FILE *f;
     const char *q = path_in("copied-half.mkv"), *o = path_in("copied-half-fixed.mkv");
     f = fopen(q, "wb");
     fwrite(all, 1, (size_t)size / 2, f);
