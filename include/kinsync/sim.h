@@ -115,7 +115,11 @@ typedef struct ks_sim_config {
     int fault_count;
     ks_sim_fault faults[KS_SIM_MAX_FAULTS];
     bool render_color, render_depth;        /* false: images are allocated but left black (timing-only runs) */
-    double depth_noise_mm;                  /* standard deviation of depth noise, 0 = exact */
+    double depth_noise_mm;                  /* standard deviation of extra Gaussian depth noise, 0 = none */
+    bool sensor;                            /* the devices' sensor model (YAML render.sensor, default true): depth
+                                               mask and operating range per mode, range- and signal-dependent
+                                               noise that differs per frame, dropouts, flying pixels, IR levels
+                                               and saturation, colour sensor noise; false = exact geometry */
     bool lockstep;                          /* fast mode: wait (bounded) for a reading thread instead of overflowing its queue */
     char board_aprilgrid[512];              /* board description (kinsync/board.h) painted on the board, "" = built-in
                                                pattern; the board takes the sheet's size (YAML: board.aprilgrid,

@@ -35,6 +35,7 @@ void ks_sim_config_init(ks_sim_config *c)
     c->board_width_mm = 600;
     c->board_height_mm = 600;
     c->render_color = c->render_depth = true;
+    c->sensor = true;
     c->lockstep = true;
     c->startup_drop_max = 2;            /* frame counts differ by one or two at start, as on real rigs */
 }
@@ -229,7 +230,7 @@ static ks_status parse_objects(ctx *x, yaml_node_t *seq)
                 return ks_yaml_error(x->y, sp, x->err, KS_EINVAL, "a sphere needs `center` and `radius`");
         }
         if (st == KS_OK)
-            st = get_d(x, m, "albedo", 0, 1, &o->albedo);
+            st = get_d(x, m, "albedo", 0, 1000, &o->albedo);
         double rgb[3] = {o->rgb[0], o->rgb[1], o->rgb[2]};
         bool fc = false;
         if (st == KS_OK)
@@ -473,12 +474,13 @@ static ks_status parse_section(ctx *x, yaml_node_t *s)
     if ((n = ks_yaml_map_get(x->y, s, "faults")) && (st = parse_faults(x, n)) != KS_OK)
         return st;
     if ((n = ks_yaml_map_get(x->y, s, "render"))) {
-        static const char *const rk[] = {"color", "depth", "depth_noise_mm", NULL};
+        static const char *const rk[] = {"color", "depth", "depth_noise_mm", "sensor", NULL};
         if ((st = ks_yaml_expect_map(x->y, n, "render", x->err)) != KS_OK ||
             (st = ks_yaml_check_keys(x->y, n, rk, "render", x->err)) != KS_OK ||
             (st = get_b(x, n, "color", &c->render_color)) != KS_OK ||
             (st = get_b(x, n, "depth", &c->render_depth)) != KS_OK ||
-            (st = get_d(x, n, "depth_noise_mm", 0, 1000, &c->depth_noise_mm)) != KS_OK)
+            (st = get_d(x, n, "depth_noise_mm", 0, 1000, &c->depth_noise_mm)) != KS_OK ||
+            (st = get_b(x, n, "sensor", &c->sensor)) != KS_OK)
             return st;
     }
     return KS_OK;

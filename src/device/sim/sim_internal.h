@@ -106,6 +106,8 @@ typedef struct sim_dev {
     uint64_t imu_next_ns;
     uint64_t imu_dropped;
     uint64_t last_pulse_ns;   /* when the last accepted sync pulse arrived */
+    double depth_to_accel[9], depth_to_gyro[9];   /* rotations from the device's calibration */
+    double acc_bias[3], gyro_bias[3];             /* per device, drawn from the seed and serial */
     /* bookkeeping */
     uint64_t sequence;
     ks_sim_device_stats stats;

@@ -400,7 +400,16 @@ typedef struct sim_static {
     ks_calibration cal;
     sim_cam dcam, ccam;
     float *dz;           /* static z per depth pixel (mm along the optical axis), 0 = nothing */
-    sim_buf *depth, *ir; /* uint16 images of the static scene (board included when it does not move) */
+    sim_buf *depth, *ir; /* uint16 images of the static scene (board included when it does not move); with
+                            the sensor model: masked, range-limited, noise-free */
+    /* sensor model (render.sensor): per depth pixel */
+    uint8_t *inside;     /* 1 inside the mode's valid-pixel mask (NFOV octagon, WFOV circle) */
+    uint8_t *zsig;       /* depth noise standard deviation, 1/4 mm */
+    uint8_t *pdrop;      /* probability /256 that a frame loses the pixel (weak or grazing return) */
+    uint8_t *irsig;      /* IR noise standard deviation, counts */
+    uint32_t *edge;      /* pixels at depth discontinuities (flying pixels) */
+    uint16_t *edge_near, *edge_far;
+    int edge_n;
     float *cz;           /* static z per colour pixel */
     sim_buf *bgra;       /* colour at gain 1 */
     struct sim_static *next;
@@ -444,6 +453,17 @@ static sim_render_dev *render_dev(sim_world *w, int i)
     return r;
 }
 
+static void static_free_sensor(sim_static *s)
+{
+    free(s->inside);
+    free(s->zsig);
+    free(s->pdrop);
+    free(s->irsig);
+    free(s->edge);
+    free(s->edge_near);
+    free(s->edge_far);
+}
+
 void sim_render_free(sim_render_dev *r)
 {
     if (!r)
@@ -453,6 +473,7 @@ void sim_render_free(sim_render_dev *r)
         r->list = s->next;
         free(s->dcam.dir);
         free(s->ccam.dir);
+        static_free_sensor(s);
         free(s->dz);
         free(s->cz);
         sim_buf_unref(s->depth);
@@ -506,13 +527,102 @@ static void shade_color(const hit *h, const double d[3], double *rgb)
         rgb[k] = h->rgb[k] * (0.35 + 0.65 * lam);
 }
 
-static uint16_t shade_ir(const hit *h, const double d[3], bool passive)
+static uint32_t hash32(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return (uint32_t)x;
+}
+
+/* ---- the depth sensor model (render.sensor; docs/simulator.md "Images") ----
+ * Active IR is the laser's return: IR_GAIN x reflectivity x cos(incidence) / distance^2 (m), clipped at
+ * 65535 (saturation on near or retro-reflective surfaces: albedo > 1). IR_GAIN puts the median of a
+ * desk-sized scene at a few hundred counts like the real fixture (median 357, p95 11770, 2.7 %
+ * saturated). The depth noise falls with the return signal: sigma = DEPTH_NOISE_K / sqrt(signal)
+ * (+ a floor), dropouts rise as the signal nears DROP_SIGNAL or the surface turns grazing. */
+#define IR_GAIN 2500.0
+#define PASSIVE_IR_LEVEL 150.0
+#define DEPTH_NOISE_K 0.80         /* mm at signal 1 (albedo 1, head-on, 1 m) */
+#define DEPTH_NOISE_FLOOR 0.50     /* mm */
+#define DROP_SIGNAL 0.03          /* signal at which half the frames lose the pixel */
+#define GRAZING_COS 0.20           /* incidence below this loses pixels */
+#define NEAR_INVALID 0.33          /* nearer than this share of the mode's minimum: saturated, no depth */
+#define NOISE_BITS 18
+#define NOISE_N (1u << NOISE_BITS)
+#define NOISE_MASK (NOISE_N - 1)
+
+static int8_t g_gauss[NOISE_N];   /* N(0,1) x 32, clipped to +-3.9 sigma */
+static uint8_t g_unif[NOISE_N];   /* uniform bytes */
+static pthread_once_t g_noise_once = PTHREAD_ONCE_INIT;
+
+static void noise_tables_init(void)
+{
+    uint64_t st = 0x5eed5eed12345678ull; /* fixed: the tables are part of the model, per-frame offsets are seeded */
+    for (uint32_t i = 0; i < NOISE_N; i++) {
+        double g = sim_rand_normal(&st) * 32.0;
+        g_gauss[i] = (int8_t)(g > 125 ? 125 : g < -125 ? -125 : lround(g));
+        g_unif[i] = (uint8_t)(sim_rand_u64(&st) >> 56);
+    }
+}
+
+static double ir_signal(const hit *h, const double d[3], double *cosv)
 {
     double len = sqrt(dot3(d, d));
-    double cosv = fabs(dot3(h->n, d)) / len;
+    *cosv = fabs(dot3(h->n, d)) / len;
     double dist_m = h->t * len / 1000.0;
-    double v = passive ? 120.0 * h->albedo : 4500.0 * h->albedo * cosv / (dist_m * dist_m + 1e-6);
+    return h->albedo * *cosv / (dist_m * dist_m + 1e-6);
+}
+
+static uint16_t shade_ir(const hit *h, const double d[3], bool passive)
+{
+    double cosv;
+    double sig = ir_signal(h, d, &cosv);
+    double v = passive ? PASSIVE_IR_LEVEL * fmin(h->albedo, 1.0) * (0.4 + 0.6 * cosv) : IR_GAIN * sig;
     return (uint16_t)(v > 65535 ? 65535 : v);
+}
+
+/* Inside the valid-pixel mask of the mode: NFOV an octagon (the corners of the 640x576 / 320x288 image
+ * stay dark, as on the real device: |x| + 0.51 |y| <= 1.045 in half-image units), WFOV the inscribed
+ * circle. */
+static bool depth_mask_inside(ks_depth_mode dm, int u, int v, int w, int h)
+{
+    double x = (u + 0.5 - w / 2.0) / (w / 2.0), y = (v + 0.5 - h / 2.0) / (h / 2.0);
+    switch (dm) {
+    case KS_DEPTH_NFOV_2X2BINNED:
+    case KS_DEPTH_NFOV_UNBINNED:
+        return fabs(x) + 0.51 * fabs(y) <= 1.045;
+    case KS_DEPTH_WFOV_2X2BINNED:
+    case KS_DEPTH_WFOV_UNBINNED:
+    case KS_DEPTH_PASSIVE_IR:
+        return x * x + y * y <= 1.0;
+    default:
+        return true;
+    }
+}
+
+/* Sensor parameters of one depth pixel with a hit at z (mm): the depth the device reports without
+ * noise (0 outside the range), noise, dropout probability and IR noise. */
+static uint16_t sensor_pixel(ks_depth_mode dm, const hit *h, const double d[3], double z, uint16_t ir, uint8_t *zsig,
+                             uint8_t *pdrop, uint8_t *irsig)
+{
+    int zmin = 0, zmax = 0;
+    bool ranged = ks_depth_mode_range_mm(dm, &zmin, &zmax);
+    double cosv;
+    double sig = ir_signal(h, d, &cosv);
+    double ns = DEPTH_NOISE_FLOOR + DEPTH_NOISE_K / sqrt(fmax(sig, 1e-6));
+    *zsig = (uint8_t)fmin(255, ns * 4);
+    double q = sig / DROP_SIGNAL, p = 1.0 / (1.0 + q * q);
+    if (cosv < GRAZING_COS)
+        p = fmax(p, 1.0 - cosv / GRAZING_COS);
+    *pdrop = (uint8_t)fmin(255, p * 256);
+    *irsig = (uint8_t)fmin(255, 1.0 + 0.5 * sqrt((double)ir)); /* shot noise */
+    /* nothing beyond the range, noise included (the noise tables stop at 3.9 sigma) */
+    if (!ranged || z <= 0 || z + 4 * ns > zmax || z < NEAR_INVALID * zmin || ir >= 65535)
+        return 0;
+    return (uint16_t)llround(z);
 }
 
 /* Renders the pixel of camera c; board included when bR != NULL. Returns z (0 if nothing). */
@@ -531,6 +641,103 @@ static double trace(const sim_scene *sc, const sim_cam *c, size_t px, const doub
         }
     }
     return any ? h->t : 0;
+}
+
+/* Per-frame noise: offsets into the fixed noise tables drawn from the seed, the device and the
+ * capture's sequence number, so every frame differs and the same seed repeats it bit for bit. */
+typedef struct sensor_offsets {
+    uint32_t z, drop, ir, edge;
+} sensor_offsets;
+
+static sensor_offsets frame_offsets(uint64_t seed, int device, uint64_t sequence)
+{
+    uint64_t k = seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)device << 48) ^ sequence * 0xD1B54A32D192ED03ull;
+    sensor_offsets o = {hash32(k), hash32(k + 1), hash32(k + 2), hash32(k + 3)};
+    return o;
+}
+
+static inline void sensor_one(uint16_t *z, uint16_t *ir, size_t p, uint8_t zsig, uint8_t pdrop, uint8_t irsig,
+                              const sensor_offsets *o)
+{
+    if (*z) {
+        if (g_unif[(o->drop + p) & NOISE_MASK] < pdrop) {
+            *z = 0;
+        } else {
+            int v = *z + zsig * g_gauss[(o->z + p) & NOISE_MASK] / 128;
+            *z = (uint16_t)(v < 1 ? 1 : v > 65535 ? 65535 : v);
+        }
+    }
+    if (*ir && *ir < 65535) {
+        int v = *ir + irsig * g_gauss[(o->ir + p) & NOISE_MASK] / 32;
+        *ir = (uint16_t)(v < 0 ? 0 : v > 65534 ? 65534 : v);
+    }
+}
+
+/* Applies the sensor model of the static render to a copy of its images: noise, dropouts, flying pixels. */
+static void sensor_frame(const sim_static *st, uint16_t *dp, uint16_t *ip, size_t n, const sensor_offsets *o)
+{
+    pthread_once(&g_noise_once, noise_tables_init);
+    for (size_t p = 0; p < n; p++)
+        sensor_one(&dp[p], &ip[p], p, st->zsig[p], st->pdrop[p], st->irsig[p], o);
+    for (int e = 0; e < st->edge_n; e++) {
+        uint32_t p = st->edge[e];
+        if (!dp[p])
+            continue;
+        unsigned r = g_unif[(o->edge + (uint32_t)e) & NOISE_MASK];
+        if (r < 90) {
+            dp[p] = 0; /* the depth engine rejects the mixed return */
+        } else if (r < 180) {
+            unsigned m = g_unif[(o->edge + (uint32_t)e + 7919u) & NOISE_MASK];
+            dp[p] = (uint16_t)(st->edge_near[e] + (unsigned)(st->edge_far[e] - st->edge_near[e]) * m / 256u);
+        }
+    }
+}
+
+/* Depth discontinuities (neighbours more than 4 % + 30 mm apart): the pixels on both sides become
+ * flying pixels in some frames (mixed returns of the near and the far surface). */
+static bool find_edges(sim_static *s)
+{
+    int w = s->dcam.w, h = s->dcam.h, cap = 0;
+    const uint16_t *dp = (const uint16_t *)s->depth->data;
+    for (int pass = 0; pass < 2; pass++) {
+        int count = 0;
+        for (int v = 0; v + 1 < h; v++)
+            for (int u = 0; u + 1 < w; u++) {
+                size_t p = (size_t)v * w + u;
+                uint16_t a = dp[p];
+                if (!a)
+                    continue;
+                size_t nb[2] = {p + 1, p + (size_t)w};
+                for (int k = 0; k < 2; k++) {
+                    uint16_t b = dp[nb[k]];
+                    if (!b)
+                        continue;
+                    uint16_t lo = a < b ? a : b, hi = a < b ? b : a;
+                    if (hi - lo <= 30 + lo / 25)
+                        continue;
+                    if (pass == 1) {
+                        s->edge[count] = (uint32_t)p;
+                        s->edge_near[count] = lo;
+                        s->edge_far[count] = hi;
+                        s->edge[count + 1] = (uint32_t)nb[k];
+                        s->edge_near[count + 1] = lo;
+                        s->edge_far[count + 1] = hi;
+                    }
+                    count += 2;
+                }
+            }
+        if (pass == 0) {
+            cap = count;
+            s->edge = malloc((size_t)(cap + 1) * sizeof *s->edge);
+            s->edge_near = malloc((size_t)(cap + 1) * sizeof *s->edge_near);
+            s->edge_far = malloc((size_t)(cap + 1) * sizeof *s->edge_far);
+            if (!s->edge || !s->edge_near || !s->edge_far)
+                return false;
+        } else {
+            s->edge_n = count;
+        }
+    }
+    return true;
 }
 
 static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_resolution cr, ks_error *err)
@@ -560,12 +767,20 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         s->depth = sim_buf_new(n * 2);
         s->ir = sim_buf_new(n * 2);
         ok = ok && s->dz && s->depth && s->ir;
+        bool sensor = w->cfg.sensor && w->cfg.render_depth;
+        if (ok && sensor) {
+            s->inside = malloc(n);
+            s->zsig = calloc(n, 1);
+            s->pdrop = calloc(n, 1);
+            s->irsig = calloc(n, 1);
+            ok = s->inside && s->zsig && s->pdrop && s->irsig;
+        }
         if (ok && w->cfg.render_depth) { /* otherwise the zeroed buffers stand: black images */
             uint16_t *dp = (uint16_t *)s->depth->data, *ip = (uint16_t *)s->ir->data;
             bool passive = dm == KS_DEPTH_PASSIVE_IR;
             for (size_t p = 0; p < n; p++) {
                 hit h;
-                double z = w->cfg.render_depth ? trace(sc, &s->dcam, p, bstatic ? bR : NULL, bt, &h) : 0;
+                double z = trace(sc, &s->dcam, p, bstatic ? bR : NULL, bt, &h);
                 s->dz[p] = (float)z;
                 dp[p] = (uint16_t)(z > 0 && z < 65535 ? llround(z) : 0);
                 ip[p] = 0;
@@ -573,8 +788,20 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
                     const float *f = s->dcam.dir + p * 3;
                     double d[3] = {f[0], f[1], f[2]};
                     ip[p] = shade_ir(&h, d, passive);
+                    if (sensor)
+                        dp[p] = sensor_pixel(dm, &h, d, z, ip[p], &s->zsig[p], &s->pdrop[p], &s->irsig[p]);
+                }
+                if (sensor) {
+                    s->inside[p] = depth_mask_inside(dm, (int)(p % s->dcam.w), (int)(p / s->dcam.w), s->dcam.w,
+                                                     s->dcam.h);
+                    if (!s->inside[p])
+                        dp[p] = ip[p] = 0;
+                    if (passive)
+                        dp[p] = 0;
                 }
             }
+            if (sensor && !passive)
+                ok = find_edges(s);
         }
     }
     if (ok && cr != KS_COLOR_OFF) {
@@ -610,6 +837,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         ks_error_set(err, KS_ENOMEM, "out of memory rendering device %d", i);
         free(s->dcam.dir);
         free(s->ccam.dir);
+        static_free_sensor(s);
         free(s->dz);
         free(s->cz);
         sim_buf_unref(s->depth);
@@ -713,15 +941,6 @@ static bool board_bbox(const sim_scene *sc, const sim_cam *c, const double bR[9]
     return box[0] <= box[2] && box[1] <= box[3];
 }
 
-static uint32_t hash32(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return (uint32_t)x;
-}
 
 /* Pixels of A (static render sa) that B's emitter (static render sb) lights. */
 static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa, const sim_static *sb)
@@ -956,8 +1175,9 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
         size_t n = (size_t)c->w * c->h;
         bool damaged = f->n_interf > 0 && w->cfg.render_depth;
         bool noisy = w->cfg.depth_noise_mm > 0 && w->cfg.render_depth;
+        bool sensor = w->cfg.sensor && w->cfg.render_depth && st->zsig;
         sim_buf *depth = NULL, *ir = NULL;
-        if ((!moving || !w->cfg.render_depth) && !damaged && !noisy) {
+        if ((!moving || !w->cfg.render_depth) && !damaged && !noisy && !sensor) {
             depth = sim_buf_ref(st->depth);
             ir = sim_buf_ref(st->ir);
         } else {
@@ -973,6 +1193,11 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             memcpy(ir->data, st->ir->data, n * 2);
             uint16_t *dp = (uint16_t *)depth->data, *ip = (uint16_t *)ir->data;
             bool passive = dm == KS_DEPTH_PASSIVE_IR;
+            sensor_offsets so = {0};
+            if (sensor) {
+                so = frame_offsets(w->cfg.seed, f->device, f->truth.sequence);
+                sensor_frame(st, dp, ip, n, &so);
+            }
             int box[4];
             if (moving && w->cfg.render_depth && c->dir && board_bbox(sc, c, bR, bt, box)) {
                 for (int v = box[1]; v <= box[3]; v++)
@@ -988,6 +1213,15 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                             continue;
                         dp[p] = (uint16_t)(h.t < 65535 ? llround(h.t) : 0);
                         ip[p] = shade_ir(&h, dd, passive);
+                        if (sensor) {
+                            uint8_t zsig, pdrop, irsig;
+                            dp[p] = sensor_pixel(dm, &h, dd, h.t, ip[p], &zsig, &pdrop, &irsig);
+                            if (!st->inside[p] || passive)
+                                dp[p] = 0;
+                            if (!st->inside[p])
+                                ip[p] = 0;
+                            sensor_one(&dp[p], &ip[p], p, zsig, pdrop, irsig, &so);
+                        }
                     }
             }
             if (noisy) {

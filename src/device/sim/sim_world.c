@@ -1272,13 +1272,19 @@ static ks_status op_get_imu_sample(void *dev, ks_imu_sample *out, int32_t timeou
     }
     uint64_t t = d->imu_next_ns;
     d->imu_next_ns = (uint64_t)((double)t + period_ns);
-    /* gravity seen by the accelerometer: +g along world up, expressed in the device frame */
-    double up[3] = {d->pose_R[2], d->pose_R[5], d->pose_R[8]}; /* R^T * (0,0,1) */
+    /* A device at rest: the accelerometer measures +g along world up, expressed in the depth camera
+     * frame (R^T (0,0,1): the world z row of the camera->world rotation) and turned into the
+     * accelerometer's axes by the calibration's depth->accelerometer rotation; plus the device's bias
+     * and white noise of the size its calibration states. The gyro sees no rotation: bias + noise. */
+    const ks_imu_spec *imu = ks_imu_spec_get();
+    double up[3] = {d->pose_R[6], d->pose_R[7], d->pose_R[8]};
     memset(out, 0, sizeof *out);
     out->temperature_c = 30.0f;
     for (int k = 0; k < 3; k++) {
-        out->acc[k] = (float)(9.81 * up[k] + 0.01 * sim_rand_normal(&w->rng));
-        out->gyro[k] = (float)(0.001 * sim_rand_normal(&w->rng));
+        const double *Ra = d->depth_to_accel + k * 3;
+        double g = imu->gravity_mps2 * (Ra[0] * up[0] + Ra[1] * up[1] + Ra[2] * up[2]);
+        out->acc[k] = (float)(g + d->acc_bias[k] + imu->accel_noise_mps2 * sim_rand_normal(&w->rng));
+        out->gyro[k] = (float)(d->gyro_bias[k] + imu->gyro_noise_rads * sim_rand_normal(&w->rng));
     }
     out->acc_ts_us = out->gyro_ts_us = dev_time_us(d, t);
     pthread_mutex_unlock(&w->mu);
@@ -1437,6 +1443,23 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
         if (!d->queue || !d->calib_json) {
             st = ks_error_set(err, KS_ENOMEM, "out of memory creating simulated device %d", i);
             break;
+        }
+        /* IMU: axes from the calibration's accelerometer/gyro extrinsics, a bias per device (own
+         * generator: the world's random stream stays as it was) */
+        ks_calibration ical;
+        if (ks_calibration_from_json(d->calib_json, strlen(d->calib_json), KS_DEPTH_NFOV_UNBINNED, KS_COLOR_OFF,
+                                     &ical, NULL) == KS_OK) {
+            memcpy(d->depth_to_accel, ical.depth_to_accel.R, sizeof d->depth_to_accel);
+            memcpy(d->depth_to_gyro, ical.depth_to_gyro.R, sizeof d->depth_to_gyro);
+        } else {
+            for (int k = 0; k < 9; k++)
+                d->depth_to_accel[k] = d->depth_to_gyro[k] = (k % 4 == 0);
+        }
+        const ks_imu_spec *imu = ks_imu_spec_get();
+        uint64_t is = serial_seed(w->cfg.seed, rig->devices[i].serial) ^ 0x494d5562696173ull;
+        for (int k = 0; k < 3; k++) {
+            d->acc_bias[k] = imu->accel_bias_mps2 * (2.0 * rand_unit(&is) - 1.0);
+            d->gyro_bias[k] = imu->gyro_bias_rads * (2.0 * rand_unit(&is) - 1.0);
         }
         const ks_sim_clock *ck = &w->cfg.clocks[i];
         const ks_sim_clock *dk = &w->cfg.clock_default;
