@@ -171,7 +171,8 @@ int ks_sdk_sync_tolerance_us(ks_fps fps);   /* 110, 220, 660: the SDK's two-devi
 int ks_usbfs_default_mb(void);              /* 16 */
 int ks_usbfs_recommended_mb(int devices_on_host); /* 16 for one device, 32 and up for more */
 
-/* USB bandwidth a device needs for a configuration, in MB/s (uncompressed planes + MJPEG estimate). */
+/* USB bandwidth a device needs for a configuration, in MB/s: colour (uncompressed planes or MJPEG
+ * estimate) + the depth camera's raw payload per frame (ks_depth_raw_payload_bytes), times the fps. */
 double ks_stream_bandwidth_mbps(ks_color_resolution res, ks_image_format fmt, ks_depth_mode depth, ks_fps fps);
 /* Usable bandwidth of one USB 3 controller, MB/s. */
 double ks_usb3_controller_bandwidth_mbps(void);

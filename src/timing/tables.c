@@ -418,9 +418,9 @@ double ks_stream_bandwidth_mbps(ks_color_resolution res, ks_image_format fmt, ks
         }
         bytes += px * bpp;
     }
-    const ks_depth_mode_info *d = ks_depth_mode_get(depth);
-    if (d)
-        bytes += (double)d->width * d->height * 2.0 * (d->laser_pulses ? 2 : 1); /* depth + IR, or IR */
+    /* depth: the raw sensor payload the depth camera sends (the host's depth engine makes depth and
+     * IR of it), not the size of the output images */
+    bytes += (double)ks_depth_raw_payload_bytes(depth);
     return bytes * hz / 1e6;
 }
 

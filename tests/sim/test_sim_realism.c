@@ -141,6 +141,7 @@ typedef struct sim_shot {
     int jpeg_subsamp;
     double frame_diff_pct;  /* valid depth pixels that changed between two consecutive frames */
     bool beyond_range;      /* some valid pixel beyond the mode's range */
+    bool color_differs;     /* consecutive MJPEG frames differ (sensor noise) */
 } sim_shot;
 
 /* One standalone device in the room, posed like the real recording (looking down at a desk-sized
@@ -173,7 +174,9 @@ static void sim_shots(ks_depth_mode dm, bool sensor, sim_shot *out)
         KS_CHECK(ks_device_get_capture(r.dev[0], &c[k], 1000, NULL) == KS_OK);
     if (c[0] && c[1] && c[0]->ir) {
         stats_of(dm, c[1]->depth, c[1]->ir, &out->st);
-        if (c[1]->color) {
+        if (c[1]->color && c[0]->color) {
+            out->color_differs = c[0]->color->size != c[1]->color->size ||
+                                 memcmp(c[0]->color->data, c[1]->color->data, c[0]->color->size) != 0;
             out->jpeg = c[1]->color->size;
             tjhandle tj = tjInitDecompress();
             int w, h, cs;
@@ -243,6 +246,13 @@ static void test_modes_against_the_device(void)
         KS_CHECK_MSG(s->ir_median > 150 && s->ir_median < 1000, "%s: IR median %.0f", name, s->ir_median);
         KS_CHECK_MSG(s->ir_p95 > 2000 && s->ir_p95 < 40000, "%s: IR p95 %.0f", name, s->ir_p95);
         KS_CHECK_MSG(s->ir_sat_pct > 0.1 && s->ir_sat_pct < 10, "%s: IR saturated %.2f%%", name, s->ir_sat_pct);
+        /* colour: the device's MJPEG (4:2:2, quality ~95) with sensor noise: the size of the real 720p
+         * frame (217 kB) within 25 % */
+        KS_CHECK_INT(sh.jpeg_subsamp, TJSAMP_422);
+        double want_jpeg = have_real ? (double)real_jpeg : 217095.0;
+        KS_CHECK_MSG(fabs((double)sh.jpeg - want_jpeg) < 0.25 * want_jpeg, "MJPEG %zu bytes vs real %.0f", sh.jpeg,
+                     want_jpeg);
+        KS_CHECK(sh.color_differs);
         if (have_real && dm == KS_DEPTH_NFOV_UNBINNED) {
             /* side by side with the real recording of the same mode */
             KS_CHECK_MSG(real.corner_valid_pct < 10, "real masked region %.1f%%", real.corner_valid_pct);
@@ -265,11 +275,51 @@ static void test_exact_geometry_without_sensor_model(void)
     KS_CHECK(sh.st.corner_valid_pct > 50);
     KS_CHECK(sh.st.max_mm > 3860 + 300); /* the scene reaches beyond NFOV unbinned's range: the cut is tested */
     KS_CHECK(sh.frame_diff_pct == 0);
+    KS_CHECK(!sh.color_differs);
+    KS_CHECK(sh.jpeg < 150000); /* without sensor noise a synthetic scene compresses far better than a real one */
+}
+
+/* Mean green of a BGRA frame at the given fps with the same manual exposure. */
+static double mean_green(ks_fps fps)
+{
+    ks_rig rig;
+    simt_rig(&rig, 1, SIMT_STANDALONE, 0);
+    rig.camera.color_format = KS_FORMAT_BGRA32;
+    rig.camera.depth_mode = KS_DEPTH_OFF;
+    rig.camera.fps = fps;
+    ks_sim_config cfg;
+    simt_config(&cfg, 152, true);
+    cfg.render_depth = false;
+    cfg.brightness_variation = 0;
+    simt_run r;
+    double sum = 0;
+    KS_CHECK(simt_open(&r, &rig, &cfg)); /* manual 8330 us */
+    KS_CHECK(simt_start_all(&r, &rig));
+    ks_capture *c = NULL;
+    if (ks_device_get_capture(r.dev[0], &c, 1000, NULL) == KS_OK && c->color) {
+        for (size_t i = 0; i < c->color->size; i += 4)
+            sum += c->color->data[i + 1];
+        sum /= (double)(c->color->size / 4);
+    }
+    ks_capture_release(c);
+    simt_close(&r);
+    return sum;
+}
+
+/* The same exposure gives the same picture at every frame rate (the light does not change with fps). */
+static void test_color_exposure_independent_of_fps(void)
+{
+    double g30 = mean_green(KS_FPS_30), g15 = mean_green(KS_FPS_15), g5 = mean_green(KS_FPS_5);
+    printf("mean green at 8330 us: 30 fps %.2f, 15 fps %.2f, 5 fps %.2f\n", g30, g15, g5);
+    KS_CHECK(g30 > 20);
+    KS_CHECK_NEAR(g15, g30, 0.5);
+    KS_CHECK_NEAR(g5, g30, 0.5);
 }
 
 int main(void)
 {
     KS_RUN(test_modes_against_the_device);
     KS_RUN(test_exact_geometry_without_sensor_model);
+    KS_RUN(test_color_exposure_independent_of_fps);
     return KS_TEST_END();
 }

@@ -25,7 +25,7 @@ void ks_sim_config_init(ks_sim_config *c)
     c->start_latency_ms = 100;
     c->queue_frames = 8;
     c->device_buffer_frames = 2;
-    c->usbfs_mb = 0;                    /* 0: not modelled (the host was set up as recommended) */
+    c->usbfs_mb = ks_usbfs_default_mb(); /* the kernel's default: a stock host; 0 = not modelled */
     c->host_drift_ppm = 5;
     c->brightness_variation = 0.2;
     c->ring_radius_mm = 2500;

@@ -415,6 +415,13 @@ typedef struct sim_static {
     struct sim_static *next;
 } sim_static;
 
+/* Colour sensor noise: a static scene cycles through this many noisy pictures (each encoded once),
+ * so consecutive frames differ while the MJPEG encoder runs only when the picture changes. */
+#define SIM_COLOR_VARIANTS 4
+#define COLOR_NOISE_DN 2.5         /* standard deviation of the colour sensor noise, 8-bit levels */
+#define JPEG_QUALITY 95            /* the device's MJPEG: quality ~95, 4:2:2 (real fixture) */
+#define JPEG_SUBSAMP TJSAMP_422
+
 typedef struct sim_mask {
     const sim_static *a, *b;
     uint8_t *bits;
@@ -425,10 +432,10 @@ struct sim_render_dev {
     sim_static *list;
     tjhandle tj;
     /* colour cache: the last encoded picture */
-    sim_buf *jpeg;
-    const sim_static *jpeg_st;
-    int jpeg_level;
-    uint64_t jpeg_board;
+    sim_buf *jpeg[SIM_COLOR_VARIANTS];   /* one per sensor-noise variant */
+    const sim_static *jpeg_st[SIM_COLOR_VARIANTS];
+    int jpeg_level[SIM_COLOR_VARIANTS];
+    uint64_t jpeg_board[SIM_COLOR_VARIANTS];
     sim_buf *bgra_scaled;
     const sim_static *bgra_st;
     int bgra_level;
@@ -483,7 +490,8 @@ void sim_render_free(sim_render_dev *r)
     }
     for (int i = 0; i < KS_RIG_MAX_DEVICES; i++)
         free(r->masks[i].bits);
-    sim_buf_unref(r->jpeg);
+    for (int v = 0; v < SIM_COLOR_VARIANTS; v++)
+        sim_buf_unref(r->jpeg[v]);
     sim_buf_unref(r->bgra_scaled);
     if (r->tj)
         tjDestroy(r->tj);
@@ -982,17 +990,41 @@ static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa,
     return bits;
 }
 
+/* A copy of the picture with the colour sensor's noise (per channel, from the noise tables at an
+ * offset hashed from the seed, the device and the variant). */
+static sim_buf *color_noisy(const sim_buf *pic, uint64_t seed, int device, uint64_t variant)
+{
+    pthread_once(&g_noise_once, noise_tables_init);
+    sim_buf *b = sim_buf_new(pic->size);
+    if (!b)
+        return NULL;
+    sensor_offsets o = frame_offsets(seed ^ 0xC0105ull, device, variant);
+    const int k = (int)lround(COLOR_NOISE_DN * 256 / 32); /* g_gauss is N(0,1) x 32 */
+    const uint8_t *in = pic->data;
+    uint8_t *out = b->data;
+    for (size_t i = 0; i < pic->size; i++) {
+        if ((i & 3) == 3) {
+            out[i] = in[i];
+            continue;
+        }
+        int v = in[i] + (k * g_gauss[(o.z + (uint32_t)i) & NOISE_MASK] + 128) / 256;
+        out[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+    return b;
+}
+
 static ks_status encode_jpeg(sim_render_dev *r, const uint8_t *bgra, int w, int h, sim_buf **out, ks_error *err)
 {
     if (!r->tj && !(r->tj = tjInitCompress()))
         return ks_error_set(err, KS_ENOMEM, "libturbojpeg could not start a compressor");
-    unsigned long cap = tjBufSize(w, h, TJSAMP_420);
+    unsigned long cap = tjBufSize(w, h, JPEG_SUBSAMP);
     sim_buf *b = sim_buf_new(cap);
     if (!b)
         return ks_error_set(err, KS_ENOMEM, "out of memory for an MJPEG frame");
     unsigned char *dst = b->data;
     unsigned long size = cap;
-    if (tjCompress2(r->tj, bgra, w, w * 4, h, TJPF_BGRA, &dst, &size, TJSAMP_420, 85, TJFLAG_NOREALLOC) != 0) {
+    if (tjCompress2(r->tj, bgra, w, w * 4, h, TJPF_BGRA, &dst, &size, JPEG_SUBSAMP, JPEG_QUALITY,
+                    TJFLAG_NOREALLOC) != 0) {
         sim_buf_unref(b);
         return ks_error_set(err, KS_EIO, "MJPEG encoding failed: %s", tjGetErrorStr2(r->tj));
     }
@@ -1137,25 +1169,38 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             goto out;
         }
         ks_image *img = NULL;
+        bool cnoise = w->cfg.sensor && w->cfg.render_color;
+        int nv = cnoise ? (int)(f->truth.sequence % SIM_COLOR_VARIANTS) : 0;
         if (cf == KS_FORMAT_MJPG) {
-            if (!(r->jpeg && r->jpeg_st == st && r->jpeg_level == level && r->jpeg_board == board_key)) {
+            if (!(r->jpeg[nv] && r->jpeg_st[nv] == st && r->jpeg_level[nv] == level &&
+                  r->jpeg_board[nv] == board_key)) {
                 sim_buf *j = NULL;
-                status = encode_jpeg(r, pic->data, c->w, c->h, &j, err);
+                sim_buf *src = cnoise ? color_noisy(pic, w->cfg.seed, f->device, (uint64_t)nv) : sim_buf_ref(pic);
+                if (!src) {
+                    sim_buf_unref(pic);
+                    status = ks_error_set(err, KS_ENOMEM, "out of memory rendering colour");
+                    goto out;
+                }
+                status = encode_jpeg(r, src->data, c->w, c->h, &j, err);
+                sim_buf_unref(src);
                 if (status != KS_OK) {
                     sim_buf_unref(pic);
                     goto out;
                 }
-                sim_buf_unref(r->jpeg);
-                r->jpeg = j;
-                r->jpeg_st = st;
-                r->jpeg_level = level;
-                r->jpeg_board = board_key;
+                sim_buf_unref(r->jpeg[nv]);
+                r->jpeg[nv] = j;
+                r->jpeg_st[nv] = st;
+                r->jpeg_level[nv] = level;
+                r->jpeg_board[nv] = board_key;
             }
-            img = sim_buf_image(r->jpeg, KS_FORMAT_MJPG, c->w, c->h, 0);
-        } else if (cf == KS_FORMAT_BGRA32) {
-            img = sim_buf_image(pic, KS_FORMAT_BGRA32, c->w, c->h, c->w * 4);
+            img = sim_buf_image(r->jpeg[nv], KS_FORMAT_MJPG, c->w, c->h, 0);
         } else {
-            img = convert_color(pic->data, c->w, c->h, cf);
+            sim_buf *src = cnoise ? color_noisy(pic, w->cfg.seed, f->device, f->truth.sequence) : sim_buf_ref(pic);
+            if (src && cf == KS_FORMAT_BGRA32)
+                img = sim_buf_image(src, KS_FORMAT_BGRA32, c->w, c->h, c->w * 4);
+            else if (src)
+                img = convert_color(src->data, c->w, c->h, cf);
+            sim_buf_unref(src);
         }
         sim_buf_unref(pic);
         if (!img) {

@@ -239,7 +239,11 @@ static bool has_depth(const ks_device_config *c)
 static double color_exposure_us(sim_dev *d, uint64_t t, double *gain)
 {
     double P = period_us(d);
-    double ref = P / 4.0; /* model: auto exposure aims at a quarter of the frame period at nominal light */
+    /* model: under nominal light auto exposure aims at a fixed time (a quarter of the 30 fps period,
+     * whatever the fps: the scene's light does not depend on the frame rate), and the picture's
+     * brightness is light x exposure / that time, so the same exposure gives the same picture at 5, 15
+     * or 30 fps */
+    double ref = ks_frame_period_exact_us(KS_FPS_30) / 4.0;
     double b = 1.0 + d->w->cfg.brightness_variation *
                          sin(6.283185307179586 * ((double)t * 1e-9 / d->bright_period_s) + d->bright_phase);
     if (b < 0.05)
