@@ -215,6 +215,13 @@ uint64_t ks_sim_host_time_ns(ks_sim *s, const char *host, uint64_t t_ns);
 ks_status ks_sim_device_clock(ks_sim *s, int device, double *rate, double *offset_us, uint64_t *zero_ns,
                               ks_error *err);
 
+/* Depth pixels of device a that device b's laser lights: a's 3-D point (static scene) lies inside b's
+ * depth view and b sees it (the pixels b's laser can corrupt). Geometry only, not timing; each device
+ * in the depth mode it streams, else `mode`. 0 when either has no laser (passive IR, depth off) or
+ * images are not rendered (render.depth false: *pixels = -1, unknown). Builds the static renders it
+ * needs (costly the first time). */
+ks_status ks_sim_laser_shared(ks_sim *s, int a, int b, ks_depth_mode mode, int *pixels, ks_error *err);
+
 /* Replaces the board texture (8-bit grey, row-major, copied): it is stretched over the board's front
  * (row 0 along the board's -y edge, column 0 along its -x edge). NULL restores the built-in
  * AprilGrid-like pattern. Only while no simulated device streams (KS_ESTATE otherwise): cached

@@ -294,6 +294,21 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
                 break;
             }
     }
+    /* on the simulator the geometry is known: which lasers light which views (for the laser-groups check) */
+    ks_sim *sim = ks_sim_from_backend(backend);
+    if (sim && s->n > 1) {
+        su.light_known = true;
+        for (int a = 0; a < s->n && su.light_known; a++)
+            for (int b = 0; b < s->n && su.light_known; b++) {
+                int px = 0;
+                if (a != b && (ks_sim_laser_shared(sim, s->d[a].rig_index, s->d[b].rig_index, rig->camera.depth_mode,
+                                                   &px, NULL) != KS_OK ||
+                               px < 0))
+                    su.light_known = false;
+                else
+                    su.shared_light[a][b] = px;
+            }
+    }
     ks_status st = ks_matcher_create(m, &s->matcher, err);
     if (st == KS_OK)
         st = ks_syncstats_create(&su, &s->stats, err);

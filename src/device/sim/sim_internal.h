@@ -42,6 +42,7 @@ typedef struct sim_frame {
     int n_interf;
     int interf_dev[SIM_MAX_INTERFERERS];
     int interf_pulses[SIM_MAX_INTERFERERS];   /* pulse pairs that overlapped */
+    double interf_share[SIM_MAX_INTERFERERS]; /* overlapping pulse time / this capture's pulse time */
     ks_depth_mode interf_mode[SIM_MAX_INTERFERERS];
     int pulses;                          /* laser pulses of this capture */
     ks_depth_mode depth_mode;            /* configuration when the capture was taken */

@@ -1282,9 +1282,9 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                 for (int k = 0; k < f->n_interf; k++) {
                     int b = f->interf_dev[k];
                     ks_depth_mode bm = f->interf_mode[k];
-                    /* the share of this capture's pulses that met a foreign pulse: that share of the
-                     * lit pixels is damaged (all of them when every pulse overlapped) */
-                    uint32_t share = (uint32_t)(1000.0 * f->interf_pulses[k] / (f->pulses > 0 ? f->pulses : 1));
+                    /* the share of this capture's pulse time a foreign pulse overlapped: that share of
+                     * the lit pixels is damaged (all of them when every pulse met one fully) */
+                    uint32_t share = (uint32_t)lround(1000.0 * f->interf_share[k]);
                     const sim_static *sb = get_static_depth(w, b, bm);
                     if (!sb)
                         continue;
@@ -1381,5 +1381,41 @@ ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, in
     }
     pthread_mutex_unlock(&w->mu);
     free(old);
+    return KS_OK;
+}
+
+ks_status ks_sim_laser_shared(ks_sim *s, int a, int b, ks_depth_mode mode, int *pixels, ks_error *err)
+{
+    sim_world *w = (sim_world *)s;
+    if (!w || !pixels)
+        return ks_error_set(err, KS_EINVAL, "no simulator given");
+    *pixels = 0;
+    if (a < 0 || b < 0 || a >= w->rig.device_count || b >= w->rig.device_count || a == b)
+        return ks_error_set(err, KS_EINVAL, "devices %d and %d are not two devices of the simulated rig", a, b);
+    if (!w->cfg.render_depth) {
+        *pixels = -1;
+        return KS_OK;
+    }
+    pthread_mutex_lock(&w->mu);
+    ks_depth_mode ma = w->devs[a].streaming ? w->devs[a].cfg.depth_mode : mode;
+    ks_depth_mode mb = w->devs[b].streaming ? w->devs[b].cfg.depth_mode : mode;
+    pthread_mutex_unlock(&w->mu);
+    const ks_depth_mode_info *ia = ks_depth_mode_get(ma), *ib = ks_depth_mode_get(mb);
+    if (!ia || !ib || !ia->laser_pulses || !ib->laser_pulses)
+        return KS_OK;
+    const sim_static *sa = get_static_depth(w, a, ma), *sb = get_static_depth(w, b, mb);
+    sim_render_dev *ra = render_dev(w, a);
+    if (!sa || !sb || !ra)
+        return ks_error_set(err, KS_ENOMEM, "out of memory rendering the devices' views");
+    pthread_mutex_lock(&ra->cache_mu);
+    const uint8_t *mask = pair_mask(ra, b, sa, sb);
+    size_t n = (size_t)sa->dcam.w * sa->dcam.h;
+    int count = 0;
+    for (size_t p = 0; mask && p < n; p++)
+        count += mask[p] != 0;
+    pthread_mutex_unlock(&ra->cache_mu);
+    if (!mask)
+        return ks_error_set(err, KS_ENOMEM, "out of memory comparing the devices' views");
+    *pixels = count;
     return KS_OK;
 }

@@ -548,11 +548,15 @@ static void check_interference(sim_world *w, sim_frame *f)
         return;
     uint64_t a_end = la->start_ns + (uint64_t)(la->pulses - 1) * la->pitch_ns + la->width_ns;
     f->pulses = la->pulses;
+    /* Every other laser counts, whatever the rig's groups say: whether it lights what this device sees
+     * is geometry, decided per pixel by the renderer (pair masks). Damage grows with the time the
+     * pulses overlap: the share is the summed overlap over the capture's total pulse time. */
     for (int j = 0; j < w->rig.device_count && f->n_interf < SIM_MAX_INTERFERERS; j++) {
-        if (j == f->device || w->rig.devices[j].group != w->rig.devices[f->device].group)
+        if (j == f->device)
             continue;
         sim_dev *b = &w->devs[j];
         int overl = 0;
+        double overlap_ns = 0;
         for (int k = 0; k < SIM_LASER_RING; k++) {
             const sim_laser *lb = &b->laser[k];
             if (!lb->pulses)
@@ -560,22 +564,26 @@ static void check_interference(sim_world *w, sim_frame *f)
             uint64_t b_end = lb->start_ns + (uint64_t)(lb->pulses - 1) * lb->pitch_ns + lb->width_ns;
             if (lb->start_ns >= a_end || la->start_ns >= b_end)
                 continue;
-            uint64_t width = la->width_ns > lb->width_ns ? la->width_ns : lb->width_ns;
             for (int p = 0; p < la->pulses; p++) {
                 int64_t pa = (int64_t)(la->start_ns + (uint64_t)p * la->pitch_ns);
                 for (int q = 0; q < lb->pulses; q++) {
                     int64_t pb = (int64_t)(lb->start_ns + (uint64_t)q * lb->pitch_ns);
-                    int64_t dlt = pa - pb;
-                    if (dlt < 0)
-                        dlt = -dlt;
-                    if ((uint64_t)dlt < width)
+                    /* time both pulses are on */
+                    int64_t lo = pa > pb ? pa : pb;
+                    int64_t hi_a = pa + (int64_t)la->width_ns, hi_b = pb + (int64_t)lb->width_ns;
+                    int64_t hi = hi_a < hi_b ? hi_a : hi_b;
+                    if (hi > lo) {
                         overl++;
+                        overlap_ns += (double)(hi - lo);
+                    }
                 }
             }
         }
         if (overl > 0) {
             f->interf_dev[f->n_interf] = j;
             f->interf_pulses[f->n_interf] = overl;
+            double total = (double)la->pulses * (double)la->width_ns;
+            f->interf_share[f->n_interf] = total > 0 ? fmin(1.0, overlap_ns / total) : 0;
             f->interf_mode[f->n_interf] = b->cfg.depth_mode;
             f->n_interf++;
         }
