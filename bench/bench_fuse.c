@@ -136,6 +136,8 @@ static int write_open3d_input(const char *dir, const ks_fuse_device *dev, uint16
     return 0;
 }
 
+static size_t sink_sz; /* keeps results alive */
+
 int main(int argc, char **argv)
 {
     int quick = 0, open3d = 1;
@@ -186,6 +188,52 @@ int main(int argc, char **argv)
     printf("bench_fuse: %d devices, NFOV_UNBINNED %dx%d, %.1f%% pixels with depth (setup %.1f s; %ld CPUs, load %s)\n",
            NDEV, W, H, 100.0 * (double)valid_pix / (double)(npix * NDEV), now_s() - t0, sysconf(_SC_NPROCESSORS_ONLN),
            load);
+
+    /* 0. start-up: unprojection tables. The reference is the per-pixel Newton solve from the
+     * closed-form guess (ks_unproject_ray for every pixel), which is what the table build did
+     * before and costs about what the SDK's k4a_transformation_create does (0.88-1.06x, issue 19). */
+    {
+        const ks_depth_mode modes[] = {KS_DEPTH_NFOV_UNBINNED, KS_DEPTH_WFOV_UNBINNED};
+        for (size_t m = 0; m < 2; m++) {
+            ks_calibration cal;
+            char *js = ks_calibration_json_synthesize(100, "bench");
+            if (!js || ks_calibration_from_json(js, strlen(js), modes[m], KS_COLOR_720P, &cal, &err) != KS_OK)
+                return 1;
+            free(js);
+            double c0 = cpu_s();
+            size_t ok = 0;
+            for (int v = 0; v < cal.depth.height; v++)
+                for (int u = 0; u < cal.depth.width; u++) {
+                    double uv[2] = {u, v}, xy[2];
+                    ok += ks_unproject_ray(&cal.depth, uv, xy);
+                }
+            double ref = cpu_s() - c0, tb = 1e9;
+            for (int r = 0; r < (quick ? 1 : 5); r++) {
+                ks_unproject_table t;
+                c0 = cpu_s();
+                if (ks_unproject_table_build(&cal.depth, &t, &err) != KS_OK)
+                    return 1;
+                double c = cpu_s() - c0;
+                tb = c < tb ? c : tb;
+                sink_sz += t.valid_count - ok;
+                ks_unproject_table_free(&t);
+            }
+            printf("unprojection table %s %dx%d: %.1f ms CPU (per-pixel solve %.1f ms: %.1fx faster)\n",
+                   ks_depth_mode_name(modes[m]), cal.depth.width, cal.depth.height, tb * 1e3, ref * 1e3, ref / tb);
+        }
+        for (int T = 1; T <= 2; T++) {
+            ks_fuse_options o = {.voxel_mm = 5, .threads = T};
+            ks_fuse *f;
+            double s = now_s(), c0 = cpu_s();
+            if (ks_fuse_create(dev, NDEV, &o, &f, &err) != KS_OK) {
+                fprintf(stderr, "bench_fuse: %s\n", err.message);
+                return 1;
+            }
+            printf("start-up, ks_fuse_create for %d devices NFOV, %d thread%s: %.0f ms (%.0f ms CPU)\n", NDEV, T,
+                   T > 1 ? "s" : "", (now_s() - s) * 1e3, (cpu_s() - c0) * 1e3);
+            ks_fuse_destroy(f);
+        }
+    }
 
     /* 1. depth to points, one thread, into one buffer for all devices */
     float *x = aligned_alloc(64, npix * NDEV * 4), *y = aligned_alloc(64, npix * NDEV * 4),
