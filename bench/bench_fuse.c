@@ -2,8 +2,8 @@
  * NFOV_UNBINNED (640x576) around a room with a floor and two spheres.
  *   1. depth to points (xyz float, rig frame), single thread, in pixels per second;
  *   2. the full fuse of a 9-device frame set with 5 mm voxels on 2 threads (and 1), frame sets/s;
- *   3. when python3-open3d is installed, Open3D on the same frames (create_from_depth_image +
- *      transform + voxel_down_sample, bench/bench_fuse_open3d.py) as the ratio to beat.
+ *   3. when python3-open3d is installed, Open3D on the same points (kinsync's lens rays, Open3D
+ *      transform + voxel_down_sample, bench/bench_fuse_open3d.py), voxel counts on one grid.
  * Usage: bench_fuse [--quick] [--no-open3d]. */
 #include <math.h>
 #include <stdio.h>
@@ -108,7 +108,8 @@ static void render(const ks_unproject_table *t, const ks_extrinsics *pose, uint1
     }
 }
 
-static int write_open3d_input(const char *dir, const ks_fuse_device *dev, uint16_t *const *depth)
+static int write_open3d_input(const char *dir, const ks_fuse_device *dev, const ks_unproject_table *tab,
+                              uint16_t *const *depth)
 {
     char p[1024];
     snprintf(p, sizeof p, "%s/rig.txt", dir);
@@ -129,8 +130,19 @@ static int write_open3d_input(const char *dir, const ks_fuse_device *dev, uint16
             fclose(fp);
             return -1;
         }
-        fwrite(depth[d], 2, (size_t)in->width * (size_t)in->height, fd);
+        size_t npix = (size_t)in->width * (size_t)in->height;
+        bool ok = fwrite(depth[d], 2, npix, fd) == npix;
         fclose(fd);
+        /* the same lens model for Open3D: kinsync's rays (x plane, then y plane) */
+        snprintf(p, sizeof p, "%s/rays%d.f32", dir, d);
+        FILE *fr = fopen(p, "wb");
+        ok = ok && fr && fwrite(tab[d].x, 4, npix, fr) == npix && fwrite(tab[d].y, 4, npix, fr) == npix;
+        if (fr)
+            fclose(fr);
+        if (!ok) {
+            fclose(fp);
+            return -1;
+        }
     }
     fclose(fp);
     return 0;
@@ -257,7 +269,8 @@ int main(int argc, char **argv)
            (double)(npix * NDEV) / best * 1e-9, best * 1e3, reps);
 
     /* 2. the full fuse, 5 mm voxels */
-    double fps2 = 0;
+    double fps2 = 0, fps1 = 0;
+    size_t voxels = 0;
     for (int threads = 2; threads >= 1; threads--) {
         ks_fuse_options o = {.voxel_mm = 5, .threads = threads};
         ks_fuse *f;
@@ -292,6 +305,9 @@ int main(int argc, char **argv)
         double median_ms = ms[n / 2];
         if (threads == 2)
             fps2 = 1 / e;
+        else
+            fps1 = 1 / e;
+        voxels = st.voxels;
         printf("full fuse, 5 mm voxels, %d thread%s: %.1f frame sets/s (mean %.1f ms wall: points %.1f, voxels %.1f; "
                "%.1f ms CPU; median %.1f ms = %.1f/s; best %.1f ms = %.1f/s); %zu points -> %zu voxels, %zu seen by 2+ "
                "devices%s\n",
@@ -346,21 +362,25 @@ int main(int argc, char **argv)
             printf("open3d: not installed (apt-get install python3-open3d), no comparison\n");
         } else {
             char dir[] = "/tmp/bench_fuse_XXXXXX";
-            if (mkdtemp(dir) && write_open3d_input(dir, dev, depth) == 0) {
+            if (mkdtemp(dir) && write_open3d_input(dir, dev, tab, depth) == 0) {
                 char cmd[2048], line[512];
                 snprintf(cmd, sizeof cmd, "%s %s/bench/bench_fuse_open3d.py %s %d", py, KS_SOURCE_DIR, dir,
                          quick ? 2 : 5);
                 FILE *p = popen(cmd, "r");
                 double ms = 0;
+                size_t o3d_voxels = 0;
                 while (p && fgets(line, sizeof line, p)) {
+                    if (sscanf(line, "open3d-voxels-on-kinsync-grid: %zu", &o3d_voxels) == 1)
+                        continue;
                     fputs(line, stdout);
                     sscanf(line, "open3d: %lf ms", &ms);
                 }
                 if (p)
                     pclose(p);
+                printf("voxels on the same grid: kinsync %zu, Open3D %zu\n", voxels, o3d_voxels);
                 if (ms > 0 && fps2 > 0)
-                    printf("ratio: kinsync (2 threads) is %.1fx faster than Open3D on the same frames\n",
-                           ms * 1e-3 * fps2);
+                    printf("ratio: kinsync is %.1fx (2 threads), %.1fx (1 thread) faster than Open3D on the same "
+                           "points\n", ms * 1e-3 * fps2, ms * 1e-3 * fps1);
                 snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
                 if (system(cmd) != 0)
                     fprintf(stderr, "bench_fuse: could not remove %s\n", dir);
