@@ -418,7 +418,7 @@ typedef struct sim_static {
 /* Colour sensor noise: a static scene cycles through this many noisy pictures (each encoded once),
  * so consecutive frames differ while the MJPEG encoder runs only when the picture changes. */
 #define SIM_COLOR_VARIANTS 4
-#define COLOR_NOISE_DN 2.5         /* standard deviation of the colour sensor noise, 8-bit levels */
+#define COLOR_NOISE_DN 2.3         /* standard deviation of the colour sensor noise, 8-bit levels */
 #define JPEG_QUALITY 95            /* the device's MJPEG: quality ~95, 4:2:2 (real fixture) */
 #define JPEG_SUBSAMP TJSAMP_422
 
@@ -564,6 +564,7 @@ static uint32_t hash32(uint64_t x)
 
 static int8_t g_gauss[NOISE_N];   /* N(0,1) x 32, clipped to +-3.9 sigma */
 static uint8_t g_unif[NOISE_N];   /* uniform bytes */
+static int8_t g_cnoise[NOISE_N];  /* colour noise in 8-bit levels (COLOR_NOISE_DN); every 4th entry 0 (alpha) */
 static pthread_once_t g_noise_once = PTHREAD_ONCE_INIT;
 
 static void noise_tables_init(void)
@@ -573,6 +574,7 @@ static void noise_tables_init(void)
         double g = sim_rand_normal(&st) * 32.0;
         g_gauss[i] = (int8_t)(g > 125 ? 125 : g < -125 ? -125 : lround(g));
         g_unif[i] = (uint8_t)(sim_rand_u64(&st) >> 56);
+        g_cnoise[i] = (i & 3) == 3 ? 0 : (int8_t)lround(fmax(-100, fmin(100, COLOR_NOISE_DN * g / 32.0)));
     }
 }
 
@@ -990,8 +992,9 @@ static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa,
     return bits;
 }
 
-/* A copy of the picture with the colour sensor's noise (per channel, from the noise tables at an
- * offset hashed from the seed, the device and the variant). */
+/* A copy of the picture with the colour sensor's noise (per channel, from a table of pre-scaled noise
+ * read at an offset hashed from the seed, the device and the variant; alpha untouched). Straight
+ * runs over the table so the compiler vectorizes the saturating add. */
 static sim_buf *color_noisy(const sim_buf *pic, uint64_t seed, int device, uint64_t variant)
 {
     pthread_once(&g_noise_once, noise_tables_init);
@@ -999,16 +1002,21 @@ static sim_buf *color_noisy(const sim_buf *pic, uint64_t seed, int device, uint6
     if (!b)
         return NULL;
     sensor_offsets o = frame_offsets(seed ^ 0xC0105ull, device, variant);
-    const int k = (int)lround(COLOR_NOISE_DN * 256 / 32); /* g_gauss is N(0,1) x 32 */
     const uint8_t *in = pic->data;
     uint8_t *out = b->data;
-    for (size_t i = 0; i < pic->size; i++) {
-        if ((i & 3) == 3) {
-            out[i] = in[i];
-            continue;
+    size_t i = 0;
+    uint32_t k = o.z & NOISE_MASK & ~3u; /* keeps channel 3 (alpha) on the table's zeros */
+    while (i < pic->size) {
+        size_t run = NOISE_N - k;
+        if (run > pic->size - i)
+            run = pic->size - i;
+        const int8_t *t = g_cnoise + k;
+        for (size_t j = 0; j < run; j++) {
+            int v = in[i + j] + t[j];
+            out[i + j] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
         }
-        int v = in[i] + (k * g_gauss[(o.z + (uint32_t)i) & NOISE_MASK] + 128) / 256;
-        out[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        i += run;
+        k = 0;
     }
     return b;
 }
@@ -1150,12 +1158,13 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                         }
                 }
                 if (level != 16) {
-                    size_t n = (size_t)c->w * c->h;
-                    for (size_t p = 0; p < n; p++)
-                        for (int k = 0; k < 3; k++) {
-                            int x = pic->data[p * 4 + k] * level / 16;
-                            pic->data[p * 4 + k] = (uint8_t)(x > 255 ? 255 : x);
-                        }
+                    size_t nb = (size_t)c->w * c->h * 4;
+                    uint8_t *pd = pic->data;
+                    for (size_t q = 0; q < nb; q++) {
+                        unsigned fac = (q & 3) == 3 ? 16u : (unsigned)level; /* alpha stays */
+                        unsigned x = ((unsigned)pd[q] * fac) >> 4;
+                        pd[q] = (uint8_t)(x > 255 ? 255 : x);
+                    }
                 }
                 sim_buf_unref(r->bgra_scaled);
                 r->bgra_scaled = sim_buf_ref(pic);
