@@ -57,6 +57,8 @@ typedef struct ks_sim_fault {
     int cable;           /* rig cable index (UNPLUG) */
     int count;           /* DROP */
     char host[KS_NAME_MAX]; /* STALL_HOST */
+    bool free_run;       /* UNPLUG: the subordinate behind the cable keeps streaming on its own clock, unsynchronized
+                            (reported in Sensor SDK issue #1850), until the cable is plugged back */
 } ks_sim_fault;
 
 typedef enum ks_sim_object_kind { KS_SIM_BOX = 0, KS_SIM_SPHERE } ks_sim_object_kind;

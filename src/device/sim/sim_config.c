@@ -311,7 +311,7 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
     for (int i = 0; st == KS_OK && i < ks_yaml_seq_len(seq); i++) {
         yaml_node_t *m = ks_yaml_seq_item(x->y, seq, i);
         static const char *const keys[] = {"kind", "at_ms", "duration_ms", "device", "cable", "from", "to",
-                                           "count", "host", NULL};
+                                           "count", "host", "free_run", NULL};
         st = ks_yaml_expect_map(x->y, m, "faults item", x->err);
         if (st == KS_OK)
             st = ks_yaml_check_keys(x->y, m, keys, "fault", x->err);
@@ -350,6 +350,11 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
         yaml_node_t *dn = ks_yaml_map_get(x->y, m, "device");
         if (st == KS_OK && dn)
             st = device_ref(x, dn, "device", &f->device);
+        if (st == KS_OK)
+            st = get_b(x, m, "free_run", &f->free_run);
+        if (st == KS_OK && f->free_run && f->kind != KS_SIM_FAULT_UNPLUG)
+            return ks_yaml_error(x->y, m, x->err, KS_EPARSE,
+                                 "`free_run:` applies to unplug faults only (the subordinate behind the pulled cable)");
         yaml_node_t *hn = ks_yaml_map_get(x->y, m, "host");
         if (st == KS_OK && hn)
             st = ks_yaml_get_string(x->y, hn, "host", f->host, sizeof f->host, x->err);

@@ -109,6 +109,8 @@ typedef struct sim_dev {
     uint64_t last_pulse_ns;   /* when the last accepted sync pulse arrived */
     double depth_to_accel[9], depth_to_gyro[9];   /* rotations from the device's calibration */
     double acc_bias[3], gyro_bias[3];             /* per device, drawn from the seed and serial */
+    bool free_run;           /* a subordinate streaming on its own clock after its Sync In cable was pulled */
+    uint64_t free_runs;      /* free-run episodes (a new one invalidates the old ticks) */
     /* bookkeeping */
     uint64_t sequence;
     ks_sim_device_stats stats;

@@ -410,6 +410,8 @@ static void on_tick(sim_world *w, const sim_event *ev)
     sim_dev *d = &w->devs[ev->dev];
     if (ev->gen != d->gen || !d->streaming || d->disconnected)
         return;
+    if (d->cfg.wired_sync_mode == KS_SYNC_SUBORDINATE && (!d->free_run || ev->aux != (int)d->free_runs))
+        return; /* a free-run tick of a subordinate whose cable is back (or of an older episode) */
     if (ev->idx == 0 && !d->zeroed) {
         d->zeroed = true;
         d->zero_ns = w->now_ns;
@@ -423,7 +425,7 @@ static void on_tick(sim_world *w, const sim_event *ev)
     double nominal = (double)d->tick0_ns + (double)(ev->idx + 1) * d->period_ns;
     double t = nominal + d->jitter_us * 1000.0 * sim_rand_normal(&w->rng);
     sim_event nx = {.t = t > (double)w->now_ns ? (uint64_t)t : w->now_ns + 1, .type = EV_TICK, .dev = d->index,
-                    .gen = d->gen, .idx = ev->idx + 1};
+                    .gen = d->gen, .idx = ev->idx + 1, .aux = ev->aux};
     push_event(w, nx);
 }
 
@@ -663,8 +665,32 @@ static void on_fault(sim_world *w, const sim_event *ev)
     bool end = ev->idx == 1;
     switch (ft->kind) {
     case KS_SIM_FAULT_UNPLUG:
-        if (ft->cable >= 0 && ft->cable < w->rig.cable_count)
+        if (ft->cable >= 0 && ft->cable < w->rig.cable_count) {
             w->cable_unplugged[ft->cable] = !end;
+            int to = w->rig.cables[ft->cable].to;
+            if (ft->free_run && to >= 0 && to < w->rig.device_count) {
+                /* SDK #1850: the subordinate keeps streaming, free-running on its own oscillator from its
+                 * last pulse on; its clock is no longer disciplined; plugged back, it follows pulses again */
+                sim_dev *d = &w->devs[to];
+                if (!end && d->streaming && d->cfg.wired_sync_mode == KS_SYNC_SUBORDINATE && !d->free_run) {
+                    d->free_run = true;
+                    d->free_runs++;
+                    double P = period_us(d) * 1000.0 / d->rate_own;
+                    uint64_t from = d->last_pulse_ns ? d->last_pulse_ns : w->now_ns;
+                    d->clk_rate = d->rate_own;
+                    d->tick0_ns = from;
+                    uint64_t k = 1;
+                    while ((double)from + (double)k * P <= (double)w->now_ns)
+                        k++;
+                    sim_event e = {.t = (uint64_t)((double)from + (double)k * P), .type = EV_TICK, .dev = to,
+                                   .gen = d->gen, .idx = (int64_t)k, .aux = (int)d->free_runs};
+                    d->period_ns = P;
+                    push_event(w, e);
+                } else if (end) {
+                    d->free_run = false;
+                }
+            }
+        }
         break;
     case KS_SIM_FAULT_DISCONNECT:
         if (ft->device >= 0 && ft->device < w->rig.device_count) {
