@@ -19,11 +19,13 @@
 /* Reference-counted pixel buffer shared by images (static renders are handed out without copies). */
 typedef struct sim_buf {
     int refcount;
-    size_t size;
+    size_t size;         /* bytes in use (an MJPEG frame is shorter than its buffer) */
+    size_t alloc;        /* bytes allocated */
     uint8_t *data;
 } sim_buf;
 
-sim_buf *sim_buf_new(size_t size);
+sim_buf *sim_buf_new(size_t size);          /* zeroed */
+sim_buf *sim_buf_new_uninit(size_t size);   /* contents undefined (recycled): for buffers written in full */
 sim_buf *sim_buf_ref(sim_buf *b);
 void sim_buf_unref(sim_buf *b);
 /* Image that holds a reference to b (taken here). */

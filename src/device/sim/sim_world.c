@@ -71,6 +71,52 @@ static double wall_now(void)
 
 /* ---- shared buffers ---- */
 
+/* Large per-frame buffers are recycled: a fresh multi-megabyte allocation is a fresh mmap whose pages
+ * all fault in (costly, especially in a VM), and every frame needs a few of them. Blocks of 64 KiB and
+ * more go back to a small pool when released (bounded: 48 blocks, 256 MiB) and are handed out again
+ * for the same size by sim_buf_new_uninit. */
+#define SIM_POOL_BLOCKS 48
+#define SIM_POOL_MIN ((size_t)64 << 10)
+#define SIM_POOL_MAX_BYTES ((size_t)256 << 20)
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    size_t size;
+    uint8_t *data;
+} pool[SIM_POOL_BLOCKS];
+static int pool_n;
+static size_t pool_bytes;
+
+static uint8_t *pool_take(size_t size)
+{
+    uint8_t *d = NULL;
+    pthread_mutex_lock(&pool_mu);
+    for (int i = pool_n - 1; i >= 0; i--)
+        if (pool[i].size == size) {
+            d = pool[i].data;
+            pool_bytes -= size;
+            pool[i] = pool[--pool_n];
+            break;
+        }
+    pthread_mutex_unlock(&pool_mu);
+    return d;
+}
+
+static void pool_give(uint8_t *data, size_t size)
+{
+    if (size >= SIM_POOL_MIN) {
+        pthread_mutex_lock(&pool_mu);
+        if (pool_n < SIM_POOL_BLOCKS && pool_bytes + size <= SIM_POOL_MAX_BYTES) {
+            pool[pool_n].size = size;
+            pool[pool_n].data = data;
+            pool_n++;
+            pool_bytes += size;
+            data = NULL;
+        }
+        pthread_mutex_unlock(&pool_mu);
+    }
+    free(data);
+}
+
 sim_buf *sim_buf_new(size_t size)
 {
     sim_buf *b = malloc(sizeof *b);
@@ -82,6 +128,25 @@ sim_buf *sim_buf_new(size_t size)
         return NULL;
     }
     b->size = size;
+    b->alloc = size ? size : 1;
+    b->refcount = 1;
+    return b;
+}
+
+sim_buf *sim_buf_new_uninit(size_t size)
+{
+    size_t alloc = size ? size : 1;
+    uint8_t *d = alloc >= SIM_POOL_MIN ? pool_take(alloc) : NULL;
+    if (!d)
+        d = malloc(alloc);
+    sim_buf *b = d ? malloc(sizeof *b) : NULL;
+    if (!b) {
+        free(d);
+        return NULL;
+    }
+    b->data = d;
+    b->size = size;
+    b->alloc = alloc;
     b->refcount = 1;
     return b;
 }
@@ -97,7 +162,7 @@ void sim_buf_unref(sim_buf *b)
 {
     if (!b || __atomic_sub_fetch(&b->refcount, 1, __ATOMIC_ACQ_REL) != 0)
         return;
-    free(b->data);
+    pool_give(b->data, b->alloc);
     free(b);
 }
 
