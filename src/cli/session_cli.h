@@ -29,6 +29,10 @@ int ks_cli_source_open(const char *const *paths, int count, const char *name, bo
                        ks_error *err);
 void ks_cli_rigrun_close(ks_cli_rigrun *r);
 
+/* kinsync fuse --interleaved over a started session and its fuse sink (cli/fuse_interleaved.c). */
+struct ks_fuse_sink;
+int ks_cli_fuse_interleaved(ks_session *s, struct ks_fuse_sink *k, const char *out_dir, long frames, bool json);
+
 /* One progress line ("\r" when a terminal): sets/s per device, drops, worst skew. */
 void ks_cli_progress_line(FILE *out, ks_session *s);
 
