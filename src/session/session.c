@@ -3,6 +3,7 @@
  * only hold it to queue a frame, so a stalled or dead device never blocks the others. */
 #define _POSIX_C_SOURCE 200809L
 #include "kinsync/session.h"
+#include "kinsync/sim.h" /* the simulator knows the geometry: ks_sim_laser_shared for the laser-groups check */
 
 #include <math.h>
 #include <pthread.h>
