@@ -23,6 +23,8 @@ write_basic_package_version_file(${CMAKE_BINARY_DIR}/generated/kinsyncConfigVers
 install(FILES ${CMAKE_BINARY_DIR}/generated/kinsyncConfig.cmake ${CMAKE_BINARY_DIR}/generated/kinsyncConfigVersion.cmake
   DESTINATION ${KS_CMAKEDIR})
 
+# prefix relative to the .pc file, so an install moved or made with --prefix stays right
+file(RELATIVE_PATH KS_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 configure_file(${CMAKE_SOURCE_DIR}/cmake/kinsync.pc.in ${CMAKE_BINARY_DIR}/generated/kinsync.pc @ONLY)
 configure_file(${CMAKE_SOURCE_DIR}/cmake/kinsync-sim.pc.in ${CMAKE_BINARY_DIR}/generated/kinsync-sim.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/generated/kinsync.pc ${CMAKE_BINARY_DIR}/generated/kinsync-sim.pc
