@@ -112,5 +112,10 @@ for how in pc cm; do
   n=$(sed -n 's/.*: \([0-9]*\) points from 3 devices.*/\1/p' "$T/$how-fuse.txt")
   check "[ -n '$n' ] && [ '$n' -gt 100000 ] && head -c 300 '$T/$how.ply' | grep -q \"element vertex $n\"" "$how: fuse_ply writes one set to PLY ($n points)"
 done
+# the README's C program, as shown there
+awk '/^## Use the library/{u=1} u&&/^```c$/{c=1;next} c&&/^```$/{exit} c' "$SRC/README.md" > "$T/readme.c"
+$CC "$T/readme.c" $(pkg-config --cflags --libs kinsync-sim) -lm -Wl,-rpath,"$P/lib" -o "$T/readme" 2> "$T/cc.err" || cat "$T/cc.err"
+(cd "$SRC" && "$T/readme" examples/rigs/chain-3.yaml) > "$T/readme.out" 2>&1
+check "[ \$(grep -cE '^set [0-9]: skew [0-9.]+ us' '$T/readme.out') -eq 5 ]" "the README's C program builds and runs as shown"
 echo "test_install: fail=$fail"
 exit $fail
