@@ -4,7 +4,7 @@
  * is read or allocated; parsing is iterative with a fixed nesting per element type (no recursion);
  * each loop advances by at least one byte; unknown-size elements are accepted for the Segment and
  * Clusters only. Anything else malformed is KS_EPARSE naming the byte offset and the problem. A file
- * that ends inside a cluster ends the iteration at the last complete cluster (info.truncated). */
+ * that ends inside a cluster ends the iteration after that cluster's complete blocks (info.truncated). */
 #include "kinsync/mkv.h"
 
 #include <errno.h>

@@ -112,6 +112,30 @@ static void test_captures(void)
     KS_CHECK_INT(n, 35);
     KS_CHECK_INT(full, 35);
     KS_CHECK_INT(bad, 0);
+    /* seek then next_capture: a whole capture, also when the seek time falls between its depth
+     * (t - 80) and its color (t) timestamps (the SDK returns the whole capture; before issue 20
+     * kinsync returned the color alone) */
+    int half = 0, wrong_time = 0;
+    for (int i = 0; i < 35; i += 3) {
+        uint64_t t = 5000000 + (uint64_t)i * 33333;
+        const uint64_t targets[3] = {t - 80, t - 40, t};
+        for (int k = 0; k < 3; k++) {
+            KS_CHECK_INT(ks_mkv_reader_seek(r, targets[k], &e), KS_OK);
+            if (ks_mkv_reader_next_capture(r, &c, &e) != KS_OK) {
+                half++;
+                continue;
+            }
+            if (!c->color || !c->depth || !c->ir)
+                half++;
+            else if (c->color->device_ts_us != t)
+                wrong_time++;
+            KS_CHECK_MSG(isnan(c->temperature_c), "capture temperature %g: a recording has none (SDK: NaN)",
+                         (double)c->temperature_c);
+            ks_capture_release(c);
+        }
+    }
+    KS_CHECK_INT(half, 0);
+    KS_CHECK_INT(wrong_time, 0);
     ks_mkv_reader_close(r);
 }
 
@@ -372,6 +396,8 @@ static void test_fixture(void)
     KS_CHECK_INT(it.device_ts_us, 336277);
     KS_CHECK_INT(it.imu.acc_ts_us, 336277);
     KS_CHECK_INT(it.imu.gyro_ts_us, 336277);
+    KS_CHECK_MSG(isnan(it.imu.temperature_c), "IMU temperature %g: a recording has none, the SDK gives NaN",
+                 (double)it.imu.temperature_c);
     KS_CHECK_NEAR(sqrt(it.imu.acc[0] * it.imu.acc[0] + it.imu.acc[1] * it.imu.acc[1] + it.imu.acc[2] * it.imu.acc[2]),
                   9.8, 0.6); /* gravity */
     const ks_mkv_track_kind order[3] = {KS_MKV_COLOR, KS_MKV_DEPTH, KS_MKV_IR};
