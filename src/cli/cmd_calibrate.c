@@ -807,10 +807,8 @@ int cmd_calibrate(int argc, char **argv)
     }
     ks_error err = {0};
     ks_status st = ks_board_load(board_path, &cr.board, &err);
-    if (st) {
-        ks_cli_print_error("calibrate", &err);
-        return st == KS_ENOTFOUND || st == KS_EIO ? KS_EXIT_USAGE : KS_EXIT_FAIL;
-    }
+    if (st)
+        return ks_cli_fail("calibrate", &err, KS_CLI_INPUT);
     int rc;
     if ((st = ks_rigcal_collector_create(&cr.board, NULL, &cr.col, &err))) {
         ks_cli_print_error("calibrate", &err);

@@ -538,8 +538,8 @@ int cmd_fuse(int argc, char **argv)
         }
     }
     if (make_dir(out_dir) != 0) {
-        fprintf(stderr, "kinsync fuse: cannot create the output directory %s: %s\n", out_dir, strerror(errno));
-        rc = KS_EXIT_USAGE;
+        ks_error_set(&err, KS_EIO, "cannot create the output directory %s: %s", out_dir, strerror(errno));
+        rc = ks_cli_fail("fuse", &err, KS_CLI_RUN);
         goto done;
     }
     if (interleaved) {
