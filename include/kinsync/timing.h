@@ -177,24 +177,22 @@ double ks_stream_bandwidth_mbps(ks_color_resolution res, ks_image_format fmt, ks
 /* Usable bandwidth of one USB 3 controller, MB/s. */
 double ks_usb3_controller_bandwidth_mbps(void);
 
-/* Added for the simulator (additive): the operating range of a depth mode in mm (hardware
- * specification: NFOV unbinned 500-3860, NFOV 2x2 binned 500-5460, WFOV 2x2 binned 250-2880, WFOV
- * unbinned 250-2210). false for PASSIVE_IR and OFF (no depth). */
+/* The operating range of a depth mode in mm (hardware specification: NFOV unbinned 500-3860, NFOV
+ * 2x2 binned 500-5460, WFOV 2x2 binned 250-2880, WFOV unbinned 250-2210). false for PASSIVE_IR and OFF. */
 bool ks_depth_mode_range_mm(ks_depth_mode mode, int *min_mm, int *max_mm);
-/* Added for the simulator (additive): bytes per frame the depth camera sends over USB for a mode
- * (the raw sensor payload the host's depth engine turns into depth and IR; Sensor SDK depthcommands.h:
- * NFOV modes 5310760, WFOV 2x2 binned 3777232, WFOV unbinned 9438664, passive IR 1678024). 0 for OFF. */
+/* Bytes per frame the depth camera sends over USB for a mode (the raw sensor payload the host's depth
+ * engine turns into depth and IR; Sensor SDK depthcommands.h: NFOV modes 5310760, WFOV 2x2 binned
+ * 3777232, WFOV unbinned 9438664, passive IR 1678024). 0 for OFF. */
 long ks_depth_raw_payload_bytes(ks_depth_mode mode);
 
-/* Added for the simulator (additive): IMU samples per second the device reports (accelerometer and
+/* IMU samples per second the device reports (accelerometer and
  * gyroscope sampled together at 1.6 kHz). */
 int ks_imu_sample_rate_hz(void);
 
-/* Added for the simulator (additive): the IMU's noise and bias. Noise: the standard deviations an
- * Azure Kinect's factory calibration states (InertialSensors Noise: accelerometer 0.0107 m/s^2, gyro
- * 0.00095 rad/s, the same in the real fixture and the synthesized calibrations); bias: magnitudes of a
- * real device's calibrated bias (accelerometer 0.141 m/s^2, gyro 0.00039 rad/s), rounded up as bounds
- * for a per-device draw (project choice). */
+/* The IMU's noise and bias. Noise: the standard deviations an Azure Kinect's factory calibration states
+ * (InertialSensors Noise: accelerometer 0.0107 m/s^2, gyro 0.00095 rad/s, the same in the real fixture
+ * and the synthesized calibrations); bias: magnitudes of a real device's calibrated bias (accelerometer
+ * 0.141 m/s^2, gyro 0.00039 rad/s), rounded up as bounds for a per-device draw (project choice). */
 typedef struct ks_imu_spec {
     double gravity_mps2;       /* 9.81 */
     double accel_noise_mps2;   /* per sample, standard deviation */
@@ -204,7 +202,7 @@ typedef struct ks_imu_spec {
 } ks_imu_spec;
 const ks_imu_spec *ks_imu_spec_get(void);
 
-/* Added for multi-host host time (additive): hosts of one rig whose clocks disagree by more than
+/* Hosts of one rig whose clocks disagree by more than
  * this (us) get a warning (issue 8: host timestamps of different hosts then cannot be compared). */
 int ks_host_clock_agreement_limit_us(void); /* 1000 */
 
