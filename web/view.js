@@ -69,7 +69,7 @@
     const seq = $('sequence');
     seq.replaceChildren();
     for (const e of s.sequence || []) {
-      seq.append(el('li', {}, el('span', { class: 't', text: '+' + fmt(e.t_ms, 0) + ' ms' }),
+      seq.append(el('li', {}, el('span', { class: 't', text: e.t_ms < 1000 ? '+' + fmt(e.t_ms, 1) + ' ms' : '+' + fmt(e.t_ms / 1000, 1) + ' s' }),
         el('b', { text: e.device }), ' (' + e.role + ') ' + e.event));
     }
     if (!(s.sequence || []).length) seq.append(el('li', { class: 'dim', text: 'not started' }));
@@ -272,6 +272,28 @@
     } catch (e) { ks.errors.push(String(e)); } finally { cloudBusy = false; }
   }
 
+  /* ---- previews: fetched as blobs and swapped in when all arrived (no flicker); while a set is
+   * still loading, newer sets are skipped: a slow page drops previews ---- */
+  let previewBusy = false;
+  async function loadPreviews(seq) {
+    if (previewBusy) return;
+    previewBusy = true;
+    try {
+      const imgs = [...document.querySelectorAll('#previews img')];
+      const blobs = await Promise.all(imgs.map(async (img) => {
+        const r = await fetch(`/api/preview/${img.dataset.device}/${img.dataset.kind}.jpg?s=${seq}`);
+        return r.ok ? r.blob() : null;
+      }));
+      imgs.forEach((img, i) => {
+        if (!blobs[i]) return;
+        const old = img.src;
+        img.src = URL.createObjectURL(blobs[i]);
+        if (old.startsWith('blob:')) URL.revokeObjectURL(old);
+      });
+      ks.previewSeq = seq;
+    } catch (x) { ks.errors.push(String(x)); } finally { previewBusy = false; }
+  }
+
   /* ---- events ---- */
   function connect() {
     const es = new EventSource('/api/events');
@@ -282,13 +304,7 @@
       while (ol.children.length > 200) ol.firstChild.remove();
       ol.scrollTop = ol.scrollHeight;
     });
-    es.addEventListener('preview', (e) => {
-      const p = JSON.parse(e.data);
-      ks.previewSeq = p.seq;
-      for (const img of document.querySelectorAll('#previews img')) {
-        img.src = `/api/preview/${img.dataset.device}/${img.dataset.kind}.jpg?s=${p.seq}`;
-      }
-    });
+    es.addEventListener('preview', (e) => loadPreviews(JSON.parse(e.data).seq));
     es.addEventListener('cloud', (e) => loadCloud(JSON.parse(e.data).seq));
     es.onerror = () => { $('runstate').textContent = 'disconnected'; $('runstate').className = 'badge st-lost'; };
   }

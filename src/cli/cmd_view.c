@@ -128,6 +128,7 @@ typedef struct view_run {
     uint64_t take_sets;
     const char *takes_root;
     json_t *takes;        /* finished takes: [{name, dir, files: [{path, bytes, captures}]}] */
+    uint64_t previews_before, skipped_before; /* of the sinks of earlier runs */
     volatile int first_frame_flag[KS_MATCH_MAX_DEVICES];
 } view_run;
 
@@ -314,8 +315,8 @@ static void publish_state(view_run *vr)
         ks_view_sink_counters(vr->sink, &enc, &skip, &pts);
     ks_view_counters vc;
     ks_view_get_counters(vr->v, &vc);
-    json_object_set_new(vw, "previews", json_integer((json_int_t)enc));
-    json_object_set_new(vw, "previews_skipped", json_integer((json_int_t)skip));
+    json_object_set_new(vw, "previews", json_integer((json_int_t)(enc + vr->previews_before)));
+    json_object_set_new(vw, "previews_skipped", json_integer((json_int_t)(skip + vr->skipped_before)));
     json_object_set_new(vw, "points", json_integer((json_int_t)pts));
     json_object_set_new(vw, "refused", json_integer((json_int_t)vc.refused));
     json_object_set_new(root, "view", vw);
@@ -348,7 +349,13 @@ static void read_device_facts(view_run *vr)
 
 static void close_session(view_run *vr)
 {
+    if (!strcmp(vr->run_state, "running") || !strcmp(vr->run_state, "starting"))
+        snprintf(vr->run_state, sizeof vr->run_state, "stopping");
     if (vr->sink) {
+        uint64_t enc = 0, skip = 0;
+        ks_view_sink_counters(vr->sink, &enc, &skip, NULL);
+        vr->previews_before += enc;
+        vr->skipped_before += skip;
         ks_view_sink_destroy(vr->sink);
         vr->sink = NULL;
     }
@@ -682,6 +689,10 @@ int cmd_view(int argc, char **argv)
     vr.sesopt.first_frame_timeout_ms = (int)timeout_ms;
     vr.sesopt.measure_invalid = true;
     vr.sesopt.on_capture = on_capture;
+    /* The simulator behind the trace backend: keep its virtual-time semantics (a capture thread
+     * waits for the consumer rather than dropping, first frames waited for in virtual time), as
+     * the session does for the bare simulator backend. */
+    vr.sesopt.lossless = vr.r.simulated ? 1 : -1;
     vr.sesopt.user = &vr;
     ks_view_trace_backend(vr.r.backend, on_trace, &vr, &vr.traced, &err);
     snprintf(vr.run_state, sizeof vr.run_state, "stopped");
