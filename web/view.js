@@ -228,11 +228,13 @@
       scene.add(new THREE.AxesHelper(0.3));
       three = { renderer, scene, camera, controls, geom, fitted: false };
       ks.webgl = true;
-      const loop = () => { controls.update(); renderer.render(scene, camera); requestAnimationFrame(loop); };
-      loop();
+      /* draw only when something changed: a still page costs no CPU */
+      three.draw = () => { if (!three.pending) { three.pending = true; requestAnimationFrame(() => { three.pending = false; renderer.render(scene, camera); }); } };
+      controls.addEventListener('change', three.draw);
+      three.draw();
       window.addEventListener('resize', () => {
         renderer.setSize(box.clientWidth, box.clientHeight);
-        camera.aspect = box.clientWidth / box.clientHeight; camera.updateProjectionMatrix();
+        camera.aspect = box.clientWidth / box.clientHeight; camera.updateProjectionMatrix(); three.draw();
       });
     } catch (e) {
       $('cloud-msg').textContent = '3D view unavailable: ' + e.message;
@@ -269,6 +271,7 @@
         three.controls.update();
         three.fitted = true;
       }
+      three.draw();
     } catch (e) { ks.errors.push(String(e)); } finally { cloudBusy = false; }
   }
 
