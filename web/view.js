@@ -157,7 +157,7 @@
       g.append(el('div', { class: 'dev' }, d.name, el('span', { class: 'dim', text: d.role })));
       for (const kind of ['color', 'depth', 'ir']) {
         const img = el('img', { alt: d.name + ' ' + kind, 'data-device': d.index, 'data-kind': kind });
-        img.onload = () => { ks.previewsLoaded++; };
+        img.onload = () => { ks.previewsLoaded++; img.dataset.loaded = img.naturalWidth + 'x' + img.naturalHeight; };
         g.append(img);
       }
     }
@@ -242,10 +242,12 @@
     }
   }
 
-  let cloudBusy = false;
+  let cloudBusy = false, cloudLast = 0;
   async function loadCloud(seq) {
-    if (cloudBusy) return; /* one at a time: a slow page skips clouds */
+    /* one at a time and at most two per second: a slow page skips clouds */
+    if (cloudBusy || performance.now() - cloudLast < 500) return;
     cloudBusy = true;
+    cloudLast = performance.now();
     try {
       const r = await fetch('/api/cloud.bin?s=' + seq);
       if (!r.ok) return;

@@ -47,7 +47,7 @@ def check(cond, what):
 def start_view(tmp, *extra):
     log = open(os.path.join(tmp, "view.log"), "w")
     p = subprocess.Popen([KINSYNC, "view", "--no-browser", "--port", "0", "--token", TOKEN, "--takes",
-                          os.path.join(tmp, "takes"), "--seconds", "240", *extra, RIG],
+                          os.path.join(tmp, "takes"), "--seconds", "1200", "--previews", "2", *extra, RIG],
                          stdout=subprocess.PIPE, stderr=log, text=True)
     port = None
     t_end = time.time() + 30
@@ -88,7 +88,7 @@ def browser():
 
 def screenshot(drv, name):
     """An artifact: a loaded machine may delay the renderer; try a few times, never fail on it."""
-    for _ in range(4):
+    for _ in range(2):
         try:
             drv.save_screenshot(os.path.join(OUT, name))
             return
@@ -140,7 +140,7 @@ try:
     check(seq and seq[-1].startswith("master:") and all(x.startswith("sub") for x in seq[:-1]),
           "start sequence: subordinates armed first, master last: %r" % seq)
     checks = wait_for(drv, """const v = ksView.state && ksView.state.verify;
-        if (!v || v.sets < 30) return null;
+        if (!v || v.sets < 20) return null;
         const li = [...document.querySelectorAll('#checks li')];
         return li.length ? li.map(l => l.dataset.check + '=' + l.dataset.status) : null""", 60, "checks on the page")
     if checks:
@@ -151,8 +151,9 @@ try:
     after = drv.execute_script("return [ksView.previewSeq, ksView.previewsLoaded]")
     check(after[0] > before[0] and after[1] >= before[1] + 9,
           "previews update (frame set %d -> %d, images loaded %d -> %d)" % (before[0], after[0], before[1], after[1]))
-    sizes = drv.execute_script("return [...document.querySelectorAll('#previews img')].map(i => i.naturalWidth)")
-    check(len(sizes) == 9 and all(w > 0 for w in sizes), "9 previews (colour, depth, IR x 3 devices) shown: %r" % sizes)
+    sizes = drv.execute_script("return [...document.querySelectorAll('#previews img')].map(i => i.dataset.loaded || '')")
+    check(len(sizes) == 9 and all(re.match(r"[1-9][0-9]*x[1-9]", w) for w in sizes),
+          "9 previews (colour, depth, IR x 3 devices) decoded: %r" % sizes)
     pts = wait_for(drv, "return ksView.webgl && ksView.drawn > 1000 ? ksView.drawn : 0", 30, "3D points drawn")
     check(bool(pts), "the 3D view draws %s points (WebGL)" % pts)
     time.sleep(1)
@@ -164,7 +165,7 @@ try:
     drv.find_element(By.ID, "take-seconds").send_keys("2")
     drv.find_element(By.ID, "btn-record").click()
     done = wait_for(drv, """const t = ksView.state && ksView.state.record.takes.find(t => t.name === 'take-from-page');
-        return t ? t : null""", 60, "the take completes")
+        return t ? t : null""", 180, "the take completes")
     if done:
         check(done["complete"] and len(done["files"]) == 3, "take complete with 3 files: %s" % json.dumps(done))
         takedir = os.path.join(tmp, "takes", "take-from-page")
