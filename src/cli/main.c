@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "kinsync/version.h"
 
 static const ks_command commands[] = {
     /* plan the rig */
@@ -76,7 +77,7 @@ int cmd_version(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    printf("kinsync %s\n", KS_VERSION);
+    printf("kinsync %s\n", ks_version_string());
     return KS_EXIT_OK;
 }
 
