@@ -154,7 +154,7 @@ static ks_status from_yaml(ks_yaml *y, ks_board *b, ks_error *err)
     }
     st = ks_board_validate(b, err);
     if (st)
-        return ks_error_prefix(err, "%s", y->name);
+        return ks_error_prefix(err, st, "%s", y->name);
     return KS_OK;
 }
 

@@ -285,7 +285,7 @@ static int set_device_camera(calib_run *cr, int i, int w, int h, const char *wha
     }
     ks_calibration cal;
     if (ks_calibration_from_json(d->calib_json, d->calib_len, dm, res, &cal, &err)) {
-        ks_error_prefix(&err, "%s: calibration", what);
+        ks_error_prefix(&err, err.code, "%s: calibration", what);
         ks_cli_print_error("calibrate", &err);
         return KS_EXIT_USAGE;
     }
@@ -389,7 +389,7 @@ static int collect_dir(calib_run *cr, const char *root)
             }
             int found = 0;
             if (rc == KS_EXIT_OK && ks_rigcal_collector_add_image(cr->col, i, fnum, &img, &found, &err)) {
-                ks_error_prefix(&err, "%s", path);
+                ks_error_prefix(&err, err.code, "%s", path);
                 ks_cli_print_error("calibrate", &err);
                 rc = KS_EXIT_USAGE;
             }
@@ -545,7 +545,7 @@ static int collect_recordings(calib_run *cr, char **files, int n)
         }
         ks_mkv_reader_close(r);
         if (st != KS_EEOF && st != KS_OK) {
-            ks_error_prefix(&err, "%s", files[master]);
+            ks_error_prefix(&err, err.code, "%s", files[master]);
             ks_cli_print_error("calibrate", &err);
             free(ts);
             return KS_EXIT_USAGE;
@@ -595,7 +595,7 @@ static int collect_recordings(calib_run *cr, char **files, int n)
                 matched++;
                 int found = 0;
                 if (ks_rigcal_collector_add_image(cr->col, i, (int)best, it.image, &found, &err)) {
-                    ks_error_prefix(&err, "%s at %llu us", files[i], (unsigned long long)it.device_ts_us);
+                    ks_error_prefix(&err, err.code, "%s at %llu us", files[i], (unsigned long long)it.device_ts_us);
                     ks_cli_print_error("calibrate", &err);
                     /* one damaged frame is not fatal */
                 } else {

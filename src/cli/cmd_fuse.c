@@ -110,7 +110,7 @@ static ks_status next_depth(dev_in *d, ks_error *err)
             return KS_EEOF;
         }
         if (st)
-            return ks_error_prefix(err, "%s", d->path);
+            return ks_error_prefix(err, st, "%s", d->path);
         if (!it.image)
             continue;
         if (it.kind == KS_MKV_DEPTH) {
@@ -448,7 +448,7 @@ int cmd_fuse(int argc, char **argv)
                 ks_calibration_from_json(cj, cl, cfg->depth_mode, color ? cfg->color_resolution : KS_COLOR_OFF,
                                          &d->cal, &err)) {
                 free(cj);
-                ks_error_prefix(&err, "device %s", d->path);
+                ks_error_prefix(&err, err.code, "device %s", d->path);
                 ks_cli_print_error("fuse", &err);
                 rc = KS_EXIT_FAIL;
                 goto done;
@@ -492,7 +492,7 @@ int cmd_fuse(int argc, char **argv)
         ks_color_resolution cres = color ? d->desc.color_resolution : KS_COLOR_OFF;
         if (ks_calibration_from_json(d->desc.calibration_json, d->desc.calibration_len, d->desc.depth_mode, cres,
                                      &d->cal, &err)) {
-            ks_error_prefix(&err, "%s: calibration.json", d->path);
+            ks_error_prefix(&err, err.code, "%s: calibration.json", d->path);
             ks_cli_print_error("fuse", &err);
             rc = KS_EXIT_USAGE;
             goto done;

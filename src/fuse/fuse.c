@@ -112,7 +112,7 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
         fd->info.serial[KS_FUSE_SERIAL_MAX - 1] = 0;
         st = ks_unproject_table_build(&fd->info.calibration.depth, &fd->table, err);
         if (st) {
-            ks_error_prefix(err, "fuse: device %d (%s)", d, fd->info.serial[0] ? fd->info.serial : "no serial");
+            ks_error_prefix(err, st, "fuse: device %d (%s)", d, fd->info.serial[0] ? fd->info.serial : "no serial");
             goto fail;
         }
         ks_extrinsics rig_to_depth;
@@ -179,7 +179,7 @@ static bool color_image(ks_fuse *f, job *j, int d, ks_color_image *img)
             return true;
         f->thread_status[j->t] = st;
         f->thread_error[j->t] = e;
-        ks_error_prefix(&f->thread_error[j->t], "device %d (%s) color", d, f->dev[d].info.serial);
+        ks_error_prefix(&f->thread_error[j->t], st, "device %d (%s) color", d, f->dev[d].info.serial);
         return false;
     }
     if (in->color && in->color_format == KS_FORMAT_BGRA32) {

@@ -71,7 +71,7 @@ ks_status ks_record_configs_from_rig(const ks_rig *rig, const ks_plan *plan_in, 
             return ks_error_set(err, KS_ENOMEM, "out of memory planning the rig");
         st = ks_plan_make(rig, NULL, plan, err);
         if (st != KS_OK)
-            ks_error_prefix(err, "the rig %s cannot be planned (kinsync plan explains)", rig->name);
+            ks_error_prefix(err, st, "the rig %s cannot be planned (kinsync plan explains)", rig->name);
         plan_in = plan;
     }
     for (int i = 0; i < rig->device_count && st == KS_OK; i++) {
@@ -79,7 +79,7 @@ ks_status ks_record_configs_from_rig(const ks_rig *rig, const ks_plan *plan_in, 
         configs[i].synchronized_images_only = rig->camera.synchronized_images_only;
         st = ks_device_config_check(&configs[i], err);
         if (st != KS_OK)
-            ks_error_prefix(err, "device %s", rig->devices[i].serial);
+            ks_error_prefix(err, st, "device %s", rig->devices[i].serial);
     }
     free(plan);
     if (st == KS_OK && digest)

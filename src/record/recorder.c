@@ -175,7 +175,7 @@ ks_status ks_recorder_open(const char *dir, int count, const ks_record_device *d
             wo.uid_seed += (uint64_t)i * 1000003u;
         st = ks_mkv_writer_open(r->devs[i].path, &desc, &wo, &r->devs[i].w, err);
         if (st != KS_OK)
-            ks_error_prefix(err, "device %s (%s)", d->serial, d->role);
+            ks_error_prefix(err, st, "device %s (%s)", d->serial, d->role);
     }
     if (st != KS_OK) {
         free_all(r, true);

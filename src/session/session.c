@@ -195,7 +195,7 @@ static ks_status set_exposure(ks_session *s, ks_error *err)
                 st = ks_device_set_color_control(dv, KS_CONTROL_EXPOSURE_TIME_ABSOLUTE, KS_CONTROL_MODE_MANUAL,
                                                  s->rig.exposure.exposure_us, err);
             if (st != KS_OK && st != KS_EUNSUPPORTED)
-                return ks_error_prefix(err, "setting the exposure of %s", dname(s, i));
+                return ks_error_prefix(err, st, "setting the exposure of %s", dname(s, i));
         }
         ks_control_mode mode = KS_CONTROL_MODE_MANUAL;
         int32_t v = 0;
@@ -305,7 +305,7 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     for (int i = 0; i < s->n; i++) {
         st = ks_device_open_by_serial(backend, rig->devices[s->d[i].rig_index].serial, &s->d[i].dev, err);
         if (st != KS_OK) {
-            ks_error_prefix(err, "rig device %s", dname(s, i));
+            ks_error_prefix(err, st, "rig device %s", dname(s, i));
             ks_session_close(s);
             return st;
         }
@@ -489,7 +489,7 @@ static ks_status start_device(ks_session *s, int i, ks_error *err)
 {
     ks_status st = ks_device_start_cameras(s->d[i].dev, &s->d[i].cfg, err);
     if (st != KS_OK)
-        return ks_error_prefix(err, "starting %s (%s)", dname(s, i), ks_wired_sync_mode_name(s->d[i].cfg.wired_sync_mode));
+        return ks_error_prefix(err, st, "starting %s (%s)", dname(s, i), ks_wired_sync_mode_name(s->d[i].cfg.wired_sync_mode));
     return KS_OK;
 }
 
