@@ -23,6 +23,7 @@
 #include "kinsync/calibration.h"
 #include "kinsync/mkv.h"
 #include "kinsync/rigcalib.h"
+#include "util/fileio.h"
 
 static void usage(FILE *out)
 {
@@ -81,35 +82,8 @@ typedef struct dev_in {
 
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (n < cap)
-            break;
-        if (cap > (256u << 20)) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        char *nb = realloc(b, cap * 2 + 1);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = 0;
-        *len = n;
-    }
+    char *b = NULL;
+    ks_file_read_all(path, 256u << 20, &b, len, NULL);
     return b;
 }
 

@@ -11,12 +11,11 @@
 
 #include "fuse/fuse_internal.h"
 #include "kinsync/fuse.h"
+#include "util/monotime.h"
 
 double ks_fuse_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+    return (double)ks_mono_ns() * 1e-6;
 }
 
 void ks_unproject_table_free(ks_unproject_table *t)

@@ -10,6 +10,7 @@
 
 #include "kinsync/plan.h"
 #include "kinsync/session.h"
+#include "util/monotime.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -159,13 +160,6 @@ static void fill_progress(run_ctx *c, ks_record_progress *p, const bool *alive)
     }
 }
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 /* Opens one recorder file per device of the session, with what each device reports. */
 static ks_status open_recorder(run_ctx *c, const ks_device_config *configs, const char *dir, ks_error *err)
 {
@@ -278,7 +272,7 @@ ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_
             c->imu_on = 1;
         }
         const int pms = opts->progress_ms > 0 ? opts->progress_ms : 500;
-        double next_progress = now_ms() + pms;
+        double next_progress = (ks_mono_s() * 1e3) + pms;
         bool stopping = false;
         for (;;) {
             ks_session_set set;
@@ -323,8 +317,8 @@ ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_
                     stopping = true;
                 }
             }
-            if (opts->progress && now_ms() >= next_progress) {
-                next_progress = now_ms() + pms;
+            if (opts->progress && (ks_mono_s() * 1e3) >= next_progress) {
+                next_progress = (ks_mono_s() * 1e3) + pms;
                 ks_record_progress p;
                 fill_progress(c, &p, alive);
                 opts->progress(&p, opts->progress_user);
