@@ -21,6 +21,7 @@
 #include "kinsync/fuse.h"
 #include "kinsync/mkv.h"
 #include "kinsync/session.h"
+#include "util/fileio.h"
 
 static void usage(FILE *out)
 {
@@ -266,12 +267,10 @@ static int run_interleaved(dev_in *devs, int n, const char *out_dir, long frames
                              "devices", n, "rate_hz", st.rate_hz, "mean_gap_us", st.mean_gap_us, "min_gap_us",
                              st.min_gap_us, "max_gap_us", st.max_gap_us, "frames", list);
     list = NULL;
-    char jpath[4096], tmp[4200];
+    char jpath[4096];
     snprintf(jpath, sizeof jpath, "%s/stream.json", out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", jpath);
-    if (json_dump_file(root, tmp, JSON_INDENT(1)) != 0 || rename(tmp, jpath) != 0) {
-        fprintf(stderr, "kinsync fuse: cannot write %s: %s\n", jpath, strerror(errno));
-        remove(tmp);
+    if (ks_json_write_atomic(root, jpath, JSON_INDENT(1), &err) != KS_OK) {
+        ks_cli_print_error("fuse", &err);
         rc = KS_EXIT_FAIL;
     } else if (json) {
         json_t *sum = json_pack("{s:i, s:i, s:f, s:f, s:f, s:s}", "frames", (int)nout, "devices", n, "rate_hz",
@@ -567,7 +566,7 @@ int cmd_fuse(int argc, char **argv)
             rc = KS_EXIT_FAIL;
             goto done;
         }
-        ks_session_handle_sigint(sess);
+        ks_cli_stop_on_sigint(sess);
     }
     uint64_t tol = match_us > 0 ? (uint64_t)match_us : (uint64_t)ks_sdk_sync_tolerance_us(fps);
     bool tty = ks_cli_is_tty(stderr) && !json;
@@ -770,7 +769,7 @@ done:
     if (have_lset)
         ks_session_set_release(&lset);
     if (sess) {
-        ks_session_handle_sigint(NULL);
+        ks_cli_stop_on_sigint(NULL);
         ks_session_stop(sess);
         ks_session_close(sess);
     }

@@ -24,6 +24,11 @@ typedef struct ks_cli_rigrun {
 int ks_cli_rigrun_open(const char *rig_path, const char *name, bool fast, ks_cli_rigrun *r, ks_error *err);
 void ks_cli_rigrun_close(ks_cli_rigrun *r);
 
+/* Ctrl-C asks session s to stop (ks_session_request_stop from a SIGINT handler); NULL restores the
+ * previous handler. Call with NULL before closing the session. The library installs no signal
+ * handlers: this is the command's business. */
+void ks_cli_stop_on_sigint(ks_session *s);
+
 /* One progress line ("\r" when a terminal): sets/s per device, drops, worst skew. */
 void ks_cli_progress_line(FILE *out, ks_session *s);
 

@@ -7,7 +7,7 @@
 
 #include <math.h>
 #include <pthread.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +54,7 @@ struct ks_session {
     ks_syncstats *stats;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    volatile sig_atomic_t stop_requested;
+    atomic_int stop_requested; /* set by any thread or a signal handler (lock-free: async-signal-safe) */
     bool started, stopped, fault_reported, flushed;
     struct timespec t0;
     uint64_t sets;
@@ -795,36 +795,6 @@ void ks_session_request_stop(ks_session *s)
         s->stop_requested = 1;
 }
 
-static ks_session *sigint_session;
-static struct sigaction sigint_old;
-static bool sigint_installed;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    if (sigint_session)
-        sigint_session->stop_requested = 1;
-}
-
-void ks_session_handle_sigint(ks_session *s)
-{
-    if (s) {
-        sigint_session = s;
-        if (!sigint_installed) {
-            struct sigaction sa;
-            memset(&sa, 0, sizeof sa);
-            sa.sa_handler = on_sigint;
-            sigemptyset(&sa.sa_mask);
-            sigaction(SIGINT, &sa, &sigint_old);
-            sigint_installed = true;
-        }
-    } else if (sigint_installed) {
-        sigaction(SIGINT, &sigint_old, NULL);
-        sigint_installed = false;
-        sigint_session = NULL;
-    }
-}
-
 void ks_session_stop(ks_session *s)
 {
     if (!s || s->stopped)
@@ -845,8 +815,6 @@ void ks_session_close(ks_session *s)
         return;
     if (s->started)
         ks_session_stop(s);
-    if (sigint_session == s)
-        ks_session_handle_sigint(NULL);
     for (int i = 0; i < s->n; i++) {
         sdev *d = &s->d[i];
         for (int k = 0; d->q && k < d->q_count; k++)
