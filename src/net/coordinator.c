@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "net/transport.h"
-#include "util/fileio.h"
 
 #define KS_COORD_MAX_DEVICES 64
 
@@ -349,8 +348,8 @@ ks_status ks_coordinator_gather(ks_coordinator *c, const char *serial, const cha
     ks_status st = ks_coordinator_command(c, serial, "GATHER", "", timeout_ms, err);
     if (st != KS_OK)
         return st;
-    char final[1024] = "";
-    ks_atomic_file af = {NULL, NULL, NULL}; /* written through a temporary name, renamed when complete */
+    char tmp[1024] = "", final[1024] = "";
+    FILE *f = NULL;
     uint64_t expect_off = 0;
     crypto_hash_sha256_state hs;
     crypto_hash_sha256_init(&hs);
@@ -373,7 +372,7 @@ ks_status ks_coordinator_gather(ks_coordinator *c, const char *serial, const cha
             kinsync_msg_dds__FileChunk_ *ch = s[i];
             if (!in[i].valid_data || strcmp(ch->coordinator_id, c->id) || strcmp(ch->serial, serial))
                 continue;
-            if (!af.f) {
+            if (!f) {
                 const char *base = strrchr(ch->name, '/');
                 base = base ? base + 1 : ch->name;
                 if (!base[0] || !strcmp(base, "..") || !strcmp(base, ".")) {
@@ -381,15 +380,19 @@ ks_status ks_coordinator_gather(ks_coordinator *c, const char *serial, const cha
                     break;
                 }
                 snprintf(final, sizeof final, "%s/%s", dir, base);
-                if ((st = ks_atomic_open(&af, final, err)) != KS_OK)
+                snprintf(tmp, sizeof tmp, "%s.part", final);
+                f = fopen(tmp, "wb");
+                if (!f) {
+                    st = ks_error_set(err, KS_EIO, "cannot write %s", tmp);
                     break;
+                }
             }
             if (ch->offset != expect_off) {
                 st = ks_error_set(err, KS_EIO, "recording of %s: chunk at offset %llu, expected %llu", serial,
                                   (unsigned long long)ch->offset, (unsigned long long)expect_off);
                 break;
             }
-            fwrite(ch->data._buffer, 1, ch->data._length, af.f);
+            fwrite(ch->data._buffer, 1, ch->data._length, f);
             crypto_hash_sha256_update(&hs, ch->data._buffer, ch->data._length);
             expect_off += ch->data._length;
             if (ch->last) {
@@ -408,12 +411,16 @@ ks_status ks_coordinator_gather(ks_coordinator *c, const char *serial, const cha
         if (st != KS_OK || done)
             break;
     }
-    if (af.f) {
-        if (st != KS_OK) {
-            ks_atomic_abort(&af);
-        } else if ((st = ks_atomic_commit(&af, true, err)) == KS_OK && path_out) {
-            snprintf(path_out, n, "%s", final);
+    if (f) {
+        bool wrote = fclose(f) == 0;
+        if (st == KS_OK && wrote && rename(tmp, final) == 0) {
+            if (path_out)
+                snprintf(path_out, n, "%s", final);
+            return KS_OK;
         }
+        unlink(tmp);
+        if (st == KS_OK)
+            st = ks_error_set(err, KS_EIO, "cannot finish writing %s", final);
     }
     return st;
 }
