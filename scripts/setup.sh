@@ -17,6 +17,7 @@ PACKAGES=(
   mkvtoolnix ffmpeg      # independent readers that check our recordings in the tests
   iproute2 util-linux    # network namespaces for the multi-host tests
   python3                # small test helpers
+  python3-numpy python3-pip python3-setuptools python3-wheel  # the kinsync Python package (python/), its tests and install
 )
 
 missing=()

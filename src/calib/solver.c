@@ -19,11 +19,8 @@
 #include "kinsync/rigcalib.h"
 #include "util/monotime.h"
 
-#if defined(__has_include)
-#if __has_include(<lapacke.h>)
+#ifdef KS_HAVE_LAPACKE /* defined by CMake when liblapacke was found */
 #include <lapacke.h>
-#define KS_HAVE_LAPACKE 1
-#endif
 #endif
 
 void ks_rigcal_options_default(ks_rigcal_options *o)
