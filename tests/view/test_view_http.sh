@@ -43,6 +43,7 @@ expect 405 "PUT" -X PUT $U/api/state
 expect 405 "control by GET" -H "X-Kinsync-Token: $TOKEN" $U/api/control/stop
 expect 403 "control without the token" -X POST $U/api/control/stop
 expect 403 "control with a wrong token" -X POST -H "X-Kinsync-Token: ${TOKEN}x" $U/api/control/stop
+expect 403 "control with a wrong token of the right length" -X POST -H "X-Kinsync-Token: ${TOKEN%?}Z" $U/api/control/stop
 expect 403 "control with a token prefix" -X POST -H "X-Kinsync-Token: ${TOKEN:0:10}" $U/api/control/stop
 expect 403 "control from another origin (token-less)" -X POST -H "Origin: http://evil.example" $U/api/control/stop
 expect 403 "control from another origin (with the token)" -X POST -H "Origin: http://evil.example" -H "X-Kinsync-Token: $TOKEN" $U/api/control/stop
