@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kinsync/plan.h"
+#include "util/fileio.h"
 
 enum { W = 1200, LEFT = 150, RIGHT = 30, TOP = 60, ROW = 26 };
 
@@ -208,27 +209,9 @@ ks_status ks_plan_write_svg(const ks_rig *rig, const ks_plan *plan, const char *
 {
     if (!rig || !plan || !path || !path[0])
         return ks_error_set(err, KS_EINVAL, "ks_plan_write_svg needs a rig, a plan and a file name");
-    size_t len = strlen(path) + 32;
-    char *tmp = malloc(len);
-    if (!tmp)
-        return ks_error_set(err, KS_ENOMEM, "out of memory writing %s", path);
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
-        ks_status st = ks_error_set(err, KS_EIO, "cannot write %s: %s; check the directory exists and is writable",
-                                    path, strerror(errno));
-        free(tmp);
+    ks_atomic_file af;
+    ks_status st = ks_atomic_open(&af, path, err);
+    if (st != KS_OK)
         return st;
-    }
-    ks_status st = write_svg(out, rig, plan);
-    if (fclose(out) != 0)
-        st = KS_EIO;
-    if (st == KS_OK && rename(tmp, path) != 0)
-        st = KS_EIO;
-    if (st != KS_OK) {
-        remove(tmp);
-        ks_error_set(err, st, "cannot write %s: %s", path, strerror(errno));
-    }
-    free(tmp);
-    return st;
+    return ks_atomic_commit(&af, write_svg(af.f, rig, plan) == KS_OK, err);
 }
