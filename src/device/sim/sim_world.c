@@ -701,7 +701,8 @@ typedef bool (*ready_fn)(sim_world *w, sim_dev *d);
 
 static void cond_wait_wall(sim_world *w, double seconds)
 {
-    ks_cond_wait_ms(&w->cond, &w->mu, (int64_t)(seconds * 1e3));
+    struct timespec until = ks_mono_timespec(ks_mono_ns() + (int64_t)(seconds * 1e9)); /* sub-ms waits too */
+    ks_cond_wait_until(&w->cond, &w->mu, &until);
 }
 
 /* Processes events until ready(w, d) or the virtual deadline. Called with the lock held. */
