@@ -97,6 +97,15 @@ typedef struct ks_plan {
     ks_plan_proof proof;            /* ks_plan_check_lasers on this plan */
     int alternative_count;
     ks_plan_alternative alternatives[KS_PLAN_MAX_ALTERNATIVES];
+    /* (added) how the lasers were placed (docs/plan.md): the quick placement by smallest delays,
+     * else the exact search over every tick position */
+    bool exact_search_used;         /* the quick placement failed in some group */
+    long search_nodes;              /* nodes the exact search visited */
+    int fail_fit;                   /* infeasible lasers: devices that fit in the failing group */
+    bool fail_proven;               /* infeasible lasers: it is proven that not all fit (false: the
+                                     * exact search stopped at its budget without a proof) */
+    int fail_upper;                 /* proven: at most this many fit in the failing group */
+    char fail_proof[32];            /* "exhaustive search", "pulse count" or "disjoint windows" */
 } ks_plan;
 
 void ks_plan_options_init(ks_plan_options *opt);  /* no overrides */

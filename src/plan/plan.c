@@ -7,6 +7,8 @@
  * afterwards by the independent ks_plan_check_lasers (plan_check.c). */
 #include "kinsync/plan.h"
 
+#include "plan/plan_place.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -163,10 +165,70 @@ static bool place_laser(planner *pl, int j, const int *placed, int nplaced)
     }
 }
 
+static int64_t wrap_ticks(int64_t t, int64_t n)
+{
+    int64_t r = t % n;
+    if (r < 0)
+        r += n;
+    return r > n / 2 ? r - n : r; /* (-n/2, n/2] */
+}
+
+/* The exact search (plan_place.c) for the group's members: positions modulo the frame period, then
+ * the rotation that keeps the largest |depth delay| smallest. Every residue is reachable by a
+ * depth delay within -P..P (P = 33333 us is 2999 ticks of a 3000-tick period), so the colour offsets
+ * do not restrict where a laser can go: the laser problem is the same in both aims. */
+static bool place_exact(planner *pl, const int *mem, int m)
+{
+    ks_plan *plan = pl->plan;
+    ks_laser_space sp = {9000000LL / ks_fps_hz(plan->fps), 9LL * plan->pitch_us, 9LL * plan->guard_us, plan->pulses};
+    int64_t n = sp.period_u / 100;
+    int pos[64];
+    plan->exact_search_used = true;
+    ks_laser_result r = ks_laser_place(&sp, m, KS_LASER_NODE_BUDGET, pos);
+    plan->search_nodes += r.nodes;
+    if (r.status != KS_LASER_FOUND) {
+        if (pl->fail_group < 0) {
+            plan->fail_fit = r.max_fit;
+            plan->fail_proven = r.status == KS_LASER_NONE;
+            plan->fail_upper = r.upper;
+            snprintf(plan->fail_proof, sizeof plan->fail_proof, "%s", r.proof);
+        }
+        return false;
+    }
+    int64_t color[KS_RIG_MAX_DEVICES];
+    for (int j = 0; j < m; j++)
+        color[j] = ks_delay_us_to_ticks(plan->devices[mem[j]].subordinate_delay_usec);
+    int64_t best_tau = 0, best_max = INT64_MAX, best_sum = INT64_MAX;
+    for (int j = 0; j < m; j++)
+        for (int k = 0; k < m; k++) {
+            int64_t tau = color[j] - pos[k], mx = 0, sum = 0;
+            for (int q = 0; q < m; q++) {
+                int64_t t = wrap_ticks(pos[q] + tau - color[q], n);
+                t = t < 0 ? -t : t;
+                mx = t > mx ? t : mx;
+                sum += t;
+            }
+            if (mx < best_max || (mx == best_max && sum < best_sum)) {
+                best_max = mx;
+                best_sum = sum;
+                best_tau = tau;
+            }
+        }
+    for (int q = 0; q < m; q++) {
+        ks_plan_device *d = &plan->devices[mem[q]];
+        int64_t t = wrap_ticks(pos[q] + best_tau - color[q], n);
+        int64_t usec = usec_for_ticks(t);
+        d->depth_delay_usec = (int32_t)usec;
+        d->depth_delay_effective_us = ks_delay_effective_us(usec);
+        d->laser_start_us = d->color_offset_us + d->depth_delay_effective_us;
+    }
+    return true;
+}
+
 static void place_group(planner *pl, int group)
 {
     ks_plan *plan = pl->plan;
-    int placed[KS_RIG_MAX_DEVICES], nplaced = 0, members = 0;
+    int placed[KS_RIG_MAX_DEVICES], nplaced = 0, members = 0, mem[KS_RIG_MAX_DEVICES];
     for (int k = 0; k < plan->device_count; k++) {
         int j = pl->order[k];
         ks_plan_device *d = &plan->devices[j];
@@ -174,7 +236,7 @@ static void place_group(planner *pl, int group)
             continue;
         if (!d->synced && pl->unsynced_group >= 0)
             continue; /* no common clock: reported as unsynchronized, not placed */
-        members++;
+        mem[members++] = j;
         if (place_laser(pl, j, placed, nplaced)) {
             placed[nplaced++] = j;
         } else {
@@ -183,10 +245,12 @@ static void place_group(planner *pl, int group)
             d->laser_start_us = d->color_offset_us;
         }
     }
-    if (nplaced < members && pl->fail_group < 0) {
+    if (nplaced == members || place_exact(pl, mem, members))
+        return;
+    if (pl->fail_group < 0) {
         pl->fail_group = group;
         pl->fail_group_size = members;
-        pl->fail_group_fit = nplaced;
+        pl->fail_group_fit = plan->fail_fit;
     }
 }
 
@@ -266,9 +330,14 @@ static void find_alternatives(const ks_rig *rig, const ks_plan_options *opt, ks_
     }
     if (pl->fail_group >= 0) {
         int fit = pl->fail_group_fit;
-        add_alt(plan, "fewer-devices", fit,
-                "keep at most %d overlapping depth cameras in group %d at %d fps (it has %d)", fit, pl->fail_group,
-                ks_fps_hz(plan->fps), pl->fail_group_size);
+        if (plan->fail_proven && plan->fail_upper == fit)
+            add_alt(plan, "fewer-devices", fit,
+                    "keep at most %d overlapping depth cameras in group %d at %d fps (it has %d)", fit,
+                    pl->fail_group, ks_fps_hz(plan->fps), pl->fail_group_size);
+        else
+            add_alt(plan, "fewer-devices", fit,
+                    "%d overlapping depth cameras in group %d are known to fit at %d fps (it has %d)", fit,
+                    pl->fail_group, ks_fps_hz(plan->fps), pl->fail_group_size);
         for (int f = (int)plan->fps - 1; f >= 0; f--) {
             if (!fps_possible(rig, (ks_fps)f))
                 continue;
@@ -281,16 +350,8 @@ static void find_alternatives(const ks_rig *rig, const ks_plan_options *opt, ks_
                 break;
             }
         }
-        if (plan->aim == KS_AIM_SIMULTANEOUS) {
-            ks_plan_options o = opt ? *opt : (ks_plan_options){0};
-            o.override_aim = true;
-            o.aim = KS_AIM_INTERLEAVED;
-            if (plan_inner(rig, &o, alt, NULL, false) == KS_OK)
-                add_alt(plan, "interleaved", (int)lround(alt->effective_fps),
-                        "aim: interleaved spreads the captures over the frame period (effective %.0f fps) and "
-                        "the lasers fit; color is then not simultaneous",
-                        alt->effective_fps);
-        }
+        /* no "interleaved" alternative: a depth delay reaches every tick of the frame period in both
+         * aims, so the laser problem is the same whatever the colour offsets are */
         if (fit > 0) {
             int groups = (pl->fail_group_size + fit - 1) / fit;
             add_alt(plan, "split-groups", groups,
@@ -412,14 +473,26 @@ static ks_status plan_inner(const ks_rig *rig, const ks_plan_options *opt, ks_pl
                  "device %s is not synchronized (no sync cable from the master) and shares interference group "
                  "%d with other devices: its laser cannot be kept apart from theirs",
                  rig->devices[pl.unsynced_device].name, pl.unsynced_group);
+    } else if (pl.fail_group >= 0 && plan->fail_proven) {
+        char most[96];
+        if (plan->fail_upper == pl.fail_group_fit)
+            snprintf(most, sizeof most, "at most %d fit", pl.fail_group_fit);
+        else
+            snprintf(most, sizeof most, "at most %d fit (placements for %d were found)", plan->fail_upper,
+                     pl.fail_group_fit);
+        snprintf(plan->reason, sizeof plan->reason,
+                 "group %d has %d overlapping depth cameras but %s at %d fps with a guard of %d us; proof by %s "
+                 "over every placement of their lasers in whole 90 kHz delay ticks (%d pulses %d us apart, frame "
+                 "period %.0f us, docs/plan.md)",
+                 pl.fail_group, pl.fail_group_size, most, ks_fps_hz(plan->fps), plan->guard_us, plan->fail_proof,
+                 plan->pulses, plan->pitch_us, plan->period_us);
     } else if (pl.fail_group >= 0) {
         snprintf(plan->reason, sizeof plan->reason,
-                 "group %d has %d overlapping depth cameras but only %d fit at %d fps: %d per idle gap of %d us "
-                 "(guard %d us = %.1f us in delay ticks), whole laser windows of %d us within the frame period "
-                 "of %.0f us and delays within -%d..%d us",
-                 pl.fail_group, pl.fail_group_size, pl.fail_group_fit, ks_fps_hz(plan->fps), plan->slots_per_gap,
-                 plan->pitch_us, plan->guard_us, plan->guard_step_us, plan->window_us, plan->period_us,
-                 plan->period_limit_us, plan->period_limit_us);
+                 "group %d has %d overlapping depth cameras; kinsync found placements for %d at %d fps with a "
+                 "guard of %d us but neither a placement for all %d nor a proof that none exists: the exact "
+                 "search stopped after %ld nodes",
+                 pl.fail_group, pl.fail_group_size, pl.fail_group_fit, ks_fps_hz(plan->fps), plan->guard_us,
+                 pl.fail_group_size, plan->search_nodes);
     } else if (!plan->proof.lasers_ok) {
         snprintf(plan->reason, sizeof plan->reason,
                  "the proof failed: lasers of %s and %s are %.1f us apart, below the guard of %d us",
