@@ -364,6 +364,74 @@ static void find_alternatives(const ks_rig *rig, const ks_plan_options *opt, ks_
     free(alt);
 }
 
+/* The delays a person chose (rig file), checked like a plan: the same configurations with the given
+ * delays, the independent pulse check, color alignment and the SDK's start rules. */
+static void audit_given(const ks_rig *rig, const ks_plan *plan, ks_plan_audit *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < rig->device_count; i++)
+        a->present |= rig->devices[i].has_delays;
+    if (!a->present)
+        return;
+    ks_plan *tmp = malloc(sizeof *tmp);
+    if (!tmp) {
+        snprintf(a->verdict, sizeof a->verdict, "FAIL: out of memory auditing the delays");
+        return;
+    }
+    *tmp = *plan;
+    char problem[400] = "";
+    for (int i = 0; i < rig->device_count; i++) {
+        const ks_rig_device *rd = &rig->devices[i];
+        ks_plan_audit_device *ad = &a->devices[i];
+        ks_device_config *c = &tmp->devices[i].config;
+        ad->given = rd->has_delays;
+        ad->subordinate_delay_usec = rd->has_delays ? rd->subordinate_delay_usec : 0;
+        ad->depth_delay_usec = rd->has_delays ? rd->depth_delay_usec : 0;
+        if (!problem[0] && (ad->subordinate_delay_usec < 0 || ad->subordinate_delay_usec > plan->period_limit_us))
+            snprintf(problem, sizeof problem, "device %s: subordinate delay %lld us is outside 0..%d us", rd->name,
+                     ad->subordinate_delay_usec, plan->period_limit_us);
+        c->subordinate_delay_off_master_usec =
+            ad->subordinate_delay_usec < 0 ? 0 : (uint32_t)(ad->subordinate_delay_usec > INT32_MAX ? INT32_MAX
+                                                                                     : ad->subordinate_delay_usec);
+        c->depth_delay_off_color_usec = (int32_t)(ad->depth_delay_usec > INT32_MAX   ? INT32_MAX
+                                                  : ad->depth_delay_usec < -INT32_MAX ? -INT32_MAX
+                                                                                      : ad->depth_delay_usec);
+        ad->subordinate_delay_effective_us =
+            c->wired_sync_mode == KS_SYNC_SUBORDINATE ? ks_delay_effective_us(c->subordinate_delay_off_master_usec) : 0;
+        ad->depth_delay_effective_us = ks_delay_effective_us(c->depth_delay_off_color_usec);
+        ad->laser_start_us = ad->subordinate_delay_effective_us + ad->depth_delay_effective_us;
+        ks_error e;
+        ks_error_clear(&e);
+        if (!problem[0] && ks_device_config_check(c, &e) != KS_OK)
+            snprintf(problem, sizeof problem, "device %s: %s", rd->name, e.message);
+    }
+    ks_plan_check_lasers(rig, tmp, plan->guard_us, &a->proof);
+    const ks_plan_proof *p = &a->proof;
+    if (problem[0]) {
+        snprintf(a->verdict, sizeof a->verdict, "FAIL: %s", problem);
+    } else if (!p->lasers_ok) {
+        snprintf(a->verdict, sizeof a->verdict,
+                 "FAIL: after the firmware's 90 kHz tick truncation the lasers of %s and %s are %.1f us apart, "
+                 "below the guard of %d us",
+                 rig->devices[p->device_a].name, rig->devices[p->device_b].name, p->min_separation_us,
+                 plan->guard_us);
+    } else if (!p->color_ok) {
+        snprintf(a->verdict, sizeof a->verdict,
+                 "FAIL: the color captures spread %.1f us, more than the %d us of simultaneous capture",
+                 p->color_spread_us, ks_color_alignment_target_us());
+    } else {
+        a->pass = true;
+        if (p->device_a >= 0)
+            snprintf(a->verdict, sizeof a->verdict,
+                     "PASS: smallest laser separation %.1f us (between %s and %s) >= guard %d us; color within %.1f us",
+                     p->min_separation_us, rig->devices[p->device_a].name, rig->devices[p->device_b].name,
+                     plan->guard_us, p->color_spread_us);
+        else
+            snprintf(a->verdict, sizeof a->verdict, "PASS: no two laser devices share an interference group");
+    }
+    free(tmp);
+}
+
 static ks_status plan_inner(const ks_rig *rig, const ks_plan_options *opt, ks_plan *plan, ks_error *err,
                             bool alternatives)
 {
@@ -393,13 +461,22 @@ static ks_status plan_inner(const ks_rig *rig, const ks_plan_options *opt, ks_pl
     }
 
     chain_depths(rig, plan);
-    int exposure = rig->exposure.manual ? ks_exposure_round_up(rig->exposure.powerline, rig->exposure.exposure_us) : 0;
+    /* the exposure is the color camera's: none without color */
+    int exposure = rig->exposure.manual && rig->camera.color_resolution != KS_COLOR_OFF
+                       ? ks_exposure_round_up(rig->exposure.powerline, rig->exposure.exposure_us)
+                       : 0;
     for (int i = 0; i < rig->device_count; i++) {
         ks_plan_device *d = &plan->devices[i];
         d->index = i;
         ks_role r = rig->devices[i].derived_role;
         d->sync_mode = r == KS_ROLE_MASTER ? KS_SYNC_MASTER : r == KS_ROLE_SUBORDINATE ? KS_SYNC_SUBORDINATE
                                                                                       : KS_SYNC_STANDALONE;
+        /* with an external trigger every device runs as subordinate, the head of the chain too: a
+         * device in master mode makes its own pulses and ignores Sync In (docs/hardware-setup.md) */
+        if (rig->trigger.present && i == rig->trigger.to && r == KS_ROLE_MASTER) {
+            d->sync_mode = KS_SYNC_SUBORDINATE;
+            d->trigger_head = true;
+        }
         if (d->sync_mode == KS_SYNC_STANDALONE)
             d->chain_depth = -1;
         d->synced = d->chain_depth >= 0 && d->sync_mode != KS_SYNC_STANDALONE;
@@ -467,6 +544,20 @@ static ks_status plan_inner(const ks_rig *rig, const ks_plan_options *opt, ks_pl
 
     ks_plan_check_lasers(rig, plan, plan->guard_us, &plan->proof);
 
+    /* what the plan costs */
+    plan->trigger = rig->trigger.present;
+    int nsynced = 0;
+    for (int i = 0; i < rig->device_count; i++) {
+        double g = fabs(plan->devices[i].depth_delay_effective_us);
+        if (g > plan->max_depth_color_us)
+            plan->max_depth_color_us = g;
+        nsynced += plan->devices[i].synced;
+    }
+    if (plan->aim == KS_AIM_INTERLEAVED && nsynced > 1) {
+        plan->capture_spacing_us = plan->period_us / nsynced;
+        plan->exposures_overlap = exposure > plan->capture_spacing_us;
+    }
+
     /* reasons, first one wins */
     if (pl.unsynced_group >= 0) {
         snprintf(plan->reason, sizeof plan->reason,
@@ -512,6 +603,8 @@ static ks_status plan_inner(const ks_rig *rig, const ks_plan_options *opt, ks_pl
         }
     }
     plan->feasible = plan->reason[0] == 0;
+    if (alternatives)
+        audit_given(rig, plan, &plan->audit);
     if (plan->feasible)
         return KS_OK;
     if (alternatives)
@@ -524,4 +617,38 @@ ks_status ks_plan_make(const ks_rig *rig, const ks_plan_options *opt, ks_plan *p
     if (!rig || !plan)
         return ks_error_set(err, KS_EINVAL, "ks_plan_make needs a rig and a plan to write");
     return plan_inner(rig, opt, plan, err, true);
+}
+
+int ks_plan_cost_notes(const ks_rig *rig, const ks_plan *plan, char (*notes)[320], int max)
+{
+    int k = 0;
+    if (!rig || !plan || !notes || max <= 0)
+        return 0;
+    if (plan->max_depth_color_us > 1000.0 && k < max) {
+        char names[160] = "";
+        int count = 0;
+        for (int i = 0; i < plan->device_count; i++)
+            if (fabs(plan->devices[i].depth_delay_effective_us) > 1000.0) {
+                size_t used = strlen(names);
+                if (count < 4)
+                    snprintf(names + used, sizeof names - used, "%s%s", count ? ", " : "", rig->devices[i].name);
+                else if (count == 4)
+                    snprintf(names + used, sizeof names - used, ", ...");
+                count++;
+            }
+        snprintf(notes[k++], 320,
+                 "depth delays up to %.1f ms: the depth and color images of %s are captured up to %.1f ms apart, "
+                 "so a moving subject is seen at two instants (the lasers needed the room)",
+                 plan->max_depth_color_us / 1000.0, names, plan->max_depth_color_us / 1000.0);
+    }
+    if (plan->exposures_overlap && k < max) {
+        int exposure = plan->device_count ? plan->devices[0].exposure_us : 0;
+        snprintf(notes[k++], 320,
+                 "interleaved captures are %.1f us apart but each color exposure lasts %d us: the exposures of "
+                 "successive devices overlap, so the effective %.0f fps are not %.0f distinct instants; use an "
+                 "exposure of at most %d us for separate instants",
+                 plan->capture_spacing_us, exposure, plan->effective_fps, plan->effective_fps,
+                 (int)floor(plan->capture_spacing_us));
+    }
+    return k;
 }
