@@ -1,9 +1,9 @@
 /* kinsync calibrate: joint calibration of all devices of a rig from synchronized views of a board.
  *
- * Inputs: synchronized recordings (one .mkv per device, as k4arecorder writes them: frame sets are
- * formed by matching device timestamps), or a frame-set directory (one subdirectory per device
- * with its calibration.json and one image per frame set named by the frame set number).
- * See docs/calibrate.md. */
+ * Inputs: synchronized recordings (one .mkv per device; a rig file is recorded first), which run
+ * through ks_source -> ks_session into the calibration sink (kinsync/rigcal_sink.h), or a frame-set
+ * directory (one subdirectory per device with its calibration.json and one image per frame set
+ * named by the frame set number). See docs/calibrate.md. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -43,9 +43,11 @@ static void usage(FILE *out)
             "--seconds (default 5) into --recordings DIR (default calibration-recordings), then\n"
             "calibrated from those recordings.\n"
             "RECORDING.mkv: one synchronized recording per device (k4arecorder or kinsync record).\n"
-            "Frame sets are color (or IR) frames whose device timestamps agree (subordinate delay\n"
-            "removed) within --match-us (default: the SDK's sync tolerance for the frame rate); every\n"
-            "--step-th frame of the master's recording is used (default: about 120 frame sets).\n"
+            "The recordings run through the session like a live rig: the frame sets are those\n"
+            "`kinsync verify` and `kinsync align` form (timestamp convention and planned delays removed,\n"
+            "within --match-us, default a quarter frame period); every --step-th set from the first\n"
+            "complete one is used (default: about 120 frame sets). With depth, the depth of the used\n"
+            "sets is checked against the calibrated board plane (depth cross-check).\n"
             "\n"
             "FRAMESET_DIR holds one directory per device with its calibration.json and one image per\n"
             "synchronized frame set, named by the frame set number (0000.jpg, 0001.jpg, ...): color\n"
@@ -57,7 +59,7 @@ static void usage(FILE *out)
             "  -o, --output FILE  where to write the result (default rig-calibration.json)\n"
             "  --reference SERIAL device whose depth camera is the rig frame (default: the first)\n"
             "  --camera NAME      recordings: search the color (default) or the IR images\n"
-            "  --step N           recordings: use every N-th frame of the master\n"
+            "  --step N           recordings: use every N-th frame set\n"
             "  --match-us US      recordings: timestamp tolerance between devices, microseconds\n"
             "  --loss NAME        robust loss: huber (default), cauchy, none\n"
             "  --min-corners N    corners a view needs to count (default 8)\n"

@@ -27,6 +27,11 @@ for r in good drops; do
   check "[ '$rec' = '$want' ]"
   check "[ $rc -eq \$([ $want = PASS ] && echo 0 || echo 1) ]"
 done
+# capture takes recordings too: the take's sets; a take shorter than --frames ends it without error
+"$K" capture cap-good/*.mkv --frames 5 --out recap > recap.txt 2>&1; rc=$?
+check "[ $rc -eq 0 ] && [ -s recap/index.json ] && [ \$(ls -d recap/0000* | wc -l) -eq 5 ]"
+"$K" capture cap-good/*.mkv --frames 1000 --out recap-all --json > recap-all.json 2>/dev/null; rc=$?
+check "[ $rc -eq 0 ] && python3 -c 'import json,sys; d=json.load(open(\"recap-all.json\")); sys.exit(0 if 35 <= d[\"sets\"] <= 41 else 1)'"
 # the demo rig, recorded
 "$K" record "$SRC/examples/rigs/demo-studio.yaml" --out rec --seconds 1.5 > /dev/null 2>&1
 check "[ \$(ls rec/*.mkv | wc -l) -eq 3 ]"
