@@ -9,7 +9,12 @@
  * Ownership: images and captures are reference counted. ks_device_get_capture() hands the caller
  * one reference; release it with ks_capture_release(). Timestamps: device_ts_us on the device
  * clock (the convention is the rig's ks_ts_convention), system_ts_ns host CLOCK_MONOTONIC when the
- * frame arrived (for the simulator: the simulated host's clock). */
+ * frame arrived (for the simulator: the simulated host's clock).
+ * A backend (ks_backend_open_*) is the caller's until ks_backend_free, which must come after every
+ * device of it is closed; a device (ks_device_open*) until ks_device_close.
+ * Threads: different devices of one backend may be used from different threads (the session runs
+ * one capture thread per device); one device from one thread at a time. Images and captures may be
+ * referenced and released from any thread. */
 #ifndef KINSYNC_DEVICE_H
 #define KINSYNC_DEVICE_H
 

@@ -116,7 +116,6 @@ typedef struct ks_rig {
     /* derived by ks_rig_validate */
     ks_topology topology;
     int master;                      /* device index of the master, -1 if none */
-    /* added after the first version (additive) */
     int plan_line;                   /* line of the `plan:` section, 0 if absent */
     char source[256];                /* name used in messages: the path, or the name given to
                                       * ks_rig_load_string; "" if built in code */
@@ -177,7 +176,7 @@ int ks_rig_find_device(const ks_rig *rig, const char *serial_or_name);
 /* Effective laser guard in us (rig->guard_us or the table default for the depth mode). */
 int ks_rig_guard_us(const ks_rig *rig);
 
-/* (added) One finding as a line of text, the same in every command:
+/* One finding as a line of text, the same in every command:
  *   "PATH:LINE: SEVERITY [RULE] MESSAGE; fix: FIX"
  * PATH is rig->source (the file, or the name given to ks_rig_load_string), else rig->name, else "rig";
  * ":LINE" is left out when the line is 0. Writes at most `size` bytes including the NUL (truncating)

@@ -179,11 +179,11 @@ double ks_stream_bandwidth_mbps(ks_color_resolution res, ks_image_format fmt, ks
 /* Usable bandwidth of one USB 3 controller, MB/s. */
 double ks_usb3_controller_bandwidth_mbps(void);
 
-/* Added for the simulator (additive): IMU samples per second the device reports (accelerometer and
+/* IMU samples per second the device reports (accelerometer and
  * gyroscope sampled together at 1.6 kHz). */
 int ks_imu_sample_rate_hz(void);
 
-/* Added for multi-host host time (additive): hosts of one rig whose clocks disagree by more than
+/* Hosts of one rig whose clocks disagree by more than
  * this (us) get a warning (issue 8: host timestamps of different hosts then cannot be compared). */
 int ks_host_clock_agreement_limit_us(void); /* 1000 */
 

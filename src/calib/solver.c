@@ -18,11 +18,8 @@
 #include "calib/linalg.h"
 #include "kinsync/rigcalib.h"
 
-#if defined(__has_include)
-#if __has_include(<lapacke.h>)
+#ifdef KS_HAVE_LAPACKE /* defined by CMake when liblapacke was found */
 #include <lapacke.h>
-#define KS_HAVE_LAPACKE 1
-#endif
 #endif
 
 void ks_rigcal_options_default(ks_rigcal_options *o)

@@ -711,10 +711,8 @@ int cmd_calibrate(int argc, char **argv)
                                                "recordings (one per device) or one frame-set directory", in[0]);
     ks_error err = {0};
     ks_status st = ks_board_load(a.board_path, &cr.board, &err);
-    if (st) {
-        ks_cli_print_error("calibrate", &err);
-        return st == KS_ENOTFOUND || st == KS_EIO ? KS_EXIT_USAGE : KS_EXIT_FAIL;
-    }
+    if (st)
+        return ks_cli_fail("calibrate", &err, KS_CLI_INPUT);
     if (dir && (st = ks_rigcal_collector_create(&cr.board, NULL, &cr.col, &err))) {
         ks_cli_print_error("calibrate", &err);
         return KS_EXIT_FAIL;

@@ -283,6 +283,11 @@ int cmd_capture(int argc, char **argv)
     snprintf(index_path, sizeof index_path, "%s/index.json", out);
     if (mkdir(out, 0777) != 0 && errno != EEXIST)
         return ks_cli_usage_error("capture", "cannot create %s: %s", out, strerror(errno));
+    struct stat osb;
+    if (stat(out, &osb) != 0 || !S_ISDIR(osb.st_mode))
+        return ks_cli_usage_error("capture", "--out %s is not a directory; give a directory for the frame sets", out);
+    if (access(out, W_OK) != 0)
+        return ks_cli_usage_error("capture", "--out %s is not writable: %s", out, strerror(errno));
     if (access(index_path, F_OK) == 0)
         return ks_cli_usage_error("capture", "%s already holds a capture (index.json); choose another --out", out);
 

@@ -210,8 +210,9 @@ static int open_run(fuse_run *r)
         return ks_cli_usage_error("fuse", "--fill %s: no such device in the rig (give a serial or an index 0..%d)",
                                   r->a.fill_arg, r->n - 1);
     if (mkdir(r->a.out_dir, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "kinsync fuse: cannot create the output directory %s: %s\n", r->a.out_dir, strerror(errno));
-        return KS_EXIT_USAGE;
+        ks_error e;
+        ks_error_set(&e, KS_EIO, "cannot create the output directory %s: %s", r->a.out_dir, strerror(errno));
+        return ks_cli_fail("fuse", &e, KS_CLI_RUN); /* an output that cannot be written: 1 (docs/cli.md) */
     }
     return KS_EXIT_OK;
 }

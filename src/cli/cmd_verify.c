@@ -219,15 +219,16 @@ int cmd_verify(int argc, char **argv)
     } else {
         print_text(&r, s, q, span);
     }
+    int report_rc = KS_EXIT_OK;
     if (report) {
         ks_error rerr;
         if (ks_syncstats_write_html(q, r.rig.name, report, &rerr) != KS_OK)
-            ks_cli_print_error("verify", &rerr);
+            report_rc = ks_cli_fail("verify", &rerr, KS_CLI_RUN); /* the report asked for is not written */
         else if (!json)
             printf("report: %s\n", report);
     }
     bool passed = ks_syncstats_passed(q) && !fault;
     ks_session_close(s);
     ks_cli_rigrun_close(&r);
-    return passed ? KS_EXIT_OK : KS_EXIT_FAIL;
+    return passed && report_rc == KS_EXIT_OK ? KS_EXIT_OK : KS_EXIT_FAIL;
 }

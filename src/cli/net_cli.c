@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -30,6 +31,11 @@ int ks_net_cli_option(const char *cmd, int id, const char *arg, ks_net_config *c
     case 1004:
         if (ks_net_config_load_secret(cfg, arg, &e) != KS_OK)
             return ks_cli_usage_error(cmd, "--secret-file: %s", e.message), -1;
+        struct stat sb;
+        if (stat(arg, &sb) == 0 && (sb.st_mode & 077))
+            fprintf(stderr, "kinsync %s: warning: the secret file %s can be read by other users (mode %04o); anyone "
+                            "who reads it can command the rig: chmod 600 %s\n",
+                    cmd, arg, (unsigned)(sb.st_mode & 07777), arg);
         return 1;
     default: return 0;
     }
