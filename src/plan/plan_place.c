@@ -71,6 +71,13 @@ static int popcount_set(const uint64_t *set, int words)
     return k;
 }
 
+/* Bits of word w that name vertices (the last word's bits at n and above name none). */
+static uint64_t live_bits(const clq *q, int w)
+{
+    int rest = q->n - w * 64;
+    return rest >= 64 ? ~0ull : rest <= 0 ? 0 : (1ull << rest) - 1;
+}
+
 /* cliques extending cur[0..size-1] by vertices of `cand` (all greater than cur[size-1]) */
 static bool expand(clq *q, uint64_t *cand, int size)
 {
@@ -103,7 +110,7 @@ static bool expand(clq *q, uint64_t *cand, int size)
                 next[w] = 0;
                 continue;
             }
-            uint64_t m = cand[w] & window64(q, w * 64 - first);
+            uint64_t m = cand[w] & window64(q, w * 64 - first) & live_bits(q, w);
             if (w == fw)
                 m &= (first & 63) == 63 ? 0 : ~0ull << ((first & 63) + 1);
             next[w] = m;
@@ -229,7 +236,7 @@ ks_laser_result ks_laser_place(const ks_laser_space *s, int want, long budget, i
             uint64_t *cand = scratch;
             int iw = i >> 6;
             for (int w = 0; w < words; w++) {
-                uint64_t m = w < iw ? 0 : window64(q, w * 64 - i);
+                uint64_t m = w < iw ? 0 : window64(q, w * 64 - i) & live_bits(q, w);
                 if (w == iw)
                     m &= (i & 63) == 63 ? 0 : ~0ull << ((i & 63) + 1);
                 cand[w] = m;
