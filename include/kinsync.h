@@ -36,5 +36,6 @@
 #include "kinsync/syncstats.h"
 #include "kinsync/timing.h"
 #include "kinsync/version.h"
+#include "kinsync/view.h"
 
 #endif

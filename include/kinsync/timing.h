@@ -158,6 +158,9 @@ typedef struct ks_trigger_spec {
     double voltage_tolerance_v; /* accepted deviation from voltage_v (TTL high threshold margin) */
     double min_drive_ma;        /* >= 8 mA */
     double frequency_tolerance_ppm; /* "precisely": deviation accepted as crystal error (project choice) */
+    /* (added) the input threshold: 0.7 x Vcc = 3.5 V (a Microsoft engineer, SDK issue #1844); a high
+     * level below it is not seen, between it and voltage_v - tolerance it works with little margin */
+    double min_high_v;
 } ks_trigger_spec;
 const ks_trigger_spec *ks_trigger_spec_get(void);
 /* True if hz is one of the trigger frequencies the master accepts (30, 15, 5) within the ppm tolerance. */

@@ -90,12 +90,14 @@ ks_status ks_rigcal_sink_create(ks_session *s, const ks_board *b, const ks_rigca
         char *cj = NULL;
         size_t cl = 0;
         ks_calibration cal;
-        if (ks_device_get_calibration_json(dv, &cj, &cl, err) != KS_OK ||
-            ks_calibration_from_json(cj, cl, depth ? cfg->depth_mode : KS_DEPTH_NFOV_UNBINNED,
-                                     cfg->color_resolution != KS_COLOR_OFF ? cfg->color_resolution : KS_COLOR_720P,
-                                     &cal, err) != KS_OK) {
+        ks_status cs;
+        if ((cs = ks_device_get_calibration_json(dv, &cj, &cl, err)) != KS_OK ||
+            (cs = ks_calibration_from_json(cj, cl, depth ? cfg->depth_mode : KS_DEPTH_NFOV_UNBINNED,
+                                           cfg->color_resolution != KS_COLOR_OFF ? cfg->color_resolution
+                                                                                 : KS_COLOR_720P,
+                                           &cal, err)) != KS_OK) {
             free(cj);
-            st = ks_error_prefix(err, "device %s: calibration", name);
+            st = ks_error_prefix(err, cs, "device %s: calibration", name);
             break;
         }
         free(cj);

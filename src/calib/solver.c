@@ -17,6 +17,7 @@
 #include "calib/camera_model.h"
 #include "calib/linalg.h"
 #include "kinsync/rigcalib.h"
+#include "util/monotime.h"
 
 #ifdef KS_HAVE_LAPACKE /* defined by CMake when liblapacke was found */
 #include <lapacke.h>
@@ -66,13 +67,6 @@ typedef struct solver {
     pose *board;       /* board -> rig */
     bool *board_ok;
 } solver;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void pose_from_ext(const ks_extrinsics *e, pose *p)
 {
@@ -949,7 +943,7 @@ out:
 ks_status ks_rigcal_solve(const ks_rigcal_problem *p, const ks_rigcal_options *opt, ks_rigcal_result *out,
                           ks_error *err)
 {
-    double t0 = now_s();
+    double t0 = ks_mono_s();
     ks_rigcal_options o;
     if (opt)
         o = *opt;
@@ -1101,7 +1095,7 @@ ks_status ks_rigcal_solve(const ks_rigcal_problem *p, const ks_rigcal_options *o
         }
     }
     cross_check(&s, out);
-    out->solve_seconds = now_s() - t0;
+    out->solve_seconds = ks_mono_s() - t0;
 done:
     free(s.order);
     free(s.X);

@@ -58,5 +58,6 @@ int cmd_devices(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
+int cmd_view(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@
 #include "kinsync/record.h"
 #include "kinsync/session.h"
 #include "kinsync/syncstats.h"
+#include "util/fileio.h"
 
 static void usage(FILE *out)
 {
@@ -50,18 +51,7 @@ static void usage(FILE *out)
 
 static bool write_file(const char *path, const void *data, size_t n)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return false;
-    bool ok = fwrite(data, 1, n, f) == n;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return false;
-    }
-    return true;
+    return ks_file_write_atomic(path, data, n, NULL) == KS_OK;
 }
 
 static const char *color_ext(ks_image_format f)
@@ -316,7 +306,7 @@ int cmd_capture(int argc, char **argv)
         ks_cli_rigrun_close(&r);
         return KS_EXIT_FAIL;
     }
-    ks_session_handle_sigint(s);
+    ks_cli_stop_on_sigint(s);
     json_t *sets = json_array();
     bool ok = true, tty = !json && ks_cli_is_tty(stderr);
     long written = 0;
@@ -371,6 +361,7 @@ int cmd_capture(int argc, char **argv)
     else
         printf("wrote %ld of %ld frame sets to %s (index.json); sync %s\n", written, frames, out,
                ks_syncstats_passed(q) ? "PASS" : "FAIL (run `kinsync verify` for the figures)");
+    ks_cli_stop_on_sigint(NULL);
     ks_session_close(s);
     ks_cli_rigrun_close(&r);
     return ok && !fault ? KS_EXIT_OK : KS_EXIT_FAIL;

@@ -262,7 +262,7 @@ static int fuse_sets(fuse_run *r)
     bool tty = ks_cli_is_tty(stderr) && !r->a.json, seen_complete = false;
     long taken = 0, skipped = 0;
     int rc = d0 && !filled ? KS_EXIT_FAIL : KS_EXIT_OK;
-    ks_session_handle_sigint(r->sess);
+    ks_cli_stop_on_sigint(r->sess);
     while (rc == KS_EXIT_OK && (r->a.frames == 0 || r->sets < r->a.frames)) {
         ks_session_set set;
         ks_status st = ks_session_next(r->sess, &set, 2000, &err);
@@ -292,7 +292,7 @@ static int fuse_sets(fuse_run *r)
     }
     if (tty)
         fputc('\n', stderr);
-    ks_session_handle_sigint(NULL);
+    ks_cli_stop_on_sigint(NULL);
     free(filled);
     ks_cloud_free(&cloud);
     if (rc == KS_EXIT_OK && r->sets == 0) {

@@ -14,6 +14,7 @@ static const ks_command commands[] = {
     /* run it */
     {"verify", "start the rig, measure its sync (skews, drops, drift, failure modes), PASS/FAIL", cmd_verify},
     {"capture", "start the rig and write N frame sets to a directory (raw images + index.json)", cmd_capture},
+    {"view", "the whole rig live in a browser: devices, previews, checks, 3D cloud, record takes", cmd_view},
     /* recordings */
     {"record", "record every device of a rig, one Azure Kinect .mkv per device", cmd_record},
     {"align", "align recordings of one rig: frame sets, skew, drops, files that don't belong", cmd_align},

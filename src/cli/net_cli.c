@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "util/fileio.h"
 
 int ks_net_cli_option(const char *cmd, int id, const char *arg, ks_net_config *cfg)
 {
@@ -61,28 +62,13 @@ bool ks_net_cli_ready(const char *cmd, const ks_net_config *cfg)
 
 ks_status ks_file_digest(const char *path, char out[65], ks_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ks_error_set(err, KS_ENOTFOUND, "cannot open %s", path);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (n < cap)
-            break;
-        char *nb = cap < (8u << 20) ? realloc(buf, cap * 2) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (!buf)
+    char *buf;
+    size_t n;
+    ks_status st = ks_file_read_all(path, 8u << 20, &buf, &n, err);
+    if (st == KS_EINVAL)
         return ks_error_set(err, KS_EINVAL, "%s is too large for a rig file", path);
+    if (st != KS_OK)
+        return st;
     ks_sha256_hex(buf, n, out);
     free(buf);
     return KS_OK;

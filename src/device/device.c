@@ -354,7 +354,7 @@ ks_status ks_device_start_cameras(ks_device *d, const ks_device_config *cfg, ks_
         return ks_error_set(err, KS_ESTATE, "device %s is already streaming; stop it first", d->info.serial);
     ks_status st = ks_device_config_check(cfg, err);
     if (st != KS_OK)
-        return ks_error_prefix(err, "device %s", d->info.serial);
+        return ks_error_prefix(err, st, "device %s", d->info.serial);
     if (cfg->wired_sync_mode != KS_SYNC_STANDALONE && d->backend->ops->get_jacks) {
         ks_jack_state j;
         if (d->backend->ops->get_jacks(d->impl, &j, err) == KS_OK && j.supported) {

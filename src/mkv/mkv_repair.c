@@ -114,7 +114,7 @@ ks_status ks_mkv_repair(const char *in, const char *out, ks_mkv_repair_report *r
     ks_mkv_reader *r;
     ks_status st = ks_mkv_reader_open(in, &r, err);
     if (st)
-        return ks_error_prefix(err, "cannot repair");
+        return ks_error_prefix(err, st, "cannot repair");
     rep.in_size = r->file_size;
     bool was_complete = r->info.segment_size_known && r->info.cue_count > 0 && !r->info.truncated;
 

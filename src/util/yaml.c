@@ -1,6 +1,7 @@
 /* Strict YAML access for hand-written files (util/yaml.h). libyaml builds the node graph; this file
  * only adds typed access and messages that point at FILE:LINE with a fix. */
 #include "util/yaml.h"
+#include "util/fileio.h"
 
 #include <errno.h>
 #include <math.h>
@@ -124,23 +125,15 @@ ks_status ks_yaml_load_string(const char *text, size_t len, const char *name, ks
 
 ks_status ks_yaml_load_file(const char *path, ks_yaml *y, ks_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ks_error_set(err, errno == ENOENT ? KS_ENOTFOUND : KS_EIO, "%s: cannot open: %s", path,
-                            strerror(errno));
-    char *buf = malloc(KS_YAML_MAX_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return ks_error_set(err, KS_ENOMEM, "%s: out of memory", path);
-    }
-    size_t n = fread(buf, 1, KS_YAML_MAX_BYTES + 1, f);
-    bool failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        free(buf);
-        return ks_error_set(err, KS_EIO, "%s: read error (is it a directory?)", path);
-    }
-    ks_status st = ks_yaml_load_string(buf, n, path, y, err);
+    memset(y, 0, sizeof *y);
+    char *buf;
+    size_t n;
+    ks_status st = ks_file_read_all(path, KS_YAML_MAX_BYTES, &buf, &n, err);
+    if (st == KS_EINVAL)
+        return ks_error_set(err, KS_EPARSE, "%s: file is more than the 4 MiB a hand-written file may have", path);
+    if (st != KS_OK)
+        return st;
+    st = ks_yaml_load_string(buf, n, path, y, err);
     free(buf);
     return st;
 }

@@ -466,7 +466,7 @@ static ks_status pb_start_cameras(void *vdev, const ks_device_config *cfg, ks_er
         d->streaming = true;
         d->eof = false;
     } else {
-        ks_error_prefix(err, "recording %s", f->path);
+        ks_error_prefix(err, st, "recording %s", f->path);
     }
     pthread_mutex_unlock(&d->mu);
     if (st == KS_OK)
