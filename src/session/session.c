@@ -3,7 +3,6 @@
  * only hold it to queue a frame, so a stalled or dead device never blocks the others. */
 #define _POSIX_C_SOURCE 200809L
 #include "kinsync/session.h"
-#include "kinsync/sim.h" /* the simulator knows the geometry: ks_sim_laser_shared for the laser-groups check */
 
 #include <math.h>
 #include <pthread.h>
@@ -296,15 +295,16 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
                 break;
             }
     }
-    /* on the simulator the geometry is known: which lasers light which views (for the laser-groups check) */
-    ks_sim *sim = ks_sim_from_backend(backend);
-    if (sim && s->n > 1) {
+    /* when the backend knows the geometry (the simulator): which lasers light which views (for the
+     * laser-groups check) */
+    if (s->n > 1) {
         su.light_known = true;
         for (int a = 0; a < s->n && su.light_known; a++)
             for (int b = 0; b < s->n && su.light_known; b++) {
                 int px = 0;
-                if (a != b && (ks_sim_laser_shared(sim, s->d[a].rig_index, s->d[b].rig_index, rig->camera.depth_mode,
-                                                   &px, NULL) != KS_OK ||
+                if (a != b && (ks_backend_laser_shared(backend, rig->devices[s->d[a].rig_index].serial,
+                                                       rig->devices[s->d[b].rig_index].serial,
+                                                       rig->camera.depth_mode, &px, NULL) != KS_OK ||
                                px < 0))
                     su.light_known = false;
                 else

@@ -1409,6 +1409,26 @@ static void op_destroy(void *ctx)
     free(w);
 }
 
+static int serial_index(const sim_world *w, const char *serial)
+{
+    for (int i = 0; i < w->rig.device_count; i++)
+        if (!strcmp(w->rig.devices[i].serial, serial))
+            return i;
+    return -1;
+}
+
+static ks_status op_laser_shared(void *ctx, const char *serial_a, const char *serial_b, ks_depth_mode mode,
+                                 int *pixels, ks_error *err)
+{
+    sim_world *w = ctx;
+    int a = serial_index(w, serial_a), b = serial_index(w, serial_b);
+    if (a < 0 || b < 0) {
+        *pixels = -1;
+        return ks_error_set(err, KS_ENOTFOUND, "no simulated device %s", a < 0 ? serial_a : serial_b);
+    }
+    return ks_sim_laser_shared((ks_sim *)w, a, b, mode, pixels, err);
+}
+
 static const ks_backend_ops sim_ops = {
     .name = "sim",
     .caps = KS_BACKEND_CAP_VIRTUAL_TIME | KS_BACKEND_CAP_JACKS,
@@ -1428,6 +1448,7 @@ static const ks_backend_ops sim_ops = {
     .stop_imu = op_stop_imu,
     .get_imu_sample = op_get_imu_sample,
     .destroy = op_destroy,
+    .laser_shared = op_laser_shared,
 };
 
 /* ---- creation ---- */
