@@ -4,7 +4,9 @@
  *   2. 9 devices (1 master + 8 subordinates), same modes, lasers staggered by the guard, virtual
  *      time (target >= 10 sets/s); and the same with zero delays (every frame damaged by 8 lasers)
  * A "set" is one capture from every device. Start-up (ray tables and static renders) is timed apart.
- * Run: ./build/bench/bench_sim [sets] */
+ * KS_BENCH_CHECKSUM=1 adds a checksum of every image (its CPU time is not counted).
+ * Run: ./build/bench/bench_sim [sets] [case]  (case 1-5 runs that one alone with `sets` sets, e.g. under
+ *      valgrind --tool=callgrind; the cases are in the order above) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,19 @@ static double cpu_s(void)
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+
+/* FNV-1a over an image's bytes: the printed checksum shows that a run repeats bit for bit (seeded) and
+ * that a speed-up left the images as they were. */
+static uint64_t fnv(uint64_t h, const ks_image *img)
+{
+    if (!img)
+        return h;
+    for (size_t i = 0; i < img->size; i++)
+        h = (h ^ img->data[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static bool checksum; /* KS_BENCH_CHECKSUM=1 */
 
 static int run(int n, bool moving, bool stagger, int sets, const char *label)
 {
@@ -97,6 +112,8 @@ static int run(int n, bool moving, bool stagger, int sets, const char *label)
     double t1 = now_s(), c1 = cpu_s();
     size_t bytes = 0;
     long corrupted = 0;
+    uint64_t sum = 0xcbf29ce484222325ull;
+    double csum_s = 0;
     for (int s = 0; s < sets; s++)
         for (int i = 0; i < n; i++) {
             ks_capture *c;
@@ -105,9 +122,14 @@ static int run(int n, bool moving, bool stagger, int sets, const char *label)
                 return 1;
             }
             bytes += c->color->size;
+            if (checksum) {
+                double q = cpu_s();
+                sum = fnv(fnv(fnv(sum, c->color), c->depth), c->ir);
+                csum_s += cpu_s() - q;
+            }
             ks_capture_release(c);
         }
-    double t2 = now_s(), c2 = cpu_s();
+    double t2 = now_s(), c2 = cpu_s() - csum_s;
     for (int i = 0; i < n; i++) {
         ks_sim_device_stats st;
         ks_sim_device_stats_get(ks_sim_from_backend(b), i, &st, NULL);
@@ -115,9 +137,12 @@ static int run(int n, bool moving, bool stagger, int sets, const char *label)
     }
     double virt = (double)ks_sim_now_ns(ks_sim_from_backend(b)) * 1e-9;
     printf("%-44s start-up %.2f s | %d sets in %.2f s = %.1f sets/s (%.1f x real time) | CPU %.1f ms/set | "
-           "mean MJPEG %.0f kB | corrupted pixels %ld | virtual %.1f s\n",
+           "mean MJPEG %.0f kB | corrupted pixels %ld | virtual %.1f s",
            label, t1 - t0, sets, t2 - t1, sets / (t2 - t1), sets / (t2 - t1) / 30.0, (c2 - c1) * 1e3 / sets,
            bytes / 1024.0 / ((double)sets * n), corrupted, virt);
+    if (checksum)
+        printf(" | images %016llx", (unsigned long long)sum);
+    printf("\n");
     for (int i = 0; i < n; i++)
         ks_device_close(d[i]);
     ks_backend_free(b);
@@ -127,13 +152,20 @@ static int run(int n, bool moving, bool stagger, int sets, const char *label)
 int main(int argc, char **argv)
 {
     int sets = argc > 1 ? atoi(argv[1]) : 300;
+    int only = argc > 2 ? atoi(argv[2]) : 0;
+    checksum = getenv("KS_BENCH_CHECKSUM") && atoi(getenv("KS_BENCH_CHECKSUM")); /* 1-5: run that case alone (e.g. under callgrind) */
     if (sets < 1)
         sets = 300;
     int rc = 0;
-    rc |= run(3, false, true, sets, "3 x NFOV_UNBINNED + 720P MJPEG, static");
-    rc |= run(3, true, true, sets / 3, "3 x NFOV_UNBINNED + 720P MJPEG, moving board");
-    rc |= run(9, false, true, sets / 3, "9 x NFOV_UNBINNED + 720P MJPEG, static");
-    rc |= run(9, true, true, sets / 10, "9 x NFOV_UNBINNED + 720P MJPEG, moving board");
-    rc |= run(9, false, false, sets / 10, "9 x ..., static, zero delays (interference)");
+    if (!only || only == 1)
+        rc |= run(3, false, true, sets, "3 x NFOV_UNBINNED + 720P MJPEG, static");
+    if (!only || only == 2)
+        rc |= run(3, true, true, only ? sets : sets / 3, "3 x NFOV_UNBINNED + 720P MJPEG, moving board");
+    if (!only || only == 3)
+        rc |= run(9, false, true, only ? sets : sets / 3, "9 x NFOV_UNBINNED + 720P MJPEG, static");
+    if (!only || only == 4)
+        rc |= run(9, true, true, only ? sets : sets / 10, "9 x NFOV_UNBINNED + 720P MJPEG, moving board");
+    if (!only || only == 5)
+        rc |= run(9, false, false, only ? sets : sets / 10, "9 x ..., static, zero delays (interference)");
     return rc;
 }

@@ -663,12 +663,50 @@ static inline void sensor_one(uint16_t *z, uint16_t *ir, size_t p, uint8_t zsig,
     }
 }
 
+/* sensor_one over a run of pixels whose table entries are consecutive (unif, gz, gi: the entries of
+ * the run's first pixel): no branch and straight reads, in blocks of 64 (a constant trip count GCC
+ * vectorizes at -O2). Gives exactly what sensor_one gives pixel by pixel. */
+static void sensor_run(uint16_t *restrict z, uint16_t *restrict ir, const uint8_t *restrict zsig,
+                       const uint8_t *restrict pdrop, const uint8_t *restrict irsig, const uint8_t *restrict unif,
+                       const int8_t *restrict gz, const int8_t *restrict gi, size_t n)
+{
+#define SENSOR_PIXEL(p)                                                                                   \
+    do {                                                                                                  \
+        int z0 = z[p], v = z0 + zsig[p] * gz[p] / 128;                                                    \
+        v = v < 1 ? 1 : v > 65535 ? 65535 : v;                                                           \
+        z[p] = (uint16_t)(((z0 == 0) | (unif[p] < pdrop[p])) ? 0 : v);                                   \
+        int i0 = ir[p], w = i0 + irsig[p] * gi[p] / 32;                                                   \
+        w = w < 0 ? 0 : w > 65534 ? 65534 : w;                                                            \
+        ir[p] = (uint16_t)(((i0 == 0) | (i0 == 65535)) ? i0 : w);                                        \
+    } while (0)
+    size_t j = 0;
+    for (; j + 64 <= n; j += 64)
+        for (size_t k = j; k < j + 64; k++)
+            SENSOR_PIXEL(k);
+    for (; j < n; j++)
+        SENSOR_PIXEL(j);
+#undef SENSOR_PIXEL
+}
+
 /* Applies the sensor model of the static render to a copy of its images: noise, dropouts, flying pixels. */
 static void sensor_frame(const sim_static *st, uint16_t *dp, uint16_t *ip, size_t n, const sensor_offsets *o)
 {
     pthread_once(&g_noise_once, noise_tables_init);
-    for (size_t p = 0; p < n; p++)
-        sensor_one(&dp[p], &ip[p], p, st->zsig[p], st->pdrop[p], st->irsig[p], o);
+    /* in runs over which none of the three table offsets wraps */
+    for (size_t p = 0; p < n;) {
+        uint32_t kz = (o->z + (uint32_t)p) & NOISE_MASK, kd = (o->drop + (uint32_t)p) & NOISE_MASK,
+                 ki = (o->ir + (uint32_t)p) & NOISE_MASK;
+        size_t run = n - p;
+        if (run > NOISE_N - kz)
+            run = NOISE_N - kz;
+        if (run > NOISE_N - kd)
+            run = NOISE_N - kd;
+        if (run > NOISE_N - ki)
+            run = NOISE_N - ki;
+        sensor_run(dp + p, ip + p, st->zsig + p, st->pdrop + p, st->irsig + p, g_unif + kd, g_gauss + kz,
+                   g_gauss + ki, run);
+        p += run;
+    }
     for (int e = 0; e < st->edge_n; e++) {
         uint32_t p = st->edge[e];
         if (!dp[p])
@@ -987,20 +1025,56 @@ static void color_add_noise(const uint8_t *restrict in, uint8_t *restrict out, c
     }
 }
 
-/* BGRA brightness x level / 16 (alpha kept), in blocks of 64 (vectorized; n is a multiple of 4). */
+/* The per-byte factors of BGRA brightness x level / 16 over a block of 64 bytes (alpha x 16: kept). */
+static void scale_factors(unsigned fac[64], int level)
+{
+    for (int k = 0; k < 64; k++)
+        fac[k] = (k & 3) == 3 ? 16u : (unsigned)level;
+}
+
+/* BGRA brightness x level / 16 (alpha kept), in blocks of 64 with the factors read straight (GCC
+ * vectorizes that at -O2; n is a multiple of 4). */
 static void color_scale(uint8_t *restrict pd, size_t n, int level)
 {
-    const unsigned fac[4] = {(unsigned)level, (unsigned)level, (unsigned)level, 16u};
+    unsigned fac[64];
+    scale_factors(fac, level);
     size_t q = 0;
     for (; q + 64 <= n; q += 64)
         for (int k = 0; k < 64; k++) {
-            unsigned x = ((unsigned)pd[q + k] * fac[k & 3]) >> 4;
+            unsigned x = ((unsigned)pd[q + k] * fac[k]) >> 4;
             pd[q + k] = (uint8_t)(x > 255 ? 255 : x);
         }
     for (; q < n; q++) {
         unsigned x = ((unsigned)pd[q] * fac[q & 3]) >> 4;
         pd[q] = (uint8_t)(x > 255 ? 255 : x);
     }
+}
+
+/* out = saturate(saturate(in x level / 16) + t): color_scale and the noise in one pass (n a multiple
+ * of 4, in and out 4-aligned in the picture so alpha stays at k & 3 == 3). */
+static void color_scale_add_noise(const uint8_t *restrict in, uint8_t *restrict out, const int8_t *restrict t,
+                                  size_t n, const unsigned fac[64])
+{
+    size_t j = 0;
+    for (; j + 64 <= n; j += 64)
+        for (int k = 0; k < 64; k++) {
+            unsigned x = ((unsigned)in[j + k] * fac[k]) >> 4;
+            int v = (int)(x > 255 ? 255 : x) + t[j + k];
+            out[j + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    for (; j < n; j++) {
+        unsigned x = ((unsigned)in[j] * fac[j & 3]) >> 4;
+        int v = (int)(x > 255 ? 255 : x) + t[j];
+        out[j] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+}
+
+/* Start of the colour noise of (seed, device, variant) in g_cnoise: byte i of a picture takes
+ * g_cnoise[(start + i) & NOISE_MASK] (start a multiple of 4: alpha falls on the table's zeros). */
+static uint32_t color_noise_start(uint64_t seed, int device, uint64_t variant)
+{
+    sensor_offsets o = frame_offsets(seed ^ 0xC0105ull, device, variant);
+    return o.z & NOISE_MASK & ~3u;
 }
 
 /* A copy of the picture with the colour sensor's noise (per channel, from a table of pre-scaled noise
@@ -1012,11 +1086,10 @@ static sim_buf *color_noisy(const sim_buf *pic, uint64_t seed, int device, uint6
     sim_buf *b = sim_buf_new_uninit(pic->size);
     if (!b)
         return NULL;
-    sensor_offsets o = frame_offsets(seed ^ 0xC0105ull, device, variant);
     const uint8_t *in = pic->data;
     uint8_t *out = b->data;
     size_t i = 0;
-    uint32_t k = o.z & NOISE_MASK & ~3u; /* keeps channel 3 (alpha) on the table's zeros */
+    uint32_t k = color_noise_start(seed, device, variant);
     while (i < pic->size) {
         size_t run = NOISE_N - k;
         if (run > pic->size - i)
@@ -1026,6 +1099,45 @@ static sim_buf *color_noisy(const sim_buf *pic, uint64_t seed, int device, uint6
         k = 0;
     }
     return b;
+}
+
+/* Redraws the moving board over a BGRA picture of camera c (its pixels in front of the static scene),
+ * scaled by level / 16 and, when noise_start >= 0, with the colour noise that starts there in g_cnoise:
+ * the bytes color_noisy(color_scale(picture with the board)) gives, for the board's pixels only. */
+static void draw_board_color(const sim_scene *sc, const sim_cam *c, const float *cz, const double bR[9],
+                             const double bt[3], uint8_t *pic, int level, int64_t noise_start)
+{
+    int box[4];
+    if (!c->dir || !board_bbox(sc, c, bR, bt, box))
+        return;
+    for (int v = box[1]; v <= box[3]; v++)
+        for (int u = box[0]; u <= box[2]; u++) {
+            size_t p = (size_t)v * c->w + u;
+            const float *fd = c->dir + p * 3;
+            if (isnan(fd[0]))
+                continue;
+            double dd[3] = {fd[0], fd[1], fd[2]};
+            hit h;
+            double zs = cz[p];
+            if (!intersect_board(sc, bR, bt, c->t, dd, zs > 0 ? zs : INFINITY, &h))
+                continue;
+            double rgb[3];
+            shade_color(&h, dd, rgb);
+            uint8_t *o = pic + p * 4;
+            for (int k = 0; k < 3; k++) {
+                double x = rgb[2 - k];
+                unsigned b = (unsigned)((x < 1 ? x : 1) * 255);
+                if (level != 16) {
+                    b = (b * (unsigned)level) >> 4;
+                    b = b > 255 ? 255 : b;
+                }
+                if (noise_start >= 0) {
+                    int nz = (int)b + g_cnoise[((uint64_t)noise_start + p * 4 + (size_t)k) & NOISE_MASK];
+                    b = (unsigned)(nz < 0 ? 0 : nz > 255 ? 255 : nz);
+                }
+                o[k] = (uint8_t)b;
+            }
+        }
 }
 
 static ks_status encode_jpeg(sim_render_dev *r, const uint8_t *bgra, int w, int h, sim_buf **out, ks_error *err)
@@ -1134,6 +1246,43 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             level = 1;
         if (!w->cfg.render_color)
             level = 16;
+        ks_image *img = NULL;
+        bool cnoise = w->cfg.sensor && w->cfg.render_color;
+        int nv = cnoise ? (int)(f->truth.sequence % SIM_COLOR_VARIANTS) : 0;
+        if (cf == KS_FORMAT_MJPG && cnoise && moving) {
+            /* the static picture scaled and noised in one pass, then the board redrawn over it */
+            if (!(r->jpeg[nv] && r->jpeg_st[nv] == st && r->jpeg_level[nv] == level &&
+                  r->jpeg_board[nv] == board_key)) {
+                sim_buf *src = sim_buf_new_uninit(st->bgra->size), *j = NULL;
+                if (!src) {
+                    status = ks_error_set(err, KS_ENOMEM, "out of memory rendering colour");
+                    goto out;
+                }
+                pthread_once(&g_noise_once, noise_tables_init);
+                unsigned fac[64];
+                scale_factors(fac, level);
+                uint32_t k0 = color_noise_start(w->cfg.seed, f->device, (uint64_t)nv);
+                for (size_t i = 0, k = k0; i < st->bgra->size; k = 0) { /* runs up to the table's end */
+                    size_t run = NOISE_N - k;
+                    if (run > st->bgra->size - i)
+                        run = st->bgra->size - i;
+                    color_scale_add_noise(st->bgra->data + i, src->data + i, g_cnoise + k, run, fac);
+                    i += run;
+                }
+                draw_board_color(sc, c, st->cz, bR, bt, src->data, level, (int64_t)k0);
+                status = encode_jpeg(r, src->data, c->w, c->h, &j, err);
+                sim_buf_unref(src);
+                if (status != KS_OK)
+                    goto out;
+                sim_buf_unref(r->jpeg[nv]);
+                r->jpeg[nv] = j;
+                r->jpeg_st[nv] = st;
+                r->jpeg_level[nv] = level;
+                r->jpeg_board[nv] = board_key;
+            }
+            img = sim_buf_image(r->jpeg[nv], KS_FORMAT_MJPG, c->w, c->h, 0);
+            goto color_image;
+        }
         sim_buf *pic = NULL;
         if (level == 16 && (!moving || !w->cfg.render_color)) {
             pic = sim_buf_ref(st->bgra);
@@ -1143,27 +1292,8 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             pic = sim_buf_new_uninit(st->bgra->size);
             if (pic) {
                 memcpy(pic->data, st->bgra->data, st->bgra->size);
-                int box[4];
-                if (moving && w->cfg.render_color && c->dir && board_bbox(sc, c, bR, bt, box)) {
-                    for (int v = box[1]; v <= box[3]; v++)
-                        for (int u = box[0]; u <= box[2]; u++) {
-                            size_t p = (size_t)v * c->w + u;
-                            const float *fd = c->dir + p * 3;
-                            if (isnan(fd[0]))
-                                continue;
-                            double dd[3] = {fd[0], fd[1], fd[2]};
-                            hit h;
-                            double zs = st->cz[p];
-                            if (!intersect_board(sc, bR, bt, c->t, dd, zs > 0 ? zs : INFINITY, &h))
-                                continue;
-                            double rgb[3];
-                            shade_color(&h, dd, rgb);
-                            uint8_t *o = pic->data + p * 4;
-                            o[0] = (uint8_t)(fmin(1, rgb[2]) * 255);
-                            o[1] = (uint8_t)(fmin(1, rgb[1]) * 255);
-                            o[2] = (uint8_t)(fmin(1, rgb[0]) * 255);
-                        }
-                }
+                if (moving && w->cfg.render_color)
+                    draw_board_color(sc, c, st->cz, bR, bt, pic->data, 16, -1);
                 if (level != 16)
                     color_scale(pic->data, (size_t)c->w * c->h * 4, level);
                 sim_buf_unref(r->bgra_scaled);
@@ -1177,9 +1307,6 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             status = ks_error_set(err, KS_ENOMEM, "out of memory rendering colour");
             goto out;
         }
-        ks_image *img = NULL;
-        bool cnoise = w->cfg.sensor && w->cfg.render_color;
-        int nv = cnoise ? (int)(f->truth.sequence % SIM_COLOR_VARIANTS) : 0;
         if (cf == KS_FORMAT_MJPG) {
             if (!(r->jpeg[nv] && r->jpeg_st[nv] == st && r->jpeg_level[nv] == level &&
                   r->jpeg_board[nv] == board_key)) {
@@ -1212,6 +1339,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             sim_buf_unref(src);
         }
         sim_buf_unref(pic);
+    color_image:
         if (!img) {
             status = ks_error_set(err, KS_ENOMEM, "out of memory for a colour image");
             goto out;
