@@ -31,6 +31,12 @@ MUTANTS=(
   "yaml-no-depth|src/util/yaml.c|s#if (++depth > KS_YAML_MAX_FLOW_DEPTH)#if (++depth < 0)#|^test_rig_parse$"
   # an unwritable verify --report no longer fails the run
   "verify-report-rc|src/cli/cmd_verify.c|s#return passed \&\& report_rc == KS_EXIT_OK#return passed#|^test_cli_exit_sh$"
+  # issue 15: a cable in the wrong jack (Sync Out to Sync Out) no longer named by the jack check
+  "jacks-wrong-jack|src/session/session.c|s#if (j\[b\].sync_out \&\& !rig_declares_cable(\&s->rig, cb->to, false))#if (0)#|^test_verify_jacks_sh$"
+  # issue 15: a cable at a device with unknown jack detection counted as checked (PASS, no SKIP)
+  "jacks-unknown-pass|src/session/session.c|s#if ((a >= 0 \&\& !j\[a\].supported) || (b >= 0 \&\& !j\[b\].supported)) {#if (0) {#|^test_verify_jacks_sh$"
+  # issue 15: the simulator's wrong-jack cable still carries the pulses
+  "sim-wrong-jack-pulses|src/device/sim/sim_world.c|s#w->cable_unplugged\[c\] || w->cable_wrong_jack\[c\] || cb->to < 0#w->cable_unplugged[c] || cb->to < 0#|^test_sim_faults$"
 )
 if [ "${1:-}" = "--list" ]; then
   for m in "${MUTANTS[@]}"; do echo "${m%%|*}"; done

@@ -46,6 +46,12 @@ typedef enum ks_sim_fault_kind {
     KS_SIM_FAULT_DROP,         /* device `device` loses `count` captures from at_ms on */
     KS_SIM_FAULT_STALL_HOST,   /* host `host` reads nothing from at_ms for duration_ms */
     KS_SIM_FAULT_TRIGGER_STOP, /* the external trigger generator stops at at_ms (resumes after duration_ms if > 0) */
+    KS_SIM_FAULT_WRONG_JACK,   /* cable `cable` plugged Sync Out to Sync Out from at_ms (back right after duration_ms
+                                  if > 0): its far end sits in the downstream device's Sync Out jack, so no pulse
+                                  crosses it and both devices report a cable in Sync Out, none from it in Sync In */
+    KS_SIM_FAULT_JACKS_UNKNOWN,/* device `device` cannot report its sync jacks from at_ms on (what kinsync reports
+                                  for Orbbec's K4A wrapper, whose jack query always says "no cable"): get_jacks
+                                  gives supported = false */
     KS_SIM_FAULT_KIND_COUNT
 } ks_sim_fault_kind;
 
@@ -249,7 +255,8 @@ ks_status ks_sim_start_remote(ks_sim *s, int device, const ks_device_config *cfg
 void ks_sim_stop_remote(ks_sim *s, int device);
 
 /* Names. */
-const char *ks_sim_fault_kind_name(ks_sim_fault_kind k); /* "unplug", "disconnect", "drop", "stall", "trigger-stop" */
+const char *ks_sim_fault_kind_name(ks_sim_fault_kind k); /* "unplug", "disconnect", "drop", "stall", "trigger-stop",
+                                                           "wrong-jack", "jacks-unknown" */
 
 #ifdef __cplusplus
 }

@@ -40,6 +40,65 @@ static void test_unplug_sync_cable(void)
     simt_close(&r);
 }
 
+/* A cable plugged Sync Out to Sync Out from 1 s on (fault wrong-jack): no pulse crosses it, so the
+ * devices behind it stop with a reason that names the jack; the jacks show the cable in both Sync Outs
+ * and not in the Sync In; put right after a second, frames come again. */
+static void test_wrong_jack(void)
+{
+    ks_rig rig;
+    simt_rig(&rig, 3, SIMT_DAISY, 1.0);
+    ks_sim_config cfg;
+    simt_config(&cfg, 82, false);
+    cfg.fault_count = 1;
+    cfg.faults[0] = (ks_sim_fault){.kind = KS_SIM_FAULT_WRONG_JACK, .at_ms = 1000, .duration_ms = 1000, .cable = 1,
+                                   .device = -1};
+    simt_run r;
+    KS_CHECK(simt_open(&r, &rig, &cfg));
+    KS_CHECK(simt_start_all(&r, &rig));
+    ks_capture *c = NULL;
+    ks_error err;
+    int got = 0;
+    while (ks_device_get_capture(r.dev[2], &c, 200, &err) == KS_OK) {
+        got++;
+        ks_capture_release(c);
+    }
+    KS_CHECK(got >= 25 && got <= 28);
+    KS_CHECK_INT(err.code, KS_ETIMEOUT);
+    KS_CHECK_CONTAINS(err.message, "Sync Out jack, not its Sync In");
+    ks_jack_state j;
+    KS_CHECK(ks_device_get_jacks(r.dev[2], &j, NULL) == KS_OK && j.supported && !j.sync_in && j.sync_out);
+    KS_CHECK(ks_device_get_jacks(r.dev[1], &j, NULL) == KS_OK && j.sync_in && j.sync_out);
+    /* the device before the wrong cable keeps its pulses */
+    KS_CHECK(ks_device_get_capture(r.dev[1], &c, 200, &err) == KS_OK);
+    ks_capture_release(c);
+    KS_CHECK(ks_device_get_capture(r.dev[2], &c, 2000, &err) == KS_OK);
+    ks_capture_release(c);
+    KS_CHECK(ks_device_get_jacks(r.dev[2], &j, NULL) == KS_OK && j.sync_in && !j.sync_out);
+    simt_close(&r);
+}
+
+/* Jack detection unknown from the start (fault jacks-unknown): the device says it cannot report its
+ * jacks and streams as before. */
+static void test_jacks_unknown(void)
+{
+    ks_rig rig;
+    simt_rig(&rig, 2, SIMT_DAISY, 1.0);
+    ks_sim_config cfg;
+    simt_config(&cfg, 83, false);
+    cfg.fault_count = 1;
+    cfg.faults[0] = (ks_sim_fault){.kind = KS_SIM_FAULT_JACKS_UNKNOWN, .at_ms = 0, .device = 1, .cable = -1};
+    simt_run r;
+    KS_CHECK(simt_open(&r, &rig, &cfg));
+    ks_jack_state j = {.supported = true, .sync_in = true};
+    KS_CHECK(ks_device_get_jacks(r.dev[1], &j, NULL) == KS_OK && !j.supported && !j.sync_in && !j.sync_out);
+    KS_CHECK(ks_device_get_jacks(r.dev[0], &j, NULL) == KS_OK && j.supported && j.sync_out);
+    KS_CHECK(simt_start_all(&r, &rig));
+    ks_capture *c = NULL;
+    KS_CHECK(ks_device_get_capture(r.dev[1], &c, 1000, NULL) == KS_OK);
+    ks_capture_release(c);
+    simt_close(&r);
+}
+
 /* SDK #1850 as an option: the subordinate whose Sync In cable is pulled keeps streaming on its own
  * oscillator, unsynchronized: frames keep coming and drift away from the master's; plugged back, it
  * follows the pulses again. */
@@ -240,6 +299,8 @@ int main(void)
     KS_RUN(test_trigger_stops);
     KS_RUN(test_unplug_sync_cable);
     KS_RUN(test_unplug_free_run);
+    KS_RUN(test_wrong_jack);
+    KS_RUN(test_jacks_unknown);
     KS_RUN(test_disconnect_device);
     KS_RUN(test_drop_frames);
     KS_RUN(test_stall_host);

@@ -327,7 +327,8 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
         yaml_node_t *kn = ks_yaml_map_get(x->y, m, "kind");
         if (!kn)
             return ks_yaml_error(x->y, m, x->err, KS_EPARSE,
-                                 "a fault needs `kind:` (unplug, disconnect, drop, stall or trigger-stop)");
+                                 "a fault needs `kind:` (unplug, disconnect, drop, stall, trigger-stop, wrong-jack or "
+                                 "jacks-unknown)");
         st = ks_yaml_get_string(x->y, kn, "kind", kind, sizeof kind, x->err);
         if (st != KS_OK)
             break;
@@ -337,7 +338,8 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
                 break;
         if (k == KS_SIM_FAULT_KIND_COUNT)
             return ks_yaml_error(x->y, kn, x->err, KS_EINVAL,
-                                 "unknown fault kind `%s`; use unplug, disconnect, drop, stall or trigger-stop",
+                                 "unknown fault kind `%s`; use unplug, disconnect, drop, stall, trigger-stop, "
+                                 "wrong-jack or jacks-unknown",
                                  kind);
         f->kind = (ks_sim_fault_kind)k;
         if (!ks_yaml_map_get(x->y, m, "at_ms"))
@@ -358,7 +360,7 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
         yaml_node_t *hn = ks_yaml_map_get(x->y, m, "host");
         if (st == KS_OK && hn)
             st = ks_yaml_get_string(x->y, hn, "host", f->host, sizeof f->host, x->err);
-        if (st == KS_OK && f->kind == KS_SIM_FAULT_UNPLUG) {
+        if (st == KS_OK && (f->kind == KS_SIM_FAULT_UNPLUG || f->kind == KS_SIM_FAULT_WRONG_JACK)) {
             yaml_node_t *cn = ks_yaml_map_get(x->y, m, "cable");
             yaml_node_t *fn = ks_yaml_map_get(x->y, m, "from"), *tn = ks_yaml_map_get(x->y, m, "to");
             if (cn) {
@@ -378,10 +380,12 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
                     return ks_yaml_error(x->y, m, x->err, KS_EINVAL, "no rig cable goes into that device's Sync In");
             } else {
                 return ks_yaml_error(x->y, m, x->err, KS_EPARSE,
-                                     "an unplug fault needs `cable: index` or `to: device` (and optionally `from:`)");
+                                     "a fault of kind %s needs `cable: index` or `to: device` (and optionally `from:`)", kind);
             }
         }
-        if (st == KS_OK && (f->kind == KS_SIM_FAULT_DISCONNECT || f->kind == KS_SIM_FAULT_DROP) && f->device < 0)
+        if (st == KS_OK &&
+            (f->kind == KS_SIM_FAULT_DISCONNECT || f->kind == KS_SIM_FAULT_DROP || f->kind == KS_SIM_FAULT_JACKS_UNKNOWN) &&
+            f->device < 0)
             return ks_yaml_error(x->y, m, x->err, KS_EPARSE, "a %s fault needs `device:`", kind);
         if (st == KS_OK && f->kind == KS_SIM_FAULT_STALL_HOST) {
             if (!f->host[0])

@@ -111,6 +111,7 @@ typedef struct sim_dev {
     uint64_t last_pulse_ns;   /* when the last accepted sync pulse arrived */
     double depth_to_accel[9], depth_to_gyro[9];   /* rotations from the device's calibration */
     double acc_bias[3], gyro_bias[3];             /* per device, drawn from the seed and serial */
+    bool jacks_unknown;      /* fault jacks-unknown: get_jacks reports supported = false */
     bool free_run;           /* a subordinate streaming on its own clock after its Sync In cable was pulled */
     uint64_t free_runs;      /* free-run episodes (a new one invalidates the old ticks) */
     /* bookkeeping */
@@ -164,6 +165,7 @@ struct sim_world {
     int controller_count;
     sim_dev devs[KS_RIG_MAX_DEVICES];
     bool cable_unplugged[KS_RIG_MAX_CABLES];
+    bool cable_wrong_jack[KS_RIG_MAX_CABLES]; /* Sync Out to Sync Out (fault wrong-jack) */
     double trigger_hz;      /* actual generator frequency */
     bool trigger_electrical_ok;
     char trigger_reason[200];

@@ -386,7 +386,8 @@ static void mirror_pulse(sim_world *w, int from, uint64_t t, int64_t idx, double
 {
     for (int c = 0; c < w->rig.cable_count; c++) {
         const ks_rig_cable *cb = &w->rig.cables[c];
-        if (cb->from != from || w->cable_unplugged[c] || cb->to < 0 || cb->to >= w->rig.device_count)
+        if (cb->from != from || w->cable_unplugged[c] || w->cable_wrong_jack[c] || cb->to < 0 ||
+            cb->to >= w->rig.device_count)
             continue;
         double len = cb->length_m > 0 ? cb->length_m : w->cfg.default_cable_m;
         uint64_t delay = (uint64_t)llround(len * w->cfg.propagation_ns_per_m);
@@ -766,6 +767,14 @@ static void on_fault(sim_world *w, const sim_event *ev)
         if (ft->device >= 0 && ft->device < w->rig.device_count)
             w->devs[ft->device].drop_remaining += ft->count;
         break;
+    case KS_SIM_FAULT_WRONG_JACK:
+        if (ft->cable >= 0 && ft->cable < w->rig.cable_count)
+            w->cable_wrong_jack[ft->cable] = !end;
+        break;
+    case KS_SIM_FAULT_JACKS_UNKNOWN:
+        if (ft->device >= 0 && ft->device < w->rig.device_count)
+            w->devs[ft->device].jacks_unknown = !end;
+        break;
     case KS_SIM_FAULT_TRIGGER_STOP:
         w->trigger_stopped = !end;
         w->trigger_stop_ms = ft->at_ms;
@@ -951,6 +960,13 @@ static void diagnose(sim_world *w, sim_dev *d, char *buf, size_t n)
                      serial, up, w->rig.devices[cur].serial);
             return;
         }
+        if (w->cable_wrong_jack[c]) {
+            snprintf(buf, n,
+                     "device %s (subordinate) gets no sync pulses: the sync cable from %s's Sync Out ends in %s's "
+                     "Sync Out jack, not its Sync In (Sync Out to Sync Out carries no pulse); move that end to Sync In",
+                     serial, up, w->rig.devices[cur].serial);
+            return;
+        }
         if (u->disconnected) {
             snprintf(buf, n, "device %s (subordinate) gets no sync pulses: upstream device %s is disconnected",
                      serial, up);
@@ -1093,13 +1109,19 @@ static ks_status op_get_calibration_json(void *dev, char **json, size_t *len, ks
 
 static void jacks_locked(sim_world *w, int i, ks_jack_state *j)
 {
-    j->supported = true;
+    j->supported = !w->devs[i].jacks_unknown;
     j->sync_in = j->sync_out = false;
+    if (!j->supported)
+        return;
     for (int c = 0; c < w->rig.cable_count; c++) {
         if (w->cable_unplugged[c])
             continue;
-        if (w->rig.cables[c].to == i)
-            j->sync_in = true;
+        if (w->rig.cables[c].to == i) {
+            if (w->cable_wrong_jack[c])
+                j->sync_out = true; /* the far end in the Sync Out jack */
+            else
+                j->sync_in = true;
+        }
         if (w->rig.cables[c].from == i)
             j->sync_out = true;
     }
@@ -1651,7 +1673,9 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
         const ks_sim_fault *ft = &w->cfg.faults[f];
         sim_event ev = {.t = (uint64_t)(ft->at_ms * 1e6), .type = EV_FAULT, .aux = f, .idx = 0};
         push_event(w, ev);
-        if ((ft->kind == KS_SIM_FAULT_UNPLUG || ft->kind == KS_SIM_FAULT_TRIGGER_STOP) && ft->duration_ms > 0) {
+        if ((ft->kind == KS_SIM_FAULT_UNPLUG || ft->kind == KS_SIM_FAULT_TRIGGER_STOP ||
+             ft->kind == KS_SIM_FAULT_WRONG_JACK || ft->kind == KS_SIM_FAULT_JACKS_UNKNOWN) &&
+            ft->duration_ms > 0) {
             ev.t = (uint64_t)((ft->at_ms + ft->duration_ms) * 1e6);
             ev.idx = 1;
             push_event(w, ev);
@@ -1786,7 +1810,8 @@ ks_status ks_sim_device_clock(ks_sim *s, int device, double *rate, double *offse
 
 const char *ks_sim_fault_kind_name(ks_sim_fault_kind k)
 {
-    static const char *const names[] = {"unplug", "disconnect", "drop", "stall", "trigger-stop"};
+    static const char *const names[] = {"unplug",       "disconnect", "drop", "stall", "trigger-stop",
+                                        "wrong-jack", "jacks-unknown"};
     return (k >= 0 && k < KS_SIM_FAULT_KIND_COUNT) ? names[k] : "unknown";
 }
 
