@@ -258,8 +258,10 @@
       const rgb = new Uint8Array(buf, 16 + n * 12, n * 3);
       ks.points = n;
       ks.cloudSeq = seq;
-      const calibrated = head[3] === 1;
-      $('cloud-info').textContent = `${n.toLocaleString()} points · ` + (calibrated ? 'rig frame (calibrated)' : 'uncalibrated: each device in its own camera frame, side by side');
+      const calibrated = (head[3] & 1) !== 0, cameraColor = (head[3] & 2) !== 0;
+      ks.cloudCameraColor = cameraColor;
+      $('cloud-info').textContent = `${n.toLocaleString()} points · ` + (calibrated ? 'rig frame (calibrated)' : 'uncalibrated: each device in its own camera frame, side by side') +
+        ' · ' + (cameraColor ? 'colours from the colour cameras' : 'one colour per device');
       if (!three) return;
       three.geom.setAttribute('position', new THREE.BufferAttribute(xyz.slice(), 3));
       three.geom.setAttribute('color', new THREE.BufferAttribute(rgb.slice(), 3, true));

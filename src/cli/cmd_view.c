@@ -48,6 +48,9 @@ static void usage(FILE *out)
             "  --read-only       refuse start/stop/record from the page\n"
             "  --token T         the control token (16-64 characters; default: random, printed)\n"
             "  --calibration F   rig-calibration.json (`kinsync calibrate`): the cloud in the rig frame\n"
+            "  --cloud-color C   camera (default: each point coloured from its device's colour image of\n"
+            "                    the same capture; grey outside the colour camera's view) or device (one\n"
+            "                    colour per device, shaded by distance)\n"
             "  --takes DIR       where recorded takes go, one directory per take (default takes)\n"
             "  --seconds N       stop after N seconds of wall time and exit (default: until Ctrl-C)\n"
             "  --no-start        wait for Start on the page instead of starting at once\n"
@@ -565,6 +568,7 @@ int cmd_view(int argc, char **argv)
                                          {"read-only", no_argument, 0, 'R'},
                                          {"token", required_argument, 0, 'T'},
                                          {"calibration", required_argument, 0, 'c'},
+                                         {"cloud-color", required_argument, 0, 'C'},
                                          {"takes", required_argument, 0, 'k'},
                                          {"seconds", required_argument, 0, 's'},
                                          {"no-start", no_argument, 0, 'N'},
@@ -577,7 +581,7 @@ int cmd_view(int argc, char **argv)
     ks_view_options vo;
     ks_view_options_init(&vo);
     vo.port = 8765;
-    bool no_browser = false, no_start = false, wrong = false;
+    bool no_browser = false, no_start = false, wrong = false, device_colors = false;
     const char *calibration = NULL, *backend = "auto", *takes = "takes";
     double seconds = 0, previews = 5, port = 8765, timeout_ms = 5000;
     optind = 1;
@@ -594,6 +598,11 @@ int cmd_view(int argc, char **argv)
         case 'R': vo.read_only = true; break;
         case 'T': vo.token = optarg; break;
         case 'c': calibration = optarg; break;
+        case 'C':
+            if (strcmp(optarg, "camera") && strcmp(optarg, "device"))
+                return ks_cli_usage_error("view", "--cloud-color is camera or device, got '%s'", optarg);
+            device_colors = !strcmp(optarg, "device");
+            break;
         case 'k': takes = optarg; break;
         case 's':
             if (!parse_double(optarg, 0.001, 1e7, &seconds))
@@ -684,6 +693,7 @@ int cmd_view(int argc, char **argv)
     vr.sopt.previews_per_second = previews;
     vr.sopt.poses = poses;
     vr.sopt.pose_count = pose_count;
+    vr.sopt.device_colors = device_colors;
     ks_session_options_init(&vr.sesopt);
     vr.sesopt.wrong_order = wrong;
     vr.sesopt.first_frame_timeout_ms = (int)timeout_ms;
