@@ -297,6 +297,27 @@ static void publish_state(view_run *vr)
     json_object_set_new(sk, "devices", names);
     json_object_set_new(sk, "abs_max_us", sv);
     json_object_set_new(root, "skew", sk);
+    /* the planned laser timeline, drawn beside the measured one (verify's devices[].laser_start_us).
+     * The plan fixes where the devices' trains lie relative to each other (colour offset + depth
+     * delay); where they lie in the frame depends on the exposure and the timestamp convention, so
+     * the page places the plan on the master's measured train and compares the others. */
+    const ks_plan *pl = &vr->r.plan;
+    if (pl->lasers) {
+        json_t *lz = json_object(), *ld = json_array();
+        json_object_set_new(lz, "period_us", num(pl->period_us));
+        json_object_set_new(lz, "pulses", json_integer(pl->pulses));
+        json_object_set_new(lz, "pulse_width_us", json_integer(pl->pulse_width_us));
+        json_object_set_new(lz, "pitch_us", json_integer(pl->pitch_us));
+        json_object_set_new(lz, "guard_us", json_integer(pl->guard_us));
+        for (int i = 0; i < rig->device_count && i < pl->device_count; i++) {
+            json_t *o = json_object();
+            json_object_set_new(o, "name", json_string(rig->devices[i].name));
+            json_object_set_new(o, "planned_us", pl->devices[i].laser ? num(pl->devices[i].laser_start_us) : json_null());
+            json_array_append_new(ld, o);
+        }
+        json_object_set_new(lz, "devices", ld);
+        json_object_set_new(root, "laser", lz);
+    }
     if (vr->verify_json) {
         json_t *vj = json_loads(vr->verify_json, 0, NULL);
         if (vj)

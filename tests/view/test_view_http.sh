@@ -102,10 +102,11 @@ n, devs, flags = struct.unpack_from('<III', b, 4)
 rgb = b[16 + 12 * n:16 + 15 * n]
 pal = [(0x4e, 0xa8, 0xff), (0xff, 0x9f, 0x43), (0x5c, 0xd8, 0x7a), (0xf2, 0x6d, 0x8f),
        (0xb4, 0x8c, 0xff), (0xf5, 0xd7, 0x4a), (0x45, 0xd6, 0xd0), (0xe0, 0xe0, 0xe0)]
-def shaded(c):
+def shaded(c):  # c == (uint8)(p * shade) per channel for one palette colour p and one shade in [0.65, 1]
     for p in pal:
-        s = c[0] / p[0]
-        if 0.6 <= s <= 1.01 and all(abs(c[j] - p[j] * s) <= 2 for j in range(3)):
+        lo = max([0.65] + [c[j] / p[j] for j in range(3)]) - 1e-6
+        hi = min([1.0 + 1e-6] + [(c[j] + 1) / p[j] for j in range(3)])
+        if lo < hi:
             return True
     return False
 k = sum(shaded(rgb[3 * i:3 * i + 3]) for i in range(0, n, 7))
@@ -117,7 +118,7 @@ if [ "$npts" -gt 1000 ] && [ $((f & 2)) = 2 ] && python3 -c "import sys; sys.exi
   echo "ok   cloud coloured by the colour cameras ($npts points, flag 2, $frac of them device-palette shaped)"
 else echo "FAIL cloud colours from the cameras: flags $f, palette fraction $frac, $npts points"; cat "$tmp/cam.err"; fail=1; fi
 read -r f frac npts < <(cloud_colors dev --cloud-color device)
-if [ "$npts" -gt 1000 ] && [ $((f & 2)) = 0 ] && python3 -c "import sys; sys.exit(not $frac > 0.9)"; then
+if [ "$npts" -gt 1000 ] && [ $((f & 2)) = 0 ] && python3 -c "import sys; sys.exit(not $frac > 0.99)"; then
   echo "ok   --cloud-color device: one colour per device ($frac palette shaped)"
 else echo "FAIL --cloud-color device: flags $f, palette fraction $frac, $npts points"; fail=1; fi
 "$KINSYNC" view --no-browser --cloud-color rainbow "$RIG" >/dev/null 2>"$tmp/e5"; rc=$?
