@@ -45,6 +45,7 @@ typedef struct ks_match_frame {
     uint64_t depth_ts_us, depth_exposure_us;
     uint64_t host_ns;            /* system timestamp (host monotonic), 0 if unknown */
     double invalid_fraction;     /* depth pixels that are 0, -1 if not measured */
+    int content;                 /* image content as measured (ks_frame_content), 0 = not measured */
     void *user;
     /* written by the matcher */
     double key_us;               /* see the header comment */

@@ -208,6 +208,19 @@ static ks_status set_exposure(ks_session *s, ks_error *err)
     return KS_OK;
 }
 
+/* usbcore.usbfs_memory_mb of this host, 0 when unknown or unlimited. */
+static int ks_session_host_usbfs_mb(void)
+{
+    FILE *f = fopen("/sys/module/usbcore/parameters/usbfs_memory_mb", "r");
+    int mb = 0;
+    if (f) {
+        if (fscanf(f, "%d", &mb) != 1)
+            mb = 0;
+        fclose(f);
+    }
+    return mb > 0 ? mb : 0;
+}
+
 ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *backend, const ks_session_options *opt,
                           ks_session **out, ks_error *err)
 {
@@ -253,6 +266,14 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
             s->ref = s->n;
         s->n++;
     }
+    bool have_master = false;
+    for (int i = 0; i < s->n; i++)
+        have_master |= plan->devices[s->d[i].rig_index].sync_mode == KS_SYNC_MASTER;
+    int trig_to = rig->trigger.present ? (rig->trigger.to >= 0 ? rig->trigger.to : rig->master) : -1;
+    if (!have_master && trig_to >= 0) /* every device subordinate, fed by an external trigger: the head is the reference */
+        for (int i = 0; i < s->n; i++)
+            if (s->d[i].rig_index == trig_to)
+                s->ref = i;
     if (!s->n) {
         ks_session_close(s);
         return ks_error_set(err, KS_EINVAL, "the rig has no device on host %s; check the devices' host: keys",
@@ -283,6 +304,21 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     su.match = *m;
     su.depth_mode = rig->camera.depth_mode;
     su.external_trigger = rig->trigger.present;
+    su.start_order_known_wrong = s->opt.wrong_order;
+    ks_sim *sim = ks_sim_from_backend(backend);
+    int usbfs = sim ? ks_sim_usbfs_mb(sim) : ks_session_host_usbfs_mb();
+    for (int i = 0; i < s->n; i++) {
+        int ri = s->d[i].rig_index;
+        su.upstream[i] = -1;
+        for (int c = 0; c < rig->cable_count; c++)
+            if (rig->cables[c].to == ri)
+                su.upstream[i] = session_index_of_rig(s, rig->cables[c].from);
+        su.trigger_fed[i] = ri == trig_to;
+        su.started_as_master[i] = plan->devices[ri].sync_mode == KS_SYNC_MASTER;
+        su.usbfs_mb[i] = usbfs;
+        for (int k = 0; k < rig->device_count; k++)
+            su.devices_on_host[i] += !strcmp(rig->devices[k].host, rig->devices[ri].host);
+    }
     for (int i = 0; i < s->n; i++) {
         snprintf(su.names[i], sizeof su.names[i], "%s", dname(s, i));
         su.groups[i] = rig->devices[s->d[i].rig_index].group;
@@ -444,6 +480,8 @@ static void *capture_main(void *arg)
             if (s->opt.measure_invalid && cap->depth)
                 f.invalid_fraction = invalid_fraction(cap->depth);
         }
+        if (s->opt.measure_invalid && cap->color)
+            f.content = ks_color_image_content(cap->color);
         if (!f.has_color && !f.has_depth) {
             ks_capture_release(cap);
             continue;
@@ -873,6 +911,8 @@ ks_syncstats *ks_session_stats(ks_session *s)
     for (int i = 0; i < s->n; i++) {
         su->exposure_sets[i] = s->d[i].exposure_sets;
         su->streaming_failed[i] = s->d[i].fault;
+        if (s->d[i].fault)
+            snprintf(su->failure[i], sizeof su->failure[i], "%.159s", s->d[i].last_error);
     }
     ks_syncstats_finish(s->stats);
     pthread_mutex_unlock(&s->mu);

@@ -52,6 +52,7 @@ typedef struct simrun {
     ks_session *s;
     truth_log *truth;
     ks_session_options opt;
+    bool keep_master;   /* start the trigger-fed device as the plan says (the master-mode mistake) */
 } simrun;
 
 static void sim_setup(simrun *r, int n, uint64_t seed)
@@ -67,9 +68,22 @@ static void sim_setup(simrun *r, int n, uint64_t seed)
     r->opt.user = r->truth;
 }
 
+/* The device the external trigger feeds runs as subordinate, as every device of a triggered rig
+ * (docs/hardware-setup.md, SDK issue #366). The planner says so once it knows; until then (and
+ * whatever it says) the tests start it that way unless they show the master-mode mistake. */
+static void trigger_head_subordinate(simrun *r)
+{
+    int to = r->rig.trigger.present ? (r->rig.trigger.to >= 0 ? r->rig.trigger.to : r->rig.master) : -1;
+    if (to < 0 || r->keep_master)
+        return;
+    r->plan.devices[to].sync_mode = KS_SYNC_SUBORDINATE;
+    r->plan.devices[to].config.wired_sync_mode = KS_SYNC_SUBORDINATE;
+}
+
 static ks_status sim_open(simrun *r, ks_error *err)
 {
     ks_plan_make(&r->rig, NULL, &r->plan, NULL);
+    trigger_head_subordinate(r);
     if (ks_backend_open_sim(&r->rig, &r->sc, &r->b, err) != KS_OK)
         return err->code;
     r->truth->sim = ks_sim_from_backend(r->b);
@@ -426,6 +440,149 @@ static void test_trigger_drift(void)
     KS_CHECK(fabs(ppm[1] - ppm[0]) > 60);
 }
 
+/* The trigger-fed head started as subordinate follows the generator (an 80 ppm trigger shows on its
+ * clock); started as master it runs on its own oscillator: no frame follows the generator, and
+ * verify names it. A trigger stop then stops every device (run-length / signal) only when the head
+ * follows the trigger. */
+static void test_trigger_head_mode(void)
+{
+    for (int master = 0; master < 2; master++) {
+        simrun r;
+        memset(&r, 0, sizeof r);
+        ks_error e;
+        KS_CHECK(ks_rig_load(KS_SOURCE_DIR "/examples/rigs/external-trigger.yaml", &r.rig, &e) == KS_OK);
+        ks_findings f;
+        ks_findings_init(&f);
+        ks_rig_validate(&r.rig, &f);
+        ks_findings_free(&f);
+        simt_config(&r.sc, 23, false);
+        r.sc.trigger_frequency_error_ppm = 80;
+        r.keep_master = master;
+        r.truth = calloc(1, sizeof *r.truth);
+        ks_session_options_init(&r.opt);
+        KS_CHECK(sim_open(&r, &e) == KS_OK);
+        if (!master) /* no device of the rig is master */
+            for (int i = 0; i < r.rig.device_count; i++)
+                KS_CHECK(r.plan.devices[i].config.wired_sync_mode == KS_SYNC_SUBORDINATE);
+        KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+        int got;
+        ks_status last;
+        run_sets(&r, 45, &got, &last);
+        ks_session_stop(r.s);
+        ks_syncstats *q = ks_session_stats(r.s);
+        KS_CHECK_INT(ks_session_reference(r.s), r.rig.trigger.to >= 0 ? r.rig.trigger.to : r.rig.master);
+        const ks_sync_check *t = ks_syncstats_find(q, "external-trigger", -2);
+        KS_CHECK(t && t->status == KS_CHECK_FAIL);
+        if (t && master)
+            KS_CHECK_CONTAINS(t->message, "started as master");
+        if (t && !master)
+            KS_CHECK_CONTAINS(t->message, "drifts"); /* it follows the 80 ppm generator */
+        if (t)
+            printf("    head as %s: %s\n", master ? "master" : "subordinate", t->message);
+        ks_sim_device_stats ds;
+        ks_sim_device_stats_get(ks_sim_from_backend(r.b), r.rig.trigger.to >= 0 ? r.rig.trigger.to : 0, &ds, NULL);
+        if (master)
+            KS_CHECK_INT(ds.pulses_seen, 0); /* the master ignored every trigger pulse */
+        else
+            KS_CHECK(ds.pulses_seen > 40);
+        sim_close(&r);
+    }
+}
+
+/* Both timestamp conventions of the simulated devices: read with the right setting the depth offsets
+ * pass; read with `auto` the session measures which one it is and says so with the figure; read
+ * with the wrong setting `timestamps` FAILs naming the convention to set. */
+static void test_timestamp_conventions(void)
+{
+    for (int dev = 0; dev < 2; dev++)
+        for (int rigc = 0; rigc < 3; rigc++) {
+            ks_ts_convention devc = dev ? KS_TS_MID_EXPOSURE : KS_TS_SEED;
+            ks_ts_convention rc = rigc == 0 ? KS_TS_SEED : rigc == 1 ? KS_TS_MID_EXPOSURE : KS_TS_AUTO;
+            simrun r;
+            sim_setup(&r, 3, 31);
+            r.sc.device_timestamps = devc;
+            r.rig.ts_convention = rc;
+            ks_error e;
+            KS_CHECK(sim_open(&r, &e) == KS_OK);
+            KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+            int got;
+            ks_status last;
+            run_sets(&r, 40, &got, &last);
+            ks_session_stop(r.s);
+            ks_syncstats *q = ks_session_stats(r.s);
+            const ks_sync_check *t = ks_syncstats_find(q, "timestamps", -2);
+            const ks_sync_check *dep = ks_syncstats_find(q, "depth-offsets", -2);
+            KS_CHECK(t && dep);
+            KS_CHECK_INT(ks_syncstats_timestamps(q), devc);
+            bool right = rc == KS_TS_AUTO || rc == devc;
+            if (t && dep) {
+                KS_CHECK_INT(t->status, right ? KS_CHECK_PASS : KS_CHECK_FAIL);
+                KS_CHECK_INT(dep->status, right ? KS_CHECK_PASS : KS_CHECK_FAIL);
+                KS_CHECK_CONTAINS(t->message, devc == KS_TS_SEED ? "start of frame" : "mid-exposure");
+                if (rc == KS_TS_AUTO)
+                    KS_CHECK_CONTAINS(t->message, "measured");
+                if (!right)
+                    KS_CHECK_CONTAINS(t->message, devc == KS_TS_SEED ? "`timestamps: seed`" : "`timestamps: mid-exposure`");
+                /* the figure: seed predicts (colour exposure - depth exposure) / 2 = -2235 us at 8330 us */
+                KS_CHECK_NEAR(t->value, devc == KS_TS_SEED ? -2235 : 0, 3);
+                printf("    devices %s, rig %s: %s %s\n", ks_ts_convention_name(devc), ks_ts_convention_name(rc),
+                       ks_check_status_name(t->status), t->message);
+            }
+            KS_CHECK_INT(ks_syncstats_timestamps_used(q), rc == KS_TS_AUTO ? devc : rc);
+            sim_close(&r);
+        }
+}
+
+/* SDK #471: writing the exposure again while streaming, even the same value, shifts colour against
+ * depth; verify's exposure check sees it in the frames (the colour-to-depth offset jumps), also when
+ * the writes are not counted by the session. */
+static void test_same_value_exposure_writes(void)
+{
+    for (int counted = 0; counted < 2; counted++) {
+        simrun r;
+        sim_setup(&r, 2, 41);
+        r.opt.reapply_exposure_every = 20; /* same value, every 20 frames: more often than it settles */
+        ks_error e;
+        KS_CHECK(sim_open(&r, &e) == KS_OK);
+        KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+        int got;
+        ks_status last;
+        run_sets(&r, 90, &got, &last);
+        ks_session_stop(r.s);
+        ks_syncstats *q = ks_session_stats(r.s);
+        if (!counted)
+            for (int d = 0; d < 2; d++)
+                ks_syncstats_setup(q)->exposure_sets[d] = 0; /* as if another program wrote it */
+        ks_syncstats_finish(q);
+        const ks_sync_check *x = ks_syncstats_find(q, "exposure-set-once", -2);
+        KS_CHECK(x && x->status == KS_CHECK_FAIL);
+        if (x) {
+            KS_CHECK_CONTAINS(x->message, "#471");
+            KS_CHECK_CONTAINS(x->message, "jumped by -300.0 us"); /* colour 300 us later */
+            printf("    %s\n", x->message);
+        }
+        const ks_sync_device *o = ks_syncstats_device(q, 0);
+        KS_CHECK_NEAR(o->depth_offset_jump_us, -300, 5); /* the modelled shift: colour later, depth - colour smaller */
+        KS_CHECK(!ks_syncstats_passed(q));
+        sim_close(&r);
+    }
+    /* no write: the offset holds and the exposure check passes */
+    simrun r;
+    sim_setup(&r, 2, 41);
+    ks_error e;
+    KS_CHECK(sim_open(&r, &e) == KS_OK);
+    KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+    int got;
+    ks_status last;
+    run_sets(&r, 90, &got, &last);
+    ks_session_stop(r.s);
+    ks_syncstats *q = ks_session_stats(r.s);
+    const ks_sync_check *x = ks_syncstats_find(q, "exposure", -2);
+    KS_CHECK(x && x->status == KS_CHECK_PASS);
+    KS_CHECK(fabs(ks_syncstats_device(q, 1)->depth_offset_jump_us) < 5);
+    sim_close(&r);
+}
+
 int main(void)
 {
     KS_RUN(test_correct_start_truth);
@@ -438,5 +595,8 @@ int main(void)
     KS_RUN(test_disconnect);
     KS_RUN(test_stalled_host);
     KS_RUN(test_trigger_drift);
+    KS_RUN(test_trigger_head_mode);
+    KS_RUN(test_timestamp_conventions);
+    KS_RUN(test_same_value_exposure_writes);
     return KS_TEST_END();
 }
