@@ -2,8 +2,8 @@
  * NFOV_UNBINNED (640x576) around a room with a floor and two spheres.
  *   1. depth to points (xyz float, rig frame), single thread, in pixels per second;
  *   2. the full fuse of a 9-device frame set with 5 mm voxels on 2 threads (and 1), frame sets/s;
- *   3. when python3-open3d is installed, Open3D on the same frames (create_from_depth_image +
- *      transform + voxel_down_sample, bench/bench_fuse_open3d.py) as the ratio to beat.
+ *   3. when python3-open3d is installed, Open3D on the same points (kinsync's lens rays, Open3D
+ *      transform + voxel_down_sample, bench/bench_fuse_open3d.py), voxel counts on one grid.
  * Usage: bench_fuse [--quick] [--no-open3d]. */
 #include <math.h>
 #include <stdio.h>
@@ -108,7 +108,8 @@ static void render(const ks_unproject_table *t, const ks_extrinsics *pose, uint1
     }
 }
 
-static int write_open3d_input(const char *dir, const ks_fuse_device *dev, uint16_t *const *depth)
+static int write_open3d_input(const char *dir, const ks_fuse_device *dev, const ks_unproject_table *tab,
+                              uint16_t *const *depth)
 {
     char p[1024];
     snprintf(p, sizeof p, "%s/rig.txt", dir);
@@ -129,12 +130,25 @@ static int write_open3d_input(const char *dir, const ks_fuse_device *dev, uint16
             fclose(fp);
             return -1;
         }
-        fwrite(depth[d], 2, (size_t)in->width * (size_t)in->height, fd);
+        size_t npix = (size_t)in->width * (size_t)in->height;
+        bool ok = fwrite(depth[d], 2, npix, fd) == npix;
         fclose(fd);
+        /* the same lens model for Open3D: kinsync's rays (x plane, then y plane) */
+        snprintf(p, sizeof p, "%s/rays%d.f32", dir, d);
+        FILE *fr = fopen(p, "wb");
+        ok = ok && fr && fwrite(tab[d].x, 4, npix, fr) == npix && fwrite(tab[d].y, 4, npix, fr) == npix;
+        if (fr)
+            fclose(fr);
+        if (!ok) {
+            fclose(fp);
+            return -1;
+        }
     }
     fclose(fp);
     return 0;
 }
+
+static size_t sink_sz; /* keeps results alive */
 
 int main(int argc, char **argv)
 {
@@ -187,6 +201,52 @@ int main(int argc, char **argv)
            NDEV, W, H, 100.0 * (double)valid_pix / (double)(npix * NDEV), now_s() - t0, sysconf(_SC_NPROCESSORS_ONLN),
            load);
 
+    /* 0. start-up: unprojection tables. The reference is the per-pixel Newton solve from the
+     * closed-form guess (ks_unproject_ray for every pixel), which is what the table build did
+     * before and costs about what the SDK's k4a_transformation_create does (0.88-1.06x, issue 19). */
+    {
+        const ks_depth_mode modes[] = {KS_DEPTH_NFOV_UNBINNED, KS_DEPTH_WFOV_UNBINNED};
+        for (size_t m = 0; m < 2; m++) {
+            ks_calibration cal;
+            char *js = ks_calibration_json_synthesize(100, "bench");
+            if (!js || ks_calibration_from_json(js, strlen(js), modes[m], KS_COLOR_720P, &cal, &err) != KS_OK)
+                return 1;
+            free(js);
+            double c0 = cpu_s();
+            size_t ok = 0;
+            for (int v = 0; v < cal.depth.height; v++)
+                for (int u = 0; u < cal.depth.width; u++) {
+                    double uv[2] = {u, v}, xy[2];
+                    ok += ks_unproject_ray(&cal.depth, uv, xy);
+                }
+            double ref = cpu_s() - c0, tb = 1e9;
+            for (int r = 0; r < (quick ? 1 : 5); r++) {
+                ks_unproject_table t;
+                c0 = cpu_s();
+                if (ks_unproject_table_build(&cal.depth, &t, &err) != KS_OK)
+                    return 1;
+                double c = cpu_s() - c0;
+                tb = c < tb ? c : tb;
+                sink_sz += t.valid_count - ok;
+                ks_unproject_table_free(&t);
+            }
+            printf("unprojection table %s %dx%d: %.1f ms CPU (per-pixel solve %.1f ms: %.1fx faster)\n",
+                   ks_depth_mode_name(modes[m]), cal.depth.width, cal.depth.height, tb * 1e3, ref * 1e3, ref / tb);
+        }
+        for (int T = 1; T <= 2; T++) {
+            ks_fuse_options o = {.voxel_mm = 5, .threads = T};
+            ks_fuse *f;
+            double s = now_s(), c0 = cpu_s();
+            if (ks_fuse_create(dev, NDEV, &o, &f, &err) != KS_OK) {
+                fprintf(stderr, "bench_fuse: %s\n", err.message);
+                return 1;
+            }
+            printf("start-up, ks_fuse_create for %d devices NFOV, %d thread%s: %.0f ms (%.0f ms CPU)\n", NDEV, T,
+                   T > 1 ? "s" : "", (now_s() - s) * 1e3, (cpu_s() - c0) * 1e3);
+            ks_fuse_destroy(f);
+        }
+    }
+
     /* 1. depth to points, one thread, into one buffer for all devices */
     float *x = aligned_alloc(64, npix * NDEV * 4), *y = aligned_alloc(64, npix * NDEV * 4),
           *z = aligned_alloc(64, npix * NDEV * 4);
@@ -209,7 +269,8 @@ int main(int argc, char **argv)
            (double)(npix * NDEV) / best * 1e-9, best * 1e3, reps);
 
     /* 2. the full fuse, 5 mm voxels */
-    double fps2 = 0;
+    double fps2 = 0, fps1 = 0;
+    size_t voxels = 0;
     for (int threads = 2; threads >= 1; threads--) {
         ks_fuse_options o = {.voxel_mm = 5, .threads = threads};
         ks_fuse *f;
@@ -244,6 +305,9 @@ int main(int argc, char **argv)
         double median_ms = ms[n / 2];
         if (threads == 2)
             fps2 = 1 / e;
+        else
+            fps1 = 1 / e;
+        voxels = st.voxels;
         printf("full fuse, 5 mm voxels, %d thread%s: %.1f frame sets/s (mean %.1f ms wall: points %.1f, voxels %.1f; "
                "%.1f ms CPU; median %.1f ms = %.1f/s; best %.1f ms = %.1f/s); %zu points -> %zu voxels, %zu seen by 2+ "
                "devices%s\n",
@@ -298,21 +362,25 @@ int main(int argc, char **argv)
             printf("open3d: not installed (apt-get install python3-open3d), no comparison\n");
         } else {
             char dir[] = "/tmp/bench_fuse_XXXXXX";
-            if (mkdtemp(dir) && write_open3d_input(dir, dev, depth) == 0) {
+            if (mkdtemp(dir) && write_open3d_input(dir, dev, tab, depth) == 0) {
                 char cmd[2048], line[512];
                 snprintf(cmd, sizeof cmd, "%s %s/bench/bench_fuse_open3d.py %s %d", py, KS_SOURCE_DIR, dir,
                          quick ? 2 : 5);
                 FILE *p = popen(cmd, "r");
                 double ms = 0;
+                size_t o3d_voxels = 0;
                 while (p && fgets(line, sizeof line, p)) {
+                    if (sscanf(line, "open3d-voxels-on-kinsync-grid: %zu", &o3d_voxels) == 1)
+                        continue;
                     fputs(line, stdout);
                     sscanf(line, "open3d: %lf ms", &ms);
                 }
                 if (p)
                     pclose(p);
+                printf("voxels on the same grid: kinsync %zu, Open3D %zu\n", voxels, o3d_voxels);
                 if (ms > 0 && fps2 > 0)
-                    printf("ratio: kinsync (2 threads) is %.1fx faster than Open3D on the same frames\n",
-                           ms * 1e-3 * fps2);
+                    printf("ratio: kinsync is %.1fx (2 threads), %.1fx (1 thread) faster than Open3D on the same "
+                           "points\n", ms * 1e-3 * fps2, ms * 1e-3 * fps1);
                 snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
                 if (system(cmd) != 0)
                     fprintf(stderr, "bench_fuse: could not remove %s\n", dir);

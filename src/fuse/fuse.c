@@ -81,6 +81,58 @@ void ks_fuse_destroy(ks_fuse *f)
     free(f);
 }
 
+/* Unprojection tables, the bulk of start-up (tens of ms per device): devices are shared out
+ * round-robin over the fuse's threads. */
+typedef struct table_job {
+    ks_fuse *f;
+    int first, step;
+    ks_status st[KS_FUSE_MAX_DEVICES];
+    ks_error err[KS_FUSE_MAX_DEVICES];
+} table_job;
+
+static void *build_tables(void *arg)
+{
+    table_job *j = arg;
+    for (int d = j->first; d < j->f->ndev; d += j->step)
+        j->st[d] = ks_unproject_table_build(&j->f->dev[d].info.calibration.depth, &j->f->dev[d].table, &j->err[d]);
+    return NULL;
+}
+
+static ks_status build_all_tables(ks_fuse *f, ks_error *err)
+{
+    int T = f->opt.threads < f->ndev ? f->opt.threads : f->ndev;
+    table_job *jobs = calloc((size_t)T, sizeof *jobs);
+    if (!jobs)
+        return ks_error_set(err, KS_ENOMEM, "fuse: out of memory");
+    pthread_t th[64];
+    bool started[64] = {false};
+    for (int t = 0; t < T; t++) {
+        jobs[t].f = f;
+        jobs[t].first = t;
+        jobs[t].step = T;
+    }
+    for (int t = 1; t < T; t++)
+        started[t] = pthread_create(&th[t], NULL, build_tables, &jobs[t]) == 0;
+    for (int t = 0; t < T; t++)
+        if (!started[t])
+            build_tables(&jobs[t]); /* thread 0, and any that could not start, run here */
+    for (int t = 1; t < T; t++)
+        if (started[t])
+            pthread_join(th[t], NULL);
+    ks_status st = KS_OK;
+    for (int d = 0; d < f->ndev && !st; d++) {
+        table_job *j = &jobs[d % T];
+        if (j->st[d]) {
+            st = j->st[d];
+            if (err)
+                *err = j->err[d];
+            ks_error_prefix(err, "fuse: device %d (%s)", d, f->dev[d].info.serial[0] ? f->dev[d].info.serial : "no serial");
+        }
+    }
+    free(jobs);
+    return st;
+}
+
 ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse_options *opt, ks_fuse **out,
                          ks_error *err)
 {
@@ -107,14 +159,14 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
         goto fail;
     }
     for (int d = 0; d < count; d++) {
+        f->dev[d].info = devices[d];
+        f->dev[d].info.serial[KS_FUSE_SERIAL_MAX - 1] = 0;
+    }
+    st = build_all_tables(f, err);
+    if (st)
+        goto fail;
+    for (int d = 0; d < count; d++) {
         fdev *fd = &f->dev[d];
-        fd->info = devices[d];
-        fd->info.serial[KS_FUSE_SERIAL_MAX - 1] = 0;
-        st = ks_unproject_table_build(&fd->info.calibration.depth, &fd->table, err);
-        if (st) {
-            ks_error_prefix(err, "fuse: device %d (%s)", d, fd->info.serial[0] ? fd->info.serial : "no serial");
-            goto fail;
-        }
         ks_extrinsics rig_to_depth;
         ks_extrinsics_invert(&fd->info.depth_to_rig, &rig_to_depth);
         ks_extrinsics_compose(&rig_to_depth, &fd->info.calibration.depth_to_color, &fd->rig_to_color);

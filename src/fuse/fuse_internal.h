@@ -9,13 +9,18 @@
  * (whose "very cheap" vectorizer skips loops with a remainder), so they ask for O3 themselves and
  * get an AVX2+FMA clone picked at load time on x86-64. Sanitizer builds keep the plain version (an
  * ifunc resolver runs before the sanitizer runtime is up). */
+/* KS_HOT_NANTEST is KS_HOT for loops that test for NaN: GCC keeps such comparisons as branches
+ * unless told they cannot trap (no floating-point exception is ever unmasked here). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
     !defined(__SANITIZE_THREAD__)
 #define KS_HOT __attribute__((optimize("O3"), target_clones("arch=x86-64-v3", "default")))
+#define KS_HOT_NANTEST __attribute__((optimize("O3", "no-trapping-math"), target_clones("arch=x86-64-v3", "default")))
 #elif defined(__GNUC__) && !defined(__clang__)
 #define KS_HOT __attribute__((optimize("O3")))
+#define KS_HOT_NANTEST __attribute__((optimize("O3", "no-trapping-math")))
 #else
 #define KS_HOT
+#define KS_HOT_NANTEST
 #endif
 
 #include "kinsync/fuse.h"

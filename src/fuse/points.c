@@ -9,8 +9,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "calib/camera_model.h"
+#include "calib/camera_model.h"
 #include "fuse/fuse_internal.h"
 #include "kinsync/fuse.h"
+
+/* Where the table's Newton iteration stops: 1e-16 px^2 is 1e-8 px, a thousand times below what
+ * the float table resolves (about 1e-5 px), so the table equals ks_unproject_ray's rays to the
+ * last float bit except where a double lies within 1e-11 of a float rounding boundary. */
+#define KS_TABLE_STOP_PX2 1e-16
+
+/* A prediction this close (1e-3 px) is valid by ks_unproject_ray's own tolerance and one
+ * Newton step from it is exact to the float table's precision (see ray_from_neighbours). */
+#define KS_TABLE_GUESS_PX2 1e-6
 
 double ks_fuse_now_ms(void)
 {
@@ -26,6 +37,70 @@ void ks_unproject_table_free(ks_unproject_table *t)
     free(t->x);
     free(t->y);
     memset(t, 0, sizeof *t);
+}
+
+/* The rays of row v from the rays of the three rows above it (r3 points at row v-3, rows are w
+ * apart): the quadratic through them predicts each ray to 1e-3..1e-5 px on every Azure Kinect
+ * calibration we have. A prediction is an iterate of ks_unproject_ray's own Newton iteration:
+ * when its pixel error is within that function's validity tolerance (1e-6 px^2) the pixel is
+ * valid by the same rule, and one Newton step from there lands within about 1e-8 px of the
+ * converged ray, a thousand times below what the float table resolves. So a pixel costs one
+ * distortion evaluation (this loop has no dependence between pixels and vectorizes) instead of
+ * the five or six from the closed-form guess. The distortion is ks_distort_normalized's, inlined.
+ * Writes the rays and predicted[u] = 1 where the prediction holds; the caller solves the rest. */
+KS_HOT_NANTEST static void predict_row(const ks_intrinsics *in, int v, int w, const float *restrict r3x,
+                               const float *restrict r3y, float *restrict ox, float *restrict oy,
+                               uint8_t *restrict predicted)
+{
+    const size_t W = (size_t)w;
+    const float *r2x = r3x + W, *r2y = r3y + W, *r1x = r2x + W, *r1y = r2y + W;
+    const double k0 = in->k[0], k1 = in->k[1], k2 = in->k[2], k3 = in->k[3], k4 = in->k[4], k5 = in->k[5];
+    const double p1 = in->p1, p2 = in->p2, codx = in->codx, cody = in->cody;
+    const double fx = in->fx, fy = in->fy, cx = in->cx, cy = in->cy;
+    const double c = in->model == KS_LENS_RATIONAL_6KT ? 1.0 : 2.0;
+    const double mr2 = in->metric_radius > 0 ? in->metric_radius * in->metric_radius : INFINITY;
+    const double pv = (double)v;
+    for (int u = 0; u < w; u++) {
+        double gx = 3.0 * ((double)r1x[u] - (double)r2x[u]) + (double)r3x[u];
+        double gy = 3.0 * ((double)r1y[u] - (double)r2y[u]) + (double)r3y[u];
+        double xp = gx - codx, yp = gy - cody;
+        double x2 = xp * xp, y2 = yp * yp, xyp = xp * yp;
+        double rs = x2 + y2, rs2 = rs * rs, rs3 = rs2 * rs;
+        double a = 1.0 + k0 * rs + k1 * rs2 + k2 * rs3;
+        double b = 1.0 + k3 * rs + k4 * rs2 + k5 * rs3;
+        double bi = 1.0 / b;
+        double d = a * bi;
+        double xd = xp * d + (rs + 2.0 * x2) * p2 + c * xyp * p1;
+        double yd = yp * d + (rs + 2.0 * y2) * p1 + c * xyp * p2;
+        double ex = (double)u - ((xd + codx) * fx + cx);
+        double ey = pv - ((yd + cody) * fy + cy);
+        double da = k0 + 2.0 * k1 * rs + 3.0 * k2 * rs2;
+        double db = k3 + 2.0 * k4 * rs + 3.0 * k5 * rs2;
+        double dd = (da * b - a * db) * bi * bi;
+        double j0 = fx * (d + 2.0 * x2 * dd + 6.0 * xp * p2 + c * yp * p1);
+        double j1 = fx * (2.0 * xyp * dd + 2.0 * yp * p2 + c * xp * p1);
+        double j2 = fy * (2.0 * xyp * dd + 2.0 * xp * p1 + c * yp * p2);
+        double j3 = fy * (d + 2.0 * y2 * dd + 6.0 * yp * p1 + c * xp * p2);
+        double idet = 1.0 / (j0 * j3 - j1 * j2);
+        double rx = gx + (j3 * ex - j1 * ey) * idet;
+        double ry = gy + (-j2 * ex + j0 * ey) * idet;
+        /* NaN rays above (invalid pixels), b = 0 or a singular Jacobian all fail these tests */
+        int ok = (ex * ex + ey * ey <= KS_TABLE_GUESS_PX2) & (rs <= mr2) & (fabs(rx) < 1e6) & (fabs(ry) < 1e6);
+        ox[u] = ok ? (float)rx : NAN;
+        oy[u] = ok ? (float)ry : NAN;
+        predicted[u] = (uint8_t)ok;
+    }
+}
+
+/* near[u] = 1 where a pixel of this row within two columns of u has no ray. */
+static void mark_near_invalid(const float *x, int w, uint8_t *near)
+{
+    memset(near, 0, (size_t)w);
+    for (int u = 0; u < w; u++)
+        if (isnan(x[u]))
+            for (int i = u - 2; i <= u + 2; i++)
+                if (i >= 0 && i < w)
+                    near[i] = 1;
 }
 
 ks_status ks_unproject_table_build(const ks_intrinsics *depth, ks_unproject_table *t, ks_error *err)
@@ -46,20 +121,62 @@ ks_status ks_unproject_table_build(const ks_intrinsics *depth, ks_unproject_tabl
         free(y);
         return ks_error_set(err, KS_ENOMEM, "unproject table: out of memory for %zu pixels", n);
     }
-    size_t valid = 0;
-    for (int v = 0; v < depth->height; v++)
-        for (int u = 0; u < depth->width; u++) {
-            size_t i = (size_t)v * (size_t)depth->width + (size_t)u;
+    uint8_t *predicted = calloc(n, 1);
+    if (!predicted) {
+        free(x);
+        free(y);
+        return ks_error_set(err, KS_ENOMEM, "unproject table: out of memory for %zu pixels", n);
+    }
+    const int w = depth->width;
+    for (int v = 0; v < depth->height; v++) {
+        float *xr = x + (size_t)v * (size_t)w, *yr = y + (size_t)v * (size_t)w;
+        uint8_t *pr = predicted + (size_t)v * (size_t)w;
+        if (v >= 3)
+            predict_row(depth, v, w, xr - 3 * (size_t)w, yr - 3 * (size_t)w, xr, yr, pr);
+        for (int u = 0; u < w; u++) {
+            if (pr[u])
+                continue;
             double uv[2] = {u, v}, xy[2];
-            if (ks_unproject_ray(depth, uv, xy) && isfinite(xy[0]) && isfinite(xy[1])) {
-                x[i] = (float)xy[0];
-                y[i] = (float)xy[1];
-                valid++;
-            } else {
-                x[i] = NAN;
-                y[i] = NAN;
-            }
+            bool ok = ks_unproject_ray(depth, uv, xy) && isfinite(xy[0]) && isfinite(xy[1]);
+            xr[u] = ok ? (float)xy[0] : NAN;
+            yr[u] = ok ? (float)xy[1] : NAN;
         }
+    }
+    /* A prediction near the edge of the valid region (the WFOV metric radius) may converge where
+     * the cold start of ks_unproject_ray does not: ask it for every predicted pixel with an
+     * invalid pixel within two pixels, so the table's valid mask is exactly the SDK-style one.
+     * near[] marks pixels with an invalid pixel within two columns; five rows of it give the
+     * 5x5 neighbourhood. */
+    uint8_t *near = malloc(n);
+    if (!near) {
+        free(predicted);
+        free(x);
+        free(y);
+        return ks_error_set(err, KS_ENOMEM, "unproject table: out of memory for %zu pixels", n);
+    }
+    for (int v = 0; v < depth->height; v++)
+        mark_near_invalid(x + (size_t)v * (size_t)w, w, near + (size_t)v * (size_t)w);
+    for (int v = 0; v < depth->height; v++) {
+        int v0 = v >= 2 ? v - 2 : 0, v1 = v + 2 < depth->height ? v + 2 : depth->height - 1;
+        for (int u = 0; u < w; u++) {
+            size_t i = (size_t)v * (size_t)w + (size_t)u;
+            if (!predicted[i])
+                continue;
+            bool edge = false;
+            for (int j = v0; j <= v1; j++)
+                edge |= near[(size_t)j * (size_t)w + (size_t)u] != 0;
+            if (!edge)
+                continue;
+            double uv[2] = {u, v}, xy[2];
+            if (!(ks_unproject_ray(depth, uv, xy) && isfinite(xy[0]) && isfinite(xy[1])))
+                x[i] = y[i] = NAN;
+        }
+    }
+    free(near);
+    free(predicted);
+    size_t valid = 0;
+    for (size_t i = 0; i < n; i++)
+        valid += !isnan(x[i]);
     t->width = depth->width;
     t->height = depth->height;
     t->x = x;

@@ -125,6 +125,51 @@ static void test_golden_unprojection(void)
     ks_unproject_table_free(&t);
 }
 
+/* The table is built from neighbouring rays (one distortion evaluation per pixel) but must equal
+ * ks_unproject_ray pixel for pixel: the same valid mask (the WFOV edge of the metric radius
+ * included) and the same rays to a float ulp, on every real calibration and depth mode. */
+static void test_table_equals_rays(void)
+{
+    const char *files[] = {"k4a/real-device-calibration.json", "k4a/sdk-unittest-calibration.json",
+                           "k4a/sdk-test-calibration-rational6kt.json"};
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        size_t len;
+        char *js = ks_calib_test_read_fixture(files[f], &len);
+        KS_CHECK_MSG(js != NULL, "%s", files[f]);
+        if (!js)
+            continue;
+        for (int m = KS_DEPTH_NFOV_2X2BINNED; m <= KS_DEPTH_WFOV_UNBINNED; m++) {
+            ks_calibration cal;
+            ks_error err;
+            KS_CHECK_INT(ks_calibration_from_json(js, len, (ks_depth_mode)m, KS_COLOR_720P, &cal, &err), KS_OK);
+            ks_unproject_table t;
+            KS_CHECK_INT(ks_unproject_table_build(&cal.depth, &t, &err), KS_OK);
+            size_t mask_diff = 0, valid = 0;
+            double worst = 0;
+            for (int v = 0; v < t.height; v++)
+                for (int u = 0; u < t.width; u++) {
+                    size_t i = (size_t)v * (size_t)t.width + (size_t)u;
+                    double uv[2] = {u, v}, xy[2];
+                    bool ok = ks_unproject_ray(&cal.depth, uv, xy);
+                    if (ok != !isnan(t.x[i]) || ok != !isnan(t.y[i])) {
+                        mask_diff++;
+                        continue;
+                    }
+                    if (!ok)
+                        continue;
+                    valid++;
+                    double d = fmax(fabs(t.x[i] - xy[0]), fabs(t.y[i] - xy[1]));
+                    worst = d > worst ? d : worst;
+                }
+            KS_CHECK_MSG(mask_diff == 0, "%s mode %d: %zu pixels valid in one, not the other", files[f], m, mask_diff);
+            KS_CHECK_INT(t.valid_count, valid);
+            KS_CHECK_MSG(worst <= 2.5e-7, "%s mode %d: ray off by %g", files[f], m, worst);
+            ks_unproject_table_free(&t);
+        }
+        free(js);
+    }
+}
+
 /* Color: a BGRA image whose left half is red and right half blue; a wall seen by the depth camera is
  * colored accordingly; the same image through MJPEG (full and 1/4 scale) gives the same answer. */
 static void test_colorize(void)
@@ -215,6 +260,7 @@ int main(void)
 {
     KS_RUN(test_points_on_surface);
     KS_RUN(test_golden_unprojection);
+    KS_RUN(test_table_equals_rays);
     KS_RUN(test_colorize);
     return KS_TEST_END();
 }

@@ -4,9 +4,13 @@
 # for the same file (extracted here at run time, not hard-coded). Also checks that repair of a
 # cut copy of the fixture gives a file mkvinfo and ffprobe accept.
 set -euo pipefail
-F="$KS_FIXTURES/k4a/real-recording-nfov-720p.mkv"
-# worktrees sit one level deeper than the main checkout that ../shared is relative to
-[ -r "$F" ] || F="$KS_SOURCE_DIR/../../shared/fixtures/k4a/real-recording-nfov-720p.mkv"
+F="$KS_FIXTURES/k4a/real-recording-nfov-720p.mkv"   # tests/data/k4a, see its README.md
+for tool in mkvinfo mkvextract ffprobe python3; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "SKIP: $tool is not installed (scripts/setup.sh installs mkvtoolnix, ffmpeg and python3)"
+    exit 77
+  fi
+done
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0

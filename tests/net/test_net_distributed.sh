@@ -14,8 +14,8 @@ K=${KINSYNC:?}
 SRC=${KS_SOURCE_DIR:?}
 . "$SRC/tests/net/netns.sh"
 if ! why=$(ks_netns_usable); then
-  echo "skipped: $why (the multi-host tests need network namespaces)"
-  exit 0
+  echo "SKIP: $why (the multi-host tests need network namespaces)"
+  exit 77
 fi
 W=$(mktemp -d /tmp/ks-net-dist.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; ks_netns_down; [ -n "${KS_KEEP:-}" ] || rm -rf "$W"' EXIT

@@ -378,11 +378,9 @@ static void test_bad_files(void)
 /* The Azure Kinect recorder's own file plays as a standalone device. */
 static void test_real_recording(void)
 {
-    /* the fixtures sit next to the main checkout (../shared); worktrees are one level deeper */
+    /* tests/data/k4a (KS_FIXTURES), see tests/data/k4a/README.md */
     static char path[600];
     snprintf(path, sizeof path, "%s/k4a/real-recording-nfov-720p.mkv", KS_FIXTURES);
-    if (!ks_playback_is_recording(path))
-        snprintf(path, sizeof path, "%s/../../shared/fixtures/k4a/real-recording-nfov-720p.mkv", KS_SOURCE_DIR);
     const char *p[1] = {path};
     ks_backend *b = NULL;
     ks_error e;

@@ -37,15 +37,9 @@ static char *read_all(const char *path, size_t *len)
 char *ks_calib_test_read_fixture(const char *rel, size_t *len)
 {
     char path[1024];
-    const char *dirs[3] = {KS_FIXTURES, getenv("KS_FIXTURES"), NULL};
-    for (int i = 0; i < 2; i++) {
-        if (!dirs[i])
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dirs[i], rel);
-        char *b = read_all(path, len);
-        if (b)
-            return b;
-    }
-    snprintf(path, sizeof path, "%s/../../shared/fixtures/%s", KS_SOURCE_DIR, rel);
-    return read_all(path, len);
+    snprintf(path, sizeof path, "%s/%s", KS_FIXTURES, rel);
+    char *b = read_all(path, len);
+    if (!b)
+        fprintf(stderr, "cannot read the fixture %s (tests/data/k4a/README.md lists them)\n", path);
+    return b;
 }
