@@ -583,6 +583,54 @@ static void test_same_value_exposure_writes(void)
     sim_close(&r);
 }
 
+/* An external trigger that stops (or pauses) mid-run on an all-subordinate triggered rig: verify's
+ * checks name the trigger, and the verdict is FAIL. */
+static void test_trigger_stop_and_pause(void)
+{
+    for (int pause = 0; pause < 2; pause++) {
+        simrun r;
+        memset(&r, 0, sizeof r);
+        ks_error e;
+        KS_CHECK(ks_rig_load(KS_SOURCE_DIR "/examples/rigs/external-trigger.yaml", &r.rig, &e) == KS_OK);
+        ks_findings f;
+        ks_findings_init(&f);
+        ks_rig_validate(&r.rig, &f);
+        ks_findings_free(&f);
+        simt_config(&r.sc, 25, false);
+        r.sc.fault_count = 1;
+        r.sc.faults[0] = (ks_sim_fault){.kind = KS_SIM_FAULT_TRIGGER_STOP, .at_ms = 1500,
+                                        .duration_ms = pause ? 400 : 0, .device = -1, .cable = -1};
+        r.truth = calloc(1, sizeof *r.truth);
+        ks_session_options_init(&r.opt);
+        KS_CHECK(sim_open(&r, &e) == KS_OK);
+        KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+        ks_session_set set;
+        double first = NAN, span = 0;
+        while (span < 3.0 && ks_session_next(r.s, &set, 1000, &e) == KS_OK) {
+            if (isnan(first))
+                first = set.set.key_us;
+            span = (set.set.key_us - first) / 1e6;
+            ks_session_set_release(&set);
+        }
+        ks_session_stop(r.s);
+        ks_syncstats_setup(ks_session_stats(r.s))->requested_seconds = 3;
+        ks_syncstats *q = ks_session_stats(r.s);
+        const ks_sync_check *c = ks_syncstats_find(q, pause ? "sync-pause" : "run-length", -2);
+        KS_CHECK(c && c->status == KS_CHECK_FAIL);
+        if (c) {
+            KS_CHECK_CONTAINS(c->message, pause ? "the external trigger paused" : "the external trigger stopped");
+            printf("    trigger %s: %s\n", pause ? "pause" : "stop", c->message);
+        }
+        KS_CHECK(!ks_syncstats_passed(q));
+        char *j = ks_syncstats_to_json(q);
+        KS_CHECK(j && strstr(j, "\"result\": \"FAIL\"") && strstr(j, "\"passed\": false"));
+        free(j);
+        KS_CHECK(!ks_syncstats_find(q, "dropped-frames", -2) ||
+                 ks_syncstats_find(q, "dropped-frames", -2)->status == KS_CHECK_PASS);
+        sim_close(&r);
+    }
+}
+
 int main(void)
 {
     KS_RUN(test_correct_start_truth);
@@ -598,5 +646,6 @@ int main(void)
     KS_RUN(test_trigger_head_mode);
     KS_RUN(test_timestamp_conventions);
     KS_RUN(test_same_value_exposure_writes);
+    KS_RUN(test_trigger_stop_and_pause);
     return KS_TEST_END();
 }
