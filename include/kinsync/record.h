@@ -79,6 +79,8 @@ typedef struct ks_record_stats {
     uint64_t images;                /* color + depth + IR images written */
     uint64_t imu_samples;
     uint64_t rejected;              /* captures/samples refused (out of order) */
+    uint64_t lost;                  /* captures the device skipped: gaps of more than one frame period in
+                                     * its color or depth/IR timestamps (the larger count) */
     uint64_t bytes;                 /* written so far */
     uint64_t first_ts_us, last_ts_us;
     bool failed;                    /* a write failed; the file is incomplete */
@@ -125,6 +127,8 @@ typedef struct ks_record_progress {
     bool running[KS_RIG_MAX_DEVICES];
 } ks_record_progress;
 
+#define KS_RECORD_STALL_MS 3000
+
 typedef struct ks_record_run_options {
     double seconds;                /* stop after this much device time on every device; 0 = no limit */
     uint64_t frames;               /* stop after this many captures on every device; 0 = no limit */
@@ -134,6 +138,9 @@ typedef struct ks_record_run_options {
     void (*progress)(const ks_record_progress *p, void *user); /* every progress_ms, may be NULL */
     void *progress_user;
     int progress_ms;               /* 0 = 500 */
+    int stall_ms;                  /* a device that delivers no frame for this long (before reaching the
+                                    * limits) ends the recording with KS_ENODEV naming it and the
+                                    * backend's reason; 0 = KS_RECORD_STALL_MS */
     ks_recorder_options recorder;  /* rig name and plan digest (filled from the rig when "") */
 } ks_record_run_options;
 

@@ -104,10 +104,16 @@ typedef struct ks_session_progress {
     uint64_t missing[KS_MATCH_MAX_DEVICES];       /* sets without the device */
     double worst_skew_us;                         /* largest |skew| of the recent sets */
     bool alive[KS_MATCH_MAX_DEVICES];
+    int silent_ms[KS_MATCH_MAX_DEVICES];          /* waited since the device's last frame (timed-out
+                                                   * get_capture calls, backend time) */
     int max_queue_seen;                           /* high-water mark of any device queue */
     int matcher_held;                             /* frames inside the matcher */
 } ks_session_progress;
 void ks_session_get_progress(ks_session *s, ks_session_progress *p);
+
+/* The last error or timeout message of session device d's get_capture ("" if none): for a
+ * silent device the backend's reason (the simulator names an unplugged cable or stopped trigger). */
+void ks_session_device_reason(ks_session *s, int d, char *buf, size_t n);
 
 int ks_session_device_count(const ks_session *s);
 int ks_session_rig_index(const ks_session *s, int d);     /* rig device index of session device d */

@@ -4,12 +4,14 @@
  * Given recordings instead of a rig file (kinsync record FILE.mkv... --out DIR), it records them
  * again through the playback backend (same layout, new files), which is how the recorder is tested
  * without devices. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/session_cli.h"
@@ -19,12 +21,13 @@
 #include "kinsync/sim.h"
 
 static volatile int stop_flag;
+static volatile sig_atomic_t stop_signal; /* the signal that stopped the recording */
 
 static void on_sigint(int sig)
 {
-    (void)sig;
     stop_flag = 1;
-    signal(SIGINT, SIG_DFL); /* a second Ctrl-C kills; the .part files stay readable (kinsync repair) */
+    stop_signal = sig;
+    signal(sig, SIG_DFL); /* a second Ctrl-C kills; the .part files stay readable (kinsync repair) */
 }
 
 static void usage(FILE *out)
@@ -51,8 +54,9 @@ static void usage(FILE *out)
             KS_NET_CLI_HELP
             "  -h, --help        this help\n"
             "\n"
-            "Exit status: 0 recorded (also when stopped by Ctrl-C), 1 a device or the recording failed,\n"
-            "2 usage error or unreadable rig file.\n");
+            "Exit status: 0 recorded (also when stopped by Ctrl-C) and nothing lost, 1 a device or the\n"
+            "recording failed, a device stopped delivering (3 s without a frame) or captures were lost\n"
+            "(counted per device), 2 usage error or unreadable rig file.\n");
 }
 
 typedef struct prog_ctx {
@@ -117,8 +121,9 @@ int cmd_record(int argc, char **argv)
                 return ks_cli_usage_error("record", "--seconds takes a positive number, not '%s'", optarg);
             break;
         case 'n':
+            errno = 0;
             frames = strtoll(optarg, &end, 10);
-            if (!*optarg || *end || frames <= 0)
+            if (!*optarg || *end || frames <= 0 || errno == ERANGE)
                 return ks_cli_usage_error("record", "--frames takes a positive whole number, not '%s'", optarg);
             break;
         case 'p': paced = true; break;
@@ -239,6 +244,7 @@ int cmd_record(int argc, char **argv)
     ro.progress = progress;
     ro.progress_user = &pc;
     stop_flag = 0;
+    stop_signal = 0;
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
@@ -255,22 +261,65 @@ int cmd_record(int argc, char **argv)
         ks_cli_print_error("record", &err);
         rc = KS_EXIT_FAIL;
     }
-    if (res && res->device_count && res->paths[0][0]) {
+    /* what is on disk: a file whose writing failed stays NAME.mkv.part (kinsync repair completes it) */
+    char (*paths)[520] = res ? calloc(KS_RIG_MAX_DEVICES, sizeof *paths) : NULL;
+    bool part[KS_RIG_MAX_DEVICES] = {false};
+    uint64_t lost = 0;
+    char lost_msg[512] = "";
+    size_t lk = 0;
+    for (int i = 0; paths && i < res->device_count; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s", res->paths[i]);
+        if (res->paths[i][0] && access(res->paths[i], F_OK) != 0) {
+            snprintf(paths[i], sizeof paths[i], "%s.part", res->paths[i]);
+            part[i] = access(paths[i], F_OK) == 0;
+            if (!part[i])
+                paths[i][0] = 0;
+        }
+        if (res->stats[i].lost) {
+            lost += res->stats[i].lost;
+            if (lk < sizeof lost_msg)
+                lk += (size_t)snprintf(lost_msg + lk, sizeof lost_msg - lk, "%s%s %llu", lk ? ", " : "", pc.roles[i],
+                                       (unsigned long long)res->stats[i].lost);
+        }
+    }
+    if (lost) {
+        fprintf(stderr,
+                "kinsync record: error: captures were lost (gaps in the device timestamps): %s; the files are "
+                "complete but the take has holes (check the cables, USB bandwidth and host load: kinsync doctor)\n",
+                lost_msg);
+        rc = KS_EXIT_FAIL;
+    }
+    for (int i = 0; paths && i < res->device_count; i++)
+        if (part[i]) {
+            fprintf(stderr, "kinsync record: %s was not completed; `kinsync repair %s` completes it\n", paths[i],
+                    paths[i]);
+            rc = KS_EXIT_FAIL;
+        }
+    if (paths && res->device_count && res->paths[0][0]) {
         if (json) {
             json_t *j = json_object();
             json_object_set_new(j, "rig", json_string(rig->name));
-            json_object_set_new(j, "ok", json_boolean(st == KS_OK));
+            json_object_set_new(j, "ok", json_boolean(rc == KS_EXIT_OK));
+            if (st != KS_OK)
+                json_object_set_new(j, "error", json_string(err.message));
             json_object_set_new(j, "interrupted", json_boolean(res->interrupted));
+            if (res->interrupted)
+                json_object_set_new(j, "signal", json_string(stop_signal == SIGTERM ? "SIGTERM" : "SIGINT"));
+            json_object_set_new(j, "lost", json_integer((json_int_t)lost));
             json_object_set_new(j, "plan_digest", json_string(ro.recorder.plan_digest));
             json_t *files = json_array();
             for (int i = 0; i < res->device_count; i++) {
                 const ks_record_stats *s = &res->stats[i];
-                json_t *f = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f}", "path", res->paths[i], "serial",
+                json_t *f = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f}", "path", paths[i], "serial",
                                       rig->devices[i].serial, "role", pc.roles[i], "captures", (json_int_t)s->captures,
                                       "imu_samples", (json_int_t)s->imu_samples, "rejected", (json_int_t)s->rejected,
                                       "bytes", (json_int_t)s->bytes, "seconds",
                                       s->captures ? (double)(s->last_ts_us - s->first_ts_us) / 1e6 : 0.0);
-                json_object_set_new(f, "end", json_string(ks_status_name(res->device_status[i])));
+                json_object_set_new(f, "end", json_string(ks_status_name(part[i] && res->device_status[i] == KS_OK ? KS_EIO : res->device_status[i])));
+                json_object_set_new(f, "lost", json_integer((json_int_t)s->lost));
+                json_object_set_new(f, "complete", json_boolean(paths[i][0] && !part[i]));
+                if (part[i])
+                    json_object_set_new(f, "repair", json_sprintf("kinsync repair %s", paths[i]));
                 json_array_append_new(files, f);
             }
             json_object_set_new(j, "files", files);
@@ -280,14 +329,21 @@ int cmd_record(int argc, char **argv)
         } else {
             for (int i = 0; i < res->device_count; i++) {
                 const ks_record_stats *s = &res->stats[i];
-                printf("%s: %llu captures, %.2f s, %.1f MB%s\n", res->paths[i], (unsigned long long)s->captures,
+                char lost_note[64] = "";
+                if (s->lost)
+                    snprintf(lost_note, sizeof lost_note, ", %llu LOST", (unsigned long long)s->lost);
+                printf("%s: %llu captures%s, %.2f s, %.1f MB%s%s\n", paths[i][0] ? paths[i] : res->paths[i],
+                       (unsigned long long)s->captures, lost_note,
                        s->captures ? (double)(s->last_ts_us - s->first_ts_us) / 1e6 : 0.0, (double)s->bytes / 1e6,
-                       s->rejected ? " (some frames out of order were not written)" : "");
+                       s->rejected ? " (some frames out of order were not written)" : "",
+                       part[i] ? " (incomplete: kinsync repair completes it)" : !paths[i][0] ? " (not written)" : "");
             }
             if (res->interrupted)
-                printf("stopped by Ctrl-C; every file is complete\n");
+                printf("stopped by %s; %s\n", stop_signal == SIGTERM ? "SIGTERM" : "Ctrl-C",
+                       rc == KS_EXIT_OK ? "every file is complete" : "see the errors above");
         }
     }
+    free(paths);
     free(res);
 done:
     if (rr)

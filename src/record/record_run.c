@@ -143,6 +143,44 @@ static void on_capture(int d, ks_capture *cap, void *user)
     }
 }
 
+/* True when a device that has not reached the limits delivered nothing for stall_ms (the session's
+ * timed-out waits since its last frame): err names every such device with the backend's reason,
+ * and their alive[] entries are cleared (their files end there). */
+static bool stalled(run_ctx *c, const ks_session_progress *sp, int stall_ms, bool *silent, ks_error *err)
+{
+    char msg[KS_ERROR_MESSAGE_MAX];
+    size_t k = 0;
+    int count = 0;
+    bool any = false;
+    msg[0] = 0;
+    for (int d = 0; d < sp->device_count; d++)
+        if (sp->alive[d] && sp->silent_ms[d] >= stall_ms && !reached_limits(c, c->rig_of[d]))
+            any = true;
+    if (!any)
+        return false;
+    /* name every device silent for a second or more: one cause often silences several */
+    for (int d = 0; d < sp->device_count; d++) {
+        int ri = c->rig_of[d];
+        if (!sp->alive[d] || sp->silent_ms[d] < (stall_ms < 1000 ? stall_ms : 1000) || reached_limits(c, ri))
+            continue;
+        ks_record_stats st;
+        memset(&st, 0, sizeof st);
+        ks_recorder_stats(c->rec, ri, &st, NULL);
+        char reason[KS_ERROR_MESSAGE_MAX];
+        ks_session_device_reason(c->session, d, reason, sizeof reason);
+        if (k < sizeof msg)
+            k += (size_t)snprintf(msg + k, sizeof msg - k, "%s%s stopped delivering frames after %llu captures (%s)",
+                                  count ? "; " : "", ks_session_device_name(c->session, d),
+                                  (unsigned long long)st.captures, reason[0] ? reason : "no reason given");
+        silent[ri] = true;
+        count++;
+    }
+    if (count)
+        ks_error_set(err, KS_ENODEV, "%s; no frame for %.1f s, the recording stopped, every file is complete up to there",
+                     msg, stall_ms / 1000.0);
+    return count > 0;
+}
+
 static void fill_progress(run_ctx *c, ks_record_progress *p, const bool *alive)
 {
     memset(p, 0, sizeof *p);
@@ -268,6 +306,7 @@ ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_
     bool alive[KS_RIG_MAX_DEVICES];
     for (int i = 0; i < n; i++)
         alive[i] = true;
+    bool silent[KS_RIG_MAX_DEVICES] = {false}; /* stopped delivering (the end names them) */
     bool interrupted = false;
     if (st == KS_OK) {
         if (rig->camera.imu) {
@@ -278,6 +317,7 @@ ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_
             c->imu_on = 1;
         }
         const int pms = opts->progress_ms > 0 ? opts->progress_ms : 500;
+        const int stall_ms = opts->stall_ms > 0 ? opts->stall_ms : KS_RECORD_STALL_MS;
         double next_progress = now_ms() + pms;
         bool stopping = false;
         for (;;) {
@@ -311,6 +351,13 @@ ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_
             ks_session_get_progress(c->session, &sp);
             for (int d = 0; d < n; d++)
                 alive[c->rig_of[d]] = sp.alive[d];
+            if (!stopping && end == KS_OK && stalled(c, &sp, stall_ms, silent, &end_err)) {
+                /* a device that stopped delivering would hold the recording forever: end it,
+                 * naming the device and the backend's reason; every file is still completed */
+                end = KS_ENODEV;
+                ks_session_request_stop(c->session);
+                stopping = true;
+            }
             if (!stopping) {
                 bool all_done = true;
                 for (int i = 0; i < n; i++)
@@ -338,6 +385,9 @@ ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_
     }
     if (c->session)
         ks_session_stop(c->session);
+    bool any_silent = false;
+    for (int i = 0; i < n; i++)
+        any_silent = any_silent || silent[i];
     if (result) {
         memset(result, 0, sizeof *result);
         result->device_count = n;
@@ -345,13 +395,16 @@ ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_
         for (int i = 0; i < n && c->rec; i++) {
             snprintf(result->paths[i], sizeof result->paths[i], "%s", ks_recorder_path(c->rec, i));
             ks_recorder_stats(c->rec, i, &result->stats[i], NULL);
-            result->device_status[i] = end != KS_OK && !alive[i] ? end : KS_OK;
+            result->device_status[i] = silent[i] ? KS_ENODEV
+                                       : end != KS_OK && !alive[i] && !any_silent ? end
+                                       : result->stats[i].failed ? KS_EIO : KS_OK;
         }
     }
     if (c->rec) {
         ks_error ce;
         ks_status cst = ks_recorder_close(c->rec, &ce);
-        if (st == KS_OK && end == KS_OK && cst != KS_OK) {
+        /* the first write failure is the cause; close then only repeats that a file failed */
+        if (st == KS_OK && end == KS_OK && cst != KS_OK && !c->failed) {
             st = cst;
             if (err)
                 *err = ce;

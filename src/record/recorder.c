@@ -6,6 +6,7 @@
  * least as new has been written, so the IMU stream running ahead of the images never makes the
  * writer refuse a capture. */
 #include "kinsync/record.h"
+#include "kinsync/timing.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -34,6 +35,10 @@ typedef struct rec_dev {
     double depth_delay_us;
     double tsres[64], seed_pred_sum;
     int ntsres;
+    /* gaps: the previous color and depth/IR timestamps and the frame period */
+    int64_t period_us;
+    uint64_t prev_ts[2];
+    uint64_t missing[2];
 } rec_dev;
 
 struct ks_recorder {
@@ -183,6 +188,7 @@ ks_status ks_recorder_open(const char *dir, int count, const ks_record_device *d
         ks_mkv_writer_options wo = o.mkv;
         if (wo.uid_seed)
             wo.uid_seed += (uint64_t)i * 1000003u;
+        r->devs[i].period_us = ks_frame_period_us(d->config.camera_fps);
         st = ks_mkv_writer_open(r->devs[i].path, &desc, &wo, &r->devs[i].w, err);
         if (st != KS_OK)
             ks_error_prefix(err, "device %s (%s)", d->serial, d->role);
@@ -207,6 +213,20 @@ static void update_bytes(rec_dev *d)
     ks_mkv_writer_stats ws;
     ks_mkv_writer_get_stats(d->w, &ws);
     d->st.bytes = ws.bytes;
+}
+
+/* Counts the frames a track skipped: consecutive images of a stream are one period apart, a gap
+ * of k periods lost k - 1 frames. lost = the larger of the color and the depth/IR count. */
+static void note_gap(rec_dev *d, int track, uint64_t ts)
+{
+    if (d->period_us > 0 && d->prev_ts[track] && ts > d->prev_ts[track]) {
+        int64_t k = ((int64_t)(ts - d->prev_ts[track]) + d->period_us / 2) / d->period_us;
+        if (k > 1)
+            d->missing[track] += (uint64_t)(k - 1);
+    }
+    if (ts > d->prev_ts[track])
+        d->prev_ts[track] = ts;
+    d->st.lost = d->missing[0] > d->missing[1] ? d->missing[0] : d->missing[1];
 }
 
 static void note_ts(rec_dev *d, uint64_t ts)
@@ -265,6 +285,10 @@ ks_status ks_recorder_add_capture(ks_recorder *r, int device, const ks_capture *
     ks_image *imgs[3] = {cap->color, cap->depth, cap->ir};
     const ks_mkv_track_kind kinds[3] = {KS_MKV_COLOR, KS_MKV_DEPTH, KS_MKV_IR};
     int written = 0;
+    if (cap->color)
+        note_gap(d, 0, cap->color->device_ts_us);
+    if (cap->depth || cap->ir)
+        note_gap(d, 1, (cap->depth ? cap->depth : cap->ir)->device_ts_us);
     for (int k = 0; k < 3 && st == KS_OK; k++) {
         if (!imgs[k])
             continue;

@@ -937,11 +937,24 @@ void ks_session_get_progress(ks_session *s, ks_session_progress *p)
         p->queue_drops[i] = s->d[i].queue_drops;
         p->missing[i] = ms.missing[i];
         p->alive[i] = !s->d[i].dead;
+        p->silent_ms[i] = s->d[i].timeouts_in_row * s->opt.capture_timeout_ms;
         if (s->d[i].q_high > p->max_queue_seen)
             p->max_queue_seen = s->d[i].q_high;
     }
     p->worst_skew_us = s->recent_worst;
     p->matcher_held = ks_matcher_held(s->matcher);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ks_session_device_reason(ks_session *s, int d, char *buf, size_t n)
+{
+    if (!buf || !n)
+        return;
+    buf[0] = 0;
+    if (!s || d < 0 || d >= s->n)
+        return;
+    pthread_mutex_lock(&s->mu);
+    snprintf(buf, n, "%s", s->d[d].last_error);
     pthread_mutex_unlock(&s->mu);
 }
 

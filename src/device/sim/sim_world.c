@@ -807,6 +807,11 @@ static void diagnose(sim_world *w, sim_dev *d, char *buf, size_t n)
         snprintf(buf, n, "device %s is not streaming", serial);
         return;
     }
+    if (w->hosts[d->host].stalled) {
+        snprintf(buf, n, "host %s reads nothing (a host stall); device %s keeps its last %d frames and loses the "
+                         "older ones", w->hosts[d->host].name, serial, w->cfg.device_buffer_frames);
+        return;
+    }
     bool waits = d->cfg.wired_sync_mode == KS_SYNC_SUBORDINATE || d->triggered;
     bool recent = d->stats.pulses_seen > 0 && (double)(w->now_ns - d->last_pulse_ns) < 3 * d->period_ns;
     if (!waits || recent) {
