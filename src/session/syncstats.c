@@ -62,6 +62,8 @@ typedef struct dev_acc {
     double gap_at;
     uint64_t prev_host;          /* host arrival of the previous frame */
     double gap_host_us;          /* host arrival difference across the longest gap (0 unknown) */
+    bool gap_pending;            /* the frame after the longest gap's end is next */
+    double gap_next_host_us;     /* host interval of the two frames after the gap (< P/2: a burst) */
     uint64_t corrupt, blank, black_depth, depth_frames, color_checked;
     uint64_t frames, missing;
     double skew_sum;
@@ -182,14 +184,21 @@ void ks_syncstats_add(ks_syncstats *s, const ks_frame_set *set)
         a->frames++;
         if (isnan(a->first_key))
             a->first_key = f->key_us;
+        bool new_gap = false;
         if (!isnan(a->prev_key) && f->key_us - a->prev_key > 1.5 * P) {
             uint64_t g = (uint64_t)llround((f->key_us - a->prev_key) / P) - 1;
             if (g > a->longest_gap) {
                 a->longest_gap = g;
                 a->gap_at = a->prev_key + P;
                 a->gap_host_us = f->host_ns && a->prev_host ? ((double)f->host_ns - (double)a->prev_host) / 1000.0 : 0;
+                new_gap = true;
             }
         }
+        if (a->gap_pending && !new_gap)
+            a->gap_next_host_us = f->host_ns && a->prev_host ? ((double)f->host_ns - (double)a->prev_host) / 1000.0 : 0;
+        a->gap_pending = new_gap;
+        if (new_gap)
+            a->gap_next_host_us = 0;
         a->prev_host = f->host_ns;
         a->prev_key = a->last_key = f->key_us;
         series_add(&a->keys, f->key_us, f->key_us);
@@ -499,6 +508,13 @@ static void check_timestamps(ks_syncstats *s, double *tmp)
                   ks_ts_convention_name(cfg), conv_words(s->ts_measured), fig, ks_ts_convention_name(s->ts_measured));
 }
 
+/* The frames after a device's longest gap reached the host in a burst (closer than half a period):
+ * they had been captured and waited, i.e. the host (or the USB path) stalled, the capture did not. */
+static bool burst_after_gap(const dev_acc *a, double P)
+{
+    return a->longest_gap && a->gap_next_host_us > 0 && a->gap_next_host_us < P / 2;
+}
+
 /* Frames that stopped, paused or never came: device-lost, run-length, outages, dropped frames. */
 static void check_continuity(ks_syncstats *s)
 {
@@ -560,13 +576,10 @@ static void check_continuity(ks_syncstats *s)
                       span, su->requested_seconds);
     }
     /* a pause of the sync source: every device misses the same frames of its own sequence */
-    /* A pause shows in the host arrival times too (nothing arrived for as long as nothing was captured);
-     * frames the host or the session failed to take arrive in a burst after the gap or were dropped
-     * by the session (matcher overflow): those are losses, not a pause. */
+    /* Only a trigger pauses a whole rig: without one, the same frames missing everywhere are a host or
+     * session stall (a master does not pause); those are counted as dropped frames below. */
     const dev_acc *ra = &s->acc[ref];
-    double gap_us = (double)(ra->longest_gap + 1) * P;
-    bool paused_on_host = ra->gap_host_us > 0 && fabs(ra->gap_host_us - gap_us) < 2 * P;
-    if (ra->longest_gap >= 3 && paused_on_host && !(s->have_mstats && s->mstats.sets_dropped)) {
+    if (su->external_trigger && ra->longest_gap >= 3 && !(s->have_mstats && s->mstats.sets_dropped)) {
         bool all = true;
         for (int d = 0; d < n; d++) {
             const dev_acc *a = &s->acc[d];
@@ -582,8 +595,7 @@ static void check_continuity(ks_syncstats *s)
             add_check(s, "sync-pause", KS_CHECK_FAIL, ref, -1, ms, "ms",
                       "every device missed the same %llu frames %.2f s into the run (%.0f ms without captures): %s",
                       (unsigned long long)ra->longest_gap, at, ms,
-                      su->external_trigger ? "the external trigger paused; check the generator and its output"
-                                           : "the master paused; check its USB connection and the host load");
+                      "the external trigger paused; check the generator and its output");
         }
     }
     /* a device (and the ones behind it) out for a stretch while the master kept capturing: its sync signal */
@@ -592,6 +604,26 @@ static void check_continuity(ks_syncstats *s)
         /* an outage is one stretch that holds most of the device's losses; scattered losses are drops */
         if (d == ref || handled[d] || a->longest_run < 3 || a->longest_run * 10 < s->dev[d].missing * 8)
             continue;
+        /* the devices not behind it lost (almost) nothing: otherwise the losses are the host's */
+        bool others_quiet = true;
+        for (int e = 0; e < n; e++) {
+            int w = e, guard = 0;
+            while (w >= 0 && w != d && guard++ < n)
+                w = su->upstream[w];
+            if (w != d && (double)(s->dev[e].gaps + s->dev[e].missing) > 0.02 * (double)s->sets + 1)
+                others_quiet = false;
+        }
+        if (!others_quiet)
+            continue;
+        if (burst_after_gap(a, P) && fabs(a->gap_at - a->longest_at) <= 2 * P) {
+            handled[d] = true; /* captured but not taken: the host stalled */
+            add_check(s, "dropped-frames", KS_CHECK_FAIL, d, -1, (double)s->dev[d].missing, "frames",
+                      "%s: %llu frames lost %.2f s into the run, the next ones reached the host in a burst: its "
+                      "host stopped reading for %.0f ms (CPU, USB or disk stall); check the host load",
+                      su->names[d], (unsigned long long)a->longest_run, (a->longest_at - t0) / 1e6,
+                      a->gap_host_us);
+            continue;
+        }
         int u = su->upstream[d];
         if (u >= 0 && u != ref && s->acc[u].longest_run >= 3 && fabs(s->acc[u].longest_at - a->longest_at) <= 2 * P)
             continue; /* named at the device further up */
