@@ -2,18 +2,18 @@
  * different hosts) after the fact.
  *
  * From the tags of each file: which is the master and which are subordinates, their planned
- * subordinate and depth delays, the rig and plan they belong to. From the frames: captures grouped
- * per file like the playback backend does, then frame sets across files by device timestamp with
- * the planned delays removed (a subordinate's color at master + subordinate delay, depth at color +
- * depth delay, both as the firmware applies them in 90 kHz ticks), by the session's matcher
- * (kinsync/matcher.h, batch form; tolerance a quarter frame period by default).
+ * subordinate and depth delays, the rig and plan they belong to. The member files then run as one
+ * rig through the session (kinsync/source.h, kinsync/session.h) exactly as `kinsync verify` runs
+ * them: captures formed by the playback backend, frame sets by the matcher's key (the timestamp
+ * convention and the planned delays removed, as the firmware applies them in 90 kHz ticks;
+ * tolerance a quarter frame period by default), drift by syncstats' Theil-Sen fit.
  * Reported per file: start offset against the master, frames, drops (gaps in its own timestamps),
  * frames that ended up in partial sets, sets it is missing from, color skew against the master
  * (mean, min, max, standard deviation, largest magnitude), depth offset against the plan, and
  * drift (the slope of the skew over time, ppm). Files that do not belong (another rig name or plan
  * digest, another fps or camera mode, a second master) are named with the reason and left out.
  *
- * The frames of all files are given to the matcher at once, in key order, so no frame is late. */
+ * Files that belong must form one rig (ks_playback_rig_build): subordinates need their master. */
 #ifndef KINSYNC_ALIGN_H
 #define KINSYNC_ALIGN_H
 
@@ -34,7 +34,9 @@ extern "C" {
 typedef struct ks_align_frame {
     uint64_t color_ts_us, depth_ts_us, ir_ts_us;   /* 0 when the capture lacks the image */
     bool has_color, has_depth, has_ir;
-    double key_us;                                 /* timestamp with the planned delays removed */
+    double key_us;                                 /* the matcher's frame-set key (kinsync/matcher.h) */
+    double color_start_us, depth_center_us;        /* the matcher's converted times (NAN when absent) */
+    uint64_t color_exposure_us;                    /* as the session saw it (recorded tag or option) */
 } ks_align_frame;
 
 typedef struct ks_align_stats {
@@ -66,7 +68,7 @@ typedef struct ks_align_file {
     uint64_t missing_from_sets;  /* sets it has no frame in */
     ks_align_stats skew_us;      /* color key - reference color key, per set with both */
     ks_align_stats depth_offset_us; /* see depth_offset_centres */
-    double drift_ppm;            /* slope of the skew against reference time */
+    double drift_ppm;            /* slope of the skew against reference time: Theil-Sen, as verify (syncstats) */
     /* How depth_offset_us is measured. With the timestamp convention and (under the seed convention,
      * for a master or subordinate) the color exposure known, from the file's KINSYNC_TIMESTAMPS /
      * KINSYNC_COLOR_EXPOSURE_US tags or the options: depth centre - color centre - planned depth

@@ -128,8 +128,22 @@ void ks_capture_release(ks_capture *c);   /* releases its images with it */
 
 /* ---- backend interface ---- */
 
+/* What a backend is, declared in its function table (ks_backend_ops.caps) so that the session,
+ * the recorder and the commands never ask for a backend by name. */
+enum {
+    /* Time is the backend's own: frames cost what they cost and nothing is "too slow" (the
+     * simulator, recordings). The session then waits for its consumer instead of dropping frames. */
+    KS_BACKEND_CAP_VIRTUAL_TIME = 1u << 0,
+    /* The stream ends by itself: get_capture reports KS_EEOF at the end (recordings). The session
+     * ends cleanly there, it is not a device fault. */
+    KS_BACKEND_CAP_FINITE = 1u << 1,
+    /* get_jacks reports the sync jacks (real devices, simulator, recordings' derived wiring). */
+    KS_BACKEND_CAP_JACKS = 1u << 2,
+};
+
 typedef struct ks_backend_ops {
     const char *name;
+    unsigned caps;              /* KS_BACKEND_CAP_* */
     int (*device_count)(void *ctx);
     ks_status (*open)(void *ctx, int index, void **dev, ks_error *err);
     void (*close)(void *dev);
@@ -142,7 +156,8 @@ typedef struct ks_backend_ops {
     ks_status (*get_color_control_caps)(void *dev, ks_color_control c, ks_control_caps *caps, ks_error *err);
     ks_status (*start_cameras)(void *dev, const ks_device_config *cfg, ks_error *err);
     void (*stop_cameras)(void *dev);
-    /* timeout_ms < 0: wait forever; 0: poll. KS_ETIMEOUT when nothing arrived, KS_ENODEV when gone. */
+    /* timeout_ms < 0: wait forever; 0: poll. KS_ETIMEOUT when nothing arrived, KS_ENODEV when gone,
+     * KS_EEOF at the end of a finite stream (KS_BACKEND_CAP_FINITE). */
     ks_status (*get_capture)(void *dev, ks_capture **out, int32_t timeout_ms, ks_error *err);
     ks_status (*start_imu)(void *dev, ks_error *err);
     void (*stop_imu)(void *dev);
@@ -157,6 +172,8 @@ typedef struct ks_device ks_device;
 ks_backend *ks_backend_create(const ks_backend_ops *ops, void *ctx);
 void ks_backend_free(ks_backend *b);
 const char *ks_backend_name(const ks_backend *b);
+/* The backend's KS_BACKEND_CAP_* flags (0 for NULL). */
+unsigned ks_backend_caps(const ks_backend *b);
 void *ks_backend_context(ks_backend *b);
 int ks_backend_device_count(ks_backend *b);
 

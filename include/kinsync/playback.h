@@ -18,7 +18,11 @@
  *   - the IMU serves the recorded samples from the start of the file, through a second reader
  *     (KS_EUNSUPPORTED when the file has no IMU track);
  *   - color controls are accepted and remembered but change nothing (the images are recorded).
- * Recordings keep no host timestamps: system_ts_ns is the device timestamp in ns.
+ * Recordings keep no host timestamps: system_ts_ns is the device timestamp in ns. Nor per-frame
+ * exposures: colour images carry the KINSYNC_COLOR_EXPOSURE_US tag (else the option), depth and IR
+ * images the depth mode's exposure, so the session converts their timestamps as for live frames.
+ * The end of a recording is KS_EEOF; the backend declares KS_BACKEND_CAP_FINITE, so the session
+ * ends there without reporting a fault.
  *
  * Pacing: with KS_PLAYBACK_LOCKSTEP (default) no streaming device serves a capture more than a
  * window ahead of the others (progress is measured from each file's first timestamp), and a
@@ -56,6 +60,9 @@ typedef enum ks_playback_pace {
 typedef struct ks_playback_options {
     ks_playback_pace pace;
     uint32_t lockstep_window_us; /* how far a device may run ahead in LOCKSTEP; 0 = two frame periods */
+    /* Colour exposure (us) given to the colour images of recordings without the
+     * KINSYNC_COLOR_EXPOSURE_US tag (k4arecorder); 0 = unknown. A file's tag takes precedence. */
+    int32_t color_exposure_us;
 } ks_playback_options;
 
 /* Defaults: LOCKSTEP, window two frame periods. */
@@ -92,7 +99,9 @@ typedef struct ks_playback_device {
  * backend reports it, name = KINSYNC_ROLE or the serial), declared roles from K4A_WIRED_SYNC_MODE,
  * a daisy chain from the master through the subordinates ordered by subordinate delay (file order
  * breaks ties), the camera configuration from the tracks, the rig name from KINSYNC_RIG (else
- * "recordings"), IMU on if any file has it. The recorded delays are in devs[i].config (the rig
+ * "recordings"), the timestamp convention from KINSYNC_TIMESTAMPS and the manual exposure from
+ * KINSYNC_COLOR_EXPOSURE_US (else the rig file defaults: seed, the default exposure), IMU on if
+ * any file has it. The recorded delays are in devs[i].config (the rig
  * model has no place for them; pass them where a plan's delays are expected).
  * Fails with KS_EINVAL naming the file when the recordings cannot be one rig: more than one
  * master, duplicate serials, different fps / color / depth configuration, subordinates without

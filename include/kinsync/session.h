@@ -45,7 +45,8 @@ typedef struct ks_session_options {
     /* A full queue makes the capture thread wait for the consumer instead of dropping the oldest
      * frame. For backends in virtual time (the simulator's fast mode), where "too slow" does not
      * exist; real devices keep streaming, so there the default (drop and count) is right.
-     * -1: auto (on for the simulator), 0 off, 1 on. */
+     * -1: auto (on for backends that declare KS_BACKEND_CAP_VIRTUAL_TIME: the simulator and
+     * recordings), 0 off, 1 on. */
     int lossless;
     /* Called in the device's capture thread for every capture before it is queued (tests). */
     void (*on_capture)(int device, ks_capture *cap, void *user);
@@ -78,7 +79,8 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
 ks_status ks_session_start(ks_session *s, ks_error *err);
 
 /* Next frame set. KS_OK: *out filled (release with ks_session_set_release); KS_ETIMEOUT: nothing
- * within timeout_ms (wall clock); KS_EEOF: stopped and drained; KS_ENODEV: a device failed (the
+ * within timeout_ms (wall clock); KS_EEOF: stopped and drained, or every stream of a finite
+ * backend (recordings, KS_BACKEND_CAP_FINITE) ended and was drained; KS_ENODEV: a device failed (the
  * message names it) -- the sets before it were delivered; call ks_session_stop. */
 ks_status ks_session_next(ks_session *s, ks_session_set *out, int timeout_ms, ks_error *err);
 void ks_session_set_release(ks_session_set *set);

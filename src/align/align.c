@@ -1,10 +1,8 @@
-/* Aligning recordings (kinsync/align.h). Each file is read through the playback backend (one
- * backend per file, so two files of the same device can still be compared), which forms captures
- * exactly as a live consumer would see them; only timestamps are kept. Grouping is over the
- * files' frame keys: the earliest pending key opens a set and every file whose next key
- * lies within the tolerance of it joins -- done by the session's matcher (ks_match_frames), so
- * recordings are grouped exactly like a live rig. Statistics are computed in one pass over the
- * sets. */
+/* Aligning recordings (kinsync/align.h). The headers decide which files belong together; the
+ * member files then run as one rig through the session (ks_source_open -> ks_session), exactly as
+ * `kinsync verify` runs them: one matcher, one frame-set key (kinsync/matcher.h), one drift
+ * estimator (Theil-Sen, kinsync/syncstats.h). Only timestamps and keys of the sets' frames are
+ * kept; the statistics are computed in one pass over the sets. */
 #include "kinsync/align.h"
 
 #include <math.h>
@@ -16,6 +14,9 @@
 #include "kinsync/matcher.h"
 #include "kinsync/mkv.h"
 #include "kinsync/playback.h"
+#include "kinsync/session.h"
+#include "kinsync/source.h"
+#include "kinsync/syncstats.h"
 #include "align/align_internal.h"
 
 static const char *mode_lower(ks_wired_sync_mode m)
@@ -50,11 +51,6 @@ static ks_status read_header(const char *path, ks_align_file *f, ks_error *err)
     return KS_OK;
 }
 
-static double sub_delay_eff(const ks_align_file *f)
-{
-    return f->sync_mode == KS_SYNC_SUBORDINATE ? ks_delay_effective_us(f->subordinate_delay_us) : 0.0;
-}
-
 static double depth_delay_eff(const ks_align_file *f)
 {
     if (f->color_resolution == KS_COLOR_OFF || f->depth_mode == KS_DEPTH_OFF)
@@ -79,58 +75,6 @@ ks_status ks_align_open_recording(const char *path, ks_backend **b, ks_device **
         st = ks_playback_recorded_config(*b, 0, &cfg, err);
     if (st == KS_OK)
         st = ks_device_start_cameras(*d, &cfg, err);
-    return st;
-}
-
-static ks_status read_frames(ks_align_file *f, ks_error *err)
-{
-    ks_backend *b = NULL;
-    ks_device *d = NULL;
-    ks_status st = ks_align_open_recording(f->path, &b, &d, err);
-    if (st != KS_OK && !b)
-        return st;
-    size_t cap = 0;
-    const double sd = sub_delay_eff(f), dd = depth_delay_eff(f);
-    while (st == KS_OK) {
-        ks_capture *c = NULL;
-        st = ks_device_get_capture(d, &c, 0, err);
-        if (st != KS_OK)
-            break;
-        if (f->frame_count == cap) {
-            size_t ncap = cap ? cap * 2 : 256;
-            ks_align_frame *n = realloc(f->frames, ncap * sizeof *n);
-            if (!n) {
-                ks_capture_release(c);
-                st = ks_error_set(err, KS_ENOMEM, "out of memory reading %s", f->path);
-                break;
-            }
-            f->frames = n;
-            cap = ncap;
-        }
-        ks_align_frame *fr = &f->frames[f->frame_count++];
-        memset(fr, 0, sizeof *fr);
-        if (c->color) {
-            fr->has_color = true;
-            fr->color_ts_us = c->color->device_ts_us;
-        }
-        if (c->depth) {
-            fr->has_depth = true;
-            fr->depth_ts_us = c->depth->device_ts_us;
-        }
-        if (c->ir) {
-            fr->has_ir = true;
-            fr->ir_ts_us = c->ir->device_ts_us;
-        }
-        if (fr->has_color)
-            fr->key_us = (double)fr->color_ts_us - sd;
-        else
-            fr->key_us = (double)(fr->has_depth ? fr->depth_ts_us : fr->ir_ts_us) - dd - sd;
-        ks_capture_release(c);
-    }
-    if (st == KS_EEOF)
-        st = KS_OK;
-    ks_device_close(d);
-    ks_backend_free(b);
     return st;
 }
 
@@ -198,128 +142,133 @@ static void wf_out(const welford *w, ks_align_stats *s)
     s->max_abs = fabs(s->min) > fabs(s->max) ? fabs(s->min) : fabs(s->max);
 }
 
-typedef struct group_ctx {
-    ks_align_result *r;
-    const int *file_of;        /* matcher device -> file index */
-    size_t cap;
-    bool oom;
-} group_ctx;
-
-static void on_set(const ks_frame_set *fs, void *vctx)
+static ks_status push_frame(ks_align_file *f, size_t *cap, const ks_match_frame *mf, const ks_capture *c,
+                            ks_error *err)
 {
-    group_ctx *g = vctx;
-    ks_align_result *r = g->r;
-    if (g->oom)
-        return;
-    if (r->set_count == g->cap) {
-        size_t ncap = g->cap ? g->cap * 2 : 256;
-        ks_align_set *ns = realloc(r->sets, ncap * sizeof *ns);
-        if (!ns) {
-            g->oom = true;
-            return;
-        }
-        r->sets = ns;
-        g->cap = ncap;
+    if (f->frame_count == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 256;
+        ks_align_frame *n = realloc(f->frames, ncap * sizeof *n);
+        if (!n)
+            return ks_error_set(err, KS_ENOMEM, "out of memory reading %s", f->path);
+        f->frames = n;
+        *cap = ncap;
     }
-    ks_align_set *s = &r->sets[r->set_count];
-    s->frame = malloc((size_t)r->file_count * sizeof *s->frame);
-    if (!s->frame) {
-        g->oom = true;
-        return;
+    ks_align_frame *fr = &f->frames[f->frame_count++];
+    memset(fr, 0, sizeof *fr);
+    if (c && c->color) {
+        fr->has_color = true;
+        fr->color_ts_us = c->color->device_ts_us;
     }
-    r->set_count++;
-    s->members = 0;
-    s->time_us = fs->key_us;
-    for (int i = 0; i < r->file_count; i++)
-        s->frame[i] = -1;
-    for (int d = 0; d < KS_MATCH_MAX_DEVICES; d++)
-        if (fs->present_mask & (1u << d)) {
-            int fi = g->file_of[d];
-            s->frame[fi] = (int32_t)(intptr_t)fs->frames[d].user;
-            s->members++;
-            if (fi == r->reference)
-                s->time_us = r->files[fi].frames[s->frame[fi]].key_us;
-        }
-}
-
-/* Frame sets through the session's matcher (kinsync/matcher.h, batch form): the same grouping
- * the live session uses, with the planned delays of each file. */
-static ks_status group(ks_align_result *r, double tol, ks_error *err)
-{
-    int file_of[KS_MATCH_MAX_DEVICES], dev_of[KS_ALIGN_MAX_FILES];
-    for (int i = 0; i < KS_ALIGN_MAX_FILES; i++)
-        dev_of[i] = -1;
-    int m = 0;
-    size_t total = 0;
-    for (int i = 0; i < r->file_count; i++) {
-        dev_of[i] = -1;
-        if (r->files[i].member && m < KS_MATCH_MAX_DEVICES) {
-            dev_of[i] = m;
-            file_of[m++] = i;
-            total += r->files[i].frame_count;
-        }
+    if (c && c->depth) {
+        fr->has_depth = true;
+        fr->depth_ts_us = c->depth->device_ts_us;
     }
-    ks_matcher_config cfg;
-    ks_matcher_config_init(&cfg, m, r->files[r->reference].fps, KS_TS_SEED);
-    cfg.reference = dev_of[r->reference] >= 0 ? dev_of[r->reference] : 0;
-    cfg.period_us = ks_frame_period_exact_us(r->files[r->reference].fps);
-    cfg.tolerance_us = tol;
-    for (int k = 0; k < m; k++) {
-        const ks_align_file *f = &r->files[file_of[k]];
-        cfg.devices[k].mode = f->sync_mode;
-        cfg.devices[k].color_offset_us = sub_delay_eff(f);
-        cfg.devices[k].depth_delay_us = depth_delay_eff(f);
+    if (c && c->ir) {
+        fr->has_ir = true;
+        fr->ir_ts_us = c->ir->device_ts_us;
     }
-    ks_match_frame *frames = calloc(total ? total : 1, sizeof *frames);
-    if (!frames)
-        return ks_error_set(err, KS_ENOMEM, "out of memory grouping frame sets");
-    size_t n = 0;
-    for (int k = 0; k < m; k++) {
-        const ks_align_file *f = &r->files[file_of[k]];
-        for (size_t j = 0; j < f->frame_count; j++) {
-            const ks_align_frame *fr = &f->frames[j];
-            ks_match_frame *mf = &frames[n++];
-            mf->device = k;
-            mf->has_color = fr->has_color;
-            mf->color_ts_us = fr->color_ts_us;
-            mf->has_depth = fr->has_depth || fr->has_ir;
-            mf->depth_ts_us = fr->has_depth ? fr->depth_ts_us : fr->ir_ts_us;
-            mf->invalid_fraction = -1;
-            mf->user = (void *)(intptr_t)j;
-        }
-    }
-    group_ctx g = {r, file_of, 0, false};
-    ks_error me;
-    ks_error_clear(&me);
-    ks_match_frames(&cfg, frames, n, on_set, &g, &me);
-    free(frames);
-    if (me.code != KS_OK) {
-        if (err)
-            *err = me;
-        return me.code;
-    }
-    if (g.oom)
-        return ks_error_set(err, KS_ENOMEM, "out of memory grouping frame sets");
+    fr->key_us = mf->key_us;
+    fr->color_start_us = mf->color_start_us;
+    fr->depth_center_us = mf->depth_center_us;
+    fr->color_exposure_us = mf->color_exposure_us;
     return KS_OK;
 }
 
-/* What to add to depth ts - color ts - planned delay to compare centres (see depth_offset_centres);
- * NAN when the convention or a needed exposure is unknown. Same conversion as the matcher's. */
-static double centre_adjust(const ks_align_file *f)
+/* The member files run as one rig through the session (kinsync/source.h, kinsync/session.h):
+ * frame sets, keys and the drift estimate are exactly what `kinsync verify` gets from them. */
+static ks_status run_session(ks_align_result *r, const ks_align_options *opts, ks_error *err)
 {
-    bool seed;
-    if (!strcmp(f->timestamps, ks_ts_convention_name(KS_TS_SEED)))
-        seed = true;
-    else if (!strcmp(f->timestamps, ks_ts_convention_name(KS_TS_MID_EXPOSURE)))
-        seed = false;
-    else
-        return NAN;
-    if (!seed || f->sync_mode == KS_SYNC_STANDALONE) /* both timestamps are already centres */
-        return 0.0;
-    const ks_depth_mode_info *m = ks_depth_mode_get(f->depth_mode);
-    if (f->color_exposure_us <= 0 || !m)
-        return NAN;
-    return ((double)m->exposure_us - (double)f->color_exposure_us) / 2.0; /* both are starts of frame */
+    const char *paths[KS_ALIGN_MAX_FILES];
+    int file_of[KS_ALIGN_MAX_FILES], m = 0;
+    for (int i = 0; i < r->file_count; i++)
+        if (r->files[i].member) {
+            file_of[m] = i;
+            paths[m++] = r->files[i].path;
+        }
+    ks_source_options so;
+    ks_source_options_init(&so);
+    so.playback.color_exposure_us = opts ? opts->color_exposure_us : 0;
+    if (opts && (opts->timestamps || opts->color_exposure_us > 0))
+        so.timestamps = opts->timestamps ? opts->timestamps : ks_ts_convention_name(KS_TS_SEED);
+    ks_source src;
+    ks_status st = ks_source_open(paths, m, &so, &src, err);
+    if (st != KS_OK)
+        return st;
+    ks_session_options o;
+    ks_session_options_init(&o);
+    o.tolerance_us = opts && opts->tolerance_us > 0 ? opts->tolerance_us : 0;
+    o.allow_firmware_mismatch = true; /* align reports; it does not refuse a take */
+    ks_session *s = NULL;
+    st = ks_session_open(&src.rig, &src.plan, src.backend, &o, &s, err);
+    if (st == KS_OK)
+        st = ks_session_start(s, err);
+    size_t cap[KS_ALIGN_MAX_FILES] = {0}, set_cap = 0;
+    while (st == KS_OK) {
+        ks_session_set set;
+        ks_status ns = ks_session_next(s, &set, 5000, err);
+        if (ns == KS_EEOF)
+            break;
+        if (ns == KS_ETIMEOUT) /* a loaded machine: recordings always progress */
+            continue;
+        if (ns != KS_OK) {
+            st = ns;
+            break;
+        }
+        if (r->set_count == set_cap) {
+            size_t nc = set_cap ? set_cap * 2 : 256;
+            ks_align_set *ns2 = realloc(r->sets, nc * sizeof *ns2);
+            if (!ns2) {
+                ks_session_set_release(&set);
+                st = ks_error_set(err, KS_ENOMEM, "out of memory grouping frame sets");
+                break;
+            }
+            r->sets = ns2;
+            set_cap = nc;
+        }
+        ks_align_set *as = &r->sets[r->set_count];
+        as->frame = malloc((size_t)r->file_count * sizeof *as->frame);
+        if (!as->frame) {
+            ks_session_set_release(&set);
+            st = ks_error_set(err, KS_ENOMEM, "out of memory grouping frame sets");
+            break;
+        }
+        r->set_count++;
+        as->members = 0;
+        as->time_us = set.set.key_us;
+        for (int i = 0; i < r->file_count; i++)
+            as->frame[i] = -1;
+        for (int d = 0; d < ks_session_device_count(s) && st == KS_OK; d++) {
+            if (!(set.set.present_mask & (1u << d)))
+                continue;
+            int fi = file_of[ks_session_rig_index(s, d)];
+            st = push_frame(&r->files[fi], &cap[fi], &set.set.frames[d], set.set.frames[d].user, err);
+            as->frame[fi] = (int32_t)(r->files[fi].frame_count - 1);
+            as->members++;
+        }
+        ks_session_set_release(&set);
+    }
+    if (s) {
+        ks_session_stop(s);
+        if (st == KS_OK) {
+            ks_syncstats *q = ks_session_stats(s);
+            for (int d = 0; d < ks_session_device_count(s); d++)
+                r->files[file_of[ks_session_rig_index(s, d)]].drift_ppm = ks_syncstats_device(q, d)->drift_vs_ref_ppm;
+        }
+        ks_session_close(s);
+    }
+    ks_source_close(&src);
+    return st;
+}
+
+/* Whether depth and colour centres are known (see depth_offset_centres): the convention is known
+ * and, under the seed convention for a master or subordinate, the colour exposure too. */
+static bool centres_known(const ks_align_file *f)
+{
+    if (!strcmp(f->timestamps, ks_ts_convention_name(KS_TS_MID_EXPOSURE)))
+        return true;
+    if (strcmp(f->timestamps, ks_ts_convention_name(KS_TS_SEED)))
+        return false;
+    return f->sync_mode == KS_SYNC_STANDALONE || f->color_exposure_us > 0;
 }
 
 static void statistics(ks_align_result *r)
@@ -332,11 +281,8 @@ static void statistics(ks_align_result *r)
         if (!f->member)
             continue;
         welford skew = {0}, dep = {0};
-        double sx = 0, sy = 0, sxx = 0, sxy = 0;
-        double x0 = NAN;
         const double dd = depth_delay_eff(f);
-        const double adj = centre_adjust(f);
-        f->depth_offset_centres = !isnan(adj);
+        f->depth_offset_centres = centres_known(f);
         for (size_t k = 0; k < r->set_count; k++) {
             const ks_align_set *s = &r->sets[k];
             int32_t fi = s->frame[i], ri = s->frame[r->reference];
@@ -347,28 +293,20 @@ static void statistics(ks_align_result *r)
             if (s->members < r->member_count)
                 f->in_partial_sets++;
             const ks_align_frame *fr = &f->frames[fi];
+            /* the depth offset as syncstats measures it: converted centres from the matcher */
             if (fr->has_color && fr->has_depth)
-                wf_add(&dep, (double)fr->depth_ts_us - (double)fr->color_ts_us - dd + (isnan(adj) ? 0.0 : adj));
+                wf_add(&dep, f->depth_offset_centres ? fr->depth_center_us -
+                                                           (fr->color_start_us + (double)fr->color_exposure_us / 2.0) - dd
+                                                     : (double)fr->depth_ts_us - (double)fr->color_ts_us - dd);
             if (ri < 0)
                 continue;
             const ks_align_frame *rf = &ref->frames[ri];
             if (fr->has_color != rf->has_color)
                 continue;
-            double sk = fr->key_us - rf->key_us;
-            wf_add(&skew, sk);
-            if (isnan(x0))
-                x0 = rf->key_us;
-            double x = (rf->key_us - x0) / 1e6;
-            sx += x;
-            sy += sk;
-            sxx += x * x;
-            sxy += x * sk;
+            wf_add(&skew, fr->key_us - rf->key_us);
         }
         wf_out(&skew, &f->skew_us);
         wf_out(&dep, &f->depth_offset_us);
-        double m = (double)skew.n;
-        double den = m * sxx - sx * sx;
-        f->drift_ppm = skew.n > 2 && den > 1e-12 ? (m * sxy - sx * sy) / den : 0; /* us per s = ppm */
         for (size_t k = 1; k < f->frame_count; k++) {
             double gap = f->frames[k].key_us - f->frames[k - 1].key_us;
             long miss = lround(gap / P) - 1;
@@ -431,12 +369,8 @@ ks_status ks_align_files(const char *const *paths, int count, const ks_align_opt
                 r->member_count++;
         }
     }
-    for (int i = 0; i < count && st == KS_OK; i++)
-        if (r->files[i].member)
-            st = read_frames(&r->files[i], err);
-    double tol = opts && opts->tolerance_us > 0 ? opts->tolerance_us : 0; /* 0: the matcher's default */
     if (st == KS_OK)
-        st = group(r, tol, err);
+        st = run_session(r, opts, err);
     if (st != KS_OK) {
         ks_align_free(r);
         return st;

@@ -84,24 +84,35 @@ static ks_status export_file(const ks_align_result *r, int fi, const int32_t *se
         return st;
     char base[128];
     stem(f, base, sizeof base);
-    for (size_t k = 0; st == KS_OK && k < f->frame_count; k++) {
+    /* the aligned frames are the file's captures that joined a set, in order: find each by its
+     * timestamps (a capture the matcher discarded has none) */
+    size_t k = 0;
+    while (st == KS_OK && k < f->frame_count) {
         ks_capture *c = NULL;
         st = ks_device_get_capture(d, &c, 0, err);
         if (st != KS_OK)
             break;
-        if (set_of[k] >= 0) {
+        const ks_align_frame *fr = &f->frames[k];
+        bool same = (c->color ? fr->has_color && c->color->device_ts_us == fr->color_ts_us : !fr->has_color) &&
+                    (c->depth ? fr->has_depth && c->depth->device_ts_us == fr->depth_ts_us : !fr->has_depth) &&
+                    (c->ir ? fr->has_ir && c->ir->device_ts_us == fr->ir_ts_us : !fr->has_ir);
+        if (!same) {
+            ks_capture_release(c);
+            continue;
+        }
+        if (set_of[k++] >= 0) {
             char path[1200];
             if (c->color) {
-                snprintf(path, sizeof path, "%s/%06d/%s-color.%s", dir, set_of[k], base,
+                snprintf(path, sizeof path, "%s/%06d/%s-color.%s", dir, set_of[k - 1], base,
                          c->color->format == KS_FORMAT_MJPG ? "jpg" : "raw");
                 st = write_raw(path, c->color, err);
             }
             if (st == KS_OK && c->depth) {
-                snprintf(path, sizeof path, "%s/%06d/%s-depth.png", dir, set_of[k], base);
+                snprintf(path, sizeof path, "%s/%06d/%s-depth.png", dir, set_of[k - 1], base);
                 st = write_png16(path, c->depth, err);
             }
             if (st == KS_OK && c->ir) {
-                snprintf(path, sizeof path, "%s/%06d/%s-ir.png", dir, set_of[k], base);
+                snprintf(path, sizeof path, "%s/%06d/%s-ir.png", dir, set_of[k - 1], base);
                 st = write_png16(path, c->ir, err);
             }
         }

@@ -1,9 +1,9 @@
 /* kinsync calibrate: joint calibration of all devices of a rig from synchronized views of a board.
  *
- * Inputs: synchronized recordings (one .mkv per device, as k4arecorder writes them: frame sets are
- * formed by matching device timestamps), or a frame-set directory (one subdirectory per device
- * with its calibration.json and one image per frame set named by the frame set number).
- * See docs/calibrate.md. */
+ * Inputs: synchronized recordings (one .mkv per device; a rig file is recorded first), which run
+ * through ks_source -> ks_session into the calibration sink (kinsync/rigcal_sink.h), or a frame-set
+ * directory (one subdirectory per device with its calibration.json and one image per frame set
+ * named by the frame set number). See docs/calibrate.md. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -22,7 +22,9 @@
 #include "kinsync/board.h"
 #include "kinsync/calibration.h"
 #include "kinsync/mkv.h"
+#include "kinsync/rigcal_sink.h"
 #include "kinsync/rigcalib.h"
+#include "kinsync/source.h"
 
 static void usage(FILE *out)
 {
@@ -41,9 +43,11 @@ static void usage(FILE *out)
             "--seconds (default 5) into --recordings DIR (default calibration-recordings), then\n"
             "calibrated from those recordings.\n"
             "RECORDING.mkv: one synchronized recording per device (k4arecorder or kinsync record).\n"
-            "Frame sets are color (or IR) frames whose device timestamps agree (subordinate delay\n"
-            "removed) within --match-us (default: the SDK's sync tolerance for the frame rate); every\n"
-            "--step-th frame of the master's recording is used (default: about 120 frame sets).\n"
+            "The recordings run through the session like a live rig: the frame sets are those\n"
+            "`kinsync verify` and `kinsync align` form (timestamp convention and planned delays removed,\n"
+            "within --match-us, default a quarter frame period); every --step-th set from the first\n"
+            "complete one is used (default: about 120 frame sets). With depth, the depth of the used\n"
+            "sets is checked against the calibrated board plane (depth cross-check).\n"
             "\n"
             "FRAMESET_DIR holds one directory per device with its calibration.json and one image per\n"
             "synchronized frame set, named by the frame set number (0000.jpg, 0001.jpg, ...): color\n"
@@ -55,7 +59,7 @@ static void usage(FILE *out)
             "  -o, --output FILE  where to write the result (default rig-calibration.json)\n"
             "  --reference SERIAL device whose depth camera is the rig frame (default: the first)\n"
             "  --camera NAME      recordings: search the color (default) or the IR images\n"
-            "  --step N           recordings: use every N-th frame of the master\n"
+            "  --step N           recordings: use every N-th frame set\n"
             "  --match-us US      recordings: timestamp tolerance between devices, microseconds\n"
             "  --loss NAME        robust loss: huber (default), cauchy, none\n"
             "  --min-corners N    corners a view needs to count (default 8)\n"
@@ -260,15 +264,14 @@ typedef struct calib_run {
     int nd;
     dev_in *devs;
     ks_rigcal_device *rdev;
-    ks_rigcal_collector *col;
-    /* recordings */
+    ks_rigcal_collector *col;      /* frame-set directory */
+    /* recordings / live: the session's frame sets into the calibration sink */
+    ks_cli_rigrun src;
+    ks_session *sess;
+    ks_rigcal_sink *sink;
     bool use_ir;
     int step;
     int match_us;
-    uint64_t *ts;          /* the master's frame times (normalized, sorted) */
-    size_t nts, nsel;
-    int used_step;
-    uint64_t tol;
 } calib_run;
 
 /* Sets the observed camera of device i from its calibration and the image size. */
@@ -412,258 +415,72 @@ static int collect_dir(calib_run *cr, const char *root)
     return rc;
 }
 
-static int cmp_u64(const void *a, const void *b)
+static void sink_progress(void *ctx, int sets, int device, int images, int with_board)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    const calib_run *cr = ctx;
+    if (ks_cli_is_tty(stderr) && !cr->json)
+        fprintf(stderr, "\rcalibrate: %d frame sets; %s: board in %d of %d   ", sets, cr->rdev[device].serial,
+                with_board, images);
 }
 
-/* Device timestamp on the master's timeline: a subordinate's frames come its delay later. */
-static uint64_t normalized_ts(const ks_mkv_desc *d, uint64_t ts)
+/* Frame sets the recordings hold (for the default step), from the first one's duration; 0 unknown. */
+static uint64_t expected_sets(const char *path, ks_fps fps)
 {
-    if (d->sync_mode == KS_SYNC_SUBORDINATE && ts >= d->subordinate_delay_us)
-        return ts - d->subordinate_delay_us;
-    return ts;
+    ks_mkv_reader *r = NULL;
+    ks_error e;
+    if (ks_mkv_reader_open(path, &r, &e) != KS_OK)
+        return 0;
+    const ks_mkv_info *in = ks_mkv_reader_info(r);
+    double us = in->duration * (double)(in->timecode_scale ? in->timecode_scale : 1000) / 1000.0;
+    ks_mkv_reader_close(r);
+    return us > 0 ? (uint64_t)(us / ks_frame_period_exact_us(fps)) + 1 : 0;
 }
 
-/* The selected frame set nearest to a normalized timestamp, if within the tolerance. */
-static bool nearest_frame_set(const calib_run *cr, uint64_t t, size_t *out)
-{
-    size_t step = (size_t)cr->used_step, nsel = cr->nsel;
-    const uint64_t *ts = cr->ts;
-    if (!ts || nsel == 0)
-        return false;
-    size_t lo = 0, hi = nsel;
-    while (hi - lo > 1) {
-        size_t mid = (lo + hi) / 2;
-        if (ts[mid * step] <= t)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    size_t best = lo;
-    uint64_t dbest = t > ts[lo * step] ? t - ts[lo * step] : ts[lo * step] - t;
-    if (lo + 1 < nsel) {
-        uint64_t v = ts[(lo + 1) * step], dv = t > v ? t - v : v - t;
-        if (dv < dbest) {
-            best = lo + 1;
-            dbest = dv;
-        }
-    }
-    *out = best;
-    return dbest <= cr->tol;
-}
-
-static int collect_recordings(calib_run *cr, char **files, int n)
+/* Recordings (or a live rig): its frame sets from the session into the calibration sink. */
+static int collect_session(calib_run *cr, char **files, int n)
 {
     ks_error err = {0};
-    cr->devs = calloc((size_t)n, sizeof *cr->devs);
-    cr->rdev = calloc((size_t)n, sizeof *cr->rdev);
-    if (!cr->devs || !cr->rdev)
+    int rc = ks_cli_source_open((const char *const *)files, n, "auto", true, &cr->src, &err);
+    ks_session_options so;
+    ks_session_options_init(&so);
+    so.tolerance_us = cr->match_us;
+    so.allow_firmware_mismatch = true;
+    if (rc == KS_EXIT_OK && (ks_session_open(&cr->src.rig, &cr->src.plan, cr->src.backend, &so, &cr->sess, &err) ||
+                             ks_session_start(cr->sess, &err)))
+        rc = err.code == KS_EINVAL ? KS_EXIT_USAGE : KS_EXIT_FAIL;
+    cr->nd = cr->sess ? ks_session_device_count(cr->sess) : 0;
+    cr->rdev = calloc((size_t)(cr->nd ? cr->nd : 1), sizeof *cr->rdev);
+    cr->devs = calloc((size_t)(cr->nd ? cr->nd : 1), sizeof *cr->devs);
+    if (rc == KS_EXIT_OK && (!cr->rdev || !cr->devs))
         return KS_EXIT_FAIL;
-    ks_mkv_track_kind kind = cr->use_ir ? KS_MKV_IR : KS_MKV_COLOR;
-    int master = 0;
-    ks_fps fps = KS_FPS_30;
-    /* pass 1: what each recording is, and the master's frame times */
-    for (int i = 0; i < n; i++) {
-        ks_mkv_reader *r = NULL;
-        if (ks_mkv_reader_open(files[i], &r, &err)) {
-            ks_cli_print_error("calibrate", &err);
-            return KS_EXIT_USAGE;
-        }
-        const ks_mkv_info *info = ks_mkv_reader_info(r);
+    ks_rigcal_sink_options o = {.use_ir = cr->use_ir, .step = cr->step, .min_corners = cr->ro.min_corners_per_view,
+                                .progress = sink_progress, .progress_ctx = cr};
+    o.expected_sets = cr->src.recordings ? expected_sets(files[0], cr->src.rig.camera.fps) : 0;
+    if (rc == KS_EXIT_OK && ks_rigcal_sink_create(cr->sess, &cr->board, &o, &cr->sink, &err))
+        rc = err.code == KS_EINVAL || err.code == KS_ENOTFOUND ? KS_EXIT_USAGE : KS_EXIT_FAIL;
+    for (int i = 0; rc == KS_EXIT_OK && i < cr->nd; i++)
+        cr->rdev[i] = *ks_rigcal_sink_device(cr->sink, i);
+    if (rc == KS_EXIT_OK && ks_rigcal_sink_collect(cr->sink, cr->sess, &err))
+        rc = KS_EXIT_FAIL;
+    if (rc != KS_EXIT_OK) {
+        ks_cli_print_error("calibrate", &err);
+        return rc;
+    }
+    for (int i = 0; i < cr->nd; i++) {
         dev_in *d = &cr->devs[i];
-        snprintf(d->dir, sizeof d->dir, "%s", files[i]);
-        const char *base = strrchr(files[i], '/');
-        snprintf(d->serial, sizeof d->serial, "%s", info->desc.serial[0] ? info->desc.serial : base ? base + 1 : files[i]);
-        if (!info->desc.calibration_json || !info->desc.calibration_len) {
-            fprintf(stderr, "kinsync calibrate: %s: no calibration.json attachment; the recording does not say "
-                            "how its cameras project\n", files[i]);
-            ks_mkv_reader_close(r);
-            return KS_EXIT_USAGE;
-        }
-        d->calib_json = malloc(info->desc.calibration_len + 1);
-        if (!d->calib_json) {
-            ks_mkv_reader_close(r);
-            return KS_EXIT_FAIL;
-        }
-        memcpy(d->calib_json, info->desc.calibration_json, info->desc.calibration_len);
-        d->calib_json[info->desc.calibration_len] = 0;
-        d->calib_len = info->desc.calibration_len;
-        cr->nd++; /* owns calib_json from here */
-        if (!info->desc.serial[0])
-            serial_from_calibration(d);
-        const ks_mkv_track *t = ks_mkv_reader_track(r, kind);
-        if (!t) {
-            fprintf(stderr, "kinsync calibrate: %s has no %s track%s\n", files[i], cr->use_ir ? "IR" : "COLOR",
-                    cr->use_ir ? "" : "; use --camera ir to search the IR images");
-            ks_mkv_reader_close(r);
-            return KS_EXIT_USAGE;
-        }
-        int rc = set_device_camera(cr, i, t->width, t->height, files[i]);
-        if (info->desc.sync_mode == KS_SYNC_MASTER)
-            master = i;
-        if (i == 0 || info->desc.sync_mode == KS_SYNC_MASTER)
-            fps = info->desc.fps;
-        ks_mkv_reader_close(r);
-        if (rc)
-            return rc;
-    }
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < i; j++)
-            if (!strcmp(cr->devs[i].serial, cr->devs[j].serial)) {
-                fprintf(stderr, "kinsync calibrate: %s and %s are both from device %s; give one recording per device\n",
-                        files[j], files[i], cr->devs[i].serial);
-                return KS_EXIT_USAGE;
-            }
-    /* the master's timeline */
-    uint64_t *ts = NULL;
-    size_t nts = 0, cap = 0;
-    ks_mkv_desc mdesc;
-    {
-        ks_mkv_reader *r = NULL;
-        if (ks_mkv_reader_open(files[master], &r, &err)) {
-            ks_cli_print_error("calibrate", &err);
-            return KS_EXIT_USAGE;
-        }
-        mdesc = ks_mkv_reader_info(r)->desc;
-        ks_mkv_item it;
-        ks_status st;
-        while ((st = ks_mkv_reader_next(r, &it, &err)) == KS_OK) {
-            if (it.image)
-                ks_image_release(it.image);
-            if (it.kind != kind)
-                continue;
-            if (nts == cap) {
-                cap = cap ? cap * 2 : 1024;
-                uint64_t *nt = realloc(ts, cap * sizeof *ts);
-                if (!nt)
-                    break;
-                ts = nt;
-            }
-            ts[nts++] = normalized_ts(&mdesc, it.device_ts_us);
-        }
-        ks_mkv_reader_close(r);
-        if (st != KS_EEOF && st != KS_OK) {
-            ks_error_prefix(&err, "%s", files[master]);
-            ks_cli_print_error("calibrate", &err);
-            free(ts);
-            return KS_EXIT_USAGE;
-        }
-    }
-    if (nts == 0) {
-        fprintf(stderr, "kinsync calibrate: %s has no %s frames\n", files[master], cr->use_ir ? "IR" : "color");
-        free(ts);
-        return KS_EXIT_USAGE;
-    }
-    qsort(ts, nts, sizeof *ts, cmp_u64);
-    int step = cr->step > 0 ? cr->step : (int)((nts + 119) / 120);
-    if (step < 1)
-        step = 1;
-    size_t nsel = (nts + (size_t)step - 1) / (size_t)step;
-    uint64_t tol = cr->match_us > 0 ? (uint64_t)cr->match_us : (uint64_t)ks_sdk_sync_tolerance_us(fps);
-    cr->ts = ts;
-    cr->nts = nts;
-    cr->nsel = nsel;
-    cr->used_step = step;
-    cr->tol = tol;
-    /* pass 2: detect in the frames that belong to a selected frame set */
-    int rc = KS_EXIT_OK;
-    for (int i = 0; i < n && rc == KS_EXIT_OK; i++) {
-        dev_in *d = &cr->devs[i];
-        ks_mkv_reader *r = NULL;
-        if (ks_mkv_reader_open(files[i], &r, &err)) {
-            ks_cli_print_error("calibrate", &err);
-            rc = KS_EXIT_USAGE;
-            break;
-        }
-        ks_mkv_desc desc = ks_mkv_reader_info(r)->desc;
-        unsigned char *taken = calloc(nsel, 1);
-        ks_mkv_item it;
-        ks_status st;
-        int matched = 0;
-        while (taken && (st = ks_mkv_reader_next(r, &it, &err)) == KS_OK) {
-            if (it.kind != kind || !it.image) {
-                if (it.image)
-                    ks_image_release(it.image);
-                continue;
-            }
-            uint64_t t = normalized_ts(&desc, it.device_ts_us);
-            size_t best;
-            if (nearest_frame_set(cr, t, &best) && !taken[best]) {
-                taken[best] = 1;
-                matched++;
-                int found = 0;
-                if (ks_rigcal_collector_add_image(cr->col, i, (int)best, it.image, &found, &err)) {
-                    ks_error_prefix(&err, "%s at %llu us", files[i], (unsigned long long)it.device_ts_us);
-                    ks_cli_print_error("calibrate", &err);
-                    /* one damaged frame is not fatal */
-                } else {
-                    d->with_board += found >= cr->ro.min_corners_per_view;
-                }
-                d->images++;
-                if (ks_cli_is_tty(stderr))
-                    fprintf(stderr, "\rcalibrate: %s: %d frame sets, board in %d   ", d->serial, d->images,
-                            d->with_board);
-            }
-            ks_image_release(it.image);
-        }
-        free(taken);
-        ks_mkv_reader_close(r);
+        const ks_device_config *cfg = ks_device_running_config(ks_session_device(cr->sess, i));
+        snprintf(d->serial, sizeof d->serial, "%s", cr->rdev[i].serial);
+        snprintf(d->dir, sizeof d->dir, "%s", files[i < n ? i : 0]);
+        d->ir = cr->use_ir;
+        d->width = cr->rdev[i].intrinsics.width;
+        d->height = cr->rdev[i].intrinsics.height;
+        ks_rigcal_sink_counts(cr->sink, i, &d->images, &d->with_board);
         report_device(cr, d);
-        if (matched == 0)
-            fprintf(stderr, "kinsync calibrate: %s: no frame within %llu us of the master's (%s) frames: were the "
-                            "devices recording synchronized? (--match-us widens the tolerance)\n",
-                    files[i], (unsigned long long)tol, files[master]);
+        if (!d->with_board && cfg)
+            fprintf(stderr, "kinsync calibrate: %s: the board was found in none of its %d frame sets%s\n", d->serial,
+                    d->images, d->images ? "" : "; were the devices recording synchronized? (`kinsync align`)");
     }
-    return rc;
-}
-
-/* Third pass over recordings with depth: the depth images of the calibrated frame sets against
- * the board plane placed by the solved poses. */
-static void depth_check_recordings(calib_run *cr, char **files, int n, ks_rigcal_result *res)
-{
-    for (int i = 0; i < n; i++) {
-        ks_error err = {0};
-        ks_mkv_reader *r = NULL;
-        if (ks_mkv_reader_open(files[i], &r, &err))
-            continue;
-        ks_mkv_desc desc = ks_mkv_reader_info(r)->desc;
-        ks_calibration cal;
-        if (desc.depth_mode == KS_DEPTH_OFF || desc.depth_mode == KS_DEPTH_PASSIVE_IR ||
-            !ks_mkv_reader_track(r, KS_MKV_DEPTH) ||
-            ks_calibration_from_json(cr->devs[i].calib_json, cr->devs[i].calib_len, desc.depth_mode, KS_COLOR_OFF,
-                                     &cal, &err)) {
-            ks_mkv_reader_close(r);
-            continue;
-        }
-        ks_extrinsics rig_to_depth;
-        ks_extrinsics_invert(&res->devices[i].depth_to_rig, &rig_to_depth);
-        ks_depth_plane_stats acc = {0};
-        unsigned char *done = calloc(cr->nsel, 1);
-        ks_mkv_item it;
-        while (done && ks_mkv_reader_next(r, &it, &err) == KS_OK) {
-            if (it.kind == KS_MKV_DEPTH && it.image && it.image->format == KS_FORMAT_DEPTH16) {
-                /* depth frames come depth_delay after the color frames they belong to */
-                uint64_t t = normalized_ts(&desc, it.device_ts_us) - (uint64_t)(int64_t)desc.depth_delay_us;
-                size_t fs;
-                if (nearest_frame_set(cr, t, &fs) && !done[fs] && (int)fs < res->frame_count && res->board_valid[fs]) {
-                    done[fs] = 1;
-                    ks_extrinsics b2d;
-                    ks_extrinsics_compose(&res->board_to_rig[fs], &rig_to_depth, &b2d);
-                    int stride = it.image->stride ? it.image->stride : it.image->width * 2;
-                    if (it.image->width == cal.depth.width && it.image->height == cal.depth.height)
-                        ks_depth_board_check(&cal.depth, it.image->data, stride, &cr->board, &b2d, 50.0, 4, &acc,
-                                             &err);
-                }
-            }
-            if (it.image)
-                ks_image_release(it.image);
-        }
-        free(done);
-        ks_mkv_reader_close(r);
-        ks_rigcal_set_depth_check(res, i, &acc);
-    }
+    return KS_EXIT_OK;
 }
 
 /* Records a live rig (real devices if attached, else the simulator in virtual time) for `seconds`
@@ -704,7 +521,12 @@ static int record_live(const char *rig_path, const char *dir, double seconds, bo
     return st == KS_OK ? n : -KS_EXIT_FAIL;
 }
 
-int cmd_calibrate(int argc, char **argv)
+typedef struct calib_args {
+    double live_seconds;
+    const char *live_dir, *board_path, *out_path, *ref_serial;
+} calib_args;
+
+static int parse_args(int argc, char **argv, calib_run *cr, calib_args *a)
 {
     static const struct option opts[] = {{"board", required_argument, 0, 'b'},    {"output", required_argument, 0, 'o'},
                                          {"reference", required_argument, 0, 'r'}, {"loss", required_argument, 0, 'l'},
@@ -713,197 +535,203 @@ int cmd_calibrate(int argc, char **argv)
                                          {"match-us", required_argument, 0, 'u'},  {"help", no_argument, 0, 'h'},
                                          {"seconds", required_argument, 0, 'S'},   {"recordings", required_argument, 0, 'R'},
                                          {0, 0, 0, 0}};
-    double live_seconds = 5;
-    const char *live_dir = "calibration-recordings";
-    const char *board_path = NULL, *out_path = "rig-calibration.json", *ref_serial = NULL;
-    calib_run cr;
-    memset(&cr, 0, sizeof cr);
-    ks_rigcal_options_default(&cr.ro);
+    *a = (calib_args){5, "calibration-recordings", NULL, "rig-calibration.json", NULL};
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         char *end;
-        long v;
+        long v = 0;
+        if (strchr("msu", c)) {
+            v = strtol(optarg, &end, 10);
+            long lo = c == 'm' ? 4 : 1, hi = c == 'u' ? 10000000 : c == 's' ? 1000000 : 100000;
+            if (*end || v < lo || v > hi)
+                return ks_cli_usage_error("calibrate", "--%s %s: give a number from %ld to %ld",
+                                          c == 'm' ? "min-corners" : c == 's' ? "step" : "match-us", optarg, lo, hi);
+        }
         switch (c) {
-        case 'b': board_path = optarg; break;
-        case 'o': out_path = optarg; break;
-        case 'r': ref_serial = optarg; break;
+        case 'b': a->board_path = optarg; break;
+        case 'o': a->out_path = optarg; break;
+        case 'r': a->ref_serial = optarg; break;
         case 'l':
             if (!strcmp(optarg, "huber"))
-                cr.ro.loss = KS_LOSS_HUBER;
+                cr->ro.loss = KS_LOSS_HUBER;
             else if (!strcmp(optarg, "cauchy"))
-                cr.ro.loss = KS_LOSS_CAUCHY;
+                cr->ro.loss = KS_LOSS_CAUCHY;
             else if (!strcmp(optarg, "none"))
-                cr.ro.loss = KS_LOSS_NONE;
+                cr->ro.loss = KS_LOSS_NONE;
             else
                 return ks_cli_usage_error("calibrate", "--loss %s: use huber, cauchy or none", optarg);
             break;
-        case 'm':
-            v = strtol(optarg, &end, 10);
-            if (*end || v < 4 || v > 100000)
-                return ks_cli_usage_error("calibrate", "--min-corners %s: give a number >= 4", optarg);
-            cr.ro.min_corners_per_view = (int)v;
-            break;
+        case 'm': cr->ro.min_corners_per_view = (int)v; break;
+        case 's': cr->step = (int)v; break;
+        case 'u': cr->match_us = (int)v; break;
         case 'c':
-            if (!strcmp(optarg, "color"))
-                cr.use_ir = false;
-            else if (!strcmp(optarg, "ir"))
-                cr.use_ir = true;
-            else
+            if (strcmp(optarg, "color") && strcmp(optarg, "ir"))
                 return ks_cli_usage_error("calibrate", "--camera %s: use color or ir", optarg);
-            break;
-        case 's':
-            v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 1000000)
-                return ks_cli_usage_error("calibrate", "--step %s: give a number >= 1", optarg);
-            cr.step = (int)v;
-            break;
-        case 'u':
-            v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 10000000)
-                return ks_cli_usage_error("calibrate", "--match-us %s: give microseconds >= 1", optarg);
-            cr.match_us = (int)v;
+            cr->use_ir = !strcmp(optarg, "ir");
             break;
         case 'S':
-            live_seconds = strtod(optarg, &end);
-            if (*end || !(live_seconds > 0) || live_seconds > 3600)
+            a->live_seconds = strtod(optarg, &end);
+            if (*end || !(a->live_seconds > 0) || a->live_seconds > 3600)
                 return ks_cli_usage_error("calibrate", "--seconds %s: give a positive number of seconds", optarg);
             break;
-        case 'R': live_dir = optarg; break;
-        case 'j': cr.json = true; break;
-        case 'h': usage(stdout); return KS_EXIT_OK;
+        case 'R': a->live_dir = optarg; break;
+        case 'j': cr->json = true; break;
+        case 'h': usage(stdout); return -1;
         default: return ks_cli_usage_error("calibrate", "unknown option");
         }
     }
-    if (!board_path)
+    if (!a->board_path)
         return ks_cli_usage_error("calibrate", "--board BOARD.yaml is required (see kinsync board)");
     if (optind >= argc)
         return ks_cli_usage_error("calibrate", "expected recordings (one .mkv per device) or a frame-set directory");
-    /* a live rig (devices or the simulator): record it first, then calibrate the recordings */
-    char live_paths[KS_RIG_MAX_DEVICES][512];
-    char *live_argv[KS_RIG_MAX_DEVICES] = {0};
-    if (argc - optind == 1 && (has_ext(argv[optind], ".yaml") || has_ext(argv[optind], ".yml"))) {
-        int n = record_live(argv[optind], live_dir, live_seconds, cr.json, live_paths);
-        if (n < 0)
-            return -n;
-        for (int i = 0; i < n; i++)
-            live_argv[i] = live_paths[i];
-        argv = live_argv;
-        argc = n;
-        optind = 0;
-    }
-    bool mkv = has_ext(argv[optind], ".mkv");
-    for (int i = optind; i < argc; i++)
-        if (has_ext(argv[i], ".mkv") != mkv || (!mkv && argc - optind != 1))
-            return ks_cli_usage_error("calibrate", "give either .mkv recordings (one per device) or one frame-set "
-                                                   "directory");
-    if (!mkv) {
-        const char *root = argv[optind];
-        struct stat stt;
-        if (stat(root, &stt) != 0 || !S_ISDIR(stt.st_mode)) {
-            fprintf(stderr, "kinsync calibrate: %s is not a directory or a recording\n", root);
-            return KS_EXIT_USAGE;
-        }
-    }
-    ks_error err = {0};
-    ks_status st = ks_board_load(board_path, &cr.board, &err);
-    if (st) {
-        ks_cli_print_error("calibrate", &err);
-        return st == KS_ENOTFOUND || st == KS_EIO ? KS_EXIT_USAGE : KS_EXIT_FAIL;
-    }
-    int rc;
-    if ((st = ks_rigcal_collector_create(&cr.board, NULL, &cr.col, &err))) {
-        ks_cli_print_error("calibrate", &err);
-        return KS_EXIT_FAIL;
-    }
-    rc = mkv ? collect_recordings(&cr, argv + optind, argc - optind) : collect_dir(&cr, argv[optind]);
-    if (rc != KS_EXIT_OK)
-        goto out;
-    int nd = cr.nd;
-    if (ref_serial) {
-        cr.ro.reference_device = -1;
-        for (int i = 0; i < nd; i++)
-            if (!strcmp(cr.devs[i].serial, ref_serial))
-                cr.ro.reference_device = i;
-        if (cr.ro.reference_device < 0) {
-            rc = ks_cli_usage_error("calibrate", "--reference %s: no such device in the input", ref_serial);
-            goto out;
-        }
-    }
-    cr.ro.progress = progress;
-    ks_rigcal_problem prob;
-    ks_rigcal_collector_problem(cr.col, &cr.board, cr.rdev, nd, &prob);
-    ks_rigcal_result res;
-    st = prob.frame_count > 0 ? ks_rigcal_solve(&prob, &cr.ro, &res, &err)
-                              : ks_error_set(&err, KS_EINVAL, "the board was found in no image; check the board "
-                                                              "file matches the printed board (family, first_id)");
-    if (ks_cli_is_tty(stderr))
-        fprintf(stderr, "\r%60s\r", "");
-    if (st) {
-        ks_cli_print_error("calibrate", &err);
-        rc = KS_EXIT_FAIL;
-        goto out;
-    }
-    if (mkv)
-        depth_check_recordings(&cr, argv + optind, argc - optind, &res);
-    if ((st = ks_rigcal_write_json(&prob, &res, out_path, &err))) {
-        ks_cli_print_error("calibrate", &err);
-        ks_rigcal_result_free(&res);
-        rc = KS_EXIT_FAIL;
-        goto out;
-    }
-    if (cr.json) {
+    return KS_EXIT_OK;
+}
+
+static void print_result(const calib_run *cr, const ks_rigcal_result *res, const char *out_path)
+{
+    const int nd = cr->nd;
+    if (cr->json) {
         json_t *arr = json_array();
         for (int i = 0; i < nd; i++) {
-            const ks_rigcal_device_result *d = &res.devices[i];
-            json_array_append_new(arr, json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f}", "serial", cr.devs[i].serial,
-                                                 "views", d->views, "corners", d->corners, "rms_px",
-                                                 isfinite(d->rms_px) ? d->rms_px : -1.0, "rotation_sigma_deg",
-                                                 d->rotation_sigma_deg, "position_sigma_mm", d->position_sigma_mm,
-                                                 "ray_rms_mm", isfinite(d->ray_rms_mm) ? d->ray_rms_mm : -1.0));
+            const ks_rigcal_device_result *d = &res->devices[i];
+            json_t *o = json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:i}", "serial", cr->rdev[i].serial, "views",
+                                  d->views, "corners", d->corners, "rms_px", isfinite(d->rms_px) ? d->rms_px : -1.0,
+                                  "rotation_sigma_deg", d->rotation_sigma_deg, "position_sigma_mm",
+                                  d->position_sigma_mm, "ray_rms_mm", isfinite(d->ray_rms_mm) ? d->ray_rms_mm : -1.0,
+                                  "depth_plane_points", d->depth_plane_points);
+            if (d->depth_plane_points > 0) {
+                json_object_set_new(o, "depth_plane_mean_mm", json_real(d->depth_plane_mean_mm));
+                json_object_set_new(o, "depth_plane_rms_mm", json_real(d->depth_plane_rms_mm));
+            }
+            json_array_append_new(arr, o);
         }
-        json_t *o = json_pack("{s:s, s:f, s:i, s:i, s:i, s:f, s:o}", "output", out_path, "rms_px", res.rms_px,
-                              "frame_sets", res.frame_count, "rejected_views", res.rejected_views,
-                              "triangulated_points", res.triangulated_points,
-                              "board_fit_rms_mm", isfinite(res.board_fit_rms_mm) ? res.board_fit_rms_mm : -1.0,
-                              "devices", arr);
+        json_t *o = json_pack("{s:s, s:f, s:i, s:i, s:i, s:f, s:o}", "output", out_path, "rms_px", res->rms_px,
+                              "frame_sets", res->frame_count, "rejected_views", res->rejected_views,
+                              "triangulated_points", res->triangulated_points, "board_fit_rms_mm",
+                              isfinite(res->board_fit_rms_mm) ? res->board_fit_rms_mm : -1.0, "devices", arr);
         char *js = json_dumps(o, JSON_INDENT(2));
         if (js)
             printf("%s\n", js);
         free(js);
         json_decref(o);
-    } else {
-        printf("rig calibration: %d devices, %d frame sets, %d corners, reprojection RMS %.3f px (from %.3f), "
-               "%d iterations, %.2f s\n",
-               nd, res.frame_count, res.used_obs, res.rms_px, res.initial_rms_px, res.iterations, res.solve_seconds);
-        if (res.rejected_views)
-            printf("%d views disagreed with the rest (a wrong detection or a frame set that is not synchronized) and "
-                   "were left out\n", res.rejected_views);
-        printf("%-16s %5s %7s %8s %10s %9s %8s\n", "device", "views", "corners", "rms px", "sigma deg", "sigma mm",
-               "rays mm");
-        for (int i = 0; i < nd; i++) {
-            const ks_rigcal_device_result *d = &res.devices[i];
-            printf("%-16s %5d %7d %8.3f %10.4f %9.3f %8.3f%s\n", cr.devs[i].serial, d->views, d->corners, d->rms_px,
-                   d->rotation_sigma_deg, d->position_sigma_mm, d->ray_rms_mm,
-                   i == res.reference_device ? "  (reference: rig frame)" : "");
-        }
-        printf("cross-check: %d corners triangulated from several devices fit the board model to %.3f mm RMS\n",
-               res.triangulated_points, res.board_fit_rms_mm);
-        for (int i = 0; i < nd; i++)
-            if (res.devices[i].depth_plane_points > 0)
-                printf("depth check %s: %d depth pixels on the board, %.2f mm behind the calibrated board plane "
-                       "on average, RMS %.2f mm\n",
-                       cr.devs[i].serial, res.devices[i].depth_plane_points, res.devices[i].depth_plane_mean_mm,
-                       res.devices[i].depth_plane_rms_mm);
-        printf("wrote %s\n", out_path);
+        return;
     }
+    printf("rig calibration: %d devices, %d frame sets, %d corners, reprojection RMS %.3f px (from %.3f), "
+           "%d iterations, %.2f s\n",
+           nd, res->frame_count, res->used_obs, res->rms_px, res->initial_rms_px, res->iterations, res->solve_seconds);
+    if (res->rejected_views)
+        printf("%d views disagreed with the rest (a wrong detection or a frame set that is not synchronized) and "
+               "were left out\n", res->rejected_views);
+    printf("%-16s %5s %7s %8s %10s %9s %8s\n", "device", "views", "corners", "rms px", "sigma deg", "sigma mm",
+           "rays mm");
+    for (int i = 0; i < nd; i++) {
+        const ks_rigcal_device_result *d = &res->devices[i];
+        printf("%-16s %5d %7d %8.3f %10.4f %9.3f %8.3f%s\n", cr->rdev[i].serial, d->views, d->corners, d->rms_px,
+               d->rotation_sigma_deg, d->position_sigma_mm, d->ray_rms_mm,
+               i == res->reference_device ? "  (reference: rig frame)" : "");
+    }
+    printf("cross-check: %d corners triangulated from several devices fit the board model to %.3f mm RMS\n",
+           res->triangulated_points, res->board_fit_rms_mm);
+    for (int i = 0; i < nd; i++)
+        if (res->devices[i].depth_plane_points > 0)
+            printf("depth check %s: %d depth pixels on the board, %.2f mm behind the calibrated board plane "
+                   "on average, RMS %.2f mm\n",
+                   cr->rdev[i].serial, res->devices[i].depth_plane_points, res->devices[i].depth_plane_mean_mm,
+                   res->devices[i].depth_plane_rms_mm);
+    printf("wrote %s\n", out_path);
+}
+
+/* Solves the collected views, runs the depth cross-check, writes and prints the result. */
+static int solve(calib_run *cr, const calib_args *a)
+{
+    ks_error err = {0};
+    if (a->ref_serial) {
+        cr->ro.reference_device = -1;
+        for (int i = 0; i < cr->nd; i++)
+            if (!strcmp(cr->rdev[i].serial, a->ref_serial))
+                cr->ro.reference_device = i;
+        if (cr->ro.reference_device < 0)
+            return ks_cli_usage_error("calibrate", "--reference %s: no such device in the input", a->ref_serial);
+    }
+    cr->ro.progress = progress;
+    ks_rigcal_problem prob;
+    if (cr->sink)
+        ks_rigcal_sink_problem(cr->sink, &prob);
+    else
+        ks_rigcal_collector_problem(cr->col, &cr->board, cr->rdev, cr->nd, &prob);
+    ks_rigcal_result res;
+    ks_status st = prob.frame_count > 0 ? ks_rigcal_solve(&prob, &cr->ro, &res, &err)
+                                        : ks_error_set(&err, KS_EINVAL, "the board was found in no image; check the "
+                                                                        "board file matches the printed board (family, "
+                                                                        "first_id)");
+    if (ks_cli_is_tty(stderr))
+        fprintf(stderr, "\r%60s\r", "");
+    if (st) {
+        ks_cli_print_error("calibrate", &err);
+        return KS_EXIT_FAIL;
+    }
+    if (cr->sink)
+        ks_rigcal_sink_depth_check(cr->sink, &res);
+    if ((st = ks_rigcal_write_json(&prob, &res, a->out_path, &err)))
+        ks_cli_print_error("calibrate", &err);
+    else
+        print_result(cr, &res, a->out_path);
     ks_rigcal_result_free(&res);
-out:
+    return st ? KS_EXIT_FAIL : KS_EXIT_OK;
+}
+
+int cmd_calibrate(int argc, char **argv)
+{
+    calib_run cr;
+    memset(&cr, 0, sizeof cr);
+    ks_rigcal_options_default(&cr.ro);
+    calib_args a;
+    int rc = parse_args(argc, argv, &cr, &a);
+    if (rc != KS_EXIT_OK)
+        return rc < 0 ? KS_EXIT_OK : rc;
+    char **in = argv + optind;
+    int nin = argc - optind;
+    /* a live rig (devices or the simulator): record it first, then calibrate the recordings */
+    char live_paths[KS_RIG_MAX_DEVICES][512];
+    char *live_argv[KS_RIG_MAX_DEVICES] = {0};
+    if (nin == 1 && (has_ext(in[0], ".yaml") || has_ext(in[0], ".yml"))) {
+        int n = record_live(in[0], a.live_dir, a.live_seconds, cr.json, live_paths);
+        if (n < 0)
+            return -n;
+        for (int i = 0; i < n; i++)
+            live_argv[i] = live_paths[i];
+        in = live_argv;
+        nin = n;
+    }
+    struct stat stt;
+    bool dir = nin == 1 && stat(in[0], &stt) == 0 && S_ISDIR(stt.st_mode);
+    if (!dir && !ks_source_is_recordings((const char *const *)in, nin) && !has_ext(in[0], ".mkv"))
+        return ks_cli_usage_error("calibrate", "%s is not a recording or a frame-set directory; give either .mkv "
+                                               "recordings (one per device) or one frame-set directory", in[0]);
+    ks_error err = {0};
+    ks_status st = ks_board_load(a.board_path, &cr.board, &err);
+    if (st) {
+        ks_cli_print_error("calibrate", &err);
+        return st == KS_ENOTFOUND || st == KS_EIO ? KS_EXIT_USAGE : KS_EXIT_FAIL;
+    }
+    if (dir && (st = ks_rigcal_collector_create(&cr.board, NULL, &cr.col, &err))) {
+        ks_cli_print_error("calibrate", &err);
+        return KS_EXIT_FAIL;
+    }
+    rc = dir ? collect_dir(&cr, in[0]) : collect_session(&cr, in, nin);
+    if (rc == KS_EXIT_OK)
+        rc = solve(&cr, &a);
+    ks_rigcal_sink_destroy(cr.sink);
+    if (cr.sess) {
+        ks_session_stop(cr.sess);
+        ks_session_close(cr.sess);
+    }
+    ks_cli_rigrun_close(&cr.src);
     ks_rigcal_collector_destroy(cr.col);
-    for (int i = 0; i < cr.nd; i++)
+    for (int i = 0; cr.devs && i < cr.nd; i++)
         free(cr.devs[i].calib_json);
     free(cr.devs);
     free(cr.rdev);
-    free(cr.ts);
     return rc;
 }

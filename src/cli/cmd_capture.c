@@ -22,7 +22,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: kinsync capture [OPTIONS] RIG.yaml --frames N --out DIR\n"
+            "Usage: kinsync capture [OPTIONS] (RIG.yaml | RECORDING.mkv...) --frames N --out DIR\n"
             "\n"
             "Starts the rig as `kinsync verify` does and writes N frame sets to DIR: for set i the\n"
             "directory DIR/NNNNNN/ holds NAME_color.jpg (MJPG; .bgra/.nv12/.yuy2 raw otherwise),\n"
@@ -32,6 +32,8 @@ static void usage(FILE *out)
             "(docs/capture.md). Writing starts with the first complete set; later partial sets (a device\n"
             "dropped a frame) are written and marked.\n"
             "Ctrl-C stops cleanly: the sets so far and a complete index.json stay.\n"
+            "RECORDING.mkv...: one recording per device of a take; its frame sets, formed as `kinsync\n"
+            "verify` forms them, are written the same way (the take ends the capture early).\n"
             "\n"
             "Options:\n"
             "  --frames N        frame sets to write (required)\n"
@@ -92,6 +94,156 @@ static json_t *image_entry(const char *dir, const char *rel, const ks_image *img
     return j;
 }
 
+/* --mkv: one recorder file per session device, with its configuration, firmware and calibration. */
+static ks_status open_recorder(const ks_cli_rigrun *r, ks_session *s, const char *out, ks_recorder **rec,
+                               ks_error *err)
+{
+    const int n = ks_session_device_count(s);
+    ks_record_device rd[KS_MATCH_MAX_DEVICES];
+    char roles[KS_RIG_MAX_DEVICES][64];
+    char *calib[KS_MATCH_MAX_DEVICES] = {0};
+    ks_record_role_names(&r->rig, roles);
+    memset(rd, 0, sizeof rd);
+    for (int d = 0; d < n; d++) {
+        int ri = ks_session_rig_index(s, d);
+        const ks_device_info *info = ks_device_info_get(ks_session_device(s, d));
+        snprintf(rd[d].serial, sizeof rd[d].serial, "%s", r->rig.devices[ri].serial);
+        snprintf(rd[d].role, sizeof rd[d].role, "%s", roles[ri]);
+        rd[d].config = *ks_device_running_config(ks_session_device(s, d));
+        rd[d].color_fw = info->rgb;
+        rd[d].depth_fw = info->depth;
+        rd[d].has_firmware = true;
+        size_t len = 0;
+        if (ks_device_get_calibration_json(ks_session_device(s, d), &calib[d], &len, NULL) == KS_OK) {
+            rd[d].calibration_json = calib[d];
+            rd[d].calibration_len = len;
+        }
+    }
+    ks_recorder_options ro;
+    memset(&ro, 0, sizeof ro);
+    ks_record_rig_tags(&r->rig, &ro);
+    ks_status st = ks_recorder_open(out, n, rd, &ro, rec, err);
+    for (int d = 0; d < n; d++)
+        free(calib[d]);
+    return st;
+}
+
+/* One frame set: its images (or into the recorder) and its entry of index.json. */
+static json_t *write_set(ks_session *s, const ks_session_set *set, long index, const char *out, ks_recorder *rec,
+                         ks_error *err, bool *ok)
+{
+    const int n = ks_session_device_count(s);
+    char sub[64], dir[4200];
+    snprintf(sub, sizeof sub, "%06ld", index);
+    snprintf(dir, sizeof dir, "%s/%s", out, sub);
+    if (!rec && mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        ks_error_set(err, KS_EIO, "cannot create %s: %s", dir, strerror(errno));
+        *ok = false;
+    }
+    json_t *js = json_object(), *jf = json_object(), *miss = json_array();
+    json_object_set_new(js, "index", json_integer(index));
+    json_object_set_new(js, "key_us", json_real(set->set.key_us));
+    json_object_set_new(js, "complete", json_boolean(set->set.complete));
+    for (int d = 0; d < n && *ok; d++) {
+        const char *name = ks_session_device_name(s, d);
+        if (!(set->set.present_mask & (1u << d))) {
+            json_array_append_new(miss, json_string(name));
+            continue;
+        }
+        ks_capture *cap = set->set.frames[d].user;
+        json_t *jd = json_object();
+        char rel[256];
+        if (rec) {
+            if (ks_recorder_add_capture(rec, d, cap, err) != KS_OK)
+                *ok = false;
+            if (cap->color)
+                json_object_set_new(jd, "color_ts_us", json_integer((json_int_t)cap->color->device_ts_us));
+            if (cap->depth)
+                json_object_set_new(jd, "depth_ts_us", json_integer((json_int_t)cap->depth->device_ts_us));
+        } else if (cap->color) {
+            snprintf(rel, sizeof rel, "%s/%s_color.%s", sub, name, color_ext(cap->color->format));
+            json_object_set_new(jd, "color", image_entry(out, rel, cap->color, err, ok));
+        }
+        if (!rec && cap->depth) {
+            snprintf(rel, sizeof rel, "%s/%s_depth.raw", sub, name);
+            json_object_set_new(jd, "depth", image_entry(out, rel, cap->depth, err, ok));
+        }
+        if (!rec && cap->ir) {
+            snprintf(rel, sizeof rel, "%s/%s_ir.raw", sub, name);
+            json_object_set_new(jd, "ir", image_entry(out, rel, cap->ir, err, ok));
+        }
+        json_object_set_new(jd, "color_start_us", isfinite(set->set.frames[d].color_start_us)
+                                                      ? json_real(set->set.frames[d].color_start_us)
+                                                      : json_null());
+        json_object_set_new(jf, name, jd);
+    }
+    json_object_set_new(js, "missing", miss);
+    json_object_set_new(js, "frames", jf);
+    return js;
+}
+
+/* index.json: the rig, every device, every set (with host times through the clock fit) and the
+ * sync checks of the run; written through a temporary name. Takes `sets`. */
+static bool write_index(const ks_cli_rigrun *r, ks_session *s, ks_syncstats *q, json_t *sets, bool mkv,
+                        const char *index_path)
+{
+    const int n = ks_session_device_count(s);
+    bool ok = true;
+    /* host time of every frame through the device-to-host clock fit */
+    size_t i;
+    json_t *js;
+    json_array_foreach(sets, i, js)
+    {
+        json_t *jf = json_object_get(js, "frames");
+        for (int d = 0; d < n; d++) {
+            json_t *jd = json_object_get(jf, ks_session_device_name(s, d));
+            json_t *cs = jd ? json_object_get(jd, "color_start_us") : NULL;
+            if (cs && json_is_real(cs)) {
+                uint64_t h = ks_syncstats_host_ns(q, d, json_real_value(cs));
+                if (h)
+                    json_object_set_new(jd, "host_ns", json_integer((json_int_t)h));
+            }
+        }
+    }
+    json_t *root = json_object();
+    json_object_set_new(root, "schema", json_string("kinsync.capture/1"));
+    json_object_set_new(root, "rig", json_string(r->rig.name));
+    json_object_set_new(root, "backend", json_string(ks_backend_name(r->backend)));
+    json_object_set_new(root, "timestamp_convention", json_string(ks_ts_convention_name(r->rig.ts_convention)));
+    json_t *devs = json_array();
+    for (int d = 0; d < n; d++) {
+        json_t *jd = json_object();
+        int ri = ks_session_rig_index(s, d);
+        json_object_set_new(jd, "name", json_string(ks_session_device_name(s, d)));
+        json_object_set_new(jd, "serial", json_string(r->rig.devices[ri].serial));
+        json_object_set_new(jd, "sync_mode", json_string(ks_wired_sync_mode_name(r->plan.devices[ri].sync_mode)));
+        json_object_set_new(jd, "subordinate_delay_usec", json_integer(r->plan.devices[ri].subordinate_delay_usec));
+        json_object_set_new(jd, "depth_delay_usec", json_integer(r->plan.devices[ri].depth_delay_usec));
+        if (mkv) {
+            char roles[KS_RIG_MAX_DEVICES][64], file[160];
+            ks_record_role_names(&r->rig, roles);
+            ks_record_file_name(roles[ri], r->rig.devices[ri].serial, file, sizeof file);
+            json_object_set_new(jd, "mkv", json_string(file));
+        }
+        json_array_append_new(devs, jd);
+    }
+    json_object_set_new(root, "devices", devs);
+    json_object_set_new(root, "sets", sets);
+    char *sync = ks_syncstats_to_json(q);
+    json_t *jsync = sync ? json_loads(sync, 0, NULL) : NULL;
+    free(sync);
+    if (jsync)
+        json_object_set_new(root, "sync", jsync);
+    char *text = json_dumps(root, JSON_INDENT(1));
+    json_decref(root);
+    if (!text || !write_file(index_path, text, strlen(text))) {
+        fprintf(stderr, "kinsync capture: error: cannot write %s; check free space\n", index_path);
+        ok = false;
+    }
+    free(text);
+    return ok;
+}
+
 int cmd_capture(int argc, char **argv)
 {
     static const struct option opts[] = {{"frames", required_argument, 0, 'n'}, {"out", required_argument, 0, 'o'},
@@ -121,8 +273,8 @@ int cmd_capture(int argc, char **argv)
         default: return ks_cli_usage_error("capture", "unknown option");
         }
     }
-    if (optind != argc - 1)
-        return ks_cli_usage_error("capture", "give exactly one rig file");
+    if (optind >= argc)
+        return ks_cli_usage_error("capture", "give one rig file or one recording per device");
     if (frames < 0)
         return ks_cli_usage_error("capture", "--frames N is required");
     if (!out)
@@ -136,7 +288,7 @@ int cmd_capture(int argc, char **argv)
 
     ks_cli_rigrun r;
     ks_error err;
-    int rc = ks_cli_rigrun_open(argv[optind], backend, fast, &r, &err);
+    int rc = ks_cli_source_open((const char *const *)argv + optind, argc - optind, backend, fast, &r, &err);
     if (rc != KS_EXIT_OK) {
         ks_cli_print_error("capture", &err);
         ks_cli_rigrun_close(&r);
@@ -144,6 +296,7 @@ int cmd_capture(int argc, char **argv)
     }
     ks_session_options opt;
     ks_session_options_init(&opt);
+    opt.allow_firmware_mismatch = r.recordings; /* a finished take is what it is */
     ks_session *s = NULL;
     if (ks_session_open(&r.rig, &r.plan, r.backend, &opt, &s, &err) != KS_OK || ks_session_start(s, &err) != KS_OK) {
         ks_cli_print_error("capture", &err);
@@ -151,41 +304,12 @@ int cmd_capture(int argc, char **argv)
         ks_cli_rigrun_close(&r);
         return KS_EXIT_FAIL;
     }
-    const int n = ks_session_device_count(s);
     ks_recorder *rec = NULL;
-    if (mkv) {
-        ks_record_device rd[KS_MATCH_MAX_DEVICES];
-        char roles[KS_RIG_MAX_DEVICES][64];
-        char *calib[KS_MATCH_MAX_DEVICES] = {0};
-        ks_record_role_names(&r.rig, roles);
-        memset(rd, 0, sizeof rd);
-        for (int d = 0; d < n; d++) {
-            int ri = ks_session_rig_index(s, d);
-            const ks_device_info *info = ks_device_info_get(ks_session_device(s, d));
-            snprintf(rd[d].serial, sizeof rd[d].serial, "%s", r.rig.devices[ri].serial);
-            snprintf(rd[d].role, sizeof rd[d].role, "%s", roles[ri]);
-            rd[d].config = *ks_device_running_config(ks_session_device(s, d));
-            rd[d].color_fw = info->rgb;
-            rd[d].depth_fw = info->depth;
-            rd[d].has_firmware = true;
-            size_t len = 0;
-            if (ks_device_get_calibration_json(ks_session_device(s, d), &calib[d], &len, NULL) == KS_OK) {
-                rd[d].calibration_json = calib[d];
-                rd[d].calibration_len = len;
-            }
-        }
-        ks_recorder_options ro;
-        memset(&ro, 0, sizeof ro);
-        ks_record_rig_tags(&r.rig, &ro);
-        ks_status rst = ks_recorder_open(out, n, rd, &ro, &rec, &err);
-        for (int d = 0; d < n; d++)
-            free(calib[d]);
-        if (rst != KS_OK) {
-            ks_cli_print_error("capture", &err);
-            ks_session_close(s);
-            ks_cli_rigrun_close(&r);
-            return KS_EXIT_FAIL;
-        }
+    if (mkv && open_recorder(&r, s, out, &rec, &err) != KS_OK) {
+        ks_cli_print_error("capture", &err);
+        ks_session_close(s);
+        ks_cli_rigrun_close(&r);
+        return KS_EXIT_FAIL;
     }
     ks_session_handle_sigint(s);
     json_t *sets = json_array();
@@ -206,52 +330,7 @@ int cmd_capture(int argc, char **argv)
             continue;
         }
         seen_complete = true;
-        char sub[64], dir[4200];
-        snprintf(sub, sizeof sub, "%06ld", written);
-        snprintf(dir, sizeof dir, "%s/%s", out, sub);
-        if (!mkv && mkdir(dir, 0777) != 0 && errno != EEXIST) {
-            ks_error_set(&err, KS_EIO, "cannot create %s: %s", dir, strerror(errno));
-            ok = false;
-        }
-        json_t *js = json_object(), *jf = json_object(), *miss = json_array();
-        json_object_set_new(js, "index", json_integer(written));
-        json_object_set_new(js, "key_us", json_real(set.set.key_us));
-        json_object_set_new(js, "complete", json_boolean(set.set.complete));
-        for (int d = 0; d < n && ok; d++) {
-            const char *name = ks_session_device_name(s, d);
-            if (!(set.set.present_mask & (1u << d))) {
-                json_array_append_new(miss, json_string(name));
-                continue;
-            }
-            ks_capture *cap = set.set.frames[d].user;
-            json_t *jd = json_object();
-            char rel[256];
-            if (rec) {
-                if (ks_recorder_add_capture(rec, d, cap, &err) != KS_OK)
-                    ok = false;
-                if (cap->color)
-                    json_object_set_new(jd, "color_ts_us", json_integer((json_int_t)cap->color->device_ts_us));
-                if (cap->depth)
-                    json_object_set_new(jd, "depth_ts_us", json_integer((json_int_t)cap->depth->device_ts_us));
-            } else if (cap->color) {
-                snprintf(rel, sizeof rel, "%s/%s_color.%s", sub, name, color_ext(cap->color->format));
-                json_object_set_new(jd, "color", image_entry(out, rel, cap->color, &err, &ok));
-            }
-            if (!rec && cap->depth) {
-                snprintf(rel, sizeof rel, "%s/%s_depth.raw", sub, name);
-                json_object_set_new(jd, "depth", image_entry(out, rel, cap->depth, &err, &ok));
-            }
-            if (!rec && cap->ir) {
-                snprintf(rel, sizeof rel, "%s/%s_ir.raw", sub, name);
-                json_object_set_new(jd, "ir", image_entry(out, rel, cap->ir, &err, &ok));
-            }
-            json_object_set_new(jd, "color_start_us", isfinite(set.set.frames[d].color_start_us)
-                                                          ? json_real(set.set.frames[d].color_start_us)
-                                                          : json_null());
-            json_object_set_new(jf, name, jd);
-        }
-        json_object_set_new(js, "missing", miss);
-        json_object_set_new(js, "frames", jf);
+        json_t *js = write_set(s, &set, written, out, rec, &err, &ok);
         json_array_append_new(sets, js);
         ks_session_set_release(&set);
         written++;
@@ -264,7 +343,8 @@ int cmd_capture(int argc, char **argv)
     }
     if (tty)
         fputc('\n', stderr);
-    bool fault = st == KS_ENODEV || st == KS_EEOF ? written < frames : false;
+    /* a take shorter than --frames ends the capture; live, an early end is a fault */
+    bool fault = st == KS_ENODEV || (st == KS_EEOF && !r.recordings) ? written < frames : false;
     if (!ok || (st != KS_OK && st != KS_EEOF && st != KS_ETIMEOUT))
         ks_cli_print_error("capture", &err);
     ks_session_stop(s);
@@ -277,58 +357,8 @@ int cmd_capture(int argc, char **argv)
         rec = NULL;
     }
     ks_syncstats *q = ks_session_stats(s);
-    /* host time of every frame through the device-to-host clock fit */
-    size_t i;
-    json_t *js;
-    json_array_foreach(sets, i, js)
-    {
-        json_t *jf = json_object_get(js, "frames");
-        for (int d = 0; d < n; d++) {
-            json_t *jd = json_object_get(jf, ks_session_device_name(s, d));
-            json_t *cs = jd ? json_object_get(jd, "color_start_us") : NULL;
-            if (cs && json_is_real(cs)) {
-                uint64_t h = ks_syncstats_host_ns(q, d, json_real_value(cs));
-                if (h)
-                    json_object_set_new(jd, "host_ns", json_integer((json_int_t)h));
-            }
-        }
-    }
-    json_t *root = json_object();
-    json_object_set_new(root, "schema", json_string("kinsync.capture/1"));
-    json_object_set_new(root, "rig", json_string(r.rig.name));
-    json_object_set_new(root, "backend", json_string(ks_backend_name(r.backend)));
-    json_object_set_new(root, "timestamp_convention", json_string(ks_ts_convention_name(r.rig.ts_convention)));
-    json_t *devs = json_array();
-    for (int d = 0; d < n; d++) {
-        json_t *jd = json_object();
-        int ri = ks_session_rig_index(s, d);
-        json_object_set_new(jd, "name", json_string(ks_session_device_name(s, d)));
-        json_object_set_new(jd, "serial", json_string(r.rig.devices[ri].serial));
-        json_object_set_new(jd, "sync_mode", json_string(ks_wired_sync_mode_name(r.plan.devices[ri].sync_mode)));
-        json_object_set_new(jd, "subordinate_delay_usec", json_integer(r.plan.devices[ri].subordinate_delay_usec));
-        json_object_set_new(jd, "depth_delay_usec", json_integer(r.plan.devices[ri].depth_delay_usec));
-        if (mkv) {
-            char roles[KS_RIG_MAX_DEVICES][64], file[160];
-            ks_record_role_names(&r.rig, roles);
-            ks_record_file_name(roles[ri], r.rig.devices[ri].serial, file, sizeof file);
-            json_object_set_new(jd, "mkv", json_string(file));
-        }
-        json_array_append_new(devs, jd);
-    }
-    json_object_set_new(root, "devices", devs);
-    json_object_set_new(root, "sets", sets);
-    char *sync = ks_syncstats_to_json(q);
-    json_t *jsync = sync ? json_loads(sync, 0, NULL) : NULL;
-    free(sync);
-    if (jsync)
-        json_object_set_new(root, "sync", jsync);
-    char *text = json_dumps(root, JSON_INDENT(1));
-    json_decref(root);
-    if (!text || !write_file(index_path, text, strlen(text))) {
-        fprintf(stderr, "kinsync capture: error: cannot write %s; check free space\n", index_path);
+    if (!write_index(&r, s, q, sets, mkv, index_path))
         ok = false;
-    }
-    free(text);
     if (json)
         printf("{\"schema\": \"kinsync.capture-summary/1\", \"sets\": %ld, \"requested\": %ld, \"out\": \"%s\", "
                "\"sync_passed\": %s}\n",

@@ -1,5 +1,5 @@
-/* kinsync verify RIG.yaml: start the rig the right way, measure how well it is synchronized, stop;
- * PASS/FAIL per check with figures (docs/verify.md). */
+/* kinsync verify RIG.yaml | FILE.mkv...: start the rig (or the recordings of a take) the right way,
+ * measure how well it is synchronized, stop; PASS/FAIL per check with figures (docs/verify.md). */
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
 #include <math.h>
@@ -17,7 +17,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: kinsync verify [OPTIONS] RIG.yaml\n"
+            "Usage: kinsync verify [OPTIONS] (RIG.yaml | RECORDING.mkv...)\n"
             "\n"
             "Runs the rig as planned (`kinsync plan`): opens every device, checks firmware and the sync\n"
             "jacks against the declared cables, sets the same manual exposure once, starts the\n"
@@ -29,9 +29,12 @@ static void usage(FILE *out)
             "instant the timestamps name. Prints PASS/WARN/FAIL/SKIP per check with its figures (SKIP:\n"
             "could not be judged, with the reason). Without devices it runs the simulator on the rig\n"
             "file (and its `simulation:` section).\n"
+            "RECORDING.mkv...: one recording per device of a finished take (kinsync record, k4arecorder):\n"
+            "the rig is rebuilt from them (roles, recorded delays, timestamp convention) and its frames\n"
+            "run through exactly the same session and checks as a live run, to the end of the take.\n"
             "\n"
             "Options:\n"
-            "  --seconds N       measure for N seconds of device time (default 3)\n"
+            "  --seconds N       measure for N seconds of device time (default 3; recordings: all)\n"
             "  --json            print the result as JSON (schema kinsync.verify/1)\n"
             "  --report FILE     also write an HTML report with pictures (skew histograms over time per\n"
             "                    device, the measured timeline of one frame period)\n"
@@ -106,7 +109,7 @@ int cmd_verify(int argc, char **argv)
     bool distributed = false;
     const char *outdir = "verify-out";
     double seconds = 3;
-    bool json = false, fast = false, wrong = false;
+    bool json = false, fast = false, wrong = false, seconds_given = false;
     const char *report = NULL, *backend = "auto";
     int timeout_ms = 5000;
     optind = 1;
@@ -123,6 +126,7 @@ int cmd_verify(int argc, char **argv)
             seconds = strtod(optarg, &end);
             if (*end || !(seconds > 0) || seconds > 86400)
                 return ks_cli_usage_error("verify", "--seconds needs a positive number of seconds, got '%s'", optarg);
+            seconds_given = true;
             break;
         case 'j': json = true; break;
         case 'r': report = optarg; break;
@@ -140,17 +144,19 @@ int cmd_verify(int argc, char **argv)
         default: return ks_cli_usage_error("verify", "unknown option");
         }
     }
-    if (optind != argc - 1)
-        return ks_cli_usage_error("verify", "give exactly one rig file");
+    if (optind >= argc)
+        return ks_cli_usage_error("verify", "give one rig file or one recording per device");
     const char *path = argv[optind];
     if (distributed) {
+        if (optind != argc - 1)
+            return ks_cli_usage_error("verify", "--distributed takes one rig file");
         if (!ks_net_cli_ready("verify", &net))
             return KS_EXIT_USAGE;
         return ks_cli_verify_distributed(path, outdir, seconds, &net, json);
     }
     ks_cli_rigrun r;
     ks_error err;
-    int rc = ks_cli_rigrun_open(path, backend, fast, &r, &err);
+    int rc = ks_cli_source_open((const char *const *)argv + optind, argc - optind, backend, fast, &r, &err);
     if (rc != KS_EXIT_OK) {
         ks_cli_print_error("verify", &err);
         ks_cli_rigrun_close(&r);
@@ -182,7 +188,9 @@ int cmd_verify(int argc, char **argv)
     ks_session_handle_sigint(s);
     bool tty = !json && ks_cli_is_tty(stderr);
     double t0 = wall(), last_print = 0, first_key = NAN, span = 0;
-    double wall_limit = seconds * 4 + 30;
+    /* recordings run to their end unless --seconds says otherwise; they set their own pace */
+    bool limit = !r.recordings || seconds_given;
+    double wall_limit = r.recordings ? 1e12 : seconds * 4 + 30;
     ks_session_set set;
     ks_status st;
     while ((st = ks_session_next(s, &set, 1000, &err)) == KS_OK || st == KS_ETIMEOUT) {
@@ -191,7 +199,7 @@ int cmd_verify(int argc, char **argv)
                 first_key = set.set.key_us;
             span = (set.set.key_us - first_key) / 1e6;
             ks_session_set_release(&set);
-            if (span >= seconds)
+            if (limit && span >= seconds)
                 ks_session_request_stop(s);
         }
         if (wall() - t0 > wall_limit)
@@ -206,7 +214,7 @@ int cmd_verify(int argc, char **argv)
     bool fault = st == KS_ENODEV;
     ks_session_stop(s);
     /* what was asked for: a run that ends early is a finding, not a shorter PASS */
-    ks_syncstats_setup(ks_session_stats(s))->requested_seconds = seconds;
+    ks_syncstats_setup(ks_session_stats(s))->requested_seconds = limit ? seconds : 0;
     ks_syncstats *q = ks_session_stats(s); /* a device that failed is a FAIL check (device-lost) */
     if (fault)
         ks_cli_print_error("verify", &err);

@@ -1,68 +1,35 @@
-/* Shared by verify and capture (cli/session_cli.h). */
+/* Shared by the commands that run a rig (cli/session_cli.h). */
 #include "cli/session_cli.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "kinsync/k4a.h"
-#include "kinsync/sim.h"
+#include "kinsync/source.h"
 
 int ks_cli_rigrun_open(const char *rig_path, const char *name, bool fast, ks_cli_rigrun *r, ks_error *err)
 {
+    const char *p[1] = {rig_path};
+    return ks_cli_source_open(p, 1, name, fast, r, err);
+}
+
+int ks_cli_source_open(const char *const *paths, int count, const char *name, bool fast, ks_cli_rigrun *r,
+                       ks_error *err)
+{
     memset(r, 0, sizeof *r);
-    if (ks_rig_load(rig_path, &r->rig, err) != KS_OK)
-        return KS_EXIT_USAGE;
-    ks_findings f;
-    ks_findings_init(&f);
-    ks_status vst = ks_rig_validate(&r->rig, &f);
-    if (vst != KS_OK) {
-        char line[600] = "";
-        for (int i = 0; i < f.count; i++)
-            if (f.items[i].severity == KS_SEV_ERROR) {
-                ks_finding_format(&r->rig, &f.items[i], line, sizeof line);
-                break;
-            }
-        ks_findings_free(&f);
-        ks_error_set(err, KS_EINVAL, "%s: the rig is invalid: %s (see `kinsync plan %s`)", rig_path, line, rig_path);
-        return KS_EXIT_FAIL;
-    }
-    ks_findings_free(&f);
-    ks_error perr;
-    if (ks_plan_make(&r->rig, NULL, &r->plan, &perr) != KS_OK)
-        snprintf(r->note, sizeof r->note, "the plan is not feasible (%s); running with its best effort", perr.message);
-    bool want_sim = !strcmp(name, "sim");
-    if (!want_sim && strcmp(name, "k4a") && strcmp(name, "auto")) {
-        ks_error_set(err, KS_EINVAL, "unknown backend '%s'; use auto, sim or k4a", name);
-        return KS_EXIT_USAGE;
-    }
-    if (!want_sim) {
-        ks_error kerr;
-        ks_status st = ks_backend_open_k4a(&r->backend, &kerr);
-        if (st == KS_OK && ks_backend_device_count(r->backend) > 0)
-            return KS_EXIT_OK;
-        ks_backend_free(r->backend);
-        r->backend = NULL;
-        if (!strcmp(name, "k4a")) {
-            if (st != KS_OK) {
-                if (err)
-                    *err = kerr;
-            } else {
-                ks_error_set(err, KS_ENOTFOUND, "no Azure Kinect attached; connect the devices or use --backend sim");
-            }
-            return KS_EXIT_FAIL;
-        }
-        snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note), "%s%s; using the simulator",
-                 r->note[0] ? "; " : "", st == KS_OK ? "no Azure Kinect attached" : "libk4a not installed");
-    }
-    ks_sim_config sc;
-    if (ks_sim_config_load(rig_path, &r->rig, &sc, err) != KS_OK)
-        return KS_EXIT_USAGE;
-    if (fast)
-        sc.mode = KS_SIM_FAST;
-    if (ks_backend_open_sim(&r->rig, &sc, &r->backend, err) != KS_OK)
-        return KS_EXIT_FAIL;
-    r->simulated = true;
+    ks_source_options o;
+    ks_source_options_init(&o);
+    o.backend = name;
+    o.fast = fast;
+    ks_source src;
+    if (ks_source_open(paths, count, &o, &src, err) != KS_OK)
+        return src.bad_input ? KS_EXIT_USAGE : KS_EXIT_FAIL;
+    r->rig = src.rig;
+    r->plan = src.plan;
+    r->backend = src.backend;
+    r->simulated = src.kind == KS_SOURCE_SIMULATOR;
+    r->recordings = src.kind == KS_SOURCE_RECORDINGS;
+    snprintf(r->note, sizeof r->note, "%s", src.note);
     return KS_EXIT_OK;
 }
 

@@ -220,6 +220,11 @@ const char *ks_backend_name(const ks_backend *b)
     return b ? b->ops->name : "none";
 }
 
+unsigned ks_backend_caps(const ks_backend *b)
+{
+    return b ? b->ops->caps : 0u;
+}
+
 void *ks_backend_context(ks_backend *b)
 {
     return b ? b->ctx : NULL;

@@ -329,12 +329,6 @@ ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_
             else if (ns == KS_EEOF)
                 break;
             if (ns != KS_OK && ns != KS_ETIMEOUT) {
-                /* The session counts any end of a device's stream as a fault; the end of a
-                 * recording (playback backend: KS_EEOF, "has no more frames") is the normal end
-                 * of recording recordings again. */
-                if (ns == KS_ENODEV && !strcmp(ks_backend_name(backend), "playback") &&
-                    strstr(ne.message, "has no more frames"))
-                    break;
                 end = ns;
                 end_err = ne;
                 /* the session stops every device on a fault and names the one that failed

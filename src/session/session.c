@@ -3,7 +3,6 @@
  * only hold it to queue a frame, so a stalled or dead device never blocks the others. */
 #define _POSIX_C_SOURCE 200809L
 #include "kinsync/session.h"
-#include "kinsync/sim.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -35,6 +34,7 @@ typedef struct sdev {
     double last_key;         /* matcher key of the newest frame (fairness in virtual time) */
     bool dead;               /* thread ended (fault or stop) */
     bool fault;              /* ended by an error other than a stop */
+    bool ended;              /* its finite stream (a recording) ended */
     bool gone_marked;
     char last_error[KS_ERROR_MESSAGE_MAX];
     int exposure_sets;
@@ -242,7 +242,8 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     if (s->opt.queue_frames <= 0)
         s->opt.queue_frames = 8;
     s->backend = backend;
-    s->lossless = s->opt.lossless > 0 || (s->opt.lossless < 0 && ks_sim_from_backend(backend) != NULL);
+    s->lossless = s->opt.lossless > 0 ||
+                  (s->opt.lossless < 0 && (ks_backend_caps(backend) & KS_BACKEND_CAP_VIRTUAL_TIME));
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->ref = 0;
@@ -445,7 +446,9 @@ static void *capture_main(void *arg)
         }
         if (st != KS_OK) {
             pthread_mutex_lock(&s->mu);
-            d->fault = !s->stop_requested;
+            /* the end of a finite stream (a recording) ends the device, it is not a fault */
+            d->ended = st == KS_EEOF && (ks_backend_caps(s->backend) & KS_BACKEND_CAP_FINITE);
+            d->fault = !s->stop_requested && !d->ended;
             snprintf(d->last_error, sizeof d->last_error, "%s", e.message);
             pthread_mutex_unlock(&s->mu);
             break;
@@ -738,11 +741,15 @@ static int faulted(const ks_session *s)
 static void account(ks_session *s, ks_session_set *out)
 {
     /* Measurement starts with the first complete set (devices drop a few frames right after
-     * start, each a different number); sets cut short by the stop itself are delivered too, but
-     * neither is evidence of drops. */
+     * start, each a different number); sets cut short by the stop itself, or by the end of a
+     * recording (the files of one take end a frame apart), are delivered too, but neither is
+     * evidence of drops. */
     if (out->set.complete)
         s->measuring = true;
-    if (s->measuring && !(s->stop_requested && !out->set.complete))
+    bool cut = false;
+    for (int i = 0; i < s->n; i++)
+        cut |= s->d[i].ended;
+    if (s->measuring && !((s->stop_requested || cut) && !out->set.complete))
         ks_syncstats_add(s->stats, &out->set);
     s->stats_dirty = true;
     s->sets++;

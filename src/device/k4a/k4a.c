@@ -814,6 +814,7 @@ static void k4a_destroy(void *ctx)
 
 static const ks_backend_ops k4a_ops = {
     .name = "k4a",
+    .caps = KS_BACKEND_CAP_JACKS,
     .device_count = k4a_device_count,
     .open = k4a_open,
     .close = k4a_close,

@@ -99,10 +99,19 @@ static ks_status form_capture(pb_dev *d, ks_capture **out, int64_t *anchor_out)
             ks_capture_release(cap);
             continue;
         }
+        /* recordings keep no per-frame exposure: the recorded (or given) manual colour exposure
+         * and the depth mode's exposure, so that timestamps convert to centres as for live frames */
+        const pb_file *pf = &d->ctx->files[d->index];
+        const ks_depth_mode_info *dmi = ks_depth_mode_get(pf->desc.depth_mode);
+        int32_t cexp = pf->desc.color_exposure_us > 0 ? pf->desc.color_exposure_us : d->ctx->opts.color_exposure_us;
         ks_image *imgs[3] = {cap->color, cap->depth, cap->ir};
         for (int k = 0; k < 3; k++)
-            if (imgs[k])
+            if (imgs[k]) {
                 imgs[k]->system_ts_ns = imgs[k]->device_ts_us * 1000u;
+                if (!imgs[k]->exposure_us)
+                    imgs[k]->exposure_us = k == 0 ? (uint64_t)(cexp > 0 ? cexp : 0)
+                                                  : (dmi ? (uint64_t)dmi->exposure_us : 0);
+            }
         *anchor_out = cap->color ? (int64_t)cap->color->device_ts_us
                                  : (int64_t)(cap->depth ? cap->depth->device_ts_us : cap->ir->device_ts_us) - dd;
         *out = cap;
@@ -623,6 +632,7 @@ static void pb_destroy(void *vctx)
 
 static const ks_backend_ops pb_ops = {
     .name = "playback",
+    .caps = KS_BACKEND_CAP_VIRTUAL_TIME | KS_BACKEND_CAP_FINITE | KS_BACKEND_CAP_JACKS,
     .device_count = pb_device_count,
     .open = pb_open,
     .close = pb_close,

@@ -187,6 +187,17 @@ static ks_status build(pb_file *files, int count, ks_rig *rig, ks_playback_devic
             break;
         }
     snprintf(rig->source, sizeof rig->source, "%s", count == 1 ? files[0].path : "recordings");
+    for (int i = 0; i < count; i++) /* the convention and exposure the rig recorded with */
+        if (files[i].desc.timestamps[0]) {
+            ks_ts_convention_parse(files[i].desc.timestamps, &rig->ts_convention);
+            break;
+        }
+    for (int i = 0; i < count; i++)
+        if (files[i].desc.color_exposure_us > 0) {
+            rig->exposure.manual = true;
+            rig->exposure.exposure_us = files[i].desc.color_exposure_us;
+            break;
+        }
     rig->camera.fps = ref->desc.fps;
     rig->camera.color_resolution = ref->desc.color_resolution;
     rig->camera.color_format = ref->desc.color_format;
@@ -210,6 +221,11 @@ static ks_status build(pb_file *files, int count, ks_rig *rig, ks_playback_devic
         if (files[i].desc.imu)
             rig->camera.imu = true;
     }
+    /* the master's recording alone (the subordinates' files not given): as a rig of its own it is
+     * a single device, which the rule "a master needs a cable in Sync Out" would refuse; it keeps
+     * its recorded master configuration (ks_playback_plan), only the declared role is standalone */
+    if (master >= 0 && subs == 0)
+        rig->devices[master].role = KS_ROLE_STANDALONE;
     /* cables along the chain */
     int by_pos[KS_PLAYBACK_MAX_FILES + 1];
     int maxpos = 0;

@@ -1368,6 +1368,7 @@ static void op_destroy(void *ctx)
 
 static const ks_backend_ops sim_ops = {
     .name = "sim",
+    .caps = KS_BACKEND_CAP_VIRTUAL_TIME | KS_BACKEND_CAP_JACKS,
     .device_count = op_device_count,
     .open = op_open,
     .close = op_close,

@@ -1,0 +1,249 @@
+/* Calibration views from session frame sets (kinsync/rigcal_sink.h). The depth kept for the
+ * cross-check is a bounded ring that halves itself (keep every other set, take every other new
+ * one) when full, so a take of any length keeps an even spread of at most depth_sets sets. */
+#include "kinsync/rigcal_sink.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct kept {
+    int frame;                               /* calibration frame set */
+    ks_image *depth[KS_MATCH_MAX_DEVICES];   /* references, NULL when absent */
+} kept;
+
+struct ks_rigcal_sink {
+    const ks_board *board;
+    ks_rigcal_sink_options opt;
+    int n;
+    ks_rigcal_device dev[KS_MATCH_MAX_DEVICES];
+    ks_intrinsics depth_in[KS_MATCH_MAX_DEVICES];   /* for the cross-check; width 0 = no depth */
+    int images[KS_MATCH_MAX_DEVICES], with_board[KS_MATCH_MAX_DEVICES];
+    ks_rigcal_collector *col;
+    bool started;           /* a complete set was seen */
+    uint64_t offered;       /* sets from the first complete one */
+    int used;
+    kept *keep;
+    int kept_n;
+    int keep_stride, keep_seen;
+};
+
+ks_status ks_rigcal_sink_create(ks_session *s, const ks_board *b, const ks_rigcal_sink_options *opt,
+                                ks_rigcal_sink **out, ks_error *err)
+{
+    if (!s || !b || !out)
+        return ks_error_set(err, KS_EINVAL, "ks_rigcal_sink_create: session, board and output are required");
+    ks_rigcal_sink *k = calloc(1, sizeof *k);
+    if (!k)
+        return ks_error_set(err, KS_ENOMEM, "out of memory collecting calibration views");
+    k->board = b;
+    if (opt)
+        k->opt = *opt;
+    if (k->opt.max_views <= 0)
+        k->opt.max_views = 120;
+    if (k->opt.depth_sets <= 0)
+        k->opt.depth_sets = 24;
+    if (k->opt.min_corners <= 0)
+        k->opt.min_corners = 8;
+    if (k->opt.step <= 0)
+        k->opt.step = k->opt.expected_sets ? (int)((k->opt.expected_sets + (uint64_t)k->opt.max_views - 1) /
+                                                   (uint64_t)k->opt.max_views)
+                                           : 1;
+    if (k->opt.step < 1)
+        k->opt.step = 1;
+    k->keep_stride = 1;
+    k->n = ks_session_device_count(s);
+    k->keep = calloc((size_t)k->opt.depth_sets, sizeof *k->keep);
+    ks_status st = k->keep ? ks_rigcal_collector_create(b, NULL, &k->col, err)
+                           : ks_error_set(err, KS_ENOMEM, "out of memory collecting calibration views");
+    for (int i = 0; i < k->n && st == KS_OK; i++) {
+        ks_device *dv = ks_session_device(s, i);
+        const ks_device_config *cfg = ks_device_running_config(dv);
+        const char *name = ks_session_device_name(s, i);
+        bool depth = cfg && cfg->depth_mode != KS_DEPTH_OFF;
+        if (!cfg || (k->opt.use_ir ? !depth : cfg->color_resolution == KS_COLOR_OFF)) {
+            st = ks_error_set(err, KS_EINVAL, "device %s does not stream its %s camera; %s", name,
+                              k->opt.use_ir ? "depth/IR" : "colour",
+                              k->opt.use_ir ? "give it a depth mode" : "search the IR images (--camera ir)");
+            break;
+        }
+        char *cj = NULL;
+        size_t cl = 0;
+        ks_calibration cal;
+        if (ks_device_get_calibration_json(dv, &cj, &cl, err) != KS_OK ||
+            ks_calibration_from_json(cj, cl, depth ? cfg->depth_mode : KS_DEPTH_NFOV_UNBINNED,
+                                     cfg->color_resolution != KS_COLOR_OFF ? cfg->color_resolution : KS_COLOR_720P,
+                                     &cal, err) != KS_OK) {
+            free(cj);
+            st = ks_error_prefix(err, "device %s: calibration", name);
+            break;
+        }
+        free(cj);
+        ks_rigcal_device *rd = &k->dev[i];
+        snprintf(rd->serial, sizeof rd->serial, "%s", ks_device_info_get(dv)->serial);
+        rd->intrinsics = k->opt.use_ir ? cal.depth : cal.color;
+        rd->depth_to_color = cal.depth_to_color;
+        if (k->opt.use_ir)
+            ks_extrinsics_identity(&rd->depth_to_camera);
+        else
+            rd->depth_to_camera = cal.depth_to_color;
+        if (depth && cfg->depth_mode != KS_DEPTH_PASSIVE_IR)
+            k->depth_in[i] = cal.depth;
+    }
+    if (st != KS_OK) {
+        ks_rigcal_sink_destroy(k);
+        return st;
+    }
+    *out = k;
+    return KS_OK;
+}
+
+static void kept_free(kept *e)
+{
+    for (int d = 0; d < KS_MATCH_MAX_DEVICES; d++)
+        ks_image_release(e->depth[d]);
+    memset(e, 0, sizeof *e);
+}
+
+void ks_rigcal_sink_destroy(ks_rigcal_sink *k)
+{
+    if (!k)
+        return;
+    for (int i = 0; k->keep && i < k->kept_n; i++)
+        kept_free(&k->keep[i]);
+    free(k->keep);
+    ks_rigcal_collector_destroy(k->col);
+    free(k);
+}
+
+/* Keeps the depth of calibration frame set `frame` when it falls on the ring's stride. */
+static void keep_depth(ks_rigcal_sink *k, const ks_session_set *set, int frame)
+{
+    if (k->keep_seen++ % k->keep_stride)
+        return;
+    if (k->kept_n == k->opt.depth_sets) { /* full: keep every other, take every other from now on */
+        int m = 0;
+        for (int i = 0; i < k->kept_n; i++)
+            if (i % 2 == 0)
+                k->keep[m++] = k->keep[i];
+            else
+                kept_free(&k->keep[i]);
+        for (int i = m; i < k->kept_n; i++)
+            memset(&k->keep[i], 0, sizeof k->keep[i]);
+        k->kept_n = m;
+        k->keep_stride *= 2;
+    }
+    kept *e = &k->keep[k->kept_n++];
+    e->frame = frame;
+    for (int d = 0; d < k->n; d++) {
+        const ks_capture *c = (set->set.present_mask & (1u << d)) ? set->set.frames[d].user : NULL;
+        if (c && c->depth && k->depth_in[d].width)
+            e->depth[d] = ks_image_ref(c->depth);
+    }
+}
+
+ks_status ks_rigcal_sink_add(ks_rigcal_sink *k, const ks_session_set *set, ks_error *err)
+{
+    if (!k || !set)
+        return ks_error_set(err, KS_EINVAL, "ks_rigcal_sink_add: sink and set are required");
+    k->started |= set->set.complete;
+    if (!k->started || k->offered++ % (uint64_t)k->opt.step)
+        return KS_OK;
+    const int frame = k->used++;
+    int seen = 0;
+    for (int d = 0; d < k->n; d++) {
+        const ks_capture *c = (set->set.present_mask & (1u << d)) ? set->set.frames[d].user : NULL;
+        const ks_image *img = c ? (k->opt.use_ir ? c->ir : c->color) : NULL;
+        if (!img)
+            continue;
+        int found = 0;
+        ks_error e;
+        if (ks_rigcal_collector_add_image(k->col, d, frame, img, &found, &e) == KS_OK) /* a damaged frame: skipped */
+            k->with_board[d] += found >= k->opt.min_corners;
+        seen += found >= k->opt.min_corners;
+        k->images[d]++;
+        if (k->opt.progress)
+            k->opt.progress(k->opt.progress_ctx, k->used, d, k->images[d], k->with_board[d]);
+    }
+    if (seen)
+        keep_depth(k, set, frame);
+    return KS_OK;
+}
+
+ks_status ks_rigcal_sink_collect(ks_rigcal_sink *k, ks_session *s, ks_error *err)
+{
+    for (;;) {
+        ks_session_set set;
+        ks_status st = ks_session_next(s, &set, 2000, err);
+        if (st == KS_ETIMEOUT)
+            continue;
+        if (st == KS_EEOF)
+            return KS_OK;
+        if (st != KS_OK)
+            return st;
+        st = ks_rigcal_sink_add(k, &set, err);
+        ks_session_set_release(&set);
+        if (st != KS_OK)
+            return st;
+    }
+}
+
+int ks_rigcal_sink_device_count(const ks_rigcal_sink *k)
+{
+    return k ? k->n : 0;
+}
+
+const ks_rigcal_device *ks_rigcal_sink_device(const ks_rigcal_sink *k, int d)
+{
+    return k && d >= 0 && d < k->n ? &k->dev[d] : NULL;
+}
+
+void ks_rigcal_sink_counts(const ks_rigcal_sink *k, int d, int *images, int *with_board)
+{
+    bool ok = k && d >= 0 && d < k->n;
+    if (images)
+        *images = ok ? k->images[d] : 0;
+    if (with_board)
+        *with_board = ok ? k->with_board[d] : 0;
+}
+
+int ks_rigcal_sink_sets_used(const ks_rigcal_sink *k)
+{
+    return k ? k->used : 0;
+}
+
+void ks_rigcal_sink_problem(const ks_rigcal_sink *k, ks_rigcal_problem *out)
+{
+    ks_rigcal_collector_problem(k->col, k->board, k->dev, k->n, out);
+}
+
+int ks_rigcal_sink_depth_check(ks_rigcal_sink *k, ks_rigcal_result *res)
+{
+    if (!k || !res)
+        return 0;
+    ks_depth_plane_stats acc[KS_MATCH_MAX_DEVICES];
+    memset(acc, 0, sizeof acc);
+    int checked = 0;
+    for (int i = 0; i < k->kept_n; i++) {
+        const kept *e = &k->keep[i];
+        if (e->frame >= res->frame_count || !res->board_valid[e->frame])
+            continue;
+        checked++;
+        for (int d = 0; d < k->n && d < res->device_count; d++) {
+            const ks_image *img = e->depth[d];
+            const ks_intrinsics *in = &k->depth_in[d];
+            if (!img || img->format != KS_FORMAT_DEPTH16 || img->width != in->width || img->height != in->height)
+                continue;
+            ks_extrinsics rig_to_depth, b2d;
+            ks_extrinsics_invert(&res->devices[d].depth_to_rig, &rig_to_depth);
+            ks_extrinsics_compose(&res->board_to_rig[e->frame], &rig_to_depth, &b2d);
+            ks_error err;
+            ks_depth_board_check(in, img->data, img->stride ? img->stride : img->width * 2, k->board, &b2d, 50.0, 4,
+                                 &acc[d], &err);
+        }
+    }
+    for (int d = 0; d < k->n && d < res->device_count; d++)
+        if (k->depth_in[d].width)
+            ks_rigcal_set_depth_check(res, d, &acc[d]);
+    return checked;
+}
