@@ -3,6 +3,7 @@
  * only hold it to queue a frame, so a stalled or dead device never blocks the others. */
 #define _POSIX_C_SOURCE 200809L
 #include "kinsync/session.h"
+#include "kinsync/sim.h" /* the simulated hosts' usbfs limit (ks_sim_usbfs_mb) */
 
 #include <math.h>
 #include <pthread.h>
