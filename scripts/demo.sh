@@ -48,3 +48,6 @@ echo "   $OUT/verify.html            sync report with skew histograms"
 echo "   $OUT/recordings/*.mkv       open in Azure Kinect Viewer, pyk4a, ffprobe, kinsync info"
 echo "   $OUT/rig-calibration.json   every device's pose in the rig frame"
 echo "   $OUT/fused/                 the fused point cloud (Open3D, MeshLab, CloudCompare)"
+echo
+echo "== see it live: the whole rig in the browser (devices, previews, checks, 3D cloud in the rig frame, record takes)"
+echo "   $K view $RIG --calibration $OUT/rig-calibration.json"

@@ -17,6 +17,10 @@ PACKAGES=(
   mkvtoolnix ffmpeg      # independent readers that check our recordings in the tests
   iproute2 util-linux    # network namespaces for the multi-host tests
   python3                # small test helpers
+  libmicrohttpd-dev      # kinsync view: the embedded HTTP server (SSE, control requests)
+  libjs-three            # kinsync view: the page's 3D point cloud (served from /usr/share/javascript/three)
+  chromium chromium-driver python3-selenium curl  # kinsync view tests: a real headless browser, the HTTP API
+  python3-numpy python3-pip python3-setuptools python3-wheel  # the kinsync Python package (python/), its tests and install
 )
 
 missing=()

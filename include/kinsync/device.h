@@ -9,7 +9,12 @@
  * Ownership: images and captures are reference counted. ks_device_get_capture() hands the caller
  * one reference; release it with ks_capture_release(). Timestamps: device_ts_us on the device
  * clock (the convention is the rig's ks_ts_convention), system_ts_ns host CLOCK_MONOTONIC when the
- * frame arrived (for the simulator: the simulated host's clock). */
+ * frame arrived (for the simulator: the simulated host's clock).
+ * A backend (ks_backend_open_*) is the caller's until ks_backend_free, which must come after every
+ * device of it is closed; a device (ks_device_open*) until ks_device_close.
+ * Threads: different devices of one backend may be used from different threads (the session runs
+ * one capture thread per device); one device from one thread at a time. Images and captures may be
+ * referenced and released from any thread. */
 #ifndef KINSYNC_DEVICE_H
 #define KINSYNC_DEVICE_H
 
@@ -163,6 +168,10 @@ typedef struct ks_backend_ops {
     void (*stop_imu)(void *dev);
     ks_status (*get_imu_sample)(void *dev, ks_imu_sample *out, int32_t timeout_ms, ks_error *err);
     void (*destroy)(void *ctx);
+    /* Optional: the usbfs memory limit (MB) of the hosts the devices are on, 0 when not limited or
+     * not known (recordings), -1 or NULL to let the caller read this host's (real devices); the
+     * simulator models its own hosts. */
+    int (*usbfs_mb)(void *ctx);
 } ks_backend_ops;
 
 typedef struct ks_backend ks_backend;
@@ -175,6 +184,9 @@ const char *ks_backend_name(const ks_backend *b);
 /* The backend's KS_BACKEND_CAP_* flags (0 for NULL). */
 unsigned ks_backend_caps(const ks_backend *b);
 void *ks_backend_context(ks_backend *b);
+/* The backend's usbfs_mb op: the devices' hosts' usbfs memory limit in MB (0 not limited/unknown),
+ * -1 when the backend does not say (the caller reads this host's). */
+int ks_backend_usbfs_mb(ks_backend *b);
 int ks_backend_device_count(ks_backend *b);
 
 ks_status ks_device_open(ks_backend *b, int index, ks_device **out, ks_error *err);

@@ -2,7 +2,8 @@
  *
  * Every fallible function returns a ks_status and takes an optional `ks_error *err` (may be NULL).
  * On failure the record holds the code and one or two sentences: what went wrong, naming the
- * file/device/key concerned, and the fix. On success the record is left untouched. */
+ * file/device/key concerned, and the fix. On success the record is left untouched. The returned
+ * status never depends on whether err was given: a failure is a failure with err == NULL too. */
 #ifndef KINSYNC_ERROR_H
 #define KINSYNC_ERROR_H
 
@@ -47,8 +48,11 @@ ks_status ks_error_set(ks_error *err, ks_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 ks_status ks_error_setv(ks_error *err, ks_status code, const char *fmt, va_list ap);
 
-/* Prepends "context: " to an existing message (e.g. a file name); returns err->code (KS_OK if err NULL). */
-ks_status ks_error_prefix(ks_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds context to a failure passed up from a callee: prepends "context: " to err's message (if err is
+ * not NULL) and returns `code`, the callee's status. The status is passed in, not read back from err,
+ * so a failure stays a failure when the caller gave no error record (err == NULL). */
+ks_status ks_error_prefix(ks_error *err, ks_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Clears the record to KS_OK and an empty message. */
 void ks_error_clear(ks_error *err);

@@ -55,6 +55,9 @@ typedef struct ks_plan_device {
     double laser_start_us;            /* first laser pulse start relative to the master's color (laser only) */
     int exposure_us;                  /* color exposure the device applies (table-rounded), 0 = auto */
     ks_device_config config;          /* the complete configuration; passes ks_device_config_check */
+    /* (added) */
+    bool trigger_head;                /* the external trigger feeds its Sync In: it runs as subordinate
+                                       * (a device in master mode ignores Sync In) and starts last */
 } ks_plan_device;
 
 /* Result of the independent pulse check. */
@@ -77,6 +80,24 @@ typedef struct ks_plan_alternative {
     char text[256];     /* one sentence for a person */
 } ks_plan_alternative;
 
+/* (added) The audit of delays chosen by hand in the rig file (docs/plan.md). */
+typedef struct ks_plan_audit_device {
+    bool given;                            /* the rig file gives this device's delays */
+    long long subordinate_delay_usec;      /* as given (0 when not) */
+    long long depth_delay_usec;
+    double subordinate_delay_effective_us; /* after the firmware's tick truncation */
+    double depth_delay_effective_us;
+    double laser_start_us;                 /* first pulse, from the master's color capture */
+} ks_plan_audit_device;
+
+typedef struct ks_plan_audit {
+    bool present;                          /* some device gives delays: they were audited */
+    bool pass;                             /* they keep the guard, align color and pass the SDK rules */
+    ks_plan_proof proof;                   /* ks_plan_check_lasers on the given delays */
+    char verdict[512];                     /* "PASS: ..." or "FAIL: ..." with the figures */
+    ks_plan_audit_device devices[KS_RIG_MAX_DEVICES];
+} ks_plan_audit;
+
 typedef struct ks_plan {
     bool feasible;                  /* all constraints hold (then proof.lasers_ok and proof.color_ok) */
     char reason[512];               /* why not, when !feasible; "" otherwise */
@@ -97,6 +118,22 @@ typedef struct ks_plan {
     ks_plan_proof proof;            /* ks_plan_check_lasers on this plan */
     int alternative_count;
     ks_plan_alternative alternatives[KS_PLAN_MAX_ALTERNATIVES];
+    /* (added) how the lasers were placed (docs/plan.md): the quick placement by smallest delays,
+     * else the exact search over every tick position */
+    bool exact_search_used;         /* the quick placement failed in some group */
+    long search_nodes;              /* nodes the exact search visited */
+    int fail_fit;                   /* infeasible lasers: devices that fit in the failing group */
+    bool fail_proven;               /* infeasible lasers: it is proven that not all fit (false: the
+                                     * exact search stopped at its budget without a proof) */
+    int fail_upper;                 /* proven: at most this many fit in the failing group */
+    char fail_proof[32];            /* "exhaustive search", "pulse count" or "disjoint windows" */
+    /* (added) what the plan costs (docs/plan.md) */
+    bool trigger;                   /* an external trigger drives the rig: every device subordinate */
+    double max_depth_color_us;      /* largest |effective depth delay|: depth and color of one device
+                                     * are captured that far apart */
+    double capture_spacing_us;      /* interleaved: frame period / synced devices; else 0 */
+    bool exposures_overlap;         /* interleaved: the color exposure is longer than the spacing */
+    ks_plan_audit audit;            /* the rig's own delays, when it gives some */
 } ks_plan;
 
 void ks_plan_options_init(ks_plan_options *opt);  /* no overrides */
@@ -127,6 +164,11 @@ int ks_plan_recorder_command(const ks_rig *rig, const ks_plan *plan, int i, char
 /* Comment for the same line: "serial 000100000001, start 1 of 3" plus format notes, e.g. when
  * k4arecorder cannot record the color format. */
 int ks_plan_recorder_comment(const ks_rig *rig, const ks_plan *plan, int i, char *buf, size_t size);
+
+/* (added) What the plan costs, as sentences for a person (text output and JSON "costs.notes"):
+ * depth and color captured apart when depth delays are large (more than 1 ms), interleaved
+ * exposures that overlap. Writes up to `max` notes of `size` bytes each; returns how many. */
+int ks_plan_cost_notes(const ks_rig *rig, const ks_plan *plan, char (*notes)[320], int max);
 
 /* The plan as a JSON document (schema in docs/plan.md, "schema": "kinsync.plan/1"), including the
  * rig's validation findings if f is not NULL. Returns a heap string (free()) or NULL on ENOMEM. */

@@ -55,6 +55,12 @@ typedef struct ks_rig_device {
     char usb_controller[KS_NAME_MAX]; /* optional, e.g. "0000:00:14.0"; "" if unknown */
     int group;                  /* interference group; devices in different groups never see each other's laser; default 0 */
     int line;                   /* line in the rig file, 0 if built in code */
+    /* (added) delays chosen by hand (subordinate_delay_us, depth_delay_us, or imported from a
+     * k4arecorder command line under `recorder:`); `kinsync plan` audits them (docs/plan.md) */
+    bool has_delays;
+    long long subordinate_delay_usec;
+    long long depth_delay_usec;
+    int delays_line;
 } ks_rig_device;
 
 typedef struct ks_rig_cable {
@@ -110,10 +116,11 @@ typedef struct ks_rig {
     /* derived by ks_rig_validate */
     ks_topology topology;
     int master;                      /* device index of the master, -1 if none */
-    /* added after the first version (additive) */
     int plan_line;                   /* line of the `plan:` section, 0 if absent */
     char source[256];                /* name used in messages: the path, or the name given to
                                       * ks_rig_load_string; "" if built in code */
+    char guard_option[32];           /* (added) guard_us came from a command-line option of this
+                                      * name (e.g. "--guard"), not from plan.guard_us; "" if not */
 } ks_rig;
 
 /* Fills *rig with defaults: no devices, 720P MJPG + NFOV_UNBINNED at 30 fps, manual 8330 us at 60 Hz,
@@ -169,7 +176,7 @@ int ks_rig_find_device(const ks_rig *rig, const char *serial_or_name);
 /* Effective laser guard in us (rig->guard_us or the table default for the depth mode). */
 int ks_rig_guard_us(const ks_rig *rig);
 
-/* (added) One finding as a line of text, the same in every command:
+/* One finding as a line of text, the same in every command:
  *   "PATH:LINE: SEVERITY [RULE] MESSAGE; fix: FIX"
  * PATH is rig->source (the file, or the name given to ks_rig_load_string), else rig->name, else "rig";
  * ":LINE" is left out when the line is 0. Writes at most `size` bytes including the NUL (truncating)

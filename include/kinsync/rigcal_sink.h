@@ -1,5 +1,7 @@
 /* kinsync/rigcal_sink.h: collecting calibration views as a sink of a session's frame sets.
  *
+ * Threads: create/add/collect/destroy from one thread; detection inside add uses opt.threads
+ * threads of its own.
  * Whatever the source (devices, the simulator, recordings: kinsync/source.h), the session forms
  * the frame sets (one matcher, one key) and this sink detects the board (kinsync/board.h) in every
  * device's colour (or IR) image of every step-th set, from the first complete set on; one frame
@@ -35,6 +37,8 @@ typedef struct ks_rigcal_sink_options {
     int max_views;              /* frame sets to aim for when step is 0 (0: 120) */
     int depth_sets;             /* frame sets whose depth is kept for the cross-check (0: 24) */
     int min_corners;            /* corners a view needs to count as "board seen" (0: 8) */
+    int threads;                /* board detection threads over a set's devices (0: one per CPU, at most
+                                   16); the result does not depend on it */
     /* Called after every used frame set (may be NULL). */
     void (*progress)(void *ctx, int sets_used, int device, int images, int with_board);
     void *progress_ctx;

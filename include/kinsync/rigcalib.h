@@ -1,5 +1,7 @@
 /* kinsync/rigcalib.h: joint calibration of every device of a rig from synchronized views of an
  * AprilGrid board (docs/rig-calibration.md).
+ * Ownership and threads: a ks_rigcal_collector is the caller's from _create to _destroy, a result's
+ * arrays until ks_rigcal_result_free; each is used from one thread at a time.
  *
  * Inputs: per device the factory intrinsics of the camera whose images were searched for tags
  * (normally the color camera) and its depth-to-camera extrinsics; per synchronized frame set the

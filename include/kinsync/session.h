@@ -85,11 +85,10 @@ ks_status ks_session_start(ks_session *s, ks_error *err);
 ks_status ks_session_next(ks_session *s, ks_session_set *out, int timeout_ms, ks_error *err);
 void ks_session_set_release(ks_session_set *set);
 
-/* Asks the session to stop; async-signal-safe. ks_session_next then drains and returns KS_EEOF. */
+/* Asks the session to stop; async-signal-safe and callable from any thread, so a program's own
+ * SIGINT handler may call it (the library installs no signal handlers). ks_session_next then
+ * drains and returns KS_EEOF. */
 void ks_session_request_stop(ks_session *s);
-/* Installs a SIGINT handler that calls ks_session_request_stop(s) (one session at a time); NULL
- * restores the previous handler. */
-void ks_session_handle_sigint(ks_session *s);
 /* Stops the threads and the cameras (subordinates... master in reverse start order). Idempotent. */
 void ks_session_stop(ks_session *s);
 void ks_session_close(ks_session *s);

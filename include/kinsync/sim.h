@@ -235,7 +235,7 @@ ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, in
 
 /* Virtual time of this world at a CLOCK_REALTIME instant (paced worlds; 0 if before creation). */
 uint64_t ks_sim_virtual_from_realtime(ks_sim *s, int64_t realtime_ns);
-/* Added for host time (additive): the CLOCK_REALTIME instant (ns) of a simulated host's clock
+/* The CLOCK_REALTIME instant (ns) of a simulated host's clock
  * reading (a frame's system_ts_ns on host `host`, NULL = the first host) in a paced world: the
  * simulated host clocks map back to virtual time, which the world keeps on the wall clock. */
 int64_t ks_sim_realtime_from_host_ns(ks_sim *s, const char *host, uint64_t host_ns);

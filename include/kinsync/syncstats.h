@@ -4,6 +4,8 @@
  * per device and for the rig plus a list of checks (PASS / WARN / FAIL with figures and a message
  * naming the device and the fix). It is backend independent: the live session feeds it, and so can
  * anything that has frame sets (recordings).
+ * Ownership and threads: an accumulator is the caller's (or the session's, ks_session_stats) and is
+ * used from one thread at a time.
  *
  * Definitions (all in us unless named otherwise):
  *  - colour skew of device d in a set: key_d - key_ref (matcher.h: colour start converted to one
@@ -160,7 +162,7 @@ char *ks_syncstats_to_json(const ks_syncstats *s);
  * measured laser/colour timeline of one frame period, the checks. Written to a temp name, renamed. */
 ks_status ks_syncstats_write_html(const ks_syncstats *s, const char *title, const char *path, ks_error *err);
 
-/* ---- added for multi-host host time (additive) ---- */
+/* ---- multi-host host time ---- */
 
 /* The device-to-host clock fit on its own, as the accumulator computes it for host_rate /
  * host_offset_ns / host_fit_mad_us: host_ns = offset_ns + rate * device_us by Theil-Sen

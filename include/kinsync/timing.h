@@ -181,6 +181,9 @@ typedef struct ks_trigger_spec {
     double voltage_tolerance_v; /* accepted deviation from voltage_v (TTL high threshold margin) */
     double min_drive_ma;        /* >= 8 mA */
     double frequency_tolerance_ppm; /* "precisely": deviation accepted as crystal error (project choice) */
+    /* (added) the input threshold: 0.7 x Vcc = 3.5 V (a Microsoft engineer, SDK issue #1844); a high
+     * level below it is not seen, between it and voltage_v - tolerance it works with little margin */
+    double min_high_v;
 } ks_trigger_spec;
 const ks_trigger_spec *ks_trigger_spec_get(void);
 /* True if hz is one of the trigger frequencies the master accepts (30, 15, 5) within the ppm tolerance. */
@@ -199,11 +202,11 @@ double ks_stream_bandwidth_mbps(ks_color_resolution res, ks_image_format fmt, ks
 /* Usable bandwidth of one USB 3 controller, MB/s. */
 double ks_usb3_controller_bandwidth_mbps(void);
 
-/* Added for the simulator (additive): IMU samples per second the device reports (accelerometer and
+/* IMU samples per second the device reports (accelerometer and
  * gyroscope sampled together at 1.6 kHz). */
 int ks_imu_sample_rate_hz(void);
 
-/* Added for multi-host host time (additive): hosts of one rig whose clocks disagree by more than
+/* Hosts of one rig whose clocks disagree by more than
  * this (us) get a warning (issue 8: host timestamps of different hosts then cannot be compared). */
 int ks_host_clock_agreement_limit_us(void); /* 1000 */
 

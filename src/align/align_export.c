@@ -4,7 +4,6 @@
  * index.json is a complete export. */
 #include <errno.h>
 #include <jansson.h>
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,8 @@
 #include "kinsync/align.h"
 #include "kinsync/playback.h"
 #include "align/align_internal.h"
+#include "util/fileio.h"
+#include "util/png16.h"
 
 static ks_status mkdir_p1(const char *dir, ks_error *err)
 {
@@ -23,46 +24,12 @@ static ks_status mkdir_p1(const char *dir, ks_error *err)
 
 static ks_status write_png16(const char *path, const ks_image *img, ks_error *err)
 {
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return ks_error_set(err, KS_EIO, "cannot write %s: %s", path, strerror(errno));
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info) {
-        png_destroy_write_struct(&png, &info);
-        fclose(fp);
-        return ks_error_set(err, KS_ENOMEM, "out of memory writing %s", path);
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        fclose(fp);
-        return ks_error_set(err, KS_EIO, "libpng failed writing %s", path);
-    }
-    png_init_io(png, fp);
-    png_set_IHDR(png, info, (png_uint_32)img->width, (png_uint_32)img->height, 16, PNG_COLOR_TYPE_GRAY,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_set_compression_level(png, 1);
-    png_write_info(png, info);
-    png_set_swap(png); /* our samples are host (little-endian) order, PNG is big-endian */
-    const int stride = img->stride ? img->stride : img->width * 2;
-    for (int y = 0; y < img->height; y++)
-        png_write_row(png, img->data + (size_t)y * (size_t)stride);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    if (fclose(fp) != 0)
-        return ks_error_set(err, KS_EIO, "cannot write %s: %s", path, strerror(errno));
-    return KS_OK;
+    return ks_png16_write(path, img->data, img->width, img->height, (size_t)img->stride, 1, err);
 }
 
 static ks_status write_raw(const char *path, const ks_image *img, ks_error *err)
 {
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return ks_error_set(err, KS_EIO, "cannot write %s: %s", path, strerror(errno));
-    size_t n = fwrite(img->data, 1, img->size, fp);
-    if (fclose(fp) != 0 || n != img->size)
-        return ks_error_set(err, KS_EIO, "cannot write %s", path);
-    return KS_OK;
+    return ks_file_write_atomic(path, img->data, img->size, err);
 }
 
 static void stem(const ks_align_file *f, char *buf, size_t n)
@@ -203,14 +170,9 @@ ks_status ks_align_export(const ks_align_result *r, const char *dir, size_t max_
         json_array_append_new(sets, js);
     }
     json_object_set_new(root, "sets", sets);
-    char tmp[1100], fin[1100];
-    snprintf(tmp, sizeof tmp, "%s/index.json.tmp", dir);
+    char fin[1100];
     snprintf(fin, sizeof fin, "%s/index.json", dir);
-    int rc = json_dump_file(root, tmp, JSON_INDENT(1));
+    st = ks_json_write_atomic(root, fin, JSON_INDENT(1), err);
     json_decref(root);
-    if (rc != 0 || rename(tmp, fin) != 0) {
-        remove(tmp);
-        return ks_error_set(err, KS_EIO, "cannot write %s; check free space and permissions", fin);
-    }
-    return KS_OK;
+    return st;
 }

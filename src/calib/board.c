@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "calib/board_family.h"
+#include "util/fileio.h"
 #include "util/yaml.h"
 
 static const char *const family_names[KS_TAG_FAMILY_COUNT] = {"tag36h11", "tagStandard41h12"};
@@ -154,7 +155,7 @@ static ks_status from_yaml(ks_yaml *y, ks_board *b, ks_error *err)
     }
     st = ks_board_validate(b, err);
     if (st)
-        return ks_error_prefix(err, "%s", y->name);
+        return ks_error_prefix(err, st, "%s", y->name);
     return KS_OK;
 }
 
@@ -245,27 +246,6 @@ int ks_board_intensity(const ks_board *b, double x, double y)
 
 /* ---- drawing ---- */
 
-static ks_status open_temp(const char *path, char *tmp, size_t n, FILE **f, ks_error *err)
-{
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    *f = fopen(tmp, "wb");
-    if (!*f)
-        return ks_error_set(err, KS_EIO, "%s: cannot write (%s); check the directory exists and is writable", path,
-                            strerror(errno));
-    return KS_OK;
-}
-
-static ks_status finish_temp(const char *path, const char *tmp, FILE *f, bool ok, ks_error *err)
-{
-    if (fclose(f) != 0)
-        ok = false;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return ks_error_set(err, KS_EIO, "%s: write failed (%s); check free space", path, strerror(e));
-    }
-    return KS_OK;
-}
 
 ks_status ks_board_write_svg(const ks_board *b, const char *path, ks_error *err)
 {
@@ -276,10 +256,10 @@ ks_status ks_board_write_svg(const ks_board *b, const char *path, ks_error *err)
     double sw, sh, ox, oy;
     ks_board_sheet_size(b, &sw, &sh);
     ks_board_sheet_origin(b, &ox, &oy);
-    char tmp[4096];
-    FILE *f;
-    if ((st = open_temp(path, tmp, sizeof tmp, &f, err)))
+    ks_atomic_file af;
+    if ((st = ks_atomic_open(&af, path, err)))
         return st;
+    FILE *f = af.f;
     double pitch = b->tag_size_mm * (1.0 + b->spacing), module = b->tag_size_mm / fi->border_width;
     int T = fi->total_width;
     double off = (T - fi->border_width) / 2.0 * module;
@@ -314,7 +294,7 @@ ks_status ks_board_write_svg(const ks_board *b, const char *path, ks_error *err)
             "kinsync %dx%d %s tag %.1f mm spacing %.2f first id %d</text>\n</svg>\n",
             ox + 2, oy + sh - 2, fmin(margin(b) * 0.5, 6.0), b->rows, b->columns, family_names[b->family],
             b->tag_size_mm, b->spacing, b->first_id);
-    return finish_temp(path, tmp, f, !ferror(f), err);
+    return ks_atomic_commit(&af, true, err);
 }
 
 ks_status ks_board_write_png(const ks_board *b, const char *path, double dpi, ks_error *err)
@@ -331,10 +311,10 @@ ks_status ks_board_write_png(const ks_board *b, const char *path, double dpi, ks
     long W = lround(sw * px_per_mm), H = lround(sh * px_per_mm);
     if (W < 1 || H < 1 || W > 60000 || H > 60000)
         return ks_error_set(err, KS_EINVAL, "board PNG: %ldx%ld pixels; lower --dpi", W, H);
-    char tmp[4096];
-    FILE *f;
-    if ((st = open_temp(path, tmp, sizeof tmp, &f, err)))
+    ks_atomic_file af;
+    if ((st = ks_atomic_open(&af, path, err)))
         return st;
+    FILE *f = af.f;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     uint8_t *row = malloc((size_t)W);
@@ -360,5 +340,5 @@ ks_status ks_board_write_png(const ks_board *b, const char *path, double dpi, ks
     }
     png_destroy_write_struct(png ? &png : NULL, info ? &info : NULL);
     free(row);
-    return finish_temp(path, tmp, f, ok && !ferror(f), err);
+    return ks_atomic_commit(&af, ok, err);
 }

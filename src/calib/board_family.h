@@ -8,11 +8,7 @@
 
 #include "kinsync/board.h"
 
-#if defined(__has_include)
-#if __has_include(<apriltag/apriltag.h>)
-#define KS_HAVE_APRILTAG 1
-#endif
-#endif
+/* KS_HAVE_APRILTAG is defined by CMake (option KS_WITH_APRILTAG, libapriltag found). */
 
 typedef struct ks_family_info {
     int total_width;       /* modules of the tag image, quiet zone / data ring included */

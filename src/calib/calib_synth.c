@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "calib/linalg.h"
 #include "kinsync/calibration.h"
 
 static uint64_t sm64(uint64_t *s)
@@ -30,26 +31,6 @@ static json_t *num_array(const double *v, size_t n)
     for (size_t i = 0; i < n && a; i++)
         json_array_append_new(a, json_real(v[i]));
     return a;
-}
-
-/* Rotation from a small rotation vector (Rodrigues), row-major. */
-static void rotvec(const double w[3], double R[9])
-{
-    double th = sqrt(w[0] * w[0] + w[1] * w[1] + w[2] * w[2]);
-    double k[3] = {0, 0, 0};
-    if (th > 0)
-        for (int i = 0; i < 3; i++)
-            k[i] = w[i] / th;
-    double c = cos(th), s = sin(th), v = 1 - c;
-    R[0] = c + k[0] * k[0] * v;
-    R[1] = k[0] * k[1] * v - k[2] * s;
-    R[2] = k[0] * k[2] * v + k[1] * s;
-    R[3] = k[1] * k[0] * v + k[2] * s;
-    R[4] = c + k[1] * k[1] * v;
-    R[5] = k[1] * k[2] * v - k[0] * s;
-    R[6] = k[2] * k[0] * v - k[1] * s;
-    R[7] = k[2] * k[1] * v + k[0] * s;
-    R[8] = c + k[2] * k[2] * v;
 }
 
 static json_t *rt_json(const double R[9], const double t_m[3])
@@ -124,12 +105,12 @@ char *ks_calibration_json_synthesize(uint64_t seed, const char *serial)
     /* The color camera sits ~32 mm beside the depth camera, tilted ~5-6 degrees about x. */
     double wc[3] = {-0.0865 + urand(&s) * 0.01, urand(&s) * 0.002, -0.0012 + urand(&s) * 0.002};
     double Rc[9];
-    rotvec(wc, Rc);
+    ks_rot_exp(wc, Rc);
     double tc[3] = {-0.0321 + urand(&s) * 3e-4, -0.0022 + urand(&s) * 3e-4, 0.0039 + urand(&s) * 3e-4};
     /* IMU: axes permuted relative to the depth camera (x_imu = -z..., as on real units). */
     double Ri[9] = {0.0019, 0.1085, -0.9941, -1.0, -0.0026, -0.0022, -0.0029, 0.9941, 0.1085};
     double wi[3] = {urand(&s) * 1e-3, urand(&s) * 1e-3, urand(&s) * 1e-3}, Rp[9], Rg[9], Ra[9];
-    rotvec(wi, Rp);
+    ks_rot_exp(wi, Rp);
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) {
             double sg = 0;

@@ -145,7 +145,7 @@ static ks_status parse_camera(json_t *cam, const char *where, raw_camera *rc, ks
                                rc->params, err);
     if (st)
         return st;
-    double w, h;
+    double w = 0, h = 0;
     if ((st = get_number(cam, "SensorWidth", where, &w, err)) || (st = get_number(cam, "SensorHeight", where, &h, err)) ||
         (st = get_number(cam, "MetricRadius", where, &rc->metric_radius, err)))
         return st;

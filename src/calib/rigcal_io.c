@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kinsync/rigcalib.h"
+#include "util/fileio.h"
 
 #define FORMAT_NAME "kinsync-rig-calibration"
 #define FORMAT_VERSION 1
@@ -64,16 +65,8 @@ ks_status ks_rigcal_write_json(const ks_rigcal_problem *p, const ks_rigcal_resul
         num_or_null(r->board_fit_rms_mm), "devices", devs);
     if (!root)
         return ks_error_set(err, KS_ENOMEM, "ks_rigcal_write_json: out of memory");
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int rc = json_dump_file(root, tmp, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    ks_status st = ks_json_write_atomic(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(17), err);
     json_decref(root);
-    if (rc != 0 || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return ks_error_set(err, KS_EIO, "%s: cannot write the rig calibration (%s); check the directory", path,
-                            strerror(e));
-    }
-    return KS_OK;
+    return st;
 }
 

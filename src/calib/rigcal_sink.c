@@ -1,11 +1,18 @@
-/* Calibration views from session frame sets (kinsync/rigcal_sink.h). The depth kept for the
+/* Calibration views from session frame sets (kinsync/rigcal_sink.h). Board detection, nearly all
+ * of the time, runs on `threads` threads over the devices of a set, each with its own detector;
+ * the detections then go to the collector in device order, so the result does not depend on the
+ * thread count. The depth kept for the
  * cross-check is a bounded ring that halves itself (keep every other set, take every other new
  * one) when full, so a take of any length keeps an even spread of at most depth_sets sets. */
 #include "kinsync/rigcal_sink.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define KS_RIGCAL_MAX_THREADS 16
 
 typedef struct kept {
     int frame;                               /* calibration frame set */
@@ -20,6 +27,8 @@ struct ks_rigcal_sink {
     ks_intrinsics depth_in[KS_MATCH_MAX_DEVICES];   /* for the cross-check; width 0 = no depth */
     int images[KS_MATCH_MAX_DEVICES], with_board[KS_MATCH_MAX_DEVICES];
     ks_rigcal_collector *col;
+    int threads;
+    ks_detector *det[KS_RIGCAL_MAX_THREADS];   /* one per thread */
     bool started;           /* a complete set was seen */
     uint64_t offered;       /* sets from the first complete one */
     int used;
@@ -51,11 +60,22 @@ ks_status ks_rigcal_sink_create(ks_session *s, const ks_board *b, const ks_rigca
                                            : 1;
     if (k->opt.step < 1)
         k->opt.step = 1;
+    k->threads = k->opt.threads;
+    if (k->threads <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        k->threads = cpus > 0 ? (int)cpus : 1;
+    }
+    if (k->threads > KS_RIGCAL_MAX_THREADS)
+        k->threads = KS_RIGCAL_MAX_THREADS;
     k->keep_stride = 1;
     k->n = ks_session_device_count(s);
+    if (k->threads > k->n)
+        k->threads = k->n > 0 ? k->n : 1;
     k->keep = calloc((size_t)k->opt.depth_sets, sizeof *k->keep);
     ks_status st = k->keep ? ks_rigcal_collector_create(b, NULL, &k->col, err)
                            : ks_error_set(err, KS_ENOMEM, "out of memory collecting calibration views");
+    for (int t = 0; t < k->threads && st == KS_OK; t++)
+        st = ks_detector_create(b, NULL, &k->det[t], err);
     for (int i = 0; i < k->n && st == KS_OK; i++) {
         ks_device *dv = ks_session_device(s, i);
         const ks_device_config *cfg = ks_device_running_config(dv);
@@ -70,12 +90,14 @@ ks_status ks_rigcal_sink_create(ks_session *s, const ks_board *b, const ks_rigca
         char *cj = NULL;
         size_t cl = 0;
         ks_calibration cal;
-        if (ks_device_get_calibration_json(dv, &cj, &cl, err) != KS_OK ||
-            ks_calibration_from_json(cj, cl, depth ? cfg->depth_mode : KS_DEPTH_NFOV_UNBINNED,
-                                     cfg->color_resolution != KS_COLOR_OFF ? cfg->color_resolution : KS_COLOR_720P,
-                                     &cal, err) != KS_OK) {
+        ks_status cs;
+        if ((cs = ks_device_get_calibration_json(dv, &cj, &cl, err)) != KS_OK ||
+            (cs = ks_calibration_from_json(cj, cl, depth ? cfg->depth_mode : KS_DEPTH_NFOV_UNBINNED,
+                                           cfg->color_resolution != KS_COLOR_OFF ? cfg->color_resolution
+                                                                                 : KS_COLOR_720P,
+                                           &cal, err)) != KS_OK) {
             free(cj);
-            st = ks_error_prefix(err, "device %s: calibration", name);
+            st = ks_error_prefix(err, cs, "device %s: calibration", name);
             break;
         }
         free(cj);
@@ -113,6 +135,8 @@ void ks_rigcal_sink_destroy(ks_rigcal_sink *k)
         kept_free(&k->keep[i]);
     free(k->keep);
     ks_rigcal_collector_destroy(k->col);
+    for (int t = 0; t < KS_RIGCAL_MAX_THREADS; t++)
+        ks_detector_destroy(k->det[t]);
     free(k);
 }
 
@@ -142,6 +166,33 @@ static void keep_depth(ks_rigcal_sink *k, const ks_session_set *set, int frame)
     }
 }
 
+/* One frame set's detections: thread t searches the images of devices t, t + T, ... */
+typedef struct detect_job {
+    ks_rigcal_sink *k;
+    int t;
+    const ks_image *img[KS_MATCH_MAX_DEVICES];
+    ks_detections det[KS_MATCH_MAX_DEVICES];
+    ks_status st[KS_MATCH_MAX_DEVICES];
+} detect_job;
+
+typedef struct detect_arg {
+    detect_job *job;
+    int t;
+} detect_arg;
+
+static void *detect_share(void *arg)
+{
+    detect_arg *a = arg;
+    detect_job *j = a->job;
+    for (int d = a->t; d < j->k->n; d += j->k->threads) {
+        if (!j->img[d])
+            continue;
+        ks_error e;
+        j->st[d] = ks_detect_image(j->k->det[a->t], j->img[d], &j->det[d], &e);
+    }
+    return NULL;
+}
+
 ks_status ks_rigcal_sink_add(ks_rigcal_sink *k, const ks_session_set *set, ks_error *err)
 {
     if (!k || !set)
@@ -150,21 +201,49 @@ ks_status ks_rigcal_sink_add(ks_rigcal_sink *k, const ks_session_set *set, ks_er
     if (!k->started || k->offered++ % (uint64_t)k->opt.step)
         return KS_OK;
     const int frame = k->used++;
-    int seen = 0;
+    detect_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return ks_error_set(err, KS_ENOMEM, "out of memory collecting calibration views");
+    j->k = k;
+    int images = 0;
     for (int d = 0; d < k->n; d++) {
         const ks_capture *c = (set->set.present_mask & (1u << d)) ? set->set.frames[d].user : NULL;
-        const ks_image *img = c ? (k->opt.use_ir ? c->ir : c->color) : NULL;
-        if (!img)
+        j->img[d] = c ? (k->opt.use_ir ? c->ir : c->color) : NULL;
+        images += j->img[d] != NULL;
+    }
+    /* threads that could not start leave their share to this one */
+    detect_arg args[KS_RIGCAL_MAX_THREADS];
+    pthread_t th[KS_RIGCAL_MAX_THREADS];
+    bool started[KS_RIGCAL_MAX_THREADS] = {false};
+    int T = images > 1 ? k->threads : 1;
+    for (int t = 0; t < k->threads; t++)
+        args[t] = (detect_arg){j, t};
+    for (int t = 1; t < T; t++)
+        started[t] = pthread_create(&th[t], NULL, detect_share, &args[t]) == 0;
+    for (int t = 0; t < k->threads; t++)
+        if (!started[t])
+            detect_share(&args[t]);
+    for (int t = 1; t < T; t++)
+        if (started[t])
+            pthread_join(th[t], NULL);
+    int seen = 0;
+    for (int d = 0; d < k->n; d++) {
+        if (!j->img[d])
             continue;
         int found = 0;
         ks_error e;
-        if (ks_rigcal_collector_add_image(k->col, d, frame, img, &found, &e) == KS_OK) /* a damaged frame: skipped */
+        if (j->st[d] == KS_OK && /* a damaged frame: skipped */
+            ks_rigcal_collector_add_detections(k->col, d, frame, &j->det[d], &e) == KS_OK) {
+            found = j->det[d].count;
             k->with_board[d] += found >= k->opt.min_corners;
+        }
+        ks_detections_free(&j->det[d]);
         seen += found >= k->opt.min_corners;
         k->images[d]++;
         if (k->opt.progress)
             k->opt.progress(k->opt.progress_ctx, k->used, d, k->images[d], k->with_board[d]);
     }
+    free(j);
     if (seen)
         keep_depth(k, set, frame);
     return KS_OK;

@@ -17,12 +17,10 @@
 #include "calib/camera_model.h"
 #include "calib/linalg.h"
 #include "kinsync/rigcalib.h"
+#include "util/monotime.h"
 
-#if defined(__has_include)
-#if __has_include(<lapacke.h>)
+#ifdef KS_HAVE_LAPACKE /* defined by CMake when liblapacke was found */
 #include <lapacke.h>
-#define KS_HAVE_LAPACKE 1
-#endif
 #endif
 
 void ks_rigcal_options_default(ks_rigcal_options *o)
@@ -69,13 +67,6 @@ typedef struct solver {
     pose *board;       /* board -> rig */
     bool *board_ok;
 } solver;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void pose_from_ext(const ks_extrinsics *e, pose *p)
 {
@@ -952,7 +943,7 @@ out:
 ks_status ks_rigcal_solve(const ks_rigcal_problem *p, const ks_rigcal_options *opt, ks_rigcal_result *out,
                           ks_error *err)
 {
-    double t0 = now_s();
+    double t0 = ks_mono_s();
     ks_rigcal_options o;
     if (opt)
         o = *opt;
@@ -1104,7 +1095,7 @@ ks_status ks_rigcal_solve(const ks_rigcal_problem *p, const ks_rigcal_options *o
         }
     }
     cross_check(&s, out);
-    out->solve_seconds = now_s() - t0;
+    out->solve_seconds = ks_mono_s() - t0;
 done:
     free(s.order);
     free(s.X);

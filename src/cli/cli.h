@@ -21,6 +21,22 @@ typedef struct ks_command {
     int (*run)(int argc, char **argv);
 } ks_command;
 
+/* What a failed call was doing: its exit status follows from that and the status, by one rule
+ * (ks_cli_exit_status, docs/cli.md). */
+typedef enum {
+    KS_CLI_INPUT, /* reading a file the user named (rig, board, calibration, config): missing, not
+                   * readable (a directory, no permission) or not of its format -> 2 */
+    KS_CLI_DATA,  /* opening a recording: missing or not readable -> 2; damaged contents are an
+                   * answer about the file -> 1 */
+    KS_CLI_RUN    /* the work: devices, checks, writing outputs -> 1 */
+} ks_cli_stage;
+
+/* The exit status for status st (KS_OK -> 0) of a call at the given stage: 2 for a usage-level
+ * problem with an input (KS_ENOTFOUND, KS_EIO, and KS_EPARSE for KS_CLI_INPUT), otherwise 1. */
+int ks_cli_exit_status(ks_status st, ks_cli_stage stage);
+/* Prints "kinsync CMD: error: message" and returns ks_cli_exit_status(err->code, stage). */
+int ks_cli_fail(const char *cmd, const ks_error *err, ks_cli_stage stage);
+
 /* Prints "kinsync NAME: message" to stderr and returns KS_EXIT_USAGE. */
 int ks_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "kinsync NAME: error message" for a failed call. */
@@ -42,5 +58,6 @@ int cmd_devices(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
+int cmd_view(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@
 #include "cli/net_cli.h"
 #include "kinsync/k4a.h"
 #include "kinsync/net.h"
+#include "net/net_testing.h"
 #include "kinsync/sim.h"
 
 static volatile int stop_flag;

@@ -59,10 +59,8 @@ int cmd_board(int argc, char **argv)
     ks_board b;
     ks_error err = {0};
     ks_status st = ks_board_load(path, &b, &err);
-    if (st) {
-        ks_cli_print_error("board", &err);
-        return st == KS_ENOTFOUND || st == KS_EIO ? KS_EXIT_USAGE : KS_EXIT_FAIL;
-    }
+    if (st)
+        return ks_cli_fail("board", &err, KS_CLI_INPUT);
     if (svg && (st = ks_board_write_svg(&b, svg, &err))) {
         ks_cli_print_error("board", &err);
         return KS_EXIT_FAIL;

@@ -25,6 +25,7 @@
 #include "kinsync/rigcal_sink.h"
 #include "kinsync/rigcalib.h"
 #include "kinsync/source.h"
+#include "util/fileio.h"
 
 static void usage(FILE *out)
 {
@@ -85,35 +86,8 @@ typedef struct dev_in {
 
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (n < cap)
-            break;
-        if (cap > (256u << 20)) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        char *nb = realloc(b, cap * 2 + 1);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = 0;
-        *len = n;
-    }
+    char *b = NULL;
+    ks_file_read_all(path, 256u << 20, &b, len, NULL);
     return b;
 }
 
@@ -288,7 +262,7 @@ static int set_device_camera(calib_run *cr, int i, int w, int h, const char *wha
     }
     ks_calibration cal;
     if (ks_calibration_from_json(d->calib_json, d->calib_len, dm, res, &cal, &err)) {
-        ks_error_prefix(&err, "%s: calibration", what);
+        ks_error_prefix(&err, err.code, "%s: calibration", what);
         ks_cli_print_error("calibrate", &err);
         return KS_EXIT_USAGE;
     }
@@ -392,7 +366,7 @@ static int collect_dir(calib_run *cr, const char *root)
             }
             int found = 0;
             if (rc == KS_EXIT_OK && ks_rigcal_collector_add_image(cr->col, i, fnum, &img, &found, &err)) {
-                ks_error_prefix(&err, "%s", path);
+                ks_error_prefix(&err, err.code, "%s", path);
                 ks_cli_print_error("calibrate", &err);
                 rc = KS_EXIT_USAGE;
             }
@@ -711,10 +685,8 @@ int cmd_calibrate(int argc, char **argv)
                                                "recordings (one per device) or one frame-set directory", in[0]);
     ks_error err = {0};
     ks_status st = ks_board_load(a.board_path, &cr.board, &err);
-    if (st) {
-        ks_cli_print_error("calibrate", &err);
-        return st == KS_ENOTFOUND || st == KS_EIO ? KS_EXIT_USAGE : KS_EXIT_FAIL;
-    }
+    if (st)
+        return ks_cli_fail("calibrate", &err, KS_CLI_INPUT);
     if (dir && (st = ks_rigcal_collector_create(&cr.board, NULL, &cr.col, &err))) {
         ks_cli_print_error("calibrate", &err);
         return KS_EXIT_FAIL;

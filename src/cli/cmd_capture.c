@@ -18,6 +18,7 @@
 #include "kinsync/record.h"
 #include "kinsync/session.h"
 #include "kinsync/syncstats.h"
+#include "util/fileio.h"
 
 static void usage(FILE *out)
 {
@@ -50,18 +51,7 @@ static void usage(FILE *out)
 
 static bool write_file(const char *path, const void *data, size_t n)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return false;
-    bool ok = fwrite(data, 1, n, f) == n;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return false;
-    }
-    return true;
+    return ks_file_write_atomic(path, data, n, NULL) == KS_OK;
 }
 
 static const char *color_ext(ks_image_format f)
@@ -283,6 +273,11 @@ int cmd_capture(int argc, char **argv)
     snprintf(index_path, sizeof index_path, "%s/index.json", out);
     if (mkdir(out, 0777) != 0 && errno != EEXIST)
         return ks_cli_usage_error("capture", "cannot create %s: %s", out, strerror(errno));
+    struct stat osb;
+    if (stat(out, &osb) != 0 || !S_ISDIR(osb.st_mode))
+        return ks_cli_usage_error("capture", "--out %s is not a directory; give a directory for the frame sets", out);
+    if (access(out, W_OK) != 0)
+        return ks_cli_usage_error("capture", "--out %s is not writable: %s", out, strerror(errno));
     if (access(index_path, F_OK) == 0)
         return ks_cli_usage_error("capture", "%s already holds a capture (index.json); choose another --out", out);
 
@@ -311,7 +306,7 @@ int cmd_capture(int argc, char **argv)
         ks_cli_rigrun_close(&r);
         return KS_EXIT_FAIL;
     }
-    ks_session_handle_sigint(s);
+    ks_cli_stop_on_sigint(s);
     json_t *sets = json_array();
     bool ok = true, tty = !json && ks_cli_is_tty(stderr);
     long written = 0;
@@ -366,6 +361,7 @@ int cmd_capture(int argc, char **argv)
     else
         printf("wrote %ld of %ld frame sets to %s (index.json); sync %s\n", written, frames, out,
                ks_syncstats_passed(q) ? "PASS" : "FAIL (run `kinsync verify` for the figures)");
+    ks_cli_stop_on_sigint(NULL);
     ks_session_close(s);
     ks_cli_rigrun_close(&r);
     return ok && !fault ? KS_EXIT_OK : KS_EXIT_FAIL;

@@ -210,8 +210,9 @@ static int open_run(fuse_run *r)
         return ks_cli_usage_error("fuse", "--fill %s: no such device in the rig (give a serial or an index 0..%d)",
                                   r->a.fill_arg, r->n - 1);
     if (mkdir(r->a.out_dir, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "kinsync fuse: cannot create the output directory %s: %s\n", r->a.out_dir, strerror(errno));
-        return KS_EXIT_USAGE;
+        ks_error e;
+        ks_error_set(&e, KS_EIO, "cannot create the output directory %s: %s", r->a.out_dir, strerror(errno));
+        return ks_cli_fail("fuse", &e, KS_CLI_RUN); /* an output that cannot be written: 1 (docs/cli.md) */
     }
     return KS_EXIT_OK;
 }
@@ -261,7 +262,7 @@ static int fuse_sets(fuse_run *r)
     bool tty = ks_cli_is_tty(stderr) && !r->a.json, seen_complete = false;
     long taken = 0, skipped = 0;
     int rc = d0 && !filled ? KS_EXIT_FAIL : KS_EXIT_OK;
-    ks_session_handle_sigint(r->sess);
+    ks_cli_stop_on_sigint(r->sess);
     while (rc == KS_EXIT_OK && (r->a.frames == 0 || r->sets < r->a.frames)) {
         ks_session_set set;
         ks_status st = ks_session_next(r->sess, &set, 2000, &err);
@@ -291,7 +292,7 @@ static int fuse_sets(fuse_run *r)
     }
     if (tty)
         fputc('\n', stderr);
-    ks_session_handle_sigint(NULL);
+    ks_cli_stop_on_sigint(NULL);
     free(filled);
     ks_cloud_free(&cloud);
     if (rc == KS_EXIT_OK && r->sets == 0) {

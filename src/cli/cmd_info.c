@@ -45,10 +45,8 @@ int cmd_info(int argc, char **argv)
     ks_error err = {0};
     ks_mkv_reader *r;
     ks_status st = ks_mkv_reader_open(path, &r, &err);
-    if (st) {
-        ks_cli_print_error("info", &err);
-        return st == KS_ENOTFOUND ? KS_EXIT_USAGE : KS_EXIT_FAIL;
-    }
+    if (st)
+        return ks_cli_fail("info", &err, KS_CLI_DATA);
     ks_status scan = ks_mkv_reader_scan(r, &err);
     const ks_mkv_info *in = ks_mkv_reader_info(r);
     bool complete = in->segment_size_known && !in->truncated && scan == KS_OK;

@@ -20,8 +20,9 @@ static void usage(FILE *out)
             "aim interleaved: captures spread over the frame period for N x fps). Prints a table per\n"
             "device, the start order, the proof (smallest separation between two devices' laser pulses\n"
             "over a whole frame period, after the firmware's %d Hz delay rounding), the validation\n"
-            "findings, and the k4arecorder command line for every device grouped by host. An infeasible\n"
-            "rig gets the reason and the alternatives that would work.\n"
+            "findings, one start order across all hosts (step 1, 2, ... with the host), and the\n"
+            "k4arecorder command line for every device grouped by host. An infeasible rig gets the\n"
+            "reason and the alternatives that would work.\n"
             "\n"
             "Options:\n"
             "  --json          print the plan as a JSON document (schema kinsync.plan/1, docs/plan.md)\n"
@@ -32,9 +33,13 @@ static void usage(FILE *out)
             "  --aim AIM       simultaneous or interleaved, overriding the rig's plan.aim\n"
             "  -h, --help      this text\n"
             "\n"
-            "Exit status: 0 the rig is valid and the plan feasible, 1 invalid rig, infeasible plan or\n"
-            "the SVG could not be written, 2 usage error (unknown option, missing or unreadable file,\n"
-            "bad YAML or unknown key).\n",
+            "Delays given in the rig file (subordinate_delay_us, depth_delay_us or a k4arecorder\n"
+            "command line under recorder:) are audited first: applied delays, laser separation, color\n"
+            "alignment and a verdict, then the corrected plan.\n"
+            "\n"
+            "Exit status: 0 the rig is valid, the plan feasible and given delays (if any) pass the\n"
+            "audit; 1 invalid rig, infeasible plan, failed audit or the SVG could not be written;\n"
+            "2 usage error (unknown option, missing or unreadable file, bad YAML or unknown key).\n",
             ks_delay_ticks_hz(), ks_laser_default_guard_us(KS_DEPTH_NFOV_UNBINNED));
 }
 
@@ -46,11 +51,21 @@ static const char *role_label(const ks_plan_device *d)
 
 static void print_text(const ks_rig *rig, const ks_plan *plan, const ks_findings *f, bool valid)
 {
-    char line[1024];
-    printf("rig %s: %d device%s, %s, %s, %d fps, color %s %s, depth %s\n", rig->name, rig->device_count,
-           rig->device_count == 1 ? "" : "s", ks_topology_name(rig->topology), ks_aim_name(plan->aim),
-           ks_fps_hz(rig->camera.fps), ks_color_resolution_name(rig->camera.color_resolution),
-           ks_image_format_name(rig->camera.color_format), ks_depth_mode_name(rig->camera.depth_mode));
+    char line[1024], color[48], topology[64];
+    if (rig->camera.color_resolution == KS_COLOR_OFF)
+        snprintf(color, sizeof color, "color off");
+    else
+        snprintf(color, sizeof color, "color %s %s", ks_color_resolution_name(rig->camera.color_resolution),
+                 ks_image_format_name(rig->camera.color_format));
+    /* the topology is derived by validation: an invalid rig has none to show */
+    if (!valid || rig->topology == KS_TOPOLOGY_UNKNOWN)
+        snprintf(topology, sizeof topology, "wiring not derived (invalid rig)");
+    else
+        snprintf(topology, sizeof topology, "%s%s", ks_topology_name(rig->topology),
+                 rig->trigger.present ? " driven by an external trigger" : "");
+    printf("rig %s: %d device%s, %s, %s, %d fps, %s, depth %s\n", rig->name, rig->device_count,
+           rig->device_count == 1 ? "" : "s", topology, ks_aim_name(plan->aim), ks_fps_hz(rig->camera.fps), color,
+           ks_depth_mode_name(rig->camera.depth_mode));
     if (f->count) {
         printf("\nfindings:\n");
         for (int i = 0; i < f->count; i++) {
@@ -63,8 +78,26 @@ static void print_text(const ks_rig *rig, const ks_plan *plan, const ks_findings
                ks_findings_count(f, KS_SEV_ERROR), ks_findings_count(f, KS_SEV_ERROR) == 1 ? "" : "s");
         return;
     }
-    printf("\n%-12s %-14s %-12s %-11s %5s %12s %14s %16s %13s %5s\n", "device", "serial", "host", "role", "group",
-           "sub delay", "depth delay", "(effective us)", "laser at us", "start");
+    const ks_plan_audit *au = &plan->audit;
+    if (au->present) {
+        printf("\naudit of the delays given in the rig file (requested -> applied after the 90 kHz tick "
+               "truncation):\n");
+        printf("%-12s %-11s %22s %22s %13s\n", "device", "role", "sub delay us", "depth delay us", "laser at us");
+        for (int i = 0; i < plan->device_count; i++) {
+            const ks_plan_audit_device *ad = &au->devices[i];
+            char sub[40], dep[40], laser[32] = "-";
+            snprintf(sub, sizeof sub, "%lld -> %.1f", ad->subordinate_delay_usec, ad->subordinate_delay_effective_us);
+            snprintf(dep, sizeof dep, "%lld -> %.1f", ad->depth_delay_usec, ad->depth_delay_effective_us);
+            if (plan->devices[i].laser)
+                snprintf(laser, sizeof laser, "%.1f", ad->laser_start_us);
+            printf("%-12s %-11s %22s %22s %13s%s\n", rig->devices[i].name, role_label(&plan->devices[i]), sub, dep,
+                   laser, ad->given ? "" : "   (not given: 0)");
+        }
+        printf("audit: %s\n", au->verdict);
+        printf("\n%s plan kinsync computes for this rig:\n", au->pass ? "for comparison, the" : "the corrected");
+    }
+    printf("\n%-12s %-14s %-12s %-11s %5s %12s %14s %16s %13s %14s %5s\n", "device", "serial", "host", "role",
+           "group", "sub delay", "depth delay", "(effective us)", "laser at us", "depth-color ms", "start");
     for (int i = 0; i < plan->device_count; i++) {
         const ks_plan_device *d = &plan->devices[i];
         char sub[32], laser[32];
@@ -76,14 +109,31 @@ static void print_text(const ks_rig *rig, const ks_plan *plan, const ks_findings
             snprintf(laser, sizeof laser, "%.1f", d->laser_start_us);
         else
             snprintf(laser, sizeof laser, "-");
-        printf("%-12s %-14s %-12s %-11s %5d %12s %14d %16.1f %13s %5d\n", rig->devices[i].name, rig->devices[i].serial,
-               rig->devices[i].host, role_label(d), d->group, sub, (int)d->depth_delay_usec,
-               d->depth_delay_effective_us, laser, d->start_position);
+        printf("%-12s %-14s %-12s %-11s %5d %12s %14d %16.1f %13s %14.1f %5d\n", rig->devices[i].name,
+               rig->devices[i].serial, rig->devices[i].host, role_label(d), d->group, sub, (int)d->depth_delay_usec,
+               d->depth_delay_effective_us, laser, d->depth_delay_effective_us / 1000.0, d->start_position);
     }
     printf("\nstart order:");
     for (int k = 0; k < plan->device_count; k++)
         printf("%s %s", k ? "," : "", rig->devices[plan->start_order[k]].name);
-    printf("  (subordinates first, the master last)\n");
+    printf("  (%s)\n", plan->trigger ? "every device is a subordinate of the trigger: deepest first, then switch "
+                                       "the trigger on"
+                                     : "subordinates first, the master last");
+    /* one order across every host: a step starts only when the previous one runs */
+    for (int k = 0; k < plan->device_count; k++) {
+        int i = plan->start_order[k];
+        printf("  step %d: host %s: start %s (%s)%s\n", k + 1, rig->devices[i].host, rig->devices[i].name,
+               role_label(&plan->devices[i]),
+               plan->devices[i].sync_mode == KS_SYNC_MASTER ? ", last: its pulses start every device"
+               : plan->devices[i].trigger_head             ? ", fed by the trigger"
+                                                           : "");
+    }
+    if (plan->trigger)
+        printf("  step %d: switch the trigger on (every device waits for its pulses)\n", plan->device_count + 1);
+    char notes[4][320];
+    int nn = ks_plan_cost_notes(rig, plan, notes, 4);
+    for (int k = 0; k < nn; k++)
+        printf("cost: %s\n", notes[k]);
     if (plan->aim == KS_AIM_INTERLEAVED)
         printf("interleaved: effective %.0f fps, largest spacing error %.1f us\n", plan->effective_fps,
                plan->spacing_error_us);
@@ -112,7 +162,7 @@ static void print_text(const ks_rig *rig, const ks_plan *plan, const ks_findings
         }
         return;
     }
-    printf("\nk4arecorder commands (start in this order on each host; every subordinate before the master):\n");
+    printf("\nk4arecorder commands by host (run each at its step above):\n");
     for (int k = 0; k < plan->device_count; k++) {
         int i = plan->start_order[k];
         const char *host = rig->devices[i].host;
@@ -129,7 +179,7 @@ static void print_text(const ks_rig *rig, const ks_plan *plan, const ks_findings
             char cmd[512], comment[512];
             ks_plan_recorder_command(rig, plan, j, cmd, sizeof cmd);
             ks_plan_recorder_comment(rig, plan, j, comment, sizeof comment);
-            printf("    %s   # %s\n", cmd, comment);
+            printf("    [step %d] %s   # %s\n", q + 1, cmd, comment);
         }
     }
 }
@@ -192,8 +242,10 @@ int cmd_plan(int argc, char **argv)
         rc = KS_EXIT_USAGE;
         goto done;
     }
-    if (opt.guard_us > 0)
+    if (opt.guard_us > 0) {
         rig->guard_us = opt.guard_us; /* so validation judges the guard actually used */
+        snprintf(rig->guard_option, sizeof rig->guard_option, "--guard");
+    }
     if (opt.override_aim)
         rig->aim = opt.aim;
     bool valid = ks_rig_validate(rig, &f) == KS_OK;
@@ -229,7 +281,8 @@ int cmd_plan(int argc, char **argv)
     } else if (svg) {
         fprintf(stderr, "kinsync plan: no timeline written: the rig is invalid\n");
     }
-    rc = valid && plan->feasible ? KS_EXIT_OK : KS_EXIT_FAIL;
+    /* delays given in the rig file that fail the audit are a rig that would not work as configured */
+    rc = valid && plan->feasible && (!plan->audit.present || plan->audit.pass) ? KS_EXIT_OK : KS_EXIT_FAIL;
 done:
     ks_findings_free(&f);
     free(rig);

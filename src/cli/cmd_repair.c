@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "kinsync/mkv.h"
@@ -14,8 +16,9 @@ static void repair_usage(FILE *f)
             "Usage: kinsync repair FILE [-o OUT] [--json]\n"
             "\n"
             "Rewrites a recording that was cut off (power loss, kill -9, full disk) or never closed\n"
-            "(FILE.mkv.part) as a complete file: every complete cluster is kept, the incomplete tail\n"
-            "is dropped, and the Cues, SeekHead, Info duration and Segment size are written anew.\n"
+            "(FILE.mkv.part) as a complete file: every complete block is kept (also those of a partly\n"
+            "written last cluster), the incomplete tail is dropped, and the Cues, SeekHead, Info\n"
+            "duration and Segment size are written anew. A file without a complete block is refused.\n"
             "The result is written to OUT.tmp and renamed, so FILE is never half-overwritten.\n"
             "\n"
             "  -o, --output OUT   write the repaired file here (default: FILE in place; a FILE\n"
@@ -62,8 +65,11 @@ int cmd_repair(int argc, char **argv)
     ks_mkv_repair_report rep;
     ks_status st = ks_mkv_repair(in, out, &rep, &err);
     if (st) {
-        ks_cli_print_error("repair", &err);
-        return st == KS_EPARSE || st == KS_EEOF ? KS_EXIT_FAIL : (st == KS_ENOTFOUND ? KS_EXIT_USAGE : KS_EXIT_FAIL);
+        /* an input that is missing or no readable file is the usage kind (2); a damaged recording
+         * or an output that cannot be written is a failure (1) */
+        struct stat sb;
+        bool readable = stat(in, &sb) == 0 && S_ISREG(sb.st_mode) && access(in, R_OK) == 0;
+        return ks_cli_fail("repair", &err, readable ? KS_CLI_RUN : KS_CLI_DATA);
     }
     if (json) {
         json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:b}", "input", in, "output", out, "input_bytes",

@@ -13,6 +13,7 @@
 #include "cli/session_cli.h"
 #include "kinsync/session.h"
 #include "kinsync/syncstats.h"
+#include "util/monotime.h"
 
 static void usage(FILE *out)
 {
@@ -52,13 +53,6 @@ static void usage(FILE *out)
             "Exit status: 0 every check passed, 1 a check failed or the rig could not be started,\n"
             "2 usage error (unknown option, unreadable or malformed rig file).\n",
             ks_color_alignment_target_us());
-}
-
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static void print_text(const ks_cli_rigrun *r, ks_session *s, ks_syncstats *q, double seconds)
@@ -185,9 +179,9 @@ int cmd_verify(int argc, char **argv)
         ks_cli_rigrun_close(&r);
         return KS_EXIT_FAIL;
     }
-    ks_session_handle_sigint(s);
+    ks_cli_stop_on_sigint(s);
     bool tty = !json && ks_cli_is_tty(stderr);
-    double t0 = wall(), last_print = 0, first_key = NAN, span = 0;
+    double t0 = ks_mono_s(), last_print = 0, first_key = NAN, span = 0;
     /* recordings run to their end unless --seconds says otherwise; they set their own pace */
     bool limit = !r.recordings || seconds_given;
     double wall_limit = r.recordings ? 1e12 : seconds * 4 + 30;
@@ -202,11 +196,11 @@ int cmd_verify(int argc, char **argv)
             if (limit && span >= seconds)
                 ks_session_request_stop(s);
         }
-        if (wall() - t0 > wall_limit)
+        if (ks_mono_s() - t0 > wall_limit)
             ks_session_request_stop(s);
-        if (tty && wall() - last_print > 0.5) {
+        if (tty && ks_mono_s() - last_print > 0.5) {
             ks_cli_progress_line(stderr, s);
-            last_print = wall();
+            last_print = ks_mono_s();
         }
     }
     if (tty)
@@ -226,15 +220,17 @@ int cmd_verify(int argc, char **argv)
     } else {
         print_text(&r, s, q, span);
     }
+    int report_rc = KS_EXIT_OK;
     if (report) {
         ks_error rerr;
         if (ks_syncstats_write_html(q, r.rig.name, report, &rerr) != KS_OK)
-            ks_cli_print_error("verify", &rerr);
+            report_rc = ks_cli_fail("verify", &rerr, KS_CLI_RUN); /* the report asked for is not written */
         else if (!json)
             printf("report: %s\n", report);
     }
     bool passed = ks_syncstats_passed(q); /* the one verdict: result line, JSON and exit status */
+    ks_cli_stop_on_sigint(NULL);
     ks_session_close(s);
     ks_cli_rigrun_close(&r);
-    return passed ? KS_EXIT_OK : KS_EXIT_FAIL;
+    return passed && report_rc == KS_EXIT_OK ? KS_EXIT_OK : KS_EXIT_FAIL;
 }

@@ -13,6 +13,7 @@
 #include "kinsync/fuse.h"
 #include "kinsync/fuse_sink.h"
 #include "kinsync/session.h"
+#include "util/fileio.h"
 
 typedef struct stream {
     ks_stream_frame *f;
@@ -69,13 +70,12 @@ static int write_index(const char *out_dir, stream *st, const ks_rig_pose *poses
     json_t *root = json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:O}", "format", "kinsync-stream", "version", 1,
                              "devices", n, "rate_hz", is.rate_hz, "mean_gap_us", is.mean_gap_us, "min_gap_us",
                              is.min_gap_us, "max_gap_us", is.max_gap_us, "frames", list);
-    char jpath[4096], tmp[4200];
+    char jpath[4096];
     snprintf(jpath, sizeof jpath, "%s/stream.json", out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", jpath);
     int rc = KS_EXIT_OK;
-    if (json_dump_file(root, tmp, JSON_INDENT(1)) != 0 || rename(tmp, jpath) != 0) {
-        fprintf(stderr, "kinsync fuse: cannot write %s: %s\n", jpath, strerror(errno));
-        remove(tmp);
+    ks_error werr;
+    if (ks_json_write_atomic(root, jpath, JSON_INDENT(1), &werr) != KS_OK) {
+        ks_cli_print_error("fuse", &werr);
         rc = KS_EXIT_FAIL;
     } else if (json) {
         json_t *sum = json_pack("{s:i, s:i, s:f, s:f, s:f, s:s}", "frames", (int)st->n, "devices", n, "rate_hz",

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "kinsync/version.h"
 
 static const ks_command commands[] = {
     /* plan the rig */
@@ -13,6 +14,7 @@ static const ks_command commands[] = {
     /* run it */
     {"verify", "start the rig, measure its sync (skews, drops, drift, failure modes), PASS/FAIL", cmd_verify},
     {"capture", "start the rig and write N frame sets to a directory (raw images + index.json)", cmd_capture},
+    {"view", "the whole rig live in a browser: devices, previews, checks, 3D cloud, record takes", cmd_view},
     /* recordings */
     {"record", "record every device of a rig, one Azure Kinect .mkv per device", cmd_record},
     {"align", "align recordings of one rig: frame sets, skew, drops, files that don't belong", cmd_align},
@@ -48,6 +50,24 @@ void ks_cli_print_error(const char *cmd, const ks_error *err)
     fprintf(stderr, "kinsync %s: error: %s\n", cmd, err->message[0] ? err->message : ks_status_string(err->code));
 }
 
+int ks_cli_exit_status(ks_status st, ks_cli_stage stage)
+{
+    if (st == KS_OK)
+        return KS_EXIT_OK;
+    switch (stage) {
+    case KS_CLI_INPUT: return st == KS_ENOTFOUND || st == KS_EIO || st == KS_EPARSE ? KS_EXIT_USAGE : KS_EXIT_FAIL;
+    case KS_CLI_DATA: return st == KS_ENOTFOUND || st == KS_EIO ? KS_EXIT_USAGE : KS_EXIT_FAIL;
+    case KS_CLI_RUN: break;
+    }
+    return KS_EXIT_FAIL;
+}
+
+int ks_cli_fail(const char *cmd, const ks_error *err, ks_cli_stage stage)
+{
+    ks_cli_print_error(cmd, err);
+    return ks_cli_exit_status(err->code, stage);
+}
+
 bool ks_cli_is_tty(FILE *f)
 {
     return isatty(fileno(f));
@@ -57,7 +77,7 @@ int cmd_version(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    printf("kinsync %s\n", KS_VERSION);
+    printf("kinsync %s\n", ks_version_string());
     return KS_EXIT_OK;
 }
 

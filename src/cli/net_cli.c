@@ -3,8 +3,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "util/fileio.h"
 
 int ks_net_cli_option(const char *cmd, int id, const char *arg, ks_net_config *cfg)
 {
@@ -30,6 +32,11 @@ int ks_net_cli_option(const char *cmd, int id, const char *arg, ks_net_config *c
     case 1004:
         if (ks_net_config_load_secret(cfg, arg, &e) != KS_OK)
             return ks_cli_usage_error(cmd, "--secret-file: %s", e.message), -1;
+        struct stat sb;
+        if (stat(arg, &sb) == 0 && (sb.st_mode & 077))
+            fprintf(stderr, "kinsync %s: warning: the secret file %s can be read by other users (mode %04o); anyone "
+                            "who reads it can command the rig: chmod 600 %s\n",
+                    cmd, arg, (unsigned)(sb.st_mode & 07777), arg);
         return 1;
     default: return 0;
     }
@@ -55,28 +62,13 @@ bool ks_net_cli_ready(const char *cmd, const ks_net_config *cfg)
 
 ks_status ks_file_digest(const char *path, char out[65], ks_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ks_error_set(err, KS_ENOTFOUND, "cannot open %s", path);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (n < cap)
-            break;
-        char *nb = cap < (8u << 20) ? realloc(buf, cap * 2) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (!buf)
+    char *buf;
+    size_t n;
+    ks_status st = ks_file_read_all(path, 8u << 20, &buf, &n, err);
+    if (st == KS_EINVAL)
         return ks_error_set(err, KS_EINVAL, "%s is too large for a rig file", path);
+    if (st != KS_OK)
+        return st;
     ks_sha256_hex(buf, n, out);
     free(buf);
     return KS_OK;

@@ -1,6 +1,8 @@
 /* Shared by the commands that run a rig (cli/session_cli.h). */
 #include "cli/session_cli.h"
 
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -50,4 +52,33 @@ void ks_cli_progress_line(FILE *out, ks_session *s)
                 (unsigned long long)(p.queue_drops[i] + p.missing[i]), p.alive[i] ? "" : " GONE");
     fprintf(out, " worst skew %.0f us  ", p.worst_skew_us);
     fflush(out);
+}
+
+/* The handler only reads an atomic pointer and makes an atomic store: async-signal-safe. */
+static _Atomic(ks_session *) sigint_session;
+static struct sigaction sigint_old;
+static bool sigint_installed;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    ks_session *s = atomic_load(&sigint_session);
+    if (s)
+        ks_session_request_stop(s);
+}
+
+void ks_cli_stop_on_sigint(ks_session *s)
+{
+    atomic_store(&sigint_session, s);
+    if (s && !sigint_installed) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigint;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &sigint_old);
+        sigint_installed = true;
+    } else if (!s && sigint_installed) {
+        sigaction(SIGINT, &sigint_old, NULL);
+        sigint_installed = false;
+    }
 }

@@ -29,6 +29,11 @@ int ks_cli_source_open(const char *const *paths, int count, const char *name, bo
                        ks_error *err);
 void ks_cli_rigrun_close(ks_cli_rigrun *r);
 
+/* Ctrl-C asks session s to stop (ks_session_request_stop from a SIGINT handler); NULL restores the
+ * previous handler. Call with NULL before closing the session. The library installs no signal
+ * handlers: this is the command's business. */
+void ks_cli_stop_on_sigint(ks_session *s);
+
 /* kinsync fuse --interleaved over a started session and its fuse sink (cli/fuse_interleaved.c). */
 struct ks_fuse_sink;
 int ks_cli_fuse_interleaved(ks_session *s, struct ks_fuse_sink *k, const char *out_dir, long frames, bool json);

@@ -220,6 +220,11 @@ const char *ks_backend_name(const ks_backend *b)
     return b ? b->ops->name : "none";
 }
 
+int ks_backend_usbfs_mb(ks_backend *b)
+{
+    return b && b->ops->usbfs_mb ? b->ops->usbfs_mb(b->ctx) : -1;
+}
+
 unsigned ks_backend_caps(const ks_backend *b)
 {
     return b ? b->ops->caps : 0u;
@@ -354,7 +359,7 @@ ks_status ks_device_start_cameras(ks_device *d, const ks_device_config *cfg, ks_
         return ks_error_set(err, KS_ESTATE, "device %s is already streaming; stop it first", d->info.serial);
     ks_status st = ks_device_config_check(cfg, err);
     if (st != KS_OK)
-        return ks_error_prefix(err, "device %s", d->info.serial);
+        return ks_error_prefix(err, st, "device %s", d->info.serial);
     if (cfg->wired_sync_mode != KS_SYNC_STANDALONE && d->backend->ops->get_jacks) {
         ks_jack_state j;
         if (d->backend->ops->get_jacks(d->impl, &j, err) == KS_OK && j.supported) {

@@ -126,7 +126,7 @@ static ks_status build_all_tables(ks_fuse *f, ks_error *err)
             st = j->st[d];
             if (err)
                 *err = j->err[d];
-            ks_error_prefix(err, "fuse: device %d (%s)", d, f->dev[d].info.serial[0] ? f->dev[d].info.serial : "no serial");
+            ks_error_prefix(err, st, "fuse: device %d (%s)", d, f->dev[d].info.serial[0] ? f->dev[d].info.serial : "no serial");
         }
     }
     free(jobs);
@@ -231,7 +231,7 @@ static bool color_image(ks_fuse *f, job *j, int d, ks_color_image *img)
             return true;
         f->thread_status[j->t] = st;
         f->thread_error[j->t] = e;
-        ks_error_prefix(&f->thread_error[j->t], "device %d (%s) color", d, f->dev[d].info.serial);
+        ks_error_prefix(&f->thread_error[j->t], st, "device %d (%s) color", d, f->dev[d].info.serial);
         return false;
     }
     if (in->color && in->color_format == KS_FORMAT_BGRA32) {

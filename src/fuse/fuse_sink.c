@@ -51,11 +51,12 @@ ks_status ks_fuse_sink_create(ks_session *s, const ks_rig_pose *poses, size_t np
                                               "with one, e.g. NFOV_UNBINNED)", name, ks_depth_mode_name(cfg->depth_mode));
         char *cj = NULL;
         size_t cl = 0;
-        if (st == KS_OK && (ks_device_get_calibration_json(dv, &cj, &cl, err) != KS_OK ||
-                            ks_calibration_from_json(cj, cl, cfg->depth_mode,
-                                                     k->opt.color ? cfg->color_resolution : KS_COLOR_OFF,
-                                                     &k->dev[i].calibration, err) != KS_OK))
-            st = ks_error_prefix(err, "device %s (%s): calibration", name, info->serial);
+        ks_status cs = KS_OK;
+        if (st == KS_OK && ((cs = ks_device_get_calibration_json(dv, &cj, &cl, err)) != KS_OK ||
+                            (cs = ks_calibration_from_json(cj, cl, cfg->depth_mode,
+                                                           k->opt.color ? cfg->color_resolution : KS_COLOR_OFF,
+                                                           &k->dev[i].calibration, err)) != KS_OK))
+            st = ks_error_prefix(err, cs, "device %s (%s): calibration", name, info->serial);
         free(cj);
         const ks_rig_pose *p = st == KS_OK ? ks_rig_pose_find(poses, npose, info->serial) : NULL;
         if (st == KS_OK && !p)

@@ -13,6 +13,7 @@
 #include "calib/camera_model.h"
 #include "fuse/fuse_internal.h"
 #include "kinsync/fuse.h"
+#include "util/monotime.h"
 
 /* Where the table's Newton iteration stops: 1e-16 px^2 is 1e-8 px, a thousand times below what
  * the float table resolves (about 1e-5 px), so the table equals ks_unproject_ray's rays to the
@@ -25,9 +26,7 @@
 
 double ks_fuse_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+    return (double)ks_mono_ns() * 1e-6;
 }
 
 void ks_unproject_table_free(ks_unproject_table *t)

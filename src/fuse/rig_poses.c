@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kinsync/fuse.h"
+#include "util/fileio.h"
 
 static json_t *get_any(json_t *o, const char *a, const char *b)
 {
@@ -156,30 +157,15 @@ ks_status ks_rig_poses_load(const char *path, ks_rig_pose **out, size_t *count, 
 {
     *out = NULL;
     *count = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
+    char *buf;
+    size_t len;
+    ks_status st = ks_file_read_all(path, 64u << 20, &buf, &len, err);
+    if (st == KS_ENOTFOUND)
         return ks_error_set(err, KS_ENOTFOUND, "%s: cannot open the rig calibration; run 'kinsync calibrate' first",
                             path);
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 65536 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *nb = cap > (64u << 20) ? NULL : realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(fp);
-                return ks_error_set(err, KS_ENOMEM, "%s: too large or out of memory", path);
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + len, 1, cap - len, fp);
-        len += r;
-        if (r == 0)
-            break;
-    }
-    fclose(fp);
-    ks_status st = ks_rig_poses_parse(buf, len, path, out, count, err);
+    if (st != KS_OK)
+        return st;
+    st = ks_rig_poses_parse(buf, len, path, out, count, err);
     free(buf);
     return st;
 }

@@ -273,6 +273,8 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
     rec r[BLOCK];
     size_t next[64], nrun[64]; /* per partition: next record, next run (absolute positions) */
     for (uint32_t pi = 0; pi < np; pi++) {
+        if (partition >= 0 && pi != (uint32_t)partition)
+            continue; /* another thread's partition: not ours to read while it writes (never used here) */
         const part *p = &g->parts[pi];
         next[pi] = p->seg_off[seg] + p->seg_n[seg];
         nrun[pi] = p->seg_off[seg] + p->seg_runs[seg];

@@ -239,7 +239,7 @@ static void end_common(ks_buf *b, bool crc)
     size_t crc_len = crc ? 6 : 0;
     uint64_t size = body + crc_len;
     int n = ebml_size_len(size);
-    uint8_t hdr[8 + 6];
+    uint8_t hdr[8 + 6] = {0};
     for (int i = 0; i < n; i++)
         hdr[i] = (uint8_t)(size >> (8 * (n - 1 - i)));
     hdr[0] |= (uint8_t)(0x80 >> (n - 1));

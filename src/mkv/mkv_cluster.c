@@ -1,6 +1,7 @@
 /* Clusters: finding them (known or unknown size, cut-off tails), parsing blocks and lacing,
  * iterating items in time order, seeking with Cues or by scanning cluster headers. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,20 +72,24 @@ ks_status ks_mkv_locate_cluster(ks_mkv_reader *r, uint64_t off, ks_mkv_cluster_l
                     return cerr(r, err, off, "unknown-size Cluster longer than %llu bytes",
                                 (unsigned long long)MAX_CLUSTER);
             }
-            *loc = (ks_mkv_cluster_loc){off, p, hl, true};
+            *loc = (ks_mkv_cluster_loc){off, p, hl, true, false};
             return KS_OK;
         }
         if (size == EBML_UNKNOWN_SIZE)
             return cerr(r, err, off, "top-level element 0x%x has an unknown size", id);
         if (size > r->seg_end - off - (uint64_t)hl) {
             r->info.truncated = true; /* the file ends inside this element */
-            return KS_EEOF;
+            if (id != ID_CLUSTER)
+                return KS_EEOF;
+            /* a partly written last cluster: its complete blocks are still read (as the SDK does) */
+            *loc = (ks_mkv_cluster_loc){off, r->seg_end, hl, false, true};
+            return KS_OK;
         }
         if (id == ID_CLUSTER) {
             if (size > MAX_CLUSTER)
                 return cerr(r, err, off, "Cluster of %llu bytes is larger than %llu", (unsigned long long)size,
                             (unsigned long long)MAX_CLUSTER);
-            *loc = (ks_mkv_cluster_loc){off, off + (uint64_t)hl + size, hl, false};
+            *loc = (ks_mkv_cluster_loc){off, off + (uint64_t)hl + size, hl, false, false};
             return KS_OK;
         }
         off += (uint64_t)hl + size; /* Cues, Tags, Void... between or after clusters */
@@ -224,12 +229,18 @@ ks_status ks_mkv_load_cluster(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, k
         uint64_t size;
         uint64_t at = body_abs + pos;
         int il = ebml_read_id(b->data + pos, n - pos, &id);
+        if (il < 0 && loc->partial)
+            break; /* the file ends inside this element's header */
         if (il <= 0)
             return cerr(r, err, at, "invalid element ID inside a Cluster");
         int sl = ebml_read_size(b->data + pos + il, n - pos - (size_t)il, &size);
+        if (sl < 0 && loc->partial)
+            break;
         if (sl <= 0)
             return cerr(r, err, at, "invalid element size inside a Cluster");
         size_t h = (size_t)(il + sl);
+        if (size != EBML_UNKNOWN_SIZE && size > n - pos - h && loc->partial)
+            break; /* the file ends inside this element: the blocks before it are complete */
         if (size == EBML_UNKNOWN_SIZE || size > n - pos - h)
             return cerr(r, err, at, "element 0x%x size runs past the end of its Cluster", id);
         size_t body = pos + h;
@@ -263,6 +274,7 @@ ks_status ks_mkv_load_cluster(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, k
         }
         pos = body + (size_t)size;
     }
+    r->loaded_end = body_abs + pos;
     for (size_t i = 0; i < r->nframes; i++)
         r->frames[i].time += r->cluster_time;
     if (r->nframes > 1)
@@ -281,6 +293,11 @@ ks_status ks_mkv_load_cluster(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, k
             r->cidx[r->ncidx++] = (ks_mkv_cue){(uint64_t)r->cluster_time, loc->pos};
     }
     return KS_OK;
+}
+
+uint64_t ks_mkv_loaded_end(const ks_mkv_reader *r)
+{
+    return r->loaded_end;
 }
 
 static uint64_t frame_ts_us(const ks_mkv_reader *r, int64_t time)
@@ -420,7 +437,36 @@ static bool cluster_time_at(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, uin
     return false;
 }
 
+static ks_status next_capture(ks_mkv_reader *r, ks_capture **out, ks_error *err);
+
+/* After a seek, whole captures: one whose images are all older than the seek time is skipped; one
+ * with any image at or after it is returned with all its images (as the SDK's playback does).
+ * Skipping single items (ks_mkv_reader_next after a seek) could split a capture whose color and
+ * depth timestamps straddle the seek time. */
 ks_status ks_mkv_reader_next_capture(ks_mkv_reader *r, ks_capture **out, ks_error *err)
+{
+    if (!r->has_min)
+        return next_capture(r, out, err);
+    uint64_t min = r->min_ts_us;
+    r->has_min = false;
+    for (;;) {
+        ks_status st = next_capture(r, out, err);
+        if (st)
+            return st;
+        ks_capture *c = *out;
+        uint64_t newest = 0;
+        const ks_image *imgs[3] = {c->color, c->depth, c->ir};
+        for (int k = 0; k < 3; k++)
+            if (imgs[k] && imgs[k]->device_ts_us > newest)
+                newest = imgs[k]->device_ts_us;
+        if (newest >= min)
+            return KS_OK;
+        ks_capture_release(c);
+        *out = NULL;
+    }
+}
+
+static ks_status next_capture(ks_mkv_reader *r, ks_capture **out, ks_error *err)
 {
     *out = NULL;
     const ks_mkv_track *any = ks_mkv_reader_track(r, KS_MKV_COLOR);
@@ -459,6 +505,7 @@ ks_status ks_mkv_reader_next_capture(ks_mkv_reader *r, ks_capture **out, ks_erro
                 ks_image_release(it.image);
                 return ks_error_set(err, KS_ENOMEM, "%s: out of memory", r->path);
             }
+            c->temperature_c = NAN; /* not recorded: the SDK's playback gives NaN too */
             base = t;
             slot = it.kind == KS_MKV_COLOR ? &c->color : it.kind == KS_MKV_DEPTH ? &c->depth : &c->ir;
         }

@@ -4,6 +4,7 @@
 #ifndef KS_MKV_INTERNAL_H
 #define KS_MKV_INTERNAL_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -63,6 +64,7 @@ static inline void ks_mkv_imu_encode(uint8_t out[KS_MKV_IMU_SAMPLE_SIZE], const 
 static inline void ks_mkv_imu_decode(const uint8_t *in, ks_imu_sample *s)
 {
     memset(s, 0, sizeof *s);
+    s->temperature_c = NAN; /* not recorded: the SDK's playback gives NaN too */
     s->acc_ts_us = ks_mkv_get_le64(in) / 1000;
     for (int i = 0; i < 3; i++)
         s->acc[i] = ks_mkv_get_lef(in + 8 + 4 * i);

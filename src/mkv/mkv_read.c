@@ -4,7 +4,7 @@
  * is read or allocated; parsing is iterative with a fixed nesting per element type (no recursion);
  * each loop advances by at least one byte; unknown-size elements are accepted for the Segment and
  * Clusters only. Anything else malformed is KS_EPARSE naming the byte offset and the problem. A file
- * that ends inside a cluster ends the iteration at the last complete cluster (info.truncated). */
+ * that ends inside a cluster ends the iteration after that cluster's complete blocks (info.truncated). */
 #include "kinsync/mkv.h"
 
 #include <errno.h>
@@ -89,6 +89,7 @@ typedef struct span {
 
 static ks_status child(ks_mkv_reader *r, const span *s, size_t *pos, uint32_t *id, span *out, ks_error *err)
 {
+    *out = (span){0}; /* defined on every return (GCC 12 -O3 -Wmaybe-uninitialized) */
     if (*pos >= s->len)
         return KS_EEOF;
     uint64_t at = s->base + *pos;
@@ -184,7 +185,7 @@ static ks_status parse_seekhead(ks_mkv_reader *r, const span *s, ks_error *err)
             continue;
         size_t p2 = 0;
         uint32_t id2;
-        span d;
+        span d = {0};
         uint64_t sid = 0, spos = UINT64_MAX;
         while ((st = child(r, &c, &p2, &id2, &d, err)) == KS_OK) {
             if (id2 == ID_SEEKID && !ebml_read_uint(d.p, d.len, &sid))
@@ -259,7 +260,7 @@ static ks_status parse_tracks(ks_mkv_reader *r, const span *s, ks_error *err)
         t.format = KS_FORMAT_CUSTOM;
         size_t p2 = 0;
         uint32_t id2;
-        span d;
+        span d = {0};
         uint64_t v;
         while ((st = child(r, &c, &p2, &id2, &d, err)) == KS_OK) {
             switch (id2) {
@@ -344,7 +345,7 @@ static ks_status parse_attachments(ks_mkv_reader *r, const span *s, ks_error *er
         ks_mkv_attachment *a = &r->info.attachments[r->info.attachment_count++];
         size_t p2 = 0;
         uint32_t id2;
-        span d;
+        span d = {0};
         while ((st = child(r, &c, &p2, &id2, &d, err)) == KS_OK) {
             if (id2 == ID_FILENAME && !a->name) a->name = dup_str(&d);
             else if (id2 == ID_FILEMIMETYPE && !a->mime) a->mime = dup_str(&d);
@@ -377,7 +378,7 @@ static ks_status parse_tags(ks_mkv_reader *r, const span *s, ks_error *err)
         uint64_t tuid = 0, auid = 0;
         size_t p2 = 0;
         uint32_t id2;
-        span d;
+        span d = {0};
         /* targets first (they may come after the SimpleTags: two passes) */
         while ((st = child(r, &c, &p2, &id2, &d, err)) == KS_OK) {
             if (id2 != ID_TARGETS)
@@ -452,14 +453,14 @@ static ks_status parse_cues(ks_mkv_reader *r, const span *s, ks_error *err)
         uint64_t time = UINT64_MAX, cpos = UINT64_MAX;
         size_t p2 = 0;
         uint32_t id2;
-        span d;
+        span d = {0};
         while ((st = child(r, &c, &p2, &id2, &d, err)) == KS_OK) {
             if (id2 == ID_CUETIME && !get_uint(&d, &time))
                 return perr(r, err, d.base, "CueTime too long");
             if (id2 == ID_CUETRACKPOSITIONS && cpos == UINT64_MAX) {
                 size_t p3 = 0;
                 uint32_t id3;
-                span e;
+                span e = {0};
                 while ((st = child(r, &d, &p3, &id3, &e, err)) == KS_OK)
                     if (id3 == ID_CUECLUSTERPOSITION && !get_uint(&e, &cpos))
                         return perr(r, err, e.base, "CueClusterPosition too long");

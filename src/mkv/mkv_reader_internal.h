@@ -25,9 +25,11 @@ typedef struct ks_mkv_cluster_loc {
     uint64_t end;              /* absolute offset after it */
     int hlen;                  /* ID + size bytes */
     bool unknown_size;
+    bool partial;              /* the file ends inside it: only its complete elements are read */
 } ks_mkv_cluster_loc;
 
 struct ks_mkv_reader {
+    uint64_t loaded_end;       /* see ks_mkv_loaded_end */
     char *path;
     int fd;
     uint64_t file_size;
@@ -64,5 +66,8 @@ ks_status ks_mkv_reader_open_header(ks_mkv_reader *r, ks_error *err);
 ks_status ks_mkv_locate_cluster(ks_mkv_reader *r, uint64_t off, ks_mkv_cluster_loc *loc, ks_error *err);
 /* Loads and parses the cluster at loc into r->frames (sorted by time). */
 ks_status ks_mkv_load_cluster(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, ks_error *err);
+/* After ks_mkv_load_cluster: the absolute offset after its last complete element (loc->end unless
+ * the cluster is partial). */
+uint64_t ks_mkv_loaded_end(const ks_mkv_reader *r);
 
 #endif

@@ -114,7 +114,7 @@ ks_status ks_mkv_repair(const char *in, const char *out, ks_mkv_repair_report *r
     ks_mkv_reader *r;
     ks_status st = ks_mkv_reader_open(in, &r, err);
     if (st)
-        return ks_error_prefix(err, "cannot repair");
+        return ks_error_prefix(err, st, "cannot repair");
     rep.in_size = r->file_size;
     bool was_complete = r->info.segment_size_known && r->info.cue_count > 0 && !r->info.truncated;
 
@@ -125,6 +125,7 @@ ks_status ks_mkv_repair(const char *in, const char *out, ks_mkv_repair_report *r
     bool any_time = false;
     uint64_t last_cue = 0;
     bool have_cue = false;
+    uint64_t first_time = 0;
     uint64_t off = r->info.first_cluster_offset ? r->info.first_cluster_offset : r->seg_end;
     uint64_t good_end = off;
     for (;;) {
@@ -136,6 +137,13 @@ ks_status ks_mkv_repair(const char *in, const char *out, ks_mkv_repair_report *r
         st = ks_mkv_load_cluster(r, &loc, &e2);
         if (st)
             break;
+        if (loc.partial) {
+            /* the file ends inside this cluster: keep its complete blocks, with a size written anew */
+            if (!r->nframes)
+                break;
+            loc.end = ks_mkv_loaded_end(r);
+            loc.unknown_size = true;
+        }
         if (nk == capk) {
             size_t cap = capk ? capk * 2 : 256;
             kept *q = realloc(kc, cap * sizeof *q);
@@ -148,6 +156,8 @@ ks_status ks_mkv_repair(const char *in, const char *out, ks_mkv_repair_report *r
             capk = cap;
         }
         kept k = {.loc = loc};
+        if (!nk && r->nframes)
+            first_time = r->frames[0].time > 0 ? (uint64_t)r->frames[0].time : 0;
         for (size_t i = 0; i < r->nframes; i++) {
             const ks_mkv_frame *f = &r->frames[i];
             if (!any_time || f->time > last_time)
@@ -170,8 +180,23 @@ ks_status ks_mkv_repair(const char *in, const char *out, ks_mkv_repair_report *r
         good_end = loc.end;
         off = loc.end;
     }
+    if (!nk) {
+        /* a header without a single complete block: the SDK refuses such a file, so none is written */
+        ks_error_set(err, KS_EPARSE,
+                     "cannot repair %s: it holds no complete frame (the file ends %s); nothing to save, record again",
+                     in, r->info.first_cluster_offset ? "inside its first cluster's header" : "before its first cluster");
+        free(kc);
+        ks_mkv_reader_close(r);
+        return KS_EPARSE;
+    }
     st = KS_OK;
     rep.clusters_kept = nk;
+    if (nk && !have_cue) {
+        /* no color block was kept (a partly written first cluster): the first cluster still gets a
+         * cue, so the file has its index */
+        kc[0].cue = true;
+        kc[0].cue_time = first_time;
+    }
 
     /* 2. header elements to keep (in file order before the first cluster, then any found through
      *    the SeekHead after the clusters) */

@@ -3,6 +3,7 @@
  * with room reserved after SeekHead, Info and Tags, so that closing only rewrites those in place. */
 #define _GNU_SOURCE /* sync_file_range */
 #include "kinsync/mkv.h"
+#include "kinsync/version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -268,7 +269,7 @@ static void render_seekhead(ks_mkv_writer *w, ks_buf *b, uint64_t cues_pos)
 static void render_info(ks_mkv_writer *w, ks_buf *b, bool with_duration, double duration)
 {
     char app[64];
-    snprintf(app, sizeof app, "kinsync-%s", KS_VERSION);
+    snprintf(app, sizeof app, "kinsync-%s", ks_version_string());
     ks_buf_begin(b, ID_INFO);
     ks_buf_put_uint(b, ID_TIMECODESCALE, KS_MKV_TIMECODE_SCALE);
     ks_buf_put_str(b, ID_MUXINGAPP, "kinsync-mkv");

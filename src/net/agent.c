@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "net/net_testing.h"
 #include "net/transport.h"
 
 #define KS_AGENT_MAX_DEVICES 16

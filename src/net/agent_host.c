@@ -22,6 +22,7 @@
 
 #include "kinsync/matcher.h"
 #include "kinsync/net.h"
+#include "net/net_testing.h"
 #include "kinsync/syncstats.h"
 #include "kinsync/plan.h"
 #include "kinsync/record.h"

@@ -277,7 +277,9 @@ ks_status ks_coordinator_command(ks_coordinator *c, const char *target, const ch
         if (ks_now_monotonic_ns() >= end) {
             const ks_remote_device *d = strcmp(target, "*") ? find(c, target, false) : NULL;
             return ks_error_set(err, KS_ETIMEOUT, "%s: no answer from %s%s%s within %d ms (%d of %d replies); is "
-                                "its agent running?", verb, target, d ? " on host " : "", d ? d->host : "",
+                                "its agent running, and with the same --secret-file? (an agent that logs \"bad "
+                                "signature\" was given a different secret)", verb, target, d ? " on host " : "",
+                                d ? d->host : "",
                                 timeout_ms, count_replies(c, cmd.seq), expect);
         }
         wait_a_little(c, 10);

@@ -85,7 +85,7 @@ ks_status ks_distributed_record(ks_coordinator *c, const ks_rig *rig, const ks_d
         goto fail;
     if ((st = ks_coordinator_command(c, "*", "ARM", "", 10000, err)) != KS_OK ||
         (st = ks_coordinator_wait_state(c, all, n, KS_AGENT_ARMED, arm, err)) != KS_OK) {
-        ks_error_prefix(err, "not every device armed, so the master %s was not started", master);
+        ks_error_prefix(err, st, "not every device armed, so the master %s was not started", master);
         goto fail;
     }
 

@@ -10,6 +10,7 @@
  *   rt/kinsync/file     reliable, keep all, large buffers: recordings gathered chunk by chunk
  *   rt/kinsync/thumbnail best effort, keep last */
 #include "net/transport.h"
+#include "util/monotime.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +26,7 @@ int64_t ks_now_realtime_ns(void)
 
 int64_t ks_now_monotonic_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return ks_mono_ns();
 }
 
 void ks_net_config_init(ks_net_config *cfg)

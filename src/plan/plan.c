@@ -7,6 +7,8 @@
  * afterwards by the independent ks_plan_check_lasers (plan_check.c). */
 #include "kinsync/plan.h"
 
+#include "plan/plan_place.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -163,10 +165,70 @@ static bool place_laser(planner *pl, int j, const int *placed, int nplaced)
     }
 }
 
+static int64_t wrap_ticks(int64_t t, int64_t n)
+{
+    int64_t r = t % n;
+    if (r < 0)
+        r += n;
+    return r > n / 2 ? r - n : r; /* (-n/2, n/2] */
+}
+
+/* The exact search (plan_place.c) for the group's members: positions modulo the frame period, then
+ * the rotation that keeps the largest |depth delay| smallest. Every residue is reachable by a
+ * depth delay within -P..P (P = 33333 us is 2999 ticks of a 3000-tick period), so the colour offsets
+ * do not restrict where a laser can go: the laser problem is the same in both aims. */
+static bool place_exact(planner *pl, const int *mem, int m)
+{
+    ks_plan *plan = pl->plan;
+    ks_laser_space sp = {9000000LL / ks_fps_hz(plan->fps), 9LL * plan->pitch_us, 9LL * plan->guard_us, plan->pulses};
+    int64_t n = sp.period_u / 100;
+    int pos[64];
+    plan->exact_search_used = true;
+    ks_laser_result r = ks_laser_place(&sp, m, KS_LASER_NODE_BUDGET, pos);
+    plan->search_nodes += r.nodes;
+    if (r.status != KS_LASER_FOUND) {
+        if (pl->fail_group < 0) {
+            plan->fail_fit = r.max_fit;
+            plan->fail_proven = r.status == KS_LASER_NONE;
+            plan->fail_upper = r.upper;
+            snprintf(plan->fail_proof, sizeof plan->fail_proof, "%s", r.proof);
+        }
+        return false;
+    }
+    int64_t color[KS_RIG_MAX_DEVICES];
+    for (int j = 0; j < m; j++)
+        color[j] = ks_delay_us_to_ticks(plan->devices[mem[j]].subordinate_delay_usec);
+    int64_t best_tau = 0, best_max = INT64_MAX, best_sum = INT64_MAX;
+    for (int j = 0; j < m; j++)
+        for (int k = 0; k < m; k++) {
+            int64_t tau = color[j] - pos[k], mx = 0, sum = 0;
+            for (int q = 0; q < m; q++) {
+                int64_t t = wrap_ticks(pos[q] + tau - color[q], n);
+                t = t < 0 ? -t : t;
+                mx = t > mx ? t : mx;
+                sum += t;
+            }
+            if (mx < best_max || (mx == best_max && sum < best_sum)) {
+                best_max = mx;
+                best_sum = sum;
+                best_tau = tau;
+            }
+        }
+    for (int q = 0; q < m; q++) {
+        ks_plan_device *d = &plan->devices[mem[q]];
+        int64_t t = wrap_ticks(pos[q] + best_tau - color[q], n);
+        int64_t usec = usec_for_ticks(t);
+        d->depth_delay_usec = (int32_t)usec;
+        d->depth_delay_effective_us = ks_delay_effective_us(usec);
+        d->laser_start_us = d->color_offset_us + d->depth_delay_effective_us;
+    }
+    return true;
+}
+
 static void place_group(planner *pl, int group)
 {
     ks_plan *plan = pl->plan;
-    int placed[KS_RIG_MAX_DEVICES], nplaced = 0, members = 0;
+    int placed[KS_RIG_MAX_DEVICES], nplaced = 0, members = 0, mem[KS_RIG_MAX_DEVICES];
     for (int k = 0; k < plan->device_count; k++) {
         int j = pl->order[k];
         ks_plan_device *d = &plan->devices[j];
@@ -174,7 +236,7 @@ static void place_group(planner *pl, int group)
             continue;
         if (!d->synced && pl->unsynced_group >= 0)
             continue; /* no common clock: reported as unsynchronized, not placed */
-        members++;
+        mem[members++] = j;
         if (place_laser(pl, j, placed, nplaced)) {
             placed[nplaced++] = j;
         } else {
@@ -183,10 +245,12 @@ static void place_group(planner *pl, int group)
             d->laser_start_us = d->color_offset_us;
         }
     }
-    if (nplaced < members && pl->fail_group < 0) {
+    if (nplaced == members || place_exact(pl, mem, members))
+        return;
+    if (pl->fail_group < 0) {
         pl->fail_group = group;
         pl->fail_group_size = members;
-        pl->fail_group_fit = nplaced;
+        pl->fail_group_fit = plan->fail_fit;
     }
 }
 
@@ -266,9 +330,14 @@ static void find_alternatives(const ks_rig *rig, const ks_plan_options *opt, ks_
     }
     if (pl->fail_group >= 0) {
         int fit = pl->fail_group_fit;
-        add_alt(plan, "fewer-devices", fit,
-                "keep at most %d overlapping depth cameras in group %d at %d fps (it has %d)", fit, pl->fail_group,
-                ks_fps_hz(plan->fps), pl->fail_group_size);
+        if (plan->fail_proven && plan->fail_upper == fit)
+            add_alt(plan, "fewer-devices", fit,
+                    "keep at most %d overlapping depth cameras in group %d at %d fps (it has %d)", fit,
+                    pl->fail_group, ks_fps_hz(plan->fps), pl->fail_group_size);
+        else
+            add_alt(plan, "fewer-devices", fit,
+                    "%d overlapping depth cameras in group %d are known to fit at %d fps (it has %d)", fit,
+                    pl->fail_group, ks_fps_hz(plan->fps), pl->fail_group_size);
         for (int f = (int)plan->fps - 1; f >= 0; f--) {
             if (!fps_possible(rig, (ks_fps)f))
                 continue;
@@ -281,16 +350,8 @@ static void find_alternatives(const ks_rig *rig, const ks_plan_options *opt, ks_
                 break;
             }
         }
-        if (plan->aim == KS_AIM_SIMULTANEOUS) {
-            ks_plan_options o = opt ? *opt : (ks_plan_options){0};
-            o.override_aim = true;
-            o.aim = KS_AIM_INTERLEAVED;
-            if (plan_inner(rig, &o, alt, NULL, false) == KS_OK)
-                add_alt(plan, "interleaved", (int)lround(alt->effective_fps),
-                        "aim: interleaved spreads the captures over the frame period (effective %.0f fps) and "
-                        "the lasers fit; color is then not simultaneous",
-                        alt->effective_fps);
-        }
+        /* no "interleaved" alternative: a depth delay reaches every tick of the frame period in both
+         * aims, so the laser problem is the same whatever the colour offsets are */
         if (fit > 0) {
             int groups = (pl->fail_group_size + fit - 1) / fit;
             add_alt(plan, "split-groups", groups,
@@ -301,6 +362,74 @@ static void find_alternatives(const ks_rig *rig, const ks_plan_options *opt, ks_
     }
     free(copy);
     free(alt);
+}
+
+/* The delays a person chose (rig file), checked like a plan: the same configurations with the given
+ * delays, the independent pulse check, color alignment and the SDK's start rules. */
+static void audit_given(const ks_rig *rig, const ks_plan *plan, ks_plan_audit *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < rig->device_count; i++)
+        a->present |= rig->devices[i].has_delays;
+    if (!a->present)
+        return;
+    ks_plan *tmp = malloc(sizeof *tmp);
+    if (!tmp) {
+        snprintf(a->verdict, sizeof a->verdict, "FAIL: out of memory auditing the delays");
+        return;
+    }
+    *tmp = *plan;
+    char problem[400] = "";
+    for (int i = 0; i < rig->device_count; i++) {
+        const ks_rig_device *rd = &rig->devices[i];
+        ks_plan_audit_device *ad = &a->devices[i];
+        ks_device_config *c = &tmp->devices[i].config;
+        ad->given = rd->has_delays;
+        ad->subordinate_delay_usec = rd->has_delays ? rd->subordinate_delay_usec : 0;
+        ad->depth_delay_usec = rd->has_delays ? rd->depth_delay_usec : 0;
+        if (!problem[0] && (ad->subordinate_delay_usec < 0 || ad->subordinate_delay_usec > plan->period_limit_us))
+            snprintf(problem, sizeof problem, "device %s: subordinate delay %lld us is outside 0..%d us", rd->name,
+                     ad->subordinate_delay_usec, plan->period_limit_us);
+        c->subordinate_delay_off_master_usec =
+            ad->subordinate_delay_usec < 0 ? 0 : (uint32_t)(ad->subordinate_delay_usec > INT32_MAX ? INT32_MAX
+                                                                                     : ad->subordinate_delay_usec);
+        c->depth_delay_off_color_usec = (int32_t)(ad->depth_delay_usec > INT32_MAX   ? INT32_MAX
+                                                  : ad->depth_delay_usec < -INT32_MAX ? -INT32_MAX
+                                                                                      : ad->depth_delay_usec);
+        ad->subordinate_delay_effective_us =
+            c->wired_sync_mode == KS_SYNC_SUBORDINATE ? ks_delay_effective_us(c->subordinate_delay_off_master_usec) : 0;
+        ad->depth_delay_effective_us = ks_delay_effective_us(c->depth_delay_off_color_usec);
+        ad->laser_start_us = ad->subordinate_delay_effective_us + ad->depth_delay_effective_us;
+        ks_error e;
+        ks_error_clear(&e);
+        if (!problem[0] && ks_device_config_check(c, &e) != KS_OK)
+            snprintf(problem, sizeof problem, "device %s: %s", rd->name, e.message);
+    }
+    ks_plan_check_lasers(rig, tmp, plan->guard_us, &a->proof);
+    const ks_plan_proof *p = &a->proof;
+    if (problem[0]) {
+        snprintf(a->verdict, sizeof a->verdict, "FAIL: %s", problem);
+    } else if (!p->lasers_ok) {
+        snprintf(a->verdict, sizeof a->verdict,
+                 "FAIL: after the firmware's 90 kHz tick truncation the lasers of %s and %s are %.1f us apart, "
+                 "below the guard of %d us",
+                 rig->devices[p->device_a].name, rig->devices[p->device_b].name, p->min_separation_us,
+                 plan->guard_us);
+    } else if (!p->color_ok) {
+        snprintf(a->verdict, sizeof a->verdict,
+                 "FAIL: the color captures spread %.1f us, more than the %d us of simultaneous capture",
+                 p->color_spread_us, ks_color_alignment_target_us());
+    } else {
+        a->pass = true;
+        if (p->device_a >= 0)
+            snprintf(a->verdict, sizeof a->verdict,
+                     "PASS: smallest laser separation %.1f us (between %s and %s) >= guard %d us; color within %.1f us",
+                     p->min_separation_us, rig->devices[p->device_a].name, rig->devices[p->device_b].name,
+                     plan->guard_us, p->color_spread_us);
+        else
+            snprintf(a->verdict, sizeof a->verdict, "PASS: no two laser devices share an interference group");
+    }
+    free(tmp);
 }
 
 static ks_status plan_inner(const ks_rig *rig, const ks_plan_options *opt, ks_plan *plan, ks_error *err,
@@ -332,13 +461,22 @@ static ks_status plan_inner(const ks_rig *rig, const ks_plan_options *opt, ks_pl
     }
 
     chain_depths(rig, plan);
-    int exposure = rig->exposure.manual ? ks_exposure_round_up(rig->exposure.powerline, rig->exposure.exposure_us) : 0;
+    /* the exposure is the color camera's: none without color */
+    int exposure = rig->exposure.manual && rig->camera.color_resolution != KS_COLOR_OFF
+                       ? ks_exposure_round_up(rig->exposure.powerline, rig->exposure.exposure_us)
+                       : 0;
     for (int i = 0; i < rig->device_count; i++) {
         ks_plan_device *d = &plan->devices[i];
         d->index = i;
         ks_role r = rig->devices[i].derived_role;
         d->sync_mode = r == KS_ROLE_MASTER ? KS_SYNC_MASTER : r == KS_ROLE_SUBORDINATE ? KS_SYNC_SUBORDINATE
                                                                                       : KS_SYNC_STANDALONE;
+        /* with an external trigger every device runs as subordinate, the head of the chain too: a
+         * device in master mode makes its own pulses and ignores Sync In (docs/hardware-setup.md) */
+        if (rig->trigger.present && i == rig->trigger.to && r == KS_ROLE_MASTER) {
+            d->sync_mode = KS_SYNC_SUBORDINATE;
+            d->trigger_head = true;
+        }
         if (d->sync_mode == KS_SYNC_STANDALONE)
             d->chain_depth = -1;
         d->synced = d->chain_depth >= 0 && d->sync_mode != KS_SYNC_STANDALONE;
@@ -406,20 +544,46 @@ static ks_status plan_inner(const ks_rig *rig, const ks_plan_options *opt, ks_pl
 
     ks_plan_check_lasers(rig, plan, plan->guard_us, &plan->proof);
 
+    /* what the plan costs */
+    plan->trigger = rig->trigger.present;
+    int nsynced = 0;
+    for (int i = 0; i < rig->device_count; i++) {
+        double g = fabs(plan->devices[i].depth_delay_effective_us);
+        if (g > plan->max_depth_color_us)
+            plan->max_depth_color_us = g;
+        nsynced += plan->devices[i].synced;
+    }
+    if (plan->aim == KS_AIM_INTERLEAVED && nsynced > 1) {
+        plan->capture_spacing_us = plan->period_us / nsynced;
+        plan->exposures_overlap = exposure > plan->capture_spacing_us;
+    }
+
     /* reasons, first one wins */
     if (pl.unsynced_group >= 0) {
         snprintf(plan->reason, sizeof plan->reason,
                  "device %s is not synchronized (no sync cable from the master) and shares interference group "
                  "%d with other devices: its laser cannot be kept apart from theirs",
                  rig->devices[pl.unsynced_device].name, pl.unsynced_group);
+    } else if (pl.fail_group >= 0 && plan->fail_proven) {
+        char most[96];
+        if (plan->fail_upper == pl.fail_group_fit)
+            snprintf(most, sizeof most, "at most %d fit", pl.fail_group_fit);
+        else
+            snprintf(most, sizeof most, "at most %d fit (placements for %d were found)", plan->fail_upper,
+                     pl.fail_group_fit);
+        snprintf(plan->reason, sizeof plan->reason,
+                 "group %d has %d overlapping depth cameras but %s at %d fps with a guard of %d us; proof by %s "
+                 "over every placement of their lasers in whole 90 kHz delay ticks (%d pulses %d us apart, frame "
+                 "period %.0f us, docs/plan.md)",
+                 pl.fail_group, pl.fail_group_size, most, ks_fps_hz(plan->fps), plan->guard_us, plan->fail_proof,
+                 plan->pulses, plan->pitch_us, plan->period_us);
     } else if (pl.fail_group >= 0) {
         snprintf(plan->reason, sizeof plan->reason,
-                 "group %d has %d overlapping depth cameras but only %d fit at %d fps: %d per idle gap of %d us "
-                 "(guard %d us = %.1f us in delay ticks), whole laser windows of %d us within the frame period "
-                 "of %.0f us and delays within -%d..%d us",
-                 pl.fail_group, pl.fail_group_size, pl.fail_group_fit, ks_fps_hz(plan->fps), plan->slots_per_gap,
-                 plan->pitch_us, plan->guard_us, plan->guard_step_us, plan->window_us, plan->period_us,
-                 plan->period_limit_us, plan->period_limit_us);
+                 "group %d has %d overlapping depth cameras; kinsync found placements for %d at %d fps with a "
+                 "guard of %d us but neither a placement for all %d nor a proof that none exists: the exact "
+                 "search stopped after %ld nodes",
+                 pl.fail_group, pl.fail_group_size, pl.fail_group_fit, ks_fps_hz(plan->fps), plan->guard_us,
+                 pl.fail_group_size, plan->search_nodes);
     } else if (!plan->proof.lasers_ok) {
         snprintf(plan->reason, sizeof plan->reason,
                  "the proof failed: lasers of %s and %s are %.1f us apart, below the guard of %d us",
@@ -439,6 +603,8 @@ static ks_status plan_inner(const ks_rig *rig, const ks_plan_options *opt, ks_pl
         }
     }
     plan->feasible = plan->reason[0] == 0;
+    if (alternatives)
+        audit_given(rig, plan, &plan->audit);
     if (plan->feasible)
         return KS_OK;
     if (alternatives)
@@ -451,4 +617,38 @@ ks_status ks_plan_make(const ks_rig *rig, const ks_plan_options *opt, ks_plan *p
     if (!rig || !plan)
         return ks_error_set(err, KS_EINVAL, "ks_plan_make needs a rig and a plan to write");
     return plan_inner(rig, opt, plan, err, true);
+}
+
+int ks_plan_cost_notes(const ks_rig *rig, const ks_plan *plan, char (*notes)[320], int max)
+{
+    int k = 0;
+    if (!rig || !plan || !notes || max <= 0)
+        return 0;
+    if (plan->max_depth_color_us > 1000.0 && k < max) {
+        char names[160] = "";
+        int count = 0;
+        for (int i = 0; i < plan->device_count; i++)
+            if (fabs(plan->devices[i].depth_delay_effective_us) > 1000.0) {
+                size_t used = strlen(names);
+                if (count < 4)
+                    snprintf(names + used, sizeof names - used, "%s%s", count ? ", " : "", rig->devices[i].name);
+                else if (count == 4)
+                    snprintf(names + used, sizeof names - used, ", ...");
+                count++;
+            }
+        snprintf(notes[k++], 320,
+                 "depth delays up to %.1f ms: the depth and color images of %s are captured up to %.1f ms apart, "
+                 "so a moving subject is seen at two instants (the lasers needed the room)",
+                 plan->max_depth_color_us / 1000.0, names, plan->max_depth_color_us / 1000.0);
+    }
+    if (plan->exposures_overlap && k < max) {
+        int exposure = plan->device_count ? plan->devices[0].exposure_us : 0;
+        snprintf(notes[k++], 320,
+                 "interleaved captures are %.1f us apart but each color exposure lasts %d us: the exposures of "
+                 "successive devices overlap, so the effective %.0f fps are not %.0f distinct instants; use an "
+                 "exposure of at most %d us for separate instants",
+                 plan->capture_spacing_us, exposure, plan->effective_fps, plan->effective_fps,
+                 (int)floor(plan->capture_spacing_us));
+    }
+    return k;
 }

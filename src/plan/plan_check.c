@@ -107,7 +107,7 @@ static void recorder_color(const ks_rig *rig, char *buf, size_t size, bool *unsu
 {
     const ks_color_resolution_info *ci = ks_color_resolution_get(rig->camera.color_resolution);
     *unsupported = false;
-    if (!ci) {
+    if (!ci || rig->camera.color_resolution == KS_COLOR_OFF) {
         snprintf(buf, size, "OFF");
         return;
     }
@@ -154,9 +154,12 @@ int ks_plan_recorder_comment(const ks_rig *rig, const ks_plan *plan, int i, char
     char color[32];
     bool unsupported;
     recorder_color(rig, color, sizeof color, &unsupported);
+    bool color_on = rig->camera.color_resolution != KS_COLOR_OFF;
     return snprintf(buf, size, "serial %s, start %d of %d%s%s%s", rig->devices[i].serial, d->start_position,
                     plan->device_count,
-                    d->sync_mode == KS_SYNC_MASTER ? " (after every subordinate waits)" : "",
-                    d->exposure_us > 0 ? "" : "; auto exposure: set a manual -e for sync",
+                    d->sync_mode == KS_SYNC_MASTER ? " (after every subordinate waits)"
+                    : d->trigger_head              ? " (fed by the trigger; switch the trigger on after this)"
+                                                   : "",
+                    d->exposure_us > 0 || !color_on ? "" : "; auto exposure: set a manual -e for sync",
                     unsupported ? "; k4arecorder records color as MJPG (it has no BGRA32 option)" : "");
 }

@@ -79,6 +79,7 @@ char *ks_plan_to_json(const ks_rig *rig, const ks_plan *plan, const ks_findings 
         json_object_set_new(o, "host", json_string(rd->host));
         json_object_set_new(o, "group", json_integer(d->group));
         json_object_set_new(o, "role", json_string(ks_role_name(rd->derived_role)));
+        json_object_set_new(o, "trigger_fed", json_boolean(d->trigger_head));
         json_object_set_new(o, "wired_sync_mode", json_string(sync_name(d->sync_mode)));
         json_object_set_new(o, "chain_depth", json_integer(d->chain_depth));
         json_object_set_new(o, "start_position", json_integer(d->start_position));
@@ -88,6 +89,7 @@ char *ks_plan_to_json(const ks_rig *rig, const ks_plan *plan, const ks_findings 
         json_object_set_new(o, "depth_delay_effective_us", real3(d->depth_delay_effective_us));
         json_object_set_new(o, "color_offset_us", real3(d->color_offset_us));
         json_object_set_new(o, "laser_start_us", d->laser ? real3(d->laser_start_us) : json_null());
+        json_object_set_new(o, "depth_color_offset_us", real3(d->depth_delay_effective_us));
         json_object_set_new(o, "exposure_us", json_integer(d->exposure_us));
         json_object_set_new(o, "recorder_command", json_string(cmd));
         json_object_set_new(o, "recorder_comment", json_string(comment));
@@ -113,6 +115,62 @@ char *ks_plan_to_json(const ks_rig *rig, const ks_plan *plan, const ks_findings 
     json_object_set_new(proof, "color_ok", json_boolean(p->color_ok));
     json_object_set_new(proof, "unsynced_pairs", json_integer(p->unsynced_pairs));
     json_object_set_new(root, "proof", proof);
+
+    json_t *costs = json_object();
+    json_object_set_new(costs, "max_depth_color_us", real3(plan->max_depth_color_us));
+    json_object_set_new(costs, "capture_spacing_us", real3(plan->capture_spacing_us));
+    json_object_set_new(costs, "exposures_overlap", json_boolean(plan->exposures_overlap));
+    char notes[4][320];
+    int nn = ks_plan_cost_notes(rig, plan, notes, 4);
+    json_t *na = json_array();
+    for (int k = 0; k < nn; k++)
+        json_array_append_new(na, json_string(notes[k]));
+    json_object_set_new(costs, "notes", na);
+    json_object_set_new(root, "costs", costs);
+
+    json_t *steps = json_array();
+    for (int k = 0; k < plan->device_count; k++) {
+        int i = plan->start_order[k];
+        json_t *o = json_object();
+        json_object_set_new(o, "step", json_integer(k + 1));
+        json_object_set_new(o, "host", json_string(rig->devices[i].host));
+        json_object_set_new(o, "device", json_string(rig->devices[i].name));
+        json_array_append_new(steps, o);
+    }
+    json_object_set_new(root, "start_steps", steps);
+
+    const ks_plan_audit *au = &plan->audit;
+    if (au->present) {
+        json_t *a = json_object();
+        json_object_set_new(a, "pass", json_boolean(au->pass));
+        json_object_set_new(a, "verdict", json_string(au->verdict));
+        json_object_set_new(a, "min_separation_us",
+                            au->proof.device_a >= 0 ? real3(au->proof.min_separation_us) : json_null());
+        json_object_set_new(a, "device_a", au->proof.device_a >= 0 ? json_string(rig->devices[au->proof.device_a].name)
+                                                                   : json_null());
+        json_object_set_new(a, "device_b", au->proof.device_b >= 0 ? json_string(rig->devices[au->proof.device_b].name)
+                                                                   : json_null());
+        json_object_set_new(a, "color_spread_us", real3(au->proof.color_spread_us));
+        json_t *ds = json_array();
+        for (int i = 0; i < plan->device_count; i++) {
+            const ks_plan_audit_device *ad = &au->devices[i];
+            json_t *o = json_object();
+            json_object_set_new(o, "name", json_string(rig->devices[i].name));
+            json_object_set_new(o, "given", json_boolean(ad->given));
+            json_object_set_new(o, "subordinate_delay_off_master_usec", json_integer(ad->subordinate_delay_usec));
+            json_object_set_new(o, "subordinate_delay_effective_us", real3(ad->subordinate_delay_effective_us));
+            json_object_set_new(o, "depth_delay_off_color_usec", json_integer(ad->depth_delay_usec));
+            json_object_set_new(o, "depth_delay_effective_us", real3(ad->depth_delay_effective_us));
+            json_object_set_new(o, "laser_start_us", real3(ad->laser_start_us));
+            json_array_append_new(ds, o);
+        }
+        json_object_set_new(a, "devices", ds);
+        json_object_set_new(root, "audit", a);
+    } else {
+        json_object_set_new(root, "audit", json_null());
+    }
+    json_object_set_new(root, "trigger", json_boolean(plan->trigger));
+    json_object_set_new(root, "exact_search", json_boolean(plan->exact_search_used));
 
     json_t *alts = json_array();
     for (int k = 0; k < plan->alternative_count; k++) {

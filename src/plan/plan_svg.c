@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kinsync/plan.h"
+#include "util/fileio.h"
 
 enum { W = 1200, LEFT = 150, RIGHT = 30, TOP = 60, ROW = 26 };
 
@@ -67,6 +68,57 @@ static void timeline_row(FILE *out, const ks_plan *plan, const ks_plan_device *d
                     x0, w, y + 2, ROW - 6, "pulse");
 }
 
+/* The busy part of the frame period: color exposures and laser windows of every device, as an arc
+ * [*lo, *lo + *span) that leaves out the longest stretch where nothing happens (when that stretch
+ * is more than a tenth of the period; else the whole period from 0). */
+static void busy_arc(const ks_plan *plan, double *lo, double *span)
+{
+    enum { BINS = 2000 };
+    double P = plan->period_us;
+    unsigned char busy[BINS];
+    memset(busy, 0, sizeof busy);
+    for (int i = 0; i < plan->device_count; i++) {
+        const ks_plan_device *d = &plan->devices[i];
+        double from[2], len[2];
+        int k = 0;
+        if (d->exposure_us > 0) {
+            from[k] = d->color_offset_us + (plan->window_us - d->exposure_us) / 2.0;
+            len[k++] = d->exposure_us;
+        }
+        if (d->laser) {
+            from[k] = d->laser_start_us;
+            len[k++] = (plan->pulses - 1) * plan->pitch_us + plan->pulse_width_us;
+        }
+        for (int q = 0; q < k; q++) {
+            int a = (int)floor(wrap(from[q], P) / P * BINS), nb = (int)ceil(len[q] / P * BINS) + 1;
+            for (int b = 0; b < nb && b < BINS; b++)
+                busy[(a + b) % BINS] = 1;
+        }
+    }
+    int best = 0, best_end = 0;
+    for (int start = 0; start < BINS; start++) {
+        if (busy[start] || !busy[(start + BINS - 1) % BINS])
+            continue; /* runs start right after a busy bin */
+        int len = 0;
+        while (len < BINS && !busy[(start + len) % BINS])
+            len++;
+        if (len > best) {
+            best = len;
+            best_end = (start + len) % BINS;
+        }
+    }
+    if (best * 10 < BINS) {
+        *lo = 0;
+        *span = P;
+        return;
+    }
+    double margin = P / 40;
+    *lo = best_end * P / BINS - margin;
+    if (*lo > P / 2)
+        *lo -= P; /* e.g. -2 .. 14 ms rather than 31 .. 47 ms */
+    *span = (BINS - best) * P / BINS + 2 * margin;
+}
+
 static ks_status write_svg(FILE *out, const ks_rig *rig, const ks_plan *plan)
 {
     int n = plan->device_count;
@@ -86,8 +138,16 @@ static ks_status write_svg(FILE *out, const ks_rig *rig, const ks_plan *plan)
             W, h, W, h, W, h);
     fprintf(out, "<text x=\"10\" y=\"20\" font-size=\"15\">");
     xml_text(out, rig->name);
-    fprintf(out, ": one frame period (%.1f us at %d fps), aim %s, %s</text>\n", P, ks_fps_hz(plan->fps),
+    double view_lo, view_span;
+    busy_arc(plan, &view_lo, &view_span);
+    if (view_span < P - 1e-6)
+        fprintf(out, ": %.1f .. %.1f ms of the %.1f ms frame period at %d fps (nothing happens in the rest), "
+                     "aim %s, %s</text>\n",
+                view_lo / 1000, (view_lo + view_span) / 1000, P / 1000, ks_fps_hz(plan->fps),
             ks_aim_name(plan->aim), plan->feasible ? "feasible" : "NOT feasible");
+    else
+        fprintf(out, ": one frame period (%.1f ms at %d fps), aim %s, %s</text>\n", P / 1000, ks_fps_hz(plan->fps),
+                ks_aim_name(plan->aim), plan->feasible ? "feasible" : "NOT feasible");
     if (plan->lasers && plan->proof.device_a >= 0)
         fprintf(out, "<text x=\"10\" y=\"38\">smallest laser separation %.1f us between %s and %s, guard %d us; "
                      "blue: color exposure, red: laser pulses</text>\n",
@@ -98,17 +158,17 @@ static ks_status write_svg(FILE *out, const ks_rig *rig, const ks_plan *plan)
                 plan->lasers ? "no two laser devices share an interference group" : "depth mode fires no laser");
 
     /* main axis: ticks every 5 ms at 30/15 fps, 20 ms at 5 fps */
-    double step = P > 100000 ? 20000 : 5000;
+    double step = view_span > 100000 ? 20000 : view_span > 20000 ? 5000 : 1000;
     double yaxis = TOP + n * ROW + 5;
     fprintf(out, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", LEFT, yaxis, LEFT + w, yaxis);
-    for (double t = 0; t <= P + 1e-6; t += step) {
-        double x = LEFT + t / P * w;
+    for (double t = ceil(view_lo / step) * step; t <= view_lo + view_span + 1e-6; t += step) {
+        double x = LEFT + (t - view_lo) / view_span * w;
         fprintf(out, "<line class=\"grid\" x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%.1f\"/>\n", x, TOP, x, yaxis + 4);
         fprintf(out, "<text class=\"small\" x=\"%.2f\" y=\"%.1f\" text-anchor=\"middle\">%.0f ms</text>\n", x,
-                yaxis + 16, t / 1000);
+                yaxis + 16, fabs(t) < 1e-6 ? 0.0 : t / 1000);
     }
     fprintf(out, "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">time from the master's color "
-                 "capture (us, modulo the frame period)</text>\n",
+                 "capture (ms, modulo the frame period)</text>\n",
             LEFT + w, yaxis + 30);
     for (int i = 0; i < n; i++) {
         const ks_plan_device *d = &plan->devices[i];
@@ -116,7 +176,7 @@ static ks_status write_svg(FILE *out, const ks_rig *rig, const ks_plan *plan)
         fprintf(out, "<text x=\"10\" y=\"%.1f\">", y + ROW / 2.0 + 4);
         xml_text(out, rig->devices[i].name);
         fprintf(out, " (g%d)</text>\n", d->group);
-        timeline_row(out, plan, d, 0, P, LEFT, w, y, true);
+        timeline_row(out, plan, d, view_lo, view_span, LEFT, w, y, true);
     }
 
     if (plan->lasers) {
@@ -147,9 +207,14 @@ static ks_status write_svg(FILE *out, const ks_rig *rig, const ks_plan *plan)
         if (lo > P - span)
             lo -= P; /* show e.g. -125 .. 1575 rather than a span across the frame end */
         double ix0 = LEFT, iw = w;
-        /* mark the zoomed span on the main axis */
+        /* mark the zoomed span on the main axis (its copy inside the shown part of the period) */
+        double zoom_at = lo;
+        while (zoom_at < view_lo)
+            zoom_at += P;
+        while (zoom_at > view_lo + view_span)
+            zoom_at -= P;
         fprintf(out, "<rect class=\"zoom\" x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill-opacity=\"0.3\"/>\n",
-                LEFT + fmax(lo, 0) / P * w, TOP - 4, fmax(span / P * w, 2), n * ROW + 8);
+                LEFT + (zoom_at - view_lo) / view_span * w, TOP - 4, fmax(span / view_span * w, 2), n * ROW + 8);
         fprintf(out, "<text x=\"10\" y=\"%d\" font-size=\"14\">inset: %.1f .. %.1f us (one idle gap, at the closest "
                      "pulses), separations between successive pulse starts in green</text>\n",
                 inset_top - 12, lo, lo + span);
@@ -208,27 +273,9 @@ ks_status ks_plan_write_svg(const ks_rig *rig, const ks_plan *plan, const char *
 {
     if (!rig || !plan || !path || !path[0])
         return ks_error_set(err, KS_EINVAL, "ks_plan_write_svg needs a rig, a plan and a file name");
-    size_t len = strlen(path) + 32;
-    char *tmp = malloc(len);
-    if (!tmp)
-        return ks_error_set(err, KS_ENOMEM, "out of memory writing %s", path);
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
-        ks_status st = ks_error_set(err, KS_EIO, "cannot write %s: %s; check the directory exists and is writable",
-                                    path, strerror(errno));
-        free(tmp);
+    ks_atomic_file af;
+    ks_status st = ks_atomic_open(&af, path, err);
+    if (st != KS_OK)
         return st;
-    }
-    ks_status st = write_svg(out, rig, plan);
-    if (fclose(out) != 0)
-        st = KS_EIO;
-    if (st == KS_OK && rename(tmp, path) != 0)
-        st = KS_EIO;
-    if (st != KS_OK) {
-        remove(tmp);
-        ks_error_set(err, st, "cannot write %s: %s", path, strerror(errno));
-    }
-    free(tmp);
-    return st;
+    return ks_atomic_commit(&af, write_svg(af.f, rig, plan) == KS_OK, err);
 }

@@ -10,6 +10,7 @@
 
 #include "kinsync/plan.h"
 #include "kinsync/session.h"
+#include "util/monotime.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -71,7 +72,7 @@ ks_status ks_record_configs_from_rig(const ks_rig *rig, const ks_plan *plan_in, 
             return ks_error_set(err, KS_ENOMEM, "out of memory planning the rig");
         st = ks_plan_make(rig, NULL, plan, err);
         if (st != KS_OK)
-            ks_error_prefix(err, "the rig %s cannot be planned (kinsync plan explains)", rig->name);
+            ks_error_prefix(err, st, "the rig %s cannot be planned (kinsync plan explains)", rig->name);
         plan_in = plan;
     }
     for (int i = 0; i < rig->device_count && st == KS_OK; i++) {
@@ -79,7 +80,7 @@ ks_status ks_record_configs_from_rig(const ks_rig *rig, const ks_plan *plan_in, 
         configs[i].synchronized_images_only = rig->camera.synchronized_images_only;
         st = ks_device_config_check(&configs[i], err);
         if (st != KS_OK)
-            ks_error_prefix(err, "device %s", rig->devices[i].serial);
+            ks_error_prefix(err, st, "device %s", rig->devices[i].serial);
     }
     free(plan);
     if (st == KS_OK && digest)
@@ -197,13 +198,6 @@ static void fill_progress(run_ctx *c, ks_record_progress *p, const bool *alive)
     }
 }
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 /* Opens one recorder file per device of the session, with what each device reports. */
 static ks_status open_recorder(run_ctx *c, const ks_device_config *configs, const char *dir, ks_error *err)
 {
@@ -318,7 +312,7 @@ ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_
         }
         const int pms = opts->progress_ms > 0 ? opts->progress_ms : 500;
         const int stall_ms = opts->stall_ms > 0 ? opts->stall_ms : KS_RECORD_STALL_MS;
-        double next_progress = now_ms() + pms;
+        double next_progress = (ks_mono_s() * 1e3) + pms;
         bool stopping = false;
         for (;;) {
             ks_session_set set;
@@ -364,8 +358,8 @@ ks_status ks_record_run(ks_backend *backend, const ks_rig *rig, const ks_device_
                     stopping = true;
                 }
             }
-            if (opts->progress && now_ms() >= next_progress) {
-                next_progress = now_ms() + pms;
+            if (opts->progress && (ks_mono_s() * 1e3) >= next_progress) {
+                next_progress = (ks_mono_s() * 1e3) + pms;
                 ks_record_progress p;
                 fill_progress(c, &p, alive);
                 opts->progress(&p, opts->progress_user);

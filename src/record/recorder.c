@@ -191,7 +191,7 @@ ks_status ks_recorder_open(const char *dir, int count, const ks_record_device *d
         r->devs[i].period_us = ks_frame_period_us(d->config.camera_fps);
         st = ks_mkv_writer_open(r->devs[i].path, &desc, &wo, &r->devs[i].w, err);
         if (st != KS_OK)
-            ks_error_prefix(err, "device %s (%s)", d->serial, d->role);
+            ks_error_prefix(err, st, "device %s (%s)", d->serial, d->role);
     }
     if (st != KS_OK) {
         free_all(r, true);

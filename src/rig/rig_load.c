@@ -183,13 +183,64 @@ static int key_line(parser *p, const yaml_node_t *map, const char *key)
 
 /* ---- sections ---- */
 
+/* recorder: "k4arecorder --external-sync sub --sync-delay 160 --depth-delay -80 ..." -- the delays of a
+ * command line in use, imported for the audit. Other options are left to the camera section. */
+static ks_status parse_recorder(parser *p, const yaml_node_t *n, ks_rig_device *d)
+{
+    char line[512];
+    TRY(get_string(p, n, "recorder", line, sizeof line));
+    char *save = NULL;
+    bool any = false;
+    for (char *tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        long long *out = NULL;
+        char *val = NULL;
+        if (strncmp(tok, "--sync-delay", 12) == 0)
+            out = &d->subordinate_delay_usec;
+        else if (strncmp(tok, "--depth-delay", 13) == 0)
+            out = &d->depth_delay_usec;
+        else
+            continue;
+        val = strchr(tok, '=');
+        val = val ? val + 1 : strtok_r(NULL, " \t", &save);
+        char *end = NULL;
+        long long x = val ? strtoll(val, &end, 10) : 0;
+        if (!val || end == val || *end)
+            return ks_yaml_error(p->y, n, p->err, KS_EPARSE,
+                                 "'recorder': %s needs a whole number of microseconds, got '%s'; write e.g. "
+                                 "\"%s 160\"",
+                                 tok, val ? val : "", out == &d->subordinate_delay_usec ? "--sync-delay" : "--depth-delay");
+        *out = x;
+        any = true;
+    }
+    if (!any)
+        return ks_yaml_error(p->y, n, p->err, KS_EPARSE,
+                             "'recorder' has neither --sync-delay nor --depth-delay; give the k4arecorder command "
+                             "line this device runs with (only its delays are read)");
+    d->has_delays = true;
+    d->delays_line = ks_yaml_line(n);
+    return KS_OK;
+}
+
 static ks_status parse_device(parser *p, const yaml_node_t *n, int index)
 {
     static const char *const keys[] = {"serial", "name", "host", "role", "firmware", "usb_controller", "group",
-                                       NULL};
+                                       "subordinate_delay_us", "depth_delay_us", "recorder", NULL};
+    /* keys of the camera, exposure and plan sections written into a device */
+    static const char *const rig_wide[] = {"color_resolution", "color_format", "depth_mode", "fps",
+                                           "synchronized_images_only", "imu", "exposure", "us", "powerline",
+                                           "mode", "aim", "guard_us", "camera", NULL};
     char where[48];
     snprintf(where, sizeof where, "devices[%d]", index);
     TRY(ks_yaml_expect_map(p->y, n, where, p->err));
+    for (int k = 0; rig_wide[k]; k++) {
+        yaml_node_t *bad = ks_yaml_map_get(p->y, n, rig_wide[k]);
+        if (bad)
+            return ks_yaml_error(p->y, bad, p->err, KS_EPARSE,
+                                 "%s has '%s', but camera settings apply to the whole rig (every device must run "
+                                 "the same configuration); move it to the '%s:' section",
+                                 where, rig_wide[k],
+                                 k < 6 || k == 12 ? "camera" : k < 10 ? "exposure" : "plan");
+    }
     TRY(ks_yaml_check_keys(p->y, n, keys, where, p->err));
     ks_rig_device *d = &p->rig->devices[index];
     memset(d, 0, sizeof *d);
@@ -221,6 +272,21 @@ static ks_status parse_device(parser *p, const yaml_node_t *n, int index)
         long long g;
         TRY(ks_yaml_get_int(p->y, v, "group", 0, KS_RIG_MAX_DEVICES - 1, &g, p->err));
         d->group = (int)g;
+    }
+    /* hand-chosen delays, audited by the planner; any whole number parses so that the audit (not
+     * the parser) can say what the SDK would do with it */
+    if ((v = ks_yaml_map_get(p->y, n, "recorder")))
+        TRY(parse_recorder(p, v, d));
+    if ((v = ks_yaml_map_get(p->y, n, "subordinate_delay_us"))) {
+        TRY(ks_yaml_get_int(p->y, v, "subordinate_delay_us", -10000000, 10000000, &d->subordinate_delay_usec,
+                            p->err));
+        d->has_delays = true;
+        d->delays_line = ks_yaml_line(v);
+    }
+    if ((v = ks_yaml_map_get(p->y, n, "depth_delay_us"))) {
+        TRY(ks_yaml_get_int(p->y, v, "depth_delay_us", -10000000, 10000000, &d->depth_delay_usec, p->err));
+        d->has_delays = true;
+        d->delays_line = ks_yaml_line(v);
     }
     return KS_OK;
 }

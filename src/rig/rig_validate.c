@@ -412,11 +412,9 @@ static void derive_roles(vctx *v)
         const ks_rig_device *d = &rig->devices[i];
         switch (d->role) {
         case KS_ROLE_SUBORDINATE:
-            if (v->fed[i])
-                ERR("role-contradiction", i, d->line,
-                    "the external trigger feeds the master: declare this device master (or role auto)",
-                    "device %s is declared subordinate but the external trigger feeds its Sync In", L(v, i));
-            else if (v->in[i] == 0 && v->out_deg[i] > 0)
+            /* a device the external trigger feeds runs as subordinate (k4arecorder --external-sync
+             * Subordinate): declaring it so is right */
+            if (!v->fed[i] && v->in[i] == 0 && v->out_deg[i] > 0)
                 ERR("role-contradiction", i, d->line,
                     "run a cable from the master's Sync Out (or the previous subordinate's) into its Sync In, or "
                     "declare it master",
@@ -461,8 +459,9 @@ static void derive_roles(vctx *v)
                  L(v, rig->master));
     }
 
-    /* the master drives the chain through its Sync Out */
-    if (rig->master >= 0 && v->out_deg[rig->master] == 0 && v->n >= 1) {
+    /* the master drives the chain through its Sync Out; a device fed by the external trigger is the
+     * head of the chain but runs as subordinate, which needs only its Sync In */
+    if (rig->master >= 0 && v->out_deg[rig->master] == 0 && v->n >= 1 && !v->fed[rig->master]) {
         int m = rig->master;
         ERR("master-no-sync-out", m, dev_line(v, m),
             "plug a cable into the master's Sync Out (to the first subordinate); a single device without "
@@ -615,7 +614,7 @@ static void check_camera(vctx *v)
         }
         return;
     }
-    if (rig->master >= 0) {
+    if (rig->master >= 0 && !(rig->trigger.present && rig->trigger.to == rig->master)) {
         config_from_rig(rig, &cfg, KS_SYNC_MASTER);
         if (ks_device_config_check(&cfg, &e) != KS_OK)
             ERR("master-color", rig->master, section_line(line, dev_line(v, rig->master)),
@@ -665,12 +664,31 @@ static void check_trigger(vctx *v)
             "the trigger pulse into %s is %g us wide; a master needs a pulse wider than %g us", L(v, dev),
             t->pulse_width_us, s->min_pulse_width_us);
     }
-    if (fabs(t->voltage_v - s->voltage_v) > s->voltage_tolerance_v) {
+    if (t->voltage_v < s->min_high_v) {
         char fix[160];
         snprintf(fix, sizeof fix, "drive the trigger at %g V TTL/CMOS (a level shifter fixes 3.3 V outputs)",
                  s->voltage_v);
-        ERR("trigger-voltage", dev, t->line, fix, "the trigger into %s has a high level of %g V; Sync In expects %g V (+-%g V)", L(v, dev),
-            t->voltage_v, s->voltage_v, s->voltage_tolerance_v);
+        ERR("trigger-voltage", dev, t->line, fix,
+            "the trigger into %s has a high level of %g V, below the Sync In threshold of %g V (0.7 x Vcc, "
+            "SDK issue #1844): the device would not see the pulses",
+            L(v, dev), t->voltage_v, s->min_high_v);
+    } else if (t->voltage_v > s->voltage_v + s->voltage_tolerance_v) {
+        char fix[160];
+        snprintf(fix, sizeof fix, "drive the trigger at %g V TTL/CMOS (at most %g V)", s->voltage_v,
+                 s->voltage_v + s->voltage_tolerance_v);
+        ERR("trigger-voltage", dev, t->line, fix,
+            "the trigger into %s has a high level of %g V, above the %g V TTL/CMOS level Sync In is made for "
+            "(+-%g V)",
+            L(v, dev), t->voltage_v, s->voltage_v, s->voltage_tolerance_v);
+    } else if (t->voltage_v < s->voltage_v - s->voltage_tolerance_v) {
+        char fix[160];
+        snprintf(fix, sizeof fix, "drive the trigger at %g V TTL/CMOS (a level shifter fixes 3.3-4.5 V outputs)",
+                 s->voltage_v);
+        WARN("trigger-voltage-low", dev, t->line, fix,
+             "the trigger into %s has a high level of %g V: above the %g V threshold (0.7 x Vcc, SDK issue #1844), "
+             "so it should be seen, but below the %g V TTL/CMOS level the sync documentation specifies, with "
+             "little margin for noise and cable loss",
+             L(v, dev), t->voltage_v, s->min_high_v, s->voltage_v);
     }
     if (t->drive_ma < s->min_drive_ma) {
         char fix[160];
@@ -739,17 +757,25 @@ static void check_plan(vctx *v)
     const ks_depth_mode_info *dm = ks_depth_mode_get(rig->camera.depth_mode);
     if (rig->guard_us > 0 && dm && dm->laser_pulses > 0) {
         int def = ks_laser_default_guard_us(rig->camera.depth_mode);
-        char fix[160];
-        snprintf(fix, sizeof fix, "remove guard_us (default %d us) or set it to at least %d us", def, def);
+        char fix[160], what[48];
+        const char *opt = rig->guard_option;
+        if (opt[0]) {
+            snprintf(fix, sizeof fix, "leave out %s (default %d us) or give it at least %d", opt, def, def);
+            snprintf(what, sizeof what, "%s", opt);
+            line = 0;
+        } else {
+            snprintf(fix, sizeof fix, "remove guard_us (default %d us) or set it to at least %d us", def, def);
+            snprintf(what, sizeof what, "plan.guard_us");
+        }
         if (rig->guard_us <= dm->pulse_width_us)
             ERR("guard-too-small", -1, line, fix,
-                "plan.guard_us %d us is not more than the %d us laser pulse: pulses of two devices could overlap",
+                "%s %d us is not more than the %d us laser pulse: pulses of two devices could overlap", what,
                 rig->guard_us, dm->pulse_width_us);
         else if (rig->guard_us < def)
             WARN("guard-below-default", -1, line, fix,
-                 "plan.guard_us %d us leaves less than the %d us clock margin between camera and firmware clocks "
+                 "%s %d us leaves less than the %d us clock margin between camera and firmware clocks "
                  "after the %d us pulse",
-                 rig->guard_us, ks_laser_clock_margin_us(), dm->pulse_width_us);
+                 what, rig->guard_us, ks_laser_clock_margin_us(), dm->pulse_width_us);
     }
     if (rig->aim == KS_AIM_INTERLEAVED && v->n > 1)
         INFO("interleaved-untested", -1, line, "verify the rig with 'kinsync verify' before relying on it",

@@ -3,11 +3,10 @@
  * only hold it to queue a frame, so a stalled or dead device never blocks the others. */
 #define _POSIX_C_SOURCE 200809L
 #include "kinsync/session.h"
-#include "kinsync/sim.h" /* the simulated hosts' usbfs limit (ks_sim_usbfs_mb) */
 
 #include <math.h>
 #include <pthread.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +54,7 @@ struct ks_session {
     ks_syncstats *stats;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    volatile sig_atomic_t stop_requested;
+    atomic_int stop_requested; /* set by any thread or a signal handler (lock-free: async-signal-safe) */
     bool started, stopped, fault_reported, flushed;
     struct timespec t0;
     uint64_t sets;
@@ -196,7 +195,7 @@ static ks_status set_exposure(ks_session *s, ks_error *err)
                 st = ks_device_set_color_control(dv, KS_CONTROL_EXPOSURE_TIME_ABSOLUTE, KS_CONTROL_MODE_MANUAL,
                                                  s->rig.exposure.exposure_us, err);
             if (st != KS_OK && st != KS_EUNSUPPORTED)
-                return ks_error_prefix(err, "setting the exposure of %s", dname(s, i));
+                return ks_error_prefix(err, st, "setting the exposure of %s", dname(s, i));
         }
         ks_control_mode mode = KS_CONTROL_MODE_MANUAL;
         int32_t v = 0;
@@ -307,8 +306,9 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     su.depth_mode = rig->camera.depth_mode;
     su.external_trigger = rig->trigger.present;
     su.start_order_known_wrong = s->opt.wrong_order;
-    ks_sim *sim = ks_sim_from_backend(backend);
-    int usbfs = sim ? ks_sim_usbfs_mb(sim) : ks_session_host_usbfs_mb();
+    int usbfs = ks_backend_usbfs_mb(backend); /* the simulated hosts' own, else this host's */
+    if (usbfs < 0)
+        usbfs = ks_session_host_usbfs_mb();
     for (int i = 0; i < s->n; i++) {
         int ri = s->d[i].rig_index;
         su.upstream[i] = -1;
@@ -343,7 +343,7 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     for (int i = 0; i < s->n; i++) {
         st = ks_device_open_by_serial(backend, rig->devices[s->d[i].rig_index].serial, &s->d[i].dev, err);
         if (st != KS_OK) {
-            ks_error_prefix(err, "rig device %s", dname(s, i));
+            ks_error_prefix(err, st, "rig device %s", dname(s, i));
             ks_session_close(s);
             return st;
         }
@@ -531,7 +531,7 @@ static ks_status start_device(ks_session *s, int i, ks_error *err)
 {
     ks_status st = ks_device_start_cameras(s->d[i].dev, &s->d[i].cfg, err);
     if (st != KS_OK)
-        return ks_error_prefix(err, "starting %s (%s)", dname(s, i), ks_wired_sync_mode_name(s->d[i].cfg.wired_sync_mode));
+        return ks_error_prefix(err, st, "starting %s (%s)", dname(s, i), ks_wired_sync_mode_name(s->d[i].cfg.wired_sync_mode));
     return KS_OK;
 }
 
@@ -841,36 +841,6 @@ void ks_session_request_stop(ks_session *s)
         s->stop_requested = 1;
 }
 
-static ks_session *sigint_session;
-static struct sigaction sigint_old;
-static bool sigint_installed;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    if (sigint_session)
-        sigint_session->stop_requested = 1;
-}
-
-void ks_session_handle_sigint(ks_session *s)
-{
-    if (s) {
-        sigint_session = s;
-        if (!sigint_installed) {
-            struct sigaction sa;
-            memset(&sa, 0, sizeof sa);
-            sa.sa_handler = on_sigint;
-            sigemptyset(&sa.sa_mask);
-            sigaction(SIGINT, &sa, &sigint_old);
-            sigint_installed = true;
-        }
-    } else if (sigint_installed) {
-        sigaction(SIGINT, &sigint_old, NULL);
-        sigint_installed = false;
-        sigint_session = NULL;
-    }
-}
-
 void ks_session_stop(ks_session *s)
 {
     if (!s || s->stopped)
@@ -891,8 +861,6 @@ void ks_session_close(ks_session *s)
         return;
     if (s->started)
         ks_session_stop(s);
-    if (sigint_session == s)
-        ks_session_handle_sigint(NULL);
     for (int i = 0; i < s->n; i++) {
         sdev *d = &s->d[i];
         for (int k = 0; d->q && k < d->q_count; k++)

@@ -11,6 +11,7 @@
 
 #include "kinsync/syncstats.h"
 #include "session/syncstats_internal.h"
+#include "util/fileio.h"
 
 static json_t *num(double v)
 {
@@ -128,8 +129,7 @@ static void svg_heat(FILE *f, const ks_syncstats *s, int d)
     lo = fmin(lo, -tgt);
     hi = fmax(hi, tgt);
     double x0 = x[0], x1 = x[n - 1] > x0 ? x[n - 1] : x0 + 1;
-    static int cnt[40][24];
-    memset(cnt, 0, sizeof cnt);
+    int cnt[40][24] = {{0}}; /* per call: two threads may write reports at once */
     int mx = 1;
     for (int i = 0; i < n; i++) {
         int c = (int)((x[i] - x0) / (x1 - x0) * (cols - 1e-9));
@@ -198,11 +198,11 @@ static void svg_timeline(FILE *f, const ks_syncstats *s)
 
 ks_status ks_syncstats_write_html(const ks_syncstats *s, const char *title, const char *path, ks_error *err)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return ks_error_set(err, KS_EIO, "cannot write %s; check the directory exists and is writable", path);
+    ks_atomic_file af;
+    ks_status st = ks_atomic_open(&af, path, err);
+    if (st != KS_OK)
+        return st;
+    FILE *f = af.f;
     const ks_sync_setup *su = ks_syncstats_setup_get(s);
     fprintf(f, "<!DOCTYPE html><html><head><meta charset='utf-8'><title>kinsync verify: ");
     html_escape(f, title);
@@ -246,11 +246,5 @@ ks_status ks_syncstats_write_html(const ks_syncstats *s, const char *title, cons
     fprintf(f, "<h2>Measured timeline of one frame period</h2>\n");
     svg_timeline(f, s);
     fprintf(f, "</body></html>\n");
-    bool ok = !ferror(f);
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return ks_error_set(err, KS_EIO, "writing %s failed; check free space", path);
-    }
-    return KS_OK;
+    return ks_atomic_commit(&af, true, err);
 }

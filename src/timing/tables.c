@@ -79,6 +79,7 @@ static const ks_trigger_spec trigger_spec = {
     .voltage_tolerance_v = 0.5,       /* project choice: 5 V TTL/CMOS +-10% */
     .min_drive_ma = 8.0,
     .frequency_tolerance_ppm = 100.0, /* project choice: a good crystal; "almost 30 Hz" is far outside */
+    .min_high_v = 3.5,                /* 0.7 x Vcc (5 V): Microsoft in SDK issue #1844 */
 };
 
 /* USB: usable bulk bandwidth of one USB 3.0 controller, and bytes per pixel on the wire.

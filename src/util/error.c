@@ -53,10 +53,10 @@ ks_status ks_error_set(ks_error *err, ks_status code, const char *fmt, ...)
     return code;
 }
 
-ks_status ks_error_prefix(ks_error *err, const char *fmt, ...)
+ks_status ks_error_prefix(ks_error *err, ks_status code, const char *fmt, ...)
 {
     if (!err)
-        return KS_OK;
+        return code;
     char prefix[KS_ERROR_MESSAGE_MAX], old[KS_ERROR_MESSAGE_MAX];
     va_list ap;
     va_start(ap, fmt);
@@ -64,7 +64,8 @@ ks_status ks_error_prefix(ks_error *err, const char *fmt, ...)
     va_end(ap);
     memcpy(old, err->message, sizeof old);
     snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
-    return err->code;
+    err->code = code;
+    return code;
 }
 
 void ks_error_clear(ks_error *err)

@@ -1,6 +1,7 @@
 /* Strict YAML access for hand-written files (util/yaml.h). libyaml builds the node graph; this file
  * only adds typed access and messages that point at FILE:LINE with a fix. */
 #include "util/yaml.h"
+#include "util/fileio.h"
 
 #include <errno.h>
 #include <math.h>
@@ -11,6 +12,7 @@
 #include <strings.h>
 
 #define KS_YAML_MAX_BYTES (4u << 20)
+#define KS_YAML_MAX_FLOW_DEPTH 64
 
 ks_status ks_yaml_error(ks_yaml *y, const yaml_node_t *n, ks_error *err, ks_status code, const char *fmt, ...)
 {
@@ -53,6 +55,54 @@ static ks_status load(yaml_parser_t *p, ks_yaml *y, ks_error *err)
     return KS_OK;
 }
 
+/* libyaml's scanner is quadratic in the flow nesting depth ([[[[... of 100,000 levels in a 200 KB
+ * file ran for hours): the depth is bounded on the text before libyaml sees it. Brackets inside
+ * quoted scalars and comments do not count; '[' or '{' inside a plain scalar may (a hand-written
+ * file never comes near the limit either way). Returns the line of the first bracket past the
+ * limit, 0 when within. */
+static int flow_too_deep(const char *t, size_t n)
+{
+    int depth = 0, line = 1;
+    char quote = 0, last = '\n'; /* last: the last non-blank character of the line ('\n' at its start) */
+    bool comment = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        if (c == '\n') {
+            line++;
+            comment = false;
+            if (quote == 0) {
+                last = '\n';
+                continue;
+            }
+        }
+        if (comment)
+            continue;
+        if (quote) {
+            if (c == '\\' && quote == '"' && i + 1 < n)
+                i++;
+            else if (c == quote) {
+                quote = 0;
+                last = c;
+            }
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\r')
+            continue;
+        /* a quote opens a scalar only where a scalar starts (not the apostrophe in "rock 'n roll") */
+        if (c == '#' && (i == 0 || t[i - 1] == ' ' || t[i - 1] == '\t' || t[i - 1] == '\n'))
+            comment = true;
+        else if ((c == '"' || c == '\'') && strchr("\n:-[{,?", last))
+            quote = c;
+        else if (c == '[' || c == '{') {
+            if (++depth > KS_YAML_MAX_FLOW_DEPTH)
+                return line;
+        } else if ((c == ']' || c == '}') && depth > 0)
+            depth--;
+        last = c;
+    }
+    return 0;
+}
+
 ks_status ks_yaml_load_string(const char *text, size_t len, const char *name, ks_yaml *y, ks_error *err)
 {
     memset(y, 0, sizeof *y);
@@ -62,6 +112,10 @@ ks_status ks_yaml_load_string(const char *text, size_t len, const char *name, ks
                             "may have", y->name, len);
     if (memchr(text, '\0', len))
         return ks_error_set(err, KS_EPARSE, "%s: file contains a NUL byte; it is not a text file", y->name);
+    int deep = flow_too_deep(text, len);
+    if (deep)
+        return ks_error_set(err, KS_EPARSE, "%s:%d: brackets nested more than %d levels deep; a hand-written file "
+                            "nests a few levels: close the [ and { brackets", y->name, deep, KS_YAML_MAX_FLOW_DEPTH);
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p))
         return ks_error_set(err, KS_ENOMEM, "%s: out of memory starting the YAML parser", y->name);
@@ -71,23 +125,15 @@ ks_status ks_yaml_load_string(const char *text, size_t len, const char *name, ks
 
 ks_status ks_yaml_load_file(const char *path, ks_yaml *y, ks_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ks_error_set(err, errno == ENOENT ? KS_ENOTFOUND : KS_EIO, "%s: cannot open: %s", path,
-                            strerror(errno));
-    char *buf = malloc(KS_YAML_MAX_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return ks_error_set(err, KS_ENOMEM, "%s: out of memory", path);
-    }
-    size_t n = fread(buf, 1, KS_YAML_MAX_BYTES + 1, f);
-    bool failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        free(buf);
-        return ks_error_set(err, KS_EIO, "%s: read error (is it a directory?)", path);
-    }
-    ks_status st = ks_yaml_load_string(buf, n, path, y, err);
+    memset(y, 0, sizeof *y);
+    char *buf;
+    size_t n;
+    ks_status st = ks_file_read_all(path, KS_YAML_MAX_BYTES, &buf, &n, err);
+    if (st == KS_EINVAL)
+        return ks_error_set(err, KS_EPARSE, "%s: file is more than the 4 MiB a hand-written file may have", path);
+    if (st != KS_OK)
+        return st;
+    st = ks_yaml_load_string(buf, n, path, y, err);
     free(buf);
     return st;
 }

@@ -94,7 +94,7 @@ static void test_ply_layout(void)
     KS_CHECK_NEAR(f, 2.0, 0);
     KS_CHECK_INT(rec[27 + 12 + 2], 3);
     char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", p);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", p, (long)getpid());
     KS_CHECK(access(tmp, F_OK) != 0);
     remove(p);
     /* failure leaves nothing behind and names the path */

@@ -21,7 +21,7 @@ check "[ $rc -eq 0 ]"
 check "[ -s '$tmp/out/fused-000000.ply' ] && [ -s '$tmp/out/fused-000001.ply' ] && [ ! -e '$tmp/out/fused-000002.ply' ]"
 check "[ -s '$tmp/out/filled-000100000001-000001.png' ]"
 check "python3 -c 'import json,sys; d=json.load(open(\"$tmp/j\")); sys.exit(0 if d[\"frame_sets\"]==2 and len(d[\"devices\"])==3 and all(x[\"points_mean\"]>100000 for x in d[\"devices\"]) and d[\"voxels_mean\"]>100000 else 1)'"
-check "! ls '$tmp'/out/*.tmp 2>/dev/null"
+check "! ls '$tmp'/out/*.tmp* 2>/dev/null"
 python3 - "$tmp/rc.json" "$tmp/rc2.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); d["devices"] = d["devices"][:2]; json.dump(d, open(sys.argv[2], "w"))

@@ -393,7 +393,7 @@ static void test_render_zbuffer(void)
     const ks_intrinsics *in = &cal.depth;
     ks_extrinsics id;
     ks_extrinsics_identity(&id);
-    double xy[2];
+    double xy[2] = {0, 0};
     KS_CHECK(scene_ray_for_pixel(in, 100, 80, xy)); /* the ray through pixel (100, 80) */
     ks_cloud c = {0};
     ks_error err;

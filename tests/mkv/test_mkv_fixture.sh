@@ -96,13 +96,19 @@ mkvextract attachments "$F" "1:$T/cal.json" > /dev/null
 check calibration_bytes "$(q "$T/info.json" attachments.0.bytes)" "$(stat -c %s "$T/cal.json")"
 check calibration_name "$(q "$T/info.json" attachments.0.name)" calibration.json
 
-# cut the fixture inside its big cluster: readable (IMU cluster only), repair gives a valid file
+# cut the fixture inside its big cluster (after its color and depth blocks, inside the IR block):
+# the IMU cluster and the complete blocks of the cut one are read (as the SDK does; before issue 20
+# only the IMU cluster), repair keeps them in a valid file
 head -c 1000000 "$F" > "$T/cut.mkv"
 "$KINSYNC" info --json "$T/cut.mkv" > "$T/cut.json" || true
 check cut_truncated "$(q "$T/cut.json" truncated)" true
-check cut_clusters "$(q "$T/cut.json" clusters)" 1
+check cut_clusters "$(q "$T/cut.json" clusters)" 2
+check cut_color "$(q "$T/cut.json" tracks.0.frames)" 1
+check cut_depth "$(q "$T/cut.json" tracks.1.frames)" 1
+check cut_ir "$(q "$T/cut.json" tracks.2.frames)" 0
 "$KINSYNC" repair "$T/cut.mkv" -o "$T/fixed.mkv" > /dev/null
 "$KINSYNC" info --json "$T/fixed.mkv" > "$T/fixed.json"
 check repaired_complete "$(q "$T/fixed.json" complete)" true
+check repaired_depth "$(q "$T/fixed.json" tracks.1.frames)" 1
 if mkvinfo "$T/fixed.mkv" 2>&1 | grep -iE "warning|error"; then echo "FAIL mkvinfo complains"; fail=1; fi
 exit $fail

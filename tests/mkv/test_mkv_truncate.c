@@ -1,10 +1,11 @@
 /* Matroska layer under damage: a file cut at many byte positions reads exactly its complete
- * clusters and repairs; a writer process that dies before close leaves a readable, repairable
+ * blocks (those of a partly written last cluster too) and repairs; a writer process that dies before close leaves a readable, repairable
  * .part; the SDK-playback check names a refused file; corrupt input never crashes; writer
  * argument errors name the problem. */
 #include "mkv_test_util.h"
 
-/* A file cut at many byte positions reads up to its last complete cluster; repair makes it whole. */
+/* A file cut at many byte positions reads every complete block, also those of the cluster it ends
+ * in; repair makes it whole with the same blocks. */
 /* The whole file p (malloc'd, *size bytes); NULL (a failed check) when it cannot be read. */
 static uint8_t *slurp(const char *p, long *size)
 {
@@ -39,14 +40,14 @@ static void test_truncation(void)
     KS_CHECK_INT(ks_mkv_reader_open(p, &r, &e), KS_OK);
     uint64_t first = r->info.first_cluster_offset;
     uint64_t ends[64];
-    int items_before[64];
+    uint64_t item_end[4096]; /* where each block ends: a cut at or after it keeps the block */
     int nc = 0, items = 0;
     ks_mkv_cluster_loc loc;
     uint64_t off = first;
     while (nc < 64 && ks_mkv_locate_cluster(r, off, &loc, &e) == KS_OK && ks_mkv_load_cluster(r, &loc, &e) == KS_OK) {
-        items += (int)r->nframes;
-        ends[nc] = loc.end;
-        items_before[nc++] = items;
+        for (size_t i = 0; i < r->nframes && items < 4096; i++)
+            item_end[items++] = loc.pos + (uint64_t)loc.hlen + r->frames[i].off + r->frames[i].size;
+        ends[nc++] = loc.end;
         off = loc.end;
     }
     ks_mkv_reader_close(r);
@@ -73,10 +74,12 @@ static void test_truncation(void)
         f = fopen(q, "wb");
         fwrite(all, 1, (size_t)c, f);
         fclose(f);
+        /* every complete block is kept, also those of a partly written last cluster (the SDK
+         * reads them; before issue 20 only whole clusters were) */
         int expect = 0;
-        for (int i = 0; i < nc; i++)
-            if ((long)ends[i] <= c)
-                expect = items_before[i];
+        for (int i = 0; i < items; i++)
+            if ((long)item_end[i] <= c)
+                expect++;
         int m = 0;
         ks_status end;
         rec *got = read_all(q, &m, &end, NULL);
@@ -101,6 +104,11 @@ static void test_truncation(void)
         free(got);
         if (k % 4 == 0 || c == size) {
             ks_mkv_repair_report rep;
+            if (expect == 0) { /* nothing to save: repair fails, writes nothing */
+                if (ks_mkv_repair(q, o, &rep, &e) != KS_EPARSE)
+                    repaired_bad++;
+                continue;
+            }
             if (ks_mkv_repair(q, o, &rep, &e) != KS_OK) {
                 repaired_bad++;
                 fprintf(stderr, "repair at cut %ld: %s\n", c, e.message);
@@ -108,18 +116,33 @@ static void test_truncation(void)
             }
             ks_mkv_reader *rr;
             if (ks_mkv_reader_open(o, &rr, &e) == KS_OK) {
-                if (!rr->info.segment_size_known || rr->info.truncated || (expect > 0 && rr->ncues == 0))
+                if (!rr->info.segment_size_known || rr->info.truncated || (expect > 0 && rr->ncues == 0)) {
                     repaired_bad++;
+                    fprintf(stderr, "repair at cut %ld: size known %d, truncated %d, %zu cues, %d items\n", c,
+                            rr->info.segment_size_known, rr->info.truncated, rr->ncues, expect);
+                }
                 ks_mkv_reader_close(rr);
             } else {
                 repaired_bad++;
             }
             got = read_all(o, &m, &end, NULL);
-            if (end != KS_EEOF || m != expect)
+            if (end != KS_EEOF || m != expect) {
                 repaired_bad++;
+                fprintf(stderr, "repair at cut %ld: %s, %d items, expected %d\n", c, ks_status_name(end), m, expect);
+            }
             free(got);
         }
     }
+    /* a header without any cluster (a .part killed before its first cluster): repair fails (exit 1
+     * in the CLI) and writes nothing -- before issue 20 it wrote a file the SDK refuses */
+    f = fopen(q, "wb");
+    fwrite(all, 1, (size_t)first, f);
+    fclose(f);
+    unlink(o);
+    ks_mkv_repair_report rep0;
+    KS_CHECK_INT(ks_mkv_repair(q, o, &rep0, &e), KS_EPARSE);
+    KS_CHECK_MSG(strstr(e.message, "no complete frame") != NULL, "message: %s", e.message);
+    KS_CHECK_MSG(access(o, F_OK) != 0, "repair of a file without clusters wrote %s", o);
     KS_CHECK_INT(wrong, 0);
     KS_CHECK_INT(repaired_bad, 0);
     KS_CHECK_INT(header_fail, 0);

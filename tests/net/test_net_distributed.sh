@@ -49,7 +49,7 @@ ks_netns_exec 0 "$K" record "$RIG" --distributed "${NET[@]}" --domain "$DOMAIN" 
 rc=$?
 check '[ $rc -eq 0 ]' "distributed record exits 0 (got $rc: $(cat "$W/dist.err"))"
 check '[ $(ls "$W"/dist/*.mkv 2>/dev/null | wc -l) -eq 3 ]' "three recordings gathered"
-check '! ls "$W"/dist/*.part >/dev/null 2>&1' "no half-written file left"
+check '! ls "$W"/dist/*.part "$W"/dist/*.tmp* >/dev/null 2>&1' "no half-written file left"
 check 'python3 -c "import json,sys; f=json.load(open(sys.argv[1]))[\"files\"]; sys.exit(0 if all(x[\"thumbnail_is_jpeg\"] and 0 < x[\"thumbnail_bytes\"] < 65536 for x in f) else 1)" "$W/dist.json"' \
   "every device's preview thumbnail reached the coordinator as a JPEG"
 "$K" record "$RIG" --out "$W/single" --seconds 2 > /dev/null 2>&1

@@ -12,7 +12,7 @@ fail=0
 check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
 cd "$W"
 rig="$SRC/tests/data/rigs/session-chain-3.yaml"
-sed 's/^  render: {color: false, depth: false}$/  render: {color: false, depth: false}\n  faults:\n    - {kind: drop, device: a, at_ms: 600, count: 3}/' \
+sed 's/^  render: {color: false, depth: false}$/  render: {color: false, depth: false}\n  faults:\n    - {kind: drop, device: a, at_ms: 300, count: 60}/' \
   "$rig" > drops.yaml
 check "grep -q 'kind: drop' drops.yaml"
 for r in good drops; do

@@ -136,27 +136,33 @@ static const ks_plan_alternative *alt(const char *kind)
 
 static void test_infeasible_with_alternatives(void)
 {
-    /* 24 overlapping depth cameras at 30 fps do not fit (two windows of 9 and change) */
+    /* 24 overlapping depth cameras at 30 fps do not fit: their 216 pulses need 216 x 160 us > 33333 us
+     * (pulse count: at most 23); 20 fit, evenly spaced 157 ticks (1744.4 us) apart */
     plantest_rig(&rig, 24, false, KS_DEPTH_NFOV_UNBINNED, KS_FPS_30, KS_AIM_SIMULTANEOUS, true);
     ks_error e;
     ks_error_clear(&e);
     KS_CHECK(ks_plan_make(&rig, NULL, &plan, &e) == KS_EINVAL);
     KS_CHECK(!plan.feasible);
     KS_CHECK_CONTAINS(plan.reason, "group 0 has 24 overlapping depth cameras");
-    KS_CHECK_CONTAINS(e.message, "only");
+    KS_CHECK_CONTAINS(e.message, "at most 23 fit (placements for 20 were found)");
+    KS_CHECK_CONTAINS(e.message, "proof by pulse count");
+    KS_CHECK(plan.fail_proven);
+    KS_CHECK_INT(plan.fail_upper, 23);
     const ks_plan_alternative *a = alt("fewer-devices");
     KS_CHECK(a != NULL);
     int fit = a ? a->value : 0;
-    KS_CHECK(fit >= 18 && fit < 24);
+    KS_CHECK_INT(fit, 20);
     a = alt("lower-fps");
     KS_CHECK(a && a->value == 15);
+    KS_CHECK(alt("interleaved") == NULL); /* the laser problem is the same in both aims */
     a = alt("split-groups");
     KS_CHECK(a && a->value == (24 + fit - 1) / fit);
-    /* the fit figure is true: that many devices plan */
-    plantest_rig(&rig, fit, false, KS_DEPTH_NFOV_UNBINNED, KS_FPS_30, KS_AIM_SIMULTANEOUS, true);
-    KS_CHECK(ks_plan_make(&rig, NULL, &plan, NULL) == KS_OK);
-    plantest_rig(&rig, fit + 1, false, KS_DEPTH_NFOV_UNBINNED, KS_FPS_30, KS_AIM_SIMULTANEOUS, true);
-    KS_CHECK(ks_plan_make(&rig, NULL, &plan, NULL) == KS_EINVAL);
+    /* the fit figure is true: that many devices plan, 19 and 20 too (the old greedy stopped at 18) */
+    for (int k = 18; k <= fit; k++) {
+        plantest_rig(&rig, k, false, KS_DEPTH_NFOV_UNBINNED, KS_FPS_30, KS_AIM_SIMULTANEOUS, true);
+        KS_CHECK_MSG(ks_plan_make(&rig, NULL, &plan, NULL) == KS_OK, "%d devices: %s", k, plan.reason);
+        check_feasible_plan();
+    }
 
     /* a large guard: 9 devices no longer fit at 30 fps, but at a lower fps */
     check_valid(9, false, KS_DEPTH_NFOV_UNBINNED, KS_FPS_30, KS_AIM_SIMULTANEOUS);
@@ -169,7 +175,41 @@ static void test_infeasible_with_alternatives(void)
     /* guard 1000 > half the pitch: one device per laser window; 9 windows need 5 fps */
     a = alt("lower-fps");
     KS_CHECK(a && a->value == 5);
+    KS_CHECK(plan.fail_proven);
+    KS_CHECK_CONTAINS(plan.reason, "at most 2 fit");
+    KS_CHECK_CONTAINS(plan.reason, "proof by disjoint windows");
     KS_CHECK(alt("split-groups") != NULL);
+}
+
+/* The three rigs of issue 16 that the greedy placement declared infeasible although plans exist. */
+static void test_issue_rigs(void)
+{
+    ks_plan_options o;
+    ks_plan_options_init(&o);
+    /* 4 devices NFOV unbinned 30 fps interleaved, guard 600 (greedy: "only 3 fit") */
+    check_valid(4, false, KS_DEPTH_NFOV_UNBINNED, KS_FPS_30, KS_AIM_INTERLEAVED);
+    o.guard_us = 600;
+    KS_CHECK_MSG(ks_plan_make(&rig, &o, &plan, NULL) == KS_OK, "%s", plan.reason);
+    check_feasible_plan();
+    KS_CHECK(plan.proof.min_separation_us >= 600);
+    KS_CHECK(plan.exact_search_used);
+    /* 9 devices interleaved, guard 300 (greedy: 7) */
+    check_valid(9, false, KS_DEPTH_NFOV_UNBINNED, KS_FPS_30, KS_AIM_INTERLEAVED);
+    o.guard_us = 300;
+    KS_CHECK_MSG(ks_plan_make(&rig, &o, &plan, NULL) == KS_OK, "%s", plan.reason);
+    check_feasible_plan();
+    KS_CHECK(plan.proof.min_separation_us >= 300);
+    /* 8 devices WFOV unbinned 15 fps, guard 787 (greedy: 7); evenly spaced delays give 788.3 us */
+    check_valid(8, false, KS_DEPTH_WFOV_UNBINNED, KS_FPS_15, KS_AIM_SIMULTANEOUS);
+    o.guard_us = 787;
+    KS_CHECK_MSG(ks_plan_make(&rig, &o, &plan, NULL) == KS_OK, "%s", plan.reason);
+    check_feasible_plan();
+    KS_CHECK(plan.proof.min_separation_us >= 787);
+    /* the same rigs with one device more are proven infeasible or kinsync says it has no proof */
+    check_valid(5, false, KS_DEPTH_NFOV_UNBINNED, KS_FPS_30, KS_AIM_INTERLEAVED);
+    o.guard_us = 1000;
+    KS_CHECK(ks_plan_make(&rig, &o, &plan, NULL) == KS_EINVAL);
+    KS_CHECK(plan.fail_proven);
 }
 
 static void test_guard_override(void)
@@ -398,6 +438,7 @@ int main(void)
     KS_RUN(test_nine_devices_one_gap);
     KS_RUN(test_ten_and_eighteen_devices);
     KS_RUN(test_infeasible_with_alternatives);
+    KS_RUN(test_issue_rigs);
     KS_RUN(test_guard_override);
     KS_RUN(test_groups);
     KS_RUN(test_interleaved);

@@ -1,6 +1,7 @@
 /* The rig file parser: every key and value of docs/rig-file.md, defaults, and the errors for bad
  * YAML, unknown keys, wrong types and bad values: KS_EPARSE, "NAME:LINE: problem; fix", with the
  * allowed values listed. A failed load leaves the caller's rig untouched. */
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -309,8 +310,46 @@ static void names(void)
     KS_CHECK_STR(ks_role_name((ks_role)-1), "invalid");
 }
 
+/* Hostile nesting (issue 20): 100,000 nested '[' (libyaml is quadratic in flow depth: this ran for
+ * hours) is refused before parsing, naming the line; nesting within the bound and brackets inside
+ * quoted scalars or comments are not refused. (No timing here: a regression hangs past ctest's
+ * timeout.) */
+static void deep_nesting(void)
+{
+    ks_rig rig;
+    ks_error e;
+    const size_t n = 100000;
+    char *deep = malloc(n + 16);
+    if (!deep)
+        return;
+    memcpy(deep, "devices: ", 9);
+    memset(deep + 9, '[', n);
+    KS_CHECK_INT(ks_rig_load_string(deep, n + 9, "deep.yaml", &rig, &e), KS_EPARSE);
+    KS_CHECK_CONTAINS(e.message, "deep.yaml:1: brackets nested more than 64 levels");
+    /* the same with mappings over several lines */
+    for (size_t i = 0; i < n; i++)
+        deep[i] = i % 2 ? '\n' : '{';
+    KS_CHECK_INT(ks_rig_load_string(deep, n, "deep2.yaml", &rig, &e), KS_EPARSE);
+    KS_CHECK_CONTAINS(e.message, "deep2.yaml:65: brackets nested more than 64 levels");
+    free(deep);
+    /* 20 levels: parsed (the rig then refuses the value, not the nesting) */
+    char ok[256];
+    snprintf(ok, sizeof ok, "devices: [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]\n");
+    KS_CHECK(ks_rig_load_string(ok, strlen(ok), "ok.yaml", &rig, &e) != KS_OK);
+    KS_CHECK(strstr(e.message, "nested more than") == NULL);
+    /* brackets in quoted scalars and comments do not count */
+    char q[1024];
+    int k = snprintf(q, sizeof q, "rig: '");
+    for (int i = 0; i < 60; i++) /* a rig name has at most 63 characters */
+        q[k++] = '[';
+    k += snprintf(q + k, sizeof q - (size_t)k, "' # [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n"
+                                             "devices: []\n");
+    KS_CHECK_INT(ks_rig_load_string(q, (size_t)k, "q.yaml", &rig, &e), KS_OK);
+}
+
 int main(void)
 {
+    KS_RUN(deep_nesting);
     KS_RUN(parse_errors);
     KS_RUN(empty_and_odd_input);
     KS_RUN(bad_files);

@@ -81,6 +81,47 @@ static void test_offsets_and_conventions(void)
     KS_CHECK_NEAR(z.key_us, 100000, 1);
 }
 
+/* The default tolerance is a quarter period (docs/verify.md): a device 0.2 P off its set still
+ * joins it, one 0.3 P off never does (each frame goes out alone). A wider default (0.9 P) would
+ * group frames a third of a period apart as synchronized -- this catches it. */
+static int sets_with_offset(double frac, int *complete)
+{
+    ks_matcher_config c;
+    ks_matcher_config_init(&c, 2, KS_FPS_30, KS_TS_SEED);
+    ks_matcher *m;
+    if (ks_matcher_create(&c, &m, NULL) != KS_OK)
+        return -1;
+    ks_frame_set set;
+    int sets = 0;
+    *complete = 0;
+    for (int k = 0; k < 40; k++)
+        for (int d = 0; d < 2; d++) {
+            ks_match_frame f = frame(d, 33333.3 * (k + 1) + (d ? frac * 33333.3 : 0));
+            ks_matcher_push(m, &f, NULL);
+            while (ks_matcher_pop(m, &set)) {
+                sets++;
+                *complete += set.complete;
+            }
+        }
+    ks_matcher_flush(m);
+    while (ks_matcher_pop(m, &set)) {
+        sets++;
+        *complete += set.complete;
+    }
+    ks_matcher_free(m);
+    return sets;
+}
+
+static void test_default_tolerance_quarter_period(void)
+{
+    int complete;
+    KS_CHECK_INT(sets_with_offset(0.2, &complete), 40);
+    KS_CHECK_INT(complete, 40);
+    sets_with_offset(0.3, &complete);
+    KS_CHECK_MSG(complete == 0, "frames 0.3 P apart were grouped into %d complete sets (default tolerance > P/4?)",
+                 complete);
+}
+
 static void test_drops_partial_late(void)
 {
     ks_matcher_config c;
@@ -215,6 +256,7 @@ static void test_batch(void)
 int main(void)
 {
     KS_RUN(test_groups_complete_sets);
+    KS_RUN(test_default_tolerance_quarter_period);
     KS_RUN(test_offsets_and_conventions);
     KS_RUN(test_drops_partial_late);
     KS_RUN(test_dead_device_bounded);

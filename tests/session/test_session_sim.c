@@ -2,6 +2,7 @@
  * first, a subordinate without cable, auto exposure, repeated exposure writes, planned vs zero delays,
  * a device disconnecting mid-run; measured skews against the simulator's ground truth. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "kinsync/plan.h"
@@ -15,7 +16,7 @@
 typedef struct truth_log {
     ks_sim *sim;
     int n;
-    int count[8];
+    atomic_int count[8]; /* written by the capture threads after ts/start_ns, read by the main thread */
     uint64_t ts[8][MAXF];
     uint64_t start_ns[8][MAXF];
     int corrupted[8];

@@ -23,7 +23,7 @@ check "grep -q '^FAIL  start-order.*master was started before' '$tmp/w'"
 check "[ $rc -eq 0 ]"
 check "[ -s '$tmp/cap/index.json' ] && [ -s '$tmp/cap/000002/master_color.jpg' ] && [ -s '$tmp/cap/000000/b_depth.raw' ]"
 check "python3 -c 'import json,sys; d=json.load(open(\"$tmp/cap/index.json\")); s=d[\"sets\"]; sys.exit(0 if len(s)==3 and s[0][\"complete\"] and \"host_ns\" in s[0][\"frames\"][\"a\"] else 1)'"
-check "! ls '$tmp'/cap/*/*.tmp '$tmp'/cap/*.tmp 2>/dev/null"
+check "! ls '$tmp'/cap/*/*.tmp* '$tmp'/cap/*.tmp* 2>/dev/null"
 "$KINSYNC" capture --backend sim --fast "$rig" --frames 3 --out "$tmp/cap" 2>/dev/null; check "[ $? -eq 2 ]"
 "$KINSYNC" capture --backend sim --fast --mkv "$rig" --frames 4 --out "$tmp/mkv" >"$tmp/m" 2>&1; rc=$?
 check "[ $rc -eq 0 ]"

@@ -36,7 +36,7 @@ static outcome run(bool planned)
         KS_CHECK(simt_start(&r, i));
     }
     for (int s = 0; s < 5; s++) {
-        double ts[KS_RIG_MAX_DEVICES];
+        double ts[KS_RIG_MAX_DEVICES] = {0};
         bool ok = true;
         for (int i = 0; i < r.n; i++) {
             ks_capture *c = NULL;

@@ -13,7 +13,7 @@ ks_status sim_aprilgrid_texture(const char *board_path, sim_texture *out, ks_err
     ks_board b;
     ks_status st = ks_board_load(board_path, &b, err);
     if (st != KS_OK)
-        return ks_error_prefix(err, "simulation board.aprilgrid");
+        return ks_error_prefix(err, st, "simulation board.aprilgrid");
     double w_mm, h_mm, ox, oy;
     ks_board_sheet_size(&b, &w_mm, &h_mm);
     ks_board_sheet_origin(&b, &ox, &oy);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <turbojpeg.h>
 
+#include "calib/linalg.h"
 #include "device/sim/sim_internal.h"
 
 /* ---- small vector helpers ---- */
@@ -39,27 +40,6 @@ static void norm3(double a[3])
         a[1] /= n;
         a[2] /= n;
     }
-}
-
-static void rotvec_to_R(const double w[3], double R[9])
-{
-    double th = sqrt(dot3(w, w));
-    double k[3] = {0, 0, 1};
-    if (th > 1e-12) {
-        k[0] = w[0] / th;
-        k[1] = w[1] / th;
-        k[2] = w[2] / th;
-    }
-    double c = cos(th), s = sin(th), v = 1 - c;
-    R[0] = c + k[0] * k[0] * v;
-    R[1] = k[0] * k[1] * v - k[2] * s;
-    R[2] = k[0] * k[2] * v + k[1] * s;
-    R[3] = k[1] * k[0] * v + k[2] * s;
-    R[4] = c + k[1] * k[1] * v;
-    R[5] = k[1] * k[2] * v - k[0] * s;
-    R[6] = k[2] * k[0] * v - k[1] * s;
-    R[7] = k[2] * k[1] * v + k[0] * s;
-    R[8] = c + k[2] * k[2] * v;
 }
 
 void sim_pose_look_at(const double pos[3], const double look[3], double roll_deg, double R[9], double t[3])
@@ -202,7 +182,7 @@ void sim_board_pose(const sim_scene *sc, uint64_t t_ns, double R[9], double t[3]
         t[k] = a->pos[k] + u * (b->pos[k] - a->pos[k]);
         w[k] = a->rotvec[k] + u * (b->rotvec[k] - a->rotvec[k]);
     }
-    rotvec_to_R(w, R);
+    ks_rot_exp(w, R);
 }
 
 static bool board_moves(const sim_scene *sc)

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "device/sim/sim_internal.h"
+#include "util/monotime.h"
 
 enum { EV_TICK, EV_TRIGGER, EV_PULSE, EV_CAPTURE, EV_DELIVER, EV_FAULT, EV_STALL_END };
 
@@ -60,13 +61,6 @@ double sim_rand_normal(uint64_t *s)
     if (u1 < 1e-300)
         u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ---- shared buffers ---- */
@@ -720,12 +714,8 @@ typedef bool (*ready_fn)(sim_world *w, sim_dev *d);
 
 static void cond_wait_wall(sim_world *w, double seconds)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double s = ts.tv_sec + ts.tv_nsec * 1e-9 + seconds;
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-    pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+    struct timespec until = ks_mono_timespec(ks_mono_ns() + (int64_t)(seconds * 1e9)); /* sub-ms waits too */
+    ks_cond_wait_until(&w->cond, &w->mu, &until);
 }
 
 /* Processes events until ready(w, d) or the virtual deadline. Called with the lock held. */
@@ -736,7 +726,7 @@ static bool advance(sim_world *w, sim_dev *self, uint64_t deadline, ready_fn rea
         if (ready && ready(w, self))
             return true;
         if (w->cfg.mode == KS_SIM_PACED) {
-            double allowed = (wall_now() - w->wall0) * 1e9;
+            double allowed = (ks_mono_s() - w->wall0) * 1e9;
             uint64_t next = w->heap_n ? w->heap[0].t : UINT64_MAX;
             uint64_t target = next < deadline ? next : deadline;
             if ((double)target > allowed) {
@@ -756,7 +746,7 @@ static bool advance(sim_world *w, sim_dev *self, uint64_t deadline, ready_fn rea
         if (w->cfg.mode == KS_SIM_FAST && w->cfg.lockstep && nx->type == EV_DELIVER) {
             sim_dev *o = &w->devs[nx->dev];
             if (o != self && o->q_count >= w->cfg.queue_frames && o->has_reader &&
-                !pthread_equal(o->reader, me) && wall_now() - o->reader_wall < 2.0) {
+                !pthread_equal(o->reader, me) && ks_mono_s() - o->reader_wall < 2.0) {
                 cond_wait_wall(w, 0.05);
                 continue;
             }
@@ -1241,7 +1231,7 @@ static ks_status op_get_capture(void *dev, ks_capture **out, int32_t timeout_ms,
     pthread_mutex_lock(&w->mu);
     d->reader = pthread_self();
     d->has_reader = true;
-    d->reader_wall = wall_now();
+    d->reader_wall = ks_mono_s();
     uint64_t start = w->now_ns;
     advance(w, d, deadline_for(w, timeout_ms), capture_ready);
     if (d->disconnected) {
@@ -1366,6 +1356,11 @@ static void op_destroy(void *ctx)
     free(w);
 }
 
+static int op_usbfs_mb(void *ctx)
+{
+    return ((sim_world *)ctx)->cfg.usbfs_mb; /* the simulated hosts', never this machine's */
+}
+
 static const ks_backend_ops sim_ops = {
     .name = "sim",
     .caps = KS_BACKEND_CAP_VIRTUAL_TIME | KS_BACKEND_CAP_JACKS,
@@ -1385,6 +1380,7 @@ static const ks_backend_ops sim_ops = {
     .stop_imu = op_stop_imu,
     .get_imu_sample = op_get_imu_sample,
     .destroy = op_destroy,
+    .usbfs_mb = op_usbfs_mb,
 };
 
 /* ---- creation ---- */
@@ -1465,8 +1461,8 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
         w->cfg.device_timestamps = rig->ts_convention == KS_TS_SEED ? KS_TS_SEED : KS_TS_MID_EXPOSURE;
     w->rng = cfg_in->seed * 0x2545F4914F6CDD1Dull + 1;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cond, NULL);
-    w->wall0 = wall_now();
+    ks_cond_init_monotonic(&w->cond);
+    w->wall0 = ks_mono_s();
 
     char hostnames[SIM_MAX_HOSTS][KS_NAME_MAX];
     char ctlnames[KS_RIG_MAX_DEVICES][KS_NAME_MAX];

@@ -1,0 +1,294 @@
+/* bench_view: what `kinsync view` costs and how fresh its page is, on a simulated rig in real time.
+ *
+ *   bench_view [RIG.yaml] [SECONDS]     (default examples/rigs/chain-9.yaml, 10 s per phase)
+ *
+ * Phase A runs the session alone (the loop only releases the sets); phase B runs the same session
+ * with the view's sink and server at 5 previews/s, and a browser stand-in in a child process that
+ * follows the event stream, fetches every preview JPEG of each announced set, and halfway drops its
+ * connection without a word and comes back. Figures:
+ *  - server-side CPU: process CPU of B minus A (sink worker, HTTP threads, publishing), in % of one
+ *    core; the client runs in its own process and is not counted;
+ *  - frame-to-page latency: from the arrival of the newest capture of a set (capture thread) to the
+ *    moment the client has the event, and to the moment it has all JPEGs of the set;
+ *  - frames lost by the capture path (queue drops, sets missing a device) in both phases, with the
+ *    session dropping (not waiting) on a full queue, as it does for real devices. */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kinsync/plan.h"
+#include "kinsync/rig.h"
+#include "kinsync/session.h"
+#include "kinsync/sim.h"
+#include "kinsync/view.h"
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double cpu_self(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
+static int connect_port(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One GET, whole response read (Connection: close). Returns the bytes read, -1 on error. */
+static long http_get(int port, const char *path)
+{
+    int fd = connect_port(port);
+    if (fd < 0)
+        return -1;
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    char buf[65536];
+    long total = 0;
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof buf)) > 0)
+        total += r;
+    close(fd);
+    return total;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The browser stand-in: prints "event_ms_p50 p95 fetch_ms_p50 p95 sets" to the pipe. */
+static void client(int port, int devices, double seconds, int out)
+{
+    static double ev[100000], fe[100000];
+    int n = 0;
+    double t_end = mono() + seconds;
+    bool dropped = false;
+    while (mono() < t_end) {
+        int fd = connect_port(port);
+        if (fd < 0) {
+            usleep(100000);
+            continue;
+        }
+        char req[160];
+        int m = snprintf(req, sizeof req, "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+        if (write(fd, req, (size_t)m) != m) {
+            close(fd);
+            continue;
+        }
+        static char buf[1 << 20];
+        size_t len = 0;
+        while (mono() < t_end) {
+            if (!dropped && mono() > t_end - seconds / 2) { /* vanish without a word, come back */
+                dropped = true;
+                break;
+            }
+            ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
+            if (r <= 0)
+                break;
+            len += (size_t)r;
+            buf[len] = 0;
+            char *p;
+            while ((p = strstr(buf, "event: preview\ndata: ")) != NULL) {
+                char *end = strstr(p, "\n\n");
+                if (!end)
+                    break;
+                unsigned long long seq = 0, t_ns = 0;
+                sscanf(p, "event: preview\ndata: {\"seq\": %llu, \"t_ns\": %llu}", &seq, &t_ns);
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                double now_ns = (double)ts.tv_sec * 1e9 + ts.tv_nsec;
+                bool ok = t_ns > 0;
+                for (int d = 0; d < devices && ok; d++)
+                    for (int k = 0; k < 3; k++) {
+                        static const char *kinds[] = {"color", "depth", "ir"};
+                        char path[96];
+                        snprintf(path, sizeof path, "/api/preview/%d/%s.jpg", d, kinds[k]);
+                        http_get(port, path);
+                    }
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                double after_ns = (double)ts.tv_sec * 1e9 + ts.tv_nsec;
+                if (ok && n < 100000) {
+                    ev[n] = (now_ns - (double)t_ns) / 1e6;
+                    fe[n] = (after_ns - (double)t_ns) / 1e6;
+                    n++;
+                }
+                size_t consumed = (size_t)(end + 2 - buf);
+                memmove(buf, buf + consumed, len - consumed + 1);
+                len -= consumed;
+            }
+            if (len > sizeof buf / 2) { /* states are large; keep only the tail */
+                memmove(buf, buf + len - 4096, 4097);
+                len = 4096;
+            }
+        }
+        close(fd);
+    }
+    qsort(ev, (size_t)n, sizeof ev[0], cmp_d);
+    qsort(fe, (size_t)n, sizeof fe[0], cmp_d);
+    char line[200];
+    int m = n ? snprintf(line, sizeof line, "%.1f %.1f %.1f %.1f %d\n", ev[n / 2], ev[n * 95 / 100], fe[n / 2],
+                         fe[n * 95 / 100], n)
+              : snprintf(line, sizeof line, "nan nan nan nan 0\n");
+    if (write(out, line, (size_t)m) != m)
+        perror("write");
+}
+
+typedef struct phase {
+    double wall, cpu;
+    uint64_t sets, frames, drops, missing;
+    uint64_t previews, skipped;
+} phase;
+
+static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, bool with_view, double seconds, phase *ph,
+               char *client_line, size_t client_len)
+{
+    ks_error err;
+    ks_sim_config sc;
+    ks_backend *b = NULL;
+    if (ks_sim_config_load(rig_path, rig, &sc, &err) != KS_OK)
+        return fprintf(stderr, "%s\n", err.message), 1;
+    sc.mode = KS_SIM_PACED;
+    if (ks_backend_open_sim(rig, &sc, &b, &err) != KS_OK)
+        return fprintf(stderr, "%s\n", err.message), 1;
+    ks_view *v = NULL;
+    if (with_view) {
+        ks_view_options vo;
+        ks_view_options_init(&vo);
+        if (ks_view_create(&vo, &v, &err) != KS_OK)
+            return fprintf(stderr, "%s\n", err.message), 1;
+    }
+    ks_session_options so;
+    ks_session_options_init(&so);
+    so.lossless = 0; /* drop on a full queue, as with real devices: losses become visible */
+    so.first_frame_timeout_ms = 60000;
+    if (v) {
+        so.on_capture = ks_view_on_capture;
+        so.user = v;
+    }
+    ks_session *s = NULL;
+    if (ks_session_open(rig, plan, b, &so, &s, &err) != KS_OK || ks_session_start(s, &err) != KS_OK)
+        return fprintf(stderr, "%s\n", err.message), 1;
+    ks_view_sink *k = NULL;
+    int pfd[2] = {-1, -1};
+    pid_t child = -1;
+    if (v) {
+        ks_view_sink_options o;
+        ks_view_sink_options_init(&o);
+        o.previews_per_second = 5;
+        if (ks_view_sink_create(v, s, &o, &k, &err) != KS_OK)
+            return fprintf(stderr, "%s\n", err.message), 1;
+        if (pipe(pfd) != 0)
+            return 1;
+        child = fork();
+        if (child == 0) {
+            close(pfd[0]);
+            client(ks_view_port(v), ks_session_device_count(s), seconds, pfd[1]);
+            _exit(0);
+        }
+        close(pfd[1]);
+    }
+    double t0 = mono(), c0 = cpu_self();
+    ks_session_set set;
+    ks_status st;
+    while (mono() - t0 < seconds && ((st = ks_session_next(s, &set, 200, &err)) == KS_OK || st == KS_ETIMEOUT)) {
+        if (st != KS_OK)
+            continue;
+        if (k)
+            ks_view_sink_offer(k, &set);
+        ks_session_set_release(&set);
+        ph->sets++;
+    }
+    ph->wall = mono() - t0;
+    ph->cpu = cpu_self() - c0;
+    ks_session_progress p;
+    ks_session_get_progress(s, &p);
+    for (int d = 0; d < p.device_count; d++) {
+        ph->frames += p.frames[d];
+        ph->drops += p.queue_drops[d];
+        ph->missing += p.missing[d];
+    }
+    if (k) {
+        ks_view_sink_counters(k, &ph->previews, &ph->skipped, NULL);
+        ks_view_sink_destroy(k);
+    }
+    ks_session_stop(s);
+    ks_session_close(s);
+    if (child > 0) {
+        ssize_t r = read(pfd[0], client_line, client_len - 1);
+        client_line[r > 0 ? r : 0] = 0;
+        close(pfd[0]);
+        waitpid(child, NULL, 0);
+    }
+    ks_view_destroy(v);
+    ks_backend_free(b);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = argc > 1 ? argv[1] : KS_SOURCE_DIR "/examples/rigs/chain-9.yaml";
+    double seconds = argc > 2 ? atof(argv[2]) : 10;
+    signal(SIGPIPE, SIG_IGN);
+    ks_rig rig;
+    ks_plan plan;
+    ks_error err;
+    if (ks_rig_load(path, &rig, &err) != KS_OK)
+        return fprintf(stderr, "%s\n", err.message), 1;
+    ks_findings f;
+    ks_findings_init(&f);
+    ks_rig_validate(&rig, &f);
+    ks_findings_free(&f);
+    if (ks_plan_make(&rig, NULL, &plan, &err) != KS_OK)
+        fprintf(stderr, "note: %s\n", err.message);
+    phase a = {0}, bph = {0};
+    char line[200] = "";
+    if (run(&rig, &plan, path, false, seconds, &a, NULL, 0) || run(&rig, &plan, path, true, seconds, &bph, line, sizeof line))
+        return 1;
+    double ev50 = NAN, ev95 = NAN, fe50 = NAN, fe95 = NAN;
+    int n = 0;
+    sscanf(line, "%lf %lf %lf %lf %d", &ev50, &ev95, &fe50, &fe95, &n);
+    double server = (bph.cpu / bph.wall - a.cpu / a.wall) * 100;
+    printf("bench_view: %s, %d devices, %.0f s per phase, 5 previews/s per device\n", rig.name, rig.device_count, seconds);
+    printf("  session alone:   %5.1f %% CPU, %llu sets, %llu frames, lost %llu (queue) + %llu (missing in sets)\n",
+           a.cpu / a.wall * 100, (unsigned long long)a.sets, (unsigned long long)a.frames, (unsigned long long)a.drops,
+           (unsigned long long)a.missing);
+    printf("  with the view:   %5.1f %% CPU, %llu sets, %llu frames, lost %llu (queue) + %llu (missing in sets)\n",
+           bph.cpu / bph.wall * 100, (unsigned long long)bph.sets, (unsigned long long)bph.frames,
+           (unsigned long long)bph.drops, (unsigned long long)bph.missing);
+    printf("  server side:     %5.1f %% of one core (difference)\n", server);
+    printf("  previews:        %llu sets previewed (%.1f/s), %llu skipped (worker busy)\n",
+           (unsigned long long)bph.previews, bph.previews / bph.wall, (unsigned long long)bph.skipped);
+    printf("  frame to page:   event p50 %.1f ms p95 %.1f ms; all %d JPEGs fetched p50 %.1f ms p95 %.1f ms (%d sets, client dropped and reconnected once)\n",
+           ev50, ev95, rig.device_count * 3, fe50, fe95, n);
+    return 0;
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Mutation check, run by hand (not in CI): each mutant is one small edit of the product code that
+# breaks a capability; the tests named with it must then FAIL. The edits are applied to a scratch
+# worktree of HEAD (the working tree is never touched), rebuilt, tested and reverted one at a time.
+# Prints one line per mutant: "caught" (the tests failed, as they must) or "SURVIVED" (no test
+# noticed: a test is missing). Exit 1 if any mutant survived.
+#
+#   scripts/mutants.sh            every mutant
+#   scripts/mutants.sh NAME...    only these (names as listed by: scripts/mutants.sh --list)
+#
+# Add a mutant with every capability: name | file | sed expression | ctest -R regex.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+MUTANTS=(
+  # the matcher's default tolerance widened from P/4 to 0.9 P
+  "matcher-tolerance|src/session/matcher.c|s#m->cfg.tolerance_us = m->cfg.period_us / 4;#m->cfg.tolerance_us = m->cfg.period_us * 9 / 10;#|^test_matcher$"
+  # the EBML size encoder allowed to emit the reserved all-ones size
+  "ebml-all-ones|src/mkv/ebml.c|s#size >= ((uint64_t)1 << (7 \* len)) - 1#size > ((uint64_t)1 << (7 * len)) - 1#|^test_mkv$"
+  # the joint solver's refinement disabled (only the initial estimate is reported)
+  "solver-no-refine|src/calib/solver.c|s#for (it = 0; it < o->max_iterations; it++) {#for (it = 0; it < 0; it++) {#|^test_calibrate_sim$"
+  # record: a silent device no longer ends the recording (it waited forever)
+  "record-no-stall|src/record/record_run.c|s#opts->stall_ms > 0 ? opts->stall_ms : KS_RECORD_STALL_MS#1 << 30#|^test_rec_faults_sh$"
+  # record: gaps in the device timestamps no longer counted as lost captures
+  "record-no-gaps|src/record/recorder.c|s#if (k > 1)#if (k > 1 \&\& 0)#|^test_rec_faults_sh$"
+  # the MKV reader drops the complete blocks of a partly written last cluster again
+  "mkv-drop-partial|src/mkv/mkv_cluster.c|s#if (id != ID_CLUSTER)#if (1)#|^test_mkv_truncate$"
+  # seek then next_capture returns half captures again
+  "mkv-seek-half|src/mkv/mkv_cluster.c|s#if (!r->has_min)#if (1)#|^test_mkv$"
+  # the YAML reader's nesting bound removed (libyaml then runs for hours: the test times out)
+  "yaml-no-depth|src/util/yaml.c|s#if (++depth > KS_YAML_MAX_FLOW_DEPTH)#if (++depth < 0)#|^test_rig_parse$"
+  # an unwritable verify --report no longer fails the run
+  "verify-report-rc|src/cli/cmd_verify.c|s#return passed \&\& report_rc == KS_EXIT_OK#return passed#|^test_cli_exit_sh$"
+)
+if [ "${1:-}" = "--list" ]; then
+  for m in "${MUTANTS[@]}"; do echo "${m%%|*}"; done
+  exit 0
+fi
+WT=$(mktemp -d /tmp/ks-mutants.XXXXXX)
+git worktree add --detach "$WT" HEAD >/dev/null 2>&1 || { echo "cannot create a scratch worktree"; exit 2; }
+trap 'git -C "$ROOT" worktree remove --force "$WT" >/dev/null 2>&1; rm -rf "$WT"' EXIT
+cmake -S "$WT" -B "$WT/build" -DKS_WERROR=ON >/dev/null || exit 2
+survived=0
+for m in "${MUTANTS[@]}"; do
+  IFS='|' read -r name file expr tests <<<"$m"
+  if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
+  cp "$WT/$file" "$WT/$file.orig"
+  sed -i "$expr" "$WT/$file"
+  if cmp -s "$WT/$file" "$WT/$file.orig"; then
+    echo "NOT APPLIED $name: the edit no longer matches $file (update the mutant)"
+    survived=1
+    mv "$WT/$file.orig" "$WT/$file"
+    continue
+  fi
+  if ! cmake --build "$WT/build" -j2 >"$WT/build.log" 2>&1; then
+    echo "caught    $name (does not build)"
+  elif (cd "$WT/build" && ctest -R "$tests" --timeout 120 >"$WT/ctest.log" 2>&1); then
+    echo "SURVIVED  $name: $tests still pass with: $expr in $file"
+    survived=1
+  else
+    echo "caught    $name ($(grep -cE 'Failed|Timeout' "$WT/ctest.log") failing: $tests)"
+  fi
+  mv "$WT/$file.orig" "$WT/$file"
+  touch "$WT/$file"
+done
+exit $survived

@@ -1,0 +1,282 @@
+/* The view's session sink (kinsync/view.h): takes a frame set from the session loop a few times per
+ * second without waiting (one reference per capture), and encodes previews and the decimated point
+ * cloud on its own thread. A set that arrives while the worker is busy is not previewed. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kinsync/calibration.h"
+#include "kinsync/view.h"
+
+struct ks_view_sink {
+    ks_view *v;
+    ks_view_sink_options opt;
+    int n;
+    bool have_table[KS_MATCH_MAX_DEVICES];
+    ks_unproject_table table[KS_MATCH_MAX_DEVICES];
+    bool have_pose[KS_MATCH_MAX_DEVICES];
+    ks_extrinsics pose[KS_MATCH_MAX_DEVICES];
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool quit, busy;
+    ks_capture *job[KS_MATCH_MAX_DEVICES];
+    uint64_t job_seq, job_t_ns;
+    double last_offer;
+    uint64_t encoded, skipped, seq;
+    size_t points;
+    bool calibrated;
+    /* worker buffers */
+    float *xyz;
+    uint8_t *rgb;
+    size_t cap;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void ks_view_sink_options_init(ks_view_sink_options *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
+/* A colour per device for the cloud (and the page's legend: web/view.js uses the same list). */
+static const uint8_t palette[8][3] = {{0x4e, 0xa8, 0xff}, {0xff, 0x9f, 0x43}, {0x5c, 0xd8, 0x7a}, {0xf2, 0x6d, 0x8f},
+                                      {0xb4, 0x8c, 0xff}, {0xf5, 0xd7, 0x4a}, {0x45, 0xd6, 0xd0}, {0xe0, 0xe0, 0xe0}};
+
+/* Binary cloud: "KSPC", u32 count, u32 devices, u32 calibrated, then count*3 float32 (metres), then
+ * count*3 uint8 colours (padded to 4 bytes). */
+static void make_cloud(ks_view_sink *k, ks_capture **caps)
+{
+    int step = k->opt.cloud_step;
+    size_t total = 0;
+    size_t per_dev_cap = (size_t)k->opt.max_points / (size_t)(k->n > 0 ? k->n : 1);
+    for (int d = 0; d < k->n; d++) {
+        ks_capture *c = caps[d];
+        if (!c || !c->depth || !k->have_table[d])
+            continue;
+        const ks_unproject_table *t = &k->table[d];
+        const ks_image *im = c->depth;
+        if (im->width != t->width || im->height != t->height)
+            continue;
+        size_t stride = im->stride ? (size_t)im->stride / 2 : (size_t)im->width;
+        int s = step;
+        while ((size_t)(im->width / s) * (size_t)(im->height / s) > per_dev_cap * 2)
+            s++;
+        size_t need = total + (size_t)(im->width / s + 1) * (size_t)(im->height / s + 1);
+        if (need > k->cap) {
+            float *x = realloc(k->xyz, need * 3 * sizeof(float));
+            if (!x)
+                return;
+            k->xyz = x;
+            uint8_t *r = realloc(k->rgb, need * 3 + 4);
+            if (!r)
+                return;
+            k->rgb = r;
+            k->cap = need;
+        }
+        double offset = ((double)d - (k->n - 1) / 2.0) * 1500.0;
+        size_t kept = 0;
+        for (int y = 0; y < im->height; y += s)
+            for (int x = 0; x < im->width; x += s) {
+                uint16_t z;
+                memcpy(&z, im->data + ((size_t)y * stride + (size_t)x) * 2, 2);
+                size_t i = (size_t)y * (size_t)t->width + (size_t)x;
+                if (!z || isnan(t->x[i]) || kept >= per_dev_cap)
+                    continue;
+                double p[3] = {z * (double)t->x[i], z * (double)t->y[i], z}, q[3];
+                if (k->have_pose[d]) {
+                    ks_extrinsics_apply(&k->pose[d], p, q);
+                } else { /* no rig calibration: each device in its own camera frame, side by side */
+                    q[0] = p[0] + offset;
+                    q[1] = p[1];
+                    q[2] = p[2];
+                }
+                float *o = k->xyz + (total + kept) * 3;
+                o[0] = (float)(q[0] / 1000);
+                o[1] = (float)(q[1] / 1000);
+                o[2] = (float)(q[2] / 1000);
+                uint8_t *cc = k->rgb + (total + kept) * 3;
+                const uint8_t *pc = palette[d % 8];
+                double shade = 0.65 + 0.35 * (1 - fmin(1, fmax(0, (z - 500) / 4000.0)));
+                for (int j = 0; j < 3; j++)
+                    cc[j] = (uint8_t)(pc[j] * shade);
+                kept++;
+            }
+        total += kept;
+    }
+    size_t rgb_bytes = (total * 3 + 3) & ~(size_t)3;
+    size_t n = 16 + total * 12 + rgb_bytes;
+    uint8_t *buf = calloc(1, n);
+    if (!buf)
+        return;
+    uint32_t head[4] = {0, (uint32_t)total, (uint32_t)k->n, (uint32_t)k->calibrated};
+    memcpy(head, "KSPC", 4);
+    memcpy(buf, head, 16);
+    if (total) {
+        memcpy(buf + 16, k->xyz, total * 12);
+        memcpy(buf + 16 + total * 12, k->rgb, total * 3);
+    }
+    ks_view_publish_cloud(k->v, buf, n, k->job_seq);
+    free(buf);
+    pthread_mutex_lock(&k->mu);
+    k->points = total;
+    pthread_mutex_unlock(&k->mu);
+}
+
+static void *worker(void *arg)
+{
+    ks_view_sink *k = arg;
+    pthread_mutex_lock(&k->mu);
+    for (;;) {
+        while (!k->quit && !k->busy)
+            pthread_cond_wait(&k->cv, &k->mu);
+        if (k->quit && !k->busy)
+            break;
+        ks_capture *caps[KS_MATCH_MAX_DEVICES];
+        memcpy(caps, k->job, sizeof caps);
+        uint64_t seq = k->job_seq, t_ns = k->job_t_ns;
+        pthread_mutex_unlock(&k->mu);
+        for (int d = 0; d < k->n; d++) {
+            if (!caps[d])
+                continue;
+            ks_image *imgs[3] = {caps[d]->color, caps[d]->depth, caps[d]->ir};
+            for (int kind = 0; kind < 3; kind++) {
+                uint8_t *jpg = NULL;
+                size_t len = 0;
+                if (imgs[kind] && ks_view_encode_preview(imgs[kind], k->opt.preview_width, 500, 4500, &jpg, &len, NULL) == KS_OK)
+                    ks_view_publish_preview(k->v, d, kind, jpg, len);
+                free(jpg);
+            }
+        }
+        make_cloud(k, caps);
+        ks_view_publish_preview_done(k->v, seq, t_ns);
+        for (int d = 0; d < k->n; d++)
+            ks_capture_release(caps[d]);
+        pthread_mutex_lock(&k->mu);
+        memset(k->job, 0, sizeof k->job);
+        k->encoded++;
+        k->busy = false;
+    }
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_options *opt, ks_view_sink **out,
+                              ks_error *err)
+{
+    *out = NULL;
+    ks_view_sink *k = calloc(1, sizeof *k);
+    if (!k)
+        return ks_error_set(err, KS_ENOMEM, "out of memory");
+    if (opt)
+        k->opt = *opt;
+    if (!(k->opt.previews_per_second > 0))
+        k->opt.previews_per_second = 5;
+    if (k->opt.preview_width <= 0)
+        k->opt.preview_width = 192;
+    if (k->opt.cloud_step <= 0)
+        k->opt.cloud_step = 4;
+    if (k->opt.max_points <= 0)
+        k->opt.max_points = 60000;
+    k->v = v;
+    k->n = ks_session_device_count(s);
+    for (int d = 0; d < k->n; d++) {
+        ks_device *dev = ks_session_device(s, d);
+        const ks_device_config *cfg = ks_device_running_config(dev);
+        char *json = NULL;
+        size_t len = 0;
+        ks_calibration cal;
+        if (cfg && cfg->depth_mode != KS_DEPTH_OFF &&
+            ks_device_get_calibration_json(dev, &json, &len, NULL) == KS_OK &&
+            ks_calibration_from_json(json, len, cfg->depth_mode, cfg->color_resolution, &cal, NULL) == KS_OK &&
+            ks_unproject_table_build(&cal.depth, &k->table[d], NULL) == KS_OK)
+            k->have_table[d] = true;
+        free(json);
+        if (k->opt.poses) {
+            const ks_rig_pose *p = ks_rig_pose_find(k->opt.poses, k->opt.pose_count, ks_device_info_get(dev)->serial);
+            if (p) {
+                k->pose[d] = p->depth_to_rig;
+                k->have_pose[d] = true;
+            }
+        }
+    }
+    k->calibrated = k->opt.poses != NULL;
+    k->opt.poses = NULL; /* not kept: the poses were copied */
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_cond_init(&k->cv, NULL);
+    if (pthread_create(&k->thread, NULL, worker, k) != 0) {
+        for (int d = 0; d < k->n; d++)
+            ks_unproject_table_free(&k->table[d]);
+        pthread_mutex_destroy(&k->mu);
+        pthread_cond_destroy(&k->cv);
+        free(k);
+        return ks_error_set(err, KS_ENOMEM, "cannot start the preview thread");
+    }
+    *out = k;
+    return KS_OK;
+}
+
+bool ks_view_sink_offer(ks_view_sink *k, const ks_session_set *set)
+{
+    double t = now_s();
+    if (t - k->last_offer < 1.0 / k->opt.previews_per_second)
+        return false;
+    pthread_mutex_lock(&k->mu);
+    bool busy = k->busy;
+    if (busy) {
+        k->skipped++;
+    } else {
+        uint64_t arrival = 0;
+        for (int d = 0; d < k->n; d++) {
+            ks_capture *c = (set->set.present_mask & (1u << d)) ? set->set.frames[d].user : NULL;
+            k->job[d] = c ? ks_capture_ref(c) : NULL;
+            uint64_t a = c ? ks_view_arrival_ns(k->v, d, c) : 0;
+            if (a > arrival)
+                arrival = a;
+        }
+        k->job_seq = ++k->seq;
+        k->job_t_ns = arrival;
+        k->busy = true;
+        k->last_offer = t;
+        pthread_cond_signal(&k->cv);
+    }
+    pthread_mutex_unlock(&k->mu);
+    return !busy;
+}
+
+void ks_view_sink_counters(ks_view_sink *k, uint64_t *encoded, uint64_t *skipped, size_t *points)
+{
+    pthread_mutex_lock(&k->mu);
+    if (encoded)
+        *encoded = k->encoded;
+    if (skipped)
+        *skipped = k->skipped;
+    if (points)
+        *points = k->points;
+    pthread_mutex_unlock(&k->mu);
+}
+
+void ks_view_sink_destroy(ks_view_sink *k)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->mu);
+    k->quit = true;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
+    for (int d = 0; d < k->n; d++)
+        ks_unproject_table_free(&k->table[d]);
+    pthread_mutex_destroy(&k->mu);
+    pthread_cond_destroy(&k->cv);
+    free(k->xyz);
+    free(k->rgb);
+    free(k);
+}
