@@ -120,6 +120,8 @@ void ks_matcher_flush(ks_matcher *m);
 /* Takes the oldest finished set; false when none. The frames (and their `user`) now belong to the
  * caller. */
 bool ks_matcher_pop(ks_matcher *m, ks_frame_set *out);
+/* Finished sets waiting to be popped. */
+int ks_matcher_ready(const ks_matcher *m);
 /* Frames currently held (pending + in output sets). */
 int ks_matcher_held(const ks_matcher *m);
 void ks_matcher_get_stats(const ks_matcher *m, ks_matcher_stats *out);

@@ -302,6 +302,11 @@ bool ks_matcher_pop(ks_matcher *m, ks_frame_set *out)
     return true;
 }
 
+int ks_matcher_ready(const ks_matcher *m)
+{
+    return m ? m->out_count : 0;
+}
+
 int ks_matcher_held(const ks_matcher *m)
 {
     if (!m)

@@ -12,6 +12,10 @@
 #include <string.h>
 #include <time.h>
 
+/* Finished sets the session lets wait for its consumer in virtual time (lossless) before it stops
+ * feeding the matcher. */
+#define KS_LOSSLESS_READY 32
+
 typedef struct qitem {
     ks_match_frame f;
 } qitem;
@@ -291,6 +295,9 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
          * wait for a device until its pending queue overflows (still bounded) */
         m->wait_us = 1e12;
         m->max_pending = 4 * s->opt.queue_frames + 16;
+        /* and never drop a finished set: feed() stops at KS_LOSSLESS_READY sets waiting, and one
+         * push emits at most every pending frame as a set of its own */
+        m->max_output = KS_LOSSLESS_READY + s->n * m->max_pending + 1;
     }
     for (int i = 0; i < s->n; i++) {
         const ks_plan_device *pd = &plan->devices[s->d[i].rig_index];
@@ -502,6 +509,13 @@ static void *capture_main(void *arg)
             }
             pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         }
+        if (s->lossless && d->q_count == d->q_max) {
+            /* stopping in virtual time: this capture came after the run; dropping the oldest
+             * instead would leave a gap in the frames the run still delivers */
+            ks_capture_release(cap);
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
         if (d->q_count == d->q_max) { /* consumer too slow: drop the oldest, count it */
             ks_capture_release(d->q[d->q_head].f.user);
             d->q_head = (d->q_head + 1) % d->q_max;
@@ -692,6 +706,10 @@ static void feed(ks_session *s)
     /* in key order across the devices, so that one device's backlog does not look like the others
      * being late */
     for (;;) {
+        /* virtual time: a consumer slower than the devices holds them back (their queues fill and
+         * the capture threads wait) instead of losing the finished sets it has not popped yet */
+        if (s->lossless && ks_matcher_ready(s->matcher) >= KS_LOSSLESS_READY)
+            break;
         int best = -1;
         double best_key = 0;
         for (int i = 0; i < s->n; i++) {

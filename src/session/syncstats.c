@@ -627,20 +627,34 @@ static void check_continuity(ks_syncstats *s)
         int u = su->upstream[d];
         if (u >= 0 && u != ref && s->acc[u].longest_run >= 3 && fabs(s->acc[u].longest_at - a->longest_at) <= 2 * P)
             continue; /* named at the device further up */
-        char behind[200] = "";
-        size_t k = 0;
-        for (int e = 0; e < n; e++) { /* devices downstream with the same outage */
+        /* The sync signal into d feeds every device behind d: a cable fault stops them all at once. One
+         * that kept capturing through d's outage clears the cable; d's frames were lost on its USB path
+         * or host (counted as dropped frames below). */
+        bool downstream[KS_MATCH_MAX_DEVICES] = {false}, all_behind = true;
+        int n_behind = 0;
+        for (int e = 0; e < n; e++) {
             int w = su->upstream[e], guard = 0;
             while (w >= 0 && w != d && guard++ < n)
                 w = su->upstream[w];
-            if (w == d && e != d && s->acc[e].longest_run >= 3 &&
-                fabs(s->acc[e].longest_at - a->longest_at) <= 2 * P) {
-                handled[e] = true;
-                k += (size_t)snprintf(behind + k, k < sizeof behind ? sizeof behind - k : 0, "%s%s", k ? ", " : "",
-                                      su->names[e]);
-                if (k >= sizeof behind)
-                    k = sizeof behind - 1;
-            }
+            if (w != d || e == d || su->failure[e][0] || !s->dev[e].frames)
+                continue; /* not behind d, or its own fault (device-lost, no frames) is named already */
+            downstream[e] = true;
+            n_behind++;
+            if (!(s->acc[e].longest_run >= 3 && fabs(s->acc[e].longest_at - a->longest_at) <= 2 * P))
+                all_behind = false;
+        }
+        if (!all_behind)
+            continue;
+        char behind[200] = "";
+        size_t k = 0;
+        for (int e = 0; e < n; e++) { /* devices downstream with the same outage */
+            if (!downstream[e])
+                continue;
+            handled[e] = true;
+            k += (size_t)snprintf(behind + k, k < sizeof behind ? sizeof behind - k : 0, "%s%s", k ? ", " : "",
+                                  su->names[e]);
+            if (k >= sizeof behind)
+                k = sizeof behind - 1;
         }
         handled[d] = true;
         double at = (a->longest_at - t0) / 1e6, ms = (double)a->longest_run * P / 1000.0;
@@ -656,10 +670,13 @@ static void check_continuity(ks_syncstats *s)
             snprintf(also, sizeof also, " (and behind it %s)", behind);
         add_check(s, "sync-signal", KS_CHECK_FAIL, d, u, (double)a->longest_run, "frames",
                   "%s%s got no frames %s while %s (the master) kept capturing: the sync signal stopped reaching %s; "
-                  "%s%s%s into %s's Sync In is unplugged or loose",
+                  "%s%s%s into %s's Sync In is unplugged or loose%s",
                   su->names[d], also, where, su->names[ref], su->names[d],
                   su->trigger_fed[d] ? "the external trigger's cable" : "the sync cable", up ? " from " : "",
-                  up ? up : "", su->names[d]);
+                  up ? up : "", su->names[d],
+                  n_behind ? ""
+                           : " (no device is daisy-chained behind it to tell this from frames lost on its USB "
+                             "path; if its cable is firm, check its USB controller and host load)");
     }
     /* scattered losses */
     bool dropped = false;

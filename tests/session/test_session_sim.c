@@ -10,6 +10,7 @@
 #include "kinsync/sim.h"
 #include "ks_test.h"
 #include "support/sim_rigs.h"
+#include "util/monotime.h"
 
 #define MAXF 4096
 
@@ -53,7 +54,7 @@ typedef struct simrun {
     ks_session *s;
     truth_log *truth;
     ks_session_options opt;
-    bool keep_master;   /* start the trigger-fed device as the plan says (the master-mode mistake) */
+    bool keep_master;   /* start the trigger-fed device as master (the mistake; the plan says subordinate) */
 } simrun;
 
 static void sim_setup(simrun *r, int n, uint64_t seed)
@@ -72,13 +73,15 @@ static void sim_setup(simrun *r, int n, uint64_t seed)
 /* The device the external trigger feeds runs as subordinate, as every device of a triggered rig
  * (docs/hardware-setup.md, SDK issue #366). The planner says so once it knows; until then (and
  * whatever it says) the tests start it that way unless they show the master-mode mistake. */
+/* The planner starts a trigger-fed device as subordinate; keep_master makes the mistake a user
+ * makes by hand (`--external-sync master` on the device the generator feeds). */
 static void trigger_head_subordinate(simrun *r)
 {
     int to = r->rig.trigger.present ? (r->rig.trigger.to >= 0 ? r->rig.trigger.to : r->rig.master) : -1;
-    if (to < 0 || r->keep_master)
+    if (to < 0 || !r->keep_master)
         return;
-    r->plan.devices[to].sync_mode = KS_SYNC_SUBORDINATE;
-    r->plan.devices[to].config.wired_sync_mode = KS_SYNC_SUBORDINATE;
+    r->plan.devices[to].sync_mode = KS_SYNC_MASTER;
+    r->plan.devices[to].config.wired_sync_mode = KS_SYNC_MASTER;
 }
 
 static ks_status sim_open(simrun *r, ks_error *err)
@@ -172,6 +175,42 @@ static void test_correct_start_truth(void)
         dump(q);
     printf("    correct start: worst colour skew %.1f us (p99), measured vs truth within %.2f us\n",
            ca ? ca->value : -1, worst);
+    sim_close(&r);
+}
+
+/* Virtual time: a consumer slower than the simulated devices holds them back; it never loses the
+ * finished sets it has not popped yet (they once overflowed the matcher's output and looked like a
+ * pause of the whole rig, or a short run). Each pause lets the capture threads refill their queues. */
+static void test_slow_consumer_loses_nothing(void)
+{
+    simrun r;
+    sim_setup(&r, 3, 13);
+    ks_error e;
+    KS_CHECK(sim_open(&r, &e) == KS_OK);
+    KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+    const double P = ks_session_matcher_config(r.s)->period_us;
+    double prev = NAN, worst_step = 0;
+    int got = 0;
+    for (int i = 0; i < 120; i++) {
+        ks_session_set set;
+        if (ks_session_next(r.s, &set, 5000, &e) != KS_OK)
+            break;
+        got++;
+        if (!isnan(prev) && set.set.key_us - prev > worst_step)
+            worst_step = set.set.key_us - prev;
+        prev = set.set.key_us;
+        ks_session_set_release(&set);
+        struct timespec ts = {0, 3 * 1000000L}; /* the consumer is slow */
+        nanosleep(&ts, NULL);
+    }
+    ks_session_stop(r.s);
+    KS_CHECK_INT(got, 120);
+    KS_CHECK_MSG(worst_step < 1.5 * P, "a step of %.0f us between consecutive sets (period %.0f us)", worst_step, P);
+    ks_syncstats *q = ks_session_stats(r.s);
+    const ks_sync_check *c = ks_syncstats_find(q, "dropped-frames", -2);
+    KS_CHECK(c && c->status == KS_CHECK_PASS);
+    if (!c || c->status != KS_CHECK_PASS)
+        dump(q);
     sim_close(&r);
 }
 
@@ -611,14 +650,31 @@ static void test_trigger_stop_and_pause(void)
         ks_session_options_init(&r.opt);
         KS_CHECK(sim_open(&r, &e) == KS_OK);
         KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+        /* Read 3 s of device time. After a trigger stop no set ends the loop: it ends when the
+         * simulator's clock has run 3.5 s past the first set (every frame of the 3 s was captured by
+         * then) and the session has nothing more; waits are events, the wall clock only bounds. */
         ks_session_set set;
-        double first = NAN, span = 0;
-        while (span < 3.0 && ks_session_next(r.s, &set, 1000, &e) == KS_OK) {
-            if (isnan(first))
+        double first = NAN, span = 0, t_wall = ks_mono_s();
+        uint64_t v0 = 0;
+        ks_status st = KS_OK;
+        while (span < 3.0 && ks_mono_s() - t_wall < 120) {
+            st = ks_session_next(r.s, &set, 200, &e);
+            if (st == KS_ETIMEOUT) {
+                if (v0 && ks_sim_now_ns(r.truth->sim) - v0 > 3500000000ull)
+                    break; /* the devices' clocks are past the run: nothing more will come */
+                continue;
+            }
+            if (st != KS_OK)
+                break;
+            if (isnan(first)) {
                 first = set.set.key_us;
+                v0 = ks_sim_now_ns(r.truth->sim);
+            }
             span = (set.set.key_us - first) / 1e6;
             ks_session_set_release(&set);
         }
+        KS_CHECK(st == KS_OK || st == KS_ETIMEOUT);
+        KS_CHECK(v0 != 0);
         ks_session_stop(r.s);
         ks_syncstats_setup(ks_session_stats(r.s))->requested_seconds = 3;
         ks_syncstats *q = ks_session_stats(r.s);
@@ -629,6 +685,8 @@ static void test_trigger_stop_and_pause(void)
             printf("    trigger %s: %s\n", pause ? "pause" : "stop", c->message);
         }
         KS_CHECK(!ks_syncstats_passed(q));
+        if (!c || c->status != KS_CHECK_FAIL)
+            dump(q);
         char *j = ks_syncstats_to_json(q);
         KS_CHECK(j && strstr(j, "\"result\": \"FAIL\"") && strstr(j, "\"passed\": false"));
         free(j);
@@ -641,6 +699,7 @@ static void test_trigger_stop_and_pause(void)
 int main(void)
 {
     KS_RUN(test_correct_start_truth);
+    KS_RUN(test_slow_consumer_loses_nothing);
     KS_RUN(test_master_first);
     KS_RUN(test_missing_cable);
     KS_RUN(test_no_signal_diagnosis);

@@ -24,6 +24,7 @@ mk() { printf 'rig: %s\n%s\n%s\n%s\n%s\n' "$1" "$head" "$2" "$sim" "$3" > "$tmp/
 mk disconnect "$manual" '  faults: [{kind: disconnect, device: b, at_ms: 1500}]'
 mk unplug "$manual" '  faults: [{kind: unplug, to: a, at_ms: 1500}]'
 mk unplug-back "$manual" '  faults: [{kind: unplug, to: a, at_ms: 1500, duration_ms: 400}]'
+mk drop "$manual" '  faults: [{kind: drop, device: a, at_ms: 1500, count: 20}]'
 mk usbfs "$manual" '  usbfs_mb: 16'
 mk badframes "$manual" '  faults: [{kind: bad-frames, device: a, at_ms: 1200, count: 4}]'
 mk autoexp 'exposure: {mode: auto}' ''
@@ -55,6 +56,9 @@ check "! grep -q '^FAIL  dropped-frames' '$tmp/disconnect.out'"
 run unplug sync-signal FAIL "a .and behind it b. got no frames from .* to the end of the run .* sync cable from master into a.s Sync In is unplugged" 1
 check "! grep -q 'USB bandwidth' '$tmp/unplug.out'"
 run unplug-back sync-signal FAIL "a .and behind it b. got no frames for 400 ms from .* sync cable from master into a.s Sync In" 1
+# frames of a lost while b, behind a's Sync In, kept capturing: not the cable, the USB path/host
+run drop dropped-frames FAIL "a: missing from 2[0-9] of .* frames lost on the way to the host" 1
+check "! grep -q 'sync-signal' '$tmp/drop.out'"
 run usbfs dropped-frames FAIL "allows 16 MB of usbfs memory but its 3 devices need 64 MB" 1
 check "! grep -q 'sync cable' '$tmp/usbfs.out'"
 run badframes frame-content FAIL "a delivered 4 of .* invalid content .4 colour images corrupt" 1
