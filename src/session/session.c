@@ -765,9 +765,14 @@ static void account(ks_session *s, ks_session_set *out)
      * evidence of drops. */
     if (out->set.complete)
         s->measuring = true;
-    bool cut = false;
-    for (int i = 0; i < s->n; i++)
-        cut |= s->d[i].ended;
+    /* Cut by the end of the take: every device missing from it ended its recording at most a frame
+     * or two before the set. A recording that ended long before the others is evidence (its device
+     * lost its frames), counted as a live run counts the same frames. */
+    bool cut = !out->set.complete;
+    for (int i = 0; cut && i < s->n; i++)
+        if (!(out->set.present_mask & (1u << i)) &&
+            !(s->d[i].ended && out->set.key_us - s->d[i].last_key <= 2.5 * s->mcfg.period_us))
+            cut = false;
     if (s->measuring && !((s->stop_requested || cut) && !out->set.complete))
         ks_syncstats_add(s->stats, &out->set);
     s->stats_dirty = true;
