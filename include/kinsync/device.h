@@ -172,6 +172,11 @@ typedef struct ks_backend_ops {
      * not known (recordings), -1 or NULL to let the caller read this host's (real devices); the
      * simulator models its own hosts. */
     int (*usbfs_mb)(void *ctx);
+    /* Optional (NULL: unknown). Depth pixels of device serial_a that device serial_b's laser lights,
+     * from the scene's geometry (the simulator knows it; real devices do not): each device in the
+     * depth mode it streams, else `mode`. *pixels < 0 when the backend cannot tell. */
+    ks_status (*laser_shared)(void *ctx, const char *serial_a, const char *serial_b, ks_depth_mode mode, int *pixels,
+                              ks_error *err);
 } ks_backend_ops;
 
 typedef struct ks_backend ks_backend;
@@ -188,6 +193,9 @@ void *ks_backend_context(ks_backend *b);
  * -1 when the backend does not say (the caller reads this host's). */
 int ks_backend_usbfs_mb(ks_backend *b);
 int ks_backend_device_count(ks_backend *b);
+/* ops->laser_shared: KS_EUNSUPPORTED (and *pixels = -1) when the backend does not know the geometry. */
+ks_status ks_backend_laser_shared(ks_backend *b, const char *serial_a, const char *serial_b, ks_depth_mode mode,
+                                  int *pixels, ks_error *err);
 
 ks_status ks_device_open(ks_backend *b, int index, ks_device **out, ks_error *err);
 /* Opens the device whose serial matches; KS_ENOTFOUND names the serials that are present. */

@@ -51,8 +51,8 @@ const char *ks_check_status_name(ks_check_status s); /* "PASS", "WARN", "FAIL", 
 typedef struct ks_sync_check {
     char id[32];          /* stable: "signal", "start-order", "color-alignment", "depth-offsets", "dropped-frames",
                              "clock-drift", "auto-exposure", "exposure-set-once", "laser-overlap",
-                             "laser-schedule", "external-trigger", "firmware", "jacks", "timestamps",
-                             "device-lost", "frame-content", "run-length" (docs/verify.md) */
+                             "laser-schedule", "laser-groups", "external-trigger", "firmware", "jacks",
+                             "timestamps", "device-lost", "frame-content", "run-length" (docs/verify.md) */
     ks_check_status status;
     int device;           /* -1 for the rig */
     int other;            /* second device concerned, -1 if none */
@@ -82,6 +82,8 @@ typedef struct ks_sync_setup {
     int devices_on_host[KS_MATCH_MAX_DEVICES]; /* devices sharing its host (for the usbfs need) */
     double requested_seconds;            /* how long the caller meant to measure (0 unknown) */
     bool start_order_known_wrong;        /* the caller started the master before the subordinates */
+    bool light_known;              /* shared_light was measured (a simulator knows the geometry) */
+    int shared_light[KS_MATCH_MAX_DEVICES][KS_MATCH_MAX_DEVICES]; /* [a][b]: pixels of a that b's laser lights */
 } ks_sync_setup;
 
 typedef struct ks_sync_device {

@@ -132,6 +132,12 @@ static int t_usbfs(void *ctx)
     return ks_backend_usbfs_mb(((trace *)ctx)->inner);
 }
 
+static ks_status t_laser_shared(void *ctx, const char *serial_a, const char *serial_b, ks_depth_mode mode,
+                                int *pixels, ks_error *err)
+{
+    return ks_backend_laser_shared(((trace *)ctx)->inner, serial_a, serial_b, mode, pixels, err);
+}
+
 static const ks_backend_ops trace_ops = {
     .name = "trace",
     .device_count = t_count,
@@ -151,6 +157,7 @@ static const ks_backend_ops trace_ops = {
     .get_imu_sample = t_imu,
     .destroy = t_destroy,
     .usbfs_mb = t_usbfs,
+    .laser_shared = t_laser_shared,
 };
 
 ks_status ks_view_trace_backend(ks_backend *inner, ks_view_trace_fn fn, void *user, ks_backend **out, ks_error *err)
