@@ -20,7 +20,13 @@ sim='simulation:
   seed: 7
   mode: fast
   render: {color: false, depth: false}'
-mk() { printf 'rig: %s\n%s\n%s\n%s\n%s\n' "$1" "$head" "$2" "$sim" "$3" > "$tmp/$1.yaml"; }
+# every host prepared for its devices (usbfs_mb: 64, as kinsync doctor says) unless the case sets it
+mk() {
+  local extra="$3"
+  case "$extra" in *usbfs_mb*) ;; *) extra="  usbfs_mb: 64
+$extra" ;; esac
+  printf 'rig: %s\n%s\n%s\n%s\n%s\n' "$1" "$head" "$2" "$sim" "$extra" > "$tmp/$1.yaml"
+}
 mk disconnect "$manual" '  faults: [{kind: disconnect, device: b, at_ms: 1500}]'
 mk unplug "$manual" '  faults: [{kind: unplug, to: a, at_ms: 1500}]'
 mk unplug-back "$manual" '  faults: [{kind: unplug, to: a, at_ms: 1500, duration_ms: 400}]'
