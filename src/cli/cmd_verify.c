@@ -197,6 +197,18 @@ int cmd_verify(int argc, char **argv)
             if (limit && span >= seconds)
                 ks_session_request_stop(s);
         }
+        if (st == KS_ETIMEOUT && limit && !isnan(first_key)) {
+            /* every device silent for the rest of the run (backend time: virtual on the simulator):
+             * the rig stopped (a trigger that stopped, a master gone); waiting longer shows nothing */
+            ks_session_progress p;
+            ks_session_get_progress(s, &p);
+            bool silent = true;
+            for (int i = 0; i < p.device_count; i++)
+                if (p.alive[i] && p.silent_ms[i] < 1000.0 * (seconds - span) + 500)
+                    silent = false;
+            if (silent)
+                ks_session_request_stop(s);
+        }
         if (ks_mono_s() - t0 > wall_limit)
             ks_session_request_stop(s);
         if (tty && ks_mono_s() - last_print > 0.5) {

@@ -34,6 +34,12 @@ mk drop "$manual" '  faults: [{kind: drop, device: a, at_ms: 1500, count: 20}]'
 mk usbfs "$manual" '  usbfs_mb: 16'
 mk badframes "$manual" '  faults: [{kind: bad-frames, device: a, at_ms: 1200, count: 4}]'
 mk autoexp 'exposure: {mode: auto}' ''
+# the external-trigger example (one device per host), its generator stopping / pausing at 1.5 s
+for t in stop pause; do
+  d=; [ $t = pause ] && d=', duration_ms: 400'
+  { cat "$KS_SOURCE_DIR/examples/rigs/external-trigger.yaml"; printf '%s\n  faults: [{kind: trigger-stop, at_ms: 1500%s}]\n' "$sim" "$d"; } \
+    > "$tmp/trigger-$t.yaml"
+done
 mk clean "$manual" ''
 
 # run NAME CHECK-ID STATUS PATTERN: text and JSON runs; the named check, the result line, passed,
@@ -74,6 +80,9 @@ check "! grep -q '^WARN  clock-drift.*sync cable' '$tmp/autoexp.out'"
 check "grep -q '^WARN  clock-drift.*auto exposure' '$tmp/autoexp.out'"
 # the host fit is the clock's, not the exposure's: every device within 100 ppm
 check "python3 -c 'import json,sys; d=json.load(open(\"$tmp/autoexp.json\")); sys.exit(0 if all(abs(x[\"host_clock_fit\"][\"rate_ns_per_us\"]/1000-1)*1e6 < 100 for x in d[\"devices\"]) else 1)'"
+run trigger-stop run-length FAIL "every device stopped delivering frames at the same instant, 1.[0-9]+ s into the 3.0 s run: the external trigger stopped" 1
+run trigger-pause sync-pause FAIL "every device missed the same [5-7] frames .*: the external trigger paused" 1
+check "! grep -q '^FAIL  \(sync-signal\|dropped-frames\)' '$tmp/trigger-pause.out' '$tmp/trigger-stop.out'"
 run clean exposure PASS "manual exposure on every device, set once" 0
 check "grep -q '^PASS  frame-content .*no black or corrupt frame' '$tmp/clean.out'"
 check "grep -q '^PASS  timestamps .*mid-exposure' '$tmp/clean.out'"
