@@ -16,8 +16,9 @@
  *              voxels are gathered in index order (clearing the scratch) and written out by a
  *              loop without branches that vectorizes.
  * Sums are of offsets inside the voxel (rounded to 1/32768 voxel: 0.15 um for 5 mm voxels), so
- * float sums keep sub-micrometre precision at any distance from the origin; they are whole numbers,
- * exact in float up to 512 points per voxel, so the order of addition (threads) changes nothing.
+ * they keep sub-micrometre precision at any distance from the origin; they are summed as integers
+ * (exact, so the order of addition, i.e. the thread count, changes nothing) and turned into float
+ * once per voxel (exact up to 512 points per voxel, one rounding beyond).
  * Every buffer is kept and reused: after the first frame sets a steady stream allocates nothing. */
 #include <math.h>
 #include <stdlib.h>
@@ -86,9 +87,9 @@ typedef struct part {
 
 /* dense per-cell scratch, one per partition (threads aggregate different partitions) */
 typedef struct scratch {
-    struct acc { /* the fields every point touches, together */
+    struct acc { /* the fields every point touches, together (32 bytes); offsets summed as integers */
         uint32_t count, dev;
-        float sx, sy, sz;
+        uint64_t sx, sy, sz;
     } a[CELL_VOX];
     uint32_t ccount[CELL_VOX];
     uint32_t r[CELL_VOX], g[CELL_VOX], b[CELL_VOX];
@@ -261,30 +262,35 @@ static int grow_records(part *p, size_t need, bool normals, bool color)
 
 /* Appends the points of one device to segment `seg` of every partition (partition < 0) or of one.
  * The current run (partition, record position) lives in locals; it is written back when the cell
- * changes, so the common path is: load, compare, store, increment. */
-static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
-                     const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz, size_t n)
+ * changes, so the common path is: load, compare, store, increment. Inlined with constant
+ * `filtered` / `color` / `normals` (add_core below), so the pipeline's case (every partition,
+ * positions only) compiles to that loop alone. */
+static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int partition, int seg, int device,
+                                                           const float *x, const float *y, const float *z,
+                                                           const uint8_t *rgb, const float *nx, const float *ny,
+                                                           const float *nz, size_t n, const bool filtered,
+                                                           const bool color, const bool normals)
 {
-    const bool color = (g->fields & KS_CLOUD_COLOR) != 0, have_c = color && rgb;
-    const bool normals = (g->fields & KS_CLOUD_NORMALS) != 0, have_n = normals && nx && ny && nz;
+    const bool have_c = color && rgb, have_n = normals && nx && ny && nz;
     const uint32_t np = (uint32_t)g->nparts;
     const uint64_t devbits = (uint64_t)device << REC_DEV_SHIFT;
     uint64_t cell[BLOCK];
     rec r[BLOCK];
     size_t next[64], nrun[64]; /* per partition: next record, next run (absolute positions) */
     for (uint32_t pi = 0; pi < np; pi++) {
-        if (partition >= 0 && pi != (uint32_t)partition)
+        if (filtered && pi != (uint32_t)partition)
             continue; /* another thread's partition: not ours to read while it writes (never used here) */
         const part *p = &g->parts[pi];
         next[pi] = p->seg_off[seg] + p->seg_n[seg];
         nrun[pi] = p->seg_off[seg] + p->seg_runs[seg];
     }
-    uint64_t cur = 0;    /* cell of the open run, 0 = none */
-    uint32_t cp = 0;     /* its partition */
-    bool keep = false;   /* whether this call keeps its points */
-    size_t at = 0;       /* next record of partition cp */
-    run *open = NULL;    /* the open run */
+    uint64_t cur = 1;  /* cell of the open run; 1 (not a cell key, nor "no point") before the first */
+    uint32_t cp = 0;   /* its partition */
+    bool keep = false; /* whether this call keeps the open run's points */
+    size_t at = 0;     /* next record of partition cp */
+    run *open = NULL;  /* the open run */
     part *p = NULL;
+    rec *dst = NULL;   /* p->rec */
     for (size_t b = 0; b < n; b += BLOCK) {
         int m = (int)(n - b < BLOCK ? n - b : BLOCK);
         block_keys(x + b, y + b, z + b, m, g->inv, cell, r);
@@ -299,17 +305,18 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
                 }
                 cur = c;
                 cp = part_of(c, np);
-                keep = partition < 0 || cp == (uint32_t)partition;
+                keep = !filtered || cp == (uint32_t)partition;
                 open = NULL;
                 if (keep) {
                     p = &g->parts[cp];
+                    dst = p->rec;
                     at = next[cp];
                     open = &p->runs[nrun[cp]++];
                     open->cell = c;
                     open->start = (uint32_t)at;
                 }
             }
-            if (!keep)
+            if (filtered && !keep)
                 continue;
             size_t pt = b + (size_t)i;
             if (color)
@@ -322,7 +329,7 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
                 q[1] = have_n ? ny[pt] : NAN;
                 q[2] = have_n ? nz[pt] : NAN;
             }
-            p->rec[at++] = r[i] | devbits;
+            dst[at++] = r[i] | devbits;
         }
     }
     if (open) {
@@ -331,12 +338,22 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
     }
     /* only the partitions this call owns: with a partition filter, other threads own the others */
     for (uint32_t pi = 0; pi < np; pi++) {
-        if (partition >= 0 && pi != (uint32_t)partition)
+        if (filtered && pi != (uint32_t)partition)
             continue;
         part *q = &g->parts[pi];
         q->seg_n[seg] = next[pi] - q->seg_off[seg];
         q->seg_runs[seg] = nrun[pi] - q->seg_off[seg];
     }
+}
+
+static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
+                     const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz, size_t n)
+{
+    const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
+    if (partition < 0 && !color && !normals)
+        add_impl(g, -1, seg, device, x, y, z, NULL, NULL, NULL, NULL, n, false, false, false);
+    else
+        add_impl(g, partition, seg, device, x, y, z, rgb, nx, ny, nz, n, partition >= 0, color, normals);
 }
 
 ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const float *x, const float *y,
@@ -527,9 +544,9 @@ KS_HOT static void sum_runs(scratch *restrict s, const rec *restrict recs, const
             s->occ[l >> 6] |= 1ull << (l & 63);
             a->count++;
             a->dev |= 1u << ((v >> REC_DEV_SHIFT) & 31);
-            a->sx += (float)(uint32_t)((v >> REC_FX_SHIFT) & FRAC_MAX);
-            a->sy += (float)(uint32_t)((v >> REC_FY_SHIFT) & FRAC_MAX);
-            a->sz += (float)(uint32_t)((v >> REC_FZ_SHIFT) & FRAC_MAX);
+            a->sx += (v >> REC_FX_SHIFT) & FRAC_MAX;
+            a->sy += (v >> REC_FY_SHIFT) & FRAC_MAX;
+            a->sz += (v >> REC_FZ_SHIFT) & FRAC_MAX;
         }
     }
 }
@@ -546,9 +563,9 @@ static size_t gather_cell(scratch *restrict s)
             s->gl[k] = l;
             s->gn[k] = a->count;
             s->gd[k] = a->dev;
-            s->gx[k] = a->sx;
-            s->gy[k] = a->sy;
-            s->gz[k] = a->sz;
+            s->gx[k] = (float)(int64_t)a->sx; /* exact up to 512 points per voxel, rounded once beyond */
+            s->gy[k] = (float)(int64_t)a->sy;
+            s->gz[k] = (float)(int64_t)a->sz;
             *a = (struct acc){0};
             k++;
         }
