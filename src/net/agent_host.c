@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <turbojpeg.h>
 #include <stdio.h>
@@ -72,7 +73,7 @@ struct ks_agent_host {
     ks_recorder *rec;
     char paths[HOST_MAX_DEVICES][512];
     pthread_mutex_t mu;
-    volatile int stop;
+    atomic_int stop;         /* set by the agent thread (STOP), read by the capture threads */
     ks_clock_status clock;   /* this host's time sync, read at CONFIGURE */
     bool clock_known;
     ks_matcher_config mcfg;  /* the timestamp convention per device (slot), for the colour start */
@@ -235,6 +236,15 @@ static host_dev *by_serial(ks_agent_host *h, const char *serial)
     return NULL;
 }
 
+/* The device's state as its capture thread may have moved it (ARMED -> STREAMING, ERROR). */
+static ks_agent_state get_state(host_dev *d)
+{
+    pthread_mutex_lock(&d->host->mu);
+    ks_agent_state s = d->state;
+    pthread_mutex_unlock(&d->host->mu);
+    return s;
+}
+
 static void set_state(host_dev *d, ks_agent_state s, const char *msg)
 {
     pthread_mutex_lock(&d->host->mu);
@@ -346,9 +356,10 @@ static ks_status h_configure(void *ctx, const char *serial, const char *args, ks
     host_dev *d = by_serial(h, serial);
     if (!d)
         return ks_error_set(err, KS_ENOTFOUND, "device %s is not on host %s", serial, h->host);
-    if (d->state != KS_AGENT_IDLE && d->state != KS_AGENT_STOPPED)
+    ks_agent_state now = get_state(d);
+    if (now != KS_AGENT_IDLE && now != KS_AGENT_STOPPED)
         return ks_error_set(err, KS_ESTATE, "device %s is %s; stop it before configuring again", serial,
-                            ks_agent_state_name(d->state));
+                            ks_agent_state_name(now));
     const ks_rig_device *rd = &h->rig.devices[d->rig_index];
     ks_status st = KS_OK;
     if (!d->dev)
@@ -416,7 +427,7 @@ static ks_status h_arm(void *ctx, const char *serial, ks_error *err)
 {
     ks_agent_host *h = ctx;
     host_dev *d = by_serial(h, serial);
-    if (!d || d->state != KS_AGENT_CONFIGURED || !h->rec)
+    if (!d || get_state(d) != KS_AGENT_CONFIGURED || !h->rec)
         return ks_error_set(err, KS_ESTATE, "device %s must be CONFIGURED (every device of host %s) before ARM",
                             serial, h->host);
     if (d->config.wired_sync_mode == KS_SYNC_SUBORDINATE) {
@@ -455,7 +466,7 @@ static ks_status h_start(void *ctx, const char *serial, const char *args, ks_err
 {
     ks_agent_host *h = ctx;
     host_dev *d = by_serial(h, serial);
-    if (!d || d->state != KS_AGENT_ARMED)
+    if (!d || get_state(d) != KS_AGENT_ARMED)
         return ks_error_set(err, KS_ESTATE, "device %s must be ARMED before START", serial);
     if (d->config.wired_sync_mode == KS_SYNC_SUBORDINATE)
         return KS_OK; /* already running, waiting for pulses */
@@ -490,7 +501,7 @@ static ks_status h_stop(void *ctx, const char *serial, ks_error *err)
     }
     if (d->dev)
         ks_device_stop_cameras(d->dev);
-    if (d->state != KS_AGENT_ERROR)
+    if (get_state(d) != KS_AGENT_ERROR)
         set_state(d, KS_AGENT_STOPPED, "");
     bool all = true;
     for (int i = 0; i < h->count; i++)

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/monotime.h"
+
 typedef struct qitem {
     ks_match_frame f;
 } qitem;
@@ -232,7 +234,7 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     s->lossless = s->opt.lossless > 0 ||
                   (s->opt.lossless < 0 && (ks_backend_caps(backend) & KS_BACKEND_CAP_VIRTUAL_TIME));
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
+    ks_cond_init_monotonic(&s->cv); /* deadlines on CLOCK_MONOTONIC: a wall-clock step neither stalls nor spins a wait */
     s->ref = 0;
     for (int i = 0; i < rig->device_count; i++) {
         if (s->opt.host && strcmp(rig->devices[i].host[0] ? rig->devices[i].host : "localhost", s->opt.host))
@@ -373,14 +375,7 @@ static void fair_wait(ks_session *s, sdev *d)
         }
         if (lo == INFINITY || (lo > -INFINITY && d->last_key <= lo + lead))
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 10 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        ks_cond_wait_ms(&s->cv, &s->mu, 10);
     }
     pthread_mutex_unlock(&s->mu);
 }
@@ -454,14 +449,7 @@ static void *capture_main(void *arg)
         f.user = cap;
         pthread_mutex_lock(&s->mu);
         while (s->lossless && d->q_count == d->q_max && !s->stop_requested) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 20 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            ks_cond_wait_ms(&s->cv, &s->mu, 20);
         }
         if (d->q_count == d->q_max) { /* consumer too slow: drop the oldest, count it */
             ks_capture_release(d->q[d->q_head].f.user);
@@ -631,14 +619,7 @@ ks_status ks_session_start(ks_session *s, ks_error *err)
             ks_session_stop(s);
             return KS_ETIMEOUT;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        ks_cond_wait_ms(&s->cv, &s->mu, 20);
     }
     pthread_mutex_unlock(&s->mu);
     return KS_OK;
@@ -772,15 +753,8 @@ ks_status ks_session_next(ks_session *s, ks_session_set *out, int timeout_ms, ks
             pthread_mutex_unlock(&s->mu);
             return ks_error_set(err, KS_ETIMEOUT, "no frame set within %d ms", timeout_ms);
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        long add = (long)((left < 0.05 ? left : 0.05) * 1e9);
-        ts.tv_nsec += add;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        struct timespec until = ks_mono_timespec(ks_mono_ns() + (int64_t)((left < 0.05 ? left : 0.05) * 1e9));
+        ks_cond_wait_until(&s->cv, &s->mu, &until);
     }
 }
 
