@@ -168,6 +168,11 @@ typedef struct ks_backend_ops {
     void (*stop_imu)(void *dev);
     ks_status (*get_imu_sample)(void *dev, ks_imu_sample *out, int32_t timeout_ms, ks_error *err);
     void (*destroy)(void *ctx);
+    /* Optional (NULL: unknown). Depth pixels of device serial_a that device serial_b's laser lights,
+     * from the scene's geometry (the simulator knows it; real devices do not): each device in the
+     * depth mode it streams, else `mode`. *pixels < 0 when the backend cannot tell. */
+    ks_status (*laser_shared)(void *ctx, const char *serial_a, const char *serial_b, ks_depth_mode mode, int *pixels,
+                              ks_error *err);
 } ks_backend_ops;
 
 typedef struct ks_backend ks_backend;
@@ -181,6 +186,9 @@ const char *ks_backend_name(const ks_backend *b);
 unsigned ks_backend_caps(const ks_backend *b);
 void *ks_backend_context(ks_backend *b);
 int ks_backend_device_count(ks_backend *b);
+/* ops->laser_shared: KS_EUNSUPPORTED (and *pixels = -1) when the backend does not know the geometry. */
+ks_status ks_backend_laser_shared(ks_backend *b, const char *serial_a, const char *serial_b, ks_depth_mode mode,
+                                  int *pixels, ks_error *err);
 
 ks_status ks_device_open(ks_backend *b, int index, ks_device **out, ks_error *err);
 /* Opens the device whose serial matches; KS_ENOTFOUND names the serials that are present. */

@@ -57,6 +57,8 @@ typedef struct ks_sim_fault {
     int cable;           /* rig cable index (UNPLUG) */
     int count;           /* DROP */
     char host[KS_NAME_MAX]; /* STALL_HOST */
+    bool free_run;       /* UNPLUG: the subordinate behind the cable keeps streaming on its own clock, unsynchronized
+                            (reported in Sensor SDK issue #1850), until the cable is plugged back */
 } ks_sim_fault;
 
 typedef enum ks_sim_object_kind { KS_SIM_BOX = 0, KS_SIM_SPHERE } ks_sim_object_kind;
@@ -115,7 +117,11 @@ typedef struct ks_sim_config {
     int fault_count;
     ks_sim_fault faults[KS_SIM_MAX_FAULTS];
     bool render_color, render_depth;        /* false: images are allocated but left black (timing-only runs) */
-    double depth_noise_mm;                  /* standard deviation of depth noise, 0 = exact */
+    double depth_noise_mm;                  /* standard deviation of extra Gaussian depth noise, 0 = none */
+    bool sensor;                            /* the devices' sensor model (YAML render.sensor, default true): depth
+                                               mask and operating range per mode, range- and signal-dependent
+                                               noise that differs per frame, dropouts, flying pixels, IR levels
+                                               and saturation, colour sensor noise; false = exact geometry */
     bool lockstep;                          /* fast mode: wait (bounded) for a reading thread instead of overflowing its queue */
     char board_aprilgrid[512];              /* board description (kinsync/board.h) painted on the board, "" = built-in
                                                pattern; the board takes the sheet's size (YAML: board.aprilgrid,
@@ -210,6 +216,13 @@ uint64_t ks_sim_host_time_ns(ks_sim *s, const char *host, uint64_t t_ns);
  * the running configuration (the clock reads one period at the instant that zeroed it). */
 ks_status ks_sim_device_clock(ks_sim *s, int device, double *rate, double *offset_us, uint64_t *zero_ns,
                               ks_error *err);
+
+/* Depth pixels of device a that device b's laser lights: a's 3-D point (static scene) lies inside b's
+ * depth view and b sees it (the pixels b's laser can corrupt). Geometry only, not timing; each device
+ * in the depth mode it streams, else `mode`. 0 when either has no laser (passive IR, depth off) or
+ * images are not rendered (render.depth false: *pixels = -1, unknown). Builds the static renders it
+ * needs (costly the first time). */
+ks_status ks_sim_laser_shared(ks_sim *s, int a, int b, ks_depth_mode mode, int *pixels, ks_error *err);
 
 /* Replaces the board texture (8-bit grey, row-major, copied): it is stretched over the board's front
  * (row 0 along the board's -y edge, column 0 along its -x edge). NULL restores the built-in

@@ -40,7 +40,7 @@ const char *ks_check_status_name(ks_check_status s); /* "PASS", "WARN", "FAIL", 
 typedef struct ks_sync_check {
     char id[32];          /* stable: "signal", "start-order", "color-alignment", "depth-offsets", "dropped-frames",
                              "clock-drift", "auto-exposure", "exposure-set-once", "laser-overlap",
-                             "laser-schedule", "external-trigger", "firmware", "jacks" */
+                             "laser-schedule", "laser-groups", "external-trigger", "firmware", "jacks" */
     ks_check_status status;
     int device;           /* -1 for the rig */
     int other;            /* second device concerned, -1 if none */
@@ -61,6 +61,8 @@ typedef struct ks_sync_setup {
     int exposure_sets[KS_MATCH_MAX_DEVICES];   /* exposure control writes while streaming */
     bool streaming_failed[KS_MATCH_MAX_DEVICES]; /* e.g. disconnected */
     int host[KS_MATCH_MAX_DEVICES];  /* host id per device: host times are compared only within one host */
+    bool light_known;              /* shared_light was measured (a simulator knows the geometry) */
+    int shared_light[KS_MATCH_MAX_DEVICES][KS_MATCH_MAX_DEVICES]; /* [a][b]: pixels of a that b's laser lights */
 } ks_sync_setup;
 
 typedef struct ks_sync_device {

@@ -174,14 +174,36 @@ int ks_sdk_sync_tolerance_us(ks_fps fps);   /* 110, 220, 660: the SDK's two-devi
 int ks_usbfs_default_mb(void);              /* 16 */
 int ks_usbfs_recommended_mb(int devices_on_host); /* 16 for one device, 32 and up for more */
 
-/* USB bandwidth a device needs for a configuration, in MB/s (uncompressed planes + MJPEG estimate). */
+/* USB bandwidth a device needs for a configuration, in MB/s: colour (uncompressed planes or MJPEG
+ * estimate) + the depth camera's raw payload per frame (ks_depth_raw_payload_bytes), times the fps. */
 double ks_stream_bandwidth_mbps(ks_color_resolution res, ks_image_format fmt, ks_depth_mode depth, ks_fps fps);
 /* Usable bandwidth of one USB 3 controller, MB/s. */
 double ks_usb3_controller_bandwidth_mbps(void);
 
+/* The operating range of a depth mode in mm (hardware specification: NFOV unbinned 500-3860, NFOV
+ * 2x2 binned 500-5460, WFOV 2x2 binned 250-2880, WFOV unbinned 250-2210). false for PASSIVE_IR and OFF. */
+bool ks_depth_mode_range_mm(ks_depth_mode mode, int *min_mm, int *max_mm);
+/* Bytes per frame the depth camera sends over USB for a mode (the raw sensor payload the host's depth
+ * engine turns into depth and IR; Sensor SDK depthcommands.h: NFOV modes 5310760, WFOV 2x2 binned
+ * 3777232, WFOV unbinned 9438664, passive IR 1678024). 0 for OFF. */
+long ks_depth_raw_payload_bytes(ks_depth_mode mode);
+
 /* IMU samples per second the device reports (accelerometer and
  * gyroscope sampled together at 1.6 kHz). */
 int ks_imu_sample_rate_hz(void);
+
+/* The IMU's noise and bias. Noise: the standard deviations an Azure Kinect's factory calibration states
+ * (InertialSensors Noise: accelerometer 0.0107 m/s^2, gyro 0.00095 rad/s, the same in the real fixture
+ * and the synthesized calibrations); bias: magnitudes of a real device's calibrated bias (accelerometer
+ * 0.141 m/s^2, gyro 0.00039 rad/s), rounded up as bounds for a per-device draw (project choice). */
+typedef struct ks_imu_spec {
+    double gravity_mps2;       /* 9.81 */
+    double accel_noise_mps2;   /* per sample, standard deviation */
+    double gyro_noise_rads;
+    double accel_bias_mps2;    /* bound of the per-axis bias */
+    double gyro_bias_rads;
+} ks_imu_spec;
+const ks_imu_spec *ks_imu_spec_get(void);
 
 /* Hosts of one rig whose clocks disagree by more than
  * this (us) get a warning (issue 8: host timestamps of different hosts then cannot be compared). */

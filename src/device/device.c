@@ -225,6 +225,19 @@ unsigned ks_backend_caps(const ks_backend *b)
     return b ? b->ops->caps : 0u;
 }
 
+ks_status ks_backend_laser_shared(ks_backend *b, const char *serial_a, const char *serial_b, ks_depth_mode mode,
+                                  int *pixels, ks_error *err)
+{
+    if (pixels)
+        *pixels = -1;
+    if (!b || !pixels || !serial_a || !serial_b)
+        return ks_error_set(err, KS_EINVAL, "no backend or device given");
+    if (!b->ops->laser_shared)
+        return ks_error_set(err, KS_EUNSUPPORTED, "backend %s does not know which lasers light which views",
+                            b->ops->name);
+    return b->ops->laser_shared(b->ctx, serial_a, serial_b, mode, pixels, err);
+}
+
 void *ks_backend_context(ks_backend *b)
 {
     return b ? b->ctx : NULL;

@@ -297,6 +297,22 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
                 break;
             }
     }
+    /* when the backend knows the geometry (the simulator): which lasers light which views (for the
+     * laser-groups check) */
+    if (s->n > 1) {
+        su.light_known = true;
+        for (int a = 0; a < s->n && su.light_known; a++)
+            for (int b = 0; b < s->n && su.light_known; b++) {
+                int px = 0;
+                if (a != b && (ks_backend_laser_shared(backend, rig->devices[s->d[a].rig_index].serial,
+                                                       rig->devices[s->d[b].rig_index].serial,
+                                                       rig->camera.depth_mode, &px, NULL) != KS_OK ||
+                               px < 0))
+                    su.light_known = false;
+                else
+                    su.shared_light[a][b] = px;
+            }
+    }
     ks_status st = ks_matcher_create(m, &s->matcher, err);
     if (st == KS_OK)
         st = ks_syncstats_create(&su, &s->stats, err);

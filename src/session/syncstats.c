@@ -20,6 +20,14 @@ typedef struct series {
     uint64_t stride, seen;
 } series;
 
+/* Two devices light each other's view (known on the simulator): enough pixels either way. */
+enum { LIGHT_SHARED_MIN_PIXELS = 100 };
+static bool lights_shared(const ks_sync_setup *su, int a, int b)
+{
+    return su->light_known && (su->shared_light[a][b] >= LIGHT_SHARED_MIN_PIXELS ||
+                               su->shared_light[b][a] >= LIGHT_SHARED_MIN_PIXELS);
+}
+
 static void series_add(series *s, double x, double y)
 {
     if (s->stride == 0)
@@ -494,7 +502,7 @@ void ks_syncstats_finish(ks_syncstats *s)
         int ba = -1, bb = -1;
         for (int a = 0; a < n; a++)
             for (int b = a + 1; b < n; b++) {
-                if (su->groups[a] != su->groups[b] || isnan(s->dev[a].laser_start_us) ||
+                if ((su->groups[a] != su->groups[b] && !lights_shared(su, a, b)) || isnan(s->dev[a].laser_start_us) ||
                     isnan(s->dev[b].laser_start_us) || !s->acc[a].laser.n || !s->acc[b].laser.n)
                     continue;
                 for (int i = 0; i < pulses; i++)
@@ -524,6 +532,31 @@ void ks_syncstats_finish(ks_syncstats *s)
                           "closest laser pulses of two devices (%s, %s) are %.1f us apart (pulse width %.0f us)%s",
                           su->names[ba], su->names[bb], best, width, evidence);
         }
+    }
+    /* declared interference groups against the geometry (known on the simulator): two devices whose
+     * lasers light what the other sees cannot be in separate groups */
+    if (pulses > 0 && n > 1 && su->light_known) {
+        int contradictions = 0, separate = 0;
+        for (int a = 0; a < n; a++)
+            for (int b = a + 1; b < n; b++) {
+                if (su->groups[a] == su->groups[b])
+                    continue;
+                separate++;
+                if (!lights_shared(su, a, b))
+                    continue;
+                contradictions++;
+                add_check(s, "laser-groups", KS_CHECK_FAIL, a, b,
+                          (double)(su->shared_light[a][b] > su->shared_light[b][a] ? su->shared_light[a][b]
+                                                                                  : su->shared_light[b][a]),
+                          "px",
+                          "%s and %s share laser light (%d pixels of %s lit by %s's laser, %d the other way): they "
+                          "cannot be in separate groups (%d and %d); put them in one group and plan again",
+                          su->names[a], su->names[b], su->shared_light[a][b], su->names[a], su->names[b],
+                          su->shared_light[b][a], su->groups[a], su->groups[b]);
+            }
+        if (separate > 0 && contradictions == 0)
+            add_check(s, "laser-groups", KS_CHECK_PASS, -1, -1, 0, "px",
+                      "devices in separate interference groups do not light each other's view");
     }
     /* external trigger */
     if (su->external_trigger && s->dev[ref].frames > 10) {

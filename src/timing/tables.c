@@ -87,6 +87,38 @@ static const ks_trigger_spec trigger_spec = {
 static const double USB3_USABLE_MBPS = 400.0;
 static const double MJPG_BYTES_PER_PIXEL = 0.4;
 
+/* Operating ranges (hardware specification, "depth camera supported operating modes") and the raw
+ * payload per frame (Sensor SDK src/depth_mcu/depthcommands.h, SENSOR_MODE_*_SIZE). */
+static const int depth_range_mm[KS_DEPTH_MODE_COUNT][2] = {
+    [KS_DEPTH_NFOV_2X2BINNED] = {500, 5460},
+    [KS_DEPTH_NFOV_UNBINNED] = {500, 3860},
+    [KS_DEPTH_WFOV_2X2BINNED] = {250, 2880},
+    [KS_DEPTH_WFOV_UNBINNED] = {250, 2210},
+};
+static const long depth_raw_payload[KS_DEPTH_MODE_COUNT] = {
+    [KS_DEPTH_NFOV_2X2BINNED] = 5310760,
+    [KS_DEPTH_NFOV_UNBINNED] = 5310760,
+    [KS_DEPTH_WFOV_2X2BINNED] = 3777232,
+    [KS_DEPTH_WFOV_UNBINNED] = 9438664,
+    [KS_DEPTH_PASSIVE_IR] = 1678024,
+};
+
+bool ks_depth_mode_range_mm(ks_depth_mode mode, int *min_mm, int *max_mm)
+{
+    if (mode <= KS_DEPTH_OFF || mode >= KS_DEPTH_MODE_COUNT || depth_range_mm[mode][1] == 0)
+        return false;
+    if (min_mm)
+        *min_mm = depth_range_mm[mode][0];
+    if (max_mm)
+        *max_mm = depth_range_mm[mode][1];
+    return true;
+}
+
+long ks_depth_raw_payload_bytes(ks_depth_mode mode)
+{
+    return (mode > KS_DEPTH_OFF && mode < KS_DEPTH_MODE_COUNT) ? depth_raw_payload[mode] : 0;
+}
+
 const ks_depth_mode_info *ks_depth_mode_get(ks_depth_mode mode)
 {
     if (mode <= KS_DEPTH_OFF || mode >= KS_DEPTH_MODE_COUNT)
@@ -387,15 +419,28 @@ double ks_stream_bandwidth_mbps(ks_color_resolution res, ks_image_format fmt, ks
         }
         bytes += px * bpp;
     }
-    const ks_depth_mode_info *d = ks_depth_mode_get(depth);
-    if (d)
-        bytes += (double)d->width * d->height * 2.0 * (d->laser_pulses ? 2 : 1); /* depth + IR, or IR */
+    /* depth: the raw sensor payload the depth camera sends (the host's depth engine makes depth and
+     * IR of it), not the size of the output images */
+    bytes += (double)ks_depth_raw_payload_bytes(depth);
     return bytes * hz / 1e6;
 }
 
 double ks_usb3_controller_bandwidth_mbps(void)
 {
     return USB3_USABLE_MBPS;
+}
+
+static const ks_imu_spec imu_spec = {
+    .gravity_mps2 = 9.81,
+    .accel_noise_mps2 = 0.0107,
+    .gyro_noise_rads = 0.00095,
+    .accel_bias_mps2 = 0.15,
+    .gyro_bias_rads = 0.002,
+};
+
+const ks_imu_spec *ks_imu_spec_get(void)
+{
+    return &imu_spec;
 }
 
 int ks_imu_sample_rate_hz(void)

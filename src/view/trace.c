@@ -127,6 +127,12 @@ static void t_destroy(void *ctx)
     free(ctx); /* the inner backend stays the caller's */
 }
 
+static ks_status t_laser_shared(void *ctx, const char *serial_a, const char *serial_b, ks_depth_mode mode,
+                                int *pixels, ks_error *err)
+{
+    return ks_backend_laser_shared(((trace *)ctx)->inner, serial_a, serial_b, mode, pixels, err);
+}
+
 static const ks_backend_ops trace_ops = {
     .name = "trace",
     .device_count = t_count,
@@ -145,6 +151,7 @@ static const ks_backend_ops trace_ops = {
     .stop_imu = t_stop_imu,
     .get_imu_sample = t_imu,
     .destroy = t_destroy,
+    .laser_shared = t_laser_shared,
 };
 
 ks_status ks_view_trace_backend(ks_backend *inner, ks_view_trace_fn fn, void *user, ks_backend **out, ks_error *err)

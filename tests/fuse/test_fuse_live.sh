@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kinsync fuse on a live rig: the simulated 3-device chain runs through the session module and its
 # frame sets are fused as they arrive (PLY per set, filled depth PNG, JSON summary); a device
-# missing from the rig calibration is refused with exit 2.
+# missing from the rig calibration is refused with exit 2. (Each device sees the room's far walls beyond
+# NFOV unbinned's 3.86 m range, so ~60-80 k of its 368 k pixels have depth, as a real device would.)
 set -u
 fail=0
 check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
@@ -20,7 +21,7 @@ PY
 check "[ $rc -eq 0 ]"
 check "[ -s '$tmp/out/fused-000000.ply' ] && [ -s '$tmp/out/fused-000001.ply' ] && [ ! -e '$tmp/out/fused-000002.ply' ]"
 check "[ -s '$tmp/out/filled-000100000001-000001.png' ]"
-check "python3 -c 'import json,sys; d=json.load(open(\"$tmp/j\")); sys.exit(0 if d[\"frame_sets\"]==2 and len(d[\"devices\"])==3 and all(x[\"points_mean\"]>100000 for x in d[\"devices\"]) and d[\"voxels_mean\"]>100000 else 1)'"
+check "python3 -c 'import json,sys; d=json.load(open(\"$tmp/j\")); sys.exit(0 if d[\"frame_sets\"]==2 and len(d[\"devices\"])==3 and all(x[\"points_mean\"]>40000 for x in d[\"devices\"]) and d[\"voxels_mean\"]>100000 else 1)'"
 check "! ls '$tmp'/out/*.tmp* 2>/dev/null"
 python3 - "$tmp/rc.json" "$tmp/rc2.json" <<'PY'
 import json, sys

@@ -112,7 +112,8 @@ for how in pc cm; do
   x=$T/pc-fuse_ply; [ $how = cm ] && x=$T/cm/fuse_ply
   "$x" "$T/cal.json" "$T/$how.ply" "$T/pc/rec/"*.mkv > "$T/$how-fuse.txt" 2>&1
   n=$(sed -n 's/.*: \([0-9]*\) points from 3 devices.*/\1/p' "$T/$how-fuse.txt")
-  check "[ -n '$n' ] && [ '$n' -gt 100000 ] && head -c 300 '$T/$how.ply' | grep -q \"element vertex $n\"" "$how: fuse_ply writes one set to PLY ($n points)"
+  # (the sensor model: each device keeps only what lies in its depth mode's mask and range, ~80 k points per set)
+  check "[ -n '$n' ] && [ '$n' -gt 50000 ] && head -c 300 '$T/$how.ply' | grep -q \"element vertex $n\"" "$how: fuse_ply writes one set to PLY ($n points)"
 done
 # the README's C program, as shown there
 awk '/^## Use the library/{u=1} u&&/^```c$/{c=1;next} c&&/^```$/{exit} c' "$SRC/README.md" > "$T/readme.c"

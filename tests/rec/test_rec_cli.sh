@@ -16,8 +16,10 @@ expect_rc() { # name expected-rc command...
 j() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
 rig() { # name fps -> $T/name.yaml
-  sed -e "s/^rig: chain-3/rig: $1/" -e "s/fps: 30/fps: $2/" "$KS_SOURCE_DIR/examples/rigs/chain-3.yaml" > "$T/$1.yaml"
-  printf 'simulation:\n  seed: 11\n  render:\n    color: false\n    depth: false\n' >> "$T/$1.yaml"
+  # the example's own simulation section is replaced (the host stays prepared: usbfs_mb 64)
+  sed -e "s/^rig: chain-3/rig: $1/" -e "s/fps: 30/fps: $2/" -e '/^simulation:/,$d' \
+    "$KS_SOURCE_DIR/examples/rigs/chain-3.yaml" > "$T/$1.yaml"
+  printf 'simulation:\n  seed: 11\n  usbfs_mb: 64\n  render:\n    color: false\n    depth: false\n' >> "$T/$1.yaml"
 }
 rig lab 30
 rig other 15

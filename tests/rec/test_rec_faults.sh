@@ -15,7 +15,7 @@ j() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sy
 
 rig() { # name 'faults' [base] -> $T/name.yaml (images not rendered; the users' default startup drops)
   sed -e "s/^rig: .*/rig: $1/" "$KS_SOURCE_DIR/examples/rigs/${3:-chain-3}.yaml" | grep -v '^simulation:' > "$T/$1.yaml"
-  printf 'simulation:\n  render: {color: false, depth: false}\n  faults: %s\n' "$2" >> "$T/$1.yaml"
+  printf 'simulation:\n  usbfs_mb: 64\n  render: {color: false, depth: false}\n  faults: %s\n' "$2" >> "$T/$1.yaml"
 }
 # record NAME SECONDS: runs `record --json` under a 60 s timeout into $T/NAME, rc in $rc
 record() {

@@ -141,10 +141,11 @@ static const rule_case cases[] = {
      "  - {serial: B1, name: b, host: pc2, usb_controller: u1}\n" CHAIN_AB,
      "devices:\n  - {serial: A1, name: a, host: pc, usb_controller: u1}\n"
      "  - {serial: B1, name: b, host: pc, usb_controller: u1} #<\n" CHAIN_AB},
+    /* good: three devices at 5 fps fit one controller (at 30 fps the depth payloads alone need 478 MB/s) */
     {"usb-bandwidth", KS_SEV_ERROR, "c",
      "devices:\n  - {serial: A1, name: a, host: pc, usb_controller: u1}\n"
      "  - {serial: B1, name: b, host: pc, usb_controller: u1}\n  - {serial: C1, name: c, host: pc, usb_controller: u1}\n"
-     "chain: [a, b, c]\n",
+     "chain: [a, b, c]\ncamera: {fps: 5}\n",
      "devices:\n  - {serial: A1, name: a, host: pc, usb_controller: u1}\n"
      "  - {serial: B1, name: b, host: pc, usb_controller: u1}\n"
      "  - {serial: C1, name: c, host: pc, usb_controller: u1} #<\nchain: [a, b, c]\ncamera: {color_resolution: 2160P}\n"},

@@ -1,4 +1,6 @@
 /* Faults on a schedule: unplug a sync cable, disconnect a device, drop frames, stall a host. */
+#include <math.h>
+
 #include "ks_test.h"
 #include "support/sim_rigs.h"
 
@@ -35,6 +37,64 @@ static void test_unplug_sync_cable(void)
     ks_sim_device_stats s;
     ks_sim_device_stats_get(r.sim, 2, &s, NULL);
     KS_CHECK_INT(s.zeroed_at_pulse, 0);
+    simt_close(&r);
+}
+
+/* SDK #1850 as an option: the subordinate whose Sync In cable is pulled keeps streaming on its own
+ * oscillator, unsynchronized: frames keep coming and drift away from the master's; plugged back, it
+ * follows the pulses again. */
+static void test_unplug_free_run(void)
+{
+    ks_rig rig;
+    simt_rig(&rig, 2, SIMT_DAISY, 1.0);
+    ks_sim_config cfg;
+    simt_config(&cfg, 84, false);
+    cfg.clocks[0] = (ks_sim_clock){.set = true, .drift_ppm = 0};
+    cfg.clocks[1] = (ks_sim_clock){.set = true, .drift_ppm = 100};
+    cfg.fault_count = 1;
+    cfg.faults[0] = (ks_sim_fault){.kind = KS_SIM_FAULT_UNPLUG, .at_ms = 1000, .duration_ms = 2000, .cable = 0,
+                                   .device = -1, .free_run = true};
+    simt_run r;
+    KS_CHECK(simt_open(&r, &rig, &cfg));
+    KS_CHECK(simt_start_all(&r, &rig));
+    int got = 0;
+    double last_gap_us = 0, gap_at_1s = -1;
+    for (int k = 0; k < 80; k++) { /* 2.7 s: 0.9 s synchronized, then free-running */
+        ks_capture *c0 = NULL, *c1 = NULL;
+        ks_error err;
+        KS_CHECK(ks_device_get_capture(r.dev[0], &c0, 500, &err) == KS_OK);
+        ks_status st = ks_device_get_capture(r.dev[1], &c1, 500, &err);
+        KS_CHECK_MSG(st == KS_OK, "capture %d of the free-running subordinate: %s", k, err.message);
+        if (st == KS_OK)
+            got++;
+        ks_sim_frame_truth t0, t1;
+        ks_sim_last_truth(r.sim, 0, &t0, NULL);
+        ks_sim_last_truth(r.sim, 1, &t1, NULL);
+        double P = 1e9 / 30;
+        double gap = fmod(fabs((double)t1.sync_ns - (double)t0.sync_ns), P);
+        last_gap_us = fmin(gap, P - gap) / 1000.0;
+        if (t0.sync_ns < 1000000000ull)
+            gap_at_1s = last_gap_us;
+        ks_capture_release(c0);
+        ks_capture_release(c1);
+    }
+    printf("free run: %d frames of the subordinate; sync instants %.1f us apart before the unplug, %.1f us after "
+           "1.7 s of free run at 100 ppm\n", got, gap_at_1s, last_gap_us);
+    KS_CHECK_INT(got, 80);
+    KS_CHECK(gap_at_1s >= 0 && gap_at_1s < 5);  /* synchronized (cable delay + hop only) */
+    KS_CHECK(last_gap_us > 100);                /* ~170 us at 100 ppm: no longer synchronized */
+    simt_close(&r);
+    /* the option is off by default: the same unplug stops the subordinate's frames */
+    cfg.faults[0].free_run = false;
+    KS_CHECK(simt_open(&r, &rig, &cfg));
+    KS_CHECK(simt_start_all(&r, &rig));
+    ks_capture *c = NULL;
+    int n = 0;
+    while (ks_device_get_capture(r.dev[1], &c, 200, NULL) == KS_OK) {
+        n++;
+        ks_capture_release(c);
+    }
+    KS_CHECK(n < 32);
     simt_close(&r);
 }
 
@@ -179,6 +239,7 @@ int main(void)
 {
     KS_RUN(test_trigger_stops);
     KS_RUN(test_unplug_sync_cable);
+    KS_RUN(test_unplug_free_run);
     KS_RUN(test_disconnect_device);
     KS_RUN(test_drop_frames);
     KS_RUN(test_stall_host);

@@ -13,6 +13,7 @@ static void test_depth_reprojects_onto_scene(void)
     simt_rig(&rig, 2, SIMT_DAISY, 1.0);
     ks_sim_config cfg;
     simt_config(&cfg, 21, true);
+    cfg.sensor = false; /* exact geometry (the sensor model's noise is test_sim_realism's) */
     simt_run r;
     KS_CHECK(simt_open(&r, &rig, &cfg));
     r.cfg[1].subordinate_delay_off_master_usec = 160; /* lasers apart: no interference damage */
@@ -139,6 +140,7 @@ static void test_moving_board_changes_depth(void)
     rig.camera.depth_mode = KS_DEPTH_NFOV_2X2BINNED;
     ks_sim_config cfg;
     simt_config(&cfg, 23, true);
+    cfg.sensor = false; /* exact geometry: the board's depth is checked to the millimetre */
     cfg.render_color = false;
     cfg.board_key_count = 2;
     cfg.board_keys[0] = (ks_sim_board_key){.t_ms = 0, .pos = {0, 0, 900}, .rotvec = {0, 1.5707963, 0}};
@@ -237,6 +239,7 @@ static void test_board_texture_is_pluggable(void)
     rig.camera.depth_mode = KS_DEPTH_OFF;
     ks_sim_config cfg;
     simt_config(&cfg, 25, true);
+    cfg.sensor = false; /* no sensor noise: the pictures are compared to the unit */
     cfg.render_depth = false;
     cfg.brightness_variation = 0;
     simt_run r;

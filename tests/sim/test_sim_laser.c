@@ -1,6 +1,8 @@
 /* Depth lasers: overlapping pulses of devices whose views overlap corrupt depth; a plan that
- * staggers them by the guard gives zero corruption; interference groups never interact. */
+ * staggers them by the guard gives zero corruption; the damage grows with the time the pulses
+ * overlap; whether one laser lights what another device sees is geometry, not the rig's groups. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "ks_test.h"
 #include "support/sim_rigs.h"
@@ -17,6 +19,8 @@ typedef struct result {
 static bool keep_depth; /* run() keeps device 0's last depth image only when asked */
 
 /* Two devices facing each other across the room (ring of 2); depth only where allowed. */
+static bool back_to_back; /* run() poses the two devices back to back instead of facing each other */
+
 static result run(uint32_t sub_delay, int32_t dd0, int32_t dd1, int group1, ks_depth_mode mode)
 {
     result res = {0};
@@ -28,6 +32,15 @@ static result run(uint32_t sub_delay, int32_t dd0, int32_t dd1, int group1, ks_d
     simt_config(&cfg, 31, true);
     cfg.render_color = false;
     cfg.clock_default.jitter_us = 1;
+    if (back_to_back) { /* in the middle of the room, looking at opposite walls */
+        const double p0[3] = {100, 0, 1500}, l0[3] = {2000, 0, 1200}, p1[3] = {-100, 0, 1500}, l1[3] = {-2000, 0, 1200};
+        cfg.poses[0].set = cfg.poses[1].set = true;
+        memcpy(cfg.poses[0].position, p0, sizeof p0);
+        memcpy(cfg.poses[0].look_at, l0, sizeof l0);
+        memcpy(cfg.poses[1].position, p1, sizeof p1);
+        memcpy(cfg.poses[1].look_at, l1, sizeof l1);
+        cfg.board = false;
+    }
     simt_run r;
     if (!simt_open(&r, &rig, &cfg))
         return res;
@@ -131,10 +144,37 @@ static void test_partial_overlap_still_damages(void)
     KS_CHECK(r.corrupted_pixels > 0);
 }
 
-static void test_groups_never_interfere(void)
+/* Groups do not stop light: two devices facing each other in separate groups still damage each
+ * other at zero delay (the geometry decides); back to back, nothing at zero delay. */
+static void test_geometry_decides_not_groups(void)
 {
     result r = run(0, 0, 0, 1, KS_DEPTH_NFOV_2X2BINNED);
-    KS_CHECK_INT(r.corrupted_pixels, 0);
+    printf("facing, separate groups, zero delay: %ld corrupted pixels in %d frames\n", r.corrupted_pixels, r.frames);
+    KS_CHECK_INT(r.corrupted_frames, 12);
+    KS_CHECK(r.corrupted_pixels > 12 * 1000);
+    back_to_back = true;
+    r = run(0, 0, 0, 0, KS_DEPTH_NFOV_2X2BINNED);
+    back_to_back = false;
+    printf("back to back, one group, zero delay: %ld corrupted pixels in %d frames (lasers overlapping in time: %d)\n",
+           r.corrupted_pixels, r.frames, r.interfering);
+    KS_CHECK_INT(r.frames, 12);
+    KS_CHECK_INT(r.interfering, 1); /* the pulses do overlap in time ... */
+    KS_CHECK_INT(r.corrupted_pixels, 0); /* ... but neither laser lights what the other sees */
+}
+
+/* The damage grows with the time the pulses overlap: 0, 40, 80, 110 us apart damage less and less. */
+static void test_damage_grows_with_overlap(void)
+{
+    const uint32_t apart[] = {0, 40, 80, 110};
+    long prev = -1;
+    for (int i = 3; i >= 0; i--) {
+        result r = run(apart[i], 0, 0, 0, KS_DEPTH_NFOV_2X2BINNED);
+        printf("%3u us apart (overlap %3u of 125 us): %ld corrupted pixels\n", apart[i], 125 - apart[i],
+               r.corrupted_pixels);
+        KS_CHECK_MSG(r.corrupted_pixels > prev, "%u us apart: %ld corrupted, not more than %ld at less overlap",
+                     apart[i], r.corrupted_pixels, prev);
+        prev = r.corrupted_pixels;
+    }
 }
 
 static void test_passive_ir_has_no_laser(void)
@@ -150,7 +190,8 @@ int main(void)
     KS_RUN(test_guard_spacing_gives_zero);
     KS_RUN(test_damage_is_in_the_image);
     KS_RUN(test_partial_overlap_still_damages);
-    KS_RUN(test_groups_never_interfere);
+    KS_RUN(test_geometry_decides_not_groups);
+    KS_RUN(test_damage_grows_with_overlap);
     KS_RUN(test_passive_ir_has_no_laser);
     return KS_TEST_END();
 }

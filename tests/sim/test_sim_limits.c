@@ -1,5 +1,7 @@
 /* Host limits: USB controller bandwidth and the usbfs memory limit drop frames when exceeded; a
  * host that does not read loses the oldest frames of its bounded queue. */
+#include <string.h>
+
 #include "ks_test.h"
 #include "support/sim_rigs.h"
 
@@ -22,10 +24,9 @@ static void run_counts(const ks_rig *rig, ks_sim_config *cfg, int frames, ks_sim
 static void test_usb_controller_bandwidth(void)
 {
     ks_rig rig;
-    simt_rig(&rig, 4, SIMT_DAISY, 1.0);
-    rig.camera.color_resolution = KS_COLOR_2160P;
-    rig.camera.depth_mode = KS_DEPTH_WFOV_2X2BINNED;
-    double need = ks_stream_bandwidth_mbps(KS_COLOR_2160P, KS_FORMAT_MJPG, KS_DEPTH_WFOV_2X2BINNED, KS_FPS_30);
+    simt_rig(&rig, 4, SIMT_DAISY, 1.0); /* 720P MJPEG + NFOV_UNBINNED at 30 fps */
+    double need = ks_stream_bandwidth_mbps(rig.camera.color_resolution, rig.camera.color_format,
+                                           rig.camera.depth_mode, rig.camera.fps);
     KS_CHECK(4 * need > ks_usb3_controller_bandwidth_mbps()); /* the premise */
     KS_CHECK(2 * need < ks_usb3_controller_bandwidth_mbps());
     ks_sim_config cfg;
@@ -52,19 +53,59 @@ static void test_usb_controller_bandwidth(void)
         KS_CHECK_INT(st[i].dropped_usb, 0);
 }
 
+/* The bandwidth of a depth mode is the raw payload the depth camera sends per frame (the Sensor
+ * SDK's SENSOR_MODE_*_SIZE), not the depth + IR images the host makes of it. */
+static void test_usb_raw_payload_per_mode(void)
+{
+    static const struct {
+        ks_depth_mode mode;
+        ks_fps fps;
+        double sdk_bytes;   /* Sensor SDK src/depth_mcu/depthcommands.h */
+        double image_bytes; /* what the output images hold (depth + IR, or IR) */
+    } m[] = {
+        {KS_DEPTH_NFOV_2X2BINNED, KS_FPS_30, 5310760, 320 * 288 * 4},
+        {KS_DEPTH_NFOV_UNBINNED, KS_FPS_30, 5310760, 640 * 576 * 4},
+        {KS_DEPTH_WFOV_2X2BINNED, KS_FPS_30, 3777232, 512 * 512 * 4},
+        {KS_DEPTH_WFOV_UNBINNED, KS_FPS_15, 9438664, 1024 * 1024 * 4},
+        {KS_DEPTH_PASSIVE_IR, KS_FPS_30, 1678024, 1024 * 1024 * 2},
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        double hz = ks_fps_hz(m[i].fps);
+        double got = ks_stream_bandwidth_mbps(KS_COLOR_OFF, KS_FORMAT_MJPG, m[i].mode, m[i].fps);
+        printf("%-15s %2.0f fps: %7.1f MB/s (SDK payload %.0f B/frame; output images %.0f B, %.1fx less)\n",
+               ks_depth_mode_name(m[i].mode), hz, got, m[i].sdk_bytes, m[i].image_bytes,
+               m[i].sdk_bytes / m[i].image_bytes);
+        KS_CHECK_NEAR(got, m[i].sdk_bytes * hz / 1e6, 1e-6);
+        KS_CHECK_INT(ks_depth_raw_payload_bytes(m[i].mode), (long)m[i].sdk_bytes);
+    }
+    /* colour adds on top: 720P MJPEG + NFOV unbinned is more than the depth payload alone */
+    KS_CHECK(ks_stream_bandwidth_mbps(KS_COLOR_720P, KS_FORMAT_MJPG, KS_DEPTH_NFOV_UNBINNED, KS_FPS_30) >
+             5310760 * 30 / 1e6);
+}
+
+/* usbfs: a stock host (the kernel's 16 MB, the default) loses frames with three devices; the same rig
+ * with the host prepared as `kinsync doctor` says (usbfs_mb: 64) loses none. */
 static void test_usbfs_limit(void)
 {
     ks_rig rig;
     simt_rig(&rig, 3, SIMT_DAISY, 1.0);
     ks_sim_config cfg;
-    simt_config(&cfg, 72, false);
-    cfg.usbfs_mb = ks_usbfs_default_mb();
+    ks_sim_config_init(&cfg); /* the defaults, as a rig file without usbfs_mb */
+    KS_CHECK_INT(cfg.usbfs_mb, ks_usbfs_default_mb());
+    cfg.seed = 72;
+    cfg.render_color = cfg.render_depth = false;
+    cfg.startup_drop_max = 0;
     ks_sim_device_stats st[3];
     run_counts(&rig, &cfg, 40, st);
     for (int i = 0; i < 3; i++)
         KS_CHECK_MSG(st[i].dropped_usbfs > 5, "device %d lost only %llu frames to usbfs", i,
                      (unsigned long long)st[i].dropped_usbfs);
-    cfg.usbfs_mb = ks_usbfs_recommended_mb(3);
+    KS_CHECK_INT(ks_usbfs_recommended_mb(3), 64);
+    const char *prepared = "simulation:\n  seed: 72\n  usbfs_mb: 64\n  startup_drop_max: 0\n"
+                           "  render: {color: false, depth: false}\n";
+    ks_error err;
+    KS_CHECK(ks_sim_config_load_string(prepared, strlen(prepared), "prepared.yaml", &rig, &cfg, &err) == KS_OK);
+    KS_CHECK_INT(cfg.usbfs_mb, 64);
     run_counts(&rig, &cfg, 40, st);
     for (int i = 0; i < 3; i++)
         KS_CHECK_INT(st[i].dropped_usbfs, 0);
@@ -110,6 +151,7 @@ static void test_queue_overflow_drops_oldest(void)
 int main(void)
 {
     KS_RUN(test_usb_controller_bandwidth);
+    KS_RUN(test_usb_raw_payload_per_mode);
     KS_RUN(test_usbfs_limit);
     KS_RUN(test_queue_overflow_drops_oldest);
     return KS_TEST_END();

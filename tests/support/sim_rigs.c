@@ -39,6 +39,8 @@ void simt_config(ks_sim_config *cfg, uint64_t seed, bool render)
     cfg->clock_default.jitter_us = 0;
     cfg->usb_jitter_us = 0;
     cfg->startup_drop_max = 0; /* tests that count pulses from 0; test_sim_startorder checks the default */
+    cfg->usbfs_mb = ks_usbfs_recommended_mb(KS_RIG_MAX_DEVICES); /* a host prepared as `kinsync doctor` says;
+                                                                    test_sim_limits checks the stock default */
 }
 
 void simt_device_config(const ks_rig *rig, int i, ks_device_config *cfg, int32_t depth_delay_us,

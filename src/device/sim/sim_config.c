@@ -25,7 +25,7 @@ void ks_sim_config_init(ks_sim_config *c)
     c->start_latency_ms = 100;
     c->queue_frames = 8;
     c->device_buffer_frames = 2;
-    c->usbfs_mb = 0;                    /* 0: not modelled (the host was set up as recommended) */
+    c->usbfs_mb = ks_usbfs_default_mb(); /* the kernel's default: a stock host; 0 = not modelled */
     c->host_drift_ppm = 5;
     c->brightness_variation = 0.2;
     c->ring_radius_mm = 2500;
@@ -35,6 +35,7 @@ void ks_sim_config_init(ks_sim_config *c)
     c->board_width_mm = 600;
     c->board_height_mm = 600;
     c->render_color = c->render_depth = true;
+    c->sensor = true;
     c->lockstep = true;
     c->startup_drop_max = 2;            /* frame counts differ by one or two at start, as on real rigs */
 }
@@ -229,7 +230,7 @@ static ks_status parse_objects(ctx *x, yaml_node_t *seq)
                 return ks_yaml_error(x->y, sp, x->err, KS_EINVAL, "a sphere needs `center` and `radius`");
         }
         if (st == KS_OK)
-            st = get_d(x, m, "albedo", 0, 1, &o->albedo);
+            st = get_d(x, m, "albedo", 0, 1000, &o->albedo);
         double rgb[3] = {o->rgb[0], o->rgb[1], o->rgb[2]};
         bool fc = false;
         if (st == KS_OK)
@@ -310,7 +311,7 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
     for (int i = 0; st == KS_OK && i < ks_yaml_seq_len(seq); i++) {
         yaml_node_t *m = ks_yaml_seq_item(x->y, seq, i);
         static const char *const keys[] = {"kind", "at_ms", "duration_ms", "device", "cable", "from", "to",
-                                           "count", "host", NULL};
+                                           "count", "host", "free_run", NULL};
         st = ks_yaml_expect_map(x->y, m, "faults item", x->err);
         if (st == KS_OK)
             st = ks_yaml_check_keys(x->y, m, keys, "fault", x->err);
@@ -349,6 +350,11 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
         yaml_node_t *dn = ks_yaml_map_get(x->y, m, "device");
         if (st == KS_OK && dn)
             st = device_ref(x, dn, "device", &f->device);
+        if (st == KS_OK)
+            st = get_b(x, m, "free_run", &f->free_run);
+        if (st == KS_OK && f->free_run && f->kind != KS_SIM_FAULT_UNPLUG)
+            return ks_yaml_error(x->y, m, x->err, KS_EPARSE,
+                                 "`free_run:` applies to unplug faults only (the subordinate behind the pulled cable)");
         yaml_node_t *hn = ks_yaml_map_get(x->y, m, "host");
         if (st == KS_OK && hn)
             st = ks_yaml_get_string(x->y, hn, "host", f->host, sizeof f->host, x->err);
@@ -473,12 +479,13 @@ static ks_status parse_section(ctx *x, yaml_node_t *s)
     if ((n = ks_yaml_map_get(x->y, s, "faults")) && (st = parse_faults(x, n)) != KS_OK)
         return st;
     if ((n = ks_yaml_map_get(x->y, s, "render"))) {
-        static const char *const rk[] = {"color", "depth", "depth_noise_mm", NULL};
+        static const char *const rk[] = {"color", "depth", "depth_noise_mm", "sensor", NULL};
         if ((st = ks_yaml_expect_map(x->y, n, "render", x->err)) != KS_OK ||
             (st = ks_yaml_check_keys(x->y, n, rk, "render", x->err)) != KS_OK ||
             (st = get_b(x, n, "color", &c->render_color)) != KS_OK ||
             (st = get_b(x, n, "depth", &c->render_depth)) != KS_OK ||
-            (st = get_d(x, n, "depth_noise_mm", 0, 1000, &c->depth_noise_mm)) != KS_OK)
+            (st = get_d(x, n, "depth_noise_mm", 0, 1000, &c->depth_noise_mm)) != KS_OK ||
+            (st = get_b(x, n, "sensor", &c->sensor)) != KS_OK)
             return st;
     }
     return KS_OK;

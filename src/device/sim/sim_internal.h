@@ -19,11 +19,13 @@
 /* Reference-counted pixel buffer shared by images (static renders are handed out without copies). */
 typedef struct sim_buf {
     int refcount;
-    size_t size;
+    size_t size;         /* bytes in use (an MJPEG frame is shorter than its buffer) */
+    size_t alloc;        /* bytes allocated */
     uint8_t *data;
 } sim_buf;
 
-sim_buf *sim_buf_new(size_t size);
+sim_buf *sim_buf_new(size_t size);          /* zeroed */
+sim_buf *sim_buf_new_uninit(size_t size);   /* contents undefined (recycled): for buffers written in full */
 sim_buf *sim_buf_ref(sim_buf *b);
 void sim_buf_unref(sim_buf *b);
 /* Image that holds a reference to b (taken here). */
@@ -42,6 +44,7 @@ typedef struct sim_frame {
     int n_interf;
     int interf_dev[SIM_MAX_INTERFERERS];
     int interf_pulses[SIM_MAX_INTERFERERS];   /* pulse pairs that overlapped */
+    double interf_share[SIM_MAX_INTERFERERS]; /* overlapping pulse time / this capture's pulse time */
     ks_depth_mode interf_mode[SIM_MAX_INTERFERERS];
     int pulses;                          /* laser pulses of this capture */
     ks_depth_mode depth_mode;            /* configuration when the capture was taken */
@@ -106,6 +109,10 @@ typedef struct sim_dev {
     uint64_t imu_next_ns;
     uint64_t imu_dropped;
     uint64_t last_pulse_ns;   /* when the last accepted sync pulse arrived */
+    double depth_to_accel[9], depth_to_gyro[9];   /* rotations from the device's calibration */
+    double acc_bias[3], gyro_bias[3];             /* per device, drawn from the seed and serial */
+    bool free_run;           /* a subordinate streaming on its own clock after its Sync In cable was pulled */
+    uint64_t free_runs;      /* free-run episodes (a new one invalidates the old ticks) */
     /* bookkeeping */
     uint64_t sequence;
     ks_sim_device_stats stats;

@@ -380,11 +380,27 @@ typedef struct sim_static {
     ks_calibration cal;
     sim_cam dcam, ccam;
     float *dz;           /* static z per depth pixel (mm along the optical axis), 0 = nothing */
-    sim_buf *depth, *ir; /* uint16 images of the static scene (board included when it does not move) */
+    sim_buf *depth, *ir; /* uint16 images of the static scene (board included when it does not move); with
+                            the sensor model: masked, range-limited, noise-free */
+    /* sensor model (render.sensor): per depth pixel */
+    uint8_t *inside;     /* 1 inside the mode's valid-pixel mask (NFOV octagon, WFOV circle) */
+    uint8_t *zsig;       /* depth noise standard deviation, 1/4 mm */
+    uint8_t *pdrop;      /* probability /256 that a frame loses the pixel (weak or grazing return) */
+    uint8_t *irsig;      /* IR noise standard deviation, counts */
+    uint32_t *edge;      /* pixels at depth discontinuities (flying pixels) */
+    uint16_t *edge_near, *edge_far;
+    int edge_n;
     float *cz;           /* static z per colour pixel */
     sim_buf *bgra;       /* colour at gain 1 */
     struct sim_static *next;
 } sim_static;
+
+/* Colour sensor noise: a static scene cycles through this many noisy pictures (each encoded once),
+ * so consecutive frames differ while the MJPEG encoder runs only when the picture changes. */
+#define SIM_COLOR_VARIANTS 4
+#define COLOR_NOISE_DN 2.3         /* standard deviation of the colour sensor noise, 8-bit levels */
+#define JPEG_QUALITY 95            /* the device's MJPEG: quality ~95, 4:2:2 (real fixture) */
+#define JPEG_SUBSAMP TJSAMP_422
 
 typedef struct sim_mask {
     const sim_static *a, *b;
@@ -396,10 +412,10 @@ struct sim_render_dev {
     sim_static *list;
     tjhandle tj;
     /* colour cache: the last encoded picture */
-    sim_buf *jpeg;
-    const sim_static *jpeg_st;
-    int jpeg_level;
-    uint64_t jpeg_board;
+    sim_buf *jpeg[SIM_COLOR_VARIANTS];   /* one per sensor-noise variant */
+    const sim_static *jpeg_st[SIM_COLOR_VARIANTS];
+    int jpeg_level[SIM_COLOR_VARIANTS];
+    uint64_t jpeg_board[SIM_COLOR_VARIANTS];
     sim_buf *bgra_scaled;
     const sim_static *bgra_st;
     int bgra_level;
@@ -424,6 +440,17 @@ static sim_render_dev *render_dev(sim_world *w, int i)
     return r;
 }
 
+static void static_free_sensor(sim_static *s)
+{
+    free(s->inside);
+    free(s->zsig);
+    free(s->pdrop);
+    free(s->irsig);
+    free(s->edge);
+    free(s->edge_near);
+    free(s->edge_far);
+}
+
 void sim_render_free(sim_render_dev *r)
 {
     if (!r)
@@ -433,6 +460,7 @@ void sim_render_free(sim_render_dev *r)
         r->list = s->next;
         free(s->dcam.dir);
         free(s->ccam.dir);
+        static_free_sensor(s);
         free(s->dz);
         free(s->cz);
         sim_buf_unref(s->depth);
@@ -442,7 +470,8 @@ void sim_render_free(sim_render_dev *r)
     }
     for (int i = 0; i < KS_RIG_MAX_DEVICES; i++)
         free(r->masks[i].bits);
-    sim_buf_unref(r->jpeg);
+    for (int v = 0; v < SIM_COLOR_VARIANTS; v++)
+        sim_buf_unref(r->jpeg[v]);
     sim_buf_unref(r->bgra_scaled);
     if (r->tj)
         tjDestroy(r->tj);
@@ -486,13 +515,104 @@ static void shade_color(const hit *h, const double d[3], double *rgb)
         rgb[k] = h->rgb[k] * (0.35 + 0.65 * lam);
 }
 
-static uint16_t shade_ir(const hit *h, const double d[3], bool passive)
+static uint32_t hash32(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return (uint32_t)x;
+}
+
+/* ---- the depth sensor model (render.sensor; docs/simulator.md "Images") ----
+ * Active IR is the laser's return: IR_GAIN x reflectivity x cos(incidence) / distance^2 (m), clipped at
+ * 65535 (saturation on near or retro-reflective surfaces: albedo > 1). IR_GAIN puts the median of a
+ * desk-sized scene at a few hundred counts like the real fixture (median 357, p95 11770, 2.7 %
+ * saturated). The depth noise falls with the return signal: sigma = DEPTH_NOISE_K / sqrt(signal)
+ * (+ a floor), dropouts rise as the signal nears DROP_SIGNAL or the surface turns grazing. */
+#define IR_GAIN 2500.0
+#define PASSIVE_IR_LEVEL 150.0
+#define DEPTH_NOISE_K 0.80         /* mm at signal 1 (albedo 1, head-on, 1 m) */
+#define DEPTH_NOISE_FLOOR 0.50     /* mm */
+#define DROP_SIGNAL 0.03          /* signal at which half the frames lose the pixel */
+#define GRAZING_COS 0.20           /* incidence below this loses pixels */
+#define NEAR_INVALID 0.33          /* nearer than this share of the mode's minimum: saturated, no depth */
+#define NOISE_BITS 18
+#define NOISE_N (1u << NOISE_BITS)
+#define NOISE_MASK (NOISE_N - 1)
+
+static int8_t g_gauss[NOISE_N];   /* N(0,1) x 32, clipped to +-3.9 sigma */
+static uint8_t g_unif[NOISE_N];   /* uniform bytes */
+static int8_t g_cnoise[NOISE_N];  /* colour noise in 8-bit levels (COLOR_NOISE_DN); every 4th entry 0 (alpha) */
+static pthread_once_t g_noise_once = PTHREAD_ONCE_INIT;
+
+static void noise_tables_init(void)
+{
+    uint64_t st = 0x5eed5eed12345678ull; /* fixed: the tables are part of the model, per-frame offsets are seeded */
+    for (uint32_t i = 0; i < NOISE_N; i++) {
+        double g = sim_rand_normal(&st) * 32.0;
+        g_gauss[i] = (int8_t)(g > 125 ? 125 : g < -125 ? -125 : lround(g));
+        g_unif[i] = (uint8_t)(sim_rand_u64(&st) >> 56);
+        g_cnoise[i] = (i & 3) == 3 ? 0 : (int8_t)lround(fmax(-100, fmin(100, COLOR_NOISE_DN * g / 32.0)));
+    }
+}
+
+static double ir_signal(const hit *h, const double d[3], double *cosv)
 {
     double len = sqrt(dot3(d, d));
-    double cosv = fabs(dot3(h->n, d)) / len;
+    *cosv = fabs(dot3(h->n, d)) / len;
     double dist_m = h->t * len / 1000.0;
-    double v = passive ? 120.0 * h->albedo : 4500.0 * h->albedo * cosv / (dist_m * dist_m + 1e-6);
+    return h->albedo * *cosv / (dist_m * dist_m + 1e-6);
+}
+
+static uint16_t shade_ir(const hit *h, const double d[3], bool passive)
+{
+    double cosv;
+    double sig = ir_signal(h, d, &cosv);
+    double v = passive ? PASSIVE_IR_LEVEL * fmin(h->albedo, 1.0) * (0.4 + 0.6 * cosv) : IR_GAIN * sig;
     return (uint16_t)(v > 65535 ? 65535 : v);
+}
+
+/* Inside the valid-pixel mask of the mode: NFOV an octagon (the corners of the 640x576 / 320x288 image
+ * stay dark, as on the real device: |x| + 0.51 |y| <= 1.045 in half-image units), WFOV the inscribed
+ * circle. */
+static bool depth_mask_inside(ks_depth_mode dm, int u, int v, int w, int h)
+{
+    double x = (u + 0.5 - w / 2.0) / (w / 2.0), y = (v + 0.5 - h / 2.0) / (h / 2.0);
+    switch (dm) {
+    case KS_DEPTH_NFOV_2X2BINNED:
+    case KS_DEPTH_NFOV_UNBINNED:
+        return fabs(x) + 0.51 * fabs(y) <= 1.045;
+    case KS_DEPTH_WFOV_2X2BINNED:
+    case KS_DEPTH_WFOV_UNBINNED:
+    case KS_DEPTH_PASSIVE_IR:
+        return x * x + y * y <= 1.0;
+    default:
+        return true;
+    }
+}
+
+/* Sensor parameters of one depth pixel with a hit at z (mm): the depth the device reports without
+ * noise (0 outside the range), noise, dropout probability and IR noise. */
+static uint16_t sensor_pixel(ks_depth_mode dm, const hit *h, const double d[3], double z, uint16_t ir, uint8_t *zsig,
+                             uint8_t *pdrop, uint8_t *irsig)
+{
+    int zmin = 0, zmax = 0;
+    bool ranged = ks_depth_mode_range_mm(dm, &zmin, &zmax);
+    double cosv;
+    double sig = ir_signal(h, d, &cosv);
+    double ns = DEPTH_NOISE_FLOOR + DEPTH_NOISE_K / sqrt(fmax(sig, 1e-6));
+    *zsig = (uint8_t)fmin(255, ns * 4);
+    double q = sig / DROP_SIGNAL, p = 1.0 / (1.0 + q * q);
+    if (cosv < GRAZING_COS)
+        p = fmax(p, 1.0 - cosv / GRAZING_COS);
+    *pdrop = (uint8_t)fmin(255, p * 256);
+    *irsig = (uint8_t)fmin(255, 1.0 + 0.5 * sqrt((double)ir)); /* shot noise */
+    /* nothing beyond the range, noise included (the noise tables stop at 3.9 sigma) */
+    if (!ranged || z <= 0 || z + 4 * ns > zmax || z < NEAR_INVALID * zmin || ir >= 65535)
+        return 0;
+    return (uint16_t)llround(z);
 }
 
 /* Renders the pixel of camera c; board included when bR != NULL. Returns z (0 if nothing). */
@@ -511,6 +631,103 @@ static double trace(const sim_scene *sc, const sim_cam *c, size_t px, const doub
         }
     }
     return any ? h->t : 0;
+}
+
+/* Per-frame noise: offsets into the fixed noise tables drawn from the seed, the device and the
+ * capture's sequence number, so every frame differs and the same seed repeats it bit for bit. */
+typedef struct sensor_offsets {
+    uint32_t z, drop, ir, edge;
+} sensor_offsets;
+
+static sensor_offsets frame_offsets(uint64_t seed, int device, uint64_t sequence)
+{
+    uint64_t k = seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)device << 48) ^ sequence * 0xD1B54A32D192ED03ull;
+    sensor_offsets o = {hash32(k), hash32(k + 1), hash32(k + 2), hash32(k + 3)};
+    return o;
+}
+
+static inline void sensor_one(uint16_t *z, uint16_t *ir, size_t p, uint8_t zsig, uint8_t pdrop, uint8_t irsig,
+                              const sensor_offsets *o)
+{
+    if (*z) {
+        if (g_unif[(o->drop + p) & NOISE_MASK] < pdrop) {
+            *z = 0;
+        } else {
+            int v = *z + zsig * g_gauss[(o->z + p) & NOISE_MASK] / 128;
+            *z = (uint16_t)(v < 1 ? 1 : v > 65535 ? 65535 : v);
+        }
+    }
+    if (*ir && *ir < 65535) {
+        int v = *ir + irsig * g_gauss[(o->ir + p) & NOISE_MASK] / 32;
+        *ir = (uint16_t)(v < 0 ? 0 : v > 65534 ? 65534 : v);
+    }
+}
+
+/* Applies the sensor model of the static render to a copy of its images: noise, dropouts, flying pixels. */
+static void sensor_frame(const sim_static *st, uint16_t *dp, uint16_t *ip, size_t n, const sensor_offsets *o)
+{
+    pthread_once(&g_noise_once, noise_tables_init);
+    for (size_t p = 0; p < n; p++)
+        sensor_one(&dp[p], &ip[p], p, st->zsig[p], st->pdrop[p], st->irsig[p], o);
+    for (int e = 0; e < st->edge_n; e++) {
+        uint32_t p = st->edge[e];
+        if (!dp[p])
+            continue;
+        unsigned r = g_unif[(o->edge + (uint32_t)e) & NOISE_MASK];
+        if (r < 90) {
+            dp[p] = 0; /* the depth engine rejects the mixed return */
+        } else if (r < 180) {
+            unsigned m = g_unif[(o->edge + (uint32_t)e + 7919u) & NOISE_MASK];
+            dp[p] = (uint16_t)(st->edge_near[e] + (unsigned)(st->edge_far[e] - st->edge_near[e]) * m / 256u);
+        }
+    }
+}
+
+/* Depth discontinuities (neighbours more than 4 % + 30 mm apart): the pixels on both sides become
+ * flying pixels in some frames (mixed returns of the near and the far surface). */
+static bool find_edges(sim_static *s)
+{
+    int w = s->dcam.w, h = s->dcam.h, cap = 0;
+    const uint16_t *dp = (const uint16_t *)s->depth->data;
+    for (int pass = 0; pass < 2; pass++) {
+        int count = 0;
+        for (int v = 0; v + 1 < h; v++)
+            for (int u = 0; u + 1 < w; u++) {
+                size_t p = (size_t)v * w + u;
+                uint16_t a = dp[p];
+                if (!a)
+                    continue;
+                size_t nb[2] = {p + 1, p + (size_t)w};
+                for (int k = 0; k < 2; k++) {
+                    uint16_t b = dp[nb[k]];
+                    if (!b)
+                        continue;
+                    uint16_t lo = a < b ? a : b, hi = a < b ? b : a;
+                    if (hi - lo <= 30 + lo / 25)
+                        continue;
+                    if (pass == 1) {
+                        s->edge[count] = (uint32_t)p;
+                        s->edge_near[count] = lo;
+                        s->edge_far[count] = hi;
+                        s->edge[count + 1] = (uint32_t)nb[k];
+                        s->edge_near[count + 1] = lo;
+                        s->edge_far[count + 1] = hi;
+                    }
+                    count += 2;
+                }
+            }
+        if (pass == 0) {
+            cap = count;
+            s->edge = malloc((size_t)(cap + 1) * sizeof *s->edge);
+            s->edge_near = malloc((size_t)(cap + 1) * sizeof *s->edge_near);
+            s->edge_far = malloc((size_t)(cap + 1) * sizeof *s->edge_far);
+            if (!s->edge || !s->edge_near || !s->edge_far)
+                return false;
+        } else {
+            s->edge_n = count;
+        }
+    }
+    return true;
 }
 
 static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_resolution cr, ks_error *err)
@@ -540,12 +757,20 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         s->depth = sim_buf_new(n * 2);
         s->ir = sim_buf_new(n * 2);
         ok = ok && s->dz && s->depth && s->ir;
+        bool sensor = w->cfg.sensor && w->cfg.render_depth;
+        if (ok && sensor) {
+            s->inside = malloc(n);
+            s->zsig = calloc(n, 1);
+            s->pdrop = calloc(n, 1);
+            s->irsig = calloc(n, 1);
+            ok = s->inside && s->zsig && s->pdrop && s->irsig;
+        }
         if (ok && w->cfg.render_depth) { /* otherwise the zeroed buffers stand: black images */
             uint16_t *dp = (uint16_t *)s->depth->data, *ip = (uint16_t *)s->ir->data;
             bool passive = dm == KS_DEPTH_PASSIVE_IR;
             for (size_t p = 0; p < n; p++) {
                 hit h;
-                double z = w->cfg.render_depth ? trace(sc, &s->dcam, p, bstatic ? bR : NULL, bt, &h) : 0;
+                double z = trace(sc, &s->dcam, p, bstatic ? bR : NULL, bt, &h);
                 s->dz[p] = (float)z;
                 dp[p] = (uint16_t)(z > 0 && z < 65535 ? llround(z) : 0);
                 ip[p] = 0;
@@ -553,8 +778,20 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
                     const float *f = s->dcam.dir + p * 3;
                     double d[3] = {f[0], f[1], f[2]};
                     ip[p] = shade_ir(&h, d, passive);
+                    if (sensor)
+                        dp[p] = sensor_pixel(dm, &h, d, z, ip[p], &s->zsig[p], &s->pdrop[p], &s->irsig[p]);
+                }
+                if (sensor) {
+                    s->inside[p] = depth_mask_inside(dm, (int)(p % s->dcam.w), (int)(p / s->dcam.w), s->dcam.w,
+                                                     s->dcam.h);
+                    if (!s->inside[p])
+                        dp[p] = ip[p] = 0;
+                    if (passive)
+                        dp[p] = 0;
                 }
             }
+            if (sensor && !passive)
+                ok = find_edges(s);
         }
     }
     if (ok && cr != KS_COLOR_OFF) {
@@ -590,6 +827,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         ks_error_set(err, KS_ENOMEM, "out of memory rendering device %d", i);
         free(s->dcam.dir);
         free(s->ccam.dir);
+        static_free_sensor(s);
         free(s->dz);
         free(s->cz);
         sim_buf_unref(s->depth);
@@ -693,15 +931,6 @@ static bool board_bbox(const sim_scene *sc, const sim_cam *c, const double bR[9]
     return box[0] <= box[2] && box[1] <= box[3];
 }
 
-static uint32_t hash32(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return (uint32_t)x;
-}
 
 /* Pixels of A (static render sa) that B's emitter (static render sb) lights. */
 static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa, const sim_static *sb)
@@ -743,17 +972,74 @@ static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa,
     return bits;
 }
 
+/* out = saturate(in + t), in blocks of 64 with a constant inner trip count (GCC vectorizes that at -O2). */
+static void color_add_noise(const uint8_t *restrict in, uint8_t *restrict out, const int8_t *restrict t, size_t n)
+{
+    size_t j = 0;
+    for (; j + 64 <= n; j += 64)
+        for (int k = 0; k < 64; k++) {
+            int v = in[j + k] + t[j + k];
+            out[j + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    for (; j < n; j++) {
+        int v = in[j] + t[j];
+        out[j] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+}
+
+/* BGRA brightness x level / 16 (alpha kept), in blocks of 64 (vectorized; n is a multiple of 4). */
+static void color_scale(uint8_t *restrict pd, size_t n, int level)
+{
+    const unsigned fac[4] = {(unsigned)level, (unsigned)level, (unsigned)level, 16u};
+    size_t q = 0;
+    for (; q + 64 <= n; q += 64)
+        for (int k = 0; k < 64; k++) {
+            unsigned x = ((unsigned)pd[q + k] * fac[k & 3]) >> 4;
+            pd[q + k] = (uint8_t)(x > 255 ? 255 : x);
+        }
+    for (; q < n; q++) {
+        unsigned x = ((unsigned)pd[q] * fac[q & 3]) >> 4;
+        pd[q] = (uint8_t)(x > 255 ? 255 : x);
+    }
+}
+
+/* A copy of the picture with the colour sensor's noise (per channel, from a table of pre-scaled noise
+ * read at an offset hashed from the seed, the device and the variant; alpha untouched). Straight
+ * runs over the table so the compiler vectorizes the saturating add. */
+static sim_buf *color_noisy(const sim_buf *pic, uint64_t seed, int device, uint64_t variant)
+{
+    pthread_once(&g_noise_once, noise_tables_init);
+    sim_buf *b = sim_buf_new_uninit(pic->size);
+    if (!b)
+        return NULL;
+    sensor_offsets o = frame_offsets(seed ^ 0xC0105ull, device, variant);
+    const uint8_t *in = pic->data;
+    uint8_t *out = b->data;
+    size_t i = 0;
+    uint32_t k = o.z & NOISE_MASK & ~3u; /* keeps channel 3 (alpha) on the table's zeros */
+    while (i < pic->size) {
+        size_t run = NOISE_N - k;
+        if (run > pic->size - i)
+            run = pic->size - i;
+        color_add_noise(in + i, out + i, g_cnoise + k, run);
+        i += run;
+        k = 0;
+    }
+    return b;
+}
+
 static ks_status encode_jpeg(sim_render_dev *r, const uint8_t *bgra, int w, int h, sim_buf **out, ks_error *err)
 {
     if (!r->tj && !(r->tj = tjInitCompress()))
         return ks_error_set(err, KS_ENOMEM, "libturbojpeg could not start a compressor");
-    unsigned long cap = tjBufSize(w, h, TJSAMP_420);
-    sim_buf *b = sim_buf_new(cap);
+    unsigned long cap = tjBufSize(w, h, JPEG_SUBSAMP);
+    sim_buf *b = sim_buf_new_uninit(cap);
     if (!b)
         return ks_error_set(err, KS_ENOMEM, "out of memory for an MJPEG frame");
     unsigned char *dst = b->data;
     unsigned long size = cap;
-    if (tjCompress2(r->tj, bgra, w, w * 4, h, TJPF_BGRA, &dst, &size, TJSAMP_420, 85, TJFLAG_NOREALLOC) != 0) {
+    if (tjCompress2(r->tj, bgra, w, w * 4, h, TJPF_BGRA, &dst, &size, JPEG_SUBSAMP, JPEG_QUALITY,
+                    TJFLAG_NOREALLOC) != 0) {
         sim_buf_unref(b);
         return ks_error_set(err, KS_EIO, "MJPEG encoding failed: %s", tjGetErrorStr2(r->tj));
     }
@@ -854,7 +1140,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
         } else if (r->bgra_scaled && r->bgra_st == st && r->bgra_level == level && r->bgra_board == board_key) {
             pic = sim_buf_ref(r->bgra_scaled);
         } else {
-            pic = sim_buf_new(st->bgra->size);
+            pic = sim_buf_new_uninit(st->bgra->size);
             if (pic) {
                 memcpy(pic->data, st->bgra->data, st->bgra->size);
                 int box[4];
@@ -878,14 +1164,8 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                             o[2] = (uint8_t)(fmin(1, rgb[0]) * 255);
                         }
                 }
-                if (level != 16) {
-                    size_t n = (size_t)c->w * c->h;
-                    for (size_t p = 0; p < n; p++)
-                        for (int k = 0; k < 3; k++) {
-                            int x = pic->data[p * 4 + k] * level / 16;
-                            pic->data[p * 4 + k] = (uint8_t)(x > 255 ? 255 : x);
-                        }
-                }
+                if (level != 16)
+                    color_scale(pic->data, (size_t)c->w * c->h * 4, level);
                 sim_buf_unref(r->bgra_scaled);
                 r->bgra_scaled = sim_buf_ref(pic);
                 r->bgra_st = st;
@@ -898,25 +1178,38 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             goto out;
         }
         ks_image *img = NULL;
+        bool cnoise = w->cfg.sensor && w->cfg.render_color;
+        int nv = cnoise ? (int)(f->truth.sequence % SIM_COLOR_VARIANTS) : 0;
         if (cf == KS_FORMAT_MJPG) {
-            if (!(r->jpeg && r->jpeg_st == st && r->jpeg_level == level && r->jpeg_board == board_key)) {
+            if (!(r->jpeg[nv] && r->jpeg_st[nv] == st && r->jpeg_level[nv] == level &&
+                  r->jpeg_board[nv] == board_key)) {
                 sim_buf *j = NULL;
-                status = encode_jpeg(r, pic->data, c->w, c->h, &j, err);
+                sim_buf *src = cnoise ? color_noisy(pic, w->cfg.seed, f->device, (uint64_t)nv) : sim_buf_ref(pic);
+                if (!src) {
+                    sim_buf_unref(pic);
+                    status = ks_error_set(err, KS_ENOMEM, "out of memory rendering colour");
+                    goto out;
+                }
+                status = encode_jpeg(r, src->data, c->w, c->h, &j, err);
+                sim_buf_unref(src);
                 if (status != KS_OK) {
                     sim_buf_unref(pic);
                     goto out;
                 }
-                sim_buf_unref(r->jpeg);
-                r->jpeg = j;
-                r->jpeg_st = st;
-                r->jpeg_level = level;
-                r->jpeg_board = board_key;
+                sim_buf_unref(r->jpeg[nv]);
+                r->jpeg[nv] = j;
+                r->jpeg_st[nv] = st;
+                r->jpeg_level[nv] = level;
+                r->jpeg_board[nv] = board_key;
             }
-            img = sim_buf_image(r->jpeg, KS_FORMAT_MJPG, c->w, c->h, 0);
-        } else if (cf == KS_FORMAT_BGRA32) {
-            img = sim_buf_image(pic, KS_FORMAT_BGRA32, c->w, c->h, c->w * 4);
+            img = sim_buf_image(r->jpeg[nv], KS_FORMAT_MJPG, c->w, c->h, 0);
         } else {
-            img = convert_color(pic->data, c->w, c->h, cf);
+            sim_buf *src = cnoise ? color_noisy(pic, w->cfg.seed, f->device, f->truth.sequence) : sim_buf_ref(pic);
+            if (src && cf == KS_FORMAT_BGRA32)
+                img = sim_buf_image(src, KS_FORMAT_BGRA32, c->w, c->h, c->w * 4);
+            else if (src)
+                img = convert_color(src->data, c->w, c->h, cf);
+            sim_buf_unref(src);
         }
         sim_buf_unref(pic);
         if (!img) {
@@ -936,13 +1229,14 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
         size_t n = (size_t)c->w * c->h;
         bool damaged = f->n_interf > 0 && w->cfg.render_depth;
         bool noisy = w->cfg.depth_noise_mm > 0 && w->cfg.render_depth;
+        bool sensor = w->cfg.sensor && w->cfg.render_depth && st->zsig;
         sim_buf *depth = NULL, *ir = NULL;
-        if ((!moving || !w->cfg.render_depth) && !damaged && !noisy) {
+        if ((!moving || !w->cfg.render_depth) && !damaged && !noisy && !sensor) {
             depth = sim_buf_ref(st->depth);
             ir = sim_buf_ref(st->ir);
         } else {
-            depth = sim_buf_new(n * 2);
-            ir = sim_buf_new(n * 2);
+            depth = sim_buf_new_uninit(n * 2);
+            ir = sim_buf_new_uninit(n * 2);
             if (!depth || !ir) {
                 sim_buf_unref(depth);
                 sim_buf_unref(ir);
@@ -953,6 +1247,11 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             memcpy(ir->data, st->ir->data, n * 2);
             uint16_t *dp = (uint16_t *)depth->data, *ip = (uint16_t *)ir->data;
             bool passive = dm == KS_DEPTH_PASSIVE_IR;
+            sensor_offsets so = {0};
+            if (sensor) {
+                so = frame_offsets(w->cfg.seed, f->device, f->truth.sequence);
+                sensor_frame(st, dp, ip, n, &so);
+            }
             int box[4];
             if (moving && w->cfg.render_depth && c->dir && board_bbox(sc, c, bR, bt, box)) {
                 for (int v = box[1]; v <= box[3]; v++)
@@ -968,6 +1267,15 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                             continue;
                         dp[p] = (uint16_t)(h.t < 65535 ? llround(h.t) : 0);
                         ip[p] = shade_ir(&h, dd, passive);
+                        if (sensor) {
+                            uint8_t zsig, pdrop, irsig;
+                            dp[p] = sensor_pixel(dm, &h, dd, h.t, ip[p], &zsig, &pdrop, &irsig);
+                            if (!st->inside[p] || passive)
+                                dp[p] = 0;
+                            if (!st->inside[p])
+                                ip[p] = 0;
+                            sensor_one(&dp[p], &ip[p], p, zsig, pdrop, irsig, &so);
+                        }
                     }
             }
             if (noisy) {
@@ -983,9 +1291,9 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                 for (int k = 0; k < f->n_interf; k++) {
                     int b = f->interf_dev[k];
                     ks_depth_mode bm = f->interf_mode[k];
-                    /* the share of this capture's pulses that met a foreign pulse: that share of the
-                     * lit pixels is damaged (all of them when every pulse overlapped) */
-                    uint32_t share = (uint32_t)(1000.0 * f->interf_pulses[k] / (f->pulses > 0 ? f->pulses : 1));
+                    /* the share of this capture's pulse time a foreign pulse overlapped: that share of
+                     * the lit pixels is damaged (all of them when every pulse met one fully) */
+                    uint32_t share = (uint32_t)lround(1000.0 * f->interf_share[k]);
                     const sim_static *sb = get_static_depth(w, b, bm);
                     if (!sb)
                         continue;
@@ -1082,5 +1390,41 @@ ks_status ks_sim_set_board_texture(ks_sim *s, const uint8_t *gray, int width, in
     }
     pthread_mutex_unlock(&w->mu);
     free(old);
+    return KS_OK;
+}
+
+ks_status ks_sim_laser_shared(ks_sim *s, int a, int b, ks_depth_mode mode, int *pixels, ks_error *err)
+{
+    sim_world *w = (sim_world *)s;
+    if (!w || !pixels)
+        return ks_error_set(err, KS_EINVAL, "no simulator given");
+    *pixels = 0;
+    if (a < 0 || b < 0 || a >= w->rig.device_count || b >= w->rig.device_count || a == b)
+        return ks_error_set(err, KS_EINVAL, "devices %d and %d are not two devices of the simulated rig", a, b);
+    if (!w->cfg.render_depth) {
+        *pixels = -1;
+        return KS_OK;
+    }
+    pthread_mutex_lock(&w->mu);
+    ks_depth_mode ma = w->devs[a].streaming ? w->devs[a].cfg.depth_mode : mode;
+    ks_depth_mode mb = w->devs[b].streaming ? w->devs[b].cfg.depth_mode : mode;
+    pthread_mutex_unlock(&w->mu);
+    const ks_depth_mode_info *ia = ks_depth_mode_get(ma), *ib = ks_depth_mode_get(mb);
+    if (!ia || !ib || !ia->laser_pulses || !ib->laser_pulses)
+        return KS_OK;
+    const sim_static *sa = get_static_depth(w, a, ma), *sb = get_static_depth(w, b, mb);
+    sim_render_dev *ra = render_dev(w, a);
+    if (!sa || !sb || !ra)
+        return ks_error_set(err, KS_ENOMEM, "out of memory rendering the devices' views");
+    pthread_mutex_lock(&ra->cache_mu);
+    const uint8_t *mask = pair_mask(ra, b, sa, sb);
+    size_t n = (size_t)sa->dcam.w * sa->dcam.h;
+    int count = 0;
+    for (size_t p = 0; mask && p < n; p++)
+        count += mask[p] != 0;
+    pthread_mutex_unlock(&ra->cache_mu);
+    if (!mask)
+        return ks_error_set(err, KS_ENOMEM, "out of memory comparing the devices' views");
+    *pixels = count;
     return KS_OK;
 }

@@ -65,6 +65,52 @@ double sim_rand_normal(uint64_t *s)
 
 /* ---- shared buffers ---- */
 
+/* Large per-frame buffers are recycled: a fresh multi-megabyte allocation is a fresh mmap whose pages
+ * all fault in (costly, especially in a VM), and every frame needs a few of them. Blocks of 64 KiB and
+ * more go back to a small pool when released (bounded: 48 blocks, 256 MiB) and are handed out again
+ * for the same size by sim_buf_new_uninit. */
+#define SIM_POOL_BLOCKS 48
+#define SIM_POOL_MIN ((size_t)64 << 10)
+#define SIM_POOL_MAX_BYTES ((size_t)256 << 20)
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    size_t size;
+    uint8_t *data;
+} pool[SIM_POOL_BLOCKS];
+static int pool_n;
+static size_t pool_bytes;
+
+static uint8_t *pool_take(size_t size)
+{
+    uint8_t *d = NULL;
+    pthread_mutex_lock(&pool_mu);
+    for (int i = pool_n - 1; i >= 0; i--)
+        if (pool[i].size == size) {
+            d = pool[i].data;
+            pool_bytes -= size;
+            pool[i] = pool[--pool_n];
+            break;
+        }
+    pthread_mutex_unlock(&pool_mu);
+    return d;
+}
+
+static void pool_give(uint8_t *data, size_t size)
+{
+    if (size >= SIM_POOL_MIN) {
+        pthread_mutex_lock(&pool_mu);
+        if (pool_n < SIM_POOL_BLOCKS && pool_bytes + size <= SIM_POOL_MAX_BYTES) {
+            pool[pool_n].size = size;
+            pool[pool_n].data = data;
+            pool_n++;
+            pool_bytes += size;
+            data = NULL;
+        }
+        pthread_mutex_unlock(&pool_mu);
+    }
+    free(data);
+}
+
 sim_buf *sim_buf_new(size_t size)
 {
     sim_buf *b = malloc(sizeof *b);
@@ -76,6 +122,25 @@ sim_buf *sim_buf_new(size_t size)
         return NULL;
     }
     b->size = size;
+    b->alloc = size ? size : 1;
+    b->refcount = 1;
+    return b;
+}
+
+sim_buf *sim_buf_new_uninit(size_t size)
+{
+    size_t alloc = size ? size : 1;
+    uint8_t *d = alloc >= SIM_POOL_MIN ? pool_take(alloc) : NULL;
+    if (!d)
+        d = malloc(alloc);
+    sim_buf *b = d ? malloc(sizeof *b) : NULL;
+    if (!b) {
+        free(d);
+        return NULL;
+    }
+    b->data = d;
+    b->size = size;
+    b->alloc = alloc;
     b->refcount = 1;
     return b;
 }
@@ -91,7 +156,7 @@ void sim_buf_unref(sim_buf *b)
 {
     if (!b || __atomic_sub_fetch(&b->refcount, 1, __ATOMIC_ACQ_REL) != 0)
         return;
-    free(b->data);
+    pool_give(b->data, b->alloc);
     free(b);
 }
 
@@ -233,7 +298,11 @@ static bool has_depth(const ks_device_config *c)
 static double color_exposure_us(sim_dev *d, uint64_t t, double *gain)
 {
     double P = period_us(d);
-    double ref = P / 4.0; /* model: auto exposure aims at a quarter of the frame period at nominal light */
+    /* model: under nominal light auto exposure aims at a fixed time (a quarter of the 30 fps period,
+     * whatever the fps: the scene's light does not depend on the frame rate), and the picture's
+     * brightness is light x exposure / that time, so the same exposure gives the same picture at 5, 15
+     * or 30 fps */
+    double ref = ks_frame_period_exact_us(KS_FPS_30) / 4.0;
     double b = 1.0 + d->w->cfg.brightness_variation *
                          sin(6.283185307179586 * ((double)t * 1e-9 / d->bright_period_s) + d->bright_phase);
     if (b < 0.05)
@@ -400,6 +469,8 @@ static void on_tick(sim_world *w, const sim_event *ev)
     sim_dev *d = &w->devs[ev->dev];
     if (ev->gen != d->gen || !d->streaming || d->disconnected)
         return;
+    if (d->cfg.wired_sync_mode == KS_SYNC_SUBORDINATE && (!d->free_run || ev->aux != (int)d->free_runs))
+        return; /* a free-run tick of a subordinate whose cable is back (or of an older episode) */
     if (ev->idx == 0 && !d->zeroed) {
         d->zeroed = true;
         d->zero_ns = w->now_ns;
@@ -413,7 +484,7 @@ static void on_tick(sim_world *w, const sim_event *ev)
     double nominal = (double)d->tick0_ns + (double)(ev->idx + 1) * d->period_ns;
     double t = nominal + d->jitter_us * 1000.0 * sim_rand_normal(&w->rng);
     sim_event nx = {.t = t > (double)w->now_ns ? (uint64_t)t : w->now_ns + 1, .type = EV_TICK, .dev = d->index,
-                    .gen = d->gen, .idx = ev->idx + 1};
+                    .gen = d->gen, .idx = ev->idx + 1, .aux = ev->aux};
     push_event(w, nx);
 }
 
@@ -538,11 +609,15 @@ static void check_interference(sim_world *w, sim_frame *f)
         return;
     uint64_t a_end = la->start_ns + (uint64_t)(la->pulses - 1) * la->pitch_ns + la->width_ns;
     f->pulses = la->pulses;
+    /* Every other laser counts, whatever the rig's groups say: whether it lights what this device sees
+     * is geometry, decided per pixel by the renderer (pair masks). Damage grows with the time the
+     * pulses overlap: the share is the summed overlap over the capture's total pulse time. */
     for (int j = 0; j < w->rig.device_count && f->n_interf < SIM_MAX_INTERFERERS; j++) {
-        if (j == f->device || w->rig.devices[j].group != w->rig.devices[f->device].group)
+        if (j == f->device)
             continue;
         sim_dev *b = &w->devs[j];
         int overl = 0;
+        double overlap_ns = 0;
         for (int k = 0; k < SIM_LASER_RING; k++) {
             const sim_laser *lb = &b->laser[k];
             if (!lb->pulses)
@@ -550,22 +625,26 @@ static void check_interference(sim_world *w, sim_frame *f)
             uint64_t b_end = lb->start_ns + (uint64_t)(lb->pulses - 1) * lb->pitch_ns + lb->width_ns;
             if (lb->start_ns >= a_end || la->start_ns >= b_end)
                 continue;
-            uint64_t width = la->width_ns > lb->width_ns ? la->width_ns : lb->width_ns;
             for (int p = 0; p < la->pulses; p++) {
                 int64_t pa = (int64_t)(la->start_ns + (uint64_t)p * la->pitch_ns);
                 for (int q = 0; q < lb->pulses; q++) {
                     int64_t pb = (int64_t)(lb->start_ns + (uint64_t)q * lb->pitch_ns);
-                    int64_t dlt = pa - pb;
-                    if (dlt < 0)
-                        dlt = -dlt;
-                    if ((uint64_t)dlt < width)
+                    /* time both pulses are on */
+                    int64_t lo = pa > pb ? pa : pb;
+                    int64_t hi_a = pa + (int64_t)la->width_ns, hi_b = pb + (int64_t)lb->width_ns;
+                    int64_t hi = hi_a < hi_b ? hi_a : hi_b;
+                    if (hi > lo) {
                         overl++;
+                        overlap_ns += (double)(hi - lo);
+                    }
                 }
             }
         }
         if (overl > 0) {
             f->interf_dev[f->n_interf] = j;
             f->interf_pulses[f->n_interf] = overl;
+            double total = (double)la->pulses * (double)la->width_ns;
+            f->interf_share[f->n_interf] = total > 0 ? fmin(1.0, overlap_ns / total) : 0;
             f->interf_mode[f->n_interf] = b->cfg.depth_mode;
             f->n_interf++;
         }
@@ -645,8 +724,32 @@ static void on_fault(sim_world *w, const sim_event *ev)
     bool end = ev->idx == 1;
     switch (ft->kind) {
     case KS_SIM_FAULT_UNPLUG:
-        if (ft->cable >= 0 && ft->cable < w->rig.cable_count)
+        if (ft->cable >= 0 && ft->cable < w->rig.cable_count) {
             w->cable_unplugged[ft->cable] = !end;
+            int to = w->rig.cables[ft->cable].to;
+            if (ft->free_run && to >= 0 && to < w->rig.device_count) {
+                /* SDK #1850: the subordinate keeps streaming, free-running on its own oscillator from its
+                 * last pulse on; its clock is no longer disciplined; plugged back, it follows pulses again */
+                sim_dev *d = &w->devs[to];
+                if (!end && d->streaming && d->cfg.wired_sync_mode == KS_SYNC_SUBORDINATE && !d->free_run) {
+                    d->free_run = true;
+                    d->free_runs++;
+                    double P = period_us(d) * 1000.0 / d->rate_own;
+                    uint64_t from = d->last_pulse_ns ? d->last_pulse_ns : w->now_ns;
+                    d->clk_rate = d->rate_own;
+                    d->tick0_ns = from;
+                    uint64_t k = 1;
+                    while ((double)from + (double)k * P <= (double)w->now_ns)
+                        k++;
+                    sim_event e = {.t = (uint64_t)((double)from + (double)k * P), .type = EV_TICK, .dev = to,
+                                   .gen = d->gen, .idx = (int64_t)k, .aux = (int)d->free_runs};
+                    d->period_ns = P;
+                    push_event(w, e);
+                } else if (end) {
+                    d->free_run = false;
+                }
+            }
+        }
         break;
     case KS_SIM_FAULT_DISCONNECT:
         if (ft->device >= 0 && ft->device < w->rig.device_count) {
@@ -1267,13 +1370,19 @@ static ks_status op_get_imu_sample(void *dev, ks_imu_sample *out, int32_t timeou
     }
     uint64_t t = d->imu_next_ns;
     d->imu_next_ns = (uint64_t)((double)t + period_ns);
-    /* gravity seen by the accelerometer: +g along world up, expressed in the device frame */
-    double up[3] = {d->pose_R[2], d->pose_R[5], d->pose_R[8]}; /* R^T * (0,0,1) */
+    /* A device at rest: the accelerometer measures +g along world up, expressed in the depth camera
+     * frame (R^T (0,0,1): the world z row of the camera->world rotation) and turned into the
+     * accelerometer's axes by the calibration's depth->accelerometer rotation; plus the device's bias
+     * and white noise of the size its calibration states. The gyro sees no rotation: bias + noise. */
+    const ks_imu_spec *imu = ks_imu_spec_get();
+    double up[3] = {d->pose_R[6], d->pose_R[7], d->pose_R[8]};
     memset(out, 0, sizeof *out);
     out->temperature_c = 30.0f;
     for (int k = 0; k < 3; k++) {
-        out->acc[k] = (float)(9.81 * up[k] + 0.01 * sim_rand_normal(&w->rng));
-        out->gyro[k] = (float)(0.001 * sim_rand_normal(&w->rng));
+        const double *Ra = d->depth_to_accel + k * 3;
+        double g = imu->gravity_mps2 * (Ra[0] * up[0] + Ra[1] * up[1] + Ra[2] * up[2]);
+        out->acc[k] = (float)(g + d->acc_bias[k] + imu->accel_noise_mps2 * sim_rand_normal(&w->rng));
+        out->gyro[k] = (float)(d->gyro_bias[k] + imu->gyro_noise_rads * sim_rand_normal(&w->rng));
     }
     out->acc_ts_us = out->gyro_ts_us = dev_time_us(d, t);
     pthread_mutex_unlock(&w->mu);
@@ -1300,6 +1409,26 @@ static void op_destroy(void *ctx)
     free(w);
 }
 
+static int serial_index(const sim_world *w, const char *serial)
+{
+    for (int i = 0; i < w->rig.device_count; i++)
+        if (!strcmp(w->rig.devices[i].serial, serial))
+            return i;
+    return -1;
+}
+
+static ks_status op_laser_shared(void *ctx, const char *serial_a, const char *serial_b, ks_depth_mode mode,
+                                 int *pixels, ks_error *err)
+{
+    sim_world *w = ctx;
+    int a = serial_index(w, serial_a), b = serial_index(w, serial_b);
+    if (a < 0 || b < 0) {
+        *pixels = -1;
+        return ks_error_set(err, KS_ENOTFOUND, "no simulated device %s", a < 0 ? serial_a : serial_b);
+    }
+    return ks_sim_laser_shared((ks_sim *)w, a, b, mode, pixels, err);
+}
+
 static const ks_backend_ops sim_ops = {
     .name = "sim",
     .caps = KS_BACKEND_CAP_VIRTUAL_TIME | KS_BACKEND_CAP_JACKS,
@@ -1319,6 +1448,7 @@ static const ks_backend_ops sim_ops = {
     .stop_imu = op_stop_imu,
     .get_imu_sample = op_get_imu_sample,
     .destroy = op_destroy,
+    .laser_shared = op_laser_shared,
 };
 
 /* ---- creation ---- */
@@ -1433,6 +1563,23 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
         if (!d->queue || !d->calib_json) {
             st = ks_error_set(err, KS_ENOMEM, "out of memory creating simulated device %d", i);
             break;
+        }
+        /* IMU: axes from the calibration's accelerometer/gyro extrinsics, a bias per device (own
+         * generator: the world's random stream stays as it was) */
+        ks_calibration ical;
+        if (ks_calibration_from_json(d->calib_json, strlen(d->calib_json), KS_DEPTH_NFOV_UNBINNED, KS_COLOR_OFF,
+                                     &ical, NULL) == KS_OK) {
+            memcpy(d->depth_to_accel, ical.depth_to_accel.R, sizeof d->depth_to_accel);
+            memcpy(d->depth_to_gyro, ical.depth_to_gyro.R, sizeof d->depth_to_gyro);
+        } else {
+            for (int k = 0; k < 9; k++)
+                d->depth_to_accel[k] = d->depth_to_gyro[k] = (k % 4 == 0);
+        }
+        const ks_imu_spec *imu = ks_imu_spec_get();
+        uint64_t is = serial_seed(w->cfg.seed, rig->devices[i].serial) ^ 0x494d5562696173ull;
+        for (int k = 0; k < 3; k++) {
+            d->acc_bias[k] = imu->accel_bias_mps2 * (2.0 * rand_unit(&is) - 1.0);
+            d->gyro_bias[k] = imu->gyro_bias_rads * (2.0 * rand_unit(&is) - 1.0);
         }
         const ks_sim_clock *ck = &w->cfg.clocks[i];
         const ks_sim_clock *dk = &w->cfg.clock_default;
