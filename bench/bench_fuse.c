@@ -4,7 +4,9 @@
  *   2. the full fuse of a 9-device frame set with 5 mm voxels on 2 threads (and 1), frame sets/s;
  *   3. when python3-open3d is installed, Open3D on the same points (kinsync's lens rays, Open3D
  *      transform + voxel_down_sample, bench/bench_fuse_open3d.py), voxel counts on one grid.
- * Usage: bench_fuse [--quick] [--no-open3d]. */
+ * Usage: bench_fuse [--quick] [--no-open3d] [--fuse-only N].
+ * --fuse-only N: only the one-thread full fuse, N frame sets, printing CPU time per set (for
+ * profiling, e.g. under valgrind --tool=callgrind, and for A/B runs on a loaded machine). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,10 +154,12 @@ static size_t sink_sz; /* keeps results alive */
 
 int main(int argc, char **argv)
 {
-    int quick = 0, open3d = 1;
+    int quick = 0, open3d = 1, fuse_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--fuse-only") && i + 1 < argc)
+            fuse_only = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-open3d"))
             open3d = 0;
     }
@@ -200,6 +204,41 @@ int main(int argc, char **argv)
     printf("bench_fuse: %d devices, NFOV_UNBINNED %dx%d, %.1f%% pixels with depth (setup %.1f s; %ld CPUs, load %s)\n",
            NDEV, W, H, 100.0 * (double)valid_pix / (double)(npix * NDEV), now_s() - t0, sysconf(_SC_NPROCESSORS_ONLN),
            load);
+
+    if (fuse_only > 0) {
+        ks_fuse_options o = {.voxel_mm = 5, .threads = 1};
+        ks_fuse *f;
+        if (ks_fuse_create(dev, NDEV, &o, &f, &err) != KS_OK) {
+            fprintf(stderr, "bench_fuse: %s\n", err.message);
+            return 1;
+        }
+        ks_fuse_input in[NDEV];
+        memset(in, 0, sizeof in);
+        for (int d = 0; d < NDEV; d++)
+            in[d].depth = depth[d];
+        ks_cloud c = {0};
+        ks_fuse_stats st;
+        ks_fuse_run(f, in, &c, &st, &err); /* warm up: grows the grid */
+        double sp = 0, sv = 0, c0 = cpu_s(), best = 1e9;
+        for (int r = 0; r < fuse_only; r++) {
+            double c1 = cpu_s();
+            if (ks_fuse_run(f, in, &c, &st, &err) != KS_OK) {
+                fprintf(stderr, "bench_fuse: %s\n", err.message);
+                return 1;
+            }
+            double cc = cpu_s() - c1;
+            best = cc < best ? cc : best;
+            sp += st.ms_points;
+            sv += st.ms_voxel;
+        }
+        printf("fuse-only, 1 thread, %d sets: %.1f ms CPU per set (best %.1f; wall phases: points %.1f, voxels "
+               "%.1f ms); %zu points -> %zu voxels\n",
+               fuse_only, (cpu_s() - c0) / fuse_only * 1e3, best * 1e3, sp / fuse_only, sv / fuse_only, st.points_total,
+               st.voxels);
+        ks_cloud_free(&c);
+        ks_fuse_destroy(f);
+        return 0;
+    }
 
     /* 0. start-up: unprojection tables. The reference is the per-pixel Newton solve from the
      * closed-form guess (ks_unproject_ray for every pixel), which is what the table build did

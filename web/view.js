@@ -146,6 +146,66 @@
   }
 
   let previewRows = '';
+  /* The laser timeline: each device's pulses as planned (outline) and as measured from the frames
+   * (filled, verify's laser_start_us), relative to the master's colour timestamp, the plan placed on
+   * the master's measured train, each measured train drawn in the frame period nearest its planned
+   * one, over the span the pulses occupy. */
+  function renderLaser(s) {
+    const box = $('laserchart');
+    const lz = s.laser;
+    if (!lz) { box.replaceChildren(el('p', { class: 'dim', text: 'no laser in this depth mode' })); return; }
+    const P = lz.period_us, measured = {}, v = s.verify || {};
+    for (const d of v.devices || []) measured[d.name] = d.laser_start_us;
+    /* the plan placed on the master's measured train (see cmd_view.c): only relative positions are planned */
+    const master = lz.devices.find((d) => d.name === v.reference);
+    const mm = master ? measured[master.name] : undefined;
+    const shift = (master && master.planned_us !== null && mm !== null && mm !== undefined && isFinite(mm)) ? mm - master.planned_us : 0;
+
+    /* a measured start is drawn in the period that puts it nearest its planned start */
+    const near = (t, ref) => (t === null || t === undefined || ref === null || ref === undefined) ? t
+      : ref + ((((t - ref) % P) + P * 1.5) % P) - P / 2;
+    const rows = lz.devices.map((d) => {
+      const plan = d.planned_us === null ? null : d.planned_us + shift;
+      return { name: d.name, plan, meas: near(measured[d.name], plan) };
+    });
+    let lo = Infinity, hi = -Infinity;
+    const train = lz.pulses > 0 ? (lz.pulses - 1) * lz.pitch_us + lz.pulse_width_us : 0;
+    for (const r of rows) for (const t of [r.plan, r.meas]) if (t !== null && t !== undefined && isFinite(t)) {
+      lo = Math.min(lo, t); hi = Math.max(hi, t + train);
+    }
+    if (!isFinite(lo)) { lo = 0; hi = P; }
+    const pad = Math.max(200, (hi - lo) * 0.05);
+    lo -= pad; hi += pad;
+    const W = 600, L = 90, R = 6, RH = 22, H = rows.length * RH + 34;
+    const ns = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+    const add = (tag, attrs, text) => {
+      const e = document.createElementNS(ns, tag);
+      for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+      if (text !== undefined) e.textContent = text;
+      svg.append(e); return e;
+    };
+    const X = (t) => L + (W - L - R) * (t - lo) / Math.max(1, hi - lo);
+    const pulses = (start, y, h, attrs) => {
+      for (let k = 0; k < lz.pulses; k++) {
+        const t = start + k * lz.pitch_us;
+        add('rect', Object.assign({ x: X(t).toFixed(1), y, width: Math.max(1, X(t + lz.pulse_width_us) - X(t)).toFixed(1), height: h }, attrs));
+      }
+    };
+    rows.forEach((r, i) => {
+      const si = s.skew && s.skew.devices ? s.skew.devices.indexOf(r.name) : -1; /* the session's colours */
+      const y = 4 + i * RH, c = PALETTE[(si >= 0 ? si : i) % PALETTE.length];
+      add('text', { x: 2, y: y + 13 }, r.name);
+      if (r.plan !== null && r.plan !== undefined) pulses(r.plan, y, 7, { fill: 'none', stroke: c, 'stroke-width': 1, class: 'planned' });
+      if (r.meas !== null && r.meas !== undefined && isFinite(r.meas)) pulses(r.meas, y + 9, 7, { fill: c, class: 'measured' });
+    });
+    add('text', { x: L, y: H - 16 }, fmt(lo, 0) + ' µs');
+    add('text', { x: W - R, y: H - 16, 'text-anchor': 'end' }, fmt(hi, 0) + ' µs');
+    add('text', { x: L, y: H - 3 }, 'from the master\'s colour timestamp · upper: planned (placed on the master\'s measured train) · lower: measured');
+    box.replaceChildren(svg);
+  }
+
   function renderPreviewGrid(s) {
     const key = s.devices.map((d) => d.name + ':' + d.index).join(',');
     if (key === previewRows) return;
@@ -195,6 +255,7 @@
     renderDevices(s);
     renderChecks(s);
     renderSkew(s);
+    renderLaser(s);
     renderPreviewGrid(s);
     renderTakes(s);
     $('preview-info').textContent = `${s.view.previews} frame sets previewed` + (s.view.previews_skipped ? `, ${s.view.previews_skipped} skipped` : '');
@@ -258,8 +319,10 @@
       const rgb = new Uint8Array(buf, 16 + n * 12, n * 3);
       ks.points = n;
       ks.cloudSeq = seq;
-      const calibrated = head[3] === 1;
-      $('cloud-info').textContent = `${n.toLocaleString()} points · ` + (calibrated ? 'rig frame (calibrated)' : 'uncalibrated: each device in its own camera frame, side by side');
+      const calibrated = (head[3] & 1) !== 0, cameraColor = (head[3] & 2) !== 0;
+      ks.cloudCameraColor = cameraColor;
+      $('cloud-info').textContent = `${n.toLocaleString()} points · ` + (calibrated ? 'rig frame (calibrated)' : 'uncalibrated: each device in its own camera frame, side by side') +
+        ' · ' + (cameraColor ? 'colours from the colour cameras' : 'one colour per device');
       if (!three) return;
       three.geom.setAttribute('position', new THREE.BufferAttribute(xyz.slice(), 3));
       three.geom.setAttribute('color', new THREE.BufferAttribute(rgb.slice(), 3, true));

@@ -78,6 +78,8 @@ typedef struct ks_align_file {
     bool depth_offset_centres;
     int32_t color_exposure_us;   /* as used (tag or option), 0 = unknown */
     char timestamps[16];         /* convention as used (tag or option), "" = unknown */
+    bool frameless;              /* a member without a single color, depth or IR frame (e.g. repaired from a
+                                    recording cut before its first capture): no set can be complete */
 } ks_align_file;
 
 typedef struct ks_align_set {
@@ -94,6 +96,12 @@ typedef struct ks_align_result {
     size_t set_count;
     ks_align_set *sets;
     size_t complete_sets;        /* sets with every member file */
+    /* The ragged start and stop of a take: devices start and stop a frame or two apart (start
+     * order, frames lost right after start), so the first and last sets lack the devices not yet
+     * started or already stopped. Those edge sets, before the last member's first frame or after
+     * the first member's last frame, are left out of sets (unless keep_edge_sets) and counted
+     * here. A partial set between them is a loss and stays. */
+    size_t trimmed_leading, trimmed_trailing;
     double worst_skew_us;        /* largest |skew| of any member in any set */
     int period_us;
 } ks_align_result;
@@ -105,11 +113,13 @@ typedef struct ks_align_options {
      * when an exposure is given, the rig file's default). A file's own tags take precedence. */
     int color_exposure_us;
     const char *timestamps;
+    bool keep_edge_sets;         /* keep the partial sets of the ragged start and stop (default: trimmed) */
 } ks_align_options;
 
 /* Reads every file and aligns them. A file that cannot be read fails the call (KS_EIO/KS_EPARSE
  * naming it); files that can be read but do not belong are kept with member = false and a reason.
- * KS_EINVAL when no two files... never: one file aligns trivially. opts may be NULL. On success
+ * One file aligns trivially. A take whose member files never share a set has complete_sets 0 (and
+ * nothing trimmed). opts may be NULL. On success
  * *out is owned by the caller (ks_align_free). */
 ks_status ks_align_files(const char *const *paths, int count, const ks_align_options *opts, ks_align_result **out,
                          ks_error *err);

@@ -93,6 +93,7 @@ typedef struct ks_view_sink_options {
     int max_points;              /* 0: 60000 */
     const ks_rig_pose *poses;    /* rig calibration (--calibration); NULL: devices side by side */
     size_t pose_count;
+    bool device_colors;          /* cloud coloured by device (a palette) instead of by the colour camera */
 } ks_view_sink_options;
 void ks_view_sink_options_init(ks_view_sink_options *o);
 

@@ -47,6 +47,16 @@ static ks_status read_header(const char *path, ks_align_file *f, ks_error *err)
     f->start_offset_us = in->start_offset_us;
     f->color_exposure_us = d->color_exposure_us;
     snprintf(f->timestamps, sizeof f->timestamps, "%s", d->timestamps);
+    /* one image is enough to know the file has frames (IMU samples alone do not make a capture) */
+    f->frameless = true;
+    ks_mkv_item it;
+    ks_error e2;
+    while (f->frameless && ks_mkv_reader_next(r, &it, &e2) == KS_OK) {
+        if (it.image) {
+            f->frameless = false;
+            ks_image_release(it.image);
+        }
+    }
     ks_mkv_reader_close(r);
     return KS_OK;
 }
@@ -181,10 +191,12 @@ static ks_status run_session(ks_align_result *r, const ks_align_options *opts, k
     const char *paths[KS_ALIGN_MAX_FILES];
     int file_of[KS_ALIGN_MAX_FILES], m = 0;
     for (int i = 0; i < r->file_count; i++)
-        if (r->files[i].member) {
+        if (r->files[i].member && !r->files[i].frameless) {
             file_of[m] = i;
             paths[m++] = r->files[i].path;
         }
+    if (m == 0)
+        return KS_OK; /* no frames at all: no sets */
     ks_source_options so;
     ks_source_options_init(&so);
     so.playback.color_exposure_us = opts ? opts->color_exposure_us : 0;
@@ -323,6 +335,40 @@ static void statistics(ks_align_result *r)
             r->complete_sets++;
 }
 
+/* The ragged start and stop (see trimmed_leading): keeps the sets from the last member's first
+ * frame to the first member's last frame. Nothing is trimmed when some member has no frame or the
+ * members never overlap (no complete set: the caller reports the take as a failure). */
+static void trim_edges(ks_align_result *r)
+{
+    size_t lo = 0, hi = r->set_count;
+    for (int i = 0; i < r->file_count; i++) {
+        if (!r->files[i].member)
+            continue;
+        size_t first = r->set_count, last = 0;
+        for (size_t k = 0; k < r->set_count; k++)
+            if (r->sets[k].frame[i] >= 0) {
+                if (first == r->set_count)
+                    first = k;
+                last = k;
+            }
+        if (first == r->set_count)
+            return;
+        if (first > lo)
+            lo = first;
+        if (last + 1 < hi)
+            hi = last + 1;
+    }
+    if (lo >= hi)
+        return;
+    for (size_t k = 0; k < r->set_count; k++)
+        if (k < lo || k >= hi)
+            free(r->sets[k].frame);
+    memmove(r->sets, r->sets + lo, (hi - lo) * sizeof *r->sets);
+    r->trimmed_leading = lo;
+    r->trimmed_trailing = r->set_count - hi;
+    r->set_count = hi - lo;
+}
+
 void ks_align_free(ks_align_result *r)
 {
     if (!r)
@@ -375,6 +421,8 @@ ks_status ks_align_files(const char *const *paths, int count, const ks_align_opt
         ks_align_free(r);
         return st;
     }
+    if (!(opts && opts->keep_edge_sets))
+        trim_edges(r);
     statistics(r);
     *out = r;
     return KS_OK;

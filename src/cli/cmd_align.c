@@ -1,8 +1,9 @@
 /* kinsync align FILE... [--json] [--export DIR]: which recording is master and which subordinates,
  * start offsets, frame sets by device timestamp with the planned delays, drops, skew, drift,
- * partial sets and files that do not belong (docs/align.md). Exit 0 when every file belongs and
- * every frame set is complete, 1 when some file does not belong or sets are partial, 2 on usage or
- * unreadable files. */
+ * partial sets and files that do not belong (docs/align.md). The partial sets of the ragged start and
+ * stop are trimmed and counted. Exit 0 when every file belongs and every other frame set is
+ * complete, 1 when some file does not belong, sets are partial or no set is complete, 2 on usage
+ * or unreadable files. */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -23,6 +24,8 @@ static void usage(FILE *out)
             "their start offsets, frame sets grouped by device timestamp with the planned delays\n"
             "removed, per-device drops, color skew against the master, drift, frames present in some\n"
             "files only, and files that do not belong (another rig, plan, frame rate or mode).\n"
+            "The partial sets of the ragged start and stop (before every device has started, after\n"
+            "the first one stopped) are trimmed, and their number reported.\n"
             "\n"
             "  --json          machine-readable report on stdout\n"
             "  --export DIR    write the aligned frame sets: DIR/NNNNNN/ROLE-SERIAL-color.jpg,\n"
@@ -36,8 +39,8 @@ static void usage(FILE *out)
             "                  implies seed, the rig file's default)\n"
             "  -h, --help      this help\n"
             "\n"
-            "Exit status: 0 all files belong and every set is complete, 1 a file does not belong or\n"
-            "some sets are partial, 2 usage error or unreadable file.\n");
+            "Exit status: 0 all files belong and every set (edges trimmed) is complete, 1 a file does\n"
+            "not belong, some sets are partial or no set is complete, 2 usage error or unreadable file.\n");
 }
 
 static json_t *stats_json(const ks_align_stats *s)
@@ -54,6 +57,8 @@ static json_t *to_json(const ks_align_result *r, bool with_sets)
     json_object_set_new(root, "sets", json_integer((json_int_t)r->set_count));
     json_object_set_new(root, "complete_sets", json_integer((json_int_t)r->complete_sets));
     json_object_set_new(root, "partial_sets", json_integer((json_int_t)(r->set_count - r->complete_sets)));
+    json_object_set_new(root, "trimmed_sets", json_pack("{s:I, s:I}", "start", (json_int_t)r->trimmed_leading, "end",
+                                                        (json_int_t)r->trimmed_trailing));
     json_object_set_new(root, "worst_skew_us", json_real(r->worst_skew_us));
     json_t *files = json_array();
     for (int i = 0; i < r->file_count; i++) {
@@ -78,6 +83,7 @@ static json_t *to_json(const ks_align_result *r, bool with_sets)
             json_object_set_new(j, "start_offset_us", json_integer((json_int_t)f->start_offset_us));
             json_object_set_new(j, "start_vs_master_us", json_integer(f->start_vs_reference_us));
             json_object_set_new(j, "frames", json_integer((json_int_t)f->frame_count));
+            json_object_set_new(j, "frameless", json_boolean(f->frameless));
             json_object_set_new(j, "drops", json_integer((json_int_t)f->drops));
             json_object_set_new(j, "in_partial_sets", json_integer((json_int_t)f->in_partial_sets));
             json_object_set_new(j, "missing_from_sets", json_integer((json_int_t)f->missing_from_sets));
@@ -123,6 +129,10 @@ static void print_text(const ks_align_result *r, bool list_sets)
     printf("reference (master): %s\n", r->files[r->reference].path);
     printf("frame sets: %zu, complete %zu, partial %zu; worst color skew %.1f us\n", r->set_count, r->complete_sets,
            r->set_count - r->complete_sets, r->worst_skew_us);
+    if (r->trimmed_leading || r->trimmed_trailing)
+        printf("trimmed %zu partial sets of the ragged start and stop (%zu before every device had started, %zu "
+               "after the first stopped)\n",
+               r->trimmed_leading + r->trimmed_trailing, r->trimmed_leading, r->trimmed_trailing);
     for (int i = 0; i < r->file_count; i++) {
         const ks_align_file *f = &r->files[i];
         if (!f->member) {
@@ -130,6 +140,10 @@ static void print_text(const ks_align_result *r, bool list_sets)
             continue;
         }
         printf("  %-12s %-11s %s\n", f->serial, ks_wired_sync_mode_name(f->sync_mode), f->path);
+        if (f->frameless) {
+            printf("      NO FRAMES: the file holds no color, depth or IR image\n");
+            continue;
+        }
         printf("      delays: subordinate %u us, depth %d us; start %+lld us vs master\n", f->subordinate_delay_us,
                f->depth_delay_us, (long long)f->start_vs_reference_us);
         printf("      frames %zu, drops %llu, in partial sets %llu, missing from %llu sets\n", f->frame_count,
@@ -245,7 +259,19 @@ int cmd_align(int argc, char **argv)
             printf("exported %zu frame sets to %s (index.json)\n",
                    max_sets && (size_t)max_sets < r->set_count ? (size_t)max_sets : r->set_count, export_dir);
     }
-    bool ok = r->member_count == r->file_count && r->complete_sets == r->set_count;
+    bool ok = r->member_count == r->file_count && r->complete_sets == r->set_count && r->complete_sets > 0;
+    int frameless = 0;
+    for (int i = 0; i < r->file_count; i++)
+        frameless += r->files[i].member && r->files[i].frameless;
+    if (frameless)
+        fprintf(stderr, "kinsync align: %d of the %d recordings hold no frame (cut before their first capture?): "
+                        "no frame set can be complete\n", frameless, r->member_count);
+    else if (!r->complete_sets)
+        fprintf(stderr, "kinsync align: no frame set holds a frame of every recording (%zu sets): the files were "
+                        "not recorded at the same time\n", r->set_count);
+    else if (!ok && r->complete_sets < r->set_count)
+        fprintf(stderr, "kinsync align: %zu of %zu frame sets are partial: frames were lost (see the drops per file)\n",
+                r->set_count - r->complete_sets, r->set_count);
     ks_align_free(r);
     return ok ? KS_EXIT_OK : KS_EXIT_FAIL;
 }

@@ -48,6 +48,9 @@ static void usage(FILE *out)
             "  --read-only       refuse start/stop/record from the page\n"
             "  --token T         the control token (16-64 characters; default: random, printed)\n"
             "  --calibration F   rig-calibration.json (`kinsync calibrate`): the cloud in the rig frame\n"
+            "  --cloud-color C   camera (default: each point coloured from its device's colour image of\n"
+            "                    the same capture; grey outside the colour camera's view) or device (one\n"
+            "                    colour per device, shaded by distance)\n"
             "  --takes DIR       where recorded takes go, one directory per take (default takes)\n"
             "  --seconds N       stop after N seconds of wall time and exit (default: until Ctrl-C)\n"
             "  --no-start        wait for Start on the page instead of starting at once\n"
@@ -294,6 +297,27 @@ static void publish_state(view_run *vr)
     json_object_set_new(sk, "devices", names);
     json_object_set_new(sk, "abs_max_us", sv);
     json_object_set_new(root, "skew", sk);
+    /* the planned laser timeline, drawn beside the measured one (verify's devices[].laser_start_us).
+     * The plan fixes where the devices' trains lie relative to each other (colour offset + depth
+     * delay); where they lie in the frame depends on the exposure and the timestamp convention, so
+     * the page places the plan on the master's measured train and compares the others. */
+    const ks_plan *pl = &vr->r.plan;
+    if (pl->lasers) {
+        json_t *lz = json_object(), *ld = json_array();
+        json_object_set_new(lz, "period_us", num(pl->period_us));
+        json_object_set_new(lz, "pulses", json_integer(pl->pulses));
+        json_object_set_new(lz, "pulse_width_us", json_integer(pl->pulse_width_us));
+        json_object_set_new(lz, "pitch_us", json_integer(pl->pitch_us));
+        json_object_set_new(lz, "guard_us", json_integer(pl->guard_us));
+        for (int i = 0; i < rig->device_count && i < pl->device_count; i++) {
+            json_t *o = json_object();
+            json_object_set_new(o, "name", json_string(rig->devices[i].name));
+            json_object_set_new(o, "planned_us", pl->devices[i].laser ? num(pl->devices[i].laser_start_us) : json_null());
+            json_array_append_new(ld, o);
+        }
+        json_object_set_new(lz, "devices", ld);
+        json_object_set_new(root, "laser", lz);
+    }
     if (vr->verify_json) {
         json_t *vj = json_loads(vr->verify_json, 0, NULL);
         if (vj)
@@ -565,6 +589,7 @@ int cmd_view(int argc, char **argv)
                                          {"read-only", no_argument, 0, 'R'},
                                          {"token", required_argument, 0, 'T'},
                                          {"calibration", required_argument, 0, 'c'},
+                                         {"cloud-color", required_argument, 0, 'C'},
                                          {"takes", required_argument, 0, 'k'},
                                          {"seconds", required_argument, 0, 's'},
                                          {"no-start", no_argument, 0, 'N'},
@@ -577,7 +602,7 @@ int cmd_view(int argc, char **argv)
     ks_view_options vo;
     ks_view_options_init(&vo);
     vo.port = 8765;
-    bool no_browser = false, no_start = false, wrong = false;
+    bool no_browser = false, no_start = false, wrong = false, device_colors = false;
     const char *calibration = NULL, *backend = "auto", *takes = "takes";
     double seconds = 0, previews = 5, port = 8765, timeout_ms = 5000;
     optind = 1;
@@ -594,6 +619,11 @@ int cmd_view(int argc, char **argv)
         case 'R': vo.read_only = true; break;
         case 'T': vo.token = optarg; break;
         case 'c': calibration = optarg; break;
+        case 'C':
+            if (strcmp(optarg, "camera") && strcmp(optarg, "device"))
+                return ks_cli_usage_error("view", "--cloud-color is camera or device, got '%s'", optarg);
+            device_colors = !strcmp(optarg, "device");
+            break;
         case 'k': takes = optarg; break;
         case 's':
             if (!parse_double(optarg, 0.001, 1e7, &seconds))
@@ -684,6 +714,7 @@ int cmd_view(int argc, char **argv)
     vr.sopt.previews_per_second = previews;
     vr.sopt.poses = poses;
     vr.sopt.pose_count = pose_count;
+    vr.sopt.device_colors = device_colors;
     ks_session_options_init(&vr.sesopt);
     vr.sesopt.wrong_order = wrong;
     vr.sesopt.first_frame_timeout_ms = (int)timeout_ms;

@@ -16,8 +16,9 @@
  *              voxels are gathered in index order (clearing the scratch) and written out by a
  *              loop without branches that vectorizes.
  * Sums are of offsets inside the voxel (rounded to 1/32768 voxel: 0.15 um for 5 mm voxels), so
- * float sums keep sub-micrometre precision at any distance from the origin; they are whole numbers,
- * exact in float up to 512 points per voxel, so the order of addition (threads) changes nothing.
+ * they keep sub-micrometre precision at any distance from the origin; they are summed as integers
+ * (exact, so the order of addition, i.e. the thread count, changes nothing) and turned into float
+ * once per voxel (exact up to 512 points per voxel, one rounding beyond).
  * Every buffer is kept and reused: after the first frame sets a steady stream allocates nothing. */
 #include <math.h>
 #include <stdlib.h>
@@ -86,9 +87,9 @@ typedef struct part {
 
 /* dense per-cell scratch, one per partition (threads aggregate different partitions) */
 typedef struct scratch {
-    struct acc { /* the fields every point touches, together */
+    struct acc { /* the fields every point touches, together (32 bytes); offsets summed as integers */
         uint32_t count, dev;
-        float sx, sy, sz;
+        uint64_t sx, sy, sz;
     } a[CELL_VOX];
     uint32_t ccount[CELL_VOX];
     uint32_t r[CELL_VOX], g[CELL_VOX], b[CELL_VOX];
@@ -279,8 +280,43 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
         next[pi] = p->seg_off[seg] + p->seg_n[seg];
         nrun[pi] = p->seg_off[seg] + p->seg_runs[seg];
     }
-    uint64_t cur = 0;    /* cell of the open run, 0 = none */
+    uint64_t cur = 1;    /* cell of the open run; 1 (not a cell key, nor "no point") before the first */
     uint32_t cp = 0;     /* its partition */
+    if (partition < 0 && !color && !normals) {
+        /* the pipeline's case (every partition, positions only): the same loop with nothing but the
+         * run bookkeeping and one store per point */
+        run *open = NULL;
+        rec *dst = NULL;
+        size_t at = 0;
+        for (size_t b = 0; b < n; b += BLOCK) {
+            int m = (int)(n - b < BLOCK ? n - b : BLOCK);
+            block_keys(x + b, y + b, z + b, m, g->inv, cell, r);
+            for (int i = 0; i < m; i++) {
+                uint64_t c = cell[i];
+                if (c != cur) {
+                    if (!c)
+                        continue;
+                    if (open) {
+                        open->len = (uint32_t)(at - open->start);
+                        next[cp] = at;
+                    }
+                    cur = c;
+                    cp = part_of(c, np);
+                    part *q = &g->parts[cp];
+                    dst = q->rec;
+                    at = next[cp];
+                    open = &q->runs[nrun[cp]++];
+                    open->cell = c;
+                    open->start = (uint32_t)at;
+                }
+                dst[at++] = r[i] | devbits;
+            }
+        }
+        if (open) {
+            open->len = (uint32_t)(at - open->start);
+            next[cp] = at;
+        }
+    } else {
     bool keep = false;   /* whether this call keeps its points */
     size_t at = 0;       /* next record of partition cp */
     run *open = NULL;    /* the open run */
@@ -328,6 +364,7 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
     if (open) {
         open->len = (uint32_t)(at - open->start);
         next[cp] = at;
+    }
     }
     /* only the partitions this call owns: with a partition filter, other threads own the others */
     for (uint32_t pi = 0; pi < np; pi++) {
@@ -527,9 +564,9 @@ KS_HOT static void sum_runs(scratch *restrict s, const rec *restrict recs, const
             s->occ[l >> 6] |= 1ull << (l & 63);
             a->count++;
             a->dev |= 1u << ((v >> REC_DEV_SHIFT) & 31);
-            a->sx += (float)(uint32_t)((v >> REC_FX_SHIFT) & FRAC_MAX);
-            a->sy += (float)(uint32_t)((v >> REC_FY_SHIFT) & FRAC_MAX);
-            a->sz += (float)(uint32_t)((v >> REC_FZ_SHIFT) & FRAC_MAX);
+            a->sx += (v >> REC_FX_SHIFT) & FRAC_MAX;
+            a->sy += (v >> REC_FY_SHIFT) & FRAC_MAX;
+            a->sz += (v >> REC_FZ_SHIFT) & FRAC_MAX;
         }
     }
 }
@@ -546,9 +583,9 @@ static size_t gather_cell(scratch *restrict s)
             s->gl[k] = l;
             s->gn[k] = a->count;
             s->gd[k] = a->dev;
-            s->gx[k] = a->sx;
-            s->gy[k] = a->sy;
-            s->gz[k] = a->sz;
+            s->gx[k] = (float)(int64_t)a->sx; /* exact up to 512 points per voxel, rounded once beyond */
+            s->gy[k] = (float)(int64_t)a->sy;
+            s->gz[k] = (float)(int64_t)a->sz;
             *a = (struct acc){0};
             k++;
         }

@@ -16,6 +16,8 @@ struct ks_view_sink {
     int n;
     bool have_table[KS_MATCH_MAX_DEVICES];
     ks_unproject_table table[KS_MATCH_MAX_DEVICES];
+    ks_calibration cal[KS_MATCH_MAX_DEVICES]; /* valid where have_table */
+    ks_mjpeg_decoder *dec;                     /* worker's, for the cloud's colours */
     bool have_pose[KS_MATCH_MAX_DEVICES];
     ks_extrinsics pose[KS_MATCH_MAX_DEVICES];
     pthread_t thread;
@@ -32,6 +34,10 @@ struct ks_view_sink {
     float *xyz;
     uint8_t *rgb;
     size_t cap;
+    float *cx, *cy, *cz; /* one device's points in its depth camera, for coloring */
+    uint8_t *crgb;
+    size_t ccap;
+    bool colored; /* the last cloud has camera colours */
 };
 
 static double now_s(void)
@@ -50,10 +56,58 @@ void ks_view_sink_options_init(ks_view_sink_options *o)
 static const uint8_t palette[8][3] = {{0x4e, 0xa8, 0xff}, {0xff, 0x9f, 0x43}, {0x5c, 0xd8, 0x7a}, {0xf2, 0x6d, 0x8f},
                                       {0xb4, 0x8c, 0xff}, {0xf5, 0xd7, 0x4a}, {0x45, 0xd6, 0xd0}, {0xe0, 0xe0, 0xe0}};
 
-/* Binary cloud: "KSPC", u32 count, u32 devices, u32 calibrated, then count*3 float32 (metres), then
- * count*3 uint8 colours (padded to 4 bytes). */
+/* The colour image of a capture for coloring the cloud: BGRA as is, MJPEG decoded at a reduced
+ * scale (the cloud has one point per few depth pixels, so a quarter-size image is plenty). */
+static bool cloud_color_image(ks_view_sink *k, const ks_image *im, ks_color_image *out)
+{
+    if (!im || !im->data)
+        return false;
+    if (im->format == KS_FORMAT_BGRA32) {
+        size_t stride = im->stride ? (size_t)im->stride : (size_t)im->width * 4;
+        if (im->width <= 0 || im->height <= 0 || im->size < stride * (size_t)(im->height - 1) + (size_t)im->width * 4)
+            return false;
+        *out = (ks_color_image){.width = im->width, .height = im->height, .stride = stride, .bgra = im->data,
+                                .scale_denom = 1};
+        return true;
+    }
+    if (im->format != KS_FORMAT_MJPG)
+        return false;
+    if (!k->dec && ks_mjpeg_decoder_create(&k->dec, NULL) != KS_OK)
+        return false;
+    int denom = 1;
+    while (denom < 8 && im->width / (denom * 2) >= 320)
+        denom *= 2;
+    return ks_mjpeg_decode(k->dec, im->data, im->size, denom, out, NULL) == KS_OK;
+}
+
+/* Room for n points of one device in the coloring buffers. */
+static bool color_room(ks_view_sink *k, size_t n)
+{
+    if (n <= k->ccap)
+        return true;
+    float *x = realloc(k->cx, n * sizeof *x), *y = x ? realloc(k->cy, n * sizeof *y) : NULL;
+    if (x)
+        k->cx = x;
+    if (y)
+        k->cy = y;
+    float *z = y ? realloc(k->cz, n * sizeof *z) : NULL;
+    if (z)
+        k->cz = z;
+    uint8_t *c = z ? realloc(k->crgb, n * 3) : NULL;
+    if (c)
+        k->crgb = c;
+    if (!c)
+        return false;
+    k->ccap = n;
+    return true;
+}
+
+/* Binary cloud: "KSPC", u32 count, u32 devices, u32 flags (1: calibrated, rig frame; 2: coloured by
+ * the colour cameras, else by device), then count*3 float32 (metres), then count*3 uint8 colours
+ * (padded to 4 bytes). */
 static void make_cloud(ks_view_sink *k, ks_capture **caps)
 {
+    bool any_camera_color = false;
     int step = k->opt.cloud_step;
     size_t total = 0;
     size_t per_dev_cap = (size_t)k->opt.max_points / (size_t)(k->n > 0 ? k->n : 1);
@@ -82,6 +136,9 @@ static void make_cloud(ks_view_sink *k, ks_capture **caps)
             k->cap = need;
         }
         double offset = ((double)d - (k->n - 1) / 2.0) * 1500.0;
+        ks_color_image ci;
+        bool camera_color = !k->opt.device_colors && color_room(k, per_dev_cap) &&
+                            cloud_color_image(k, c->color, &ci);
         size_t kept = 0;
         for (int y = 0; y < im->height; y += s)
             for (int x = 0; x < im->width; x += s) {
@@ -91,6 +148,11 @@ static void make_cloud(ks_view_sink *k, ks_capture **caps)
                 if (!z || isnan(t->x[i]) || kept >= per_dev_cap)
                     continue;
                 double p[3] = {z * (double)t->x[i], z * (double)t->y[i], z}, q[3];
+                if (camera_color) {
+                    k->cx[kept] = (float)p[0];
+                    k->cy[kept] = (float)p[1];
+                    k->cz[kept] = (float)p[2];
+                }
                 if (k->have_pose[d]) {
                     ks_extrinsics_apply(&k->pose[d], p, q);
                 } else { /* no rig calibration: each device in its own camera frame, side by side */
@@ -109,6 +171,13 @@ static void make_cloud(ks_view_sink *k, ks_capture **caps)
                     cc[j] = (uint8_t)(pc[j] * shade);
                 kept++;
             }
+        if (camera_color) { /* the points (depth camera) into the colour camera of the same capture */
+            const uint8_t grey[3] = {128, 128, 128};
+            ks_points_colorize(k->cx, k->cy, k->cz, kept, &k->cal[d].depth_to_color, &k->cal[d].color, &ci, grey,
+                               k->crgb);
+            memcpy(k->rgb + total * 3, k->crgb, kept * 3);
+            any_camera_color = true;
+        }
         total += kept;
     }
     size_t rgb_bytes = (total * 3 + 3) & ~(size_t)3;
@@ -116,7 +185,8 @@ static void make_cloud(ks_view_sink *k, ks_capture **caps)
     uint8_t *buf = calloc(1, n);
     if (!buf)
         return;
-    uint32_t head[4] = {0, (uint32_t)total, (uint32_t)k->n, (uint32_t)k->calibrated};
+    uint32_t head[4] = {0, (uint32_t)total, (uint32_t)k->n,
+                        (uint32_t)k->calibrated | (any_camera_color ? 2u : 0u)};
     memcpy(head, "KSPC", 4);
     memcpy(buf, head, 16);
     if (total) {
@@ -127,6 +197,7 @@ static void make_cloud(ks_view_sink *k, ks_capture **caps)
     free(buf);
     pthread_mutex_lock(&k->mu);
     k->points = total;
+    k->colored = any_camera_color;
     pthread_mutex_unlock(&k->mu);
 }
 
@@ -196,8 +267,10 @@ ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_opti
         if (cfg && cfg->depth_mode != KS_DEPTH_OFF &&
             ks_device_get_calibration_json(dev, &json, &len, NULL) == KS_OK &&
             ks_calibration_from_json(json, len, cfg->depth_mode, cfg->color_resolution, &cal, NULL) == KS_OK &&
-            ks_unproject_table_build(&cal.depth, &k->table[d], NULL) == KS_OK)
+            ks_unproject_table_build(&cal.depth, &k->table[d], NULL) == KS_OK) {
             k->have_table[d] = true;
+            k->cal[d] = cal;
+        }
         free(json);
         if (k->opt.poses) {
             const ks_rig_pose *p = ks_rig_pose_find(k->opt.poses, k->opt.pose_count, ks_device_info_get(dev)->serial);
@@ -278,5 +351,10 @@ void ks_view_sink_destroy(ks_view_sink *k)
     pthread_cond_destroy(&k->cv);
     free(k->xyz);
     free(k->rgb);
+    free(k->cx);
+    free(k->cy);
+    free(k->cz);
+    free(k->crgb);
+    ks_mjpeg_decoder_destroy(k->dec);
     free(k);
 }

@@ -18,10 +18,12 @@ typedef struct recfix_dev {
     uint32_t sub_delay_us;
     int32_t depth_delay_us;
     int frames;
-    int skip;                         /* a frame index to leave out (a drop), -1 for none */
+    int skip;                         /* a frame index to leave out (a drop), -1 for none, RECFIX_SKIP_ALL */
     uint64_t base_us;                 /* device timestamp of frame 0 (before delays) */
     int fps_hz;                       /* 0 = 30 */
 } recfix_dev;
+
+#define RECFIX_SKIP_ALL (-2)          /* skip: every capture (IMU samples only, a frameless file) */
 
 static inline uint16_t recfix_px(int dev, int frame, int kind)
 {
@@ -74,7 +76,7 @@ static inline ks_status recfix_write(const char *path, const recfix_dev *dv, int
             st = ks_mkv_writer_add_imu(w, &s, err);
             imu_ts += 5000;
         }
-        if (i == dv->skip)
+        if (i == dv->skip || dv->skip == RECFIX_SKIP_ALL)
             continue;
         ks_capture *cap = ks_capture_create();
         /* a tiny fake JPEG (SOI, payload, EOI): the recorder stores MJPEG as is */

@@ -77,6 +77,52 @@ expect 403 "read-only refuses control even with the token" -X POST -H "X-Kinsync
 "$KINSYNC" view --no-browser --port $PORT --no-start "$RIG" >/dev/null 2>"$tmp/e4"; rc=$?
 [ $rc = 1 ] && grep -q "port" "$tmp/e4" && echo "ok   port in use: exit 1, names it" || { echo "FAIL port in use: rc $rc $(cat "$tmp/e4")"; fail=1; }
 "$KINSYNC" view --help | grep -q -- "--read-only" && echo "ok   --help" || { echo "FAIL --help"; fail=1; }
+# The cloud's colours, with the rig streaming: from the colour cameras (default) or one per device.
+# A point coloured by device is its palette colour shaded by distance (sink.c); a camera-coloured
+# cloud must not look like that, and its header says which it is.
+cloud_colors() { # cloud_colors NAME args... -> prints "flags palette-fraction points"
+  local name=$1; shift
+  "$KINSYNC" view --no-browser --port 0 --token $TOKEN --takes "$tmp/takes" --seconds 30 "$@" "$RIG" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  local pid=$!; pids+=($pid); local port=""
+  for _ in $(seq 100); do
+    port=$(grep -o '127\.0\.0\.1:[0-9]*' "$tmp/$name.out" 2>/dev/null | head -1 | cut -d: -f2)
+    [ -n "$port" ] && break; sleep 0.1
+  done
+  for _ in $(seq 200); do
+    [ "$(curl -s -o "$tmp/$name.bin" -w '%{http_code}' --max-time 5 http://127.0.0.1:$port/api/cloud.bin)" = 200 ] && break
+    sleep 0.1
+  done
+  kill -INT $pid 2>/dev/null; wait $pid 2>/dev/null
+  python3 - "$tmp/$name.bin" <<'PY'
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+if len(b) < 16 or b[:4] != b'KSPC':
+    print("0 1 0"); sys.exit()
+n, devs, flags = struct.unpack_from('<III', b, 4)
+rgb = b[16 + 12 * n:16 + 15 * n]
+pal = [(0x4e, 0xa8, 0xff), (0xff, 0x9f, 0x43), (0x5c, 0xd8, 0x7a), (0xf2, 0x6d, 0x8f),
+       (0xb4, 0x8c, 0xff), (0xf5, 0xd7, 0x4a), (0x45, 0xd6, 0xd0), (0xe0, 0xe0, 0xe0)]
+def shaded(c):  # c == (uint8)(p * shade) per channel for one palette colour p and one shade in [0.65, 1]
+    for p in pal:
+        lo = max([0.65] + [c[j] / p[j] for j in range(3)]) - 1e-6
+        hi = min([1.0 + 1e-6] + [(c[j] + 1) / p[j] for j in range(3)])
+        if lo < hi:
+            return True
+    return False
+k = sum(shaded(rgb[3 * i:3 * i + 3]) for i in range(0, n, 7))
+print(flags, round(k / max(1, len(range(0, n, 7))), 3), n)
+PY
+}
+read -r f frac npts < <(cloud_colors cam)
+if [ "$npts" -gt 1000 ] && [ $((f & 2)) = 2 ] && python3 -c "import sys; sys.exit(not $frac < 0.2)"; then
+  echo "ok   cloud coloured by the colour cameras ($npts points, flag 2, $frac of them device-palette shaped)"
+else echo "FAIL cloud colours from the cameras: flags $f, palette fraction $frac, $npts points"; cat "$tmp/cam.err"; fail=1; fi
+read -r f frac npts < <(cloud_colors dev --cloud-color device)
+if [ "$npts" -gt 1000 ] && [ $((f & 2)) = 0 ] && python3 -c "import sys; sys.exit(not $frac > 0.99)"; then
+  echo "ok   --cloud-color device: one colour per device ($frac palette shaped)"
+else echo "FAIL --cloud-color device: flags $f, palette fraction $frac, $npts points"; fail=1; fi
+"$KINSYNC" view --no-browser --cloud-color rainbow "$RIG" >/dev/null 2>"$tmp/e5"; rc=$?
+[ $rc = 2 ] && grep -q "camera or device" "$tmp/e5" && echo "ok   bad --cloud-color: exit 2" || { echo "FAIL bad --cloud-color: rc $rc"; fail=1; }
 # Ctrl-C ends it cleanly
 kill -INT "${pids[0]}"; wait "${pids[0]}"; rc=$?
 [ $rc = 0 ] && grep -q "refused" "$tmp/main.out" && echo "ok   Ctrl-C: exit 0 with the request summary" || { echo "FAIL Ctrl-C: rc $rc"; fail=1; }

@@ -156,6 +156,23 @@ try:
           "9 previews (colour, depth, IR x 3 devices) decoded: %r" % sizes)
     pts = wait_for(drv, "return ksView.webgl && ksView.drawn > 1000 ? ksView.drawn : 0", 30, "3D points drawn")
     check(bool(pts), "the 3D view draws %s points (WebGL)" % pts)
+    # the laser timeline: every device's pulses planned and measured, the measured ones where planned
+    lz = wait_for(drv, """const s = ksView.state, v = s && s.verify;
+        if (!s || !s.laser || !v || v.sets < 20) return null;
+        return {laser: s.laser, measured: v.devices.map(d => [d.name, d.laser_start_us]),
+                planned: document.querySelectorAll('#laserchart rect.planned').length,
+                drawn: document.querySelectorAll('#laserchart rect.measured').length}""", 60, "the laser timeline")
+    if lz:
+        n = len(lz["laser"]["devices"]) * lz["laser"]["pulses"]
+        check(lz["planned"] == n and lz["drawn"] == n,
+              "laser timeline draws %d planned and %d measured pulses (want %d each)" % (lz["planned"], lz["drawn"], n))
+        # the plan fixes the trains relative to each other: measured minus planned is one constant
+        plan = {d["name"]: d["planned_us"] for d in lz["laser"]["devices"]}
+        P = lz["laser"]["period_us"]
+        off = [(m - plan[name]) % P for name, m in lz["measured"] if m is not None]
+        errs = [abs((o - off[0] + P / 2) % P - P / 2) for o in off]
+        check(len(errs) == 3 and max(errs) < 20,
+              "measured laser trains where planned relative to each other (within 20 us): %s" % ["%.1f" % e for e in errs])
     time.sleep(1)
     screenshot(drv, "view-streaming.png")
     # ---- 2. record a take from the page ----------------------------------------------------------
