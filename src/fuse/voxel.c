@@ -262,65 +262,35 @@ static int grow_records(part *p, size_t need, bool normals, bool color)
 
 /* Appends the points of one device to segment `seg` of every partition (partition < 0) or of one.
  * The current run (partition, record position) lives in locals; it is written back when the cell
- * changes, so the common path is: load, compare, store, increment. */
-static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
-                     const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz, size_t n)
+ * changes, so the common path is: load, compare, store, increment. Inlined with constant
+ * `filtered` / `color` / `normals` (add_core below), so the pipeline's case (every partition,
+ * positions only) compiles to that loop alone. */
+static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int partition, int seg, int device,
+                                                           const float *x, const float *y, const float *z,
+                                                           const uint8_t *rgb, const float *nx, const float *ny,
+                                                           const float *nz, size_t n, const bool filtered,
+                                                           const bool color, const bool normals)
 {
-    const bool color = (g->fields & KS_CLOUD_COLOR) != 0, have_c = color && rgb;
-    const bool normals = (g->fields & KS_CLOUD_NORMALS) != 0, have_n = normals && nx && ny && nz;
+    const bool have_c = color && rgb, have_n = normals && nx && ny && nz;
     const uint32_t np = (uint32_t)g->nparts;
     const uint64_t devbits = (uint64_t)device << REC_DEV_SHIFT;
     uint64_t cell[BLOCK];
     rec r[BLOCK];
     size_t next[64], nrun[64]; /* per partition: next record, next run (absolute positions) */
     for (uint32_t pi = 0; pi < np; pi++) {
-        if (partition >= 0 && pi != (uint32_t)partition)
+        if (filtered && pi != (uint32_t)partition)
             continue; /* another thread's partition: not ours to read while it writes (never used here) */
         const part *p = &g->parts[pi];
         next[pi] = p->seg_off[seg] + p->seg_n[seg];
         nrun[pi] = p->seg_off[seg] + p->seg_runs[seg];
     }
-    uint64_t cur = 1;    /* cell of the open run; 1 (not a cell key, nor "no point") before the first */
-    uint32_t cp = 0;     /* its partition */
-    if (partition < 0 && !color && !normals) {
-        /* the pipeline's case (every partition, positions only): the same loop with nothing but the
-         * run bookkeeping and one store per point */
-        run *open = NULL;
-        rec *dst = NULL;
-        size_t at = 0;
-        for (size_t b = 0; b < n; b += BLOCK) {
-            int m = (int)(n - b < BLOCK ? n - b : BLOCK);
-            block_keys(x + b, y + b, z + b, m, g->inv, cell, r);
-            for (int i = 0; i < m; i++) {
-                uint64_t c = cell[i];
-                if (c != cur) {
-                    if (!c)
-                        continue;
-                    if (open) {
-                        open->len = (uint32_t)(at - open->start);
-                        next[cp] = at;
-                    }
-                    cur = c;
-                    cp = part_of(c, np);
-                    part *q = &g->parts[cp];
-                    dst = q->rec;
-                    at = next[cp];
-                    open = &q->runs[nrun[cp]++];
-                    open->cell = c;
-                    open->start = (uint32_t)at;
-                }
-                dst[at++] = r[i] | devbits;
-            }
-        }
-        if (open) {
-            open->len = (uint32_t)(at - open->start);
-            next[cp] = at;
-        }
-    } else {
-    bool keep = false;   /* whether this call keeps its points */
-    size_t at = 0;       /* next record of partition cp */
-    run *open = NULL;    /* the open run */
+    uint64_t cur = 1;  /* cell of the open run; 1 (not a cell key, nor "no point") before the first */
+    uint32_t cp = 0;   /* its partition */
+    bool keep = false; /* whether this call keeps the open run's points */
+    size_t at = 0;     /* next record of partition cp */
+    run *open = NULL;  /* the open run */
     part *p = NULL;
+    rec *dst = NULL;   /* p->rec */
     for (size_t b = 0; b < n; b += BLOCK) {
         int m = (int)(n - b < BLOCK ? n - b : BLOCK);
         block_keys(x + b, y + b, z + b, m, g->inv, cell, r);
@@ -335,17 +305,18 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
                 }
                 cur = c;
                 cp = part_of(c, np);
-                keep = partition < 0 || cp == (uint32_t)partition;
+                keep = !filtered || cp == (uint32_t)partition;
                 open = NULL;
                 if (keep) {
                     p = &g->parts[cp];
+                    dst = p->rec;
                     at = next[cp];
                     open = &p->runs[nrun[cp]++];
                     open->cell = c;
                     open->start = (uint32_t)at;
                 }
             }
-            if (!keep)
+            if (filtered && !keep)
                 continue;
             size_t pt = b + (size_t)i;
             if (color)
@@ -358,22 +329,31 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
                 q[1] = have_n ? ny[pt] : NAN;
                 q[2] = have_n ? nz[pt] : NAN;
             }
-            p->rec[at++] = r[i] | devbits;
+            dst[at++] = r[i] | devbits;
         }
     }
     if (open) {
         open->len = (uint32_t)(at - open->start);
         next[cp] = at;
     }
-    }
     /* only the partitions this call owns: with a partition filter, other threads own the others */
     for (uint32_t pi = 0; pi < np; pi++) {
-        if (partition >= 0 && pi != (uint32_t)partition)
+        if (filtered && pi != (uint32_t)partition)
             continue;
         part *q = &g->parts[pi];
         q->seg_n[seg] = next[pi] - q->seg_off[seg];
         q->seg_runs[seg] = nrun[pi] - q->seg_off[seg];
     }
+}
+
+static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
+                     const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz, size_t n)
+{
+    const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
+    if (partition < 0 && !color && !normals)
+        add_impl(g, -1, seg, device, x, y, z, NULL, NULL, NULL, NULL, n, false, false, false);
+    else
+        add_impl(g, partition, seg, device, x, y, z, rgb, nx, ny, nz, n, partition >= 0, color, normals);
 }
 
 ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const float *x, const float *y,
