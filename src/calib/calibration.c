@@ -322,11 +322,19 @@ ks_status ks_calibration_from_json(const char *json, size_t len, ks_depth_mode d
         goto done;
     if (color != KS_COLOR_OFF && (st = color_intrinsics(&rcol, color, &c.color, err)))
         goto done;
-    /* Every Rt maps the depth (world) frame into its sensor: source -> target = Rt_t * inv(Rt_s). */
-    ks_extrinsics inv_d;
+    /* Every Rt maps the depth (world) frame into its sensor: source -> target = Rt_t * inv(Rt_s).
+     * A camera that is off has an all-zero Rt, as in the Sensor SDK (the mode-specific calibration
+     * of a camera that does not run is zeroed): every extrinsic to it is zero, every extrinsic from
+     * it keeps only the target's translation. */
+    if (depth == KS_DEPTH_OFF)
+        memset(&rd.rt, 0, sizeof rd.rt);
+    if (color == KS_COLOR_OFF)
+        memset(&rcol.rt, 0, sizeof rcol.rt);
+    ks_extrinsics inv_d, inv_c;
     ks_extrinsics_invert(&rd.rt, &inv_d);
+    ks_extrinsics_invert(&rcol.rt, &inv_c);
     ks_extrinsics_compose(&inv_d, &rcol.rt, &c.depth_to_color);
-    ks_extrinsics_invert(&c.depth_to_color, &c.color_to_depth);
+    ks_extrinsics_compose(&inv_c, &rd.rt, &c.color_to_depth);
     if (have_a)
         ks_extrinsics_compose(&inv_d, &accel, &c.depth_to_accel);
     else

@@ -335,6 +335,11 @@ static int collect_dir(calib_run *cr, const char *root)
                 root);
         return KS_EXIT_USAGE;
     }
+    if (cr->nd == 1) {
+        fprintf(stderr, "kinsync calibrate: %s holds one device directory: a rig calibration places two or more "
+                        "devices in one frame; add a directory per device of the rig\n", root);
+        return KS_EXIT_USAGE;
+    }
     for (int i = 0; i < cr->nd && rc == KS_EXIT_OK; i++) {
         dev_in *d = &cr->devs[i];
         int nf = 0;
@@ -562,6 +567,12 @@ static int parse_args(int argc, char **argv, calib_run *cr, calib_args *a)
     return KS_EXIT_OK;
 }
 
+/* JSON has no NaN: a figure that cannot be computed (no views, nothing triangulated) is -1 */
+static double fin(double x)
+{
+    return isfinite(x) ? x : -1.0;
+}
+
 static void print_result(const calib_run *cr, const ks_rigcal_result *res, const char *out_path)
 {
     const int nd = cr->nd;
@@ -570,20 +581,20 @@ static void print_result(const calib_run *cr, const ks_rigcal_result *res, const
         for (int i = 0; i < nd; i++) {
             const ks_rigcal_device_result *d = &res->devices[i];
             json_t *o = json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:i}", "serial", cr->rdev[i].serial, "views",
-                                  d->views, "corners", d->corners, "rms_px", isfinite(d->rms_px) ? d->rms_px : -1.0,
-                                  "rotation_sigma_deg", d->rotation_sigma_deg, "position_sigma_mm",
-                                  d->position_sigma_mm, "ray_rms_mm", isfinite(d->ray_rms_mm) ? d->ray_rms_mm : -1.0,
+                                  d->views, "corners", d->corners, "rms_px", fin(d->rms_px),
+                                  "rotation_sigma_deg", fin(d->rotation_sigma_deg), "position_sigma_mm",
+                                  fin(d->position_sigma_mm), "ray_rms_mm", fin(d->ray_rms_mm),
                                   "depth_plane_points", d->depth_plane_points);
             if (d->depth_plane_points > 0) {
-                json_object_set_new(o, "depth_plane_mean_mm", json_real(d->depth_plane_mean_mm));
-                json_object_set_new(o, "depth_plane_rms_mm", json_real(d->depth_plane_rms_mm));
+                json_object_set_new(o, "depth_plane_mean_mm", json_real(fin(d->depth_plane_mean_mm)));
+                json_object_set_new(o, "depth_plane_rms_mm", json_real(fin(d->depth_plane_rms_mm)));
             }
             json_array_append_new(arr, o);
         }
-        json_t *o = json_pack("{s:s, s:f, s:i, s:i, s:i, s:f, s:o}", "output", out_path, "rms_px", res->rms_px,
+        json_t *o = json_pack("{s:s, s:f, s:i, s:i, s:i, s:f, s:o}", "output", out_path, "rms_px", fin(res->rms_px),
                               "frame_sets", res->frame_count, "rejected_views", res->rejected_views,
                               "triangulated_points", res->triangulated_points, "board_fit_rms_mm",
-                              isfinite(res->board_fit_rms_mm) ? res->board_fit_rms_mm : -1.0, "devices", arr);
+                              fin(res->board_fit_rms_mm), "devices", arr);
         char *js = json_dumps(o, JSON_INDENT(2));
         if (js)
             printf("%s\n", js);
@@ -601,12 +612,19 @@ static void print_result(const calib_run *cr, const ks_rigcal_result *res, const
            "rays mm");
     for (int i = 0; i < nd; i++) {
         const ks_rigcal_device_result *d = &res->devices[i];
-        printf("%-16s %5d %7d %8.3f %10.4f %9.3f %8.3f%s\n", cr->rdev[i].serial, d->views, d->corners, d->rms_px,
-               d->rotation_sigma_deg, d->position_sigma_mm, d->ray_rms_mm,
-               i == res->reference_device ? "  (reference: rig frame)" : "");
+        char rms[16] = "       -", rays[16] = "       -"; /* a device without views has no RMS */
+        if (isfinite(d->rms_px))
+            snprintf(rms, sizeof rms, "%8.3f", d->rms_px);
+        if (isfinite(d->ray_rms_mm))
+            snprintf(rays, sizeof rays, "%8.3f", d->ray_rms_mm);
+        printf("%-16s %5d %7d %s %10.4f %9.3f %s%s\n", cr->rdev[i].serial, d->views, d->corners, rms,
+               d->rotation_sigma_deg, d->position_sigma_mm, rays, i == res->reference_device ? "  (reference: rig frame)" : "");
     }
-    printf("cross-check: %d corners triangulated from several devices fit the board model to %.3f mm RMS\n",
-           res->triangulated_points, res->board_fit_rms_mm);
+    if (res->triangulated_points > 0 && isfinite(res->board_fit_rms_mm))
+        printf("cross-check: %d corners triangulated from several devices fit the board model to %.3f mm RMS\n",
+               res->triangulated_points, res->board_fit_rms_mm);
+    else
+        printf("cross-check: no corner was seen by two devices at once (nothing to triangulate)\n");
     for (int i = 0; i < nd; i++)
         if (res->devices[i].depth_plane_points > 0)
             printf("depth check %s: %d depth pixels on the board, %.2f mm behind the calibrated board plane "
@@ -683,6 +701,11 @@ int cmd_calibrate(int argc, char **argv)
     if (!dir && !ks_source_is_recordings((const char *const *)in, nin) && !has_ext(in[0], ".mkv"))
         return ks_cli_usage_error("calibrate", "%s is not a recording or a frame-set directory; give either .mkv "
                                                "recordings (one per device) or one frame-set directory", in[0]);
+    /* one device has nothing to be placed against: say so before any work (it printed nan) */
+    if (!dir && nin == 1)
+        return ks_cli_usage_error("calibrate", "%s is one recording: a rig calibration places two or more devices in "
+                                               "one frame; give one recording per device of the rig (one device's "
+                                               "cameras are related by its factory calibration already)", in[0]);
     ks_error err = {0};
     ks_status st = ks_board_load(a.board_path, &cr.board, &err);
     if (st)

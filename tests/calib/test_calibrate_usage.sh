@@ -22,8 +22,20 @@ check "grep -q 'no device directories' '$tmp/e'"
 mkdir -p "$tmp/dev0"
 "$KINSYNC" calibrate --board "$board" "$tmp" 2>"$tmp/e"; check "[ $? -eq 2 ]"    # no calibration.json
 check "grep -q 'calibration.json' '$tmp/e'"
-# a real recording without the board: runs, finds no board, exits 1 with a hint
-"$KINSYNC" calibrate --board "$board" "$KS_FIXTURES/k4a/real-recording-nfov-720p.mkv" -o "$tmp/o.json" 2>"$tmp/e"
+# one recording: nothing to place a device against; said before any work, never a nan
+"$KINSYNC" calibrate --board "$board" "$KS_FIXTURES/k4a/real-recording-nfov-720p.mkv" -o "$tmp/o.json" >"$tmp/out" 2>"$tmp/e"
 rc=$?
-check "[ $rc -eq 1 ]"; check "grep -q 'found in no image' '$tmp/e'"; check "[ ! -e '$tmp/o.json' ]"
+check "[ $rc -eq 2 ]"; check "grep -q 'is one recording: a rig calibration places two or more devices' '$tmp/e'"
+check "! grep -qi nan '$tmp/out' '$tmp/e'"; check "[ ! -e '$tmp/o.json' ]"
+# recordings of two different rigs (the subordinate of another take): named as such, as align does,
+# not paired until "the board was found in none" of one rig's frames
+sed -e 's/^rig: chain-3/rig: other-rig/' "$KS_SOURCE_DIR/examples/rigs/chain-3.yaml" > "$tmp/other.yaml"
+printf 'simulation:\n  usbfs_mb: 64\n  render: {color: false, depth: false}\n' >> "$tmp/other.yaml"
+sed -i '/^simulation: {usbfs_mb: 64}$/d' "$tmp/other.yaml"
+"$KINSYNC" record "$tmp/other.yaml" --out "$tmp/other" --frames 3 >/dev/null 2>&1; check "[ $? -eq 0 ]"
+"$KINSYNC" calibrate --board "$board" -o "$tmp/o.json" "$tmp.rec/master-000100000001.mkv" \
+  "$tmp.rec/sub1-000100000002.mkv" "$tmp/other/sub2-000100000003.mkv" >"$tmp/out" 2>"$tmp/e"
+rc=$?
+check "[ $rc -eq 2 ]"; check "grep -q \"by rig 'other-rig' but .* by rig 'chain-3': the recordings come from different rigs\" '$tmp/e'"
+check "! grep -q 'board was found' '$tmp/e'"; check "[ ! -e '$tmp/o.json' ]"
 exit $fail

@@ -81,6 +81,49 @@ static void roundtrip_image(const ks_intrinsics *in, int step, double *valid_sha
     *valid_share = (double)valid / total;
 }
 
+static bool all_zero(const ks_extrinsics *e, bool with_t)
+{
+    for (int i = 0; i < 9; i++)
+        if (e->R[i] != 0)
+            return false;
+    for (int i = 0; with_t && i < 3; i++)
+        if (e->t[i] != 0)
+            return false;
+    return true;
+}
+
+/* One camera off (a recording or device that streams only depth or only color): the Sensor SDK
+ * zeroes that camera's mode-specific calibration, extrinsics included, so every extrinsic to it
+ * is all zero and every extrinsic from it keeps only the target's translation (k4a
+ * transformation_get_mode_specific_calibration). The running camera's extrinsics are kept. */
+static void test_camera_off_zeroes_extrinsics(void)
+{
+    ks_calibration both, no_color, no_depth;
+    if (!load("sdk-unittest-calibration.json", KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &both) ||
+        !load("sdk-unittest-calibration.json", KS_DEPTH_NFOV_UNBINNED, KS_COLOR_OFF, &no_color) ||
+        !load("sdk-unittest-calibration.json", KS_DEPTH_OFF, KS_COLOR_720P, &no_depth))
+        return;
+    KS_CHECK(!all_zero(&both.depth_to_color, true) && !all_zero(&both.color_to_depth, true));
+    /* color off: depth -> color and color -> depth (the depth camera is the world: zero translation) */
+    KS_CHECK(all_zero(&no_color.depth_to_color, true));
+    KS_CHECK(all_zero(&no_color.color_to_depth, true));
+    for (int i = 0; i < 9; i++) { /* the depth camera still runs: its IMU extrinsics are kept */
+        KS_CHECK_NEAR(no_color.depth_to_accel.R[i], both.depth_to_accel.R[i], 1e-12);
+        KS_CHECK_NEAR(no_color.depth_to_gyro.R[i], both.depth_to_gyro.R[i], 1e-12);
+    }
+    /* depth off: from depth, the rotation is zero and the target's translation stays (mm) */
+    KS_CHECK(all_zero(&no_depth.depth_to_color, false));
+    KS_CHECK_NEAR(no_depth.depth_to_color.t[0], -31.942267, 1e-4);
+    KS_CHECK_NEAR(no_depth.depth_to_color.t[1], -2.4762286, 1e-4);
+    KS_CHECK(all_zero(&no_depth.color_to_depth, true));
+    KS_CHECK(all_zero(&no_depth.depth_to_accel, false));
+    KS_CHECK_NEAR(no_depth.depth_to_accel.t[0], -50.794426, 1e-4);
+    KS_CHECK(all_zero(&no_depth.depth_to_gyro, true));
+    /* the running camera's intrinsics are those of the full calibration */
+    KS_CHECK_NEAR(no_depth.color.fx, both.color.fx, 1e-12);
+    KS_CHECK_NEAR(no_color.depth.fx, both.depth.fx, 1e-12);
+}
+
 static void test_roundtrip_all_fixtures(void)
 {
     const char *files[] = {"sdk-unittest-calibration.json", "real-device-calibration.json",
@@ -248,6 +291,7 @@ static void test_synthesize(void)
 int main(void)
 {
     KS_RUN(test_golden_sdk_unittest);
+    KS_RUN(test_camera_off_zeroes_extrinsics);
     KS_RUN(test_roundtrip_all_fixtures);
     KS_RUN(test_mode_relations);
     KS_RUN(test_rational6kt_and_bom);

@@ -166,6 +166,18 @@ static ks_status build(pb_file *files, int count, ks_rig *rig, ks_playback_devic
     const pb_file *ref = &files[master >= 0 ? master : 0];
     for (int i = 0; i < count; i++) {
         const ks_mkv_desc *a = &ref->desc, *b = &files[i].desc;
+        /* the tags kinsync record writes (as `kinsync align` checks them): another rig, another take */
+        if (a->rig_name[0] && b->rig_name[0] && strcmp(a->rig_name, b->rig_name))
+            return ks_error_set(err, KS_EINVAL,
+                                "%s was recorded by rig '%s' but %s by rig '%s': the recordings come from different "
+                                "rigs; give one rig's recordings (`kinsync align` names the files that belong)",
+                                files[i].path, b->rig_name, ref->path, a->rig_name);
+        if (a->plan_digest[0] && b->plan_digest[0] && strcmp(a->plan_digest, b->plan_digest))
+            return ks_error_set(err, KS_EINVAL,
+                                "%s and %s were recorded with different plans (%.20s..., %.20s...): they come from "
+                                "different takes or rigs; give the recordings of one take (`kinsync align` names the "
+                                "files that belong)",
+                                files[i].path, ref->path, b->plan_digest, a->plan_digest);
         if (a->fps != b->fps)
             return ks_error_set(err, KS_EINVAL, "%s runs at %d fps but %s at %d fps; a rig runs one frame rate",
                                 files[i].path, ks_fps_hz(b->fps), ref->path, ks_fps_hz(a->fps));

@@ -798,8 +798,14 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         ks_extrinsics d2w, c2w;
         memcpy(d2w.R, dv->pose_R, sizeof d2w.R);
         memcpy(d2w.t, dv->pose_t, sizeof d2w.t);
-        ks_extrinsics_compose(&s->cal.color_to_depth, &d2w, &c2w);
-        ok = cam_init(&s->ccam, &s->cal.color, c2w.R, c2w.t, w->cfg.render_color);
+        /* where the color camera sits: with depth off the mode-specific calibration zeroes the
+         * extrinsics to and from the depth camera (as the SDK does), the hardware keeps them */
+        ks_calibration geo = s->cal;
+        if (dm == KS_DEPTH_OFF)
+            ok = ks_calibration_from_json(dv->calib_json, strlen(dv->calib_json), KS_DEPTH_NFOV_UNBINNED, cr, &geo,
+                                          err) == KS_OK;
+        ks_extrinsics_compose(&geo.color_to_depth, &d2w, &c2w);
+        ok = ok && cam_init(&s->ccam, &s->cal.color, c2w.R, c2w.t, w->cfg.render_color);
         size_t n = (size_t)s->ccam.w * s->ccam.h;
         s->cz = calloc(n, sizeof(float));
         s->bgra = sim_buf_new(n * 4);
