@@ -37,6 +37,7 @@ typedef struct ks_align_frame {
     double key_us;                                 /* the matcher's frame-set key (kinsync/matcher.h) */
     double color_start_us, depth_center_us;        /* the matcher's converted times (NAN when absent) */
     uint64_t color_exposure_us;                    /* as the session saw it (recorded tag or option) */
+    uint64_t depth_exposure_us;                    /* the depth image's exposure (0 when absent) */
 } ks_align_frame;
 
 typedef struct ks_align_stats {
@@ -71,10 +72,11 @@ typedef struct ks_align_file {
     double drift_ppm;            /* slope of the skew against reference time: Theil-Sen, as verify (syncstats) */
     /* How depth_offset_us is measured. With the timestamp convention and (under the seed convention,
      * for a master or subordinate) the color exposure known, from the file's KINSYNC_TIMESTAMPS /
-     * KINSYNC_COLOR_EXPOSURE_US tags or the options: depth centre - color centre - planned depth
-     * delay, 0 when the firmware does what the plan says (as `kinsync verify` measures it). Else the
-     * raw depth ts - color ts - planned depth delay, which under the seed convention also holds
-     * (color exposure - depth exposure) / 2. */
+     * KINSYNC_COLOR_EXPOSURE_US tags or the options: depth ts - color ts - planned depth delay minus
+     * what the convention adds (ks_ts_depth_minus_color_residual_us), i.e. depth centre - color
+     * centre - planned delay, 0 when the firmware does what the plan says (as `kinsync verify`
+     * measures it). Else the raw depth ts - color ts - planned depth delay, which under the seed
+     * convention also holds (color exposure - depth exposure) / 2. */
     bool depth_offset_centres;
     int32_t color_exposure_us;   /* as used (tag or option), 0 = unknown */
     char timestamps[16];         /* convention as used (tag or option), "" = unknown */

@@ -168,6 +168,10 @@ typedef struct ks_backend_ops {
     void (*stop_imu)(void *dev);
     ks_status (*get_imu_sample)(void *dev, ks_imu_sample *out, int32_t timeout_ms, ks_error *err);
     void (*destroy)(void *ctx);
+    /* Optional: the usbfs memory limit (MB) of the hosts the devices are on, 0 when not limited or
+     * not known (recordings), -1 or NULL to let the caller read this host's (real devices); the
+     * simulator models its own hosts. */
+    int (*usbfs_mb)(void *ctx);
     /* Optional (NULL: unknown). Depth pixels of device serial_a that device serial_b's laser lights,
      * from the scene's geometry (the simulator knows it; real devices do not): each device in the
      * depth mode it streams, else `mode`. *pixels < 0 when the backend cannot tell. */
@@ -185,6 +189,9 @@ const char *ks_backend_name(const ks_backend *b);
 /* The backend's KS_BACKEND_CAP_* flags (0 for NULL). */
 unsigned ks_backend_caps(const ks_backend *b);
 void *ks_backend_context(ks_backend *b);
+/* The backend's usbfs_mb op: the devices' hosts' usbfs memory limit in MB (0 not limited/unknown),
+ * -1 when the backend does not say (the caller reads this host's). */
+int ks_backend_usbfs_mb(ks_backend *b);
 int ks_backend_device_count(ks_backend *b);
 /* ops->laser_shared: KS_EUNSUPPORTED (and *pixels = -1) when the backend does not know the geometry. */
 ks_status ks_backend_laser_shared(ks_backend *b, const char *serial_a, const char *serial_b, ks_depth_mode mode,

@@ -45,6 +45,7 @@ typedef struct ks_match_frame {
     uint64_t depth_ts_us, depth_exposure_us;
     uint64_t host_ns;            /* system timestamp (host monotonic), 0 if unknown */
     double invalid_fraction;     /* depth pixels that are 0, -1 if not measured */
+    int content;                 /* image content as measured (ks_frame_content), 0 = not measured */
     void *user;
     /* written by the matcher */
     double key_us;               /* see the header comment */
@@ -119,6 +120,8 @@ void ks_matcher_flush(ks_matcher *m);
 /* Takes the oldest finished set; false when none. The frames (and their `user`) now belong to the
  * caller. */
 bool ks_matcher_pop(ks_matcher *m, ks_frame_set *out);
+/* Finished sets waiting to be popped. */
+int ks_matcher_ready(const ks_matcher *m);
 /* Frames currently held (pending + in output sets). */
 int ks_matcher_held(const ks_matcher *m);
 void ks_matcher_get_stats(const ks_matcher *m, ks_matcher_stats *out);

@@ -115,6 +115,9 @@ void ks_mkv_writer_get_stats(const ks_mkv_writer *w, ks_mkv_writer_stats *st);
 /* Writes pending clusters, Cues, the final SeekHead, Info duration and the Segment size, fsyncs
  * and renames PATH.part to PATH. Frees w in every case. On failure PATH.part is left for repair. */
 ks_status ks_mkv_writer_close(ks_mkv_writer *w, ks_error *err);
+/* Replaces the KINSYNC_TIMESTAMPS tag (e.g. "auto" by the convention measured while recording); the
+ * tags are rewritten in their reserved space now if clusters were written, else with the first. */
+ks_status ks_mkv_writer_set_timestamps(ks_mkv_writer *w, const char *name, ks_error *err);
 /* Stops without finishing: closes and deletes PATH.part, frees w. */
 void ks_mkv_writer_abort(ks_mkv_writer *w);
 

@@ -44,7 +44,8 @@ typedef struct ks_recorder_options {
     char rig_name[64];              /* KINSYNC_RIG, "" = omitted */
     char plan_digest[80];           /* KINSYNC_PLAN_DIGEST, "" = omitted */
     int32_t color_exposure_us;      /* KINSYNC_COLOR_EXPOSURE_US (manual exposure applied), 0 = omitted */
-    char timestamps[16];            /* KINSYNC_TIMESTAMPS (the rig's timestamp convention), "" = omitted */
+    char timestamps[16];            /* KINSYNC_TIMESTAMPS (the rig's timestamp convention), "" = omitted; "auto":
+                                       measured from the captures and written at close ("auto" if undecided) */
     ks_mkv_writer_options mkv;      /* passed to every writer (uid_seed is offset per device) */
     bool overwrite;                 /* replace existing files; otherwise an existing NAME.mkv is KS_EINVAL */
 } ks_recorder_options;

@@ -124,7 +124,7 @@ typedef struct ks_rig {
 } ks_rig;
 
 /* Fills *rig with defaults: no devices, 720P MJPG + NFOV_UNBINNED at 30 fps, manual 8330 us at 60 Hz,
- * seed timestamp convention, simultaneous aim, default guard. */
+ * mid-exposure timestamp convention (the SDK's), simultaneous aim, default guard. */
 void ks_rig_init(ks_rig *rig);
 
 /* Parses a rig file. Bad YAML, unknown keys, wrong types and out-of-range values fail with

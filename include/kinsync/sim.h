@@ -46,6 +46,8 @@ typedef enum ks_sim_fault_kind {
     KS_SIM_FAULT_DROP,         /* device `device` loses `count` captures from at_ms on */
     KS_SIM_FAULT_STALL_HOST,   /* host `host` reads nothing from at_ms for duration_ms */
     KS_SIM_FAULT_TRIGGER_STOP, /* the external trigger generator stops at at_ms (resumes after duration_ms if > 0) */
+    KS_SIM_FAULT_BAD_FRAMES,   /* device `device` delivers `count` frames with invalid content from at_ms on: a
+                                  truncated MJPG (pink) or blank colour and a black depth image (SDK #1227, #1404) */
     KS_SIM_FAULT_KIND_COUNT
 } ks_sim_fault_kind;
 
@@ -127,6 +129,14 @@ typedef struct ks_sim_config {
                                                pattern; the board takes the sheet's size (YAML: board.aprilgrid,
                                                relative to the rig file) */
     int startup_drop_max;                   /* each device loses 0..this many captures right after it starts */
+    /* added (additive) */
+    ks_ts_convention device_timestamps;     /* which instant the simulated devices' timestamps name (YAML
+                                               `timestamps: seed|mid-exposure`); KS_TS_AUTO (default): the rig's
+                                               convention, mid-exposure when the rig says auto */
+    double exposure_write_shift_us;         /* SDK #471: colour moves this far against depth after an exposure
+                                               write, even of the same value (YAML exposure_write.shift_us) */
+    int exposure_write_settle_frames;       /* ... for this many captures (exposure_write.settle_frames); writes
+                                               more often than that leave the offset for good */
 } ks_sim_config;
 
 /* Fills *cfg with the defaults (docs/simulator.md lists them). */
@@ -160,6 +170,9 @@ typedef struct ks_sim ks_sim;
 
 /* The world behind a backend opened by ks_backend_open_sim, NULL for any other backend. */
 ks_sim *ks_sim_from_backend(ks_backend *b);
+
+/* The usbfs memory limit the simulated hosts have (simulation usbfs_mb), 0 when not modelled. */
+int ks_sim_usbfs_mb(ks_sim *s);
 
 /* Virtual global time of the world, ns since creation. */
 uint64_t ks_sim_now_ns(ks_sim *s);

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kinsync/device.h"
 #include "kinsync/error.h"
 #include "kinsync/matcher.h"
 #include "kinsync/timing.h"
@@ -31,6 +32,16 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* What the content of a frame's images says (ks_match_frame.content). */
+typedef enum ks_frame_content {
+    KS_CONTENT_UNKNOWN = 0, /* not measured */
+    KS_CONTENT_OK,
+    KS_CONTENT_BLANK,       /* every sampled byte of the colour image is the same (black frame) */
+    KS_CONTENT_CORRUPT      /* MJPG without its start/end markers: decoders show it pink/grey */
+} ks_frame_content;
+/* Measures a colour image (cheap: markers of an MJPG, 64 sampled bytes of a raw image). */
+ks_frame_content ks_color_image_content(const ks_image *img);
 
 typedef enum ks_check_status { KS_CHECK_PASS = 0, KS_CHECK_WARN, KS_CHECK_FAIL, KS_CHECK_SKIP } ks_check_status;
 const char *ks_check_status_name(ks_check_status s); /* "PASS", "WARN", "FAIL", "SKIP" */
@@ -40,7 +51,8 @@ const char *ks_check_status_name(ks_check_status s); /* "PASS", "WARN", "FAIL", 
 typedef struct ks_sync_check {
     char id[32];          /* stable: "signal", "start-order", "color-alignment", "depth-offsets", "dropped-frames",
                              "clock-drift", "auto-exposure", "exposure-set-once", "laser-overlap",
-                             "laser-schedule", "laser-groups", "external-trigger", "firmware", "jacks" */
+                             "laser-schedule", "laser-groups", "external-trigger", "firmware", "jacks",
+                             "timestamps", "device-lost", "frame-content", "run-length" (docs/verify.md) */
     ks_check_status status;
     int device;           /* -1 for the rig */
     int other;            /* second device concerned, -1 if none */
@@ -61,6 +73,15 @@ typedef struct ks_sync_setup {
     int exposure_sets[KS_MATCH_MAX_DEVICES];   /* exposure control writes while streaming */
     bool streaming_failed[KS_MATCH_MAX_DEVICES]; /* e.g. disconnected */
     int host[KS_MATCH_MAX_DEVICES];  /* host id per device: host times are compared only within one host */
+    /* added for truthful verdicts (additive; zero = unknown) */
+    char failure[KS_MATCH_MAX_DEVICES][160]; /* why a device stopped during capture ("" = it did not) */
+    int upstream[KS_MATCH_MAX_DEVICES];  /* device feeding its Sync In, -1 none (master, trigger-fed) */
+    bool trigger_fed[KS_MATCH_MAX_DEVICES]; /* the external trigger goes into its Sync In */
+    bool started_as_master[KS_MATCH_MAX_DEVICES]; /* wired sync mode it was started with is master */
+    int usbfs_mb[KS_MATCH_MAX_DEVICES];  /* usbfs memory limit of its host, 0 unknown */
+    int devices_on_host[KS_MATCH_MAX_DEVICES]; /* devices sharing its host (for the usbfs need) */
+    double requested_seconds;            /* how long the caller meant to measure (0 unknown) */
+    bool start_order_known_wrong;        /* the caller started the master before the subordinates */
     bool light_known;              /* shared_light was measured (a simulator knows the geometry) */
     int shared_light[KS_MATCH_MAX_DEVICES][KS_MATCH_MAX_DEVICES]; /* [a][b]: pixels of a that b's laser lights */
 } ks_sync_setup;
@@ -87,6 +108,16 @@ typedef struct ks_sync_device {
     double invalid_fraction_max;
     double period_ppm;             /* measured frame period vs nominal on the device clock */
     double laser_start_us;         /* measured first-pulse start relative to the reference colour start */
+    /* added (additive) */
+    double first_key_us, last_key_us; /* first / last frame of the device, reference time base */
+    double ts_residual_us;         /* median (depth ts - colour ts) - planned depth delay, NAN unknown */
+    double ts_seed_residual_us;    /* what the seed's start of frame predicts for it (0 mid-exposure) */
+    double depth_offset_jump_us;   /* largest step of the colour-to-depth offset during the run */
+    double depth_offset_jump_at_us;/* key where it happened */
+    uint64_t longest_outage;       /* longest run of consecutive sets without this device */
+    double outage_at_us;           /* key of the first set of that run */
+    uint64_t bad_content;          /* frames whose image content is invalid (black / corrupt) */
+    uint64_t blank_frames;         /* frames with a blank colour image */
 } ks_sync_device;
 
 typedef struct ks_syncstats ks_syncstats;
@@ -109,8 +140,14 @@ int ks_syncstats_check_count(const ks_syncstats *s);
 const ks_sync_check *ks_syncstats_check(const ks_syncstats *s, int i);
 /* The first check with this id (and device, or any device when device < -1), NULL if none. */
 const ks_sync_check *ks_syncstats_find(const ks_syncstats *s, const char *id, int device);
-/* True when no check is FAIL. */
+/* True when no check is FAIL. The one verdict: the text result line, the JSON `passed` and
+ * `result` and the exit status of verify all come from it. */
 bool ks_syncstats_passed(const ks_syncstats *s);
+/* The timestamp convention the devices follow as measured (KS_TS_SEED or KS_TS_MID_EXPOSURE), or
+ * KS_TS_AUTO when the frames cannot tell (check "timestamps" says why). After finish. */
+ks_ts_convention ks_syncstats_timestamps(const ks_syncstats *s);
+/* The convention the figures were computed with: the rig's, or the measured one for `auto`. */
+ks_ts_convention ks_syncstats_timestamps_used(const ks_syncstats *s);
 uint64_t ks_syncstats_sets(const ks_syncstats *s);
 /* Host monotonic ns of a device timestamp through the device's fit (0 if the fit failed). */
 uint64_t ks_syncstats_host_ns(const ks_syncstats *s, int d, double device_us);

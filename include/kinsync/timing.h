@@ -66,11 +66,15 @@ typedef enum ks_wired_sync_mode {
 typedef enum ks_powerline { KS_POWERLINE_50HZ = 1, KS_POWERLINE_60HZ = 2 } ks_powerline;
 
 /* Which instant of a frame the device timestamp names. The seed document says master and
- * subordinate report Start of Frame and a standalone device Center of Frame; the SDK header says
- * mid-exposure in every mode. The choice is explicit everywhere a timestamp is interpreted. */
+ * subordinate report Start of Frame and a standalone device Center of Frame; the SDK header
+ * (k4a_image_get_device_timestamp_usec) documents mid-exposure in every mode and the SDK's
+ * multi-device hardware test checks it. The choice is explicit everywhere a timestamp is
+ * interpreted, and it is made by the ks_ts_* functions below only (docs/hardware-tables.md). */
 typedef enum ks_ts_convention {
     KS_TS_SEED = 0,       /* start of frame when master/subordinate, center when standalone */
-    KS_TS_MID_EXPOSURE,   /* center of exposure in every mode (SDK header) */
+    KS_TS_MID_EXPOSURE,   /* center of exposure in every mode (SDK header): the default */
+    KS_TS_AUTO,           /* measured from the frames (ks_ts_convention_detect); until measured it
+                             reads timestamps as KS_TS_MID_EXPOSURE */
     KS_TS_CONVENTION_COUNT
 } ks_ts_convention;
 
@@ -113,8 +117,27 @@ bool ks_image_format_parse(const char *s, ks_image_format *out);
 const char *ks_image_format_fourcc(ks_image_format f);          /* "MJPG","NV12","YUY2","BGRA","b16g"; NULL if none */
 const char *ks_wired_sync_mode_name(ks_wired_sync_mode m);      /* "STANDALONE", "MASTER", "SUBORDINATE" */
 bool ks_wired_sync_mode_parse(const char *s, ks_wired_sync_mode *out);
-const char *ks_ts_convention_name(ks_ts_convention c);          /* "seed", "mid-exposure" */
+const char *ks_ts_convention_name(ks_ts_convention c);          /* "seed", "mid-exposure", "auto" */
 bool ks_ts_convention_parse(const char *s, ks_ts_convention *out);
+
+/* The ONE place a device timestamp is read under a convention (the matcher, the statistics, align
+ * and the simulator call these). ts_us is the device timestamp, exposure_us the image's exposure.
+ * True when the timestamp names the start of the exposure (seed convention, synced device). */
+bool ks_ts_is_start_of_frame(ks_ts_convention c, ks_wired_sync_mode mode);
+double ks_ts_color_start_us(ks_ts_convention c, ks_wired_sync_mode mode, double ts_us, double exposure_us);
+double ks_ts_depth_center_us(ks_ts_convention c, ks_wired_sync_mode mode, double ts_us, double exposure_us);
+/* What (depth ts - colour ts) - planned depth delay is under convention c: 0 for mid-exposure (and
+ * for standalone devices), (colour exposure - depth exposure) / 2 for the seed's start of frame. */
+double ks_ts_depth_minus_color_residual_us(ks_ts_convention c, ks_wired_sync_mode mode, double color_exposure_us,
+                                           double depth_exposure_us);
+/* Decides which convention devices follow from the measured median of (depth ts - colour ts) -
+ * planned depth delay (`measured_us`) and what the seed convention predicts for it
+ * (`seed_residual_us`, the function above). Returns KS_TS_SEED or KS_TS_MID_EXPOSURE when the
+ * measurement is within the SDK's tolerance (ks_sdk_sync_tolerance_us at 30 fps, 110 us) of one
+ * prediction and clearly away from the other; KS_TS_AUTO (undecided) when the two predictions are
+ * closer than twice the tolerance (equal exposures, standalone device) or the figure matches
+ * neither. */
+ks_ts_convention ks_ts_convention_detect(double measured_us, double seed_residual_us);
 
 /* Frame rates. */
 int ks_fps_hz(ks_fps fps);                 /* 5, 15, 30; 0 if invalid */

@@ -181,6 +181,7 @@ static ks_status push_frame(ks_align_file *f, size_t *cap, const ks_match_frame 
     fr->color_start_us = mf->color_start_us;
     fr->depth_center_us = mf->depth_center_us;
     fr->color_exposure_us = mf->color_exposure_us;
+    fr->depth_exposure_us = mf->depth_exposure_us;
     return KS_OK;
 }
 
@@ -295,6 +296,9 @@ static void statistics(ks_align_result *r)
         welford skew = {0}, dep = {0};
         const double dd = depth_delay_eff(f);
         f->depth_offset_centres = centres_known(f);
+        ks_ts_convention conv = KS_TS_MID_EXPOSURE;
+        if (f->depth_offset_centres)
+            ks_ts_convention_parse(f->timestamps, &conv);
         for (size_t k = 0; k < r->set_count; k++) {
             const ks_align_set *s = &r->sets[k];
             int32_t fi = s->frame[i], ri = s->frame[r->reference];
@@ -305,11 +309,15 @@ static void statistics(ks_align_result *r)
             if (s->members < r->member_count)
                 f->in_partial_sets++;
             const ks_align_frame *fr = &f->frames[fi];
-            /* the depth offset as syncstats measures it: converted centres from the matcher */
+            /* the depth offset as syncstats measures it: the convention's part of depth ts - colour ts
+             * comes from the one definition of it (kinsync/timing.h) */
             if (fr->has_color && fr->has_depth)
-                wf_add(&dep, f->depth_offset_centres ? fr->depth_center_us -
-                                                           (fr->color_start_us + (double)fr->color_exposure_us / 2.0) - dd
-                                                     : (double)fr->depth_ts_us - (double)fr->color_ts_us - dd);
+                wf_add(&dep, (double)fr->depth_ts_us - (double)fr->color_ts_us - dd -
+                                 (f->depth_offset_centres
+                                      ? ks_ts_depth_minus_color_residual_us(conv, f->sync_mode,
+                                                                            (double)fr->color_exposure_us,
+                                                                            (double)fr->depth_exposure_us)
+                                      : 0.0));
             if (ri < 0)
                 continue;
             const ks_align_frame *rf = &ref->frames[ri];

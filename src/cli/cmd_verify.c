@@ -26,9 +26,11 @@ static void usage(FILE *out)
             "alignment against the master (target %d us), depth offsets against the plan, dropped frames,\n"
             "clock drift, the device-to-host clock fit, and the known failure modes (master started before\n"
             "a subordinate, auto exposure, exposure set repeatedly, laser overlap, a drifting external\n"
-            "trigger). Prints PASS/FAIL per check with its figures. Without devices it runs the simulator\n"
-            "on the rig file (and its `simulation:` section), which also checks the interference groups\n"
-            "against the geometry (devices that light each other's view cannot be in separate groups).\n"
+            "trigger, a device lost, a sync cable or trigger that stops, black/pink frames) and which\n"
+            "instant the timestamps name. Prints PASS/WARN/FAIL/SKIP per check with its figures (SKIP:\n"
+            "could not be judged, with the reason). Without devices it runs the simulator on the rig\n"
+            "file (and its `simulation:` section), which also checks the interference groups against the\n"
+            "geometry (devices that light each other's view cannot be in separate groups).\n"
             "RECORDING.mkv...: one recording per device of a finished take (kinsync record, k4arecorder):\n"
             "the rig is rebuilt from them (roles, recorded delays, timestamp convention) and its frames\n"
             "run through exactly the same session and checks as a live run, to the end of the take.\n"
@@ -66,6 +68,9 @@ static void print_text(const ks_cli_rigrun *r, ks_session *s, ks_syncstats *q, d
         const ks_sync_check *c = ks_syncstats_check(q, i);
         printf("%-4s  %-18s %s\n", ks_check_status_name(c->status), c->id, c->message);
     }
+    printf("\ntimestamps: read as %s (rig file: %s; measured: %s)\n",
+           ks_ts_convention_name(ks_syncstats_timestamps_used(q)), ks_ts_convention_name(r->rig.ts_convention),
+           ks_syncstats_timestamps(q) == KS_TS_AUTO ? "undecided" : ks_ts_convention_name(ks_syncstats_timestamps(q)));
     printf("\n%-12s %7s %7s %10s %10s %12s %10s %12s\n", "device", "frames", "missing", "skew mean", "skew p99",
            "depth offset", "drift", "host fit");
     for (int d = 0; d < ks_session_device_count(s); d++) {
@@ -192,6 +197,18 @@ int cmd_verify(int argc, char **argv)
             if (limit && span >= seconds)
                 ks_session_request_stop(s);
         }
+        if (st == KS_ETIMEOUT && limit && !isnan(first_key)) {
+            /* every device silent for the rest of the run (backend time: virtual on the simulator):
+             * the rig stopped (a trigger that stopped, a master gone); waiting longer shows nothing */
+            ks_session_progress p;
+            ks_session_get_progress(s, &p);
+            bool silent = true;
+            for (int i = 0; i < p.device_count; i++)
+                if (p.alive[i] && p.silent_ms[i] < 1000.0 * (seconds - span) + 500)
+                    silent = false;
+            if (silent)
+                ks_session_request_stop(s);
+        }
         if (ks_mono_s() - t0 > wall_limit)
             ks_session_request_stop(s);
         if (tty && ks_mono_s() - last_print > 0.5) {
@@ -203,7 +220,9 @@ int cmd_verify(int argc, char **argv)
         fputc('\n', stderr);
     bool fault = st == KS_ENODEV;
     ks_session_stop(s);
-    ks_syncstats *q = ks_session_stats(s);
+    /* what was asked for: a run that ends early is a finding, not a shorter PASS */
+    ks_syncstats_setup(ks_session_stats(s))->requested_seconds = limit ? seconds : 0;
+    ks_syncstats *q = ks_session_stats(s); /* a device that failed is a FAIL check (device-lost) */
     if (fault)
         ks_cli_print_error("verify", &err);
     if (json) {
@@ -222,7 +241,7 @@ int cmd_verify(int argc, char **argv)
         else if (!json)
             printf("report: %s\n", report);
     }
-    bool passed = ks_syncstats_passed(q) && !fault;
+    bool passed = ks_syncstats_passed(q); /* the one verdict: result line, JSON and exit status */
     ks_cli_stop_on_sigint(NULL);
     ks_session_close(s);
     ks_cli_rigrun_close(&r);

@@ -220,6 +220,11 @@ const char *ks_backend_name(const ks_backend *b)
     return b ? b->ops->name : "none";
 }
 
+int ks_backend_usbfs_mb(ks_backend *b)
+{
+    return b && b->ops->usbfs_mb ? b->ops->usbfs_mb(b->ctx) : -1;
+}
+
 unsigned ks_backend_caps(const ks_backend *b)
 {
     return b ? b->ops->caps : 0u;

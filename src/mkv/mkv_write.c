@@ -482,6 +482,14 @@ static ks_status rewrite_tags(ks_mkv_writer *w, ks_error *err)
     return ok ? KS_OK : io_error(w, err, "rewriting the tags");
 }
 
+ks_status ks_mkv_writer_set_timestamps(ks_mkv_writer *w, const char *name, ks_error *err)
+{
+    if (!w || !name)
+        return ks_error_set(err, KS_EINVAL, "ks_mkv_writer_set_timestamps: missing argument");
+    snprintf(w->desc.timestamps, sizeof w->desc.timestamps, "%s", name);
+    return w->started && !w->failed ? rewrite_tags(w, err) : KS_OK;
+}
+
 static void put_block_header(ks_buf *b, int track, int16_t rel, uint8_t flags)
 {
     uint8_t h[4] = {(uint8_t)(0x80 | track), (uint8_t)((uint16_t)rel >> 8), (uint8_t)((uint16_t)rel & 0xFF), flags};

@@ -28,6 +28,13 @@ typedef struct rec_dev {
     ks_imu_sample *hold;
     int nhold;
     uint64_t last_capture_ts;
+    /* `timestamps: auto`: (depth ts - colour ts) - planned depth delay of the first captures, to
+     * tag the recording with the convention measured (ks_ts_convention_detect) */
+    bool measure_ts;
+    ks_wired_sync_mode mode;
+    double depth_delay_us;
+    double tsres[64], seed_pred_sum;
+    int ntsres;
     /* gaps: the previous color and depth/IR timestamps and the frame period */
     int64_t period_us;
     uint64_t prev_ts[2];
@@ -175,6 +182,9 @@ ks_status ks_recorder_open(const char *dir, int count, const ks_record_device *d
         snprintf(desc.plan_digest, sizeof desc.plan_digest, "%s", o.plan_digest);
         desc.color_exposure_us = o.color_exposure_us;
         snprintf(desc.timestamps, sizeof desc.timestamps, "%s", o.timestamps);
+        r->devs[i].measure_ts = !strcmp(o.timestamps, ks_ts_convention_name(KS_TS_AUTO));
+        r->devs[i].mode = d->config.wired_sync_mode;
+        r->devs[i].depth_delay_us = ks_delay_effective_us(d->config.depth_delay_off_color_usec);
         ks_mkv_writer_options wo = o.mkv;
         if (wo.uid_seed)
             wo.uid_seed += (uint64_t)i * 1000003u;
@@ -299,6 +309,13 @@ ks_status ks_recorder_add_capture(ks_recorder *r, int device, const ks_capture *
         note_ts(d, imgs[k]->device_ts_us);
         written++;
     }
+    if (d->measure_ts && cap->color && (cap->depth || cap->ir) && d->ntsres < (int)(sizeof d->tsres / sizeof *d->tsres) &&
+        d->mode != KS_SYNC_STANDALONE) {
+        const ks_image *dimg = cap->depth ? cap->depth : cap->ir;
+        d->tsres[d->ntsres++] = (double)dimg->device_ts_us - (double)cap->color->device_ts_us - d->depth_delay_us;
+        d->seed_pred_sum += ks_ts_depth_minus_color_residual_us(KS_TS_SEED, d->mode, (double)cap->color->exposure_us,
+                                                                (double)dimg->exposure_us);
+    }
     d->st.images += (uint64_t)written;
     if (written) {
         d->st.captures++;
@@ -360,6 +377,22 @@ const char *ks_recorder_path(const ks_recorder *r, int device)
     return r && device >= 0 && device < r->count ? r->devs[device].path : NULL;
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The convention a device's timestamps follow, from what add_capture collected; "auto" if undecided. */
+static const char *measured_ts(rec_dev *d)
+{
+    if (!d->ntsres)
+        return ks_ts_convention_name(KS_TS_AUTO);
+    qsort(d->tsres, (size_t)d->ntsres, sizeof *d->tsres, cmp_dbl);
+    double med = d->ntsres % 2 ? d->tsres[d->ntsres / 2] : (d->tsres[d->ntsres / 2 - 1] + d->tsres[d->ntsres / 2]) / 2;
+    return ks_ts_convention_name(ks_ts_convention_detect(med, d->seed_pred_sum / d->ntsres));
+}
+
 ks_status ks_recorder_close(ks_recorder *r, ks_error *err)
 {
     if (!r)
@@ -370,6 +403,8 @@ ks_status ks_recorder_close(ks_recorder *r, ks_error *err)
         pthread_mutex_lock(&d->mu);
         ks_error e;
         ks_status st = d->w ? flush_imu(d, UINT64_MAX, &e) : KS_OK;
+        if (st == KS_OK && d->w && d->measure_ts) /* recordings carry what was measured */
+            st = ks_mkv_writer_set_timestamps(d->w, measured_ts(d), &e);
         if (d->w) {
             ks_status cst = ks_mkv_writer_close(d->w, st == KS_OK ? &e : NULL);
             if (st == KS_OK)

@@ -96,7 +96,7 @@ void ks_rig_init(ks_rig *rig)
     for (int i = 0; i < n; i++)
         if (t[i] <= ks_frame_period_us(KS_FPS_30) / 4)
             rig->exposure.exposure_us = t[i];
-    rig->ts_convention = KS_TS_SEED;
+    rig->ts_convention = KS_TS_MID_EXPOSURE; /* what the SDK documents and its multi-device test checks */
     rig->aim = KS_AIM_SIMULTANEOUS;
     rig->guard_us = 0;
     rig->topology = KS_TOPOLOGY_UNKNOWN;
@@ -613,8 +613,9 @@ static ks_status parse_root(parser *p, const yaml_node_t *root)
         TRY(parse_exposure(p, v, key_line(p, root, "exposure")));
     if ((v = ks_yaml_map_get(p->y, root, "timestamps")) &&
         !ks_ts_convention_parse(ks_yaml_scalar(v), &p->rig->ts_convention))
-        return bad_value(p, v, "timestamps", "seed (start of frame when synced, as the sync article says), "
-                                             "mid-exposure (as the SDK header says)");
+        return bad_value(p, v, "timestamps", "mid-exposure (the default, as the SDK header says), seed (start of "
+                                             "frame when synced, as the sync article says) or auto (measured from "
+                                             "the frames)");
     if ((v = ks_yaml_map_get(p->y, root, "plan")))
         TRY(parse_plan(p, v, key_line(p, root, "plan")));
     /* simulation: belongs to the simulator, which reads it from the same file with its own parser */

@@ -41,15 +41,15 @@ void ks_matcher_config_init(ks_matcher_config *cfg, int n, ks_fps fps, ks_ts_con
 void ks_matcher_key(const ks_matcher_config *cfg, ks_match_frame *f)
 {
     const ks_match_device *d = &cfg->devices[f->device];
-    bool sof = cfg->convention == KS_TS_SEED && d->mode != KS_SYNC_STANDALONE;
     f->color_start_us = NAN;
     f->depth_center_us = NAN;
+    /* the convention is applied by the timing functions only (KS_TS_AUTO reads as mid-exposure) */
     if (f->has_color)
-        f->color_start_us = (double)f->color_ts_us + d->ts_offset_us -
-                            (sof ? 0.0 : (double)f->color_exposure_us / 2.0);
+        f->color_start_us = ks_ts_color_start_us(cfg->convention, d->mode, (double)f->color_ts_us,
+                                                 (double)f->color_exposure_us) + d->ts_offset_us;
     if (f->has_depth)
-        f->depth_center_us = (double)f->depth_ts_us + d->ts_offset_us +
-                             (sof ? (double)f->depth_exposure_us / 2.0 : 0.0);
+        f->depth_center_us = ks_ts_depth_center_us(cfg->convention, d->mode, (double)f->depth_ts_us,
+                                                   (double)f->depth_exposure_us) + d->ts_offset_us;
     if (f->has_color)
         f->key_us = f->color_start_us - d->color_offset_us;
     else
@@ -300,6 +300,11 @@ bool ks_matcher_pop(ks_matcher *m, ks_frame_set *out)
     m->out_head = (m->out_head + 1) % m->cfg.max_output;
     m->out_count--;
     return true;
+}
+
+int ks_matcher_ready(const ks_matcher *m)
+{
+    return m ? m->out_count : 0;
 }
 
 int ks_matcher_held(const ks_matcher *m)

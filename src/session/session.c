@@ -14,6 +14,10 @@
 
 #include "util/monotime.h"
 
+/* Finished sets the session lets wait for its consumer in virtual time (lossless) before it stops
+ * feeding the matcher. */
+#define KS_LOSSLESS_READY 32
+
 typedef struct qitem {
     ks_match_frame f;
 } qitem;
@@ -211,6 +215,19 @@ static ks_status set_exposure(ks_session *s, ks_error *err)
     return KS_OK;
 }
 
+/* usbcore.usbfs_memory_mb of this host, 0 when unknown or unlimited. */
+static int ks_session_host_usbfs_mb(void)
+{
+    FILE *f = fopen("/sys/module/usbcore/parameters/usbfs_memory_mb", "r");
+    int mb = 0;
+    if (f) {
+        if (fscanf(f, "%d", &mb) != 1)
+            mb = 0;
+        fclose(f);
+    }
+    return mb > 0 ? mb : 0;
+}
+
 ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *backend, const ks_session_options *opt,
                           ks_session **out, ks_error *err)
 {
@@ -257,6 +274,14 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
             s->ref = s->n;
         s->n++;
     }
+    bool have_master = false;
+    for (int i = 0; i < s->n; i++)
+        have_master |= plan->devices[s->d[i].rig_index].sync_mode == KS_SYNC_MASTER;
+    int trig_to = rig->trigger.present ? (rig->trigger.to >= 0 ? rig->trigger.to : rig->master) : -1;
+    if (!have_master && trig_to >= 0) /* every device subordinate, fed by an external trigger: the head is the reference */
+        for (int i = 0; i < s->n; i++)
+            if (s->d[i].rig_index == trig_to)
+                s->ref = i;
     if (!s->n) {
         ks_session_close(s);
         return ks_error_set(err, KS_EINVAL, "the rig has no device on host %s; check the devices' host: keys",
@@ -273,6 +298,9 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
          * wait for a device until its pending queue overflows (still bounded) */
         m->wait_us = 1e12;
         m->max_pending = 4 * s->opt.queue_frames + 16;
+        /* and never drop a finished set: feed() stops at KS_LOSSLESS_READY sets waiting, and one
+         * push emits at most every pending frame as a set of its own */
+        m->max_output = KS_LOSSLESS_READY + s->n * m->max_pending + 1;
     }
     for (int i = 0; i < s->n; i++) {
         const ks_plan_device *pd = &plan->devices[s->d[i].rig_index];
@@ -287,6 +315,22 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     su.match = *m;
     su.depth_mode = rig->camera.depth_mode;
     su.external_trigger = rig->trigger.present;
+    su.start_order_known_wrong = s->opt.wrong_order;
+    int usbfs = ks_backend_usbfs_mb(backend); /* the simulated hosts' own, else this host's */
+    if (usbfs < 0)
+        usbfs = ks_session_host_usbfs_mb();
+    for (int i = 0; i < s->n; i++) {
+        int ri = s->d[i].rig_index;
+        su.upstream[i] = -1;
+        for (int c = 0; c < rig->cable_count; c++)
+            if (rig->cables[c].to == ri)
+                su.upstream[i] = session_index_of_rig(s, rig->cables[c].from);
+        su.trigger_fed[i] = ri == trig_to;
+        su.started_as_master[i] = plan->devices[ri].sync_mode == KS_SYNC_MASTER;
+        su.usbfs_mb[i] = usbfs;
+        for (int k = 0; k < rig->device_count; k++)
+            su.devices_on_host[i] += !strcmp(rig->devices[k].host, rig->devices[ri].host);
+    }
     for (int i = 0; i < s->n; i++) {
         snprintf(su.names[i], sizeof su.names[i], "%s", dname(s, i));
         su.groups[i] = rig->devices[s->d[i].rig_index].group;
@@ -459,6 +503,8 @@ static void *capture_main(void *arg)
             if (s->opt.measure_invalid && cap->depth)
                 f.invalid_fraction = invalid_fraction(cap->depth);
         }
+        if (s->opt.measure_invalid && cap->color)
+            f.content = ks_color_image_content(cap->color);
         if (!f.has_color && !f.has_depth) {
             ks_capture_release(cap);
             continue;
@@ -467,6 +513,13 @@ static void *capture_main(void *arg)
         pthread_mutex_lock(&s->mu);
         while (s->lossless && d->q_count == d->q_max && !s->stop_requested) {
             ks_cond_wait_ms(&s->cv, &s->mu, 20);
+        }
+        if (s->lossless && d->q_count == d->q_max) {
+            /* stopping in virtual time: this capture came after the run; dropping the oldest
+             * instead would leave a gap in the frames the run still delivers */
+            ks_capture_release(cap);
+            pthread_mutex_unlock(&s->mu);
+            continue;
         }
         if (d->q_count == d->q_max) { /* consumer too slow: drop the oldest, count it */
             ks_capture_release(d->q[d->q_head].f.user);
@@ -720,6 +773,10 @@ static void feed(ks_session *s)
     /* in key order across the devices, so that one device's backlog does not look like the others
      * being late */
     for (;;) {
+        /* virtual time: a consumer slower than the devices holds them back (their queues fill and
+         * the capture threads wait) instead of losing the finished sets it has not popped yet */
+        if (s->lossless && ks_matcher_ready(s->matcher) >= KS_LOSSLESS_READY)
+            break;
         int best = -1;
         double best_key = 0;
         for (int i = 0; i < s->n; i++) {
@@ -775,9 +832,14 @@ static void account(ks_session *s, ks_session_set *out)
      * evidence of drops. */
     if (out->set.complete)
         s->measuring = true;
-    bool cut = false;
-    for (int i = 0; i < s->n; i++)
-        cut |= s->d[i].ended;
+    /* Cut by the end of the take: every device missing from it ended its recording at most a frame
+     * or two before the set. A recording that ended long before the others is evidence (its device
+     * lost its frames), counted as a live run counts the same frames. */
+    bool cut = !out->set.complete;
+    for (int i = 0; cut && i < s->n; i++)
+        if (!(out->set.present_mask & (1u << i)) &&
+            !(s->d[i].ended && out->set.key_us - s->d[i].last_key <= 2.5 * s->mcfg.period_us))
+            cut = false;
     if (s->measuring && !((s->stop_requested || cut) && !out->set.complete))
         ks_syncstats_add(s->stats, &out->set);
     s->stats_dirty = true;
@@ -908,6 +970,8 @@ ks_syncstats *ks_session_stats(ks_session *s)
     for (int i = 0; i < s->n; i++) {
         su->exposure_sets[i] = s->d[i].exposure_sets;
         su->streaming_failed[i] = s->d[i].fault;
+        if (s->d[i].fault)
+            snprintf(su->failure[i], sizeof su->failure[i], "%.159s", s->d[i].last_error);
     }
     ks_syncstats_finish(s->stats);
     pthread_mutex_unlock(&s->mu);

@@ -24,6 +24,14 @@ char *ks_syncstats_to_json(const ks_syncstats *s)
     json_t *root = json_object();
     json_object_set_new(root, "schema", json_string("kinsync.verify/1"));
     json_object_set_new(root, "passed", json_boolean(ks_syncstats_passed(s)));
+    json_object_set_new(root, "result", json_string(ks_syncstats_passed(s) ? "PASS" : "FAIL"));
+    json_t *ts = json_object();
+    json_object_set_new(ts, "rig", json_string(ks_ts_convention_name(su->match.convention)));
+    json_object_set_new(ts, "measured", ks_syncstats_timestamps(s) == KS_TS_AUTO
+                                            ? json_null()
+                                            : json_string(ks_ts_convention_name(ks_syncstats_timestamps(s))));
+    json_object_set_new(ts, "used", json_string(ks_ts_convention_name(ks_syncstats_timestamps_used(s))));
+    json_object_set_new(root, "timestamps", ts);
     json_object_set_new(root, "sets", json_integer((json_int_t)ks_syncstats_sets(s)));
     json_object_set_new(root, "reference", json_string(su->names[su->match.reference]));
     json_object_set_new(root, "target_us", json_integer(ks_color_alignment_target_us()));
@@ -51,6 +59,11 @@ char *ks_syncstats_to_json(const ks_syncstats *s)
         json_object_set_new(j, "exposure_min_us", json_integer((json_int_t)o->exposure_min_us));
         json_object_set_new(j, "exposure_max_us", json_integer((json_int_t)o->exposure_max_us));
         json_object_set_new(j, "invalid_fraction_mean", num(o->invalid_fraction_mean));
+        json_object_set_new(j, "ts_residual_us", num(o->ts_residual_us));
+        json_object_set_new(j, "ts_seed_residual_us", num(o->ts_seed_residual_us));
+        json_object_set_new(j, "depth_offset_jump_us", num(o->depth_offset_jump_us));
+        json_object_set_new(j, "longest_outage_sets", json_integer((json_int_t)o->longest_outage));
+        json_object_set_new(j, "bad_content_frames", json_integer((json_int_t)o->bad_content));
         json_t *fit = json_object();
         json_object_set_new(fit, "ok", json_boolean(o->host_fit_ok));
         json_object_set_new(fit, "offset_ns", num(o->host_offset_ns));

@@ -48,7 +48,7 @@ static const char *const format_fourcc[KS_FORMAT_COUNT] = {
     "MJPG", "NV12", "YUY2", "BGRA", "b16g", "b16g", NULL, NULL, NULL,
 };
 static const char *const sync_names[KS_SYNC_MODE_COUNT] = {"STANDALONE", "MASTER", "SUBORDINATE"};
-static const char *const ts_names[KS_TS_CONVENTION_COUNT] = {"seed", "mid-exposure"};
+static const char *const ts_names[KS_TS_CONVENTION_COUNT] = {"seed", "mid-exposure", "auto"};
 
 static const int fps_hz[KS_FPS_COUNT] = {5, 15, 30};
 static const int frame_period_us[KS_FPS_COUNT] = {200000, 66666, 33333};
@@ -240,6 +240,39 @@ bool ks_ts_convention_parse(const char *s, ks_ts_convention *out)
         }
     }
     return false;
+}
+
+bool ks_ts_is_start_of_frame(ks_ts_convention c, ks_wired_sync_mode mode)
+{
+    return c == KS_TS_SEED && mode != KS_SYNC_STANDALONE;
+}
+
+double ks_ts_color_start_us(ks_ts_convention c, ks_wired_sync_mode mode, double ts_us, double exposure_us)
+{
+    return ks_ts_is_start_of_frame(c, mode) ? ts_us : ts_us - exposure_us / 2.0;
+}
+
+double ks_ts_depth_center_us(ks_ts_convention c, ks_wired_sync_mode mode, double ts_us, double exposure_us)
+{
+    return ks_ts_is_start_of_frame(c, mode) ? ts_us + exposure_us / 2.0 : ts_us;
+}
+
+double ks_ts_depth_minus_color_residual_us(ks_ts_convention c, ks_wired_sync_mode mode, double color_exposure_us,
+                                           double depth_exposure_us)
+{
+    /* depth centre - colour centre = planned delay; subtract what each conversion adds */
+    return ks_ts_is_start_of_frame(c, mode) ? (color_exposure_us - depth_exposure_us) / 2.0 : 0.0;
+}
+
+ks_ts_convention ks_ts_convention_detect(double measured_us, double seed_residual_us)
+{
+    const double tol = ks_sdk_sync_tolerance_us(KS_FPS_30);
+    if (!isfinite(measured_us) || !isfinite(seed_residual_us) || fabs(seed_residual_us) < 2 * tol)
+        return KS_TS_AUTO;
+    bool mid = fabs(measured_us) <= tol, seed = fabs(measured_us - seed_residual_us) <= tol;
+    if (mid == seed)
+        return KS_TS_AUTO;
+    return mid ? KS_TS_MID_EXPOSURE : KS_TS_SEED;
 }
 
 int ks_fps_hz(ks_fps fps)

@@ -127,6 +127,11 @@ static void t_destroy(void *ctx)
     free(ctx); /* the inner backend stays the caller's */
 }
 
+static int t_usbfs(void *ctx)
+{
+    return ks_backend_usbfs_mb(((trace *)ctx)->inner);
+}
+
 static ks_status t_laser_shared(void *ctx, const char *serial_a, const char *serial_b, ks_depth_mode mode,
                                 int *pixels, ks_error *err)
 {
@@ -151,6 +156,7 @@ static const ks_backend_ops trace_ops = {
     .stop_imu = t_stop_imu,
     .get_imu_sample = t_imu,
     .destroy = t_destroy,
+    .usbfs_mb = t_usbfs,
     .laser_shared = t_laser_shared,
 };
 

@@ -250,7 +250,7 @@ static void defaults(void)
     KS_CHECK(rig.exposure.manual);
     KS_CHECK_INT(rig.exposure.exposure_us, 8330);
     KS_CHECK_INT(rig.exposure.powerline, KS_POWERLINE_60HZ);
-    KS_CHECK_INT(rig.ts_convention, KS_TS_SEED);
+    KS_CHECK_INT(rig.ts_convention, KS_TS_MID_EXPOSURE); /* the SDK header and its multi-device test */
     KS_CHECK_INT(rig.aim, KS_AIM_SIMULTANEOUS);
     KS_CHECK_INT(rig.master, -1);
     KS_CHECK_INT(rig.trigger.to, -1);

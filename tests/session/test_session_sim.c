@@ -10,6 +10,7 @@
 #include "kinsync/sim.h"
 #include "ks_test.h"
 #include "support/sim_rigs.h"
+#include "util/monotime.h"
 
 #define MAXF 4096
 
@@ -53,6 +54,7 @@ typedef struct simrun {
     ks_session *s;
     truth_log *truth;
     ks_session_options opt;
+    bool keep_master;   /* start the trigger-fed device as master (the mistake; the plan says subordinate) */
 } simrun;
 
 static void sim_setup(simrun *r, int n, uint64_t seed)
@@ -68,9 +70,24 @@ static void sim_setup(simrun *r, int n, uint64_t seed)
     r->opt.user = r->truth;
 }
 
+/* The device the external trigger feeds runs as subordinate, as every device of a triggered rig
+ * (docs/hardware-setup.md, SDK issue #366). The planner says so once it knows; until then (and
+ * whatever it says) the tests start it that way unless they show the master-mode mistake. */
+/* The planner starts a trigger-fed device as subordinate; keep_master makes the mistake a user
+ * makes by hand (`--external-sync master` on the device the generator feeds). */
+static void trigger_head_subordinate(simrun *r)
+{
+    int to = r->rig.trigger.present ? (r->rig.trigger.to >= 0 ? r->rig.trigger.to : r->rig.master) : -1;
+    if (to < 0 || !r->keep_master)
+        return;
+    r->plan.devices[to].sync_mode = KS_SYNC_MASTER;
+    r->plan.devices[to].config.wired_sync_mode = KS_SYNC_MASTER;
+}
+
 static ks_status sim_open(simrun *r, ks_error *err)
 {
     ks_plan_make(&r->rig, NULL, &r->plan, NULL);
+    trigger_head_subordinate(r);
     if (ks_backend_open_sim(&r->rig, &r->sc, &r->b, err) != KS_OK)
         return err->code;
     r->truth->sim = ks_sim_from_backend(r->b);
@@ -158,6 +175,42 @@ static void test_correct_start_truth(void)
         dump(q);
     printf("    correct start: worst colour skew %.1f us (p99), measured vs truth within %.2f us\n",
            ca ? ca->value : -1, worst);
+    sim_close(&r);
+}
+
+/* Virtual time: a consumer slower than the simulated devices holds them back; it never loses the
+ * finished sets it has not popped yet (they once overflowed the matcher's output and looked like a
+ * pause of the whole rig, or a short run). Each pause lets the capture threads refill their queues. */
+static void test_slow_consumer_loses_nothing(void)
+{
+    simrun r;
+    sim_setup(&r, 3, 13);
+    ks_error e;
+    KS_CHECK(sim_open(&r, &e) == KS_OK);
+    KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+    const double P = ks_session_matcher_config(r.s)->period_us;
+    double prev = NAN, worst_step = 0;
+    int got = 0;
+    for (int i = 0; i < 120; i++) {
+        ks_session_set set;
+        if (ks_session_next(r.s, &set, 5000, &e) != KS_OK)
+            break;
+        got++;
+        if (!isnan(prev) && set.set.key_us - prev > worst_step)
+            worst_step = set.set.key_us - prev;
+        prev = set.set.key_us;
+        ks_session_set_release(&set);
+        struct timespec ts = {0, 3 * 1000000L}; /* the consumer is slow */
+        nanosleep(&ts, NULL);
+    }
+    ks_session_stop(r.s);
+    KS_CHECK_INT(got, 120);
+    KS_CHECK_MSG(worst_step < 1.5 * P, "a step of %.0f us between consecutive sets (period %.0f us)", worst_step, P);
+    ks_syncstats *q = ks_session_stats(r.s);
+    const ks_sync_check *c = ks_syncstats_find(q, "dropped-frames", -2);
+    KS_CHECK(c && c->status == KS_CHECK_PASS);
+    if (!c || c->status != KS_CHECK_PASS)
+        dump(q);
     sim_close(&r);
 }
 
@@ -387,6 +440,12 @@ static void test_stalled_host(void)
     ks_syncstats *q = ks_session_stats(r.s);
     const ks_sync_check *dr = ks_syncstats_find(q, "dropped-frames", -2);
     KS_CHECK(dr && dr->status != KS_CHECK_PASS);
+    if (dr) /* named as the host's (a stall, or frames lost on the way), never the sync cable */
+        KS_CHECK_CONTAINS(dr->message, "host");
+    KS_CHECK(!ks_syncstats_find(q, "sync-signal", -2));
+    KS_CHECK(!ks_syncstats_find(q, "sync-pause", -2));
+    if (!ks_syncstats_passed(q) && getenv("KS_DUMP"))
+        dump(q);
     if (dr)
         printf("    %s\n", dr->message);
     sim_close(&r);
@@ -427,9 +486,220 @@ static void test_trigger_drift(void)
     KS_CHECK(fabs(ppm[1] - ppm[0]) > 60);
 }
 
+/* The trigger-fed head started as subordinate follows the generator (an 80 ppm trigger shows on its
+ * clock); started as master it runs on its own oscillator: no frame follows the generator, and
+ * verify names it. A trigger stop then stops every device (run-length / signal) only when the head
+ * follows the trigger. */
+static void test_trigger_head_mode(void)
+{
+    for (int master = 0; master < 2; master++) {
+        simrun r;
+        memset(&r, 0, sizeof r);
+        ks_error e;
+        KS_CHECK(ks_rig_load(KS_SOURCE_DIR "/examples/rigs/external-trigger.yaml", &r.rig, &e) == KS_OK);
+        ks_findings f;
+        ks_findings_init(&f);
+        ks_rig_validate(&r.rig, &f);
+        ks_findings_free(&f);
+        simt_config(&r.sc, 23, false);
+        r.sc.trigger_frequency_error_ppm = 80;
+        r.keep_master = master;
+        r.truth = calloc(1, sizeof *r.truth);
+        ks_session_options_init(&r.opt);
+        KS_CHECK(sim_open(&r, &e) == KS_OK);
+        if (!master) /* no device of the rig is master */
+            for (int i = 0; i < r.rig.device_count; i++)
+                KS_CHECK(r.plan.devices[i].config.wired_sync_mode == KS_SYNC_SUBORDINATE);
+        KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+        int got;
+        ks_status last;
+        run_sets(&r, 45, &got, &last);
+        ks_session_stop(r.s);
+        ks_syncstats *q = ks_session_stats(r.s);
+        KS_CHECK_INT(ks_session_reference(r.s), r.rig.trigger.to >= 0 ? r.rig.trigger.to : r.rig.master);
+        const ks_sync_check *t = ks_syncstats_find(q, "external-trigger", -2);
+        KS_CHECK(t && t->status == KS_CHECK_FAIL);
+        if (t && master)
+            KS_CHECK_CONTAINS(t->message, "started as master");
+        if (t && !master)
+            KS_CHECK_CONTAINS(t->message, "drifts"); /* it follows the 80 ppm generator */
+        if (t)
+            printf("    head as %s: %s\n", master ? "master" : "subordinate", t->message);
+        ks_sim_device_stats ds;
+        ks_sim_device_stats_get(ks_sim_from_backend(r.b), r.rig.trigger.to >= 0 ? r.rig.trigger.to : 0, &ds, NULL);
+        if (master)
+            KS_CHECK_INT(ds.pulses_seen, 0); /* the master ignored every trigger pulse */
+        else
+            KS_CHECK(ds.pulses_seen > 40);
+        sim_close(&r);
+    }
+}
+
+/* Both timestamp conventions of the simulated devices: read with the right setting the depth offsets
+ * pass; read with `auto` the session measures which one it is and says so with the figure; read
+ * with the wrong setting `timestamps` FAILs naming the convention to set. */
+static void test_timestamp_conventions(void)
+{
+    for (int dev = 0; dev < 2; dev++)
+        for (int rigc = 0; rigc < 3; rigc++) {
+            ks_ts_convention devc = dev ? KS_TS_MID_EXPOSURE : KS_TS_SEED;
+            ks_ts_convention rc = rigc == 0 ? KS_TS_SEED : rigc == 1 ? KS_TS_MID_EXPOSURE : KS_TS_AUTO;
+            simrun r;
+            sim_setup(&r, 3, 31);
+            r.sc.device_timestamps = devc;
+            r.rig.ts_convention = rc;
+            ks_error e;
+            KS_CHECK(sim_open(&r, &e) == KS_OK);
+            KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+            int got;
+            ks_status last;
+            run_sets(&r, 40, &got, &last);
+            ks_session_stop(r.s);
+            ks_syncstats *q = ks_session_stats(r.s);
+            const ks_sync_check *t = ks_syncstats_find(q, "timestamps", -2);
+            const ks_sync_check *dep = ks_syncstats_find(q, "depth-offsets", -2);
+            KS_CHECK(t && dep);
+            KS_CHECK_INT(ks_syncstats_timestamps(q), devc);
+            bool right = rc == KS_TS_AUTO || rc == devc;
+            if (t && dep) {
+                KS_CHECK_INT(t->status, right ? KS_CHECK_PASS : KS_CHECK_FAIL);
+                KS_CHECK_INT(dep->status, right ? KS_CHECK_PASS : KS_CHECK_FAIL);
+                KS_CHECK_CONTAINS(t->message, devc == KS_TS_SEED ? "start of frame" : "mid-exposure");
+                if (rc == KS_TS_AUTO)
+                    KS_CHECK_CONTAINS(t->message, "measured");
+                if (!right)
+                    KS_CHECK_CONTAINS(t->message, devc == KS_TS_SEED ? "`timestamps: seed`" : "`timestamps: mid-exposure`");
+                /* the figure: seed predicts (colour exposure - depth exposure) / 2 = -2235 us at 8330 us */
+                KS_CHECK_NEAR(t->value, devc == KS_TS_SEED ? -2235 : 0, 3);
+                printf("    devices %s, rig %s: %s %s\n", ks_ts_convention_name(devc), ks_ts_convention_name(rc),
+                       ks_check_status_name(t->status), t->message);
+            }
+            KS_CHECK_INT(ks_syncstats_timestamps_used(q), rc == KS_TS_AUTO ? devc : rc);
+            sim_close(&r);
+        }
+}
+
+/* SDK #471: writing the exposure again while streaming, even the same value, shifts colour against
+ * depth; verify's exposure check sees it in the frames (the colour-to-depth offset jumps), also when
+ * the writes are not counted by the session. */
+static void test_same_value_exposure_writes(void)
+{
+    for (int counted = 0; counted < 2; counted++) {
+        simrun r;
+        sim_setup(&r, 2, 41);
+        r.opt.reapply_exposure_every = 20; /* same value, every 20 frames: more often than it settles */
+        ks_error e;
+        KS_CHECK(sim_open(&r, &e) == KS_OK);
+        KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+        int got;
+        ks_status last;
+        run_sets(&r, 90, &got, &last);
+        ks_session_stop(r.s);
+        ks_syncstats *q = ks_session_stats(r.s);
+        if (!counted)
+            for (int d = 0; d < 2; d++)
+                ks_syncstats_setup(q)->exposure_sets[d] = 0; /* as if another program wrote it */
+        ks_syncstats_finish(q);
+        const ks_sync_check *x = ks_syncstats_find(q, "exposure-set-once", -2);
+        KS_CHECK(x && x->status == KS_CHECK_FAIL);
+        if (x) {
+            KS_CHECK_CONTAINS(x->message, "#471");
+            KS_CHECK_CONTAINS(x->message, "jumped by -300.0 us"); /* colour 300 us later */
+            printf("    %s\n", x->message);
+        }
+        const ks_sync_device *o = ks_syncstats_device(q, 0);
+        KS_CHECK_NEAR(o->depth_offset_jump_us, -300, 5); /* the modelled shift: colour later, depth - colour smaller */
+        KS_CHECK(!ks_syncstats_passed(q));
+        sim_close(&r);
+    }
+    /* no write: the offset holds and the exposure check passes */
+    simrun r;
+    sim_setup(&r, 2, 41);
+    ks_error e;
+    KS_CHECK(sim_open(&r, &e) == KS_OK);
+    KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+    int got;
+    ks_status last;
+    run_sets(&r, 90, &got, &last);
+    ks_session_stop(r.s);
+    ks_syncstats *q = ks_session_stats(r.s);
+    const ks_sync_check *x = ks_syncstats_find(q, "exposure", -2);
+    KS_CHECK(x && x->status == KS_CHECK_PASS);
+    KS_CHECK(fabs(ks_syncstats_device(q, 1)->depth_offset_jump_us) < 5);
+    sim_close(&r);
+}
+
+/* An external trigger that stops (or pauses) mid-run on an all-subordinate triggered rig: verify's
+ * checks name the trigger, and the verdict is FAIL. */
+static void test_trigger_stop_and_pause(void)
+{
+    for (int pause = 0; pause < 2; pause++) {
+        simrun r;
+        memset(&r, 0, sizeof r);
+        ks_error e;
+        KS_CHECK(ks_rig_load(KS_SOURCE_DIR "/examples/rigs/external-trigger.yaml", &r.rig, &e) == KS_OK);
+        ks_findings f;
+        ks_findings_init(&f);
+        ks_rig_validate(&r.rig, &f);
+        ks_findings_free(&f);
+        simt_config(&r.sc, 25, false);
+        r.sc.fault_count = 1;
+        r.sc.faults[0] = (ks_sim_fault){.kind = KS_SIM_FAULT_TRIGGER_STOP, .at_ms = 1500,
+                                        .duration_ms = pause ? 400 : 0, .device = -1, .cable = -1};
+        r.truth = calloc(1, sizeof *r.truth);
+        ks_session_options_init(&r.opt);
+        KS_CHECK(sim_open(&r, &e) == KS_OK);
+        KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+        /* Read 3 s of device time. After a trigger stop no set ends the loop: it ends when the
+         * simulator's clock has run 3.5 s past the first set (every frame of the 3 s was captured by
+         * then) and the session has nothing more; waits are events, the wall clock only bounds. */
+        ks_session_set set;
+        double first = NAN, span = 0, t_wall = ks_mono_s();
+        uint64_t v0 = 0;
+        ks_status st = KS_OK;
+        while (span < 3.0 && ks_mono_s() - t_wall < 120) {
+            st = ks_session_next(r.s, &set, 200, &e);
+            if (st == KS_ETIMEOUT) {
+                if (v0 && ks_sim_now_ns(r.truth->sim) - v0 > 3500000000ull)
+                    break; /* the devices' clocks are past the run: nothing more will come */
+                continue;
+            }
+            if (st != KS_OK)
+                break;
+            if (isnan(first)) {
+                first = set.set.key_us;
+                v0 = ks_sim_now_ns(r.truth->sim);
+            }
+            span = (set.set.key_us - first) / 1e6;
+            ks_session_set_release(&set);
+        }
+        KS_CHECK(st == KS_OK || st == KS_ETIMEOUT);
+        KS_CHECK(v0 != 0);
+        ks_session_stop(r.s);
+        ks_syncstats_setup(ks_session_stats(r.s))->requested_seconds = 3;
+        ks_syncstats *q = ks_session_stats(r.s);
+        const ks_sync_check *c = ks_syncstats_find(q, pause ? "sync-pause" : "run-length", -2);
+        KS_CHECK(c && c->status == KS_CHECK_FAIL);
+        if (c) {
+            KS_CHECK_CONTAINS(c->message, pause ? "the external trigger paused" : "the external trigger stopped");
+            printf("    trigger %s: %s\n", pause ? "pause" : "stop", c->message);
+        }
+        KS_CHECK(!ks_syncstats_passed(q));
+        if (!c || c->status != KS_CHECK_FAIL)
+            dump(q);
+        char *j = ks_syncstats_to_json(q);
+        KS_CHECK(j && strstr(j, "\"result\": \"FAIL\"") && strstr(j, "\"passed\": false"));
+        free(j);
+        KS_CHECK(!ks_syncstats_find(q, "dropped-frames", -2) ||
+                 ks_syncstats_find(q, "dropped-frames", -2)->status == KS_CHECK_PASS);
+        sim_close(&r);
+    }
+}
+
 int main(void)
 {
     KS_RUN(test_correct_start_truth);
+    KS_RUN(test_slow_consumer_loses_nothing);
     KS_RUN(test_master_first);
     KS_RUN(test_missing_cable);
     KS_RUN(test_no_signal_diagnosis);
@@ -439,5 +709,9 @@ int main(void)
     KS_RUN(test_disconnect);
     KS_RUN(test_stalled_host);
     KS_RUN(test_trigger_drift);
+    KS_RUN(test_trigger_head_mode);
+    KS_RUN(test_timestamp_conventions);
+    KS_RUN(test_same_value_exposure_writes);
+    KS_RUN(test_trigger_stop_and_pause);
     return KS_TEST_END();
 }

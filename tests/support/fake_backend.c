@@ -42,6 +42,7 @@ void fake_config_init(fake_config *c, int n, const ks_rig *rig)
     memset(c, 0, sizeof *c);
     c->n = n;
     c->rig = rig;
+    c->timestamps = rig && rig->ts_convention == KS_TS_SEED ? KS_TS_SEED : KS_TS_MID_EXPOSURE;
     for (int i = 0; i < n; i++)
         snprintf(c->dev[i].serial, sizeof c->dev[i].serial, "%s",
                  rig && i < rig->device_count ? rig->devices[i].serial : "SIM00000");
@@ -224,7 +225,7 @@ static ks_status f_capture(void *dev, ks_capture **out, int32_t timeout_ms, ks_e
         while ((int)(k % (uint64_t)s->drop_every) == s->drop_every - 1)
             k = d->k++;
     const double P = ks_frame_period_exact_us(d->cfg.camera_fps);
-    bool sof = d->cfg.wired_sync_mode != KS_SYNC_STANDALONE;
+    bool sof = ks_ts_is_start_of_frame(w->cfg.timestamps, d->cfg.wired_sync_mode);
     double E = d->exp_mode == KS_CONTROL_MODE_MANUAL ? d->exposure : 10000 + 50.0 * (double)(k % 40);
     double sync = P * (double)(k + 1) + s->skew_us + s->skew_per_frame_us * (double)k;
     if (d->cfg.wired_sync_mode == KS_SYNC_SUBORDINATE)

@@ -34,6 +34,7 @@ typedef struct fake_config {
     fake_script dev[FAKE_MAX];
     int pace_us;                 /* real sleep per get_capture; 0 = 300 */
     const ks_rig *rig;           /* jacks follow its cables when given */
+    ks_ts_convention timestamps; /* instant the device timestamps name: the rig's (mid-exposure if auto or no rig) */
 } fake_config;
 
 /* Fills n devices with serials "SIM00000".. (as simt_rig names them) and defaults. */

@@ -630,6 +630,12 @@ static void pb_destroy(void *vctx)
     free(c);
 }
 
+static int pb_usbfs_mb(void *ctx)
+{
+    (void)ctx;
+    return 0; /* the recording hosts' limit is not recorded; this host's says nothing about them */
+}
+
 static const ks_backend_ops pb_ops = {
     .name = "playback",
     .caps = KS_BACKEND_CAP_VIRTUAL_TIME | KS_BACKEND_CAP_FINITE | KS_BACKEND_CAP_JACKS,
@@ -649,6 +655,7 @@ static const ks_backend_ops pb_ops = {
     .stop_imu = pb_stop_imu,
     .get_imu_sample = pb_get_imu_sample,
     .destroy = pb_destroy,
+    .usbfs_mb = pb_usbfs_mb,
 };
 
 void ks_playback_options_init(ks_playback_options *o)

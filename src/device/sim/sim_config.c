@@ -38,6 +38,9 @@ void ks_sim_config_init(ks_sim_config *c)
     c->sensor = true;
     c->lockstep = true;
     c->startup_drop_max = 2;            /* frame counts differ by one or two at start, as on real rigs */
+    c->device_timestamps = KS_TS_AUTO;  /* follow the rig file (mid-exposure when it says auto) */
+    c->exposure_write_shift_us = 300;   /* model figure: SDK #471 reports the offset, not its size */
+    c->exposure_write_settle_frames = 30;
 }
 
 typedef struct ctx {
@@ -327,7 +330,7 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
         yaml_node_t *kn = ks_yaml_map_get(x->y, m, "kind");
         if (!kn)
             return ks_yaml_error(x->y, m, x->err, KS_EPARSE,
-                                 "a fault needs `kind:` (unplug, disconnect, drop, stall or trigger-stop)");
+                                 "a fault needs `kind:` (unplug, disconnect, drop, stall, trigger-stop or bad-frames)");
         st = ks_yaml_get_string(x->y, kn, "kind", kind, sizeof kind, x->err);
         if (st != KS_OK)
             break;
@@ -337,7 +340,7 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
                 break;
         if (k == KS_SIM_FAULT_KIND_COUNT)
             return ks_yaml_error(x->y, kn, x->err, KS_EINVAL,
-                                 "unknown fault kind `%s`; use unplug, disconnect, drop, stall or trigger-stop",
+                                 "unknown fault kind `%s`; use unplug, disconnect, drop, stall, trigger-stop or bad-frames",
                                  kind);
         f->kind = (ks_sim_fault_kind)k;
         if (!ks_yaml_map_get(x->y, m, "at_ms"))
@@ -381,7 +384,8 @@ static ks_status parse_faults(ctx *x, yaml_node_t *seq)
                                      "an unplug fault needs `cable: index` or `to: device` (and optionally `from:`)");
             }
         }
-        if (st == KS_OK && (f->kind == KS_SIM_FAULT_DISCONNECT || f->kind == KS_SIM_FAULT_DROP) && f->device < 0)
+        if (st == KS_OK && (f->kind == KS_SIM_FAULT_DISCONNECT || f->kind == KS_SIM_FAULT_DROP ||
+                            f->kind == KS_SIM_FAULT_BAD_FRAMES) && f->device < 0)
             return ks_yaml_error(x->y, m, x->err, KS_EPARSE, "a %s fault needs `device:`", kind);
         if (st == KS_OK && f->kind == KS_SIM_FAULT_STALL_HOST) {
             if (!f->host[0])
@@ -401,7 +405,8 @@ static ks_status parse_section(ctx *x, yaml_node_t *s)
                                        "default_cable_m", "usb", "start_latency_ms", "queue_frames",
                                        "device_buffer_frames", "usbfs_mb", "host_drift_ppm",
                                        "trigger_frequency_error_ppm", "brightness_variation", "scene", "board",
-                                       "faults", "render", "lockstep", "startup_drop_max", NULL};
+                                       "faults", "render", "lockstep", "startup_drop_max", "timestamps",
+                                       "exposure_write", NULL};
     ks_sim_config *c = x->c;
     ks_status st = ks_yaml_expect_map(x->y, s, "simulation", x->err);
     if (st == KS_OK)
@@ -445,6 +450,22 @@ static ks_status parse_section(ctx *x, yaml_node_t *s)
         (st = get_b(x, s, "lockstep", &c->lockstep)) != KS_OK ||
         (st = get_i(x, s, "startup_drop_max", 0, 100, &c->startup_drop_max)) != KS_OK)
         return st;
+    if ((n = ks_yaml_map_get(x->y, s, "timestamps"))) {
+        ks_ts_convention tc;
+        if (!ks_ts_convention_parse(ks_yaml_scalar(n), &tc) || tc == KS_TS_AUTO)
+            return ks_yaml_error(x->y, n, x->err, KS_EINVAL,
+                                 "`timestamps:` of the simulated devices is seed (start of frame when synced) or "
+                                 "mid-exposure (as the SDK documents)");
+        c->device_timestamps = tc;
+    }
+    if ((n = ks_yaml_map_get(x->y, s, "exposure_write"))) {
+        static const char *const ek[] = {"shift_us", "settle_frames", NULL};
+        if ((st = ks_yaml_expect_map(x->y, n, "exposure_write", x->err)) != KS_OK ||
+            (st = ks_yaml_check_keys(x->y, n, ek, "exposure_write", x->err)) != KS_OK ||
+            (st = get_d(x, n, "shift_us", -1e5, 1e5, &c->exposure_write_shift_us)) != KS_OK ||
+            (st = get_i(x, n, "settle_frames", 0, 1000000, &c->exposure_write_settle_frames)) != KS_OK)
+            return st;
+    }
     if ((n = ks_yaml_map_get(x->y, s, "usb"))) {
         static const char *const uk[] = {"latency_us", "jitter_us", NULL};
         if ((st = ks_yaml_expect_map(x->y, n, "usb", x->err)) != KS_OK ||

@@ -37,6 +37,7 @@ typedef struct sim_frame {
     uint64_t gen;
     ks_sim_frame_truth truth;
     bool has_color, has_depth, has_ir;
+    bool bad;                            /* BAD_FRAMES fault: deliver invalid content */
     uint64_t color_ts_us, depth_ts_us;   /* device clock */
     uint64_t system_ts_ns;
     uint64_t depth_exposure_us;
@@ -89,6 +90,8 @@ typedef struct sim_dev {
     int32_t ctl_value[KS_CONTROL_COUNT];
     bool disturb_next;
     int drop_remaining;
+    int bad_remaining;       /* BAD_FRAMES fault: captures still to deliver with invalid content */
+    int exp_shift_left;      /* SDK #471: captures still shifted after an exposure write */
     int startup_drops;
     double bright_phase, bright_period_s;
     /* queues */

@@ -425,11 +425,10 @@ static void on_pulse(sim_world *w, const sim_event *ev)
     if (d->disconnected)
         return; /* an unpowered device passes nothing on */
     bool from_trigger = ev->aux != 0;
-    bool own_master = d->streaming && d->cfg.wired_sync_mode == KS_SYNC_MASTER && !d->triggered;
+    bool own_master = d->streaming && d->cfg.wired_sync_mode == KS_SYNC_MASTER;
     if (own_master)
-        return; /* a master drives its own Sync Out and ignores Sync In */
-    bool accept = d->streaming && (d->cfg.wired_sync_mode == KS_SYNC_SUBORDINATE ||
-                                   (d->cfg.wired_sync_mode == KS_SYNC_MASTER && d->triggered));
+        return; /* a master drives its own Sync Out and ignores Sync In, an external trigger's too */
+    bool accept = d->streaming && d->cfg.wired_sync_mode == KS_SYNC_SUBORDINATE;
     if (from_trigger && !accept && d->streaming)
         return;
     if (from_trigger && d->streaming) {
@@ -520,7 +519,7 @@ static void on_capture(sim_world *w, const sim_event *ev)
     f->truth.sync_ns = S;
     f->truth.pulse_index = ev->idx;
     uint64_t complete = S;
-    bool sof = w->rig.ts_convention == KS_TS_SEED && d->cfg.wired_sync_mode != KS_SYNC_STANDALONE;
+    bool sof = ks_ts_is_start_of_frame(w->cfg.device_timestamps, d->cfg.wired_sync_mode);
     if (has_color(&d->cfg)) {
         double gain;
         double E = color_exposure_us(d, S, &gain);
@@ -528,10 +527,16 @@ static void on_capture(sim_world *w, const sim_event *ev)
         f->has_color = true;
         f->gain = gain;
         f->truth.color_exposure_us = (uint32_t)llround(E);
-        f->truth.color_center_ns = S;
-        f->truth.color_start_ns = S > half ? S - half : 0;
-        f->color_ts_us = dev_time_us(d, sof ? f->truth.color_start_ns : S);
-        complete = S + half;
+        uint64_t C = S; /* colour centre: the sync instant, unless an exposure write moved it (SDK #471) */
+        if (d->exp_shift_left > 0) {
+            d->exp_shift_left--;
+            double sh = w->cfg.exposure_write_shift_us * 1000.0;
+            C = (double)S + sh > (double)half ? (uint64_t)llround((double)S + sh) : half;
+        }
+        f->truth.color_center_ns = C;
+        f->truth.color_start_ns = C > half ? C - half : 0;
+        f->color_ts_us = dev_time_us(d, sof ? f->truth.color_start_ns : C);
+        complete = C + half;
     }
     if (has_depth(&d->cfg)) {
         const ks_depth_mode_info *m = ks_depth_mode_get(d->cfg.depth_mode);
@@ -580,6 +585,10 @@ static void on_capture(sim_world *w, const sim_event *ev)
         (*drop)++;
         frame_free(f);
         return;
+    }
+    if (d->bad_remaining > 0) {
+        d->bad_remaining--;
+        f->bad = true;
     }
     double lat = w->cfg.usb_latency_us + fabs(w->cfg.usb_jitter_us * sim_rand_normal(&w->rng));
     uint64_t arrival = complete + (uint64_t)(lat * 1000.0);
@@ -765,6 +774,10 @@ static void on_fault(sim_world *w, const sim_event *ev)
     case KS_SIM_FAULT_DROP:
         if (ft->device >= 0 && ft->device < w->rig.device_count)
             w->devs[ft->device].drop_remaining += ft->count;
+        break;
+    case KS_SIM_FAULT_BAD_FRAMES:
+        if (ft->device >= 0 && ft->device < w->rig.device_count)
+            w->devs[ft->device].bad_remaining += ft->count;
         break;
     case KS_SIM_FAULT_TRIGGER_STOP:
         w->trigger_stopped = !end;
@@ -956,7 +969,7 @@ static void diagnose(sim_world *w, sim_dev *d, char *buf, size_t n)
                      serial, up);
             return;
         }
-        if (u->streaming && u->cfg.wired_sync_mode == KS_SYNC_MASTER && !u->triggered)
+        if (u->streaming && u->cfg.wired_sync_mode == KS_SYNC_MASTER)
             break;
         if (!u->streaming && trigger_target(&w->rig) != cb->from) {
             bool has_in = false;
@@ -1200,6 +1213,8 @@ static ks_status op_set_color_control(void *dev, ks_color_control c, ks_control_
     if (c == KS_CONTROL_EXPOSURE_TIME_ABSOLUTE && d->streaming &&
         (mode != d->ctl_mode[c] || value != d->ctl_value[c]))
         d->disturb_next = true; /* the sensor reprograms: the next capture is lost */
+    if (c == KS_CONTROL_EXPOSURE_TIME_ABSOLUTE && d->streaming && mode == KS_CONTROL_MODE_MANUAL)
+        d->exp_shift_left = d->w->cfg.exposure_write_settle_frames; /* SDK #471: even the same value */
     d->ctl_mode[c] = mode;
     if (mode == KS_CONTROL_MODE_MANUAL)
         d->ctl_value[c] = value;
@@ -1242,10 +1257,13 @@ static ks_status op_start_cameras(void *dev, const ks_device_config *cfg, ks_err
         d->armed_ns = d->arm_at_ns; /* a start time agreed between hosts (multi-host simulation) */
     d->arm_at_ns = 0;
     d->period_ns = period_us(d) * 1000.0 / d->rate_own;
-    d->triggered = trigger_target(&w->rig) == d->index && cfg->wired_sync_mode != KS_SYNC_STANDALONE;
+    /* only a subordinate follows Sync In: a master fed by a trigger runs on its own (docs/hardware-setup.md) */
+    d->triggered = trigger_target(&w->rig) == d->index && cfg->wired_sync_mode == KS_SYNC_SUBORDINATE;
     d->zero_ns = w->now_ns;
     d->clk_rate = d->rate_own;
-    if (cfg->wired_sync_mode == KS_SYNC_STANDALONE || (cfg->wired_sync_mode == KS_SYNC_MASTER && !d->triggered)) {
+    d->exp_shift_left = 0;
+    d->bad_remaining = 0;
+    if (cfg->wired_sync_mode == KS_SYNC_STANDALONE || cfg->wired_sync_mode == KS_SYNC_MASTER) {
         d->tick0_ns = d->armed_ns;
         if (cfg->wired_sync_mode == KS_SYNC_STANDALONE) {
             d->zeroed = true; /* a standalone device's clock starts with its cameras */
@@ -1270,6 +1288,42 @@ static void op_stop_cameras(void *dev)
     stop_locked(d);
     d->stats.streaming = false;
     pthread_mutex_unlock(&d->w->mu);
+}
+
+/* A copy of img with invalid content: an MJPG cut in half (no end marker: decoders show the rest
+ * pink/grey), any other image all zero (black). Timestamps and exposure are kept. */
+static ks_image *spoiled(const ks_image *img)
+{
+    size_t size = img->format == KS_FORMAT_MJPG ? img->size / 2 : img->size;
+    ks_image *o = ks_image_create(img->format, img->width, img->height, img->stride, size ? size : 1);
+    if (!o)
+        return NULL;
+    if (img->format == KS_FORMAT_MJPG)
+        memcpy(o->data, img->data, size);
+    else
+        memset(o->data, 0, o->size);
+    o->size = size;
+    o->device_ts_us = img->device_ts_us;
+    o->system_ts_ns = img->system_ts_ns;
+    o->exposure_us = img->exposure_us;
+    o->white_balance = img->white_balance;
+    o->iso_speed = img->iso_speed;
+    return o;
+}
+
+static ks_status spoil_capture(ks_capture *cap, ks_error *err)
+{
+    ks_image **imgs[3] = {&cap->color, &cap->depth, &cap->ir};
+    for (int i = 0; i < 3; i++) {
+        if (!*imgs[i])
+            continue;
+        ks_image *o = spoiled(*imgs[i]);
+        if (!o)
+            return ks_error_set(err, KS_ENOMEM, "out of memory for an invalid frame");
+        ks_image_release(*imgs[i]);
+        *imgs[i] = o;
+    }
+    return KS_OK;
 }
 
 static ks_status op_get_capture(void *dev, ks_capture **out, int32_t timeout_ms, ks_error *err)
@@ -1309,6 +1363,8 @@ static ks_status op_get_capture(void *dev, ks_capture **out, int32_t timeout_ms,
         return ks_error_set(err, KS_ENOMEM, "out of memory for a capture of %s", serial);
     }
     ks_status st = sim_render_capture(w, f, cap, err);
+    if (st == KS_OK && f->bad)
+        st = spoil_capture(cap, err);
     if (st != KS_OK) {
         ks_capture_release(cap);
         frame_free(f);
@@ -1410,6 +1466,11 @@ static void op_destroy(void *ctx)
     free(w);
 }
 
+static int op_usbfs_mb(void *ctx)
+{
+    return ((sim_world *)ctx)->cfg.usbfs_mb; /* the simulated hosts', never this machine's */
+}
+
 static int serial_index(const sim_world *w, const char *serial)
 {
     for (int i = 0; i < w->rig.device_count; i++)
@@ -1449,6 +1510,7 @@ static const ks_backend_ops sim_ops = {
     .stop_imu = op_stop_imu,
     .get_imu_sample = op_get_imu_sample,
     .destroy = op_destroy,
+    .usbfs_mb = op_usbfs_mb,
     .laser_shared = op_laser_shared,
 };
 
@@ -1526,6 +1588,8 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
         return ks_error_set(err, KS_ENOMEM, "out of memory creating the simulated world");
     w->rig = *rig;
     w->cfg = *cfg_in;
+    if (w->cfg.device_timestamps != KS_TS_SEED && w->cfg.device_timestamps != KS_TS_MID_EXPOSURE)
+        w->cfg.device_timestamps = rig->ts_convention == KS_TS_SEED ? KS_TS_SEED : KS_TS_MID_EXPOSURE;
     w->rng = cfg_in->seed * 0x2545F4914F6CDD1Dull + 1;
     pthread_mutex_init(&w->mu, NULL);
     ks_cond_init_monotonic(&w->cond);
@@ -1757,6 +1821,11 @@ double ks_sim_scene_distance(ks_sim *s, const double p[3], uint64_t t_ns)
     return sim_scene_distance(&w->scene, p, t_ns);
 }
 
+int ks_sim_usbfs_mb(ks_sim *s)
+{
+    return s ? ((sim_world *)s)->cfg.usbfs_mb : 0;
+}
+
 uint64_t ks_sim_host_time_ns(ks_sim *s, const char *host, uint64_t t_ns)
 {
     sim_world *w = (sim_world *)s;
@@ -1787,7 +1856,7 @@ ks_status ks_sim_device_clock(ks_sim *s, int device, double *rate, double *offse
 
 const char *ks_sim_fault_kind_name(ks_sim_fault_kind k)
 {
-    static const char *const names[] = {"unplug", "disconnect", "drop", "stall", "trigger-stop"};
+    static const char *const names[] = {"unplug", "disconnect", "drop", "stall", "trigger-stop", "bad-frames"};
     return (k >= 0 && k < KS_SIM_FAULT_KIND_COUNT) ? names[k] : "unknown";
 }
 
