@@ -14,7 +14,13 @@
  *   while (ks_session_next(s, &set, 1000, &err) == KS_OK) { ...; ks_session_set_release(&set); }
  *   ks_session_stop(s); ks_syncstats *q = ks_session_stats(s); ... ks_session_close(s);
  * Threads: open/start/next/stop/close from one thread; ks_session_request_stop from anywhere
- * (also from a signal handler). */
+ * (also from a signal handler). A program may hand ks_session_next to a thread of its own once the
+ * session is started, as long as that thread has returned before ks_session_stop/close.
+ *
+ * Across hosts (the multi-host agent, kinsync/net.h) the start is split in two, because the order
+ * across hosts is the coordinator's: ks_session_arm starts this host's subordinates and their
+ * capture threads; ks_session_start_master, on the coordinator's word once every host armed,
+ * starts the master if it is here. Neither waits for first frames. */
 #ifndef KINSYNC_SESSION_H
 #define KINSYNC_SESSION_H
 
@@ -78,6 +84,15 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
  * and what the backend said) when a device stays silent; everything is stopped then. */
 ks_status ks_session_start(ks_session *s, ks_error *err);
 
+/* The two halves of a start for a rig spread over hosts (the agent). ks_session_arm: every device
+ * other than the master, in the plan's order, each subordinate confirmed armed; their capture
+ * threads run from here on (frames come once a master anywhere pulses). ks_session_start_master:
+ * the master and its capture thread (nothing when the master is on another host). Neither waits for
+ * first frames (ks_session_get_progress shows them). On failure everything is stopped. After arm,
+ * ks_session_next/stop/close work as after ks_session_start. */
+ks_status ks_session_arm(ks_session *s, ks_error *err);
+ks_status ks_session_start_master(ks_session *s, ks_error *err);
+
 /* Next frame set. KS_OK: *out filled (release with ks_session_set_release); KS_ETIMEOUT: nothing
  * within timeout_ms (wall clock); KS_EEOF: stopped and drained, or every stream of a finite
  * backend (recordings, KS_BACKEND_CAP_FINITE) ended and was drained; KS_ENODEV: a device failed (the
@@ -109,6 +124,8 @@ typedef struct ks_session_progress {
                                                    * get_capture calls, backend time) */
     int max_queue_seen;                           /* high-water mark of any device queue */
     int matcher_held;                             /* frames inside the matcher */
+    bool failed[KS_MATCH_MAX_DEVICES];            /* its capture ended by an error (not a stop, not the
+                                                   * end of a recording); ks_session_device_reason says why */
 } ks_session_progress;
 void ks_session_get_progress(ks_session *s, ks_session_progress *p);
 

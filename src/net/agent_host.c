@@ -1,19 +1,25 @@
-/* The devices behind an agent (kinsync/net.h, ks_agent_host): the rig's devices on this host, run
- * one by one as the coordinator commands. Each host only ever does its own share of the start
- * sequence; the order across hosts (every subordinate armed before the master) is the
- * coordinator's job.
+/* The devices behind an agent (kinsync/net.h, ks_agent_host): the rig's devices on this host run as
+ * one ks_session (kinsync/session.h, its host option), the same path as a single-host run: the
+ * session opens the devices, compares firmware, checks the jacks against the rig's cables, sets the
+ * exposure once in its order, starts subordinates confirming each armed, runs one capture thread per
+ * device and matches frame sets. Each host only ever does its own share of the start sequence; the
+ * order across hosts (every subordinate armed before the master) is the coordinator's job, hence
+ * the session's two-phase start.
  *
- *   CONFIGURE  open each device by serial, set the rig's manual exposure and powerline once,
- *              open the recorder (one .mkv per device, the plan's delays in its tags)
- *   ARM        subordinates start their cameras and wait for pulses; a master only reports ready
+ *   CONFIGURE  (the first of the host's devices) open the session and the recorder (one .mkv per
+ *              device, the plan's delays in its tags)
+ *   ARM        ks_session_arm: the host's subordinates start and wait for pulses; a master only
+ *              reports ready
  *   SYNC       (simulator only) the master on another host starts at the agreed instant: its pulses
  *              reach this world's subordinates then, as through a real cable
- *   START      the master starts its cameras (at the agreed instant on the simulator)
- *   STOP       capture threads end, cameras stop, every file is completed
- * One capture thread per device writes every capture to the recorder. */
+ *   START      ks_session_start_master (at the agreed instant on the simulator)
+ *   STOP       (the first of the host's devices) the session stops, every file is completed
+ * The recorder is a sink of the session: every capture is written from its device's capture thread
+ * (on_capture), as `kinsync record` does; a thread of the host consumes the frame sets. */
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <turbojpeg.h>
 #include <stdio.h>
@@ -26,6 +32,7 @@
 #include "kinsync/syncstats.h"
 #include "kinsync/plan.h"
 #include "kinsync/record.h"
+#include "kinsync/session.h"
 #include "kinsync/sim.h"
 #include "net/transport.h"
 #include "doctor/clock_parse.h"
@@ -35,21 +42,20 @@
 
 typedef struct host_dev {
     int rig_index;
-    ks_device *dev;
     ks_device_config config;
+    /* guarded by host->mu (capture threads move ARMED -> STREAMING, or to ERROR) */
     ks_agent_state state;
     char message[160];
+    char firmware[32];
     ks_jack_state jacks;
-    pthread_t thread;
-    bool thread_running;
     uint64_t frames;
     int64_t last_ts_us, last_host_ns;
     struct ks_agent_host *host;
-    int slot;
+    int slot;                /* recorder and session index */
     uint8_t *thumb;          /* latest preview JPEG (1/8 scale), NULL until the first colour frame */
     size_t thumb_len;
     int64_t thumb_ts_us;
-    double thumb_wall;       /* when it was made: one a second is plenty */
+    double thumb_wall;       /* when it was made (capture thread only): one a second is plenty */
     /* host time: (colour start us, host realtime ns - fit_base_ns) of the last KS_HOST_FIT_WINDOW
      * colour frames, and the fit over them (recomputed at most every 0.4 s) */
     double fit_x[KS_HOST_FIT_WINDOW], fit_y[KS_HOST_FIT_WINDOW];
@@ -65,14 +71,21 @@ struct ks_agent_host {
     char host[KS_NAME_MAX];
     char out_dir[512];
     ks_backend *backend;
+    ks_plan *plan;           /* the rig's plan with the recorded configurations (the session starts these) */
     ks_device_config configs[KS_RIG_MAX_DEVICES];
     char digest[80];
     int count;
     host_dev devs[HOST_MAX_DEVICES];
+    /* one run: the session and its recorder, from the first CONFIGURE to the first STOP; only the
+     * agent's thread opens, arms, starts and closes them */
+    ks_session *session;
     ks_recorder *rec;
+    bool armed;
+    pthread_t consumer;      /* takes the session's frame sets (ks_session_next) */
+    bool consumer_running;
+    atomic_int ending;       /* set by the agent's thread to end the consumer */
     char paths[HOST_MAX_DEVICES][512];
     pthread_mutex_t mu;
-    volatile int stop;
     ks_clock_status clock;   /* this host's time sync, read at CONFIGURE */
     bool clock_known;
     ks_matcher_config mcfg;  /* the timestamp convention per device (slot), for the colour start */
@@ -235,6 +248,15 @@ static host_dev *by_serial(ks_agent_host *h, const char *serial)
     return NULL;
 }
 
+/* The device's state as its capture thread may have moved it (ARMED -> STREAMING, ERROR). */
+static ks_agent_state get_state(host_dev *d)
+{
+    pthread_mutex_lock(&d->host->mu);
+    ks_agent_state s = d->state;
+    pthread_mutex_unlock(&d->host->mu);
+    return s;
+}
+
 static void set_state(host_dev *d, ks_agent_state s, const char *msg)
 {
     pthread_mutex_lock(&d->host->mu);
@@ -243,19 +265,35 @@ static void set_state(host_dev *d, ks_agent_state s, const char *msg)
     pthread_mutex_unlock(&d->host->mu);
 }
 
+/* Every device of the host into state s (a run of the host's session succeeds or fails as one). */
+static void set_all(ks_agent_host *h, ks_agent_state s, const char *msg)
+{
+    for (int i = 0; i < h->count; i++)
+        set_state(&h->devs[i], s, msg);
+}
+
 ks_status ks_agent_host_create(const ks_rig *rig, const char *host, ks_backend *backend, const char *out_dir,
                                ks_agent_host **out, ks_error *err)
 {
     ks_agent_host *h = calloc(1, sizeof *h);
-    if (!h)
+    if (!h || !(h->plan = malloc(sizeof *h->plan))) {
+        free(h);
         return ks_error_set(err, KS_ENOMEM, "out of memory");
+    }
     h->rig = *rig;
     snprintf(h->host, sizeof h->host, "%s", host);
     snprintf(h->out_dir, sizeof h->out_dir, "%s", out_dir);
     h->backend = backend;
     pthread_mutex_init(&h->mu, NULL);
     ks_matcher_config_init(&h->mcfg, HOST_MAX_DEVICES, rig->camera.fps, rig->ts_convention);
-    ks_status st = ks_record_configs_from_rig(&h->rig, NULL, h->configs, h->digest, err);
+    ks_status st = ks_plan_make(&h->rig, NULL, h->plan, err);
+    if (st != KS_OK)
+        ks_error_prefix(err, st, "the rig %s cannot be planned (kinsync plan explains)", rig->name);
+    if (st == KS_OK)
+        st = ks_record_configs_from_rig(&h->rig, h->plan, h->configs, h->digest, err);
+    /* the session starts each device with plan->devices[i].config: the recorded configurations */
+    for (int i = 0; st == KS_OK && i < rig->device_count; i++)
+        h->plan->devices[i].config = h->configs[i];
     for (int i = 0; st == KS_OK && i < rig->device_count; i++) {
         const char *dh = rig->devices[i].host[0] ? rig->devices[i].host : "localhost";
         if (strcmp(dh, host) != 0)
@@ -276,6 +314,7 @@ ks_status ks_agent_host_create(const ks_rig *rig, const char *host, ks_backend *
                           "rig's hosts are the devices' 'host:' entries)", host);
     if (st != KS_OK) {
         pthread_mutex_destroy(&h->mu);
+        free(h->plan);
         free(h);
         return st;
     }
@@ -291,52 +330,157 @@ int ks_agent_host_serials(const ks_agent_host *h, const char **serials, int max)
     return n;
 }
 
-static void *capture_thread(void *arg)
+/* The recorder as the session's sink, in device d's capture thread: every capture is written, the
+ * device's counters, preview and host-time window follow it. */
+static void on_capture(int slot, ks_capture *cap, void *user)
 {
-    host_dev *d = arg;
-    ks_agent_host *h = d->host;
-    while (!h->stop) {
-        ks_capture *cap = NULL;
+    ks_agent_host *h = user;
+    host_dev *d = &h->devs[slot];
+    ks_error we;
+    ks_status ws = ks_recorder_add_capture(h->rec, d->slot, cap, &we);
+    const ks_image *img = cap->color ? cap->color : cap->depth ? cap->depth : cap->ir;
+    make_thumbnail(d, cap->color);
+    int64_t arrival = cap->color && cap->color->system_ts_ns ? arrival_realtime_ns(h, cap->color->system_ts_ns) : 0;
+    pthread_mutex_lock(&h->mu);
+    if (arrival)
+        fit_add(d, cap->color, arrival);
+    d->frames++;
+    if (img) {
+        d->last_ts_us = (int64_t)img->device_ts_us;
+        d->last_host_ns = (int64_t)img->system_ts_ns;
+    }
+    if (ws != KS_OK) {
+        d->state = KS_AGENT_ERROR;
+        snprintf(d->message, sizeof d->message, "%s", we.message);
+    } else if (d->state == KS_AGENT_ARMED || d->state == KS_AGENT_CONFIGURED) {
+        d->state = KS_AGENT_STREAMING;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (ws != KS_OK)
+        ks_session_request_stop(h->session); /* a file that cannot be written ends the run, as in `record` */
+}
+
+/* Consumes the session's frame sets (the matcher, the sync statistics) until the run ends; a device
+ * whose capture fails is reported ERROR with the session's reason. Ends when end_run says so (a
+ * session whose master is on another host, or never started, has no end of its own). */
+static void *consumer_main(void *arg)
+{
+    ks_agent_host *h = arg;
+    while (!atomic_load(&h->ending)) {
+        ks_session_set set;
         ks_error e;
-        ks_status st = ks_device_get_capture(d->dev, &cap, 100, &e);
-        if (st == KS_ETIMEOUT)
-            continue;
-        if (st != KS_OK) {
-            set_state(d, KS_AGENT_ERROR, e.message);
+        ks_status st = ks_session_next(h->session, &set, 100, &e);
+        if (st == KS_OK)
+            ks_session_set_release(&set);
+        ks_session_progress p;
+        ks_session_get_progress(h->session, &p);
+        for (int i = 0; i < h->count; i++) {
+            if (!p.failed[i] || get_state(&h->devs[i]) == KS_AGENT_ERROR)
+                continue;
+            char why[KS_ERROR_MESSAGE_MAX];
+            ks_session_device_reason(h->session, i, why, sizeof why);
+            set_state(&h->devs[i], KS_AGENT_ERROR, why[0] ? why : "capture failed");
+        }
+        if (st == KS_EEOF || st == KS_ENODEV)
             break;
-        }
-        ks_error we;
-        ks_status ws = ks_recorder_add_capture(h->rec, d->slot, cap, &we);
-        const ks_image *img = cap->color ? cap->color : cap->depth ? cap->depth : cap->ir;
-        make_thumbnail(d, cap->color);
-        int64_t arrival = cap->color && cap->color->system_ts_ns ? arrival_realtime_ns(h, cap->color->system_ts_ns) : 0;
-        pthread_mutex_lock(&h->mu);
-        if (arrival)
-            fit_add(d, cap->color, arrival);
-        d->frames++;
-        if (img) {
-            d->last_ts_us = (int64_t)img->device_ts_us;
-            d->last_host_ns = (int64_t)img->system_ts_ns;
-        }
-        if (d->state == KS_AGENT_ARMED || d->state == KS_AGENT_CONFIGURED)
-            d->state = KS_AGENT_STREAMING;
-        pthread_mutex_unlock(&h->mu);
-        ks_capture_release(cap);
-        if (ws != KS_OK) {
-            set_state(d, KS_AGENT_ERROR, we.message);
-            break;
-        }
     }
     return NULL;
 }
 
-static ks_status start_thread(host_dev *d, ks_error *err)
+/* Ends the host's run: the session stops (capture threads, then cameras, master first), the
+ * recorder completes every file, the devices are closed. Safe to call when nothing runs. */
+static ks_status end_run(ks_agent_host *h, ks_error *err)
 {
-    if (d->thread_running)
-        return KS_OK;
-    if (pthread_create(&d->thread, NULL, capture_thread, d) != 0)
-        return ks_error_set(err, KS_ENOMEM, "cannot start a capture thread");
-    d->thread_running = true;
+    ks_status st = KS_OK;
+    if (h->session) {
+        atomic_store(&h->ending, 1);
+        ks_session_request_stop(h->session);
+        if (h->consumer_running) {
+            pthread_join(h->consumer, NULL);
+            h->consumer_running = false;
+        }
+        ks_session_stop(h->session);
+    }
+    ks_sim *sim = ks_sim_from_backend(h->backend);
+    if (h->armed && sim && h->rig.master >= 0)
+        ks_sim_stop_remote(sim, h->rig.master); /* no-op when the master is ours */
+    h->armed = false;
+    if (h->rec) {
+        for (int i = 0; i < h->count; i++)
+            snprintf(h->paths[i], sizeof h->paths[i], "%s", ks_recorder_path(h->rec, i));
+        st = ks_recorder_close(h->rec, err);
+        h->rec = NULL;
+    }
+    ks_session_close(h->session);
+    h->session = NULL;
+    return st;
+}
+
+/* Opens the host's session (devices, firmware, jacks, exposure) and its recorder. */
+static ks_status open_run(ks_agent_host *h, ks_error *err)
+{
+    ks_session_options so;
+    ks_session_options_init(&so);
+    so.host = h->host;
+    so.on_capture = on_capture;
+    so.user = h;
+    so.lossless = 0; /* the hosts run in real time (the simulator paced): a slow consumer drops, counted */
+    ks_status st = ks_session_open(&h->rig, h->plan, h->backend, &so, &h->session, err);
+    if (st == KS_OK && ks_session_device_count(h->session) != h->count)
+        st = ks_error_set(err, KS_EINVAL, "the session runs %d of host %s's %d devices",
+                          ks_session_device_count(h->session), h->host, h->count);
+    for (int i = 0; st == KS_OK && i < h->count; i++)
+        if (ks_session_rig_index(h->session, i) != h->devs[i].rig_index)
+            st = ks_error_set(err, KS_EINVAL, "session device %d is not host device %d", i, i);
+    ks_record_device rdev[HOST_MAX_DEVICES];
+    char roles[KS_RIG_MAX_DEVICES][64];
+    char *cal[HOST_MAX_DEVICES] = {0};
+    memset(rdev, 0, sizeof rdev);
+    if (st == KS_OK)
+        ks_record_role_names(&h->rig, roles);
+    for (int i = 0; st == KS_OK && i < h->count; i++) {
+        host_dev *x = &h->devs[i];
+        ks_device *dev = ks_session_device(h->session, i);
+        const ks_device_info *info = ks_device_info_get(dev);
+        snprintf(rdev[i].serial, sizeof rdev[i].serial, "%s", info->serial);
+        snprintf(rdev[i].role, sizeof rdev[i].role, "%s", roles[x->rig_index]);
+        rdev[i].config = x->config;
+        rdev[i].color_fw = info->rgb;
+        rdev[i].depth_fw = info->depth;
+        rdev[i].has_firmware = true;
+        size_t len = 0;
+        if (ks_device_get_calibration_json(dev, &cal[i], &len, NULL) == KS_OK) {
+            rdev[i].calibration_json = cal[i];
+            rdev[i].calibration_len = len;
+        }
+        ks_jack_state j;
+        if (ks_device_get_jacks(dev, &j, NULL) != KS_OK)
+            j.supported = false;
+        pthread_mutex_lock(&h->mu);
+        x->jacks = j;
+        ks_version_format(&info->rgb, x->firmware, sizeof x->firmware);
+        x->fit_n = x->fit_next = 0; /* a new run: a new fit */
+        memset(&x->fit, 0, sizeof x->fit);
+        x->frames = 0;
+        pthread_mutex_unlock(&h->mu);
+    }
+    if (st == KS_OK) {
+        ks_recorder_options ro;
+        memset(&ro, 0, sizeof ro);
+        snprintf(ro.rig_name, sizeof ro.rig_name, "%s", h->rig.name);
+        snprintf(ro.plan_digest, sizeof ro.plan_digest, "%s", h->digest);
+        ks_record_rig_tags(&h->rig, &ro);
+        ro.overwrite = true;
+        st = ks_recorder_open(h->out_dir, h->count, rdev, &ro, &h->rec, err);
+    }
+    for (int i = 0; i < h->count; i++)
+        free(cal[i]);
+    if (st != KS_OK) {
+        ks_session_close(h->session);
+        h->session = NULL;
+        return st;
+    }
+    read_host_clock(h);
     return KS_OK;
 }
 
@@ -346,68 +490,16 @@ static ks_status h_configure(void *ctx, const char *serial, const char *args, ks
     host_dev *d = by_serial(h, serial);
     if (!d)
         return ks_error_set(err, KS_ENOTFOUND, "device %s is not on host %s", serial, h->host);
-    if (d->state != KS_AGENT_IDLE && d->state != KS_AGENT_STOPPED)
+    ks_agent_state now = get_state(d);
+    if (now != KS_AGENT_IDLE && now != KS_AGENT_STOPPED)
         return ks_error_set(err, KS_ESTATE, "device %s is %s; stop it before configuring again", serial,
-                            ks_agent_state_name(d->state));
-    const ks_rig_device *rd = &h->rig.devices[d->rig_index];
-    ks_status st = KS_OK;
-    if (!d->dev)
-        st = ks_device_open_by_serial(h->backend, rd->serial, &d->dev, err);
-    if (st == KS_OK && h->rig.exposure.manual)
-        st = ks_device_set_color_control(d->dev, KS_CONTROL_EXPOSURE_TIME_ABSOLUTE, KS_CONTROL_MODE_MANUAL,
-                                         h->rig.exposure.exposure_us, err);
-    if (st == KS_OK)
-        st = ks_device_set_color_control(d->dev, KS_CONTROL_POWERLINE_FREQUENCY, KS_CONTROL_MODE_MANUAL,
-                                         (int32_t)h->rig.exposure.powerline, err);
-    if (st == KS_OK && ks_device_get_jacks(d->dev, &d->jacks, NULL) != KS_OK)
-        d->jacks.supported = false;
-    /* the recorder holds every device of this host: opened with the first, when all are open */
-    bool all_open = true;
-    for (int i = 0; i < h->count; i++)
-        all_open &= h->devs[i].dev != NULL;
-    if (st == KS_OK && all_open && !h->rec) {
-        ks_record_device rdev[HOST_MAX_DEVICES];
-        char roles[KS_RIG_MAX_DEVICES][64];
-        char *cal[HOST_MAX_DEVICES] = {0};
-        ks_record_role_names(&h->rig, roles);
-        memset(rdev, 0, sizeof rdev);
-        for (int i = 0; i < h->count && st == KS_OK; i++) {
-            host_dev *x = &h->devs[i];
-            const ks_device_info *info = ks_device_info_get(x->dev);
-            snprintf(rdev[i].serial, sizeof rdev[i].serial, "%s", info->serial);
-            snprintf(rdev[i].role, sizeof rdev[i].role, "%s", roles[x->rig_index]);
-            rdev[i].config = x->config;
-            rdev[i].color_fw = info->rgb;
-            rdev[i].depth_fw = info->depth;
-            rdev[i].has_firmware = true;
-            size_t len = 0;
-            if (ks_device_get_calibration_json(x->dev, &cal[i], &len, NULL) == KS_OK) {
-                rdev[i].calibration_json = cal[i];
-                rdev[i].calibration_len = len;
-            }
-        }
-        ks_recorder_options ro;
-        memset(&ro, 0, sizeof ro);
-        snprintf(ro.rig_name, sizeof ro.rig_name, "%s", h->rig.name);
-        snprintf(ro.plan_digest, sizeof ro.plan_digest, "%s", h->digest);
-        ks_record_rig_tags(&h->rig, &ro);
-        ro.overwrite = true;
-        if (st == KS_OK)
-            st = ks_recorder_open(h->out_dir, h->count, rdev, &ro, &h->rec, err);
-        for (int i = 0; i < h->count; i++)
-            free(cal[i]);
-    }
+                            ks_agent_state_name(now));
+    /* the session holds every device of this host: opened with the first */
+    ks_status st = h->session ? KS_OK : open_run(h, err);
     if (st != KS_OK) {
         set_state(d, KS_AGENT_ERROR, err ? err->message : "configure failed");
         return st;
     }
-    h->stop = 0;
-    pthread_mutex_lock(&h->mu);
-    d->fit_n = d->fit_next = 0; /* a new run: a new fit */
-    memset(&d->fit, 0, sizeof d->fit);
-    pthread_mutex_unlock(&h->mu);
-    if (d->slot == 0)
-        read_host_clock(h);
     set_state(d, KS_AGENT_CONFIGURED, "");
     return KS_OK;
 }
@@ -416,19 +508,31 @@ static ks_status h_arm(void *ctx, const char *serial, ks_error *err)
 {
     ks_agent_host *h = ctx;
     host_dev *d = by_serial(h, serial);
-    if (!d || d->state != KS_AGENT_CONFIGURED || !h->rec)
+    if (!d || get_state(d) != KS_AGENT_CONFIGURED || !h->session)
         return ks_error_set(err, KS_ESTATE, "device %s must be CONFIGURED (every device of host %s) before ARM",
                             serial, h->host);
-    if (d->config.wired_sync_mode == KS_SYNC_SUBORDINATE) {
-        ks_status st = ks_device_start_cameras(d->dev, &d->config, err);
-        if (st == KS_OK)
-            st = start_thread(d, err);
+    if (!h->armed) { /* every subordinate of the host, with the first ARM */
+        ks_error e;
+        ks_status st = ks_session_arm(h->session, &e);
+        atomic_store(&h->ending, 0);
+        if (st == KS_OK) {
+            if (pthread_create(&h->consumer, NULL, consumer_main, h) == 0)
+                h->consumer_running = true;
+            else
+                st = ks_error_set(&e, KS_ENOMEM, "cannot start the frame-set thread of host %s", h->host);
+        }
         if (st != KS_OK) {
-            set_state(d, KS_AGENT_ERROR, err->message);
+            set_all(h, KS_AGENT_ERROR, e.message);
+            if (err)
+                *err = e;
             return st;
         }
+        h->armed = true;
     }
-    set_state(d, KS_AGENT_ARMED, "");
+    pthread_mutex_lock(&h->mu);
+    if (d->state == KS_AGENT_CONFIGURED) /* its frames may already have made it STREAMING */
+        d->state = KS_AGENT_ARMED;
+    pthread_mutex_unlock(&h->mu);
     return KS_OK;
 }
 
@@ -455,9 +559,9 @@ static ks_status h_start(void *ctx, const char *serial, const char *args, ks_err
 {
     ks_agent_host *h = ctx;
     host_dev *d = by_serial(h, serial);
-    if (!d || d->state != KS_AGENT_ARMED)
+    if (!d || get_state(d) != KS_AGENT_ARMED || !h->armed)
         return ks_error_set(err, KS_ESTATE, "device %s must be ARMED before START", serial);
-    if (d->config.wired_sync_mode == KS_SYNC_SUBORDINATE)
+    if (d->config.wired_sync_mode != KS_SYNC_MASTER)
         return KS_OK; /* already running, waiting for pulses */
     ks_sim *sim = ks_sim_from_backend(h->backend);
     int64_t at = 0;
@@ -468,11 +572,13 @@ static ks_status h_start(void *ctx, const char *serial, const char *args, ks_err
         if (st != KS_OK)
             return st;
     }
-    ks_status st = ks_device_start_cameras(d->dev, &d->config, err);
-    if (st == KS_OK)
-        st = start_thread(d, err);
-    if (st != KS_OK)
-        set_state(d, KS_AGENT_ERROR, err->message);
+    ks_error e;
+    ks_status st = ks_session_start_master(h->session, &e);
+    if (st != KS_OK) {
+        set_all(h, KS_AGENT_ERROR, e.message);
+        if (err)
+            *err = e;
+    }
     return st;
 }
 
@@ -482,29 +588,11 @@ static ks_status h_stop(void *ctx, const char *serial, ks_error *err)
     host_dev *d = by_serial(h, serial);
     if (!d)
         return ks_error_set(err, KS_ENOTFOUND, "device %s is not on host %s", serial, h->host);
-    /* threads of the whole host stop together; files are completed when the last device stops */
-    h->stop = 1;
-    if (d->thread_running) {
-        pthread_join(d->thread, NULL);
-        d->thread_running = false;
-    }
-    if (d->dev)
-        ks_device_stop_cameras(d->dev);
-    if (d->state != KS_AGENT_ERROR)
-        set_state(d, KS_AGENT_STOPPED, "");
-    bool all = true;
+    /* the host's devices run as one session: they stop together, with the first STOP */
+    ks_status st = end_run(h, err);
     for (int i = 0; i < h->count; i++)
-        all &= !h->devs[i].thread_running;
-    ks_status st = KS_OK;
-    ks_sim *sim = ks_sim_from_backend(h->backend);
-    if (all && sim && h->rig.master >= 0)
-        ks_sim_stop_remote(sim, h->rig.master); /* no-op when the master is ours */
-    if (all && h->rec) {
-        for (int i = 0; i < h->count; i++)
-            snprintf(h->paths[i], sizeof h->paths[i], "%s", ks_recorder_path(h->rec, i));
-        st = ks_recorder_close(h->rec, err);
-        h->rec = NULL;
-    }
+        if (get_state(&h->devs[i]) != KS_AGENT_ERROR)
+            set_state(&h->devs[i], KS_AGENT_STOPPED, "");
     return st;
 }
 
@@ -520,8 +608,7 @@ static void h_status(void *ctx, const char *serial, ks_agent_device_status *st)
     snprintf(st->role, sizeof st->role, "%s", d->config.wired_sync_mode == KS_SYNC_MASTER ? "master"
                                              : d->config.wired_sync_mode == KS_SYNC_SUBORDINATE ? "subordinate"
                                                                                                  : "standalone");
-    if (d->dev)
-        ks_version_format(&ks_device_info_get(d->dev)->rgb, st->firmware, sizeof st->firmware);
+    snprintf(st->firmware, sizeof st->firmware, "%s", d->firmware);
     st->jack_supported = d->jacks.supported;
     st->sync_in = d->jacks.sync_in;
     st->sync_out = d->jacks.sync_out;
@@ -581,13 +668,10 @@ void ks_agent_host_free(ks_agent_host *h)
 {
     if (!h)
         return;
+    end_run(h, NULL);
     for (int i = 0; i < h->count; i++)
-        if (h->devs[i].dev)
-            h_stop(h, h->rig.devices[h->devs[i].rig_index].serial, NULL);
-    for (int i = 0; i < h->count; i++) {
-        ks_device_close(h->devs[i].dev);
         free(h->devs[i].thumb);
-    }
     pthread_mutex_destroy(&h->mu);
+    free(h->plan);
     free(h);
 }

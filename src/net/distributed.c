@@ -81,8 +81,11 @@ ks_status ks_distributed_record(ks_coordinator *c, const ks_rig *rig, const ks_d
                                 "the rig file or start the agent with --host %s", d->serial, d->host, want, want);
     }
     if ((st = ks_coordinator_command(c, "*", "CONFIGURE", "{}", 10000, err)) != KS_OK ||
-        (st = ks_coordinator_wait_state(c, all, n, KS_AGENT_CONFIGURED, arm, err)) != KS_OK)
+        (st = ks_coordinator_wait_state(c, all, n, KS_AGENT_CONFIGURED, arm, err)) != KS_OK) {
+        /* a host's session checks its jacks when it opens: a missing cable ends the run here */
+        ks_error_prefix(err, st, "not every device configured, so the master %s was not started", master);
         goto fail;
+    }
     if ((st = ks_coordinator_command(c, "*", "ARM", "", 10000, err)) != KS_OK ||
         (st = ks_coordinator_wait_state(c, all, n, KS_AGENT_ARMED, arm, err)) != KS_OK) {
         ks_error_prefix(err, st, "not every device armed, so the master %s was not started", master);

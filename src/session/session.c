@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/monotime.h"
+
 /* Finished sets the session lets wait for its consumer in virtual time (lossless) before it stops
  * feeding the matcher. */
 #define KS_LOSSLESS_READY 32
@@ -60,6 +62,7 @@ struct ks_session {
     pthread_cond_t cv;
     atomic_int stop_requested; /* set by any thread or a signal handler (lock-free: async-signal-safe) */
     bool started, stopped, fault_reported, flushed;
+    bool armed;                /* started by ks_session_arm (the master by ks_session_start_master) */
     struct timespec t0;
     uint64_t sets;
     double recent_worst;
@@ -301,7 +304,7 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
     s->lossless = s->opt.lossless > 0 ||
                   (s->opt.lossless < 0 && (ks_backend_caps(backend) & KS_BACKEND_CAP_VIRTUAL_TIME));
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
+    ks_cond_init_monotonic(&s->cv); /* deadlines on CLOCK_MONOTONIC: a wall-clock step neither stalls nor spins a wait */
     s->ref = 0;
     for (int i = 0; i < rig->device_count; i++) {
         if (s->opt.host && strcmp(rig->devices[i].host[0] ? rig->devices[i].host : "localhost", s->opt.host))
@@ -485,14 +488,7 @@ static void fair_wait(ks_session *s, sdev *d)
         }
         if (lo == INFINITY || (lo > -INFINITY && d->last_key <= lo + lead))
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 10 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        ks_cond_wait_ms(&s->cv, &s->mu, 10);
     }
     pthread_mutex_unlock(&s->mu);
 }
@@ -568,14 +564,7 @@ static void *capture_main(void *arg)
         f.user = cap;
         pthread_mutex_lock(&s->mu);
         while (s->lossless && d->q_count == d->q_max && !s->stop_requested) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 20 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            ks_cond_wait_ms(&s->cv, &s->mu, 20);
         }
         if (s->lossless && d->q_count == d->q_max) {
             /* stopping in virtual time: this capture came after the run; dropping the oldest
@@ -682,6 +671,83 @@ static void start_order(ks_session *s)
 
 static void feed(ks_session *s);
 
+/* Starts session device i's cameras; a subordinate must then stream and not be gone (armed). */
+static ks_status start_and_confirm(ks_session *s, int i, ks_error *err)
+{
+    ks_status st = start_device(s, i, err);
+    if (st != KS_OK || s->d[i].cfg.wired_sync_mode != KS_SYNC_SUBORDINATE)
+        return st;
+    /* armed: streaming, and not gone (a poll must not report the device missing) */
+    ks_capture *c = NULL;
+    ks_error e;
+    ks_status ps = ks_device_get_capture(s->d[i].dev, &c, 0, &e);
+    ks_capture_release(c);
+    if (!ks_device_is_streaming(s->d[i].dev) || (ps != KS_OK && ps != KS_ETIMEOUT))
+        return ks_error_set(err, KS_ESYNC, "%s did not arm as a subordinate: %s; check the device and restart",
+                            dname(s, i), e.message);
+    return KS_OK;
+}
+
+static ks_status spawn_thread(ks_session *s, int i, ks_error *err)
+{
+    if (s->d[i].thread_running)
+        return KS_OK;
+    if (pthread_create(&s->d[i].thread, NULL, capture_main, &s->d[i]) != 0)
+        return ks_error_set(err, KS_ENOMEM, "cannot create the capture thread of %s", dname(s, i));
+    s->d[i].thread_running = true;
+    return KS_OK;
+}
+
+static bool is_master(const ks_session *s, int i)
+{
+    return s->d[i].cfg.wired_sync_mode == KS_SYNC_MASTER;
+}
+
+ks_status ks_session_arm(ks_session *s, ks_error *err)
+{
+    if (!s)
+        return ks_error_set(err, KS_EINVAL, "no session");
+    if (s->started)
+        return ks_error_set(err, KS_ESTATE, "the session is already started");
+    start_order(s);
+    s->started = true;
+    s->armed = true;
+    clock_gettime(CLOCK_MONOTONIC, &s->t0);
+    for (int k = 0; k < s->n; k++) {
+        int i = s->start_order[k];
+        if (is_master(s, i))
+            continue;
+        ks_status st = start_and_confirm(s, i, err);
+        if (st == KS_OK)
+            st = spawn_thread(s, i, err);
+        if (st != KS_OK) {
+            ks_session_stop(s);
+            return st;
+        }
+    }
+    return KS_OK;
+}
+
+ks_status ks_session_start_master(ks_session *s, ks_error *err)
+{
+    if (!s || !s->armed)
+        return ks_error_set(err, KS_ESTATE, "the session is not armed; call ks_session_arm first");
+    if (s->stopped)
+        return ks_error_set(err, KS_ESTATE, "the session has stopped");
+    for (int i = 0; i < s->n; i++) {
+        if (!is_master(s, i) || s->d[i].thread_running)
+            continue;
+        ks_status st = start_device(s, i, err);
+        if (st == KS_OK)
+            st = spawn_thread(s, i, err);
+        if (st != KS_OK) {
+            ks_session_stop(s);
+            return st;
+        }
+    }
+    return KS_OK;
+}
+
 ks_status ks_session_start(ks_session *s, ks_error *err)
 {
     if (!s)
@@ -693,39 +759,31 @@ ks_status ks_session_start(ks_session *s, ks_error *err)
     clock_gettime(CLOCK_MONOTONIC, &s->t0);
     for (int k = 0; k < s->n; k++) {
         int i = s->start_order[k];
-        ks_status st = start_device(s, i, err);
-        if (st != KS_OK) {
-            ks_session_stop(s);
-            return st;
-        }
-        if (s->opt.wrong_order && k == 0 && s->d[i].cfg.wired_sync_mode == KS_SYNC_MASTER && s->n > 1) {
+        if (s->opt.wrong_order && k == 0 && is_master(s, i) && s->n > 1) {
             /* the mistake as users make it: wait until the master streams, then start the others */
+            ks_status st = start_device(s, i, err);
+            if (st != KS_OK) {
+                ks_session_stop(s);
+                return st;
+            }
             ks_capture *c = NULL;
             for (int t = 0; t < 10 && !c; t++)
                 ks_device_get_capture(s->d[i].dev, &c, s->opt.capture_timeout_ms, NULL);
             ks_capture_release(c);
             continue;
         }
-        if (s->d[i].cfg.wired_sync_mode == KS_SYNC_SUBORDINATE) {
-            /* armed: streaming, and not gone (a poll must not report the device missing) */
-            ks_capture *c = NULL;
-            ks_error e;
-            ks_status ps = ks_device_get_capture(s->d[i].dev, &c, 0, &e);
-            ks_capture_release(c);
-            if (!ks_device_is_streaming(s->d[i].dev) || (ps != KS_OK && ps != KS_ETIMEOUT)) {
-                ks_error_set(err, KS_ESYNC, "%s did not arm as a subordinate: %s; check the device and restart",
-                             dname(s, i), e.message);
-                ks_session_stop(s);
-                return KS_ESYNC;
-            }
+        ks_status st = start_and_confirm(s, i, err);
+        if (st != KS_OK) {
+            ks_session_stop(s);
+            return st;
         }
     }
     for (int i = 0; i < s->n; i++) {
-        if (pthread_create(&s->d[i].thread, NULL, capture_main, &s->d[i]) != 0) {
+        ks_status st = spawn_thread(s, i, err);
+        if (st != KS_OK) {
             ks_session_stop(s);
-            return ks_error_set(err, KS_ENOMEM, "cannot create the capture thread of %s", dname(s, i));
+            return st;
         }
-        s->d[i].thread_running = true;
     }
     /* first frames */
     /* the timeout is in backend time (timed-out waits add up); the wall clock is a safety net, far
@@ -752,14 +810,7 @@ ks_status ks_session_start(ks_session *s, ks_error *err)
             ks_session_stop(s);
             return KS_ETIMEOUT;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        ks_cond_wait_ms(&s->cv, &s->mu, 20);
     }
     pthread_mutex_unlock(&s->mu);
     return KS_OK;
@@ -902,15 +953,8 @@ ks_status ks_session_next(ks_session *s, ks_session_set *out, int timeout_ms, ks
             pthread_mutex_unlock(&s->mu);
             return ks_error_set(err, KS_ETIMEOUT, "no frame set within %d ms", timeout_ms);
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        long add = (long)((left < 0.05 ? left : 0.05) * 1e9);
-        ts.tv_nsec += add;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        struct timespec until = ks_mono_timespec(ks_mono_ns() + (int64_t)((left < 0.05 ? left : 0.05) * 1e9));
+        ks_cond_wait_until(&s->cv, &s->mu, &until);
     }
 }
 
@@ -1004,6 +1048,7 @@ void ks_session_get_progress(ks_session *s, ks_session_progress *p)
         p->queue_drops[i] = s->d[i].queue_drops;
         p->missing[i] = ms.missing[i];
         p->alive[i] = !s->d[i].dead;
+        p->failed[i] = s->d[i].fault;
         p->silent_ms[i] = s->d[i].timeouts_in_row * s->opt.capture_timeout_ms;
         if (s->d[i].q_high > p->max_queue_seen)
             p->max_queue_seen = s->d[i].q_high;

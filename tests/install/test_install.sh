@@ -24,7 +24,9 @@ ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fail=1; }
 check() { if eval "$1"; then ok "$2"; else bad "$2"; fi; }
 # Under ASan (KS_SANITIZE) the installed libraries are instrumented: programs are built the same way.
+# Under TSan (KS_TSAN) likewise with -fsanitize=thread.
 SAN=""; [ "${KS_SANITIZE:-OFF}" = ON ] && SAN="-fsanitize=address,undefined"
+[ "${KS_TSAN:-OFF}" = ON ] && SAN="-fsanitize=thread"
 CC="cc -std=c11 -Wall -Wextra -Werror $SAN"
 
 cmake --install "$B" --prefix "$P" > "$T/install.log" 2>&1 || { cat "$T/install.log"; bad "cmake --install"; exit 1; }

@@ -13,6 +13,10 @@ if [ "${KS_SANITIZE:-OFF}" = ON ]; then
   echo "SKIP: the library is built with ASan here; an uninstrumented python3 cannot load it (the plain build runs this test)"
   exit 77
 fi
+if [ "${KS_TSAN:-OFF}" = ON ]; then
+  echo "SKIP: the library is built with ThreadSanitizer here; an uninstrumented python3 cannot load it (the plain build runs this test)"
+  exit 77
+fi
 T=$(mktemp -d /tmp/ks-py.XXXXXX); trap 'rm -rf "$T"' EXIT
 if $PY -m pip --version >/dev/null 2>&1; then
   $PY -m pip install --quiet --no-build-isolation --no-index --no-deps --target "$T/site" "$SRC/python" > "$T/pip.log" 2>&1 ||

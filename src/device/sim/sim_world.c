@@ -1367,9 +1367,10 @@ static ks_status op_get_capture(void *dev, ks_capture **out, int32_t timeout_ms,
     if (d->q_count == 0) {
         char why[256];
         diagnose(w, d, why, sizeof why);
+        double waited_ms = (double)(w->now_ns - start) / 1e6; /* read under the lock: other readers advance it */
         pthread_mutex_unlock(&w->mu);
         return ks_error_set(err, KS_ETIMEOUT, "device %s: no capture within %d ms (virtual %.1f ms)%s%s", serial,
-                            timeout_ms, (double)(w->now_ns - start) / 1e6, why[0] ? ": " : "", why);
+                            timeout_ms, waited_ms, why[0] ? ": " : "", why);
     }
     sim_frame *f = d->queue[d->q_head];
     d->q_head = (d->q_head + 1) % w->cfg.queue_frames;
