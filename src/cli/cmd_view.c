@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -132,7 +133,7 @@ typedef struct view_run {
     const char *takes_root;
     json_t *takes;        /* finished takes: [{name, dir, files: [{path, bytes, captures}]}] */
     uint64_t previews_before, skipped_before; /* of the sinks of earlier runs */
-    volatile int first_frame_flag[KS_MATCH_MAX_DEVICES];
+    atomic_int first_frame_flag[KS_MATCH_MAX_DEVICES]; /* set by capture threads, read by the loop */
 } view_run;
 
 static int rig_index_of_serial(const ks_rig *rig, const char *serial)
@@ -203,7 +204,7 @@ static void on_capture(int device, ks_capture *cap, void *user)
     view_run *vr = user;
     ks_view_on_capture(device, cap, vr->v);
     if (device >= 0 && device < KS_MATCH_MAX_DEVICES)
-        vr->first_frame_flag[device] = 1;
+        atomic_store(&vr->first_frame_flag[device], 1);
 }
 
 static json_t *num(double x)
@@ -260,7 +261,7 @@ static void publish_state(view_run *vr)
             if (ks_session_rig_index(vr->s, d) == i)
                 sd = d;
         const char *state = ds->state[0] ? ds->state : "closed";
-        if (sd >= 0 && vr->first_frame_flag[sd] && (!strcmp(state, "armed") || !strcmp(state, "started")))
+        if (sd >= 0 && atomic_load(&vr->first_frame_flag[sd]) && (!strcmp(state, "armed") || !strcmp(state, "started")))
             snprintf(ds->state, sizeof ds->state, "%s", state = "streaming");
         if (live && sd >= 0 && !p.alive[sd])
             state = "lost";
@@ -502,7 +503,8 @@ static bool start_session(view_run *vr)
     vr->run_message[0] = 0;
     json_decref(vr->sequence);
     vr->sequence = json_array();
-    memset((void *)vr->first_frame_flag, 0, sizeof vr->first_frame_flag);
+    for (int d = 0; d < KS_MATCH_MAX_DEVICES; d++)
+        atomic_store(&vr->first_frame_flag[d], 0);
     for (int i = 0; i < vr->r.rig.device_count; i++)
         vr->dev[i].state[0] = 0;
     vr->skew_count = vr->skew_next = 0;

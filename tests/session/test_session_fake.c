@@ -228,10 +228,22 @@ static void test_stalled_device(void)
         ks_session_set_release(&set);
     KS_CHECK_INT(e.code, KS_EEOF);
     ks_syncstats *q = ks_session_stats(r.s);
-    /* cam2 went silent for good while the master kept capturing: an outage of its sync signal, not drops */
+    /* cam2 went silent for good while the master kept capturing: an outage of its sync signal, not
+     * drops. That reading needs the other devices to have lost (almost) nothing; this backend runs
+     * on the wall clock with 4-frame queues, so on a loaded machine (or under TSan) cam0/cam1 can
+     * drop frames too, and then the losses are rightly the host's: only the verdict is checked. */
+    const ks_sync_device *d0 = ks_syncstats_device(q, 0), *d1 = ks_syncstats_device(q, 1);
+    uint64_t sets = ks_syncstats_sets(q);
+    bool others_quiet = (double)(d0->gaps + d0->missing) <= 0.02 * (double)sets + 1 &&
+                        (double)(d1->gaps + d1->missing) <= 0.02 * (double)sets + 1;
     const ks_sync_check *dr = ks_syncstats_find(q, "sync-signal", 2);
-    KS_CHECK(dr && dr->status == KS_CHECK_FAIL);
-    KS_CHECK(dr && strstr(dr->message, "to the end of the run"));
+    if (others_quiet) {
+        KS_CHECK(dr && dr->status == KS_CHECK_FAIL);
+        KS_CHECK(dr && strstr(dr->message, "to the end of the run"));
+    } else {
+        printf("note: cam0/cam1 lost %llu/%llu frames (loaded machine): sync-signal not asserted\n",
+               (unsigned long long)(d0->gaps + d0->missing), (unsigned long long)(d1->gaps + d1->missing));
+    }
     KS_CHECK(!ks_syncstats_passed(q));
     teardown(&r);
 }

@@ -82,13 +82,13 @@ expect 403 "read-only refuses control even with the token" -X POST -H "X-Kinsync
 # cloud must not look like that, and its header says which it is.
 cloud_colors() { # cloud_colors NAME args... -> prints "flags palette-fraction points"
   local name=$1; shift
-  "$KINSYNC" view --no-browser --port 0 --token $TOKEN --takes "$tmp/takes" --seconds 30 "$@" "$RIG" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  "$KINSYNC" view --no-browser --port 0 --token $TOKEN --takes "$tmp/takes" --seconds 300 "$@" "$RIG" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   local pid=$!; pids+=($pid); local port=""
   for _ in $(seq 100); do
     port=$(grep -o '127\.0\.0\.1:[0-9]*' "$tmp/$name.out" 2>/dev/null | head -1 | cut -d: -f2)
     [ -n "$port" ] && break; sleep 0.1
   done
-  for _ in $(seq 200); do
+  for _ in $(seq 1200); do # the first cloud: seconds, minutes under a sanitizer on a loaded machine
     [ "$(curl -s -o "$tmp/$name.bin" -w '%{http_code}' --max-time 5 http://127.0.0.1:$port/api/cloud.bin)" = 200 ] && break
     sleep 0.1
   done
