@@ -220,8 +220,29 @@ ks_status ks_coordinator_discover(ks_coordinator *c, const char *const *serials,
                     u += (size_t)snprintf(names + u, sizeof names - u, "%s%s", u ? ", " : "", serials[i]);
             }
         }
-        if (!missing)
+        /* Seeing an agent's Status proves only that its writers found our readers. A command written before
+         * our command writer has matched that agent's reader is lost (volatile, like every command), so the
+         * agents are discovered only when every host's command reader and reply writer are matched too. */
+        int hosts = 0;
+        for (int i = 0; i < n && !missing; i++) {
+            const ks_remote_device *d = find(c, serials[i], false);
+            bool first = true;
+            for (int j = 0; j < i && first; j++)
+                first = strcmp(find(c, serials[j], false)->host, d->host) != 0;
+            hosts += first;
+        }
+        dds_publication_matched_status_t pm = {0};
+        dds_subscription_matched_status_t sm = {0};
+        dds_get_publication_matched_status(c->tr.w_command, &pm);
+        dds_get_subscription_matched_status(c->tr.r_reply, &sm);
+        if (!missing && (int)pm.current_count >= hosts && (int)sm.current_count >= hosts)
             return KS_OK;
+        if (!missing && ks_now_monotonic_ns() >= end)
+            return ks_error_set(err, KS_ETIMEOUT,
+                                "the agents of %d host(s) report their devices, but only %u command reader(s) and "
+                                "%u reply writer(s) were matched within %d ms; check that UDP unicast between the "
+                                "hosts is not filtered", hosts, (unsigned)pm.current_count,
+                                (unsigned)sm.current_count, timeout_ms);
         if (ks_now_monotonic_ns() >= end)
             return ks_error_set(err, KS_ETIMEOUT,
                                 "no agent reported device(s) %s within %d ms; start 'kinsync agent' on their hosts "
