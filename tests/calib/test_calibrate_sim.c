@@ -2,7 +2,12 @@
  * painted on its moving board is recorded by `kinsync record` and calibrated by `kinsync calibrate`
  * from the recordings; every device's depth-camera pose in the rig frame must match the
  * simulator's ground truth (rotation < 0.03 deg, translation < 1 mm). This ties together the
- * simulator's rendering and calibration files, the recorder, the detector and the solver. */
+ * simulator's rendering and calibration files, the recorder, the detector and the solver.
+ *
+ * The second rig (tests/data/rigs/calib-oblique.yaml) has a device that sees the board at a
+ * grazing angle: there only the solver's joint refinement reaches the truth (0.012 deg, 0.36 mm;
+ * its initial estimate, an average of per-view poses, is at 0.037 deg, 1.23 mm), so its tolerances
+ * (0.02 deg, 0.7 mm) fail when the refinement is disabled (scripts/mutants.sh solver-no-refine). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,10 +31,12 @@ static double rot_angle_deg(const double A[9], const double B[9])
     return acos(c) * 180.0 / 3.14159265358979323846;
 }
 
-static void demo_rig_calibrates_to_truth(void)
+/* records rig_rel (relative to the source tree) for 3 s, calibrates it and checks every device's
+ * pose against the simulator's truth */
+static void calibrates_to_truth(const char *rig_rel, double max_rot_deg, double max_trans_mm)
 {
     char rigp[1024], boardp[1024], dir[256], cmd[4096];
-    snprintf(rigp, sizeof rigp, "%s/examples/rigs/demo-studio.yaml", KS_SOURCE_DIR);
+    snprintf(rigp, sizeof rigp, "%s/%s", KS_SOURCE_DIR, rig_rel);
     snprintf(boardp, sizeof boardp, "%s/examples/boards/aprilgrid-6x6.yaml", KS_SOURCE_DIR);
     snprintf(dir, sizeof dir, "/tmp/ks-calsim-%d", (int)getpid());
     snprintf(cmd, sizeof cmd,
@@ -78,9 +85,11 @@ static void demo_rig_calibrates_to_truth(void)
         ks_extrinsics_compose(&truth[i], &world_to_0, &want);
         double ang = rot_angle_deg(got.R, want.R);
         double dt = sqrt(pow(got.t[0] - want.t[0], 2) + pow(got.t[1] - want.t[1], 2) + pow(got.t[2] - want.t[2], 2));
-        printf("device %d: rotation error %.4f deg, translation error %.3f mm\n", i, ang, dt);
-        KS_CHECK_MSG(ang < 0.03, "device %d rotation error %.4f deg", i, ang);
-        KS_CHECK_MSG(dt < 1.0, "device %d translation error %.3f mm", i, dt);
+        printf("%s device %d: rotation error %.4f deg, translation error %.3f mm\n", rig.name, i, ang, dt);
+        KS_CHECK_MSG(ang < max_rot_deg, "%s device %d rotation error %.4f deg (at most %g)", rig.name, i, ang,
+                     max_rot_deg);
+        KS_CHECK_MSG(dt < max_trans_mm, "%s device %d translation error %.3f mm (at most %g)", rig.name, i, dt,
+                     max_trans_mm);
     }
     json_decref(j);
     ks_backend_free(b);
@@ -88,8 +97,20 @@ static void demo_rig_calibrates_to_truth(void)
     KS_CHECK_INT(system(cmd), 0);
 }
 
+static void demo_rig_calibrates_to_truth(void)
+{
+    calibrates_to_truth("examples/rigs/demo-studio.yaml", 0.03, 1.0);
+}
+
+/* a device at a grazing angle to the board: only the refined solution is this close */
+static void oblique_rig_needs_the_refinement(void)
+{
+    calibrates_to_truth("tests/data/rigs/calib-oblique.yaml", 0.02, 0.7);
+}
+
 int main(void)
 {
     KS_RUN(demo_rig_calibrates_to_truth);
+    KS_RUN(oblique_rig_needs_the_refinement);
     return KS_TEST_END();
 }
