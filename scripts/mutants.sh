@@ -7,8 +7,12 @@
 #
 #   scripts/mutants.sh            every mutant
 #   scripts/mutants.sh NAME...    only these (names as listed by: scripts/mutants.sh --list)
+#   scripts/mutants.sh --list     the names, each with "NOT APPLIED" if its edit no longer matches the
+#                                 code (checked without building; exit 1 if any is stale)
 #
-# Add a mutant with every capability: name | file | sed expression | ctest -R regex.
+# Add a mutant with every capability: name | file | sed expression | ctest -R regex. The sed
+# expression uses # as its delimiter and ends with it: the fields are split at the first two |
+# and at the last "#|", so the expression and the regex may contain | themselves.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -66,9 +70,28 @@ MUTANTS=(
   # the agent (and coordinator) no longer warn about a secret file other users can read
   "secret-mode|src/cli/net_cli.c|s#(sb.st_mode \& 077)#(sb.st_mode \& 0)#|^(test_net_secret_sh|test_cli_exit_sh)$"
 )
+# split "name|file|expr|tests" into the four fields (see above)
+split() {
+  local rest
+  name=${1%%|*}
+  rest=${1#*|}
+  file=${rest%%|*}
+  rest=${rest#*|}
+  expr="${rest%\#|*}#"
+  tests=${rest##*\#|}
+}
+# true when the mutant's edit changes the current $ROOT/$file (without building anything)
+applies() {
+  [ -f "$ROOT/$file" ] && ! sed "$expr" "$ROOT/$file" 2>/dev/null | cmp -s - "$ROOT/$file" &&
+    sed "$expr" "$ROOT/$file" >/dev/null 2>&1
+}
 if [ "${1:-}" = "--list" ]; then
-  for m in "${MUTANTS[@]}"; do echo "${m%%|*}"; done
-  exit 0
+  stale=0
+  for m in "${MUTANTS[@]}"; do
+    split "$m"
+    if applies; then echo "$name"; else echo "$name NOT APPLIED: the edit no longer matches $file"; stale=1; fi
+  done
+  exit $stale
 fi
 WT=$(mktemp -d /tmp/ks-mutants.XXXXXX)
 git worktree add --detach "$WT" HEAD >/dev/null 2>&1 || { echo "cannot create a scratch worktree"; exit 2; }
@@ -76,7 +99,7 @@ trap 'git -C "$ROOT" worktree remove --force "$WT" >/dev/null 2>&1; rm -rf "$WT"
 cmake -S "$WT" -B "$WT/build" -DKS_WERROR=ON >/dev/null || exit 2
 survived=0
 for m in "${MUTANTS[@]}"; do
-  IFS='|' read -r name file expr tests <<<"$m"
+  split "$m"
   if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
   cp "$WT/$file" "$WT/$file.orig"
   sed -i "$expr" "$WT/$file"
@@ -88,6 +111,9 @@ for m in "${MUTANTS[@]}"; do
   fi
   if ! cmake --build "$WT/build" -j2 >"$WT/build.log" 2>&1; then
     echo "caught    $name (does not build)"
+  elif ! (cd "$WT/build" && ctest -N -R "$tests" | grep -q "Total Tests: [1-9]"); then
+    echo "NO TESTS  $name: no test matches $tests (update the mutant)"
+    survived=1
   elif (cd "$WT/build" && ctest -R "$tests" --timeout 120 >"$WT/ctest.log" 2>&1); then
     echo "SURVIVED  $name: $tests still pass with: $expr in $file"
     survived=1
