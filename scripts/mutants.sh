@@ -21,8 +21,9 @@ MUTANTS=(
   "matcher-tolerance|src/session/matcher.c|s#m->cfg.tolerance_us = m->cfg.period_us / 4;#m->cfg.tolerance_us = m->cfg.period_us * 9 / 10;#|^test_matcher$"
   # the EBML size encoder allowed to emit the reserved all-ones size
   "ebml-all-ones|src/mkv/ebml.c|s#size >= ((uint64_t)1 << (7 \* len)) - 1#size > ((uint64_t)1 << (7 * len)) - 1#|^test_mkv$"
-  # the joint solver's refinement disabled (only the initial estimate is reported)
-  "solver-no-refine|src/calib/solver.c|s#for (it = 0; it < o->max_iterations; it++) {#for (it = 0; it < 0; it++) {#|^test_calibrate_sim$"
+  # the joint solver's refinement disabled (only the initial estimate is reported): test_calibrate_oblique
+  # calibrates a recorded rig whose initial estimate is 3x further from the truth than the refined one
+  "solver-no-refine|src/calib/solver.c|s#for (it = 0; it < o->max_iterations; it++) {#for (it = 0; it < 0; it++) {#|^test_calibrate_oblique$"
   # record: a silent device no longer ends the recording (it waited forever)
   "record-no-stall|src/record/record_run.c|s#opts->stall_ms > 0 ? opts->stall_ms : KS_RECORD_STALL_MS#1 << 30#|^test_rec_faults_sh$"
   # record: gaps in the device timestamps no longer counted as lost captures
