@@ -200,7 +200,16 @@ static void everything(void)
     ks_net_command_sign(&cmd, (const uint8_t *)SECRET, strlen(SECRET));
     kinsync_msg_dds__Command_ msg = {cmd.coordinator_id, cmd.seq, cmd.target, cmd.verb, (char *)cmd.args,
                                      cmd.rig_digest, cmd.issued_at_ns, {32, 32, cmd.hmac, false}};
-    dds_sleepfor(DDS_MSECS(300)); /* let the raw writer be discovered */
+    /* wait until the raw writer and reader are matched with the agent's (a command written before is lost) */
+    for (int i = 0; i < 500; i++) {
+        dds_publication_matched_status_t pm = {0};
+        dds_subscription_matched_status_t sm = {0};
+        dds_get_publication_matched_status(raw.w_command, &pm);
+        dds_get_subscription_matched_status(raw.r_reply, &sm);
+        if (pm.current_count >= 1 && sm.current_count >= 1)
+            break;
+        dds_sleepfor(DDS_MSECS(20));
+    }
     KS_CHECK(dds_write(raw.w_command, &msg) >= 0);
     bool refused = false;
     for (int i = 0; i < 100 && !refused; i++) {
