@@ -27,6 +27,10 @@
 #include "fuse/fuse_internal.h"
 #include "kinsync/fuse.h"
 
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "fuse/voxel.c reads a record's 64 bits as four 16-bit words: little-endian only"
+#endif
+
 #define KEY_BITS 21 /* voxel index bits per axis (bias 2^20) */
 #define KEY_BIAS (1 << (KEY_BITS - 1))
 #define KEY_MASK ((1u << KEY_BITS) - 1)
@@ -37,18 +41,25 @@
 #define BLOCK 64
 #define PREFETCH_RUNS 16 /* runs fetched ahead while summing (a run is ~7 records, ~60 bytes) */
 
-/* A record: one point, 64 bits.
+/* A record: one point, 64 bits = four 16-bit words (so one zero-extension turns it into the four
+ * 32-bit lanes it adds to, see sum_runs):
  *   bits  0..11  voxel inside the cell (x << 8 | y << 4 | z)
- *   bits 12..16  device (0..31)
- *   bits 17..31, 32..46, 47..61  offset inside the voxel along x, y, z in 1/32768 voxel */
+ *   bits 16..30, 32..46, 48..62  offset inside the voxel along x, y, z in 1/32768 voxel
+ * The device is the run's (a run is one device's points). */
 typedef uint64_t rec;
 #define FRAC_BITS 15
 #define FRAC_ONE 32768.0f
 #define FRAC_MAX 32767
-#define REC_DEV_SHIFT 12
-#define REC_FX_SHIFT 17
+#define REC_FX_SHIFT 16
 #define REC_FY_SHIFT 32
-#define REC_FZ_SHIFT 47
+#define REC_FZ_SHIFT 48
+/* run.len: bits 0..26 the record count, 27..31 the device */
+#define RUN_DEV_SHIFT 27
+#define RUN_LEN_MASK ((1u << RUN_DEV_SHIFT) - 1)
+#define ADD_MAX_POINTS (1u << 26) /* points per add_core call, so a run's length fits its 27 bits */
+/* A cell with fewer records than this sums in 32-bit lanes (sums < 2^31); larger ones (coarse
+ * voxels) are summed in slices of this size, each added to 64-bit sums (see sum_cell). */
+#define NARROW_MAX 65536u
 
 /* A cell key: bit 63 set (0 = no point), then the cell index per axis (voxel index >> CELL_BITS,
  * biased) in 21-bit fields as the voxel keys were. */
@@ -56,7 +67,7 @@ typedef uint64_t rec;
 
 typedef struct run {
     uint64_t cell;
-    uint32_t start, len; /* records [start, start + len) */
+    uint32_t start, len; /* records [start, start + (len & RUN_LEN_MASK)), device len >> RUN_DEV_SHIFT */
 } run;
 
 typedef struct part {
@@ -85,12 +96,19 @@ typedef struct part {
     bool aggregated;
 } part;
 
+/* four 32-bit lanes: count and the offset sums along x, y, z of one voxel */
+typedef uint32_t v4u __attribute__((vector_size(16)));
+typedef uint16_t v4h __attribute__((vector_size(8)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+typedef float v4f __attribute__((vector_size(16)));
+
 /* dense per-cell scratch, one per partition (threads aggregate different partitions) */
 typedef struct scratch {
-    struct acc { /* the fields every point touches, together (32 bytes); offsets summed as integers */
-        uint32_t count, dev;
-        uint64_t sx, sy, sz;
-    } a[CELL_VOX];
+    v4u a[CELL_VOX];      /* count, sx, sy, sz of the records summed since the last flush (< 2^31) */
+    uint32_t dev[CELL_VOX]; /* devices seen */
+    struct wide {         /* cells of NARROW_MAX records or more: the flushed sums */
+        uint64_t count, sx, sy, sz;
+    } *w;
     uint32_t ccount[CELL_VOX];
     uint32_t r[CELL_VOX], g[CELL_VOX], b[CELL_VOX];
     float nx[CELL_VOX], ny[CELL_VOX], nz[CELL_VOX];
@@ -176,6 +194,8 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
         free(p->cstart);
         free(p->cell_keys);
         ks_cloud_free(&p->out);
+        if (g->scr[i])
+            free(g->scr[i]->w);
         free(g->scr[i]);
     }
     free(g->scr);
@@ -194,41 +214,90 @@ void ks_voxel_grid_reset(ks_voxel_grid *g)
     }
 }
 
-/* A block of points to cell keys and records (device left 0). Branch-free so it vectorizes: NaN
- * and far-away points get cell 0 (skipped) through a mask, never a test. */
-KS_HOT static void block_keys(const float *restrict x, const float *restrict y, const float *restrict z, int n,
-                              float inv, uint64_t *restrict cell, rec *restrict r)
+/* Keys of one point from its coordinates in 1/32768 voxel, q = floor(w + 1/2) (w = coordinate /
+ * voxel x 32768): voxel index q >> 15, offset q & 32767. */
+static inline void keys_of(const int64_t q[3], uint64_t *cell, rec *r)
 {
-    const float lo = (float)-KEY_BIAS, hi = (float)(KEY_BIAS - 1);
+    uint32_t ib[3], fr[3];
+    for (int c = 0; c < 3; c++) {
+        ib[c] = (uint32_t)((q[c] >> FRAC_BITS) + KEY_BIAS) & KEY_MASK;
+        fr[c] = (uint32_t)q[c] & FRAC_MAX;
+    }
+    uint32_t l = (ib[0] & LOW_MASK) << (2 * CELL_BITS) | (ib[1] & LOW_MASK) << CELL_BITS | (ib[2] & LOW_MASK);
+    *r = (uint64_t)l | (uint64_t)fr[0] << REC_FX_SHIFT | (uint64_t)fr[1] << REC_FY_SHIFT |
+         (uint64_t)fr[2] << REC_FZ_SHIFT;
+    *cell = CELL_VALID | (uint64_t)(ib[0] >> CELL_BITS) << 42 | (uint64_t)(ib[1] >> CELL_BITS) << 21 |
+            (uint64_t)(ib[2] >> CELL_BITS);
+}
+
+/* The general case of block_keys, one point at a time in 64-bit integers: any coordinate. A point
+ * within block_keys' range gets exactly the keys block_keys gives it (same float operations, then
+ * the same floor), so which path a block takes never changes a result. */
+static void block_keys_wide(const float *x, const float *y, const float *z, int n, float s, uint64_t *cell, rec *r)
+{
     for (int i = 0; i < n; i++) {
-        float u[3] = {x[i] * inv, y[i] * inv, z[i] * inv};
+        const float t[3] = {x[i] * s + 0.5f, y[i] * s + 0.5f, z[i] * s + 0.5f};
+        int64_t q[3];
+        bool ok = true;
+        for (int c = 0; c < 3; c++) {
+            /* voxel index within +-2^20 (the key's range): |t| below 2^35 */
+            ok = ok && t[c] >= -34359738368.0f && t[c] < 34359738368.0f;
+            q[c] = ok ? (int64_t)t[c] : 0;
+            q[c] -= ok && t[c] < (float)q[c]; /* toward zero; floor */
+            ok = ok && (q[c] >> FRAC_BITS) >= -KEY_BIAS && (q[c] >> FRAC_BITS) < KEY_BIAS;
+        }
+        keys_of(q, &cell[i], &r[i]);
+        if (!ok)
+            cell[i] = 0;
+    }
+}
+
+/* A block of points to cell keys and records in fixed point: t = coordinate x 32768 / voxel + 1/2
+ * (one float multiply-add), q = floor(t) as an integer gives the voxel (q >> 15) and the offset
+ * inside it rounded to the nearest 1/32768 voxel (q & 32767): two integer operations instead of a
+ * floor, a subtraction, a scale and a second rounding per axis. Branch-free so it vectorizes: NaN
+ * points get cell 0 (skipped) through a mask, never a test. Coordinates of 2^30 / 32768 = 32768
+ * voxels (164 m at 5 mm) or more do not fit the 32-bit integers: such a block (rare) is redone by
+ * block_keys_wide. */
+KS_HOT static void block_keys(const float *restrict x, const float *restrict y, const float *restrict z, int n,
+                              float s, uint64_t *restrict cell, rec *restrict r)
+{
+    const float lim = 1073741824.0f; /* 2^30 */
+    uint32_t far = 0;
+    for (int i = 0; i < n; i++) {
+        float t[3] = {x[i] * s + 0.5f, y[i] * s + 0.5f, z[i] * s + 0.5f};
         /* quiet comparisons (no branch, NaN -> 0); out-of-range coordinates are zeroed before the
          * conversion so it is always defined */
         uint32_t ok = 1;
-        for (int c = 0; c < 3; c++)
-            ok &= (uint32_t)(__builtin_isgreaterequal(u[c], lo) & __builtin_islessequal(u[c], hi));
+        for (int c = 0; c < 3; c++) {
+            uint32_t in = (uint32_t)(__builtin_isgreater(t[c], -lim) & __builtin_isless(t[c], lim));
+            far |= (uint32_t)(t[c] == t[c]) & (in ^ 1u); /* a number, but too far: the wide path */
+            ok &= in;
+        }
         uint32_t m = 0 - ok;
         uint32_t ib[3], fr[3];
         for (int c = 0; c < 3; c++) {
             uint32_t bits;
-            memcpy(&bits, &u[c], sizeof bits);
+            memcpy(&bits, &t[c], sizeof bits);
             bits &= m;
             float v;
             memcpy(&v, &bits, sizeof v);
-            int32_t iv = (int32_t)v; /* toward zero; floor below */
-            iv -= v < (float)iv;
-            ib[c] = (uint32_t)(iv + KEY_BIAS) & KEY_MASK;
-            /* nearest step (no bias); 0..32768, a fraction that rounds up to 1 is kept at the top step */
-            int32_t q = (int32_t)((v - (float)iv) * FRAC_ONE + 0.5f);
-            fr[c] = (uint32_t)(q - (q >> FRAC_BITS));
+            int32_t q = (int32_t)v; /* toward zero; floor below */
+            q -= v < (float)q;
+            ib[c] = (uint32_t)((q >> FRAC_BITS) + KEY_BIAS);
+            fr[c] = (uint32_t)q & FRAC_MAX;
         }
-        uint32_t l = (ib[0] & LOW_MASK) << (2 * CELL_BITS) | (ib[1] & LOW_MASK) << CELL_BITS | (ib[2] & LOW_MASK);
-        r[i] = (uint64_t)l | (uint64_t)fr[0] << REC_FX_SHIFT | (uint64_t)fr[1] << REC_FY_SHIFT |
-               (uint64_t)fr[2] << REC_FZ_SHIFT;
-        uint64_t k = CELL_VALID | (uint64_t)(ib[0] >> CELL_BITS) << 42 | (uint64_t)(ib[1] >> CELL_BITS) << 21 |
-                     (uint64_t)(ib[2] >> CELL_BITS);
+        uint32_t lo = (ib[0] & LOW_MASK) << (2 * CELL_BITS) | (ib[1] & LOW_MASK) << CELL_BITS | (ib[2] & LOW_MASK) |
+                      fr[0] << REC_FX_SHIFT;
+        uint32_t hi = fr[1] | fr[2] << (REC_FZ_SHIFT - REC_FY_SHIFT);
+        r[i] = (uint64_t)lo | (uint64_t)hi << 32;
+        uint32_t clo = (ib[1] >> CELL_BITS) << 21 | (ib[2] >> CELL_BITS); /* cell fields fit 17 bits here */
+        uint32_t chi = (ib[0] >> CELL_BITS) << 10 | (ib[1] >> CELL_BITS) >> 11;
+        uint64_t k = CELL_VALID | (uint64_t)chi << 32 | clo;
         cell[i] = k & (0 - (uint64_t)ok);
     }
+    if (far)
+        block_keys_wide(x, y, z, n, s, cell, r);
 }
 
 static int grow_records(part *p, size_t need, bool normals, bool color)
@@ -273,7 +342,7 @@ static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int
 {
     const bool have_c = color && rgb, have_n = normals && nx && ny && nz;
     const uint32_t np = (uint32_t)g->nparts;
-    const uint64_t devbits = (uint64_t)device << REC_DEV_SHIFT;
+    const uint32_t devbits = (uint32_t)device << RUN_DEV_SHIFT;
     uint64_t cell[BLOCK];
     rec r[BLOCK];
     size_t next[64], nrun[64]; /* per partition: next record, next run (absolute positions) */
@@ -293,14 +362,14 @@ static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int
     rec *dst = NULL;   /* p->rec */
     for (size_t b = 0; b < n; b += BLOCK) {
         int m = (int)(n - b < BLOCK ? n - b : BLOCK);
-        block_keys(x + b, y + b, z + b, m, g->inv, cell, r);
+        block_keys(x + b, y + b, z + b, m, g->inv * FRAC_ONE, cell, r);
         for (int i = 0; i < m; i++) {
             uint64_t c = cell[i];
             if (c != cur) {
                 if (!c)
                     continue; /* no point: the open run stays open (nothing else is appended) */
                 if (open) {
-                    open->len = (uint32_t)(at - open->start);
+                    open->len = (uint32_t)(at - open->start) | devbits;
                     next[cp] = at;
                 }
                 cur = c;
@@ -329,11 +398,11 @@ static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int
                 q[1] = have_n ? ny[pt] : NAN;
                 q[2] = have_n ? nz[pt] : NAN;
             }
-            dst[at++] = r[i] | devbits;
+            dst[at++] = r[i];
         }
     }
     if (open) {
-        open->len = (uint32_t)(at - open->start);
+        open->len = (uint32_t)(at - open->start) | devbits;
         next[cp] = at;
     }
     /* only the partitions this call owns: with a partition filter, other threads own the others */
@@ -350,10 +419,14 @@ static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const
                      const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz, size_t n)
 {
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
-    if (partition < 0 && !color && !normals)
-        add_impl(g, -1, seg, device, x, y, z, NULL, NULL, NULL, NULL, n, false, false, false);
-    else
-        add_impl(g, partition, seg, device, x, y, z, rgb, nx, ny, nz, n, partition >= 0, color, normals);
+    for (size_t b = 0; b < n; b += ADD_MAX_POINTS) { /* runs close at the end of a call: lengths fit */
+        size_t m = n - b < ADD_MAX_POINTS ? n - b : ADD_MAX_POINTS;
+        if (partition < 0 && !color && !normals)
+            add_impl(g, -1, seg, device, x + b, y + b, z + b, NULL, NULL, NULL, NULL, m, false, false, false);
+        else
+            add_impl(g, partition, seg, device, x + b, y + b, z + b, rgb ? rgb + 3 * b : NULL, nx ? nx + b : NULL,
+                     ny ? ny + b : NULL, nz ? nz + b : NULL, m, partition >= 0, color, normals);
+    }
 }
 
 ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const float *x, const float *y,
@@ -514,7 +587,7 @@ static int sort_runs(part *p)
         for (size_t r = 0; r < p->seg_runs[sg]; r++, k++) {
             uint32_t dst = cs[p->run_cell[k]]++;
             p->ord_start[dst] = rs[r].start;
-            p->ord_len[dst] = rs[r].len;
+            p->ord_len[dst] = rs[r].len; /* with the device */
         }
     }
     for (size_t c = p->ncell; c > 0; c--)
@@ -523,55 +596,138 @@ static int sort_runs(part *p)
     return 0;
 }
 
-/* The per-record loop, positions only (color and normals are a second pass when asked for).
- * Occupied voxels are marked in a bitmap rather than appended to a list: a list's length would
- * depend on the previous record's load, a chain of cache latencies through the whole loop. */
+/* One record into the cell's scratch: its four 16-bit words (voxel, offsets x, y, z) zero-extended
+ * to 32-bit lanes, the first replaced by 1 (the count), added to the voxel's lanes in one vector
+ * addition; the run's device and the voxel's occupancy bit are or-ed in. Occupied voxels are
+ * marked in a bitmap rather than appended to a list: a list's length would depend on the previous
+ * record's load, a chain of cache latencies through the whole loop. */
+static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, const rec *restrict rp, uint32_t e,
+                                                           uint32_t devbit)
+{
+    for (uint32_t i = 0; i < e; i++) {
+        rec v = rp[i];
+        uint32_t l = (uint32_t)v & (CELL_VOX - 1);
+        v4h h;
+        memcpy(&h, &v, sizeof h);
+        v4u w = __builtin_convertvector(h, v4u);
+        w[0] = 1;
+        s->a[l] += w;
+        s->dev[l] |= devbit;
+        s->occ[l >> 6] |= 1ull << (l & 63);
+    }
+}
+
+/* The per-record loop of a cell of fewer than NARROW_MAX records (every lane stays below 2^31),
+ * positions only (color and normals are a second pass when asked for). */
 KS_HOT static void sum_runs(scratch *restrict s, const rec *restrict recs, const uint32_t *restrict ord_start,
                             const uint32_t *restrict ord_len, uint32_t r0, uint32_t r1, uint32_t nrun)
 {
     for (uint32_t ri = r0; ri < r1; ri++) {
         if (ri + PREFETCH_RUNS < nrun) { /* runs are scattered over the record list: fetch ahead */
             uintptr_t q0 = (uintptr_t)&recs[ord_start[ri + PREFETCH_RUNS]] & ~(uintptr_t)63;
-            uintptr_t q1 = (uintptr_t)&recs[ord_start[ri + PREFETCH_RUNS] + ord_len[ri + PREFETCH_RUNS]];
+            uintptr_t q1 = (uintptr_t)&recs[ord_start[ri + PREFETCH_RUNS] + (ord_len[ri + PREFETCH_RUNS] & RUN_LEN_MASK)];
             for (uintptr_t q = q0; q < q1; q += 64)
                 __builtin_prefetch((const void *)q, 0, 3);
         }
-        const rec *rp = recs + ord_start[ri];
-        for (uint32_t i = 0, e = ord_len[ri]; i < e; i++) {
-            rec v = rp[i];
-            uint32_t l = (uint32_t)v & (CELL_VOX - 1);
-            struct acc *a = &s->a[l];
-            s->occ[l >> 6] |= 1ull << (l & 63);
-            a->count++;
-            a->dev |= 1u << ((v >> REC_DEV_SHIFT) & 31);
-            a->sx += (v >> REC_FX_SHIFT) & FRAC_MAX;
-            a->sy += (v >> REC_FY_SHIFT) & FRAC_MAX;
-            a->sz += (v >> REC_FZ_SHIFT) & FRAC_MAX;
-        }
+        sum_recs(s, recs + ord_start[ri], ord_len[ri] & RUN_LEN_MASK, 1u << (ord_len[ri] >> RUN_DEV_SHIFT));
     }
 }
 
+/* Adds the 32-bit lanes of the occupied voxels to the 64-bit sums and clears them (bits stay). */
+static void flush_wide(scratch *s)
+{
+    for (uint32_t wd = 0; wd < CELL_VOX / 64; wd++)
+        for (uint64_t bits = s->occ[wd]; bits; bits &= bits - 1) {
+            uint32_t l = wd * 64 + (uint32_t)__builtin_ctzll(bits);
+            struct wide *w = &s->w[l];
+            w->count += s->a[l][0];
+            w->sx += s->a[l][1];
+            w->sy += s->a[l][2];
+            w->sz += s->a[l][3];
+            s->a[l] = (v4u){0, 0, 0, 0};
+        }
+}
+
+/* Sums the records of runs r0..r1 (one cell) into the scratch. Returns 1 when the cell has
+ * NARROW_MAX records or more: then they were summed in slices of fewer, each flushed into the
+ * 64-bit sums (s->w), so no 32-bit lane can overflow; 0 when the 32-bit lanes hold the sums; -1
+ * when the 64-bit sums cannot be allocated. */
+static int sum_cell(scratch *restrict s, const part *p, uint32_t r0, uint32_t r1, uint32_t nrun)
+{
+    uint64_t total = 0;
+    for (uint32_t ri = r0; ri < r1; ri++)
+        total += p->ord_len[ri] & RUN_LEN_MASK;
+    if (total < NARROW_MAX) {
+        sum_runs(s, p->rec, p->ord_start, p->ord_len, r0, r1, nrun);
+        return 0;
+    }
+    if (!s->w && !(s->w = calloc(CELL_VOX, sizeof *s->w)))
+        return -1;
+    uint32_t in_slice = 0;
+    for (uint32_t ri = r0; ri < r1; ri++) {
+        const rec *rp = p->rec + p->ord_start[ri];
+        uint32_t left = p->ord_len[ri] & RUN_LEN_MASK, devbit = 1u << (p->ord_len[ri] >> RUN_DEV_SHIFT);
+        while (left) {
+            uint32_t m = NARROW_MAX - 1 - in_slice;
+            m = m < left ? m : left;
+            sum_recs(s, rp, m, devbit);
+            rp += m;
+            left -= m;
+            in_slice += m;
+            if (in_slice == NARROW_MAX - 1) {
+                flush_wide(s);
+                in_slice = 0;
+            }
+        }
+    }
+    flush_wide(s);
+    return 1;
+}
+
 /* Moves the cell's occupied voxels (in index order) from the scratch into the gathered arrays,
- * clearing the scratch and its bitmap for the next cell. Returns their number. */
-static size_t gather_cell(scratch *restrict s)
+ * clearing the scratch and its bitmap for the next cell. Returns their number. The sums become
+ * float once (exact up to 512 points per voxel, rounded once beyond; 32-bit and 64-bit sums of the
+ * same integer give the same float). */
+static inline __attribute__((always_inline)) size_t gather_impl(scratch *restrict s, const bool wide)
 {
     size_t k = 0;
-    for (uint32_t w = 0; w < CELL_VOX / 64; w++) {
-        for (uint64_t bits = s->occ[w]; bits; bits &= bits - 1) {
-            uint32_t l = w * 64 + (uint32_t)__builtin_ctzll(bits);
-            struct acc *a = &s->a[l];
+    for (uint32_t wd = 0; wd < CELL_VOX / 64; wd++) {
+        for (uint64_t bits = s->occ[wd]; bits; bits &= bits - 1) {
+            uint32_t l = wd * 64 + (uint32_t)__builtin_ctzll(bits);
             s->gl[k] = l;
-            s->gn[k] = a->count;
-            s->gd[k] = a->dev;
-            s->gx[k] = (float)(int64_t)a->sx; /* exact up to 512 points per voxel, rounded once beyond */
-            s->gy[k] = (float)(int64_t)a->sy;
-            s->gz[k] = (float)(int64_t)a->sz;
-            *a = (struct acc){0};
+            s->gd[k] = s->dev[l];
+            s->dev[l] = 0;
+            if (wide) {
+                struct wide *w = &s->w[l];
+                s->gn[k] = (uint32_t)w->count;
+                s->gx[k] = (float)(int64_t)w->sx;
+                s->gy[k] = (float)(int64_t)w->sy;
+                s->gz[k] = (float)(int64_t)w->sz;
+                *w = (struct wide){0, 0, 0, 0};
+            } else {
+                v4u a = s->a[l];
+                v4f f = __builtin_convertvector((v4i)a, v4f);
+                s->gn[k] = a[0];
+                s->gx[k] = f[1];
+                s->gy[k] = f[2];
+                s->gz[k] = f[3];
+                s->a[l] = (v4u){0, 0, 0, 0};
+            }
             k++;
         }
-        s->occ[w] = 0;
+        s->occ[wd] = 0;
     }
     return k;
+}
+
+KS_HOT static size_t gather_narrow(scratch *restrict s)
+{
+    return gather_impl(s, false);
+}
+
+static size_t gather_cell(scratch *restrict s, bool wide)
+{
+    return wide ? gather_impl(s, true) : gather_narrow(s);
 }
 
 /* Writes the nv gathered voxels of a cell (first voxel `base`, voxel size v) as points: a loop
@@ -614,10 +770,12 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
     size_t no = off, nshared = 0;
     const float v = g->voxel;
     for (size_t c = 0; c < p->ncell; c++) {
-        sum_runs(s, p->rec, p->ord_start, p->ord_len, cs[c], cs[c + 1], nrun);
+        int wide = sum_cell(s, p, cs[c], cs[c + 1], nrun);
+        if (wide < 0)
+            return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
         if (color || normals) /* the rarer fields, in a second pass over the same (cached) records */
             for (uint32_t ri = cs[c]; ri < cs[c + 1]; ri++)
-                for (uint32_t i = p->ord_start[ri], e = i + p->ord_len[ri]; i < e; i++) {
+                for (uint32_t i = p->ord_start[ri], e = i + (p->ord_len[ri] & RUN_LEN_MASK); i < e; i++) {
                     uint32_t l = (uint32_t)p->rec[i] & (CELL_VOX - 1);
                     if (color && p->col[i]) {
                         uint32_t cv = p->col[i];
@@ -636,7 +794,7 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
                     }
                 }
         /* the cell's voxels: gathered in index order (and cleared), then written out */
-        size_t nv = gather_cell(s);
+        size_t nv = gather_cell(s, wide != 0);
         uint64_t ck = p->cell_keys[c];
         const float base[3] = {(float)((int32_t)((((ck >> 42) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),
                                (float)((int32_t)((((ck >> 21) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),

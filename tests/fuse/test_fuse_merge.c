@@ -311,6 +311,98 @@ static void test_threads_agree(void)
     two_dev_free(&t);
 }
 
+/* The voxel sums' two special paths. (1) A cell of 65536 records or more (coarse voxels) is summed
+ * in slices into 64-bit sums: 200 000 points in two voxels of one cell, offsets near the top of
+ * the voxel, sum past 2^32 (32-bit lanes would wrap). (2) Coordinates of 32768 voxels or more
+ * leave the 32-bit fixed-point keys for the 64-bit ones: points within range get the same keys
+ * either way, so the same points give the same voxels, bit for bit, whether or not far points
+ * share their blocks. */
+static void test_voxel_sum_paths(void)
+{
+    ks_error err;
+    ks_voxel_grid *g;
+    KS_CHECK_INT(ks_voxel_grid_create(1000, 0, 1, &g, &err), KS_OK);
+    size_t n = 200000;
+    float *px = malloc(n * 4), *py = malloc(n * 4), *pz = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) {
+        px[i] = i % 2 ? 1500.0f : 999.969482421875f; /* 32767/32768 of the voxel; 1.5 voxels */
+        py[i] = 10.0f;
+        pz[i] = 500.0f;
+    }
+    KS_CHECK_INT(ks_voxel_grid_add(g, -1, 0, px, py, pz, NULL, NULL, NULL, NULL, n / 2, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_add(g, -1, 5, px + n / 2, py + n / 2, pz + n / 2, NULL, NULL, NULL, NULL, n / 2, &err),
+                 KS_OK);
+    ks_cloud c = {0};
+    KS_CHECK_INT(ks_voxel_grid_extract(g, 0, &c, &err), KS_OK);
+    KS_CHECK_INT(c.count, 2);
+    for (size_t i = 0; i < c.count; i++) {
+        KS_CHECK_INT(c.weight[i], n / 2);
+        KS_CHECK_INT(c.devices[i], 1u | 32u);
+        KS_CHECK_NEAR(c.x[i], c.x[i] < 1200 ? 999.9695 : 1500.0, 1e-3);
+        KS_CHECK_NEAR(c.y[i], 10.0, 0.02);
+        KS_CHECK_NEAR(c.z[i], 500.0, 0.02);
+    }
+    ks_cloud_free(&c);
+    ks_voxel_grid_destroy(g);
+    free(px), free(py), free(pz);
+
+    /* near points alone, and the same near points with far ones (and NaN, and out of the key's
+     * range) between them in every block */
+    enum { NEAR = 3000, STRIDE = 7 };
+    float nx[NEAR], ny[NEAR], nz[NEAR];
+    float mx[NEAR * 2], my[NEAR * 2], mz[NEAR * 2];
+    uint64_t s = 99;
+    size_t m = 0, nfar = 0;
+    for (int i = 0; i < NEAR; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        nx[i] = (float)((double)(s >> 11) / 9007199254740992.0 * 65000.0 - 32500.0); /* within +-32768 voxels */
+        ny[i] = (float)((s >> 20) % 1000) * -0.37f;
+        nz[i] = (float)((s >> 30) % 3000) * 0.731f - 1000.0f;
+        mx[m] = nx[i], my[m] = ny[i], mz[m] = nz[i], m++;
+        if (i % STRIDE == 0) {
+            float far[] = {-50000.37f, 41234.567f, 3e6f, NAN};
+            mx[m] = far[(i / STRIDE) % 4], my[m] = 5.5f, mz[m] = -7.25f;
+            nfar += (i / STRIDE) % 4 < 2;
+            m++;
+        }
+    }
+    ks_voxel_grid *gn, *gm;
+    KS_CHECK_INT(ks_voxel_grid_create(1, 0, 1, &gn, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_create(1, 0, 1, &gm, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_add(gn, -1, 0, nx, ny, nz, NULL, NULL, NULL, NULL, NEAR, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_add(gm, -1, 0, mx, my, mz, NULL, NULL, NULL, NULL, m, &err), KS_OK);
+    ks_cloud cn = {0}, cm = {0};
+    KS_CHECK_INT(ks_voxel_grid_extract(gn, 0, &cn, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_extract(gm, 0, &cm, &err), KS_OK);
+    /* far voxels: where the points are, then left out of the comparison */
+    ks_cloud near = {0};
+    KS_CHECK_INT(ks_cloud_reserve(&near, cm.count, cm.fields, &err), KS_OK);
+    size_t far_weight = 0;
+    for (size_t i = 0; i < cm.count; i++) {
+        if (fabsf(cm.x[i]) > 40000) {
+            far_weight += cm.weight[i];
+            KS_CHECK_MSG(fabsf(cm.x[i] + 50000.37f) < 2e-3f || fabsf(cm.x[i] - 41234.567f) < 2e-3f, "far x %.4f",
+                         (double)cm.x[i]);
+            KS_CHECK_NEAR(cm.y[i], 5.5, 1e-4);
+            KS_CHECK_NEAR(cm.z[i], -7.25, 1e-4);
+            continue;
+        }
+        size_t k = near.count++;
+        near.x[k] = cm.x[i], near.y[k] = cm.y[i], near.z[k] = cm.z[i];
+        near.weight[k] = cm.weight[i], near.devices[k] = cm.devices[i];
+    }
+    KS_CHECK_INT(far_weight, nfar);
+    KS_CHECK_INT(near.count, cn.count);
+    vox *a = sorted_voxels(&cn), *b = sorted_voxels(&near);
+    size_t diff = 0;
+    for (size_t i = 0; i < cn.count && i < near.count; i++)
+        diff += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
+    KS_CHECK_INT(diff, 0);
+    free(a), free(b);
+    ks_cloud_free(&cn), ks_cloud_free(&cm), ks_cloud_free(&near);
+    ks_voxel_grid_destroy(gn), ks_voxel_grid_destroy(gm);
+}
+
 static void test_occlusion_fill(void)
 {
     two_dev t;
@@ -524,6 +616,7 @@ int main(void)
     KS_RUN(test_voxel_average);
     KS_RUN(test_two_devices_one_surface);
     KS_RUN(test_threads_agree);
+    KS_RUN(test_voxel_sum_paths);
     KS_RUN(test_occlusion_fill);
     KS_RUN(test_render_zbuffer);
     KS_RUN(test_interleave);
