@@ -81,7 +81,7 @@
     const v = s.verify;
     const verdict = $('verdict');
     if (!v) {
-      ul.append(el('li', { class: 'dim', text: 'measuring…' }));
+      ul.append(el('li', { class: 'dim note', text: s.distributed ? 'over agents the frames stay on the hosts: kinsync verify --distributed proves sync from the gathered recordings' : 'measuring…' }));
       verdict.textContent = ''; verdict.className = 'badge hidden';
       return;
     }
@@ -207,20 +207,25 @@
   }
 
   function renderPreviewGrid(s) {
-    const key = s.devices.map((d) => d.name + ':' + d.index).join(',');
+    /* over agents (--distributed) only the colour thumbnails the agents publish */
+    const kinds = s.preview_kinds || ['color', 'depth', 'ir'];
+    const key = kinds.join('+') + ';' + s.devices.map((d) => d.name + ':' + d.index).join(',');
     if (key === previewRows) return;
     previewRows = key;
     const g = $('previews');
-    g.replaceChildren(el('div'), el('div', { class: 'col', text: 'colour' }), el('div', { class: 'col', text: 'depth (0.5–4.5 m)' }), el('div', { class: 'col', text: 'IR' }));
+    const titles = { color: s.distributed ? 'colour (the agent\'s thumbnail, ~1/s)' : 'colour', depth: 'depth (0.5–4.5 m)', ir: 'IR' };
+    g.style.gridTemplateColumns = `86px repeat(${kinds.length}, minmax(0, ${kinds.length < 3 ? '260px' : '1fr'}))`;
+    g.replaceChildren(el('div'), ...kinds.map((k) => el('div', { class: 'col', text: titles[k] })));
     for (const d of s.devices) {
       if (d.index < 0) continue;
-      g.append(el('div', { class: 'dev' }, d.name, el('span', { class: 'dim', text: d.role })));
-      for (const kind of ['color', 'depth', 'ir']) {
+      g.append(el('div', { class: 'dev' }, d.name, el('span', { class: 'dim', text: d.role + (s.distributed ? ' @ ' + d.host : '') })));
+      for (const kind of kinds) {
         const img = el('img', { alt: d.name + ' ' + kind, 'data-device': d.index, 'data-kind': kind });
         img.onload = () => { ks.previewsLoaded++; img.dataset.loaded = img.naturalWidth + 'x' + img.naturalHeight; };
         g.append(img);
       }
     }
+    if (ks.lastPreviewSeq) loadPreviews(ks.lastPreviewSeq); /* the new grid at once, not at the next preview */
   }
 
   function renderTakes(s) {
@@ -243,22 +248,25 @@
     const rs = $('runstate');
     rs.textContent = s.run.state;
     rs.className = 'badge st-' + s.run.state;
-    $('runinfo').textContent = `${s.devices.length} devices · ${s.simulated ? 'simulated' : s.playback ? 'recordings' : s.backend}` +
-      (s.run.state === 'running' ? ` · ${fmt(s.run.seconds, 0)} s · ${s.run.sets} frame sets` : '');
+    $('runinfo').textContent = `${s.devices.length} devices · ${s.simulated ? 'simulated' : s.playback ? 'recordings' : s.distributed ? 'over the hosts\' agents' : s.backend}` +
+      (s.run.state === 'running' ? ` · ${fmt(s.run.seconds, 0)} s` + (s.distributed ? '' : ` · ${s.run.sets} frame sets`) : '');
     if (s.run.message) showMessage(s.run.message);
     const ro = !token;
     const running = s.run.state === 'running';
     $('btn-start').disabled = ro || running || s.run.state === 'starting';
     $('btn-stop').disabled = ro || !running;
-    $('btn-record').disabled = ro || !running || s.record.active;
-    $('ctl-note').textContent = ro ? 'read-only: open the address with ?token= that kinsync printed' : '';
+    const can = (a) => !s.controls || s.controls.includes(a);
+    $('btn-record').disabled = ro || !running || s.record.active || !can('record');
+    $('ctl-note').textContent = ro ? 'read-only: open the address with ?token= that kinsync printed'
+      : !can('record') ? 'over agents: no takes from the page (kinsync record --distributed gathers them)' : '';
     renderDevices(s);
     renderChecks(s);
     renderSkew(s);
     renderLaser(s);
     renderPreviewGrid(s);
     renderTakes(s);
-    $('preview-info').textContent = `${s.view.previews} frame sets previewed` + (s.view.previews_skipped ? `, ${s.view.previews_skipped} skipped` : '');
+    if (s.distributed) $('cloud-msg').textContent = 'no point cloud over agents: the depth frames stay on the hosts';
+    $('preview-info').textContent = `${s.view.previews} ${s.distributed ? 'thumbnail batches' : 'frame sets previewed'}` + (s.view.previews_skipped ? `, ${s.view.previews_skipped} skipped` : '');
     const leg = $('legend');
     leg.replaceChildren();
     s.devices.forEach((d) => { if (d.index >= 0) leg.append(el('span', {}, el('i', { style: 'background:' + PALETTE[d.index % PALETTE.length] }), d.name)); });
@@ -372,7 +380,7 @@
       while (ol.children.length > 200) ol.firstChild.remove();
       ol.scrollTop = ol.scrollHeight;
     });
-    es.addEventListener('preview', (e) => loadPreviews(JSON.parse(e.data).seq));
+    es.addEventListener('preview', (e) => { ks.lastPreviewSeq = JSON.parse(e.data).seq; loadPreviews(ks.lastPreviewSeq); });
     es.addEventListener('cloud', (e) => loadCloud(JSON.parse(e.data).seq));
     es.onerror = () => { $('runstate').textContent = 'disconnected'; $('runstate').className = 'badge st-lost'; };
   }

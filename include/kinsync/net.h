@@ -238,6 +238,11 @@ ks_status ks_coordinator_wait_state(ks_coordinator *c, const char *const *serial
                                     int timeout_ms, ks_error *err);
 /* Remote device table (NULL if never seen). */
 const ks_remote_device *ks_coordinator_device(ks_coordinator *c, const char *serial);
+/* The latest preview thumbnail (JPEG) an agent published for serial: its bytes (valid until the
+ * next ks_coordinator_poll), size (0: none yet), the device timestamp it shows and how many were
+ * received so far (a repeated one, same frame, is not counted). */
+size_t ks_coordinator_thumbnail(ks_coordinator *c, const char *serial, const uint8_t **jpeg, int64_t *device_ts_us,
+                                uint64_t *count);
 /* A device whose agent has been silent longer than lost_after_ms, or NULL. */
 const ks_remote_device *ks_coordinator_lost(ks_coordinator *c, const char *const *serials, int n);
 /* Asks the agent owning serial to send its recording; writes it to dir/<name> via a temp file and

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/net_cli.h"
 #include "cli/session_cli.h"
 #include "kinsync/fuse.h"
 #include "kinsync/playback.h"
@@ -59,6 +60,11 @@ static void usage(FILE *out)
             "  --backend NAME    auto (default), sim, k4a\n"
             "  --timeout-ms N    how long to wait for the first frames (default 5000)\n"
             "  --start-master-first  start the master before the subordinates (the classic mistake)\n"
+            "  --distributed     the rig spans hosts: start it through their agents (`kinsync agent`) as\n"
+            "                    `record --distributed` does; the page shows every device's state, host,\n"
+            "                    frame rate and the preview thumbnail its agent publishes (about 1/s).\n"
+            "                    The agents' recordings stay on their hosts. Needs:\n"
+            KS_NET_CLI_HELP
             "  -h, --help        this text\n"
             "\n"
             "Control requests (POST /api/control/start|stop|record) need the token printed at start\n"
@@ -583,6 +589,67 @@ static bool display_present(void)
     return (d && *d) || (w && *w);
 }
 
+static void open_browser(const char *url)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execlp("xdg-open", "xdg-open", url, (char *)NULL);
+        _exit(127);
+    }
+}
+
+/* view --distributed: the rig over its agents (src/cli/view_distributed.c) */
+static int view_distributed(int argc, char **argv, const ks_view_options *vo, const ks_net_config *net,
+                            bool no_browser, bool no_start, double seconds)
+{
+    if (argc - optind != 1 || ks_playback_is_recording(argv[optind]))
+        return ks_cli_usage_error("view", "--distributed takes one rig file");
+    if (!ks_net_cli_ready("view", net))
+        return KS_EXIT_USAGE;
+    ks_rig *rig = calloc(1, sizeof *rig);
+    if (!rig)
+        return KS_EXIT_FAIL;
+    char digest[65];
+    int rc = ks_cli_load_shared_rig("view", argv[optind], rig, digest);
+    ks_view *v = NULL;
+    ks_error err;
+    if (rc == KS_EXIT_OK && ks_view_create(vo, &v, &err) != KS_OK) {
+        ks_cli_print_error("view", &err);
+        rc = strstr(err.message, "not an IPv4") || strstr(err.message, "token") ? KS_EXIT_USAGE : KS_EXIT_FAIL;
+    }
+    if (rc != KS_EXIT_OK) {
+        free(rig);
+        return rc;
+    }
+    char url[256];
+    ks_view_url(v, url, sizeof url);
+    printf("kinsync view: rig %s (%d devices) over its hosts' agents\n", rig->name, rig->device_count);
+    printf("serving on %s\n", url);
+    printf("control token: %s%s\n", ks_view_token(v), vo->read_only ? " (read-only: control is refused)" : "");
+    printf("Ctrl-C stops.\n");
+    fflush(stdout);
+    if (!no_browser && display_present())
+        open_browser(url);
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    signal(SIGCHLD, SIG_IGN);
+    rc = ks_cli_view_distributed(v, rig, digest, net, seconds, no_start, &quit_requested);
+    ks_view_counters vc;
+    ks_view_get_counters(v, &vc);
+    printf("kinsync view: stopped (%llu requests, %llu refused, %llu bad)\n", (unsigned long long)vc.requests,
+           (unsigned long long)vc.refused, (unsigned long long)vc.bad_requests);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    ks_view_destroy(v);
+    free(rig);
+    return rc;
+}
+
 int cmd_view(int argc, char **argv)
 {
     static const struct option opts[] = {{"port", required_argument, 0, 'p'},
@@ -600,7 +667,12 @@ int cmd_view(int argc, char **argv)
                                          {"timeout-ms", required_argument, 0, 't'},
                                          {"start-master-first", no_argument, 0, 'w'},
                                          {"help", no_argument, 0, 'h'},
+                                         {"distributed", no_argument, 0, 'D'},
+                                         KS_NET_CLI_OPTIONS,
                                          {0, 0, 0, 0}};
+    ks_net_config net;
+    ks_net_config_init(&net);
+    bool distributed = false;
     ks_view_options vo;
     ks_view_options_init(&vo);
     vo.port = 8765;
@@ -610,7 +682,13 @@ int cmd_view(int argc, char **argv)
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int nr = ks_net_cli_option("view", c, optarg, &net);
+        if (nr < 0)
+            return KS_EXIT_USAGE;
+        if (nr > 0)
+            continue;
         switch (c) {
+        case 'D': distributed = true; break;
         case 'p':
             if (!parse_double(optarg, 0, 65535, &port) || port != floor(port))
                 return ks_cli_usage_error("view", "--port needs a port number 0..65535, got '%s'", optarg);
@@ -648,6 +726,8 @@ int cmd_view(int argc, char **argv)
     }
     if (optind >= argc)
         return ks_cli_usage_error("view", "give a rig file or recordings (FILE.mkv...)");
+    if (distributed)
+        return view_distributed(argc, argv, &vo, &net, no_browser, no_start, seconds);
     static view_run vr; /* large; one per process */
     memset(&vr, 0, sizeof vr);
     vr.cmd = "view";
@@ -739,15 +819,8 @@ int cmd_view(int argc, char **argv)
     printf("control token: %s%s\n", ks_view_token(vr.v), vo.read_only ? " (read-only: control is refused)" : "");
     printf("Ctrl-C stops.\n");
     fflush(stdout);
-    if (!no_browser && display_present()) {
-        pid_t pid = fork();
-        if (pid == 0) {
-            freopen("/dev/null", "w", stdout);
-            freopen("/dev/null", "w", stderr);
-            execlp("xdg-open", "xdg-open", url, (char *)NULL);
-            _exit(127);
-        }
-    }
+    if (!no_browser && display_present())
+        open_browser(url);
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;

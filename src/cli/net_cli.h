@@ -5,9 +5,11 @@
 #define KS_CLI_NET_CLI_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 
 #include "kinsync/net.h"
+#include "kinsync/view.h"
 
 /* Long options (ids 1000..1004) to append to a command's option table. */
 #define KS_NET_CLI_OPTIONS                                                                                \
@@ -41,5 +43,9 @@ int ks_cli_record_distributed(const char *rig_path, const char *out, double seco
  * recordings (src/cli/verify_distributed.c). */
 int ks_cli_verify_distributed(const char *rig_path, const char *out, double seconds, const ks_net_config *net,
                               bool json);
+/* `kinsync view rig.yaml --distributed`: serves the rig over its agents on the view v until *quit or
+ * `seconds` (0: no limit); started at once unless no_start (src/cli/view_distributed.c). */
+int ks_cli_view_distributed(ks_view *v, const ks_rig *rig, const char *digest, const ks_net_config *net,
+                            double seconds, bool no_start, volatile sig_atomic_t *quit);
 
 #endif

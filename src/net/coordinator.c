@@ -33,6 +33,11 @@ struct ks_coordinator {
     pending_reply replies[KS_COORD_MAX_DEVICES * 2];
     dds_entity_t ws;
     dds_entity_t ws_chunk; /* wakes the gatherer as soon as a chunk arrives */
+    /* the latest thumbnail of devices[i] (ks_coordinator_thumbnail), kept beside the table */
+    uint8_t *thumb[KS_COORD_MAX_DEVICES];
+    size_t thumb_len[KS_COORD_MAX_DEVICES];
+    int64_t thumb_ts_us[KS_COORD_MAX_DEVICES];
+    uint64_t thumb_count[KS_COORD_MAX_DEVICES];
 };
 
 const char *ks_coordinator_id(const ks_coordinator *c)
@@ -76,6 +81,8 @@ void ks_coordinator_free(ks_coordinator *c)
     if (!c)
         return;
     ks_transport_close(&c->tr);
+    for (int i = 0; i < KS_COORD_MAX_DEVICES; i++)
+        free(c->thumb[i]);
     sodium_memzero(c->cfg.secret, sizeof c->cfg.secret);
     free(c);
 }
@@ -96,6 +103,19 @@ static ks_remote_device *find(ks_coordinator *c, const char *serial, bool create
 const ks_remote_device *ks_coordinator_device(ks_coordinator *c, const char *serial)
 {
     return find(c, serial, false);
+}
+
+size_t ks_coordinator_thumbnail(ks_coordinator *c, const char *serial, const uint8_t **jpeg, int64_t *device_ts_us,
+                                uint64_t *count)
+{
+    ks_remote_device *d = find(c, serial, false);
+    int k = d ? (int)(d - c->devices) : -1;
+    *jpeg = k >= 0 ? c->thumb[k] : NULL;
+    if (device_ts_us)
+        *device_ts_us = k >= 0 ? c->thumb_ts_us[k] : 0;
+    if (count)
+        *count = k >= 0 ? c->thumb_count[k] : 0;
+    return k >= 0 && c->thumb[k] ? c->thumb_len[k] : 0;
 }
 
 void ks_coordinator_poll(ks_coordinator *c)
@@ -179,6 +199,17 @@ void ks_coordinator_poll(ks_coordinator *c)
                 continue;
             d->thumbnail_bytes = m->jpeg._length;
             d->thumbnail_is_jpeg = m->jpeg._length > 2 && m->jpeg._buffer[0] == 0xFF && m->jpeg._buffer[1] == 0xD8;
+            int k = (int)(d - c->devices);
+            /* agents repeat their latest thumbnail with every state: a new one only when the frame is new */
+            bool fresh = !c->thumb[k] || m->device_ts_us != c->thumb_ts_us[k] || m->jpeg._length != c->thumb_len[k];
+            uint8_t *copy = d->thumbnail_is_jpeg && fresh ? realloc(c->thumb[k], m->jpeg._length) : NULL;
+            if (copy) {
+                memcpy(copy, m->jpeg._buffer, m->jpeg._length);
+                c->thumb[k] = copy;
+                c->thumb_len[k] = m->jpeg._length;
+                c->thumb_ts_us[k] = m->device_ts_us;
+                c->thumb_count[k]++;
+            }
         }
         dds_return_loan(c->tr.r_thumb, s, n);
     }
