@@ -38,6 +38,14 @@ MUTANTS=(
   "yaml-no-depth|src/util/yaml.c|s#if (++depth > KS_YAML_MAX_FLOW_DEPTH)#if (++depth < 0)#|^test_rig_parse$"
   # fuse: a voxel's z offsets no longer summed (the records' 16-bit z lane dropped from the vector sum)
   "fuse-sum-z|src/fuse/voxel.c|s#        w\[0\] = 1;#        w[0] = 1;\n        w[3] = 0;#|^test_fuse_merge$"
+  # calibrate DIR: the frame-set reader drops the depth images (no depth cross-check, not as over the recordings)
+  "frameset-no-depth|src/record/frameset_dir.c|s#if (s->img\[i\]\[t\].file\[0\])#if (s->img[i][t].file[0] \&\& t != 1)#|^test_pipeline_cli_sh$"
+  # fuse: the colour lookup returns the uncoloured grey (the demo's cloud all 128,128,128 again)
+  "fuse-color-grey|src/fuse/fuse.c|s#have_color ? \&img : NULL, no_color#have_color \&\& 0 ? \&img : NULL, no_color#|^test_pipeline_colors$"
+  # fuse: colour and depth paired with a key shifted by half a period (no colour ever pairs)
+  "fuse-pairing-key|src/fuse/fuse_sink.c|s#return fabs(c.key_us - d.key_us) <= tol;#return fabs(c.key_us - d.key_us - cfg->period_us / 2) <= tol;#|^test_pipeline_colors$"
+  # fuse: every device's points coloured through device 0's colour camera (colour from the wrong pixel)
+  "fuse-color-pixel|src/fuse/fuse.c|s#ks_points_colorize(f->x + c, f->y + c, f->z + c, n, \&fd->rig_to_color#ks_points_colorize(f->x + c, f->y + c, f->z + c, n, \&f->dev[0].rig_to_color#|^test_pipeline_colors$"
   # view: the cloud no longer coloured from the colour cameras
   "view-cloud-palette|src/view/sink.c|s#bool camera_color = !k->opt.device_colors \&\& #bool camera_color = 0 \&\& #|^test_view_http_sh$"
   # an unwritable verify --report no longer fails the run (the error is printed, the exit status is 0)

@@ -127,9 +127,11 @@ ks_status ks_align_files(const char *const *paths, int count, const ks_align_opt
                          ks_error *err);
 void ks_align_free(ks_align_result *r);
 
-/* Writes the aligned frame sets to dir: dir/NNNNNN/ROLE-SERIAL-color.jpg (MJPEG as stored; other
- * color formats as .raw), -depth.png and -ir.png (16-bit grey PNG), and dir/index.json listing every
- * set with each member's file, timestamps and image names. max_sets 0 = all. KS_EIO names the path. */
+/* Writes the aligned frame sets to dir as a frame-set directory (kinsync/frameset.h): one device
+ * per member file, named ROLE-SERIAL (dir/NNNNNN/ROLE-SERIAL-color.jpg as stored, -depth.png and
+ * -ir.png as 16-bit grey PNG, ROLE-SERIAL-calibration.json), and index.json with every set, each
+ * member's images and timestamps, plus "files": every file given and whether it is a member.
+ * max_sets 0 = all. KS_EIO names the path; KS_ESTATE when dir already holds an index.json. */
 ks_status ks_align_export(const ks_align_result *r, const char *dir, size_t max_sets, ks_error *err);
 
 #ifdef __cplusplus

@@ -23,6 +23,7 @@
 
 #include "kinsync/board.h"
 #include "kinsync/error.h"
+#include "kinsync/frameset.h"
 #include "kinsync/rigcalib.h"
 #include "kinsync/session.h"
 
@@ -51,6 +52,11 @@ typedef struct ks_rigcal_sink ks_rigcal_sink;
  * for (colour, or with use_ir a depth mode). The session must be started. */
 ks_status ks_rigcal_sink_create(ks_session *s, const ks_board *b, const ks_rigcal_sink_options *opt,
                                 ks_rigcal_sink **out, ks_error *err);
+/* The same from device descriptions (serial, name, running configuration, factory calibration),
+ * for frame sets that come from elsewhere, e.g. a frame-set directory (kinsync/frameset.h): the
+ * sets given to _add then carry the devices in this order. */
+ks_status ks_rigcal_sink_create_devices(const ks_frameset_device *devices, int device_count, const ks_board *b,
+                                        const ks_rigcal_sink_options *opt, ks_rigcal_sink **out, ks_error *err);
 void ks_rigcal_sink_destroy(ks_rigcal_sink *k);
 
 /* Offers one frame set; it is used when it is at or after the first complete set and on the step.

@@ -37,11 +37,12 @@ struct ks_rigcal_sink {
     int keep_stride, keep_seen;
 };
 
-ks_status ks_rigcal_sink_create(ks_session *s, const ks_board *b, const ks_rigcal_sink_options *opt,
-                                ks_rigcal_sink **out, ks_error *err)
+ks_status ks_rigcal_sink_create_devices(const ks_frameset_device *devices, int n, const ks_board *b,
+                                        const ks_rigcal_sink_options *opt, ks_rigcal_sink **out, ks_error *err)
 {
-    if (!s || !b || !out)
-        return ks_error_set(err, KS_EINVAL, "ks_rigcal_sink_create: session, board and output are required");
+    if (!devices || n < 1 || n > KS_MATCH_MAX_DEVICES || !b || !out)
+        return ks_error_set(err, KS_EINVAL, "ks_rigcal_sink_create: devices (1 to %d), board and output are required",
+                            KS_MATCH_MAX_DEVICES);
     ks_rigcal_sink *k = calloc(1, sizeof *k);
     if (!k)
         return ks_error_set(err, KS_ENOMEM, "out of memory collecting calibration views");
@@ -68,7 +69,7 @@ ks_status ks_rigcal_sink_create(ks_session *s, const ks_board *b, const ks_rigca
     if (k->threads > KS_RIGCAL_MAX_THREADS)
         k->threads = KS_RIGCAL_MAX_THREADS;
     k->keep_stride = 1;
-    k->n = ks_session_device_count(s);
+    k->n = n;
     if (k->threads > k->n)
         k->threads = k->n > 0 ? k->n : 1;
     k->keep = calloc((size_t)k->opt.depth_sets, sizeof *k->keep);
@@ -77,32 +78,29 @@ ks_status ks_rigcal_sink_create(ks_session *s, const ks_board *b, const ks_rigca
     for (int t = 0; t < k->threads && st == KS_OK; t++)
         st = ks_detector_create(b, NULL, &k->det[t], err);
     for (int i = 0; i < k->n && st == KS_OK; i++) {
-        ks_device *dv = ks_session_device(s, i);
-        const ks_device_config *cfg = ks_device_running_config(dv);
-        const char *name = ks_session_device_name(s, i);
-        bool depth = cfg && cfg->depth_mode != KS_DEPTH_OFF;
-        if (!cfg || (k->opt.use_ir ? !depth : cfg->color_resolution == KS_COLOR_OFF)) {
-            st = ks_error_set(err, KS_EINVAL, "device %s does not stream its %s camera; %s", name,
+        const ks_frameset_device *dv = &devices[i];
+        const ks_device_config *cfg = &dv->config;
+        bool depth = cfg->depth_mode != KS_DEPTH_OFF;
+        if (k->opt.use_ir ? !depth : cfg->color_resolution == KS_COLOR_OFF) {
+            st = ks_error_set(err, KS_EINVAL, "device %s does not stream its %s camera; %s", dv->name,
                               k->opt.use_ir ? "depth/IR" : "colour",
                               k->opt.use_ir ? "give it a depth mode" : "search the IR images (--camera ir)");
             break;
         }
-        char *cj = NULL;
-        size_t cl = 0;
         ks_calibration cal;
-        ks_status cs;
-        if ((cs = ks_device_get_calibration_json(dv, &cj, &cl, err)) != KS_OK ||
-            (cs = ks_calibration_from_json(cj, cl, depth ? cfg->depth_mode : KS_DEPTH_NFOV_UNBINNED,
-                                           cfg->color_resolution != KS_COLOR_OFF ? cfg->color_resolution
-                                                                                 : KS_COLOR_720P,
-                                           &cal, err)) != KS_OK) {
-            free(cj);
-            st = ks_error_prefix(err, cs, "device %s: calibration", name);
+        ks_status cs = dv->calibration_json
+                           ? ks_calibration_from_json(dv->calibration_json, dv->calibration_len,
+                                                      depth ? cfg->depth_mode : KS_DEPTH_NFOV_UNBINNED,
+                                                      cfg->color_resolution != KS_COLOR_OFF ? cfg->color_resolution
+                                                                                            : KS_COLOR_720P,
+                                                      &cal, err)
+                           : ks_error_set(err, KS_ENOTFOUND, "no factory calibration");
+        if (cs != KS_OK) {
+            st = ks_error_prefix(err, cs, "device %s: calibration", dv->name);
             break;
         }
-        free(cj);
         ks_rigcal_device *rd = &k->dev[i];
-        snprintf(rd->serial, sizeof rd->serial, "%s", ks_device_info_get(dv)->serial);
+        snprintf(rd->serial, sizeof rd->serial, "%s", dv->serial);
         rd->intrinsics = k->opt.use_ir ? cal.depth : cal.color;
         rd->depth_to_color = cal.depth_to_color;
         if (k->opt.use_ir)
@@ -118,6 +116,35 @@ ks_status ks_rigcal_sink_create(ks_session *s, const ks_board *b, const ks_rigca
     }
     *out = k;
     return KS_OK;
+}
+
+ks_status ks_rigcal_sink_create(ks_session *s, const ks_board *b, const ks_rigcal_sink_options *opt,
+                                ks_rigcal_sink **out, ks_error *err)
+{
+    if (!s)
+        return ks_error_set(err, KS_EINVAL, "ks_rigcal_sink_create: session, board and output are required");
+    ks_frameset_device dv[KS_MATCH_MAX_DEVICES];
+    memset(dv, 0, sizeof dv);
+    const int n = ks_session_device_count(s);
+    ks_status st = KS_OK, cs;
+    for (int i = 0; i < n && st == KS_OK; i++) {
+        ks_device *d = ks_session_device(s, i);
+        const ks_device_config *cfg = ks_device_running_config(d);
+        snprintf(dv[i].name, sizeof dv[i].name, "%s", ks_session_device_name(s, i));
+        snprintf(dv[i].serial, sizeof dv[i].serial, "%s", ks_device_info_get(d)->serial);
+        if (!cfg)
+            st = ks_error_set(err, KS_ESTATE, "device %s is not running; start the session first", dv[i].name);
+        else
+            dv[i].config = *cfg;
+        if (st == KS_OK &&
+            (cs = ks_device_get_calibration_json(d, &dv[i].calibration_json, &dv[i].calibration_len, err)) != KS_OK)
+            st = ks_error_prefix(err, cs, "device %s: calibration", dv[i].name);
+    }
+    if (st == KS_OK)
+        st = ks_rigcal_sink_create_devices(dv, n, b, opt, out, err);
+    for (int i = 0; i < n; i++)
+        free(dv[i].calibration_json);
+    return st;
 }
 
 static void kept_free(kept *e)

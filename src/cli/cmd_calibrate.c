@@ -2,19 +2,16 @@
  *
  * Inputs: synchronized recordings (one .mkv per device; a rig file is recorded first), which run
  * through ks_source -> ks_session into the calibration sink (kinsync/rigcal_sink.h), or a frame-set
- * directory (one subdirectory per device with its calibration.json and one image per frame set
- * named by the frame set number). See docs/calibrate.md. */
-#include <dirent.h>
+ * directory (kinsync/frameset.h, as `kinsync capture` and `kinsync align --export` write it), whose
+ * sets go into the same sink. See docs/calibrate.md. */
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
+#include <getopt.h>
 #include <math.h>
-#include <png.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <turbojpeg.h>
 
 #include "cli/cli.h"
 #include "cli/session_cli.h"
@@ -22,6 +19,7 @@
 #include "kinsync/board.h"
 #include "kinsync/calibration.h"
 #include "kinsync/mkv.h"
+#include "kinsync/frameset.h"
 #include "kinsync/rigcal_sink.h"
 #include "kinsync/rigcalib.h"
 #include "kinsync/source.h"
@@ -50,17 +48,16 @@ static void usage(FILE *out)
             "complete one is used (default: about 120 frame sets). With depth, the depth of the used\n"
             "sets is checked against the calibrated board plane (depth cross-check).\n"
             "\n"
-            "FRAMESET_DIR holds one directory per device with its calibration.json and one image per\n"
-            "synchronized frame set, named by the frame set number (0000.jpg, 0001.jpg, ...): color\n"
-            "images (JPEG as recorded, or PNG) of any color mode, or IR images (8/16-bit PNG) of a depth\n"
-            "mode; the mode is recognized from the image size. The same number in two directories\n"
-            "means the same instant.\n"
+            "FRAMESET_DIR: a frame-set directory as `kinsync capture --out DIR` and `kinsync align\n"
+            "--export DIR` write it (index.json naming the devices and sets, each device's calibration,\n"
+            "the images of every set; docs/frameset-dir.md). Its sets go through the same calibration\n"
+            "(step, depth cross-check) as the recordings they came from.\n"
             "\n"
             "  --board FILE       board description (required)\n"
             "  -o, --output FILE  where to write the result (default rig-calibration.json)\n"
             "  --reference SERIAL device whose depth camera is the rig frame (default: the first)\n"
-            "  --camera NAME      recordings: search the color (default) or the IR images\n"
-            "  --step N           recordings: use every N-th frame set\n"
+            "  --camera NAME      search the color (default) or the IR images\n"
+            "  --step N           use every N-th frame set\n"
             "  --match-us US      recordings: timestamp tolerance between devices, microseconds\n"
             "  --loss NAME        robust loss: huber (default), cauchy, none\n"
             "  --min-corners N    corners a view needs to count (default 8)\n"
@@ -76,152 +73,15 @@ static void usage(FILE *out)
 typedef struct dev_in {
     char dir[1024];
     char serial[64];
-    char *calib_json;
-    size_t calib_len;
-    bool have_mode;
     bool ir;               /* observed camera is the depth/IR camera */
     int width, height;
     int images, with_board;
 } dev_in;
 
-static char *read_file(const char *path, size_t *len)
-{
-    char *b = NULL;
-    ks_file_read_all(path, 256u << 20, &b, len, NULL);
-    return b;
-}
-
-static int frame_number(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    const char *end = dot ? dot : name + strlen(name);
-    const char *p = end;
-    while (p > name && p[-1] >= '0' && p[-1] <= '9')
-        p--;
-    if (p == end || end - p > 8)
-        return -1;
-    return atoi(p);
-}
-
 static bool has_ext(const char *name, const char *ext)
 {
     size_t n = strlen(name), e = strlen(ext);
     return n > e && !strcasecmp(name + n - e, ext);
-}
-
-/* Loads a JPEG (kept compressed, as an MJPG frame) or a PNG (to 8-bit gray). */
-static ks_status load_image(const char *path, ks_image *img, uint8_t **owned, ks_error *err)
-{
-    memset(img, 0, sizeof *img);
-    *owned = NULL;
-    if (has_ext(path, ".jpg") || has_ext(path, ".jpeg")) {
-        size_t len;
-        char *b = read_file(path, &len);
-        if (!b)
-            return ks_error_set(err, KS_EIO, "%s: cannot read (%s)", path, strerror(errno));
-        tjhandle tj = tjInitDecompress();
-        int w = 0, h = 0, sub = 0, cs = 0;
-        int rc = tj ? tjDecompressHeader3(tj, (const unsigned char *)b, (unsigned long)len, &w, &h, &sub, &cs) : -1;
-        if (tj)
-            tjDestroy(tj);
-        if (rc != 0) {
-            free(b);
-            return ks_error_set(err, KS_EPARSE, "%s: not a readable JPEG", path);
-        }
-        img->format = KS_FORMAT_MJPG;
-        img->width = w;
-        img->height = h;
-        img->data = (uint8_t *)b;
-        img->size = len;
-        *owned = (uint8_t *)b;
-        return KS_OK;
-    }
-    png_image pi;
-    memset(&pi, 0, sizeof pi);
-    pi.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&pi, path))
-        return ks_error_set(err, KS_EPARSE, "%s: not a readable PNG (%s)", path, pi.message);
-    bool sixteen = (pi.format & PNG_FORMAT_FLAG_LINEAR) && !(pi.format & PNG_FORMAT_FLAG_COLOR);
-    pi.format = sixteen ? PNG_FORMAT_LINEAR_Y : PNG_FORMAT_GRAY;
-    size_t bytes = PNG_IMAGE_SIZE(pi);
-    uint8_t *buf = malloc(bytes ? bytes : 1);
-    if (!buf || !png_image_finish_read(&pi, NULL, buf, 0, NULL)) {
-        free(buf);
-        png_image_free(&pi);
-        return ks_error_set(err, KS_EPARSE, "%s: PNG does not decode", path);
-    }
-    img->format = sixteen ? KS_FORMAT_IR16 : KS_FORMAT_CUSTOM8;
-    img->width = (int)pi.width;
-    img->height = (int)pi.height;
-    img->stride = (int)PNG_IMAGE_ROW_STRIDE(pi) * (sixteen ? 2 : 1);
-    img->data = buf;
-    img->size = bytes;
-    *owned = buf;
-    return KS_OK;
-}
-
-/* Which camera took an image of this size. */
-static bool mode_for_size(int w, int h, bool *ir, ks_color_resolution *color, ks_depth_mode *depth)
-{
-    for (int r = KS_COLOR_720P; r < KS_COLOR_RESOLUTION_COUNT; r++) {
-        const ks_color_resolution_info *ci = ks_color_resolution_get((ks_color_resolution)r);
-        if (ci && ci->width == w && ci->height == h) {
-            *ir = false;
-            *color = (ks_color_resolution)r;
-            *depth = KS_DEPTH_NFOV_UNBINNED;
-            return true;
-        }
-    }
-    for (int d = KS_DEPTH_NFOV_2X2BINNED; d < KS_DEPTH_MODE_COUNT; d++) {
-        const ks_depth_mode_info *di = ks_depth_mode_get((ks_depth_mode)d);
-        if (di && di->width == w && di->height == h) {
-            *ir = true;
-            *depth = (ks_depth_mode)d;
-            *color = KS_COLOR_720P;
-            return true;
-        }
-    }
-    return false;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sorted entries of a directory (names only, malloc'd). */
-static char **list_dir(const char *path, int *n)
-{
-    *n = 0;
-    DIR *d = opendir(path);
-    if (!d)
-        return NULL;
-    char **v = NULL;
-    int cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **nv = realloc(v, sizeof(char *) * (size_t)cap);
-            if (!nv)
-                break;
-            v = nv;
-        }
-        v[(*n)++] = strdup(e->d_name);
-    }
-    closedir(d);
-    if (v)
-        qsort(v, (size_t)*n, sizeof(char *), cmp_str);
-    return v;
-}
-
-static void free_list(char **v, int n)
-{
-    for (int i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
 }
 
 static void progress(void *ctx, int it, double rms)
@@ -238,8 +98,7 @@ typedef struct calib_run {
     int nd;
     dev_in *devs;
     ks_rigcal_device *rdev;
-    ks_rigcal_collector *col;      /* frame-set directory */
-    /* recordings / live: the session's frame sets into the calibration sink */
+    /* the session's (or a frame-set directory's) frame sets into the calibration sink */
     ks_cli_rigrun src;
     ks_session *sess;
     ks_rigcal_sink *sink;
@@ -247,49 +106,6 @@ typedef struct calib_run {
     int step;
     int match_us;
 } calib_run;
-
-/* Sets the observed camera of device i from its calibration and the image size. */
-static int set_device_camera(calib_run *cr, int i, int w, int h, const char *what)
-{
-    dev_in *d = &cr->devs[i];
-    ks_color_resolution res;
-    ks_depth_mode dm;
-    ks_error err = {0};
-    if (!mode_for_size(w, h, &d->ir, &res, &dm)) {
-        fprintf(stderr, "kinsync calibrate: %s: %dx%d is not the size of an Azure Kinect color or depth mode\n", what,
-                w, h);
-        return KS_EXIT_USAGE;
-    }
-    ks_calibration cal;
-    if (ks_calibration_from_json(d->calib_json, d->calib_len, dm, res, &cal, &err)) {
-        ks_error_prefix(&err, err.code, "%s: calibration", what);
-        ks_cli_print_error("calibrate", &err);
-        return KS_EXIT_USAGE;
-    }
-    snprintf(cr->rdev[i].serial, sizeof cr->rdev[i].serial, "%s", d->serial);
-    cr->rdev[i].intrinsics = d->ir ? cal.depth : cal.color;
-    cr->rdev[i].depth_to_color = cal.depth_to_color;
-    if (d->ir)
-        ks_extrinsics_identity(&cr->rdev[i].depth_to_camera);
-    else
-        cr->rdev[i].depth_to_camera = cal.depth_to_color;
-    d->have_mode = true;
-    d->width = w;
-    d->height = h;
-    return KS_EXIT_OK;
-}
-
-static void serial_from_calibration(dev_in *d)
-{
-    json_t *j = json_loadb(d->calib_json, d->calib_len, 0, NULL);
-    if (!j && d->calib_len > 3) /* byte-order mark */
-        j = json_loadb(d->calib_json + 3, d->calib_len - 3, 0, NULL);
-    const char *sid = json_string_value(
-        json_object_get(json_object_get(json_object_get(j, "CalibrationInformation"), "Metadata"), "SerialId"));
-    if (sid && *sid)
-        snprintf(d->serial, sizeof d->serial, "%s", sid);
-    json_decref(j);
-}
 
 static void report_device(const calib_run *cr, const dev_in *d)
 {
@@ -299,107 +115,67 @@ static void report_device(const calib_run *cr, const dev_in *d)
                 d->with_board);
 }
 
-static int collect_dir(calib_run *cr, const char *root)
-{
-    struct stat stt;
-    ks_error err = {0};
-    int nsub = 0, rc = KS_EXIT_OK;
-    char **subs = list_dir(root, &nsub);
-    cr->devs = calloc((size_t)(nsub ? nsub : 1), sizeof *cr->devs);
-    cr->rdev = calloc((size_t)(nsub ? nsub : 1), sizeof *cr->rdev);
-    if (!cr->devs || !cr->rdev) {
-        free_list(subs, nsub);
-        return KS_EXIT_FAIL;
-    }
-    for (int i = 0; i < nsub; i++) {
-        dev_in *d = &cr->devs[cr->nd];
-        snprintf(d->dir, sizeof d->dir, "%s/%s", root, subs[i]);
-        if (stat(d->dir, &stt) != 0 || !S_ISDIR(stt.st_mode))
-            continue;
-        char cpath[1100];
-        snprintf(cpath, sizeof cpath, "%s/calibration.json", d->dir);
-        d->calib_json = read_file(cpath, &d->calib_len);
-        if (!d->calib_json) {
-            fprintf(stderr, "kinsync calibrate: %s: no calibration.json; copy the device's factory calibration "
-                            "there (k4arecorder attaches it to every recording)\n", d->dir);
-            free_list(subs, nsub);
-            return KS_EXIT_USAGE;
-        }
-        snprintf(d->serial, sizeof d->serial, "%s", subs[i]);
-        serial_from_calibration(d);
-        cr->nd++;
-    }
-    free_list(subs, nsub);
-    if (cr->nd == 0) {
-        fprintf(stderr, "kinsync calibrate: %s has no device directories (DIR/<serial>/calibration.json + images)\n",
-                root);
-        return KS_EXIT_USAGE;
-    }
-    if (cr->nd == 1) {
-        fprintf(stderr, "kinsync calibrate: %s holds one device directory: a rig calibration places two or more "
-                        "devices in one frame; add a directory per device of the rig\n", root);
-        return KS_EXIT_USAGE;
-    }
-    for (int i = 0; i < cr->nd && rc == KS_EXIT_OK; i++) {
-        dev_in *d = &cr->devs[i];
-        int nf = 0;
-        char **files = list_dir(d->dir, &nf);
-        for (int k = 0; k < nf && rc == KS_EXIT_OK; k++) {
-            const char *name = files[k];
-            if (!has_ext(name, ".jpg") && !has_ext(name, ".jpeg") && !has_ext(name, ".png"))
-                continue;
-            int fnum = frame_number(name);
-            char path[2200];
-            snprintf(path, sizeof path, "%s/%s", d->dir, name);
-            if (fnum < 0) {
-                fprintf(stderr, "kinsync calibrate: %s: no frame set number in the name; skipped\n", path);
-                continue;
-            }
-            ks_image img;
-            uint8_t *owned;
-            if (load_image(path, &img, &owned, &err)) {
-                ks_cli_print_error("calibrate", &err);
-                rc = KS_EXIT_USAGE;
-                break;
-            }
-            if (!d->have_mode) {
-                rc = set_device_camera(cr, i, img.width, img.height, path);
-            } else if (img.width != d->width || img.height != d->height) {
-                fprintf(stderr, "kinsync calibrate: %s: %dx%d, but the other images of this device are %dx%d; one "
-                                "camera and mode per device\n", path, img.width, img.height, d->width, d->height);
-                rc = KS_EXIT_USAGE;
-            }
-            int found = 0;
-            if (rc == KS_EXIT_OK && ks_rigcal_collector_add_image(cr->col, i, fnum, &img, &found, &err)) {
-                ks_error_prefix(&err, err.code, "%s", path);
-                ks_cli_print_error("calibrate", &err);
-                rc = KS_EXIT_USAGE;
-            }
-            free(owned);
-            d->images++;
-            d->with_board += found >= cr->ro.min_corners_per_view;
-            if (ks_cli_is_tty(stderr))
-                fprintf(stderr, "\rcalibrate: device %d/%d (%s): %d images, board in %d   ", i + 1, cr->nd, d->serial,
-                        d->images, d->with_board);
-        }
-        free_list(files, nf);
-        if (rc != KS_EXIT_OK)
-            break;
-        report_device(cr, d);
-        if (!d->have_mode) {
-            fprintf(stderr, "kinsync calibrate: %s: no images (0000.jpg, 0001.png, ...)\n", d->dir);
-            rc = KS_EXIT_USAGE;
-        }
-    }
-    return rc;
-}
-
 static void sink_progress(void *ctx, int sets, int device, int images, int with_board)
 {
     const calib_run *cr = ctx;
     if (ks_cli_is_tty(stderr) && !cr->json)
         fprintf(stderr, "\rcalibrate: %d frame sets; %s: board in %d of %d   ", sets, cr->rdev[device].serial,
                 with_board, images);
+}
+
+/* A frame-set directory (kinsync/frameset.h): its sets, in order, into the same calibration sink
+ * the session's sets go to, so the directory of a take calibrates exactly as the take does. */
+static int collect_dir(calib_run *cr, const char *root)
+{
+    ks_error err = {0};
+    ks_frameset_dir *fd = NULL;
+    if (ks_frameset_dir_open(root, &fd, &err) != KS_OK) {
+        ks_cli_print_error("calibrate", &err);
+        return KS_EXIT_USAGE;
+    }
+    int rc = KS_EXIT_OK;
+    cr->nd = ks_frameset_dir_device_count(fd);
+    cr->rdev = calloc((size_t)cr->nd, sizeof *cr->rdev);
+    cr->devs = calloc((size_t)cr->nd, sizeof *cr->devs);
+    ks_frameset_device dv[KS_MATCH_MAX_DEVICES];
+    for (int i = 0; i < cr->nd; i++)
+        dv[i] = *ks_frameset_dir_device(fd, i);
+    ks_rigcal_sink_options o = {.use_ir = cr->use_ir, .step = cr->step, .min_corners = cr->ro.min_corners_per_view,
+                                .progress = sink_progress, .progress_ctx = cr,
+                                .expected_sets = ks_frameset_dir_set_count(fd)};
+    if (!cr->rdev || !cr->devs)
+        rc = KS_EXIT_FAIL;
+    else if (cr->nd == 1) {
+        fprintf(stderr, "kinsync calibrate: %s holds one device: a rig calibration places two or more devices in "
+                        "one frame\n", root);
+        rc = KS_EXIT_USAGE;
+    } else if (ks_rigcal_sink_create_devices(dv, cr->nd, &cr->board, &o, &cr->sink, &err)) {
+        ks_error_prefix(&err, err.code, "%s", root);
+        ks_cli_print_error("calibrate", &err);
+        rc = KS_EXIT_USAGE;
+    }
+    for (int i = 0; rc == KS_EXIT_OK && i < cr->nd; i++)
+        cr->rdev[i] = *ks_rigcal_sink_device(cr->sink, i);
+    for (size_t k = 0; rc == KS_EXIT_OK && k < ks_frameset_dir_set_count(fd); k++) {
+        ks_session_set set;
+        if (ks_frameset_dir_load(fd, k, &set, &err) != KS_OK || ks_rigcal_sink_add(cr->sink, &set, &err) != KS_OK) {
+            ks_cli_print_error("calibrate", &err);
+            rc = KS_EXIT_USAGE;
+        }
+        ks_session_set_release(&set);
+    }
+    for (int i = 0; rc == KS_EXIT_OK && i < cr->nd; i++) {
+        dev_in *d = &cr->devs[i];
+        snprintf(d->serial, sizeof d->serial, "%s", cr->rdev[i].serial);
+        snprintf(d->dir, sizeof d->dir, "%s", root);
+        d->ir = cr->use_ir;
+        d->width = cr->rdev[i].intrinsics.width;
+        d->height = cr->rdev[i].intrinsics.height;
+        ks_rigcal_sink_counts(cr->sink, i, &d->images, &d->with_board);
+        report_device(cr, d);
+    }
+    ks_frameset_dir_close(fd);
+    return rc;
 }
 
 /* Frame sets the recordings hold (for the default step), from the first one's duration; 0 unknown. */
@@ -648,10 +424,7 @@ static int solve(calib_run *cr, const calib_args *a)
     }
     cr->ro.progress = progress;
     ks_rigcal_problem prob;
-    if (cr->sink)
-        ks_rigcal_sink_problem(cr->sink, &prob);
-    else
-        ks_rigcal_collector_problem(cr->col, &cr->board, cr->rdev, cr->nd, &prob);
+    ks_rigcal_sink_problem(cr->sink, &prob);
     ks_rigcal_result res;
     ks_status st = prob.frame_count > 0 ? ks_rigcal_solve(&prob, &cr->ro, &res, &err)
                                         : ks_error_set(&err, KS_EINVAL, "the board was found in no image; check the "
@@ -663,8 +436,7 @@ static int solve(calib_run *cr, const calib_args *a)
         ks_cli_print_error("calibrate", &err);
         return KS_EXIT_FAIL;
     }
-    if (cr->sink)
-        ks_rigcal_sink_depth_check(cr->sink, &res);
+    ks_rigcal_sink_depth_check(cr->sink, &res);
     if ((st = ks_rigcal_write_json(&prob, &res, a->out_path, &err)))
         ks_cli_print_error("calibrate", &err);
     else
@@ -710,10 +482,6 @@ int cmd_calibrate(int argc, char **argv)
     ks_status st = ks_board_load(a.board_path, &cr.board, &err);
     if (st)
         return ks_cli_fail("calibrate", &err, KS_CLI_INPUT);
-    if (dir && (st = ks_rigcal_collector_create(&cr.board, NULL, &cr.col, &err))) {
-        ks_cli_print_error("calibrate", &err);
-        return KS_EXIT_FAIL;
-    }
     rc = dir ? collect_dir(&cr, in[0]) : collect_session(&cr, in, nin);
     if (rc == KS_EXIT_OK)
         rc = solve(&cr, &a);
@@ -723,9 +491,6 @@ int cmd_calibrate(int argc, char **argv)
         ks_session_close(cr.sess);
     }
     ks_cli_rigrun_close(&cr.src);
-    ks_rigcal_collector_destroy(cr.col);
-    for (int i = 0; cr.devs && i < cr.nd; i++)
-        free(cr.devs[i].calib_json);
     free(cr.devs);
     free(cr.rdev);
     return rc;

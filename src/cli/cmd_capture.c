@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "cli/session_cli.h"
+#include "kinsync/frameset.h"
 #include "kinsync/record.h"
 #include "kinsync/session.h"
 #include "kinsync/syncstats.h"
@@ -25,13 +26,14 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: kinsync capture [OPTIONS] (RIG.yaml | RECORDING.mkv...) --frames N --out DIR\n"
             "\n"
-            "Starts the rig as `kinsync verify` does and writes N frame sets to DIR: for set i the\n"
-            "directory DIR/NNNNNN/ holds NAME_color.jpg (MJPG; .bgra/.nv12/.yuy2 raw otherwise),\n"
-            "NAME_depth.raw and NAME_ir.raw (uint16 little endian, width x height) per device, and\n"
-            "DIR/index.json describes every set: device timestamps, host times from the device-to-host\n"
-            "clock fit, exposure, which devices are missing, and the sync checks of the run\n"
-            "(docs/capture.md). Writing starts with the first complete set; later partial sets (a device\n"
-            "dropped a frame) are written and marked.\n"
+            "Starts the rig as `kinsync verify` does and writes N frame sets to DIR as a frame-set\n"
+            "directory (docs/frameset-dir.md; `kinsync calibrate DIR` reads it): for set i the\n"
+            "directory DIR/NNNNNN/ holds NAME-color.jpg (MJPG; .bgra/.nv12/.yuy2 raw otherwise),\n"
+            "NAME-depth.png and NAME-ir.png (16-bit grey PNG) per device, DIR/NAME-calibration.json\n"
+            "each device's calibration, and DIR/index.json describes every set: frame-set key, device\n"
+            "timestamps, host times from the device-to-host clock fit, exposure, which devices are\n"
+            "missing, and the sync checks of the run. Writing starts with the first complete set; later\n"
+            "partial sets (a device dropped a frame) are written and marked.\n"
             "Ctrl-C stops cleanly: the sets so far and a complete index.json stay.\n"
             "RECORDING.mkv...: one recording per device of a take; its frame sets, formed as `kinsync\n"
             "verify` forms them, are written the same way (the take ends the capture early).\n"
@@ -47,41 +49,6 @@ static void usage(FILE *out)
             "  -h, --help        this text\n"
             "\n"
             "Exit status: 0 all sets written, 1 the rig failed to start or a device failed, 2 usage error.\n");
-}
-
-static bool write_file(const char *path, const void *data, size_t n)
-{
-    return ks_file_write_atomic(path, data, n, NULL) == KS_OK;
-}
-
-static const char *color_ext(ks_image_format f)
-{
-    switch (f) {
-    case KS_FORMAT_MJPG: return "jpg";
-    case KS_FORMAT_BGRA32: return "bgra";
-    case KS_FORMAT_NV12: return "nv12";
-    case KS_FORMAT_YUY2: return "yuy2";
-    default: return "raw";
-    }
-}
-
-static json_t *image_entry(const char *dir, const char *rel, const ks_image *img, ks_error *err, bool *ok)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    if (!write_file(path, img->data, img->size)) {
-        ks_error_set(err, KS_EIO, "cannot write %s: %s; check free space and permissions", path, strerror(errno));
-        *ok = false;
-    }
-    json_t *j = json_object();
-    json_object_set_new(j, "file", json_string(rel));
-    json_object_set_new(j, "format", json_string(ks_image_format_name(img->format)));
-    json_object_set_new(j, "width", json_integer(img->width));
-    json_object_set_new(j, "height", json_integer(img->height));
-    json_object_set_new(j, "device_ts_us", json_integer((json_int_t)img->device_ts_us));
-    json_object_set_new(j, "system_ts_ns", json_integer((json_int_t)img->system_ts_ns));
-    json_object_set_new(j, "exposure_us", json_integer((json_int_t)img->exposure_us));
-    return j;
 }
 
 /* --mkv: one recorder file per session device, with its configuration, firmware and calibration. */
@@ -118,120 +85,45 @@ static ks_status open_recorder(const ks_cli_rigrun *r, ks_session *s, const char
     return st;
 }
 
-/* One frame set: its images (or into the recorder) and its entry of index.json. */
-static json_t *write_set(ks_session *s, const ks_session_set *set, long index, const char *out, ks_recorder *rec,
-                         ks_error *err, bool *ok)
+/* The frame-set directory's description of the session's devices (with their calibrations,
+ * freed by the caller). */
+static void describe_devices(const ks_cli_rigrun *r, ks_session *s, ks_frameset_device *dv)
 {
     const int n = ks_session_device_count(s);
-    char sub[64], dir[4200];
-    snprintf(sub, sizeof sub, "%06ld", index);
-    snprintf(dir, sizeof dir, "%s/%s", out, sub);
-    if (!rec && mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        ks_error_set(err, KS_EIO, "cannot create %s: %s", dir, strerror(errno));
-        *ok = false;
+    memset(dv, 0, sizeof(*dv) * (size_t)n);
+    for (int d = 0; d < n; d++) {
+        int ri = ks_session_rig_index(s, d);
+        snprintf(dv[d].name, sizeof dv[d].name, "%s", ks_session_device_name(s, d));
+        snprintf(dv[d].serial, sizeof dv[d].serial, "%s", r->rig.devices[ri].serial);
+        dv[d].config = *ks_device_running_config(ks_session_device(s, d));
+        if (ks_device_get_calibration_json(ks_session_device(s, d), &dv[d].calibration_json, &dv[d].calibration_len,
+                                           NULL) != KS_OK)
+            dv[d].calibration_json = NULL;
     }
-    json_t *js = json_object(), *jf = json_object(), *miss = json_array();
-    json_object_set_new(js, "index", json_integer(index));
-    json_object_set_new(js, "key_us", json_real(set->set.key_us));
-    json_object_set_new(js, "complete", json_boolean(set->set.complete));
-    for (int d = 0; d < n && *ok; d++) {
-        const char *name = ks_session_device_name(s, d);
-        if (!(set->set.present_mask & (1u << d))) {
-            json_array_append_new(miss, json_string(name));
-            continue;
-        }
-        ks_capture *cap = set->set.frames[d].user;
-        json_t *jd = json_object();
-        char rel[256];
-        if (rec) {
-            if (ks_recorder_add_capture(rec, d, cap, err) != KS_OK)
-                *ok = false;
-            if (cap->color)
-                json_object_set_new(jd, "color_ts_us", json_integer((json_int_t)cap->color->device_ts_us));
-            if (cap->depth)
-                json_object_set_new(jd, "depth_ts_us", json_integer((json_int_t)cap->depth->device_ts_us));
-        } else if (cap->color) {
-            snprintf(rel, sizeof rel, "%s/%s_color.%s", sub, name, color_ext(cap->color->format));
-            json_object_set_new(jd, "color", image_entry(out, rel, cap->color, err, ok));
-        }
-        if (!rec && cap->depth) {
-            snprintf(rel, sizeof rel, "%s/%s_depth.raw", sub, name);
-            json_object_set_new(jd, "depth", image_entry(out, rel, cap->depth, err, ok));
-        }
-        if (!rec && cap->ir) {
-            snprintf(rel, sizeof rel, "%s/%s_ir.raw", sub, name);
-            json_object_set_new(jd, "ir", image_entry(out, rel, cap->ir, err, ok));
-        }
-        json_object_set_new(jd, "color_start_us", isfinite(set->set.frames[d].color_start_us)
-                                                      ? json_real(set->set.frames[d].color_start_us)
-                                                      : json_null());
-        json_object_set_new(jf, name, jd);
-    }
-    json_object_set_new(js, "missing", miss);
-    json_object_set_new(js, "frames", jf);
-    return js;
 }
 
-/* index.json: the rig, every device, every set (with host times through the clock fit) and the
- * sync checks of the run; written through a temporary name. Takes `sets`. */
-static bool write_index(const ks_cli_rigrun *r, ks_session *s, ks_syncstats *q, json_t *sets, bool mkv,
-                        const char *index_path)
+/* One frame set: its images through the frame-set writer, or into the recorder. The colour start
+ * of every frame is kept for the host times of the final clock fit. */
+static ks_status write_set(ks_session *s, const ks_session_set *set, long index, ks_frameset_writer *w,
+                           ks_recorder *rec, double *color_start, ks_error *err)
 {
     const int n = ks_session_device_count(s);
-    bool ok = true;
-    /* host time of every frame through the device-to-host clock fit */
-    size_t i;
-    json_t *js;
-    json_array_foreach(sets, i, js)
-    {
-        json_t *jf = json_object_get(js, "frames");
-        for (int d = 0; d < n; d++) {
-            json_t *jd = json_object_get(jf, ks_session_device_name(s, d));
-            json_t *cs = jd ? json_object_get(jd, "color_start_us") : NULL;
-            if (cs && json_is_real(cs)) {
-                uint64_t h = ks_syncstats_host_ns(q, d, json_real_value(cs));
-                if (h)
-                    json_object_set_new(jd, "host_ns", json_integer((json_int_t)h));
-            }
+    ks_status st = ks_frameset_writer_set(w, index, set->set.key_us, set->set.complete, err);
+    for (int d = 0; d < n && st == KS_OK; d++) {
+        color_start[d] = NAN;
+        if (!(set->set.present_mask & (1u << d)))
+            continue;
+        ks_capture *cap = set->set.frames[d].user;
+        color_start[d] = set->set.frames[d].color_start_us;
+        if (rec) { /* the recorder holds the images; the index keeps their timestamps */
+            st = ks_recorder_add_capture(rec, d, cap, err);
+            if (st == KS_OK)
+                st = ks_frameset_writer_add_timestamps(w, index, d, cap, set->host_ns[d], err);
+        } else {
+            st = ks_frameset_writer_add(w, index, d, cap, set->host_ns[d], err);
         }
     }
-    json_t *root = json_object();
-    json_object_set_new(root, "schema", json_string("kinsync.capture/1"));
-    json_object_set_new(root, "rig", json_string(r->rig.name));
-    json_object_set_new(root, "backend", json_string(ks_backend_name(r->backend)));
-    json_object_set_new(root, "timestamp_convention", json_string(ks_ts_convention_name(r->rig.ts_convention)));
-    json_t *devs = json_array();
-    for (int d = 0; d < n; d++) {
-        json_t *jd = json_object();
-        int ri = ks_session_rig_index(s, d);
-        json_object_set_new(jd, "name", json_string(ks_session_device_name(s, d)));
-        json_object_set_new(jd, "serial", json_string(r->rig.devices[ri].serial));
-        json_object_set_new(jd, "sync_mode", json_string(ks_wired_sync_mode_name(r->plan.devices[ri].sync_mode)));
-        json_object_set_new(jd, "subordinate_delay_usec", json_integer(r->plan.devices[ri].subordinate_delay_usec));
-        json_object_set_new(jd, "depth_delay_usec", json_integer(r->plan.devices[ri].depth_delay_usec));
-        if (mkv) {
-            char roles[KS_RIG_MAX_DEVICES][64], file[160];
-            ks_record_role_names(&r->rig, roles);
-            ks_record_file_name(roles[ri], r->rig.devices[ri].serial, file, sizeof file);
-            json_object_set_new(jd, "mkv", json_string(file));
-        }
-        json_array_append_new(devs, jd);
-    }
-    json_object_set_new(root, "devices", devs);
-    json_object_set_new(root, "sets", sets);
-    char *sync = ks_syncstats_to_json(q);
-    json_t *jsync = sync ? json_loads(sync, 0, NULL) : NULL;
-    free(sync);
-    if (jsync)
-        json_object_set_new(root, "sync", jsync);
-    char *text = json_dumps(root, JSON_INDENT(1));
-    json_decref(root);
-    if (!text || !write_file(index_path, text, strlen(text))) {
-        fprintf(stderr, "kinsync capture: error: cannot write %s; check free space\n", index_path);
-        ok = false;
-    }
-    free(text);
-    return ok;
+    return st;
 }
 
 int cmd_capture(int argc, char **argv)
@@ -306,8 +198,30 @@ int cmd_capture(int argc, char **argv)
         ks_cli_rigrun_close(&r);
         return KS_EXIT_FAIL;
     }
+    const int nd = ks_session_device_count(s);
+    ks_frameset_device dv[KS_MATCH_MAX_DEVICES];
+    describe_devices(&r, s, dv);
+    if (mkv)
+        for (int d = 0; d < nd; d++) {
+            char roles[KS_RIG_MAX_DEVICES][64];
+            int ri = ks_session_rig_index(s, d);
+            ks_record_role_names(&r.rig, roles);
+            ks_record_file_name(roles[ri], r.rig.devices[ri].serial, dv[d].recording, sizeof dv[d].recording);
+        }
+    ks_frameset_writer *w = NULL;
+    ks_status st0 = ks_frameset_writer_open(out, dv, nd, r.rig.ts_convention, "capture", &w, &err);
+    for (int d = 0; d < nd; d++)
+        free(dv[d].calibration_json);
+    if (st0 != KS_OK) {
+        ks_cli_print_error("capture", &err);
+        if (rec)
+            ks_recorder_close(rec, NULL);
+        ks_session_close(s);
+        ks_cli_rigrun_close(&r);
+        return KS_EXIT_FAIL;
+    }
     ks_cli_stop_on_sigint(s);
-    json_t *sets = json_array();
+    double *starts = NULL; /* colour start of every written frame, set-major, for the final clock fit */
     bool ok = true, tty = !json && ks_cli_is_tty(stderr);
     long written = 0;
     bool seen_complete = false;
@@ -325,8 +239,11 @@ int cmd_capture(int argc, char **argv)
             continue;
         }
         seen_complete = true;
-        json_t *js = write_set(s, &set, written, out, rec, &err, &ok);
-        json_array_append_new(sets, js);
+        double *ns = realloc(starts, sizeof *starts * (size_t)nd * (size_t)(written + 1));
+        if (ns)
+            starts = ns;
+        if (!ns || write_set(s, &set, written, w, rec, starts + (size_t)nd * (size_t)written, &err) != KS_OK)
+            ok = false;
         ks_session_set_release(&set);
         written++;
         struct timespec now;
@@ -351,9 +268,30 @@ int cmd_capture(int argc, char **argv)
         }
         rec = NULL;
     }
+    /* host times through the device-to-host clock fit of the whole run; the run's sync figures */
     ks_syncstats *q = ks_session_stats(s);
-    if (!write_index(&r, s, q, sets, mkv, index_path))
+    for (long k = 0; k < written && starts; k++)
+        for (int d = 0; d < nd; d++) {
+            double cs = starts[(size_t)nd * (size_t)k + (size_t)d];
+            uint64_t h = isfinite(cs) ? ks_syncstats_host_ns(q, d, cs) : 0;
+            if (h)
+                ks_frameset_writer_set_host_ns(w, k, d, h, NULL);
+        }
+    free(starts);
+    char *sync = ks_syncstats_to_json(q);
+    json_t *extra = json_pack("{s:s, s:s}", "rig", r.rig.name, "backend", ks_backend_name(r.backend));
+    json_t *jsync = sync ? json_loads(sync, 0, NULL) : NULL;
+    free(sync);
+    if (jsync)
+        json_object_set_new(extra, "sync", jsync);
+    char *extra_text = json_dumps(extra, 0);
+    json_decref(extra);
+    ks_error ierr;
+    if (ks_frameset_writer_close(w, extra_text, &ierr) != KS_OK) {
+        ks_cli_print_error("capture", &ierr);
         ok = false;
+    }
+    free(extra_text);
     if (json)
         printf("{\"schema\": \"kinsync.capture-summary/1\", \"sets\": %ld, \"requested\": %ld, \"out\": \"%s\", "
                "\"sync_passed\": %s}\n",

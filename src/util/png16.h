@@ -13,4 +13,8 @@
  * zlib compression level `level` (0..9). KS_EINVAL for an empty image, KS_EIO naming the file. */
 ks_status ks_png16_write(const char *path, const void *samples, int w, int h, size_t stride, int level, ks_error *err);
 
+/* Reads a 16-bit grey PNG into malloc'd host-order samples (*samples, w * 2 bytes per row).
+ * KS_ENOTFOUND / KS_EPARSE name the file and what it is instead. */
+ks_status ks_png16_read(const char *path, uint16_t **samples, int *w, int *h, ks_error *err);
+
 #endif

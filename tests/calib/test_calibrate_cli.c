@@ -1,26 +1,15 @@
 /* kinsync calibrate end to end: a 4-device ring is rendered (board images through each device's
- * lens model), written as a frame-set directory with each device's calibration.json, calibrated
- * by the command, and the written rig-calibration.json is compared with the truth. */
+ * lens model), written as a frame-set directory (kinsync/frameset.h) with each device's
+ * calibration, calibrated by the command, and the written rig-calibration.json is compared with the truth. */
 #include <jansson.h>
-#include <png.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "calib/synth_scene.h"
 #include "kinsync/board.h"
+#include "kinsync/frameset.h"
 #include "ks_test.h"
-
-static bool write_png(const char *path, const uint8_t *g, int w, int h)
-{
-    png_image pi;
-    memset(&pi, 0, sizeof pi);
-    pi.version = PNG_IMAGE_VERSION;
-    pi.width = (png_uint_32)w;
-    pi.height = (png_uint_32)h;
-    pi.format = PNG_FORMAT_GRAY;
-    return png_image_write_to_file(&pi, path, 0, g, w, NULL) != 0;
-}
 
 static void test_calibrate_frameset_dir(void)
 {
@@ -39,39 +28,43 @@ static void test_calibrate_frameset_dir(void)
     snprintf(root, sizeof root, "%s/test_calibrate_%d", KS_BINARY_DIR, (int)getpid());
     mkdir(root, 0755);
     int W = sc.devices[0].intrinsics.width, H = sc.devices[0].intrinsics.height;
-    uint8_t *img = malloc((size_t)W * H);
-    int rendered = 0;
+    /* the frame-set directory, through the library's writer: every device's calibration (the one
+     * the scene used) and a rendered 8-bit grey colour image per device and set */
+    ks_frameset_device dv[4];
+    memset(dv, 0, sizeof dv);
     for (int i = 0; i < so.devices; i++) {
-        char dir[600], path[700];
-        snprintf(dir, sizeof dir, "%s/dev%d", root, i);
-        mkdir(dir, 0755);
-        /* the same calibration the scene used for this device */
-        char *json = ks_calibration_json_synthesize(so.seed * 1000 + (uint64_t)i, sc.devices[i].serial);
-        snprintf(path, sizeof path, "%s/calibration.json", dir);
-        FILE *f = fopen(path, "wb");
-        KS_CHECK(f && json);
-        if (f && json)
-            fputs(json, f);
-        if (f)
-            fclose(f);
-        free(json);
-        ks_extrinsics rig_to_color;
-        ks_extrinsics_invert(&sc.true_color_to_rig[i], &rig_to_color);
-        for (int fr = 0; fr < so.frames; fr++) {
-            int n = 0;
-            for (int k = 0; k < sc.obs_count; k++)
-                n += sc.obs[k].device == i && sc.obs[k].frame == fr;
-            if (n < 8)
-                continue;
-            ks_extrinsics b2c;
+        snprintf(dv[i].name, sizeof dv[i].name, "dev%d", i);
+        snprintf(dv[i].serial, sizeof dv[i].serial, "%s", sc.devices[i].serial);
+        dv[i].config.color_resolution = KS_COLOR_720P;
+        dv[i].config.color_format = KS_FORMAT_CUSTOM8;
+        dv[i].config.depth_mode = KS_DEPTH_OFF;
+        dv[i].config.camera_fps = KS_FPS_30;
+        dv[i].calibration_json = ks_calibration_json_synthesize(so.seed * 1000 + (uint64_t)i, sc.devices[i].serial);
+        KS_CHECK(dv[i].calibration_json != NULL);
+        dv[i].calibration_len = dv[i].calibration_json ? strlen(dv[i].calibration_json) : 0;
+    }
+    ks_frameset_writer *w = NULL;
+    KS_CHECK_INT(ks_frameset_writer_open(root, dv, so.devices, KS_TS_SEED, "test", &w, &err), KS_OK);
+    int rendered = 0;
+    for (int fr = 0; fr < so.frames && w; fr++) {
+        KS_CHECK_INT(ks_frameset_writer_set(w, fr, 1e5 * fr, true, &err), KS_OK);
+        for (int i = 0; i < so.devices; i++) {
+            ks_extrinsics rig_to_color, b2c;
+            ks_extrinsics_invert(&sc.true_color_to_rig[i], &rig_to_color);
             ks_extrinsics_compose(&sc.true_board_to_rig[fr], &rig_to_color, &b2c);
-            KS_CHECK_INT(ks_board_render(&sc.board, &sc.devices[i].intrinsics, &b2c, 2, 128, img, W, &err), KS_OK);
-            snprintf(path, sizeof path, "%s/%04d.png", dir, fr);
-            KS_CHECK(write_png(path, img, W, H));
+            ks_capture *c = ks_capture_create();
+            c->color = ks_image_create(KS_FORMAT_CUSTOM8, W, H, W, 0);
+            c->color->device_ts_us = 100000 * (uint64_t)fr;
+            KS_CHECK_INT(ks_board_render(&sc.board, &sc.devices[i].intrinsics, &b2c, 2, 128, c->color->data, W, &err),
+                         KS_OK);
+            KS_CHECK_INT(ks_frameset_writer_add(w, fr, i, c, 0, &err), KS_OK);
+            ks_capture_release(c);
             rendered++;
         }
     }
-    free(img);
+    KS_CHECK_INT(ks_frameset_writer_close(w, NULL, &err), KS_OK);
+    for (int i = 0; i < so.devices; i++)
+        free(dv[i].calibration_json);
     printf("rendered %d views\n", rendered);
     char board_yaml[600], out[600], cmd[2400];
     snprintf(board_yaml, sizeof board_yaml, "%s/board.yaml", root);

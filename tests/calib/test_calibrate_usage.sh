@@ -17,11 +17,30 @@ check "grep -q -- '--board' '$tmp/h' && grep -q 'RECORDING.mkv' '$tmp/h'"
 check "grep -q 'found in no image' '$tmp/e'"
 check "[ ! -e '$tmp.rec/live.json' ]"
 "$KINSYNC" calibrate --board "$board" "$tmp/missing-rig.yaml" 2>/dev/null; check "[ $? -eq 2 ]"
-"$KINSYNC" calibrate --board "$board" "$tmp" 2>"$tmp/e"; check "[ $? -eq 2 ]"    # empty directory
-check "grep -q 'no device directories' '$tmp/e'"
-mkdir -p "$tmp/dev0"
-"$KINSYNC" calibrate --board "$board" "$tmp" 2>"$tmp/e"; check "[ $? -eq 2 ]"    # no calibration.json
-check "grep -q 'calibration.json' '$tmp/e'"
+# frame-set directories (docs/frameset-dir.md): no manifest, a foreign one, a damaged one, a
+# manifest whose image is missing: each named, exit 2, nothing written
+"$KINSYNC" calibrate --board "$board" -o "$tmp/o.json" "$tmp" 2>"$tmp/e"; check "[ $? -eq 2 ]"    # no index.json
+check "grep -q 'has no index.json, so it is not a frame-set directory' '$tmp/e' && grep -q 'kinsync capture' '$tmp/e'"
+echo '{"schema": "kinsync.capture/1", "devices": [], "sets": []}' > "$tmp/index.json"
+"$KINSYNC" calibrate --board "$board" -o "$tmp/o.json" "$tmp" 2>"$tmp/e"; check "[ $? -eq 2 ]"    # foreign schema
+check "grep -q 'schema is \"kinsync.capture/1\", not \"kinsync.framesets/1\"' '$tmp/e'"
+echo '{"schema": "kinsync.framesets/1", "devices": [' > "$tmp/index.json"
+"$KINSYNC" calibrate --board "$board" -o "$tmp/o.json" "$tmp" 2>"$tmp/e"; check "[ $? -eq 2 ]"    # truncated
+check "grep -q 'index.json: not valid JSON' '$tmp/e'"
+cat > "$tmp/index.json" <<'EOF'
+{"schema": "kinsync.framesets/1", "timestamp_convention": "seed",
+ "devices": [{"name": "a", "serial": "1", "color_resolution": "720P", "color_format": "MJPG", "depth_mode": "OFF", "fps": 30, "calibration": "a-calibration.json"},
+             {"name": "b", "serial": "2", "color_resolution": "720P", "color_format": "MJPG", "depth_mode": "OFF", "fps": 30, "calibration": "b-calibration.json"}],
+ "sets": [{"index": 0, "key_us": 0, "complete": true, "frames": {"a": {"color": {"file": "000000/a-color.jpg", "format": "MJPG", "width": 1280, "height": 720}}}}]}
+EOF
+"$KINSYNC" calibrate --board "$board" -o "$tmp/o.json" "$tmp" 2>"$tmp/e"; check "[ $? -eq 2 ]"    # calibration missing
+check "grep -q \"device a's calibration\" '$tmp/e'"
+cp "$KS_FIXTURES/k4a/real-device-calibration.json" "$tmp/a-calibration.json"
+cp "$KS_FIXTURES/k4a/real-device-calibration.json" "$tmp/b-calibration.json"
+"$KINSYNC" calibrate --board "$board" -o "$tmp/o.json" "$tmp" 2>"$tmp/e"; check "[ $? -eq 2 ]"    # image missing
+check "grep -q '000000/a-color.jpg' '$tmp/e'"
+check "[ ! -e '$tmp/o.json' ]"
+rm -f "$tmp"/index.json "$tmp"/*-calibration.json
 # one recording: nothing to place a device against; said before any work, never a nan
 "$KINSYNC" calibrate --board "$board" "$KS_FIXTURES/k4a/real-recording-nfov-720p.mkv" -o "$tmp/o.json" >"$tmp/out" 2>"$tmp/e"
 rc=$?

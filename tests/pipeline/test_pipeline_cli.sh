@@ -4,7 +4,9 @@
 #    reports the sync checks of its own run), for a good rig and for one whose simulation drops frames;
 #  - on recordings of the demo rig, `calibrate` runs its depth cross-check (depth_plane_points > 0
 #    for every device) and `fuse --color` writes a coloured cloud (many distinct colours, hardly any
-#    of the uncoloured grey 128,128,128).
+#    of the uncoloured grey 128,128,128);
+#  - the frame-set directories `capture` and `align --export` write from those recordings calibrate
+#    (`calibrate DIR`) exactly as the recordings do.
 set -u
 K=${KINSYNC:?}; SRC=${KS_SOURCE_DIR:?}
 W=$(mktemp -d /tmp/ks-pipecli.XXXXXX); trap 'rm -rf "$W"' EXIT
@@ -38,6 +40,27 @@ check "[ \$(ls rec/*.mkv | wc -l) -eq 3 ]"
 "$K" calibrate rec/*.mkv --board "$SRC/examples/boards/aprilgrid-6x6.yaml" -o cal.json --json > calib.json 2> calib.err
 check "[ $? -eq 0 ]"
 check "python3 -c 'import json,sys; d=json.load(open(\"calib.json\"))[\"devices\"]; print([x[\"depth_plane_points\"] for x in d]); sys.exit(0 if len(d)==3 and all(x[\"depth_plane_points\"]>1000 and abs(x[\"depth_plane_mean_mm\"])<5 for x in d) else 1)'"
+# one frame-set directory format: `capture` of the take and `align --export` of it, each given to
+# `calibrate DIR`, calibrate exactly as the recordings do (same report, same poses), depth
+# cross-check included
+"$K" capture rec/*.mkv --frames 100000 --out fs-cap > /dev/null 2>&1
+check "[ $? -eq 0 ] && [ -s fs-cap/index.json ]"
+"$K" align rec/*.mkv --export fs-align > /dev/null 2>&1
+check "[ $? -eq 0 ] && [ -s fs-align/index.json ]"
+for d in fs-cap fs-align; do
+  "$K" calibrate $d --board "$SRC/examples/boards/aprilgrid-6x6.yaml" -o cal-$d.json --json > calib-$d.json 2> calib-$d.err
+  check "[ $? -eq 0 ]"
+  python3 - calib.json calib-$d.json cal.json cal-$d.json <<'PY' || fail=1
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+a.pop("output"); b.pop("output")
+ca, cb = json.load(open(sys.argv[3])), json.load(open(sys.argv[4]))
+same = a == b and [d.get("depth_to_rig") for d in ca["devices"]] == [d.get("depth_to_rig") for d in cb["devices"]]
+print("%s: %s (depth points %s)" % (sys.argv[2], "same as over the recordings" if same else "DIFFERS from the recordings",
+                                     [x["depth_plane_points"] for x in b["devices"]]))
+sys.exit(0 if same and all(x["depth_plane_points"] > 1000 for x in b["devices"]) else 1)
+PY
+done
 "$K" fuse rec/*.mkv --calibration cal.json --out fused --color --voxel 10 --json > fuse.json 2> fuse.err
 check "[ $? -eq 0 ]"
 python3 - fused/fused-000000.ply <<'PY' || fail=1

@@ -316,7 +316,7 @@ static void test_export(void)
         KS_CHECK_INT(json_array_size(sets), 9); /* the ragged stop (set 9) trimmed */
         json_t *s5 = json_array_get(sets, 5);
         KS_CHECK(json_is_false(json_object_get(s5, "complete")));
-        json_t *m = json_object_get(json_object_get(json_array_get(sets, 7), "members"), "sub1-000100000002");
+        json_t *m = json_object_get(json_object_get(json_array_get(sets, 7), "frames"), "sub1-000100000002");
         KS_CHECK_STR(json_string_value(json_object_get(json_object_get(m, "depth"), "file")),
                      "000007/sub1-000100000002-depth.png");
         KS_CHECK_INT(json_integer_value(json_object_get(json_object_get(m, "color"), "device_ts_us")),
