@@ -4,7 +4,8 @@
  *   2. the full fuse of a 9-device frame set with 5 mm voxels on 2 threads (and 1), frame sets/s;
  *   3. when python3-open3d is installed, Open3D on the same points (kinsync's lens rays, Open3D
  *      transform + voxel_down_sample, bench/bench_fuse_open3d.py), voxel counts on one grid.
- * Usage: bench_fuse [--quick] [--no-open3d] [--fuse-only N] [--startup].
+ * Usage: bench_fuse [--quick] [--no-open3d] [--fuse-only N [--write]] [--startup].
+ * --write (with --fuse-only): also the time to write the set as float PLY and as 16-bit PLY.
  * --startup: only the start-up figures (unprojection tables, ks_fuse_create built and cached).
  * --fuse-only N: only the one-thread full fuse, N frame sets, printing CPU time per set (for
  * profiling, e.g. under valgrind --tool=callgrind, and for A/B runs on a loaded machine). */
@@ -155,7 +156,7 @@ static size_t sink_sz; /* keeps results alive */
 
 int main(int argc, char **argv)
 {
-    int quick = 0, open3d = 1, fuse_only = 0, startup_only = 0;
+    int quick = 0, open3d = 1, fuse_only = 0, startup_only = 0, write_too = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
@@ -165,6 +166,8 @@ int main(int argc, char **argv)
             open3d = 0;
         else if (!strcmp(argv[i], "--startup"))
             startup_only = 1;
+        else if (!strcmp(argv[i], "--write"))
+            write_too = 1;
     }
     ks_fuse_device dev[NDEV];
     ks_unproject_table tab[NDEV];
@@ -238,6 +241,28 @@ int main(int argc, char **argv)
                "%.1f ms); %zu points -> %zu voxels\n",
                fuse_only, (cpu_s() - c0) / fuse_only * 1e3, best * 1e3, sp / fuse_only, sv / fuse_only, st.points_total,
                st.voxels);
+        if (write_too) { /* writing the set: float PLY and 16-bit PLY, best of 3, to /tmp (page cache) */
+            char path[64];
+            snprintf(path, sizeof path, "/tmp/bench_fuse_%ld.ply", (long)getpid());
+            for (int q = 0; q < 2; q++) {
+                double bw = 1e9, bc = 1e9;
+                for (int r = 0; r < 3; r++) {
+                    double w0 = now_s(), c1 = cpu_s();
+                    ks_status ws = q ? ks_ply_write_quantized(path, &c, 0, 5.0, &err) : ks_ply_write(path, &c, 0, &err);
+                    if (ws != KS_OK) {
+                        fprintf(stderr, "bench_fuse: %s\n", err.message);
+                        return 1;
+                    }
+                    bw = now_s() - w0 < bw ? now_s() - w0 : bw;
+                    bc = cpu_s() - c1 < bc ? cpu_s() - c1 : bc;
+                }
+                struct stat sb;
+                printf("write one set, %s: %.1f ms wall, %.1f ms CPU (best of 3), %.1f MB\n",
+                       q ? "16-bit PLY (ks_ply_write_quantized)" : "float PLY (ks_ply_write)", bw * 1e3, bc * 1e3,
+                       stat(path, &sb) == 0 ? (double)sb.st_size / 1e6 : -1.0);
+                unlink(path);
+            }
+        }
         ks_cloud_free(&c);
         ks_fuse_destroy(f);
         return 0;

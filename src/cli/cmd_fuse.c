@@ -23,7 +23,7 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: kinsync fuse (RIG.yaml | RECORDING.mkv...) --calibration rig-calibration.json --out DIR\n"
             "                    [--voxel MM] [--fill DEVICE] [--color] [--normals] [--frames N] [--step N]\n"
-            "                    [--match-us US] [--threads N] [--json]\n"
+            "                    [--match-us US] [--threads N] [--format ply|ply16] [--json]\n"
             "       kinsync fuse RECORDING.mkv... --calibration rig-calibration.json --out DIR --interleaved\n"
             "                    [--frames N] [--json]\n"
             "\n"
@@ -52,6 +52,8 @@ static void usage(FILE *out)
             "  --step N            use every N-th frame set (default 1)\n"
             "  --match-us US       timestamp tolerance between devices, microseconds\n"
             "  --threads N         worker threads (default 2)\n"
+            "  --format F          ply: float x y z (default); ply16: 16-bit x y z in steps of step_mm from\n"
+            "                      origin_mm (header comments), half the size, within voxel/64 at room scale\n"
             "  --backend NAME      RIG.yaml: auto (default), sim, k4a\n"
             "  --fast              RIG.yaml on the simulator: virtual time, as fast as possible\n"
             "  --interleaved       an interleaved rig (devices offset over the period): no merging; every\n"
@@ -67,7 +69,7 @@ static void usage(FILE *out)
 
 typedef struct fuse_args {
     const char *calib_path, *out_dir, *fill_arg, *backend;
-    bool fast, color, normals, json, interleaved, frames_given;
+    bool fast, color, normals, json, interleaved, frames_given, ply16;
     double voxel;
     long frames, step, match_us, threads;
     const char *const *inputs;
@@ -100,7 +102,8 @@ static int parse_args(int argc, char **argv, fuse_args *a)
         {"match-us", required_argument, 0, 'm'},    {"threads", required_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},              {"help", no_argument, 0, 'h'},
         {"interleaved", no_argument, 0, 'I'},       {"backend", required_argument, 0, 'B'},
-        {"fast", no_argument, 0, 'F'},              {0, 0, 0, 0}};
+        {"fast", no_argument, 0, 'F'},              {"format", required_argument, 0, 'P'},
+        {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->backend = "auto";
     a->voxel = 5.0;
@@ -121,6 +124,11 @@ static int parse_args(int argc, char **argv, fuse_args *a)
         case 'I': a->interleaved = true; break;
         case 'B': a->backend = optarg; break;
         case 'F': a->fast = true; break;
+        case 'P':
+            if (strcmp(optarg, "ply") && strcmp(optarg, "ply16"))
+                return ks_cli_usage_error("fuse", "--format %s: give ply (float coordinates) or ply16 (16-bit)", optarg);
+            a->ply16 = !strcmp(optarg, "ply16");
+            break;
         case 'v':
             a->voxel = strtod(optarg, &end);
             if (!end || *end || !(a->voxel >= 0.1 && a->voxel <= 10000))
@@ -228,7 +236,7 @@ static int write_set(fuse_run *r, const ks_session_set *set, ks_cloud *cloud, co
     char path[4096];
     snprintf(path, sizeof path, "%s/fused-%06ld.ply", r->a.out_dir, r->sets);
     unsigned fields = (r->a.color ? KS_CLOUD_COLOR : 0) | (r->a.normals ? KS_CLOUD_NORMALS : 0);
-    if (ks_ply_write(path, cloud, fields, &err))
+    if (r->a.ply16 ? ks_ply_write_quantized(path, cloud, fields, r->a.voxel, &err) : ks_ply_write(path, cloud, fields, &err))
         return fail("fuse", &err, KS_EXIT_FAIL);
     json_array_append_new(r->outputs, json_string(path));
     if (r->fill >= 0 && (info->depth_mask & (1u << r->fill))) {
