@@ -52,6 +52,7 @@ struct pb_ctx {
     bool realtime_started;
     struct timespec realtime_t0;
     int master;                  /* file index of the master recording, -1 */
+    uint64_t start_at_us;        /* ks_playback_seek: where the next start_cameras begins */
 };
 
 /* ---- reading ---- */
@@ -240,6 +241,13 @@ static void set_streaming(pb_dev *d, bool on)
         c->last_pos[d->index] = INT64_MIN;
         if (c->opts.pace == KS_PLAYBACK_REALTIME && !c->realtime_started) {
             clock_gettime(CLOCK_MONOTONIC, &c->realtime_t0);
+            /* real time from the position seeked to: the clock started that long ago */
+            c->realtime_t0.tv_sec -= (time_t)(c->start_at_us / 1000000);
+            c->realtime_t0.tv_nsec -= (long)(c->start_at_us % 1000000) * 1000;
+            if (c->realtime_t0.tv_nsec < 0) {
+                c->realtime_t0.tv_nsec += 1000000000L;
+                c->realtime_t0.tv_sec--;
+            }
             c->realtime_started = true;
         }
     }
@@ -458,9 +466,12 @@ static ks_status pb_start_cameras(void *vdev, const ks_device_config *cfg, ks_er
     ks_status st = check_config(f, cfg, err);
     if (st != KS_OK)
         return st;
+    pthread_mutex_lock(&d->ctx->mu);
+    uint64_t at = d->ctx->start_at_us;
+    pthread_mutex_unlock(&d->ctx->mu);
     pthread_mutex_lock(&d->mu);
     drop_stream(d);
-    st = ks_mkv_reader_seek(d->reader, 0, err);
+    st = ks_mkv_reader_seek(d->reader, at ? f->first_ts_us + at : 0, err);
     if (st == KS_OK) {
         d->cfg = *cfg;
         d->streaming = true;
@@ -677,6 +688,24 @@ const char *ks_playback_path(ks_backend *b, int index)
     if (!c || index < 0 || index >= c->count)
         return NULL;
     return c->files[index].path;
+}
+
+ks_status ks_playback_seek(ks_backend *b, uint64_t offset_us, ks_error *err)
+{
+    pb_ctx *c = ctx_of(b);
+    if (!c)
+        return ks_error_set(err, KS_EINVAL, "not a playback backend: only recordings can be seeked");
+    pthread_mutex_lock(&c->mu);
+    c->start_at_us = offset_us;
+    c->realtime_started = false; /* real-time pacing restarts from there at the next start */
+    pthread_mutex_unlock(&c->mu);
+    return KS_OK;
+}
+
+uint64_t ks_playback_first_ts_us(ks_backend *b, int index)
+{
+    pb_ctx *c = ctx_of(b);
+    return c && index >= 0 && index < c->count ? c->files[index].first_ts_us : 0;
 }
 
 ks_status ks_playback_recorded_config(ks_backend *b, int index, ks_device_config *cfg, ks_error *err)
