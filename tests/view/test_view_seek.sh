@@ -2,8 +2,8 @@
 # The time slider of `kinsync view FILE.mkv...` through its HTTP API: the state of a view over
 # recordings carries their duration and the seek control; POST /api/control/seek?t=S (with the
 # token) moves every recording to S seconds and pauses at the first complete frame set there: the
-# state reports that set's time (at or a few frames after S: the recordings' first complete set lies
-# 0.13 s in, and the session takes a few frames to deliver complete sets after a start), its
+# state reports that set's time (at or a few frames after S, under a second: the recordings' first
+# complete set lies 0.13 s in, and frames are lost while a loaded machine starts the session), its
 # previews and cloud are served, the checks are computed; seeking backwards works too. Bad seeks
 # are 400, a seek without the token 403.
 set -u
@@ -19,7 +19,8 @@ fail=0
 ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fail=1; }
 "$K" record "$RIG" --out "$W/rec" --seconds 3 > "$W/rec.log" 2>&1 || { echo "FAIL recording the demo rig: $(tail -3 "$W/rec.log")"; exit 1; }
-"$K" view "$W"/rec/*.mkv --no-browser --no-start --port 0 --token $TOKEN > "$W/view.out" 2> "$W/view.err" &
+# a generous first-frame bound: every seek starts the session again, on a loaded machine under sanitizers
+"$K" view "$W"/rec/*.mkv --no-browser --no-start --port 0 --token $TOKEN --timeout-ms 60000 > "$W/view.out" 2> "$W/view.err" &
 VIEW=$!
 pids+=($VIEW)
 PORT=
@@ -50,23 +51,30 @@ seek_to() {
   local t=$1 before=$2
   code=$(post -H "X-Kinsync-Token: $TOKEN" "$U/api/control/seek?t=$t")
   [ "$code" = 202 ] || { bad "seek to $t: $code"; return 1; }
-  for _ in $(seq 240); do
+  local end=$((SECONDS + 150)) r
+  while [ $SECONDS -lt $end ]; do
     curl -s --max-time 10 "$U/api/state" > "$W/s.json"
-    python3 - "$W/s.json" "$before" <<'PY' && return 0
+    python3 - "$W/s.json" "$before" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
+if j["run"]["state"] == "failed":
+    sys.exit(2)
 sys.exit(0 if j["run"]["state"] == "paused" and j["position_s"] is not None and j["view"]["previews"] > int(sys.argv[2]) else 1)
 PY
+    r=$?
+    [ $r -eq 0 ] && return 0
+    [ $r -eq 2 ] && break
     sleep 0.5
   done
   bad "seek to $t: never paused with a new preview: $(cat "$W/s.json")"; return 1
 }
-check_at() { # T: the paused frame set is at T (within 0.45 s after it: 7 frames at 15 fps), previews and checks there
+check_at() { # T: the paused frame set is at T (within 1 s after it: the frames lost while a loaded machine starts
+            # the session again; a seek that did nothing pauses at 0.13 s), previews and checks there
   python3 - "$W/s.json" "$1" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1])); t = float(sys.argv[2])
 p = j["position_s"]
-ok = t - 0.01 <= p <= t + 0.45
+ok = t - 0.01 <= p <= t + 1.0
 print("%s  seek %.2f s: paused at %.3f s, %d previews, %d checks" % ("ok  " if ok else "FAIL", t, p, j["view"]["previews"],
       len((j.get("verify") or {}).get("checks", []))))
 sys.exit(0 if ok and j.get("verify") and j["verify"]["checks"] else 1)
