@@ -82,9 +82,8 @@ ks_status ks_backend_open_playback(const char *const *paths, int count, const ks
 /* The recording behind device `index` of a playback backend; NULL if b is not a playback backend
  * or index is out of range. Valid until the backend is freed. */
 const char *ks_playback_path(ks_backend *b, int index);
-/* Where the next start_cameras of every device begins: `offset_us` after each recording's first
- * timestamp (K4A_START_OFFSET_NS), at the first item at or after it (cluster granularity through
- * the Cues); 0 is the beginning. Real-time pacing then runs from there. Streaming devices are not
+/* Where the next start_cameras of every device begins: at the frame nearest `offset_us` after each
+ * recording's first timestamp (K4A_START_OFFSET_NS; found through the Cues); 0 is the beginning. Real-time pacing then runs from there. Streaming devices are not
  * moved: stop and start them (a session: close and open again). KS_EINVAL if b is not a playback
  * backend. */
 ks_status ks_playback_seek(ks_backend *b, uint64_t offset_us, ks_error *err);

@@ -471,7 +471,17 @@ static ks_status pb_start_cameras(void *vdev, const ks_device_config *cfg, ks_er
     pthread_mutex_unlock(&d->ctx->mu);
     pthread_mutex_lock(&d->mu);
     drop_stream(d);
-    st = ks_mkv_reader_seek(d->reader, at ? f->first_ts_us + at : 0, err);
+    /* Seek to half a frame period before the frame nearest the offset: between two frames, never
+     * between one frame's colour and depth blocks (depth delays and subordinate delays are a few
+     * hundred us), so the first capture read there is whole. */
+    uint64_t target = 0;
+    if (at) {
+        int64_t period = frame_period_us(d);
+        int64_t k = period > 0 ? ((int64_t)at + period / 2) / period : 0;
+        if (k > 0)
+            target = f->first_ts_us + (uint64_t)(k * period - period / 2);
+    }
+    st = ks_mkv_reader_seek(d->reader, target, err);
     if (st == KS_OK) {
         d->cfg = *cfg;
         d->streaming = true;
