@@ -919,9 +919,7 @@ int cmd_view(int argc, char **argv)
                 ks_view_sink_counters(vr.sink, &enc0, &skip0, NULL);
                 bool taken = (!vr.seek_pause || complete) && ks_view_sink_offer(vr.sink, &set);
                 if (taken && vr.playback) {
-                    int ref = ks_session_reference(vr.s);
-                    int fi = ref >= 0 ? ks_session_rig_index(vr.s, ref) : 0;
-                    vr.position_s = (set.set.key_us - (double)ks_playback_first_ts_us(vr.r.backend, fi)) / 1e6;
+                    vr.position_s = (set.set.key_us - (double)ks_playback_first_ts_us(vr.r.backend)) / 1e6;
                 }
                 ks_session_set_release(&set);
                 if (taken && vr.seek_pause) { /* the frame set at the slider's time is on the page: pause */

@@ -475,11 +475,15 @@ static ks_status pb_start_cameras(void *vdev, const ks_device_config *cfg, ks_er
      * between one frame's colour and depth blocks (depth delays and subordinate delays are a few
      * hundred us), so the first capture read there is whole. */
     uint64_t target = 0;
-    if (at) {
+    if (at) { /* one instant for every recording: the recordings start at different frames */
+        uint64_t base = UINT64_MAX;
+        for (int i = 0; i < d->ctx->count; i++)
+            if (d->ctx->files[i].first_ts_us < base)
+                base = d->ctx->files[i].first_ts_us;
         int64_t period = frame_period_us(d);
         int64_t k = period > 0 ? ((int64_t)at + period / 2) / period : 0;
         if (k > 0)
-            target = f->first_ts_us + (uint64_t)(k * period - period / 2);
+            target = base + (uint64_t)(k * period - period / 2);
     }
     st = ks_mkv_reader_seek(d->reader, target, err);
     if (st == KS_OK) {
@@ -712,10 +716,14 @@ ks_status ks_playback_seek(ks_backend *b, uint64_t offset_us, ks_error *err)
     return KS_OK;
 }
 
-uint64_t ks_playback_first_ts_us(ks_backend *b, int index)
+uint64_t ks_playback_first_ts_us(ks_backend *b)
 {
     pb_ctx *c = ctx_of(b);
-    return c && index >= 0 && index < c->count ? c->files[index].first_ts_us : 0;
+    uint64_t base = 0;
+    for (int i = 0; c && i < c->count; i++)
+        if (!i || c->files[i].first_ts_us < base)
+            base = c->files[i].first_ts_us;
+    return base;
 }
 
 ks_status ks_playback_recorded_config(ks_backend *b, int index, ks_device_config *cfg, ks_error *err)
