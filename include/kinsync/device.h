@@ -144,6 +144,11 @@ enum {
     KS_BACKEND_CAP_FINITE = 1u << 1,
     /* get_jacks reports the sync jacks (real devices, simulator, recordings' derived wiring). */
     KS_BACKEND_CAP_JACKS = 1u << 2,
+    /* Reading one device advances the time of all of them (the simulator's one world): a reader
+     * that runs ahead fills the others' queues, so the session keeps its readers within two frame
+     * periods of each other. Recordings do not declare it: each file is read on its own (their
+     * pacing, kinsync/playback.h, keeps the devices together by each file's own progress). */
+    KS_BACKEND_CAP_SHARED_CLOCK = 1u << 3,
 };
 
 typedef struct ks_backend_ops {

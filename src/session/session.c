@@ -467,8 +467,11 @@ static double invalid_fraction(const ks_image *img)
     return total ? (double)zero / (double)total : -1;
 }
 
-/* Virtual time (lossless): the reader of one device must not run the world ahead of the others,
- * or their backend queues overflow. A thread whose newest frame is more than 2 periods ahead (in
+/* Virtual time on one shared clock (KS_BACKEND_CAP_SHARED_CLOCK, the simulator): the reader of one
+ * device must not run the world ahead of the others, or their backend queues overflow. Not for
+ * recordings: their playback paces the files by each file's own progress, and a file that starts
+ * later in device time (another take, a late start) would then wait here, 200 ms per frame, for a
+ * device the playback holds back (align over such takes waited seconds doing nothing). A thread whose newest frame is more than 2 periods ahead (in
  * keys, i.e. device time) of the slowest device that is delivering waits (at most 200 ms of wall time, so a pathological case slows down, never hangs).
  * Devices that time out, stall or died do not hold the others back. Called without the lock. */
 static void fair_wait(ks_session *s, sdev *d)
@@ -501,7 +504,7 @@ static void *capture_main(void *arg)
     for (;;) {
         if (s->stop_requested)
             break;
-        if (s->lossless)
+        if (s->lossless && (ks_backend_caps(s->backend) & KS_BACKEND_CAP_SHARED_CLOCK))
             fair_wait(s, d);
         ks_capture *cap = NULL;
         ks_error e;

@@ -1515,7 +1515,7 @@ static ks_status op_laser_shared(void *ctx, const char *serial_a, const char *se
 
 static const ks_backend_ops sim_ops = {
     .name = "sim",
-    .caps = KS_BACKEND_CAP_VIRTUAL_TIME | KS_BACKEND_CAP_JACKS,
+    .caps = KS_BACKEND_CAP_VIRTUAL_TIME | KS_BACKEND_CAP_JACKS | KS_BACKEND_CAP_SHARED_CLOCK,
     .device_count = op_device_count,
     .open = op_open,
     .close = op_close,
