@@ -194,6 +194,9 @@ const char *ks_backend_name(const ks_backend *b);
 /* The backend's KS_BACKEND_CAP_* flags (0 for NULL). */
 unsigned ks_backend_caps(const ks_backend *b);
 void *ks_backend_context(ks_backend *b);
+/* The context when b was made from exactly these ops (ks_backend_create), else NULL: how a backend
+ * module recognizes its own backends (never by name). */
+void *ks_backend_context_if(ks_backend *b, const ks_backend_ops *ops);
 /* The backend's usbfs_mb op: the devices' hosts' usbfs memory limit in MB (0 not limited/unknown),
  * -1 when the backend does not say (the caller reads this host's). */
 int ks_backend_usbfs_mb(ks_backend *b);

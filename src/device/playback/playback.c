@@ -666,9 +666,7 @@ void ks_playback_options_init(ks_playback_options *o)
 
 static pb_ctx *ctx_of(ks_backend *b)
 {
-    if (!b || strcmp(ks_backend_name(b), "playback") != 0)
-        return NULL;
-    return ks_backend_context(b);
+    return ks_backend_context_if(b, &pb_ops);
 }
 
 const char *ks_playback_path(ks_backend *b, int index)
