@@ -11,7 +11,12 @@
  *  - frame-to-page latency: from the arrival of the newest capture of a set (capture thread) to the
  *    moment the client has the event, and to the moment it has all JPEGs of the set;
  *  - frames lost by the capture path (queue drops, sets missing a device) in both phases, with the
- *    session dropping (not waiting) on a full queue, as it does for real devices. */
+ *    session dropping (not waiting) on a full queue, as it does for real devices.
+ *
+ *   bench_view --encode [RIG.yaml] [SETS]   (default chain-9, 20 sets)
+ *
+ * The preview work per frame set, the sink's former way (fresh handles per image, colour decoded
+ * twice) against its way now (one encoder, colour decoded once), on the same sets: see encode_bench. */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <math.h>
@@ -26,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kinsync/fuse.h"
 #include "kinsync/plan.h"
 #include "kinsync/rig.h"
 #include "kinsync/session.h"
@@ -254,8 +260,150 @@ static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, boo
     return 0;
 }
 
+static double cpu_thread(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The colour scale the sink decodes at for the cloud (sink.c: a quarter of 720P) */
+static int cloud_denom(int width)
+{
+    int denom = 1;
+    while (denom < 8 && width / (denom * 2) >= 320)
+        denom *= 2;
+    return denom;
+}
+
+/* The previews of one frame set as the sink made them before (noinline: callgrind --toggle-collect):
+ * a fresh libturbojpeg compressor (and, for MJPG, decompressor) per image, the colour decoded for
+ * the preview and decoded again for the cloud's colours. */
+static __attribute__((noinline)) size_t previews_separate(ks_capture **caps, int n, ks_mjpeg_decoder *cloud_dec)
+{
+    size_t bytes = 0;
+    for (int d = 0; d < n; d++) {
+        ks_image *imgs[3] = {caps[d]->color, caps[d]->depth, caps[d]->ir};
+        for (int k = 0; k < 3; k++) {
+            uint8_t *j = NULL;
+            size_t len = 0;
+            if (imgs[k] && ks_view_encode_preview(imgs[k], 192, 500, 4500, &j, &len, NULL) == KS_OK)
+                bytes += len;
+            free(j);
+        }
+        ks_color_image ci;
+        if (imgs[0] && imgs[0]->format == KS_FORMAT_MJPG &&
+            ks_mjpeg_decode(cloud_dec, imgs[0]->data, imgs[0]->size, cloud_denom(imgs[0]->width), &ci, NULL) == KS_OK)
+            bytes += (size_t)ci.width;
+    }
+    return bytes;
+}
+
+/* The same as the sink makes them now: one encoder kept, the colour decoded once (at the cloud's
+ * scale) and the preview made from that image. */
+static __attribute__((noinline)) size_t previews_shared(ks_capture **caps, int n, ks_mjpeg_decoder **decs,
+                                                         ks_view_encoder *enc)
+{
+    size_t bytes = 0;
+    for (int d = 0; d < n; d++) {
+        ks_image *imgs[3] = {caps[d]->color, caps[d]->depth, caps[d]->ir};
+        ks_color_image ci;
+        bool have = imgs[0] && imgs[0]->format == KS_FORMAT_MJPG &&
+                    ks_mjpeg_decode(decs[d], imgs[0]->data, imgs[0]->size, cloud_denom(imgs[0]->width), &ci, NULL) == KS_OK;
+        if (have)
+            bytes += (size_t)ci.width;
+        for (int k = 0; k < 3; k++) {
+            const uint8_t *j;
+            size_t len = 0;
+            if (imgs[k] && ks_view_encoder_preview(enc, imgs[k], k == 0 && have ? &ci : NULL, 192, 500, 4500, &j, &len,
+                                                   NULL) == KS_OK)
+                bytes += len;
+        }
+    }
+    return bytes;
+}
+
+/* bench_view --encode [RIG] [SETS]: the preview work per frame set (the sink worker's previews and
+ * colour decoding, without the cloud's geometry), the old way and the new way on the same sets from
+ * the simulator (virtual time: no pacing), in thread CPU time (meaningful on a loaded machine; for
+ * instruction counts run it under valgrind --tool=callgrind --toggle-collect=previews_separate or
+ * --toggle-collect=previews_shared). */
+static int encode_bench(const char *path, int sets)
+{
+    ks_rig rig;
+    ks_plan plan;
+    ks_error err;
+    ks_sim_config sc;
+    ks_backend *b = NULL;
+    ks_session *s = NULL;
+    if (ks_rig_load(path, &rig, &err) != KS_OK)
+        return fprintf(stderr, "%s\n", err.message), 1;
+    ks_findings f;
+    ks_findings_init(&f);
+    ks_rig_validate(&rig, &f);
+    ks_findings_free(&f);
+    if (ks_plan_make(&rig, NULL, &plan, &err) != KS_OK ||
+        ks_sim_config_load(path, &rig, &sc, &err) != KS_OK || ks_backend_open_sim(&rig, &sc, &b, &err) != KS_OK)
+        return fprintf(stderr, "%s\n", err.message), 1;
+    ks_session_options so;
+    ks_session_options_init(&so);
+    so.first_frame_timeout_ms = 600000; /* under valgrind the simulator is slow */
+    if (ks_session_open(&rig, &plan, b, &so, &s, &err) != KS_OK || ks_session_start(s, &err) != KS_OK)
+        return fprintf(stderr, "%s\n", err.message), 1;
+    int n = ks_session_device_count(s);
+    ks_mjpeg_decoder *decs[KS_MATCH_MAX_DEVICES] = {0}, *cloud_dec = NULL;
+    ks_view_encoder *enc = NULL;
+    ks_mjpeg_decoder_create(&cloud_dec, NULL);
+    for (int d = 0; d < n; d++)
+        ks_mjpeg_decoder_create(&decs[d], NULL);
+    ks_view_encoder_create(&enc, NULL);
+    double t_sep = 0, t_shared = 0;
+    int done = 0;
+    size_t check = 0;
+    while (done < sets) {
+        ks_session_set set;
+        ks_status st = ks_session_next(s, &set, 5000, &err);
+        if (st == KS_ETIMEOUT)
+            continue;
+        if (st != KS_OK)
+            return fprintf(stderr, "%s\n", err.message), 1;
+        ks_capture *caps[KS_MATCH_MAX_DEVICES];
+        bool complete = true;
+        for (int d = 0; d < n; d++) {
+            caps[d] = (set.set.present_mask & (1u << d)) ? set.set.frames[d].user : NULL;
+            complete &= caps[d] != NULL;
+        }
+        if (complete) { /* alternate the order so neither gets the warmer caches */
+            double t0 = cpu_thread();
+            check += done % 2 ? previews_shared(caps, n, decs, enc) : previews_separate(caps, n, cloud_dec);
+            double t1 = cpu_thread();
+            check += done % 2 ? previews_separate(caps, n, cloud_dec) : previews_shared(caps, n, decs, enc);
+            double t2 = cpu_thread();
+            t_shared += done % 2 ? t1 - t0 : t2 - t1;
+            t_sep += done % 2 ? t2 - t1 : t1 - t0;
+            done++;
+        }
+        ks_session_set_release(&set);
+    }
+    printf("bench_view --encode: %s, %d devices, %d frame sets (%zu)\n", rig.name, n, done, check % 10);
+    printf("  previews + colour decode, separate (before): %6.2f ms CPU per frame set\n", t_sep / done * 1e3);
+    printf("  previews + colour decode, shared (now):      %6.2f ms CPU per frame set (%.0f %% less)\n",
+           t_shared / done * 1e3, (1 - t_shared / t_sep) * 100);
+    printf("  at 5 previews/s: %.1f %% -> %.1f %% of one core\n", t_sep / done * 500, t_shared / done * 500);
+    for (int d = 0; d < n; d++)
+        ks_mjpeg_decoder_destroy(decs[d]);
+    ks_mjpeg_decoder_destroy(cloud_dec);
+    ks_view_encoder_destroy(enc);
+    ks_session_stop(s);
+    ks_session_close(s);
+    ks_backend_free(b);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--encode"))
+        return encode_bench(argc > 2 ? argv[2] : KS_SOURCE_DIR "/examples/rigs/chain-9.yaml", argc > 3 ? atoi(argv[3]) : 20);
     const char *path = argc > 1 ? argv[1] : KS_SOURCE_DIR "/examples/rigs/chain-9.yaml";
     double seconds = argc > 2 ? atof(argv[2]) : 10;
     signal(SIGPIPE, SIG_IGN);

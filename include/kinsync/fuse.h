@@ -55,6 +55,16 @@ typedef struct ks_unproject_table {
 /* Builds the table of the depth intrinsics `depth` (mode size). *t is overwritten (free an old one
  * first); on failure it is left empty. */
 ks_status ks_unproject_table_build(const ks_intrinsics *depth, ks_unproject_table *t, ks_error *err);
+/* The same table through a cache directory (NULL or "": no cache, a plain build): read from
+ * cache_dir when a file there holds exactly these intrinsics and passes its checks (size, version,
+ * checksum, valid count, 64 pixels against ks_unproject_ray), else built and stored there (written
+ * to a temporary file and renamed; a directory that cannot be written is not an error).
+ * *from_cache (may be NULL) tells which. docs/fuse.md describes the file. */
+ks_status ks_unproject_table_get(const ks_intrinsics *depth, const char *cache_dir, ks_unproject_table *t,
+                                 bool *from_cache, ks_error *err);
+/* The default cache directory: $XDG_CACHE_HOME/kinsync, else $HOME/.cache/kinsync; false when
+ * neither is set (absolute) or buf is too small. */
+bool ks_fuse_default_cache_dir(char *buf, size_t size);
 void ks_unproject_table_free(ks_unproject_table *t);
 
 /* Depth image (width*height of the table, row stride `stride` pixels; 0 means width) to points,
@@ -177,6 +187,8 @@ typedef struct ks_fuse_options {
     int color_scale;      /* MJPEG decode scale denominator: 1, 2, 4, 8 (0 means 1) */
     bool normals;         /* normals from depth-image neighbours, averaged per voxel */
     uint32_t min_weight;  /* voxels with fewer points are dropped (0 or 1 keeps all) */
+    const char *table_cache_dir; /* ks_fuse_create reads/keeps the unprojection tables there
+                                  * (ks_unproject_table_get); NULL: built every time */
 } ks_fuse_options;
 
 /* One device's images of a frame set. depth NULL = device missing from this set. */

@@ -79,6 +79,16 @@ void ks_view_get_counters(ks_view *v, ks_view_counters *c);
  * colour map over [near_mm, far_mm], IR16 grey). *jpeg is malloc'd. */
 ks_status ks_view_encode_preview(const ks_image *img, int max_width, int near_mm, int far_mm, uint8_t **jpeg,
                                  size_t *n, ks_error *err);
+/* The same with handles kept between images (one JPEG compressor, one MJPEG decoder, buffers): one
+ * encoder per thread. `decoded` (may be NULL): the MJPG colour image img already decoded to BGRA by
+ * the caller (at any scale), used instead of decoding it again. *jpeg points into the encoder,
+ * valid until its next use. */
+typedef struct ks_view_encoder ks_view_encoder;
+ks_status ks_view_encoder_create(ks_view_encoder **out, ks_error *err);
+void ks_view_encoder_destroy(ks_view_encoder *e);
+ks_status ks_view_encoder_preview(ks_view_encoder *e, const ks_image *img, const ks_color_image *decoded,
+                                  int max_width, int near_mm, int far_mm, const uint8_t **jpeg, size_t *n,
+                                  ks_error *err);
 /* The colour of depth z (mm) on the page's colour map; 0 (no depth) is black. */
 void ks_view_depth_rgb(uint16_t z, int near_mm, int far_mm, uint8_t rgb[3]);
 

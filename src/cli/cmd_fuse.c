@@ -39,7 +39,7 @@ static void usage(FILE *out)
             "depth; the rig is rebuilt from them. Either way the frame sets are the session's, as\n"
             "`kinsync verify` forms them: device timestamps with the timestamp convention and the planned\n"
             "delays removed, within --match-us (default a quarter frame period). Fusing starts with the\n"
-            "first complete set.\n"
+            "first complete set. Lens tables are cached in $XDG_CACHE_HOME/kinsync (else ~/.cache/kinsync).\n"
             "\n"
             "  --calibration FILE  rig-calibration.json with a pose for every device (required)\n"
             "  --out DIR           output directory, created if missing (required)\n"
@@ -197,8 +197,11 @@ static int open_run(fuse_run *r)
     if (rc == KS_EXIT_OK && (ks_session_open(&r->src.rig, &r->src.plan, r->src.backend, &so, &r->sess, &err) ||
                              ks_session_start(r->sess, &err)))
         rc = KS_EXIT_FAIL;
+    char cache_dir[4096];
     ks_fuse_options fo = {.voxel_mm = (float)r->a.voxel, .threads = (int)r->a.threads, .color = r->a.color,
                           .normals = r->a.normals};
+    if (ks_fuse_default_cache_dir(cache_dir, sizeof cache_dir)) /* lens tables: docs/fuse.md */
+        fo.table_cache_dir = cache_dir;
     if (rc == KS_EXIT_OK && ks_fuse_sink_create(r->sess, poses, npose, &fo, &r->sink, &err))
         rc = err.code == KS_EINVAL ? KS_EXIT_USAGE : KS_EXIT_FAIL;
     free(poses);

@@ -1,16 +1,43 @@
 /* fuse/cloud.c: the point cloud container: float planes plus optional attribute arrays, grown only
- * when a frame needs more than any before. */
+ * when a frame needs more than any before; and the allocation of the fusion's big buffers. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "fuse/fuse_internal.h"
 #include "kinsync/fuse.h"
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *ks_fuse_alloc_big(size_t bytes)
+{
+    if (bytes < HUGE_PAGE / 2)
+        return aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    size_t n = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *p = aligned_alloc(HUGE_PAGE, n);
+#ifdef MADV_HUGEPAGE
+    if (p)
+        (void)madvise(p, n, MADV_HUGEPAGE); /* advice only: without it, 4 KB pages */
+#endif
+    return p;
+}
+
+void *ks_fuse_realloc_big(void *p, size_t keep_bytes, size_t bytes)
+{
+    void *n = ks_fuse_alloc_big(bytes);
+    if (!n)
+        return NULL;
+    if (p && keep_bytes)
+        memcpy(n, p, keep_bytes < bytes ? keep_bytes : bytes);
+    free(p);
+    return n;
+}
 
 static int grow(void **p, size_t elem, size_t keep, size_t cap)
 {
-    void *n = realloc(*p, elem * (cap ? cap : 1));
+    void *n = ks_fuse_realloc_big(*p, elem * keep, elem * (cap ? cap : 1));
     if (!n)
         return -1;
-    (void)keep;
     *p = n;
     return 0;
 }

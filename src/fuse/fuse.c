@@ -81,8 +81,8 @@ void ks_fuse_destroy(ks_fuse *f)
     free(f);
 }
 
-/* Unprojection tables, the bulk of start-up (tens of ms per device): devices are shared out
- * round-robin over the fuse's threads. */
+/* Unprojection tables, the bulk of start-up (tens of ms per device unless cached): devices are
+ * shared out round-robin over the fuse's threads. */
 typedef struct table_job {
     ks_fuse *f;
     int first, step;
@@ -94,7 +94,8 @@ static void *build_tables(void *arg)
 {
     table_job *j = arg;
     for (int d = j->first; d < j->f->ndev; d += j->step)
-        j->st[d] = ks_unproject_table_build(&j->f->dev[d].info.calibration.depth, &j->f->dev[d].table, &j->err[d]);
+        j->st[d] = ks_unproject_table_get(&j->f->dev[d].info.calibration.depth, j->f->opt.table_cache_dir,
+                                          &j->f->dev[d].table, NULL, &j->err[d]);
     return NULL;
 }
 
@@ -163,6 +164,7 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
         f->dev[d].info.serial[KS_FUSE_SERIAL_MAX - 1] = 0;
     }
     st = build_all_tables(f, err);
+    f->opt.table_cache_dir = NULL; /* the caller's string: used by the build only */
     if (st)
         goto fail;
     for (int d = 0; d < count; d++) {
@@ -180,17 +182,17 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
         fd->offset = f->total;
         f->total += (fd->npix + 15) / 16 * 16; /* keep every slice 64-byte aligned */
     }
-    size_t bytes = (f->total * sizeof(float) + 63) / 64 * 64;
-    f->x = aligned_alloc(64, bytes);
-    f->y = aligned_alloc(64, bytes);
-    f->z = aligned_alloc(64, bytes);
+    size_t bytes = f->total * sizeof(float);
+    f->x = ks_fuse_alloc_big(bytes);
+    f->y = ks_fuse_alloc_big(bytes);
+    f->z = ks_fuse_alloc_big(bytes);
     if (f->opt.normals) {
-        f->nx = aligned_alloc(64, bytes);
-        f->ny = aligned_alloc(64, bytes);
-        f->nz = aligned_alloc(64, bytes);
+        f->nx = ks_fuse_alloc_big(bytes);
+        f->ny = ks_fuse_alloc_big(bytes);
+        f->nz = ks_fuse_alloc_big(bytes);
     }
     if (f->opt.color)
-        f->rgb = malloc(f->total * 3);
+        f->rgb = ks_fuse_alloc_big(f->total * 3);
     if (f->opt.normals)
         f->halo = malloc((size_t)f->opt.threads * 6 * (size_t)f->max_width * sizeof(float));
     f->dec = calloc((size_t)f->opt.threads, sizeof *f->dec);

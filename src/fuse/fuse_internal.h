@@ -54,6 +54,14 @@ size_t ks_depth_rows_to_points(const ks_unproject_table *t, const uint16_t *dept
 size_t ks_normals_row(const float *const prev[3], const float *const cur[3], const float *const next[3], int width,
                       const float view[3], float max_gap_mm, float *nx, float *ny, float *nz);
 
+/* The fusion's big buffers (points, records, clouds: megabytes, allocated once and reused). Each
+ * fresh 4 KB page costs a fault (tens of microseconds on a virtual machine: faulting in the 40 MB
+ * of a 9-device frame set's points took 270-520 ms), so buffers of a megabyte or more are aligned
+ * to 2 MB and advised as transparent huge pages (one fault per 2 MB where the kernel allows it).
+ * Freed with free(). realloc_big keeps the first keep_bytes (a copy; the old block is freed). */
+void *ks_fuse_alloc_big(size_t bytes);
+void *ks_fuse_realloc_big(void *p, size_t keep_bytes, size_t bytes);
+
 /* Milliseconds on the monotonic clock. */
 double ks_fuse_now_ms(void);
 

@@ -304,23 +304,23 @@ static int grow_records(part *p, size_t need, bool normals, bool color)
 {
     if (need <= p->rec_cap)
         return 0;
-    size_t cap = need + need / 2 + 1024;
-    rec *r = realloc(p->rec, cap * sizeof *r);
+    size_t cap = need + need / 2 + 1024, old = p->rec_cap;
+    rec *r = ks_fuse_realloc_big(p->rec, old * sizeof *r, cap * sizeof *r);
     if (!r)
         return -1;
     p->rec = r;
-    run *rn = realloc(p->runs, cap * sizeof *rn);
+    run *rn = ks_fuse_realloc_big(p->runs, old * sizeof *rn, cap * sizeof *rn);
     if (!rn)
         return -1;
     p->runs = rn;
     if (normals) {
-        float *n = realloc(p->nrm, cap * 3 * sizeof *n);
+        float *n = ks_fuse_realloc_big(p->nrm, p->nrm ? old * 3 * sizeof *n : 0, cap * 3 * sizeof *n);
         if (!n)
             return -1;
         p->nrm = n;
     }
     if (color) {
-        uint32_t *c = realloc(p->col, cap * sizeof *c);
+        uint32_t *c = ks_fuse_realloc_big(p->col, p->col ? old * sizeof *c : 0, cap * sizeof *c);
         if (!c)
             return -1;
         p->col = c;
@@ -547,9 +547,9 @@ static int sort_runs(part *p)
         free(p->run_cell);
         free(p->ord_start);
         free(p->ord_len);
-        p->run_cell = malloc(cap * sizeof(uint32_t));
-        p->ord_start = malloc(cap * sizeof(uint32_t));
-        p->ord_len = malloc(cap * sizeof(uint32_t));
+        p->run_cell = ks_fuse_alloc_big(cap * sizeof(uint32_t));
+        p->ord_start = ks_fuse_alloc_big(cap * sizeof(uint32_t));
+        p->ord_len = ks_fuse_alloc_big(cap * sizeof(uint32_t));
         p->run_cap = (p->run_cell && p->ord_start && p->ord_len) ? cap : 0;
         if (!p->run_cap)
             return -1;

@@ -32,31 +32,67 @@ void ks_view_depth_rgb(uint16_t z, int near_mm, int far_mm, uint8_t rgb[3])
     turbo((z - near_mm) / span, rgb);
 }
 
-static ks_status encode_rgb(const uint8_t *rgb, int w, int h, uint8_t **jpeg, size_t *n, ks_error *err)
+struct ks_view_encoder {
+    tjhandle tj;               /* compressor, kept for every image */
+    ks_mjpeg_decoder *dec;     /* for MJPG colour not decoded by the caller */
+    uint8_t *rgb;              /* downscaled RGB scratch */
+    size_t rgb_cap;
+    unsigned char *out;        /* JPEG output (tjAlloc'd, grown by libturbojpeg) */
+    unsigned long out_cap;
+};
+
+ks_status ks_view_encoder_create(ks_view_encoder **out, ks_error *err)
 {
-    tjhandle t = tjInitCompress();
-    if (!t)
+    *out = NULL;
+    ks_view_encoder *e = calloc(1, sizeof *e);
+    if (!e)
+        return ks_error_set(err, KS_ENOMEM, "out of memory");
+    e->tj = tjInitCompress();
+    if (!e->tj) {
+        free(e);
         return ks_error_set(err, KS_ENOMEM, "libturbojpeg: cannot create a compressor");
-    unsigned char *out = NULL;
-    unsigned long size = 0;
-    int rc = tjCompress2(t, rgb, w, 0, h, TJPF_RGB, &out, &size, TJSAMP_420, 75, TJFLAG_FASTDCT);
-    if (rc != 0) {
-        ks_status st = ks_error_set(err, KS_EIO, "libturbojpeg: %s", tjGetErrorStr2(t));
-        tjFree(out);
-        tjDestroy(t);
-        return st;
     }
-    *jpeg = malloc(size);
-    if (*jpeg)
-        memcpy(*jpeg, out, size);
-    *n = size;
-    tjFree(out);
-    tjDestroy(t);
-    return *jpeg ? KS_OK : ks_error_set(err, KS_ENOMEM, "out of memory");
+    *out = e;
+    return KS_OK;
 }
 
-ks_status ks_view_encode_preview(const ks_image *img, int max_width, int near_mm, int far_mm, uint8_t **jpeg,
-                                 size_t *n, ks_error *err)
+void ks_view_encoder_destroy(ks_view_encoder *e)
+{
+    if (!e)
+        return;
+    tjDestroy(e->tj);
+    ks_mjpeg_decoder_destroy(e->dec);
+    free(e->rgb);
+    tjFree(e->out);
+    free(e);
+}
+
+static ks_status encode_rgb(ks_view_encoder *e, const uint8_t *rgb, int w, int h, const uint8_t **jpeg, size_t *n,
+                            ks_error *err)
+{
+    /* a buffer of the worst-case size, kept: libturbojpeg never reallocates it (NOREALLOC) */
+    unsigned long worst = tjBufSize(w, h, TJSAMP_420);
+    if (worst == (unsigned long)-1)
+        return ks_error_set(err, KS_EINVAL, "libturbojpeg: %s", tjGetErrorStr2(e->tj));
+    if (worst > e->out_cap) {
+        tjFree(e->out);
+        e->out = tjAlloc((int)worst);
+        e->out_cap = e->out ? worst : 0;
+        if (!e->out)
+            return ks_error_set(err, KS_ENOMEM, "out of memory");
+    }
+    unsigned long size = e->out_cap;
+    if (tjCompress2(e->tj, rgb, w, 0, h, TJPF_RGB, &e->out, &size, TJSAMP_420, 75,
+                    TJFLAG_FASTDCT | TJFLAG_NOREALLOC) != 0)
+        return ks_error_set(err, KS_EIO, "libturbojpeg: %s", tjGetErrorStr2(e->tj));
+    *jpeg = e->out;
+    *n = size;
+    return KS_OK;
+}
+
+ks_status ks_view_encoder_preview(ks_view_encoder *e, const ks_image *img, const ks_color_image *decoded,
+                                  int max_width, int near_mm, int far_mm, const uint8_t **jpeg, size_t *n,
+                                  ks_error *err)
 {
     *jpeg = NULL;
     *n = 0;
@@ -67,20 +103,23 @@ ks_status ks_view_encode_preview(const ks_image *img, int max_width, int near_mm
     const uint8_t *src = NULL; /* 4 bytes per pixel BGRA, or 16-bit */
     int sw = img->width, sh = img->height;
     size_t sstride = (size_t)img->stride;
-    ks_mjpeg_decoder *dec = NULL;
     bool is16 = img->format == KS_FORMAT_DEPTH16 || img->format == KS_FORMAT_IR16;
     if (img->format == KS_FORMAT_MJPG) {
-        ks_status st = ks_mjpeg_decoder_create(&dec, err);
-        if (st != KS_OK)
-            return st;
-        int denom = 1;
-        while (denom < 8 && img->width / denom > max_width)
-            denom *= 2;
         ks_color_image ci;
-        st = ks_mjpeg_decode(dec, img->data, img->size, denom, &ci, err);
-        if (st != KS_OK) {
-            ks_mjpeg_decoder_destroy(dec);
-            return st;
+        if (decoded) { /* decoded once by the caller (the sink decodes each colour image once per set) */
+            ci = *decoded;
+        } else {
+            if (!e->dec) {
+                ks_status st = ks_mjpeg_decoder_create(&e->dec, err);
+                if (st != KS_OK)
+                    return st;
+            }
+            int denom = 1;
+            while (denom < 8 && img->width / denom > max_width)
+                denom *= 2;
+            ks_status st = ks_mjpeg_decode(e->dec, img->data, img->size, denom, &ci, err);
+            if (st != KS_OK)
+                return st;
         }
         src = ci.bgra;
         sw = ci.width;
@@ -99,11 +138,17 @@ ks_status ks_view_encode_preview(const ks_image *img, int max_width, int near_mm
     if (step < 1)
         step = 1;
     int w = sw / step, h = sh / step;
-    uint8_t *rgb = malloc((size_t)w * h * 3);
-    if (!rgb) {
-        ks_mjpeg_decoder_destroy(dec);
-        return ks_error_set(err, KS_ENOMEM, "out of memory");
+    if (w < 1 || h < 1)
+        return ks_error_set(err, KS_EINVAL, "image too small for a preview");
+    size_t need = (size_t)w * (size_t)h * 3;
+    if (need > e->rgb_cap) {
+        uint8_t *r = realloc(e->rgb, need);
+        if (!r)
+            return ks_error_set(err, KS_ENOMEM, "out of memory");
+        e->rgb = r;
+        e->rgb_cap = need;
     }
+    uint8_t *rgb = e->rgb;
     for (int y = 0; y < h; y++) {
         const uint8_t *row = src + (size_t)(y * step) * sstride;
         uint8_t *o = rgb + (size_t)y * w * 3;
@@ -125,8 +170,27 @@ ks_status ks_view_encode_preview(const ks_image *img, int max_width, int near_mm
             }
         }
     }
-    ks_mjpeg_decoder_destroy(dec);
-    ks_status st = encode_rgb(rgb, w, h, jpeg, n, err);
-    free(rgb);
+    return encode_rgb(e, rgb, w, h, jpeg, n, err);
+}
+
+ks_status ks_view_encode_preview(const ks_image *img, int max_width, int near_mm, int far_mm, uint8_t **jpeg,
+                                 size_t *n, ks_error *err)
+{
+    *jpeg = NULL;
+    *n = 0;
+    ks_view_encoder *e;
+    ks_status st = ks_view_encoder_create(&e, err);
+    if (st != KS_OK)
+        return st;
+    const uint8_t *out;
+    st = ks_view_encoder_preview(e, img, NULL, max_width, near_mm, far_mm, &out, n, err);
+    if (st == KS_OK) {
+        *jpeg = malloc(*n);
+        if (*jpeg)
+            memcpy(*jpeg, out, *n);
+        else
+            st = ks_error_set(err, KS_ENOMEM, "out of memory");
+    }
+    ks_view_encoder_destroy(e);
     return st;
 }

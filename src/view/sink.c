@@ -17,7 +17,8 @@ struct ks_view_sink {
     bool have_table[KS_MATCH_MAX_DEVICES];
     ks_unproject_table table[KS_MATCH_MAX_DEVICES];
     ks_calibration cal[KS_MATCH_MAX_DEVICES]; /* valid where have_table */
-    ks_mjpeg_decoder *dec;                     /* worker's, for the cloud's colours */
+    ks_mjpeg_decoder *dec[KS_MATCH_MAX_DEVICES]; /* worker's: each colour image decoded once per set */
+    ks_view_encoder *enc;                          /* worker's: one JPEG compressor for every preview */
     bool have_pose[KS_MATCH_MAX_DEVICES];
     ks_extrinsics pose[KS_MATCH_MAX_DEVICES];
     pthread_t thread;
@@ -56,9 +57,11 @@ void ks_view_sink_options_init(ks_view_sink_options *o)
 static const uint8_t palette[8][3] = {{0x4e, 0xa8, 0xff}, {0xff, 0x9f, 0x43}, {0x5c, 0xd8, 0x7a}, {0xf2, 0x6d, 0x8f},
                                       {0xb4, 0x8c, 0xff}, {0xf5, 0xd7, 0x4a}, {0x45, 0xd6, 0xd0}, {0xe0, 0xe0, 0xe0}};
 
-/* The colour image of a capture for coloring the cloud: BGRA as is, MJPEG decoded at a reduced
- * scale (the cloud has one point per few depth pixels, so a quarter-size image is plenty). */
-static bool cloud_color_image(ks_view_sink *k, const ks_image *im, ks_color_image *out)
+/* The colour image of device d's capture, decoded once for the set: for the cloud's colours and the
+ * colour preview both. BGRA as is; MJPEG decoded at a reduced scale: for the cloud (one point per
+ * few depth pixels) a quarter-size image is plenty, for the preview alone (--cloud-color device, no
+ * calibration) the scale nearest the preview's width. */
+static bool decode_color(ks_view_sink *k, int d, const ks_image *im, bool for_cloud, ks_color_image *out)
 {
     if (!im || !im->data)
         return false;
@@ -72,12 +75,16 @@ static bool cloud_color_image(ks_view_sink *k, const ks_image *im, ks_color_imag
     }
     if (im->format != KS_FORMAT_MJPG)
         return false;
-    if (!k->dec && ks_mjpeg_decoder_create(&k->dec, NULL) != KS_OK)
+    if (!k->dec[d] && ks_mjpeg_decoder_create(&k->dec[d], NULL) != KS_OK)
         return false;
     int denom = 1;
-    while (denom < 8 && im->width / (denom * 2) >= 320)
-        denom *= 2;
-    return ks_mjpeg_decode(k->dec, im->data, im->size, denom, out, NULL) == KS_OK;
+    if (for_cloud)
+        while (denom < 8 && im->width / (denom * 2) >= 320)
+            denom *= 2;
+    else
+        while (denom < 8 && im->width / denom > k->opt.preview_width)
+            denom *= 2;
+    return ks_mjpeg_decode(k->dec[d], im->data, im->size, denom, out, NULL) == KS_OK;
 }
 
 /* Room for n points of one device in the coloring buffers. */
@@ -105,7 +112,7 @@ static bool color_room(ks_view_sink *k, size_t n)
 /* Binary cloud: "KSPC", u32 count, u32 devices, u32 flags (1: calibrated, rig frame; 2: coloured by
  * the colour cameras, else by device), then count*3 float32 (metres), then count*3 uint8 colours
  * (padded to 4 bytes). */
-static void make_cloud(ks_view_sink *k, ks_capture **caps)
+static void make_cloud(ks_view_sink *k, ks_capture **caps, const ks_color_image *cis, const bool *have_ci)
 {
     bool any_camera_color = false;
     int step = k->opt.cloud_step;
@@ -136,9 +143,8 @@ static void make_cloud(ks_view_sink *k, ks_capture **caps)
             k->cap = need;
         }
         double offset = ((double)d - (k->n - 1) / 2.0) * 1500.0;
-        ks_color_image ci;
-        bool camera_color = !k->opt.device_colors && color_room(k, per_dev_cap) &&
-                            cloud_color_image(k, c->color, &ci);
+        const ks_color_image *ci = &cis[d];
+        bool camera_color = !k->opt.device_colors && have_ci[d] && color_room(k, per_dev_cap);
         size_t kept = 0;
         for (int y = 0; y < im->height; y += s)
             for (int x = 0; x < im->width; x += s) {
@@ -173,7 +179,7 @@ static void make_cloud(ks_view_sink *k, ks_capture **caps)
             }
         if (camera_color) { /* the points (depth camera) into the colour camera of the same capture */
             const uint8_t grey[3] = {128, 128, 128};
-            ks_points_colorize(k->cx, k->cy, k->cz, kept, &k->cal[d].depth_to_color, &k->cal[d].color, &ci, grey,
+            ks_points_colorize(k->cx, k->cy, k->cz, kept, &k->cal[d].depth_to_color, &k->cal[d].color, ci, grey,
                                k->crgb);
             memcpy(k->rgb + total * 3, k->crgb, kept * 3);
             any_camera_color = true;
@@ -214,19 +220,28 @@ static void *worker(void *arg)
         memcpy(caps, k->job, sizeof caps);
         uint64_t seq = k->job_seq, t_ns = k->job_t_ns;
         pthread_mutex_unlock(&k->mu);
+        ks_color_image ci[KS_MATCH_MAX_DEVICES];
+        bool have_ci[KS_MATCH_MAX_DEVICES] = {false};
         for (int d = 0; d < k->n; d++) {
             if (!caps[d])
                 continue;
+            /* colour decoded once: the cloud's colours (when it takes them from the cameras) and the preview */
+            bool cloud_colors = !k->opt.device_colors && k->have_table[d] && caps[d]->depth;
+            have_ci[d] = decode_color(k, d, caps[d]->color, cloud_colors, &ci[d]);
             ks_image *imgs[3] = {caps[d]->color, caps[d]->depth, caps[d]->ir};
             for (int kind = 0; kind < 3; kind++) {
-                uint8_t *jpg = NULL;
+                const uint8_t *jpg = NULL;
                 size_t len = 0;
-                if (imgs[kind] && ks_view_encode_preview(imgs[kind], k->opt.preview_width, 500, 4500, &jpg, &len, NULL) == KS_OK)
+                const ks_color_image *decoded = kind == 0 && have_ci[d] && imgs[0]->format == KS_FORMAT_MJPG ? &ci[d] : NULL;
+                if (imgs[kind] && k->enc &&
+                    ks_view_encoder_preview(k->enc, imgs[kind], decoded, k->opt.preview_width, 500, 4500, &jpg, &len,
+                                            NULL) == KS_OK)
                     ks_view_publish_preview(k->v, d, kind, jpg, len);
-                free(jpg);
             }
+            if (!cloud_colors)
+                have_ci[d] = false;
         }
-        make_cloud(k, caps);
+        make_cloud(k, caps, ci, have_ci);
         ks_view_publish_preview_done(k->v, seq, t_ns);
         for (int d = 0; d < k->n; d++)
             ks_capture_release(caps[d]);
@@ -280,6 +295,13 @@ ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_opti
             }
         }
     }
+    ks_status est = ks_view_encoder_create(&k->enc, err);
+    if (est != KS_OK) {
+        for (int d = 0; d < k->n; d++)
+            ks_unproject_table_free(&k->table[d]);
+        free(k);
+        return est;
+    }
     k->calibrated = k->opt.poses != NULL;
     k->opt.poses = NULL; /* not kept: the poses were copied */
     pthread_mutex_init(&k->mu, NULL);
@@ -287,6 +309,7 @@ ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_opti
     if (pthread_create(&k->thread, NULL, worker, k) != 0) {
         for (int d = 0; d < k->n; d++)
             ks_unproject_table_free(&k->table[d]);
+        ks_view_encoder_destroy(k->enc);
         pthread_mutex_destroy(&k->mu);
         pthread_cond_destroy(&k->cv);
         free(k);
@@ -355,6 +378,8 @@ void ks_view_sink_destroy(ks_view_sink *k)
     free(k->cy);
     free(k->cz);
     free(k->crgb);
-    ks_mjpeg_decoder_destroy(k->dec);
+    for (int d = 0; d < KS_MATCH_MAX_DEVICES; d++)
+        ks_mjpeg_decoder_destroy(k->dec[d]);
+    ks_view_encoder_destroy(k->enc);
     free(k);
 }

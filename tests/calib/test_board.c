@@ -190,6 +190,17 @@ static void test_yaml(void)
     char path[512];
     snprintf(path, sizeof path, "%s/examples/boards/aprilgrid-6x6.yaml", KS_SOURCE_DIR);
     KS_CHECK_INT(ks_board_load(path, &b, &err), KS_OK);
+    /* hostile nesting (issue 20): 100,000 nested '{' are refused before libyaml parses them (it is
+     * quadratic in flow depth: hours), as in every YAML reader (test_rig_parse, test_sim_config) */
+    const size_t n = 100000;
+    char *deep = malloc(n + 16);
+    if (deep) {
+        memcpy(deep, "rows: ", 6);
+        memset(deep + 6, '{', n);
+        KS_CHECK_INT(ks_board_load_string(deep, n + 6, "deep.yaml", &b, &err), KS_EPARSE);
+        KS_CHECK_CONTAINS(err.message, "deep.yaml:1: brackets nested more than 64 levels");
+        free(deep);
+    }
 }
 
 static void test_drawing(void)

@@ -1,9 +1,11 @@
 /* Depth to points: unprojection tables against an independent inverse of ks_project, the golden
  * values of the SDK test calibration, normals, and color from BGRA and MJPEG. */
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <turbojpeg.h>
+#include <unistd.h>
 
 #include "fuse/fuse_scene.h"
 #include "kinsync/fuse.h"
@@ -256,11 +258,135 @@ static void test_colorize(void)
     ks_unproject_table_free(&t);
 }
 
+/* Two tables are the same table: size, valid count, every ray bit for bit (NaN included). */
+static int same_table(const ks_unproject_table *a, const ks_unproject_table *b)
+{
+    size_t n = (size_t)a->width * (size_t)a->height;
+    return a->width == b->width && a->height == b->height && a->valid_count == b->valid_count &&
+           !memcmp(a->x, b->x, n * sizeof *a->x) && !memcmp(a->y, b->y, n * sizeof *a->y);
+}
+
+/* The one cache file in dir (its path into buf); 0 when there is not exactly one. */
+static int cache_file(const char *dir, char *buf, size_t n)
+{
+    DIR *d = opendir(dir);
+    int found = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (!strncmp(e->d_name, "unproject-", 10)) {
+            snprintf(buf, n, "%s/%s", dir, e->d_name);
+            found++;
+        }
+    if (d)
+        closedir(d);
+    return found == 1;
+}
+
+/* Unprojection tables through the cache directory: the first call builds and stores, the second
+ * reads the same table bit for bit; a corrupted, truncated or foreign file (another calibration's
+ * table under this calibration's name) is never used but rebuilt and replaced; a directory that
+ * cannot be written only costs the build; ks_fuse_create fuses the same with and without it. */
+static void test_table_cache(void)
+{
+    ks_calibration cal, cal2;
+    KS_CHECK(scene_calibration(31, KS_DEPTH_NFOV_2X2BINNED, KS_COLOR_OFF, &cal));
+    KS_CHECK(scene_calibration(32, KS_DEPTH_NFOV_2X2BINNED, KS_COLOR_OFF, &cal2));
+    char dir[] = "/tmp/test_fuse_cache_XXXXXX";
+    KS_CHECK(mkdtemp(dir) != NULL);
+    char sub[128], path[512], path2[512];
+    snprintf(sub, sizeof sub, "%s/kinsync", dir); /* created by the first store */
+    ks_error err;
+    ks_unproject_table ref, t;
+    bool hit = true;
+    KS_CHECK_INT(ks_unproject_table_build(&cal.depth, &ref, &err), KS_OK);
+    KS_CHECK_INT(ks_unproject_table_get(&cal.depth, sub, &t, &hit, &err), KS_OK);
+    KS_CHECK(!hit && same_table(&ref, &t));
+    ks_unproject_table_free(&t);
+    KS_CHECK(cache_file(sub, path, sizeof path));
+    KS_CHECK_INT(ks_unproject_table_get(&cal.depth, sub, &t, &hit, &err), KS_OK);
+    KS_CHECK(hit && same_table(&ref, &t));
+    ks_unproject_table_free(&t);
+    /* one flipped bit in the rays, then a truncated file: rebuilt, then read again */
+    for (int damage = 0; damage < 2; damage++) {
+        FILE *f = fopen(path, "r+b");
+        KS_CHECK(f != NULL);
+        if (!f)
+            break;
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        if (damage == 0) {
+            fseek(f, size - 1000, SEEK_SET);
+            int c = fgetc(f);
+            fseek(f, size - 1000, SEEK_SET);
+            fputc(c ^ 4, f);
+            fclose(f);
+        } else {
+            fclose(f);
+            KS_CHECK(truncate(path, size - 8) == 0);
+        }
+        KS_CHECK_INT(ks_unproject_table_get(&cal.depth, sub, &t, &hit, &err), KS_OK);
+        KS_CHECK_MSG(!hit && same_table(&ref, &t), "damage %d", damage);
+        ks_unproject_table_free(&t);
+        KS_CHECK_INT(ks_unproject_table_get(&cal.depth, sub, &t, &hit, &err), KS_OK);
+        KS_CHECK_MSG(hit && same_table(&ref, &t), "damage %d, rewritten", damage);
+        ks_unproject_table_free(&t);
+    }
+    /* another calibration's valid file under this calibration's name */
+    char other[] = "/tmp/test_fuse_cache2_XXXXXX";
+    KS_CHECK(mkdtemp(other) != NULL);
+    KS_CHECK_INT(ks_unproject_table_get(&cal2.depth, other, &t, &hit, &err), KS_OK);
+    ks_unproject_table_free(&t);
+    KS_CHECK(cache_file(other, path2, sizeof path2));
+    KS_CHECK(rename(path2, path) == 0);
+    KS_CHECK_INT(ks_unproject_table_get(&cal.depth, sub, &t, &hit, &err), KS_OK);
+    KS_CHECK(!hit && same_table(&ref, &t));
+    ks_unproject_table_free(&t);
+    rmdir(other);
+    /* a cache "directory" below a regular file: no cache, same table, no error */
+    char bad[600];
+    snprintf(bad, sizeof bad, "%s/x", path);
+    KS_CHECK_INT(ks_unproject_table_get(&cal.depth, bad, &t, &hit, &err), KS_OK);
+    KS_CHECK(!hit && same_table(&ref, &t));
+    ks_unproject_table_free(&t);
+    /* bad intrinsics are still named by the build */
+    ks_intrinsics none = cal.depth;
+    none.width = 0;
+    KS_CHECK_INT(ks_unproject_table_get(&none, sub, &t, &hit, &err), KS_EINVAL);
+    /* the pipeline with the cache (now filled for cal) gives the same points as without */
+    ks_fuse_device dev = {.calibration = cal, .depth_to_rig = {.R = {1, 0, 0, 0, 1, 0, 0, 0, 1}}};
+    ks_fuse *f1, *f2;
+    ks_fuse_options o1 = {.voxel_mm = 5}, o2 = {.voxel_mm = 5, .table_cache_dir = sub};
+    KS_CHECK_INT(ks_fuse_create(&dev, 1, &o1, &f1, &err), KS_OK);
+    KS_CHECK_INT(ks_fuse_create(&dev, 1, &o2, &f2, &err), KS_OK);
+    size_t npix = (size_t)cal.depth.width * (size_t)cal.depth.height;
+    uint16_t *depth = malloc(npix * 2);
+    for (size_t i = 0; i < npix; i++)
+        depth[i] = (uint16_t)(800 + i % 1500);
+    ks_fuse_input in = {.depth = depth};
+    ks_cloud c1 = {0}, c2 = {0};
+    KS_CHECK_INT(ks_fuse_run(f1, &in, &c1, NULL, &err), KS_OK);
+    KS_CHECK_INT(ks_fuse_run(f2, &in, &c2, NULL, &err), KS_OK);
+    const float *x1, *y1, *z1, *x2, *y2, *z2;
+    int w, h;
+    ks_fuse_points(f1, 0, &x1, &y1, &z1, &w, &h);
+    ks_fuse_points(f2, 0, &x2, &y2, &z2, &w, &h);
+    KS_CHECK_MSG(c1.count == c2.count && c1.count > 1000, "%zu %zu voxels", c1.count, c2.count);
+    KS_CHECK(!memcmp(x1, x2, npix * 4) && !memcmp(y1, y2, npix * 4) && !memcmp(z1, z2, npix * 4));
+    ks_cloud_free(&c1), ks_cloud_free(&c2);
+    ks_fuse_destroy(f1), ks_fuse_destroy(f2);
+    free(depth);
+    ks_unproject_table_free(&ref);
+    unlink(path);
+    rmdir(sub);
+    rmdir(dir);
+}
+
 int main(void)
 {
     KS_RUN(test_points_on_surface);
     KS_RUN(test_golden_unprojection);
     KS_RUN(test_table_equals_rays);
     KS_RUN(test_colorize);
+    KS_RUN(test_table_cache);
     return KS_TEST_END();
 }

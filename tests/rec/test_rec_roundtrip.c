@@ -189,7 +189,16 @@ static void test_roundtrip(void)
         pulses_all += have == 3;
     }
     KS_CHECK_INT(ar->complete_sets, pulses_all);
-    KS_CHECK_INT(pulses_all, 60);
+    /* the devices lose 0..2 captures right after they start (the default users get): their 60
+     * captures begin a pulse or two apart, and the pulses all three captured are 60 less that spread */
+    int64_t first_lo = INT64_MAX, first_hi = INT64_MIN;
+    for (int i = 0; i < 3; i++) {
+        int64_t p = pc->log[i].n > 0 ? pc->log[i].truth[0].pulse_index : 0;
+        first_lo = p < first_lo ? p : first_lo;
+        first_hi = p > first_hi ? p : first_hi;
+    }
+    KS_CHECK(first_hi - first_lo <= sc.startup_drop_max);
+    KS_CHECK_INT(pulses_all, (size_t)(60 - (first_hi - first_lo)));
     double worst = 0;
     for (size_t s = 0; s < ar->set_count; s++) {
         const ks_align_set *set = &ar->sets[s];

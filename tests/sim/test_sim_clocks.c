@@ -19,9 +19,10 @@ static void test_drift_against_host(void)
     KS_CHECK(simt_start_all(&r, &rig));
     uint64_t d0[2], s0[2], d1[2];
     for (int k = 0; k < 301; k++) {
-        ks_capture *a = NULL, *b = NULL;
-        KS_CHECK(ks_device_get_capture(r.dev[0], &a, 1000, NULL) == KS_OK);
-        KS_CHECK(ks_device_get_capture(r.dev[1], &b, 1000, NULL) == KS_OK);
+        ks_capture *c[2] = {NULL, NULL};
+        ks_sim_frame_truth t[2];
+        KS_CHECK(simt_grab_aligned(&r, 2, NULL, c, t, 1000)); /* a pair of one pulse (startup drops differ) */
+        ks_capture *a = c[0], *b = c[1];
         if (!a || !b)
             break;
         if (k == 0 || k == 300) {
@@ -93,14 +94,13 @@ static void test_subordinate_jitter_unbiased(void)
     double sum = 0, sum2 = 0;
     int n = 0;
     for (int k = 0; k < 400; k++) {
-        ks_capture *a = NULL, *b = NULL;
-        ks_sim_frame_truth ta, tb;
-        KS_CHECK(ks_device_get_capture(r.dev[0], &a, 1000, NULL) == KS_OK);
-        KS_CHECK(ks_device_get_capture(r.dev[1], &b, 1000, NULL) == KS_OK);
+        ks_capture *c[2] = {NULL, NULL};
+        ks_sim_frame_truth t[2];
+        KS_CHECK(simt_grab_aligned(&r, 2, NULL, c, t, 1000)); /* a pair of one pulse (startup drops differ) */
+        ks_capture *a = c[0], *b = c[1];
         if (!a || !b)
             break;
-        ks_sim_last_truth(r.sim, 0, &ta, NULL);
-        ks_sim_last_truth(r.sim, 1, &tb, NULL);
+        ks_sim_frame_truth ta = t[0], tb = t[1];
         double d = ((double)tb.sync_ns - (double)ta.sync_ns) / 1000.0;
         sum += d;
         sum2 += d * d;
@@ -126,12 +126,15 @@ static void test_hosts_and_usb_latency(void)
     simt_run r;
     KS_CHECK(simt_open(&r, &rig, &cfg));
     KS_CHECK(simt_start_all(&r, &rig));
-    ks_capture *a = NULL, *b = NULL;
-    ks_sim_frame_truth ta, tb;
-    KS_CHECK(ks_device_get_capture(r.dev[0], &a, 1000, NULL) == KS_OK);
-    KS_CHECK(ks_device_get_capture(r.dev[1], &b, 1000, NULL) == KS_OK);
-    ks_sim_last_truth(r.sim, 0, &ta, NULL);
-    ks_sim_last_truth(r.sim, 1, &tb, NULL);
+    ks_capture *c[2] = {NULL, NULL};
+    ks_sim_frame_truth t[2];
+    KS_CHECK(simt_grab_aligned(&r, 2, NULL, c, t, 1000)); /* the same pulse (startup drops differ) */
+    if (!c[0] || !c[1]) {
+        simt_close(&r);
+        return;
+    }
+    ks_capture *a = c[0], *b = c[1];
+    ks_sim_frame_truth ta = t[0], tb = t[1];
     KS_CHECK_INT(ta.pulse_index, tb.pulse_index);
     /* same instant, different hosts: their monotonic clocks are unrelated (far more than a frame) */
     double diff_ms = fabs((double)a->color->system_ts_ns - (double)b->color->system_ts_ns) / 1e6;

@@ -144,6 +144,21 @@ static void test_errors_name_line_and_fix(void)
         for (int k = 0; k < 2; k++)
             KS_CHECK_CONTAINS(err.message, bad[i].needles[k]);
     }
+    /* hostile nesting (issue 20): 100,000 nested '[' are refused before libyaml parses them (it is
+     * quadratic in flow depth: hours), here as in every YAML reader (test_rig_parse, test_board) */
+    const size_t n = 100000;
+    char *deep = malloc(n + 32);
+    if (deep) {
+        const char *head = "simulation:\n  faults: ";
+        size_t h = strlen(head);
+        memcpy(deep, head, h);
+        memset(deep + h, '[', n);
+        ks_sim_config c;
+        ks_error err = {0};
+        KS_CHECK_INT(ks_sim_config_load_string(deep, n + h, "deep.yaml", NULL, &c, &err), KS_EPARSE);
+        KS_CHECK_CONTAINS(err.message, "deep.yaml:2: brackets nested more than 64 levels");
+        free(deep);
+    }
 }
 
 static void test_example_rig_runs(void)

@@ -94,14 +94,13 @@ static void test_usbfs_limit(void)
     KS_CHECK_INT(cfg.usbfs_mb, ks_usbfs_default_mb());
     cfg.seed = 72;
     cfg.render_color = cfg.render_depth = false;
-    cfg.startup_drop_max = 0;
     ks_sim_device_stats st[3];
     run_counts(&rig, &cfg, 40, st);
     for (int i = 0; i < 3; i++)
         KS_CHECK_MSG(st[i].dropped_usbfs > 5, "device %d lost only %llu frames to usbfs", i,
                      (unsigned long long)st[i].dropped_usbfs);
     KS_CHECK_INT(ks_usbfs_recommended_mb(3), 64);
-    const char *prepared = "simulation:\n  seed: 72\n  usbfs_mb: 64\n  startup_drop_max: 0\n"
+    const char *prepared = "simulation:\n  seed: 72\n  usbfs_mb: 64\n"
                            "  render: {color: false, depth: false}\n";
     ks_error err;
     KS_CHECK(ks_sim_config_load_string(prepared, strlen(prepared), "prepared.yaml", &rig, &cfg, &err) == KS_OK);

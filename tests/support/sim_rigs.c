@@ -38,7 +38,6 @@ void simt_config(ks_sim_config *cfg, uint64_t seed, bool render)
     cfg->render_color = cfg->render_depth = render;
     cfg->clock_default.jitter_us = 0;
     cfg->usb_jitter_us = 0;
-    cfg->startup_drop_max = 0; /* tests that count pulses from 0; test_sim_startorder checks the default */
     cfg->usbfs_mb = ks_usbfs_recommended_mb(KS_RIG_MAX_DEVICES); /* a host prepared as `kinsync doctor` says;
                                                                     test_sim_limits checks the stock default */
 }
@@ -113,4 +112,54 @@ void simt_close(simt_run *r)
         ks_device_close(r->dev[i]);
     ks_backend_free(r->backend);
     memset(r, 0, sizeof *r);
+}
+
+static bool grab_one(simt_run *r, int i, ks_capture **c, ks_sim_frame_truth *t, int timeout_ms)
+{
+    ks_error err;
+    if (ks_device_get_capture(r->dev[i], c, timeout_ms, &err) != KS_OK) {
+        fprintf(stderr, "capture %d: %s\n", i, err.message);
+        return false;
+    }
+    if (ks_sim_last_truth(r->sim, i, t, &err) != KS_OK) {
+        fprintf(stderr, "truth %d: %s\n", i, err.message);
+        ks_capture_release(*c);
+        *c = NULL;
+        return false;
+    }
+    return true;
+}
+
+bool simt_grab_aligned(simt_run *r, int n, const int *idx, ks_capture **c, ks_sim_frame_truth *t, int timeout_ms)
+{
+    for (int k = 0; k < n; k++)
+        c[k] = NULL;
+    bool ok = true;
+    for (int k = 0; ok && k < n; k++)
+        ok = grab_one(r, idx ? idx[k] : k, &c[k], &t[k], timeout_ms);
+    for (int reads = 0; ok;) {
+        int64_t latest = t[0].pulse_index;
+        for (int k = 1; k < n; k++)
+            if (t[k].pulse_index > latest)
+                latest = t[k].pulse_index;
+        int behind = -1;
+        for (int k = 0; k < n && behind < 0; k++)
+            if (t[k].pulse_index < latest)
+                behind = k;
+        if (behind < 0)
+            return true;
+        if (++reads > 100 * n) {
+            fprintf(stderr, "devices not at one pulse after %d captures\n", reads);
+            ok = false;
+            break;
+        }
+        ks_capture_release(c[behind]);
+        c[behind] = NULL;
+        ok = grab_one(r, idx ? idx[behind] : behind, &c[behind], &t[behind], timeout_ms);
+    }
+    for (int k = 0; k < n; k++) {
+        ks_capture_release(c[k]);
+        c[k] = NULL;
+    }
+    return false;
 }

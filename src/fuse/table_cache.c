@@ -1,0 +1,240 @@
+/* fuse/table_cache.c: unprojection tables kept on disk, one file per set of depth intrinsics, so
+ * start-up reads 2.9 MB per NFOV device instead of solving the lens model for every pixel (the
+ * bulk of `kinsync fuse`'s start-up, tens of ms of CPU per device).
+ *
+ * A file is never trusted blindly: it is used only when its size is exactly what its header says,
+ * its magic and version match, it holds the very intrinsics asked for (compared field by field, so
+ * a hash collision of file names cannot mix calibrations up), the checksum of its rays matches,
+ * its valid-pixel count matches the rays, and 64 pixels spread over the image agree with
+ * ks_unproject_ray (same valid mask, rays within a few float ulps). Anything else is rebuilt and the file
+ * replaced. Files are written to a unique temporary name in the same directory and renamed, so a
+ * reader (another process, another thread) sees the old file, the new one or none, never half of
+ * one. The cache is an optimisation: a directory that cannot be created or written only costs the
+ * build. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kinsync/fuse.h"
+
+#define CACHE_MAGIC "KSUPTBL\0"
+#define CACHE_VERSION 1u /* file layout and table algorithm; bump when either changes */
+#define KEY_DOUBLES 15
+#define KEY_BYTES (4 * 3 + 8 * KEY_DOUBLES)
+#define HEADER_BYTES (8 + 4 + 4 + KEY_BYTES + 8 + 8)
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* The intrinsics as bytes, every field that the table depends on, in a fixed order. */
+static void key_bytes(const ks_intrinsics *in, uint8_t key[KEY_BYTES])
+{
+    put_u32(key, (uint32_t)in->model);
+    put_u32(key + 4, (uint32_t)in->width);
+    put_u32(key + 8, (uint32_t)in->height);
+    const double d[KEY_DOUBLES] = {in->cx,   in->cy,   in->fx,   in->fy, in->k[0], in->k[1], in->k[2],         in->k[3],
+                                   in->k[4], in->k[5], in->codx, in->cody, in->p1, in->p2,   in->metric_radius};
+    for (int i = 0; i < KEY_DOUBLES; i++) {
+        uint64_t b;
+        memcpy(&b, &d[i], sizeof b);
+        put_u64(key + 12 + 8 * i, b);
+    }
+}
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Checksum of the rays: 64-bit words (the planes are whole floats, 8 bytes per pixel in all). */
+static uint64_t rays_checksum(const float *x, const float *y, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    const float *planes[2] = {x, y};
+    for (int p = 0; p < 2; p++) {
+        size_t i = 0;
+        for (; i + 2 <= n; i += 2) {
+            uint64_t w;
+            memcpy(&w, planes[p] + i, sizeof w);
+            h = (h ^ w) * 0x100000001b3ull;
+            h ^= h >> 29;
+        }
+        if (i < n) {
+            uint32_t w;
+            memcpy(&w, planes[p] + i, sizeof w);
+            h = (h ^ w) * 0x100000001b3ull;
+        }
+    }
+    return h;
+}
+
+bool ks_fuse_default_cache_dir(char *buf, size_t size)
+{
+    const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    int n;
+    if (x && x[0] == '/')
+        n = snprintf(buf, size, "%s/kinsync", x);
+    else if (home && home[0] == '/')
+        n = snprintf(buf, size, "%s/.cache/kinsync", home);
+    else
+        return false;
+    return n > 0 && (size_t)n < size;
+}
+
+static void cache_path(const char *dir, const ks_intrinsics *in, const uint8_t key[KEY_BYTES], char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/unproject-%dx%d-%016llx.bin", dir, in->width, in->height,
+             (unsigned long long)fnv1a(key, KEY_BYTES));
+}
+
+/* 64 pixels on an 8x8 grid over the image agree with ks_unproject_ray. */
+static bool spot_check(const ks_intrinsics *in, const ks_unproject_table *t)
+{
+    for (int a = 0; a < 8; a++)
+        for (int b = 0; b < 8; b++) {
+            int u = (int)((double)(t->width - 1) * (a + 0.5) / 8), v = (int)((double)(t->height - 1) * (b + 0.5) / 8);
+            size_t i = (size_t)v * (size_t)t->width + (size_t)u;
+            double uv[2] = {u, v}, xy[2];
+            bool ok = ks_unproject_ray(in, uv, xy) && isfinite(xy[0]) && isfinite(xy[1]);
+            bool have = t->x[i] == t->x[i];
+            if (ok != have)
+                return false;
+            double tol = 4e-7 * fmax(1.0, fmax(fabs(xy[0]), fabs(xy[1]))); /* the float table's rounding */
+            if (ok && !(fabs(t->x[i] - xy[0]) <= tol && fabs(t->y[i] - xy[1]) <= tol))
+                return false;
+        }
+    return true;
+}
+
+/* The table from the file, or false (nothing allocated) when the file is absent or not usable. */
+static bool cache_load(const char *path, const ks_intrinsics *in, const uint8_t key[KEY_BYTES], ks_unproject_table *t)
+{
+    size_t n = (size_t)in->width * (size_t)in->height, bytes = (n * sizeof(float) + 63) / 64 * 64;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    uint8_t h[HEADER_BYTES];
+    struct stat sb;
+    bool ok = fstat(fileno(f), &sb) == 0 && (uint64_t)sb.st_size == HEADER_BYTES + 8 * (uint64_t)n &&
+              fread(h, 1, sizeof h, f) == sizeof h && !memcmp(h, CACHE_MAGIC, 8) && get_u32(h + 8) == CACHE_VERSION &&
+              get_u32(h + 12) == KEY_BYTES && !memcmp(h + 16, key, KEY_BYTES);
+    float *x = ok ? aligned_alloc(64, bytes) : NULL, *y = ok ? aligned_alloc(64, bytes) : NULL;
+    ok = ok && x && y && fread(x, sizeof *x, n, f) == n && fread(y, sizeof *y, n, f) == n;
+    fclose(f);
+    ok = ok && rays_checksum(x, y, n) == get_u64(h + 16 + KEY_BYTES + 8);
+    size_t valid = 0;
+    for (size_t i = 0; ok && i < n; i++) {
+        bool vx = x[i] == x[i], vy = y[i] == y[i];
+        ok = vx == vy && (!vx || (fabsf(x[i]) < 1e6f && fabsf(y[i]) < 1e6f));
+        valid += vx;
+    }
+    ok = ok && valid == get_u64(h + 16 + KEY_BYTES);
+    if (ok) {
+        *t = (ks_unproject_table){in->width, in->height, x, y, valid};
+        if (spot_check(in, t))
+            return true;
+    }
+    free(x);
+    free(y);
+    memset(t, 0, sizeof *t);
+    return false;
+}
+
+/* Writes the table to a unique temporary file beside path and renames it over path. */
+static void cache_store(const char *dir, const char *path, const uint8_t key[KEY_BYTES], const ks_unproject_table *t)
+{
+    static atomic_uint seq;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        /* the parent (e.g. ~/.cache) may be missing too: one level more, no further */
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", dir);
+        char *s = strrchr(parent, '/');
+        if (!s || s == parent)
+            return;
+        *s = 0;
+        if ((mkdir(parent, 0700) != 0 && errno != EEXIST) || (mkdir(dir, 0700) != 0 && errno != EEXIST))
+            return;
+    }
+    size_t n = (size_t)t->width * (size_t)t->height;
+    uint8_t h[HEADER_BYTES];
+    memcpy(h, CACHE_MAGIC, 8);
+    put_u32(h + 8, CACHE_VERSION);
+    put_u32(h + 12, KEY_BYTES);
+    memcpy(h + 16, key, KEY_BYTES);
+    put_u64(h + 16 + KEY_BYTES, t->valid_count);
+    put_u64(h + 16 + KEY_BYTES + 8, rays_checksum(t->x, t->y, n));
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1u));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        return;
+    }
+    bool ok = fwrite(h, 1, sizeof h, f) == sizeof h && fwrite(t->x, sizeof *t->x, n, f) == n &&
+              fwrite(t->y, sizeof *t->y, n, f) == n;
+    ok = fflush(f) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0)
+        unlink(tmp);
+}
+
+ks_status ks_unproject_table_get(const ks_intrinsics *depth, const char *cache_dir, ks_unproject_table *t,
+                                 bool *from_cache, ks_error *err)
+{
+    if (from_cache)
+        *from_cache = false;
+    if (!cache_dir || !*cache_dir || !depth || !t || depth->width <= 0 || depth->height <= 0 ||
+        depth->width > 8192 || depth->height > 8192)
+        return ks_unproject_table_build(depth, t, err); /* which names any bad argument */
+    uint8_t key[KEY_BYTES];
+    key_bytes(depth, key);
+    char path[4096];
+    cache_path(cache_dir, depth, key, path, sizeof path);
+    if (cache_load(path, depth, key, t)) {
+        if (from_cache)
+            *from_cache = true;
+        return KS_OK;
+    }
+    ks_status st = ks_unproject_table_build(depth, t, err);
+    if (st == KS_OK)
+        cache_store(cache_dir, path, key, t);
+    return st;
+}
