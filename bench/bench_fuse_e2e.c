@@ -2,7 +2,7 @@
  * -> one PLY per frame set), with its start-up split into phases. Issue 19's figures: start-up for
  * 9 devices and frame sets per second after start-up, writing every set.
  *
- * Usage: bench_fuse_e2e [--sets N] [--threads T] [--voxel MM] [--no-write] [--no-cache]
+ * Usage: bench_fuse_e2e [--sets N] [--threads T] [--voxel MM] [--no-write] [--ply16] [--no-cache]
  *                       [--calibration FILE] [RIG.yaml | RECORDING.mkv...]
  * The unprojection tables go through the same cache as `kinsync fuse` ($XDG_CACHE_HOME/kinsync);
  * --no-cache builds them (run twice to see both: the first run fills the cache).
@@ -58,7 +58,7 @@ static void phase(const char *name, double w0, double c0, double *w, double *c)
 
 int main(int argc, char **argv)
 {
-    int sets = 60, threads = 2, write = 1, cache = 1;
+    int sets = 60, threads = 2, write = 1, cache = 1, ply16 = 0;
     double voxel = 5;
     const char *calib = NULL, *inputs[KS_FUSE_MAX_DEVICES];
     int ninputs = 0;
@@ -75,8 +75,10 @@ int main(int argc, char **argv)
             write = 0;
         else if (!strcmp(argv[i], "--no-cache"))
             cache = 0;
+        else if (!strcmp(argv[i], "--ply16"))
+            ply16 = 1;
         else if (argv[i][0] == '-' || ninputs == KS_FUSE_MAX_DEVICES) {
-            fprintf(stderr, "usage: bench_fuse_e2e [--sets N] [--threads T] [--voxel MM] [--no-write] [--no-cache] "
+            fprintf(stderr, "usage: bench_fuse_e2e [--sets N] [--threads T] [--voxel MM] [--no-write] [--ply16] [--no-cache] "
                             "[--calibration FILE] [RIG.yaml | RECORDING.mkv...]\n");
             return 2;
         } else
@@ -95,7 +97,8 @@ int main(int argc, char **argv)
     }
     loadavg(load, sizeof load);
     printf("bench_fuse_e2e: %s%s, %d sets, %d threads, %.3g mm voxels, %s (%ld CPUs, load %s)\n", inputs[0],
-           ninputs > 1 ? " ..." : "", sets, threads, voxel, write ? "a PLY per set" : "no files",
+           ninputs > 1 ? " ..." : "", sets, threads, voxel,
+           !write ? "no files" : ply16 ? "a 16-bit PLY per set" : "a PLY per set",
            sysconf(_SC_NPROCESSORS_ONLN), load);
     ks_error err = {0};
     double w0 = now_s(), c0 = cpu_s(), w = w0, c = c0;
@@ -183,7 +186,8 @@ int main(int argc, char **argv)
             if (write) {
                 char path[256];
                 snprintf(path, sizeof path, "%s/fused-%06d.ply", dir, done);
-                if (ks_ply_write(path, &cloud, 0, &err) != KS_OK) {
+                if ((ply16 ? ks_ply_write_quantized(path, &cloud, 0, voxel, &err) : ks_ply_write(path, &cloud, 0, &err)) !=
+                    KS_OK) {
                     fprintf(stderr, "bench_fuse_e2e: %s\n", err.message);
                     rc = 1;
                     ks_session_set_release(&set);

@@ -22,8 +22,9 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: kinsync fuse (RIG.yaml | RECORDING.mkv...) --calibration rig-calibration.json --out DIR\n"
-            "                    [--voxel MM] [--fill DEVICE] [--color] [--normals] [--frames N] [--step N]\n"
-            "                    [--match-us US] [--threads N] [--json]\n"
+            "                    [--voxel MM] [--fill DEVICE] [--color [--color-scale N]] [--normals]\n"
+            "                    [--frames N] [--step N] [--match-us US] [--threads N] [--format ply|ply16]\n"
+            "                    [--json]\n"
             "       kinsync fuse RECORDING.mkv... --calibration rig-calibration.json --out DIR --interleaved\n"
             "                    [--frames N] [--json]\n"
             "\n"
@@ -47,11 +48,15 @@ static void usage(FILE *out)
             "  --fill DEVICE       serial or index: render the fused cloud into that device's depth view,\n"
             "                      fill its holes from the other devices, write DIR/filled-SERIAL-NNNNNN.png\n"
             "  --color             color the points from the color image of the same instant (MJPEG or BGRA)\n"
+            "  --color-scale N     decode MJPEG color at 1/N (1, 2, 4, 8; default 1): much faster, one color per\n"
+            "                      voxel needs no more pixels than the depth image has (720P at 1/2 = 640x360)\n"
             "  --normals           normals from depth-image neighbours, averaged per voxel\n"
             "  --frames N          fuse N frame sets (default 1; 0 = all; --interleaved: all)\n"
             "  --step N            use every N-th frame set (default 1)\n"
             "  --match-us US       timestamp tolerance between devices, microseconds\n"
             "  --threads N         worker threads (default 2)\n"
+            "  --format F          ply: float x y z (default); ply16: 16-bit x y z in steps of step_mm from\n"
+            "                      origin_mm (header comments), half the size, within voxel/64 at room scale\n"
             "  --backend NAME      RIG.yaml: auto (default), sim, k4a\n"
             "  --fast              RIG.yaml on the simulator: virtual time, as fast as possible\n"
             "  --interleaved       an interleaved rig (devices offset over the period): no merging; every\n"
@@ -67,9 +72,9 @@ static void usage(FILE *out)
 
 typedef struct fuse_args {
     const char *calib_path, *out_dir, *fill_arg, *backend;
-    bool fast, color, normals, json, interleaved, frames_given;
+    bool fast, color, normals, json, interleaved, frames_given, ply16;
     double voxel;
-    long frames, step, match_us, threads;
+    long frames, step, match_us, threads, color_scale;
     const char *const *inputs;
     int ninputs;
 } fuse_args;
@@ -100,13 +105,16 @@ static int parse_args(int argc, char **argv, fuse_args *a)
         {"match-us", required_argument, 0, 'm'},    {"threads", required_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},              {"help", no_argument, 0, 'h'},
         {"interleaved", no_argument, 0, 'I'},       {"backend", required_argument, 0, 'B'},
-        {"fast", no_argument, 0, 'F'},              {0, 0, 0, 0}};
+        {"fast", no_argument, 0, 'F'},              {"format", required_argument, 0, 'P'},
+        {"color-scale", required_argument, 0, 'S'},
+        {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->backend = "auto";
     a->voxel = 5.0;
     a->frames = 1;
     a->step = 1;
     a->threads = 2;
+    a->color_scale = 1;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -121,6 +129,16 @@ static int parse_args(int argc, char **argv, fuse_args *a)
         case 'I': a->interleaved = true; break;
         case 'B': a->backend = optarg; break;
         case 'F': a->fast = true; break;
+        case 'S':
+            a->color_scale = strtol(optarg, &end, 10);
+            if (!end || *end || (a->color_scale != 1 && a->color_scale != 2 && a->color_scale != 4 && a->color_scale != 8))
+                return ks_cli_usage_error("fuse", "--color-scale %s: give 1, 2, 4 or 8 (decode the color at 1/N)", optarg);
+            break;
+        case 'P':
+            if (strcmp(optarg, "ply") && strcmp(optarg, "ply16"))
+                return ks_cli_usage_error("fuse", "--format %s: give ply (float coordinates) or ply16 (16-bit)", optarg);
+            a->ply16 = !strcmp(optarg, "ply16");
+            break;
         case 'v':
             a->voxel = strtod(optarg, &end);
             if (!end || *end || !(a->voxel >= 0.1 && a->voxel <= 10000))
@@ -199,7 +217,7 @@ static int open_run(fuse_run *r)
         rc = KS_EXIT_FAIL;
     char cache_dir[4096];
     ks_fuse_options fo = {.voxel_mm = (float)r->a.voxel, .threads = (int)r->a.threads, .color = r->a.color,
-                          .normals = r->a.normals};
+                          .color_scale = (int)r->a.color_scale, .normals = r->a.normals};
     if (ks_fuse_default_cache_dir(cache_dir, sizeof cache_dir)) /* lens tables: docs/fuse.md */
         fo.table_cache_dir = cache_dir;
     if (rc == KS_EXIT_OK && ks_fuse_sink_create(r->sess, poses, npose, &fo, &r->sink, &err))
@@ -228,7 +246,7 @@ static int write_set(fuse_run *r, const ks_session_set *set, ks_cloud *cloud, co
     char path[4096];
     snprintf(path, sizeof path, "%s/fused-%06ld.ply", r->a.out_dir, r->sets);
     unsigned fields = (r->a.color ? KS_CLOUD_COLOR : 0) | (r->a.normals ? KS_CLOUD_NORMALS : 0);
-    if (ks_ply_write(path, cloud, fields, &err))
+    if (r->a.ply16 ? ks_ply_write_quantized(path, cloud, fields, r->a.voxel, &err) : ks_ply_write(path, cloud, fields, &err))
         return fail("fuse", &err, KS_EXIT_FAIL);
     json_array_append_new(r->outputs, json_string(path));
     if (r->fill >= 0 && (info->depth_mask & (1u << r->fill))) {

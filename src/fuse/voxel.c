@@ -415,7 +415,7 @@ static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int
     }
 }
 
-static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
+KS_HOT static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
                      const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz, size_t n)
 {
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;

@@ -1,5 +1,6 @@
 /* PLY export: layout and size checked here; the shell tests (test_fuse_ply.sh, test_fuse_open3d.sh)
  * run this program with --write DIR and check the files with independent readers. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,8 @@ static int write_files(const char *dir)
     bad |= ks_ply_write(p, &c, 0, &err) != KS_OK;
     snprintf(p, sizeof p, "%s/color.ply", dir);
     bad |= ks_ply_write(p, &c, KS_CLOUD_COLOR, &err) != KS_OK;
+    snprintf(p, sizeof p, "%s/quantized.ply", dir);
+    bad |= ks_ply_write_quantized(p, &c, KS_CLOUD_COLOR | KS_CLOUD_NORMALS, 5.0, &err) != KS_OK;
     ks_cloud_free(&c);
     if (bad)
         fprintf(stderr, "write failed: %s\n", err.message);
@@ -108,10 +111,62 @@ static void test_ply_layout(void)
     ks_cloud_free(&c);
 }
 
+/* The quantized layout: 12 bytes per point with colour and normals (6 + 3 + 3), coordinates back
+ * from the header's origin and step within half a step, the step voxel / 2^k; a cloud too wide
+ * for 16 bits is refused and leaves no file. */
+static void test_ply_quantized(void)
+{
+    ks_cloud c;
+    known_cloud(&c);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/fuse-test-export-q.ply", KS_BINARY_DIR);
+    ks_error err;
+    KS_CHECK_INT(ks_ply_write_quantized(p, &c, KS_CLOUD_COLOR | KS_CLOUD_NORMALS, 5.0, &err), KS_OK);
+    long hs = header_size(p);
+    KS_CHECK(hs > 0);
+    KS_CHECK_INT(file_size(p), hs + (NPTS - 1) * (6 + 3 + 3));
+    FILE *fp = fopen(p, "rb");
+    char hdr[2048] = {0};
+    uint8_t body[12 * 1000];
+    KS_CHECK(fp && fread(hdr, 1, (size_t)hs, fp) == (size_t)hs && fread(body, 12, 999, fp) == 999);
+    if (fp)
+        fclose(fp);
+    double o[3] = {NAN, NAN, NAN}, step = NAN;
+    const char *q = strstr(hdr, "comment origin_mm ");
+    KS_CHECK(q && sscanf(q, "comment origin_mm %lf %lf %lf", &o[0], &o[1], &o[2]) == 3);
+    q = strstr(hdr, "comment step_mm ");
+    KS_CHECK(q && sscanf(q, "comment step_mm %lf", &step) == 1);
+    KS_CHECK_NEAR(step, 5.0 / 128, 1e-12); /* +-1000 mm from the origin: 5 mm / 2^7 */
+    KS_CHECK(strstr(hdr, "property short x\nproperty short y\nproperty short z\nproperty uchar red") != NULL);
+    double worst = 0;
+    for (int k = 0; k < 999; k++) {
+        int i = k < 500 ? k : k + 1; /* point 500 is NaN, skipped */
+        const uint8_t *r = body + 12 * k;
+        double want[3] = {c.x[i], c.y[i], c.z[i]};
+        for (int a = 0; a < 3; a++) {
+            int16_t v = (int16_t)(uint16_t)(r[2 * a] | r[2 * a + 1] << 8);
+            double e = fabs(o[a] + step * v - want[a]);
+            worst = e > worst ? e : worst;
+        }
+        KS_CHECK(r[6] == c.rgb[3 * i] && r[7] == c.rgb[3 * i + 1] && r[8] == c.rgb[3 * i + 2]);
+        KS_CHECK(i == 7 ? (r[9] == 0 && r[10] == 0 && r[11] == 0) : (r[9] == 0 && r[10] == 76 && r[11] == 102));
+    }
+    KS_CHECK_MSG(worst <= step / 2 + 1e-9, "worst error %.6f mm, step %.6f", worst, step);
+    remove(p);
+    /* 1e6 mm from the rest: more than 2 x 32767 voxels of 5 mm */
+    c.x[3] = 1e6f;
+    KS_CHECK_INT(ks_ply_write_quantized(p, &c, 0, 5.0, &err), KS_EINVAL);
+    KS_CHECK_CONTAINS(err.message, "--format ply");
+    KS_CHECK(access(p, F_OK) != 0);
+    KS_CHECK_INT(ks_ply_write_quantized(p, &c, 0, 0.0, &err), KS_EINVAL);
+    ks_cloud_free(&c);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--write"))
         return write_files(argv[2]);
     KS_RUN(test_ply_layout);
+    KS_RUN(test_ply_quantized);
     return KS_TEST_END();
 }

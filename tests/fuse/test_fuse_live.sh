@@ -30,5 +30,14 @@ PY
 "$KINSYNC" fuse "$rig" --backend sim --fast --calibration "$tmp/rc2.json" --out "$tmp/out2" 2>"$tmp/e"; rc=$?
 check "[ $rc -eq 2 ]"
 check "grep -q '000100000003' '$tmp/e'"
+# --format ply16: the same set in 16-bit coordinates (header comments give origin and step), about
+# half the bytes of the float file
+"$KINSYNC" fuse "$rig" --backend sim --fast --calibration "$tmp/rc.json" --out "$tmp/out16" --frames 1 --format ply16 \
+  --json >/dev/null; rc=$?
+check "[ $rc -eq 0 ]"
+check "grep -aq 'property short x' '$tmp/out16/fused-000000.ply' && grep -aq 'comment step_mm' '$tmp/out16/fused-000000.ply'"
+check "[ \$(stat -c %s '$tmp/out16/fused-000000.ply') -lt \$(( \$(stat -c %s '$tmp/out/fused-000000.ply') * 6 / 10 )) ]"
+"$KINSYNC" fuse "$rig" --backend sim --fast --calibration "$tmp/rc.json" --out "$tmp/out5" --format ply32 2>"$tmp/e"
+check "[ \$? -eq 2 ] && grep -q ply16 '$tmp/e'"
 "$KINSYNC" fuse "$rig" "$rig" --calibration "$tmp/rc.json" --out "$tmp/out3" 2>/dev/null; check "[ \$? -eq 2 ]"
 exit $fail

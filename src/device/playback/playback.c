@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "device/playback/playback_internal.h"
+#include "util/monotime.h"
 
 typedef struct pb_ctx pb_ctx;
 
@@ -192,10 +193,7 @@ static bool may_go(pb_ctx *c, const pb_dev *d, int64_t *wake_us)
 static ks_status pace_wait(pb_dev *d, int32_t timeout_ms)
 {
     pb_ctx *c = d->ctx;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (timeout_ms > 0)
-        ts_add_ms(&deadline, timeout_ms);
+    const struct timespec deadline = ks_mono_deadline_ms(timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&c->mu);
     c->next_pos[d->index] = d->pending_pos;
     pthread_cond_broadcast(&c->cv);
@@ -528,10 +526,7 @@ static ks_status end_status(pb_dev *d, ks_error *err)
 static bool wait_rig_end(pb_dev *d, int32_t timeout_ms)
 {
     pb_ctx *c = d->ctx;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (timeout_ms > 0)
-        ts_add_ms(&deadline, timeout_ms);
+    const struct timespec deadline = ks_mono_deadline_ms(timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&c->mu);
     bool ok = true;
     for (;;) {
@@ -691,9 +686,7 @@ void ks_playback_options_init(ks_playback_options *o)
 
 static pb_ctx *ctx_of(ks_backend *b)
 {
-    if (!b || strcmp(ks_backend_name(b), "playback") != 0)
-        return NULL;
-    return ks_backend_context(b);
+    return ks_backend_context_if(b, &pb_ops);
 }
 
 const char *ks_playback_path(ks_backend *b, int index)
@@ -745,11 +738,7 @@ ks_status ks_backend_open_playback(const char *const *paths, int count, const ks
     if (!c)
         return ks_error_set(err, KS_ENOMEM, "out of memory opening recordings");
     pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ks_cond_init_monotonic(&c->cv);
     if (opts)
         c->opts = *opts;
     else
