@@ -4,7 +4,8 @@
  *   2. the full fuse of a 9-device frame set with 5 mm voxels on 2 threads (and 1), frame sets/s;
  *   3. when python3-open3d is installed, Open3D on the same points (kinsync's lens rays, Open3D
  *      transform + voxel_down_sample, bench/bench_fuse_open3d.py), voxel counts on one grid.
- * Usage: bench_fuse [--quick] [--no-open3d] [--fuse-only N [--write]] [--startup].
+ * Usage: bench_fuse [--quick] [--no-open3d] [--fuse-only N [--write]] [--startup] [--color].
+ * --color: only the fuse with color (BGRA, MJPEG decoded at 1, 1/2, 1/4), 2 threads.
  * --write (with --fuse-only): also the time to write the set as float PLY and as 16-bit PLY.
  * --startup: only the start-up figures (unprojection tables, ks_fuse_create built and cached).
  * --fuse-only N: only the one-thread full fuse, N frame sets, printing CPU time per set (for
@@ -16,6 +17,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <turbojpeg.h>
 
 #include "kinsync/calibration.h"
 #include "kinsync/fuse.h"
@@ -152,11 +155,78 @@ static int write_open3d_input(const char *dir, const ks_fuse_device *dev, const 
     return 0;
 }
 
+/* The full fuse with color on 2 threads: from BGRA frames (every point projected with the full
+ * lens model), and from 720P MJPEG frames (the same picture, JPEG quality 90) decoded in full and
+ * scaled down 1/2 and 1/4 by libjpeg-turbo (ks_fuse_options.color_scale). */
+static void color_bench(const ks_fuse_device *dev, uint16_t *const *depth, int quick)
+{
+    int cw = dev[0].calibration.color.width, ch = dev[0].calibration.color.height;
+    uint8_t *bgra = malloc((size_t)cw * (size_t)ch * 4);
+    for (int v = 0; v < ch; v++) /* a smooth picture with some texture, as a room is */
+        for (int u = 0; u < cw; u++) {
+            uint8_t *p = bgra + 4 * ((size_t)v * (size_t)cw + (size_t)u);
+            p[0] = (uint8_t)(u / 5 + ((u / 16 + v / 16) % 2) * 40);
+            p[1] = (uint8_t)(v / 3);
+            p[2] = (uint8_t)((u + v) / 8 + (u * v % 7) * 3);
+            p[3] = 255;
+        }
+    unsigned char *jpeg = NULL;
+    unsigned long jsize = 0;
+    tjhandle tj = tjInitCompress();
+    if (!tj || tjCompress2(tj, bgra, cw, 0, ch, TJPF_BGRA, &jpeg, &jsize, TJSAMP_420, 90, 0) != 0) {
+        printf("color: could not encode the test picture\n");
+        jsize = 0;
+    }
+    if (tj)
+        tjDestroy(tj);
+    for (int mode = 0; mode < 4; mode++) { /* BGRA, then MJPEG at 1, 1/2, 1/4 */
+        if (mode > 0 && !jsize)
+            break;
+        int scale = mode == 0 ? 1 : 1 << (mode - 1);
+        ks_fuse_options o = {.voxel_mm = 5, .threads = 2, .color = true, .color_scale = scale};
+        ks_fuse *f;
+        ks_error err;
+        if (ks_fuse_create(dev, NDEV, &o, &f, &err) != KS_OK)
+            break;
+        ks_fuse_input in[NDEV];
+        memset(in, 0, sizeof in);
+        for (int d = 0; d < NDEV; d++)
+            in[d] = mode == 0 ? (ks_fuse_input){.depth = depth[d], .color_format = KS_FORMAT_BGRA32, .color = bgra,
+                                                .color_width = cw, .color_height = ch}
+                              : (ks_fuse_input){.depth = depth[d], .color_format = KS_FORMAT_MJPG, .color = jpeg,
+                                                .color_size = jsize, .color_width = cw, .color_height = ch};
+        ks_cloud c = {0};
+        ks_fuse_stats st;
+        ks_fuse_run(f, in, &c, &st, &err);
+        int n = quick ? 3 : 10;
+        double s = now_s(), c0 = cpu_s(), mc = 0;
+        for (int r = 0; r < n; r++) {
+            if (ks_fuse_run(f, in, &c, &st, &err) != KS_OK) {
+                fprintf(stderr, "bench_fuse: %s\n", err.message);
+                break;
+            }
+            mc += st.ms_color;
+        }
+        double e = (now_s() - s) / n, cpu = (cpu_s() - c0) / n;
+        if (mode == 0)
+            printf("full fuse with color (BGRA 720P), 5 mm voxels, 2 threads: %.1f frame sets/s (%.1f ms wall, %.1f ms "
+                   "CPU; coloring %.1f ms per thread)\n", 1 / e, e * 1e3, cpu * 1e3, mc / n);
+        else
+            printf("full fuse with color (MJPEG 720P, %lu KB, decoded at 1/%d), 5 mm voxels, 2 threads: %.1f frame "
+                   "sets/s (%.1f ms wall, %.1f ms CPU; decoding and coloring %.1f ms per thread)%s\n",
+                   jsize / 1024, scale, 1 / e, e * 1e3, cpu * 1e3, mc / n, scale == 2 ? " (target >= 30)" : "");
+        ks_cloud_free(&c);
+        ks_fuse_destroy(f);
+    }
+    tjFree(jpeg);
+    free(bgra);
+}
+
 static size_t sink_sz; /* keeps results alive */
 
 int main(int argc, char **argv)
 {
-    int quick = 0, open3d = 1, fuse_only = 0, startup_only = 0, write_too = 0;
+    int quick = 0, open3d = 1, fuse_only = 0, startup_only = 0, write_too = 0, color_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
@@ -168,6 +238,8 @@ int main(int argc, char **argv)
             startup_only = 1;
         else if (!strcmp(argv[i], "--write"))
             write_too = 1;
+        else if (!strcmp(argv[i], "--color"))
+            color_only = 1;
     }
     ks_fuse_device dev[NDEV];
     ks_unproject_table tab[NDEV];
@@ -211,6 +283,10 @@ int main(int argc, char **argv)
            NDEV, W, H, 100.0 * (double)valid_pix / (double)(npix * NDEV), now_s() - t0, sysconf(_SC_NPROCESSORS_ONLN),
            load);
 
+    if (color_only) {
+        color_bench(dev, depth, quick);
+        return 0;
+    }
     if (fuse_only > 0) {
         ks_fuse_options o = {.voxel_mm = 5, .threads = 1};
         ks_fuse *f;
@@ -414,37 +490,8 @@ int main(int argc, char **argv)
         ks_fuse_destroy(f);
     }
 
-    /* 2b. with color from BGRA frames (every point projected with the full lens model) */
-    {
-        int cw = dev[0].calibration.color.width, ch = dev[0].calibration.color.height;
-        uint8_t *bgra = malloc((size_t)cw * (size_t)ch * 4);
-        for (size_t i = 0; i < (size_t)cw * (size_t)ch * 4; i++)
-            bgra[i] = (uint8_t)(i * 7);
-        ks_fuse_options o = {.voxel_mm = 5, .threads = 2, .color = true};
-        ks_fuse *f;
-        if (ks_fuse_create(dev, NDEV, &o, &f, &err) == KS_OK) {
-            ks_fuse_input in[NDEV];
-            memset(in, 0, sizeof in);
-            for (int d = 0; d < NDEV; d++)
-                in[d] = (ks_fuse_input){.depth = depth[d], .color_format = KS_FORMAT_BGRA32, .color = bgra,
-                                        .color_width = cw, .color_height = ch};
-            ks_cloud c = {0};
-            ks_fuse_stats st;
-            ks_fuse_run(f, in, &c, &st, &err);
-            int n = quick ? 2 : 5;
-            double s = now_s(), mc = 0;
-            for (int r = 0; r < n; r++) {
-                ks_fuse_run(f, in, &c, &st, &err);
-                mc += st.ms_color;
-            }
-            double e = (now_s() - s) / n;
-            printf("full fuse with color (BGRA 720P), 5 mm voxels, 2 threads: %.1f frame sets/s (%.1f ms wall, "
-                   "coloring %.1f ms per thread)\n", 1 / e, e * 1e3, mc / n);
-            ks_cloud_free(&c);
-            ks_fuse_destroy(f);
-        }
-        free(bgra);
-    }
+    /* 2b. with color */
+    color_bench(dev, depth, quick);
 
     /* 3. Open3D, when installed */
     if (open3d) {

@@ -17,6 +17,7 @@
 #include "kinsync/device.h"
 #include "kinsync/doctor.h"
 #include "kinsync/error.h"
+#include "kinsync/frameset.h"
 #include "kinsync/fuse.h"
 #include "kinsync/fuse_sink.h"
 #include "kinsync/k4a.h"

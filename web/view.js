@@ -40,6 +40,10 @@
   }
   $('btn-start').onclick = () => control('start');
   $('btn-stop').onclick = () => control('stop');
+  /* over recordings: the time slider seeks every recording (on release) and pauses there */
+  let seeking = false;
+  $('seek').oninput = () => { seeking = true; $('seekpos').textContent = fmt(Number($('seek').value), 2, 's'); };
+  $('seek').onchange = () => { seeking = false; control('seek', { t: $('seek').value }); };
   $('btn-record').onclick = () => control('record', { name: $('take-name').value.trim(), seconds: $('take-seconds').value.trim() });
 
   /* ---- rendering the state ---- */
@@ -256,9 +260,24 @@
     $('btn-start').disabled = ro || running || s.run.state === 'starting';
     $('btn-stop').disabled = ro || !running;
     const can = (a) => !s.controls || s.controls.includes(a);
+    const slider = s.playback && can('seek');
+    $('takebox').classList.toggle('hidden', slider);
+    $('seekbox').classList.toggle('hidden', !slider);
+    $('btn-start').textContent = s.playback ? 'Play' : 'Start';
+    $('btn-stop').textContent = s.playback ? 'Pause' : 'Stop';
+    if (slider) {
+      const sk = $('seek');
+      sk.max = s.duration_s || 1;
+      sk.disabled = ro;
+      if (!seeking && s.position_s !== null && s.position_s !== undefined) {
+        sk.value = s.position_s;
+        $('seekpos').textContent = fmt(s.position_s, 2, 's') + ' / ' + fmt(s.duration_s, 1, 's');
+      }
+    }
     $('btn-record').disabled = ro || !running || s.record.active || !can('record');
     $('ctl-note').textContent = ro ? 'read-only: open the address with ?token= that kinsync printed'
-      : !can('record') ? 'over agents: no takes from the page (kinsync record --distributed gathers them)' : '';
+      : s.distributed ? 'over agents: no takes from the page (kinsync record --distributed gathers them)'
+      : s.playback && s.run.state === 'paused' ? 'paused: Play continues from here' : '';
     renderDevices(s);
     renderChecks(s);
     renderSkew(s);

@@ -144,6 +144,11 @@ enum {
     KS_BACKEND_CAP_FINITE = 1u << 1,
     /* get_jacks reports the sync jacks (real devices, simulator, recordings' derived wiring). */
     KS_BACKEND_CAP_JACKS = 1u << 2,
+    /* Reading one device advances the time of all of them (the simulator's one world): a reader
+     * that runs ahead fills the others' queues, so the session keeps its readers within two frame
+     * periods of each other. Recordings do not declare it: each file is read on its own (their
+     * pacing, kinsync/playback.h, keeps the devices together by each file's own progress). */
+    KS_BACKEND_CAP_SHARED_CLOCK = 1u << 3,
 };
 
 typedef struct ks_backend_ops {
@@ -189,6 +194,9 @@ const char *ks_backend_name(const ks_backend *b);
 /* The backend's KS_BACKEND_CAP_* flags (0 for NULL). */
 unsigned ks_backend_caps(const ks_backend *b);
 void *ks_backend_context(ks_backend *b);
+/* The context when b was made from exactly these ops (ks_backend_create), else NULL: how a backend
+ * module recognizes its own backends (never by name). */
+void *ks_backend_context_if(ks_backend *b, const ks_backend_ops *ops);
 /* The backend's usbfs_mb op: the devices' hosts' usbfs memory limit in MB (0 not limited/unknown),
  * -1 when the backend does not say (the caller reads this host's). */
 int ks_backend_usbfs_mb(ks_backend *b);

@@ -82,6 +82,15 @@ ks_status ks_backend_open_playback(const char *const *paths, int count, const ks
 /* The recording behind device `index` of a playback backend; NULL if b is not a playback backend
  * or index is out of range. Valid until the backend is freed. */
 const char *ks_playback_path(ks_backend *b, int index);
+/* Where the next start_cameras of every device begins: at the frame nearest `offset_us` after the
+ * recordings' earliest first timestamp (K4A_START_OFFSET_NS; one instant for every recording,
+ * found through the Cues); 0 is the beginning of each. Real-time pacing then runs from there. Streaming devices are not
+ * moved: stop and start them (a session: close and open again). KS_EINVAL if b is not a playback
+ * backend. */
+ks_status ks_playback_seek(ks_backend *b, uint64_t offset_us, ks_error *err);
+/* The earliest first device timestamp of the recordings (K4A_START_OFFSET_NS / 1000): the instant
+ * ks_playback_seek offsets count from; 0 if b is not a playback backend. */
+uint64_t ks_playback_first_ts_us(ks_backend *b);
 /* The recorded configuration of file `index` as a device configuration (what start_cameras
  * accepts). KS_EINVAL if b is not a playback backend or index is out of range. */
 ks_status ks_playback_recorded_config(ks_backend *b, int index, ks_device_config *cfg, ks_error *err);

@@ -61,9 +61,9 @@ void ks_view_publish_cloud(ks_view *v, const void *data, size_t n, uint64_t seq)
 
 /* Control requests accepted by the server, in order (non-blocking; false when none). */
 typedef struct ks_view_command {
-    char action[16];           /* "start", "stop", "record" */
+    char action[16];           /* "start", "stop", "record", "seek" */
     char name[64];             /* record: take name ([A-Za-z0-9._-]) */
-    double seconds;            /* record: duration */
+    double seconds;            /* record: duration; seek: seconds from the start of the recordings */
 } ks_view_command;
 bool ks_view_poll_command(ks_view *v, ks_view_command *out);
 

@@ -28,8 +28,11 @@ static void usage(FILE *out)
             "the first one stopped) are trimmed, and their number reported.\n"
             "\n"
             "  --json          machine-readable report on stdout\n"
-            "  --export DIR    write the aligned frame sets: DIR/NNNNNN/ROLE-SERIAL-color.jpg,\n"
-            "                  -depth.png, -ir.png (16-bit) and DIR/index.json\n"
+            "  --export DIR    write the aligned frame sets as a frame-set directory (the format\n"
+            "                  `kinsync capture` writes and `kinsync calibrate DIR` reads,\n"
+            "                  docs/frameset-dir.md): DIR/NNNNNN/ROLE-SERIAL-color.jpg, -depth.png,\n"
+            "                  -ir.png (16-bit), each device's calibration and DIR/index.json; a DIR\n"
+            "                  that already holds an index.json is refused\n"
             "  --max-sets N    export at most N sets (default all)\n"
             "  --sets          list every frame set (text output)\n"
             "  --color-exposure-us US, --timestamps CONV\n"
@@ -40,7 +43,8 @@ static void usage(FILE *out)
             "  -h, --help      this help\n"
             "\n"
             "Exit status: 0 all files belong and every set (edges trimmed) is complete, 1 a file does\n"
-            "not belong, some sets are partial or no set is complete, 2 usage error or unreadable file.\n");
+            "not belong, some sets are partial or no set is complete, 2 usage error, unreadable file\n"
+            "or --export DIR already holding an index.json.\n");
 }
 
 static json_t *stats_json(const ks_align_stats *s)
@@ -243,7 +247,7 @@ int cmd_align(int argc, char **argv)
         if (st != KS_OK) {
             ks_cli_print_error("align", &err);
             ks_align_free(r);
-            return KS_EXIT_FAIL;
+            return st == KS_ESTATE ? KS_EXIT_USAGE : KS_EXIT_FAIL;
         }
     }
     if (json) {

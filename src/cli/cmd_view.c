@@ -39,8 +39,10 @@ static void usage(FILE *out)
             "wiring and state, the start sequence as it happens, colour/depth/IR previews from the same\n"
             "frame set, the verify checks updating live, colour skew against the master over time,\n"
             "drops and drift, the point cloud of the latest frame set in 3D, and controls to start,\n"
-            "stop and record a take. Given recordings, it plays them in real time instead. Without\n"
-            "devices it runs the simulator on the rig file (paced: in real time).\n"
+            "stop and record a take. Given recordings, it plays them in real time instead, with a time\n"
+            "slider in place of record: moving it seeks every recording to that time and pauses at the\n"
+            "frame set there (previews, cloud and checks of that set; Play continues). Without devices\n"
+            "it runs the simulator on the rig file (paced: in real time).\n"
             "\n"
             "Options:\n"
             "  --port N          port to serve on (default 8765; 0: any free port); the address is printed\n"
@@ -67,7 +69,7 @@ static void usage(FILE *out)
             KS_NET_CLI_HELP
             "  -h, --help        this text\n"
             "\n"
-            "Control requests (POST /api/control/start|stop|record) need the token printed at start\n"
+            "Control requests (POST /api/control/start|stop|record|seek?t=S) need the token printed at start\n"
             "(the printed address carries it). Exit status: 0 stopped by Ctrl-C or --seconds, 1 the\n"
             "server or the rig could not start, 2 usage error.\n");
 }
@@ -140,6 +142,11 @@ typedef struct view_run {
     json_t *takes;        /* finished takes: [{name, dir, files: [{path, bytes, captures}]}] */
     uint64_t previews_before, skipped_before; /* of the sinks of earlier runs */
     atomic_int first_frame_flag[KS_MATCH_MAX_DEVICES]; /* set by capture threads, read by the loop */
+    /* over recordings: the time slider */
+    double duration_s;    /* the longest recording */
+    double position_s;    /* of the last previewed frame set, from the recordings' start; NAN: none */
+    bool seek_pause;      /* after a seek: preview the first complete frame set there, then pause */
+    int last_sd[KS_RIG_MAX_DEVICES]; /* session index + 1 of each rig device in the last session (0: none) */
 } view_run;
 
 static int rig_index_of_serial(const ks_rig *rig, const char *serial)
@@ -227,6 +234,12 @@ static void publish_state(view_run *vr)
     json_object_set_new(root, "backend", json_string(vr->r.backend ? ks_backend_name(vr->r.backend) : ""));
     json_object_set_new(root, "simulated", json_boolean(vr->r.simulated));
     json_object_set_new(root, "playback", json_boolean(vr->playback));
+    if (vr->playback) { /* the time slider replaces record */
+        json_object_set_new(root, "duration_s", num(vr->duration_s));
+        json_object_set_new(root, "position_s", isfinite(vr->position_s) ? json_real(round(vr->position_s * 1000) / 1000)
+                                                                          : json_null());
+        json_object_set_new(root, "controls", json_pack("[s,s,s]", "start", "stop", "seek"));
+    }
     json_object_set_new(root, "note", json_string(vr->r.note));
     json_object_set_new(root, "calibrated", json_boolean(vr->sopt.poses != NULL));
     json_object_set_new(root, "target_us", json_integer(ks_color_alignment_target_us()));
@@ -266,6 +279,13 @@ static void publish_state(view_run *vr)
         for (int d = 0; vr->s && d < ks_session_device_count(vr->s); d++)
             if (ks_session_rig_index(vr->s, d) == i)
                 sd = d;
+        if (vr->s)
+            vr->last_sd[i] = sd + 1;
+        else if (!strcmp(vr->run_state, "paused")) { /* the previews of the paused set stay on the page */
+            sd = vr->last_sd[i] - 1;
+            if (sd >= 0)
+                snprintf(ds->state, sizeof ds->state, "paused");
+        }
         const char *state = ds->state[0] ? ds->state : "closed";
         if (sd >= 0 && atomic_load(&vr->first_frame_flag[sd]) && (!strcmp(state, "armed") || !strcmp(state, "started")))
             snprintf(ds->state, sizeof ds->state, "%s", state = "streaming");
@@ -754,6 +774,17 @@ int cmd_view(int argc, char **argv)
             return KS_EXIT_FAIL;
         }
         vr.playback = true;
+        vr.position_s = NAN;
+        for (int i = optind; i < argc; i++) {
+            ks_mkv_reader *rd = NULL;
+            if (ks_mkv_reader_open(argv[i], &rd, NULL) == KS_OK) {
+                const ks_mkv_info *in = ks_mkv_reader_info(rd);
+                double d = in->duration * (double)in->timecode_scale / 1e9;
+                if (d > vr.duration_s)
+                    vr.duration_s = d;
+            }
+            ks_mkv_reader_close(rd);
+        }
     } else {
         if (optind != argc - 1) {
             free(poses);
@@ -842,8 +873,24 @@ int cmd_view(int argc, char **argv)
                 close_session(&vr);
                 snprintf(vr.run_state, sizeof vr.run_state, "stopped");
                 logf_view(&vr, "stopped");
-            } else if (!strcmp(cmd.action, "record"))
+            } else if (!strcmp(cmd.action, "record") && vr.playback) {
+                logf_view(&vr, "record: not over recordings (they are recordings already)");
+            } else if (!strcmp(cmd.action, "record")) {
                 start_take(&vr, &cmd);
+            } else if (!strcmp(cmd.action, "seek") && !vr.playback) {
+                logf_view(&vr, "seek: only over recordings (kinsync view FILE.mkv...)");
+            } else if (!strcmp(cmd.action, "seek")) {
+                /* every recording to that time: the session again from there, paused at its first set */
+                close_session(&vr);
+                ks_error serr;
+                if (ks_playback_seek(vr.r.backend, (uint64_t)llround(cmd.seconds * 1e6), &serr) != KS_OK) {
+                    logf_view(&vr, "seek: %s", serr.message);
+                } else {
+                    logf_view(&vr, "seeking every recording to %.3f s", cmd.seconds);
+                    vr.position_s = NAN;
+                    vr.seek_pause = start_session(&vr);
+                }
+            }
         }
         if (vr.s) {
             ks_session_set set;
@@ -866,8 +913,31 @@ int cmd_view(int argc, char **argv)
                             finish_take(&vr, false);
                     }
                 }
-                ks_view_sink_offer(vr.sink, &set);
+                int ndev = ks_session_device_count(vr.s);
+                bool complete = set.set.present_mask == (ndev >= 32 ? 0xffffffffu : (1u << ndev) - 1);
+                uint64_t enc0 = 0, skip0 = 0;
+                ks_view_sink_counters(vr.sink, &enc0, &skip0, NULL);
+                bool taken = (!vr.seek_pause || complete) && ks_view_sink_offer(vr.sink, &set);
+                if (taken && vr.playback) {
+                    vr.position_s = (set.set.key_us - (double)ks_playback_first_ts_us(vr.r.backend)) / 1e6;
+                }
                 ks_session_set_release(&set);
+                if (taken && vr.seek_pause) { /* the frame set at the slider's time is on the page: pause */
+                    vr.seek_pause = false;
+                    for (int w = 0; w < 2000; w++) { /* its previews done (and counted), 10 s at most */
+                        uint64_t enc = 0, skip = 0;
+                        ks_view_sink_counters(vr.sink, &enc, &skip, NULL);
+                        if (enc + skip >= enc0 + skip0 + 1)
+                            break;
+                        struct timespec ts = {0, 5 * 1000000L};
+                        nanosleep(&ts, NULL);
+                    }
+                    close_session(&vr); /* waits for the previews of that set */
+                    snprintf(vr.run_state, sizeof vr.run_state, "paused");
+                    logf_view(&vr, "paused at %.3f s", vr.position_s);
+                    publish_state(&vr);
+                    continue;
+                }
             } else if (st != KS_ETIMEOUT) {
                 bool fault = st == KS_ENODEV;
                 finish_take(&vr, false);

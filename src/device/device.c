@@ -243,6 +243,11 @@ ks_status ks_backend_laser_shared(ks_backend *b, const char *serial_a, const cha
     return b->ops->laser_shared(b->ctx, serial_a, serial_b, mode, pixels, err);
 }
 
+void *ks_backend_context_if(ks_backend *b, const ks_backend_ops *ops)
+{
+    return b && ops && b->ops == ops ? b->ctx : NULL;
+}
+
 void *ks_backend_context(ks_backend *b)
 {
     return b ? b->ctx : NULL;

@@ -119,7 +119,16 @@ size_t ks_points_colorize(const float *x, const float *y, const float *z, size_t
                           const ks_intrinsics *color, const ks_color_image *img, const uint8_t fallback[3],
                           uint8_t *rgb)
 {
+    return ks_points_colorize_seen(x, y, z, n, rig_to_color, color, img, fallback, rgb, NULL);
+}
+
+size_t ks_points_colorize_seen(const float *x, const float *y, const float *z, size_t n,
+                               const ks_extrinsics *rig_to_color, const ks_intrinsics *color,
+                               const ks_color_image *img, const uint8_t fallback[3], uint8_t *rgb, uint8_t *seen)
+{
     size_t colored = 0;
+    if (seen)
+        memset(seen, 0, n);
     int den = img && img->scale_denom > 0 ? img->scale_denom : 1;
     double s = 1.0 / den;
     if (img && img->bgra && (color->model == KS_LENS_BROWN_CONRADY || color->model == KS_LENS_RATIONAL_6KT) &&
@@ -154,6 +163,8 @@ size_t ks_points_colorize(const float *x, const float *y, const float *z, size_t
                 o[0] = px[2];
                 o[1] = px[1];
                 o[2] = px[0];
+                if (seen)
+                    seen[b + (size_t)i] = 1;
                 colored++;
             }
         }
@@ -179,6 +190,8 @@ size_t ks_points_colorize(const float *x, const float *y, const float *z, size_t
         o[0] = px[2];
         o[1] = px[1];
         o[2] = px[0];
+        if (seen)
+            seen[i] = 1;
         colored++;
     }
     return colored;

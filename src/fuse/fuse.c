@@ -38,6 +38,7 @@ struct ks_fuse {
     float *x, *y, *z;       /* shared organized buffer */
     float *nx, *ny, *nz;    /* when normals */
     uint8_t *rgb;           /* when color */
+    uint8_t *seen;          /* when color: 1 where rgb came from a colour pixel (else no_color, not summed) */
     size_t rows;            /* image rows of all devices */
     int max_width;
     float *halo;            /* normals: per thread two private rows of x, y, z (6 * max_width) */
@@ -72,6 +73,7 @@ void ks_fuse_destroy(ks_fuse *f)
     free(f->ny);
     free(f->nz);
     free(f->rgb);
+    free(f->seen);
     free(f->halo);
     ks_voxel_grid_destroy(f->grid);
     if (f->dec)
@@ -191,13 +193,15 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
         f->ny = ks_fuse_alloc_big(bytes);
         f->nz = ks_fuse_alloc_big(bytes);
     }
-    if (f->opt.color)
+    if (f->opt.color) {
         f->rgb = ks_fuse_alloc_big(f->total * 3);
+        f->seen = ks_fuse_alloc_big(f->total);
+    }
     if (f->opt.normals)
         f->halo = malloc((size_t)f->opt.threads * 6 * (size_t)f->max_width * sizeof(float));
     f->dec = calloc((size_t)f->opt.threads, sizeof *f->dec);
     if (!f->x || !f->y || !f->z || (f->opt.normals && (!f->nx || !f->ny || !f->nz || !f->halo)) ||
-        (f->opt.color && !f->rgb) || !f->dec) {
+        (f->opt.color && (!f->rgb || !f->seen)) || !f->dec) {
         st = ks_error_set(err, KS_ENOMEM, "fuse: out of memory for %zu points", f->total);
         goto fail;
     }
@@ -298,11 +302,13 @@ static void points_rows(ks_fuse *f, job *j, int d, int v0, int v1)
         }
         if (f->opt.color) {
             double t0 = ks_fuse_now_ms();
-            ks_points_colorize(f->x + c, f->y + c, f->z + c, n, &fd->rig_to_color, &fd->info.calibration.color,
-                               have_color ? &img : NULL, no_color, f->rgb + 3 * c);
+            ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, &fd->rig_to_color,
+                                    &fd->info.calibration.color, have_color ? &img : NULL, no_color, f->rgb + 3 * c,
+                                    f->seen + c);
             j->ms_color += ks_fuse_now_ms() - t0;
         }
         ks_voxel_grid_add_writer(f->grid, j->t, d, f->x + c, f->y + c, f->z + c, f->opt.color ? f->rgb + 3 * c : NULL,
+                                 f->opt.color ? f->seen + c : NULL,
                                  f->opt.normals ? f->nx + c : NULL, f->opt.normals ? f->ny + c : NULL,
                                  f->opt.normals ? f->nz + c : NULL, n);
     }

@@ -336,7 +336,8 @@ static int grow_records(part *p, size_t need, bool normals, bool color)
  * positions only) compiles to that loop alone. */
 static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int partition, int seg, int device,
                                                            const float *x, const float *y, const float *z,
-                                                           const uint8_t *rgb, const float *nx, const float *ny,
+                                                           const uint8_t *rgb, const uint8_t *seen,
+                                                           const float *nx, const float *ny,
                                                            const float *nz, size_t n, const bool filtered,
                                                            const bool color, const bool normals)
 {
@@ -389,9 +390,10 @@ static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int
                 continue;
             size_t pt = b + (size_t)i;
             if (color)
-                p->col[at] = have_c ? 0x01000000u | (uint32_t)rgb[3 * pt] | (uint32_t)rgb[3 * pt + 1] << 8 |
-                                          (uint32_t)rgb[3 * pt + 2] << 16
-                                    : 0;
+                p->col[at] = have_c && (!seen || seen[pt])
+                                 ? 0x01000000u | (uint32_t)rgb[3 * pt] | (uint32_t)rgb[3 * pt + 1] << 8 |
+                                       (uint32_t)rgb[3 * pt + 2] << 16
+                                 : 0;
             if (normals) {
                 float *q = &p->nrm[3 * at];
                 q[0] = have_n ? nx[pt] : NAN;
@@ -415,16 +417,18 @@ static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int
     }
 }
 
-static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
-                     const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz, size_t n)
+KS_HOT static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
+                     const float *z, const uint8_t *rgb, const uint8_t *seen, const float *nx, const float *ny,
+                     const float *nz, size_t n)
 {
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
     for (size_t b = 0; b < n; b += ADD_MAX_POINTS) { /* runs close at the end of a call: lengths fit */
         size_t m = n - b < ADD_MAX_POINTS ? n - b : ADD_MAX_POINTS;
         if (partition < 0 && !color && !normals)
-            add_impl(g, -1, seg, device, x + b, y + b, z + b, NULL, NULL, NULL, NULL, m, false, false, false);
+            add_impl(g, -1, seg, device, x + b, y + b, z + b, NULL, NULL, NULL, NULL, NULL, m, false, false, false);
         else
-            add_impl(g, partition, seg, device, x + b, y + b, z + b, rgb ? rgb + 3 * b : NULL, nx ? nx + b : NULL,
+            add_impl(g, partition, seg, device, x + b, y + b, z + b, rgb ? rgb + 3 * b : NULL,
+                     seen ? seen + b : NULL, nx ? nx + b : NULL,
                      ny ? ny + b : NULL, nz ? nz + b : NULL, m, partition >= 0, color, normals);
     }
 }
@@ -453,7 +457,7 @@ ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const f
             return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", p->seg_n[0] + n);
         p->aggregated = false;
     }
-    add_core(g, partition, 0, device, x, y, z, rgb, nx, ny, nz, n);
+    add_core(g, partition, 0, device, x, y, z, rgb, NULL, nx, ny, nz, n);
     return KS_OK;
 }
 
@@ -483,10 +487,10 @@ ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *ma
 }
 
 void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const float *x, const float *y,
-                              const float *z, const uint8_t *rgb, const float *nx, const float *ny, const float *nz,
-                              size_t n)
+                              const float *z, const uint8_t *rgb, const uint8_t *seen, const float *nx,
+                              const float *ny, const float *nz, size_t n)
 {
-    add_core(g, -1, writer, device, x, y, z, rgb, nx, ny, nz, n);
+    add_core(g, -1, writer, device, x, y, z, rgb, seen, nx, ny, nz, n);
 }
 
 /* Cell index of a cell key, created when new. The table is open addressing, key and index side
@@ -816,9 +820,10 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
                 nshared += (dev & (dev - 1)) != 0;
                 if (color) {
                     uint32_t cc = s->ccount[l];
-                    o->rgb[3 * no] = cc ? (uint8_t)((s->r[l] + cc / 2) / cc) : 0;
-                    o->rgb[3 * no + 1] = cc ? (uint8_t)((s->g[l] + cc / 2) / cc) : 0;
-                    o->rgb[3 * no + 2] = cc ? (uint8_t)((s->b[l] + cc / 2) / cc) : 0;
+                    /* a voxel no colour pixel saw is grey (128), as fuse.md says */
+                    o->rgb[3 * no] = cc ? (uint8_t)((s->r[l] + cc / 2) / cc) : 128;
+                    o->rgb[3 * no + 1] = cc ? (uint8_t)((s->g[l] + cc / 2) / cc) : 128;
+                    o->rgb[3 * no + 2] = cc ? (uint8_t)((s->b[l] + cc / 2) / cc) : 128;
                 }
                 if (normals) {
                     float a0 = s->nx[l], a1 = s->ny[l], a2 = s->nz[l], len = sqrtf(a0 * a0 + a1 * a1 + a2 * a2);

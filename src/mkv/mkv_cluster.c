@@ -19,15 +19,13 @@ static ks_status cerr(ks_mkv_reader *r, ks_error *err, uint64_t off, const char 
     __attribute__((format(printf, 4, 5)));
 static ks_status cerr(ks_mkv_reader *r, ks_error *err, uint64_t off, const char *fmt, ...)
 {
-    char msg[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    ks_status st =
+        ks_mkv_parse_error(r, err, off, "the data after the last good cluster can be dropped with 'kinsync repair'",
+                           fmt, ap);
     va_end(ap);
-    return ks_error_set(err, KS_EPARSE,
-                        "%s: at byte %llu: %s; the data after the last good cluster can be dropped with "
-                        "'kinsync repair'",
-                        r->path, (unsigned long long)off, msg);
+    return st;
 }
 
 ks_status ks_mkv_locate_cluster(ks_mkv_reader *r, uint64_t off, ks_mkv_cluster_loc *loc, ks_error *err)

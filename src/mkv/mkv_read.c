@@ -30,15 +30,22 @@ static ks_status perr(ks_mkv_reader *r, ks_error *err, uint64_t off, const char 
     __attribute__((format(printf, 4, 5)));
 static ks_status perr(ks_mkv_reader *r, ks_error *err, uint64_t off, const char *fmt, ...)
 {
-    char msg[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    ks_status st = ks_mkv_parse_error(r, err, off,
+                                      "the file is not a readable Azure Kinect recording (a recording cut off "
+                                      "inside its header holds no frames to recover)",
+                                      fmt, ap);
     va_end(ap);
-    return ks_error_set(err, KS_EPARSE,
-                        "%s: at byte %llu: %s; the file is not a readable Azure Kinect recording (a "
-                        "recording cut off inside its header holds no frames to recover)",
-                        r->path, (unsigned long long)off, msg);
+    return st;
+}
+
+ks_status ks_mkv_parse_error(const ks_mkv_reader *r, ks_error *err, uint64_t off, const char *hint, const char *fmt,
+                             va_list ap)
+{
+    char msg[300];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return ks_error_set(err, KS_EPARSE, "%s: at byte %llu: %s; %s", r->path, (unsigned long long)off, msg, hint);
 }
 
 static bool pread_all(int fd, void *buf, size_t n, uint64_t off)

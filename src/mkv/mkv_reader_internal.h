@@ -3,6 +3,8 @@
 #ifndef KS_MKV_READER_INTERNAL_H
 #define KS_MKV_READER_INTERNAL_H
 
+#include <stdarg.h>
+
 #include "kinsync/mkv.h"
 #include "mkv/ebml.h"
 
@@ -69,5 +71,8 @@ ks_status ks_mkv_load_cluster(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, k
 /* After ks_mkv_load_cluster: the absolute offset after its last complete element (loc->end unless
  * the cluster is partial). */
 uint64_t ks_mkv_loaded_end(const ks_mkv_reader *r);
+/* KS_EPARSE "PATH: at byte OFF: MESSAGE; HINT" (the reader's one form of a parse error). */
+ks_status ks_mkv_parse_error(const ks_mkv_reader *r, ks_error *err, uint64_t off, const char *hint, const char *fmt,
+                             va_list ap) __attribute__((format(printf, 5, 0)));
 
 #endif

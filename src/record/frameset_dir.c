@@ -147,12 +147,8 @@ static ks_status set_entry(ks_frameset_writer *w, long set, json_t **out, ks_err
         return ks_error_set(err, KS_EINVAL, "frame set number %ld out of range", set);
     while ((long)json_array_size(w->sets) <= set) {
         long k = (long)json_array_size(w->sets);
-        char name[16], sub[2100];
+        char name[16];
         snprintf(name, sizeof name, "%06ld", k);
-        snprintf(sub, sizeof sub, "%s/%s", w->dir, name);
-        if (mkdir(sub, 0777) != 0 && errno != EEXIST)
-            return ks_error_set(err, KS_EIO, "cannot create %s: %s; check free space and permissions", sub,
-                                strerror(errno));
         json_array_append_new(w->sets, json_pack("{s:I, s:s, s:n, s:b, s:o}", "index", (json_int_t)k, "dir", name,
                                                  "key_us", "complete", 0, "frames", json_object()));
     }
@@ -178,6 +174,13 @@ static ks_status add_frame(ks_frameset_writer *w, long set, int device, const ks
         return st;
     json_t *jd = json_object();
     const ks_image *imgs[3] = {cap->color, cap->depth, cap->ir};
+    if (images) { /* the set's directory (none when the images are elsewhere) */
+        char sub[2100];
+        snprintf(sub, sizeof sub, "%s/%06ld", w->dir, set);
+        if (mkdir(sub, 0777) != 0 && errno != EEXIST)
+            return ks_error_set(err, KS_EIO, "cannot create %s: %s; check free space and permissions", sub,
+                                strerror(errno));
+    }
     for (int k = 0; k < 3 && st == KS_OK; k++) {
         const ks_image *img = imgs[k];
         if (!img)

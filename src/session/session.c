@@ -467,8 +467,11 @@ static double invalid_fraction(const ks_image *img)
     return total ? (double)zero / (double)total : -1;
 }
 
-/* Virtual time (lossless): the reader of one device must not run the world ahead of the others,
- * or their backend queues overflow. A thread whose newest frame is more than 2 periods ahead (in
+/* Virtual time on one shared clock (KS_BACKEND_CAP_SHARED_CLOCK, the simulator): the reader of one
+ * device must not run the world ahead of the others, or their backend queues overflow. Not for
+ * recordings: their playback paces the files by each file's own progress, and a file that starts
+ * later in device time (another take, a late start) would then wait here, 200 ms per frame, for a
+ * device the playback holds back (align over such takes waited seconds doing nothing). A thread whose newest frame is more than 2 periods ahead (in
  * keys, i.e. device time) of the slowest device that is delivering waits (at most 200 ms of wall time, so a pathological case slows down, never hangs).
  * Devices that time out, stall or died do not hold the others back. Called without the lock. */
 static void fair_wait(ks_session *s, sdev *d)
@@ -501,7 +504,7 @@ static void *capture_main(void *arg)
     for (;;) {
         if (s->stop_requested)
             break;
-        if (s->lossless)
+        if (s->lossless && (ks_backend_caps(s->backend) & KS_BACKEND_CAP_SHARED_CLOCK))
             fair_wait(s, d);
         ks_capture *cap = NULL;
         ks_error e;
@@ -703,7 +706,8 @@ static bool is_master(const ks_session *s, int i)
     return s->d[i].cfg.wired_sync_mode == KS_SYNC_MASTER;
 }
 
-ks_status ks_session_arm(ks_session *s, ks_error *err)
+/* The first step of a start: the start order, the start time. */
+static ks_status begin_start(ks_session *s, ks_error *err)
 {
     if (!s)
         return ks_error_set(err, KS_EINVAL, "no session");
@@ -711,21 +715,45 @@ ks_status ks_session_arm(ks_session *s, ks_error *err)
         return ks_error_set(err, KS_ESTATE, "the session is already started");
     start_order(s);
     s->started = true;
-    s->armed = true;
     clock_gettime(CLOCK_MONOTONIC, &s->t0);
-    for (int k = 0; k < s->n; k++) {
-        int i = s->start_order[k];
-        if (is_master(s, i))
-            continue;
-        ks_status st = start_and_confirm(s, i, err);
-        if (st == KS_OK)
-            st = spawn_thread(s, i, err);
-        if (st != KS_OK) {
-            ks_session_stop(s);
-            return st;
-        }
-    }
     return KS_OK;
+}
+
+/* Starts, in start order, the devices other than the master (`others`), the master (`master`), or
+ * both: each subordinate confirmed armed; with wrong_order the master, first, waited for until it
+ * streams (the mistake as users make it). Capture threads start with each device (spawn_each) or
+ * once every device is started. On failure everything is stopped. */
+static ks_status start_devices(ks_session *s, bool others, bool master, bool spawn_each, ks_error *err)
+{
+    ks_status st = KS_OK;
+    for (int k = 0; k < s->n && st == KS_OK; k++) {
+        int i = s->start_order[k];
+        if (!(is_master(s, i) ? master : others) || s->d[i].thread_running)
+            continue;
+        st = start_and_confirm(s, i, err);
+        if (st == KS_OK && s->opt.wrong_order && k == 0 && is_master(s, i) && s->n > 1) {
+            ks_capture *c = NULL;
+            for (int t = 0; t < 10 && !c; t++)
+                ks_device_get_capture(s->d[i].dev, &c, s->opt.capture_timeout_ms, NULL);
+            ks_capture_release(c);
+        }
+        if (st == KS_OK && spawn_each)
+            st = spawn_thread(s, i, err);
+    }
+    for (int i = 0; i < s->n && st == KS_OK && !spawn_each; i++)
+        st = spawn_thread(s, i, err);
+    if (st != KS_OK)
+        ks_session_stop(s);
+    return st;
+}
+
+ks_status ks_session_arm(ks_session *s, ks_error *err)
+{
+    ks_status st = begin_start(s, err);
+    if (st != KS_OK)
+        return st;
+    s->armed = true;
+    return start_devices(s, true, false, true, err);
 }
 
 ks_status ks_session_start_master(ks_session *s, ks_error *err)
@@ -734,57 +762,16 @@ ks_status ks_session_start_master(ks_session *s, ks_error *err)
         return ks_error_set(err, KS_ESTATE, "the session is not armed; call ks_session_arm first");
     if (s->stopped)
         return ks_error_set(err, KS_ESTATE, "the session has stopped");
-    for (int i = 0; i < s->n; i++) {
-        if (!is_master(s, i) || s->d[i].thread_running)
-            continue;
-        ks_status st = start_device(s, i, err);
-        if (st == KS_OK)
-            st = spawn_thread(s, i, err);
-        if (st != KS_OK) {
-            ks_session_stop(s);
-            return st;
-        }
-    }
-    return KS_OK;
+    return start_devices(s, false, true, true, err);
 }
 
 ks_status ks_session_start(ks_session *s, ks_error *err)
 {
-    if (!s)
-        return ks_error_set(err, KS_EINVAL, "no session");
-    if (s->started)
-        return ks_error_set(err, KS_ESTATE, "the session is already started");
-    start_order(s);
-    s->started = true;
-    clock_gettime(CLOCK_MONOTONIC, &s->t0);
-    for (int k = 0; k < s->n; k++) {
-        int i = s->start_order[k];
-        if (s->opt.wrong_order && k == 0 && is_master(s, i) && s->n > 1) {
-            /* the mistake as users make it: wait until the master streams, then start the others */
-            ks_status st = start_device(s, i, err);
-            if (st != KS_OK) {
-                ks_session_stop(s);
-                return st;
-            }
-            ks_capture *c = NULL;
-            for (int t = 0; t < 10 && !c; t++)
-                ks_device_get_capture(s->d[i].dev, &c, s->opt.capture_timeout_ms, NULL);
-            ks_capture_release(c);
-            continue;
-        }
-        ks_status st = start_and_confirm(s, i, err);
-        if (st != KS_OK) {
-            ks_session_stop(s);
-            return st;
-        }
-    }
-    for (int i = 0; i < s->n; i++) {
-        ks_status st = spawn_thread(s, i, err);
-        if (st != KS_OK) {
-            ks_session_stop(s);
-            return st;
-        }
-    }
+    ks_status st = begin_start(s, err);
+    if (st == KS_OK)
+        st = start_devices(s, true, true, false, err);
+    if (st != KS_OK)
+        return st;
     /* first frames */
     /* the timeout is in backend time (timed-out waits add up); the wall clock is a safety net, far
      * wider for virtual-time backends whose frames may cost more CPU than real time */

@@ -405,8 +405,16 @@ static enum MHD_Result control(ks_view *v, struct MHD_Connection *c, const char 
         snprintf(cmd.action, sizeof cmd.action, "record");
         snprintf(cmd.name, sizeof cmd.name, "%s", name);
         cmd.seconds = s;
+    } else if (!strcmp(action, "seek")) {
+        const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "t");
+        char *end = NULL;
+        double x = t ? strtod(t, &end) : -1;
+        if (!t || end == t || *end || !(x >= 0) || x > 1e6)
+            return send_error(v, c, 400, "seek needs t=SECONDS from the start of the recordings (0 or more)");
+        snprintf(cmd.action, sizeof cmd.action, "seek");
+        cmd.seconds = x;
     } else {
-        return send_error(v, c, 404, "unknown control action (start, stop, record)");
+        return send_error(v, c, 404, "unknown control action (start, stop, record, seek)");
     }
     pthread_mutex_lock(&v->mu);
     bool full = v->cmd_count >= CMD_QUEUE;

@@ -199,6 +199,29 @@ static void test_fuse_recordings(void)
         free(xyz);
         free(rgb);
     }
+    /* MJPEG decoded at 1/4 (--color-scale 4): the same two colours on the wall */
+    snprintf(cmd, sizeof cmd,
+             "%s/kinsync fuse %s %s --calibration %s --out %s/out4 --voxel 10 --color --color-scale 4 --json > %s",
+             KS_BINARY_DIR, files[1], files[0], rc_path, root, js);
+    KS_CHECK_INT(system(cmd), 0);
+    {
+        char ply[700];
+        snprintf(ply, sizeof ply, "%s/out4/fused-000000.ply", root);
+        float *xyz = NULL;
+        uint8_t *rgb = NULL;
+        size_t n = read_ply(ply, &xyz, &rgb), red = 0, blue = 0;
+        for (size_t i = 0; i < n; i++) {
+            red += rgb[3 * i] > 200 && rgb[3 * i + 2] < 60;
+            blue += rgb[3 * i + 2] > 200 && rgb[3 * i] < 60;
+        }
+        printf("  --color-scale 4: %zu points, %zu red, %zu blue\n", n, red, blue);
+        KS_CHECK(n > 20000 && red > n / 5 && blue > n / 5);
+        free(xyz);
+        free(rgb);
+    }
+    snprintf(cmd, sizeof cmd, "%s/kinsync fuse %s --calibration %s --out %s --color-scale 3 2>/dev/null", KS_BINARY_DIR,
+             files[0], rc_path, out);
+    KS_CHECK_INT(WEXITSTATUS(system(cmd)), 2);
     /* interleaved stream: every frame of both devices in timestamp order, with its pose */
     char sdir[700], sjs[700];
     snprintf(sdir, sizeof sdir, "%s/stream", root);

@@ -155,7 +155,7 @@ static void test_demo_cloud_colours_match_scene(void)
            info.color_unpaired);
     KS_CHECK_INT(info.color_mask, (1u << n) - 1);
     KS_CHECK(cloud.rgb != NULL && cloud.count > 20000);
-    size_t box = 0, box_red = 0, sph = 0, sph_blue = 0, grey = 0;
+    size_t greyed = 0, box = 0, box_red = 0, sph = 0, sph_blue = 0, grey = 0;
     for (size_t i = 0; cloud.rgb && i < cloud.count; i++) {
         const uint8_t *c = cloud.rgb + 3 * i;
         const double p[3] = {cloud.x[i], cloud.y[i], cloud.z[i]};
@@ -164,9 +164,11 @@ static void test_demo_cloud_colours_match_scene(void)
         if (on_box(p, 4) && !uncoloured) {
             box++;
             box_red += c[0] > c[1] + 20 && c[0] > c[2] + 20;
+            greyed += c[1] >= 48; /* (230, 25, 25) averaged with a grey "no colour" (128) */
         } else if (on_sphere(p, 4) && !uncoloured) {
             sph++;
             sph_blue += c[2] > c[0] + 20 && c[2] > c[1] + 20;
+            greyed += c[0] >= 48;
         }
     }
     /* distinct colours */
@@ -183,7 +185,11 @@ static void test_demo_cloud_colours_match_scene(void)
     printf("%zu distinct colours, %zu uncoloured grey; red box: %zu of its %zu coloured points red; blue sphere: "
            "%zu of %zu blue\n",
            distinct, grey, box_red, box, sph_blue, sph);
+    printf("%zu box and sphere points greyed (their colour mixed with grey)\n", greyed);
     KS_CHECK(distinct >= 1000);
+    /* a point no colour camera saw adds no colour to its voxel: the wall's colours stay pure (with
+     * grey averaged in: 1,352 of 27,799) */
+    KS_CHECK_MSG(greyed <= (box + sph) / 500, "%zu of %zu box and sphere points have grey mixed in", greyed, box + sph);
     KS_CHECK(grey < cloud.count / 10);
     KS_CHECK(box >= 500 && sph >= 500);
     KS_CHECK_MSG(box_red >= box * 9 / 10, "only %zu of %zu box points are red", box_red, box);

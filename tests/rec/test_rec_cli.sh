@@ -85,6 +85,8 @@ j "$T/foreign.json" "d['files'][3]['reason']" | grep -q "other" && ok "reason na
 # export
 expect_rc "align --export" 0 "$KINSYNC" align "$T/rec"/*.mkv --export "$T/exp" --max-sets 3
 [ -f "$T/exp/index.json" ] && [ -f "$T/exp/000002/sub2-000100000003-depth.png" ] && ok "export written" || bad "export"
+expect_rc "align --export into a finished export" 2 "$KINSYNC" align "$T/rec"/*.mkv --export "$T/exp"
+grep -q "already holds frame sets" "$T/err" && ok "a finished export is not written over" || bad "export again: $(cat "$T/err")"
 
 # recordings recorded again through the playback backend
 expect_rc "record recordings" 0 "$KINSYNC" record "$T/rec"/*.mkv --out "$T/again"

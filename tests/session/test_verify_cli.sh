@@ -28,6 +28,7 @@ check "! ls '$tmp'/cap/*/*.tmp* '$tmp'/cap/*.tmp* 2>/dev/null"
 "$KINSYNC" capture --backend sim --fast --mkv "$rig" --frames 4 --out "$tmp/mkv" >"$tmp/m" 2>&1; rc=$?
 check "[ $rc -eq 0 ]"
 check "[ \$(ls '$tmp'/mkv/*.mkv | wc -l) -eq 3 ] && [ -s '$tmp/mkv/index.json' ] && ! ls '$tmp'/mkv/*.part 2>/dev/null"
+check "! ls -d '$tmp'/mkv/0000* 2>/dev/null"   # no empty set directories beside the recordings
 # its index names the recordings; calibrate DIR says the images are there, not in the directory
 "$KINSYNC" calibrate --board "$KS_SOURCE_DIR/examples/boards/aprilgrid-6x6.yaml" -o "$tmp/o.json" "$tmp/mkv" 2>"$tmp/e"
 check "[ $? -eq 2 ] && grep -q 'give the recordings (.mkv) instead' '$tmp/e' && [ ! -e '$tmp/o.json' ]"

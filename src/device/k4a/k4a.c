@@ -853,16 +853,12 @@ ks_status ks_backend_open_k4a(ks_backend **out, ks_error *err)
 
 const char *ks_k4a_backend_library(ks_backend *b)
 {
-    if (!b || strcmp(ks_backend_name(b), "k4a") != 0)
-        return "";
-    k4a_lib *lib = ks_backend_context(b);
+    k4a_lib *lib = ks_backend_context_if(b, &k4a_ops);
     return lib ? lib->path : "";
 }
 
 bool ks_k4a_backend_is_orbbec(ks_backend *b)
 {
-    if (!b || strcmp(ks_backend_name(b), "k4a") != 0)
-        return false;
-    k4a_lib *lib = ks_backend_context(b);
+    k4a_lib *lib = ks_backend_context_if(b, &k4a_ops);
     return lib && lib->orbbec;
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "device/playback/playback_internal.h"
+#include "util/monotime.h"
 
 typedef struct pb_ctx pb_ctx;
 
@@ -52,6 +53,7 @@ struct pb_ctx {
     bool realtime_started;
     struct timespec realtime_t0;
     int master;                  /* file index of the master recording, -1 */
+    uint64_t start_at_us;        /* ks_playback_seek: where the next start_cameras begins */
 };
 
 /* ---- reading ---- */
@@ -191,10 +193,7 @@ static bool may_go(pb_ctx *c, const pb_dev *d, int64_t *wake_us)
 static ks_status pace_wait(pb_dev *d, int32_t timeout_ms)
 {
     pb_ctx *c = d->ctx;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (timeout_ms > 0)
-        ts_add_ms(&deadline, timeout_ms);
+    const struct timespec deadline = ks_mono_deadline_ms(timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&c->mu);
     c->next_pos[d->index] = d->pending_pos;
     pthread_cond_broadcast(&c->cv);
@@ -240,6 +239,13 @@ static void set_streaming(pb_dev *d, bool on)
         c->last_pos[d->index] = INT64_MIN;
         if (c->opts.pace == KS_PLAYBACK_REALTIME && !c->realtime_started) {
             clock_gettime(CLOCK_MONOTONIC, &c->realtime_t0);
+            /* real time from the position seeked to: the clock started that long ago */
+            c->realtime_t0.tv_sec -= (time_t)(c->start_at_us / 1000000);
+            c->realtime_t0.tv_nsec -= (long)(c->start_at_us % 1000000) * 1000;
+            if (c->realtime_t0.tv_nsec < 0) {
+                c->realtime_t0.tv_nsec += 1000000000L;
+                c->realtime_t0.tv_sec--;
+            }
             c->realtime_started = true;
         }
     }
@@ -458,9 +464,26 @@ static ks_status pb_start_cameras(void *vdev, const ks_device_config *cfg, ks_er
     ks_status st = check_config(f, cfg, err);
     if (st != KS_OK)
         return st;
+    pthread_mutex_lock(&d->ctx->mu);
+    uint64_t at = d->ctx->start_at_us;
+    pthread_mutex_unlock(&d->ctx->mu);
     pthread_mutex_lock(&d->mu);
     drop_stream(d);
-    st = ks_mkv_reader_seek(d->reader, 0, err);
+    /* Seek to half a frame period before the frame nearest the offset: between two frames, never
+     * between one frame's colour and depth blocks (depth delays and subordinate delays are a few
+     * hundred us), so the first capture read there is whole. */
+    uint64_t target = 0;
+    if (at) { /* one instant for every recording: the recordings start at different frames */
+        uint64_t base = UINT64_MAX;
+        for (int i = 0; i < d->ctx->count; i++)
+            if (d->ctx->files[i].first_ts_us < base)
+                base = d->ctx->files[i].first_ts_us;
+        int64_t period = frame_period_us(d);
+        int64_t k = period > 0 ? ((int64_t)at + period / 2) / period : 0;
+        if (k > 0)
+            target = base + (uint64_t)(k * period - period / 2);
+    }
+    st = ks_mkv_reader_seek(d->reader, target, err);
     if (st == KS_OK) {
         d->cfg = *cfg;
         d->streaming = true;
@@ -503,10 +526,7 @@ static ks_status end_status(pb_dev *d, ks_error *err)
 static bool wait_rig_end(pb_dev *d, int32_t timeout_ms)
 {
     pb_ctx *c = d->ctx;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (timeout_ms > 0)
-        ts_add_ms(&deadline, timeout_ms);
+    const struct timespec deadline = ks_mono_deadline_ms(timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&c->mu);
     bool ok = true;
     for (;;) {
@@ -666,9 +686,7 @@ void ks_playback_options_init(ks_playback_options *o)
 
 static pb_ctx *ctx_of(ks_backend *b)
 {
-    if (!b || strcmp(ks_backend_name(b), "playback") != 0)
-        return NULL;
-    return ks_backend_context(b);
+    return ks_backend_context_if(b, &pb_ops);
 }
 
 const char *ks_playback_path(ks_backend *b, int index)
@@ -677,6 +695,28 @@ const char *ks_playback_path(ks_backend *b, int index)
     if (!c || index < 0 || index >= c->count)
         return NULL;
     return c->files[index].path;
+}
+
+ks_status ks_playback_seek(ks_backend *b, uint64_t offset_us, ks_error *err)
+{
+    pb_ctx *c = ctx_of(b);
+    if (!c)
+        return ks_error_set(err, KS_EINVAL, "not a playback backend: only recordings can be seeked");
+    pthread_mutex_lock(&c->mu);
+    c->start_at_us = offset_us;
+    c->realtime_started = false; /* real-time pacing restarts from there at the next start */
+    pthread_mutex_unlock(&c->mu);
+    return KS_OK;
+}
+
+uint64_t ks_playback_first_ts_us(ks_backend *b)
+{
+    pb_ctx *c = ctx_of(b);
+    uint64_t base = 0;
+    for (int i = 0; c && i < c->count; i++)
+        if (!i || c->files[i].first_ts_us < base)
+            base = c->files[i].first_ts_us;
+    return base;
 }
 
 ks_status ks_playback_recorded_config(ks_backend *b, int index, ks_device_config *cfg, ks_error *err)
@@ -698,11 +738,7 @@ ks_status ks_backend_open_playback(const char *const *paths, int count, const ks
     if (!c)
         return ks_error_set(err, KS_ENOMEM, "out of memory opening recordings");
     pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ks_cond_init_monotonic(&c->cv);
     if (opts)
         c->opts = *opts;
     else

@@ -1515,7 +1515,7 @@ static ks_status op_laser_shared(void *ctx, const char *serial_a, const char *se
 
 static const ks_backend_ops sim_ops = {
     .name = "sim",
-    .caps = KS_BACKEND_CAP_VIRTUAL_TIME | KS_BACKEND_CAP_JACKS,
+    .caps = KS_BACKEND_CAP_VIRTUAL_TIME | KS_BACKEND_CAP_JACKS | KS_BACKEND_CAP_SHARED_CLOCK,
     .device_count = op_device_count,
     .open = op_open,
     .close = op_close,
@@ -1764,9 +1764,7 @@ ks_status ks_backend_open_sim(const ks_rig *rig, const ks_sim_config *cfg_in, ks
 
 ks_sim *ks_sim_from_backend(ks_backend *b)
 {
-    if (!b || strcmp(ks_backend_name(b), "sim") != 0)
-        return NULL;
-    return (ks_sim *)ks_backend_context(b);
+    return ks_backend_context_if(b, &sim_ops);
 }
 
 uint64_t ks_sim_now_ns(ks_sim *s)
