@@ -47,7 +47,7 @@ MUTANTS=(
   # fuse: colour and depth paired with a key shifted by half a period (no colour ever pairs)
   "fuse-pairing-key|src/fuse/fuse_sink.c|s#return fabs(c.key_us - d.key_us) <= tol;#return fabs(c.key_us - d.key_us - cfg->period_us / 2) <= tol;#|^test_pipeline_colors$"
   # fuse: every device's points coloured through device 0's colour camera (colour from the wrong pixel)
-  "fuse-color-pixel|src/fuse/fuse.c|s#ks_points_colorize(f->x + c, f->y + c, f->z + c, n, \&fd->rig_to_color#ks_points_colorize(f->x + c, f->y + c, f->z + c, n, \&f->dev[0].rig_to_color#|^test_pipeline_colors$"
+  "fuse-color-pixel|src/fuse/fuse.c|s#ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, \&fd->rig_to_color#ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, \&f->dev[0].rig_to_color#|^test_pipeline_colors$"
   # view: the cloud no longer coloured from the colour cameras
   "view-cloud-palette|src/view/sink.c|s#bool camera_color = !k->opt.device_colors \&\& #bool camera_color = 0 \&\& #|^test_view_http_sh$"
   # an unwritable verify --report no longer fails the run (the error is printed, the exit status is 0)
