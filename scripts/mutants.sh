@@ -148,7 +148,7 @@ for m in "${MUTANTS[@]}"; do
     echo "SURVIVED  $name: $tests still pass with: $expr in $file"
     survived=1
   else
-    echo "caught    $name ($(grep -cE 'Failed|Timeout' "$WT/ctest.log") failing: $tests)"
+    echo "caught    $name ($(grep -cE '^ *[0-9]+/[0-9]+ +Test +#[0-9]+: .*\*\*\*' "$WT/ctest.log") of $(grep -cE '^ *[0-9]+/[0-9]+ +Test +#' "$WT/ctest.log") failing: $tests)"
   fi
   mv "$WT/$file.orig" "$WT/$file"
   touch "$WT/$file"
