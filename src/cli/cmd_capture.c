@@ -126,56 +126,109 @@ static ks_status write_set(ks_session *s, const ks_session_set *set, long index,
     return st;
 }
 
-int cmd_capture(int argc, char **argv)
+typedef struct cap_args {
+    long frames;
+    const char *out, *backend;
+    bool fast, json, mkv;
+    const char *const *inputs;
+    int nin;
+} cap_args;
+
+/* Flags into *a and --out checked (made if missing, writable, no capture in it yet); returns -1 to
+ * go on, else the exit status (usage errors, --help). */
+static int parse_args(int argc, char **argv, cap_args *a)
 {
     static const struct option opts[] = {{"frames", required_argument, 0, 'n'}, {"out", required_argument, 0, 'o'},
                                          {"backend", required_argument, 0, 'b'}, {"fast", no_argument, 0, 'f'},
                                          {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
                                          {"mkv", no_argument, 0, 'm'},
                                          {0, 0, 0, 0}};
-    long frames = -1;
-    const char *out = NULL, *backend = "auto";
-    bool fast = false, json = false, mkv = false;
+    memset(a, 0, sizeof *a);
+    a->frames = -1;
+    a->backend = "auto";
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'n':
-            frames = strtol(optarg, &end, 10);
-            if (*end || frames <= 0 || frames > 10000000)
+            a->frames = strtol(optarg, &end, 10);
+            if (*end || a->frames <= 0 || a->frames > 10000000)
                 return ks_cli_usage_error("capture", "--frames needs a positive count, got '%s'", optarg);
             break;
-        case 'o': out = optarg; break;
-        case 'b': backend = optarg; break;
-        case 'f': fast = true; break;
-        case 'j': json = true; break;
-        case 'm': mkv = true; break;
+        case 'o': a->out = optarg; break;
+        case 'b': a->backend = optarg; break;
+        case 'f': a->fast = true; break;
+        case 'j': a->json = true; break;
+        case 'm': a->mkv = true; break;
         case 'h': usage(stdout); return KS_EXIT_OK;
         default: return ks_cli_usage_error("capture", "unknown option");
         }
     }
+    a->inputs = (const char *const *)argv + optind;
+    a->nin = argc - optind;
     if (optind >= argc)
         return ks_cli_usage_error("capture", "give one rig file or one recording per device");
-    if (frames < 0)
+    if (a->frames < 0)
         return ks_cli_usage_error("capture", "--frames N is required");
-    if (!out)
+    if (!a->out)
         return ks_cli_usage_error("capture", "--out DIR is required");
     char index_path[4096];
-    snprintf(index_path, sizeof index_path, "%s/index.json", out);
-    if (mkdir(out, 0777) != 0 && errno != EEXIST)
-        return ks_cli_usage_error("capture", "cannot create %s: %s", out, strerror(errno));
+    snprintf(index_path, sizeof index_path, "%s/index.json", a->out);
+    if (mkdir(a->out, 0777) != 0 && errno != EEXIST)
+        return ks_cli_usage_error("capture", "cannot create %s: %s", a->out, strerror(errno));
     struct stat osb;
-    if (stat(out, &osb) != 0 || !S_ISDIR(osb.st_mode))
-        return ks_cli_usage_error("capture", "--out %s is not a directory; give a directory for the frame sets", out);
-    if (access(out, W_OK) != 0)
-        return ks_cli_usage_error("capture", "--out %s is not writable: %s", out, strerror(errno));
+    if (stat(a->out, &osb) != 0 || !S_ISDIR(osb.st_mode))
+        return ks_cli_usage_error("capture", "--out %s is not a directory; give a directory for the frame sets", a->out);
+    if (access(a->out, W_OK) != 0)
+        return ks_cli_usage_error("capture", "--out %s is not writable: %s", a->out, strerror(errno));
     if (access(index_path, F_OK) == 0)
-        return ks_cli_usage_error("capture", "%s already holds a capture (index.json); choose another --out", out);
+        return ks_cli_usage_error("capture", "%s already holds a capture (index.json); choose another --out", a->out);
+    return -1;
+}
 
+/* Host times of every written frame through the device-to-host clock fit of the whole run, and the
+ * run's sync figures, into the index; closes the writer. False when the index could not be written. */
+static bool finish_index(ks_cli_rigrun *r, ks_syncstats *q, ks_frameset_writer *w, const double *starts, long written,
+                         int nd)
+{
+    bool ok = true;
+    for (long k = 0; k < written && starts; k++)
+        for (int d = 0; d < nd; d++) {
+            double cs = starts[(size_t)nd * (size_t)k + (size_t)d];
+            uint64_t h = isfinite(cs) ? ks_syncstats_host_ns(q, d, cs) : 0;
+            if (h)
+                ks_frameset_writer_set_host_ns(w, k, d, h, NULL);
+        }
+    char *sync = ks_syncstats_to_json(q);
+    json_t *extra = json_pack("{s:s, s:s}", "rig", r->rig.name, "backend", ks_backend_name(r->backend));
+    json_t *jsync = sync ? json_loads(sync, 0, NULL) : NULL;
+    free(sync);
+    if (jsync)
+        json_object_set_new(extra, "sync", jsync);
+    char *extra_text = json_dumps(extra, 0);
+    json_decref(extra);
+    ks_error ierr;
+    if (ks_frameset_writer_close(w, extra_text, &ierr) != KS_OK) {
+        ks_cli_print_error("capture", &ierr);
+        ok = false;
+    }
+    free(extra_text);
+    return ok;
+}
+
+int cmd_capture(int argc, char **argv)
+{
+    cap_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    const long frames = a.frames;
+    const char *out = a.out;
+    const bool json = a.json, mkv = a.mkv;
     ks_cli_rigrun r;
     ks_error err;
-    int rc = ks_cli_source_open((const char *const *)argv + optind, argc - optind, backend, fast, &r, &err);
+    rc = ks_cli_source_open(a.inputs, a.nin, a.backend, a.fast, &r, &err);
     if (rc != KS_EXIT_OK) {
         ks_cli_print_error("capture", &err);
         ks_cli_rigrun_close(&r);
@@ -268,30 +321,9 @@ int cmd_capture(int argc, char **argv)
         }
         rec = NULL;
     }
-    /* host times through the device-to-host clock fit of the whole run; the run's sync figures */
     ks_syncstats *q = ks_session_stats(s);
-    for (long k = 0; k < written && starts; k++)
-        for (int d = 0; d < nd; d++) {
-            double cs = starts[(size_t)nd * (size_t)k + (size_t)d];
-            uint64_t h = isfinite(cs) ? ks_syncstats_host_ns(q, d, cs) : 0;
-            if (h)
-                ks_frameset_writer_set_host_ns(w, k, d, h, NULL);
-        }
+    ok = finish_index(&r, q, w, starts, written, nd) && ok;
     free(starts);
-    char *sync = ks_syncstats_to_json(q);
-    json_t *extra = json_pack("{s:s, s:s}", "rig", r.rig.name, "backend", ks_backend_name(r.backend));
-    json_t *jsync = sync ? json_loads(sync, 0, NULL) : NULL;
-    free(sync);
-    if (jsync)
-        json_object_set_new(extra, "sync", jsync);
-    char *extra_text = json_dumps(extra, 0);
-    json_decref(extra);
-    ks_error ierr;
-    if (ks_frameset_writer_close(w, extra_text, &ierr) != KS_OK) {
-        ks_cli_print_error("capture", &ierr);
-        ok = false;
-    }
-    free(extra_text);
     if (json)
         printf("{\"schema\": \"kinsync.capture-summary/1\", \"sets\": %ld, \"requested\": %ld, \"out\": \"%s\", "
                "\"sync_passed\": %s}\n",

@@ -53,6 +53,131 @@ typedef struct listed {
     char rig_name[64];
 } listed;
 
+typedef char missing_name[KS_NAME_MAX + KS_SERIAL_MAX + 4];
+
+static bool is_k4a(ks_backend *b)
+{
+    return b && ks_k4a_backend_library(b)[0];
+}
+
+/* Devices of the rig expected on this host (`hostname`, or this machine's name) that are not
+ * attached: real devices only, the simulator has every rig device. */
+static int find_missing(const ks_cli_backend *cb, const listed *items, int n, const char *hostname,
+                        missing_name *missing_names)
+{
+    int missing_count = 0;
+    if (!cb->have_rig || !is_k4a(cb->backend))
+        return 0;
+    char host[256] = "localhost";
+    if (hostname)
+        snprintf(host, sizeof host, "%s", hostname);
+    else if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    for (int r = 0; r < cb->rig.device_count; r++) {
+        const char *h = cb->rig.devices[r].host;
+        if (h[0] && strcmp(h, "localhost") && strcmp(h, host))
+            continue; /* expected on another host */
+        bool found = false;
+        for (int i = 0; i < n; i++)
+            found |= items[i].opened && !strcmp(items[i].info.serial, cb->rig.devices[r].serial);
+        if (!found)
+            snprintf(missing_names[missing_count++], sizeof missing_names[0], "%s (%s)", cb->rig.devices[r].name,
+                     cb->rig.devices[r].serial);
+    }
+    return missing_count;
+}
+
+static void print_json(ks_cli_backend *cb, const listed *items, int n, const missing_name *missing_names,
+                       int missing_count, const char *advice)
+{
+    json_t *root = json_object();
+    json_object_set_new(root, "backend", cb->backend ? json_string(ks_backend_name(cb->backend)) : json_null());
+    if (is_k4a(cb->backend)) {
+        json_object_set_new(root, "library", json_string(ks_k4a_backend_library(cb->backend)));
+        json_object_set_new(root, "orbbec_wrapper", json_boolean(ks_k4a_backend_is_orbbec(cb->backend)));
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        const listed *it = &items[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "index", json_integer(it->index));
+        if (it->opened) {
+            json_object_set_new(o, "serial", json_string(it->info.serial));
+            if (it->rig_name[0])
+                json_object_set_new(o, "name", json_string(it->rig_name));
+            json_t *fw = json_object();
+            json_object_set_new(fw, "color", version_json(&it->info.rgb));
+            json_object_set_new(fw, "depth", version_json(&it->info.depth));
+            json_object_set_new(fw, "audio", version_json(&it->info.audio));
+            json_object_set_new(fw, "depth_sensor", version_json(&it->info.depth_sensor));
+            json_object_set_new(o, "firmware", fw);
+            json_t *j = json_object();
+            bool sup = it->jacks_ok && it->jacks.supported;
+            json_object_set_new(j, "supported", json_boolean(sup));
+            json_object_set_new(j, "sync_in", sup ? json_boolean(it->jacks.sync_in) : json_null());
+            json_object_set_new(j, "sync_out", sup ? json_boolean(it->jacks.sync_out) : json_null());
+            json_object_set_new(o, "jacks", j);
+        } else {
+            json_object_set_new(o, "error", json_string(it->error));
+        }
+        json_array_append_new(arr, o);
+    }
+    json_object_set_new(root, "devices", arr);
+    json_t *missing = json_array();
+    for (int i = 0; i < missing_count; i++)
+        json_array_append_new(missing, json_string(missing_names[i]));
+    json_object_set_new(root, "rig_missing", missing);
+    if (advice[0])
+        json_object_set_new(root, "message", json_string(advice));
+    if (cb->note[0])
+        json_object_set_new(root, "note", json_string(cb->note));
+    char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s) {
+        puts(s);
+        free(s);
+    }
+    json_decref(root);
+}
+
+static void print_text(ks_cli_backend *cb, const listed *items, int n, const missing_name *missing_names,
+                       int missing_count, const char *advice, int listed_ok)
+{
+    if (cb->note[0])
+        printf("%s\n", cb->note);
+    if (cb->backend && n > 0) {
+        if (is_k4a(cb->backend))
+            printf("%d device%s on the k4a backend (libk4a: %s%s)\n", n, n == 1 ? "" : "s",
+                   ks_k4a_backend_library(cb->backend),
+                   ks_k4a_backend_is_orbbec(cb->backend) ? ", Orbbec K4A wrapper: jack states unknown" : "");
+        else
+            printf("%d device%s on the %s backend\n", n, n == 1 ? "" : "s", ks_backend_name(cb->backend));
+        printf("  %-3s %-16s %-12s %-14s %-14s %-12s %-14s %-8s %-8s\n", "#", "serial", "name", "color fw",
+               "depth fw", "audio fw", "depth sensor", "sync in", "sync out");
+        for (int i = 0; i < n; i++) {
+            const listed *it = &items[i];
+            if (!it->opened) {
+                printf("  %-3d (cannot open: %s)\n", i, it->error);
+                continue;
+            }
+            char v[4][48];
+            ks_version_format(&it->info.rgb, v[0], sizeof v[0]);
+            ks_version_format(&it->info.depth, v[1], sizeof v[1]);
+            ks_version_format(&it->info.audio, v[2], sizeof v[2]);
+            ks_version_format(&it->info.depth_sensor, v[3], sizeof v[3]);
+            bool sup = it->jacks_ok && it->jacks.supported;
+            printf("  %-3d %-16s %-12s %-14s %-14s %-12s %-14s %-8s %-8s\n", i, it->info.serial,
+                   it->rig_name[0] ? it->rig_name : "-", v[0], v[1], v[2], v[3],
+                   sup ? (it->jacks.sync_in ? "cable" : "empty") : "unknown",
+                   sup ? (it->jacks.sync_out ? "cable" : "empty") : "unknown");
+        }
+    }
+    for (int i = 0; i < missing_count; i++)
+        printf("missing: rig device %s is not attached\n", missing_names[i]);
+    if (advice[0])
+        fprintf(listed_ok ? stdout : stderr, "%s\n", advice);
+}
+
 int cmd_devices(int argc, char **argv)
 {
     static const struct option opts[] = {{"backend", required_argument, NULL, 'b'},
@@ -119,7 +244,7 @@ int cmd_devices(int argc, char **argv)
         " Without hardware, `kinsync devices --rig RIG.yaml` shows the simulated devices of a rig.";
     if (!cb.backend)
         snprintf(advice, sizeof advice, "%s.%s", err.message, cb.have_rig ? "" : sim_hint);
-    else if (n == 0 && !strcmp(ks_backend_name(cb.backend), "k4a"))
+    else if (n == 0 && is_k4a(cb.backend))
         snprintf(advice, sizeof advice,
                  "No Azure Kinect device found (libk4a: %s). Check that each device has its power supply "
                  "plugged in (the LED on the front lights up), that its USB cable goes to a USB 3 port of this "
@@ -130,116 +255,17 @@ int cmd_devices(int argc, char **argv)
     else if (n == 0)
         snprintf(advice, sizeof advice, "The %s backend has no devices.", ks_backend_name(cb.backend));
 
-    /* Rig devices that are not attached (real devices only: the simulator has every rig device). */
-    static char missing_names[KS_RIG_MAX_DEVICES][KS_NAME_MAX + KS_SERIAL_MAX + 4];
-    int missing_count = 0;
-    if (cb.have_rig && cb.backend && !strcmp(ks_backend_name(cb.backend), "k4a")) {
-        char host[256] = "localhost";
-        if (hostname)
-            snprintf(host, sizeof host, "%s", hostname);
-        else if (gethostname(host, sizeof host) != 0)
-            snprintf(host, sizeof host, "localhost");
-        host[sizeof host - 1] = '\0';
-        for (int r = 0; r < cb.rig.device_count; r++) {
-            const char *h = cb.rig.devices[r].host;
-            if (h[0] && strcmp(h, "localhost") && strcmp(h, host))
-                continue; /* expected on another host */
-            bool found = false;
-            for (int i = 0; i < n; i++)
-                found |= items[i].opened && !strcmp(items[i].info.serial, cb.rig.devices[r].serial);
-            if (!found)
-                snprintf(missing_names[missing_count++], sizeof missing_names[0], "%s (%s)",
-                         cb.rig.devices[r].name, cb.rig.devices[r].serial);
-        }
-    }
+    missing_name missing_names[KS_RIG_MAX_DEVICES];
+    int missing_count = find_missing(&cb, items, n, hostname, missing_names);
 
     int listed_ok = 0;
     for (int i = 0; i < n; i++)
         listed_ok += items[i].opened;
 
-    if (as_json) {
-        json_t *root = json_object();
-        json_object_set_new(root, "backend", cb.backend ? json_string(ks_backend_name(cb.backend)) : json_null());
-        if (cb.backend && !strcmp(ks_backend_name(cb.backend), "k4a")) {
-            json_object_set_new(root, "library", json_string(ks_k4a_backend_library(cb.backend)));
-            json_object_set_new(root, "orbbec_wrapper", json_boolean(ks_k4a_backend_is_orbbec(cb.backend)));
-        }
-        json_t *arr = json_array();
-        for (int i = 0; i < n; i++) {
-            listed *it = &items[i];
-            json_t *o = json_object();
-            json_object_set_new(o, "index", json_integer(it->index));
-            if (it->opened) {
-                json_object_set_new(o, "serial", json_string(it->info.serial));
-                if (it->rig_name[0])
-                    json_object_set_new(o, "name", json_string(it->rig_name));
-                json_t *fw = json_object();
-                json_object_set_new(fw, "color", version_json(&it->info.rgb));
-                json_object_set_new(fw, "depth", version_json(&it->info.depth));
-                json_object_set_new(fw, "audio", version_json(&it->info.audio));
-                json_object_set_new(fw, "depth_sensor", version_json(&it->info.depth_sensor));
-                json_object_set_new(o, "firmware", fw);
-                json_t *j = json_object();
-                bool sup = it->jacks_ok && it->jacks.supported;
-                json_object_set_new(j, "supported", json_boolean(sup));
-                json_object_set_new(j, "sync_in", sup ? json_boolean(it->jacks.sync_in) : json_null());
-                json_object_set_new(j, "sync_out", sup ? json_boolean(it->jacks.sync_out) : json_null());
-                json_object_set_new(o, "jacks", j);
-            } else {
-                json_object_set_new(o, "error", json_string(it->error));
-            }
-            json_array_append_new(arr, o);
-        }
-        json_object_set_new(root, "devices", arr);
-        json_t *missing = json_array();
-        for (int i = 0; i < missing_count; i++)
-            json_array_append_new(missing, json_string(missing_names[i]));
-        json_object_set_new(root, "rig_missing", missing);
-        if (advice[0])
-            json_object_set_new(root, "message", json_string(advice));
-        if (cb.note[0])
-            json_object_set_new(root, "note", json_string(cb.note));
-        char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (s) {
-            puts(s);
-            free(s);
-        }
-        json_decref(root);
-    } else {
-        if (cb.note[0])
-            printf("%s\n", cb.note);
-        if (cb.backend && n > 0) {
-            if (!strcmp(ks_backend_name(cb.backend), "k4a"))
-                printf("%d device%s on the k4a backend (libk4a: %s%s)\n", n, n == 1 ? "" : "s",
-                       ks_k4a_backend_library(cb.backend),
-                       ks_k4a_backend_is_orbbec(cb.backend) ? ", Orbbec K4A wrapper: jack states unknown" : "");
-            else
-                printf("%d device%s on the %s backend\n", n, n == 1 ? "" : "s", ks_backend_name(cb.backend));
-            printf("  %-3s %-16s %-12s %-14s %-14s %-12s %-14s %-8s %-8s\n", "#", "serial", "name", "color fw",
-                   "depth fw", "audio fw", "depth sensor", "sync in", "sync out");
-            for (int i = 0; i < n; i++) {
-                listed *it = &items[i];
-                if (!it->opened) {
-                    printf("  %-3d (cannot open: %s)\n", i, it->error);
-                    continue;
-                }
-                char v[4][48];
-                ks_version_format(&it->info.rgb, v[0], sizeof v[0]);
-                ks_version_format(&it->info.depth, v[1], sizeof v[1]);
-                ks_version_format(&it->info.audio, v[2], sizeof v[2]);
-                ks_version_format(&it->info.depth_sensor, v[3], sizeof v[3]);
-                bool sup = it->jacks_ok && it->jacks.supported;
-                printf("  %-3d %-16s %-12s %-14s %-14s %-12s %-14s %-8s %-8s\n", i, it->info.serial,
-                       it->rig_name[0] ? it->rig_name : "-", v[0], v[1], v[2], v[3],
-                       sup ? (it->jacks.sync_in ? "cable" : "empty") : "unknown",
-                       sup ? (it->jacks.sync_out ? "cable" : "empty") : "unknown");
-            }
-        }
-        for (int i = 0; i < missing_count; i++)
-            printf("missing: rig device %s is not attached\n", missing_names[i]);
-        if (advice[0])
-            fprintf(listed_ok ? stdout : stderr, "%s\n", advice);
-    }
+    if (as_json)
+        print_json(&cb, items, n, missing_names, missing_count, advice);
+    else
+        print_text(&cb, items, n, missing_names, missing_count, advice, listed_ok);
     free(items);
     ks_cli_backend_close(&cb);
     return listed_ok > 0 ? KS_EXIT_OK : KS_EXIT_FAIL;

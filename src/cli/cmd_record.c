@@ -84,7 +84,18 @@ static void progress(const ks_record_progress *p, void *user)
     fflush(stderr);
 }
 
-int cmd_record(int argc, char **argv)
+typedef struct rec_args {
+    ks_net_config net;
+    bool distributed, paced, json, live;
+    const char *out, *backend_name;
+    double seconds;
+    long long frames;
+    const char *const *inputs;
+    int nin;
+} rec_args;
+
+/* Flags into *a; returns -1 to go on, else the exit status (usage errors, --help). */
+static int parse_args(int argc, char **argv, rec_args *a)
 {
     static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
                                          {"seconds", required_argument, NULL, 's'},
@@ -96,178 +107,139 @@ int cmd_record(int argc, char **argv)
                                          {"distributed", no_argument, NULL, 'D'},
                                          KS_NET_CLI_OPTIONS,
                                          {NULL, 0, NULL, 0}};
-    ks_net_config net;
-    ks_net_config_init(&net);
-    bool distributed = false;
-    const char *out = NULL;
-    double seconds = 0;
-    long long frames = 0;
-    bool paced = false, json = false;
-    const char *backend_name = "auto";
+    memset(a, 0, sizeof *a);
+    ks_net_config_init(&a->net);
+    a->backend_name = "auto";
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "o:s:n:h", opts, NULL)) != -1) {
-        int r = ks_net_cli_option("record", c, optarg, &net);
+        int r = ks_net_cli_option("record", c, optarg, &a->net);
         if (r < 0)
             return KS_EXIT_USAGE;
         if (r > 0)
             continue;
         char *end = NULL;
         switch (c) {
-        case 'o': out = optarg; break;
+        case 'o': a->out = optarg; break;
         case 's':
-            seconds = strtod(optarg, &end);
-            if (!*optarg || *end || !(seconds > 0) || seconds > 1e6)
+            a->seconds = strtod(optarg, &end);
+            if (!*optarg || *end || !(a->seconds > 0) || a->seconds > 1e6)
                 return ks_cli_usage_error("record", "--seconds takes a positive number, not '%s'", optarg);
             break;
         case 'n':
             errno = 0;
-            frames = strtoll(optarg, &end, 10);
-            if (!*optarg || *end || frames <= 0 || errno == ERANGE)
+            a->frames = strtoll(optarg, &end, 10);
+            if (!*optarg || *end || a->frames <= 0 || errno == ERANGE)
                 return ks_cli_usage_error("record", "--frames takes a positive whole number, not '%s'", optarg);
             break;
-        case 'p': paced = true; break;
-        case 'b': backend_name = optarg; break;
-        case 'D': distributed = true; break;
-        case 'j': json = true; break;
+        case 'p': a->paced = true; break;
+        case 'b': a->backend_name = optarg; break;
+        case 'D': a->distributed = true; break;
+        case 'j': a->json = true; break;
         case 'h': usage(stdout); return KS_EXIT_OK;
         default: return ks_cli_usage_error("record", "unknown option");
         }
     }
-    int nin = argc - optind;
-    if (nin < 1)
+    a->nin = argc - optind;
+    if (a->nin < 1)
         return ks_cli_usage_error("record", "give a rig file (rig.yaml) or recordings (FILE.mkv...)");
-    if (!out)
+    if (!a->out)
         return ks_cli_usage_error("record", "give the output directory with --out DIR");
-    const char *const *inputs = (const char *const *)(argv + optind);
-    const bool live = paced || (seconds <= 0 && frames <= 0); /* the simulator at wall-clock speed */
-    ks_cli_rigrun *rr = NULL;
-    if (distributed) {
-        if (nin != 1 || frames > 0)
-            return ks_cli_usage_error("record", "--distributed takes one rig file and --seconds (not --frames)");
-        if (!ks_net_cli_ready("record", &net))
-            return KS_EXIT_USAGE;
-        return ks_cli_record_distributed(inputs[0], out, seconds, &net, json);
-    }
-    bool from_recordings = ks_playback_is_recording(inputs[0]);
-    if (!from_recordings && nin > 1)
-        return ks_cli_usage_error("record", "give one rig file (got %d arguments)", nin);
+    a->inputs = (const char *const *)(argv + optind);
+    a->live = a->paced || (a->seconds <= 0 && a->frames <= 0); /* the simulator at wall-clock speed */
+    return -1;
+}
 
+/* Recordings to record again: the rig they make, their configurations and the playback backend. */
+static int open_recordings(const rec_args *a, ks_rig *rig, ks_device_config *configs, ks_backend **backend,
+                           ks_record_run_options *ro)
+{
     ks_error err;
-    ks_status st;
-    ks_rig *rig = calloc(1, sizeof *rig);
-    ks_device_config *configs = calloc(KS_RIG_MAX_DEVICES, sizeof *configs);
-    ks_backend *backend = NULL;
-    ks_record_run_options ro;
-    memset(&ro, 0, sizeof ro);
-    int rc = KS_EXIT_OK;
-    if (!rig || !configs) {
-        fprintf(stderr, "kinsync record: out of memory\n");
-        free(rig);
-        free(configs);
-        return KS_EXIT_FAIL;
-    }
     ks_findings findings;
     ks_findings_init(&findings);
-    if (from_recordings) {
-        ks_playback_device *pd = calloc(KS_PLAYBACK_MAX_FILES, sizeof *pd);
-        st = pd ? ks_playback_rig_build(inputs, nin, rig, pd, &findings, &err)
-                : ks_error_set(&err, KS_ENOMEM, "out of memory");
-        if (st == KS_OK) {
-            for (int i = 0; i < rig->device_count; i++)
-                configs[i] = pd[i].config;
-            if (pd[0].plan_digest[0])
-                snprintf(ro.recorder.plan_digest, sizeof ro.recorder.plan_digest, "%s", pd[0].plan_digest);
-            ks_playback_options po;
-            ks_playback_options_init(&po);
-            po.pace = paced ? KS_PLAYBACK_REALTIME : KS_PLAYBACK_LOCKSTEP;
-            st = ks_backend_open_playback(inputs, nin, &po, &backend, &err);
-        }
-        free(pd);
-        if (st != KS_OK) {
-            ks_cli_print_error("record", &err);
-            rc = st == KS_EINVAL ? KS_EXIT_FAIL : KS_EXIT_USAGE;
-            goto done;
-        }
-    } else {
-        /* the rig, its plan and the backend exactly as `kinsync verify` opens them */
-        rr = calloc(1, sizeof *rr);
-        int orc = rr ? ks_cli_rigrun_open(inputs[0], backend_name, !live, rr, &err)
-                     : (ks_error_set(&err, KS_ENOMEM, "out of memory"), KS_EXIT_FAIL);
-        if (orc != KS_EXIT_OK) {
-            ks_cli_print_error("record", &err);
-            rc = orc;
-            goto done;
-        }
-        if (rr->note[0])
-            fprintf(stderr, "kinsync record: %s\n", rr->note);
-        *rig = rr->rig;
-        backend = rr->backend;
-        rr->backend = NULL;
-        if (!rr->plan.feasible && !rr->note[0])
-            fprintf(stderr, "kinsync record: warning: the plan is not feasible (%s); recording with its best effort "
-                            "(kinsync plan %s explains)\n",
-                    rr->plan.reason, inputs[0]);
-        char digest[80];
-        st = ks_record_configs_from_rig(rig, &rr->plan, configs, digest, &err);
-        if (st == KS_OK && rr->simulated) {
-            /* reopen the simulator paced for a recording without limits (it runs until Ctrl-C)
-             * and with a deeper host queue than its default (8): the world catches up in bursts
-             * of events and an 8-frame queue would drop frames of a reader that keeps up */
-            ks_backend_free(backend);
-            backend = NULL;
-            ks_sim_config sc;
-            st = ks_sim_config_load(inputs[0], rig, &sc, &err);
-            if (st == KS_OK) {
-                sc.mode = live ? KS_SIM_PACED : KS_SIM_FAST;
-                if (sc.queue_frames < 32)
-                    sc.queue_frames = 32;
-                st = ks_backend_open_sim(rig, &sc, &backend, &err);
-            }
-        }
-        if (st != KS_OK) {
-            ks_cli_print_error("record", &err);
-            rc = KS_EXIT_FAIL;
-            goto done;
-        }
-        snprintf(ro.recorder.plan_digest, sizeof ro.recorder.plan_digest, "%s", digest);
+    ks_playback_device *pd = calloc(KS_PLAYBACK_MAX_FILES, sizeof *pd);
+    ks_status st = pd ? ks_playback_rig_build(a->inputs, a->nin, rig, pd, &findings, &err)
+                      : ks_error_set(&err, KS_ENOMEM, "out of memory");
+    if (st == KS_OK) {
+        for (int i = 0; i < rig->device_count; i++)
+            configs[i] = pd[i].config;
+        if (pd[0].plan_digest[0])
+            snprintf(ro->recorder.plan_digest, sizeof ro->recorder.plan_digest, "%s", pd[0].plan_digest);
+        ks_playback_options po;
+        ks_playback_options_init(&po);
+        po.pace = a->paced ? KS_PLAYBACK_REALTIME : KS_PLAYBACK_LOCKSTEP;
+        st = ks_backend_open_playback(a->inputs, a->nin, &po, backend, &err);
     }
-
-    prog_ctx pc;
-    memset(&pc, 0, sizeof pc);
-    pc.rig = rig;
-    pc.tty = ks_cli_is_tty(stderr) && !json;
-    ks_record_role_names(rig, pc.roles);
-    ro.seconds = seconds;
-    ro.frames = (uint64_t)frames;
-    ro.stop = &stop_flag;
-    ro.progress = progress;
-    ro.progress_user = &pc;
-    stop_flag = 0;
-    stop_signal = 0;
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
-    sigaction(SIGTERM, &sa, NULL);
-    ks_record_result *res = calloc(1, sizeof *res);
-    st = res ? ks_record_run(backend, rig, configs, out, &ro, res, &err) : ks_error_set(&err, KS_ENOMEM, "out of memory");
-    sigaction(SIGINT, &old, NULL);
-    signal(SIGTERM, SIG_DFL);
-    if (pc.tty)
-        fputs("\n", stderr);
+    free(pd);
+    ks_findings_free(&findings);
     if (st != KS_OK) {
         ks_cli_print_error("record", &err);
-        rc = KS_EXIT_FAIL;
+        return st == KS_EINVAL ? KS_EXIT_FAIL : KS_EXIT_USAGE;
     }
-    /* what is on disk: a file whose writing failed stays NAME.mkv.part (kinsync repair completes it) */
-    char (*paths)[520] = res ? calloc(KS_RIG_MAX_DEVICES, sizeof *paths) : NULL;
+    return KS_EXIT_OK;
+}
+
+/* A rig file: the rig, its plan and the backend exactly as `kinsync verify` opens them (*rr keeps
+ * them open until the recording ends). */
+static int open_rig(const rec_args *a, ks_rig *rig, ks_device_config *configs, ks_backend **backend,
+                    ks_record_run_options *ro, ks_cli_rigrun **rrp)
+{
+    ks_error err;
+    ks_cli_rigrun *rr = *rrp = calloc(1, sizeof *rr);
+    int orc = rr ? ks_cli_rigrun_open(a->inputs[0], a->backend_name, !a->live, rr, &err)
+                 : (ks_error_set(&err, KS_ENOMEM, "out of memory"), KS_EXIT_FAIL);
+    if (orc != KS_EXIT_OK) {
+        ks_cli_print_error("record", &err);
+        return orc;
+    }
+    if (rr->note[0])
+        fprintf(stderr, "kinsync record: %s\n", rr->note);
+    *rig = rr->rig;
+    *backend = rr->backend;
+    rr->backend = NULL;
+    if (!rr->plan.feasible && !rr->note[0])
+        fprintf(stderr, "kinsync record: warning: the plan is not feasible (%s); recording with its best effort "
+                        "(kinsync plan %s explains)\n",
+                rr->plan.reason, a->inputs[0]);
+    char digest[80];
+    ks_status st = ks_record_configs_from_rig(rig, &rr->plan, configs, digest, &err);
+    if (st == KS_OK && rr->simulated) {
+        /* reopen the simulator paced for a recording without limits (it runs until Ctrl-C)
+         * and with a deeper host queue than its default (8): the world catches up in bursts
+         * of events and an 8-frame queue would drop frames of a reader that keeps up */
+        ks_backend_free(*backend);
+        *backend = NULL;
+        ks_sim_config sc;
+        st = ks_sim_config_load(a->inputs[0], rig, &sc, &err);
+        if (st == KS_OK) {
+            sc.mode = a->live ? KS_SIM_PACED : KS_SIM_FAST;
+            if (sc.queue_frames < 32)
+                sc.queue_frames = 32;
+            st = ks_backend_open_sim(rig, &sc, backend, &err);
+        }
+    }
+    if (st != KS_OK) {
+        ks_cli_print_error("record", &err);
+        return KS_EXIT_FAIL;
+    }
+    snprintf(ro->recorder.plan_digest, sizeof ro->recorder.plan_digest, "%s", digest);
+    return KS_EXIT_OK;
+}
+
+/* What is on disk after the run, said on stderr (losses, incomplete files) and stdout (a line per
+ * file, or --json); returns the exit status given the run's (rc). */
+static int report(const rec_args *a, const ks_rig *rig, const prog_ctx *pc, const ks_record_run_options *ro,
+                  const ks_record_result *res, ks_status st, const ks_error *err, int rc)
+{
+    /* a file whose writing failed stays NAME.mkv.part (kinsync repair completes it) */
+    char (*paths)[520] = calloc(KS_RIG_MAX_DEVICES, sizeof *paths);
+    if (!paths)
+        return KS_EXIT_FAIL;
     bool part[KS_RIG_MAX_DEVICES] = {false};
     uint64_t lost = 0;
     char lost_msg[512] = "";
     size_t lk = 0;
-    for (int i = 0; paths && i < res->device_count; i++) {
+    for (int i = 0; i < res->device_count; i++) {
         snprintf(paths[i], sizeof paths[i], "%s", res->paths[i]);
         if (res->paths[i][0] && access(res->paths[i], F_OK) != 0) {
             snprintf(paths[i], sizeof paths[i], "%s.part", res->paths[i]);
@@ -278,7 +250,7 @@ int cmd_record(int argc, char **argv)
         if (res->stats[i].lost) {
             lost += res->stats[i].lost;
             if (lk < sizeof lost_msg)
-                lk += (size_t)snprintf(lost_msg + lk, sizeof lost_msg - lk, "%s%s %llu", lk ? ", " : "", pc.roles[i],
+                lk += (size_t)snprintf(lost_msg + lk, sizeof lost_msg - lk, "%s%s %llu", lk ? ", " : "", pc->roles[i],
                                        (unsigned long long)res->stats[i].lost);
         }
     }
@@ -289,67 +261,133 @@ int cmd_record(int argc, char **argv)
                 lost_msg);
         rc = KS_EXIT_FAIL;
     }
-    for (int i = 0; paths && i < res->device_count; i++)
+    for (int i = 0; i < res->device_count; i++)
         if (part[i]) {
             fprintf(stderr, "kinsync record: %s was not completed; `kinsync repair %s` completes it\n", paths[i],
                     paths[i]);
             rc = KS_EXIT_FAIL;
         }
-    if (paths && res->device_count && res->paths[0][0]) {
-        if (json) {
-            json_t *j = json_object();
-            json_object_set_new(j, "rig", json_string(rig->name));
-            json_object_set_new(j, "ok", json_boolean(rc == KS_EXIT_OK));
-            if (st != KS_OK)
-                json_object_set_new(j, "error", json_string(err.message));
-            json_object_set_new(j, "interrupted", json_boolean(res->interrupted));
-            if (res->interrupted)
-                json_object_set_new(j, "signal", json_string(stop_signal == SIGTERM ? "SIGTERM" : "SIGINT"));
-            json_object_set_new(j, "lost", json_integer((json_int_t)lost));
-            json_object_set_new(j, "plan_digest", json_string(ro.recorder.plan_digest));
-            json_t *files = json_array();
-            for (int i = 0; i < res->device_count; i++) {
-                const ks_record_stats *s = &res->stats[i];
-                json_t *f = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f}", "path", paths[i], "serial",
-                                      rig->devices[i].serial, "role", pc.roles[i], "captures", (json_int_t)s->captures,
-                                      "imu_samples", (json_int_t)s->imu_samples, "rejected", (json_int_t)s->rejected,
-                                      "bytes", (json_int_t)s->bytes, "seconds",
-                                      s->captures ? (double)(s->last_ts_us - s->first_ts_us) / 1e6 : 0.0);
-                json_object_set_new(f, "end", json_string(ks_status_name(part[i] && res->device_status[i] == KS_OK ? KS_EIO : res->device_status[i])));
-                json_object_set_new(f, "lost", json_integer((json_int_t)s->lost));
-                json_object_set_new(f, "complete", json_boolean(paths[i][0] && !part[i]));
-                if (part[i])
-                    json_object_set_new(f, "repair", json_sprintf("kinsync repair %s", paths[i]));
-                json_array_append_new(files, f);
-            }
-            json_object_set_new(j, "files", files);
-            json_dumpf(j, stdout, JSON_INDENT(2));
-            printf("\n");
-            json_decref(j);
-        } else {
-            for (int i = 0; i < res->device_count; i++) {
-                const ks_record_stats *s = &res->stats[i];
-                char lost_note[64] = "";
-                if (s->lost)
-                    snprintf(lost_note, sizeof lost_note, ", %llu LOST", (unsigned long long)s->lost);
-                printf("%s: %llu captures%s, %.2f s, %.1f MB%s%s\n", paths[i][0] ? paths[i] : res->paths[i],
-                       (unsigned long long)s->captures, lost_note,
-                       s->captures ? (double)(s->last_ts_us - s->first_ts_us) / 1e6 : 0.0, (double)s->bytes / 1e6,
-                       s->rejected ? " (some frames out of order were not written)" : "",
-                       part[i] ? " (incomplete: kinsync repair completes it)" : !paths[i][0] ? " (not written)" : "");
-            }
-            if (res->interrupted)
-                printf("stopped by %s; %s\n", stop_signal == SIGTERM ? "SIGTERM" : "Ctrl-C",
-                       rc == KS_EXIT_OK ? "every file is complete" : "see the errors above");
+    if (res->device_count && res->paths[0][0] && a->json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "rig", json_string(rig->name));
+        json_object_set_new(j, "ok", json_boolean(rc == KS_EXIT_OK));
+        if (st != KS_OK)
+            json_object_set_new(j, "error", json_string(err->message));
+        json_object_set_new(j, "interrupted", json_boolean(res->interrupted));
+        if (res->interrupted)
+            json_object_set_new(j, "signal", json_string(stop_signal == SIGTERM ? "SIGTERM" : "SIGINT"));
+        json_object_set_new(j, "lost", json_integer((json_int_t)lost));
+        json_object_set_new(j, "plan_digest", json_string(ro->recorder.plan_digest));
+        json_t *files = json_array();
+        for (int i = 0; i < res->device_count; i++) {
+            const ks_record_stats *s = &res->stats[i];
+            json_t *f = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f}", "path", paths[i], "serial",
+                                  rig->devices[i].serial, "role", pc->roles[i], "captures", (json_int_t)s->captures,
+                                  "imu_samples", (json_int_t)s->imu_samples, "rejected", (json_int_t)s->rejected,
+                                  "bytes", (json_int_t)s->bytes, "seconds",
+                                  s->captures ? (double)(s->last_ts_us - s->first_ts_us) / 1e6 : 0.0);
+            json_object_set_new(f, "end", json_string(ks_status_name(part[i] && res->device_status[i] == KS_OK
+                                                                          ? KS_EIO
+                                                                          : res->device_status[i])));
+            json_object_set_new(f, "lost", json_integer((json_int_t)s->lost));
+            json_object_set_new(f, "complete", json_boolean(paths[i][0] && !part[i]));
+            if (part[i])
+                json_object_set_new(f, "repair", json_sprintf("kinsync repair %s", paths[i]));
+            json_array_append_new(files, f);
         }
+        json_object_set_new(j, "files", files);
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        printf("\n");
+        json_decref(j);
+    } else if (res->device_count && res->paths[0][0]) {
+        for (int i = 0; i < res->device_count; i++) {
+            const ks_record_stats *s = &res->stats[i];
+            char lost_note[64] = "";
+            if (s->lost)
+                snprintf(lost_note, sizeof lost_note, ", %llu LOST", (unsigned long long)s->lost);
+            printf("%s: %llu captures%s, %.2f s, %.1f MB%s%s\n", paths[i][0] ? paths[i] : res->paths[i],
+                   (unsigned long long)s->captures, lost_note,
+                   s->captures ? (double)(s->last_ts_us - s->first_ts_us) / 1e6 : 0.0, (double)s->bytes / 1e6,
+                   s->rejected ? " (some frames out of order were not written)" : "",
+                   part[i] ? " (incomplete: kinsync repair completes it)" : !paths[i][0] ? " (not written)" : "");
+        }
+        if (res->interrupted)
+            printf("stopped by %s; %s\n", stop_signal == SIGTERM ? "SIGTERM" : "Ctrl-C",
+                   rc == KS_EXIT_OK ? "every file is complete" : "see the errors above");
     }
     free(paths);
-    free(res);
-done:
+    return rc;
+}
+
+int cmd_record(int argc, char **argv)
+{
+    rec_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    if (a.distributed) {
+        if (a.nin != 1 || a.frames > 0)
+            return ks_cli_usage_error("record", "--distributed takes one rig file and --seconds (not --frames)");
+        if (!ks_net_cli_ready("record", &a.net))
+            return KS_EXIT_USAGE;
+        return ks_cli_record_distributed(a.inputs[0], a.out, a.seconds, &a.net, a.json);
+    }
+    bool from_recordings = ks_playback_is_recording(a.inputs[0]);
+    if (!from_recordings && a.nin > 1)
+        return ks_cli_usage_error("record", "give one rig file (got %d arguments)", a.nin);
+
+    ks_rig *rig = calloc(1, sizeof *rig);
+    ks_device_config *configs = calloc(KS_RIG_MAX_DEVICES, sizeof *configs);
+    ks_backend *backend = NULL;
+    ks_cli_rigrun *rr = NULL;
+    ks_record_run_options ro;
+    memset(&ro, 0, sizeof ro);
+    if (!rig || !configs) {
+        fprintf(stderr, "kinsync record: out of memory\n");
+        free(rig);
+        free(configs);
+        return KS_EXIT_FAIL;
+    }
+    rc = from_recordings ? open_recordings(&a, rig, configs, &backend, &ro)
+                         : open_rig(&a, rig, configs, &backend, &ro, &rr);
+    if (rc == KS_EXIT_OK) {
+        prog_ctx pc;
+        memset(&pc, 0, sizeof pc);
+        pc.rig = rig;
+        pc.tty = ks_cli_is_tty(stderr) && !a.json;
+        ks_record_role_names(rig, pc.roles);
+        ro.seconds = a.seconds;
+        ro.frames = (uint64_t)a.frames;
+        ro.stop = &stop_flag;
+        ro.progress = progress;
+        ro.progress_user = &pc;
+        stop_flag = 0;
+        stop_signal = 0;
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigint;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &old);
+        sigaction(SIGTERM, &sa, NULL);
+        ks_error err;
+        ks_record_result *res = calloc(1, sizeof *res);
+        ks_status st = res ? ks_record_run(backend, rig, configs, a.out, &ro, res, &err)
+                           : ks_error_set(&err, KS_ENOMEM, "out of memory");
+        sigaction(SIGINT, &old, NULL);
+        signal(SIGTERM, SIG_DFL);
+        if (pc.tty)
+            fputs("\n", stderr);
+        if (st != KS_OK) {
+            ks_cli_print_error("record", &err);
+            rc = KS_EXIT_FAIL;
+        }
+        if (res)
+            rc = report(&a, rig, &pc, &ro, res, st, &err, rc);
+        free(res);
+    }
     if (rr)
         ks_cli_rigrun_close(rr);
     free(rr);
-    ks_findings_free(&findings);
     ks_backend_free(backend);
     free(configs);
     free(rig);

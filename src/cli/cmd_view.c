@@ -670,7 +670,141 @@ static int view_distributed(int argc, char **argv, const ks_view_options *vo, co
     return rc;
 }
 
-int cmd_view(int argc, char **argv)
+/* One request from the page: start, stop, record a take, or (over recordings) seek. */
+static void handle_command(view_run *vr, const ks_view_command *cmd)
+{
+    logf_view(vr, "request: %s%s%s", cmd->action, cmd->name[0] ? " " : "", cmd->name);
+    if (!strcmp(cmd->action, "start") && !vr->s)
+        start_session(vr);
+    else if (!strcmp(cmd->action, "stop") && vr->s) {
+        finish_take(vr, false);
+        close_session(vr);
+        snprintf(vr->run_state, sizeof vr->run_state, "stopped");
+        logf_view(vr, "stopped");
+    } else if (!strcmp(cmd->action, "record") && vr->playback) {
+        logf_view(vr, "record: not over recordings (they are recordings already)");
+    } else if (!strcmp(cmd->action, "record")) {
+        start_take(vr, cmd);
+    } else if (!strcmp(cmd->action, "seek") && !vr->playback) {
+        logf_view(vr, "seek: only over recordings (kinsync view FILE.mkv...)");
+    } else if (!strcmp(cmd->action, "seek")) {
+        /* every recording to that time: the session again from there, paused at its first set */
+        close_session(vr);
+        ks_error serr;
+        if (ks_playback_seek(vr->r.backend, (uint64_t)llround(cmd->seconds * 1e6), &serr) != KS_OK) {
+            logf_view(vr, "seek: %s", serr.message);
+        } else {
+            logf_view(vr, "seeking every recording to %.3f s", cmd->seconds);
+            vr->position_s = NAN;
+            vr->seek_pause = start_session(vr);
+        }
+    }
+}
+
+/* One frame set of the session: into the take being recorded, the skew chart and the page; over
+ * recordings after a seek, the first complete set pauses the view. */
+static void handle_set(view_run *vr, ks_session_set *set)
+{
+    ks_error err;
+    add_skew(vr, set);
+    if (vr->rec) {
+        if (isnan(vr->take_first_key))
+            vr->take_first_key = set->set.key_us;
+        for (int d = 0; d < ks_session_device_count(vr->s); d++)
+            if ((set->set.present_mask & (1u << d)) &&
+                ks_recorder_add_capture(vr->rec, d, set->set.frames[d].user, &err) != KS_OK) {
+                logf_view(vr, "take %s: %s", vr->take_name, err.message);
+                finish_take(vr, false);
+                break;
+            }
+        if (vr->rec) {
+            vr->take_sets++;
+            if ((set->set.key_us - vr->take_first_key) / 1e6 >= vr->take_seconds)
+                finish_take(vr, false);
+        }
+    }
+    int ndev = ks_session_device_count(vr->s);
+    bool complete = set->set.present_mask == (ndev >= 32 ? 0xffffffffu : (1u << ndev) - 1);
+    uint64_t enc0 = 0, skip0 = 0;
+    ks_view_sink_counters(vr->sink, &enc0, &skip0, NULL);
+    bool taken = (!vr->seek_pause || complete) && ks_view_sink_offer(vr->sink, set);
+    if (taken && vr->playback) {
+        vr->position_s = (set->set.key_us - (double)ks_playback_first_ts_us(vr->r.backend)) / 1e6;
+    }
+    ks_session_set_release(set);
+    if (taken && vr->seek_pause) { /* the frame set at the slider's time is on the page: pause */
+        vr->seek_pause = false;
+        for (int w = 0; w < 2000; w++) { /* its previews done (and counted), 10 s at most */
+            uint64_t enc = 0, skip = 0;
+            ks_view_sink_counters(vr->sink, &enc, &skip, NULL);
+            if (enc + skip >= enc0 + skip0 + 1)
+                break;
+            struct timespec ts = {0, 5 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        close_session(vr); /* waits for the previews of that set */
+        snprintf(vr->run_state, sizeof vr->run_state, "paused");
+        logf_view(vr, "paused at %.3f s", vr->position_s);
+        publish_state(vr);
+    }
+}
+
+/* The rig to view: recordings through the playback backend (real time, with their duration for the
+ * slider) or a rig file (the simulator paced to real time). Returns the exit status. */
+static int open_source(view_run *vr, const char *const *inputs, int n, const char *backend, ks_error *err)
+{
+    if (ks_playback_is_recording(inputs[0])) {
+        ks_playback_options po;
+        ks_playback_options_init(&po);
+        po.pace = KS_PLAYBACK_REALTIME;
+        if (ks_playback_open_rig(inputs, n, &po, &vr->r.rig, &vr->r.plan, &vr->r.backend, NULL, err) != KS_OK) {
+            ks_cli_print_error("view", err);
+            return KS_EXIT_FAIL;
+        }
+        vr->playback = true;
+        vr->position_s = NAN;
+        for (int i = 0; i < n; i++) {
+            ks_mkv_reader *rd = NULL;
+            if (ks_mkv_reader_open(inputs[i], &rd, NULL) == KS_OK) {
+                const ks_mkv_info *in = ks_mkv_reader_info(rd);
+                double d = in->duration * (double)in->timecode_scale / 1e9;
+                if (d > vr->duration_s)
+                    vr->duration_s = d;
+            }
+            ks_mkv_reader_close(rd);
+        }
+    } else {
+        if (n != 1)
+            return ks_cli_usage_error("view", "give exactly one rig file (or recordings FILE.mkv...)");
+        int rc = ks_cli_rigrun_open(inputs[0], backend, false, &vr->r, err);
+        if (rc == KS_EXIT_OK && vr->r.simulated) { /* the view runs in real time: the simulator paced */
+            ks_sim_config sc;
+            ks_backend_free(vr->r.backend);
+            vr->r.backend = NULL;
+            if (ks_sim_config_load(inputs[0], &vr->r.rig, &sc, err) != KS_OK)
+                rc = KS_EXIT_USAGE;
+            else if (sc.mode = KS_SIM_PACED, ks_backend_open_sim(&vr->r.rig, &sc, &vr->r.backend, err) != KS_OK)
+                rc = KS_EXIT_FAIL;
+        }
+        if (rc != KS_EXIT_OK) {
+            ks_cli_print_error("view", err);
+            ks_cli_rigrun_close(&vr->r);
+            return rc;
+        }
+    }
+    return KS_EXIT_OK;
+}
+
+typedef struct view_args {
+    ks_net_config net;
+    ks_view_options vo;
+    bool distributed, no_browser, no_start, wrong, device_colors;
+    const char *calibration, *backend, *takes;
+    double seconds, previews, timeout_ms;
+} view_args;
+
+/* Flags into *a; returns -1 to go on, else the exit status (usage errors, --help). */
+static int parse_args(int argc, char **argv, view_args *a)
 {
     static const struct option opts[] = {{"port", required_argument, 0, 'p'},
                                          {"listen", required_argument, 0, 'l'},
@@ -690,124 +824,95 @@ int cmd_view(int argc, char **argv)
                                          {"distributed", no_argument, 0, 'D'},
                                          KS_NET_CLI_OPTIONS,
                                          {0, 0, 0, 0}};
-    ks_net_config net;
-    ks_net_config_init(&net);
-    bool distributed = false;
-    ks_view_options vo;
-    ks_view_options_init(&vo);
-    vo.port = 8765;
-    bool no_browser = false, no_start = false, wrong = false, device_colors = false;
-    const char *calibration = NULL, *backend = "auto", *takes = "takes";
-    double seconds = 0, previews = 5, port = 8765, timeout_ms = 5000;
+    memset(a, 0, sizeof *a);
+    ks_net_config_init(&a->net);
+    ks_view_options_init(&a->vo);
+    a->vo.port = 8765;
+    a->backend = "auto";
+    a->takes = "takes";
+    a->previews = 5;
+    a->timeout_ms = 5000;
+    double port = 8765;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int nr = ks_net_cli_option("view", c, optarg, &net);
+        int nr = ks_net_cli_option("view", c, optarg, &a->net);
         if (nr < 0)
             return KS_EXIT_USAGE;
         if (nr > 0)
             continue;
         switch (c) {
-        case 'D': distributed = true; break;
+        case 'D': a->distributed = true; break;
         case 'p':
             if (!parse_double(optarg, 0, 65535, &port) || port != floor(port))
                 return ks_cli_usage_error("view", "--port needs a port number 0..65535, got '%s'", optarg);
-            vo.port = (int)port;
+            a->vo.port = (int)port;
             break;
-        case 'l': vo.listen = optarg; break;
-        case 'n': no_browser = true; break;
-        case 'R': vo.read_only = true; break;
-        case 'T': vo.token = optarg; break;
-        case 'c': calibration = optarg; break;
+        case 'l': a->vo.listen = optarg; break;
+        case 'n': a->no_browser = true; break;
+        case 'R': a->vo.read_only = true; break;
+        case 'T': a->vo.token = optarg; break;
+        case 'c': a->calibration = optarg; break;
         case 'C':
             if (strcmp(optarg, "camera") && strcmp(optarg, "device"))
                 return ks_cli_usage_error("view", "--cloud-color is camera or device, got '%s'", optarg);
-            device_colors = !strcmp(optarg, "device");
+            a->device_colors = !strcmp(optarg, "device");
             break;
-        case 'k': takes = optarg; break;
+        case 'k': a->takes = optarg; break;
         case 's':
-            if (!parse_double(optarg, 0.001, 1e7, &seconds))
+            if (!parse_double(optarg, 0.001, 1e7, &a->seconds))
                 return ks_cli_usage_error("view", "--seconds needs a positive number, got '%s'", optarg);
             break;
-        case 'N': no_start = true; break;
+        case 'N': a->no_start = true; break;
         case 'P':
-            if (!parse_double(optarg, 0.1, 30, &previews))
+            if (!parse_double(optarg, 0.1, 30, &a->previews))
                 return ks_cli_usage_error("view", "--previews needs a number between 0.1 and 30, got '%s'", optarg);
             break;
-        case 'b': backend = optarg; break;
+        case 'b': a->backend = optarg; break;
         case 't':
-            if (!parse_double(optarg, 1, 1e7, &timeout_ms))
+            if (!parse_double(optarg, 1, 1e7, &a->timeout_ms))
                 return ks_cli_usage_error("view", "--timeout-ms needs a positive number, got '%s'", optarg);
             break;
-        case 'w': wrong = true; break;
+        case 'w': a->wrong = true; break;
         case 'h': usage(stdout); return KS_EXIT_OK;
         default: return ks_cli_usage_error("view", "unknown option");
         }
     }
+    return -1;
+}
+
+int cmd_view(int argc, char **argv)
+{
+    view_args a;
+    int prc = parse_args(argc, argv, &a);
+    if (prc >= 0)
+        return prc;
+    ks_view_options vo = a.vo;
+    const bool no_browser = a.no_browser, no_start = a.no_start;
+    const double seconds = a.seconds;
     if (optind >= argc)
         return ks_cli_usage_error("view", "give a rig file or recordings (FILE.mkv...)");
-    if (distributed)
-        return view_distributed(argc, argv, &vo, &net, no_browser, no_start, seconds);
+    if (a.distributed)
+        return view_distributed(argc, argv, &vo, &a.net, no_browser, no_start, seconds);
     static view_run vr; /* large; one per process */
     memset(&vr, 0, sizeof vr);
     vr.cmd = "view";
-    vr.takes_root = takes;
+    vr.takes_root = a.takes;
     vr.takes = json_array();
     ks_error err;
     int rc = KS_EXIT_OK;
     ks_rig_pose *poses = NULL;
     size_t pose_count = 0;
-    if (calibration && ks_rig_poses_load(calibration, &poses, &pose_count, &err) != KS_OK) {
+    if (a.calibration && ks_rig_poses_load(a.calibration, &poses, &pose_count, &err) != KS_OK) {
         ks_cli_print_error("view", &err);
         json_decref(vr.takes);
         return KS_EXIT_USAGE;
     }
-    if (ks_playback_is_recording(argv[optind])) {
-        ks_playback_options po;
-        ks_playback_options_init(&po);
-        po.pace = KS_PLAYBACK_REALTIME;
-        if (ks_playback_open_rig((const char *const *)argv + optind, argc - optind, &po, &vr.r.rig, &vr.r.plan,
-                                 &vr.r.backend, NULL, &err) != KS_OK) {
-            ks_cli_print_error("view", &err);
-            free(poses);
-            json_decref(vr.takes);
-            return KS_EXIT_FAIL;
-        }
-        vr.playback = true;
-        vr.position_s = NAN;
-        for (int i = optind; i < argc; i++) {
-            ks_mkv_reader *rd = NULL;
-            if (ks_mkv_reader_open(argv[i], &rd, NULL) == KS_OK) {
-                const ks_mkv_info *in = ks_mkv_reader_info(rd);
-                double d = in->duration * (double)in->timecode_scale / 1e9;
-                if (d > vr.duration_s)
-                    vr.duration_s = d;
-            }
-            ks_mkv_reader_close(rd);
-        }
-    } else {
-        if (optind != argc - 1) {
-            free(poses);
-            json_decref(vr.takes);
-            return ks_cli_usage_error("view", "give exactly one rig file (or recordings FILE.mkv...)");
-        }
-        rc = ks_cli_rigrun_open(argv[optind], backend, false, &vr.r, &err);
-        if (rc == KS_EXIT_OK && vr.r.simulated) { /* the view runs in real time: the simulator paced */
-            ks_sim_config sc;
-            ks_backend_free(vr.r.backend);
-            vr.r.backend = NULL;
-            if (ks_sim_config_load(argv[optind], &vr.r.rig, &sc, &err) != KS_OK)
-                rc = KS_EXIT_USAGE;
-            else if (sc.mode = KS_SIM_PACED, ks_backend_open_sim(&vr.r.rig, &sc, &vr.r.backend, &err) != KS_OK)
-                rc = KS_EXIT_FAIL;
-        }
-        if (rc != KS_EXIT_OK) {
-            ks_cli_print_error("view", &err);
-            ks_cli_rigrun_close(&vr.r);
-            free(poses);
-            json_decref(vr.takes);
-            return rc;
-        }
+    rc = open_source(&vr, (const char *const *)argv + optind, argc - optind, a.backend, &err);
+    if (rc != KS_EXIT_OK) {
+        free(poses);
+        json_decref(vr.takes);
+        return rc;
     }
     ks_record_role_names(&vr.r.rig, vr.roles);
     for (int k = 0; k < vr.r.rig.cable_count; k++) {
@@ -824,13 +929,13 @@ int cmd_view(int argc, char **argv)
         return strstr(err.message, "not an IPv4") || strstr(err.message, "token") ? KS_EXIT_USAGE : KS_EXIT_FAIL;
     }
     ks_view_sink_options_init(&vr.sopt);
-    vr.sopt.previews_per_second = previews;
+    vr.sopt.previews_per_second = a.previews;
     vr.sopt.poses = poses;
     vr.sopt.pose_count = pose_count;
-    vr.sopt.device_colors = device_colors;
+    vr.sopt.device_colors = a.device_colors;
     ks_session_options_init(&vr.sesopt);
-    vr.sesopt.wrong_order = wrong;
-    vr.sesopt.first_frame_timeout_ms = (int)timeout_ms;
+    vr.sesopt.wrong_order = a.wrong;
+    vr.sesopt.first_frame_timeout_ms = (int)a.timeout_ms;
     vr.sesopt.measure_invalid = true;
     vr.sesopt.on_capture = on_capture;
     /* The simulator behind the trace backend: keep its virtual-time semantics (a capture thread
@@ -864,80 +969,13 @@ int cmd_view(int argc, char **argv)
     double t0 = wall(), last_state = 0;
     while (!quit_requested && !(seconds > 0 && wall() - t0 >= seconds)) {
         ks_view_command cmd;
-        while (ks_view_poll_command(vr.v, &cmd)) {
-            logf_view(&vr, "request: %s%s%s", cmd.action, cmd.name[0] ? " " : "", cmd.name);
-            if (!strcmp(cmd.action, "start") && !vr.s)
-                start_session(&vr);
-            else if (!strcmp(cmd.action, "stop") && vr.s) {
-                finish_take(&vr, false);
-                close_session(&vr);
-                snprintf(vr.run_state, sizeof vr.run_state, "stopped");
-                logf_view(&vr, "stopped");
-            } else if (!strcmp(cmd.action, "record") && vr.playback) {
-                logf_view(&vr, "record: not over recordings (they are recordings already)");
-            } else if (!strcmp(cmd.action, "record")) {
-                start_take(&vr, &cmd);
-            } else if (!strcmp(cmd.action, "seek") && !vr.playback) {
-                logf_view(&vr, "seek: only over recordings (kinsync view FILE.mkv...)");
-            } else if (!strcmp(cmd.action, "seek")) {
-                /* every recording to that time: the session again from there, paused at its first set */
-                close_session(&vr);
-                ks_error serr;
-                if (ks_playback_seek(vr.r.backend, (uint64_t)llround(cmd.seconds * 1e6), &serr) != KS_OK) {
-                    logf_view(&vr, "seek: %s", serr.message);
-                } else {
-                    logf_view(&vr, "seeking every recording to %.3f s", cmd.seconds);
-                    vr.position_s = NAN;
-                    vr.seek_pause = start_session(&vr);
-                }
-            }
-        }
+        while (ks_view_poll_command(vr.v, &cmd))
+            handle_command(&vr, &cmd);
         if (vr.s) {
             ks_session_set set;
             ks_status st = ks_session_next(vr.s, &set, 100, &err);
             if (st == KS_OK) {
-                add_skew(&vr, &set);
-                if (vr.rec) {
-                    if (isnan(vr.take_first_key))
-                        vr.take_first_key = set.set.key_us;
-                    for (int d = 0; d < ks_session_device_count(vr.s); d++)
-                        if ((set.set.present_mask & (1u << d)) &&
-                            ks_recorder_add_capture(vr.rec, d, set.set.frames[d].user, &err) != KS_OK) {
-                            logf_view(&vr, "take %s: %s", vr.take_name, err.message);
-                            finish_take(&vr, false);
-                            break;
-                        }
-                    if (vr.rec) {
-                        vr.take_sets++;
-                        if ((set.set.key_us - vr.take_first_key) / 1e6 >= vr.take_seconds)
-                            finish_take(&vr, false);
-                    }
-                }
-                int ndev = ks_session_device_count(vr.s);
-                bool complete = set.set.present_mask == (ndev >= 32 ? 0xffffffffu : (1u << ndev) - 1);
-                uint64_t enc0 = 0, skip0 = 0;
-                ks_view_sink_counters(vr.sink, &enc0, &skip0, NULL);
-                bool taken = (!vr.seek_pause || complete) && ks_view_sink_offer(vr.sink, &set);
-                if (taken && vr.playback) {
-                    vr.position_s = (set.set.key_us - (double)ks_playback_first_ts_us(vr.r.backend)) / 1e6;
-                }
-                ks_session_set_release(&set);
-                if (taken && vr.seek_pause) { /* the frame set at the slider's time is on the page: pause */
-                    vr.seek_pause = false;
-                    for (int w = 0; w < 2000; w++) { /* its previews done (and counted), 10 s at most */
-                        uint64_t enc = 0, skip = 0;
-                        ks_view_sink_counters(vr.sink, &enc, &skip, NULL);
-                        if (enc + skip >= enc0 + skip0 + 1)
-                            break;
-                        struct timespec ts = {0, 5 * 1000000L};
-                        nanosleep(&ts, NULL);
-                    }
-                    close_session(&vr); /* waits for the previews of that set */
-                    snprintf(vr.run_state, sizeof vr.run_state, "paused");
-                    logf_view(&vr, "paused at %.3f s", vr.position_s);
-                    publish_state(&vr);
-                    continue;
-                }
+                handle_set(&vr, &set);
             } else if (st != KS_ETIMEOUT) {
                 bool fault = st == KS_ENODEV;
                 finish_take(&vr, false);

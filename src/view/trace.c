@@ -11,6 +11,7 @@ typedef struct trace {
     ks_backend *inner;
     ks_view_trace_fn fn;
     void *user;
+    ks_backend_ops ops; /* trace_ops with the inner backend's caps (what the session asks of it) */
 } trace;
 
 typedef struct tdev {
@@ -169,7 +170,11 @@ ks_status ks_view_trace_backend(ks_backend *inner, ks_view_trace_fn fn, void *us
     t->inner = inner;
     t->fn = fn;
     t->user = user;
-    *out = ks_backend_create(&trace_ops, t);
+    /* the session decides by the caps (virtual time, a shared clock, a finite stream, jacks): the
+     * forwarding backend is what the inner one is */
+    t->ops = trace_ops;
+    t->ops.caps = ks_backend_caps(inner);
+    *out = ks_backend_create(&t->ops, t);
     if (!*out) {
         free(t);
         return ks_error_set(err, KS_ENOMEM, "out of memory");
