@@ -64,6 +64,10 @@ typedef struct host_dev {
     ks_host_time_fit fit;
     double fit_wall;
     uint64_t fit_frames_at; /* frames counted when the fit was made */
+    /* frame rate in device time between status reports (guarded by host->mu) */
+    uint64_t rate_frames_at;
+    int64_t rate_ts_at;
+    double fps;
 } host_dev;
 
 struct ks_agent_host {
@@ -613,6 +617,18 @@ static void h_status(void *ctx, const char *serial, ks_agent_device_status *st)
     st->sync_in = d->jacks.sync_in;
     st->sync_out = d->jacks.sync_out;
     st->frames = d->frames;
+    /* frames over device time since the last report (at least 0.5 s of it): what the device delivers */
+    if (d->frames < d->rate_frames_at || d->last_ts_us < d->rate_ts_at) { /* restarted */
+        d->rate_frames_at = d->frames;
+        d->rate_ts_at = d->last_ts_us;
+        d->fps = 0;
+    } else if (d->last_ts_us - d->rate_ts_at >= 500000) {
+        if (d->rate_frames_at > 0)
+            d->fps = (double)(d->frames - d->rate_frames_at) * 1e6 / (double)(d->last_ts_us - d->rate_ts_at);
+        d->rate_frames_at = d->frames;
+        d->rate_ts_at = d->last_ts_us;
+    }
+    st->fps = d->state == KS_AGENT_STREAMING ? d->fps : 0;
     st->last_device_ts_us = d->last_ts_us;
     st->last_host_ts_ns = d->last_host_ns;
     snprintf(st->message, sizeof st->message, "%s", d->message);

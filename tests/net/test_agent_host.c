@@ -110,6 +110,8 @@ static void run_once(const char *what)
         ks_agent_device_status st = status_of(i);
         KS_CHECK_MSG(st.jack_supported && (i == master || st.sync_in), "%s: %s's jacks reported", what, serials[i]);
         KS_CHECK_MSG(st.firmware[0], "%s: %s's firmware reported", what, serials[i]);
+        /* the rate the device delivers, in device time: the rig's 15 fps */
+        KS_CHECK_MSG(st.fps > 13.5 && st.fps < 16.5, "%s: %s reports %.2f fps, expected 15", what, serials[i], st.fps);
     }
     for (int i = 0; i < NDEV; i++) {
         KS_CHECK_MSG(ops->stop(host, serials[i], &e) == KS_OK, "%s: stop %s: %s", what, serials[i], e.message);
