@@ -620,6 +620,41 @@ static void open_browser(const char *url)
     }
 }
 
+/* The page's address and token said, the browser opened (when there is a display), and SIGINT /
+ * SIGTERM made to end the loop (the old handlers kept for serve_end). */
+typedef struct serve_signals {
+    struct sigaction old_int, old_term;
+} serve_signals;
+
+static void serve_begin(ks_view *v, bool read_only, bool no_browser, serve_signals *ss)
+{
+    char url[256];
+    ks_view_url(v, url, sizeof url);
+    printf("serving on %s\n", url);
+    printf("control token: %s%s\n", ks_view_token(v), read_only ? " (read-only: control is refused)" : "");
+    printf("Ctrl-C stops.\n");
+    fflush(stdout);
+    if (!no_browser && display_present())
+        open_browser(url);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &ss->old_int);
+    sigaction(SIGTERM, &sa, &ss->old_term);
+    signal(SIGCHLD, SIG_IGN); /* the browser opener is never waited for */
+}
+
+/* The server's counters said, the signal handlers put back. */
+static void serve_end(ks_view *v, const serve_signals *ss)
+{
+    ks_view_counters vc;
+    ks_view_get_counters(v, &vc);
+    printf("kinsync view: stopped (%llu requests, %llu refused, %llu bad)\n", (unsigned long long)vc.requests,
+           (unsigned long long)vc.refused, (unsigned long long)vc.bad_requests);
+    sigaction(SIGINT, &ss->old_int, NULL);
+    sigaction(SIGTERM, &ss->old_term, NULL);
+}
+
 /* view --distributed: the rig over its agents (src/cli/view_distributed.c) */
 static int view_distributed(int argc, char **argv, const ks_view_options *vo, const ks_net_config *net,
                             bool no_browser, bool no_start, double seconds)
@@ -643,28 +678,11 @@ static int view_distributed(int argc, char **argv, const ks_view_options *vo, co
         free(rig);
         return rc;
     }
-    char url[256];
-    ks_view_url(v, url, sizeof url);
     printf("kinsync view: rig %s (%d devices) over its hosts' agents\n", rig->name, rig->device_count);
-    printf("serving on %s\n", url);
-    printf("control token: %s%s\n", ks_view_token(v), vo->read_only ? " (read-only: control is refused)" : "");
-    printf("Ctrl-C stops.\n");
-    fflush(stdout);
-    if (!no_browser && display_present())
-        open_browser(url);
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    signal(SIGCHLD, SIG_IGN);
+    serve_signals ss;
+    serve_begin(v, vo->read_only, no_browser, &ss);
     rc = ks_cli_view_distributed(v, rig, digest, net, seconds, no_start, &quit_requested);
-    ks_view_counters vc;
-    ks_view_get_counters(v, &vc);
-    printf("kinsync view: stopped (%llu requests, %llu refused, %llu bad)\n", (unsigned long long)vc.requests,
-           (unsigned long long)vc.refused, (unsigned long long)vc.bad_requests);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    serve_end(v, &ss);
     ks_view_destroy(v);
     free(rig);
     return rc;
@@ -945,24 +963,12 @@ int cmd_view(int argc, char **argv)
     vr.sesopt.user = &vr;
     ks_view_trace_backend(vr.r.backend, on_trace, &vr, &vr.traced, &err);
     snprintf(vr.run_state, sizeof vr.run_state, "stopped");
-    char url[256];
-    ks_view_url(vr.v, url, sizeof url);
     printf("kinsync view: rig %s (%d devices, %s backend%s)\n", vr.r.rig.name, vr.r.rig.device_count,
            ks_backend_name(vr.r.backend), vr.r.simulated ? ", simulated in real time" : "");
     if (vr.r.note[0])
         printf("note: %s\n", vr.r.note);
-    printf("serving on %s\n", url);
-    printf("control token: %s%s\n", ks_view_token(vr.v), vo.read_only ? " (read-only: control is refused)" : "");
-    printf("Ctrl-C stops.\n");
-    fflush(stdout);
-    if (!no_browser && display_present())
-        open_browser(url);
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    signal(SIGCHLD, SIG_IGN); /* the browser opener is never waited for */
+    serve_signals ss;
+    serve_begin(vr.v, vo.read_only, no_browser, &ss);
     publish_state(&vr);
     if (!no_start)
         start_session(&vr);
@@ -1005,12 +1011,7 @@ int cmd_view(int argc, char **argv)
     close_session(&vr);
     snprintf(vr.run_state, sizeof vr.run_state, "stopped");
     publish_state(&vr);
-    ks_view_counters vc;
-    ks_view_get_counters(vr.v, &vc);
-    printf("kinsync view: stopped (%llu requests, %llu refused, %llu bad)\n", (unsigned long long)vc.requests,
-           (unsigned long long)vc.refused, (unsigned long long)vc.bad_requests);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    serve_end(vr.v, &ss);
     ks_view_destroy(vr.v);
     ks_backend_free(vr.traced);
     ks_backend_free(vr.r.backend);
