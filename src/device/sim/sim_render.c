@@ -451,6 +451,20 @@ static void static_free_sensor(sim_static *s)
     free(s->edge_far);
 }
 
+/* One rendered static view and everything it holds. */
+static void static_free(sim_static *s)
+{
+    free(s->dcam.dir);
+    free(s->ccam.dir);
+    static_free_sensor(s);
+    free(s->dz);
+    free(s->cz);
+    sim_buf_unref(s->depth);
+    sim_buf_unref(s->ir);
+    sim_buf_unref(s->bgra);
+    free(s);
+}
+
 void sim_render_free(sim_render_dev *r)
 {
     if (!r)
@@ -458,15 +472,7 @@ void sim_render_free(sim_render_dev *r)
     while (r->list) {
         sim_static *s = r->list;
         r->list = s->next;
-        free(s->dcam.dir);
-        free(s->ccam.dir);
-        static_free_sensor(s);
-        free(s->dz);
-        free(s->cz);
-        sim_buf_unref(s->depth);
-        sim_buf_unref(s->ir);
-        sim_buf_unref(s->bgra);
-        free(s);
+        static_free(s);
     }
     for (int i = 0; i < KS_RIG_MAX_DEVICES; i++)
         free(r->masks[i].bits);
@@ -869,15 +875,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
     }
     if (!ok) {
         ks_error_set(err, KS_ENOMEM, "out of memory rendering device %d", i);
-        free(s->dcam.dir);
-        free(s->ccam.dir);
-        static_free_sensor(s);
-        free(s->dz);
-        free(s->cz);
-        sim_buf_unref(s->depth);
-        sim_buf_unref(s->ir);
-        sim_buf_unref(s->bgra);
-        free(s);
+        static_free(s);
         return NULL;
     }
     return s;
