@@ -89,17 +89,19 @@
       verdict.textContent = ''; verdict.className = 'badge hidden';
       return;
     }
-    let fails = 0;
+    let fails = 0, warns = 0;
     for (const c of v.checks) {
       if (c.status === 'FAIL') fails++;
+      if (c.status === 'WARN') warns++;
       const who = c.device ? ' · ' + c.device + (c.other ? ' / ' + c.other : '') : '';
       ul.append(el('li', { 'data-check': c.id, 'data-status': c.status },
         el('span', { class: 'badge s-' + c.status, text: c.status }),
         el('span', { class: 'id', text: c.id + who }),
         el('span', { class: 'msg', text: c.message })));
     }
-    verdict.textContent = fails ? fails + ' FAIL' : 'all PASS';
-    verdict.className = 'badge ' + (fails ? 's-FAIL' : 's-PASS');
+    /* as verify's result: a WARN passes, but the badge says so rather than "all PASS" */
+    verdict.textContent = fails ? fails + ' FAIL' : warns ? 'PASS, ' + warns + ' WARN' : 'all PASS';
+    verdict.className = 'badge ' + (fails ? 's-FAIL' : warns ? 's-WARN' : 's-PASS');
     verdict.id = 'verdict';
     const tb = $('sync').tBodies[0];
     tb.replaceChildren();
