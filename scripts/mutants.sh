@@ -19,6 +19,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 MUTANTS=(
+  # fuse --color-scale no longer reaches the MJPEG decoder (colour decoded at full size whatever the flag)
+  "fuse-color-scale|src/cli/cmd_fuse.c|s#.color_scale = (int)r->a.color_scale,#.color_scale = 1,#|^test_fuse_cli$"
   # fuse: a point no colour camera saw (grey fallback) is averaged into its voxel's colour again
   "fuse-color-unseen|src/fuse/voxel.c|s#have_c \&\& (!seen || seen\[pt\])#have_c#|^test_pipeline_colors$"
   # the matcher's default tolerance widened from P/4 to 0.9 P

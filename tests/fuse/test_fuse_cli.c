@@ -17,6 +17,12 @@
 
 enum { NDEV = 2, FRAMES = 3, HOLE_W = 30, HOLE_H = 20 };
 
+/* a red or blue point at about half brightness: black and colour stripes averaged */
+static bool half_bright(const uint8_t *c)
+{
+    return (c[0] >= 70 && c[0] <= 190 && c[2] < 50) || (c[2] >= 70 && c[2] <= 190 && c[0] < 50);
+}
+
 static void write_extr(FILE *f, const ks_extrinsics *e)
 {
     fprintf(f, "{\"R\": [");
@@ -89,9 +95,12 @@ static void test_fuse_recordings(void)
                     depth[(size_t)v * W + u] = 0;
         uint8_t *bgra = malloc((size_t)CW * CH * 4);
         for (size_t i = 0; i < (size_t)CW * CH; i++) { /* device 0 red, device 1 blue */
-            bgra[4 * i] = d ? 255 : 0;
+            /* the top eighth striped black every other 2 columns: a decode at 1/4 (--color-scale 4)
+             * averages the stripes to a half-bright colour that the full decode never shows */
+            bool black = i / (size_t)CW < (size_t)CH / 8 && (i % (size_t)CW) / 2 % 2;
+            bgra[4 * i] = d && !black ? 255 : 0;
             bgra[4 * i + 1] = 0;
-            bgra[4 * i + 2] = d ? 0 : 255;
+            bgra[4 * i + 2] = d || black ? 0 : 255;
             bgra[4 * i + 3] = 255;
         }
         unsigned char *jpg = NULL;
@@ -175,6 +184,7 @@ static void test_fuse_recordings(void)
     printf("  hole %zu px per set, filled %ld over %d sets\n", hole_pixels, filled, FRAMES);
     KS_CHECK(filled >= (long)(hole_pixels * FRAMES * 95 / 100));
     /* the clouds */
+    size_t half1 = 0;
     for (int fr = 0; fr < FRAMES; fr++) {
         char ply[700], png[700];
         snprintf(ply, sizeof ply, "%s/fused-%06d.ply", out, fr);
@@ -190,6 +200,8 @@ static void test_fuse_recordings(void)
             red += rgb[3 * i] > 200 && rgb[3 * i + 2] < 60;
             blue += rgb[3 * i + 2] > 200 && rgb[3 * i] < 60;
             grey += rgb[3 * i] == 128 && rgb[3 * i + 2] == 128;
+            if (fr == 0)
+                half1 += half_bright(rgb + 3 * i);
         }
         if (fr == 0)
             printf("  %zu points: %zu off the wall, %zu red, %zu blue, %zu mixed, %zu uncolored\n", n, off, red, blue,
@@ -209,13 +221,18 @@ static void test_fuse_recordings(void)
         snprintf(ply, sizeof ply, "%s/out4/fused-000000.ply", root);
         float *xyz = NULL;
         uint8_t *rgb = NULL;
-        size_t n = read_ply(ply, &xyz, &rgb), red = 0, blue = 0;
+        size_t n = read_ply(ply, &xyz, &rgb), red = 0, blue = 0, half4 = 0;
         for (size_t i = 0; i < n; i++) {
             red += rgb[3 * i] > 200 && rgb[3 * i + 2] < 60;
             blue += rgb[3 * i + 2] > 200 && rgb[3 * i] < 60;
+            half4 += half_bright(rgb + 3 * i);
         }
-        printf("  --color-scale 4: %zu points, %zu red, %zu blue\n", n, red, blue);
+        printf("  --color-scale 4: %zu points, %zu red, %zu blue; half-bright (averaged stripes) %zu, at full "
+               "decode %zu\n", n, red, blue, half4, half1);
         KS_CHECK(n > 20000 && red > n / 5 && blue > n / 5);
+        /* the flag reaches the decoder: the stripes are averaged only at 1/4 */
+        KS_CHECK_MSG(half4 > 1000 && half4 > 4 * half1, "half-bright points: %zu at 1/4, %zu at full decode", half4,
+                     half1);
         free(xyz);
         free(rgb);
     }
