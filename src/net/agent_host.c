@@ -40,6 +40,8 @@
 #define HOST_MAX_DEVICES 16
 #define THUMB_MAX_BYTES (64 * 1024)
 
+#define RATE_WINDOW 16
+
 typedef struct host_dev {
     int rig_index;
     ks_device_config config;
@@ -64,10 +66,9 @@ typedef struct host_dev {
     ks_host_time_fit fit;
     double fit_wall;
     uint64_t fit_frames_at; /* frames counted when the fit was made */
-    /* frame rate in device time between status reports (guarded by host->mu) */
-    uint64_t rate_frames_at;
-    int64_t rate_ts_at;
-    double fps;
+    /* device timestamps of the last RATE_WINDOW frames, for the frame rate in device time */
+    int64_t rate_ts[RATE_WINDOW];
+    int rate_n, rate_next;
 } host_dev;
 
 struct ks_agent_host {
@@ -352,6 +353,9 @@ static void on_capture(int slot, ks_capture *cap, void *user)
     if (img) {
         d->last_ts_us = (int64_t)img->device_ts_us;
         d->last_host_ns = (int64_t)img->system_ts_ns;
+        d->rate_ts[d->rate_next] = d->last_ts_us;
+        d->rate_next = (d->rate_next + 1) % RATE_WINDOW;
+        d->rate_n += d->rate_n < RATE_WINDOW;
     }
     if (ws != KS_OK) {
         d->state = KS_AGENT_ERROR;
@@ -466,6 +470,7 @@ static ks_status open_run(ks_agent_host *h, ks_error *err)
         x->fit_n = x->fit_next = 0; /* a new run: a new fit */
         memset(&x->fit, 0, sizeof x->fit);
         x->frames = 0;
+        x->rate_n = x->rate_next = 0;
         pthread_mutex_unlock(&h->mu);
     }
     if (st == KS_OK) {
@@ -617,18 +622,14 @@ static void h_status(void *ctx, const char *serial, ks_agent_device_status *st)
     st->sync_in = d->jacks.sync_in;
     st->sync_out = d->jacks.sync_out;
     st->frames = d->frames;
-    /* frames over device time since the last report (at least 0.5 s of it): what the device delivers */
-    if (d->frames < d->rate_frames_at || d->last_ts_us < d->rate_ts_at) { /* restarted */
-        d->rate_frames_at = d->frames;
-        d->rate_ts_at = d->last_ts_us;
-        d->fps = 0;
-    } else if (d->last_ts_us - d->rate_ts_at >= 500000) {
-        if (d->rate_frames_at > 0)
-            d->fps = (double)(d->frames - d->rate_frames_at) * 1e6 / (double)(d->last_ts_us - d->rate_ts_at);
-        d->rate_frames_at = d->frames;
-        d->rate_ts_at = d->last_ts_us;
+    /* what the device delivers: its last frames over their span in device time */
+    st->fps = 0;
+    if (d->state == KS_AGENT_STREAMING && d->rate_n >= 2) {
+        int64_t newest = d->rate_ts[(d->rate_next + RATE_WINDOW - 1) % RATE_WINDOW];
+        int64_t oldest = d->rate_ts[(d->rate_next + RATE_WINDOW - d->rate_n) % RATE_WINDOW];
+        if (newest > oldest)
+            st->fps = (double)(d->rate_n - 1) * 1e6 / (double)(newest - oldest);
     }
-    st->fps = d->state == KS_AGENT_STREAMING ? d->fps : 0;
     st->last_device_ts_us = d->last_ts_us;
     st->last_host_ts_ns = d->last_host_ns;
     snprintf(st->message, sizeof st->message, "%s", d->message);
