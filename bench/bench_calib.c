@@ -11,13 +11,7 @@
 #include "calib/synth_scene.h"
 #include "kinsync/board.h"
 #include "kinsync/rigcalib.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "bench_common.h"
 
 typedef struct errs {
     double max_rot, mean_rot, max_tr, mean_tr;

@@ -22,6 +22,7 @@
 
 #include "kinsync/calibration.h"
 #include "kinsync/fuse.h"
+#include "bench_common.h"
 
 enum { NDEV = 9 };
 
@@ -29,20 +30,6 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static void look_at(const double pos[3], const double target[3], ks_extrinsics *e)
@@ -272,13 +259,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < npix; i++)
             valid_pix += depth[d][i] != 0;
     char load[64] = "?";
-    FILE *la = fopen("/proc/loadavg", "r");
-    if (la) {
-        if (!fgets(load, sizeof load, la))
-            snprintf(load, sizeof load, "?");
-        load[strcspn(load, "\n")] = 0;
-        fclose(la);
-    }
+    loadavg(load, sizeof load);
     printf("bench_fuse: %d devices, NFOV_UNBINNED %dx%d, %.1f%% pixels with depth (setup %.1f s; %ld CPUs, load %s)\n",
            NDEV, W, H, 100.0 * (double)valid_pix / (double)(npix * NDEV), now_s() - t0, sysconf(_SC_NPROCESSORS_ONLN),
            load);

@@ -21,32 +21,7 @@
 #include "kinsync/fuse_sink.h"
 #include "kinsync/session.h"
 #include "kinsync/source.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void loadavg(char *buf, size_t n)
-{
-    snprintf(buf, n, "?");
-    FILE *la = fopen("/proc/loadavg", "r");
-    if (!la)
-        return;
-    if (!fgets(buf, (int)n, la))
-        snprintf(buf, n, "?");
-    buf[strcspn(buf, "\n")] = 0;
-    fclose(la);
-}
+#include "bench_common.h"
 
 static void phase(const char *name, double w0, double c0, double *w, double *c)
 {

@@ -15,20 +15,7 @@
 #include "kinsync/device.h"
 #include "kinsync/rig.h"
 #include "kinsync/sim.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "bench_common.h"
 
 /* FNV-1a over an image's bytes: the printed checksum shows that a run repeats bit for bit (seeded) and
  * that a speed-up left the images as they were. */
