@@ -1,4 +1,5 @@
-/* The simulator's images, bit for bit: FNV-1a checksums of every image of a few captures per case,
+/* The simulator's start-up work and its images. Each camera's rays and static view are built once per
+ * mode (ks_sim_render_stats). The images, bit for bit: FNV-1a checksums of every image of a few captures per case,
  * compared with the values the renderer gave before its start-up was reworked (ray tables shared
  * between the depth and the colour half of a static render, batched unprojection, one board pixel
  * iterator). A speed-up must not change a single pixel; a changed model must update these values
@@ -112,9 +113,90 @@ static void test_images_unchanged(void)
     }
 }
 
+static void check_stats(simt_run *r, int n, uint64_t rays, uint64_t depth, uint64_t color, const char *when)
+{
+    for (int i = 0; i < n; i++) {
+        ks_sim_render_stats st;
+        ks_error err;
+        KS_CHECK(ks_sim_render_stats_get(r->sim, i, &st, &err) == KS_OK);
+        KS_CHECK_MSG(st.ray_tables == rays && st.depth_views == depth && st.color_views == color,
+                     "%s, device %d: %llu ray tables, %llu depth and %llu colour views; expected %llu, %llu, %llu",
+                     when, i, (unsigned long long)st.ray_tables, (unsigned long long)st.depth_views,
+                     (unsigned long long)st.color_views, (unsigned long long)rays, (unsigned long long)depth,
+                     (unsigned long long)color);
+    }
+}
+
+/* Each camera's rays and static view are built once per mode, however they are asked for: the
+ * session's laser check (every pair, before anything streams) builds the depth views, the first
+ * captures add the colour views and reuse the depth views; a new colour resolution adds one colour
+ * view, going back to a known one adds nothing; images off build nothing. */
+static void test_views_built_once(void)
+{
+    const int n = 3;
+    ks_rig rig;
+    simt_rig(&rig, n, SIMT_DAISY, 1.0);
+    rig.camera.depth_mode = KS_DEPTH_NFOV_2X2BINNED;
+    ks_sim_config cfg;
+    simt_config(&cfg, 5, true);
+    simt_run r;
+    KS_CHECK(simt_open(&r, &rig, &cfg));
+    ks_error err;
+    check_stats(&r, n, 0, 0, 0, "opened");
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++) {
+            int px = 0;
+            if (a != b)
+                KS_CHECK(ks_sim_laser_shared(r.sim, a, b, rig.camera.depth_mode, &px, &err) == KS_OK);
+        }
+    check_stats(&r, n, 1, 1, 0, "after the laser check of every pair");
+    for (int i = 0; i < n; i++) {
+        simt_device_config(&rig, i, &r.cfg[i], 0, (uint32_t)(i * 160));
+        r.cfg[i].depth_mode = rig.camera.depth_mode;
+    }
+    for (int round = 0; round < 3; round++) {
+        /* 720P, then 1080P, then 720P again */
+        for (int i = 0; i < n; i++)
+            r.cfg[i].color_resolution = round == 1 ? KS_COLOR_1080P : KS_COLOR_720P;
+        KS_CHECK(simt_start_all(&r, &rig));
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < n; i++) {
+                ks_capture *c = NULL;
+                KS_CHECK(ks_device_get_capture(r.dev[i], &c, 1000, &err) == KS_OK);
+                KS_CHECK(c && c->color && c->depth);
+                ks_capture_release(c);
+            }
+        check_stats(&r, n, round == 0 ? 2 : 3, 1, round == 0 ? 1 : 2, round == 0 ? "streaming 720P"
+                                                                 : round == 1 ? "streaming 1080P"
+                                                                              : "back at 720P");
+        for (int i = 0; i < n; i++)
+            ks_device_stop_cameras(r.dev[i]);
+    }
+    KS_CHECK(ks_sim_render_stats_get(r.sim, n, &(ks_sim_render_stats){0}, &err) == KS_EINVAL);
+    KS_CHECK_CONTAINS(err.message, "not a device");
+    simt_close(&r);
+
+    /* timing only: no rays, no views */
+    simt_config(&cfg, 5, false);
+    KS_CHECK(simt_open(&r, &rig, &cfg));
+    KS_CHECK(simt_start_all(&r, &rig));
+    for (int i = 0; i < n; i++) {
+        ks_capture *c = NULL;
+        KS_CHECK(ks_device_get_capture(r.dev[i], &c, 1000, &err) == KS_OK);
+        ks_capture_release(c);
+    }
+    for (int i = 0; i < n; i++) {
+        ks_sim_render_stats st;
+        KS_CHECK(ks_sim_render_stats_get(r.sim, i, &st, &err) == KS_OK);
+        KS_CHECK_INT(st.ray_tables, 0);
+    }
+    simt_close(&r);
+}
+
 int main(int argc, char **argv)
 {
     print_only = argc > 1;
+    KS_RUN(test_views_built_once);
     KS_RUN(test_images_unchanged);
     return KS_TEST_END();
 }

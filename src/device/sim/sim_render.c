@@ -134,6 +134,19 @@ void sim_scene_init(sim_scene *sc, const ks_sim_config *cfg, const ks_rig *rig)
     }
     for (int i = 0; i < cfg->object_count && sc->object_count < KS_SIM_MAX_OBJECTS + 8; i++)
         sc->objects[sc->object_count++] = cfg->objects[i];
+    /* a sphere around each box, 1 mm wider than its corners (far above the rounding of the ray tests):
+     * a ray that misses it misses the box (intersect_static skips the slab test) */
+    for (int i = 0; i < sc->object_count; i++) {
+        const ks_sim_object *ob = &sc->objects[i];
+        double half2 = 0;
+        for (int k = 0; k < 3; k++) {
+            double e = 0.5 * (ob->b[k] - ob->a[k]);
+            sc->bound[i][k] = 0.5 * (ob->a[k] + ob->b[k]);
+            half2 += e * e;
+        }
+        double rad = sqrt(half2) + 1.0;
+        sc->bound[i][3] = rad * rad;
+    }
     sc->board = cfg->board;
     sc->board_w = cfg->board_width_mm;
     sc->board_h = cfg->board_height_mm;
@@ -201,7 +214,8 @@ typedef struct hit {
     double t;
     double n[3];
     double albedo;
-    double rgb[3];
+    double rgb[3];   /* rgb8 / 255, set by hit_done once the nearest surface is known */
+    uint8_t rgb8[3];
 } hit;
 
 static void set_hit(hit *h, double t, double nx, double ny, double nz, double albedo, const uint8_t rgb[3])
@@ -211,8 +225,14 @@ static void set_hit(hit *h, double t, double nx, double ny, double nz, double al
     h->n[1] = ny;
     h->n[2] = nz;
     h->albedo = albedo;
+    memcpy(h->rgb8, rgb, 3);
+}
+
+/* The colour of the surface that won (one conversion per ray, not one per closer surface found). */
+static void hit_done(hit *h)
+{
     for (int k = 0; k < 3; k++)
-        h->rgb[k] = rgb[k] / 255.0;
+        h->rgb[k] = h->rgb8[k] / 255.0;
 }
 
 /* Static scene: room planes, boxes, spheres. d need not be unit length; t is in units of d. */
@@ -235,7 +255,10 @@ static bool intersect_static(const sim_scene *sc, const double o[3], const doubl
                 double wpos = sgn * sc->room_half[axis];
                 if (d[axis] == 0)
                     continue;
-                double t = (wpos - o[axis]) / d[axis];
+                double num = wpos - o[axis];
+                if (num == 0 || (num > 0) != (d[axis] > 0))
+                    continue; /* the wall is behind: t = num / d would be <= 0 */
+                double t = num / d[axis];
                 if (t <= 0 || t >= h->t)
                     continue;
                 double p[3] = {o[0] + t * d[0], o[1] + t * d[1], o[2] + t * d[2]};
@@ -262,6 +285,13 @@ static bool intersect_static(const sim_scene *sc, const double o[3], const doubl
             double n[3] = {(oc[0] + t * d[0]) / ob->b[0], (oc[1] + t * d[1]) / ob->b[0], (oc[2] + t * d[2]) / ob->b[0]};
             set_hit(h, t, n[0], n[1], n[2], ob->albedo, ob->rgb);
         } else {
+            /* a ray that passes the box's bounding sphere misses the box: the slab test's six
+             * divisions are not needed (|oc x d|^2 > r^2 |d|^2, without a division) */
+            const double *bs = sc->bound[i];
+            double oc[3] = {bs[0] - o[0], bs[1] - o[1], bs[2] - o[2]};
+            double oc2 = dot3(oc, oc), od = dot3(oc, d), dd = dot3(d, d);
+            if (oc2 * dd - od * od > bs[3] * dd)
+                continue;
             double t0 = -INFINITY, t1 = INFINITY;
             int ax = -1;
             bool miss = false;
@@ -291,7 +321,10 @@ static bool intersect_static(const sim_scene *sc, const double o[3], const doubl
             set_hit(h, t0, n[0], n[1], n[2], ob->albedo, ob->rgb);
         }
     }
-    return isfinite(h->t);
+    if (!isfinite(h->t))
+        return false;
+    hit_done(h);
+    return true;
 }
 
 static double tex_sample(const sim_scene *sc, double u, double v)
@@ -330,6 +363,7 @@ static bool intersect_board(const sim_scene *sc, const double bR[9], const doubl
         g = 0.05 + 0.9 * tex_sample(sc, u / sc->board_w + 0.5, v / sc->board_h + 0.5);
     uint8_t rgb[3] = {(uint8_t)(255 * g), (uint8_t)(255 * g), (uint8_t)(255 * g)};
     set_hit(h, t, dn > 0 ? -n[0] : n[0], dn > 0 ? -n[1] : n[1], dn > 0 ? -n[2] : n[2], g, rgb);
+    hit_done(h);
     return true;
 }
 
@@ -399,7 +433,7 @@ typedef struct sim_static {
     uint32_t *edge;      /* pixels at depth discontinuities (flying pixels) */
     uint16_t *edge_near, *edge_far;
     int edge_n;
-    float *cz;           /* static z per colour pixel */
+    float *cz;           /* static z per colour pixel (a moving board only: where it is in front) */
     sim_buf *bgra;       /* colour at gain 1 */
     struct sim_static *next;
 } sim_static;
@@ -555,6 +589,23 @@ typedef struct rays_ctx {
     atomic_bool failed;
 } rays_ctx;
 
+/* The world rays of row v of camera c into o (3 floats per pixel, NaN where the lens model has none);
+ * x: scratch for 2 x c->w doubles, ok: c->w bytes. */
+static void ray_row(const sim_cam *c, int v, double *x, uint8_t *ok, float *o)
+{
+    double *y = x + c->w;
+    const double *R = c->R;
+    ks_unproject_row(&c->in, v, 0, c->w, x, y, ok);
+    for (int u = 0; u < c->w; u++, o += 3) {
+        if (!ok[u]) {
+            o[0] = o[1] = o[2] = NAN;
+            continue;
+        }
+        for (int k = 0; k < 3; k++)
+            o[k] = (float)(R[k * 3] * x[u] + R[k * 3 + 1] * y[u] + R[k * 3 + 2]);
+    }
+}
+
 static void rays_rows(void *arg, int v0, int v1)
 {
     rays_ctx *rc = arg;
@@ -567,20 +618,8 @@ static void rays_rows(void *arg, int v0, int v1)
         free(ok);
         return;
     }
-    double *y = x + c->w;
-    const double *R = c->R;
-    for (int v = v0; v < v1; v++) {
-        ks_unproject_row(&c->in, v, 0, c->w, x, y, ok);
-        float *o = c->dir + (size_t)v * c->w * 3;
-        for (int u = 0; u < c->w; u++, o += 3) {
-            if (!ok[u]) {
-                o[0] = o[1] = o[2] = NAN;
-                continue;
-            }
-            for (int k = 0; k < 3; k++)
-                o[k] = (float)(R[k * 3] * x[u] + R[k * 3 + 1] * y[u] + R[k * 3 + 2]);
-        }
-    }
+    for (int v = v0; v < v1; v++)
+        ray_row(c, v, x, ok, c->dir + (size_t)v * c->w * 3);
     free(x);
     free(ok);
 }
@@ -713,9 +752,8 @@ static uint16_t sensor_pixel(ks_depth_mode dm, const hit *h, const double d[3], 
 }
 
 /* Renders the pixel of camera c; board included when bR != NULL. Returns z (0 if nothing). */
-static double trace(const sim_scene *sc, const sim_cam *c, size_t px, const double *bR, const double *bt, hit *h)
+static double trace(const sim_scene *sc, const sim_cam *c, const float *f, const double *bR, const double *bt, hit *h)
 {
-    const float *f = c->dir + px * 3;
     if (isnan(f[0]))
         return 0;
     double d[3] = {f[0], f[1], f[2]};
@@ -871,6 +909,7 @@ typedef struct view_ctx {
     sim_static *s;
     const double *bR, *bt; /* the board when it does not move, else NULL */
     bool sensor;
+    atomic_bool failed;    /* out of memory in a row */
 } view_ctx;
 
 static void depth_rows(void *arg, int v0, int v1)
@@ -882,7 +921,7 @@ static void depth_rows(void *arg, int v0, int v1)
     bool passive = dm == KS_DEPTH_PASSIVE_IR, sensor = vc->sensor;
     for (size_t p = (size_t)v0 * s->dcam.w, end = (size_t)v1 * s->dcam.w; p < end; p++) {
         hit h;
-        double z = trace(vc->sc, &s->dcam, p, vc->bR, vc->bt, &h);
+        double z = trace(vc->sc, &s->dcam, s->dcam.dir + p * 3, vc->bR, vc->bt, &h);
         s->dz[p] = (float)z;
         dp[p] = (uint16_t)(z > 0 && z < 65535 ? llround(z) : 0);
         ip[p] = 0;
@@ -907,24 +946,43 @@ static void depth_rows(void *arg, int v0, int v1)
 /* The static colour view, rows v0..v1-1: BGRA at gain 1 and z per pixel. */
 static void color_rows(void *arg, int v0, int v1)
 {
-    const view_ctx *vc = arg;
+    view_ctx *vc = arg;
     sim_static *s = vc->s;
+    const sim_cam *c = &s->ccam;
     uint8_t *o = s->bgra->data;
-    for (size_t p = (size_t)v0 * s->ccam.w, end = (size_t)v1 * s->ccam.w; p < end; p++) {
-        hit h;
-        double z = trace(vc->sc, &s->ccam, p, vc->bR, vc->bt, &h);
-        s->cz[p] = (float)z;
-        double rgb[3] = {0.02, 0.02, 0.03};
-        if (z > 0) {
-            const float *f = s->ccam.dir + p * 3;
-            double d[3] = {f[0], f[1], f[2]};
-            shade_color(&h, d, rgb);
-        }
-        o[p * 4 + 0] = (uint8_t)(fmin(1, rgb[2]) * 255);
-        o[p * 4 + 1] = (uint8_t)(fmin(1, rgb[1]) * 255);
-        o[p * 4 + 2] = (uint8_t)(fmin(1, rgb[0]) * 255);
-        o[p * 4 + 3] = 255;
+    /* without a kept ray table (the board does not move), each row's rays are made here and dropped */
+    float *rays = c->dir ? NULL : malloc((size_t)c->w * 3 * sizeof *rays);
+    double *x = c->dir ? NULL : malloc((size_t)c->w * 2 * sizeof *x);
+    uint8_t *ok = c->dir ? NULL : malloc((size_t)c->w);
+    if (!c->dir && (!rays || !x || !ok)) {
+        atomic_store(&vc->failed, true);
+        v1 = v0;
     }
+    for (int v = v0; v < v1; v++) {
+        const float *row = c->dir ? c->dir + (size_t)v * c->w * 3 : rays;
+        if (!c->dir)
+            ray_row(c, v, x, ok, rays);
+        for (int u = 0; u < c->w; u++) {
+            size_t p = (size_t)v * c->w + (size_t)u;
+            const float *f = row + (size_t)u * 3;
+            hit h;
+            double z = trace(vc->sc, c, f, vc->bR, vc->bt, &h);
+            if (s->cz)
+                s->cz[p] = (float)z;
+            double rgb[3] = {0.02, 0.02, 0.03};
+            if (z > 0) {
+                double d[3] = {f[0], f[1], f[2]};
+                shade_color(&h, d, rgb);
+            }
+            o[p * 4 + 0] = (uint8_t)(fmin(1, rgb[2]) * 255);
+            o[p * 4 + 1] = (uint8_t)(fmin(1, rgb[1]) * 255);
+            o[p * 4 + 2] = (uint8_t)(fmin(1, rgb[0]) * 255);
+            o[p * 4 + 3] = 255;
+        }
+    }
+    free(rays);
+    free(x);
+    free(ok);
 }
 
 /* Device i's static view of one camera: the depth camera in mode dm (cr KS_COLOR_OFF) or the colour
@@ -949,6 +1007,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
     if (sc->board)
         sim_board_pose(sc, 0, bR, bt);
     view_ctx vc = {.sc = sc, .s = s, .bR = bstatic ? bR : NULL, .bt = bt};
+    atomic_init(&vc.failed, false);
     bool ok = true;
     if (dm != KS_DEPTH_OFF) {
         ok = cam_init(&s->dcam, &s->cal.depth, dv->pose_R, dv->pose_t, w->cfg.render_depth);
@@ -983,13 +1042,17 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
             ok = ks_calibration_from_json(dv->calib_json, strlen(dv->calib_json), KS_DEPTH_NFOV_UNBINNED, cr, &geo,
                                           err) == KS_OK;
         ks_extrinsics_compose(&geo.color_to_depth, &d2w, &c2w);
-        ok = ok && cam_init(&s->ccam, &s->cal.color, c2w.R, c2w.t, w->cfg.render_color);
+        /* the colour rays are kept only for a moving board (redrawn per frame); a static scene needs
+         * them once, row by row, while its view is rendered */
+        ok = ok && cam_init(&s->ccam, &s->cal.color, c2w.R, c2w.t, w->cfg.render_color && board_moves(sc));
         size_t n = (size_t)s->ccam.w * s->ccam.h;
-        s->cz = calloc(n, sizeof(float));
+        s->cz = board_moves(sc) ? calloc(n, sizeof(float)) : NULL;
         s->bgra = sim_buf_new(n * 4);
-        ok = ok && s->cz && s->bgra;
-        if (ok && w->cfg.render_color)
+        ok = ok && (s->cz || !board_moves(sc)) && s->bgra;
+        if (ok && w->cfg.render_color) {
             parallel_rows(s->ccam.h, color_rows, &vc);
+            ok = !atomic_load(&vc.failed);
+        }
     }
     if (!ok) {
         ks_error_set(err, KS_ENOMEM, "out of memory rendering device %d", i);
@@ -1022,7 +1085,7 @@ static const sim_static *get_view(sim_world *w, int i, ks_depth_mode dm, ks_colo
                 r->stats.ray_tables += s->dcam.dir != NULL;
             } else {
                 r->stats.color_views++;
-                r->stats.ray_tables += s->ccam.dir != NULL;
+                r->stats.ray_tables += w->cfg.render_color; /* kept (moving board) or made row by row */
             }
         }
     }
@@ -1110,21 +1173,17 @@ static bool board_bbox(const sim_scene *sc, const sim_cam *c, const double bR[9]
     return box[0] <= box[2] && box[1] <= box[3];
 }
 
+typedef struct mask_ctx {
+    const sim_static *sa, *sb;
+    uint8_t *bits;
+} mask_ctx;
 
-/* Pixels of A (static render sa) that B's emitter (static render sb) lights. */
-static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa, const sim_static *sb)
+static void mask_rows(void *arg, int v0, int v1)
 {
-    sim_mask *m = &ra->masks[b];
-    if (m->bits && m->a == sa && m->b == sb)
-        return m->bits;
-    free(m->bits);
-    m->bits = NULL;
-    size_t n = (size_t)sa->dcam.w * sa->dcam.h;
-    uint8_t *bits = calloc(n, 1);
-    if (!bits)
-        return NULL;
+    const mask_ctx *mc = arg;
+    const sim_static *sa = mc->sa, *sb = mc->sb;
     const sim_cam *cb = &sb->dcam;
-    for (size_t p = 0; p < n; p++) {
+    for (size_t p = (size_t)v0 * sa->dcam.w, end = (size_t)v1 * sa->dcam.w; p < end; p++) {
         double z = sa->dz[p];
         if (z <= 0)
             continue;
@@ -1143,8 +1202,24 @@ static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa,
             continue;
         double zb = sb->dz[(size_t)v * cb->w + u];
         if (zb > 0 && fabs(zb - Q[2]) < 0.02 * Q[2] + 10)
-            bits[p] = 1;
+            mc->bits[p] = 1;
     }
+}
+
+/* Pixels of A (static depth view sa) that B's emitter (static depth view sb) lights; rows on all CPUs. */
+static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa, const sim_static *sb)
+{
+    sim_mask *m = &ra->masks[b];
+    if (m->bits && m->a == sa && m->b == sb)
+        return m->bits;
+    free(m->bits);
+    m->bits = NULL;
+    size_t n = (size_t)sa->dcam.w * sa->dcam.h;
+    uint8_t *bits = calloc(n, 1);
+    if (!bits)
+        return NULL;
+    mask_ctx mc = {sa, sb, bits};
+    parallel_rows(sa->dcam.h, mask_rows, &mc);
     m->bits = bits;
     m->a = sa;
     m->b = sb;
@@ -1400,8 +1475,9 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
         ks_image *img = NULL;
         bool cnoise = w->cfg.sensor && w->cfg.render_color;
         int nv = cnoise ? (int)(f->truth.sequence % SIM_COLOR_VARIANTS) : 0;
-        if (cf == KS_FORMAT_MJPG && cnoise && moving) {
-            /* the static picture scaled and noised in one pass, then the board redrawn over it */
+        if (cf == KS_FORMAT_MJPG && cnoise) {
+            /* the static picture scaled and noised in one pass (no scaled copy kept: each noise variant
+             * is encoded once), then a moving board redrawn over it */
             if (!(r->jpeg[nv] && r->jpeg_st[nv] == cst && r->jpeg_level[nv] == level &&
                   r->jpeg_board[nv] == board_key)) {
                 sim_buf *src = sim_buf_new_uninit(cst->bgra->size), *j = NULL;
@@ -1420,7 +1496,8 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                     color_scale_add_noise(cst->bgra->data + i, src->data + i, g_cnoise + k, run, fac);
                     i += run;
                 }
-                draw_board_color(sc, c, cst->cz, bR, bt, src->data, level, (int64_t)k0);
+                if (moving)
+                    draw_board_color(sc, c, cst->cz, bR, bt, src->data, level, (int64_t)k0);
                 status = encode_jpeg(r, src->data, c->w, c->h, &j, err);
                 sim_buf_unref(src);
                 if (status != KS_OK)
