@@ -1173,6 +1173,31 @@ static bool board_bbox(const sim_scene *sc, const sim_cam *c, const double bR[9]
     return box[0] <= box[2] && box[1] <= box[3];
 }
 
+/* The moving board's pixels in camera c: fn(ctx, p, hit, ray) for every pixel p of the board's
+ * projected bounding box whose ray meets the board in front of the static scene (static_z: the
+ * static z per pixel, 0 where the ray hits nothing). One loop for the depth and the colour images. */
+typedef void (*board_pixel_fn)(void *ctx, size_t p, const hit *h, const double d[3]);
+
+static void for_board_pixels(const sim_scene *sc, const sim_cam *c, const float *static_z, const double bR[9],
+                             const double bt[3], board_pixel_fn fn, void *ctx)
+{
+    int box[4];
+    if (!c->dir || !board_bbox(sc, c, bR, bt, box))
+        return;
+    for (int v = box[1]; v <= box[3]; v++)
+        for (int u = box[0]; u <= box[2]; u++) {
+            size_t p = (size_t)v * c->w + u;
+            const float *fd = c->dir + p * 3;
+            if (isnan(fd[0]))
+                continue;
+            double dd[3] = {fd[0], fd[1], fd[2]};
+            hit h;
+            double zs = static_z[p];
+            if (intersect_board(sc, bR, bt, c->t, dd, zs > 0 ? zs : INFINITY, &h))
+                fn(ctx, p, &h, dd);
+        }
+}
+
 typedef struct mask_ctx {
     const sim_static *sa, *sb;
     uint8_t *bits;
@@ -1325,40 +1350,38 @@ static sim_buf *color_noisy(const sim_buf *pic, uint64_t seed, int device, uint6
 /* Redraws the moving board over a BGRA picture of camera c (its pixels in front of the static scene),
  * scaled by level / 16 and, when noise_start >= 0, with the colour noise that starts there in g_cnoise:
  * the bytes color_noisy(color_scale(picture with the board)) gives, for the board's pixels only. */
+typedef struct board_color_ctx {
+    uint8_t *pic;
+    int level;
+    int64_t noise_start;
+} board_color_ctx;
+
+static void board_color_pixel(void *arg, size_t p, const hit *h, const double dd[3])
+{
+    const board_color_ctx *bc = arg;
+    double rgb[3];
+    shade_color(h, dd, rgb);
+    uint8_t *o = bc->pic + p * 4;
+    for (int k = 0; k < 3; k++) {
+        double x = rgb[2 - k];
+        unsigned b = (unsigned)((x < 1 ? x : 1) * 255);
+        if (bc->level != 16) {
+            b = (b * (unsigned)bc->level) >> 4;
+            b = b > 255 ? 255 : b;
+        }
+        if (bc->noise_start >= 0) {
+            int nz = (int)b + g_cnoise[((uint64_t)bc->noise_start + p * 4 + (size_t)k) & NOISE_MASK];
+            b = (unsigned)(nz < 0 ? 0 : nz > 255 ? 255 : nz);
+        }
+        o[k] = (uint8_t)b;
+    }
+}
+
 static void draw_board_color(const sim_scene *sc, const sim_cam *c, const float *cz, const double bR[9],
                              const double bt[3], uint8_t *pic, int level, int64_t noise_start)
 {
-    int box[4];
-    if (!c->dir || !board_bbox(sc, c, bR, bt, box))
-        return;
-    for (int v = box[1]; v <= box[3]; v++)
-        for (int u = box[0]; u <= box[2]; u++) {
-            size_t p = (size_t)v * c->w + u;
-            const float *fd = c->dir + p * 3;
-            if (isnan(fd[0]))
-                continue;
-            double dd[3] = {fd[0], fd[1], fd[2]};
-            hit h;
-            double zs = cz[p];
-            if (!intersect_board(sc, bR, bt, c->t, dd, zs > 0 ? zs : INFINITY, &h))
-                continue;
-            double rgb[3];
-            shade_color(&h, dd, rgb);
-            uint8_t *o = pic + p * 4;
-            for (int k = 0; k < 3; k++) {
-                double x = rgb[2 - k];
-                unsigned b = (unsigned)((x < 1 ? x : 1) * 255);
-                if (level != 16) {
-                    b = (b * (unsigned)level) >> 4;
-                    b = b > 255 ? 255 : b;
-                }
-                if (noise_start >= 0) {
-                    int nz = (int)b + g_cnoise[((uint64_t)noise_start + p * 4 + (size_t)k) & NOISE_MASK];
-                    b = (unsigned)(nz < 0 ? 0 : nz > 255 ? 255 : nz);
-                }
-                o[k] = (uint8_t)b;
-            }
-        }
+    board_color_ctx bc = {pic, level, noise_start};
+    for_board_pixels(sc, c, cz, bR, bt, board_color_pixel, &bc);
 }
 
 static ks_status encode_jpeg(sim_render_dev *r, const uint8_t *bgra, int w, int h, sim_buf **out, ks_error *err)
@@ -1437,6 +1460,32 @@ static ks_image *convert_color(const uint8_t *bgra, int w, int h, ks_image_forma
             o[3] = clamp8((v0 + v1) / 2);
         }
     return img;
+}
+
+/* A depth and IR pixel of the moving board, through the sensor model when it is on. */
+typedef struct board_depth_ctx {
+    const sim_static *st;
+    uint16_t *dp, *ip;
+    bool passive, sensor;
+    const sensor_offsets *so;
+} board_depth_ctx;
+
+static void board_depth_pixel(void *arg, size_t p, const hit *h, const double dd[3])
+{
+    const board_depth_ctx *bd = arg;
+    uint16_t *dp = bd->dp, *ip = bd->ip;
+    dp[p] = (uint16_t)(h->t < 65535 ? llround(h->t) : 0);
+    ip[p] = shade_ir(h, dd, bd->passive);
+    if (bd->sensor) {
+        const sim_static *st = bd->st;
+        uint8_t zsig, pdrop, irsig;
+        dp[p] = sensor_pixel(st->depth_mode, h, dd, h->t, ip[p], &zsig, &pdrop, &irsig);
+        if (!st->inside[p] || bd->passive)
+            dp[p] = 0;
+        if (!st->inside[p])
+            ip[p] = 0;
+        sensor_one(&dp[p], &ip[p], p, zsig, pdrop, irsig, bd->so);
+    }
 }
 
 ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_error *err)
@@ -1608,31 +1657,9 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                 so = frame_offsets(w->cfg.seed, f->device, f->truth.sequence);
                 sensor_frame(dst, dp, ip, n, &so);
             }
-            int box[4];
-            if (moving && w->cfg.render_depth && c->dir && board_bbox(sc, c, bR, bt, box)) {
-                for (int v = box[1]; v <= box[3]; v++)
-                    for (int u = box[0]; u <= box[2]; u++) {
-                        size_t p = (size_t)v * c->w + u;
-                        const float *fd = c->dir + p * 3;
-                        if (isnan(fd[0]))
-                            continue;
-                        double dd[3] = {fd[0], fd[1], fd[2]};
-                        hit h;
-                        double zs = dst->dz[p];
-                        if (!intersect_board(sc, bR, bt, c->t, dd, zs > 0 ? zs : INFINITY, &h))
-                            continue;
-                        dp[p] = (uint16_t)(h.t < 65535 ? llround(h.t) : 0);
-                        ip[p] = shade_ir(&h, dd, passive);
-                        if (sensor) {
-                            uint8_t zsig, pdrop, irsig;
-                            dp[p] = sensor_pixel(dm, &h, dd, h.t, ip[p], &zsig, &pdrop, &irsig);
-                            if (!dst->inside[p] || passive)
-                                dp[p] = 0;
-                            if (!dst->inside[p])
-                                ip[p] = 0;
-                            sensor_one(&dp[p], &ip[p], p, zsig, pdrop, irsig, &so);
-                        }
-                    }
+            if (moving && w->cfg.render_depth) {
+                board_depth_ctx bd = {dst, dp, ip, passive, sensor, &so};
+                for_board_pixels(sc, c, dst->dz, bR, bt, board_depth_pixel, &bd);
             }
             if (noisy) {
                 uint64_t rs = w->cfg.seed ^ (f->truth.sequence * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)f->device << 56);
