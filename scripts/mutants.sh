@@ -64,6 +64,18 @@ MUTANTS=(
   "color-seen|src/fuse/color.c|s#seen\[i\] = (uint8_t)ok;#seen[i] = 1;#|^test_fuse_color$"
   # view: the cloud no longer coloured from the colour cameras
   "view-cloud-palette|src/view/sink.c|s#bool camera_color = !k->opt.device_colors \&\& #bool camera_color = 0 \&\& #|^test_view_http_sh$"
+  # issue 18: the view's sink encodes previews while no page or API client is attached
+  "view-unwatched-encodes|src/view/sink.c|s#if (!always \&\& !ks_view_watched(k->v)) {#if (0) {#|^test_view_sink$"
+  # issue 18: an open event stream no longer counts as a watcher (the page stops getting previews 3 s after its last fetch)
+  "view-sse-watcher|src/view/server.c|s#if (atomic_load(\&v->watchers) > 0)#if (atomic_load(\&v->watchers) > 99)#|^test_view_sink$"
+  # issue 18: the sink decodes MJPEG colour at 1/4 again instead of straight to thumbnail size (1/8)
+  "view-color-denom|src/view/sink.c|s#ks_view_color_denom(im->width, k->opt.preview_width)#4#|^test_view_sink$"
+  # issue 18: a point cloud for every previewed set again (not clouds_per_second of them)
+  "view-cloud-rate|src/view/sink.c|s#k->cloud_credit += k->opt.clouds_per_second / k->opt.previews_per_second;#k->cloud_credit += 1;#|^test_view_sink$"
+  # issue 18: IR previews encoded as three-channel JPEGs again
+  "view-ir-grey|src/view/preview.c|s#bool grey = img->format == KS_FORMAT_IR16;#bool grey = false;#|^test_view_(preview|sink)$"
+  # issue 18: the depth colour table indexed wrong (half the span)
+  "view-depth-lut|src/view/preview.c|s#(DEPTH_LUT - 1) / span)#(DEPTH_LUT - 1) / span / 2)#|^test_view_preview$"
   # an unwritable verify --report no longer fails the run (the error is printed, the exit status is 0)
   "verify-report-rc|src/cli/cmd_verify.c|s#report_rc = ks_cli_fail(\"verify\", \&rerr, KS_CLI_RUN);#(void)ks_cli_fail(\"verify\", \&rerr, KS_CLI_RUN);#|^test_cli_exit_sh$"
   # issue 15: a cable in the wrong jack (Sync Out to Sync Out) no longer named by the jack check
