@@ -39,6 +39,7 @@
 #define CELL_VOX (CELL_N * CELL_N * CELL_N)
 #define LOW_MASK ((uint32_t)(CELL_N - 1))
 #define BLOCK 64
+#define RECENT_CELLS 512 /* sort_runs' cache of recently seen cells (8 KB) */
 #define PREFETCH_RUNS 16 /* runs fetched ahead while summing (a run is ~7 records, ~60 bytes) */
 
 /* A record: one point, 64 bits = four 16-bit words (so one zero-extension turns it into the four
@@ -561,17 +562,31 @@ static int sort_runs(part *p)
     if (p->ctab)
         memset(p->ctab, 0, p->ccap * sizeof *p->ctab);
     p->ncell = 0;
-    /* 1: the cell index of every run (consecutive runs often share a cell: one row crossing back) */
+    /* 1: the cell index of every run. Consecutive runs often share a cell (one row crossing back),
+     * and the next rows of an image cross the same cells again (a cell spans ~16 rows), so a small
+     * direct-mapped cache of recent cells, which stays in L1, answers most runs before the cell
+     * table (hundreds of KB) is probed. It only returns cells already in the table, so the cell
+     * indices (their first-seen order) are the same with or without it. */
+    struct { uint64_t key; uint32_t idx; } recent[RECENT_CELLS];
+    memset(recent, 0, sizeof recent);
     uint64_t last = 0;
     uint32_t last_idx = 0;
     size_t k = 0;
     for (int sg = 0; sg < p->nseg; sg++) {
         const run *rs = p->runs + p->seg_off[sg];
         for (size_t r = 0; r < p->seg_runs[sg]; r++, k++) {
-            if (rs[r].cell != last) {
-                if (cell_lookup(p, rs[r].cell, &last_idx) != 0)
-                    return -1;
-                last = rs[r].cell;
+            uint64_t c = rs[r].cell;
+            if (c != last) {
+                uint32_t h = (uint32_t)(c ^ c >> 19 ^ c >> 37) & (RECENT_CELLS - 1);
+                if (recent[h].key == c) {
+                    last_idx = recent[h].idx;
+                } else {
+                    if (cell_lookup(p, c, &last_idx) != 0)
+                        return -1;
+                    recent[h].key = c;
+                    recent[h].idx = last_idx;
+                }
+                last = c;
             }
             p->run_cell[k] = last_idx;
         }
