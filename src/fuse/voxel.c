@@ -100,6 +100,9 @@ typedef struct part {
 /* four 32-bit lanes: count and the offset sums along x, y, z of one voxel */
 typedef uint32_t v4u __attribute__((vector_size(16)));
 typedef uint16_t v4h __attribute__((vector_size(8)));
+typedef uint16_t v8h __attribute__((vector_size(16)));
+typedef uint64_t v2r __attribute__((vector_size(16)));
+static const v8h one8 = {1, 0, 0, 0, 0, 0, 0, 0};
 typedef int32_t v4i __attribute__((vector_size(16)));
 typedef float v4f __attribute__((vector_size(16)));
 
@@ -624,12 +627,15 @@ static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, 
                                                            uint32_t devbit)
 {
     for (uint32_t i = 0; i < e; i++) {
-        rec v = rp[i];
-        uint32_t l = (uint32_t)v & (CELL_VOX - 1);
-        v4h h;
-        memcpy(&h, &v, sizeof h);
-        v4u w = __builtin_convertvector(h, v4u);
-        w[0] = 1;
+        rec q = rp[i];
+        uint32_t l = (uint32_t)q & (CELL_VOX - 1);
+        v2r t = {q, 0};
+        v8h h;
+        memcpy(&h, &t, sizeof h);
+        /* words 1..3 interleaved with zeros, word 0 replaced by the count 1: one shuffle */
+        v8h il = __builtin_shuffle(h, one8, (v8h){8, 9, 1, 9, 2, 9, 3, 9});
+        v4u w;
+        memcpy(&w, &il, sizeof w);
         s->a[l] += w;
         s->dev[l] |= devbit;
         s->occ[l >> 6] |= 1ull << (l & 63);
