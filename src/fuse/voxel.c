@@ -421,6 +421,78 @@ static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int
     }
 }
 
+/* The one-partition case, positions only (one thread: every point goes to partition 0). Records
+ * then keep the points' order, so block_keys writes a block's records straight into the record
+ * list and only the run boundaries need a look: a vectorizable pass marks where the cell changes,
+ * and the marks are scanned eight at a time. A block with a point without a cell (no depth) is
+ * compacted by the general loop instead. Same records and runs as add_impl, so the same voxels. */
+KS_HOT static void add_one_part(ks_voxel_grid *g, int seg, int device, const float *x, const float *y,
+                                const float *z, size_t n)
+{
+    part *p = &g->parts[0];
+    const uint32_t devbits = (uint32_t)device << RUN_DEV_SHIFT;
+    size_t at = p->seg_off[seg] + p->seg_n[seg], nr = p->seg_off[seg] + p->seg_runs[seg];
+    uint64_t cell[BLOCK + 1];
+    uint8_t change[BLOCK];
+    run *open = NULL;
+    cell[BLOCK] = 1; /* the cell before the first block: none (1 is not a cell key) */
+    for (size_t b = 0; b < n; b += BLOCK) {
+        const int m = (int)(n - b < BLOCK ? n - b : BLOCK);
+        cell[0] = cell[BLOCK]; /* the previous block's last cell, at index 0; this block's at 1..m */
+        rec *dst = p->rec + at;
+        block_keys(x + b, y + b, z + b, m, g->inv * FRAC_ONE, cell + 1, dst);
+        uint64_t none = 0;
+        for (int i = 0; i < m; i++) {
+            change[i] = cell[i + 1] != cell[i];
+            none |= cell[i + 1] == 0;
+        }
+        if (!none) {
+            /* every point has a cell: the records are in place; open a run at each change */
+            if (m < BLOCK)
+                memset(change + m, 0, (size_t)(BLOCK - m));
+            for (int w = 0; w < m; w += 8) {
+                uint64_t bits;
+                memcpy(&bits, change + w, sizeof bits);
+                for (; bits; bits &= bits - 1) {
+                    int i = w + __builtin_ctzll(bits) / 8;
+                    size_t pos = at + (size_t)i;
+                    if (open)
+                        open->len = (uint32_t)(pos - open->start) | devbits;
+                    open = &p->runs[nr++];
+                    open->cell = cell[i + 1];
+                    open->start = (uint32_t)pos;
+                }
+            }
+            at += (size_t)m;
+            cell[BLOCK] = cell[m];
+            continue;
+        }
+        /* some points have no cell: compact in place (a record moves only backwards) */
+        uint64_t cur = cell[0];
+        size_t k = at;
+        for (int i = 0; i < m; i++) {
+            uint64_t c = cell[i + 1];
+            if (!c)
+                continue; /* the open run stays open, as in add_impl */
+            if (c != cur) {
+                if (open)
+                    open->len = (uint32_t)(k - open->start) | devbits;
+                open = &p->runs[nr++];
+                open->cell = c;
+                open->start = (uint32_t)k;
+                cur = c;
+            }
+            p->rec[k++] = dst[i];
+        }
+        at = k;
+        cell[BLOCK] = cur;
+    }
+    if (open)
+        open->len = (uint32_t)(at - open->start) | devbits;
+    p->seg_n[seg] = at - p->seg_off[seg];
+    p->seg_runs[seg] = nr - p->seg_off[seg];
+}
+
 KS_HOT static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
                      const float *z, const uint8_t *rgb, const uint8_t *seen, const float *nx, const float *ny,
                      const float *nz, size_t n)
@@ -428,7 +500,9 @@ KS_HOT static void add_core(ks_voxel_grid *g, int partition, int seg, int device
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
     for (size_t b = 0; b < n; b += ADD_MAX_POINTS) { /* runs close at the end of a call: lengths fit */
         size_t m = n - b < ADD_MAX_POINTS ? n - b : ADD_MAX_POINTS;
-        if (partition < 0 && !color && !normals)
+        if (partition < 0 && !color && !normals && g->nparts == 1)
+            add_one_part(g, seg, device, x + b, y + b, z + b, m);
+        else if (partition < 0 && !color && !normals)
             add_impl(g, -1, seg, device, x + b, y + b, z + b, NULL, NULL, NULL, NULL, NULL, m, false, false, false);
         else
             add_impl(g, partition, seg, device, x + b, y + b, z + b, rgb ? rgb + 3 * b : NULL,
