@@ -274,9 +274,10 @@ KS_HOT static void block_keys(const float *restrict x, const float *restrict y, 
          * conversion so it is always defined */
         uint32_t ok = 1;
         for (int c = 0; c < 3; c++) {
-            uint32_t in = (uint32_t)(__builtin_isgreater(t[c], -lim) & __builtin_isless(t[c], lim));
-            far |= (uint32_t)(t[c] == t[c]) & (in ^ 1u); /* a number, but too far: the wide path */
-            ok &= in;
+            /* |t| < lim is false for NaN; |t| >= lim only for a number too far (the wide path) */
+            float a = fabsf(t[c]);
+            ok &= (uint32_t)__builtin_isless(a, lim);
+            far |= (uint32_t)__builtin_isgreaterequal(a, lim);
         }
         uint32_t m = 0 - ok;
         uint32_t ib[3], fr[3];
