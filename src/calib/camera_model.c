@@ -171,7 +171,7 @@ bool ks_unproject(const ks_intrinsics *in, const double uv[2], double z, double 
 #define ROW_LANES 4
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
     !defined(__SANITIZE_THREAD__) /* target_clones: ifunc resolvers run before the sanitizer runtime */
-#define KS_ROW_HOT __attribute__((optimize("O3", "no-trapping-math"), target_clones("arch=x86-64-v3", "default")))
+#define KS_ROW_HOT __attribute__((optimize("O3", "no-trapping-math"), target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #elif defined(__GNUC__) && !defined(__clang__)
 #define KS_ROW_HOT __attribute__((optimize("O3", "no-trapping-math")))
 #else

@@ -79,6 +79,18 @@ void sim_pose_look_at(const double pos[3], const double look[3], double roll_deg
 
 /* ---- scene ---- */
 
+/* v / 255.0 for every byte v, computed by that very division (the same doubles, without a division
+ * per use). */
+static double g_by255[256];
+static pthread_once_t g_by255_once = PTHREAD_ONCE_INIT;
+
+static void by255_init(void)
+{
+    for (int v = 0; v < 256; v++)
+        g_by255[v] = v / 255.0;
+}
+
+
 static void make_default_texture(sim_scene *sc)
 {
     /* AprilGrid-like: 6 x 6 tag-like squares (black border, 6 x 6 seeded bits) with black corner squares */
@@ -118,6 +130,7 @@ void sim_scene_init(sim_scene *sc, const ks_sim_config *cfg, const ks_rig *rig)
     (void)rig;
     memset(sc, 0, sizeof *sc);
     pthread_mutex_init(&sc->tex_mu, NULL);
+    pthread_once(&g_by255_once, by255_init); /* before any ray is traced */
     sc->room = strcmp(cfg->scene, "empty") != 0;
     if (sc->room) {
         sc->room_half[0] = sc->room_half[1] = 4000;
@@ -232,7 +245,7 @@ static void set_hit(hit *h, double t, double nx, double ny, double nz, double al
 static void hit_done(hit *h)
 {
     for (int k = 0; k < 3; k++)
-        h->rgb[k] = h->rgb8[k] / 255.0;
+        h->rgb[k] = g_by255[h->rgb8[k]];
 }
 
 /* Static scene: room planes, boxes, spheres. d need not be unit length; t is in units of d. */
@@ -338,7 +351,7 @@ static double tex_sample(const sim_scene *sc, double u, double v)
         x = sc->tex_w - 1;
     if (y >= sc->tex_h)
         y = sc->tex_h - 1;
-    return sc->tex[(size_t)y * sc->tex_w + x] / 255.0;
+    return g_by255[sc->tex[(size_t)y * sc->tex_w + x]];
 }
 
 /* The board as a flat rectangle; front face (seen against +z of the board frame) carries the texture. */
