@@ -50,6 +50,18 @@ MUTANTS=(
   "fuse-pairing-key|src/fuse/fuse_sink.c|s#return fabs(c.key_us - d.key_us) <= tol;#return fabs(c.key_us - d.key_us - cfg->period_us / 2) <= tol;#|^test_pipeline_colors$"
   # fuse: every device's points coloured through device 0's colour camera (colour from the wrong pixel)
   "fuse-color-pixel|src/fuse/fuse.c|s#ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, \&fd->rig_to_color#ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, \&f->dev[0].rig_to_color#|^test_pipeline_colors$"
+  # colouring (fuse/color.c): a point behind the colour camera is coloured from its mirror image
+  "color-behind|src/fuse/color.c|s#int ok = __builtin_isgreater(qz, 0.0f) \& #int ok = #|^test_fuse_color$"
+  # a point outside the lens model's metric radius is coloured (the polynomial folds it back in)
+  "color-metric-radius|src/fuse/color.c|s#__builtin_islessequal(rs, mr2)#__builtin_islessequal(rs, mr2 * 4.0f)#|^test_fuse_color$"
+  # the sampled pixel is truncated, not rounded (half the points take a neighbour's colour)
+  "color-rounding|src/fuse/color.c|s#color->cx + 0.5) \* s#color->cx) * s#|^test_fuse_color$"
+  # a point off the image takes pixel 0's colour instead of the fallback
+  "color-fallback|src/fuse/color.c|s#px = ok ? px : fb;#px = ok ? px : px;#|^test_fuse_color$"
+  # Brown-Conrady's tangential cross term with Rational 6KT's factor (1 instead of 2): hundredths of a pixel off
+  "color-tangential|src/fuse/color.c|s#cp.cp1 = (float)(c \* color->p1)#cp.cp1 = (float)(color->p1)#|^test_fuse_color$"
+  # every point marked seen (unseen points would add grey to their voxel)
+  "color-seen|src/fuse/color.c|s#seen\[i\] = (uint8_t)ok;#seen[i] = 1;#|^test_fuse_color$"
   # view: the cloud no longer coloured from the colour cameras
   "view-cloud-palette|src/view/sink.c|s#bool camera_color = !k->opt.device_colors \&\& #bool camera_color = 0 \&\& #|^test_view_http_sh$"
   # issue 18: the view's sink encodes previews while no page or API client is attached
