@@ -100,6 +100,8 @@ MUTANTS=(
   "session-streams|src/session/session.c|s#            ks_device_set_streams(s->d\[i\].dev, streams);#            (void)streams;#|^test_rec_session$"
   # issue 19: the fuse sink forgets it reads colour with --color (recordings would skip decoding it)
   "fuse-streams-color|src/fuse/fuse_sink.c|s#return KS_STREAM_DEPTH | (opt \&\& opt->color ? KS_STREAM_COLOR : 0u);#return KS_STREAM_DEPTH;#|^test_fuse_cli$"
+  # issue 19: a device that ended is marked gone while frames of it are still queued (lossless feed stops at 4 sets waiting): its last sets come without it
+  "session-gone-early|src/session/session.c|s#if (d->dead \&\& !d->q_count \&\& !d->gone_marked) {#if (d->dead \&\& !d->gone_marked) {#|^test_pipeline_same$"
   # issue 20: repair of a .part without a complete block writes a file (the SDK refuses it) and exits 0
   "repair-empty-ok|src/mkv/mkv_repair.c|s#    if (!nk) {#    if (0) {#|^(test_mkv_truncate|test_cli_exit_sh)$"
   # issue 20: unreadable input (a directory, garbage YAML) exits 1 again instead of 2 (docs/cli.md)

@@ -848,7 +848,9 @@ static void feed(ks_session *s)
     }
     for (int i = 0; i < s->n; i++) {
         sdev *d = &s->d[i];
-        if (d->dead && !d->gone_marked) {
+        /* gone once its last queued frame is in the matcher: a lossless feed stops with frames still
+         * queued, and a device marked gone before them would see its sets completed without it */
+        if (d->dead && !d->q_count && !d->gone_marked) {
             d->gone_marked = true;
             ks_matcher_mark_gone(s->matcher, i);
         }
