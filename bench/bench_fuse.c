@@ -4,8 +4,11 @@
  *   2. the full fuse of a 9-device frame set with 5 mm voxels on 2 threads (and 1), frame sets/s;
  *   3. when python3-open3d is installed, Open3D on the same points (kinsync's lens rays, Open3D
  *      transform + voxel_down_sample, bench/bench_fuse_open3d.py), voxel counts on one grid.
- * Usage: bench_fuse [--quick] [--no-open3d] [--fuse-only N [--write]] [--startup] [--color].
- * --color: only the fuse with color (BGRA, MJPEG decoded at 1, 1/2, 1/4), 2 threads.
+ * Usage: bench_fuse [--quick] [--no-open3d] [--fuse-only N [--write]] [--startup] [--color] [--color-parts].
+ * --color: only the colour figures: the parts on one thread (MJPEG decoding at 1, 1/2, 1/4 and colouring
+ * the points), then the fuse on 2 threads without colour and with colour (BGRA, MJPEG at 1, 1/2, 1/4);
+ * --color-parts: only the parts (for callgrind: --toggle-collect=ks_points_colorize_seen counts the
+ * colouring's instructions).
  * --write (with --fuse-only): also the time to write the set as float PLY and as 16-bit PLY.
  * --startup: only the start-up figures (unprojection tables, ks_fuse_create built and cached).
  * --fuse-only N: only the one-thread full fuse, N frame sets, printing CPU time per set (for
@@ -142,10 +145,46 @@ static int write_open3d_input(const char *dir, const ks_fuse_device *dev, const 
     return 0;
 }
 
-/* The full fuse with color on 2 threads: from BGRA frames (every point projected with the full
- * lens model), and from 720P MJPEG frames (the same picture, JPEG quality 90) decoded in full and
- * scaled down 1/2 and 1/4 by libjpeg-turbo (ks_fuse_options.color_scale). */
-static void color_bench(const ks_fuse_device *dev, uint16_t *const *depth, int quick)
+/* One 9-device set's fuse on `threads` threads with options o, inputs in: after two warm-up runs,
+ * n runs; wall and CPU per set, and the mean of ks_fuse_stats.ms_color. */
+static int time_fuse(const ks_fuse_device *dev, const ks_fuse_options *o, const ks_fuse_input *in, int n,
+                     double *wall_ms, double *cpu_ms, double *color_ms)
+{
+    ks_fuse *f;
+    ks_error err;
+    if (ks_fuse_create(dev, NDEV, o, &f, &err) != KS_OK) {
+        fprintf(stderr, "bench_fuse: %s\n", err.message);
+        return -1;
+    }
+    ks_cloud c = {0};
+    ks_fuse_stats st;
+    int rc = 0;
+    for (int r = 0; r < 2 && !rc; r++) /* warm up: grows the grid */
+        rc = ks_fuse_run(f, in, &c, &st, &err) == KS_OK ? 0 : -1;
+    double s = now_s(), c0 = cpu_s(), mc = 0;
+    for (int r = 0; r < n && !rc; r++) {
+        rc = ks_fuse_run(f, in, &c, &st, &err) == KS_OK ? 0 : -1;
+        mc += st.ms_color;
+    }
+    if (rc)
+        fprintf(stderr, "bench_fuse: %s\n", err.message);
+    *wall_ms = (now_s() - s) / n * 1e3;
+    *cpu_ms = (cpu_s() - c0) / n * 1e3;
+    *color_ms = mc / n;
+    ks_cloud_free(&c);
+    ks_fuse_destroy(f);
+    return rc;
+}
+
+/* Colour (issue 19: >= 30 sets/s with colour from 720P MJPEG on 2 idle threads). First the parts on
+ * one thread, CPU per 9-device set: decoding the nine MJPEG frames at 1/1, 1/2, 1/4, and colouring
+ * the set's points (projection through the full lens model and sampling, ks_points_colorize) from
+ * the BGRA image and from the images decoded at 1/2 and 1/4. Then the full fuse on 2 threads
+ * without colour (the baseline), with colour from BGRA frames and from 720P MJPEG frames (the same
+ * picture, JPEG quality 90) decoded in full and scaled down 1/2 and 1/4 by libjpeg-turbo
+ * (ks_fuse_options.color_scale); "colour costs" is the CPU per set above the baseline. */
+static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab, uint16_t *const *depth, int quick,
+                        int parts_only)
 {
     int cw = dev[0].calibration.color.width, ch = dev[0].calibration.color.height;
     uint8_t *bgra = malloc((size_t)cw * (size_t)ch * 4);
@@ -166,44 +205,115 @@ static void color_bench(const ks_fuse_device *dev, uint16_t *const *depth, int q
     }
     if (tj)
         tjDestroy(tj);
+    int n = quick ? 4 : 12;
+
+    /* the parts, one thread; the points are made and coloured 8 rows at a time as the fuse does (so
+     * they are in the cache when coloured), the colouring's time is that of both less that of the
+     * points alone */
+    {
+        enum { ROWS = 8 };
+        size_t W = (size_t)tab[0].width, chunk = W * ROWS, pts = 0;
+        float *x = malloc(chunk * 4), *y = malloc(chunk * 4), *z = malloc(chunk * 4);
+        uint8_t *rgb = malloc(chunk * 3);
+        ks_extrinsics r2c[NDEV];
+        for (int d = 0; d < NDEV; d++) {
+            ks_extrinsics rig_to_depth;
+            ks_extrinsics_invert(&dev[d].depth_to_rig, &rig_to_depth);
+            ks_extrinsics_compose(&rig_to_depth, &dev[d].calibration.depth_to_color, &r2c[d]);
+        }
+        ks_mjpeg_decoder *dec = NULL;
+        ks_error err;
+        if (jsize && ks_mjpeg_decoder_create(&dec, &err) != KS_OK)
+            dec = NULL;
+        static const uint8_t grey[3] = {128, 128, 128};
+        printf("colour parts, 1 thread, CPU per 9-device set, best and mean of %d:\n", n);
+        for (int mode = 0; mode < 4; mode++) { /* 0: BGRA; 1, 2, 3: MJPEG at 1/1, 1/2, 1/4 */
+            int scale = mode == 0 ? 1 : 1 << (mode - 1);
+            ks_color_image img = {cw, ch, (size_t)cw * 4, bgra, 1};
+            double best[3] = {1e9, 1e9, 1e9}, sum[3] = {0}; /* decode, points, points + colour */
+            size_t colored = 0;
+            if (mode > 0 && !dec)
+                break;
+            for (int r = 0; r <= 2 * n; r++) { /* run 0 warms up; then points alone and with colour in turn */
+                int with = r % 2, k = with ? 2 : 1;
+                double c0 = cpu_s(), dec_s = 0;
+                pts = 0;
+                colored = with ? 0 : colored;
+                for (int d = 0; d < NDEV; d++) { /* as the fuse does: decode, then the device's points */
+                    if (with && mode > 0) {
+                        double c1 = cpu_s();
+                        if (ks_mjpeg_decode(dec, jpeg, jsize, scale, &img, &err) != KS_OK) {
+                            fprintf(stderr, "bench_fuse: %s\n", err.message);
+                            break;
+                        }
+                        dec_s += cpu_s() - c1;
+                    }
+                    for (int v = 0; v + ROWS <= tab[d].height; v += ROWS) {
+                        ks_unproject_table t8 = {tab[d].width, ROWS, tab[d].x + (size_t)v * W, tab[d].y + (size_t)v * W,
+                                                 0};
+                        pts += ks_depth_to_points(&t8, depth[d] + (size_t)v * W, 0, &dev[d].depth_to_rig, x, y, z);
+                        if (with)
+                            colored += ks_points_colorize(x, y, z, chunk, &r2c[d], &dev[d].calibration.color, &img,
+                                                          grey, rgb);
+                    }
+                }
+                double all = cpu_s() - c0 - dec_s;
+                if (r == 0)
+                    continue;
+                if (with) {
+                    best[0] = dec_s < best[0] ? dec_s : best[0];
+                    sum[0] += dec_s;
+                }
+                best[k] = all < best[k] ? all : best[k];
+                sum[k] += all;
+            }
+            if (mode > 0)
+                printf("  decode 9 MJPEG 720P (%lu KB) at 1/%d: %.1f ms (mean %.1f)\n", jsize / 1024, scale,
+                       best[0] * 1e3, sum[0] / n * 1e3);
+            printf("  colour %zu points from %s %dx%d: %.1f ms (mean %.1f; points alone %.1f); %zu coloured\n", pts,
+                   mode ? "the decoded image" : "BGRA", img.width, img.height, (best[2] - best[1]) * 1e3,
+                   (sum[2] - sum[1]) / n * 1e3, best[1] * 1e3, colored);
+        }
+        ks_mjpeg_decoder_destroy(dec);
+        free(x), free(y), free(z), free(rgb);
+    }
+
+    if (parts_only) {
+        tjFree(jpeg);
+        free(bgra);
+        return;
+    }
+    /* the full fuse, 2 threads */
+    ks_fuse_input in[NDEV];
+    memset(in, 0, sizeof in);
+    for (int d = 0; d < NDEV; d++)
+        in[d].depth = depth[d];
+    ks_fuse_options o = {.voxel_mm = 5, .threads = 2};
+    double wall0, cpu0, mc;
+    if (time_fuse(dev, &o, in, n, &wall0, &cpu0, &mc) != 0)
+        return;
+    printf("full fuse without color, 5 mm voxels, 2 threads: %.1f frame sets/s (%.1f ms wall, %.1f ms CPU)\n",
+           1e3 / wall0, wall0, cpu0);
     for (int mode = 0; mode < 4; mode++) { /* BGRA, then MJPEG at 1, 1/2, 1/4 */
         if (mode > 0 && !jsize)
             break;
         int scale = mode == 0 ? 1 : 1 << (mode - 1);
-        ks_fuse_options o = {.voxel_mm = 5, .threads = 2, .color = true, .color_scale = scale};
-        ks_fuse *f;
-        ks_error err;
-        if (ks_fuse_create(dev, NDEV, &o, &f, &err) != KS_OK)
-            break;
-        ks_fuse_input in[NDEV];
-        memset(in, 0, sizeof in);
+        o = (ks_fuse_options){.voxel_mm = 5, .threads = 2, .color = true, .color_scale = scale};
         for (int d = 0; d < NDEV; d++)
             in[d] = mode == 0 ? (ks_fuse_input){.depth = depth[d], .color_format = KS_FORMAT_BGRA32, .color = bgra,
                                                 .color_width = cw, .color_height = ch}
                               : (ks_fuse_input){.depth = depth[d], .color_format = KS_FORMAT_MJPG, .color = jpeg,
                                                 .color_size = jsize, .color_width = cw, .color_height = ch};
-        ks_cloud c = {0};
-        ks_fuse_stats st;
-        ks_fuse_run(f, in, &c, &st, &err);
-        int n = quick ? 3 : 10;
-        double s = now_s(), c0 = cpu_s(), mc = 0;
-        for (int r = 0; r < n; r++) {
-            if (ks_fuse_run(f, in, &c, &st, &err) != KS_OK) {
-                fprintf(stderr, "bench_fuse: %s\n", err.message);
-                break;
-            }
-            mc += st.ms_color;
-        }
-        double e = (now_s() - s) / n, cpu = (cpu_s() - c0) / n;
+        double wall, cpu;
+        if (time_fuse(dev, &o, in, n, &wall, &cpu, &mc) != 0)
+            break;
         if (mode == 0)
             printf("full fuse with color (BGRA 720P), 5 mm voxels, 2 threads: %.1f frame sets/s (%.1f ms wall, %.1f ms "
-                   "CPU; coloring %.1f ms per thread)\n", 1 / e, e * 1e3, cpu * 1e3, mc / n);
+                   "CPU, colour costs %.1f; coloring %.1f ms per thread)\n", 1e3 / wall, wall, cpu, cpu - cpu0, mc);
         else
             printf("full fuse with color (MJPEG 720P, %lu KB, decoded at 1/%d), 5 mm voxels, 2 threads: %.1f frame "
-                   "sets/s (%.1f ms wall, %.1f ms CPU; decoding and coloring %.1f ms per thread)%s\n",
-                   jsize / 1024, scale, 1 / e, e * 1e3, cpu * 1e3, mc / n, scale == 2 ? " (target >= 30)" : "");
-        ks_cloud_free(&c);
-        ks_fuse_destroy(f);
+                   "sets/s (%.1f ms wall, %.1f ms CPU, colour costs %.1f; decoding and coloring %.1f ms per thread)%s\n",
+                   jsize / 1024, scale, 1e3 / wall, wall, cpu, cpu - cpu0, mc, scale == 2 ? " (target >= 30)" : "");
     }
     tjFree(jpeg);
     free(bgra);
@@ -226,7 +336,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--write"))
             write_too = 1;
         else if (!strcmp(argv[i], "--color"))
-            color_only = 1;
+            color_only = color_only ? color_only : 1;
+        else if (!strcmp(argv[i], "--color-parts"))
+            color_only = 2;
     }
     ks_fuse_device dev[NDEV];
     ks_unproject_table tab[NDEV];
@@ -265,7 +377,7 @@ int main(int argc, char **argv)
            load);
 
     if (color_only) {
-        color_bench(dev, depth, quick);
+        color_bench(dev, tab, depth, quick, color_only == 2);
         return 0;
     }
     if (fuse_only > 0) {
@@ -472,7 +584,7 @@ int main(int argc, char **argv)
     }
 
     /* 2b. with color */
-    color_bench(dev, depth, quick);
+    color_bench(dev, tab, depth, quick, 0);
 
     /* 3. Open3D, when installed */
     if (open3d) {

@@ -19,8 +19,11 @@
  * twice) against its way now (one encoder, colour decoded once), on the same sets: see encode_bench. */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +55,40 @@ static double cpu_self(void)
     return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
 }
 
+/* CPU seconds of the process's threads still alive (/proc/self/task/N/stat utime + stime): the
+ * process's CPU minus this is what threads that have ended used (the HTTP server's connection
+ * threads: libmicrohttpd runs one per connection). */
+static double cpu_live_threads(double *mhd)
+{
+    double sum = 0, tick = (double)sysconf(_SC_CLK_TCK);
+    *mhd = 0;
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir)
+        return NAN;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], buf[1024];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        char *p = strrchr(buf, ')'); /* after the name: state ppid ... utime (14th) stime (15th) */
+        unsigned long ut = 0, st = 0;
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2) {
+            sum += (double)(ut + st) / tick;
+            if (strstr(buf, "(MHD-")) /* libmicrohttpd names its threads MHD-listen, MHD-connection */
+                *mhd += (double)(ut + st) / tick;
+        }
+    }
+    closedir(dir);
+    return sum;
+}
+
 static int connect_port(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -65,37 +102,117 @@ static int connect_port(int port)
     return fd;
 }
 
-/* One GET, whole response read (Connection: close). Returns the bytes read, -1 on error. */
-static long http_get(int port, const char *path)
-{
-    int fd = connect_port(port);
-    if (fd < 0)
-        return -1;
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    char buf[65536];
-    long total = 0;
-    ssize_t r;
-    while ((r = read(fd, buf, sizeof buf)) > 0)
-        total += r;
-    close(fd);
-    return total;
-}
-
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-/* The browser stand-in: prints "event_ms_p50 p95 fetch_ms_p50 p95 sets" to the pipe. */
+/* One GET on a kept-alive connection *fd (opened or reopened as needed), the whole body read by its
+ * Content-Length, as a browser fetches. Returns the body's size, -1 on error (the connection closed). */
+static long http_get_keepalive(int port, int *fd, const char *path)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (*fd < 0 && (*fd = connect_port(port)) < 0)
+            return -1;
+        char req[256];
+        int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", path, port);
+        char head[4096];
+        size_t hl = 0;
+        char *eoh = NULL;
+        if (write(*fd, req, (size_t)n) == n) {
+            while (!eoh && hl < sizeof head - 1) {
+                ssize_t r = read(*fd, head + hl, sizeof head - 1 - hl);
+                if (r <= 0)
+                    break;
+                hl += (size_t)r;
+                head[hl] = 0;
+                eoh = strstr(head, "\r\n\r\n");
+            }
+        }
+        if (!eoh) { /* the server closed the kept connection: once more on a new one */
+            close(*fd);
+            *fd = -1;
+            continue;
+        }
+        const char *cl = strstr(head, "Content-Length: ");
+        long want = cl ? atol(cl + 16) : 0, have = (long)(hl - (size_t)(eoh + 4 - head));
+        char buf[65536];
+        while (have < want) {
+            ssize_t r = read(*fd, buf, sizeof buf);
+            if (r <= 0) {
+                close(*fd);
+                *fd = -1;
+                return -1;
+            }
+            have += r;
+        }
+        return want;
+    }
+    return -1;
+}
+
+/* The browser stand-in, as the page works: one thread follows the event stream and notes when each
+ * "preview" event arrives; another fetches the JPEGs of the newest announced set over a kept-alive
+ * connection, skipping sets announced while it is still fetching (web/view.js does the same). */
+typedef struct client_state {
+    int port, devices;
+    double t_end;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned long long want_seq, want_t_ns; /* newest announced set */
+    bool done;
+    double fe[100000];
+    int nfe;
+} client_state;
+
+static void *fetcher(void *arg)
+{
+    client_state *c = arg;
+    int fd = -1;
+    unsigned long long last = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->done && c->want_seq == last)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->done)
+            break;
+        last = c->want_seq;
+        unsigned long long t_ns = c->want_t_ns;
+        pthread_mutex_unlock(&c->mu);
+        bool ok = t_ns > 0;
+        for (int d = 0; d < c->devices && ok; d++)
+            for (int k = 0; k < 3 && ok; k++) {
+                static const char *kinds[] = {"color", "depth", "ir"};
+                char path[96];
+                snprintf(path, sizeof path, "/api/preview/%d/%s.jpg?s=%llu", d, kinds[k], last);
+                ok = http_get_keepalive(c->port, &fd, path) > 0;
+            }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double after_ns = (double)ts.tv_sec * 1e9 + ts.tv_nsec;
+        pthread_mutex_lock(&c->mu);
+        if (ok && c->nfe < 100000)
+            c->fe[c->nfe++] = (after_ns - (double)t_ns) / 1e6;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+/* Prints "event_p50 p95 fetch_p50 p95 events offered_p50 p95 worker_p50 p95 delivery_p50 p95 fetched"
+ * to the pipe. */
 static void client(int port, int devices, double seconds, int out)
 {
-    static double ev[100000], fe[100000];
+    static double ev[100000], qo[100000], wk[100000], sd[100000];
+    static client_state c;
+    c.port = port;
+    c.devices = devices;
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, fetcher, &c);
     int n = 0;
     double t_end = mono() + seconds;
     bool dropped = false;
@@ -118,9 +235,15 @@ static void client(int port, int devices, double seconds, int out)
                 dropped = true;
                 break;
             }
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (poll(&pfd, 1, 200) == 0)
+                continue;
             ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
             if (r <= 0)
                 break;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            double now_ns = (double)ts.tv_sec * 1e9 + ts.tv_nsec;
             len += (size_t)r;
             buf[len] = 0;
             char *p;
@@ -128,25 +251,20 @@ static void client(int port, int devices, double seconds, int out)
                 char *end = strstr(p, "\n\n");
                 if (!end)
                     break;
-                unsigned long long seq = 0, t_ns = 0;
-                sscanf(p, "event: preview\ndata: {\"seq\": %llu, \"t_ns\": %llu}", &seq, &t_ns);
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                double now_ns = (double)ts.tv_sec * 1e9 + ts.tv_nsec;
-                bool ok = t_ns > 0;
-                for (int d = 0; d < devices && ok; d++)
-                    for (int k = 0; k < 3; k++) {
-                        static const char *kinds[] = {"color", "depth", "ir"};
-                        char path[96];
-                        snprintf(path, sizeof path, "/api/preview/%d/%s.jpg", d, kinds[k]);
-                        http_get(port, path);
-                    }
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                double after_ns = (double)ts.tv_sec * 1e9 + ts.tv_nsec;
-                if (ok && n < 100000) {
+                unsigned long long seq = 0, t_ns = 0, offer_ns = 0, done_ns = 0;
+                sscanf(p, "event: preview\ndata: {\"seq\": %llu, \"t_ns\": %llu, \"offer_ns\": %llu, \"done_ns\": %llu}",
+                       &seq, &t_ns, &offer_ns, &done_ns);
+                if (t_ns > 0 && n < 100000) {
                     ev[n] = (now_ns - (double)t_ns) / 1e6;
-                    fe[n] = (after_ns - (double)t_ns) / 1e6;
+                    qo[n] = ((double)offer_ns - (double)t_ns) / 1e6;    /* capture -> the set offered to the sink */
+                    wk[n] = ((double)done_ns - (double)offer_ns) / 1e6; /* -> its JPEGs in place */
+                    sd[n] = (now_ns - (double)done_ns) / 1e6;           /* -> the event at the client */
                     n++;
+                    pthread_mutex_lock(&c.mu);
+                    c.want_seq = seq;
+                    c.want_t_ns = t_ns;
+                    pthread_cond_signal(&c.cv);
+                    pthread_mutex_unlock(&c.mu);
                 }
                 size_t consumed = (size_t)(end + 2 - buf);
                 memmove(buf, buf + consumed, len - consumed + 1);
@@ -159,12 +277,21 @@ static void client(int port, int devices, double seconds, int out)
         }
         close(fd);
     }
-    qsort(ev, (size_t)n, sizeof ev[0], cmp_d);
-    qsort(fe, (size_t)n, sizeof fe[0], cmp_d);
-    char line[200];
-    int m = n ? snprintf(line, sizeof line, "%.1f %.1f %.1f %.1f %d\n", ev[n / 2], ev[n * 95 / 100], fe[n / 2],
-                         fe[n * 95 / 100], n)
-              : snprintf(line, sizeof line, "nan nan nan nan 0\n");
+    pthread_mutex_lock(&c.mu);
+    c.done = true;
+    pthread_cond_signal(&c.cv);
+    pthread_mutex_unlock(&c.mu);
+    pthread_join(th, NULL);
+    int nf = c.nfe;
+    double *all[4] = {ev, qo, wk, sd};
+    for (int i = 0; i < 4; i++)
+        qsort(all[i], (size_t)n, sizeof ev[0], cmp_d);
+    qsort(c.fe, (size_t)nf, sizeof c.fe[0], cmp_d);
+    char line[300];
+    int m = n && nf ? snprintf(line, sizeof line, "%.1f %.1f %.1f %.1f %d %.1f %.1f %.1f %.1f %.1f %.1f %d\n", ev[n / 2],
+                               ev[n * 95 / 100], c.fe[nf / 2], c.fe[nf * 95 / 100], n, qo[n / 2], qo[n * 95 / 100],
+                               wk[n / 2], wk[n * 95 / 100], sd[n / 2], sd[n * 95 / 100], nf)
+                    : snprintf(line, sizeof line, "nan nan nan nan 0 nan nan nan nan nan nan 0\n");
     if (write(out, line, (size_t)m) != m)
         perror("write");
 }
@@ -173,6 +300,9 @@ typedef struct phase {
     double wall, cpu;
     uint64_t sets, frames, drops, missing;
     uint64_t previews, skipped;
+    ks_view_sink_stats st;
+    double cpu_ended; /* CPU of threads that ended during the phase (HTTP connections) */
+    double cpu_mhd;   /* CPU of the server's threads alive at the end (listen, event streams) */
 } phase;
 
 static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, bool with_view, double seconds, phase *ph,
@@ -223,7 +353,8 @@ static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, boo
         }
         close(pfd[1]);
     }
-    double t0 = mono(), c0 = cpu_self();
+    double m0 = 0, m1 = 0;
+    double t0 = mono(), c0 = cpu_self(), e0 = c0 - cpu_live_threads(&m0);
     ks_session_set set;
     ks_status st;
     while (mono() - t0 < seconds && ((st = ks_session_next(s, &set, 200, &err)) == KS_OK || st == KS_ETIMEOUT)) {
@@ -236,6 +367,8 @@ static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, boo
     }
     ph->wall = mono() - t0;
     ph->cpu = cpu_self() - c0;
+    ph->cpu_ended = (ph->cpu + c0) - cpu_live_threads(&m1) - e0;
+    ph->cpu_mhd = m1 - m0; /* event-stream threads started during the phase count from 0 */
     ks_session_progress p;
     ks_session_get_progress(s, &p);
     for (int d = 0; d < p.device_count; d++) {
@@ -245,6 +378,7 @@ static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, boo
     }
     if (k) {
         ks_view_sink_counters(k, &ph->previews, &ph->skipped, NULL);
+        ks_view_sink_get_stats(k, &ph->st); /* CPU figures and counts of the same completed sets */
         ks_view_sink_destroy(k);
     }
     ks_session_stop(s);
@@ -267,7 +401,7 @@ static double cpu_thread(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* The colour scale the sink decodes at for the cloud (sink.c: a quarter of 720P) */
+/* The colour scale the sink decoded at for the cloud before (a quarter of 720P) */
 static int cloud_denom(int width)
 {
     int denom = 1;
@@ -276,7 +410,7 @@ static int cloud_denom(int width)
     return denom;
 }
 
-/* The previews of one frame set as the sink made them before (noinline: callgrind --toggle-collect):
+/* The previews of one frame set as the sink made them first (noinline: callgrind --toggle-collect):
  * a fresh libturbojpeg compressor (and, for MJPG, decompressor) per image, the colour decoded for
  * the preview and decoded again for the cloud's colours. */
 static __attribute__((noinline)) size_t previews_separate(ks_capture **caps, int n, ks_mjpeg_decoder *cloud_dec)
@@ -299,8 +433,9 @@ static __attribute__((noinline)) size_t previews_separate(ks_capture **caps, int
     return bytes;
 }
 
-/* The same as the sink makes them now: one encoder kept, the colour decoded once (at the cloud's
- * scale) and the preview made from that image. */
+/* The same as the sink makes them now: one encoder kept, the colour decoded once, by DCT scaling
+ * straight to thumbnail size (ks_view_color_denom: 1/8 for 720P; the cloud's colours use that image
+ * too), the preview made from that image. */
 static __attribute__((noinline)) size_t previews_shared(ks_capture **caps, int n, ks_mjpeg_decoder **decs,
                                                          ks_view_encoder *enc)
 {
@@ -309,7 +444,8 @@ static __attribute__((noinline)) size_t previews_shared(ks_capture **caps, int n
         ks_image *imgs[3] = {caps[d]->color, caps[d]->depth, caps[d]->ir};
         ks_color_image ci;
         bool have = imgs[0] && imgs[0]->format == KS_FORMAT_MJPG &&
-                    ks_mjpeg_decode(decs[d], imgs[0]->data, imgs[0]->size, cloud_denom(imgs[0]->width), &ci, NULL) == KS_OK;
+                    ks_mjpeg_decode(decs[d], imgs[0]->data, imgs[0]->size, ks_view_color_denom(imgs[0]->width, 192), &ci,
+                                    NULL) == KS_OK;
         if (have)
             bytes += (size_t)ci.width;
         for (int k = 0; k < 3; k++) {
@@ -419,12 +555,14 @@ int main(int argc, char **argv)
     if (ks_plan_make(&rig, NULL, &plan, &err) != KS_OK)
         fprintf(stderr, "note: %s\n", err.message);
     phase a = {0}, bph = {0};
-    char line[200] = "";
+    char line[300] = "";
     if (run(&rig, &plan, path, false, seconds, &a, NULL, 0) || run(&rig, &plan, path, true, seconds, &bph, line, sizeof line))
         return 1;
-    double ev50 = NAN, ev95 = NAN, fe50 = NAN, fe95 = NAN;
-    int n = 0;
-    sscanf(line, "%lf %lf %lf %lf %d", &ev50, &ev95, &fe50, &fe95, &n);
+    double ev50 = NAN, ev95 = NAN, fe50 = NAN, fe95 = NAN, q50 = NAN, q95 = NAN, w50 = NAN, w95 = NAN, s50 = NAN,
+           s95 = NAN;
+    int n = 0, nf = 0;
+    sscanf(line, "%lf %lf %lf %lf %d %lf %lf %lf %lf %lf %lf %d", &ev50, &ev95, &fe50, &fe95, &n, &q50, &q95, &w50, &w95,
+           &s50, &s95, &nf);
     double server = (bph.cpu / bph.wall - a.cpu / a.wall) * 100;
     printf("bench_view: %s, %d devices, %.0f s per phase, 5 previews/s per device\n", rig.name, rig.device_count, seconds);
     printf("  session alone:   %5.1f %% CPU, %llu sets, %llu frames, lost %llu (queue) + %llu (missing in sets)\n",
@@ -436,7 +574,26 @@ int main(int argc, char **argv)
     printf("  server side:     %5.1f %% of one core (difference)\n", server);
     printf("  previews:        %llu sets previewed (%.1f/s), %llu skipped (worker busy)\n",
            (unsigned long long)bph.previews, bph.previews / bph.wall, (unsigned long long)bph.skipped);
-    printf("  frame to page:   event p50 %.1f ms p95 %.1f ms; all %d JPEGs fetched p50 %.1f ms p95 %.1f ms (%d sets, client dropped and reconnected once)\n",
-           ev50, ev95, rig.device_count * 3, fe50, fe95, n);
+    const ks_view_sink_stats *w = &bph.st;
+    double per = w->encoded ? 1e3 / (double)w->encoded : 0;
+    printf("  sink worker:     %.2f ms CPU per previewed set: colour decode %.2f, depth/IR mapping + %d JPEGs %.2f; "
+           "%.2f ms per cloud (%llu clouds, %.1f/s)\n",
+           (w->cpu_color_s + w->cpu_previews_s + w->cpu_cloud_s) * per, w->cpu_color_s * per, rig.device_count * 3,
+           w->cpu_previews_s * per, w->clouds ? w->cpu_cloud_s * 1e3 / (double)w->clouds : 0,
+           (unsigned long long)w->clouds, w->clouds / bph.wall);
+    double view_cpu = w->cpu_color_s + w->cpu_previews_s + w->cpu_cloud_s + bph.cpu_ended + bph.cpu_mhd;
+    printf("  HTTP threads:    %.1f %% of one core (%.1f %% ended connections, %.1f %% alive: listen, event stream)\n",
+           (bph.cpu_ended + bph.cpu_mhd) / bph.wall * 100, bph.cpu_ended / bph.wall * 100, bph.cpu_mhd / bph.wall * 100);
+    printf("  view's threads:  %.1f %% of one core (sink worker + HTTP threads, measured per thread; the difference above "
+           "also holds what the simulator's threads spend more in phase B)\n",
+           view_cpu / bph.wall * 100);
+    printf("  thumbnails:      colour %dx%d, depth %dx%d, IR %dx%d\n", w->thumb_w[0], w->thumb_h[0], w->thumb_w[1],
+           w->thumb_h[1], w->thumb_w[2], w->thumb_h[2]);
+    printf("  frame to page:   event p50 %.1f ms p95 %.1f ms (%d sets); all %d JPEGs fetched p50 %.1f ms p95 %.1f ms (%d sets "
+           "fetched, one kept-alive connection; client dropped and reconnected once)\n",
+           ev50, ev95, n, rig.device_count * 3, fe50, fe95, nf);
+    printf("  event latency:   capture -> set offered to the sink p50 %.1f p95 %.1f ms; -> JPEGs in place p50 %.1f p95 %.1f "
+           "ms; -> event at the client p50 %.1f p95 %.1f ms\n",
+           q50, q95, w50, w95, s50, s95);
     return 0;
 }

@@ -50,8 +50,32 @@ MUTANTS=(
   "fuse-pairing-key|src/fuse/fuse_sink.c|s#return fabs(c.key_us - d.key_us) <= tol;#return fabs(c.key_us - d.key_us - cfg->period_us / 2) <= tol;#|^test_pipeline_colors$"
   # fuse: every device's points coloured through device 0's colour camera (colour from the wrong pixel)
   "fuse-color-pixel|src/fuse/fuse.c|s#ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, \&fd->rig_to_color#ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, \&f->dev[0].rig_to_color#|^test_pipeline_colors$"
+  # colouring (fuse/color.c): a point behind the colour camera is coloured from its mirror image
+  "color-behind|src/fuse/color.c|s#int ok = __builtin_isgreater(qz, 0.0f) \& #int ok = #|^test_fuse_color$"
+  # a point outside the lens model's metric radius is coloured (the polynomial folds it back in)
+  "color-metric-radius|src/fuse/color.c|s#__builtin_islessequal(rs, mr2)#__builtin_islessequal(rs, mr2 * 4.0f)#|^test_fuse_color$"
+  # the sampled pixel is truncated, not rounded (half the points take a neighbour's colour)
+  "color-rounding|src/fuse/color.c|s#color->cx + 0.5) \* s#color->cx) * s#|^test_fuse_color$"
+  # a point off the image takes pixel 0's colour instead of the fallback
+  "color-fallback|src/fuse/color.c|s#px = ok ? px : fb;#px = ok ? px : px;#|^test_fuse_color$"
+  # Brown-Conrady's tangential cross term with Rational 6KT's factor (1 instead of 2): hundredths of a pixel off
+  "color-tangential|src/fuse/color.c|s#cp.cp1 = (float)(c \* color->p1)#cp.cp1 = (float)(color->p1)#|^test_fuse_color$"
+  # every point marked seen (unseen points would add grey to their voxel)
+  "color-seen|src/fuse/color.c|s#seen\[i\] = (uint8_t)ok;#seen[i] = 1;#|^test_fuse_color$"
   # view: the cloud no longer coloured from the colour cameras
   "view-cloud-palette|src/view/sink.c|s#bool camera_color = !k->opt.device_colors \&\& #bool camera_color = 0 \&\& #|^test_view_http_sh$"
+  # issue 18: the view's sink encodes previews while no page or API client is attached
+  "view-unwatched-encodes|src/view/sink.c|s#if (!always \&\& !ks_view_watched(k->v)) {#if (0) {#|^test_view_sink$"
+  # issue 18: an open event stream no longer counts as a watcher (the page stops getting previews 3 s after its last fetch)
+  "view-sse-watcher|src/view/server.c|s#if (atomic_load(\&v->watchers) > 0)#if (atomic_load(\&v->watchers) > 99)#|^test_view_sink$"
+  # issue 18: the sink decodes MJPEG colour at 1/4 again instead of straight to thumbnail size (1/8)
+  "view-color-denom|src/view/sink.c|s#ks_view_color_denom(im->width, k->opt.preview_width)#4#|^test_view_sink$"
+  # issue 18: a point cloud for every previewed set again (not clouds_per_second of them)
+  "view-cloud-rate|src/view/sink.c|s#k->cloud_credit += k->opt.clouds_per_second / k->opt.previews_per_second;#k->cloud_credit += 1;#|^test_view_sink$"
+  # issue 18: IR previews encoded as three-channel JPEGs again
+  "view-ir-grey|src/view/preview.c|s#bool grey = img->format == KS_FORMAT_IR16;#bool grey = false;#|^test_view_(preview|sink)$"
+  # issue 18: the depth colour table indexed wrong (half the span)
+  "view-depth-lut|src/view/preview.c|s#(DEPTH_LUT - 1) / span)#(DEPTH_LUT - 1) / span / 2)#|^test_view_preview$"
   # an unwritable verify --report no longer fails the run (the error is printed, the exit status is 0)
   "verify-report-rc|src/cli/cmd_verify.c|s#report_rc = ks_cli_fail(\"verify\", \&rerr, KS_CLI_RUN);#(void)ks_cli_fail(\"verify\", \&rerr, KS_CLI_RUN);#|^test_cli_exit_sh$"
   # issue 15: a cable in the wrong jack (Sync Out to Sync Out) no longer named by the jack check
@@ -106,6 +130,14 @@ MUTANTS=(
   "repair-empty-ok|src/mkv/mkv_repair.c|s#    if (!nk) {#    if (0) {#|^(test_mkv_truncate|test_cli_exit_sh)$"
   # issue 20: unreadable input (a directory, garbage YAML) exits 1 again instead of 2 (docs/cli.md)
   "cli-input-exit2|src/cli/main.c|s#case KS_CLI_INPUT: return st == KS_ENOTFOUND || st == KS_EIO || st == KS_EPARSE ? KS_EXIT_USAGE : KS_EXIT_FAIL;#case KS_CLI_INPUT: return KS_EXIT_FAIL;#|^test_cli_exit_sh$"
+  # issue 19: the simulator builds a camera's static view (rays, render) again on every request
+  "sim-view-rebuilt|src/device/sim/sim_render.c|s#while (s \&\& !(s->depth_mode == dm \&\& s->color_res == cr))#while (s \&\& !(s->depth_mode == dm \&\& s->color_res == cr \&\& 0))#|^test_sim_checksums$"
+  # issue 19: the vectorized unprojection stops its Newton steps earlier than ks_unproject_ray (other doubles)
+  "unproject-row-steps|src/calib/camera_model.c|s#ks_vl step = better \& ~(e < 1e-24)#ks_vl step = better \& ~(e < 1e-12)#|^(test_camera_model|test_sim_checksums)$"
+  # issue 19: the simulator's box culling sphere smaller than the box (boxes lose their corners)
+  "sim-box-cull|src/device/sim/sim_render.c|s#double rad = sqrt(half2) + 1.0;#double rad = sqrt(half2) * 0.9;#|^test_sim_checksums$"
+  # issue 19: the simulator's test for a wall behind the camera inverted (walls vanish from the images)
+  "sim-wall-behind|src/device/sim/sim_render.c|s#if (num == 0 || (num > 0) != (d\[axis\] > 0))#if (num == 0 || (num > 0) == (d[axis] > 0))#|^test_sim_checksums$"
 )
 # split "name|file|expr|tests" into the four fields (see above)
 split() {

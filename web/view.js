@@ -351,7 +351,8 @@
       const calibrated = (head[3] & 1) !== 0, cameraColor = (head[3] & 2) !== 0;
       ks.cloudCameraColor = cameraColor;
       $('cloud-info').textContent = `${n.toLocaleString()} points · ` + (calibrated ? 'rig frame (calibrated)' : 'uncalibrated: each device in its own camera frame, side by side') +
-        ' · ' + (cameraColor ? 'colours from the colour cameras' : 'one colour per device');
+        ' · ' + (cameraColor ? 'colours from the colour cameras' : 'one colour per device') +
+        (ks.state && ks.state.view && ks.state.view.clouds_per_second ? ` · ${ks.state.view.clouds_per_second} clouds/s` : '');
       if (!three) return;
       three.geom.setAttribute('position', new THREE.BufferAttribute(xyz.slice(), 3));
       three.geom.setAttribute('color', new THREE.BufferAttribute(rgb.slice(), 3, true));

@@ -243,6 +243,18 @@ ks_status ks_sim_device_clock(ks_sim *s, int device, double *rate, double *offse
  * needs (costly the first time). */
 ks_status ks_sim_laser_shared(ks_sim *s, int a, int b, ks_depth_mode mode, int *pixels, ks_error *err);
 
+/* Render work done for device `device` so far (diagnostics for tests and benches): lens ray tables
+ * computed (one per camera and mode: the depth camera's per depth mode, the colour camera's per
+ * colour resolution; none when images are off) and static views rendered (depth views per depth
+ * mode, colour views per resolution). Each is built once and kept until the backend is freed or
+ * the board texture changes (ks_sim_set_board_texture starts the counts again). */
+typedef struct ks_sim_render_stats {
+    uint64_t ray_tables;
+    uint64_t depth_views;
+    uint64_t color_views;
+} ks_sim_render_stats;
+ks_status ks_sim_render_stats_get(ks_sim *s, int device, ks_sim_render_stats *out, ks_error *err);
+
 /* Replaces the board texture (8-bit grey, row-major, copied): it is stretched over the board's front
  * (row 0 along the board's -y edge, column 0 along its -x edge). NULL restores the built-in
  * AprilGrid-like pattern. Only while no simulated device streams (KS_ESTATE otherwise): cached

@@ -57,6 +57,9 @@ void ks_view_publish_log(ks_view *v, const char *line);        /* SSE event "log
 void ks_view_publish_preview(ks_view *v, int device, int kind, const uint8_t *jpeg, size_t n);
 /* One event "preview" telling clients that every preview of the set `seq` is in place. */
 void ks_view_publish_preview_done(ks_view *v, uint64_t seq, uint64_t t_ns);
+/* The same with the moment (CLOCK_MONOTONIC) the set was handed to the worker: the event carries
+ * t_ns (capture), offer_ns and done_ns (now), so a client sees where its latency comes from. */
+void ks_view_publish_preview_done_at(ks_view *v, uint64_t seq, uint64_t t_ns, uint64_t offer_ns);
 void ks_view_publish_cloud(ks_view *v, const void *data, size_t n, uint64_t seq);
 
 /* Control requests accepted by the server, in order (non-blocking; false when none). */
@@ -72,6 +75,9 @@ typedef struct ks_view_counters {
     uint64_t previews_published;
 } ks_view_counters;
 void ks_view_get_counters(ks_view *v, ks_view_counters *c);
+/* True while someone watches: an event stream is open, or an /api/ request came in the last
+ * 3 seconds (a page, or a client polling with curl). The sink encodes nothing otherwise. */
+bool ks_view_watched(ks_view *v);
 
 /* ---- previews (also used by the sink's worker) ---- */
 
@@ -89,6 +95,11 @@ void ks_view_encoder_destroy(ks_view_encoder *e);
 ks_status ks_view_encoder_preview(ks_view_encoder *e, const ks_image *img, const ks_color_image *decoded,
                                   int max_width, int near_mm, int far_mm, const uint8_t **jpeg, size_t *n,
                                   ks_error *err);
+/* The size of the encoder's last preview. */
+void ks_view_encoder_last_size(const ks_view_encoder *e, int *w, int *h);
+/* The MJPEG decode scale (1, 2, 4, 8) for a colour image `width` wide previewed at most max_width
+ * wide: libjpeg-turbo's DCT scaling straight to thumbnail size (720P at 192: 1/8, 160x90). */
+int ks_view_color_denom(int width, int max_width);
 /* The colour of depth z (mm) on the page's colour map; 0 (no depth) is black. */
 void ks_view_depth_rgb(uint16_t z, int near_mm, int far_mm, uint8_t rgb[3]);
 
@@ -104,17 +115,35 @@ typedef struct ks_view_sink_options {
     const ks_rig_pose *poses;    /* rig calibration (--calibration); NULL: devices side by side */
     size_t pose_count;
     bool device_colors;          /* cloud coloured by device (a palette) instead of by the colour camera */
+    double clouds_per_second;    /* the 3D view's point cloud, from a previewed set; 0: 2 (the page fetches
+                                    at most two a second); at most previews_per_second */
 } ks_view_sink_options;
 void ks_view_sink_options_init(ks_view_sink_options *o);
 
 /* Reads each device's calibration (for the cloud) from the session's devices. */
 ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_options *opt, ks_view_sink **out,
                               ks_error *err);
-/* Loop thread: returns at once. Hands the set to the worker when it is idle and a preview is due.
- * Returns true when it was taken. */
+/* Loop thread: returns at once. Hands the set to the worker when it is idle, a preview is due and
+ * someone watches (ks_view_watched: no page or API client, no encoding at all). Returns true when
+ * it was taken. */
 bool ks_view_sink_offer(ks_view_sink *k, const ks_session_set *set);
+/* The same, taken even when nobody watches (the paused set of a seek stays on the page). */
+bool ks_view_sink_offer_always(ks_view_sink *k, const ks_session_set *set);
 /* Worker counters: previews encoded, skipped (worker busy), cloud points of the last set. */
 void ks_view_sink_counters(ks_view_sink *k, uint64_t *encoded, uint64_t *skipped, size_t *points);
+typedef struct ks_view_sink_stats {
+    uint64_t encoded;            /* frame sets previewed */
+    uint64_t skipped;            /* due but the worker was busy */
+    uint64_t unwatched;          /* due but nobody watched: nothing decoded or encoded */
+    uint64_t clouds;             /* point clouds made */
+    size_t points;               /* of the last cloud */
+    int thumb_w[3], thumb_h[3];  /* the last previews' sizes: colour, depth, IR */
+    int color_denom;             /* the scale the last MJPEG colour image was decoded at (8: 1/8) */
+    double cpu_color_s;          /* worker thread CPU: colour decoding */
+    double cpu_previews_s;       /* ... depth/IR mapping and JPEG encoding */
+    double cpu_cloud_s;          /* ... the point cloud */
+} ks_view_sink_stats;
+void ks_view_sink_get_stats(ks_view_sink *k, ks_view_sink_stats *out);
 /* Waits for the worker and frees it (the view stays). */
 void ks_view_sink_destroy(ks_view_sink *k);
 

@@ -6,6 +6,8 @@
  * the best iterate is at most 1e-6 px^2. Computation is in double precision (the SDK uses float). */
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "calib/camera_model.h"
 
@@ -158,5 +160,138 @@ bool ks_unproject(const ks_intrinsics *in, const double uv[2], double z, double 
     p[0] = xy[0] * z;
     p[1] = xy[1] * z;
     p[2] = z;
+    return true;
+}
+
+/* ks_unproject_row: ks_unproject_ray for ROW_LANES pixels at once, the same operations in the same
+ * order per pixel (so the same doubles, bit for bit: IEEE +, -, *, / are exact per lane, and ISO C
+ * mode keeps GCC from contracting to FMA), with the early exits turned into per-lane masks so the
+ * compiler vectorizes the lanes (and their independent Newton chains overlap). A lane that has
+ * finished keeps its state; the block ends when every lane has. */
+#define ROW_LANES 4
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__) /* target_clones: ifunc resolvers run before the sanitizer runtime */
+#define KS_ROW_HOT __attribute__((optimize("O3", "no-trapping-math"), target_clones("arch=x86-64-v3", "default")))
+#elif defined(__GNUC__) && !defined(__clang__)
+#define KS_ROW_HOT __attribute__((optimize("O3", "no-trapping-math")))
+#else
+#define KS_ROW_HOT
+#endif
+
+typedef double ks_vd __attribute__((vector_size(ROW_LANES * 8)));
+typedef long long ks_vl __attribute__((vector_size(ROW_LANES * 8)));
+
+/* m ? a : b per lane (m all ones or all zeros); isfinite per lane (|v| <= DBL_MAX: false for NaN and
+ * infinities). Macros, not functions: a 64-byte vector argument would change the calling ABI. */
+#define VSEL(m, a, b) ((ks_vd)(((m) & (ks_vl)(a)) | (~(m) & (ks_vl)(b))))
+#define VFINITE(v) ((ks_vd)((ks_vl)(v) & 0x7fffffffffffffffll) <= DBL_MAX)
+
+KS_ROW_HOT static void unproject_lanes(const ks_intrinsics *in, double v, const double *restrict u_in,
+                                       double *restrict xo, double *restrict yo, uint8_t *restrict ok)
+{
+    const double *k = in->k;
+    const double fx = in->fx, fy = in->fy, cx = in->cx, cy = in->cy, codx = in->codx, cody = in->cody;
+    const double p1 = in->p1, p2 = in->p2;
+    const double c = in->model == KS_LENS_RATIONAL_6KT ? 1.0 : 2.0;
+    const ks_vl limited = (ks_vl){0} + (in->metric_radius > 0 ? -1ll : 0ll);
+    const double mr2 = in->metric_radius * in->metric_radius;
+    ks_vd u;
+    memcpy(&u, u_in, sizeof u);
+    const ks_vd zero = {0};
+    ks_vd curx, cury, bx, by, be;
+    ks_vl act, bad;
+    {
+        /* the closed-form guess of ks_unproject_ray */
+        ks_vd xd = (u - cx) / fx - codx;
+        ks_vd yd = zero + ((v - cy) / fy - cody);
+        ks_vd rs = xd * xd + yd * yd, rs2 = rs * rs, rs3 = rs2 * rs;
+        ks_vd a = 1.0 + k[0] * rs + k[1] * rs2 + k[2] * rs3;
+        ks_vd b = 1.0 + k[3] * rs + k[4] * rs2 + k[5] * rs3;
+        ks_vd inv = VSEL(a != 0.0, 1.0 / a, zero + 1.0) * b;
+        ks_vd x = xd * inv, y = yd * inv;
+        ks_vd txy = 2.0 * x * y, xx = x * x, yy = y * y;
+        x -= (yy + 3.0 * xx) * p2 + txy * p1;
+        y -= (xx + 3.0 * yy) * p1 + txy * p2;
+        x += codx;
+        y += cody;
+        curx = bx = x;
+        cury = by = y;
+        be = zero + DBL_MAX;
+        act = (ks_vl){0} - 1;
+        bad = (ks_vl){0};
+    }
+    for (int it = 0; it < KS_UNPROJECT_MAX_STEPS; it++) {
+        /* ks_distort_normalized(in, cur, p, J) */
+        ks_vd xp = curx - codx, yp = cury - cody;
+        ks_vd x2 = xp * xp, y2 = yp * yp, xyp = xp * yp;
+        ks_vd rs = x2 + y2;
+        ks_vl dok = ~(limited & (rs > mr2)) & VFINITE(rs);
+        ks_vd rs2 = rs * rs, rs3 = rs2 * rs;
+        ks_vd a = 1.0 + k[0] * rs + k[1] * rs2 + k[2] * rs3;
+        ks_vd b = 1.0 + k[3] * rs + k[4] * rs2 + k[5] * rs3;
+        ks_vl bnz = b != 0.0;
+        ks_vd bi = VSEL(bnz, 1.0 / b, zero + 1.0);
+        ks_vd d = a * bi;
+        ks_vd xd = xp * d + (rs + 2.0 * x2) * p2 + c * xyp * p1;
+        ks_vd yd = yp * d + (rs + 2.0 * y2) * p1 + c * xyp * p2;
+        ks_vd pu = (xd + codx) * fx + cx;
+        ks_vd pv = (yd + cody) * fy + cy;
+        ks_vd da = k[0] + 2.0 * k[1] * rs + 3.0 * k[2] * rs2;
+        ks_vd db = k[3] + 2.0 * k[4] * rs + 3.0 * k[5] * rs2;
+        ks_vd dd = VSEL(bnz, (da * b - a * db) * bi * bi, da);
+        ks_vd dxx = d + 2.0 * x2 * dd + 6.0 * xp * p2 + c * yp * p1;
+        ks_vd dxy = 2.0 * xyp * dd + 2.0 * yp * p2 + c * xp * p1;
+        ks_vd dyx = 2.0 * xyp * dd + 2.0 * xp * p1 + c * yp * p2;
+        ks_vd dyy = d + 2.0 * y2 * dd + 6.0 * yp * p1 + c * xp * p2;
+        ks_vd J0 = fx * dxx, J1 = fx * dxy, J2 = fy * dyx, J3 = fy * dyy;
+        dok &= VFINITE(pu) & VFINITE(pv);
+        /* the Newton step of ks_unproject_ray */
+        ks_vd ex = u - pu, ey = v - pv;
+        ks_vd e = ex * ex + ey * ey;
+        bad |= act & ~dok;
+        ks_vl better = act & dok & (e < be);
+        be = VSEL(better, e, be);
+        bx = VSEL(better, curx, bx);
+        by = VSEL(better, cury, by);
+        ks_vd det = J0 * J3 - J1 * J2;
+        ks_vl step = better & ~(e < 1e-24) & (det != 0.0) & VFINITE(det);
+        ks_vd dx = (J3 * ex - J1 * ey) / det;
+        ks_vd dy = (-J2 * ex + J0 * ey) / det;
+        curx = VSEL(step, curx + dx, curx);
+        cury = VSEL(step, cury + dy, cury);
+        act = step;
+        long long any = 0;
+        for (int l = 0; l < ROW_LANES; l++)
+            any |= act[l];
+        if (!any)
+            break;
+    }
+    ks_vl good = ~bad & (be <= KS_UNPROJECT_TOL_PX2);
+    for (int l = 0; l < ROW_LANES; l++) {
+        ok[l] = (uint8_t)(good[l] != 0);
+        xo[l] = bx[l];
+        yo[l] = by[l];
+    }
+}
+
+bool ks_unproject_row(const ks_intrinsics *in, int v, int u0, int n, double *x, double *y, uint8_t *ok)
+{
+    if (!in || !x || !y || !ok || n < 0 || !(in->fx > 0) || !(in->fy > 0) ||
+        (in->model != KS_LENS_BROWN_CONRADY && in->model != KS_LENS_RATIONAL_6KT)) {
+        if (ok && n > 0)
+            memset(ok, 0, (size_t)n);
+        return false;
+    }
+    for (int i = 0; i < n; i += ROW_LANES) {
+        double u[ROW_LANES], bx[ROW_LANES], by[ROW_LANES];
+        uint8_t bok[ROW_LANES];
+        int m = n - i < ROW_LANES ? n - i : ROW_LANES;
+        for (int l = 0; l < ROW_LANES; l++)
+            u[l] = (double)(u0 + i + (l < m ? l : 0)); /* a short last block repeats its first pixel */
+        unproject_lanes(in, (double)v, u, bx, by, bok);
+        memcpy(x + i, bx, (size_t)m * sizeof *x);
+        memcpy(y + i, by, (size_t)m * sizeof *y);
+        memcpy(ok + i, bok, (size_t)m);
+    }
     return true;
 }

@@ -4,6 +4,7 @@
 #define KS_CALIB_CAMERA_MODEL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "kinsync/calibration.h"
 
@@ -14,5 +15,10 @@ bool ks_distort_normalized(const ks_intrinsics *in, const double xy[2], double u
 
 /* Projection of a camera-frame point with the Jacobian d(u,v)/d(X,Y,Z) (2x3 row-major). */
 bool ks_project_jac(const ks_intrinsics *in, const double p[3], double uv[2], double J[6]);
+
+/* ks_unproject_ray for the n pixels (u0 .. u0+n-1, v) of one image row: x[i], y[i] and ok[i] are
+ * exactly (bit for bit) what ks_unproject_ray gives for (u0 + i, v), computed several pixels at a
+ * time (vectorized). False (every ok 0) for intrinsics ks_unproject_ray refuses. */
+bool ks_unproject_row(const ks_intrinsics *in, int v, int u0, int n, double *x, double *y, uint8_t *ok);
 
 #endif

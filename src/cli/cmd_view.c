@@ -58,7 +58,9 @@ static void usage(FILE *out)
             "  --takes DIR       where recorded takes go, one directory per take (default takes)\n"
             "  --seconds N       stop after N seconds of wall time and exit (default: until Ctrl-C)\n"
             "  --no-start        wait for Start on the page instead of starting at once\n"
-            "  --previews N      preview frame sets per second (default 5)\n"
+            "  --previews N      preview frame sets per second (default 5); the 3D view's point cloud is\n"
+            "                    made for 2 of them per second (fewer when N < 2); while no page (or API\n"
+            "                    client) is attached nothing is decoded or encoded\n"
             "  --backend NAME    auto (default), sim, k4a\n"
             "  --timeout-ms N    how long to wait for the first frames (default 5000)\n"
             "  --start-master-first  start the master before the subordinates (the classic mistake)\n"
@@ -369,6 +371,15 @@ static void publish_state(view_run *vr)
     json_object_set_new(vw, "previews", json_integer((json_int_t)(enc + vr->previews_before)));
     json_object_set_new(vw, "previews_skipped", json_integer((json_int_t)(skip + vr->skipped_before)));
     json_object_set_new(vw, "points", json_integer((json_int_t)pts));
+    ks_view_sink_stats ss = {0};
+    if (vr->sink)
+        ks_view_sink_get_stats(vr->sink, &ss);
+    json_object_set_new(vw, "previews_unwatched", json_integer((json_int_t)ss.unwatched));
+    json_object_set_new(vw, "clouds", json_integer((json_int_t)ss.clouds));
+    json_object_set_new(vw, "previews_per_second", num(vr->sopt.previews_per_second));
+    json_object_set_new(vw, "clouds_per_second",
+                        num(vr->sopt.clouds_per_second < vr->sopt.previews_per_second ? vr->sopt.clouds_per_second
+                                                                                      : vr->sopt.previews_per_second));
     json_object_set_new(vw, "refused", json_integer((json_int_t)vc.refused));
     json_object_set_new(root, "view", vw);
     char *text = json_dumps(root, JSON_COMPACT);
@@ -745,7 +756,8 @@ static void handle_set(view_run *vr, ks_session_set *set)
     bool complete = set->set.present_mask == (ndev >= 32 ? 0xffffffffu : (1u << ndev) - 1);
     uint64_t enc0 = 0, skip0 = 0;
     ks_view_sink_counters(vr->sink, &enc0, &skip0, NULL);
-    bool taken = (!vr->seek_pause || complete) && ks_view_sink_offer(vr->sink, set);
+    /* the paused set of a seek stays on the page: previewed even when nobody watches at that moment */
+    bool taken = vr->seek_pause ? complete && ks_view_sink_offer_always(vr->sink, set) : ks_view_sink_offer(vr->sink, set);
     if (taken && vr->playback) {
         vr->position_s = (set->set.key_us - (double)ks_playback_first_ts_us(vr->r.backend)) / 1e6;
     }
@@ -948,6 +960,7 @@ int cmd_view(int argc, char **argv)
     }
     ks_view_sink_options_init(&vr.sopt);
     vr.sopt.previews_per_second = a.previews;
+    vr.sopt.clouds_per_second = 2; /* the page fetches at most two clouds a second */
     vr.sopt.poses = poses;
     vr.sopt.pose_count = pose_count;
     vr.sopt.device_colors = a.device_colors;

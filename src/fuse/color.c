@@ -81,15 +81,29 @@ ks_status ks_mjpeg_decode(ks_mjpeg_decoder *d, const uint8_t *jpeg, size_t size,
 }
 
 /* The lens model of docs/camera-model.md (the formula of ks_project) in float over a block of
- * points, written to vectorize: uv is NaN where the point is behind the camera or outside the
- * metric radius. Float is ~1e-3 px here, far below the sampling's half pixel. */
+ * points, written to vectorize (no branch: the checks are masks): off[i] is the byte offset in the
+ * image of the pixel point i samples, or -1 when the point is NaN, behind the camera, outside the
+ * lens model's metric radius or outside the image. Float is ~1e-3 px here, far below the
+ * sampling's half pixel (test_fuse_points bounds it on every pixel of the real calibrations). */
 enum { CB = 256 };
-KS_HOT static void project_block(const float *restrict x, const float *restrict y, const float *restrict z, int n,
-                                 const float *restrict m, const float *restrict k, float *restrict u,
-                                 float *restrict v)
+typedef struct color_proj {
+    float m[12];    /* rig to colour camera: R row-major, then t */
+    float k1, k2, k3, k4, k5, k6, codx, cody, p1, p2;
+    float cp1, cp2; /* p1, p2 times the tangential cross-term factor (2 Brown-Conrady, 1 Rational 6KT) */
+    float mr2;      /* the metric radius squared (infinite when there is none) */
+    float fu, u0, fv, v0; /* pixel of the scaled image + 0.5: xd * fu + u0 (codx and the 1/scale folded in) */
+    float w, h;     /* the image size */
+    int32_t stride; /* bytes per image row */
+} color_proj;
+
+KS_HOT_NANTEST static void project_block(const float *restrict x, const float *restrict y, const float *restrict z,
+                                         int n, const color_proj *restrict cp, int32_t *restrict off)
 {
-    const float cx = k[0], cy = k[1], fx = k[2], fy = k[3], k1 = k[4], k2 = k[5], k3 = k[6], k4 = k[7], k5 = k[8],
-                k6 = k[9], codx = k[10], cody = k[11], p1 = k[12], p2 = k[13], c = k[14], mr2 = k[15];
+    const float *m = cp->m;
+    const float k1 = cp->k1, k2 = cp->k2, k3 = cp->k3, k4 = cp->k4, k5 = cp->k5, k6 = cp->k6, codx = cp->codx,
+                cody = cp->cody, p1 = cp->p1, p2 = cp->p2, cp1 = cp->cp1, cp2 = cp->cp2, mr2 = cp->mr2;
+    const float fu = cp->fu, u0 = cp->u0, fv = cp->fv, v0 = cp->v0, w = cp->w, h = cp->h;
+    const int32_t stride = cp->stride;
     for (int i = 0; i < n; i++) {
         float qx = m[0] * x[i] + m[1] * y[i] + m[2] * z[i] + m[9];
         float qy = m[3] * x[i] + m[4] * y[i] + m[5] * z[i] + m[10];
@@ -101,18 +115,37 @@ KS_HOT static void project_block(const float *restrict x, const float *restrict 
         float b = 1.0f + rs * (k4 + rs * (k5 + rs * k6));
         b += (float)(b == 0.0f); /* a zero denominator counts as 1, as in ks_project */
         float d = a / b;
-        float xd = xp * d + (rs + 2.0f * x2) * p2 + c * xy * p1;
-        float yd = yp * d + (rs + 2.0f * y2) * p1 + c * xy * p2;
-        float uu = (xd + codx) * fx + cx, vv = (yd + cody) * fy + cy;
-        uint32_t ok = (uint32_t)(__builtin_isgreater(qz, 0.0f) & __builtin_islessequal(rs, mr2));
-        uint32_t bad = (ok ^ 1u) * 0x7fc00000u, bu, bv;
-        memcpy(&bu, &uu, 4);
-        memcpy(&bv, &vv, 4);
-        bu |= bad;
-        bv |= bad;
-        memcpy(&u[i], &bu, 4);
-        memcpy(&v[i], &bv, 4);
+        float xd = xp * d + (rs + 2.0f * x2) * p2 + xy * cp1;
+        float yd = yp * d + (rs + 2.0f * y2) * p1 + xy * cp2;
+        /* the pixel of the scaled image, + 0.5 so that truncation rounds to the nearest (pixel
+         * centres at integers: scaling maps the edge of pixel 0, -0.5, to itself) */
+        float us = xd * fu + u0, vs = yd * fv + v0;
+        int ok = __builtin_isgreater(qz, 0.0f) & __builtin_islessequal(rs, mr2) & __builtin_isgreaterequal(us, 0.0f) &
+                 __builtin_isgreaterequal(vs, 0.0f) & __builtin_isless(us, w) & __builtin_isless(vs, h);
+        int32_t iu = (int32_t)(ok ? us : 0.0f), iv = (int32_t)(ok ? vs : 0.0f); /* NaN never converted */
+        off[i] = ok ? iv * stride + iu * 4 : -1;
     }
+}
+
+/* The pixels at off[] (see project_block) as R, G, B; fb (0x00RRGGBB) where off is -1. seen[i] =
+ * 1 where the colour came from the image. Returns how many did. */
+typedef uint32_t u32_unaligned __attribute__((aligned(1), may_alias));
+KS_HOT static size_t sample_block(const int32_t *restrict off, int n, const uint8_t *restrict img, uint32_t fb,
+                                  uint8_t *restrict rgb, uint8_t *restrict seen)
+{
+    uint32_t colored = 0;
+    for (int i = 0; i < n; i++) {
+        int32_t o = off[i];
+        int ok = o >= 0;
+        uint32_t px = *(const u32_unaligned *)(img + (ok ? o : 0)); /* B G R A */
+        px = ok ? px : fb;
+        rgb[3 * i] = (uint8_t)(px >> 16);
+        rgb[3 * i + 1] = (uint8_t)(px >> 8);
+        rgb[3 * i + 2] = (uint8_t)px;
+        seen[i] = (uint8_t)ok;
+        colored += (uint32_t)ok;
+    }
+    return colored;
 }
 
 size_t ks_points_colorize(const float *x, const float *y, const float *z, size_t n, const ks_extrinsics *rig_to_color,
@@ -131,42 +164,35 @@ size_t ks_points_colorize_seen(const float *x, const float *y, const float *z, s
         memset(seen, 0, n);
     int den = img && img->scale_denom > 0 ? img->scale_denom : 1;
     double s = 1.0 / den;
+    /* byte offsets in int32: any real image (the largest colour mode is 4096x3072x4 = 48 MB) */
     if (img && img->bgra && (color->model == KS_LENS_BROWN_CONRADY || color->model == KS_LENS_RATIONAL_6KT) &&
-        color->fx > 0 && color->fy > 0) {
-        float m[12], k[16];
+        color->fx > 0 && color->fy > 0 && img->width > 0 && img->height > 0 && img->stride >= (size_t)img->width * 4 &&
+        img->stride * (size_t)img->height <= (size_t)INT32_MAX) {
+        color_proj cp;
         for (int i = 0; i < 9; i++)
-            m[i] = (float)rig_to_color->R[i];
+            cp.m[i] = (float)rig_to_color->R[i];
         for (int i = 0; i < 3; i++)
-            m[9 + i] = (float)rig_to_color->t[i];
-        const double kk[16] = {color->cx, color->cy, color->fx, color->fy, color->k[0], color->k[1], color->k[2],
-                               color->k[3], color->k[4], color->k[5], color->codx, color->cody, color->p1, color->p2,
-                               color->model == KS_LENS_RATIONAL_6KT ? 1.0 : 2.0,
-                               color->metric_radius > 0 ? color->metric_radius * color->metric_radius : INFINITY};
-        for (int i = 0; i < 16; i++)
-            k[i] = (float)kk[i];
-        const float fs = (float)s, w = (float)img->width, h = (float)img->height;
-        float u[CB], v[CB];
+            cp.m[9 + i] = (float)rig_to_color->t[i];
+        const double *k = color->k, c = color->model == KS_LENS_RATIONAL_6KT ? 1.0 : 2.0;
+        cp.k1 = (float)k[0], cp.k2 = (float)k[1], cp.k3 = (float)k[2];
+        cp.k4 = (float)k[3], cp.k5 = (float)k[4], cp.k6 = (float)k[5];
+        cp.codx = (float)color->codx, cp.cody = (float)color->cody;
+        cp.p1 = (float)color->p1, cp.p2 = (float)color->p2;
+        cp.cp1 = (float)(c * color->p1), cp.cp2 = (float)(c * color->p2);
+        cp.mr2 = color->metric_radius > 0 ? (float)(color->metric_radius * color->metric_radius) : INFINITY;
+        /* u = (xd + codx) fx + cx in full-resolution pixels; (u + 0.5) s in the scaled image */
+        cp.fu = (float)(color->fx * s), cp.u0 = (float)((color->codx * color->fx + color->cx + 0.5) * s);
+        cp.fv = (float)(color->fy * s), cp.v0 = (float)((color->cody * color->fy + color->cy + 0.5) * s);
+        cp.w = (float)img->width;
+        cp.h = (float)img->height;
+        cp.stride = (int32_t)img->stride;
+        const uint32_t fb = (uint32_t)fallback[0] << 16 | (uint32_t)fallback[1] << 8 | fallback[2];
+        int32_t off[CB];
+        uint8_t own_seen[CB];
         for (size_t b = 0; b < n; b += CB) {
             int cnt = (int)(n - b < CB ? n - b : CB);
-            project_block(x + b, y + b, z + b, cnt, m, k, u, v);
-            for (int i = 0; i < cnt; i++) {
-                uint8_t *o = rgb + 3 * (b + (size_t)i);
-                /* pixel centres at integers: scaling maps the edge of pixel 0 (-0.5) to itself */
-                float us = (u[i] + 0.5f) * fs, vs = (v[i] + 0.5f) * fs; /* +0.5 of the rounding included */
-                if (!(us >= 0.0f && vs >= 0.0f && us < w && vs < h)) { /* NaN fails too */
-                    o[0] = fallback[0];
-                    o[1] = fallback[1];
-                    o[2] = fallback[2];
-                    continue;
-                }
-                const uint8_t *px = img->bgra + (size_t)vs * img->stride + (size_t)us * 4;
-                o[0] = px[2];
-                o[1] = px[1];
-                o[2] = px[0];
-                if (seen)
-                    seen[b + (size_t)i] = 1;
-                colored++;
-            }
+            project_block(x + b, y + b, z + b, cnt, &cp, off);
+            colored += sample_block(off, cnt, img->bgra, fb, rgb + 3 * b, seen ? seen + b : own_seen);
         }
         return colored;
     }

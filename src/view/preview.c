@@ -1,5 +1,7 @@
-/* Preview images for the view (kinsync/view.h): colour (MJPG decoded scaled down by libjpeg-turbo,
- * or BGRA32), depth through a colour map, IR as grey, each downscaled and JPEG-encoded. */
+/* Preview images for the view (kinsync/view.h): colour (MJPG decoded scaled down by libjpeg-turbo's
+ * DCT scaling, or BGRA32), depth through a colour map, IR as grey, each downsampled to the preview's
+ * size first (only the pixels kept are mapped) and JPEG-encoded: colour and depth as 4:2:0 RGB, IR
+ * as a one-channel greyscale JPEG (a third of the encoding work). */
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
@@ -32,8 +34,15 @@ void ks_view_depth_rgb(uint16_t z, int near_mm, int far_mm, uint8_t rgb[3])
     turbo((z - near_mm) / span, rgb);
 }
 
+/* The depth colour map as a table over the [near, far] span (ks_view_depth_rgb per kept pixel was
+ * a sixth-degree polynomial in doubles, three times per pixel). */
+#define DEPTH_LUT 1024
+
 struct ks_view_encoder {
     tjhandle tj;               /* compressor, kept for every image */
+    uint8_t lut[DEPTH_LUT][3]; /* depth colour map over [lut_near, lut_far] */
+    int lut_near, lut_far;     /* lut_far 0: not built */
+    int last_w, last_h;        /* the last preview's size */
     ks_mjpeg_decoder *dec;     /* for MJPG colour not decoded by the caller */
     uint8_t *rgb;              /* downscaled RGB scratch */
     size_t rgb_cap;
@@ -67,11 +76,11 @@ void ks_view_encoder_destroy(ks_view_encoder *e)
     free(e);
 }
 
-static ks_status encode_rgb(ks_view_encoder *e, const uint8_t *rgb, int w, int h, const uint8_t **jpeg, size_t *n,
-                            ks_error *err)
+static ks_status encode_rgb(ks_view_encoder *e, const uint8_t *rgb, int w, int h, bool grey, const uint8_t **jpeg,
+                            size_t *n, ks_error *err)
 {
     /* a buffer of the worst-case size, kept: libturbojpeg never reallocates it (NOREALLOC) */
-    unsigned long worst = tjBufSize(w, h, TJSAMP_420);
+    unsigned long worst = tjBufSize(w, h, grey ? TJSAMP_GRAY : TJSAMP_420);
     if (worst == (unsigned long)-1)
         return ks_error_set(err, KS_EINVAL, "libturbojpeg: %s", tjGetErrorStr2(e->tj));
     if (worst > e->out_cap) {
@@ -82,12 +91,33 @@ static ks_status encode_rgb(ks_view_encoder *e, const uint8_t *rgb, int w, int h
             return ks_error_set(err, KS_ENOMEM, "out of memory");
     }
     unsigned long size = e->out_cap;
-    if (tjCompress2(e->tj, rgb, w, 0, h, TJPF_RGB, &e->out, &size, TJSAMP_420, 75,
-                    TJFLAG_FASTDCT | TJFLAG_NOREALLOC) != 0)
+    if (tjCompress2(e->tj, rgb, w, 0, h, grey ? TJPF_GRAY : TJPF_RGB, &e->out, &size, grey ? TJSAMP_GRAY : TJSAMP_420,
+                    75, TJFLAG_FASTDCT | TJFLAG_NOREALLOC) != 0)
         return ks_error_set(err, KS_EIO, "libturbojpeg: %s", tjGetErrorStr2(e->tj));
     *jpeg = e->out;
     *n = size;
+    e->last_w = w;
+    e->last_h = h;
     return KS_OK;
+}
+
+void ks_view_encoder_last_size(const ks_view_encoder *e, int *w, int *h)
+{
+    *w = e ? e->last_w : 0;
+    *h = e ? e->last_h : 0;
+}
+
+/* The MJPEG scale for a preview max_width wide: libjpeg-turbo's DCT scaling (1/2, 1/4, 1/8) down to
+ * the smallest image still at least 3/4 of the preview's width, so 720P decodes at 1/8 straight to
+ * 160x90 for 192 (the DCT averages each 8x8 block: a better thumbnail than keeping every n-th pixel). */
+int ks_view_color_denom(int width, int max_width)
+{
+    if (max_width < 16)
+        max_width = 16;
+    int denom = 1;
+    while (denom < 8 && width / (denom * 2) >= max_width * 3 / 4)
+        denom *= 2;
+    return denom;
 }
 
 ks_status ks_view_encoder_preview(ks_view_encoder *e, const ks_image *img, const ks_color_image *decoded,
@@ -114,10 +144,8 @@ ks_status ks_view_encoder_preview(ks_view_encoder *e, const ks_image *img, const
                 if (st != KS_OK)
                     return st;
             }
-            int denom = 1;
-            while (denom < 8 && img->width / denom > max_width)
-                denom *= 2;
-            ks_status st = ks_mjpeg_decode(e->dec, img->data, img->size, denom, &ci, err);
+            ks_status st = ks_mjpeg_decode(e->dec, img->data, img->size, ks_view_color_denom(img->width, max_width),
+                                           &ci, err);
             if (st != KS_OK)
                 return st;
         }
@@ -140,6 +168,7 @@ ks_status ks_view_encoder_preview(ks_view_encoder *e, const ks_image *img, const
     int w = sw / step, h = sh / step;
     if (w < 1 || h < 1)
         return ks_error_set(err, KS_EINVAL, "image too small for a preview");
+    bool grey = img->format == KS_FORMAT_IR16;
     size_t need = (size_t)w * (size_t)h * 3;
     if (need > e->rgb_cap) {
         uint8_t *r = realloc(e->rgb, need);
@@ -149,28 +178,46 @@ ks_status ks_view_encoder_preview(ks_view_encoder *e, const ks_image *img, const
         e->rgb_cap = need;
     }
     uint8_t *rgb = e->rgb;
+    int span = far_mm > near_mm ? far_mm - near_mm : 1;
+    if (img->format == KS_FORMAT_DEPTH16 && (e->lut_far != far_mm || e->lut_near != near_mm)) {
+        for (int i = 0; i < DEPTH_LUT; i++)
+            turbo((double)i / (DEPTH_LUT - 1), e->lut[i]);
+        e->lut_near = near_mm;
+        e->lut_far = far_mm;
+    }
     for (int y = 0; y < h; y++) {
         const uint8_t *row = src + (size_t)(y * step) * sstride;
-        uint8_t *o = rgb + (size_t)y * w * 3;
-        for (int x = 0; x < w; x++, o += 3) {
-            if (!is16) {
+        if (!is16) {
+            uint8_t *o = rgb + (size_t)y * w * 3;
+            for (int x = 0; x < w; x++, o += 3) {
                 const uint8_t *p = row + (size_t)x * step * 4;
                 o[0] = p[2];
                 o[1] = p[1];
                 o[2] = p[0];
-            } else {
+            }
+        } else if (grey) { /* IR: 0..1000 is the useful range of the Azure Kinect's passive/active IR */
+            uint8_t *o = rgb + (size_t)y * w;
+            for (int x = 0; x < w; x++) {
                 uint16_t z;
                 memcpy(&z, row + (size_t)x * step * 2, 2);
-                if (img->format == KS_FORMAT_DEPTH16) {
-                    ks_view_depth_rgb(z, near_mm, far_mm, o);
-                } else { /* IR: 0..1000 is the useful range of the Azure Kinect's passive/active IR */
-                    unsigned g = z >= 1000 ? 255 : z * 255u / 1000u;
-                    o[0] = o[1] = o[2] = (uint8_t)g;
+                o[x] = (uint8_t)(z >= 1000 ? 255 : z * 255u / 1000u);
+            }
+        } else {
+            uint8_t *o = rgb + (size_t)y * w * 3;
+            for (int x = 0; x < w; x++, o += 3) {
+                uint16_t z;
+                memcpy(&z, row + (size_t)x * step * 2, 2);
+                if (!z) {
+                    o[0] = o[1] = o[2] = 0;
+                    continue;
                 }
+                int i = z <= near_mm ? 0 : z >= near_mm + span ? DEPTH_LUT - 1
+                                                               : (int)((int64_t)(z - near_mm) * (DEPTH_LUT - 1) / span);
+                memcpy(o, e->lut[i], 3);
             }
         }
     }
-    return encode_rgb(e, rgb, w, h, jpeg, n, err);
+    return encode_rgb(e, rgb, w, h, grey, jpeg, n, err);
 }
 
 ks_status ks_view_encode_preview(const ks_image *img, int max_width, int near_mm, int far_mm, uint8_t **jpeg,

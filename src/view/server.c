@@ -79,12 +79,15 @@ struct ks_view {
     uint64_t state_ver;
     blob *preview[KS_MATCH_MAX_DEVICES][3];
     uint64_t preview_seq, preview_t_ns, preview_ver;
+    uint64_t preview_offer_ns, preview_done_ns; /* the set handed to the sink's worker; its JPEGs in place */
     blob *cloud;
     char *log[LOG_KEEP];
     uint64_t log_count;
     ks_view_command cmds[CMD_QUEUE];
     int cmd_head, cmd_count;
     int sse_clients;
+    atomic_int watchers;                   /* open event streams (ks_view_watched) */
+    atomic_uint_fast64_t last_api_ns;      /* CLOCK_MONOTONIC of the last /api/ request; 0: none */
     ks_view_counters counters;
     pthread_mutex_t arr_mu;
     arrival arr[KS_MATCH_MAX_DEVICES][ARRIVALS];
@@ -250,8 +253,9 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
             s->state_ver = v->state_ver;
         }
         if (v->preview_ver != s->preview_ver) {
-            snprintf(preview, sizeof preview, "{\"seq\": %llu, \"t_ns\": %llu}", (unsigned long long)v->preview_seq,
-                     (unsigned long long)v->preview_t_ns);
+            snprintf(preview, sizeof preview, "{\"seq\": %llu, \"t_ns\": %llu, \"offer_ns\": %llu, \"done_ns\": %llu}",
+                     (unsigned long long)v->preview_seq, (unsigned long long)v->preview_t_ns,
+                     (unsigned long long)v->preview_offer_ns, (unsigned long long)v->preview_done_ns);
             s->preview_ver = v->preview_ver;
         }
         if (v->cloud && v->cloud->seq != s->cloud_seq) {
@@ -293,6 +297,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
 static void sse_free(void *cls)
 {
     sse *s = cls;
+    atomic_fetch_sub(&s->v->watchers, 1);
     pthread_mutex_lock(&s->v->mu);
     s->v->sse_clients--;
     pthread_mutex_unlock(&s->v->mu);
@@ -319,6 +324,7 @@ static enum MHD_Result start_sse(ks_view *v, struct MHD_Connection *c)
         return MHD_NO;
     }
     s->v = v;
+    atomic_fetch_add(&v->watchers, 1); /* undone by sse_free */
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, s, sse_free);
     if (!r) {
         sse_free(s);
@@ -466,6 +472,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (!host_allowed(v, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
         return send_error(v, c, 403, "Host header not allowed (open the address kinsync view printed)");
     bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (!strncmp(url, "/api/", 5))
+        atomic_store(&v->last_api_ns, now_ns());
     if (!strncmp(url, "/api/control/", 13)) {
         if (strcmp(method, "POST"))
             return send_error(v, c, 405, "control requests are POST only");
@@ -543,6 +551,8 @@ ks_status ks_view_create(const ks_view_options *opt, ks_view **out, ks_error *er
     pthread_mutex_init(&v->mu, NULL);
     pthread_cond_init(&v->cv, NULL);
     pthread_mutex_init(&v->arr_mu, NULL);
+    atomic_init(&v->watchers, 0);
+    atomic_init(&v->last_api_ns, 0);
     snprintf(v->listen, sizeof v->listen, "%s", listen);
     v->any_host = !strcmp(listen, "0.0.0.0");
     v->read_only = opt->read_only;
@@ -688,9 +698,17 @@ void ks_view_publish_preview(ks_view *v, int device, int kind, const uint8_t *jp
 
 void ks_view_publish_preview_done(ks_view *v, uint64_t seq, uint64_t t_ns)
 {
+    ks_view_publish_preview_done_at(v, seq, t_ns, 0);
+}
+
+void ks_view_publish_preview_done_at(ks_view *v, uint64_t seq, uint64_t t_ns, uint64_t offer_ns)
+{
+    uint64_t now = now_ns();
     pthread_mutex_lock(&v->mu);
     v->preview_seq = seq;
     v->preview_t_ns = t_ns;
+    v->preview_offer_ns = offer_ns;
+    v->preview_done_ns = now;
     v->preview_ver++;
     v->version++;
     pthread_cond_broadcast(&v->cv);
@@ -722,6 +740,16 @@ void ks_view_get_counters(ks_view *v, ks_view_counters *c)
     pthread_mutex_lock(&v->mu);
     *c = v->counters;
     pthread_mutex_unlock(&v->mu);
+}
+
+bool ks_view_watched(ks_view *v)
+{
+    if (!v)
+        return false;
+    if (atomic_load(&v->watchers) > 0)
+        return true;
+    uint64_t last = atomic_load(&v->last_api_ns);
+    return last && now_ns() - last < 3000000000ull;
 }
 
 void ks_view_on_capture(int device, ks_capture *cap, void *view)

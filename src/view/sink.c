@@ -1,6 +1,13 @@
 /* The view's session sink (kinsync/view.h): takes a frame set from the session loop a few times per
  * second without waiting (one reference per capture), and encodes previews and the decimated point
- * cloud on its own thread. A set that arrives while the worker is busy is not previewed. */
+ * cloud on its own thread. A set that arrives while the worker is busy is not previewed; while
+ * nobody watches (ks_view_watched) nothing is taken, decoded or encoded at all.
+ *
+ * Per previewed set the worker decodes each MJPEG colour image once, with libjpeg-turbo's DCT
+ * scaling straight to thumbnail size (720P: 1/8, 160x90), and that image is both the colour
+ * preview and the cloud's colours; depth and IR are downsampled before mapping; the "preview" event
+ * goes out as soon as the JPEGs are in place, and the point cloud (the costliest part, and the page
+ * fetches at most two a second) is made after it, for clouds_per_second of the previewed sets. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -26,9 +33,12 @@ struct ks_view_sink {
     pthread_cond_t cv;
     bool quit, busy;
     ks_capture *job[KS_MATCH_MAX_DEVICES];
-    uint64_t job_seq, job_t_ns;
+    uint64_t job_seq, job_t_ns, job_offer_ns;
     double last_offer;
-    uint64_t encoded, skipped, seq;
+    uint64_t encoded, skipped, unwatched, clouds, seq;
+    double cloud_credit; /* worker's: a cloud is due when it reaches 1 */
+    int thumb_w[3], thumb_h[3], color_denom;
+    double cpu_color, cpu_previews, cpu_cloud;
     size_t points;
     bool calibrated;
     /* worker buffers */
@@ -57,11 +67,11 @@ void ks_view_sink_options_init(ks_view_sink_options *o)
 static const uint8_t palette[8][3] = {{0x4e, 0xa8, 0xff}, {0xff, 0x9f, 0x43}, {0x5c, 0xd8, 0x7a}, {0xf2, 0x6d, 0x8f},
                                       {0xb4, 0x8c, 0xff}, {0xf5, 0xd7, 0x4a}, {0x45, 0xd6, 0xd0}, {0xe0, 0xe0, 0xe0}};
 
-/* The colour image of device d's capture, decoded once for the set: for the cloud's colours and the
- * colour preview both. BGRA as is; MJPEG decoded at a reduced scale: for the cloud (one point per
- * few depth pixels) a quarter-size image is plenty, for the preview alone (--cloud-color device, no
- * calibration) the scale nearest the preview's width. */
-static bool decode_color(ks_view_sink *k, int d, const ks_image *im, bool for_cloud, ks_color_image *out)
+/* The colour image of device d's capture, decoded once for the set: the colour preview and the
+ * cloud's colours both. BGRA as is; MJPEG decoded by libjpeg-turbo's DCT scaling straight to the
+ * thumbnail (ks_view_color_denom: 1/8 for 720P), which is plenty for the cloud too (one point per
+ * 4x4 depth pixels, at most max_points/devices points per device). */
+static bool decode_color(ks_view_sink *k, int d, const ks_image *im, ks_color_image *out)
 {
     if (!im || !im->data)
         return false;
@@ -77,14 +87,15 @@ static bool decode_color(ks_view_sink *k, int d, const ks_image *im, bool for_cl
         return false;
     if (!k->dec[d] && ks_mjpeg_decoder_create(&k->dec[d], NULL) != KS_OK)
         return false;
-    int denom = 1;
-    if (for_cloud)
-        while (denom < 8 && im->width / (denom * 2) >= 320)
-            denom *= 2;
-    else
-        while (denom < 8 && im->width / denom > k->opt.preview_width)
-            denom *= 2;
-    return ks_mjpeg_decode(k->dec[d], im->data, im->size, denom, out, NULL) == KS_OK;
+    return ks_mjpeg_decode(k->dec[d], im->data, im->size, ks_view_color_denom(im->width, k->opt.preview_width), out,
+                           NULL) == KS_OK;
+}
+
+static double cpu_thread(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* Room for n points of one device in the coloring buffers. */
@@ -218,16 +229,21 @@ static void *worker(void *arg)
             break;
         ks_capture *caps[KS_MATCH_MAX_DEVICES];
         memcpy(caps, k->job, sizeof caps);
-        uint64_t seq = k->job_seq, t_ns = k->job_t_ns;
+        uint64_t seq = k->job_seq, t_ns = k->job_t_ns, offer_ns = k->job_offer_ns;
         pthread_mutex_unlock(&k->mu);
         ks_color_image ci[KS_MATCH_MAX_DEVICES];
         bool have_ci[KS_MATCH_MAX_DEVICES] = {false};
+        int tw[3] = {0}, th[3] = {0}, denom = 0;
+        double c_color = 0, c_prev = 0, c_cloud = 0, t0 = cpu_thread();
         for (int d = 0; d < k->n; d++) {
             if (!caps[d])
                 continue;
-            /* colour decoded once: the cloud's colours (when it takes them from the cameras) and the preview */
-            bool cloud_colors = !k->opt.device_colors && k->have_table[d] && caps[d]->depth;
-            have_ci[d] = decode_color(k, d, caps[d]->color, cloud_colors, &ci[d]);
+            /* colour decoded once, at thumbnail scale: the preview and the cloud's colours */
+            have_ci[d] = decode_color(k, d, caps[d]->color, &ci[d]);
+            if (have_ci[d])
+                denom = ci[d].scale_denom;
+            double t1 = cpu_thread();
+            c_color += t1 - t0;
             ks_image *imgs[3] = {caps[d]->color, caps[d]->depth, caps[d]->ir};
             for (int kind = 0; kind < 3; kind++) {
                 const uint8_t *jpg = NULL;
@@ -235,19 +251,41 @@ static void *worker(void *arg)
                 const ks_color_image *decoded = kind == 0 && have_ci[d] && imgs[0]->format == KS_FORMAT_MJPG ? &ci[d] : NULL;
                 if (imgs[kind] && k->enc &&
                     ks_view_encoder_preview(k->enc, imgs[kind], decoded, k->opt.preview_width, 500, 4500, &jpg, &len,
-                                            NULL) == KS_OK)
+                                            NULL) == KS_OK) {
                     ks_view_publish_preview(k->v, d, kind, jpg, len);
+                    ks_view_encoder_last_size(k->enc, &tw[kind], &th[kind]);
+                }
             }
-            if (!cloud_colors)
-                have_ci[d] = false;
+            t0 = cpu_thread();
+            c_prev += t0 - t1;
         }
-        make_cloud(k, caps, ci, have_ci);
-        ks_view_publish_preview_done(k->v, seq, t_ns);
+        /* the page hears of the set as soon as its JPEGs are in place: the cloud comes after */
+        ks_view_publish_preview_done_at(k->v, seq, t_ns, offer_ns);
+        k->cloud_credit += k->opt.clouds_per_second / k->opt.previews_per_second;
+        bool cloud = k->cloud_credit >= 1 - 1e-9;
+        if (cloud) {
+            k->cloud_credit -= 1;
+            for (int d = 0; d < k->n; d++) /* the cloud takes camera colours where it has a table */
+                have_ci[d] = have_ci[d] && !k->opt.device_colors && k->have_table[d] && caps[d] && caps[d]->depth;
+            make_cloud(k, caps, ci, have_ci);
+            c_cloud = cpu_thread() - t0;
+        }
         for (int d = 0; d < k->n; d++)
             ks_capture_release(caps[d]);
         pthread_mutex_lock(&k->mu);
         memset(k->job, 0, sizeof k->job);
         k->encoded++;
+        k->clouds += cloud;
+        k->cpu_color += c_color;
+        k->cpu_previews += c_prev;
+        k->cpu_cloud += c_cloud;
+        if (denom)
+            k->color_denom = denom;
+        for (int i = 0; i < 3; i++)
+            if (tw[i]) {
+                k->thumb_w[i] = tw[i];
+                k->thumb_h[i] = th[i];
+            }
         k->busy = false;
     }
     pthread_mutex_unlock(&k->mu);
@@ -271,6 +309,12 @@ ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_opti
         k->opt.cloud_step = 4;
     if (k->opt.max_points <= 0)
         k->opt.max_points = 60000;
+    if (!(k->opt.clouds_per_second > 0))
+        k->opt.clouds_per_second = 2;
+    if (k->opt.clouds_per_second > k->opt.previews_per_second)
+        k->opt.clouds_per_second = k->opt.previews_per_second;
+    /* the first previewed set makes a cloud */
+    k->cloud_credit = 1 - k->opt.clouds_per_second / k->opt.previews_per_second;
     k->v = v;
     k->n = ks_session_device_count(s);
     for (int d = 0; d < k->n; d++) {
@@ -319,11 +363,18 @@ ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_opti
     return KS_OK;
 }
 
-bool ks_view_sink_offer(ks_view_sink *k, const ks_session_set *set)
+static bool offer(ks_view_sink *k, const ks_session_set *set, bool always)
 {
     double t = now_s();
     if (t - k->last_offer < 1.0 / k->opt.previews_per_second)
         return false;
+    if (!always && !ks_view_watched(k->v)) { /* nobody would fetch them: no decoding, no encoding */
+        pthread_mutex_lock(&k->mu);
+        k->unwatched++;
+        pthread_mutex_unlock(&k->mu);
+        k->last_offer = t;
+        return false;
+    }
     pthread_mutex_lock(&k->mu);
     bool busy = k->busy;
     if (busy) {
@@ -339,12 +390,43 @@ bool ks_view_sink_offer(ks_view_sink *k, const ks_session_set *set)
         }
         k->job_seq = ++k->seq;
         k->job_t_ns = arrival;
+        k->job_offer_ns = (uint64_t)(t * 1e9);
         k->busy = true;
         k->last_offer = t;
         pthread_cond_signal(&k->cv);
     }
     pthread_mutex_unlock(&k->mu);
     return !busy;
+}
+
+bool ks_view_sink_offer(ks_view_sink *k, const ks_session_set *set)
+{
+    return offer(k, set, false);
+}
+
+bool ks_view_sink_offer_always(ks_view_sink *k, const ks_session_set *set)
+{
+    return offer(k, set, true);
+}
+
+void ks_view_sink_get_stats(ks_view_sink *k, ks_view_sink_stats *o)
+{
+    memset(o, 0, sizeof *o);
+    pthread_mutex_lock(&k->mu);
+    o->encoded = k->encoded;
+    o->skipped = k->skipped;
+    o->unwatched = k->unwatched;
+    o->clouds = k->clouds;
+    o->points = k->points;
+    for (int i = 0; i < 3; i++) {
+        o->thumb_w[i] = k->thumb_w[i];
+        o->thumb_h[i] = k->thumb_h[i];
+    }
+    o->color_denom = k->color_denom;
+    o->cpu_color_s = k->cpu_color;
+    o->cpu_previews_s = k->cpu_previews;
+    o->cpu_cloud_s = k->cpu_cloud;
+    pthread_mutex_unlock(&k->mu);
 }
 
 void ks_view_sink_counters(ks_view_sink *k, uint64_t *encoded, uint64_t *skipped, size_t *points)

@@ -288,6 +288,65 @@ static void test_synthesize(void)
     free(ja2);
 }
 
+/* ks_unproject_row gives exactly ks_unproject_ray's doubles (bit for bit) and validity, over whole
+ * images: the three fixtures in every depth mode and two colour resolutions (the SDK unit-test
+ * file's colour metric radius leaves invalid corners; WFOV has its invalid ring; Rational 6KT has a
+ * centre of distortion), a synthesized calibration, and rows that do not fill the last block. */
+static int row_mismatches(const ks_intrinsics *in, int step)
+{
+    int bad = 0, w = in->width;
+    double *x = malloc((size_t)w * sizeof *x), *y = malloc((size_t)w * sizeof *y);
+    uint8_t *ok = malloc((size_t)w);
+    for (int v = 0; x && y && ok && v < in->height; v += step) {
+        int u0 = v % 5, n = w - u0 - v % 3; /* odd starts and lengths */
+        KS_CHECK(ks_unproject_row(in, v, u0, n, x, y, ok));
+        for (int i = 0; i < n; i++) {
+            double uv[2] = {u0 + i, v}, xy[2] = {0, 0};
+            bool r = ks_unproject_ray(in, uv, xy);
+            if (r != (ok[i] != 0) || (r && (memcmp(&xy[0], &x[i], sizeof(double)) != 0 ||
+                                           memcmp(&xy[1], &y[i], sizeof(double)) != 0)))
+                bad++;
+        }
+    }
+    free(x);
+    free(y);
+    free(ok);
+    return bad;
+}
+
+static void test_unproject_row_is_exact(void)
+{
+    const char *files[] = {"sdk-unittest-calibration.json", "real-device-calibration.json",
+                           "sdk-test-calibration-rational6kt.json"};
+    int images = 0;
+    for (int f = 0; f < 3; f++)
+        for (int d = KS_DEPTH_NFOV_2X2BINNED; d <= KS_DEPTH_PASSIVE_IR; d++) {
+            ks_calibration cal;
+            if (!load(files[f], (ks_depth_mode)d, d % 2 ? KS_COLOR_720P : KS_COLOR_1536P, &cal))
+                continue;
+            int bd = row_mismatches(&cal.depth, 1), bc = row_mismatches(&cal.color, 7);
+            KS_CHECK_MSG(bd == 0 && bc == 0, "%s mode %d: %d depth and %d colour pixels differ", files[f], d, bd, bc);
+            images += 2;
+        }
+    char *js = ks_calibration_json_synthesize(3, "000200000001");
+    ks_calibration syn;
+    ks_error err = {0};
+    if (js && ks_calibration_from_json(js, strlen(js), KS_DEPTH_WFOV_UNBINNED, KS_COLOR_720P, &syn, &err) == KS_OK) {
+        KS_CHECK_INT(row_mismatches(&syn.depth, 3), 0);
+        KS_CHECK_INT(row_mismatches(&syn.color, 5), 0);
+        images += 2;
+    }
+    free(js);
+    KS_CHECK_INT(images, 32);
+    /* refused like ks_unproject_ray: every pixel invalid */
+    ks_intrinsics none = syn.depth;
+    none.fx = 0;
+    double x[3], y[3];
+    uint8_t ok[3] = {1, 1, 1};
+    KS_CHECK(!ks_unproject_row(&none, 10, 10, 3, x, y, ok));
+    KS_CHECK(!ok[0] && !ok[1] && !ok[2]);
+}
+
 int main(void)
 {
     KS_RUN(test_golden_sdk_unittest);
@@ -299,5 +358,6 @@ int main(void)
     KS_RUN(test_validity);
     KS_RUN(test_errors_name_the_field);
     KS_RUN(test_synthesize);
+    KS_RUN(test_unproject_row_is_exact);
     return KS_TEST_END();
 }

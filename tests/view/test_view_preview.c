@@ -1,8 +1,9 @@
 /* The view's preview encoder (kinsync/view.h): one encoder reused over images of every kind and
  * size gives the same JPEGs as a fresh one each time (ks_view_encode_preview); an MJPG colour image
- * the caller already decoded (as the sink decodes each colour image once per set, at the cloud's
- * quarter scale) gives a preview of the same size and colours as decoding it again; bad input is an
- * error, never a crash. */
+ * the caller already decoded (as the sink decodes each colour image once per set) gives a preview of
+ * the same size and colours as decoding it again; depth goes through the colour map and IR is a
+ * greyscale JPEG; bad input is an error, never a crash. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
@@ -144,8 +145,58 @@ static void test_reuse_and_decoded(void)
     free(mj);
 }
 
+/* Depth through the colour map (a table over [near, far]) and IR as grey: a uniform image's preview
+ * has the colour ks_view_depth_rgb gives that depth, IR is a one-channel JPEG of z * 255 / 1000, and
+ * both are downsampled to the preview's width (640x576 at 192: every 4th pixel, 160x144). */
+static void test_depth_ir_maps(void)
+{
+    int w = 640, h = 576;
+    uint16_t *px = malloc((size_t)w * h * 2);
+    ks_image img = {.format = KS_FORMAT_DEPTH16, .width = w, .height = h, .stride = w * 2, .data = (uint8_t *)px,
+                    .size = (size_t)w * h * 2};
+    ks_view_encoder *e = NULL;
+    KS_CHECK(ks_view_encoder_create(&e, NULL) == KS_OK);
+    const uint16_t zs[] = {0, 400, 700, 1500, 2500, 3300, 4000, 6000};
+    for (size_t i = 0; i < sizeof zs / sizeof zs[0]; i++) {
+        for (int p = 0; p < w * h; p++)
+            px[p] = zs[i];
+        const uint8_t *j;
+        size_t n;
+        KS_CHECK(ks_view_encoder_preview(e, &img, NULL, 192, 500, 4500, &j, &n, NULL) == KS_OK);
+        int jw, jh;
+        jpeg_size(j, n, &jw, &jh);
+        KS_CHECK_MSG(jw == 160 && jh == 144, "depth preview %dx%d, want 160x144", jw, jh);
+        double m[3];
+        jpeg_mean(j, n, m);
+        uint8_t want[3];
+        ks_view_depth_rgb(zs[i], 500, 4500, want);
+        for (int c = 0; c < 3; c++)
+            KS_CHECK_MSG(fabs(m[c] - want[c]) < 6, "depth %u mm: channel %d is %.1f, the colour map says %u", zs[i], c,
+                         m[c], want[c]);
+    }
+    img.format = KS_FORMAT_IR16;
+    for (int p = 0; p < w * h; p++)
+        px[p] = 500;
+    const uint8_t *j;
+    size_t n;
+    KS_CHECK(ks_view_encoder_preview(e, &img, NULL, 192, 500, 4500, &j, &n, NULL) == KS_OK);
+    tjhandle t = tjInitDecompress();
+    int jw = 0, jh = 0, sub = -1, cs = -1;
+    tjDecompressHeader3(t, j, (unsigned long)n, &jw, &jh, &sub, &cs);
+    tjDestroy(t);
+    KS_CHECK_MSG(cs == TJCS_GRAY && sub == TJSAMP_GRAY && jw == 160 && jh == 144,
+                 "IR preview: colour space %d, subsampling %d, %dx%d (want greyscale, 160x144)", cs, sub, jw, jh);
+    double m[3];
+    jpeg_mean(j, n, m);
+    KS_CHECK_NEAR(m[0], 127, 3);
+    KS_CHECK_NEAR(m[1], 127, 3);
+    ks_view_encoder_destroy(e);
+    free(px);
+}
+
 int main(void)
 {
     KS_RUN(test_reuse_and_decoded);
+    KS_RUN(test_depth_ir_maps);
     return KS_TEST_END();
 }

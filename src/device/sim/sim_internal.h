@@ -140,6 +140,7 @@ typedef struct sim_event sim_event;
 typedef struct sim_scene {
     int object_count;
     ks_sim_object objects[KS_SIM_MAX_OBJECTS + 8];
+    double bound[KS_SIM_MAX_OBJECTS + 8][4]; /* per box: centre and squared radius of a sphere around it */
     bool room;
     double room_half[2], room_height;
     bool board;

@@ -3,18 +3,25 @@
  * Design: every device ray-casts the scene from its true pose through its own factory calibration
  * (kinsync/calibration.h): depth and IR through the depth camera model, colour through the colour
  * camera model placed by the calibration's depth-to-colour extrinsics. Rays are unprojected once
- * per device and mode; the static scene is rendered once ("static render", immutable, shared by
- * every frame without copies); a moving board is ray-cast per frame only inside its projected
- * bounding box. MJPEG frames are encoded with libturbojpeg and cached while the picture does not
+ * per camera and mode (ks_unproject_row: the lens model's Newton solve, several pixels at a time);
+ * the static scene is rendered once per camera and mode ("static view", immutable, shared by every
+ * frame without copies): the depth camera's view per depth mode and the colour camera's per colour
+ * resolution, built apart so that neither is built twice (the laser check of a session asks for
+ * the depth views before anything streams; the first capture adds the colour view). A view's rows
+ * are built on all CPUs (joined before it returns: nothing runs in the background). A moving board
+ * is ray-cast per frame only inside its projected bounding box. MJPEG frames are encoded with libturbojpeg and cached while the picture does not
  * change. Laser interference damages the depth pixels of A that B's emitter lights (A's 3-D point
  * is inside B's depth view and not occluded from B); those pairs are cached per device pair. */
 #define _GNU_SOURCE
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
+#include <unistd.h>
 
+#include "calib/camera_model.h"
 #include "calib/linalg.h"
 #include "device/sim/sim_internal.h"
 
@@ -127,6 +134,19 @@ void sim_scene_init(sim_scene *sc, const ks_sim_config *cfg, const ks_rig *rig)
     }
     for (int i = 0; i < cfg->object_count && sc->object_count < KS_SIM_MAX_OBJECTS + 8; i++)
         sc->objects[sc->object_count++] = cfg->objects[i];
+    /* a sphere around each box, 1 mm wider than its corners (far above the rounding of the ray tests):
+     * a ray that misses it misses the box (intersect_static skips the slab test) */
+    for (int i = 0; i < sc->object_count; i++) {
+        const ks_sim_object *ob = &sc->objects[i];
+        double half2 = 0;
+        for (int k = 0; k < 3; k++) {
+            double e = 0.5 * (ob->b[k] - ob->a[k]);
+            sc->bound[i][k] = 0.5 * (ob->a[k] + ob->b[k]);
+            half2 += e * e;
+        }
+        double rad = sqrt(half2) + 1.0;
+        sc->bound[i][3] = rad * rad;
+    }
     sc->board = cfg->board;
     sc->board_w = cfg->board_width_mm;
     sc->board_h = cfg->board_height_mm;
@@ -194,7 +214,8 @@ typedef struct hit {
     double t;
     double n[3];
     double albedo;
-    double rgb[3];
+    double rgb[3];   /* rgb8 / 255, set by hit_done once the nearest surface is known */
+    uint8_t rgb8[3];
 } hit;
 
 static void set_hit(hit *h, double t, double nx, double ny, double nz, double albedo, const uint8_t rgb[3])
@@ -204,8 +225,14 @@ static void set_hit(hit *h, double t, double nx, double ny, double nz, double al
     h->n[1] = ny;
     h->n[2] = nz;
     h->albedo = albedo;
+    memcpy(h->rgb8, rgb, 3);
+}
+
+/* The colour of the surface that won (one conversion per ray, not one per closer surface found). */
+static void hit_done(hit *h)
+{
     for (int k = 0; k < 3; k++)
-        h->rgb[k] = rgb[k] / 255.0;
+        h->rgb[k] = h->rgb8[k] / 255.0;
 }
 
 /* Static scene: room planes, boxes, spheres. d need not be unit length; t is in units of d. */
@@ -228,7 +255,10 @@ static bool intersect_static(const sim_scene *sc, const double o[3], const doubl
                 double wpos = sgn * sc->room_half[axis];
                 if (d[axis] == 0)
                     continue;
-                double t = (wpos - o[axis]) / d[axis];
+                double num = wpos - o[axis];
+                if (num == 0 || (num > 0) != (d[axis] > 0))
+                    continue; /* the wall is behind: t = num / d would be <= 0 */
+                double t = num / d[axis];
                 if (t <= 0 || t >= h->t)
                     continue;
                 double p[3] = {o[0] + t * d[0], o[1] + t * d[1], o[2] + t * d[2]};
@@ -255,6 +285,13 @@ static bool intersect_static(const sim_scene *sc, const double o[3], const doubl
             double n[3] = {(oc[0] + t * d[0]) / ob->b[0], (oc[1] + t * d[1]) / ob->b[0], (oc[2] + t * d[2]) / ob->b[0]};
             set_hit(h, t, n[0], n[1], n[2], ob->albedo, ob->rgb);
         } else {
+            /* a ray that passes the box's bounding sphere misses the box: the slab test's six
+             * divisions are not needed (|oc x d|^2 > r^2 |d|^2, without a division) */
+            const double *bs = sc->bound[i];
+            double oc[3] = {bs[0] - o[0], bs[1] - o[1], bs[2] - o[2]};
+            double oc2 = dot3(oc, oc), od = dot3(oc, d), dd = dot3(d, d);
+            if (oc2 * dd - od * od > bs[3] * dd)
+                continue;
             double t0 = -INFINITY, t1 = INFINITY;
             int ax = -1;
             bool miss = false;
@@ -284,7 +321,10 @@ static bool intersect_static(const sim_scene *sc, const double o[3], const doubl
             set_hit(h, t0, n[0], n[1], n[2], ob->albedo, ob->rgb);
         }
     }
-    return isfinite(h->t);
+    if (!isfinite(h->t))
+        return false;
+    hit_done(h);
+    return true;
 }
 
 static double tex_sample(const sim_scene *sc, double u, double v)
@@ -323,6 +363,7 @@ static bool intersect_board(const sim_scene *sc, const double bR[9], const doubl
         g = 0.05 + 0.9 * tex_sample(sc, u / sc->board_w + 0.5, v / sc->board_h + 0.5);
     uint8_t rgb[3] = {(uint8_t)(255 * g), (uint8_t)(255 * g), (uint8_t)(255 * g)};
     set_hit(h, t, dn > 0 ? -n[0] : n[0], dn > 0 ? -n[1] : n[1], dn > 0 ? -n[2] : n[2], g, rgb);
+    hit_done(h);
     return true;
 }
 
@@ -374,6 +415,8 @@ typedef struct sim_cam {
     float *dir;          /* world ray per pixel (3 floats, z-depth scaled: camera z component = 1); NaN invalid */
 } sim_cam;
 
+/* One camera's static view: the depth camera's in one depth mode (color_res KS_COLOR_OFF) or the
+ * colour camera's at one resolution (depth_mode KS_DEPTH_OFF), never both. */
 typedef struct sim_static {
     ks_depth_mode depth_mode;
     ks_color_resolution color_res;
@@ -390,7 +433,7 @@ typedef struct sim_static {
     uint32_t *edge;      /* pixels at depth discontinuities (flying pixels) */
     uint16_t *edge_near, *edge_far;
     int edge_n;
-    float *cz;           /* static z per colour pixel */
+    float *cz;           /* static z per colour pixel (a moving board only: where it is in front) */
     sim_buf *bgra;       /* colour at gain 1 */
     struct sim_static *next;
 } sim_static;
@@ -410,6 +453,7 @@ typedef struct sim_mask {
 struct sim_render_dev {
     pthread_mutex_t build_mu, cache_mu;
     sim_static *list;
+    ks_sim_render_stats stats; /* under build_mu */
     tjhandle tj;
     /* colour cache: the last encoded picture */
     sim_buf *jpeg[SIM_COLOR_VARIANTS];   /* one per sensor-noise variant */
@@ -486,6 +530,100 @@ void sim_render_free(sim_render_dev *r)
     free(r);
 }
 
+/* ---- rows on all CPUs ----
+ * fn(ctx, v0, v1) builds rows v0..v1-1 of something; every row is independent of the others, so the
+ * result does not depend on how the rows are shared out. The caller's thread works too; the
+ * helpers are joined before parallel_rows returns. Rows go out in blocks of 8 from a shared counter
+ * (rows that see more of the scene cost more). */
+typedef void (*rows_fn)(void *ctx, int v0, int v1);
+
+typedef struct rows_job {
+    rows_fn fn;
+    void *ctx;
+    int rows;
+    atomic_int next;
+} rows_job;
+
+#define ROWS_BLOCK 8
+#define ROWS_MAX_THREADS 8
+
+static void *rows_worker(void *arg)
+{
+    rows_job *j = arg;
+    for (;;) {
+        int v0 = atomic_fetch_add(&j->next, ROWS_BLOCK);
+        if (v0 >= j->rows)
+            break;
+        j->fn(j->ctx, v0, v0 + ROWS_BLOCK < j->rows ? v0 + ROWS_BLOCK : j->rows);
+    }
+    return NULL;
+}
+
+static void parallel_rows(int rows, rows_fn fn, void *ctx)
+{
+    static atomic_int cpus;
+    int n = atomic_load(&cpus);
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c < 1 ? 1 : c > ROWS_MAX_THREADS ? ROWS_MAX_THREADS : (int)c;
+        atomic_store(&cpus, n);
+    }
+    if (n > rows / (4 * ROWS_BLOCK))
+        n = rows / (4 * ROWS_BLOCK);
+    rows_job j = {.fn = fn, .ctx = ctx, .rows = rows};
+    atomic_init(&j.next, 0);
+    pthread_t th[ROWS_MAX_THREADS];
+    int started = 0;
+    for (int i = 1; i < n; i++)
+        if (pthread_create(&th[started], NULL, rows_worker, &j) == 0)
+            started++;
+    rows_worker(&j); /* no helper at all (one CPU, or none could start): this thread does every row */
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+}
+
+/* The world ray of every pixel of camera c: the lens model's unprojection (ks_unproject_row gives
+ * exactly ks_unproject_ray's result) turned by the camera's pose. */
+typedef struct rays_ctx {
+    sim_cam *c;
+    atomic_bool failed;
+} rays_ctx;
+
+/* The world rays of row v of camera c into o (3 floats per pixel, NaN where the lens model has none);
+ * x: scratch for 2 x c->w doubles, ok: c->w bytes. */
+static void ray_row(const sim_cam *c, int v, double *x, uint8_t *ok, float *o)
+{
+    double *y = x + c->w;
+    const double *R = c->R;
+    ks_unproject_row(&c->in, v, 0, c->w, x, y, ok);
+    for (int u = 0; u < c->w; u++, o += 3) {
+        if (!ok[u]) {
+            o[0] = o[1] = o[2] = NAN;
+            continue;
+        }
+        for (int k = 0; k < 3; k++)
+            o[k] = (float)(R[k * 3] * x[u] + R[k * 3 + 1] * y[u] + R[k * 3 + 2]);
+    }
+}
+
+static void rays_rows(void *arg, int v0, int v1)
+{
+    rays_ctx *rc = arg;
+    sim_cam *c = rc->c;
+    double *x = malloc((size_t)c->w * 2 * sizeof *x);
+    uint8_t *ok = malloc((size_t)c->w);
+    if (!x || !ok) {
+        atomic_store(&rc->failed, true);
+        free(x);
+        free(ok);
+        return;
+    }
+    for (int v = v0; v < v1; v++)
+        ray_row(c, v, x, ok, c->dir + (size_t)v * c->w * 3);
+    free(x);
+    free(ok);
+}
+
 static bool cam_init(sim_cam *c, const ks_intrinsics *in, const double R[9], const double t[3], bool rays)
 {
     c->in = *in;
@@ -498,18 +636,10 @@ static bool cam_init(sim_cam *c, const ks_intrinsics *in, const double R[9], con
     c->dir = malloc((size_t)c->w * c->h * 3 * sizeof(float));
     if (!c->dir)
         return false;
-    for (int v = 0; v < c->h; v++)
-        for (int u = 0; u < c->w; u++) {
-            float *o = c->dir + ((size_t)v * c->w + u) * 3;
-            double uv[2] = {u, v}, xy[2];
-            if (!ks_unproject_ray(in, uv, xy)) {
-                o[0] = o[1] = o[2] = NAN;
-                continue;
-            }
-            for (int k = 0; k < 3; k++)
-                o[k] = (float)(R[k * 3] * xy[0] + R[k * 3 + 1] * xy[1] + R[k * 3 + 2]);
-        }
-    return true;
+    rays_ctx rc = {.c = c};
+    atomic_init(&rc.failed, false);
+    parallel_rows(c->h, rays_rows, &rc);
+    return !atomic_load(&rc.failed);
 }
 
 static void shade_color(const hit *h, const double d[3], double *rgb)
@@ -622,9 +752,8 @@ static uint16_t sensor_pixel(ks_depth_mode dm, const hit *h, const double d[3], 
 }
 
 /* Renders the pixel of camera c; board included when bR != NULL. Returns z (0 if nothing). */
-static double trace(const sim_scene *sc, const sim_cam *c, size_t px, const double *bR, const double *bt, hit *h)
+static double trace(const sim_scene *sc, const sim_cam *c, const float *f, const double *bR, const double *bt, hit *h)
 {
-    const float *f = c->dir + px * 3;
     if (isnan(f[0]))
         return 0;
     double d[3] = {f[0], f[1], f[2]};
@@ -774,6 +903,90 @@ static bool find_edges(sim_static *s)
     return true;
 }
 
+/* The static depth view, rows v0..v1-1: depth, IR and the sensor model's per-pixel parameters. */
+typedef struct view_ctx {
+    const sim_scene *sc;
+    sim_static *s;
+    const double *bR, *bt; /* the board when it does not move, else NULL */
+    bool sensor;
+    atomic_bool failed;    /* out of memory in a row */
+} view_ctx;
+
+static void depth_rows(void *arg, int v0, int v1)
+{
+    const view_ctx *vc = arg;
+    sim_static *s = vc->s;
+    ks_depth_mode dm = s->depth_mode;
+    uint16_t *dp = (uint16_t *)s->depth->data, *ip = (uint16_t *)s->ir->data;
+    bool passive = dm == KS_DEPTH_PASSIVE_IR, sensor = vc->sensor;
+    for (size_t p = (size_t)v0 * s->dcam.w, end = (size_t)v1 * s->dcam.w; p < end; p++) {
+        hit h;
+        double z = trace(vc->sc, &s->dcam, s->dcam.dir + p * 3, vc->bR, vc->bt, &h);
+        s->dz[p] = (float)z;
+        dp[p] = (uint16_t)(z > 0 && z < 65535 ? llround(z) : 0);
+        ip[p] = 0;
+        if (z > 0) {
+            const float *f = s->dcam.dir + p * 3;
+            double d[3] = {f[0], f[1], f[2]};
+            ip[p] = shade_ir(&h, d, passive);
+            if (sensor)
+                dp[p] = sensor_pixel(dm, &h, d, z, ip[p], &s->zsig[p], &s->pdrop[p], &s->irsig[p]);
+        }
+        if (sensor) {
+            s->inside[p] =
+                depth_mask_inside(dm, (int)(p % s->dcam.w), (int)(p / s->dcam.w), s->dcam.w, s->dcam.h);
+            if (!s->inside[p])
+                dp[p] = ip[p] = 0;
+            if (passive)
+                dp[p] = 0;
+        }
+    }
+}
+
+/* The static colour view, rows v0..v1-1: BGRA at gain 1 and z per pixel. */
+static void color_rows(void *arg, int v0, int v1)
+{
+    view_ctx *vc = arg;
+    sim_static *s = vc->s;
+    const sim_cam *c = &s->ccam;
+    uint8_t *o = s->bgra->data;
+    /* without a kept ray table (the board does not move), each row's rays are made here and dropped */
+    float *rays = c->dir ? NULL : malloc((size_t)c->w * 3 * sizeof *rays);
+    double *x = c->dir ? NULL : malloc((size_t)c->w * 2 * sizeof *x);
+    uint8_t *ok = c->dir ? NULL : malloc((size_t)c->w);
+    if (!c->dir && (!rays || !x || !ok)) {
+        atomic_store(&vc->failed, true);
+        v1 = v0;
+    }
+    for (int v = v0; v < v1; v++) {
+        const float *row = c->dir ? c->dir + (size_t)v * c->w * 3 : rays;
+        if (!c->dir)
+            ray_row(c, v, x, ok, rays);
+        for (int u = 0; u < c->w; u++) {
+            size_t p = (size_t)v * c->w + (size_t)u;
+            const float *f = row + (size_t)u * 3;
+            hit h;
+            double z = trace(vc->sc, c, f, vc->bR, vc->bt, &h);
+            if (s->cz)
+                s->cz[p] = (float)z;
+            double rgb[3] = {0.02, 0.02, 0.03};
+            if (z > 0) {
+                double d[3] = {f[0], f[1], f[2]};
+                shade_color(&h, d, rgb);
+            }
+            o[p * 4 + 0] = (uint8_t)(fmin(1, rgb[2]) * 255);
+            o[p * 4 + 1] = (uint8_t)(fmin(1, rgb[1]) * 255);
+            o[p * 4 + 2] = (uint8_t)(fmin(1, rgb[0]) * 255);
+            o[p * 4 + 3] = 255;
+        }
+    }
+    free(rays);
+    free(x);
+    free(ok);
+}
+
+/* Device i's static view of one camera: the depth camera in mode dm (cr KS_COLOR_OFF) or the colour
+ * camera at resolution cr (dm KS_DEPTH_OFF). */
 static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_resolution cr, ks_error *err)
 {
     sim_dev *dv = &w->devs[i];
@@ -793,6 +1006,8 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
     bool bstatic = sc->board && !board_moves(sc);
     if (sc->board)
         sim_board_pose(sc, 0, bR, bt);
+    view_ctx vc = {.sc = sc, .s = s, .bR = bstatic ? bR : NULL, .bt = bt};
+    atomic_init(&vc.failed, false);
     bool ok = true;
     if (dm != KS_DEPTH_OFF) {
         ok = cam_init(&s->dcam, &s->cal.depth, dv->pose_R, dv->pose_t, w->cfg.render_depth);
@@ -801,8 +1016,8 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         s->depth = sim_buf_new(n * 2);
         s->ir = sim_buf_new(n * 2);
         ok = ok && s->dz && s->depth && s->ir;
-        bool sensor = w->cfg.sensor && w->cfg.render_depth;
-        if (ok && sensor) {
+        vc.sensor = w->cfg.sensor && w->cfg.render_depth;
+        if (ok && vc.sensor) {
             s->inside = malloc(n);
             s->zsig = calloc(n, 1);
             s->pdrop = calloc(n, 1);
@@ -810,31 +1025,8 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
             ok = s->inside && s->zsig && s->pdrop && s->irsig;
         }
         if (ok && w->cfg.render_depth) { /* otherwise the zeroed buffers stand: black images */
-            uint16_t *dp = (uint16_t *)s->depth->data, *ip = (uint16_t *)s->ir->data;
-            bool passive = dm == KS_DEPTH_PASSIVE_IR;
-            for (size_t p = 0; p < n; p++) {
-                hit h;
-                double z = trace(sc, &s->dcam, p, bstatic ? bR : NULL, bt, &h);
-                s->dz[p] = (float)z;
-                dp[p] = (uint16_t)(z > 0 && z < 65535 ? llround(z) : 0);
-                ip[p] = 0;
-                if (z > 0) {
-                    const float *f = s->dcam.dir + p * 3;
-                    double d[3] = {f[0], f[1], f[2]};
-                    ip[p] = shade_ir(&h, d, passive);
-                    if (sensor)
-                        dp[p] = sensor_pixel(dm, &h, d, z, ip[p], &s->zsig[p], &s->pdrop[p], &s->irsig[p]);
-                }
-                if (sensor) {
-                    s->inside[p] = depth_mask_inside(dm, (int)(p % s->dcam.w), (int)(p / s->dcam.w), s->dcam.w,
-                                                     s->dcam.h);
-                    if (!s->inside[p])
-                        dp[p] = ip[p] = 0;
-                    if (passive)
-                        dp[p] = 0;
-                }
-            }
-            if (sensor && !passive)
+            parallel_rows(s->dcam.h, depth_rows, &vc);
+            if (vc.sensor && dm != KS_DEPTH_PASSIVE_IR)
                 ok = find_edges(s);
         }
     }
@@ -843,34 +1035,23 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         memcpy(d2w.R, dv->pose_R, sizeof d2w.R);
         memcpy(d2w.t, dv->pose_t, sizeof d2w.t);
         /* where the color camera sits: with depth off the mode-specific calibration zeroes the
-         * extrinsics to and from the depth camera (as the SDK does), the hardware keeps them */
+         * extrinsics to and from the depth camera (as the SDK does), the hardware keeps them (the same
+         * in every depth mode) */
         ks_calibration geo = s->cal;
         if (dm == KS_DEPTH_OFF)
             ok = ks_calibration_from_json(dv->calib_json, strlen(dv->calib_json), KS_DEPTH_NFOV_UNBINNED, cr, &geo,
                                           err) == KS_OK;
         ks_extrinsics_compose(&geo.color_to_depth, &d2w, &c2w);
-        ok = ok && cam_init(&s->ccam, &s->cal.color, c2w.R, c2w.t, w->cfg.render_color);
+        /* the colour rays are kept only for a moving board (redrawn per frame); a static scene needs
+         * them once, row by row, while its view is rendered */
+        ok = ok && cam_init(&s->ccam, &s->cal.color, c2w.R, c2w.t, w->cfg.render_color && board_moves(sc));
         size_t n = (size_t)s->ccam.w * s->ccam.h;
-        s->cz = calloc(n, sizeof(float));
+        s->cz = board_moves(sc) ? calloc(n, sizeof(float)) : NULL;
         s->bgra = sim_buf_new(n * 4);
-        ok = ok && s->cz && s->bgra;
+        ok = ok && (s->cz || !board_moves(sc)) && s->bgra;
         if (ok && w->cfg.render_color) {
-            uint8_t *o = s->bgra->data;
-            for (size_t p = 0; p < n; p++) {
-                hit h;
-                double z = w->cfg.render_color ? trace(sc, &s->ccam, p, bstatic ? bR : NULL, bt, &h) : 0;
-                s->cz[p] = (float)z;
-                double rgb[3] = {0.02, 0.02, 0.03};
-                if (z > 0) {
-                    const float *f = s->ccam.dir + p * 3;
-                    double d[3] = {f[0], f[1], f[2]};
-                    shade_color(&h, d, rgb);
-                }
-                o[p * 4 + 0] = (uint8_t)(fmin(1, rgb[2]) * 255);
-                o[p * 4 + 1] = (uint8_t)(fmin(1, rgb[1]) * 255);
-                o[p * 4 + 2] = (uint8_t)(fmin(1, rgb[0]) * 255);
-                o[p * 4 + 3] = 255;
-            }
+            parallel_rows(s->ccam.h, color_rows, &vc);
+            ok = !atomic_load(&vc.failed);
         }
     }
     if (!ok) {
@@ -881,7 +1062,9 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
     return s;
 }
 
-static const sim_static *get_static(sim_world *w, int i, ks_depth_mode dm, ks_color_resolution cr, ks_error *err)
+/* Device i's static view of one camera (built on first use): the depth camera's in mode dm when cr
+ * is KS_COLOR_OFF, the colour camera's at cr when dm is KS_DEPTH_OFF. */
+static const sim_static *get_view(sim_world *w, int i, ks_depth_mode dm, ks_color_resolution cr, ks_error *err)
 {
     sim_render_dev *r = render_dev(w, i);
     if (!r) {
@@ -897,24 +1080,41 @@ static const sim_static *get_static(sim_world *w, int i, ks_depth_mode dm, ks_co
         if (s) {
             s->next = r->list;
             r->list = s;
+            if (dm != KS_DEPTH_OFF) {
+                r->stats.depth_views++;
+                r->stats.ray_tables += s->dcam.dir != NULL;
+            } else {
+                r->stats.color_views++;
+                r->stats.ray_tables += w->cfg.render_color; /* kept (moving board) or made row by row */
+            }
         }
     }
     pthread_mutex_unlock(&r->build_mu);
     return s;
 }
 
-/* Any static render of device i in depth mode dm (the colour part does not matter for masks). */
+/* Device i's static depth view in mode dm (masks, laser checks). */
 static const sim_static *get_static_depth(sim_world *w, int i, ks_depth_mode dm)
 {
-    sim_render_dev *r = render_dev(w, i);
+    return get_view(w, i, dm, KS_COLOR_OFF, NULL);
+}
+
+ks_status ks_sim_render_stats_get(ks_sim *s, int device, ks_sim_render_stats *out, ks_error *err)
+{
+    sim_world *w = (sim_world *)s;
+    if (!w || !out)
+        return ks_error_set(err, KS_EINVAL, "no simulator or no output given");
+    memset(out, 0, sizeof *out);
+    if (device < 0 || device >= w->rig.device_count)
+        return ks_error_set(err, KS_EINVAL, "device %d is not a device of the simulated rig (0..%d)", device,
+                            w->rig.device_count - 1);
+    sim_render_dev *r = render_dev(w, device);
     if (!r)
-        return NULL;
+        return ks_error_set(err, KS_ENOMEM, "out of memory");
     pthread_mutex_lock(&r->build_mu);
-    const sim_static *s = r->list;
-    while (s && s->depth_mode != dm)
-        s = s->next;
+    *out = r->stats;
     pthread_mutex_unlock(&r->build_mu);
-    return s ? s : get_static(w, i, dm, KS_COLOR_OFF, NULL);
+    return KS_OK;
 }
 
 /* Bounding box of the board's outline projected through camera c's lens model (points along the
@@ -973,21 +1173,42 @@ static bool board_bbox(const sim_scene *sc, const sim_cam *c, const double bR[9]
     return box[0] <= box[2] && box[1] <= box[3];
 }
 
+/* The moving board's pixels in camera c: fn(ctx, p, hit, ray) for every pixel p of the board's
+ * projected bounding box whose ray meets the board in front of the static scene (static_z: the
+ * static z per pixel, 0 where the ray hits nothing). One loop for the depth and the colour images. */
+typedef void (*board_pixel_fn)(void *ctx, size_t p, const hit *h, const double d[3]);
 
-/* Pixels of A (static render sa) that B's emitter (static render sb) lights. */
-static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa, const sim_static *sb)
+static void for_board_pixels(const sim_scene *sc, const sim_cam *c, const float *static_z, const double bR[9],
+                             const double bt[3], board_pixel_fn fn, void *ctx)
 {
-    sim_mask *m = &ra->masks[b];
-    if (m->bits && m->a == sa && m->b == sb)
-        return m->bits;
-    free(m->bits);
-    m->bits = NULL;
-    size_t n = (size_t)sa->dcam.w * sa->dcam.h;
-    uint8_t *bits = calloc(n, 1);
-    if (!bits)
-        return NULL;
+    int box[4];
+    if (!c->dir || !board_bbox(sc, c, bR, bt, box))
+        return;
+    for (int v = box[1]; v <= box[3]; v++)
+        for (int u = box[0]; u <= box[2]; u++) {
+            size_t p = (size_t)v * c->w + u;
+            const float *fd = c->dir + p * 3;
+            if (isnan(fd[0]))
+                continue;
+            double dd[3] = {fd[0], fd[1], fd[2]};
+            hit h;
+            double zs = static_z[p];
+            if (intersect_board(sc, bR, bt, c->t, dd, zs > 0 ? zs : INFINITY, &h))
+                fn(ctx, p, &h, dd);
+        }
+}
+
+typedef struct mask_ctx {
+    const sim_static *sa, *sb;
+    uint8_t *bits;
+} mask_ctx;
+
+static void mask_rows(void *arg, int v0, int v1)
+{
+    const mask_ctx *mc = arg;
+    const sim_static *sa = mc->sa, *sb = mc->sb;
     const sim_cam *cb = &sb->dcam;
-    for (size_t p = 0; p < n; p++) {
+    for (size_t p = (size_t)v0 * sa->dcam.w, end = (size_t)v1 * sa->dcam.w; p < end; p++) {
         double z = sa->dz[p];
         if (z <= 0)
             continue;
@@ -1006,8 +1227,24 @@ static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa,
             continue;
         double zb = sb->dz[(size_t)v * cb->w + u];
         if (zb > 0 && fabs(zb - Q[2]) < 0.02 * Q[2] + 10)
-            bits[p] = 1;
+            mc->bits[p] = 1;
     }
+}
+
+/* Pixels of A (static depth view sa) that B's emitter (static depth view sb) lights; rows on all CPUs. */
+static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa, const sim_static *sb)
+{
+    sim_mask *m = &ra->masks[b];
+    if (m->bits && m->a == sa && m->b == sb)
+        return m->bits;
+    free(m->bits);
+    m->bits = NULL;
+    size_t n = (size_t)sa->dcam.w * sa->dcam.h;
+    uint8_t *bits = calloc(n, 1);
+    if (!bits)
+        return NULL;
+    mask_ctx mc = {sa, sb, bits};
+    parallel_rows(sa->dcam.h, mask_rows, &mc);
     m->bits = bits;
     m->a = sa;
     m->b = sb;
@@ -1113,40 +1350,38 @@ static sim_buf *color_noisy(const sim_buf *pic, uint64_t seed, int device, uint6
 /* Redraws the moving board over a BGRA picture of camera c (its pixels in front of the static scene),
  * scaled by level / 16 and, when noise_start >= 0, with the colour noise that starts there in g_cnoise:
  * the bytes color_noisy(color_scale(picture with the board)) gives, for the board's pixels only. */
+typedef struct board_color_ctx {
+    uint8_t *pic;
+    int level;
+    int64_t noise_start;
+} board_color_ctx;
+
+static void board_color_pixel(void *arg, size_t p, const hit *h, const double dd[3])
+{
+    const board_color_ctx *bc = arg;
+    double rgb[3];
+    shade_color(h, dd, rgb);
+    uint8_t *o = bc->pic + p * 4;
+    for (int k = 0; k < 3; k++) {
+        double x = rgb[2 - k];
+        unsigned b = (unsigned)((x < 1 ? x : 1) * 255);
+        if (bc->level != 16) {
+            b = (b * (unsigned)bc->level) >> 4;
+            b = b > 255 ? 255 : b;
+        }
+        if (bc->noise_start >= 0) {
+            int nz = (int)b + g_cnoise[((uint64_t)bc->noise_start + p * 4 + (size_t)k) & NOISE_MASK];
+            b = (unsigned)(nz < 0 ? 0 : nz > 255 ? 255 : nz);
+        }
+        o[k] = (uint8_t)b;
+    }
+}
+
 static void draw_board_color(const sim_scene *sc, const sim_cam *c, const float *cz, const double bR[9],
                              const double bt[3], uint8_t *pic, int level, int64_t noise_start)
 {
-    int box[4];
-    if (!c->dir || !board_bbox(sc, c, bR, bt, box))
-        return;
-    for (int v = box[1]; v <= box[3]; v++)
-        for (int u = box[0]; u <= box[2]; u++) {
-            size_t p = (size_t)v * c->w + u;
-            const float *fd = c->dir + p * 3;
-            if (isnan(fd[0]))
-                continue;
-            double dd[3] = {fd[0], fd[1], fd[2]};
-            hit h;
-            double zs = cz[p];
-            if (!intersect_board(sc, bR, bt, c->t, dd, zs > 0 ? zs : INFINITY, &h))
-                continue;
-            double rgb[3];
-            shade_color(&h, dd, rgb);
-            uint8_t *o = pic + p * 4;
-            for (int k = 0; k < 3; k++) {
-                double x = rgb[2 - k];
-                unsigned b = (unsigned)((x < 1 ? x : 1) * 255);
-                if (level != 16) {
-                    b = (b * (unsigned)level) >> 4;
-                    b = b > 255 ? 255 : b;
-                }
-                if (noise_start >= 0) {
-                    int nz = (int)b + g_cnoise[((uint64_t)noise_start + p * 4 + (size_t)k) & NOISE_MASK];
-                    b = (unsigned)(nz < 0 ? 0 : nz > 255 ? 255 : nz);
-                }
-                o[k] = (uint8_t)b;
-            }
-        }
+    board_color_ctx bc = {pic, level, noise_start};
+    for_board_pixels(sc, c, cz, bR, bt, board_color_pixel, &bc);
 }
 
 static ks_status encode_jpeg(sim_render_dev *r, const uint8_t *bgra, int w, int h, sim_buf **out, ks_error *err)
@@ -1227,6 +1462,32 @@ static ks_image *convert_color(const uint8_t *bgra, int w, int h, ks_image_forma
     return img;
 }
 
+/* A depth and IR pixel of the moving board, through the sensor model when it is on. */
+typedef struct board_depth_ctx {
+    const sim_static *st;
+    uint16_t *dp, *ip;
+    bool passive, sensor;
+    const sensor_offsets *so;
+} board_depth_ctx;
+
+static void board_depth_pixel(void *arg, size_t p, const hit *h, const double dd[3])
+{
+    const board_depth_ctx *bd = arg;
+    uint16_t *dp = bd->dp, *ip = bd->ip;
+    dp[p] = (uint16_t)(h->t < 65535 ? llround(h->t) : 0);
+    ip[p] = shade_ir(h, dd, bd->passive);
+    if (bd->sensor) {
+        const sim_static *st = bd->st;
+        uint8_t zsig, pdrop, irsig;
+        dp[p] = sensor_pixel(st->depth_mode, h, dd, h->t, ip[p], &zsig, &pdrop, &irsig);
+        if (!st->inside[p] || bd->passive)
+            dp[p] = 0;
+        if (!st->inside[p])
+            ip[p] = 0;
+        sensor_one(&dp[p], &ip[p], p, zsig, pdrop, irsig, bd->so);
+    }
+}
+
 ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_error *err)
 {
     sim_dev *d = &w->devs[f->device];
@@ -1234,8 +1495,11 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
     ks_depth_mode dm = f->depth_mode;
     ks_color_resolution cr = f->color_res;
     ks_image_format cf = f->color_format;
-    const sim_static *st = get_static(w, f->device, dm, cr, err);
-    if (!st)
+    /* the colour and the depth camera's static views (each built on first use) */
+    const sim_static *cst = NULL, *dst = NULL;
+    if (f->has_color && cr != KS_COLOR_OFF && !(cst = get_view(w, f->device, KS_DEPTH_OFF, cr, err)))
+        return err ? err->code : KS_ENOMEM;
+    if ((f->has_depth || f->has_ir) && dm != KS_DEPTH_OFF && !(dst = get_view(w, f->device, dm, KS_COLOR_OFF, err)))
         return err ? err->code : KS_ENOMEM;
     sim_render_dev *r = render_dev(w, f->device);
     const sim_scene *sc = &w->scene;
@@ -1249,7 +1513,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
     pthread_mutex_lock(&r->cache_mu);
 
     if (f->has_color && cr != KS_COLOR_OFF) {
-        const sim_cam *c = &st->ccam;
+        const sim_cam *c = &cst->ccam;
         int level = (int)lround(f->gain * 16.0);
         if (level < 1)
             level = 1;
@@ -1260,11 +1524,12 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
         ks_image *img = NULL;
         bool cnoise = w->cfg.sensor && w->cfg.render_color;
         int nv = cnoise ? (int)(f->truth.sequence % SIM_COLOR_VARIANTS) : 0;
-        if (cf == KS_FORMAT_MJPG && cnoise && moving) {
-            /* the static picture scaled and noised in one pass, then the board redrawn over it */
-            if (!(r->jpeg[nv] && r->jpeg_st[nv] == st && r->jpeg_level[nv] == level &&
+        if (cf == KS_FORMAT_MJPG && cnoise) {
+            /* the static picture scaled and noised in one pass (no scaled copy kept: each noise variant
+             * is encoded once), then a moving board redrawn over it */
+            if (!(r->jpeg[nv] && r->jpeg_st[nv] == cst && r->jpeg_level[nv] == level &&
                   r->jpeg_board[nv] == board_key)) {
-                sim_buf *src = sim_buf_new_uninit(st->bgra->size), *j = NULL;
+                sim_buf *src = sim_buf_new_uninit(cst->bgra->size), *j = NULL;
                 if (!src) {
                     status = ks_error_set(err, KS_ENOMEM, "out of memory rendering colour");
                     goto out;
@@ -1273,21 +1538,22 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                 uint8_t fac[64];
                 scale_factors(fac, level);
                 uint32_t k0 = color_noise_start(w->cfg.seed, f->device, (uint64_t)nv);
-                for (size_t i = 0, k = k0; i < st->bgra->size; k = 0) { /* runs up to the table's end */
+                for (size_t i = 0, k = k0; i < cst->bgra->size; k = 0) { /* runs up to the table's end */
                     size_t run = NOISE_N - k;
-                    if (run > st->bgra->size - i)
-                        run = st->bgra->size - i;
-                    color_scale_add_noise(st->bgra->data + i, src->data + i, g_cnoise + k, run, fac);
+                    if (run > cst->bgra->size - i)
+                        run = cst->bgra->size - i;
+                    color_scale_add_noise(cst->bgra->data + i, src->data + i, g_cnoise + k, run, fac);
                     i += run;
                 }
-                draw_board_color(sc, c, st->cz, bR, bt, src->data, level, (int64_t)k0);
+                if (moving)
+                    draw_board_color(sc, c, cst->cz, bR, bt, src->data, level, (int64_t)k0);
                 status = encode_jpeg(r, src->data, c->w, c->h, &j, err);
                 sim_buf_unref(src);
                 if (status != KS_OK)
                     goto out;
                 sim_buf_unref(r->jpeg[nv]);
                 r->jpeg[nv] = j;
-                r->jpeg_st[nv] = st;
+                r->jpeg_st[nv] = cst;
                 r->jpeg_level[nv] = level;
                 r->jpeg_board[nv] = board_key;
             }
@@ -1296,20 +1562,20 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
         }
         sim_buf *pic = NULL;
         if (level == 16 && (!moving || !w->cfg.render_color)) {
-            pic = sim_buf_ref(st->bgra);
-        } else if (r->bgra_scaled && r->bgra_st == st && r->bgra_level == level && r->bgra_board == board_key) {
+            pic = sim_buf_ref(cst->bgra);
+        } else if (r->bgra_scaled && r->bgra_st == cst && r->bgra_level == level && r->bgra_board == board_key) {
             pic = sim_buf_ref(r->bgra_scaled);
         } else {
-            pic = sim_buf_new_uninit(st->bgra->size);
+            pic = sim_buf_new_uninit(cst->bgra->size);
             if (pic) {
-                memcpy(pic->data, st->bgra->data, st->bgra->size);
+                memcpy(pic->data, cst->bgra->data, cst->bgra->size);
                 if (moving && w->cfg.render_color)
-                    draw_board_color(sc, c, st->cz, bR, bt, pic->data, 16, -1);
+                    draw_board_color(sc, c, cst->cz, bR, bt, pic->data, 16, -1);
                 if (level != 16)
                     color_scale(pic->data, (size_t)c->w * c->h * 4, level);
                 sim_buf_unref(r->bgra_scaled);
                 r->bgra_scaled = sim_buf_ref(pic);
-                r->bgra_st = st;
+                r->bgra_st = cst;
                 r->bgra_level = level;
                 r->bgra_board = board_key;
             }
@@ -1319,7 +1585,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             goto out;
         }
         if (cf == KS_FORMAT_MJPG) {
-            if (!(r->jpeg[nv] && r->jpeg_st[nv] == st && r->jpeg_level[nv] == level &&
+            if (!(r->jpeg[nv] && r->jpeg_st[nv] == cst && r->jpeg_level[nv] == level &&
                   r->jpeg_board[nv] == board_key)) {
                 sim_buf *j = NULL;
                 sim_buf *src = cnoise ? color_noisy(pic, w->cfg.seed, f->device, (uint64_t)nv) : sim_buf_ref(pic);
@@ -1336,7 +1602,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                 }
                 sim_buf_unref(r->jpeg[nv]);
                 r->jpeg[nv] = j;
-                r->jpeg_st[nv] = st;
+                r->jpeg_st[nv] = cst;
                 r->jpeg_level[nv] = level;
                 r->jpeg_board[nv] = board_key;
             }
@@ -1364,15 +1630,15 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
     }
 
     if ((f->has_depth || f->has_ir) && dm != KS_DEPTH_OFF) {
-        const sim_cam *c = &st->dcam;
+        const sim_cam *c = &dst->dcam;
         size_t n = (size_t)c->w * c->h;
         bool damaged = f->n_interf > 0 && w->cfg.render_depth;
         bool noisy = w->cfg.depth_noise_mm > 0 && w->cfg.render_depth;
-        bool sensor = w->cfg.sensor && w->cfg.render_depth && st->zsig;
+        bool sensor = w->cfg.sensor && w->cfg.render_depth && dst->zsig;
         sim_buf *depth = NULL, *ir = NULL;
         if ((!moving || !w->cfg.render_depth) && !damaged && !noisy && !sensor) {
-            depth = sim_buf_ref(st->depth);
-            ir = sim_buf_ref(st->ir);
+            depth = sim_buf_ref(dst->depth);
+            ir = sim_buf_ref(dst->ir);
         } else {
             depth = sim_buf_new_uninit(n * 2);
             ir = sim_buf_new_uninit(n * 2);
@@ -1382,40 +1648,18 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                 status = ks_error_set(err, KS_ENOMEM, "out of memory for a depth image");
                 goto out;
             }
-            memcpy(depth->data, st->depth->data, n * 2);
-            memcpy(ir->data, st->ir->data, n * 2);
+            memcpy(depth->data, dst->depth->data, n * 2);
+            memcpy(ir->data, dst->ir->data, n * 2);
             uint16_t *dp = (uint16_t *)depth->data, *ip = (uint16_t *)ir->data;
             bool passive = dm == KS_DEPTH_PASSIVE_IR;
             sensor_offsets so = {0};
             if (sensor) {
                 so = frame_offsets(w->cfg.seed, f->device, f->truth.sequence);
-                sensor_frame(st, dp, ip, n, &so);
+                sensor_frame(dst, dp, ip, n, &so);
             }
-            int box[4];
-            if (moving && w->cfg.render_depth && c->dir && board_bbox(sc, c, bR, bt, box)) {
-                for (int v = box[1]; v <= box[3]; v++)
-                    for (int u = box[0]; u <= box[2]; u++) {
-                        size_t p = (size_t)v * c->w + u;
-                        const float *fd = c->dir + p * 3;
-                        if (isnan(fd[0]))
-                            continue;
-                        double dd[3] = {fd[0], fd[1], fd[2]};
-                        hit h;
-                        double zs = st->dz[p];
-                        if (!intersect_board(sc, bR, bt, c->t, dd, zs > 0 ? zs : INFINITY, &h))
-                            continue;
-                        dp[p] = (uint16_t)(h.t < 65535 ? llround(h.t) : 0);
-                        ip[p] = shade_ir(&h, dd, passive);
-                        if (sensor) {
-                            uint8_t zsig, pdrop, irsig;
-                            dp[p] = sensor_pixel(dm, &h, dd, h.t, ip[p], &zsig, &pdrop, &irsig);
-                            if (!st->inside[p] || passive)
-                                dp[p] = 0;
-                            if (!st->inside[p])
-                                ip[p] = 0;
-                            sensor_one(&dp[p], &ip[p], p, zsig, pdrop, irsig, &so);
-                        }
-                    }
+            if (moving && w->cfg.render_depth) {
+                board_depth_ctx bd = {dst, dp, ip, passive, sensor, &so};
+                for_board_pixels(sc, c, dst->dz, bR, bt, board_depth_pixel, &bd);
             }
             if (noisy) {
                 uint64_t rs = w->cfg.seed ^ (f->truth.sequence * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)f->device << 56);
@@ -1436,7 +1680,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                     const sim_static *sb = get_static_depth(w, b, bm);
                     if (!sb)
                         continue;
-                    const uint8_t *mask = pair_mask(r, b, st, sb);
+                    const uint8_t *mask = pair_mask(r, b, dst, sb);
                     if (!mask)
                         continue;
                     for (size_t p = 0; p < n; p++) {

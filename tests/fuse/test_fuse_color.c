@@ -1,0 +1,283 @@
+/* Colouring points (ks_points_colorize, fuse/color.c): the fast projection (float, vectorized, the
+ * checks as masks) samples the pixel the exact projection (ks_project in double) falls in, for a
+ * point through every pixel of the colour image on every real calibration, at every decode scale,
+ * except where the exact projection lies within EDGE_PX of a pixel border (where float rounding
+ * may pick the neighbour); points behind the camera, outside the lens model's metric radius, off
+ * the image or NaN get the fallback colour and are not marked seen. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fuse/fuse_internal.h"
+#include "kinsync/calibration.h"
+#include "kinsync/fuse.h"
+#include "ks_test.h"
+#include "support/calib_fixtures.h"
+
+/* The stated bound: the float projection is within EDGE_PX (scaled image pixels) of the exact one.
+ * The largest distance from a border at which a sampled pixel differed is printed. */
+#define EDGE_PX 2e-3
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static double rnd(void) /* [0, 1) */
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* An image whose pixel (u, v) holds its own coordinates: B = u & 255, G = u >> 8 | (v & 15) << 4,
+ * R = v >> 4 (u, v < 4096); the fallback white decodes to v >= 4080, never a pixel. */
+static void code_image(uint8_t *bgra, int w, int h, size_t stride)
+{
+    for (int v = 0; v < h; v++)
+        for (int u = 0; u < w; u++) {
+            uint8_t *p = bgra + (size_t)v * stride + 4 * (size_t)u;
+            p[0] = (uint8_t)(u & 255);
+            p[1] = (uint8_t)((u >> 8) | (v & 15) << 4);
+            p[2] = (uint8_t)(v >> 4);
+            p[3] = 255;
+        }
+}
+
+static void decode_pixel(const uint8_t rgb[3], int *u, int *v)
+{
+    *u = rgb[2] | (rgb[1] & 15) << 8;
+    *v = rgb[0] << 4 | rgb[1] >> 4;
+}
+
+/* Distance of a to the nearest integer. */
+static double to_border(double a)
+{
+    return fabs(a - floor(a + 0.5));
+}
+
+typedef struct pts {
+    size_t n, no_ray;      /* points; pixels the lens model has no ray for (NaN points) */
+    float *x, *y, *z;      /* rig frame */
+    double *us, *vs;       /* exact projection + 0.5 in full-resolution pixels (NaN when invalid) */
+    uint8_t *near_radius;  /* within float rounding of the metric radius */
+} pts;
+
+/* One point through every `step`-th pixel of the colour image (a random sub-pixel position, a
+ * random depth of 0.3-8 m), and among them points behind the camera, past the image edges (rays
+ * stretched 1.6x, beyond the metric radius for the wide ones) and NaN. Given in the rig frame of
+ * color_to_rig; the exact projection is made from the float points as stored. */
+static int make_points(const ks_intrinsics *in, const ks_extrinsics *color_to_rig, int step, pts *p)
+{
+    ks_unproject_table t;
+    ks_error err;
+    if (ks_unproject_table_build(in, &t, &err) != KS_OK)
+        return 0;
+    size_t cap = (size_t)(in->width / step + 1) * (size_t)(in->height / step + 1);
+    p->n = p->no_ray = 0;
+    p->x = malloc(cap * 4), p->y = malloc(cap * 4), p->z = malloc(cap * 4);
+    p->us = malloc(cap * 8), p->vs = malloc(cap * 8);
+    p->near_radius = calloc(cap, 1);
+    ks_extrinsics rig_to_color;
+    ks_extrinsics_invert(color_to_rig, &rig_to_color);
+    const double mr2 = in->metric_radius > 0 ? in->metric_radius * in->metric_radius : INFINITY;
+    for (int v = 0; v < in->height; v += step)
+        for (int u = 0; u < in->width; u += step) {
+            size_t i = (size_t)v * (size_t)in->width + (size_t)u, k = p->n++;
+            double rx = t.x[i], ry = t.y[i];
+            if (!(rx == rx)) { /* no ray for this pixel: a NaN point */
+                p->no_ray++;
+                p->x[k] = p->y[k] = p->z[k] = NAN;
+                p->us[k] = p->vs[k] = NAN;
+                continue;
+            }
+            rx += (rnd() - 0.5) / in->fx;
+            ry += (rnd() - 0.5) / in->fy;
+            double z = 300 + 7700 * rnd(), kind = rnd();
+            if (kind < 1.0 / 16) { /* past the edges */
+                rx *= 1.6;
+                ry *= 1.6;
+            } else if (kind < 1.0 / 16 + 1.0 / 32) {
+                z = -z; /* behind the camera */
+            }
+            double q[3] = {rx * z, ry * z, z}, r[3]; /* behind: x/z, y/z of a pixel all the same */
+            ks_extrinsics_apply(color_to_rig, q, r);
+            if (kind > 1 - 1.0 / 64)
+                r[0] = r[1] = r[2] = NAN;
+            p->x[k] = (float)r[0], p->y[k] = (float)r[1], p->z[k] = (float)r[2];
+            double f[3] = {p->x[k], p->y[k], p->z[k]}, c[3], uv[2];
+            ks_extrinsics_apply(&rig_to_color, f, c);
+            bool ok = f[0] == f[0] && ks_project(in, c, uv);
+            p->us[k] = ok ? uv[0] + 0.5 : NAN;
+            p->vs[k] = ok ? uv[1] + 0.5 : NAN;
+            if (c[2] > 0) {
+                double xp = c[0] / c[2] - in->codx, yp = c[1] / c[2] - in->cody, rs = xp * xp + yp * yp;
+                p->near_radius[k] = fabs(rs - mr2) <= 1e-5 * mr2;
+            }
+        }
+    ks_unproject_table_free(&t);
+    return 1;
+}
+
+static void free_points(pts *p)
+{
+    free(p->x), free(p->y), free(p->z), free(p->us), free(p->vs), free(p->near_radius);
+}
+
+static void check_calibration(const char *file, ks_color_resolution res, int step, double *closest_miss)
+{
+    size_t len;
+    char *js = ks_calib_test_read_fixture(file, &len);
+    KS_CHECK_MSG(js != NULL, "%s", file);
+    if (!js)
+        return;
+    ks_calibration cal;
+    ks_error err;
+    KS_CHECK_INT(ks_calibration_from_json(js, len, KS_DEPTH_NFOV_UNBINNED, res, &cal, &err), KS_OK);
+    free(js);
+    /* the rig: the colour camera turned and moved, so the transform is exercised */
+    ks_extrinsics color_to_rig;
+    const double a = 0.4, b = -0.25; /* about y, then about x */
+    const double R[9] = {cos(a), sin(a) * sin(b), sin(a) * cos(b), 0, cos(b), -sin(b), -sin(a), cos(a) * sin(b),
+                         cos(a) * cos(b)};
+    memcpy(color_to_rig.R, R, sizeof R);
+    color_to_rig.t[0] = 850, color_to_rig.t[1] = -420, color_to_rig.t[2] = 1900;
+    ks_extrinsics rig_to_color;
+    ks_extrinsics_invert(&color_to_rig, &rig_to_color);
+    pts p = {0};
+    if (!make_points(&cal.color, &color_to_rig, step, &p)) {
+        KS_CHECK_MSG(0, "%s: no rays for the colour camera", file);
+        return;
+    }
+    const int W = cal.color.width, H = cal.color.height;
+    uint8_t *rgb = malloc(p.n * 3), *seen = malloc(p.n);
+    static const uint8_t white[3] = {255, 255, 255};
+    for (int den = 1; den <= 8; den *= 2) {
+        const int w = (W + den - 1) / den, h = (H + den - 1) / den; /* as the decoder scales */
+        const size_t stride = (size_t)w * 4 + (den == 2 ? 36 : 0);  /* a padded row once */
+        uint8_t *bgra = malloc(stride * (size_t)h);
+        code_image(bgra, w, h, stride);
+        ks_color_image img = {w, h, stride, bgra, den};
+        memset(seen, 7, p.n);
+        size_t colored = ks_points_colorize_seen(p.x, p.y, p.z, p.n, &rig_to_color, &cal.color, &img, white, rgb, seen);
+        size_t exact = 0, near = 0, off = 0, wrong = 0, nseen = 0;
+        const double s = 1.0 / den;
+        for (size_t i = 0; i < p.n; i++) {
+            double us = p.us[i] * s, vs = p.vs[i] * s; /* in the scaled image, + 0.5: floor is the pixel */
+            bool in = us >= 0 && vs >= 0 && us < w && vs < h; /* NaN: false */
+            bool edge = p.near_radius[i] || (us == us && (to_border(us) < EDGE_PX || to_border(vs) < EDGE_PX));
+            int iu = -1, iv = -1;
+            if (seen[i] == 1)
+                decode_pixel(rgb + 3 * i, &iu, &iv);
+            else if (!(seen[i] == 0 && !memcmp(rgb + 3 * i, white, 3))) {
+                wrong++; /* seen must be 0 or 1, and 0 exactly with the fallback colour */
+                continue;
+            }
+            nseen += seen[i] == 1;
+            bool got = seen[i] == 1;
+            if (got && (iu >= w || iv >= h)) {
+                wrong++;
+                continue;
+            }
+            if (!edge) {
+                if (got == in && (!in || (iu == (int)floor(us) && iv == (int)floor(vs))))
+                    in ? exact++ : off++;
+                else {
+                    if (wrong < 5)
+                        fprintf(stderr, "  %s %dx%d 1/%d point %zu: exact (%.4f, %.4f) %s, sampled %d %d\n", file, W,
+                                H, den, i, us - 0.5, vs - 0.5, in ? "inside" : "outside", iu, iv);
+                    wrong++;
+                }
+                continue;
+            }
+            near++; /* within EDGE_PX of a border: the pixel on either side (or none at the image edge) */
+            bool ok = !got || (fabs(iu + 0.5 - us) < 0.5 + EDGE_PX && fabs(iv + 0.5 - vs) < 0.5 + EDGE_PX);
+            wrong += !ok;
+            if (us == us && got != in) { /* how close to the border a disagreement came */
+                double dist = fmin(fmin(fabs(us), fabs(us - w)), fmin(fabs(vs), fabs(vs - h)));
+                *closest_miss = dist > *closest_miss ? dist : *closest_miss;
+            } else if (got && in && (iu != (int)floor(us) || iv != (int)floor(vs))) {
+                double dist = fmax(iu != (int)floor(us) ? to_border(us) : 0, iv != (int)floor(vs) ? to_border(vs) : 0);
+                *closest_miss = dist > *closest_miss ? dist : *closest_miss;
+            }
+        }
+        printf("  %s %dx%d at 1/%d: %zu points (%zu pixels without a ray), %zu on their exact pixel, %zu off the "
+               "image, %zu within %g px of a border\n", file, W, H, den, p.n, p.no_ray, exact, off, near, EDGE_PX);
+        KS_CHECK_MSG(wrong == 0, "%s %dx%d at 1/%d: %zu points sampled the wrong pixel", file, W, H, den, wrong);
+        KS_CHECK_INT(colored, nseen);
+        KS_CHECK(exact > (p.n - p.no_ray) * 3 / 4); /* most points land on the image */
+        KS_CHECK(off > p.n / 16);               /* and the outside ones are there */
+        KS_CHECK(near < p.n * 4 * EDGE_PX * 2); /* the band is as narrow as stated */
+        /* ks_points_colorize (no seen) gives the same colours */
+        uint8_t *rgb2 = malloc(p.n * 3);
+        KS_CHECK_INT(ks_points_colorize(p.x, p.y, p.z, p.n, &rig_to_color, &cal.color, &img, white, rgb2), colored);
+        KS_CHECK(memcmp(rgb, rgb2, p.n * 3) == 0);
+        free(rgb2);
+        free(bgra);
+    }
+    free(rgb), free(seen);
+    free_points(&p);
+}
+
+static void test_every_pixel(void)
+{
+    const char *files[] = {"k4a/real-device-calibration.json", "k4a/sdk-unittest-calibration.json",
+                           "k4a/sdk-test-calibration-rational6kt.json"};
+    double closest = 0;
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        check_calibration(files[f], KS_COLOR_720P, 1, &closest);  /* the bench's mode: every pixel */
+        check_calibration(files[f], KS_COLOR_1536P, 3, &closest); /* 4:3, every third pixel */
+    }
+    printf("  farthest from a border that a sampled pixel differed from the exact one: %.2g px (bound %g)\n", closest,
+           EDGE_PX);
+}
+
+/* Points one by one: NaN, behind, off the image, beyond the metric radius get the fallback and are
+ * not seen; a point on the optical axis samples the principal point's pixel. */
+static void test_fallbacks(void)
+{
+    size_t len;
+    char *js = ks_calib_test_read_fixture("k4a/real-device-calibration.json", &len);
+    KS_CHECK(js != NULL);
+    if (!js)
+        return;
+    ks_calibration cal;
+    ks_error err;
+    KS_CHECK_INT(ks_calibration_from_json(js, len, KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &cal, &err), KS_OK);
+    free(js);
+    const ks_intrinsics *in = &cal.color;
+    int w = in->width, h = in->height;
+    uint8_t *bgra = malloc((size_t)w * (size_t)h * 4);
+    code_image(bgra, w, h, (size_t)w * 4);
+    ks_color_image img = {w, h, (size_t)w * 4, bgra, 1};
+    ks_extrinsics id;
+    ks_extrinsics_identity(&id);
+    double mr = in->metric_radius > 0 ? in->metric_radius : 2.0;
+    /* 0 on axis; 1 NaN; 2 behind; 3 at z = 0; 4 far right (off the image); 5 beyond the metric radius */
+    const float x[6] = {0, NAN, 0, 10, 5000, (float)(1000 * mr * 1.05)};
+    const float y[6] = {0, 0, 0, 10, 0, 0};
+    const float z[6] = {1000, 1000, -1000, 0, 1000, 1000};
+    uint8_t rgb[18], seen[6];
+    static const uint8_t grey[3] = {128, 129, 130};
+    size_t colored = ks_points_colorize_seen(x, y, z, 6, &id, in, &img, grey, rgb, seen);
+    KS_CHECK_INT(colored, 1);
+    int u, v;
+    decode_pixel(rgb, &u, &v);
+    double c[3] = {0, 0, 1000}, uv[2];
+    KS_CHECK(ks_project(in, c, uv));
+    KS_CHECK_INT(u, (int)floor(uv[0] + 0.5));
+    KS_CHECK_INT(v, (int)floor(uv[1] + 0.5));
+    KS_CHECK_INT(seen[0], 1);
+    for (int i = 1; i < 6; i++) {
+        KS_CHECK_MSG(seen[i] == 0 && !memcmp(rgb + 3 * i, grey, 3), "point %d: seen %d, rgb %d %d %d", i, seen[i],
+                     rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]);
+    }
+    /* no image: everything falls back */
+    KS_CHECK_INT(ks_points_colorize_seen(x, y, z, 6, &id, in, NULL, grey, rgb, seen), 0);
+    KS_CHECK(seen[0] == 0 && !memcmp(rgb, grey, 3));
+    free(bgra);
+}
+
+int main(void)
+{
+    KS_RUN(test_every_pixel);
+    KS_RUN(test_fallbacks);
+    return KS_TEST_END();
+}

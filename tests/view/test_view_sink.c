@@ -1,0 +1,260 @@
+/* The view's sink on a simulated rig (chain-3: three devices, 720P MJPG colour, NFOV unbinned depth,
+ * virtual time): while nobody watches (no event stream open, no /api/ request in the last 3 s) it
+ * takes no set and encodes nothing; with an event stream open it previews, the colour decoded by DCT
+ * scaling straight to thumbnail size (1/8: 160x90), depth and IR 160x144, IR as a greyscale JPEG,
+ * and it makes a point cloud for clouds_per_second of the previewed sets (the first one included);
+ * once the page has gone it stops encoding again. Waits are for events (bounded), never timed. */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <turbojpeg.h>
+#include <unistd.h>
+
+#include "kinsync/session.h"
+#include "kinsync/source.h"
+#include "kinsync/view.h"
+#include "ks_test.h"
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int connect_port(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* GET path (Connection: close); the body into a malloc'd buffer. */
+static uint8_t *http_get(int port, const char *path, size_t *n)
+{
+    *n = 0;
+    int fd = connect_port(port);
+    if (fd < 0)
+        return NULL;
+    char req[256];
+    int m = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
+    if (write(fd, req, (size_t)m) != m) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *buf = malloc(cap);
+    ssize_t r;
+    while (buf && (r = read(fd, buf + len, cap - len)) > 0) {
+        len += (size_t)r;
+        if (len == cap) {
+            uint8_t *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = nb;
+        }
+    }
+    close(fd);
+    uint8_t *body = buf ? (uint8_t *)strstr((char *)buf, "\r\n\r\n") : NULL;
+    if (!body || strncmp((char *)buf, "HTTP/1.1 200", 12)) {
+        free(buf);
+        return NULL;
+    }
+    body += 4;
+    *n = len - (size_t)(body - buf);
+    memmove(buf, body, *n);
+    return buf;
+}
+
+/* Feeds the sink sets from the session until done(k) or the bound (seconds) passes. */
+static bool pump(ks_session *s, ks_view_sink *k, double bound, bool (*done)(ks_view_sink *, ks_view *), ks_view *v)
+{
+    double end = mono() + bound;
+    while (mono() < end) {
+        ks_session_set set;
+        ks_error err;
+        ks_status st = ks_session_next(s, &set, 1000, &err);
+        if (st == KS_ETIMEOUT)
+            continue;
+        if (st != KS_OK) {
+            fprintf(stderr, "session: %s\n", err.message);
+            return false;
+        }
+        ks_view_sink_offer(k, &set);
+        ks_session_set_release(&set);
+        if (done && done(k, v))
+            return true;
+    }
+    return !done;
+}
+
+static bool some_unwatched(ks_view_sink *k, ks_view *v)
+{
+    (void)v;
+    ks_view_sink_stats st;
+    ks_view_sink_get_stats(k, &st);
+    return st.unwatched >= 5 || st.encoded > 0; /* encoded: the check below says what went wrong */
+}
+
+static bool eight_previewed(ks_view_sink *k, ks_view *v)
+{
+    (void)v;
+    ks_view_sink_stats st;
+    ks_view_sink_get_stats(k, &st);
+    return st.encoded >= 8;
+}
+
+static bool unwatched(ks_view_sink *k, ks_view *v)
+{
+    (void)k;
+    return !ks_view_watched(v);
+}
+
+static bool watched_3_5_s(ks_view_sink *k, ks_view *v)
+{
+    (void)k;
+    static double start;
+    if (!start)
+        start = mono();
+    if (!ks_view_watched(v))
+        return true; /* stops early: checked by the caller */
+    return mono() - start > 3.5;
+}
+
+static void jpeg_info(const uint8_t *j, size_t n, int *w, int *h, int *cs)
+{
+    tjhandle t = tjInitDecompress();
+    int sub;
+    *w = *h = *cs = -1;
+    if (j)
+        tjDecompressHeader3(t, j, (unsigned long)n, w, h, &sub, cs);
+    tjDestroy(t);
+}
+
+static void test_sink_watched_thumbnails_cloud_rate(void)
+{
+    ks_source src;
+    ks_source_options so;
+    ks_source_options_init(&so);
+    so.backend = "sim";
+    so.fast = true;
+    ks_error err;
+    const char *paths[1] = {KS_SOURCE_DIR "/examples/rigs/chain-3.yaml"};
+    KS_CHECK_INT(ks_source_open(paths, 1, &so, &src, &err), KS_OK);
+    ks_session *s = NULL;
+    KS_CHECK_INT(ks_session_open(&src.rig, &src.plan, src.backend, NULL, &s, &err), KS_OK);
+    KS_CHECK_INT(ks_session_start(s, &err), KS_OK);
+    ks_view *v = NULL;
+    ks_view_options vo;
+    ks_view_options_init(&vo);
+    KS_CHECK_INT(ks_view_create(&vo, &v, &err), KS_OK);
+    ks_view_sink_options o;
+    ks_view_sink_options_init(&o);
+    o.previews_per_second = 20;
+    o.clouds_per_second = 5; /* one cloud per four previewed sets */
+    ks_view_sink *k = NULL;
+    KS_CHECK_INT(ks_view_sink_create(v, s, &o, &k, &err), KS_OK);
+    int port = ks_view_port(v);
+
+    /* nobody watches: previews fall due, nothing is taken, decoded or encoded */
+    KS_CHECK(!ks_view_watched(v));
+    KS_CHECK_MSG(pump(s, k, 120, some_unwatched, v), "the sink never found a preview due");
+    ks_view_sink_stats st;
+    ks_view_sink_get_stats(k, &st);
+    ks_view_counters vc;
+    ks_view_get_counters(v, &vc);
+    KS_CHECK_MSG(st.encoded == 0 && st.clouds == 0 && vc.previews_published == 0 && st.cpu_color_s == 0,
+                 "no client attached: encoded %llu sets, %llu clouds, published %llu previews (must be 0)",
+                 (unsigned long long)st.encoded, (unsigned long long)st.clouds,
+                 (unsigned long long)vc.previews_published);
+
+    /* a page opens its event stream: previews and clouds flow */
+    int sse = connect_port(port);
+    KS_CHECK(sse >= 0);
+    char req[160];
+    int m = snprintf(req, sizeof req, "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+    KS_CHECK(write(sse, req, (size_t)m) == m);
+    double until = mono() + 60;
+    while (!ks_view_watched(v) && mono() < until)
+        usleep(10000);
+    KS_CHECK_MSG(ks_view_watched(v), "an open event stream is a watcher");
+    KS_CHECK_MSG(pump(s, k, 300, eight_previewed, v), "8 sets previewed with a page attached");
+    ks_view_sink_get_stats(k, &st);
+    /* the first previewed set makes a cloud, then one per 20/5 = 4 sets */
+    uint64_t want = (uint64_t)floor(1 - 0.25 + (double)st.encoded * 0.25 + 1e-9);
+    KS_CHECK_MSG(st.clouds == want, "%llu sets previewed: %llu clouds, want %llu (5 clouds/s of 20 previews/s)",
+                 (unsigned long long)st.encoded, (unsigned long long)st.clouds, (unsigned long long)want);
+    KS_CHECK_MSG(st.points > 0, "the cloud has points");
+    KS_CHECK_MSG(st.color_denom == 8, "720P MJPEG decoded at 1/%d, want 1/8 (DCT scaling to thumbnail size)",
+                 st.color_denom);
+    KS_CHECK_MSG(st.thumb_w[0] == 160 && st.thumb_h[0] == 90, "colour thumbnail %dx%d, want 160x90", st.thumb_w[0],
+                 st.thumb_h[0]);
+    KS_CHECK_MSG(st.thumb_w[1] == 160 && st.thumb_h[1] == 144, "depth thumbnail %dx%d, want 160x144", st.thumb_w[1],
+                 st.thumb_h[1]);
+    KS_CHECK_MSG(st.thumb_w[2] == 160 && st.thumb_h[2] == 144, "IR thumbnail %dx%d, want 160x144", st.thumb_w[2],
+                 st.thumb_h[2]);
+    /* what the page fetches: the same sizes; IR one greyscale channel, colour and depth YCbCr */
+    static const char *kinds[3] = {"color", "depth", "ir"};
+    for (int kind = 0; kind < 3; kind++) {
+        char path[64];
+        snprintf(path, sizeof path, "/api/preview/2/%s.jpg", kinds[kind]);
+        size_t n;
+        uint8_t *j = http_get(port, path, &n);
+        int w, h, cs;
+        jpeg_info(j, n, &w, &h, &cs);
+        KS_CHECK_MSG(w == st.thumb_w[kind] && h == st.thumb_h[kind], "%s: %dx%d served", path, w, h);
+        KS_CHECK_MSG(kind == 2 ? cs == TJCS_GRAY : cs == TJCS_YCbCr, "%s: JPEG colour space %d", path, cs);
+        free(j);
+    }
+    /* the event stream alone keeps the page a watcher (no other request for 3.5 s) */
+    KS_CHECK(pump(s, k, 60, watched_3_5_s, v));
+    KS_CHECK_MSG(ks_view_watched(v), "an event stream open without other requests for 3.5 s still watches");
+
+    /* the page goes: once the last request is 3 s old the sink stops encoding */
+    close(sse);
+    KS_CHECK_MSG(pump(s, k, 120, unwatched, v), "the view noticed the page gone");
+    ks_view_sink_get_stats(k, &st);
+    uint64_t enc0 = st.encoded, unw0 = st.unwatched;
+    double end = mono() + 0.6;
+    while (mono() < end)
+        pump(s, k, 0.1, NULL, v);
+    ks_view_sink_get_stats(k, &st);
+    KS_CHECK_MSG(st.encoded <= enc0 + 1 && st.unwatched > unw0,
+                 "page gone: %llu more sets encoded (at most the one in flight), %llu more unwatched",
+                 (unsigned long long)(st.encoded - enc0), (unsigned long long)(st.unwatched - unw0));
+
+    ks_view_sink_destroy(k);
+    ks_session_stop(s);
+    ks_session_close(s);
+    ks_view_destroy(v);
+    ks_source_close(&src);
+}
+
+static void test_color_denom(void)
+{
+    KS_CHECK_INT(ks_view_color_denom(1280, 192), 8);  /* 720P: 160 */
+    KS_CHECK_INT(ks_view_color_denom(3840, 192), 8);  /* 2160P: 480, kept every 3rd: 160 */
+    KS_CHECK_INT(ks_view_color_denom(640, 192), 4);   /* 160 */
+    KS_CHECK_INT(ks_view_color_denom(1280, 640), 2);  /* 640 */
+    KS_CHECK_INT(ks_view_color_denom(100, 192), 1);
+}
+
+int main(void)
+{
+    KS_RUN(test_color_denom);
+    KS_RUN(test_sink_watched_thumbnails_cloud_rate);
+    return KS_TEST_END();
+}
