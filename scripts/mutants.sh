@@ -41,7 +41,11 @@ MUTANTS=(
   # the YAML reader's nesting bound removed (libyaml then runs for hours: the test times out)
   "yaml-no-depth|src/util/yaml.c|s#if (++depth > KS_YAML_MAX_FLOW_DEPTH)#if (++depth < 0)#|^test_rig_parse$"
   # fuse: a voxel's z offsets no longer summed (the records' 16-bit z lane dropped from the vector sum)
-  "fuse-sum-z|src/fuse/voxel.c|s#        w\[0\] = 1;#        w[0] = 1;\n        w[3] = 0;#|^test_fuse_merge$"
+  "fuse-sum-z|src/fuse/voxel.c|s#(v8h){8, 9, 1, 9, 2, 9, 3, 9}#(v8h){8, 9, 1, 9, 2, 9, 9, 9}#|^test_fuse_merge$"
+  # voxel grid, one partition: a compacted block's records taken one point off (the records in place path)
+  "fuse-one-part-compact|src/fuse/voxel.c|s#            p->rec\[k++\] = dst\[i\];#            p->rec[k++] = dst[i ? i - 1 : 0];#|^test_fuse_merge$"
+  # voxel grid, one partition: a cell change at the first point of a block is not seen (runs merge across cells)
+  "fuse-one-part-change|src/fuse/voxel.c|s#            change\[i\] = cell\[i + 1\] != cell\[i\];#            change[i] = cell[i + 1] != cell[i] \&\& i != 0;#|^test_fuse_merge$"
   # calibrate DIR: the frame-set reader drops the depth images (no depth cross-check, not as over the recordings)
   "frameset-no-depth|src/record/frameset_dir.c|s#if (s->img\[i\]\[t\].file\[0\])#if (s->img[i][t].file[0] \&\& t != 1)#|^test_pipeline_cli_sh$"
   # fuse: the colour lookup returns the uncoloured grey (the demo's cloud all 128,128,128 again)
