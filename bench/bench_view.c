@@ -572,8 +572,10 @@ int main(int argc, char **argv)
            bph.cpu / bph.wall * 100, (unsigned long long)bph.sets, (unsigned long long)bph.frames,
            (unsigned long long)bph.drops, (unsigned long long)bph.missing);
     printf("  server side:     %5.1f %% of one core (difference)\n", server);
-    printf("  previews:        %llu sets previewed (%.1f/s), %llu skipped (worker busy)\n",
-           (unsigned long long)bph.previews, bph.previews / bph.wall, (unsigned long long)bph.skipped);
+    printf("  previews:        %llu sets previewed (%.1f/s), %llu skipped (worker busy), %llu passed over for a newer "
+           "set (loop behind)\n",
+           (unsigned long long)bph.previews, bph.previews / bph.wall, (unsigned long long)bph.skipped,
+           (unsigned long long)bph.st.stale);
     const ks_view_sink_stats *w = &bph.st;
     double per = w->encoded ? 1e3 / (double)w->encoded : 0;
     printf("  sink worker:     %.2f ms CPU per previewed set: colour decode %.2f, depth/IR mapping + %d JPEGs %.2f; "

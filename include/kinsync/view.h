@@ -124,8 +124,10 @@ void ks_view_sink_options_init(ks_view_sink_options *o);
 ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_options *opt, ks_view_sink **out,
                               ks_error *err);
 /* Loop thread: returns at once. Hands the set to the worker when it is idle, a preview is due and
- * someone watches (ks_view_watched: no page or API client, no encoding at all). Returns true when
- * it was taken. */
+ * someone watches (ks_view_watched: no page or API client, no encoding at all). A due set whose
+ * every capture already has a newer one (ks_view_capture_superseded: the loop is behind and a
+ * fresher set is queued) is passed over for the next, for up to one preview period. Returns true
+ * when it was taken. */
 bool ks_view_sink_offer(ks_view_sink *k, const ks_session_set *set);
 /* The same, taken even when nobody watches (the paused set of a seek stays on the page). */
 bool ks_view_sink_offer_always(ks_view_sink *k, const ks_session_set *set);
@@ -135,6 +137,8 @@ typedef struct ks_view_sink_stats {
     uint64_t encoded;            /* frame sets previewed */
     uint64_t skipped;            /* due but the worker was busy */
     uint64_t unwatched;          /* due but nobody watched: nothing decoded or encoded */
+    uint64_t stale;              /* due but passed over: every device already had a newer capture (the
+                                    loop was behind; a fresher set follows) */
     uint64_t clouds;             /* point clouds made */
     size_t points;               /* of the last cloud */
     int thumb_w[3], thumb_h[3];  /* the last previews' sizes: colour, depth, IR */
@@ -152,6 +156,8 @@ void ks_view_sink_destroy(ks_view_sink *k);
 void ks_view_on_capture(int device, ks_capture *cap, void *view);
 /* The arrival time remembered for a capture (0 when unknown). */
 uint64_t ks_view_arrival_ns(ks_view *v, int device, const ks_capture *cap);
+/* True when a newer capture of the device has arrived since cap (false when cap is unknown). */
+bool ks_view_capture_superseded(ks_view *v, int device, const ks_capture *cap);
 
 /* ---- the start sequence as it happens ---- */
 

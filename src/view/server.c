@@ -778,3 +778,22 @@ uint64_t ks_view_arrival_ns(ks_view *v, int device, const ks_capture *cap)
     pthread_mutex_unlock(&v->arr_mu);
     return t;
 }
+
+bool ks_view_capture_superseded(ks_view *v, int device, const ks_capture *cap)
+{
+    if (!v || !cap || device < 0 || device >= KS_MATCH_MAX_DEVICES)
+        return false;
+    bool newer = false;
+    pthread_mutex_lock(&v->arr_mu);
+    for (int i = 0; i < ARRIVALS; i++) { /* from the newest arrival back */
+        const arrival *a = &v->arr[device][(v->arr_next[device] + ARRIVALS - 1 - i) % ARRIVALS];
+        if (!a->cap)
+            break;
+        if (a->cap == cap) {
+            newer = i > 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&v->arr_mu);
+    return newer;
+}

@@ -35,7 +35,7 @@ struct ks_view_sink {
     ks_capture *job[KS_MATCH_MAX_DEVICES];
     uint64_t job_seq, job_t_ns, job_offer_ns;
     double last_offer;
-    uint64_t encoded, skipped, unwatched, clouds, seq;
+    uint64_t encoded, skipped, unwatched, stale, clouds, seq;
     double cloud_credit; /* worker's: a cloud is due when it reaches 1 */
     int thumb_w[3], thumb_h[3], color_denom;
     double cpu_color, cpu_previews, cpu_cloud;
@@ -375,6 +375,20 @@ static bool offer(ks_view_sink *k, const ks_session_set *set, bool always)
         k->last_offer = t;
         return false;
     }
+    if (!always && t - k->last_offer < 2.0 / k->opt.previews_per_second) {
+        /* the loop is behind when every device of the set already delivered a newer capture: a
+         * fresher set is queued, preview that one (its capture-to-page latency is the page's) */
+        bool superseded = set->set.present_mask != 0;
+        for (int d = 0; d < k->n && superseded; d++)
+            if (set->set.present_mask & (1u << d))
+                superseded = ks_view_capture_superseded(k->v, d, set->set.frames[d].user);
+        if (superseded) {
+            pthread_mutex_lock(&k->mu);
+            k->stale++;
+            pthread_mutex_unlock(&k->mu);
+            return false;
+        }
+    }
     pthread_mutex_lock(&k->mu);
     bool busy = k->busy;
     if (busy) {
@@ -392,7 +406,10 @@ static bool offer(ks_view_sink *k, const ks_session_set *set, bool always)
         k->job_t_ns = arrival;
         k->job_offer_ns = (uint64_t)(t * 1e9);
         k->busy = true;
-        k->last_offer = t;
+        /* the next preview falls due one period after this one was due (not after this set came:
+         * sets come every frame period, so that would preview fewer than previews_per_second) */
+        double period = 1.0 / k->opt.previews_per_second;
+        k->last_offer = t - k->last_offer < 2 * period ? k->last_offer + period : t;
         pthread_cond_signal(&k->cv);
     }
     pthread_mutex_unlock(&k->mu);
@@ -416,6 +433,7 @@ void ks_view_sink_get_stats(ks_view_sink *k, ks_view_sink_stats *o)
     o->encoded = k->encoded;
     o->skipped = k->skipped;
     o->unwatched = k->unwatched;
+    o->stale = k->stale;
     o->clouds = k->clouds;
     o->points = k->points;
     for (int i = 0; i < 3; i++) {

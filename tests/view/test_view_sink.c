@@ -3,7 +3,8 @@
  * takes no set and encodes nothing; with an event stream open it previews, the colour decoded by DCT
  * scaling straight to thumbnail size (1/8: 160x90), depth and IR 160x144, IR as a greyscale JPEG,
  * and it makes a point cloud for clouds_per_second of the previewed sets (the first one included);
- * once the page has gone it stops encoding again. Waits are for events (bounded), never timed. */
+ * once the page has gone it stops encoding again. A due set whose captures all have newer ones (the
+ * loop behind) is passed over for the newer set. Waits are for events (bounded), never timed. */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <math.h>
@@ -243,6 +244,71 @@ static void test_sink_watched_thumbnails_cloud_rate(void)
     ks_source_close(&src);
 }
 
+/* The loop behind: a due set whose every capture already has a newer one is passed over, and the
+ * newer set is previewed. Arrivals are recorded here by hand (ks_view_on_capture), in order. */
+static void test_stale_set_passed_over(void)
+{
+    ks_source src;
+    ks_source_options so;
+    ks_source_options_init(&so);
+    so.backend = "sim";
+    so.fast = true;
+    ks_error err;
+    const char *paths[1] = {KS_SOURCE_DIR "/examples/rigs/chain-3.yaml"};
+    KS_CHECK_INT(ks_source_open(paths, 1, &so, &src, &err), KS_OK);
+    ks_session *s = NULL;
+    KS_CHECK_INT(ks_session_open(&src.rig, &src.plan, src.backend, NULL, &s, &err), KS_OK);
+    KS_CHECK_INT(ks_session_start(s, &err), KS_OK);
+    ks_view *v = NULL;
+    KS_CHECK_INT(ks_view_create(NULL, &v, &err), KS_OK);
+    ks_view_sink_options o;
+    ks_view_sink_options_init(&o);
+    o.previews_per_second = 0.5; /* due every 2 s; a stale set passed over until 4 s */
+    ks_view_sink *k = NULL;
+    KS_CHECK_INT(ks_view_sink_create(v, s, &o, &k, &err), KS_OK);
+    int port = ks_view_port(v);
+    size_t n;
+    free(http_get(port, "/api/state", &n)); /* a client: the view is watched for 3 s */
+    ks_session_set sets[3];
+    int got = 0;
+    while (got < 3) {
+        ks_status st = ks_session_next(s, &sets[got], 5000, &err);
+        if (st == KS_ETIMEOUT)
+            continue;
+        KS_CHECK_INT(st, KS_OK);
+        if (st != KS_OK)
+            break;
+        got++;
+    }
+    if (got == 3) {
+        KS_CHECK_MSG(ks_view_sink_offer(k, &sets[0]), "the first set is taken");
+        double t0 = mono();
+        ks_view_sink_stats st;
+        do { /* its previews done */
+            usleep(5000);
+            ks_view_sink_get_stats(k, &st);
+        } while (st.encoded < 1 && mono() < t0 + 120);
+        for (int i = 1; i < 3; i++) /* set 2's captures arrived after set 1's */
+            for (int d = 0; d < ks_session_device_count(s); d++)
+                if (sets[i].set.present_mask & (1u << d))
+                    ks_view_on_capture(d, sets[i].set.frames[d].user, v);
+        while (mono() < t0 + 2.05)
+            usleep(10000);
+        free(http_get(port, "/api/state", &n));
+        KS_CHECK_MSG(!ks_view_sink_offer(k, &sets[1]), "a set whose every capture has a newer one is passed over");
+        ks_view_sink_get_stats(k, &st);
+        KS_CHECK_INT((int)st.stale, 1);
+        KS_CHECK_MSG(ks_view_sink_offer(k, &sets[2]), "the newer set is previewed (still due)");
+    }
+    for (int i = 0; i < got; i++)
+        ks_session_set_release(&sets[i]);
+    ks_view_sink_destroy(k);
+    ks_session_stop(s);
+    ks_session_close(s);
+    ks_view_destroy(v);
+    ks_source_close(&src);
+}
+
 static void test_color_denom(void)
 {
     KS_CHECK_INT(ks_view_color_denom(1280, 192), 8);  /* 720P: 160 */
@@ -256,5 +322,6 @@ int main(void)
 {
     KS_RUN(test_color_denom);
     KS_RUN(test_sink_watched_thumbnails_cloud_rate);
+    KS_RUN(test_stale_set_passed_over);
     return KS_TEST_END();
 }
