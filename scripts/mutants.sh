@@ -76,6 +76,8 @@ MUTANTS=(
   "view-ir-grey|src/view/preview.c|s#bool grey = img->format == KS_FORMAT_IR16;#bool grey = false;#|^test_view_(preview|sink)$"
   # issue 18: a due set is previewed even when the loop is behind (every capture already has a newer one)
   "view-stale-set|src/view/sink.c|s#bool superseded = set->set.present_mask != 0;#bool superseded = false;#|^test_view_sink$"
+  # issue 18: the sink's helper thread does nothing (the odd devices get no previews)
+  "view-helper-idle|src/view/sink.c|s#preview_devices(k, k->henc, k->hcaps, k->hci, k->hhave, 1, 2, \&r);#memset(\&r, 0, sizeof r);#|^test_view_sink$"
   # issue 18: the depth colour table indexed wrong (half the span)
   "view-depth-lut|src/view/preview.c|s#(DEPTH_LUT - 1) / span)#(DEPTH_LUT - 1) / span / 2)#|^test_view_preview$"
   # an unwritable verify --report no longer fails the run (the error is printed, the exit status is 0)
