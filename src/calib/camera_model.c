@@ -171,7 +171,7 @@ bool ks_unproject(const ks_intrinsics *in, const double uv[2], double z, double 
 #define ROW_LANES 4
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
     !defined(__SANITIZE_THREAD__) /* target_clones: ifunc resolvers run before the sanitizer runtime */
-#define KS_ROW_HOT __attribute__((optimize("O3", "no-trapping-math"), target_clones("arch=x86-64-v3", "default")))
+#define KS_ROW_HOT __attribute__((optimize("O3", "no-trapping-math"), target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #elif defined(__GNUC__) && !defined(__clang__)
 #define KS_ROW_HOT __attribute__((optimize("O3", "no-trapping-math")))
 #else
@@ -291,6 +291,74 @@ bool ks_unproject_row(const ks_intrinsics *in, int v, int u0, int n, double *x, 
         unproject_lanes(in, (double)v, u, bx, by, bok);
         memcpy(x + i, bx, (size_t)m * sizeof *x);
         memcpy(y + i, by, (size_t)m * sizeof *y);
+        memcpy(ok + i, bok, (size_t)m);
+    }
+    return true;
+}
+
+/* ks_project for ROW_LANES points: the pinhole division and ks_distort_normalized's operations in
+ * the same order per lane (the same doubles as ks_project, bit for bit). */
+KS_ROW_HOT static void project_lanes(const ks_intrinsics *in, const double *restrict X, const double *restrict Y,
+                                     const double *restrict Z, double *restrict uo, double *restrict vo,
+                                     uint8_t *restrict ok)
+{
+    const double *k = in->k;
+    const double fx = in->fx, fy = in->fy, cx = in->cx, cy = in->cy, codx = in->codx, cody = in->cody;
+    const double p1 = in->p1, p2 = in->p2;
+    const double c = in->model == KS_LENS_RATIONAL_6KT ? 1.0 : 2.0;
+    const ks_vl limited = (ks_vl){0} + (in->metric_radius > 0 ? -1ll : 0ll);
+    const double mr2 = in->metric_radius * in->metric_radius;
+    const ks_vd zero = {0};
+    ks_vd px, py, pz;
+    memcpy(&px, X, sizeof px);
+    memcpy(&py, Y, sizeof py);
+    memcpy(&pz, Z, sizeof pz);
+    ks_vl front = pz > 0.0;
+    pz = VSEL(front, pz, zero + 1.0); /* lanes behind the camera are refused; keep their arithmetic tame */
+    ks_vd x = px / pz, y = py / pz;
+    ks_vd xp = x - codx, yp = y - cody;
+    ks_vd x2 = xp * xp, y2 = yp * yp, xyp = xp * yp;
+    ks_vd rs = x2 + y2;
+    ks_vl good = front & ~(limited & (rs > mr2)) & VFINITE(rs);
+    ks_vd rs2 = rs * rs, rs3 = rs2 * rs;
+    ks_vd a = 1.0 + k[0] * rs + k[1] * rs2 + k[2] * rs3;
+    ks_vd b = 1.0 + k[3] * rs + k[4] * rs2 + k[5] * rs3;
+    ks_vd bi = VSEL(b != 0.0, 1.0 / b, zero + 1.0);
+    ks_vd d = a * bi;
+    ks_vd xd = xp * d + (rs + 2.0 * x2) * p2 + c * xyp * p1;
+    ks_vd yd = yp * d + (rs + 2.0 * y2) * p1 + c * xyp * p2;
+    ks_vd u = (xd + codx) * fx + cx;
+    ks_vd v = (yd + cody) * fy + cy;
+    good &= VFINITE(u) & VFINITE(v);
+    for (int l = 0; l < ROW_LANES; l++) {
+        ok[l] = (uint8_t)(good[l] != 0);
+        uo[l] = u[l];
+        vo[l] = v[l];
+    }
+}
+
+bool ks_project_many(const ks_intrinsics *in, int n, const double *X, const double *Y, const double *Z, double *u,
+                     double *v, uint8_t *ok)
+{
+    if (!in || !X || !Y || !Z || !u || !v || !ok || n < 0 || !(in->fx > 0) || !(in->fy > 0) ||
+        (in->model != KS_LENS_BROWN_CONRADY && in->model != KS_LENS_RATIONAL_6KT)) {
+        if (ok && n > 0)
+            memset(ok, 0, (size_t)n);
+        return false;
+    }
+    for (int i = 0; i < n; i += ROW_LANES) {
+        double bx[ROW_LANES], by[ROW_LANES], bz[ROW_LANES], bu[ROW_LANES], bv[ROW_LANES];
+        uint8_t bok[ROW_LANES];
+        int m = n - i < ROW_LANES ? n - i : ROW_LANES;
+        for (int l = 0; l < ROW_LANES; l++) {
+            int j = i + (l < m ? l : 0); /* a short last block repeats its first point */
+            bx[l] = X[j];
+            by[l] = Y[j];
+            bz[l] = Z[j];
+        }
+        project_lanes(in, bx, by, bz, bu, bv, bok);
+        memcpy(u + i, bu, (size_t)m * sizeof *u);
+        memcpy(v + i, bv, (size_t)m * sizeof *v);
         memcpy(ok + i, bok, (size_t)m);
     }
     return true;

@@ -21,4 +21,10 @@ bool ks_project_jac(const ks_intrinsics *in, const double p[3], double uv[2], do
  * time (vectorized). False (every ok 0) for intrinsics ks_unproject_ray refuses. */
 bool ks_unproject_row(const ks_intrinsics *in, int v, int u0, int n, double *x, double *y, uint8_t *ok);
 
+/* ks_project for n camera-frame points (X[i], Y[i], Z[i]): ok[i] is ks_project's result and, where it
+ * is true, (u[i], v[i]) exactly (bit for bit) its pixel (undefined where ok[i] is 0), computed several
+ * points at a time (vectorized). False (every ok 0) for intrinsics ks_project cannot use. */
+bool ks_project_many(const ks_intrinsics *in, int n, const double *X, const double *Y, const double *Z, double *u,
+                     double *v, uint8_t *ok);
+
 #endif

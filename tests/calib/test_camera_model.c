@@ -347,6 +347,62 @@ static void test_unproject_row_is_exact(void)
     KS_CHECK(!ok[0] && !ok[1] && !ok[2]);
 }
 
+/* ks_project_many gives ks_project's validity and, where valid, its pixel bit for bit: points all
+ * around each camera (behind it, on its plane, far outside the view and the metric radius, inside
+ * it), in counts that do not fill the last block. */
+static void test_project_many_is_exact(void)
+{
+    const char *files[] = {"sdk-unittest-calibration.json", "real-device-calibration.json",
+                           "sdk-test-calibration-rational6kt.json"};
+    enum { N = 20001 };
+    double *X = malloc(N * sizeof *X), *Y = malloc(N * sizeof *Y), *Z = malloc(N * sizeof *Z);
+    double *u = malloc(N * sizeof *u), *v = malloc(N * sizeof *v);
+    uint8_t *ok = malloc(N);
+    uint64_t rs = 99;
+    for (int i = 0; X && Y && Z && i < N; i++) {
+        double r[3];
+        for (int k = 0; k < 3; k++) {
+            rs = rs * 6364136223846793005ull + 1442695040888963407ull;
+            r[k] = (double)(rs >> 11) / 9007199254740992.0 * 2 - 1;
+        }
+        X[i] = r[0] * 3000;
+        Y[i] = r[1] * 3000;
+        Z[i] = i % 97 == 0 ? 0 : r[2] * 1000 + 900; /* mostly in front, some behind, some on the plane */
+    }
+    int cams = 0;
+    for (int f = 0; X && Y && Z && u && v && ok && f < 3; f++)
+        for (int d = KS_DEPTH_NFOV_2X2BINNED; d <= KS_DEPTH_PASSIVE_IR; d++) {
+            ks_calibration cal;
+            if (!load(files[f], (ks_depth_mode)d, KS_COLOR_720P, &cal))
+                continue;
+            const ks_intrinsics *ins[2] = {&cal.depth, &cal.color};
+            for (int c = 0; c < 2; c++) {
+                int n = N - d - c, bad = 0, valid = 0;
+                KS_CHECK(ks_project_many(ins[c], n, X, Y, Z, u, v, ok));
+                for (int i = 0; i < n; i++) {
+                    double p[3] = {X[i], Y[i], Z[i]}, uv[2];
+                    bool r = ks_project(ins[c], p, uv);
+                    valid += r;
+                    if (r != (ok[i] != 0) ||
+                        (r && (memcmp(&uv[0], &u[i], sizeof(double)) != 0 || memcmp(&uv[1], &v[i], sizeof(double)) != 0)))
+                        bad++;
+                }
+                KS_CHECK_MSG(bad == 0, "%s mode %d camera %d: %d of %d points differ", files[f], d, c, bad, n);
+                KS_CHECK_MSG(valid > n / 50 && valid < n, /* the SDK unit-test colour camera: radius 0.656 */
+                             "%s mode %d camera %d: %d of %d valid", files[f], d, c,
+                             valid, n);
+                cams++;
+            }
+        }
+    KS_CHECK_INT(cams, 30);
+    free(X);
+    free(Y);
+    free(Z);
+    free(u);
+    free(v);
+    free(ok);
+}
+
 int main(void)
 {
     KS_RUN(test_golden_sdk_unittest);
@@ -359,5 +415,6 @@ int main(void)
     KS_RUN(test_errors_name_the_field);
     KS_RUN(test_synthesize);
     KS_RUN(test_unproject_row_is_exact);
+    KS_RUN(test_project_many_is_exact);
     return KS_TEST_END();
 }

@@ -79,6 +79,18 @@ void sim_pose_look_at(const double pos[3], const double look[3], double roll_deg
 
 /* ---- scene ---- */
 
+/* v / 255.0 for every byte v, computed by that very division (the same doubles, without a division
+ * per use). */
+static double g_by255[256];
+static pthread_once_t g_by255_once = PTHREAD_ONCE_INIT;
+
+static void by255_init(void)
+{
+    for (int v = 0; v < 256; v++)
+        g_by255[v] = v / 255.0;
+}
+
+
 static void make_default_texture(sim_scene *sc)
 {
     /* AprilGrid-like: 6 x 6 tag-like squares (black border, 6 x 6 seeded bits) with black corner squares */
@@ -118,6 +130,7 @@ void sim_scene_init(sim_scene *sc, const ks_sim_config *cfg, const ks_rig *rig)
     (void)rig;
     memset(sc, 0, sizeof *sc);
     pthread_mutex_init(&sc->tex_mu, NULL);
+    pthread_once(&g_by255_once, by255_init); /* before any ray is traced */
     sc->room = strcmp(cfg->scene, "empty") != 0;
     if (sc->room) {
         sc->room_half[0] = sc->room_half[1] = 4000;
@@ -232,7 +245,7 @@ static void set_hit(hit *h, double t, double nx, double ny, double nz, double al
 static void hit_done(hit *h)
 {
     for (int k = 0; k < 3; k++)
-        h->rgb[k] = h->rgb8[k] / 255.0;
+        h->rgb[k] = g_by255[h->rgb8[k]];
 }
 
 /* Static scene: room planes, boxes, spheres. d need not be unit length; t is in units of d. */
@@ -338,7 +351,7 @@ static double tex_sample(const sim_scene *sc, double u, double v)
         x = sc->tex_w - 1;
     if (y >= sc->tex_h)
         y = sc->tex_h - 1;
-    return sc->tex[(size_t)y * sc->tex_w + x] / 255.0;
+    return g_by255[sc->tex[(size_t)y * sc->tex_w + x]];
 }
 
 /* The board as a flat rectangle; front face (seen against +z of the board frame) carries the texture. */
@@ -800,17 +813,19 @@ static inline void sensor_one(uint16_t *z, uint16_t *ir, size_t p, uint8_t zsig,
 
 /* sensor_one over a run of pixels whose table entries are consecutive (unif, gz, gi: the entries of
  * the run's first pixel): no branch and straight reads, in blocks of 64 (a constant trip count GCC
- * vectorizes at -O2). Gives exactly what sensor_one gives pixel by pixel. */
-static void sensor_run(uint16_t *restrict z, uint16_t *restrict ir, const uint8_t *restrict zsig,
-                       const uint8_t *restrict pdrop, const uint8_t *restrict irsig, const uint8_t *restrict unif,
-                       const int8_t *restrict gz, const int8_t *restrict gi, size_t n)
+ * vectorizes at -O2). Gives exactly what sensor_one gives pixel by pixel. Reads the static images (z0,
+ * ir0), writes the frame's (z, ir): no copy of the static images first. */
+static void sensor_run(const uint16_t *restrict z0p, const uint16_t *restrict ir0p, uint16_t *restrict z,
+                       uint16_t *restrict ir, const uint8_t *restrict zsig, const uint8_t *restrict pdrop,
+                       const uint8_t *restrict irsig, const uint8_t *restrict unif, const int8_t *restrict gz,
+                       const int8_t *restrict gi, size_t n)
 {
 #define SENSOR_PIXEL(p)                                                                                   \
     do {                                                                                                  \
-        int z0 = z[p], v = z0 + zsig[p] * gz[p] / 128;                                                    \
+        int z0 = z0p[p], v = z0 + zsig[p] * gz[p] / 128;                                                  \
         v = v < 1 ? 1 : v > 65535 ? 65535 : v;                                                           \
         z[p] = (uint16_t)(((z0 == 0) | (unif[p] < pdrop[p])) ? 0 : v);                                   \
-        int i0 = ir[p], w = i0 + irsig[p] * gi[p] / 32;                                                   \
+        int i0 = ir0p[p], w = i0 + irsig[p] * gi[p] / 32;                                                 \
         w = w < 0 ? 0 : w > 65534 ? 65534 : w;                                                            \
         ir[p] = (uint16_t)(((i0 == 0) | (i0 == 65535)) ? i0 : w);                                        \
     } while (0)
@@ -823,9 +838,10 @@ static void sensor_run(uint16_t *restrict z, uint16_t *restrict ir, const uint8_
 #undef SENSOR_PIXEL
 }
 
-/* Applies the sensor model of the static render to a copy of its images: noise, dropouts, flying pixels. */
+/* The frame's images dp, ip: the static view's through the sensor model (noise, dropouts, flying pixels). */
 static void sensor_frame(const sim_static *st, uint16_t *dp, uint16_t *ip, size_t n, const sensor_offsets *o)
 {
+    const uint16_t *z0 = (const uint16_t *)st->depth->data, *ir0 = (const uint16_t *)st->ir->data;
     pthread_once(&g_noise_once, noise_tables_init);
     /* in runs over which none of the three table offsets wraps */
     for (size_t p = 0; p < n;) {
@@ -838,8 +854,8 @@ static void sensor_frame(const sim_static *st, uint16_t *dp, uint16_t *ip, size_
             run = NOISE_N - kd;
         if (run > NOISE_N - ki)
             run = NOISE_N - ki;
-        sensor_run(dp + p, ip + p, st->zsig + p, st->pdrop + p, st->irsig + p, g_unif + kd, g_gauss + kz,
-                   g_gauss + ki, run);
+        sensor_run(z0 + p, ir0 + p, dp + p, ip + p, st->zsig + p, st->pdrop + p, st->irsig + p, g_unif + kd,
+                   g_gauss + kz, g_gauss + ki, run);
         p += run;
     }
     for (int e = 0; e < st->edge_n; e++) {
@@ -1201,34 +1217,57 @@ static void for_board_pixels(const sim_scene *sc, const sim_cam *c, const float 
 typedef struct mask_ctx {
     const sim_static *sa, *sb;
     uint8_t *bits;
+    atomic_bool failed; /* out of memory in a row */
 } mask_ctx;
 
 static void mask_rows(void *arg, int v0, int v1)
 {
-    const mask_ctx *mc = arg;
+    mask_ctx *mc = arg;
     const sim_static *sa = mc->sa, *sb = mc->sb;
     const sim_cam *cb = &sb->dcam;
-    for (size_t p = (size_t)v0 * sa->dcam.w, end = (size_t)v1 * sa->dcam.w; p < end; p++) {
-        double z = sa->dz[p];
-        if (z <= 0)
-            continue;
-        const float *f = sa->dcam.dir + p * 3;
-        double X[3] = {sa->dcam.t[0] + z * f[0], sa->dcam.t[1] + z * f[1], sa->dcam.t[2] + z * f[2]};
-        double q[3] = {X[0] - cb->t[0], X[1] - cb->t[1], X[2] - cb->t[2]}, Q[3];
-        for (int k = 0; k < 3; k++)
-            Q[k] = cb->R[k] * q[0] + cb->R[3 + k] * q[1] + cb->R[6 + k] * q[2];
-        if (Q[2] <= 0)
-            continue;
-        double uv[2];
-        if (!ks_project(&cb->in, Q, uv))
-            continue;
-        int u = (int)lround(uv[0]), v = (int)lround(uv[1]);
-        if (u < 0 || v < 0 || u >= cb->w || v >= cb->h)
-            continue;
-        double zb = sb->dz[(size_t)v * cb->w + u];
-        if (zb > 0 && fabs(zb - Q[2]) < 0.02 * Q[2] + 10)
-            mc->bits[p] = 1;
+    int w = sa->dcam.w;
+    /* per row: A's points in B's camera frame (those in front of B), projected together */
+    double *buf = malloc((size_t)w * 5 * sizeof *buf);
+    int *idx = malloc((size_t)w * sizeof *idx);
+    uint8_t *ok = malloc((size_t)w);
+    if (!buf || !idx || !ok) {
+        atomic_store(&mc->failed, true);
+        v1 = v0;
     }
+    double *QX = buf, *QY = QX + w, *QZ = QY + w, *U = QZ + w, *V = U + w;
+    for (int row = v0; row < v1; row++) {
+        int m = 0;
+        for (size_t p = (size_t)row * w, end = p + (size_t)w; p < end; p++) {
+            double z = sa->dz[p];
+            if (z <= 0)
+                continue;
+            const float *f = sa->dcam.dir + p * 3;
+            double X[3] = {sa->dcam.t[0] + z * f[0], sa->dcam.t[1] + z * f[1], sa->dcam.t[2] + z * f[2]};
+            double q[3] = {X[0] - cb->t[0], X[1] - cb->t[1], X[2] - cb->t[2]}, Q[3];
+            for (int k = 0; k < 3; k++)
+                Q[k] = cb->R[k] * q[0] + cb->R[3 + k] * q[1] + cb->R[6 + k] * q[2];
+            if (Q[2] <= 0)
+                continue;
+            QX[m] = Q[0];
+            QY[m] = Q[1];
+            QZ[m] = Q[2];
+            idx[m++] = (int)(p - (size_t)row * w);
+        }
+        ks_project_many(&cb->in, m, QX, QY, QZ, U, V, ok);
+        for (int i = 0; i < m; i++) {
+            if (!ok[i])
+                continue;
+            int u = (int)lround(U[i]), v = (int)lround(V[i]);
+            if (u < 0 || v < 0 || u >= cb->w || v >= cb->h)
+                continue;
+            double zb = sb->dz[(size_t)v * cb->w + u];
+            if (zb > 0 && fabs(zb - QZ[i]) < 0.02 * QZ[i] + 10)
+                mc->bits[(size_t)row * w + (size_t)idx[i]] = 1;
+        }
+    }
+    free(buf);
+    free(idx);
+    free(ok);
 }
 
 /* Pixels of A (static depth view sa) that B's emitter (static depth view sb) lights; rows on all CPUs. */
@@ -1243,8 +1282,13 @@ static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa,
     uint8_t *bits = calloc(n, 1);
     if (!bits)
         return NULL;
-    mask_ctx mc = {sa, sb, bits};
+    mask_ctx mc = {.sa = sa, .sb = sb, .bits = bits};
+    atomic_init(&mc.failed, false);
     parallel_rows(sa->dcam.h, mask_rows, &mc);
+    if (atomic_load(&mc.failed)) {
+        free(bits);
+        return NULL;
+    }
     m->bits = bits;
     m->a = sa;
     m->b = sb;
@@ -1648,14 +1692,15 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                 status = ks_error_set(err, KS_ENOMEM, "out of memory for a depth image");
                 goto out;
             }
-            memcpy(depth->data, dst->depth->data, n * 2);
-            memcpy(ir->data, dst->ir->data, n * 2);
             uint16_t *dp = (uint16_t *)depth->data, *ip = (uint16_t *)ir->data;
             bool passive = dm == KS_DEPTH_PASSIVE_IR;
             sensor_offsets so = {0};
-            if (sensor) {
+            if (sensor) { /* the static images through the sensor model, straight into the frame's */
                 so = frame_offsets(w->cfg.seed, f->device, f->truth.sequence);
                 sensor_frame(dst, dp, ip, n, &so);
+            } else {
+                memcpy(depth->data, dst->depth->data, n * 2);
+                memcpy(ir->data, dst->ir->data, n * 2);
             }
             if (moving && w->cfg.render_depth) {
                 board_depth_ctx bd = {dst, dp, ip, passive, sensor, &so};

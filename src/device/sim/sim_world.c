@@ -67,9 +67,11 @@ double sim_rand_normal(uint64_t *s)
 
 /* Large per-frame buffers are recycled: a fresh multi-megabyte allocation is a fresh mmap whose pages
  * all fault in (costly, especially in a VM), and every frame needs a few of them. Blocks of 64 KiB and
- * more go back to a small pool when released (bounded: 48 blocks, 256 MiB) and are handed out again
- * for the same size by sim_buf_new_uninit. */
-#define SIM_POOL_BLOCKS 48
+ * more go back to a small pool when released (bounded: 256 blocks, 256 MiB) and are handed out again
+ * for the same size by sim_buf_new_uninit. 256 blocks: a lossless session over 9 devices keeps up to
+ * ~12 captures per device in flight (host queue and matcher), depth and IR each a block; with 48 the
+ * rest were unmapped and faulted in again for every set. */
+#define SIM_POOL_BLOCKS 256
 #define SIM_POOL_MIN ((size_t)64 << 10)
 #define SIM_POOL_MAX_BYTES ((size_t)256 << 20)
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
