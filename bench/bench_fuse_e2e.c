@@ -3,7 +3,9 @@
  * 9 devices and frame sets per second after start-up, writing every set.
  *
  * Usage: bench_fuse_e2e [--sets N] [--threads T] [--voxel MM] [--no-write] [--ply16] [--no-cache]
- *                       [--calibration FILE] [RIG.yaml | RECORDING.mkv...]
+ *                       [--all-streams] [--calibration FILE] [RIG.yaml | RECORDING.mkv...]
+ * The session reads the fuse sink's streams only (depth), as `kinsync fuse` does: recordings skip
+ * decoding colour and IR. --all-streams decodes every stream (the figure before that existed).
  * The unprojection tables go through the same cache as `kinsync fuse` ($XDG_CACHE_HOME/kinsync);
  * --no-cache builds them (run twice to see both: the first run fills the cache).
  * Without inputs: the simulated 9-device chain (examples/rigs/chain-9.yaml) in fast mode, with
@@ -33,7 +35,7 @@ static void phase(const char *name, double w0, double c0, double *w, double *c)
 
 int main(int argc, char **argv)
 {
-    int sets = 60, threads = 2, write = 1, cache = 1, ply16 = 0;
+    int sets = 60, threads = 2, write = 1, cache = 1, ply16 = 0, all_streams = 0;
     double voxel = 5;
     const char *calib = NULL, *inputs[KS_FUSE_MAX_DEVICES];
     int ninputs = 0;
@@ -52,9 +54,11 @@ int main(int argc, char **argv)
             cache = 0;
         else if (!strcmp(argv[i], "--ply16"))
             ply16 = 1;
+        else if (!strcmp(argv[i], "--all-streams"))
+            all_streams = 1;
         else if (argv[i][0] == '-' || ninputs == KS_FUSE_MAX_DEVICES) {
             fprintf(stderr, "usage: bench_fuse_e2e [--sets N] [--threads T] [--voxel MM] [--no-write] [--ply16] [--no-cache] "
-                            "[--calibration FILE] [RIG.yaml | RECORDING.mkv...]\n");
+                            "[--all-streams] [--calibration FILE] [RIG.yaml | RECORDING.mkv...]\n");
             return 2;
         } else
             inputs[ninputs++] = argv[i];
@@ -92,6 +96,8 @@ int main(int argc, char **argv)
     ks_session_options sopt;
     ks_session_options_init(&sopt);
     sopt.allow_firmware_mismatch = src.kind == KS_SOURCE_RECORDINGS;
+    ks_fuse_options fo = {.voxel_mm = (float)voxel, .threads = threads};
+    sopt.streams = all_streams ? 0 : ks_fuse_sink_streams(&fo); /* as kinsync fuse does */
     if (ks_session_open(&src.rig, &src.plan, src.backend, &sopt, &sess, &err) != KS_OK ||
         ks_session_start(sess, &err) != KS_OK) {
         fprintf(stderr, "bench_fuse_e2e: %s\n", err.message);
@@ -121,7 +127,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_fuse_e2e: %s\n", err.message);
         return 1;
     }
-    ks_fuse_options fo = {.voxel_mm = (float)voxel, .threads = threads};
     char cache_dir[4096];
     if (cache && ks_fuse_default_cache_dir(cache_dir, sizeof cache_dir)) /* as kinsync fuse does */
         fo.table_cache_dir = cache_dir;

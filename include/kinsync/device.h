@@ -85,6 +85,13 @@ typedef struct ks_control_caps {
 
 typedef struct ks_image ks_image;
 
+/* A refcounted image. Whoever holds a reference may read it; the last ks_image_release calls
+ * destroy (ks_image_create's frees the data; the Matroska reader's gives the buffer back to the
+ * reader's pool for the next frame, kinsync/mkv.h) and frees the struct.
+ * Header-only images: a consumer that said which streams it reads (ks_device_set_streams,
+ * ks_session_options.streams) may get the streams it left out as images with format, size,
+ * timestamps and exposure but data NULL and size 0 -- so frames still pair and match by time as
+ * with every stream -- from backends that can skip them (recordings skip decoding them). */
 typedef struct ks_image {
     ks_image_format format;
     int width, height;
@@ -126,6 +133,8 @@ ks_image *ks_image_create(ks_image_format fmt, int width, int height, int stride
 ks_image *ks_image_wrap(ks_image_format fmt, int width, int height, int stride, uint8_t *data,
                         size_t size, void (*destroy)(ks_image *, void *), void *ctx);
 ks_image *ks_image_ref(ks_image *img);
+/* True for a header-only image (data NULL, size 0: its stream was not asked for). */
+bool ks_image_is_header_only(const ks_image *img);
 void ks_image_release(ks_image *img);
 ks_capture *ks_capture_create(void);
 ks_capture *ks_capture_ref(ks_capture *c);
@@ -150,6 +159,10 @@ enum {
      * pacing, kinsync/playback.h, keeps the devices together by each file's own progress). */
     KS_BACKEND_CAP_SHARED_CLOCK = 1u << 3,
 };
+
+/* Streams a consumer reads (ks_device_set_streams, ks_session_options.streams); the bits are
+ * those of the Matroska track kinds (1u << KS_MKV_COLOR/DEPTH/IR). */
+enum { KS_STREAM_COLOR = 1u << 0, KS_STREAM_DEPTH = 1u << 1, KS_STREAM_IR = 1u << 2, KS_STREAM_ALL = 7u };
 
 typedef struct ks_backend_ops {
     const char *name;
@@ -182,6 +195,10 @@ typedef struct ks_backend_ops {
      * depth mode it streams, else `mode`. *pixels < 0 when the backend cannot tell. */
     ks_status (*laser_shared)(void *ctx, const char *serial_a, const char *serial_b, ks_depth_mode mode, int *pixels,
                               ks_error *err);
+    /* Optional (NULL: every stream is delivered in full). The streams (KS_STREAM_*) the consumer
+     * reads; the backend may deliver the others as header-only images (kinsync/device.h, ks_image)
+     * instead of producing their pixels. Takes effect from the next capture formed. */
+    void (*set_streams)(void *dev, unsigned streams);
 } ks_backend_ops;
 
 typedef struct ks_backend ks_backend;
@@ -221,6 +238,11 @@ void ks_device_stop_cameras(ks_device *d);
 bool ks_device_is_streaming(const ks_device *d);
 const ks_device_config *ks_device_running_config(const ks_device *d); /* NULL when stopped */
 ks_status ks_device_get_capture(ks_device *d, ks_capture **out, int32_t timeout_ms, ks_error *err);
+/* The streams (KS_STREAM_*, 0 = all) the caller reads from this device from now on: a backend that
+ * can (recordings) then delivers the others as header-only images and spends nothing on them;
+ * others deliver everything. Does not change the running configuration (a master's colour camera
+ * keeps running for the sync pulses): only what is decoded and handed over. */
+void ks_device_set_streams(ks_device *d, unsigned streams);
 ks_status ks_device_start_imu(ks_device *d, ks_error *err);   /* needs running cameras */
 void ks_device_stop_imu(ks_device *d);
 ks_status ks_device_get_imu_sample(ks_device *d, ks_imu_sample *out, int32_t timeout_ms, ks_error *err);

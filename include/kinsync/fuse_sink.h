@@ -37,6 +37,11 @@ ks_status ks_fuse_sink_create(ks_session *s, const ks_rig_pose *poses, size_t np
                               ks_fuse_sink **out, ks_error *err);
 void ks_fuse_sink_destroy(ks_fuse_sink *k);
 
+/* The streams (KS_STREAM_*) a fuse sink with these options reads: depth, and colour when
+ * opt->color. A program ORs its sinks' streams into ks_session_options.streams, so recordings
+ * decode nothing else (kinsync/session.h). */
+unsigned ks_fuse_sink_streams(const ks_fuse_options *opt);
+
 int ks_fuse_sink_device_count(const ks_fuse_sink *k);
 /* Device d (session order): serial, calibration of its modes, depth_to_rig. */
 const ks_fuse_device *ks_fuse_sink_device(const ks_fuse_sink *k, int d);

@@ -209,7 +209,8 @@ typedef struct ks_mkv_item {
     uint64_t device_ts_us;   /* block time + start offset (IMU: acc_ts_us of the sample) */
     int64_t block_time;      /* in timecode_scale ticks, relative to the start offset */
     ks_image *image;         /* COLOR/DEPTH/IR: one reference for the caller (release it); depth/IR
-                                in host (little-endian) order, device_ts_us set */
+                                in host (little-endian) order, device_ts_us set. NULL (raw set
+                                instead) for a kind ks_mkv_reader_set_decode leaves out */
     ks_imu_sample imu;       /* IMU */
     const uint8_t *raw;      /* OTHER tracks: payload, valid until the next call */
     size_t raw_size;
@@ -219,6 +220,26 @@ typedef struct ks_mkv_item {
 /* Next item. KS_EEOF after the last complete cluster (a truncated tail is not an error: see
  * info->truncated). KS_EPARSE with the byte offset for a corrupt cluster. */
 ks_status ks_mkv_reader_next(ks_mkv_reader *r, ks_mkv_item *item, ks_error *err);
+/* Which video tracks ks_mkv_reader_next makes into images: a mask of (1u << ks_mkv_track_kind),
+ * KS_MKV_DECODE_ALL when opened. A COLOR/DEPTH/IR frame of a kind left out comes as an item with
+ * image NULL and raw/raw_size (the stored bytes, valid until the next call): nothing is copied or
+ * byte-swapped. ks_mkv_reader_next_capture puts such a frame into its capture as a header-only
+ * image -- format, width, height, device_ts_us, but data NULL and size 0 -- so captures group
+ * exactly as with every track decoded. Applies from the next frame read. */
+#define KS_MKV_DECODE_ALL ((1u << KS_MKV_COLOR) | (1u << KS_MKV_DEPTH) | (1u << KS_MKV_IR))
+void ks_mkv_reader_set_decode(ks_mkv_reader *r, unsigned kinds);
+
+/* What a reader did. Image buffers come from a small pool of the reader's: an image's buffer goes
+ * back to it when the image's last reference is released (on any thread; images may outlive the
+ * reader), and the next frame reuses it instead of allocating (and page-faulting) a new one. */
+typedef struct ks_mkv_reader_stats {
+    uint64_t decoded[KS_MKV_KIND_COUNT];  /* video frames made into images, per kind */
+    uint64_t skipped[KS_MKV_KIND_COUNT];  /* video frames of kinds not decoded (set_decode) */
+    uint64_t buffers_allocated;           /* image buffers malloc'd */
+    uint64_t buffers_reused;              /* image buffers taken back from released images */
+} ks_mkv_reader_stats;
+void ks_mkv_reader_get_stats(const ks_mkv_reader *r, ks_mkv_reader_stats *st);
+
 /* Next capture, like k4a_playback_get_next_capture: the COLOR, DEPTH and IR frames of one
  * instant -- device timestamps within half a frame period of each other once the depth delay
  * (K4A_DEPTH_DELAY_NS: depth = color + delay) is taken out. A frame with no partner gives a capture

@@ -54,6 +54,12 @@ typedef struct ks_session_options {
      * -1: auto (on for backends that declare KS_BACKEND_CAP_VIRTUAL_TIME: the simulator and
      * recordings), 0 off, 1 on. */
     int lossless;
+    /* The streams the program's sinks read (KS_STREAM_*; 0: all), e.g. ks_fuse_sink_streams(). The
+     * devices keep running their configuration (sync needs the master's colour), but backends that
+     * can (recordings) skip producing the others: those come as header-only images (timestamps,
+     * no data; kinsync/device.h), so frame sets form exactly as with every stream. measure_invalid
+     * adds colour and depth. */
+    unsigned streams;
     /* Called in the device's capture thread for every capture before it is queued (tests). */
     void (*on_capture)(int device, ks_capture *cap, void *user);
     void *user;

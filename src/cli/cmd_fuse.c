@@ -208,16 +208,17 @@ static int open_run(fuse_run *r)
         free(poses);
         return ks_cli_usage_error("fuse", "--interleaved works on recordings; record the rig first");
     }
+    ks_fuse_options fo = {.voxel_mm = (float)r->a.voxel, .threads = (int)r->a.threads, .color = r->a.color,
+                          .color_scale = (int)r->a.color_scale, .normals = r->a.normals};
     ks_session_options so;
     ks_session_options_init(&so);
     so.tolerance_us = (double)r->a.match_us;
     so.allow_firmware_mismatch = r->src.recordings; /* a finished take is what it is */
+    so.streams = ks_fuse_sink_streams(&fo); /* recordings decode depth (and colour with --color) only */
     if (rc == KS_EXIT_OK && (ks_session_open(&r->src.rig, &r->src.plan, r->src.backend, &so, &r->sess, &err) ||
                              ks_session_start(r->sess, &err)))
         rc = KS_EXIT_FAIL;
     char cache_dir[4096];
-    ks_fuse_options fo = {.voxel_mm = (float)r->a.voxel, .threads = (int)r->a.threads, .color = r->a.color,
-                          .color_scale = (int)r->a.color_scale, .normals = r->a.normals};
     if (ks_fuse_default_cache_dir(cache_dir, sizeof cache_dir)) /* lens tables: docs/fuse.md */
         fo.table_cache_dir = cache_dir;
     if (rc == KS_EXIT_OK && ks_fuse_sink_create(r->sess, poses, npose, &fo, &r->sink, &err))

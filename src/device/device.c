@@ -61,6 +61,11 @@ ks_image *ks_image_wrap(ks_image_format fmt, int width, int height, int stride, 
     return img;
 }
 
+bool ks_image_is_header_only(const ks_image *img)
+{
+    return img && !img->data && !img->size;
+}
+
 ks_image *ks_image_ref(ks_image *img)
 {
     if (img)
@@ -430,6 +435,12 @@ ks_status ks_device_get_capture(ks_device *d, ks_capture **out, int32_t timeout_
     if (!d->streaming)
         return ks_error_set(err, KS_ESTATE, "device %s is not streaming; start the cameras first", d->info.serial);
     return d->backend->ops->get_capture(d->impl, out, timeout_ms, err);
+}
+
+void ks_device_set_streams(ks_device *d, unsigned streams)
+{
+    if (d && d->backend->ops->set_streams)
+        d->backend->ops->set_streams(d->impl, streams ? streams & KS_STREAM_ALL : KS_STREAM_ALL);
 }
 
 ks_status ks_device_start_imu(ks_device *d, ks_error *err)

@@ -86,6 +86,11 @@ void ks_fuse_sink_destroy(ks_fuse_sink *k)
     free(k);
 }
 
+unsigned ks_fuse_sink_streams(const ks_fuse_options *opt)
+{
+    return KS_STREAM_DEPTH | (opt && opt->color ? KS_STREAM_COLOR : 0u);
+}
+
 int ks_fuse_sink_device_count(const ks_fuse_sink *k)
 {
     return k ? k->n : 0;

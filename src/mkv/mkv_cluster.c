@@ -353,17 +353,54 @@ static ks_status make_item(ks_mkv_reader *r, const ks_mkv_frame *f, ks_mkv_item 
     case KS_FORMAT_BGRA32: if (f->size == w * h * 4) stride = (int)(w * 4); break;
     default: break;
     }
-    ks_image *img = ks_image_create(t->format, t->width, t->height, 0, f->size);
+    if (!(r->decode_mask & (1u << t->kind))) {
+        /* a track nobody reads: no copy, no conversion */
+        r->stats.skipped[t->kind]++;
+        it->raw = data;
+        it->raw_size = f->size;
+        return KS_OK;
+    }
+    if (!r->pool && !(r->pool = ks_image_pool_create(0, 0)))
+        return ks_error_set(err, KS_ENOMEM, "%s: out of memory", r->path);
+    ks_image *img = ks_image_pool_get(r->pool, t->format, t->width, t->height, stride, f->size);
     if (!img)
         return ks_error_set(err, KS_ENOMEM, "%s: out of memory for a %zu-byte image", r->path, f->size);
-    img->stride = stride;
     if (t->format == KS_FORMAT_DEPTH16 || t->format == KS_FORMAT_IR16)
         ks_mkv_swap16(img->data, data, f->size);
     else if (f->size)
         memcpy(img->data, data, f->size);
     img->device_ts_us = it->device_ts_us;
     it->image = img;
+    r->stats.decoded[t->kind]++;
     return KS_OK;
+}
+
+void ks_mkv_reader_set_decode(ks_mkv_reader *r, unsigned kinds)
+{
+    r->decode_mask = kinds;
+}
+
+void ks_mkv_reader_get_stats(const ks_mkv_reader *r, ks_mkv_reader_stats *st)
+{
+    *st = r->stats;
+    if (r->pool) {
+        ks_image_pool_stats ps;
+        ks_image_pool_get_stats(r->pool, &ps);
+        st->buffers_allocated = ps.allocated;
+        st->buffers_reused = ps.reused;
+    }
+}
+
+/* A frame of a track not decoded, as the capture's image of its kind: what it says about time and
+ * size, no pixels (data NULL, size 0). */
+static ks_image *header_only_image(const ks_mkv_reader *r, const ks_mkv_item *it)
+{
+    int idx = it->track_number >= 0 && it->track_number < 128 ? r->track_index[it->track_number] : -1;
+    const ks_mkv_track *t = idx >= 0 ? &r->info.tracks[idx] : NULL;
+    ks_image *img = t ? ks_image_wrap(t->format, t->width, t->height, 0, NULL, 0, NULL, NULL) : NULL;
+    if (img)
+        img->device_ts_us = it->device_ts_us;
+    return img;
 }
 
 static void drop_held(ks_mkv_reader *r)
@@ -483,6 +520,16 @@ static ks_status next_capture(ks_mkv_reader *r, ks_capture **out, ks_error *err)
             if (c)
                 ks_capture_release(c);
             return st;
+        }
+        if (it.kind <= KS_MKV_IR && !it.image && it.raw && !(r->decode_mask & (1u << it.kind))) {
+            it.image = header_only_image(r, &it);
+            if (!it.image) {
+                if (c)
+                    ks_capture_release(c);
+                return ks_error_set(err, KS_ENOMEM, "%s: out of memory", r->path);
+            }
+            it.raw = NULL;
+            it.raw_size = 0;
         }
         if (!it.image || it.kind > KS_MKV_IR) {
             ks_image_release(it.image);

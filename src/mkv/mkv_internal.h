@@ -73,15 +73,23 @@ static inline void ks_mkv_imu_decode(const uint8_t *in, ks_imu_sample *s)
         s->gyro[i] = ks_mkv_get_lef(in + 28 + 4 * i);
 }
 
-/* Copies n bytes swapping each 16-bit pair (little <-> big endian); an odd last byte is copied. */
+/* Copies n bytes swapping each 16-bit pair (little <-> big endian); an odd last byte is copied.
+ * Eight bytes per step with 64-bit shifts and masks (no alignment needed: memcpy loads), which the
+ * compiler keeps in registers and vectorizes where it can: a 640x576 depth frame costs about what
+ * its memcpy does, where the pair-by-pair loop took several times that. */
 static inline void ks_mkv_swap16(uint8_t *restrict dst, const uint8_t *restrict src, size_t n)
 {
-    size_t pairs = n / 2;
-    for (size_t i = 0; i < pairs; i++) {
-        uint16_t v;
-        memcpy(&v, src + 2 * i, 2);
-        v = (uint16_t)(v << 8 | v >> 8);
-        memcpy(dst + 2 * i, &v, 2);
+    const uint64_t lo = 0x00FF00FF00FF00FFull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, src + i, 8);
+        v = (v & lo) << 8 | (v >> 8 & lo);
+        memcpy(dst + i, &v, 8);
+    }
+    for (; i + 2 <= n; i += 2) {
+        dst[i] = src[i + 1];
+        dst[i + 1] = src[i];
     }
     if (n & 1)
         dst[n - 1] = src[n - 1];

@@ -666,6 +666,7 @@ ks_status ks_mkv_reader_open(const char *path, ks_mkv_reader **out, ks_error *er
     if (!r)
         return ks_error_set(err, KS_ENOMEM, "out of memory opening %s", path);
     memset(r->track_index, -1, sizeof r->track_index);
+    r->decode_mask = KS_MKV_DECODE_ALL;
     r->path = strdup(path);
     r->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0 || !r->path) {
@@ -844,6 +845,7 @@ void ks_mkv_reader_close(ks_mkv_reader *r)
     free(r->cidx);
     free(r->frames);
     ks_buf_free(&r->cbuf);
+    ks_image_pool_release(r->pool); /* images still held keep their buffers until released */
     free(r->path);
     free(r);
 }

@@ -7,6 +7,7 @@
 
 #include "kinsync/mkv.h"
 #include "mkv/ebml.h"
+#include "util/image_pool.h"
 
 typedef struct ks_mkv_cue {
     uint64_t time;   /* ticks */
@@ -58,6 +59,10 @@ struct ks_mkv_reader {
     uint64_t min_ts_us;
     bool has_held;             /* next_capture's one-item lookahead */
     ks_mkv_item held;
+    /* decoding */
+    unsigned decode_mask;      /* 1u << kind of the video tracks made into images (set_decode) */
+    ks_image_pool *pool;       /* image buffers, created at the first decoded frame */
+    ks_mkv_reader_stats stats; /* decoded/skipped; the buffer counts come from the pool */
 };
 
 /* Element header at off: 1 ok, 0 the file ends inside it, -1 invalid. */

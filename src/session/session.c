@@ -15,8 +15,11 @@
 #include "util/monotime.h"
 
 /* Finished sets the session lets wait for its consumer in virtual time (lossless) before it stops
- * feeding the matcher. */
-#define KS_LOSSLESS_READY 32
+ * feeding the matcher. Every set waiting holds a capture of every device: at 32 a 9-device NFOV
+ * unbinned rig from recordings kept ~40 captures per device in flight (~0.3 GB of depth alone,
+ * each frame a fresh buffer that page-faulted in); 4 is slack enough for a consumer's jitter, and
+ * the capture threads wait on their full queues as before (issue 19). */
+#define KS_LOSSLESS_READY 4
 
 typedef struct qitem {
     ks_match_frame f;
@@ -425,6 +428,11 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
             ks_session_close(s);
             return st;
         }
+        unsigned streams = s->opt.streams & KS_STREAM_ALL;
+        if (streams && s->opt.measure_invalid)
+            streams |= KS_STREAM_COLOR | KS_STREAM_DEPTH;
+        if (streams && streams != KS_STREAM_ALL)
+            ks_device_set_streams(s->d[i].dev, streams);
     }
     if ((st = check_firmware(s, err)) != KS_OK || (st = check_jacks(s, err)) != KS_OK ||
         (st = set_exposure(s, err)) != KS_OK) {
@@ -840,7 +848,9 @@ static void feed(ks_session *s)
     }
     for (int i = 0; i < s->n; i++) {
         sdev *d = &s->d[i];
-        if (d->dead && !d->gone_marked) {
+        /* gone once its last queued frame is in the matcher: a lossless feed stops with frames still
+         * queued, and a device marked gone before them would see its sets completed without it */
+        if (d->dead && !d->q_count && !d->gone_marked) {
             d->gone_marked = true;
             ks_matcher_mark_gone(s->matcher, i);
         }

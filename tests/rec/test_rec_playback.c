@@ -201,6 +201,52 @@ static void test_subset(void)
     ks_backend_free(b);
 }
 
+/* ks_device_set_streams: streams left out come header-only (timestamps as recorded, no data) and
+ * are not decoded; asking for them again decodes them again. */
+static void test_streams(void)
+{
+    ks_playback_options o;
+    ks_playback_options_init(&o);
+    o.pace = KS_PLAYBACK_FREE;
+    ks_backend *b = NULL;
+    ks_error e;
+    KS_CHECK_INT(ks_backend_open_playback(path_list(), 3, &o, &b, &e), KS_OK);
+    ks_device *d = NULL;
+    KS_CHECK_INT(ks_device_open(b, 0, &d, &e), KS_OK);
+    ks_device_config cfg;
+    ks_playback_recorded_config(b, 0, &cfg, &e);
+    KS_CHECK_INT(ks_device_start_cameras(d, &cfg, &e), KS_OK);
+    ks_device_set_streams(d, KS_STREAM_DEPTH);
+    const int period = ks_frame_period_us(KS_FPS_30);
+    for (int i = 0; i < 4; i++) {
+        if (i == 2)
+            ks_device_set_streams(d, 0); /* 0: everything again */
+        ks_capture *c = NULL;
+        KS_CHECK_INT(ks_device_get_capture(d, &c, 100, &e), KS_OK);
+        if (!c)
+            break;
+        uint64_t t = devs[0].base_us + (uint64_t)i * (uint64_t)period;
+        KS_CHECK(c->color && c->depth && c->ir);
+        if (c->color && c->depth && c->ir) {
+            KS_CHECK_INT(ks_image_is_header_only(c->color), i < 2);
+            KS_CHECK_INT(ks_image_is_header_only(c->ir), i < 2);
+            KS_CHECK(!ks_image_is_header_only(c->depth));
+            KS_CHECK_INT(c->color->device_ts_us, t);
+            KS_CHECK_INT(c->ir->device_ts_us, (int64_t)t + devs[0].depth_delay_us);
+            KS_CHECK_INT(c->color->system_ts_ns, t * 1000);
+            KS_CHECK_INT(c->ir->width, 640);
+            KS_CHECK_INT(((uint16_t *)c->depth->data)[1234], recfix_px(0, i, 1));
+            if (i >= 2) {
+                KS_CHECK_INT(c->color->data[3], i);
+                KS_CHECK_INT(((uint16_t *)c->ir->data)[999], recfix_px(0, i, 2));
+            }
+        }
+        ks_capture_release(c);
+    }
+    ks_device_close(d);
+    ks_backend_free(b);
+}
+
 typedef struct reader_arg {
     ks_backend *b;
     ks_device *d;
@@ -422,6 +468,7 @@ int main(void)
     KS_RUN(test_start_rules);
     KS_RUN(test_frames_exact);
     KS_RUN(test_subset);
+    KS_RUN(test_streams);
     KS_RUN(test_lockstep_threads);
     KS_RUN(test_subordinate_waits_for_master);
     KS_RUN(test_rig_build);

@@ -586,6 +586,19 @@ static ks_status pb_get_capture(void *vdev, ks_capture **out, int32_t timeout_ms
     return KS_OK;
 }
 
+/* Streams nobody reads are not decoded: the reader hands their frames over as header-only images
+ * (ks_mkv_reader_set_decode; the track kinds' bits are the KS_STREAM_* bits). */
+_Static_assert(KS_STREAM_COLOR == 1u << KS_MKV_COLOR && KS_STREAM_DEPTH == 1u << KS_MKV_DEPTH &&
+                   KS_STREAM_IR == 1u << KS_MKV_IR,
+               "stream bits are track-kind bits");
+static void pb_set_streams(void *vdev, unsigned streams)
+{
+    pb_dev *d = vdev;
+    pthread_mutex_lock(&d->mu);
+    ks_mkv_reader_set_decode(d->reader, streams & KS_MKV_DECODE_ALL);
+    pthread_mutex_unlock(&d->mu);
+}
+
 static ks_status pb_start_imu(void *vdev, ks_error *err)
 {
     pb_dev *d = vdev;
@@ -676,6 +689,7 @@ static const ks_backend_ops pb_ops = {
     .get_imu_sample = pb_get_imu_sample,
     .destroy = pb_destroy,
     .usbfs_mb = pb_usbfs_mb,
+    .set_streams = pb_set_streams,
 };
 
 void ks_playback_options_init(ks_playback_options *o)
