@@ -145,10 +145,19 @@ static int write_open3d_input(const char *dir, const ks_fuse_device *dev, const 
     return 0;
 }
 
-/* One 9-device set's fuse on `threads` threads with options o, inputs in: after two warm-up runs,
- * n runs; wall and CPU per set, and the mean of ks_fuse_stats.ms_color. */
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One 9-device set's fuse with options o, inputs in: after two warm-up runs, n runs; wall and CPU
+ * per set, the mean of ks_fuse_stats.ms_color, and the calling thread's share of the CPU (it runs
+ * thread 0's part of every phase: on 2 threads ~50 % when the work is split evenly, whatever the
+ * load, as CPU time does not count waiting). */
 static int time_fuse(const ks_fuse_device *dev, const ks_fuse_options *o, const ks_fuse_input *in, int n,
-                     double *wall_ms, double *cpu_ms, double *color_ms)
+                     double *wall_ms, double *cpu_ms, double *color_ms, double *share0)
 {
     ks_fuse *f;
     ks_error err;
@@ -161,11 +170,12 @@ static int time_fuse(const ks_fuse_device *dev, const ks_fuse_options *o, const 
     int rc = 0;
     for (int r = 0; r < 2 && !rc; r++) /* warm up: grows the grid */
         rc = ks_fuse_run(f, in, &c, &st, &err) == KS_OK ? 0 : -1;
-    double s = now_s(), c0 = cpu_s(), mc = 0;
+    double s = now_s(), c0 = cpu_s(), t0 = thread_cpu_s(), mc = 0;
     for (int r = 0; r < n && !rc; r++) {
         rc = ks_fuse_run(f, in, &c, &st, &err) == KS_OK ? 0 : -1;
         mc += st.ms_color;
     }
+    *share0 = (thread_cpu_s() - t0) / (cpu_s() - c0);
     if (rc)
         fprintf(stderr, "bench_fuse: %s\n", err.message);
     *wall_ms = (now_s() - s) / n * 1e3;
@@ -289,11 +299,11 @@ static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab
     for (int d = 0; d < NDEV; d++)
         in[d].depth = depth[d];
     ks_fuse_options o = {.voxel_mm = 5, .threads = 2};
-    double wall0, cpu0, mc;
-    if (time_fuse(dev, &o, in, n, &wall0, &cpu0, &mc) != 0)
+    double wall0, cpu0, mc, share;
+    if (time_fuse(dev, &o, in, n, &wall0, &cpu0, &mc, &share) != 0)
         return;
-    printf("full fuse without color, 5 mm voxels, 2 threads: %.1f frame sets/s (%.1f ms wall, %.1f ms CPU)\n",
-           1e3 / wall0, wall0, cpu0);
+    printf("full fuse without color, 5 mm voxels, 2 threads: %.1f frame sets/s (%.1f ms wall, %.1f ms CPU, "
+           "%.0f %% of it on thread 0)\n", 1e3 / wall0, wall0, cpu0, share * 100);
     for (int mode = 0; mode < 4; mode++) { /* BGRA, then MJPEG at 1, 1/2, 1/4 */
         if (mode > 0 && !jsize)
             break;
@@ -305,15 +315,17 @@ static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab
                               : (ks_fuse_input){.depth = depth[d], .color_format = KS_FORMAT_MJPG, .color = jpeg,
                                                 .color_size = jsize, .color_width = cw, .color_height = ch};
         double wall, cpu;
-        if (time_fuse(dev, &o, in, n, &wall, &cpu, &mc) != 0)
+        if (time_fuse(dev, &o, in, n, &wall, &cpu, &mc, &share) != 0)
             break;
         if (mode == 0)
             printf("full fuse with color (BGRA 720P), 5 mm voxels, 2 threads: %.1f frame sets/s (%.1f ms wall, %.1f ms "
-                   "CPU, colour costs %.1f; coloring %.1f ms per thread)\n", 1e3 / wall, wall, cpu, cpu - cpu0, mc);
+                   "CPU, colour costs %.1f, %.0f %% on thread 0; coloring %.1f ms per thread)\n", 1e3 / wall, wall, cpu,
+                   cpu - cpu0, share * 100, mc);
         else
             printf("full fuse with color (MJPEG 720P, %lu KB, decoded at 1/%d), 5 mm voxels, 2 threads: %.1f frame "
-                   "sets/s (%.1f ms wall, %.1f ms CPU, colour costs %.1f; decoding and coloring %.1f ms per thread)%s\n",
-                   jsize / 1024, scale, 1e3 / wall, wall, cpu, cpu - cpu0, mc, scale == 2 ? " (target >= 30)" : "");
+                   "sets/s (%.1f ms wall, %.1f ms CPU, colour costs %.1f, %.0f %% on thread 0; decoding and coloring "
+                   "%.1f ms per thread)%s\n", jsize / 1024, scale, 1e3 / wall, wall, cpu, cpu - cpu0, share * 100, mc,
+                   scale == 2 ? " (target >= 30)" : "");
     }
     tjFree(jpeg);
     free(bgra);
