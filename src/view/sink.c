@@ -3,7 +3,8 @@
  * cloud on its own thread. A set that arrives while the worker is busy is not previewed; while
  * nobody watches (ks_view_watched) nothing is taken, decoded or encoded at all.
  *
- * Per previewed set the worker decodes each MJPEG colour image once, with libjpeg-turbo's DCT
+ * Per previewed set the worker (with a helper thread taking every other device) decodes each MJPEG
+ * colour image once, with libjpeg-turbo's DCT
  * scaling straight to thumbnail size (720P: 1/8, 160x90), and that image is both the colour
  * preview and the cloud's colours; depth and IR are downsampled before mapping; the "preview" event
  * goes out as soon as the JPEGs are in place, and the point cloud (the costliest part, and the page
@@ -17,6 +18,12 @@
 #include "kinsync/calibration.h"
 #include "kinsync/view.h"
 
+/* What one preview thread did with its share of a set's devices. */
+typedef struct part {
+    int tw[3], th[3], denom;
+    double c_color, c_prev;
+} part;
+
 struct ks_view_sink {
     ks_view *v;
     ks_view_sink_options opt;
@@ -26,6 +33,18 @@ struct ks_view_sink {
     ks_calibration cal[KS_MATCH_MAX_DEVICES]; /* valid where have_table */
     ks_mjpeg_decoder *dec[KS_MATCH_MAX_DEVICES]; /* worker's: each colour image decoded once per set */
     ks_view_encoder *enc;                          /* worker's: one JPEG compressor for every preview */
+    /* the helper: a second preview thread taking every other device of the set (half the wall
+     * time on two cores; on a loaded machine two threads' share of the CPU) */
+    ks_view_encoder *henc;
+    pthread_t helper;
+    bool have_helper;
+    pthread_mutex_t hmu;
+    pthread_cond_t hcv;
+    bool hgo, hquit;                 /* under hmu: a share is waiting for the helper / it must end */
+    ks_capture **hcaps;              /* the share's set (the worker's arrays, valid while hgo) */
+    ks_color_image *hci;
+    bool *hhave;
+    part hpart;
     bool have_pose[KS_MATCH_MAX_DEVICES];
     ks_extrinsics pose[KS_MATCH_MAX_DEVICES];
     pthread_t thread;
@@ -218,6 +237,59 @@ static void make_cloud(ks_view_sink *k, ks_capture **caps, const ks_color_image 
     pthread_mutex_unlock(&k->mu);
 }
 
+/* Colour decode and the three previews of the devices first, first + stride, ... of the set. */
+static void preview_devices(ks_view_sink *k, ks_view_encoder *enc, ks_capture **caps, ks_color_image *ci, bool *have_ci,
+                            int first, int stride, part *r)
+{
+    memset(r, 0, sizeof *r);
+    double t0 = cpu_thread();
+    for (int d = first; d < k->n; d += stride) {
+        if (!caps[d])
+            continue;
+        /* colour decoded once, at thumbnail scale: the preview and the cloud's colours */
+        have_ci[d] = decode_color(k, d, caps[d]->color, &ci[d]);
+        if (have_ci[d])
+            r->denom = ci[d].scale_denom;
+        double t1 = cpu_thread();
+        r->c_color += t1 - t0;
+        ks_image *imgs[3] = {caps[d]->color, caps[d]->depth, caps[d]->ir};
+        for (int kind = 0; kind < 3; kind++) {
+            const uint8_t *jpg = NULL;
+            size_t len = 0;
+            const ks_color_image *decoded = kind == 0 && have_ci[d] && imgs[0]->format == KS_FORMAT_MJPG ? &ci[d] : NULL;
+            if (imgs[kind] && enc &&
+                ks_view_encoder_preview(enc, imgs[kind], decoded, k->opt.preview_width, 500, 4500, &jpg, &len, NULL) ==
+                    KS_OK) {
+                ks_view_publish_preview(k->v, d, kind, jpg, len);
+                ks_view_encoder_last_size(enc, &r->tw[kind], &r->th[kind]);
+            }
+        }
+        t0 = cpu_thread();
+        r->c_prev += t0 - t1;
+    }
+}
+
+static void *helper(void *arg)
+{
+    ks_view_sink *k = arg;
+    pthread_mutex_lock(&k->hmu);
+    for (;;) {
+        while (!k->hquit && !k->hgo)
+            pthread_cond_wait(&k->hcv, &k->hmu);
+        if (!k->hgo)
+            break;
+        pthread_mutex_unlock(&k->hmu);
+        part r;
+        preview_devices(k, k->henc, k->hcaps, k->hci, k->hhave, 1, 2, &r);
+        pthread_mutex_lock(&k->hmu);
+        k->hpart = r;
+        k->hgo = false;
+        pthread_cond_broadcast(&k->hcv);
+    }
+    pthread_mutex_unlock(&k->hmu);
+    return NULL;
+}
+
 static void *worker(void *arg)
 {
     ks_view_sink *k = arg;
@@ -233,32 +305,26 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&k->mu);
         ks_color_image ci[KS_MATCH_MAX_DEVICES];
         bool have_ci[KS_MATCH_MAX_DEVICES] = {false};
-        int tw[3] = {0}, th[3] = {0}, denom = 0;
-        double c_color = 0, c_prev = 0, c_cloud = 0, t0 = cpu_thread();
-        for (int d = 0; d < k->n; d++) {
-            if (!caps[d])
-                continue;
-            /* colour decoded once, at thumbnail scale: the preview and the cloud's colours */
-            have_ci[d] = decode_color(k, d, caps[d]->color, &ci[d]);
-            if (have_ci[d])
-                denom = ci[d].scale_denom;
-            double t1 = cpu_thread();
-            c_color += t1 - t0;
-            ks_image *imgs[3] = {caps[d]->color, caps[d]->depth, caps[d]->ir};
-            for (int kind = 0; kind < 3; kind++) {
-                const uint8_t *jpg = NULL;
-                size_t len = 0;
-                const ks_color_image *decoded = kind == 0 && have_ci[d] && imgs[0]->format == KS_FORMAT_MJPG ? &ci[d] : NULL;
-                if (imgs[kind] && k->enc &&
-                    ks_view_encoder_preview(k->enc, imgs[kind], decoded, k->opt.preview_width, 500, 4500, &jpg, &len,
-                                            NULL) == KS_OK) {
-                    ks_view_publish_preview(k->v, d, kind, jpg, len);
-                    ks_view_encoder_last_size(k->enc, &tw[kind], &th[kind]);
-                }
-            }
-            t0 = cpu_thread();
-            c_prev += t0 - t1;
+        part mine, theirs;
+        memset(&theirs, 0, sizeof theirs);
+        if (k->have_helper) { /* the odd devices to the helper, the even ones here */
+            pthread_mutex_lock(&k->hmu);
+            k->hcaps = caps;
+            k->hci = ci;
+            k->hhave = have_ci;
+            k->hgo = true;
+            pthread_cond_broadcast(&k->hcv);
+            pthread_mutex_unlock(&k->hmu);
         }
+        preview_devices(k, k->enc, caps, ci, have_ci, 0, k->have_helper ? 2 : 1, &mine);
+        if (k->have_helper) {
+            pthread_mutex_lock(&k->hmu);
+            while (k->hgo)
+                pthread_cond_wait(&k->hcv, &k->hmu);
+            theirs = k->hpart;
+            pthread_mutex_unlock(&k->hmu);
+        }
+        double c_cloud = 0, t0 = cpu_thread();
         /* the page hears of the set as soon as its JPEGs are in place: the cloud comes after */
         ks_view_publish_preview_done_at(k->v, seq, t_ns, offer_ns);
         k->cloud_credit += k->opt.clouds_per_second / k->opt.previews_per_second;
@@ -276,20 +342,40 @@ static void *worker(void *arg)
         memset(k->job, 0, sizeof k->job);
         k->encoded++;
         k->clouds += cloud;
-        k->cpu_color += c_color;
-        k->cpu_previews += c_prev;
+        k->cpu_color += mine.c_color + theirs.c_color;
+        k->cpu_previews += mine.c_prev + theirs.c_prev;
         k->cpu_cloud += c_cloud;
+        int denom = mine.denom ? mine.denom : theirs.denom;
         if (denom)
             k->color_denom = denom;
-        for (int i = 0; i < 3; i++)
-            if (tw[i]) {
-                k->thumb_w[i] = tw[i];
-                k->thumb_h[i] = th[i];
+        for (int i = 0; i < 3; i++) {
+            const part *p = mine.tw[i] ? &mine : &theirs;
+            if (p->tw[i]) {
+                k->thumb_w[i] = p->tw[i];
+                k->thumb_h[i] = p->th[i];
             }
+        }
         k->busy = false;
     }
     pthread_mutex_unlock(&k->mu);
     return NULL;
+}
+
+/* Ends the helper thread (if it runs) and frees what it used. */
+static void stop_helper(ks_view_sink *k)
+{
+    if (k->have_helper) {
+        pthread_mutex_lock(&k->hmu);
+        k->hquit = true;
+        pthread_cond_broadcast(&k->hcv);
+        pthread_mutex_unlock(&k->hmu);
+        pthread_join(k->helper, NULL);
+        k->have_helper = false;
+    }
+    ks_view_encoder_destroy(k->henc);
+    k->henc = NULL;
+    pthread_mutex_destroy(&k->hmu);
+    pthread_cond_destroy(&k->hcv);
 }
 
 ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_options *opt, ks_view_sink **out,
@@ -350,7 +436,13 @@ ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_opti
     k->opt.poses = NULL; /* not kept: the poses were copied */
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cv, NULL);
+    pthread_mutex_init(&k->hmu, NULL);
+    pthread_cond_init(&k->hcv, NULL);
+    /* the helper thread, for two devices or more (without it the worker does every device) */
+    if (k->n >= 2 && ks_view_encoder_create(&k->henc, NULL) == KS_OK)
+        k->have_helper = pthread_create(&k->helper, NULL, helper, k) == 0;
     if (pthread_create(&k->thread, NULL, worker, k) != 0) {
+        stop_helper(k);
         for (int d = 0; d < k->n; d++)
             ks_unproject_table_free(&k->table[d]);
         ks_view_encoder_destroy(k->enc);
@@ -468,6 +560,7 @@ void ks_view_sink_destroy(ks_view_sink *k)
     pthread_cond_signal(&k->cv);
     pthread_mutex_unlock(&k->mu);
     pthread_join(k->thread, NULL);
+    stop_helper(k);
     for (int d = 0; d < k->n; d++)
         ks_unproject_table_free(&k->table[d]);
     pthread_mutex_destroy(&k->mu);

@@ -2,6 +2,7 @@
  * virtual time): while nobody watches (no event stream open, no /api/ request in the last 3 s) it
  * takes no set and encodes nothing; with an event stream open it previews, the colour decoded by DCT
  * scaling straight to thumbnail size (1/8: 160x90), depth and IR 160x144, IR as a greyscale JPEG,
+ * every device's (the worker takes the even devices, its helper thread the odd ones),
  * and it makes a point cloud for clouds_per_second of the previewed sets (the first one included);
  * once the page has gone it stops encoding again. A due set whose captures all have newer ones (the
  * loop behind) is passed over for the newer set. Waits are for events (bounded), never timed. */
@@ -209,9 +210,10 @@ static void test_sink_watched_thumbnails_cloud_rate(void)
                  st.thumb_h[2]);
     /* what the page fetches: the same sizes; IR one greyscale channel, colour and depth YCbCr */
     static const char *kinds[3] = {"color", "depth", "ir"};
-    for (int kind = 0; kind < 3; kind++) {
+    for (int i = 0; i < 9; i++) { /* every device: the worker's (0, 2) and its helper thread's (1) */
+        int kind = i % 3;
         char path[64];
-        snprintf(path, sizeof path, "/api/preview/2/%s.jpg", kinds[kind]);
+        snprintf(path, sizeof path, "/api/preview/%d/%s.jpg", i / 3, kinds[kind]);
         size_t n;
         uint8_t *j = http_get(port, path, &n);
         int w, h, cs;
