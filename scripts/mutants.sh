@@ -149,6 +149,8 @@ MUTANTS=(
   "sim-box-cull|src/device/sim/sim_render.c|s#double rad = sqrt(half2) + 1.0;#double rad = sqrt(half2) * 0.9;#|^test_sim_checksums$"
   # issue 19: the simulator's test for a wall behind the camera inverted (walls vanish from the images)
   "sim-wall-behind|src/device/sim/sim_render.c|s#if (num == 0 || (num > 0) != (d\[axis\] > 0))#if (num == 0 || (num > 0) == (d[axis] > 0))#|^test_sim_checksums$"
+  # issue 19: the simulator renders the colour a session does not read (ks_device_set_streams ignored)
+  "sim-streams-ignored|src/device/sim/sim_world.c|s#    d->streams = streams;#    d->streams = 0;#|^test_sim_checksums$"
 )
 # split "name|file|expr|tests" into the four fields (see above)
 split() {

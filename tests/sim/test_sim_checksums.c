@@ -193,10 +193,80 @@ static void test_views_built_once(void)
     simt_close(&r);
 }
 
+/* A colour stream the host does not read (ks_device_set_streams) is not rendered: its images come
+ * header-only (format, size, timestamps, exposure; no data) and no colour view is built, while depth
+ * and IR are the very bytes of a run that reads everything and the timing is the same. Asking for
+ * every stream again brings the colour back from the next capture formed. */
+static void test_colour_not_read_not_rendered(void)
+{
+    const int n = 2, K = 4;
+    ks_rig rig;
+    simt_rig(&rig, n, SIMT_DAISY, 1.0);
+    ks_sim_config cfg;
+    simt_config(&cfg, 9, true);
+    uint64_t depth_sum[2] = {0, 0}, ts_sum[2] = {0, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        simt_run r;
+        KS_CHECK(simt_open(&r, &rig, &cfg));
+        for (int i = 0; i < n; i++) {
+            simt_device_config(&rig, i, &r.cfg[i], 0, (uint32_t)(i * 160));
+            if (pass == 1)
+                ks_device_set_streams(r.dev[i], KS_STREAM_DEPTH | KS_STREAM_IR);
+        }
+        KS_CHECK(simt_start_all(&r, &rig));
+        ks_error err;
+        uint64_t h = 0xcbf29ce484222325ull, t = 0;
+        for (int k = 0; k < K; k++)
+            for (int i = 0; i < n; i++) {
+                ks_capture *c = NULL;
+                KS_CHECK(ks_device_get_capture(r.dev[i], &c, 1000, &err) == KS_OK);
+                if (!c)
+                    continue;
+                KS_CHECK(c->color && c->depth && c->ir);
+                if (c->color) {
+                    KS_CHECK_INT(c->color->width, 1280);
+                    KS_CHECK_INT(c->color->height, 720);
+                    KS_CHECK_INT(c->color->format, KS_FORMAT_MJPG);
+                    KS_CHECK_MSG(ks_image_is_header_only(c->color) == (pass == 1), "pass %d: colour %s", pass,
+                                 ks_image_is_header_only(c->color) ? "header-only" : "rendered");
+                    t = t * 31 + c->color->device_ts_us + (uint64_t)c->color->exposure_us;
+                }
+                h = fnv(fnv(h, c->depth), c->ir);
+                ks_capture_release(c);
+            }
+        depth_sum[pass] = h;
+        ts_sum[pass] = t;
+        for (int i = 0; i < n; i++) {
+            ks_sim_render_stats st;
+            KS_CHECK(ks_sim_render_stats_get(r.sim, i, &st, &err) == KS_OK);
+            KS_CHECK_INT(st.color_views, pass == 0 ? 1 : 0);
+            KS_CHECK_INT(st.ray_tables, pass == 0 ? 2 : 1);
+        }
+        if (pass == 1) { /* every stream again: colour from the next capture formed (queued ones stay) */
+            ks_device_set_streams(r.dev[0], 0);
+            bool coloured = false;
+            for (int k = 0; k < 20 && !coloured; k++) {
+                ks_capture *c = NULL;
+                KS_CHECK(ks_device_get_capture(r.dev[0], &c, 1000, &err) == KS_OK);
+                coloured = c && c->color && !ks_image_is_header_only(c->color) && c->color->size > 1000;
+                ks_capture_release(c);
+                ks_capture *o = NULL; /* keep the other device read (lockstep) */
+                ks_device_get_capture(r.dev[1], &o, 1000, &err);
+                ks_capture_release(o);
+            }
+            KS_CHECK_MSG(coloured, "no rendered colour after asking for every stream again");
+        }
+        simt_close(&r);
+    }
+    KS_CHECK_MSG(depth_sum[0] == depth_sum[1], "depth and IR differ when colour is not read");
+    KS_CHECK_MSG(ts_sum[0] == ts_sum[1], "colour timestamps differ when colour is not read");
+}
+
 int main(int argc, char **argv)
 {
     print_only = argc > 1;
     KS_RUN(test_views_built_once);
+    KS_RUN(test_colour_not_read_not_rendered);
     KS_RUN(test_images_unchanged);
     return KS_TEST_END();
 }

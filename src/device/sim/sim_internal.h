@@ -51,6 +51,7 @@ typedef struct sim_frame {
     ks_depth_mode depth_mode;            /* configuration when the capture was taken */
     ks_color_resolution color_res;
     ks_image_format color_format;
+    unsigned streams;                    /* KS_STREAM_* the host reads (0: all) when it was formed */
     uint64_t deliver_ns;
     struct sim_frame *next;              /* stall buffer list */
 } sim_frame;
@@ -70,6 +71,7 @@ typedef struct sim_dev {
     int host, controller;
     char *calib_json;
     bool opened, streaming, disconnected;
+    unsigned streams;                    /* ks_device_set_streams: KS_STREAM_* read (0: all, as at open) */
     ks_device_config cfg;
     uint64_t gen;
     /* oscillator */

@@ -1541,7 +1541,9 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
     ks_image_format cf = f->color_format;
     /* the colour and the depth camera's static views (each built on first use) */
     const sim_static *cst = NULL, *dst = NULL;
-    if (f->has_color && cr != KS_COLOR_OFF && !(cst = get_view(w, f->device, KS_DEPTH_OFF, cr, err)))
+    /* a colour stream the host does not read (ks_device_set_streams) is not rendered: header-only */
+    bool want_color = !f->streams || (f->streams & KS_STREAM_COLOR);
+    if (f->has_color && cr != KS_COLOR_OFF && want_color && !(cst = get_view(w, f->device, KS_DEPTH_OFF, cr, err)))
         return err ? err->code : KS_ENOMEM;
     if ((f->has_depth || f->has_ir) && dm != KS_DEPTH_OFF && !(dst = get_view(w, f->device, dm, KS_COLOR_OFF, err)))
         return err ? err->code : KS_ENOMEM;
@@ -1556,7 +1558,20 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
     ks_status status = KS_OK;
     pthread_mutex_lock(&r->cache_mu);
 
-    if (f->has_color && cr != KS_COLOR_OFF) {
+    if (f->has_color && cr != KS_COLOR_OFF && !want_color) {
+        const ks_color_resolution_info *ci = ks_color_resolution_get(cr);
+        ks_image *img = ci ? ks_image_wrap(cf, ci->width, ci->height, 0, NULL, 0, NULL, NULL) : NULL;
+        if (!img) {
+            status = ks_error_set(err, KS_ENOMEM, "out of memory for a colour image");
+            goto out;
+        }
+        img->device_ts_us = f->color_ts_us;
+        img->system_ts_ns = f->system_ts_ns;
+        img->exposure_us = f->truth.color_exposure_us;
+        img->white_balance = 4500;
+        img->iso_speed = 100;
+        cap->color = img;
+    } else if (f->has_color && cr != KS_COLOR_OFF) {
         const sim_cam *c = &cst->ccam;
         int level = (int)lround(f->gain * 16.0);
         if (level < 1)

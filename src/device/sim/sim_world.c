@@ -518,6 +518,7 @@ static void on_capture(sim_world *w, const sim_event *ev)
     f->depth_mode = d->cfg.depth_mode;
     f->color_res = d->cfg.color_resolution;
     f->color_format = d->cfg.color_format;
+    f->streams = d->streams;
     f->truth.sequence = d->sequence;
     f->truth.sync_ns = S;
     f->truth.pulse_index = ev->idx;
@@ -1020,6 +1021,18 @@ static int op_device_count(void *ctx)
     return w->rig.device_count;
 }
 
+/* Streams the host reads: the others are not rendered and come as header-only images (the colour
+ * camera: its static view, noise and MJPEG are the bulk of a start-up). The devices run their
+ * configuration as before: timing, sync, truth and statistics do not depend on it. Depth and IR are
+ * always rendered (the laser damage of the truth is counted on the depth image). */
+static void op_set_streams(void *dev, unsigned streams)
+{
+    sim_dev *d = dev;
+    pthread_mutex_lock(&d->w->mu);
+    d->streams = streams;
+    pthread_mutex_unlock(&d->w->mu);
+}
+
 static ks_status op_open(void *ctx, int index, void **dev, ks_error *err)
 {
     sim_world *w = ctx;
@@ -1033,6 +1046,7 @@ static ks_status op_open(void *ctx, int index, void **dev, ks_error *err)
         st = ks_error_set(err, KS_ENODEV, "simulated device %s is disconnected", w->rig.devices[index].serial);
     else {
         d->opened = true;
+        d->streams = 0; /* every stream until the new owner says otherwise */
         *dev = d;
     }
     pthread_mutex_unlock(&w->mu);
@@ -1339,8 +1353,8 @@ static ks_status spoil_capture(ks_capture *cap, ks_error *err)
 {
     ks_image **imgs[3] = {&cap->color, &cap->depth, &cap->ir};
     for (int i = 0; i < 3; i++) {
-        if (!*imgs[i])
-            continue;
+        if (!*imgs[i] || ks_image_is_header_only(*imgs[i]))
+            continue; /* not read: nothing to spoil */
         ks_image *o = spoiled(*imgs[i]);
         if (!o)
             return ks_error_set(err, KS_ENOMEM, "out of memory for an invalid frame");
@@ -1536,6 +1550,7 @@ static const ks_backend_ops sim_ops = {
     .destroy = op_destroy,
     .usbfs_mb = op_usbfs_mb,
     .laser_shared = op_laser_shared,
+    .set_streams = op_set_streams,
 };
 
 /* ---- creation ---- */
