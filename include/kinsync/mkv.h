@@ -209,10 +209,10 @@ typedef struct ks_mkv_item {
     uint64_t device_ts_us;   /* block time + start offset (IMU: acc_ts_us of the sample) */
     int64_t block_time;      /* in timecode_scale ticks, relative to the start offset */
     ks_image *image;         /* COLOR/DEPTH/IR: one reference for the caller (release it); depth/IR
-                                in host (little-endian) order, device_ts_us set. NULL (raw set
-                                instead) for a kind ks_mkv_reader_set_decode leaves out */
+                                in host (little-endian) order, device_ts_us set. NULL for a kind
+                                ks_mkv_reader_set_decode leaves out (raw NULL too, raw_size set) */
     ks_imu_sample imu;       /* IMU */
-    const uint8_t *raw;      /* OTHER tracks: payload, valid until the next call */
+    const uint8_t *raw;      /* OTHER/IMU tracks: payload, valid until the next call */
     size_t raw_size;
     uint64_t file_offset;    /* of the block element */
 } ks_mkv_item;
@@ -222,8 +222,9 @@ typedef struct ks_mkv_item {
 ks_status ks_mkv_reader_next(ks_mkv_reader *r, ks_mkv_item *item, ks_error *err);
 /* Which video tracks ks_mkv_reader_next makes into images: a mask of (1u << ks_mkv_track_kind),
  * KS_MKV_DECODE_ALL when opened. A COLOR/DEPTH/IR frame of a kind left out comes as an item with
- * image NULL and raw/raw_size (the stored bytes, valid until the next call): nothing is copied or
- * byte-swapped. ks_mkv_reader_next_capture puts such a frame into its capture as a header-only
+ * image NULL, raw NULL and raw_size its stored size: its bytes are not even read from the file
+ * (a cluster is read as its element headers and small blocks; each decoded frame is read straight
+ * into its image). ks_mkv_reader_next_capture puts such a frame into its capture as a header-only
  * image -- format, width, height, device_ts_us, but data NULL and size 0 -- so captures group
  * exactly as with every track decoded. Applies from the next frame read. */
 #define KS_MKV_DECODE_ALL ((1u << KS_MKV_COLOR) | (1u << KS_MKV_DEPTH) | (1u << KS_MKV_IR))
@@ -237,6 +238,7 @@ typedef struct ks_mkv_reader_stats {
     uint64_t skipped[KS_MKV_KIND_COUNT];  /* video frames of kinds not decoded (set_decode) */
     uint64_t buffers_allocated;           /* image buffers malloc'd */
     uint64_t buffers_reused;              /* image buffers taken back from released images */
+    uint64_t bytes_read;                  /* from the file, clusters only (headers, blocks, frames) */
 } ks_mkv_reader_stats;
 void ks_mkv_reader_get_stats(const ks_mkv_reader *r, ks_mkv_reader_stats *st);
 

@@ -109,8 +109,10 @@ static bool add_frame(ks_mkv_reader *r, ks_mkv_frame f)
     return true;
 }
 
-/* Parses one Block/SimpleBlock body at buf[off, off+len). */
-static ks_status parse_block(ks_mkv_reader *r, size_t off, size_t len, uint64_t block_abs, ks_error *err)
+/* Parses one Block/SimpleBlock body at buf[off, off+len); `loaded`: the whole body is in cbuf (else
+ * only its head: track, time, flags). */
+static ks_status parse_block(ks_mkv_reader *r, size_t off, size_t len, uint64_t block_abs, bool loaded,
+                             ks_error *err)
 {
     const uint8_t *p = r->cbuf.data + off;
     uint64_t track;
@@ -123,8 +125,9 @@ static ks_status parse_block(ks_mkv_reader *r, size_t off, size_t len, uint64_t 
     uint8_t flags = p[tl + 2];
     size_t pos = (size_t)tl + 3;
     int lacing = (flags >> 1) & 3;
-    ks_mkv_frame f = {.time = rel, .block_off = block_abs, .track = track < 128 ? (int)track : -1};
+    ks_mkv_frame f = {.time = rel, .block_off = block_abs, .track = track < 128 ? (int)track : -1, .loaded = true};
     if (!lacing) {
+        f.loaded = loaded;
         f.off = off + pos;
         f.size = len - pos;
         return add_frame(r, f) ? KS_OK : ks_error_set(err, KS_ENOMEM, "%s: out of memory", r->path);
@@ -197,6 +200,66 @@ static int cmp_frame(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* pread of exactly n bytes (fewer only at the end of the file); -1 on an error. */
+static ssize_t pread_full(int fd, uint8_t *dst, size_t n, uint64_t off)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, dst + got, n - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -1;
+        if (k == 0)
+            break;
+        got += (size_t)k;
+    }
+    return (ssize_t)got;
+}
+
+#define CLUSTER_WINDOW 4096
+
+/* Makes cbuf[pos, pos + len) hold the cluster's bytes (len clipped to the cluster), reading a
+ * window of at least CLUSTER_WINDOW bytes from pos. Returns how many bytes from pos are held (less
+ * than len only when the file ends first), or -1 on a read error. */
+static ssize_t cluster_fill(ks_mkv_reader *r, size_t n, size_t pos, size_t len)
+{
+    if (len > n - pos)
+        len = n - pos;
+    if (pos >= r->cbuf_lo && pos + len <= r->cbuf_hi)
+        return (ssize_t)(r->cbuf_hi - pos);
+    size_t start = pos >= r->cbuf_lo && pos < r->cbuf_hi ? r->cbuf_hi : pos; /* keep what is held */
+    size_t want = pos + len - start;
+    if (want < CLUSTER_WINDOW)
+        want = CLUSTER_WINDOW;
+    if (want > n - start)
+        want = n - start;
+    ssize_t k = pread_full(r->fd, r->cbuf.data + start, want, r->cbody_abs + start);
+    if (k < 0)
+        return -1;
+    r->stats.bytes_read += (uint64_t)k;
+    if (start == pos)
+        r->cbuf_lo = pos;
+    r->cbuf_hi = start + (size_t)k;
+    return (ssize_t)(r->cbuf_hi - pos);
+}
+
+/* A video frame the reader reads on demand (into its image, or not at all): a SimpleBlock without
+ * lacing on a COLOR/DEPTH/IR video track. head holds avail bytes of the block body. */
+static bool lazy_block(const ks_mkv_reader *r, const uint8_t *head, size_t avail)
+{
+    uint64_t track;
+    int tl = ebml_read_size(head, avail, &track);
+    if (tl <= 0 || track >= 128 || avail < (size_t)tl + 3 || ((head[tl + 2] >> 1) & 3))
+        return false;
+    int idx = r->track_index[track];
+    return idx >= 0 && r->info.tracks[idx].kind <= KS_MKV_IR && r->info.tracks[idx].type == 1;
+}
+
+/* Loads the cluster's structure: element headers, the Timecode, IMU and other small blocks. The
+ * bodies of COLOR/DEPTH/IR frames are not read here: make_item reads a frame straight into its
+ * image when it is decoded, and never when its kind is not (ks_mkv_reader_set_decode), so a
+ * cluster costs no copy of the frames nobody reads and one copy of those read. */
 ks_status ks_mkv_load_cluster(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, ks_error *err)
 {
     r->nframes = 0;
@@ -209,29 +272,28 @@ ks_status ks_mkv_load_cluster(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, k
         b->oom = false;
         return ks_error_set(err, KS_ENOMEM, "%s: out of memory for a %zu-byte cluster", r->path, n);
     }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t k = pread(r->fd, b->data + got, n - got, (off_t)(body_abs + got));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return ks_error_set(err, KS_EIO, "%s: read failed at byte %llu", r->path,
-                                (unsigned long long)(body_abs + got));
-        got += (size_t)k;
-    }
     b->len = n;
+    r->cbody_abs = body_abs;
+    r->cbuf_lo = r->cbuf_hi = 0;
     r->cluster_time = 0;
     size_t pos = 0;
     while (pos < n) {
         uint32_t id;
         uint64_t size;
         uint64_t at = body_abs + pos;
-        int il = ebml_read_id(b->data + pos, n - pos, &id);
+        ssize_t av = cluster_fill(r, n, pos, 12);
+        if (av < 0)
+            return ks_error_set(err, KS_EIO, "%s: read failed at byte %llu", r->path, (unsigned long long)at);
+        if ((size_t)av < (n - pos < 12 ? n - pos : 12))
+            return ks_error_set(err, KS_EIO, "%s: the file ended at byte %llu while reading a Cluster (did it shrink?)",
+                                r->path, (unsigned long long)(at + (uint64_t)av));
+        size_t avail = (size_t)av;
+        int il = ebml_read_id(b->data + pos, avail, &id);
         if (il < 0 && loc->partial)
             break; /* the file ends inside this element's header */
         if (il <= 0)
             return cerr(r, err, at, "invalid element ID inside a Cluster");
-        int sl = ebml_read_size(b->data + pos + il, n - pos - (size_t)il, &size);
+        int sl = ebml_read_size(b->data + pos + il, avail - (size_t)il, &size);
         if (sl < 0 && loc->partial)
             break;
         if (sl <= 0)
@@ -242,13 +304,26 @@ ks_status ks_mkv_load_cluster(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, k
         if (size == EBML_UNKNOWN_SIZE || size > n - pos - h)
             return cerr(r, err, at, "element 0x%x size runs past the end of its Cluster", id);
         size_t body = pos + h;
+        bool lazy = false;
+        if (id == ID_TIMECODE || id == ID_SIMPLEBLOCK || id == ID_BLOCKGROUP) {
+            ssize_t k = cluster_fill(r, n, body, id == ID_SIMPLEBLOCK ? 16 : (size_t)size);
+            if (k < 0 || (size_t)k < (size < 16 || id != ID_SIMPLEBLOCK ? (size_t)size : 16))
+                return ks_error_set(err, KS_EIO, "%s: read failed at byte %llu", r->path,
+                                    (unsigned long long)(body_abs + body));
+            if (id == ID_SIMPLEBLOCK) {
+                lazy = lazy_block(r, b->data + body, (size_t)size < (size_t)k ? (size_t)size : (size_t)k);
+                if (!lazy && cluster_fill(r, n, body, (size_t)size) < (ssize_t)size)
+                    return ks_error_set(err, KS_EIO, "%s: read failed at byte %llu", r->path,
+                                        (unsigned long long)(body_abs + body));
+            }
+        }
         if (id == ID_TIMECODE) {
             uint64_t t;
             if (!ebml_read_uint(b->data + body, size, &t) || t > ((uint64_t)1 << 62))
                 return cerr(r, err, at, "invalid Cluster Timecode");
             r->cluster_time = (int64_t)t;
         } else if (id == ID_SIMPLEBLOCK) {
-            ks_status st = parse_block(r, body, (size_t)size, at, err);
+            ks_status st = parse_block(r, body, (size_t)size, at, !lazy, err);
             if (st)
                 return st;
         } else if (id == ID_BLOCKGROUP) {
@@ -263,7 +338,7 @@ ks_status ks_mkv_load_cluster(ks_mkv_reader *r, const ks_mkv_cluster_loc *loc, k
                 if (gsl <= 0 || gs == EBML_UNKNOWN_SIZE || gs > gend - gp - (size_t)(gil + gsl))
                     return cerr(r, err, body_abs + gp, "element size runs past the end of its BlockGroup");
                 if (gid == ID_BLOCK) {
-                    ks_status st = parse_block(r, gp + (size_t)(gil + gsl), (size_t)gs, body_abs + gp, err);
+                    ks_status st = parse_block(r, gp + (size_t)(gil + gsl), (size_t)gs, body_abs + gp, true, err);
                     if (st)
                         return st;
                 }
@@ -319,7 +394,7 @@ static ks_status make_item(ks_mkv_reader *r, const ks_mkv_frame *f, ks_mkv_item 
     it->block_time = f->time;
     it->file_offset = f->block_off;
     it->device_ts_us = frame_ts_us(r, f->time);
-    const uint8_t *data = r->cbuf.data + f->off;
+    const uint8_t *data = f->loaded ? r->cbuf.data + f->off : NULL; /* NULL: not read (yet) */
     if (idx < 0) {
         it->kind = KS_MKV_OTHER;
         it->raw = data;
@@ -354,7 +429,7 @@ static ks_status make_item(ks_mkv_reader *r, const ks_mkv_frame *f, ks_mkv_item 
     default: break;
     }
     if (!(r->decode_mask & (1u << t->kind))) {
-        /* a track nobody reads: no copy, no conversion */
+        /* a track nobody reads: not read, copied or converted */
         r->stats.skipped[t->kind]++;
         it->raw = data;
         it->raw_size = f->size;
@@ -365,10 +440,23 @@ static ks_status make_item(ks_mkv_reader *r, const ks_mkv_frame *f, ks_mkv_item 
     ks_image *img = ks_image_pool_get(r->pool, t->format, t->width, t->height, stride, f->size);
     if (!img)
         return ks_error_set(err, KS_ENOMEM, "%s: out of memory for a %zu-byte image", r->path, f->size);
-    if (t->format == KS_FORMAT_DEPTH16 || t->format == KS_FORMAT_IR16)
+    const bool swap = t->format == KS_FORMAT_DEPTH16 || t->format == KS_FORMAT_IR16;
+    if (!data) { /* straight from the file into the image, swapped there */
+        ssize_t k = pread_full(r->fd, img->data, f->size, r->cbody_abs + f->off);
+        if (k > 0)
+            r->stats.bytes_read += (uint64_t)k;
+        if (k != (ssize_t)f->size) {
+            ks_image_release(img);
+            return ks_error_set(err, KS_EIO, "%s: read failed at byte %llu%s", r->path,
+                                (unsigned long long)(r->cbody_abs + f->off), k >= 0 ? " (the file is shorter now)" : "");
+        }
+        if (swap)
+            ks_mkv_swap16_inplace(img->data, f->size);
+    } else if (swap) {
         ks_mkv_swap16(img->data, data, f->size);
-    else if (f->size)
+    } else if (f->size) {
         memcpy(img->data, data, f->size);
+    }
     img->device_ts_us = it->device_ts_us;
     it->image = img;
     r->stats.decoded[t->kind]++;
@@ -521,7 +609,7 @@ static ks_status next_capture(ks_mkv_reader *r, ks_capture **out, ks_error *err)
                 ks_capture_release(c);
             return st;
         }
-        if (it.kind <= KS_MKV_IR && !it.image && it.raw && !(r->decode_mask & (1u << it.kind))) {
+        if (it.kind <= KS_MKV_IR && !it.image && !(r->decode_mask & (1u << it.kind))) {
             it.image = header_only_image(r, &it);
             if (!it.image) {
                 if (c)

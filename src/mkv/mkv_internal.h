@@ -95,6 +95,24 @@ static inline void ks_mkv_swap16(uint8_t *restrict dst, const uint8_t *restrict 
         dst[n - 1] = src[n - 1];
 }
 
+/* ks_mkv_swap16 in place (the same 8-byte steps). */
+static inline void ks_mkv_swap16_inplace(uint8_t *p, size_t n)
+{
+    const uint64_t lo = 0x00FF00FF00FF00FFull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        v = (v & lo) << 8 | (v >> 8 & lo);
+        memcpy(p + i, &v, 8);
+    }
+    for (; i + 2 <= n; i += 2) {
+        uint8_t t = p[i];
+        p[i] = p[i + 1];
+        p[i + 1] = t;
+    }
+}
+
 /* The 40-byte BITMAPINFOHEADER k4arecorder puts in CodecPrivate. */
 void ks_mkv_bitmap_header(uint8_t out[40], int width, int height, ks_image_format fmt);
 

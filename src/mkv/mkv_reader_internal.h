@@ -15,7 +15,9 @@ typedef struct ks_mkv_cue {
 } ks_mkv_cue;
 
 typedef struct ks_mkv_frame {
-    size_t off, size;          /* in cbuf */
+    size_t off, size;          /* in the cluster body (cbuf holds it when `loaded`) */
+    bool loaded;               /* the bytes are in cbuf; else a video frame read on demand, straight
+                                  into its image (or not at all for a kind not decoded) */
     int64_t time;              /* block time in ticks */
     uint64_t block_off;        /* absolute offset of the block element */
     int track;
@@ -51,7 +53,9 @@ struct ks_mkv_reader {
     size_t ncidx, capcidx;
     /* iteration */
     uint64_t next_cluster;
-    ks_buf cbuf;
+    ks_buf cbuf;               /* the cluster body; only the parts read (headers, small blocks) */
+    uint64_t cbody_abs;        /* file offset of cbuf[0] */
+    size_t cbuf_lo, cbuf_hi;   /* the range read last (load_cluster's window) */
     int64_t cluster_time;
     ks_mkv_frame *frames;
     size_t nframes, capframes, fi;
