@@ -4,19 +4,25 @@
  *
  * Phase A runs the session alone (the loop only releases the sets); phase B runs the same session
  * with the view's sink and server at 5 previews/s, and a browser stand-in in a child process that
- * follows the event stream, fetches every preview JPEG of each announced set, and halfway drops its
- * connection without a word and comes back. Figures:
- *  - server-side CPU: process CPU of B minus A (sink worker, HTTP threads, publishing), in % of one
- *    core; the client runs in its own process and is not counted;
+ * works as the page does: one thread follows the event stream, another fetches the JPEGs of the
+ * newest announced set over a kept-alive connection; halfway it drops its connection without a word
+ * and comes back. Figures:
+ *  - server-side CPU: process CPU of B minus A, in % of one core (it also holds what the simulator's
+ *    threads spend more or less in B), and the view's threads measured per thread (the sink's
+ *    worker and helper from ks_view_sink_get_stats, libmicrohttpd's threads from /proc); the
+ *    client runs in its own process and is not counted;
+ *  - the sink's CPU per previewed set by stage (colour decode, depth/IR + JPEGs) and per cloud;
  *  - frame-to-page latency: from the arrival of the newest capture of a set (capture thread) to the
- *    moment the client has the event, and to the moment it has all JPEGs of the set;
+ *    moment the client has the event, and to the moment it has all JPEGs of the set; and split by
+ *    stage (capture -> offered to the sink -> JPEGs in place -> event at the client);
  *  - frames lost by the capture path (queue drops, sets missing a device) in both phases, with the
  *    session dropping (not waiting) on a full queue, as it does for real devices.
  *
  *   bench_view --encode [RIG.yaml] [SETS]   (default chain-9, 20 sets)
  *
- * The preview work per frame set, the sink's former way (fresh handles per image, colour decoded
- * twice) against its way now (one encoder, colour decoded once), on the same sets: see encode_bench. */
+ * The preview work per frame set, the sink's first way (fresh handles per image, colour decoded
+ * twice) against its way now (one encoder, colour decoded once straight to thumbnail size), on the
+ * same sets: see encode_bench. */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <dirent.h>
