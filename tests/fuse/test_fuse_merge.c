@@ -676,6 +676,49 @@ static void test_one_partition_path(void)
     free(pz);
 }
 
+/* A voxel's colour is the rounded mean of its points' colours, (sum + n / 2) / n, on the pipeline's
+ * path (colour without normals, every voxel): two points 10 and 11 give 11, not 10; 999 points of
+ * one voxel give the integer formula's value for each channel. */
+static void test_color_mean_rounding(void)
+{
+    ks_error err;
+    enum { N = 999 };
+    float x[N + 2], y[N + 2], z[N + 2];
+    uint8_t rgb[3 * (N + 2)];
+    uint64_t sum[3] = {0, 0, 0};
+    for (int i = 0; i < N; i++) { /* one voxel at (0, 0, 0) */
+        x[i] = 1.0f, y[i] = 1.5f, z[i] = 2.0f;
+        for (int c = 0; c < 3; c++) {
+            rgb[3 * i + c] = (uint8_t)((i * (7 + 13 * c)) % 256);
+            sum[c] += rgb[3 * i + c];
+        }
+    }
+    for (int i = N; i < N + 2; i++) { /* another voxel, 10 mm away: colours 10/20/30 and 11/21/31 */
+        x[i] = 11.0f, y[i] = 1.5f, z[i] = 2.0f;
+        for (int c = 0; c < 3; c++)
+            rgb[3 * i + c] = (uint8_t)(10 * (c + 1) + (i - N));
+    }
+    ks_voxel_grid *g;
+    KS_CHECK_INT(ks_voxel_grid_create(5, KS_CLOUD_COLOR, 1, &g, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_add(g, -1, 0, x, y, z, rgb, NULL, NULL, NULL, N + 2, &err), KS_OK);
+    ks_cloud c = {0};
+    KS_CHECK_INT(ks_voxel_grid_extract(g, 0, &c, &err), KS_OK);
+    KS_CHECK_INT(c.count, 2);
+    for (size_t k = 0; k < c.count && c.rgb; k++) {
+        if (c.weight[k] == N) {
+            for (int ch = 0; ch < 3; ch++)
+                KS_CHECK_INT(c.rgb[3 * k + ch], (int)((sum[ch] + N / 2) / N));
+        } else {
+            KS_CHECK_INT(c.weight[k], 2);
+            KS_CHECK_INT(c.rgb[3 * k], 11);
+            KS_CHECK_INT(c.rgb[3 * k + 1], 21);
+            KS_CHECK_INT(c.rgb[3 * k + 2], 31);
+        }
+    }
+    ks_cloud_free(&c);
+    ks_voxel_grid_destroy(g);
+}
+
 int main(void)
 {
     KS_RUN(test_voxel_average);
@@ -683,6 +726,7 @@ int main(void)
     KS_RUN(test_threads_agree);
     KS_RUN(test_voxel_sum_paths);
     KS_RUN(test_one_partition_path);
+    KS_RUN(test_color_mean_rounding);
     KS_RUN(test_occlusion_fill);
     KS_RUN(test_render_zbuffer);
     KS_RUN(test_interleave);
