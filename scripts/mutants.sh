@@ -41,7 +41,7 @@ MUTANTS=(
   # the YAML reader's nesting bound removed (libyaml then runs for hours: the test times out)
   "yaml-no-depth|src/util/yaml.c|s#if (++depth > KS_YAML_MAX_FLOW_DEPTH)#if (++depth < 0)#|^test_rig_parse$"
   # fuse: a voxel's z offsets no longer summed (the records' 16-bit z lane dropped from the vector sum)
-  "fuse-sum-z|src/fuse/voxel.c|s#(v8h){8, 9, 1, 9, 2, 9, 3, 9}#(v8h){8, 9, 1, 9, 2, 9, 9, 9}#|^test_fuse_merge$"
+  "fuse-sum-z|src/fuse/voxel.c|s#one8, 8, 9, 1, 9, 2, 9, 3, 9)#one8, 8, 9, 1, 9, 2, 9, 9, 9)#|^test_fuse_merge$"
   # voxel grid, one partition: a compacted block's records taken one point off (the records in place path)
   "fuse-one-part-compact|src/fuse/voxel.c|s#            p->rec\[k++\] = dst\[i\];#            p->rec[k++] = dst[i ? i - 1 : 0];#|^test_fuse_merge$"
   # voxel grid, one partition: a cell change at the first point of a block is not seen (runs merge across cells)

@@ -709,7 +709,7 @@ static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, 
         v8h h;
         memcpy(&h, &t, sizeof h);
         /* words 1..3 interleaved with zeros, word 0 replaced by the count 1: one shuffle */
-        v8h il = __builtin_shuffle(h, one8, (v8h){8, 9, 1, 9, 2, 9, 3, 9});
+        v8h il = __builtin_shufflevector(h, one8, 8, 9, 1, 9, 2, 9, 3, 9); /* GCC 12+, clang */
         v4u w;
         memcpy(&w, &il, sizeof w);
         s->a[l] += w;
