@@ -310,9 +310,9 @@ static cvox *sorted_cloud(const ks_cloud *c)
 }
 
 /* Three devices around a plane and a sphere, colour from BGRA (device 0), MJPEG (device 1, the
- * decode phase) and none (device 2): 1 to 4 threads (rows of a device split between threads, the
- * images decoded by one thread and sampled by another) give the same voxels, weights, devices and
- * colours, bit for bit. A corrupt MJPEG frame fails the run naming the device; the next run is
+ * decoder) and none (device 2): 1 to 4 threads (devices shared out differently, each thread with
+ * its own decoder and segments of the grid) give the same voxels, weights, devices and colours, bit
+ * for bit. A corrupt MJPEG frame fails the run naming the device; the next run is
  * whole again. */
 static void test_threads_agree(void)
 {
