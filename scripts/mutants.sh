@@ -79,6 +79,10 @@ MUTANTS=(
   "view-sse-watcher|src/view/server.c|s#if (atomic_load(\&v->watchers) > 0)#if (atomic_load(\&v->watchers) > 99)#|^test_view_sink$"
   # issue 18: the sink decodes MJPEG colour at 1/4 again instead of straight to thumbnail size (1/8)
   "view-color-denom|src/view/sink.c|s#ks_view_color_denom(im->width, k->opt.preview_width)#4#|^test_view_sink$"
+  # issue 18: MJPEG colour decoded for every previewed set again (not only for the sets with a cloud)
+  "view-color-decode-always|src/view/sink.c|s#if (!pass || k->want_ci\[d\]) {#if (1) {#|^test_view_sink$"
+  # issue 18: MJPEG colour re-encoded into a thumbnail again instead of served as the capture's JPEG
+  "view-color-passthrough|src/view/sink.c|s#bool pass = cim \&\& cim->format == KS_FORMAT_MJPG#bool pass = 0 \&\& cim->format == KS_FORMAT_MJPG#|^test_view_sink$"
   # issue 18: a point cloud for every previewed set again (not clouds_per_second of them)
   "view-cloud-rate|src/view/sink.c|s#k->cloud_credit += k->opt.clouds_per_second / k->opt.previews_per_second;#k->cloud_credit += 1;#|^test_view_sink$"
   # issue 18: IR previews encoded as three-channel JPEGs again

@@ -109,7 +109,7 @@ typedef struct ks_view_sink ks_view_sink;
 
 typedef struct ks_view_sink_options {
     double previews_per_second;  /* 0: 5 */
-    int preview_width;           /* 0: 192 */
+    int preview_width;           /* 0: 192 (depth, IR, BGRA colour; MJPEG colour is served as captured) */
     int cloud_step;              /* depth pixels per cloud point along each axis; 0: 4 */
     int max_points;              /* 0: 60000 */
     const ks_rig_pose *poses;    /* rig calibration (--calibration); NULL: devices side by side */
@@ -140,10 +140,13 @@ typedef struct ks_view_sink_stats {
     uint64_t stale;              /* due but passed over: every device already had a newer capture (the
                                     loop was behind; a fresher set follows) */
     uint64_t clouds;             /* point clouds made */
+    uint64_t color_decodes;      /* MJPEG colour images decoded: only for the sets that get a cloud */
+    uint64_t color_decoded_sets; /* ... the sets they belong to (at most clouds) */
+    uint64_t color_passthrough;  /* colour previews published as the capture's own JPEG (MJPEG) */
     size_t points;               /* of the last cloud */
-    int thumb_w[3], thumb_h[3];  /* the last previews' sizes: colour, depth, IR */
-    int color_denom;             /* the scale the last MJPEG colour image was decoded at (8: 1/8) */
-    double cpu_color_s;          /* worker thread CPU: colour decoding */
+    int thumb_w[3], thumb_h[3];  /* the last previews' sizes: colour (MJPEG: the capture's), depth, IR */
+    int color_denom;             /* the scale the last MJPEG colour image was decoded at for a cloud (8: 1/8) */
+    double cpu_color_s;          /* worker thread CPU: colour decoding (MJPEG: for the clouds only) */
     double cpu_previews_s;       /* ... depth/IR mapping and JPEG encoding */
     double cpu_cloud_s;          /* ... the point cloud */
 } ks_view_sink_stats;

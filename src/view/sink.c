@@ -3,12 +3,14 @@
  * cloud on its own thread. A set that arrives while the worker is busy is not previewed; while
  * nobody watches (ks_view_watched) nothing is taken, decoded or encoded at all.
  *
- * Per previewed set the worker (with a helper thread taking every other device) decodes each MJPEG
- * colour image once, with libjpeg-turbo's DCT
- * scaling straight to thumbnail size (720P: 1/8, 160x90), and that image is both the colour
- * preview and the cloud's colours; depth and IR are downsampled before mapping; the "preview" event
- * goes out as soon as the JPEGs are in place, and the point cloud (the costliest part, and the page
- * fetches at most two a second) is made after it, for clouds_per_second of the previewed sets. */
+ * Per previewed set the worker (with a helper thread taking every other device) publishes an MJPEG
+ * colour image as the colour preview byte for byte (the capture's own JPEG, copied into the view's
+ * blob while the worker still holds the capture: no decode, no re-encode; the page scales it with
+ * CSS). The colour is decoded only for the sets that get a point cloud (clouds_per_second of the
+ * previewed sets), where the cloud needs colours, with libjpeg-turbo's DCT scaling straight to
+ * thumbnail size (720P: 1/8, 160x90). BGRA colour is downsampled and encoded as before. Depth and IR
+ * are downsampled before mapping; the "preview" event goes out as soon as the JPEGs are in place,
+ * and the point cloud is made after it. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 /* What one preview thread did with its share of a set's devices. */
 typedef struct part {
     int tw[3], th[3], denom;
+    int decodes, passed; /* MJPEG colour images decoded / published as the capture's own JPEG */
     double c_color, c_prev;
 } part;
 
@@ -45,6 +48,7 @@ struct ks_view_sink {
     ks_color_image *hci;
     bool *hhave;
     part hpart;
+    bool want_ci[KS_MATCH_MAX_DEVICES]; /* worker-written before a share: the set's cloud needs device d's colours */
     bool have_pose[KS_MATCH_MAX_DEVICES];
     ks_extrinsics pose[KS_MATCH_MAX_DEVICES];
     pthread_t thread;
@@ -55,6 +59,7 @@ struct ks_view_sink {
     uint64_t job_seq, job_t_ns, job_offer_ns;
     double last_offer;
     uint64_t encoded, skipped, unwatched, stale, clouds, seq;
+    uint64_t color_decodes, color_decoded_sets, color_passthrough;
     double cloud_credit; /* worker's: a cloud is due when it reaches 1 */
     int thumb_w[3], thumb_h[3], color_denom;
     double cpu_color, cpu_previews, cpu_cloud;
@@ -246,14 +251,30 @@ static void preview_devices(ks_view_sink *k, ks_view_encoder *enc, ks_capture **
     for (int d = first; d < k->n; d += stride) {
         if (!caps[d])
             continue;
-        /* colour decoded once, at thumbnail scale: the preview and the cloud's colours */
-        have_ci[d] = decode_color(k, d, caps[d]->color, &ci[d]);
-        if (have_ci[d])
-            r->denom = ci[d].scale_denom;
+        /* an MJPEG colour image is its own preview (the capture's JPEG as is); it is decoded only
+         * when this set's cloud needs its colours (at thumbnail scale). Other colour formats are
+         * read (BGRA: no copy) for the preview and the cloud alike. */
+        const ks_image *cim = caps[d]->color;
+        bool pass = cim && cim->format == KS_FORMAT_MJPG && cim->data && cim->size >= 4 && cim->data[0] == 0xFF &&
+                    cim->data[1] == 0xD8;
+        have_ci[d] = false;
+        if (!pass || k->want_ci[d]) {
+            have_ci[d] = decode_color(k, d, cim, &ci[d]);
+            if (have_ci[d] && cim->format == KS_FORMAT_MJPG) {
+                r->denom = ci[d].scale_denom;
+                r->decodes++;
+            }
+        }
         double t1 = cpu_thread();
         r->c_color += t1 - t0;
+        if (pass) { /* copied into the view's blob now: the capture goes back when the set is done */
+            ks_view_publish_preview(k->v, d, 0, cim->data, cim->size);
+            r->tw[0] = cim->width;
+            r->th[0] = cim->height;
+            r->passed++;
+        }
         ks_image *imgs[3] = {caps[d]->color, caps[d]->depth, caps[d]->ir};
-        for (int kind = 0; kind < 3; kind++) {
+        for (int kind = pass ? 1 : 0; kind < 3; kind++) {
             const uint8_t *jpg = NULL;
             size_t len = 0;
             const ks_color_image *decoded = kind == 0 && have_ci[d] && imgs[0]->format == KS_FORMAT_MJPG ? &ci[d] : NULL;
@@ -307,6 +328,13 @@ static void *worker(void *arg)
         bool have_ci[KS_MATCH_MAX_DEVICES] = {false};
         part mine, theirs;
         memset(&theirs, 0, sizeof theirs);
+        /* does this set get a cloud? then (only then) its MJPEG colour is decoded, for the cloud */
+        k->cloud_credit += k->opt.clouds_per_second / k->opt.previews_per_second;
+        bool cloud = k->cloud_credit >= 1 - 1e-9;
+        if (cloud)
+            k->cloud_credit -= 1;
+        for (int d = 0; d < k->n; d++)
+            k->want_ci[d] = cloud && !k->opt.device_colors && k->have_table[d] && caps[d] && caps[d]->depth;
         if (k->have_helper) { /* the odd devices to the helper, the even ones here */
             pthread_mutex_lock(&k->hmu);
             k->hcaps = caps;
@@ -327,12 +355,9 @@ static void *worker(void *arg)
         double c_cloud = 0, t0 = cpu_thread();
         /* the page hears of the set as soon as its JPEGs are in place: the cloud comes after */
         ks_view_publish_preview_done_at(k->v, seq, t_ns, offer_ns);
-        k->cloud_credit += k->opt.clouds_per_second / k->opt.previews_per_second;
-        bool cloud = k->cloud_credit >= 1 - 1e-9;
         if (cloud) {
-            k->cloud_credit -= 1;
             for (int d = 0; d < k->n; d++) /* the cloud takes camera colours where it has a table */
-                have_ci[d] = have_ci[d] && !k->opt.device_colors && k->have_table[d] && caps[d] && caps[d]->depth;
+                have_ci[d] = have_ci[d] && k->want_ci[d];
             make_cloud(k, caps, ci, have_ci);
             c_cloud = cpu_thread() - t0;
         }
@@ -342,6 +367,9 @@ static void *worker(void *arg)
         memset(k->job, 0, sizeof k->job);
         k->encoded++;
         k->clouds += cloud;
+        k->color_decodes += (uint64_t)(mine.decodes + theirs.decodes);
+        k->color_decoded_sets += mine.decodes + theirs.decodes > 0;
+        k->color_passthrough += (uint64_t)(mine.passed + theirs.passed);
         k->cpu_color += mine.c_color + theirs.c_color;
         k->cpu_previews += mine.c_prev + theirs.c_prev;
         k->cpu_cloud += c_cloud;
@@ -527,6 +555,9 @@ void ks_view_sink_get_stats(ks_view_sink *k, ks_view_sink_stats *o)
     o->unwatched = k->unwatched;
     o->stale = k->stale;
     o->clouds = k->clouds;
+    o->color_decodes = k->color_decodes;
+    o->color_decoded_sets = k->color_decoded_sets;
+    o->color_passthrough = k->color_passthrough;
     o->points = k->points;
     for (int i = 0; i < 3; i++) {
         o->thumb_w[i] = k->thumb_w[i];

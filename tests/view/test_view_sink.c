@@ -1,7 +1,8 @@
 /* The view's sink on a simulated rig (chain-3: three devices, 720P MJPG colour, NFOV unbinned depth,
  * virtual time): while nobody watches (no event stream open, no /api/ request in the last 3 s) it
- * takes no set and encodes nothing; with an event stream open it previews, the colour decoded by DCT
- * scaling straight to thumbnail size (1/8: 160x90), depth and IR 160x144, IR as a greyscale JPEG,
+ * takes no set and encodes nothing; with an event stream open it previews: the MJPEG colour served
+ * as the capture's own JPEG (1280x720, byte for byte) and decoded (by DCT scaling to 1/8: 160x90)
+ * only for the sets that get a cloud, depth and IR 160x144, IR as a greyscale JPEG,
  * every device's (the worker takes the even devices, its helper thread the odd ones),
  * and it makes a point cloud for clouds_per_second of the previewed sets (the first one included);
  * once the page has gone it stops encoding again. A due set whose captures all have newer ones (the
@@ -42,9 +43,12 @@ static int connect_port(int port)
     return fd;
 }
 
-/* GET path (Connection: close); the body into a malloc'd buffer. */
+static char last_head[2048]; /* the response head of the last http_get */
+
+/* GET path (Connection: close); the body into a malloc'd buffer, the head into last_head. */
 static uint8_t *http_get(int port, const char *path, size_t *n)
 {
+    last_head[0] = 0;
     *n = 0;
     int fd = connect_port(port);
     if (fd < 0)
@@ -70,7 +74,11 @@ static uint8_t *http_get(int port, const char *path, size_t *n)
         }
     }
     close(fd);
+    if (buf)
+        buf[len] = 0; /* len < cap: a terminated head for strstr */
     uint8_t *body = buf ? (uint8_t *)strstr((char *)buf, "\r\n\r\n") : NULL;
+    if (body)
+        snprintf(last_head, sizeof last_head, "%.*s", (int)(body - buf), (char *)buf);
     if (!body || strncmp((char *)buf, "HTTP/1.1 200", 12)) {
         free(buf);
         return NULL;
@@ -200,10 +208,17 @@ static void test_sink_watched_thumbnails_cloud_rate(void)
     KS_CHECK_MSG(st.clouds == want, "%llu sets previewed: %llu clouds, want %llu (5 clouds/s of 20 previews/s)",
                  (unsigned long long)st.encoded, (unsigned long long)st.clouds, (unsigned long long)want);
     KS_CHECK_MSG(st.points > 0, "the cloud has points");
-    KS_CHECK_MSG(st.color_denom == 8, "720P MJPEG decoded at 1/%d, want 1/8 (DCT scaling to thumbnail size)",
+    KS_CHECK_MSG(st.color_denom == 8, "720P MJPEG decoded at 1/%d for the cloud, want 1/8 (DCT scaling)",
                  st.color_denom);
-    KS_CHECK_MSG(st.thumb_w[0] == 160 && st.thumb_h[0] == 90, "colour thumbnail %dx%d, want 160x90", st.thumb_w[0],
-                 st.thumb_h[0]);
+    /* MJPEG colour: the capture's JPEG is the preview; decoded only for the sets with a cloud */
+    KS_CHECK_MSG(st.color_decoded_sets == st.clouds && st.color_decodes == 3 * st.clouds,
+                 "colour decoded in %llu sets (%llu images), want the %llu clouds' sets (%llu previewed)",
+                 (unsigned long long)st.color_decoded_sets, (unsigned long long)st.color_decodes,
+                 (unsigned long long)st.clouds, (unsigned long long)st.encoded);
+    KS_CHECK_MSG(st.color_passthrough == 3 * st.encoded, "%llu colour previews passed through, want 3 x %llu",
+                 (unsigned long long)st.color_passthrough, (unsigned long long)st.encoded);
+    KS_CHECK_MSG(st.thumb_w[0] == 1280 && st.thumb_h[0] == 720, "colour preview %dx%d, want the capture's 1280x720",
+                 st.thumb_w[0], st.thumb_h[0]);
     KS_CHECK_MSG(st.thumb_w[1] == 160 && st.thumb_h[1] == 144, "depth thumbnail %dx%d, want 160x144", st.thumb_w[1],
                  st.thumb_h[1]);
     KS_CHECK_MSG(st.thumb_w[2] == 160 && st.thumb_h[2] == 144, "IR thumbnail %dx%d, want 160x144", st.thumb_w[2],
@@ -239,6 +254,97 @@ static void test_sink_watched_thumbnails_cloud_rate(void)
                  "page gone: %llu more sets encoded (at most the one in flight), %llu more unwatched",
                  (unsigned long long)(st.encoded - enc0), (unsigned long long)(st.unwatched - unw0));
 
+    ks_view_sink_destroy(k);
+    ks_session_stop(s);
+    ks_session_close(s);
+    ks_view_destroy(v);
+    ks_source_close(&src);
+}
+
+/* MJPEG colour: the colour preview served is the capture's JPEG byte for byte (copied: the set is
+ * released before it is fetched), image/jpeg and never cached; the colour is decoded only for a
+ * set that gets a cloud. Sets offered by hand, one at a time. */
+static void test_mjpeg_color_passthrough(void)
+{
+    ks_source src;
+    ks_source_options so;
+    ks_source_options_init(&so);
+    so.backend = "sim";
+    so.fast = true;
+    ks_error err;
+    const char *paths[1] = {KS_SOURCE_DIR "/examples/rigs/chain-3.yaml"};
+    KS_CHECK_INT(ks_source_open(paths, 1, &so, &src, &err), KS_OK);
+    ks_session *s = NULL;
+    KS_CHECK_INT(ks_session_open(&src.rig, &src.plan, src.backend, NULL, &s, &err), KS_OK);
+    KS_CHECK_INT(ks_session_start(s, &err), KS_OK);
+    ks_view *v = NULL;
+    KS_CHECK_INT(ks_view_create(NULL, &v, &err), KS_OK);
+    ks_view_sink_options o;
+    ks_view_sink_options_init(&o);
+    o.previews_per_second = 1000; /* always due */
+    o.clouds_per_second = 1;      /* the first set gets a cloud, the next few do not */
+    ks_view_sink *k = NULL;
+    KS_CHECK_INT(ks_view_sink_create(v, s, &o, &k, &err), KS_OK);
+    int port = ks_view_port(v);
+    int n = ks_session_device_count(s);
+    double deadline = mono() + 120;
+    for (int round = 0; round < 2; round++) {
+        if (mono() > deadline) {
+            KS_CHECK_MSG(false, "no complete frame set within 120 s");
+            break;
+        }
+        ks_session_set set;
+        ks_status st = ks_session_next(s, &set, 5000, &err);
+        if (st == KS_ETIMEOUT) {
+            round--;
+            continue;
+        }
+        KS_CHECK_INT(st, KS_OK);
+        if (st != KS_OK)
+            break;
+        if (set.set.present_mask != (1u << n) - 1) { /* the start: sets without every device yet */
+            ks_session_set_release(&set);
+            round--;
+            continue;
+        }
+        /* a copy of the capture's colour JPEGs, then the set back to the session before the fetch */
+        uint8_t *want[KS_MATCH_MAX_DEVICES] = {0};
+        size_t want_n[KS_MATCH_MAX_DEVICES] = {0};
+        for (int d = 0; d < n; d++) {
+            ks_capture *c = (set.set.present_mask & (1u << d)) ? set.set.frames[d].user : NULL;
+            if (c && c->color && c->color->format == KS_FORMAT_MJPG) {
+                want[d] = malloc(c->color->size);
+                memcpy(want[d], c->color->data, c->color->size);
+                want_n[d] = c->color->size;
+            }
+        }
+        KS_CHECK_MSG(ks_view_sink_offer_always(k, &set), "set %d taken", round);
+        ks_session_set_release(&set);
+        double t0 = mono();
+        ks_view_sink_stats vs;
+        do {
+            usleep(2000);
+            ks_view_sink_get_stats(k, &vs);
+        } while (vs.encoded < (uint64_t)round + 1 && mono() < t0 + 120);
+        KS_CHECK_INT((int)vs.encoded, round + 1);
+        KS_CHECK_INT((int)vs.clouds, 1);
+        KS_CHECK_MSG(vs.color_decodes == (uint64_t)n, "round %d: %llu colour images decoded, want %d (the cloud's set only)",
+                     round, (unsigned long long)vs.color_decodes, n);
+        for (int d = 0; d < n; d++) {
+            KS_CHECK_MSG(want[d] != NULL, "device %d: an MJPEG colour image", d);
+            char path[64];
+            snprintf(path, sizeof path, "/api/preview/%d/color.jpg", d);
+            size_t got_n;
+            uint8_t *got = http_get(port, path, &got_n);
+            KS_CHECK_MSG(got && want[d] && got_n == want_n[d] && !memcmp(got, want[d], got_n),
+                         "round %d, %s: %zu bytes served, the capture's JPEG has %zu (must be equal, byte for byte)",
+                         round, path, got_n, want_n[d]);
+            KS_CHECK_MSG(strstr(last_head, "Content-Type: image/jpeg") && strstr(last_head, "Cache-Control: no-store"),
+                         "%s: head %s", path, last_head);
+            free(got);
+            free(want[d]);
+        }
+    }
     ks_view_sink_destroy(k);
     ks_session_stop(s);
     ks_session_close(s);
@@ -324,6 +430,7 @@ int main(void)
 {
     KS_RUN(test_color_denom);
     KS_RUN(test_sink_watched_thumbnails_cloud_rate);
+    KS_RUN(test_mjpeg_color_passthrough);
     KS_RUN(test_stale_set_passed_over);
     return KS_TEST_END();
 }
