@@ -154,30 +154,61 @@ static void jpeg_info(const uint8_t *j, size_t n, int *w, int *h, int *cs)
     tjDestroy(t);
 }
 
-static void test_sink_watched_thumbnails_cloud_rate(void)
-{
+/* The simulated 3-device chain in fast mode, started, with a view and a sink of options o. */
+typedef struct rig_view {
     ks_source src;
+    ks_session *s;
+    ks_view *v;
+    ks_view_sink *k;
+    int port;
+} rig_view;
+
+static bool rig_view_open(rig_view *f, const ks_view_sink_options *o)
+{
+    memset(f, 0, sizeof *f);
     ks_source_options so;
     ks_source_options_init(&so);
     so.backend = "sim";
     so.fast = true;
     ks_error err;
     const char *paths[1] = {KS_SOURCE_DIR "/examples/rigs/chain-3.yaml"};
-    KS_CHECK_INT(ks_source_open(paths, 1, &so, &src, &err), KS_OK);
-    ks_session *s = NULL;
-    KS_CHECK_INT(ks_session_open(&src.rig, &src.plan, src.backend, NULL, &s, &err), KS_OK);
-    KS_CHECK_INT(ks_session_start(s, &err), KS_OK);
-    ks_view *v = NULL;
-    ks_view_options vo;
-    ks_view_options_init(&vo);
-    KS_CHECK_INT(ks_view_create(&vo, &v, &err), KS_OK);
+    KS_CHECK_INT(ks_source_open(paths, 1, &so, &f->src, &err), KS_OK);
+    KS_CHECK_INT(ks_session_open(&f->src.rig, &f->src.plan, f->src.backend, NULL, &f->s, &err), KS_OK);
+    KS_CHECK_INT(ks_session_start(f->s, &err), KS_OK);
+    KS_CHECK_INT(ks_view_create(NULL, &f->v, &err), KS_OK);
+    KS_CHECK_INT(ks_view_sink_create(f->v, f->s, o, &f->k, &err), KS_OK);
+    f->port = f->v ? ks_view_port(f->v) : -1;
+    return f->s && f->v && f->k;
+}
+
+static void rig_view_close(rig_view *f)
+{
+    if (f->k)
+        ks_view_sink_destroy(f->k);
+    if (f->s) {
+        ks_session_stop(f->s);
+        ks_session_close(f->s);
+    }
+    if (f->v)
+        ks_view_destroy(f->v);
+    ks_source_close(&f->src);
+}
+
+static void test_sink_watched_thumbnails_cloud_rate(void)
+{
     ks_view_sink_options o;
     ks_view_sink_options_init(&o);
     o.previews_per_second = 20;
     o.clouds_per_second = 5; /* one cloud per four previewed sets */
-    ks_view_sink *k = NULL;
-    KS_CHECK_INT(ks_view_sink_create(v, s, &o, &k, &err), KS_OK);
-    int port = ks_view_port(v);
+    rig_view f;
+    if (!rig_view_open(&f, &o)) {
+        rig_view_close(&f);
+        return;
+    }
+    ks_session *s = f.s;
+    ks_view *v = f.v;
+    ks_view_sink *k = f.k;
+    int port = f.port;
 
     /* nobody watches: previews fall due, nothing is taken, decoded or encoded */
     KS_CHECK(!ks_view_watched(v));
@@ -254,11 +285,7 @@ static void test_sink_watched_thumbnails_cloud_rate(void)
                  "page gone: %llu more sets encoded (at most the one in flight), %llu more unwatched",
                  (unsigned long long)(st.encoded - enc0), (unsigned long long)(st.unwatched - unw0));
 
-    ks_view_sink_destroy(k);
-    ks_session_stop(s);
-    ks_session_close(s);
-    ks_view_destroy(v);
-    ks_source_close(&src);
+    rig_view_close(&f);
 }
 
 /* MJPEG colour: the colour preview served is the capture's JPEG byte for byte (copied: the set is
@@ -266,26 +293,19 @@ static void test_sink_watched_thumbnails_cloud_rate(void)
  * set that gets a cloud. Sets offered by hand, one at a time. */
 static void test_mjpeg_color_passthrough(void)
 {
-    ks_source src;
-    ks_source_options so;
-    ks_source_options_init(&so);
-    so.backend = "sim";
-    so.fast = true;
     ks_error err;
-    const char *paths[1] = {KS_SOURCE_DIR "/examples/rigs/chain-3.yaml"};
-    KS_CHECK_INT(ks_source_open(paths, 1, &so, &src, &err), KS_OK);
-    ks_session *s = NULL;
-    KS_CHECK_INT(ks_session_open(&src.rig, &src.plan, src.backend, NULL, &s, &err), KS_OK);
-    KS_CHECK_INT(ks_session_start(s, &err), KS_OK);
-    ks_view *v = NULL;
-    KS_CHECK_INT(ks_view_create(NULL, &v, &err), KS_OK);
     ks_view_sink_options o;
     ks_view_sink_options_init(&o);
     o.previews_per_second = 1000; /* always due */
     o.clouds_per_second = 1;      /* the first set gets a cloud, the next few do not */
-    ks_view_sink *k = NULL;
-    KS_CHECK_INT(ks_view_sink_create(v, s, &o, &k, &err), KS_OK);
-    int port = ks_view_port(v);
+    rig_view f;
+    if (!rig_view_open(&f, &o)) {
+        rig_view_close(&f);
+        return;
+    }
+    ks_session *s = f.s;
+    ks_view_sink *k = f.k;
+    int port = f.port;
     int n = ks_session_device_count(s);
     double deadline = mono() + 120;
     for (int round = 0; round < 2; round++) {
@@ -345,36 +365,26 @@ static void test_mjpeg_color_passthrough(void)
             free(want[d]);
         }
     }
-    ks_view_sink_destroy(k);
-    ks_session_stop(s);
-    ks_session_close(s);
-    ks_view_destroy(v);
-    ks_source_close(&src);
+    rig_view_close(&f);
 }
 
 /* The loop behind: a due set whose every capture already has a newer one is passed over, and the
  * newer set is previewed. Arrivals are recorded here by hand (ks_view_on_capture), in order. */
 static void test_stale_set_passed_over(void)
 {
-    ks_source src;
-    ks_source_options so;
-    ks_source_options_init(&so);
-    so.backend = "sim";
-    so.fast = true;
     ks_error err;
-    const char *paths[1] = {KS_SOURCE_DIR "/examples/rigs/chain-3.yaml"};
-    KS_CHECK_INT(ks_source_open(paths, 1, &so, &src, &err), KS_OK);
-    ks_session *s = NULL;
-    KS_CHECK_INT(ks_session_open(&src.rig, &src.plan, src.backend, NULL, &s, &err), KS_OK);
-    KS_CHECK_INT(ks_session_start(s, &err), KS_OK);
-    ks_view *v = NULL;
-    KS_CHECK_INT(ks_view_create(NULL, &v, &err), KS_OK);
     ks_view_sink_options o;
     ks_view_sink_options_init(&o);
     o.previews_per_second = 0.5; /* due every 2 s; a stale set passed over until 4 s */
-    ks_view_sink *k = NULL;
-    KS_CHECK_INT(ks_view_sink_create(v, s, &o, &k, &err), KS_OK);
-    int port = ks_view_port(v);
+    rig_view f;
+    if (!rig_view_open(&f, &o)) {
+        rig_view_close(&f);
+        return;
+    }
+    ks_session *s = f.s;
+    ks_view *v = f.v;
+    ks_view_sink *k = f.k;
+    int port = f.port;
     size_t n;
     free(http_get(port, "/api/state", &n)); /* a client: the view is watched for 3 s */
     ks_session_set sets[3];
@@ -410,11 +420,7 @@ static void test_stale_set_passed_over(void)
     }
     for (int i = 0; i < got; i++)
         ks_session_set_release(&sets[i]);
-    ks_view_sink_destroy(k);
-    ks_session_stop(s);
-    ks_session_close(s);
-    ks_view_destroy(v);
-    ks_source_close(&src);
+    rig_view_close(&f);
 }
 
 static void test_color_denom(void)

@@ -1532,6 +1532,17 @@ static void board_depth_pixel(void *arg, size_t p, const hit *h, const double dd
     }
 }
 
+/* A colour image's timestamps and camera settings (rendered or header-only alike), into the capture. */
+static void stamp_color(ks_image *img, const sim_frame *f, ks_capture *cap)
+{
+    img->device_ts_us = f->color_ts_us;
+    img->system_ts_ns = f->system_ts_ns;
+    img->exposure_us = f->truth.color_exposure_us;
+    img->white_balance = 4500;
+    img->iso_speed = 100;
+    cap->color = img;
+}
+
 ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_error *err)
 {
     sim_dev *d = &w->devs[f->device];
@@ -1565,12 +1576,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             status = ks_error_set(err, KS_ENOMEM, "out of memory for a colour image");
             goto out;
         }
-        img->device_ts_us = f->color_ts_us;
-        img->system_ts_ns = f->system_ts_ns;
-        img->exposure_us = f->truth.color_exposure_us;
-        img->white_balance = 4500;
-        img->iso_speed = 100;
-        cap->color = img;
+        stamp_color(img, f, cap);
     } else if (f->has_color && cr != KS_COLOR_OFF) {
         const sim_cam *c = &cst->ccam;
         int level = (int)lround(f->gain * 16.0);
@@ -1680,12 +1686,7 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
             status = ks_error_set(err, KS_ENOMEM, "out of memory for a colour image");
             goto out;
         }
-        img->device_ts_us = f->color_ts_us;
-        img->system_ts_ns = f->system_ts_ns;
-        img->exposure_us = f->truth.color_exposure_us;
-        img->white_balance = 4500;
-        img->iso_speed = 100;
-        cap->color = img;
+        stamp_color(img, f, cap);
     }
 
     if ((f->has_depth || f->has_ir) && dm != KS_DEPTH_OFF) {
