@@ -42,10 +42,10 @@
 #define LOW_MASK ((uint32_t)(CELL_N - 1))
 #define BLOCK 64
 #define RECENT_CELLS 512 /* sort_runs' cache of recently seen cells (8 KB) */
-#define PREFETCH_RUNS 16 /* runs fetched ahead while summing (a run is ~7 records, ~60 bytes) */
+#define PREFETCH_RUNS 16 /* runs fetched ahead while summing (a run is ~15 records, ~120 bytes) */
 
-/* A record: one point, 64 bits = four 16-bit words (so one zero-extension turns it into the four
- * 32-bit lanes it adds to, see sum_runs):
+/* A record: one point, 64 bits = four 16-bit words (so one interleave with zeros turns it into the
+ * four 32-bit lanes it adds to, see sum_recs):
  *   bits  0..14  voxel inside the cell (x << 10 | y << 5 | z)
  *   bits 16..30, 32..46, 48..62  offset inside the voxel along x, y, z in 1/32768 voxel
  * The device is the run's (a run is one device's points). */
@@ -101,7 +101,6 @@ typedef struct part {
 
 /* four 32-bit lanes: count and the offset sums along x, y, z of one voxel */
 typedef uint32_t v4u __attribute__((vector_size(16)));
-typedef uint16_t v4h __attribute__((vector_size(8)));
 typedef uint16_t v8h __attribute__((vector_size(16)));
 typedef uint64_t v2r __attribute__((vector_size(16)));
 static const v8h one8 = {1, 0, 0, 0, 0, 0, 0, 0};
