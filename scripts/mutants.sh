@@ -56,6 +56,10 @@ MUTANTS=(
   "fuse-pairing-key|src/fuse/fuse_sink.c|s#return fabs(c.key_us - d.key_us) <= tol;#return fabs(c.key_us - d.key_us - cfg->period_us / 2) <= tol;#|^test_pipeline_colors$"
   # fuse: every device's points coloured through device 0's colour camera (colour from the wrong pixel)
   "fuse-color-pixel|src/fuse/fuse.c|s#ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, \&fd->rig_to_color#ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, \&f->dev[0].rig_to_color#|^test_pipeline_colors$"
+  # lens-table cache: the checksum reads one lane of every four 8-byte words (a flipped ray in the others is used)
+  "table-cache-one-lane|src/fuse/table_cache.c|s#            for (int l = 0; l < 4; l++) {#            for (int l = 0; l < 1; l++) {#|^test_fuse_points$"
+  # lens-table cache: a table read from the cache is no longer the file's mapping (copied or leaked)
+  "table-cache-mapped|src/fuse/table_cache.c|s#(float \*)x, (float \*)y, valid, (void \*)m, size}#(float *)x, (float *)y, valid, NULL, size}#|^test_fuse_points$"
   # colouring (fuse/color.c): a point behind the colour camera is coloured from its mirror image
   "color-behind|src/fuse/color.c|s#int ok = __builtin_isgreater(qz, 0.0f) \& #int ok = #|^test_fuse_color$"
   # a point outside the lens model's metric radius is coloured (the polynomial folds it back in)
