@@ -466,7 +466,7 @@ typedef struct sim_mask {
 struct sim_render_dev {
     pthread_mutex_t build_mu, cache_mu;
     sim_static *list;
-    ks_sim_render_stats stats; /* under build_mu */
+    ks_sim_render_stats stats; /* under build_mu, but pair_masks: under cache_mu */
     tjhandle tj;
     /* colour cache: the last encoded picture */
     sim_buf *jpeg[SIM_COLOR_VARIANTS];   /* one per sensor-noise variant */
@@ -1130,6 +1130,9 @@ ks_status ks_sim_render_stats_get(ks_sim *s, int device, ks_sim_render_stats *ou
     pthread_mutex_lock(&r->build_mu);
     *out = r->stats;
     pthread_mutex_unlock(&r->build_mu);
+    pthread_mutex_lock(&r->cache_mu);
+    out->pair_masks = r->stats.pair_masks;
+    pthread_mutex_unlock(&r->cache_mu);
     return KS_OK;
 }
 
@@ -1289,6 +1292,7 @@ static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa,
         free(bits);
         return NULL;
     }
+    ra->stats.pair_masks++;
     m->bits = bits;
     m->a = sa;
     m->b = sb;
