@@ -558,7 +558,8 @@ KS_HOT static void add_core(ks_voxel_grid *g, int partition, int seg, int device
 {
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
     const bool in_order = partition < 0 && (g->shared || g->nparts == 1); /* everything to parts[0] */
-    const size_t runs0 = g->parts[0].seg_runs[seg];
+    /* writers' mode only: with a partition filter, parts[0] is another thread's to write */
+    const size_t runs0 = g->shared ? g->parts[0].seg_runs[seg] : 0;
     for (size_t b = 0; b < n; b += ADD_MAX_POINTS) { /* runs close at the end of a call: lengths fit */
         size_t m = n - b < ADD_MAX_POINTS ? n - b : ADD_MAX_POINTS;
         if (in_order && !color && !normals)
