@@ -259,8 +259,8 @@ static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab
                         dec_s += cpu_s() - c1;
                     }
                     for (int v = 0; v + ROWS <= tab[d].height; v += ROWS) {
-                        ks_unproject_table t8 = {tab[d].width, ROWS, tab[d].x + (size_t)v * W, tab[d].y + (size_t)v * W,
-                                                 0};
+                        ks_unproject_table t8 = {.width = tab[d].width, .height = ROWS, .x = tab[d].x + (size_t)v * W,
+                                                 .y = tab[d].y + (size_t)v * W};
                         pts += ks_depth_to_points(&t8, depth[d] + (size_t)v * W, 0, &dev[d].depth_to_rig, x, y, z);
                         if (with)
                             colored += ks_points_colorize(x, y, z, chunk, &r2c[d], &dev[d].calibration.color, &img,

@@ -56,6 +56,16 @@ MUTANTS=(
   "fuse-pairing-key|src/fuse/fuse_sink.c|s#return fabs(c.key_us - d.key_us) <= tol;#return fabs(c.key_us - d.key_us - cfg->period_us / 2) <= tol;#|^test_pipeline_colors$"
   # fuse: every device's points coloured through device 0's colour camera (colour from the wrong pixel)
   "fuse-color-pixel|src/fuse/fuse.c|s#ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, \&fd->rig_to_color#ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, \&f->dev[0].rig_to_color#|^test_pipeline_colors$"
+  # lens-table cache: the checksum reads one lane of every four 8-byte words (a flipped ray in the others is used)
+  "table-cache-one-lane|src/fuse/table_cache.c|s#            for (int l = 0; l < 4; l++) {#            for (int l = 0; l < 1; l++) {#|^test_fuse_points$"
+  # lens-table cache: a table read from the cache is no longer the file's mapping (copied or leaked)
+  "table-cache-mapped|src/fuse/table_cache.c|s#(float \*)x, (float \*)y, valid, (void \*)m, size}#(float *)x, (float *)y, valid, NULL, size}#|^test_fuse_points$"
+  # lossless session: start-up reads the full queue depth ahead again (~14 frames per device before the first set)
+  "session-readahead-full|src/session/session.c|s#    return s->warm ? d->q_max : 1;#    return d->q_max;#|^test_session_sim$"
+  # lossless session: the queues never deepen after start-up
+  "session-never-deepen|src/session/session.c|s#        s->warm = true; /\* start-up is over#        s->warm = false; /* start-up is over#|^test_session_sim$"
+  # session open: the laser check asks the simulator about every pair again, not only pairs in different groups
+  "session-laser-all-pairs|src/session/session.c|s#                if (a == b || su.groups\[a\] == su.groups\[b\])#                if (a == b)#|^test_session_sim$"
   # colouring (fuse/color.c): a point behind the colour camera is coloured from its mirror image
   "color-behind|src/fuse/color.c|s#int ok = __builtin_isgreater(qz, 0.0f) \& #int ok = #|^test_fuse_color$"
   # a point outside the lens model's metric radius is coloured (the polynomial folds it back in)
@@ -110,7 +120,7 @@ MUTANTS=(
   # verify blames the sync cable for a device's outage even when a device behind it kept capturing
   "verify-cable-downstream|src/session/syncstats.c|s#if (!all_behind)#if (0 \&\& !all_behind)#|^test_verify_faults_sh$"
   # a lossless session feeds the matcher while its consumer lags: finished sets overflow and are lost
-  "session-lossless-feed|src/session/session.c|s#if (s->lossless \&\& ks_matcher_ready(s->matcher) >= KS_LOSSLESS_READY)#if (0)#|^test_session_sim$"
+  "session-lossless-feed|src/session/session.c|s#if (s->lossless \&\& ks_matcher_ready(s->matcher) >= (s->warm ? KS_LOSSLESS_READY : 1))#if (0)#|^test_session_sim$"
   # a recording that ended long before the others is excused like the take's end (verify over it PASSes)
   "session-take-end|src/session/session.c|s#!(s->d\[i\].ended \&\& out->set.key_us - s->d\[i\].last_key <= 2.5 \* s->mcfg.period_us)#!s->d[i].ended#|^test_pipeline_cli_sh$"
   # align's depth offset adds the convention's part instead of removing it

@@ -50,6 +50,9 @@ typedef struct ks_unproject_table {
     int width, height;
     float *x, *y;        /* per pixel (row-major): point = z * (x, y, 1); NaN when the pixel is invalid */
     size_t valid_count;  /* pixels whose ray converged */
+    void *map;           /* read from the cache: the file's read-only mapping that x and y point into
+                          * (map_bytes long; ks_unproject_table_free unmaps it); NULL: x, y malloc'd */
+    size_t map_bytes;
 } ks_unproject_table;
 
 /* Builds the table of the depth intrinsics `depth` (mode size). *t is overwritten (free an old one

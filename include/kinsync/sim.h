@@ -247,11 +247,14 @@ ks_status ks_sim_laser_shared(ks_sim *s, int a, int b, ks_depth_mode mode, int *
  * computed (one per camera and mode: the depth camera's per depth mode, the colour camera's per
  * colour resolution; none when images are off) and static views rendered (depth views per depth
  * mode, colour views per resolution). Each is built once and kept until the backend is freed or
- * the board texture changes (ks_sim_set_board_texture starts the counts again). */
+ * the board texture changes (ks_sim_set_board_texture starts the counts again). pair_masks: masks of
+ * the pixels of this device that another device's laser lights, computed (ks_sim_laser_shared, or a
+ * frame damaged by another laser), each once per pair of views. */
 typedef struct ks_sim_render_stats {
     uint64_t ray_tables;
     uint64_t depth_views;
     uint64_t color_views;
+    uint64_t pair_masks;
 } ks_sim_render_stats;
 ks_status ks_sim_render_stats_get(ks_sim *s, int device, ks_sim_render_stats *out, ks_error *err);
 

@@ -83,7 +83,8 @@ typedef struct ks_sync_setup {
     double requested_seconds;            /* how long the caller meant to measure (0 unknown) */
     bool start_order_known_wrong;        /* the caller started the master before the subordinates */
     bool light_known;              /* shared_light was measured (a simulator knows the geometry) */
-    int shared_light[KS_MATCH_MAX_DEVICES][KS_MATCH_MAX_DEVICES]; /* [a][b]: pixels of a that b's laser lights */
+    int shared_light[KS_MATCH_MAX_DEVICES][KS_MATCH_MAX_DEVICES]; /* [a][b]: pixels of a that b's laser lights;
+                                    * the session measures only pairs in different groups (0 for the others) */
 } ks_sync_setup;
 
 typedef struct ks_sync_device {

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "calib/camera_model.h"
@@ -33,8 +34,12 @@ void ks_unproject_table_free(ks_unproject_table *t)
 {
     if (!t)
         return;
-    free(t->x);
-    free(t->y);
+    if (t->map)
+        munmap(t->map, t->map_bytes);
+    else {
+        free(t->x);
+        free(t->y);
+    }
     memset(t, 0, sizeof *t);
 }
 

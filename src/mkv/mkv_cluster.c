@@ -451,7 +451,7 @@ static ks_status make_item(ks_mkv_reader *r, const ks_mkv_frame *f, ks_mkv_item 
                                 (unsigned long long)(r->cbody_abs + f->off), k >= 0 ? " (the file is shorter now)" : "");
         }
         if (swap)
-            ks_mkv_swap16_inplace(img->data, f->size);
+            ks_mkv_swap16(img->data, img->data, f->size);
     } else if (swap) {
         ks_mkv_swap16(img->data, data, f->size);
     } else if (f->size) {

@@ -21,6 +21,17 @@
  * the capture threads wait on their full queues as before (issue 19). */
 #define KS_LOSSLESS_READY 4
 
+/* Until its consumer has taken the first complete set and come back for the next (start-up: the first
+ * set is fused and written), a lossless session reads one frame ahead per device, not queue_frames,
+ * and lets one finished set wait, not KS_LOSSLESS_READY: the first set waits only for its own frames,
+ * and the readers do not compete with the consumer's work on it. With the full depth from the start, 9 devices from recordings
+ * read ~14 depth frames each (~100 MB of fresh buffers) and the simulator rendered ~20 captures per
+ * device before the first set could be fused. Lossless sessions lose nothing whatever the depth, so
+ * the sets are the same; the depth only decides how far the readers run ahead. After
+ * KS_WARM_AFTER_SETS sets without a complete one (a device missing from the start) the queues
+ * deepen anyway. */
+#define KS_WARM_AFTER_SETS 8
+
 typedef struct qitem {
     ks_match_frame f;
 } qitem;
@@ -71,8 +82,16 @@ struct ks_session {
     double recent_worst;
     bool stats_dirty;
     bool lossless;
+    bool warming;              /* the consumer took a complete set (or KS_WARM_AFTER_SETS sets) */
+    bool warm;                 /* and asked for the next: lossless read-ahead at full depth */
     bool measuring;
 };
+
+/* Frames a device's queue may hold before a lossless capture thread waits. Caller holds mu. */
+static int lossless_queue_cap(const ks_session *s, const sdev *d)
+{
+    return s->warm ? d->q_max : 1;
+}
 
 static double now_s(void)
 {
@@ -398,20 +417,27 @@ ks_status ks_session_open(const ks_rig *rig, const ks_plan *plan, ks_backend *ba
             }
     }
     /* when the backend knows the geometry (the simulator): which lasers light which views (for the
-     * laser-groups check) */
+     * laser-groups check). Only pairs in different interference groups: the checks look at no other,
+     * and each pair costs the simulator a mask (every pixel of a projected into b; a 9-device rig in
+     * one group asked for 72 of them here, a third of its start-up). */
     if (s->n > 1) {
+        bool measured = false;
         su.light_known = true;
         for (int a = 0; a < s->n && su.light_known; a++)
             for (int b = 0; b < s->n && su.light_known; b++) {
+                if (a == b || su.groups[a] == su.groups[b])
+                    continue;
                 int px = 0;
-                if (a != b && (ks_backend_laser_shared(backend, rig->devices[s->d[a].rig_index].serial,
-                                                       rig->devices[s->d[b].rig_index].serial,
-                                                       rig->camera.depth_mode, &px, NULL) != KS_OK ||
-                               px < 0))
+                if (ks_backend_laser_shared(backend, rig->devices[s->d[a].rig_index].serial,
+                                            rig->devices[s->d[b].rig_index].serial, rig->camera.depth_mode, &px,
+                                            NULL) != KS_OK ||
+                    px < 0)
                     su.light_known = false;
                 else
                     su.shared_light[a][b] = px;
+                measured = true;
             }
+        su.light_known = su.light_known && measured;
     }
     ks_status st = ks_matcher_create(m, &s->matcher, err);
     if (st == KS_OK)
@@ -574,10 +600,10 @@ static void *capture_main(void *arg)
         }
         f.user = cap;
         pthread_mutex_lock(&s->mu);
-        while (s->lossless && d->q_count == d->q_max && !s->stop_requested) {
+        while (s->lossless && d->q_count >= lossless_queue_cap(s, d) && !s->stop_requested) {
             ks_cond_wait_ms(&s->cv, &s->mu, 20);
         }
-        if (s->lossless && d->q_count == d->q_max) {
+        if (s->lossless && d->q_count >= lossless_queue_cap(s, d)) {
             /* stopping in virtual time: this capture came after the run; dropping the oldest
              * instead would leave a gap in the frames the run still delivers */
             ks_capture_release(cap);
@@ -822,7 +848,7 @@ static void feed(ks_session *s)
     for (;;) {
         /* virtual time: a consumer slower than the devices holds them back (their queues fill and
          * the capture threads wait) instead of losing the finished sets it has not popped yet */
-        if (s->lossless && ks_matcher_ready(s->matcher) >= KS_LOSSLESS_READY)
+        if (s->lossless && ks_matcher_ready(s->matcher) >= (s->warm ? KS_LOSSLESS_READY : 1))
             break;
         int best = -1;
         double best_key = 0;
@@ -881,6 +907,8 @@ static void account(ks_session *s, ks_session_set *out)
      * evidence of drops. */
     if (out->set.complete)
         s->measuring = true;
+    if (out->set.complete || s->sets + 1 >= KS_WARM_AFTER_SETS)
+        s->warming = true; /* deepened when the consumer comes back for the next set */
     /* Cut by the end of the take: every device missing from it ended its recording at most a frame
      * or two before the set. A recording that ended long before the others is evidence (its device
      * lost its frames), counted as a live run counts the same frames. */
@@ -911,6 +939,8 @@ ks_status ks_session_next(ks_session *s, ks_session_set *out, int timeout_ms, ks
         return ks_error_set(err, KS_ESTATE, "the session is not started; call ks_session_start first");
     double t_end = now_s() + (timeout_ms < 0 ? 1e9 : timeout_ms / 1000.0);
     pthread_mutex_lock(&s->mu);
+    if (s->warming && !s->warm)
+        s->warm = true; /* start-up is over: the readers may run ahead now (feed wakes them) */
     for (;;) {
         feed(s);
         int bad = faulted(s);

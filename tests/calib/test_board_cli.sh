@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
 # kinsync board: draws the example board, reports JSON, refuses bad input with the right exit code.
 set -u
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../support/lib.sh"
+ks_tmpdir tmp
 ex="$KS_SOURCE_DIR/examples/boards/aprilgrid-6x6.yaml"
 "$KINSYNC" board "$ex" --svg "$tmp/b.svg" --png "$tmp/b.png" --dpi 40 >"$tmp/out" 2>&1; rc=$?
 check "[ $rc -eq 0 ]"

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # kinsync calibrate: help, usage errors (exit 2) and the messages for inputs it cannot read.
 set -u
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
-tmp=$(mktemp -d)
+. "$(dirname "$0")/../support/lib.sh"
+ks_tmpdir tmp
 trap 'rm -rf "$tmp" "$tmp.rec"' EXIT
 board="$KS_SOURCE_DIR/examples/boards/aprilgrid-6x6.yaml"
 "$KINSYNC" calibrate --help >"$tmp/h"; check "[ $? -eq 0 ]"

@@ -3,11 +3,8 @@
 # unreadable input -- one rule (ks_cli_exit_status in src/cli/main.c), one case per command here.
 # Read-only outputs are paths under /proc (not writable even by root).
 set -uo pipefail
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
+. "$(dirname "$0")/../support/lib.sh"
+ks_tmpdir T
 expect_rc() { # name expected-rc command...
   local name=$1 want=$2; shift 2
   "$@" >"$T/out" 2>"$T/err"; local rc=$?

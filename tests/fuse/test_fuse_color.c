@@ -17,6 +17,7 @@
 #include "kinsync/fuse.h"
 #include "ks_test.h"
 #include "support/calib_fixtures.h"
+#include "support/sorted_cloud.h"
 
 /* The stated bound: the float projection is within EDGE_PX (scaled image pixels) of the exact one.
  * The largest distance from a border at which a sampled pixel differed is printed. */
@@ -280,35 +281,6 @@ static void test_fallbacks(void)
     free(bgra);
 }
 
-
-/* A voxel of a cloud, for sorting by position. */
-typedef struct cvox {
-    float x, y, z;
-    uint32_t weight, devices;
-    uint8_t rgb[3];
-} cvox;
-
-static int cmp_cvox(const void *pa, const void *pb)
-{
-    const cvox *a = pa, *b = pb;
-    if (a->x != b->x)
-        return a->x < b->x ? -1 : 1;
-    if (a->y != b->y)
-        return a->y < b->y ? -1 : 1;
-    return a->z < b->z ? -1 : a->z > b->z;
-}
-
-static cvox *sorted_cloud(const ks_cloud *c)
-{
-    cvox *v = malloc((c->count + 1) * sizeof *v);
-    for (size_t i = 0; i < c->count; i++) {
-        v[i] = (cvox){c->x[i], c->y[i], c->z[i], c->weight[i], c->devices[i], {0, 0, 0}};
-        memcpy(v[i].rgb, c->rgb + 3 * i, 3);
-    }
-    qsort(v, c->count, sizeof *v, cmp_cvox);
-    return v;
-}
-
 /* Three devices around a plane and a sphere, colour from BGRA (device 0), MJPEG (device 1, the
  * decoder) and none (device 2): 1 to 4 threads (devices shared out differently, each thread with
  * its own decoder and segments of the grid) give the same voxels, weights, devices and colours, bit
@@ -348,7 +320,7 @@ static void test_threads_agree(void)
         {.depth = depth[1], .color_format = KS_FORMAT_MJPG, .color = jpg, .color_size = jsize, .color_width = cw,
          .color_height = ch},
         {.depth = depth[2]}};
-    cvox *ref = NULL;
+    ks_test_voxel *ref = NULL;
     size_t nref = 0;
     for (int threads = 1; threads <= 4; threads++) {
         ks_fuse_options o = {.voxel_mm = 4, .threads = threads, .color = true, .color_scale = 2};
@@ -365,7 +337,7 @@ static void test_threads_agree(void)
         KS_CHECK_INT(ks_fuse_run(f, bad, &c, &st, &err), KS_EPARSE);
         KS_CHECK_CONTAINS(err.message, "dev1");
         KS_CHECK_INT(ks_fuse_run(f, in, &c, &st, &err), KS_OK);
-        cvox *v = sorted_cloud(&c);
+        ks_test_voxel *v = ks_test_sorted_voxels(&c);
         size_t grey = 0, from2only = 0;
         for (size_t i = 0; i < c.count; i++) {
             grey += v[i].rgb[0] == 128 && v[i].rgb[1] == 128 && v[i].rgb[2] == 128;
@@ -381,7 +353,7 @@ static void test_threads_agree(void)
             KS_CHECK_INT(c.count, nref);
             size_t diff = 0;
             for (size_t i = 0; i < nref && i < c.count; i++)
-                diff += memcmp(&v[i], &ref[i], offsetof(cvox, rgb) + 3) != 0;
+                diff += memcmp(&v[i], &ref[i], sizeof v[i]) != 0;
             printf("  %d threads: %zu voxels, %zu differ\n", threads, c.count, diff);
             KS_CHECK_INT(diff, 0);
             free(v);

@@ -4,10 +4,8 @@
 # missing from the rig calibration is refused with exit 2. (Each device sees the room's far walls beyond
 # NFOV unbinned's 3.86 m range, so ~60-80 k of its 368 k pixels have depth, as a real device would.)
 set -u
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../support/lib.sh"
+ks_tmpdir tmp
 rig="$KS_SOURCE_DIR/examples/rigs/chain-3.yaml"
 python3 - "$tmp/rc.json" <<'PY'
 import json, sys

@@ -11,6 +11,7 @@
 #include "fuse/fuse_scene.h"
 #include "kinsync/fuse.h"
 #include "ks_test.h"
+#include "support/sorted_cloud.h"
 
 typedef struct add_job {
     ks_voxel_grid *g;
@@ -226,32 +227,6 @@ static void test_two_devices_one_surface(void)
     two_dev_free(&t);
 }
 
-/* One voxel of a cloud, for sorting clouds into a comparable order. */
-typedef struct vox {
-    float x, y, z, nx, ny, nz;
-    uint32_t weight, devices;
-} vox;
-
-static int cmp_vox(const void *a, const void *b)
-{
-    const vox *p = a, *q = b;
-    if (p->x != q->x)
-        return p->x < q->x ? -1 : 1;
-    if (p->y != q->y)
-        return p->y < q->y ? -1 : 1;
-    return p->z < q->z ? -1 : p->z > q->z;
-}
-
-static vox *sorted_voxels(const ks_cloud *c)
-{
-    vox *v = malloc((c->count ? c->count : 1) * sizeof *v);
-    for (size_t i = 0; i < c->count; i++)
-        v[i] = (vox){c->x[i], c->y[i], c->z[i], c->nx ? c->nx[i] : 0, c->ny ? c->ny[i] : 0, c->nz ? c->nz[i] : 0,
-                     c->weight[i], c->devices[i]};
-    qsort(v, c->count, sizeof *v, cmp_vox);
-    return v;
-}
-
 /* Threads change how the work is cut (rows of a device split between threads, partitions, the
  * gaps between the partitions' output ranges filled from the end) but never the result: every
  * thread count gives the same voxels as one thread, with and without normals. Position sums are
@@ -267,7 +242,7 @@ static void test_threads_agree(void)
     for (size_t i = (size_t)w * 50 + 10; i < (size_t)w * 50 + 200; i++)
         t.depth[0][i] = 0;
     for (int normals = 0; normals <= 1; normals++) {
-        vox *ref = NULL;
+        ks_test_voxel *ref = NULL;
         size_t nref = 0;
         for (int threads = 1; threads <= 4; threads++) {
             ks_fuse_options o = {.voxel_mm = 4, .threads = threads, .normals = normals};
@@ -282,7 +257,7 @@ static void test_threads_agree(void)
             ks_fuse_stats st;
             KS_CHECK_INT(ks_fuse_run(f, other, &c, &st, &err), KS_OK);
             KS_CHECK_INT(ks_fuse_run(f, in, &c, &st, &err), KS_OK);
-            vox *v = sorted_voxels(&c);
+            ks_test_voxel *v = ks_test_sorted_voxels(&c);
             uint64_t wsum = 0;
             for (size_t i = 0; i < c.count; i++)
                 wsum += c.weight[i];
@@ -396,7 +371,7 @@ static void test_voxel_sum_paths(void)
     }
     KS_CHECK_INT(far_weight, nfar);
     KS_CHECK_INT(near.count, cn.count);
-    vox *a = sorted_voxels(&cn), *b = sorted_voxels(&near);
+    ks_test_voxel *a = ks_test_sorted_voxels(&cn), *b = ks_test_sorted_voxels(&near);
     size_t diff = 0;
     for (size_t i = 0; i < cn.count && i < near.count; i++)
         diff += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
@@ -659,7 +634,7 @@ static void test_one_partition_path(void)
         w += c1.weight[i];
     KS_CHECK_INT(w, 3 * n - holes);
     if (c1.count == c2.count) {
-        vox *a = sorted_voxels(&c1), *b = sorted_voxels(&c2);
+        ks_test_voxel *a = ks_test_sorted_voxels(&c1), *b = ks_test_sorted_voxels(&c2);
         size_t differ = 0;
         for (size_t i = 0; i < c1.count; i++)
             differ += memcmp(&a[i], &b[i], sizeof a[i]) != 0;

@@ -9,7 +9,7 @@
 
 #include "util/image_pool.h"
 
-/* The plain definition of what ks_mkv_swap16 computes. */
+/* The plain definition of what ks_mkv_swap16 computes (dst and src apart). */
 static void naive_swap16(uint8_t *dst, const uint8_t *src, size_t n)
 {
     for (size_t i = 0; i + 1 < n; i += 2) {
@@ -32,6 +32,12 @@ static void test_swap16(void)
             memset(b, 0xAA, sizeof b);
             ks_mkv_swap16(a + (7 - off), src + off, n);
             naive_swap16(b + (7 - off), src + off, n);
+            if (memcmp(a, b, sizeof a))
+                bad++;
+            memcpy(a, src, sizeof a); /* in place (dst == src), as the reader swaps a frame read into its image */
+            ks_mkv_swap16(a + off, a + off, n);
+            memcpy(b, src, sizeof b);
+            naive_swap16(b + off, src + off, n);
             if (memcmp(a, b, sizeof a))
                 bad++;
         }

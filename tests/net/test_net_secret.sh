@@ -5,12 +5,10 @@
 # One agent (two simulated devices, images not rendered) and one coordinator, both on lo, in a DDS
 # domain of their own; everything ends by itself (agent --for, coordinator deadlines).
 set -uo pipefail
+. "$(dirname "$0")/../support/lib.sh"
 T=$(mktemp -d)
 apid=
 trap '[ -n "$apid" ] && kill "$apid" 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
 dom=$((120 + $$ % 100)) # apart from parallel runs and the other net tests
 cat > "$T/rig.yaml" <<'YAML'
 rig: secret-test

@@ -8,10 +8,9 @@
 #  - the frame-set directories `capture` and `align --export` write from those recordings calibrate
 #    (`calibrate DIR`) exactly as the recordings do.
 set -u
-K=${KINSYNC:?}; SRC=${KS_SOURCE_DIR:?}
-W=$(mktemp -d /tmp/ks-pipecli.XXXXXX); trap 'rm -rf "$W"' EXIT
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+. "$(dirname "$0")/../support/lib.sh"
+K=$KINSYNC; SRC=$KS_SOURCE_DIR
+ks_tmpdir W /tmp/ks-pipecli.XXXXXX
 cd "$W"
 rig="$SRC/tests/data/rigs/session-chain-3.yaml"
 sed 's/^  render: {color: false, depth: false}$/  render: {color: false, depth: false}\n  faults:\n    - {kind: drop, device: a, at_ms: 300, count: 60}/' \

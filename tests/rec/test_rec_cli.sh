@@ -6,11 +6,8 @@
 # that align trims. No assertion depends on the seed: `record && align` must succeed on any good
 # take. KS_REC_CLI_SEED=N runs it with simulation.seed N (scripts: try many seeds).
 set -uo pipefail
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
+. "$(dirname "$0")/../support/lib.sh"
+ks_tmpdir T
 expect_rc() { # name expected-rc command...
   local name=$1 want=$2; shift 2
   "$@" >"$T/out" 2>"$T/err"; local rc=$?

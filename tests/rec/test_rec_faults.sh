@@ -6,11 +6,8 @@
 # the summary and --json. Also: --frames that overflows, SIGTERM named as SIGTERM (not Ctrl-C).
 # Simulator, images not rendered (timing only) to keep it short.
 set -uo pipefail
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
+. "$(dirname "$0")/../support/lib.sh"
+ks_tmpdir T
 j() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
 rig() { # name 'faults' [base] -> $T/name.yaml (images not rendered; the users' default startup drops)

@@ -4,18 +4,15 @@
 # complete, ends them EIO and names `kinsync repair`, which completes each. Needs root to mount
 # the tmpfs: SKIP (77) where mounting is not allowed.
 set -uo pipefail
+. "$(dirname "$0")/../support/lib.sh"
 T=$(mktemp -d)
 M="$T/disk"
 mkdir -p "$M"
 if ! mount -t tmpfs -o size=50m tmpfs "$M" 2>/dev/null; then
-  echo "SKIP: cannot mount a tmpfs here (needs root)"
   rm -rf "$T"
-  exit 77
+  ks_skip "cannot mount a tmpfs here (needs root)"
 fi
 trap 'umount "$M" 2>/dev/null; rm -rf "$T"' EXIT
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
 j() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
 # the demo rig renders real images (about 1.5 MB a capture): 50 MB fill up within a second

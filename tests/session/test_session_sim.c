@@ -214,6 +214,122 @@ static void test_slow_consumer_loses_nothing(void)
     sim_close(&r);
 }
 
+/* The laser check at session open asks the simulator only about pairs in different interference
+ * groups (the checks use no other; each pair is a mask of every pixel of one device projected into
+ * the other): a rig in one group computes no mask, groups {0, 0, 1} the four pairs across. */
+static void test_laser_check_cross_groups_only(void)
+{
+    for (int split = 0; split < 2; split++) {
+        simrun r;
+        sim_setup(&r, 3, 21);
+        simt_config(&r.sc, 21, true);
+        r.rig.camera.depth_mode = KS_DEPTH_NFOV_2X2BINNED;
+        if (split)
+            r.rig.devices[2].group = 1;
+        ks_error e;
+        KS_CHECK(sim_open(&r, &e) == KS_OK);
+        const uint64_t want[2][3] = {{0, 0, 0}, {1, 1, 2}};
+        for (int d = 0; d < 3; d++) {
+            ks_sim_render_stats st;
+            KS_CHECK(ks_sim_render_stats_get(r.truth->sim, d, &st, &e) == KS_OK);
+            KS_CHECK_MSG(st.pair_masks == want[split][d], "groups %s, device %d: %llu pair masks, expected %llu",
+                         split ? "{0,0,1}" : "{0,0,0}", d, (unsigned long long)st.pair_masks,
+                         (unsigned long long)want[split][d]);
+        }
+        sim_close(&r);
+    }
+}
+
+/* Delivered captures of device d (get_capture calls that returned one). */
+static uint64_t delivered(simrun *r, int d)
+{
+    ks_sim_device_stats st;
+    ks_sim_device_stats_get(r->truth->sim, d, &st, NULL);
+    return st.delivered;
+}
+
+/* A lossless session's start-up reads one frame ahead per device, not its queue depth: when the
+ * first complete set is taken, no device has delivered more than a few captures beyond the frames
+ * of the sets taken (one queued, one in the capture thread's hand, one set waiting, the matcher's
+ * pending frame, the subordinate's arming poll: 2-3 seen, at most 6 allowed, however the threads are
+ * scheduled; with the full depth from the start 9-11 more were read before the first set). Once the consumer comes back for the next set
+ * the queues deepen (waited for, generously bounded). */
+static void test_lossless_startup_reads_one_ahead(void)
+{
+    simrun r;
+    sim_setup(&r, 3, 23);
+    ks_error e;
+    KS_CHECK(sim_open(&r, &e) == KS_OK);
+    KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+    uint64_t taken[3] = {0, 0, 0};
+    bool complete = false;
+    for (int i = 0; i < 20 && !complete; i++) {
+        ks_session_set set;
+        KS_CHECK(ks_session_next(r.s, &set, 5000, &e) == KS_OK);
+        complete = set.set.complete;
+        for (int d = 0; d < 3; d++)
+            taken[d] += (set.set.present_mask >> d) & 1u;
+        ks_session_set_release(&set);
+    }
+    KS_CHECK(complete);
+    struct timespec ts = {0, 200 * 1000000L}; /* time to run ahead, if they could */
+    nanosleep(&ts, NULL);
+    printf("    start-up: captures delivered beyond the sets taken: %lld %lld %lld\n",
+           (long long)(delivered(&r, 0) - taken[0]), (long long)(delivered(&r, 1) - taken[1]),
+           (long long)(delivered(&r, 2) - taken[2]));
+    for (int d = 0; d < 3; d++)
+        KS_CHECK_MSG(delivered(&r, d) <= taken[d] + 6, "device %d delivered %llu captures, %llu of them taken in sets",
+                     d, (unsigned long long)delivered(&r, d), (unsigned long long)taken[d]);
+    ks_session_set set;
+    KS_CHECK(ks_session_next(r.s, &set, 5000, &e) == KS_OK);
+    ks_session_set_release(&set);
+    bool deeper = false;
+    for (int k = 0; k < 500 && !deeper; k++) {
+        for (int d = 0; d < 3; d++)
+            deeper |= delivered(&r, d) >= taken[d] + 9;
+        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+    }
+    KS_CHECK_MSG(deeper, "the queues did not deepen after start-up");
+    ks_session_stop(r.s);
+    sim_close(&r);
+}
+
+/* Lossless sets do not depend on how far the readers run ahead: the same rig and seed through a
+ * session with the default depth (one frame ahead during start-up, then 8) and one that stays at
+ * one frame give the same 60 sets (key, devices, every device's timestamps). */
+static void test_lossless_sets_same_any_depth(void)
+{
+    enum { SETS = 60 };
+    static ks_frame_set sets[2][SETS];
+    for (int run = 0; run < 2; run++) {
+        simrun r;
+        sim_setup(&r, 3, 29);
+        r.opt.queue_frames = run ? 1 : 0;
+        ks_error e;
+        KS_CHECK(sim_open(&r, &e) == KS_OK);
+        KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+        for (int i = 0; i < SETS; i++) {
+            ks_session_set set;
+            KS_CHECK(ks_session_next(r.s, &set, 5000, &e) == KS_OK);
+            sets[run][i] = set.set;
+            ks_session_set_release(&set);
+        }
+        ks_session_stop(r.s);
+        sim_close(&r);
+    }
+    int same = 0;
+    for (int i = 0; i < SETS; i++) {
+        const ks_frame_set *a = &sets[0][i], *b = &sets[1][i];
+        bool eq = a->key_us == b->key_us && a->present_mask == b->present_mask && a->complete == b->complete;
+        for (int d = 0; d < 3 && eq; d++)
+            if (a->present_mask & (1u << d))
+                eq = a->frames[d].color_ts_us == b->frames[d].color_ts_us &&
+                     a->frames[d].depth_ts_us == b->frames[d].depth_ts_us;
+        same += eq;
+    }
+    KS_CHECK_MSG(same == SETS, "%d of %d sets the same", same, SETS);
+}
+
 static void test_master_first(void)
 {
     simrun r;
@@ -700,6 +816,9 @@ int main(void)
 {
     KS_RUN(test_correct_start_truth);
     KS_RUN(test_slow_consumer_loses_nothing);
+    KS_RUN(test_laser_check_cross_groups_only);
+    KS_RUN(test_lossless_startup_reads_one_ahead);
+    KS_RUN(test_lossless_sets_same_any_depth);
     KS_RUN(test_master_first);
     KS_RUN(test_missing_cable);
     KS_RUN(test_no_signal_diagnosis);

@@ -2,10 +2,8 @@
 # kinsync verify and capture on the simulated 3-device chain: PASS with figures, JSON, the HTML
 # report, the master-first mistake detected (exit 1), capture writing sets and index.json, usage errors.
 set -u
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../support/lib.sh"
+ks_tmpdir tmp
 rig="$KS_SOURCE_DIR/tests/data/rigs/session-chain-3.yaml"
 "$KINSYNC" verify --backend sim --fast --seconds 0.5 --report "$tmp/r.html" "$rig" >"$tmp/out" 2>&1; rc=$?
 check "[ $rc -eq 0 ]"

@@ -3,10 +3,8 @@
 # JSON (passed, result, the check) and the exit status agree (issue 14). Timing-only 3-device chain
 # in virtual time; each fault is one rig file written here.
 set -u
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../support/lib.sh"
+ks_tmpdir tmp
 head='devices:
   - {serial: "000700000001", name: master}
   - {serial: "000700000002", name: a}

@@ -8,10 +8,8 @@
 #  - unknown detection on both ends and the cable pulled: the jacks cannot see it, the frames do (exit 1,
 #    the reason names the unplugged cable), the jack check never passed it.
 set -u
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../support/lib.sh"
+ks_tmpdir tmp
 rig() { # name, faults (YAML flow items, one per line)
   cat >"$tmp/$1.yaml" <<YAML
 rig: $1

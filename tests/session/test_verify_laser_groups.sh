@@ -3,10 +3,8 @@
 # devices facing each other put in separate groups share laser light (FAIL naming both, and the
 # zero-delay overlap the planner allowed is caught too); back to back in separate groups is right (PASS).
 set -u
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../support/lib.sh"
+ks_tmpdir tmp
 rig() { # name, front position, front look_at, back position, back look_at
   cat >"$tmp/$1.yaml" <<YAML
 rig: $1

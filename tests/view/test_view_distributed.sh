@@ -6,17 +6,14 @@
 # as a JPEG; Stop from the page (with the token; refused without) stops every host and their
 # recordings complete. Bad command lines exit 2.
 set -u
-command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 77; }
-K=${KINSYNC:?}
+. "$(dirname "$0")/../support/lib.sh"
+ks_need curl python3
+K=$KINSYNC
 RIG="$KS_SOURCE_DIR/tests/data/net/three-hosts.yaml"
 TOKEN=0123456789abcdef0123456789
 W=$(mktemp -d /tmp/ks-view-dist.XXXXXX)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; [ -n "${KS_KEEP:-}" ] || rm -rf "$W"' EXIT
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
 head -c 32 /dev/urandom | base64 > "$W/secret"; chmod 600 "$W/secret"
 NET=(--interface lo --peer 127.0.0.1)
 DOMAIN=$(( $$ % 150 + 60 ))

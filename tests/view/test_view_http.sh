@@ -3,12 +3,12 @@
 # the token on control requests, POST only, the Host header check (DNS rebinding), Origin, body
 # size, --read-only, and bad command lines. The rig is not started (--no-start): only the server.
 set -u
-command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
+. "$(dirname "$0")/../support/lib.sh"
+ks_need curl
 RIG="$KS_SOURCE_DIR/examples/rigs/demo-studio.yaml"
 TOKEN=0123456789abcdef0123456789
 tmp=$(mktemp -d); pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
-fail=0
 expect() { # expect CODE WHAT curl-args...
   local want=$1 what=$2; shift 2
   local got; got=$(curl -s -o "$tmp/body" -w '%{http_code}' --max-time 10 "$@")

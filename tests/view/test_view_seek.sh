@@ -7,17 +7,14 @@
 # previews and cloud are served, the checks are computed; seeking backwards works too. Bad seeks
 # are 400, a seek without the token 403.
 set -u
-command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 77; }
-K=${KINSYNC:?}
+. "$(dirname "$0")/../support/lib.sh"
+ks_need curl python3
+K=$KINSYNC
 RIG="$KS_SOURCE_DIR/examples/rigs/demo-studio.yaml"
 TOKEN=0123456789abcdef0123456789
 W=$(mktemp -d /tmp/ks-view-seek.XXXXXX)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; [ -n "${KS_KEEP:-}" ] || rm -rf "$W"' EXIT
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
 "$K" record "$RIG" --out "$W/rec" --seconds 3 > "$W/rec.log" 2>&1 || { echo "FAIL recording the demo rig: $(tail -3 "$W/rec.log")"; exit 1; }
 # a generous first-frame bound: every seek starts the session again, on a loaded machine under sanitizers
 "$K" view "$W"/rec/*.mkv --no-browser --no-start --port 0 --token $TOKEN --timeout-ms 60000 > "$W/view.out" 2> "$W/view.err" &

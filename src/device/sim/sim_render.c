@@ -24,6 +24,7 @@
 #include "calib/camera_model.h"
 #include "calib/linalg.h"
 #include "device/sim/sim_internal.h"
+#include "util/bigmem.h"
 
 /* ---- small vector helpers ---- */
 
@@ -466,7 +467,7 @@ typedef struct sim_mask {
 struct sim_render_dev {
     pthread_mutex_t build_mu, cache_mu;
     sim_static *list;
-    ks_sim_render_stats stats; /* under build_mu */
+    ks_sim_render_stats stats; /* under build_mu, but pair_masks: under cache_mu */
     tjhandle tj;
     /* colour cache: the last encoded picture */
     sim_buf *jpeg[SIM_COLOR_VARIANTS];   /* one per sensor-noise variant */
@@ -646,7 +647,7 @@ static bool cam_init(sim_cam *c, const ks_intrinsics *in, const double R[9], con
     memcpy(c->t, t, sizeof c->t);
     if (!rays)
         return true; /* timing-only runs: images stay black, no rays needed */
-    c->dir = malloc((size_t)c->w * c->h * 3 * sizeof(float));
+    c->dir = ks_big_alloc((size_t)c->w * c->h * 3 * sizeof(float));
     if (!c->dir)
         return false;
     rays_ctx rc = {.c = c};
@@ -1028,16 +1029,16 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
     if (dm != KS_DEPTH_OFF) {
         ok = cam_init(&s->dcam, &s->cal.depth, dv->pose_R, dv->pose_t, w->cfg.render_depth);
         size_t n = (size_t)s->dcam.w * s->dcam.h;
-        s->dz = calloc(n, sizeof(float));
+        s->dz = ks_big_calloc(n * sizeof(float)); /* util/bigmem.h: fresh pages cost on a VM */
         s->depth = sim_buf_new(n * 2);
         s->ir = sim_buf_new(n * 2);
         ok = ok && s->dz && s->depth && s->ir;
         vc.sensor = w->cfg.sensor && w->cfg.render_depth;
         if (ok && vc.sensor) {
-            s->inside = malloc(n);
-            s->zsig = calloc(n, 1);
-            s->pdrop = calloc(n, 1);
-            s->irsig = calloc(n, 1);
+            s->inside = ks_big_alloc(n);
+            s->zsig = ks_big_calloc(n);
+            s->pdrop = ks_big_calloc(n);
+            s->irsig = ks_big_calloc(n);
             ok = s->inside && s->zsig && s->pdrop && s->irsig;
         }
         if (ok && w->cfg.render_depth) { /* otherwise the zeroed buffers stand: black images */
@@ -1062,7 +1063,7 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
          * them once, row by row, while its view is rendered */
         ok = ok && cam_init(&s->ccam, &s->cal.color, c2w.R, c2w.t, w->cfg.render_color && board_moves(sc));
         size_t n = (size_t)s->ccam.w * s->ccam.h;
-        s->cz = board_moves(sc) ? calloc(n, sizeof(float)) : NULL;
+        s->cz = board_moves(sc) ? ks_big_calloc(n * sizeof(float)) : NULL;
         s->bgra = sim_buf_new(n * 4);
         ok = ok && (s->cz || !board_moves(sc)) && s->bgra;
         if (ok && w->cfg.render_color) {
@@ -1130,6 +1131,9 @@ ks_status ks_sim_render_stats_get(ks_sim *s, int device, ks_sim_render_stats *ou
     pthread_mutex_lock(&r->build_mu);
     *out = r->stats;
     pthread_mutex_unlock(&r->build_mu);
+    pthread_mutex_lock(&r->cache_mu);
+    out->pair_masks = r->stats.pair_masks;
+    pthread_mutex_unlock(&r->cache_mu);
     return KS_OK;
 }
 
@@ -1279,7 +1283,7 @@ static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa,
     free(m->bits);
     m->bits = NULL;
     size_t n = (size_t)sa->dcam.w * sa->dcam.h;
-    uint8_t *bits = calloc(n, 1);
+    uint8_t *bits = ks_big_calloc(n);
     if (!bits)
         return NULL;
     mask_ctx mc = {.sa = sa, .sb = sb, .bits = bits};
@@ -1289,6 +1293,7 @@ static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa,
         free(bits);
         return NULL;
     }
+    ra->stats.pair_masks++;
     m->bits = bits;
     m->a = sa;
     m->b = sb;
