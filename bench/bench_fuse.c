@@ -4,7 +4,8 @@
  *   2. the full fuse of a 9-device frame set with 5 mm voxels on 2 threads (and 1), frame sets/s;
  *   3. when python3-open3d is installed, Open3D on the same points (kinsync's lens rays, Open3D
  *      transform + voxel_down_sample, bench/bench_fuse_open3d.py), voxel counts on one grid.
- * Usage: bench_fuse [--quick] [--no-open3d] [--fuse-only N [--write]] [--startup] [--color] [--color-parts].
+ * Usage: bench_fuse [--quick] [--no-open3d] [--fuse-only N [--write] [--fuse-color bgra|1|2|4] [--threads T]]
+ *                   [--startup] [--color] [--color-parts].
  * --color: only the colour figures: the parts on one thread (MJPEG decoding at 1, 1/2, 1/4 and colouring
  * the points), then the fuse on 2 threads without colour and with colour (BGRA, MJPEG at 1, 1/2, 1/4);
  * --color-parts: only the parts (for callgrind: --toggle-collect=ks_points_colorize_seen counts the
@@ -12,7 +13,9 @@
  * --write (with --fuse-only): also the time to write the set as float PLY and as 16-bit PLY.
  * --startup: only the start-up figures (unprojection tables, ks_fuse_create built and cached).
  * --fuse-only N: only the one-thread full fuse, N frame sets, printing CPU time per set (for
- * profiling, e.g. under valgrind --tool=callgrind, and for A/B runs on a loaded machine). */
+ * profiling, e.g. under valgrind --tool=callgrind, and for A/B runs on a loaded machine); with
+ * --fuse-color the set has colour too (from the BGRA picture, or its MJPEG decoded at 1/N), with
+ * --threads T on T threads. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,12 +196,12 @@ static int time_fuse(const ks_fuse_device *dev, const ks_fuse_options *o, const 
  * without colour (the baseline), with colour from BGRA frames and from 720P MJPEG frames (the same
  * picture, JPEG quality 90) decoded in full and scaled down 1/2 and 1/4 by libjpeg-turbo
  * (ks_fuse_options.color_scale); "colour costs" is the CPU per set above the baseline. */
-static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab, uint16_t *const *depth, int quick,
-                        int parts_only)
+/* The colour picture of every device: a cw x ch BGRA image (smooth with some texture, as a room is)
+ * and its JPEG (quality 90, 4:2:0, as the Azure Kinect's MJPEG); *jsize 0 when it cannot be encoded. */
+static uint8_t *make_picture(int cw, int ch, unsigned char **jpeg, unsigned long *jsize)
 {
-    int cw = dev[0].calibration.color.width, ch = dev[0].calibration.color.height;
     uint8_t *bgra = malloc((size_t)cw * (size_t)ch * 4);
-    for (int v = 0; v < ch; v++) /* a smooth picture with some texture, as a room is */
+    for (int v = 0; v < ch; v++)
         for (int u = 0; u < cw; u++) {
             uint8_t *p = bgra + 4 * ((size_t)v * (size_t)cw + (size_t)u);
             p[0] = (uint8_t)(u / 5 + ((u / 16 + v / 16) % 2) * 40);
@@ -206,15 +209,39 @@ static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab
             p[2] = (uint8_t)((u + v) / 8 + (u * v % 7) * 3);
             p[3] = 255;
         }
-    unsigned char *jpeg = NULL;
-    unsigned long jsize = 0;
+    *jpeg = NULL;
+    *jsize = 0;
     tjhandle tj = tjInitCompress();
-    if (!tj || tjCompress2(tj, bgra, cw, 0, ch, TJPF_BGRA, &jpeg, &jsize, TJSAMP_420, 90, 0) != 0) {
+    if (!tj || tjCompress2(tj, bgra, cw, 0, ch, TJPF_BGRA, jpeg, jsize, TJSAMP_420, 90, 0) != 0) {
         printf("color: could not encode the test picture\n");
-        jsize = 0;
+        *jsize = 0;
     }
     if (tj)
         tjDestroy(tj);
+    return bgra;
+}
+
+/* The fuse input of device d: depth, and colour from the BGRA picture (scale 0) or its JPEG (scale
+ * 1, 2, 4: decoded at 1/scale) when color. */
+static ks_fuse_input color_input(const uint16_t *depth, bool color, int scale, const uint8_t *bgra,
+                                 const unsigned char *jpeg, unsigned long jsize, int cw, int ch)
+{
+    if (!color)
+        return (ks_fuse_input){.depth = depth};
+    if (scale == 0)
+        return (ks_fuse_input){.depth = depth, .color_format = KS_FORMAT_BGRA32, .color = bgra, .color_width = cw,
+                               .color_height = ch};
+    return (ks_fuse_input){.depth = depth, .color_format = KS_FORMAT_MJPG, .color = jpeg, .color_size = jsize,
+                           .color_width = cw, .color_height = ch};
+}
+
+static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab, uint16_t *const *depth, int quick,
+                        int parts_only)
+{
+    int cw = dev[0].calibration.color.width, ch = dev[0].calibration.color.height;
+    unsigned char *jpeg;
+    unsigned long jsize;
+    uint8_t *bgra = make_picture(cw, ch, &jpeg, &jsize);
     int n = quick ? 4 : 12;
 
     /* the parts, one thread; the points are made and coloured 8 rows at a time as the fuse does (so
@@ -310,10 +337,7 @@ static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab
         int scale = mode == 0 ? 1 : 1 << (mode - 1);
         o = (ks_fuse_options){.voxel_mm = 5, .threads = 2, .color = true, .color_scale = scale};
         for (int d = 0; d < NDEV; d++)
-            in[d] = mode == 0 ? (ks_fuse_input){.depth = depth[d], .color_format = KS_FORMAT_BGRA32, .color = bgra,
-                                                .color_width = cw, .color_height = ch}
-                              : (ks_fuse_input){.depth = depth[d], .color_format = KS_FORMAT_MJPG, .color = jpeg,
-                                                .color_size = jsize, .color_width = cw, .color_height = ch};
+            in[d] = color_input(depth[d], true, mode == 0 ? 0 : scale, bgra, jpeg, jsize, cw, ch);
         double wall, cpu;
         if (time_fuse(dev, &o, in, n, &wall, &cpu, &mc, &share) != 0)
             break;
@@ -336,11 +360,23 @@ static size_t sink_sz; /* keeps results alive */
 int main(int argc, char **argv)
 {
     int quick = 0, open3d = 1, fuse_only = 0, startup_only = 0, write_too = 0, color_only = 0;
+    int fuse_scale = 0, fuse_threads = 1;
+    bool fuse_color = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else if (!strcmp(argv[i], "--fuse-only") && i + 1 < argc)
             fuse_only = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--fuse-color") && i + 1 < argc) {
+            const char *m = argv[++i];
+            fuse_color = true;
+            fuse_scale = !strcmp(m, "bgra") ? 0 : atoi(m);
+            if (fuse_scale != 0 && fuse_scale != 1 && fuse_scale != 2 && fuse_scale != 4) {
+                fprintf(stderr, "bench_fuse: --fuse-color takes bgra, 1, 2 or 4 (MJPEG decoded at 1/N)\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            fuse_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-open3d"))
             open3d = 0;
         else if (!strcmp(argv[i], "--startup"))
@@ -393,7 +429,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (fuse_only > 0) {
-        ks_fuse_options o = {.voxel_mm = 5, .threads = 1};
+        ks_fuse_options o = {.voxel_mm = 5, .threads = fuse_threads, .color = fuse_color,
+                             .color_scale = fuse_scale ? fuse_scale : 1};
+        int cw = dev[0].calibration.color.width, ch = dev[0].calibration.color.height;
+        unsigned char *jpeg = NULL;
+        unsigned long jsize = 0;
+        uint8_t *bgra = fuse_color ? make_picture(cw, ch, &jpeg, &jsize) : NULL;
         ks_fuse *f;
         if (ks_fuse_create(dev, NDEV, &o, &f, &err) != KS_OK) {
             fprintf(stderr, "bench_fuse: %s\n", err.message);
@@ -402,7 +443,7 @@ int main(int argc, char **argv)
         ks_fuse_input in[NDEV];
         memset(in, 0, sizeof in);
         for (int d = 0; d < NDEV; d++)
-            in[d].depth = depth[d];
+            in[d] = color_input(depth[d], fuse_color, fuse_scale, bgra, jpeg, jsize, cw, ch);
         ks_cloud c = {0};
         ks_fuse_stats st;
         ks_fuse_run(f, in, &c, &st, &err); /* warm up: grows the grid */
@@ -418,9 +459,10 @@ int main(int argc, char **argv)
             sp += st.ms_points;
             sv += st.ms_voxel;
         }
-        printf("fuse-only, 1 thread, %d sets: %.1f ms CPU per set (best %.1f; wall phases: points %.1f, voxels "
-               "%.1f ms); %zu points -> %zu voxels\n",
-               fuse_only, (cpu_s() - c0) / fuse_only * 1e3, best * 1e3, sp / fuse_only, sv / fuse_only, st.points_total,
+        printf("fuse-only, %d thread(s), %s, %d sets: %.1f ms CPU per set (best %.1f; wall phases: points %.1f, "
+               "voxels %.1f ms); %zu points -> %zu voxels\n", fuse_threads,
+               !fuse_color ? "no colour" : fuse_scale ? "colour from MJPEG" : "colour from BGRA", fuse_only,
+               (cpu_s() - c0) / fuse_only * 1e3, best * 1e3, sp / fuse_only, sv / fuse_only, st.points_total,
                st.voxels);
         if (write_too) { /* writing the set: float PLY and 16-bit PLY, best of 3, to /tmp (page cache) */
             char path[64];
@@ -446,6 +488,8 @@ int main(int argc, char **argv)
         }
         ks_cloud_free(&c);
         ks_fuse_destroy(f);
+        tjFree(jpeg);
+        free(bgra);
         return 0;
     }
 

@@ -4,6 +4,7 @@
  *
  * Usage: bench_fuse_e2e [--sets N] [--threads T] [--voxel MM] [--no-write] [--ply16] [--no-cache]
  *                       [--all-streams] [--calibration FILE] [RIG.yaml | RECORDING.mkv...]
+ * --sets 0 stops after the first set (start-up alone, e.g. to profile it).
  * The session reads the fuse sink's streams only (depth), as `kinsync fuse` does: recordings skip
  * decoding colour and IR. --all-streams decodes every stream (the figure before that existed).
  * The unprojection tables go through the same cache as `kinsync fuse` ($XDG_CACHE_HOME/kinsync);
@@ -78,8 +79,8 @@ int main(int argc, char **argv)
         } else
             inputs[ninputs++] = argv[i];
     }
-    if (sets < 1 || threads < 1 || !(voxel > 0)) {
-        fprintf(stderr, "bench_fuse_e2e: --sets, --threads and --voxel must be positive\n");
+    if (sets < 0 || threads < 1 || !(voxel > 0)) {
+        fprintf(stderr, "bench_fuse_e2e: --sets must be 0 or more, --threads and --voxel positive\n");
         return 2;
     }
     if (!ninputs)
@@ -220,7 +221,7 @@ int main(int argc, char **argv)
                n, wt, n / wt, ct / n * 1e3, sum_next / n * 1e3, sum_fuse / n * 1e3, sum_write / n * 1e3, voxels / n,
                f_after, load);
     else
-        printf("after start-up: no set (the input ended)\n");
+        printf("after start-up: %s\n", sets ? "no set (the input ended)" : "not measured (--sets 0)");
     ks_cloud_free(&cloud);
     ks_fuse_sink_destroy(sink);
     ks_session_stop(sess);

@@ -64,8 +64,12 @@ MUTANTS=(
   "session-readahead-full|src/session/session.c|s#    return s->warm ? d->q_max : 1;#    return d->q_max;#|^test_session_sim$"
   # lossless session: the queues never deepen after start-up
   "session-never-deepen|src/session/session.c|s#        s->warm = true; /\* start-up is over#        s->warm = false; /* start-up is over#|^test_session_sim$"
+  # lossless session: a run without any complete set stays one frame deep for good (no deepening after 8 sets)
+  "session-warm-after-sets|src/session/session.c|s#    if (out->set.complete || s->sets + 1 >= KS_WARM_AFTER_SETS)#    if (out->set.complete)#|^test_session_fake$"
   # session open: the laser check asks the simulator about every pair again, not only pairs in different groups
   "session-laser-all-pairs|src/session/session.c|s#                if (a == b || su.groups\[a\] == su.groups\[b\])#                if (a == b)#|^test_session_sim$"
+  # big buffers (util/bigmem.c): pages no longer populated when made (each faults in on first write again)
+  "bigmem-no-populate|src/util/bigmem.c|s#        (void)madvise((void \*)a, e - a, MADV_POPULATE_WRITE);#        (void)e;#|^test_util$"
   # colouring (fuse/color.c): a point behind the colour camera is coloured from its mirror image
   "color-behind|src/fuse/color.c|s#int ok = __builtin_isgreater(qz, 0.0f) \& #int ok = #|^test_fuse_color$"
   # a point outside the lens model's metric radius is coloured (the polynomial folds it back in)

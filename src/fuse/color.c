@@ -127,22 +127,20 @@ KS_HOT_NANTEST static void project_block(const float *restrict x, const float *r
     }
 }
 
-/* The pixels at off[] (see project_block) as R, G, B; fb (0x00RRGGBB) where off is -1. seen[i] =
- * 1 where the colour came from the image. Returns how many did. */
+/* The pixels at off[] (see project_block) as packed colours 0x01BBGGRR (R in the low byte, the top
+ * byte 1: a colour count the voxel grid sums as it is), 0 where off is -1 (no colour pixel). Returns
+ * how many were sampled. */
 typedef uint32_t u32_unaligned __attribute__((aligned(1), may_alias));
-KS_HOT static size_t sample_block(const int32_t *restrict off, int n, const uint8_t *restrict img, uint32_t fb,
-                                  uint8_t *restrict rgb, uint8_t *restrict seen)
+KS_HOT static size_t sample_block(const int32_t *restrict off, int n, const uint8_t *restrict img,
+                                  uint32_t *restrict col)
 {
     uint32_t colored = 0;
     for (int i = 0; i < n; i++) {
         int32_t o = off[i];
         int ok = o >= 0;
         uint32_t px = *(const u32_unaligned *)(img + (ok ? o : 0)); /* B G R A */
-        px = ok ? px : fb;
-        rgb[3 * i] = (uint8_t)(px >> 16);
-        rgb[3 * i + 1] = (uint8_t)(px >> 8);
-        rgb[3 * i + 2] = (uint8_t)px;
-        seen[i] = (uint8_t)ok;
+        uint32_t c = 0x01000000u | (px >> 16 & 0xffu) | (px & 0xff00u) | (px & 0xffu) << 16;
+        col[i] = ok ? c : 0;
         colored += (uint32_t)ok;
     }
     return colored;
@@ -152,16 +150,27 @@ size_t ks_points_colorize(const float *x, const float *y, const float *z, size_t
                           const ks_intrinsics *color, const ks_color_image *img, const uint8_t fallback[3],
                           uint8_t *rgb)
 {
-    return ks_points_colorize_seen(x, y, z, n, rig_to_color, color, img, fallback, rgb, NULL);
+    size_t colored = 0;
+    uint32_t col[CB];
+    for (size_t b = 0; b < n; b += CB) {
+        size_t m = n - b < CB ? n - b : CB;
+        colored += ks_points_colorize_packed(x + b, y + b, z + b, m, rig_to_color, color, img, col);
+        for (size_t i = 0; i < m; i++) {
+            uint8_t *o = rgb + 3 * (b + i);
+            uint32_t c = col[i];
+            o[0] = c ? (uint8_t)c : fallback[0];
+            o[1] = c ? (uint8_t)(c >> 8) : fallback[1];
+            o[2] = c ? (uint8_t)(c >> 16) : fallback[2];
+        }
+    }
+    return colored;
 }
 
-size_t ks_points_colorize_seen(const float *x, const float *y, const float *z, size_t n,
-                               const ks_extrinsics *rig_to_color, const ks_intrinsics *color,
-                               const ks_color_image *img, const uint8_t fallback[3], uint8_t *rgb, uint8_t *seen)
+size_t ks_points_colorize_packed(const float *x, const float *y, const float *z, size_t n,
+                                 const ks_extrinsics *rig_to_color, const ks_intrinsics *color,
+                                 const ks_color_image *img, uint32_t *col)
 {
     size_t colored = 0;
-    if (seen)
-        memset(seen, 0, n);
     int den = img && img->scale_denom > 0 ? img->scale_denom : 1;
     double s = 1.0 / den;
     /* byte offsets in int32: any real image (the largest colour mode is 4096x3072x4 = 48 MB) */
@@ -186,21 +195,16 @@ size_t ks_points_colorize_seen(const float *x, const float *y, const float *z, s
         cp.w = (float)img->width;
         cp.h = (float)img->height;
         cp.stride = (int32_t)img->stride;
-        const uint32_t fb = (uint32_t)fallback[0] << 16 | (uint32_t)fallback[1] << 8 | fallback[2];
         int32_t off[CB];
-        uint8_t own_seen[CB];
         for (size_t b = 0; b < n; b += CB) {
             int cnt = (int)(n - b < CB ? n - b : CB);
             project_block(x + b, y + b, z + b, cnt, &cp, off);
-            colored += sample_block(off, cnt, img->bgra, fb, rgb + 3 * b, seen ? seen + b : own_seen);
+            colored += sample_block(off, cnt, img->bgra, col + b);
         }
         return colored;
     }
     for (size_t i = 0; i < n; i++) {
-        uint8_t *o = rgb + 3 * i;
-        o[0] = fallback[0];
-        o[1] = fallback[1];
-        o[2] = fallback[2];
+        col[i] = 0;
         if (!(x[i] == x[i]) || !img || !img->bgra)
             continue;
         double p[3] = {x[i], y[i], z[i]}, q[3], uv[2];
@@ -213,11 +217,7 @@ size_t ks_points_colorize_seen(const float *x, const float *y, const float *z, s
         if (!(us > -0.5) || !(vs > -0.5) || iu < 0 || iv < 0 || iu >= img->width || iv >= img->height)
             continue;
         const uint8_t *px = img->bgra + (size_t)iv * img->stride + (size_t)iu * 4;
-        o[0] = px[2];
-        o[1] = px[1];
-        o[2] = px[0];
-        if (seen)
-            seen[i] = 1;
+        col[i] = 0x01000000u | (uint32_t)px[2] | (uint32_t)px[1] << 8 | (uint32_t)px[0] << 16;
         colored++;
     }
     return colored;

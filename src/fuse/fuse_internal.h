@@ -30,15 +30,17 @@
  * devices (all partitions, its own segment: no locks), and each partition is aggregated by one
  * thread. ks_voxel_grid_add cannot be mixed in until the next reset. */
 ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *max_points, ks_error *err);
-/* seen (may be NULL: every point) marks the points whose rgb came from a colour pixel; the others
- * add no colour to their voxel, so a point no colour camera saw never greys a coloured voxel. */
+/* col (may be NULL: no colour) is each point's packed colour, 0x01BBGGRR (R in the low byte), or 0
+ * when no colour pixel saw it: such a point adds no colour to its voxel, so a point no colour camera
+ * saw never greys a coloured voxel. */
 void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const float *x, const float *y,
-                              const float *z, const uint8_t *rgb, const uint8_t *seen, const float *nx,
-                              const float *ny, const float *nz, size_t n);
-/* ks_points_colorize that also marks each point: seen[i] = 1 when its colour came from the image. */
-size_t ks_points_colorize_seen(const float *x, const float *y, const float *z, size_t n,
-                               const ks_extrinsics *rig_to_color, const ks_intrinsics *color,
-                               const ks_color_image *img, const uint8_t fallback[3], uint8_t *rgb, uint8_t *seen);
+                              const float *z, const uint32_t *col, const float *nx, const float *ny, const float *nz,
+                              size_t n);
+/* ks_points_colorize with each point's colour packed as the voxel grid takes it: col[i] =
+ * 0x01BBGGRR from the image, 0 when no colour pixel saw the point. Returns the points coloured. */
+size_t ks_points_colorize_packed(const float *x, const float *y, const float *z, size_t n,
+                                 const ks_extrinsics *rig_to_color, const ks_intrinsics *color,
+                                 const ks_color_image *img, uint32_t *col);
 /* Records (points) held by partition p: an upper bound of its voxels. */
 size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition);
 /* Sums partition p into voxels written at out[offset..]; out must hold offset +

@@ -78,10 +78,14 @@ typedef struct part {
     float *nrm;    /* 3 per record when normals */
     uint32_t *col; /* per record when colored: 0 = no color, else 0x01BBGGRR */
     run *runs;     /* as many slots as records: a run has at least one record */
+    uint8_t *rpart; /* writers' mode, per run: the partition of its cell (count_runs) */
     size_t rec_cap;
     /* records and runs are kept in segments, one per writer thread (ks_voxel_grid_add uses 0) */
     int nseg;
     size_t seg_off[64], seg_n[64], seg_runs[64];
+    /* writers' mode (see struct ks_voxel_grid): the records of this partition in writer w's
+     * segment of partition 0's store */
+    size_t shared_n[64];
     /* cell table: open addressing cell key -> cell index */
     struct cslot {
         uint64_t key; /* 0 = empty */
@@ -89,7 +93,7 @@ typedef struct part {
     } *ctab;
     size_t ccap, ncell;
     /* aggregation: every run's cell index, then the runs' start/length in cell order */
-    uint32_t *run_cell, *ord_start, *ord_len;
+    uint32_t *run_cell, *run_at, *ord_start, *ord_len; /* run_at: the run (in the store) of each */
     size_t run_cap;
     uint32_t *cstart;    /* per cell, ncell + 1 */
     uint64_t *cell_keys; /* per cell, in index order */
@@ -102,6 +106,8 @@ typedef struct part {
 /* four 32-bit lanes: count and the offset sums along x, y, z of one voxel */
 typedef uint32_t v4u __attribute__((vector_size(16)));
 typedef uint16_t v8h __attribute__((vector_size(16)));
+typedef uint8_t v16b __attribute__((vector_size(16)));
+static const v16b zero16 = {0};
 typedef uint64_t v2r __attribute__((vector_size(16)));
 static const v8h one8 = {1, 0, 0, 0, 0, 0, 0, 0};
 typedef int32_t v4i __attribute__((vector_size(16)));
@@ -115,6 +121,7 @@ typedef struct scratch {
         uint64_t count, sx, sy, sz;
     } *w;
     v4u col[CELL_VOX]; /* colour sums r, g, b and the count of coloured points */
+    v4u gc[CELL_VOX];  /* the colour sums of the gathered voxels */
     v4f nrm[CELL_VOX]; /* normal sums x, y, z (one cache line per voxel, as the other sums) */
     uint64_t occ[CELL_VOX / 64]; /* occupied voxels of the cell being summed */
     /* the occupied voxels gathered in index order: voxel, count, devices, sums */
@@ -122,9 +129,17 @@ typedef struct scratch {
     float gx[CELL_VOX], gy[CELL_VOX], gz[CELL_VOX];
 } scratch;
 
+/* Where the records are. By ks_voxel_grid_add, partition p's records are in parts[p] (with
+ * partition -1, each point goes to its cell's partition as it is added). In the writers' mode
+ * (ks_voxel_grid_writers, the pipeline: `shared`), every writer appends its points in their image
+ * order to its own segment of parts[0]'s store, whatever their partition, so a record is written
+ * once, where it lands, without looking at its partition (add_one_part); partition t then takes
+ * the runs of its cells from that store when it is aggregated (sort_runs), and the writers count
+ * each partition's records as they go (count_runs). */
 struct ks_voxel_grid {
     float voxel, inv;
     unsigned fields;
+    bool shared;
     int nparts;
     part *parts;
     scratch **scr;
@@ -191,8 +206,10 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
         free(p->nrm);
         free(p->col);
         free(p->runs);
+        free(p->rpart);
         free(p->ctab);
         free(p->run_cell);
+        free(p->run_at);
         free(p->ord_start);
         free(p->ord_len);
         free(p->cstart);
@@ -209,10 +226,12 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
 
 void ks_voxel_grid_reset(ks_voxel_grid *g)
 {
+    g->shared = false;
     for (int i = 0; i < g->nparts; i++) {
         part *p = &g->parts[i];
         p->nseg = 1;
         p->seg_off[0] = p->seg_n[0] = p->seg_runs[0] = 0;
+        p->shared_n[0] = 0;
         p->out.count = 0;
         p->aggregated = true;
     }
@@ -318,6 +337,10 @@ static int grow_records(part *p, size_t need, bool normals, bool color)
     if (!rn)
         return -1;
     p->runs = rn;
+    uint8_t *rp = ks_fuse_realloc_big(p->rpart, old, cap);
+    if (!rp)
+        return -1;
+    p->rpart = rp;
     if (normals) {
         float *n = ks_fuse_realloc_big(p->nrm, p->nrm ? old * 3 * sizeof *n : 0, cap * 3 * sizeof *n);
         if (!n)
@@ -341,13 +364,13 @@ static int grow_records(part *p, size_t need, bool normals, bool color)
  * positions only) compiles to that loop alone. */
 static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int partition, int seg, int device,
                                                            const float *x, const float *y, const float *z,
-                                                           const uint8_t *rgb, const uint8_t *seen,
+                                                           const uint8_t *rgb, const uint32_t *col,
                                                            const float *nx, const float *ny,
                                                            const float *nz, size_t n, const bool filtered,
                                                            const bool color, const bool normals)
 {
-    const bool have_c = color && rgb, have_n = normals && nx && ny && nz;
-    const uint32_t np = (uint32_t)g->nparts;
+    const bool have_rgb = color && rgb, have_col = color && col, have_n = normals && nx && ny && nz;
+    const uint32_t np = g->shared ? 1 : (uint32_t)g->nparts; /* shared: everything to parts[0] */
     const uint32_t devbits = (uint32_t)device << RUN_DEV_SHIFT;
     uint64_t cell[BLOCK];
     rec r[BLOCK];
@@ -394,11 +417,11 @@ static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int
             if (filtered && !keep)
                 continue;
             size_t pt = b + (size_t)i;
-            if (color) /* without a branch: 0 when not seen */
-                p->col[at] = have_c ? (0x01000000u | (uint32_t)rgb[3 * pt] | (uint32_t)rgb[3 * pt + 1] << 8 |
-                                       (uint32_t)rgb[3 * pt + 2] << 16) *
-                                          (uint32_t)(!seen || seen[pt])
-                                    : 0;
+            if (color) /* packed 0x01BBGGRR; 0 (no colour) when not given */
+                p->col[at] = have_col ? col[pt]
+                             : have_rgb ? 0x01000000u | (uint32_t)rgb[3 * pt] | (uint32_t)rgb[3 * pt + 1] << 8 |
+                                              (uint32_t)rgb[3 * pt + 2] << 16
+                                        : 0;
             if (normals) {
                 float *q = &p->nrm[3 * at];
                 q[0] = have_n ? nx[pt] : NAN;
@@ -422,13 +445,15 @@ static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int
     }
 }
 
-/* The one-partition case, positions only (one thread: every point goes to partition 0). Records
- * then keep the points' order, so block_keys writes a block's records straight into the record
- * list and only the run boundaries need a look: a vectorizable pass marks where the cell changes,
- * and the marks are scanned eight at a time. A block with a point without a cell (no depth) is
- * compacted by the general loop instead. Same records and runs as add_impl, so the same voxels. */
-KS_HOT static void add_one_part(ks_voxel_grid *g, int seg, int device, const float *x, const float *y,
-                                const float *z, size_t n)
+/* Every point into parts[0] in its order (one partition, or the writers' shared store), positions
+ * and, with `color`, the packed colours. Records then keep the points' order, so block_keys writes a
+ * block's records straight into the record list (and its colours are one copy) and only the run
+ * boundaries need a look: a vectorizable pass marks where the cell changes, and the marks are
+ * scanned eight at a time. A block with a point without a cell (no depth) is compacted by the
+ * general loop instead. Same records and runs as add_impl, so the same voxels. */
+static inline __attribute__((always_inline)) void add_in_order(ks_voxel_grid *g, int seg, int device, const float *x,
+                                                               const float *y, const float *z,
+                                                               const uint32_t *col, size_t n, const bool color)
 {
     part *p = &g->parts[0];
     const uint32_t devbits = (uint32_t)device << RUN_DEV_SHIFT;
@@ -464,6 +489,8 @@ KS_HOT static void add_one_part(ks_voxel_grid *g, int seg, int device, const flo
                     open->start = (uint32_t)pos;
                 }
             }
+            if (color)
+                memcpy(p->col + at, col + b, (size_t)m * sizeof *col);
             at += (size_t)m;
             cell[BLOCK] = cell[m];
             continue;
@@ -483,6 +510,8 @@ KS_HOT static void add_one_part(ks_voxel_grid *g, int seg, int device, const flo
                 open->start = (uint32_t)k;
                 cur = c;
             }
+            if (color)
+                p->col[k] = col[b + (size_t)i];
             p->rec[k++] = dst[i];
         }
         at = k;
@@ -494,25 +523,56 @@ KS_HOT static void add_one_part(ks_voxel_grid *g, int seg, int device, const flo
     p->seg_runs[seg] = nr - p->seg_off[seg];
 }
 
+KS_HOT static void add_one_part(ks_voxel_grid *g, int seg, int device, const float *x, const float *y,
+                                const float *z, size_t n)
+{
+    add_in_order(g, seg, device, x, y, z, NULL, n, false);
+}
+
+KS_HOT static void add_one_part_color(ks_voxel_grid *g, int seg, int device, const float *x, const float *y,
+                                      const float *z, const uint32_t *col, size_t n)
+{
+    add_in_order(g, seg, device, x, y, z, col, n, true);
+}
+
+/* Writers' mode: the partition of each of runs r0..r1 of writer seg's segment of parts[0] (the runs
+ * a call just added, still in the cache), and each partition's records among them. */
+static void count_runs(ks_voxel_grid *g, int seg, size_t r0, size_t r1)
+{
+    const uint32_t np = (uint32_t)g->nparts;
+    size_t cnt[64] = {0};
+    const run *rs = g->parts[0].runs + g->parts[0].seg_off[seg];
+    uint8_t *rp = g->parts[0].rpart + g->parts[0].seg_off[seg];
+    for (size_t r = r0; r < r1; r++) {
+        uint32_t t = part_of(rs[r].cell, np);
+        rp[r] = (uint8_t)t;
+        cnt[t] += rs[r].len & RUN_LEN_MASK;
+    }
+    for (uint32_t t = 0; t < np; t++)
+        g->parts[t].shared_n[seg] += cnt[t];
+}
+
 KS_HOT static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
-                     const float *z, const uint8_t *rgb, const uint8_t *seen, const float *nx, const float *ny,
+                     const float *z, const uint8_t *rgb, const uint32_t *col, const float *nx, const float *ny,
                      const float *nz, size_t n)
 {
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
+    const bool in_order = partition < 0 && (g->shared || g->nparts == 1); /* everything to parts[0] */
+    /* writers' mode only: with a partition filter, parts[0] is another thread's to write */
+    const size_t runs0 = g->shared ? g->parts[0].seg_runs[seg] : 0;
     for (size_t b = 0; b < n; b += ADD_MAX_POINTS) { /* runs close at the end of a call: lengths fit */
         size_t m = n - b < ADD_MAX_POINTS ? n - b : ADD_MAX_POINTS;
-        if (partition < 0 && !color && !normals && g->nparts == 1)
+        if (in_order && !color && !normals)
             add_one_part(g, seg, device, x + b, y + b, z + b, m);
-        else if (partition < 0 && !color && !normals)
-            add_impl(g, -1, seg, device, x + b, y + b, z + b, NULL, NULL, NULL, NULL, NULL, m, false, false, false);
-        else if (partition < 0 && color && !normals && rgb) /* the pipeline with colour */
-            add_impl(g, -1, seg, device, x + b, y + b, z + b, rgb + 3 * b, seen ? seen + b : NULL, NULL, NULL, NULL,
-                     m, false, true, false);
+        else if (in_order && color && col && !normals) /* the pipeline with colour */
+            add_one_part_color(g, seg, device, x + b, y + b, z + b, col + b, m);
         else
             add_impl(g, partition, seg, device, x + b, y + b, z + b, rgb ? rgb + 3 * b : NULL,
-                     seen ? seen + b : NULL, nx ? nx + b : NULL,
+                     col ? col + b : NULL, nx ? nx + b : NULL,
                      ny ? ny + b : NULL, nz ? nz + b : NULL, m, partition >= 0, color, normals);
     }
+    if (g->shared && g->nparts > 1)
+        count_runs(g, seg, runs0, g->parts[0].seg_runs[seg]);
 }
 
 ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const float *x, const float *y,
@@ -530,7 +590,7 @@ ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const f
         part *p = &g->parts[pi];
         if (partition >= 0 && pi != partition)
             continue;
-        if (p->nseg != 1)
+        if (p->nseg != 1 || g->shared)
             return ks_error_set(err, KS_ESTATE, "voxel grid: points were added by writer threads; reset first");
         if (p->seg_n[0] + n > UINT32_MAX)
             return ks_error_set(err, KS_EINVAL, "voxel grid: more than %u points in one partition; use more "
@@ -552,27 +612,33 @@ ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *ma
         total += max_points[w];
     if (total > UINT32_MAX)
         return ks_error_set(err, KS_EINVAL, "voxel grid: %zu points in one frame set; at most %u", total, UINT32_MAX);
+    /* the shared store: parts[0], a segment per writer; the other partitions hold no records */
+    part *p0 = &g->parts[0];
+    if (grow_records(p0, total, (g->fields & KS_CLOUD_NORMALS) != 0, (g->fields & KS_CLOUD_COLOR) != 0) != 0)
+        return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", total);
+    g->shared = true;
     for (int pi = 0; pi < g->nparts; pi++) {
         part *p = &g->parts[pi];
-        if (grow_records(p, total, (g->fields & KS_CLOUD_NORMALS) != 0, (g->fields & KS_CLOUD_COLOR) != 0) != 0)
-            return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", total);
-        p->nseg = nwriters;
-        size_t off = 0;
-        for (int w = 0; w < nwriters; w++) {
-            p->seg_off[w] = off;
-            p->seg_n[w] = p->seg_runs[w] = 0;
-            off += max_points[w];
-        }
+        p->nseg = pi ? 1 : nwriters;
+        p->seg_off[0] = p->seg_n[0] = p->seg_runs[0] = 0;
+        for (int w = 0; w < nwriters; w++)
+            p->shared_n[w] = 0;
         p->aggregated = false;
+    }
+    size_t off = 0;
+    for (int w = 0; w < nwriters; w++) {
+        p0->seg_off[w] = off;
+        p0->seg_n[w] = p0->seg_runs[w] = 0;
+        off += max_points[w];
     }
     return KS_OK;
 }
 
 void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const float *x, const float *y,
-                              const float *z, const uint8_t *rgb, const uint8_t *seen, const float *nx,
-                              const float *ny, const float *nz, size_t n)
+                              const float *z, const uint32_t *col, const float *nx, const float *ny, const float *nz,
+                              size_t n)
 {
-    add_core(g, -1, writer, device, x, y, z, rgb, seen, nx, ny, nz, n);
+    add_core(g, -1, writer, device, x, y, z, NULL, col, nx, ny, nz, n);
 }
 
 /* Cell index of a cell key, created when new. The table is open addressing, key and index side
@@ -622,21 +688,28 @@ static int cell_lookup(part *p, uint64_t cell, uint32_t *idx)
     return 0;
 }
 
-/* Puts partition p's runs in cell order: p->cstart[c]..p->cstart[c+1] index ord_start/ord_len. */
-static int sort_runs(part *p)
+/* Puts partition pi's runs in cell order: p->cstart[c]..p->cstart[c+1] index ord_start/ord_len, which
+ * index the records of src (parts[0] in the writers' mode, where the runs of other partitions'
+ * cells are passed over; else the partition itself). */
+static int sort_runs(ks_voxel_grid *g, int pi, const part *src)
 {
+    part *p = &g->parts[pi];
+    const bool filter = g->shared && g->nparts > 1;
+    const uint8_t mine = (uint8_t)pi;
     size_t nrun = 0;
-    for (int sg = 0; sg < p->nseg; sg++)
-        nrun += p->seg_runs[sg];
+    for (int sg = 0; sg < src->nseg; sg++)
+        nrun += src->seg_runs[sg];
     if (nrun > p->run_cap) {
         size_t cap = nrun + nrun / 2 + 1024;
         free(p->run_cell);
+        free(p->run_at);
         free(p->ord_start);
         free(p->ord_len);
         p->run_cell = ks_fuse_alloc_big(cap * sizeof(uint32_t));
+        p->run_at = ks_fuse_alloc_big(cap * sizeof(uint32_t));
         p->ord_start = ks_fuse_alloc_big(cap * sizeof(uint32_t));
         p->ord_len = ks_fuse_alloc_big(cap * sizeof(uint32_t));
-        p->run_cap = (p->run_cell && p->ord_start && p->ord_len) ? cap : 0;
+        p->run_cap = (p->run_cell && p->run_at && p->ord_start && p->ord_len) ? cap : 0;
         if (!p->run_cap)
             return -1;
     }
@@ -647,16 +720,20 @@ static int sort_runs(part *p)
      * and the next rows of an image cross the same cells again (a cell spans ~16-30 rows), so a small
      * direct-mapped cache of recent cells, which stays in L1, answers most runs before the cell
      * table (hundreds of KB) is probed. It only returns cells already in the table, so the cell
-     * indices (their first-seen order) are the same with or without it. */
+     * indices (their first-seen order) are the same with or without it. With a filter, the runs of
+     * other partitions' cells (their partition noted by count_runs) are passed over; the runs
+     * kept are listed (run_at) for the two passes after this one. */
     struct { uint64_t key; uint32_t idx; } recent[RECENT_CELLS];
     memset(recent, 0, sizeof recent);
     uint64_t last = 0;
     uint32_t last_idx = 0;
     size_t k = 0;
-    for (int sg = 0; sg < p->nseg; sg++) {
-        const run *rs = p->runs + p->seg_off[sg];
-        for (size_t r = 0; r < p->seg_runs[sg]; r++, k++) {
-            uint64_t c = rs[r].cell;
+    for (int sg = 0; sg < src->nseg; sg++) {
+        const size_t r0 = src->seg_off[sg], r1 = r0 + src->seg_runs[sg];
+        for (size_t r = r0; r < r1; r++) {
+            if (filter && src->rpart[r] != mine)
+                continue;
+            uint64_t c = src->runs[r].cell;
             if (c != last) {
                 uint32_t h = (uint32_t)(c ^ c >> 19 ^ c >> 37) & (RECENT_CELLS - 1);
                 if (recent[h].key == c) {
@@ -670,25 +747,24 @@ static int sort_runs(part *p)
                 last = c;
             }
             p->run_cell[k] = last_idx;
+            p->run_at[k++] = (uint32_t)r;
         }
     }
     if (!p->ncell)
         return 0;
+    const size_t nmine = k;
     uint32_t *cs = p->cstart;
     memset(cs, 0, (p->ncell + 1) * sizeof *cs);
-    for (size_t r = 0; r < nrun; r++)
+    for (size_t r = 0; r < nmine; r++)
         cs[p->run_cell[r] + 1]++;
     for (size_t c = 0; c < p->ncell; c++)
         cs[c + 1] += cs[c];
     /* 2: runs in cell order (cs[c] walks to the end of cell c, restored below) */
-    k = 0;
-    for (int sg = 0; sg < p->nseg; sg++) {
-        const run *rs = p->runs + p->seg_off[sg];
-        for (size_t r = 0; r < p->seg_runs[sg]; r++, k++) {
-            uint32_t dst = cs[p->run_cell[k]]++;
-            p->ord_start[dst] = rs[r].start;
-            p->ord_len[dst] = rs[r].len; /* with the device */
-        }
+    for (size_t j = 0; j < nmine; j++) {
+        const run *rn = &src->runs[p->run_at[j]];
+        uint32_t dst = cs[p->run_cell[j]]++;
+        p->ord_start[dst] = rn->start;
+        p->ord_len[dst] = rn->len; /* with the device */
     }
     for (size_t c = p->ncell; c > 0; c--)
         cs[c] = cs[c - 1];
@@ -696,13 +772,27 @@ static int sort_runs(part *p)
     return 0;
 }
 
+/* A packed colour 0x01BBGGRR (0: none) as the lanes r, g, b, count: its bytes interleaved with zeros
+ * by one constant shuffle (GCC writes __builtin_convertvector of four bytes as scalar inserts). */
+static inline v4u color_lanes(uint32_t cv)
+{
+    v4u t = {cv, 0, 0, 0};
+    v16b b;
+    memcpy(&b, &t, sizeof b);
+    v16b w = __builtin_shufflevector(b, zero16, 0, 16, 16, 16, 1, 16, 16, 16, 2, 16, 16, 16, 3, 16, 16, 16);
+    v4u out;
+    memcpy(&out, &w, sizeof out);
+    return out;
+}
+
 /* One record into the cell's scratch: its four 16-bit words (voxel, offsets x, y, z) zero-extended
  * to 32-bit lanes, the first replaced by 1 (the count), added to the voxel's lanes in one vector
  * addition; the run's device and the voxel's occupancy bit are or-ed in. Occupied voxels are
  * marked in a bitmap rather than appended to a list: a list's length would depend on the previous
  * record's load, a chain of cache latencies through the whole loop. */
-static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, const rec *restrict rp, uint32_t e,
-                                                           uint32_t devbit)
+static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, const rec *restrict rp,
+                                                           const uint32_t *restrict cp, uint32_t e, uint32_t devbit,
+                                                           const bool color)
 {
     for (uint32_t i = 0; i < e; i++) {
         rec q = rp[i];
@@ -717,68 +807,88 @@ static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, 
         s->a[l] += w;
         s->dev[l] |= devbit;
         s->occ[l >> 6] |= 1ull << (l & 63);
+        if (color)
+            s->col[l] += color_lanes(cp[i]);
     }
 }
 
 /* The per-record loop of a cell of fewer than NARROW_MAX records (every lane stays below 2^31),
- * positions only (color and normals are a second pass when asked for). */
-KS_HOT static void sum_runs(scratch *restrict s, const rec *restrict recs, const uint32_t *restrict ord_start,
-                            const uint32_t *restrict ord_len, uint32_t r0, uint32_t r1, uint32_t nrun)
+ * positions, and colours with `color` (the pipeline's case: normals are a second pass). */
+static inline __attribute__((always_inline)) void sum_runs_impl(scratch *restrict s, const rec *restrict recs,
+                                                                const uint32_t *restrict col,
+                                                                const uint32_t *restrict ord_start,
+                                                                const uint32_t *restrict ord_len, uint32_t r0,
+                                                                uint32_t r1, uint32_t nrun, const bool color)
 {
     for (uint32_t ri = r0; ri < r1; ri++) {
         if (ri + PREFETCH_RUNS < nrun) { /* runs are scattered over the record list: fetch ahead */
-            uintptr_t q0 = (uintptr_t)&recs[ord_start[ri + PREFETCH_RUNS]] & ~(uintptr_t)63;
-            uintptr_t q1 = (uintptr_t)&recs[ord_start[ri + PREFETCH_RUNS] + (ord_len[ri + PREFETCH_RUNS] & RUN_LEN_MASK)];
-            for (uintptr_t q = q0; q < q1; q += 64)
+            uint32_t st = ord_start[ri + PREFETCH_RUNS], len = ord_len[ri + PREFETCH_RUNS] & RUN_LEN_MASK;
+            for (uintptr_t q = (uintptr_t)&recs[st] & ~(uintptr_t)63; q < (uintptr_t)&recs[st + len]; q += 64)
                 __builtin_prefetch((const void *)q, 0, 3);
+            if (color) /* their colour records too: without, ~60 % of the cycles waited for them */
+                for (uintptr_t q = (uintptr_t)&col[st] & ~(uintptr_t)63; q < (uintptr_t)&col[st + len]; q += 64)
+                    __builtin_prefetch((const void *)q, 0, 3);
         }
-        sum_recs(s, recs + ord_start[ri], ord_len[ri] & RUN_LEN_MASK, 1u << (ord_len[ri] >> RUN_DEV_SHIFT));
+        sum_recs(s, recs + ord_start[ri], color ? col + ord_start[ri] : NULL, ord_len[ri] & RUN_LEN_MASK,
+                 1u << (ord_len[ri] >> RUN_DEV_SHIFT), color);
     }
 }
 
-/* The colour records of runs r0..r1 (one cell) into the scratch (as aggregate_into's second pass
- * does), the colour records fetched ahead like the records in sum_runs: their loads missed the
- * cache in ~60 % of aggregate_into's cycles. */
-KS_HOT static void sum_colors(scratch *restrict s, const rec *restrict recs, const uint32_t *restrict col,
-                              const uint32_t *restrict ord_start, const uint32_t *restrict ord_len, uint32_t r0,
-                              uint32_t r1, uint32_t nrun)
+KS_HOT static void sum_runs(scratch *restrict s, const rec *restrict recs, const uint32_t *restrict ord_start,
+                            const uint32_t *restrict ord_len, uint32_t r0, uint32_t r1, uint32_t nrun)
 {
-    for (uint32_t ri = r0; ri < r1; ri++) {
-        if (ri + PREFETCH_RUNS < nrun) {
-            uintptr_t q0 = (uintptr_t)&col[ord_start[ri + PREFETCH_RUNS]] & ~(uintptr_t)63;
-            uintptr_t q1 = (uintptr_t)&col[ord_start[ri + PREFETCH_RUNS] + (ord_len[ri + PREFETCH_RUNS] & RUN_LEN_MASK)];
-            for (uintptr_t q = q0; q < q1; q += 64)
-                __builtin_prefetch((const void *)q, 0, 3);
-        }
-        for (uint32_t i = ord_start[ri], e = i + (ord_len[ri] & RUN_LEN_MASK); i < e; i++) {
-            uint32_t l = (uint32_t)recs[i] & (CELL_VOX - 1), cv = col[i];
-            s->col[l] += (v4u){cv & 255u, (cv >> 8) & 255u, (cv >> 16) & 255u, cv >> 24};
-        }
-    }
+    sum_runs_impl(s, recs, NULL, ord_start, ord_len, r0, r1, nrun, false);
 }
 
-/* The colours of the nv gathered voxels of a cell, the rounded mean (sum + count / 2) / count as
- * an exact integer division: with inv = 1 / count in double, (a + 0.5) * inv lies strictly between
- * floor(a / count) and the next integer for any count below 2^40 (checked against the integer
- * division for every sum of counts up to 1000 and 2e8 random counts below 1.6e7); grey (128) where
- * no colour pixel saw the voxel. Clears the colour scratch. */
-static void emit_colors(scratch *restrict s, size_t nv, uint8_t *restrict rgb)
+KS_HOT static void sum_runs_color(scratch *restrict s, const rec *restrict recs, const uint32_t *restrict col,
+                                  const uint32_t *restrict ord_start, const uint32_t *restrict ord_len, uint32_t r0,
+                                  uint32_t r1, uint32_t nrun)
 {
-    for (size_t k = 0; k < nv; k++) {
-        uint32_t l = s->gl[k];
-        v4u cs4 = s->col[l];
-        uint32_t cc = cs4[3];
-        uint8_t *o = rgb + 3 * k;
-        if (cc) {
-            double inv = 1.0 / cc, h = (double)(cc / 2) + 0.5;
-            o[0] = (uint8_t)(uint32_t)(((double)cs4[0] + h) * inv);
-            o[1] = (uint8_t)(uint32_t)(((double)cs4[1] + h) * inv);
-            o[2] = (uint8_t)(uint32_t)(((double)cs4[2] + h) * inv);
-        } else {
-            o[0] = o[1] = o[2] = 128;
-        }
-        s->col[l] = (v4u){0, 0, 0, 0};
+    sum_runs_impl(s, recs, col, ord_start, ord_len, r0, r1, nrun, true);
+}
+
+/* The mean colour of a voxel from its sums (lanes r, g, b, count), packed 0x00BBGGRR: the rounded
+ * mean (sum + n / 2) / n of each lane, exactly the integer division; grey (128) where no colour
+ * pixel saw the voxel. In a cell of fewer than NARROW_MAX records (every cell of a frame set but
+ * with huge voxels) n is below 2^16 and a = sum + n / 2 below 2^24, exact in float, and a / n divided
+ * in float then truncated is floor(a / n): a quotient that is not an integer lies at least 1 / n >
+ * 2^-16 from the integers, and the division (correctly rounded) moves it by at most half an ulp,
+ * 2^-17 below 256; the three lanes are one vector division. Wider cells use doubles: with inv = 1 /
+ * n, (a + 0.5) inv lies strictly between floor(a / n) and the next integer for any n below 2^40
+ * (checked against the integer division for every sum of counts up to 1000 and 2e8 random counts
+ * below 1.6e7). test_color_mean_exact checks both at the hardest sums. */
+static inline __attribute__((always_inline)) uint32_t mean_color(v4u sums, const bool wide)
+{
+    if (!wide) { /* the four lanes at once: r, g, b (and the count, unused) */
+        v4i cs = (v4i)sums;
+        int32_t c = cs[3], cz = c + (c == 0), h = c >> 1;
+        v4i q = __builtin_convertvector(__builtin_convertvector(cs + h, v4f) / (float)cz, v4i);
+        v16b qb;
+        memcpy(&qb, &q, sizeof qb);
+        v16b pb = __builtin_shufflevector(qb, zero16, 0, 4, 8, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16);
+        uint32_t px;
+        memcpy(&px, &pb, sizeof px);
+        return c ? px : 0x808080u;
     }
+    uint32_t cc = sums[3], px = 0;
+    double inv = 1.0 / (double)(cc + (cc == 0)), h = (double)(cc / 2) + 0.5;
+    for (int ch = 0; ch < 3; ch++)
+        px |= (uint32_t)(((double)sums[ch] + h) * inv) << (8 * ch);
+    return cc ? px : 0x808080u;
+}
+
+/* The mean colours of the nv gathered voxels of a cell (s->gc) as R, G, B. */
+KS_HOT static void emit_colors(const scratch *restrict s, size_t nv, bool wide, uint8_t *restrict rgb)
+{
+    if (!nv)
+        return;
+    for (size_t k = 0; k + 1 < nv; k++) {
+        uint32_t px = wide ? mean_color(s->gc[k], true) : mean_color(s->gc[k], false);
+        memcpy(rgb + 3 * k, &px, 4); /* the 4th byte is the next voxel's, written next */
+    }
+    uint32_t px = mean_color(s->gc[nv - 1], wide);
+    memcpy(rgb + 3 * (nv - 1), &px, 2); /* the last voxel: 3 bytes (the next may be another thread's) */
+    rgb[3 * (nv - 1) + 2] = (uint8_t)(px >> 16);
 }
 
 /* Adds the 32-bit lanes of the occupied voxels to the 64-bit sums and clears them (bits stay). */
@@ -796,30 +906,39 @@ static void flush_wide(scratch *s)
         }
 }
 
-/* Sums the records of runs r0..r1 (one cell) into the scratch. Returns 1 when the cell has
+/* Sums the records of runs r0..r1 (one cell) into the scratch, and their colours with `color`. Returns 1 when the cell has
  * NARROW_MAX records or more: then they were summed in slices of fewer, each flushed into the
  * 64-bit sums (s->w), so no 32-bit lane can overflow; 0 when the 32-bit lanes hold the sums; -1
  * when the 64-bit sums cannot be allocated. */
-static int sum_cell(scratch *restrict s, const part *p, uint32_t r0, uint32_t r1, uint32_t nrun)
+static int sum_cell(scratch *restrict s, const part *p, const part *src, uint32_t r0, uint32_t r1, uint32_t nrun,
+                    bool color)
 {
     uint64_t total = 0;
     for (uint32_t ri = r0; ri < r1; ri++)
         total += p->ord_len[ri] & RUN_LEN_MASK;
     if (total < NARROW_MAX) {
-        sum_runs(s, p->rec, p->ord_start, p->ord_len, r0, r1, nrun);
+        if (color)
+            sum_runs_color(s, src->rec, src->col, p->ord_start, p->ord_len, r0, r1, nrun);
+        else
+            sum_runs(s, src->rec, p->ord_start, p->ord_len, r0, r1, nrun);
         return 0;
     }
     if (!s->w && !(s->w = calloc(CELL_VOX, sizeof *s->w)))
         return -1;
     uint32_t in_slice = 0;
     for (uint32_t ri = r0; ri < r1; ri++) {
-        const rec *rp = p->rec + p->ord_start[ri];
+        const rec *rp = src->rec + p->ord_start[ri];
+        const uint32_t *cp = color ? src->col + p->ord_start[ri] : NULL;
         uint32_t left = p->ord_len[ri] & RUN_LEN_MASK, devbit = 1u << (p->ord_len[ri] >> RUN_DEV_SHIFT);
         while (left) {
             uint32_t m = NARROW_MAX - 1 - in_slice;
             m = m < left ? m : left;
-            sum_recs(s, rp, m, devbit);
+            if (color)
+                sum_recs(s, rp, cp, m, devbit, true);
+            else
+                sum_recs(s, rp, NULL, m, devbit, false);
             rp += m;
+            cp = color ? cp + m : NULL;
             left -= m;
             in_slice += m;
             if (in_slice == NARROW_MAX - 1) {
@@ -836,7 +955,8 @@ static int sum_cell(scratch *restrict s, const part *p, uint32_t r0, uint32_t r1
  * clearing the scratch and its bitmap for the next cell. Returns their number. The sums become
  * float once (exact up to 512 points per voxel, rounded once beyond; 32-bit and 64-bit sums of the
  * same integer give the same float). */
-static inline __attribute__((always_inline)) size_t gather_impl(scratch *restrict s, const bool wide)
+static inline __attribute__((always_inline)) size_t gather_impl(scratch *restrict s, const bool wide,
+                                                                 const bool color)
 {
     size_t k = 0;
     for (uint32_t wd = 0; wd < CELL_VOX / 64; wd++) {
@@ -861,6 +981,10 @@ static inline __attribute__((always_inline)) size_t gather_impl(scratch *restric
                 s->gz[k] = f[3];
                 s->a[l] = (v4u){0, 0, 0, 0};
             }
+            if (color) {
+                s->gc[k] = s->col[l];
+                s->col[l] = (v4u){0, 0, 0, 0};
+            }
             k++;
         }
         s->occ[wd] = 0;
@@ -870,12 +994,20 @@ static inline __attribute__((always_inline)) size_t gather_impl(scratch *restric
 
 KS_HOT static size_t gather_narrow(scratch *restrict s)
 {
-    return gather_impl(s, false);
+    return gather_impl(s, false, false);
 }
 
-static size_t gather_cell(scratch *restrict s, bool wide)
+KS_HOT static size_t gather_narrow_color(scratch *restrict s)
 {
-    return wide ? gather_impl(s, true) : gather_narrow(s);
+    return gather_impl(s, false, true);
+}
+
+/* gather_impl for a cell (wide: summed in 64 bits) with or without colour */
+static size_t gather_cell(scratch *restrict s, bool wide, bool color)
+{
+    if (wide)
+        return color ? gather_impl(s, true, true) : gather_impl(s, true, false);
+    return color ? gather_narrow_color(s) : gather_narrow(s);
 }
 
 /* Writes the nv gathered voxels of a cell (first voxel `base`, voxel size v) as points: a loop
@@ -905,12 +1037,13 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
                                 size_t *written, size_t *shared, ks_error *err)
 {
     part *p = &g->parts[pi];
+    const part *src = g->shared ? &g->parts[0] : p; /* where the records are */
     scratch *s = g->scr[pi];
     *written = 0;
     if (shared)
         *shared = 0;
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
-    if (sort_runs(p) != 0)
+    if (sort_runs(g, pi, src) != 0)
         return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points",
                             ks_voxel_grid_part_records(g, pi));
     const uint32_t *cs = p->cstart;
@@ -918,30 +1051,27 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
     size_t no = off, nshared = 0;
     const float v = g->voxel;
     for (size_t c = 0; c < p->ncell; c++) {
-        int wide = sum_cell(s, p, cs[c], cs[c + 1], nrun);
+        int wide = sum_cell(s, p, src, cs[c], cs[c + 1], nrun, color && !normals);
         if (wide < 0)
             return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
-        if (color && !normals)
-            sum_colors(s, p->rec, p->col, p->ord_start, p->ord_len, cs[c], cs[c + 1], nrun);
-        else if (color || normals) /* the rarer fields, in a second pass over the same (cached) records */
+        if (normals) /* the rarer field (with colour), in a second pass over the same (cached) records */
             for (uint32_t ri = cs[c]; ri < cs[c + 1]; ri++)
                 for (uint32_t i = p->ord_start[ri], e = i + (p->ord_len[ri] & RUN_LEN_MASK); i < e; i++) {
-                    uint32_t l = (uint32_t)p->rec[i] & (CELL_VOX - 1);
+                    uint32_t l = (uint32_t)src->rec[i] & (CELL_VOX - 1);
                     if (color) {
                         /* 0x01BBGGRR (0 when unseen) byte by byte into the lanes r, g, b, count: one
                          * vector addition, no branch, one cache line of the scratch */
-                        uint32_t cv = p->col[i];
-                        s->col[l] += (v4u){cv & 255u, (cv >> 8) & 255u, (cv >> 16) & 255u, cv >> 24};
+                        s->col[l] += color_lanes(src->col[i]);
                     }
                     if (normals) {
-                        const float *q = &p->nrm[3 * (size_t)i];
+                        const float *q = &src->nrm[3 * (size_t)i];
                         if (q[0] == q[0]) {
                             s->nrm[l] += (v4f){q[0], q[1], q[2], 0.0f};
                         }
                     }
                 }
         /* the cell's voxels: gathered in index order (and cleared), then written out */
-        size_t nv = gather_cell(s, wide != 0);
+        size_t nv = gather_cell(s, wide != 0, color);
         uint64_t ck = p->cell_keys[c];
         const float base[3] = {(float)((int32_t)((((ck >> 42) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),
                                (float)((int32_t)((((ck >> 21) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),
@@ -949,7 +1079,7 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
         if (min_weight <= 1 && !normals) { /* the pipeline's case: every voxel, positions (and colours) */
             nshared += emit_cell(s, nv, base, v, o->x + no, o->y + no, o->z + no, o->weight + no, o->devices + no);
             if (color)
-                emit_colors(s, nv, o->rgb + 3 * no);
+                emit_colors(s, nv, wide != 0, o->rgb + 3 * no);
             no += nv;
             continue;
         }
@@ -964,7 +1094,7 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
                 o->devices[no] = dev;
                 nshared += (dev & (dev - 1)) != 0;
                 if (color) {
-                    v4u cs4 = s->col[l];
+                    v4u cs4 = s->gc[k];
                     uint32_t cc = cs4[3];
                     /* a voxel no colour pixel saw is grey (128), as fuse.md says */
                     o->rgb[3 * no] = cc ? (uint8_t)((cs4[0] + cc / 2) / cc) : 128;
@@ -980,8 +1110,6 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
                 }
                 no++;
             }
-            if (color)
-                s->col[l] = (v4u){0, 0, 0, 0};
             if (normals)
                 s->nrm[l] = (v4f){0, 0, 0, 0};
         }
@@ -996,6 +1124,11 @@ size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition)
 {
     const part *p = &g->parts[partition];
     size_t n = 0;
+    if (g->shared && g->nparts > 1) {
+        for (int sg = 0; sg < g->parts[0].nseg; sg++)
+            n += p->shared_n[sg];
+        return n;
+    }
     for (int sg = 0; sg < p->nseg; sg++)
         n += p->seg_n[sg];
     return n;

@@ -23,6 +23,28 @@
  * The largest distance from a border at which a sampled pixel differed is printed. */
 #define EDGE_PX 2e-3
 
+/* ks_points_colorize_packed (the fuse's colouring) read back as colours and marks: seen[i] = 1 and
+ * rgb from the packed colour 0x01BBGGRR, or seen[i] = 0 and the fallback when it is 0; any other top
+ * byte is reported as seen 2 (the packing broken). Returns what the function returned. */
+static size_t colorize_seen(const float *x, const float *y, const float *z, size_t n, const ks_extrinsics *rig_to_color,
+                            const ks_intrinsics *color, const ks_color_image *img, const uint8_t fallback[3],
+                            uint8_t *rgb, uint8_t *seen)
+{
+    uint32_t *col = malloc(n * sizeof *col);
+    if (!col)
+        return 0;
+    size_t colored = ks_points_colorize_packed(x, y, z, n, rig_to_color, color, img, col);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = col[i];
+        seen[i] = c == 0 ? 0 : c >> 24 == 1 ? 1 : 2;
+        rgb[3 * i] = c ? (uint8_t)c : fallback[0];
+        rgb[3 * i + 1] = c ? (uint8_t)(c >> 8) : fallback[1];
+        rgb[3 * i + 2] = c ? (uint8_t)(c >> 16) : fallback[2];
+    }
+    free(col);
+    return colored;
+}
+
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static double rnd(void) /* [0, 1) */
 {
@@ -161,7 +183,7 @@ static void check_calibration(const char *file, ks_color_resolution res, int ste
         code_image(bgra, w, h, stride);
         ks_color_image img = {w, h, stride, bgra, den};
         memset(seen, 7, p.n);
-        size_t colored = ks_points_colorize_seen(p.x, p.y, p.z, p.n, &rig_to_color, &cal.color, &img, white, rgb, seen);
+        size_t colored = colorize_seen(p.x, p.y, p.z, p.n, &rig_to_color, &cal.color, &img, white, rgb, seen);
         size_t exact = 0, near = 0, off = 0, wrong = 0, nseen = 0;
         const double s = 1.0 / den;
         for (size_t i = 0; i < p.n; i++) {
@@ -262,7 +284,7 @@ static void test_fallbacks(void)
     const float z[6] = {1000, 1000, -1000, 0, 1000, 1000};
     uint8_t rgb[18], seen[6];
     static const uint8_t grey[3] = {128, 129, 130};
-    size_t colored = ks_points_colorize_seen(x, y, z, 6, &id, in, &img, grey, rgb, seen);
+    size_t colored = colorize_seen(x, y, z, 6, &id, in, &img, grey, rgb, seen);
     KS_CHECK_INT(colored, 1);
     int u, v;
     decode_pixel(rgb, &u, &v);
@@ -276,7 +298,7 @@ static void test_fallbacks(void)
                      rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]);
     }
     /* no image: everything falls back */
-    KS_CHECK_INT(ks_points_colorize_seen(x, y, z, 6, &id, in, NULL, grey, rgb, seen), 0);
+    KS_CHECK_INT(colorize_seen(x, y, z, 6, &id, in, NULL, grey, rgb, seen), 0);
     KS_CHECK(seen[0] == 0 && !memcmp(rgb, grey, 3));
     free(bgra);
 }

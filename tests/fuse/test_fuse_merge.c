@@ -694,6 +694,60 @@ static void test_color_mean_rounding(void)
     ks_voxel_grid_destroy(g);
 }
 
+/* The rounded mean of every voxel's colour is exactly the integer formula (sum + n / 2) / n at the
+ * hardest sums: per voxel of n points, the channel sums are chosen so that the dividend sum + n / 2
+ * is k n + n - 1 (just below the next integer: the case a float quotient can round up), k n (exact)
+ * and k n - 1, for counts from 1 to 70000 points, each voxel in its own cell; 70000 makes its cell
+ * wide (summed in 64 bits, the double path), the others use the float path. */
+static void test_color_mean_exact(void)
+{
+    static const uint32_t counts[] = {1,    2,    3,    4,     5,     6,     7,     9,     15,    16,   17,
+                                      31,   63,   64,   100,   127,   255,   256,   257,   999,   1000, 1023,
+                                      4095, 4097, 8191, 12345, 30001, 32767, 40000, 65000, 65535, 70000};
+    enum { NV = sizeof counts / sizeof counts[0] };
+    size_t total = 0;
+    for (int v = 0; v < NV; v++)
+        total += counts[v];
+    float *x = malloc(total * sizeof *x), *y = malloc(total * sizeof *y), *z = malloc(total * sizeof *z);
+    uint8_t *rgb = malloc(total * 3);
+    uint8_t want[NV][3];
+    size_t at = 0;
+    for (int v = 0; v < NV; v++) {
+        const uint32_t n = counts[v], h = n / 2, k = 1 + n % 250;
+        const uint64_t a[3] = {(uint64_t)k * n + n - 1, (uint64_t)k * n, (uint64_t)k * n - 1};
+        for (int ch = 0; ch < 3; ch++)
+            want[v][ch] = (uint8_t)(a[ch] / n);
+        for (uint32_t i = 0; i < n; i++, at++) {
+            x[at] = 200.0f * (float)v + 1.0f, y[at] = 1.5f, z[at] = 2.0f; /* 200 mm apart: one cell each */
+            for (int ch = 0; ch < 3; ch++) { /* sum a - h: n points of (a - h) / n, (a - h) % n of them one more */
+                uint64_t t = a[ch] - h;
+                rgb[3 * at + ch] = (uint8_t)(t / n + (i < t % n));
+            }
+        }
+    }
+    ks_error err;
+    ks_voxel_grid *g;
+    KS_CHECK_INT(ks_voxel_grid_create(5, KS_CLOUD_COLOR, 1, &g, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_add(g, -1, 0, x, y, z, rgb, NULL, NULL, NULL, total, &err), KS_OK);
+    ks_cloud c = {0};
+    KS_CHECK_INT(ks_voxel_grid_extract(g, 0, &c, &err), KS_OK);
+    KS_CHECK_INT(c.count, NV);
+    int bad = 0;
+    for (size_t j = 0; j < c.count && c.rgb; j++) {
+        int v = (int)lroundf((c.x[j] - 1.0f) / 200.0f);
+        KS_CHECK_MSG(v >= 0 && v < NV && c.weight[j] == counts[v], "voxel %zu: weight %u", j, c.weight[j]);
+        if (v < 0 || v >= NV)
+            continue;
+        for (int ch = 0; ch < 3; ch++)
+            if (c.rgb[3 * j + ch] != want[v][ch] && bad++ < 10)
+                KS_CHECK_MSG(0, "%u points, channel %d: %d, want %d", counts[v], ch, c.rgb[3 * j + ch], want[v][ch]);
+    }
+    KS_CHECK_INT(bad, 0);
+    ks_cloud_free(&c);
+    ks_voxel_grid_destroy(g);
+    free(x), free(y), free(z), free(rgb);
+}
+
 int main(void)
 {
     KS_RUN(test_voxel_average);
@@ -702,6 +756,7 @@ int main(void)
     KS_RUN(test_voxel_sum_paths);
     KS_RUN(test_one_partition_path);
     KS_RUN(test_color_mean_rounding);
+    KS_RUN(test_color_mean_exact);
     KS_RUN(test_occlusion_fill);
     KS_RUN(test_render_zbuffer);
     KS_RUN(test_interleave);
