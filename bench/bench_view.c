@@ -3,10 +3,11 @@
  *   bench_view [RIG.yaml] [SECONDS]     (default examples/rigs/chain-9.yaml, 10 s per phase)
  *
  * Phase A runs the session alone (the loop only releases the sets); phase B runs the same session
- * with the view's sink and server at 5 previews/s, and a browser stand-in in a child process that
- * works as the page does: one thread follows the event stream, another fetches the JPEGs of the
- * newest announced set over a kept-alive connection; halfway it drops its connection without a word
- * and comes back. Figures:
+ * with the view's sink (made right after the start, as `kinsync view` does) and server at 5
+ * previews/s, and, from 1 s after the start, a browser stand-in in a child process (forked before
+ * the session starts) that works as the page does: one thread follows the event stream, another
+ * fetches the JPEGs of the newest announced set over a kept-alive connection; halfway through its
+ * time it drops its connection without a word and comes back. Figures:
  *  - server-side CPU: process CPU of B minus A, in % of one core (it also holds what the simulator's
  *    threads spend more or less in B), and the view's threads measured per thread (the sink's
  *    worker and helper from ks_view_sink_get_stats, libmicrohttpd's threads from /proc); the
@@ -15,8 +16,12 @@
  *  - frame-to-page latency: from the arrival of the newest capture of a set (capture thread) to the
  *    moment the client has the event, and to the moment it has all JPEGs of the set; and split by
  *    stage (capture -> offered to the sink -> JPEGs in place -> event at the client);
- *  - frames lost by the capture path (queue drops, sets missing a device) in both phases, with the
- *    session dropping (not waiting) on a full queue, as it does for real devices.
+ *  - frames lost by the capture path in both phases, in the start's first second and from then on
+ *    (the client's time), by where: the session's queue (its loop too slow; the session drops, not
+ *    waits, on a full queue, as it does for real devices), the simulated devices' host queue (the
+ *    capture thread, which also renders a simulated device's frames, too late: libk4a's queue for
+ *    real devices), sets missing a device (after the first complete set); with the time and device
+ *    of each loss after the first second.
  *
  *   bench_view --encode [RIG.yaml] [SETS]   (default chain-9, 20 sets)
  *
@@ -303,14 +308,39 @@ static void client(int port, int devices, double seconds, int out)
         perror("write");
 }
 
+#define LOSS_KEEP 24
+#define SETTLE_S 1.0 /* the client attaches this long after the start (the start's own losses before) */
+
+/* Frames lost, by where: the session's queue (its loop too slow), the simulated devices' host queue
+ * (libk4a's for real devices: the capture thread did not take a capture in time; a simulated
+ * capture thread also renders its frames), sets missing a device (counted from the first complete
+ * set: the start sequence's gaps are not losses). */
+enum { LOST_QUEUE, LOST_HOST, LOST_MISSING };
+
 typedef struct phase {
     double wall, cpu;
-    uint64_t sets, frames, drops, missing;
+    uint64_t sets, frames;
+    uint64_t lost[2][3];       /* [0]: the start (before SETTLE_S), [1]: after it (the client attached); by kind */
+    uint64_t start_incomplete; /* sets before the first complete one (the start sequence) */
+    int nloss;                 /* the first LOSS_KEEP losses after SETTLE_S: when (s after the start), device, kind */
+    double loss_t[LOSS_KEEP];
+    int loss_dev[LOSS_KEEP], loss_kind[LOSS_KEEP];
     uint64_t previews, skipped;
     ks_view_sink_stats st;
     double cpu_ended; /* CPU of threads that ended during the phase (HTTP connections) */
     double cpu_mhd;   /* CPU of the server's threads alive at the end (listen, event streams) */
 } phase;
+
+static void note_loss(phase *ph, double t, int d, int kind, uint64_t n)
+{
+    bool after = t >= SETTLE_S;
+    ph->lost[after][kind] += n;
+    for (uint64_t i = 0; after && i < n && ph->nloss < LOSS_KEEP; i++, ph->nloss++) {
+        ph->loss_t[ph->nloss] = t;
+        ph->loss_dev[ph->nloss] = d;
+        ph->loss_kind[ph->nloss] = kind;
+    }
+}
 
 static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, bool with_view, double seconds, phase *ph,
                char *client_line, size_t client_len)
@@ -324,11 +354,29 @@ static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, boo
     if (ks_backend_open_sim(rig, &sc, &b, &err) != KS_OK)
         return fprintf(stderr, "%s\n", err.message), 1;
     ks_view *v = NULL;
+    int pfd[2] = {-1, -1}, go[2] = {-1, -1};
+    pid_t child = -1;
     if (with_view) {
         ks_view_options vo;
         ks_view_options_init(&vo);
         if (ks_view_create(&vo, &v, &err) != KS_OK)
             return fprintf(stderr, "%s\n", err.message), 1;
+        /* the browser stand-in is its own process, as a browser is: forked now, before the session
+         * runs (a fork of the running session would stall its loop for the page-table copy); it
+         * starts when told, SETTLE_S after the session's start */
+        if (pipe(pfd) != 0 || pipe(go) != 0)
+            return 1;
+        child = fork();
+        if (child == 0) {
+            close(pfd[0]);
+            close(go[1]);
+            char c;
+            if (read(go[0], &c, 1) == 1)
+                client(ks_view_port(v), rig->device_count, seconds - SETTLE_S, pfd[1]);
+            _exit(0);
+        }
+        close(pfd[1]);
+        close(go[0]);
     }
     ks_session_options so;
     ks_session_options_init(&so);
@@ -342,31 +390,55 @@ static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, boo
     if (ks_session_open(rig, plan, b, &so, &s, &err) != KS_OK || ks_session_start(s, &err) != KS_OK)
         return fprintf(stderr, "%s\n", err.message), 1;
     ks_view_sink *k = NULL;
-    int pfd[2] = {-1, -1};
-    pid_t child = -1;
+    /* the phase (and the losses' times) begin when the session has started: the sink's creation
+     * counts, as in `kinsync view` (the sink is made right after the start) */
+    double m0 = 0, m1 = 0;
+    double t0 = mono(), c0 = cpu_self(), e0 = c0 - cpu_live_threads(&m0);
+    ks_sim *sim = ks_sim_from_backend(b);
+    int ndev = ks_session_device_count(s);
+    uint64_t host_seen[KS_MATCH_MAX_DEVICES] = {0}, drops_seen[KS_MATCH_MAX_DEVICES] = {0};
+    for (int d = 0; d < ndev && sim; d++) { /* rig device d is session device d here */
+        ks_sim_device_stats ds;
+        if (ks_sim_device_stats_get(sim, d, &ds, NULL) == KS_OK)
+            host_seen[d] = ds.dropped_queue;
+        note_loss(ph, 0, d, LOST_HOST, host_seen[d]); /* during the start itself */
+    }
     if (v) {
         ks_view_sink_options o;
         ks_view_sink_options_init(&o);
         o.previews_per_second = 5;
         if (ks_view_sink_create(v, s, &o, &k, &err) != KS_OK)
             return fprintf(stderr, "%s\n", err.message), 1;
-        if (pipe(pfd) != 0)
-            return 1;
-        child = fork();
-        if (child == 0) {
-            close(pfd[0]);
-            client(ks_view_port(v), ks_session_device_count(s), seconds, pfd[1]);
-            _exit(0);
-        }
-        close(pfd[1]);
     }
-    double m0 = 0, m1 = 0;
-    double t0 = mono(), c0 = cpu_self(), e0 = c0 - cpu_live_threads(&m0);
     ks_session_set set;
     ks_status st;
+    bool measuring = false, told = false;
     while (mono() - t0 < seconds && ((st = ks_session_next(s, &set, 200, &err)) == KS_OK || st == KS_ETIMEOUT)) {
+        double t = mono() - t0;
+        if (go[1] >= 0 && !told && t >= SETTLE_S) { /* the browser comes */
+            told = true;
+            if (write(go[1], "g", 1) != 1)
+                return 1;
+            close(go[1]);
+        }
+        ks_session_progress p;
+        ks_session_get_progress(s, &p);
+        for (int d = 0; d < ndev; d++) {
+            ks_sim_device_stats ds;
+            if (sim && ks_sim_device_stats_get(sim, d, &ds, NULL) == KS_OK) {
+                note_loss(ph, t, d, LOST_HOST, ds.dropped_queue - host_seen[d]);
+                host_seen[d] = ds.dropped_queue;
+            }
+            note_loss(ph, t, d, LOST_QUEUE, p.queue_drops[d] - drops_seen[d]);
+            drops_seen[d] = p.queue_drops[d];
+        }
         if (st != KS_OK)
             continue;
+        measuring |= set.set.complete;
+        ph->start_incomplete += !measuring;
+        for (int d = 0; d < ndev && measuring; d++)
+            if (!(set.set.present_mask & (1u << d)))
+                note_loss(ph, t, d, LOST_MISSING, 1);
         if (k)
             ks_view_sink_offer(k, &set);
         ks_session_set_release(&set);
@@ -378,11 +450,8 @@ static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, boo
     ph->cpu_mhd = m1 - m0; /* event-stream threads started during the phase count from 0 */
     ks_session_progress p;
     ks_session_get_progress(s, &p);
-    for (int d = 0; d < p.device_count; d++) {
+    for (int d = 0; d < p.device_count; d++)
         ph->frames += p.frames[d];
-        ph->drops += p.queue_drops[d];
-        ph->missing += p.missing[d];
-    }
     if (k) {
         ks_view_sink_counters(k, &ph->previews, &ph->skipped, NULL);
         ks_view_sink_get_stats(k, &ph->st); /* CPU figures and counts of the same completed sets */
@@ -617,16 +686,32 @@ int main(int argc, char **argv)
            &s50, &s95, &nf);
     double server = (bph.cpu / bph.wall - a.cpu / a.wall) * 100;
     printf("bench_view: %s, %d devices, %.0f s per phase, 5 previews/s per device\n", rig.name, rig.device_count, seconds);
-    printf("  session alone:   %5.1f %% CPU, %llu sets, %llu frames, lost %llu (queue) + %llu (missing in sets)\n",
-           a.cpu / a.wall * 100, (unsigned long long)a.sets, (unsigned long long)a.frames, (unsigned long long)a.drops,
-           (unsigned long long)a.missing);
-    printf("  with the view:   %5.1f %% CPU, %llu sets, %llu frames, lost %llu (queue) + %llu (missing in sets)\n",
-           bph.cpu / bph.wall * 100, (unsigned long long)bph.sets, (unsigned long long)bph.frames,
-           (unsigned long long)bph.drops, (unsigned long long)bph.missing);
+    const phase *ps[2] = {&a, &bph};
+    for (int i = 0; i < 2; i++) {
+        const phase *x = ps[i];
+        printf("  %s %5.1f %% CPU, %llu sets, %llu frames\n", i ? "with the view:  " : "session alone:  ",
+               x->cpu / x->wall * 100, (unsigned long long)x->sets, (unsigned long long)x->frames);
+        for (int w = 0; w < 2; w++)
+            printf("    lost %s: %llu (session queue) + %llu (simulator's host queue) + %llu (missing in sets)%s\n",
+                   w ? (i ? "from 1 s on, the client attached, dropping its connection halfway"
+                          : "from 1 s on (the client's time in phase B)")
+                     : "in the start's first second",
+                   (unsigned long long)x->lost[w][LOST_QUEUE], (unsigned long long)x->lost[w][LOST_HOST],
+                   (unsigned long long)x->lost[w][LOST_MISSING],
+                   w ? "" : x->start_incomplete ? " (sets before the first complete one not counted)" : "");
+        if (x->nloss) {
+            printf("    losses from 1 s on (s after the start, device, where): ");
+            for (int j = 0; j < x->nloss; j++)
+                printf("%s%.2f d%d %s", j ? ", " : "", x->loss_t[j], x->loss_dev[j],
+                       x->loss_kind[j] == LOST_QUEUE ? "queue" : x->loss_kind[j] == LOST_HOST ? "host" : "missing");
+            printf("%s\n", x->nloss == LOSS_KEEP ? ", ..." : "");
+        }
+    }
     printf("  server side:     %5.1f %% of one core (difference)\n", server);
-    printf("  previews:        %llu sets previewed (%.1f/s), %llu skipped (worker busy), %llu passed over for a newer "
-           "set (loop behind)\n",
-           (unsigned long long)bph.previews, bph.previews / bph.wall, (unsigned long long)bph.skipped,
+    double watched = bph.wall - SETTLE_S; /* the client's time */
+    printf("  previews:        %llu sets previewed (%.1f/s while the client was there), %llu skipped (worker busy), "
+           "%llu passed over for a newer set (loop behind)\n",
+           (unsigned long long)bph.previews, bph.previews / watched, (unsigned long long)bph.skipped,
            (unsigned long long)bph.st.stale);
     const ks_view_sink_stats *w = &bph.st;
     double per = w->encoded ? 1e3 / (double)w->encoded : 0;
@@ -634,13 +719,20 @@ int main(int argc, char **argv)
            "%.2f ms per cloud (%llu clouds, %.1f/s)\n",
            (w->cpu_color_s + w->cpu_previews_s + w->cpu_cloud_s) * per, w->cpu_color_s * per, rig.device_count * 3,
            w->cpu_previews_s * per, w->clouds ? w->cpu_cloud_s * 1e3 / (double)w->clouds : 0,
-           (unsigned long long)w->clouds, w->clouds / bph.wall);
-    double view_cpu = w->cpu_color_s + w->cpu_previews_s + w->cpu_cloud_s + bph.cpu_ended + bph.cpu_mhd;
-    printf("  HTTP threads:    %.1f %% of one core (%.1f %% ended connections, %.1f %% alive: listen, event stream)\n",
-           (bph.cpu_ended + bph.cpu_mhd) / bph.wall * 100, bph.cpu_ended / bph.wall * 100, bph.cpu_mhd / bph.wall * 100);
-    printf("  view's threads:  %.1f %% of one core (sink worker + HTTP threads, measured per thread; the difference above "
-           "also holds what the simulator's threads spend more in phase B)\n",
-           view_cpu / bph.wall * 100);
+           (unsigned long long)w->clouds, w->clouds / watched);
+    printf("  sink start:      %d unprojection tables built by the worker for its first cloud, %.1f ms CPU; worker "
+           "and helper at nice %d and %d\n",
+           w->tables, w->cpu_tables_s * 1e3, w->worker_nice, w->helper_nice);
+    /* the view's threads work while the client is there (before it, nobody watches: nothing) */
+    double view_cpu =
+        w->cpu_color_s + w->cpu_previews_s + w->cpu_cloud_s + w->cpu_tables_s + bph.cpu_ended + bph.cpu_mhd;
+    printf("  HTTP threads:    %.1f %% of one core while the client was there (%.1f %% ended connections, "
+           "%.1f %% alive: listen, event stream)\n",
+           (bph.cpu_ended + bph.cpu_mhd) / watched * 100, bph.cpu_ended / watched * 100, bph.cpu_mhd / watched * 100);
+    printf("  view's threads:  %.1f %% of one core while the client was there (sink worker, its tables + HTTP threads, "
+           "measured per thread; the difference above, over the whole phase, also holds what the simulator's threads "
+           "spend more in phase B)\n",
+           view_cpu / watched * 100);
     printf("  thumbnails:      colour %dx%d, depth %dx%d, IR %dx%d\n", w->thumb_w[0], w->thumb_h[0], w->thumb_w[1],
            w->thumb_h[1], w->thumb_w[2], w->thumb_h[2]);
     printf("  frame to page:   event p50 %.1f ms p95 %.1f ms (%d sets); all %d JPEGs fetched p50 %.1f ms p95 %.1f ms (%d sets "

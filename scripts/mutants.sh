@@ -68,6 +68,8 @@ MUTANTS=(
   "session-readahead-full|src/session/session.c|s#    return s->warm ? d->q_max : 1;#    return d->q_max;#|^test_session_sim$"
   # lossless session: the queues never deepen after start-up
   "session-never-deepen|src/session/session.c|s#        s->warm = true; /\* start-up is over#        s->warm = false; /* start-up is over#|^test_session_sim$"
+  # lossless session: a run without any complete set stays one frame deep for good (no deepening after 8 sets)
+  "session-warm-after-sets|src/session/session.c|s#    if (out->set.complete || s->sets + 1 >= KS_WARM_AFTER_SETS)#    if (out->set.complete)#|^test_session_fake$"
   # session open: the laser check asks the simulator about every pair again, not only pairs in different groups
   "session-laser-all-pairs|src/session/session.c|s#                if (a == b || su.groups\[a\] == su.groups\[b\])#                if (a == b)#|^test_session_sim$"
   # big buffers (util/bigmem.c): pages no longer populated when made (each faults in on first write again)
@@ -107,6 +109,12 @@ MUTANTS=(
   "view-stale-set|src/view/sink.c|s#bool superseded = set->set.present_mask != 0;#bool superseded = false;#|^test_view_sink$"
   # issue 18: the sink's helper thread does nothing (the odd devices get no previews)
   "view-helper-idle|src/view/sink.c|s#preview_devices(k, k->henc, k->hcaps, k->hci, k->hhave, 1, 2, \&r);#memset(\&r, 0, sizeof r);#|^test_view_sink$"
+  # issue 18: the view's sink threads no longer below the capture path (they compete with the capture threads at their priority)
+  "view-nice|src/view/view_internal.h|s#define KS_VIEW_NICE 10#define KS_VIEW_NICE 0#|^test_view_sink$"
+  # issue 18: libmicrohttpd's threads started at the caller's priority again (not from a lowered thread)
+  "view-mhd-nice|src/view/server.c|s#ds->nice = ks_view_thread_lower(NULL);#ds->nice = 0;#|^test_view_sink$"
+  # issue 18: the cloud's unprojection tables built in ks_view_sink_create again (in the session loop, right after the start)
+  "view-tables-in-create|src/view/sink.c|s#            k->have_cal\[d\] = true;#            k->have_cal[d] = true; k->have_table[d] = ks_unproject_table_build(\&cal.depth, \&k->table[d], NULL) == KS_OK;#|^test_view_sink$"
   # issue 18: the depth colour table indexed wrong (half the span)
   "view-depth-lut|src/view/preview.c|s#(DEPTH_LUT - 1) / span)#(DEPTH_LUT - 1) / span / 2)#|^test_view_preview$"
   # an unwritable verify --report no longer fails the run (the error is printed, the exit status is 0)

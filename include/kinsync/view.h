@@ -149,6 +149,11 @@ typedef struct ks_view_sink_stats {
     double cpu_color_s;          /* worker thread CPU: colour decoding (MJPEG: for the clouds only) */
     double cpu_previews_s;       /* ... depth/IR mapping and JPEG encoding */
     double cpu_cloud_s;          /* ... the point cloud */
+    int tables;                  /* the cloud's unprojection tables built (by the worker, for its first cloud) */
+    double cpu_tables_s;         /* worker thread CPU building them (not the session loop's) */
+    int worker_nice, helper_nice; /* the worker's and its helper's nice values: 10 above the thread that
+                                     made the sink (at most 19), below the session's capture threads */
+    bool have_helper;            /* the helper thread runs (two devices or more) */
 } ks_view_sink_stats;
 void ks_view_sink_get_stats(ks_view_sink *k, ks_view_sink_stats *out);
 /* Waits for the worker and frees it (the view stays). */

@@ -524,6 +524,30 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 /* ---------------------------------------------------------------------------------------------
  * Life cycle */
 
+typedef struct daemon_start {
+    ks_view *v;
+    struct sockaddr_in *sa;
+    int port;
+    unsigned maxc;
+    struct MHD_Daemon *daemon;
+    int err;
+    int nice; /* the starter's nice value: its listen and connection threads inherit it */
+} daemon_start;
+
+static void *start_daemon(void *arg)
+{
+    daemon_start *ds = arg;
+    ds->nice = ks_view_thread_lower(NULL);
+    errno = 0;
+    ds->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+                                  (uint16_t)ds->port, NULL, NULL, handle, ds->v, MHD_OPTION_SOCK_ADDR,
+                                  (struct sockaddr *)ds->sa, MHD_OPTION_CONNECTION_LIMIT, ds->maxc,
+                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, ds->maxc, MHD_OPTION_CONNECTION_TIMEOUT,
+                                  (unsigned)60, MHD_OPTION_NOTIFY_COMPLETED, completed, ds->v, MHD_OPTION_END);
+    ds->err = errno;
+    return NULL;
+}
+
 ks_status ks_view_create(const ks_view_options *opt, ks_view **out, ks_error *err)
 {
     *out = NULL;
@@ -564,14 +588,18 @@ ks_status ks_view_create(const ks_view_options *opt, ks_view **out, ks_error *er
         randombytes_buf(rnd, sizeof rnd);
         sodium_bin2hex(v->token, sizeof v->token, rnd, sizeof rnd);
     }
-    unsigned maxc = opt->max_connections > 0 ? (unsigned)opt->max_connections : 32;
-    v->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-                                 (uint16_t)opt->port, NULL, NULL, handle, v, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, maxc,
-                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, maxc, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)60, MHD_OPTION_NOTIFY_COMPLETED, completed, v, MHD_OPTION_END);
+    /* started from a thread that lowered itself first: the listen thread and every connection
+     * thread inherit its priority (below the session's threads, view_internal.h) */
+    daemon_start ds = {.v = v, .sa = &sa, .port = opt->port,
+                       .maxc = opt->max_connections > 0 ? (unsigned)opt->max_connections : 32};
+    pthread_t starter;
+    if (pthread_create(&starter, NULL, start_daemon, &ds) == 0)
+        pthread_join(starter, NULL);
+    else
+        start_daemon(&ds); /* no thread to spare: the server at the caller's priority */
+    v->daemon = ds.daemon;
     if (!v->daemon) {
-        int e = errno;
+        int e = ds.err;
         ks_view_destroy(v);
         return ks_error_set(err, KS_EIO, "cannot serve on %s:%d: %s (another program on that port? try --port 0)",
                             listen, opt->port, e ? strerror(e) : "libmicrohttpd refused");

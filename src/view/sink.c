@@ -19,6 +19,7 @@
 
 #include "kinsync/calibration.h"
 #include "kinsync/view.h"
+#include "view/view_internal.h"
 
 /* What one preview thread did with its share of a set's devices. */
 typedef struct part {
@@ -31,9 +32,18 @@ struct ks_view_sink {
     ks_view *v;
     ks_view_sink_options opt;
     int n;
-    bool have_table[KS_MATCH_MAX_DEVICES];
+    /* the calibrations are read in ks_view_sink_create (the caller's thread: the device's); the
+     * cloud's unprojection tables (~40 ms of CPU per NFOV device) are built by the worker, at its
+     * low priority, for the first set that gets a cloud (so not at all while nobody watches), never
+     * in the session loop: built in ks_view_sink_create they held the loop right after the start
+     * long enough for the session's queues to overflow (issue 18) */
+    bool have_cal[KS_MATCH_MAX_DEVICES];
+    bool have_table[KS_MATCH_MAX_DEVICES]; /* worker's */
     ks_unproject_table table[KS_MATCH_MAX_DEVICES];
-    ks_calibration cal[KS_MATCH_MAX_DEVICES]; /* valid where have_table */
+    ks_calibration cal[KS_MATCH_MAX_DEVICES]; /* valid where have_cal */
+    bool tables_tried;                       /* worker's */
+    int tables, worker_nice, helper_nice;    /* under mu */
+    double cpu_tables;
     ks_mjpeg_decoder *dec[KS_MATCH_MAX_DEVICES]; /* worker's: each colour image decoded once per set */
     ks_view_encoder *enc;                          /* worker's: one JPEG compressor for every preview */
     /* the helper: a second preview thread taking every other device of the set (half the wall
@@ -293,6 +303,10 @@ static void preview_devices(ks_view_sink *k, ks_view_encoder *enc, ks_capture **
 static void *helper(void *arg)
 {
     ks_view_sink *k = arg;
+    int nice = ks_view_thread_lower("ks-view-helper");
+    pthread_mutex_lock(&k->mu);
+    k->helper_nice = nice;
+    pthread_mutex_unlock(&k->mu);
     pthread_mutex_lock(&k->hmu);
     for (;;) {
         while (!k->hquit && !k->hgo)
@@ -311,10 +325,29 @@ static void *helper(void *arg)
     return NULL;
 }
 
+/* The cloud's unprojection tables, on the worker at its low priority, for its first cloud (the
+ * session loop does not wait: its offers return at once, sets due meanwhile are skipped). */
+static void build_tables(ks_view_sink *k)
+{
+    k->tables_tried = true;
+    double t0 = cpu_thread();
+    int built = 0;
+    for (int d = 0; d < k->n; d++) {
+        k->have_table[d] = k->have_cal[d] && ks_unproject_table_build(&k->cal[d].depth, &k->table[d], NULL) == KS_OK;
+        built += k->have_table[d];
+    }
+    pthread_mutex_lock(&k->mu);
+    k->tables = built;
+    k->cpu_tables = cpu_thread() - t0;
+    pthread_mutex_unlock(&k->mu);
+}
+
 static void *worker(void *arg)
 {
     ks_view_sink *k = arg;
+    int nice = ks_view_thread_lower("ks-view-worker");
     pthread_mutex_lock(&k->mu);
+    k->worker_nice = nice;
     for (;;) {
         while (!k->quit && !k->busy)
             pthread_cond_wait(&k->cv, &k->mu);
@@ -333,6 +366,8 @@ static void *worker(void *arg)
         bool cloud = k->cloud_credit >= 1 - 1e-9;
         if (cloud)
             k->cloud_credit -= 1;
+        if (cloud && !k->tables_tried)
+            build_tables(k);
         for (int d = 0; d < k->n; d++)
             k->want_ci[d] = cloud && !k->opt.device_colors && k->have_table[d] && caps[d] && caps[d]->depth;
         if (k->have_helper) { /* the odd devices to the helper, the even ones here */
@@ -439,9 +474,8 @@ ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_opti
         ks_calibration cal;
         if (cfg && cfg->depth_mode != KS_DEPTH_OFF &&
             ks_device_get_calibration_json(dev, &json, &len, NULL) == KS_OK &&
-            ks_calibration_from_json(json, len, cfg->depth_mode, cfg->color_resolution, &cal, NULL) == KS_OK &&
-            ks_unproject_table_build(&cal.depth, &k->table[d], NULL) == KS_OK) {
-            k->have_table[d] = true;
+            ks_calibration_from_json(json, len, cfg->depth_mode, cfg->color_resolution, &cal, NULL) == KS_OK) {
+            k->have_cal[d] = true;
             k->cal[d] = cal;
         }
         free(json);
@@ -455,8 +489,6 @@ ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_opti
     }
     ks_status est = ks_view_encoder_create(&k->enc, err);
     if (est != KS_OK) {
-        for (int d = 0; d < k->n; d++)
-            ks_unproject_table_free(&k->table[d]);
         free(k);
         return est;
     }
@@ -471,8 +503,6 @@ ks_status ks_view_sink_create(ks_view *v, ks_session *s, const ks_view_sink_opti
         k->have_helper = pthread_create(&k->helper, NULL, helper, k) == 0;
     if (pthread_create(&k->thread, NULL, worker, k) != 0) {
         stop_helper(k);
-        for (int d = 0; d < k->n; d++)
-            ks_unproject_table_free(&k->table[d]);
         ks_view_encoder_destroy(k->enc);
         pthread_mutex_destroy(&k->mu);
         pthread_cond_destroy(&k->cv);
@@ -567,6 +597,11 @@ void ks_view_sink_get_stats(ks_view_sink *k, ks_view_sink_stats *o)
     o->cpu_color_s = k->cpu_color;
     o->cpu_previews_s = k->cpu_previews;
     o->cpu_cloud_s = k->cpu_cloud;
+    o->tables = k->tables;
+    o->cpu_tables_s = k->cpu_tables;
+    o->worker_nice = k->worker_nice;
+    o->helper_nice = k->helper_nice;
+    o->have_helper = k->have_helper;
     pthread_mutex_unlock(&k->mu);
 }
 
@@ -593,7 +628,8 @@ void ks_view_sink_destroy(ks_view_sink *k)
     pthread_join(k->thread, NULL);
     stop_helper(k);
     for (int d = 0; d < k->n; d++)
-        ks_unproject_table_free(&k->table[d]);
+        if (k->have_table[d])
+            ks_unproject_table_free(&k->table[d]);
     pthread_mutex_destroy(&k->mu);
     pthread_cond_destroy(&k->cv);
     free(k->xyz);

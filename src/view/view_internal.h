@@ -15,4 +15,13 @@ typedef struct ks_view_asset {
 extern const ks_view_asset ks_view_assets[];
 extern const int ks_view_asset_count;
 
+/* The view's own threads (the sink's worker and helper, the HTTP server's listen and connection
+ * threads) run KS_VIEW_NICE nice levels below the thread that starts them (the session loop's), so
+ * that on a busy host the capture threads (and a simulator's renders) get the CPU when frames are
+ * due and the previews wait (docs/view.md, "The capture path comes first"). */
+#define KS_VIEW_NICE 10
+/* Lowers the calling thread by KS_VIEW_NICE (at most to 19) and names it (name may be NULL);
+ * returns the thread's nice value now. Threads it creates afterwards inherit it. */
+int ks_view_thread_lower(const char *name);
+
 #endif

@@ -1,6 +1,7 @@
 /* The session on the scripted fake backend: the start sequence, the checks before streaming, the
  * failure modes that need exact control of every device (stall, disconnect, no signal, skew). */
 #include <stdlib.h>
+#include <time.h>
 
 #include "support/fake_backend.h"
 #include "kinsync/plan.h"
@@ -200,6 +201,45 @@ static void test_disconnect_mid_run(void)
     teardown(&r);
 }
 
+/* A lossless session starts shallow (a capture thread waits once one frame is queued) until its
+ * consumer has taken a complete set; when none ever completes (cam2 half a period off the others)
+ * the queues still deepen after 8 sets: with the consumer away they then fill past one frame
+ * (waited for, generously bounded), instead of staying one frame deep for the whole run. */
+static void test_lossless_deepens_without_complete_set(void)
+{
+    run r;
+    setup(&r, 3);
+    r.fc.dev[2].offset_us = 1e6 / r.rig.camera.fps / 2;
+    ks_session_options o;
+    ks_session_options_init(&o);
+    o.lossless = 1;
+    ks_error e;
+    KS_CHECK(open_session(&r, &o, &e) == KS_OK);
+    KS_CHECK(ks_session_start(r.s, &e) == KS_OK);
+    int complete = 0;
+    ks_session_progress p;
+    for (int i = 0; i < 10; i++) { /* the 9th call comes back after 8 sets: deepened from there */
+        ks_session_set set;
+        KS_CHECK(ks_session_next(r.s, &set, 10000, &e) == KS_OK);
+        complete += set.set.complete;
+        ks_session_set_release(&set);
+        if (i == 7) {
+            ks_session_get_progress(r.s, &p);
+            KS_CHECK_MSG(p.max_queue_seen <= 1, "%d frames queued before the queues deepen", p.max_queue_seen);
+        }
+    }
+    KS_CHECK_INT(complete, 0);
+    for (int k = 0; k < 500; k++) {
+        ks_session_get_progress(r.s, &p);
+        if (p.max_queue_seen > 1)
+            break;
+        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+    }
+    KS_CHECK_MSG(p.max_queue_seen > 1, "one frame deep for good: at most %d queued", p.max_queue_seen);
+    ks_session_stop(r.s);
+    teardown(&r);
+}
+
 static void test_stalled_device(void)
 {
     /* cam2 stalls after 10 frames: no deadlock, sets keep coming partial, memory stays bounded */
@@ -310,6 +350,7 @@ int main(void)
     KS_RUN(test_firmware_mismatch);
     KS_RUN(test_no_signal_diagnosis);
     KS_RUN(test_disconnect_mid_run);
+    KS_RUN(test_lossless_deepens_without_complete_set);
     KS_RUN(test_stalled_device);
     KS_RUN(test_skew_and_wrong_zero);
     KS_RUN(test_repeated_exposure);

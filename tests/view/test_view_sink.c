@@ -6,9 +6,13 @@
  * every device's (the worker takes the even devices, its helper thread the odd ones),
  * and it makes a point cloud for clouds_per_second of the previewed sets (the first one included);
  * once the page has gone it stops encoding again. A due set whose captures all have newer ones (the
- * loop behind) is passed over for the newer set. Waits are for events (bounded), never timed. */
+ * loop behind) is passed over for the newer set. The view's own threads (the sink's worker and helper,
+ * libmicrohttpd's listen and connection threads) run 10 nice levels below the session's threads,
+ * and the cloud's unprojection tables are built on the worker, not in ks_view_sink_create (the
+ * session loop's thread). Waits are for events (bounded), never timed. */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -161,7 +165,15 @@ typedef struct rig_view {
     ks_view *v;
     ks_view_sink *k;
     int port;
+    double create_cpu_s; /* the calling thread's CPU time in ks_view_sink_create */
 } rig_view;
+
+static double cpu_thread(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static bool rig_view_open(rig_view *f, const ks_view_sink_options *o)
 {
@@ -176,7 +188,9 @@ static bool rig_view_open(rig_view *f, const ks_view_sink_options *o)
     KS_CHECK_INT(ks_session_open(&f->src.rig, &f->src.plan, f->src.backend, NULL, &f->s, &err), KS_OK);
     KS_CHECK_INT(ks_session_start(f->s, &err), KS_OK);
     KS_CHECK_INT(ks_view_create(NULL, &f->v, &err), KS_OK);
+    double c0 = cpu_thread();
     KS_CHECK_INT(ks_view_sink_create(f->v, f->s, o, &f->k, &err), KS_OK);
+    f->create_cpu_s = cpu_thread() - c0;
     f->port = f->v ? ks_view_port(f->v) : -1;
     return f->s && f->v && f->k;
 }
@@ -423,6 +437,118 @@ static void test_stale_set_passed_over(void)
     rig_view_close(&f);
 }
 
+/* The threads of this process: name and nice value (/proc/self/task/TID/stat: the name in
+ * parentheses, then state ... nice, the 17th field after it). Returns how many (at most max). */
+static int read_threads(char names[][32], int *nices, int max)
+{
+    int n = 0;
+    DIR *dir = opendir("/proc/self/task");
+    struct dirent *e;
+    while (dir && n < max && (e = readdir(dir)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], buf[1024];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *fp = fopen(path, "r");
+        if (!fp)
+            continue; /* ended meanwhile */
+        size_t len = fread(buf, 1, sizeof buf - 1, fp);
+        fclose(fp);
+        buf[len] = 0;
+        char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
+        int nice;
+        if (!lp || !rp || rp < lp ||
+            sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %d", &nice) != 1)
+            continue;
+        snprintf(names[n], 32, "%.*s", (int)(rp - lp - 1), lp + 1);
+        nices[n++] = nice;
+    }
+    if (dir)
+        closedir(dir);
+    return n;
+}
+
+static bool a_cloud(ks_view_sink *k, ks_view *v)
+{
+    (void)v;
+    ks_view_sink_stats st;
+    ks_view_sink_get_stats(k, &st);
+    return st.clouds >= 1;
+}
+
+/* The capture path comes first (issue 18): the view's threads run 10 nice levels below the thread
+ * that made the sink and the server (the session loop's, whose capture threads keep its priority),
+ * so that on a busy host the capture threads get the CPU when frames are due; and the cloud's
+ * unprojection tables are built by the worker for its first cloud, not by ks_view_sink_create in
+ * the session loop (they held it long enough right after the start for the queues to overflow). */
+static void test_view_threads_below_capture(void)
+{
+    ks_view_sink_options o;
+    ks_view_sink_options_init(&o);
+    o.previews_per_second = 20;
+    rig_view f;
+    if (!rig_view_open(&f, &o)) {
+        rig_view_close(&f);
+        return;
+    }
+    char names[256][32];
+    int nices[256];
+    int base = nices[0] = 0;
+    FILE *fp = fopen("/proc/self/stat", "r"); /* the main thread: this one, which made the session */
+    char buf[1024];
+    size_t len = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+    if (fp)
+        fclose(fp);
+    buf[len] = 0;
+    char *paren = strrchr(buf, ')');
+    KS_CHECK(paren &&
+             sscanf(paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %d", &base) == 1);
+    int want = base + 10 > 19 ? 19 : base + 10;
+    /* a page attached: an event stream (a connection thread), previews and a cloud */
+    int sse = connect_port(f.port);
+    KS_CHECK(sse >= 0);
+    char req[160];
+    int m = snprintf(req, sizeof req, "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", f.port);
+    KS_CHECK(write(sse, req, (size_t)m) == m);
+    double until = mono() + 60;
+    while (!ks_view_watched(f.v) && mono() < until)
+        usleep(10000);
+    KS_CHECK_MSG(pump(f.s, f.k, 300, a_cloud, f.v), "a cloud made with a page attached");
+    ks_view_sink_stats st;
+    ks_view_sink_get_stats(f.k, &st);
+    if (want == base) {
+        KS_SKIP("the test runs at nice %d: no lower priority to check", base);
+    } else {
+        int n = read_threads(names, nices, 256), worker = 0, helper = 0, mhd = 0, others = 0;
+        for (int i = 0; i < n; i++) {
+            bool view = !strncmp(names[i], "ks-view-", 8) || !strncmp(names[i], "MHD-", 4);
+            worker += !strcmp(names[i], "ks-view-worker");
+            helper += !strcmp(names[i], "ks-view-helper");
+            mhd += !strncmp(names[i], "MHD-", 4);
+            others += !view;
+            KS_CHECK_MSG(nices[i] == (view ? want : base), "thread %s runs at nice %d, want %d (%s)", names[i],
+                         nices[i], view ? want : base,
+                         view ? "the view's: below the session's" : "the session's, as it was made");
+        }
+        KS_CHECK_MSG(worker == 1 && helper == 1 && mhd >= 2 && others >= 4,
+                     "threads seen: %d sink worker, %d helper, %d libmicrohttpd (listen + the event stream's), "
+                     "%d others (main + 3 capture threads at least)",
+                     worker, helper, mhd, others);
+        KS_CHECK_MSG(st.worker_nice == want && st.helper_nice == want && st.have_helper,
+                     "the sink says: worker at nice %d, helper at %d (want %d)", st.worker_nice, st.helper_nice, want);
+    }
+    /* the tables: built by the worker, for its first cloud; ks_view_sink_create did not build them */
+    printf("  ks_view_sink_create: %.2f ms CPU of the calling thread; the worker's tables: %.2f ms CPU\n",
+           f.create_cpu_s * 1e3, st.cpu_tables_s * 1e3);
+    KS_CHECK_MSG(st.tables == 3 && st.cpu_tables_s > 0, "%d unprojection tables built by the worker in %.1f ms CPU, want 3",
+                 st.tables, st.cpu_tables_s * 1e3);
+    KS_CHECK_MSG(f.create_cpu_s < st.cpu_tables_s / 4,
+                 "ks_view_sink_create took %.1f ms of the session loop's CPU, the tables %.1f ms: it must not build them",
+                 f.create_cpu_s * 1e3, st.cpu_tables_s * 1e3);
+    close(sse);
+    rig_view_close(&f);
+}
+
 static void test_color_denom(void)
 {
     KS_CHECK_INT(ks_view_color_denom(1280, 192), 8);  /* 720P: 160 */
@@ -438,5 +564,6 @@ int main(void)
     KS_RUN(test_sink_watched_thumbnails_cloud_rate);
     KS_RUN(test_mjpeg_color_passthrough);
     KS_RUN(test_stale_set_passed_over);
+    KS_RUN(test_view_threads_below_capture);
     return KS_TEST_END();
 }
