@@ -3,16 +3,20 @@
  * asked, and goes straight into the voxel grid's record lists a few rows at a time, while those rows
  * are still in L1/L2 (each thread its own segment); (2) each thread sums one partition of the grid
  * into voxels, written straight into its range of the output, which is then closed up.
- * Work split of phase 1: the rows of all devices are cut into one equal share per thread (a
- * device's image may be split between threads; a thread computes the row just outside its share
- * privately for normals). With color, a phase 0 first decodes each device's MJPEG image once (device
- * d by thread d % threads, into the device's own decoder), so phase 1 can split rows as it does
- * without color: giving each thread whole devices instead left one of two threads 5 devices of 9
- * (55-60 % of the work). Threads are started per phase (a thread start per phase costs
+ * Work split of phase 1: the rows of all devices are cut into 8 chunks per thread (a device's image
+ * may be split between chunks; the thread of a chunk computes the row just outside it privately
+ * for normals), and the threads take the chunks one after the other as they finish, so a thread on
+ * a slower or busier core takes fewer (measured on the development VM: the same work took 35 % more
+ * CPU on its second vCPU than on its first; equal shares left the first idle for that long). With
+ * color, a phase 0 first decodes each device's MJPEG image once, into the device's own decoder, the
+ * threads taking the devices one after the other, so phase 1 can split rows as it does without
+ * color: giving each thread whole devices instead left one of two threads 5 devices of 9 (55-60 %
+ * of the work). Threads are started per phase (a thread start per phase costs
  * microseconds); all buffers are made at create time or grow once, so a steady stream of frame sets
  * does not allocate. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +51,8 @@ struct ks_fuse {
     ks_mjpeg_decoder **dec; /* with color, one per device */
     ks_color_image *img;    /* with color, per device: this run's image (phase 0) */
     bool *have_img;         /* whether device d has one */
+    int nchunks;            /* phase 1's chunks of rows (see the file comment) */
+    atomic_int next;        /* the next chunk (phase 1) or device (phase 0) to take */
     /* per run */
     const ks_fuse_input *in;
     ks_status thread_status[64];
@@ -158,6 +164,7 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
         f->opt.threads = 64;
     if (f->opt.color_scale <= 0)
         f->opt.color_scale = 1;
+    f->nchunks = f->opt.threads > 1 ? (8 * f->opt.threads < 64 ? 8 * f->opt.threads : 64) : 1;
     f->ndev = count;
     f->dev = calloc((size_t)count, sizeof *f->dev);
     ks_status st = KS_OK;
@@ -251,9 +258,9 @@ static bool color_image(ks_fuse *f, job *j, int d, ks_color_image *img)
     return false;
 }
 
-/* Rows v0..v1-1 of device d: points, normals, color, then into the grid (writer j->t), CHUNK_ROWS at a
- * time. */
-static void points_rows(ks_fuse *f, job *j, int d, int v0, int v1)
+/* Rows v0..v1-1 of device d: points, normals, color, then into the grid (writer `seg`, the chunk),
+ * CHUNK_ROWS at a time. */
+static void points_rows(ks_fuse *f, job *j, int seg, int d, int v0, int v1)
 {
     fdev *fd = &f->dev[d];
     const ks_fuse_input *in = &f->in[d];
@@ -303,19 +310,19 @@ static void points_rows(ks_fuse *f, job *j, int d, int v0, int v1)
                                       &fd->info.calibration.color, have_color ? &f->img[d] : NULL, f->col + c);
             j->ms_color += ks_fuse_now_ms() - t0;
         }
-        ks_voxel_grid_add_writer(f->grid, j->t, d, f->x + c, f->y + c, f->z + c, f->opt.color ? f->col + c : NULL,
+        ks_voxel_grid_add_writer(f->grid, seg, d, f->x + c, f->y + c, f->z + c, f->opt.color ? f->col + c : NULL,
                                  f->opt.normals ? f->nx + c : NULL, f->opt.normals ? f->ny + c : NULL,
                                  f->opt.normals ? f->nz + c : NULL, n);
     }
 }
 
-/* Rows [*v0, *v1) of device d in thread t's share of phase 1 (see the file comment): the part of
- * global rows [rows*t/T, rows*(t+1)/T) that is device d's. False when the share has none of it. */
-static bool share_rows(const ks_fuse *f, int t, int d, int *v0, int *v1)
+/* Rows [*v0, *v1) of device d in chunk c of phase 1 (see the file comment): the part of global rows
+ * [rows*c/K, rows*(c+1)/K) that is device d's. False when the chunk has none of it. */
+static bool share_rows(const ks_fuse *f, int c, int d, int *v0, int *v1)
 {
     const fdev *fd = &f->dev[d];
-    const size_t T = (size_t)f->opt.threads;
-    size_t lo = f->rows * (size_t)t / T, hi = f->rows * (size_t)(t + 1) / T;
+    const size_t K = (size_t)f->nchunks;
+    size_t lo = f->rows * (size_t)c / K, hi = f->rows * (size_t)(c + 1) / K;
     size_t a = fd->row0, b = fd->row0 + (size_t)fd->table.height;
     a = a > lo ? a : lo;
     b = b < hi ? b : hi;
@@ -324,13 +331,13 @@ static bool share_rows(const ks_fuse *f, int t, int d, int *v0, int *v1)
     return a < b;
 }
 
-/* Phase 0 (with color): the color images of devices t, t + T, ... */
+/* Phase 0 (with color): the color images, each device's by the thread that takes it. */
 static void *color_worker(void *arg)
 {
     job *j = arg;
     ks_fuse *f = j->f;
     double t0 = ks_fuse_now_ms();
-    for (int d = j->t; d < f->ndev; d += f->opt.threads)
+    for (int d; (d = atomic_fetch_add(&f->next, 1)) < f->ndev;)
         f->have_img[d] = f->in[d].depth && color_image(f, j, d, &f->img[d]);
     j->ms_color += ks_fuse_now_ms() - t0;
     return NULL;
@@ -341,9 +348,10 @@ static void *points_worker(void *arg)
     job *j = arg;
     ks_fuse *f = j->f;
     int v0, v1;
-    for (int d = 0; d < f->ndev; d++)
-        if (share_rows(f, j->t, d, &v0, &v1))
-            points_rows(f, j, d, v0, v1);
+    for (int c; (c = atomic_fetch_add(&f->next, 1)) < f->nchunks;)
+        for (int d = 0; d < f->ndev; d++)
+            if (share_rows(f, c, d, &v0, &v1))
+                points_rows(f, j, c, d, v0, v1);
     return NULL;
 }
 
@@ -452,20 +460,22 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
         f->thread_status[t] = KS_OK;
     }
     f->in = inputs;
-    /* phase 1 writes the grid's records: thread t its own segment, sized for its share */
+    /* phase 1 writes the grid's records: chunk c its own segment, sized for its rows */
     size_t maxpts[64] = {0};
-    for (int t = 0; t < T; t++)
+    for (int c = 0; c < f->nchunks; c++)
         for (int d = 0; d < f->ndev; d++) {
             int v0, v1;
-            if (share_rows(f, t, d, &v0, &v1))
-                maxpts[t] += (size_t)(v1 - v0) * (size_t)f->dev[d].table.width;
+            if (share_rows(f, c, d, &v0, &v1))
+                maxpts[c] += (size_t)(v1 - v0) * (size_t)f->dev[d].table.width;
         }
     ks_voxel_grid_reset(f->grid);
-    ks_status st = ks_voxel_grid_writers(f->grid, T, maxpts, err);
+    ks_status st = ks_voxel_grid_writers(f->grid, f->nchunks, maxpts, err);
     if (st)
         return st;
+    atomic_store(&f->next, 0);
     if (f->opt.color && (st = run_phase(f, color_worker, jobs, err)) != KS_OK)
         return st;
+    atomic_store(&f->next, 0);
     st = run_phase(f, points_worker, jobs, err);
     double t1 = ks_fuse_now_ms();
     if (st)
