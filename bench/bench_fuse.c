@@ -8,7 +8,7 @@
  *                   [--startup] [--color] [--color-parts].
  * --color: only the colour figures: the parts on one thread (MJPEG decoding at 1, 1/2, 1/4 and colouring
  * the points), then the fuse on 2 threads without colour and with colour (BGRA, MJPEG at 1, 1/2, 1/4);
- * --color-parts: only the parts (for callgrind: --toggle-collect=ks_points_colorize_seen counts the
+ * --color-parts: only the parts (for callgrind: --toggle-collect=ks_points_colorize_packed counts the
  * colouring's instructions).
  * --write (with --fuse-only): also the time to write the set as float PLY and as 16-bit PLY.
  * --startup: only the start-up figures (unprojection tables, ks_fuse_create built and cached).

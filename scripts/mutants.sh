@@ -22,7 +22,7 @@ MUTANTS=(
   # fuse --color-scale no longer reaches the MJPEG decoder (colour decoded at full size whatever the flag)
   "fuse-color-scale|src/cli/cmd_fuse.c|s#.color_scale = (int)r->a.color_scale,#.color_scale = 1,#|^test_fuse_cli$"
   # fuse: a point no colour camera saw (grey fallback) is averaged into its voxel's colour again
-  "fuse-color-unseen|src/fuse/voxel.c|s#(uint32_t)(!seen || seen\[pt\])#(uint32_t)1#|^test_pipeline_colors$"
+  "fuse-color-unseen|src/fuse/color.c|s#col\[i\] = ok ? c : 0;#col[i] = ok ? c : 0x01808080u;#|^test_pipeline_colors$"
   # the matcher's default tolerance widened from P/4 to 0.9 P
   "matcher-tolerance|src/session/matcher.c|s#m->cfg.tolerance_us = m->cfg.period_us / 4;#m->cfg.tolerance_us = m->cfg.period_us * 9 / 10;#|^test_matcher$"
   # the EBML size encoder allowed to emit the reserved all-ones size
@@ -42,8 +42,12 @@ MUTANTS=(
   "yaml-no-depth|src/util/yaml.c|s#if (++depth > KS_YAML_MAX_FLOW_DEPTH)#if (++depth < 0)#|^test_rig_parse$"
   # fuse: a voxel's z offsets no longer summed (the records' 16-bit z lane dropped from the vector sum)
   "fuse-sum-z|src/fuse/voxel.c|s#one8, 8, 9, 1, 9, 2, 9, 3, 9)#one8, 8, 9, 1, 9, 2, 9, 9, 9)#|^test_fuse_merge$"
-  # voxel grid, colour: the voxel's mean colour truncated instead of rounded (pipeline's colour path)
-  "fuse-color-round|src/fuse/voxel.c|s#double inv = 1.0 / cc, h = (double)(cc / 2) + 0.5;#double inv = 1.0 / cc, h = 0.5;#|^test_fuse_merge$"
+  # voxel grid, colour: the voxel's mean colour truncated instead of rounded (pipeline's colour path, float)
+  "fuse-color-round|src/fuse/voxel.c|s#int32_t c = cs\[3\], cz = c + (c == 0), h = c >> 1;#int32_t c = cs[3], cz = c + (c == 0), h = 0;#|^test_fuse_merge$"
+  # voxel grid, colour: the same in a cell summed in 64 bits (the double formula)
+  "fuse-color-round-wide|src/fuse/voxel.c|s#h = (double)(cc / 2) + 0.5;#h = 0.5;#|^test_fuse_merge$"
+  # voxel grid, writers' store: a partition sums every run of the store, not only its own cells' (voxels twice)
+  "fuse-writers-filter|src/fuse/voxel.c|s#if (filter \&\& src->rpart\[r\] != mine)#if (0 \&\& filter \&\& src->rpart[r] != mine)#|^test_fuse_merge$"
   # voxel grid, one partition: a compacted block's records taken one point off (the records in place path)
   "fuse-one-part-compact|src/fuse/voxel.c|s#            p->rec\[k++\] = dst\[i\];#            p->rec[k++] = dst[i ? i - 1 : 0];#|^test_fuse_merge$"
   # voxel grid, one partition: a cell change at the first point of a block is not seen (runs merge across cells)
@@ -51,11 +55,11 @@ MUTANTS=(
   # calibrate DIR: the frame-set reader drops the depth images (no depth cross-check, not as over the recordings)
   "frameset-no-depth|src/record/frameset_dir.c|s#if (s->img\[i\]\[t\].file\[0\])#if (s->img[i][t].file[0] \&\& t != 1)#|^test_pipeline_cli_sh$"
   # fuse: the colour lookup returns the uncoloured grey (the demo's cloud all 128,128,128 again)
-  "fuse-color-grey|src/fuse/fuse.c|s#have_color ? \&img : NULL, no_color#have_color \&\& 0 ? \&img : NULL, no_color#|^test_pipeline_colors$"
+  "fuse-color-grey|src/fuse/fuse.c|s#have_color ? \&f->img\[d\] : NULL#have_color \&\& 0 ? \&f->img[d] : NULL#|^test_pipeline_colors$"
   # fuse: colour and depth paired with a key shifted by half a period (no colour ever pairs)
   "fuse-pairing-key|src/fuse/fuse_sink.c|s#return fabs(c.key_us - d.key_us) <= tol;#return fabs(c.key_us - d.key_us - cfg->period_us / 2) <= tol;#|^test_pipeline_colors$"
   # fuse: every device's points coloured through device 0's colour camera (colour from the wrong pixel)
-  "fuse-color-pixel|src/fuse/fuse.c|s#ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, \&fd->rig_to_color#ks_points_colorize_seen(f->x + c, f->y + c, f->z + c, n, \&f->dev[0].rig_to_color#|^test_pipeline_colors$"
+  "fuse-color-pixel|src/fuse/fuse.c|s#ks_points_colorize_packed(f->x + c, f->y + c, f->z + c, n, \&fd->rig_to_color#ks_points_colorize_packed(f->x + c, f->y + c, f->z + c, n, \&f->dev[0].rig_to_color#|^test_pipeline_colors$"
   # lens-table cache: the checksum reads one lane of every four 8-byte words (a flipped ray in the others is used)
   "table-cache-one-lane|src/fuse/table_cache.c|s#            for (int l = 0; l < 4; l++) {#            for (int l = 0; l < 1; l++) {#|^test_fuse_points$"
   # lens-table cache: a table read from the cache is no longer the file's mapping (copied or leaked)
@@ -76,15 +80,15 @@ MUTANTS=(
   "color-metric-radius|src/fuse/color.c|s#__builtin_islessequal(rs, mr2)#__builtin_islessequal(rs, mr2 * 4.0f)#|^test_fuse_color$"
   # the sampled pixel is truncated, not rounded (half the points take a neighbour's colour)
   "color-rounding|src/fuse/color.c|s#color->cx + 0.5) \* s#color->cx) * s#|^test_fuse_color$"
-  # a point off the image takes pixel 0's colour instead of the fallback
-  "color-fallback|src/fuse/color.c|s#px = ok ? px : fb;#px = ok ? px : px;#|^test_fuse_color$"
+  # a point off the image takes red 0 (the packed "no colour") instead of the fallback
+  "color-fallback|src/fuse/color.c|s#o\[0\] = c ? (uint8_t)c : fallback\[0\];#o[0] = (uint8_t)c;#|^test_fuse_color$"
   # Brown-Conrady's tangential cross term with Rational 6KT's factor (1 instead of 2): hundredths of a pixel off
   "color-tangential|src/fuse/color.c|s#cp.cp1 = (float)(c \* color->p1)#cp.cp1 = (float)(color->p1)#|^test_fuse_color$"
   # every point marked seen (unseen points would add grey to their voxel)
-  "color-seen|src/fuse/color.c|s#seen\[i\] = (uint8_t)ok;#seen[i] = 1;#|^test_fuse_color$"
-  # with colour, the devices are shared out by a fixed parity instead of the thread count (a device
-  # is skipped on one thread, fused twice on three)
-  "fuse-color-device-share|src/fuse/fuse.c|s#return d % f->opt.threads == t;#return d % 2 == t % 2;#|^test_fuse_color$"
+  "color-seen|src/fuse/color.c|s#col\[i\] = ok ? c : 0;#col[i] = c;#|^test_fuse_color$"
+  # with colour, phase 0 passes over devices (on 2 threads of 3 devices, one image is never decoded:
+  # its points stay grey, or keep the previous set's colours)
+  "fuse-color-device-share|src/fuse/fuse.c|s#for (int d = j->t; d < f->ndev; d += f->opt.threads)#for (int d = j->t; d < f->ndev; d += f->opt.threads + 1)#|^test_fuse_color$"
   # view: the cloud no longer coloured from the colour cameras
   "view-cloud-palette|src/view/sink.c|s#bool camera_color = !k->opt.device_colors \&\& #bool camera_color = 0 \&\& #|^test_view_http_sh$"
   # issue 18: the view's sink encodes previews while no page or API client is attached
