@@ -5,7 +5,7 @@
  * Phase A runs the session alone (the loop only releases the sets); phase B runs the same session
  * with the view's sink (made right after the start, as `kinsync view` does) and server at 5
  * previews/s, and, from 1 s after the start, a browser stand-in in a child process (forked before
- * the session starts) that works as the page does: one thread follows the event stream, another
+ * the simulator, the view and the session exist) that works as the page does: one thread follows the event stream, another
  * fetches the JPEGs of the newest announced set over a kept-alive connection; halfway through its
  * time it drops its connection without a word and comes back. Figures:
  *  - server-side CPU: process CPU of B minus A, in % of one core (it also holds what the simulator's
