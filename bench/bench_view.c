@@ -5,7 +5,7 @@
  * Phase A runs the session alone (the loop only releases the sets); phase B runs the same session
  * with the view's sink (made right after the start, as `kinsync view` does) and server at 5
  * previews/s, and, from 1 s after the start, a browser stand-in in a child process (forked before
- * the session starts) that works as the page does: one thread follows the event stream, another
+ * the simulator, the view and the session exist) that works as the page does: one thread follows the event stream, another
  * fetches the JPEGs of the newest announced set over a kept-alive connection; halfway through its
  * time it drops its connection without a word and comes back. Figures:
  *  - server-side CPU: process CPU of B minus A, in % of one core (it also holds what the simulator's
@@ -346,6 +346,28 @@ static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, boo
                char *client_line, size_t client_len)
 {
     ks_error err;
+    int pfd[2] = {-1, -1}, go[2] = {-1, -1};
+    pid_t child = -1;
+    if (with_view) {
+        /* the browser stand-in is its own process, as a browser is: forked first, before this
+         * process has the simulator, the view or the session (a fork of the running session stalls
+         * its loop for the page-table copy, and every page it then writes is copied once: the
+         * simulator's start lost frames to that); it starts when told the port, SETTLE_S after the
+         * session's start */
+        if (pipe(pfd) != 0 || pipe(go) != 0)
+            return 1;
+        child = fork();
+        if (child == 0) {
+            close(pfd[0]);
+            close(go[1]);
+            int port;
+            if (read(go[0], &port, sizeof port) == (ssize_t)sizeof port)
+                client(port, rig->device_count, seconds - SETTLE_S, pfd[1]);
+            _exit(0);
+        }
+        close(pfd[1]);
+        close(go[0]);
+    }
     ks_sim_config sc;
     ks_backend *b = NULL;
     if (ks_sim_config_load(rig_path, rig, &sc, &err) != KS_OK)
@@ -354,29 +376,11 @@ static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, boo
     if (ks_backend_open_sim(rig, &sc, &b, &err) != KS_OK)
         return fprintf(stderr, "%s\n", err.message), 1;
     ks_view *v = NULL;
-    int pfd[2] = {-1, -1}, go[2] = {-1, -1};
-    pid_t child = -1;
     if (with_view) {
         ks_view_options vo;
         ks_view_options_init(&vo);
         if (ks_view_create(&vo, &v, &err) != KS_OK)
             return fprintf(stderr, "%s\n", err.message), 1;
-        /* the browser stand-in is its own process, as a browser is: forked now, before the session
-         * runs (a fork of the running session would stall its loop for the page-table copy); it
-         * starts when told, SETTLE_S after the session's start */
-        if (pipe(pfd) != 0 || pipe(go) != 0)
-            return 1;
-        child = fork();
-        if (child == 0) {
-            close(pfd[0]);
-            close(go[1]);
-            char c;
-            if (read(go[0], &c, 1) == 1)
-                client(ks_view_port(v), rig->device_count, seconds - SETTLE_S, pfd[1]);
-            _exit(0);
-        }
-        close(pfd[1]);
-        close(go[0]);
     }
     ks_session_options so;
     ks_session_options_init(&so);
@@ -417,7 +421,8 @@ static int run(const ks_rig *rig, const ks_plan *plan, const char *rig_path, boo
         double t = mono() - t0;
         if (go[1] >= 0 && !told && t >= SETTLE_S) { /* the browser comes */
             told = true;
-            if (write(go[1], "g", 1) != 1)
+            int port = ks_view_port(v);
+            if (write(go[1], &port, sizeof port) != (ssize_t)sizeof port)
                 return 1;
             close(go[1]);
         }

@@ -325,8 +325,9 @@ static void *helper(void *arg)
     return NULL;
 }
 
-/* The cloud's unprojection tables, on the worker at its low priority, for its first cloud (the
- * session loop does not wait: its offers return at once, sets due meanwhile are skipped). */
+/* The cloud's unprojection tables, on the worker at its low priority, for its first cloud, after
+ * that set's preview event (the session loop does not wait: its offers return at once, sets due
+ * meanwhile are skipped). */
 static void build_tables(ks_view_sink *k)
 {
     k->tables_tried = true;
@@ -366,10 +367,8 @@ static void *worker(void *arg)
         bool cloud = k->cloud_credit >= 1 - 1e-9;
         if (cloud)
             k->cloud_credit -= 1;
-        if (cloud && !k->tables_tried)
-            build_tables(k);
         for (int d = 0; d < k->n; d++)
-            k->want_ci[d] = cloud && !k->opt.device_colors && k->have_table[d] && caps[d] && caps[d]->depth;
+            k->want_ci[d] = cloud && !k->opt.device_colors && k->have_cal[d] && caps[d] && caps[d]->depth;
         if (k->have_helper) { /* the odd devices to the helper, the even ones here */
             pthread_mutex_lock(&k->hmu);
             k->hcaps = caps;
@@ -391,6 +390,10 @@ static void *worker(void *arg)
         /* the page hears of the set as soon as its JPEGs are in place: the cloud comes after */
         ks_view_publish_preview_done_at(k->v, seq, t_ns, offer_ns);
         if (cloud) {
+            if (!k->tables_tried) { /* after the event: the first set's previews do not wait for them */
+                build_tables(k);
+                t0 = cpu_thread(); /* counted apart (cpu_tables_s) */
+            }
             for (int d = 0; d < k->n; d++) /* the cloud takes camera colours where it has a table */
                 have_ci[d] = have_ci[d] && k->want_ci[d];
             make_cloud(k, caps, ci, have_ci);
