@@ -142,7 +142,7 @@ void ks_cloud_free(ks_cloud *c);
 /* ---------------------------------------------------------------------------------------------
  * Voxel grid: averages position (and color / normals) of every point falling in the same cube of
  * `voxel_mm`, counts points and remembers the devices per voxel. Positions are kept to 1/32768 of a
- * voxel. Points are appended as compact 8-byte records and summed per 16^3-voxel cell when the
+ * voxel. Points are appended as compact 8-byte records and summed per 32^3-voxel cell when the
  * result is asked for (see src/fuse/voxel.c for
  * why: no voxel-keyed table larger than the caches). Buffers are kept across frames: after the
  * first frame sets nothing is allocated. Several threads can add at once when each owns one

@@ -1,7 +1,7 @@
 /* fuse/fuse.c: the pipeline for one rig. Per frame set: (1) every device's depth becomes organized
  * points in the rig frame, in one buffer with a fixed slice per device, with normals and color when
  * asked, and goes straight into the voxel grid's record lists a few rows at a time, while those rows
- * are still in L1/L2 (each thread its own segment); (2) each thread sums one partition of the grid
+ * are still in L1/L2 (each chunk of rows its own segment); (2) each thread sums one partition of the grid
  * into voxels, written straight into its range of the output, which is then closed up.
  * Work split of phase 1: the rows of all devices are cut into 8 chunks per thread (a device's image
  * may be split between chunks; the thread of a chunk computes the row just outside it privately

@@ -6,10 +6,11 @@
  * cache-friendly steps, all streaming:
  *   add:       each point's cell (a cube of 32^3 voxels), voxel inside the cell and offset inside the
  *              voxel are computed (vectorized); the point is appended as one packed 8-byte record
- *              to the list of its cell's partition (chosen by hashing the cell, so a cell's points
- *              all land in one partition and threads never share a cell). Points arrive in image
- *              order, so consecutive points of one cell (a stretch of an image row) form a run; the
- *              cell key is stored once per run, not per point.
+ *              to a record list (in the pipeline, one store with a segment per writer; see struct
+ *              ks_voxel_grid). Points arrive in image order, so consecutive points of one cell (a
+ *              stretch of an image row) form a run; the cell key is stored once per run, not per
+ *              point. Each cell belongs to one partition (chosen by hashing the cell), so a cell's
+ *              records are all summed by one thread and threads never share a cell.
  *   aggregate: per partition, runs are put in cell order (a counting sort of the runs: cheap, the
  *              records themselves never move), then each cell's records are summed in a dense 32^3
  *              scratch array that stays in L2 (512 KB), occupied voxels marked in a bitmap; the cell's
