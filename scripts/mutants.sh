@@ -46,8 +46,8 @@ MUTANTS=(
   "fuse-color-round|src/fuse/voxel.c|s#int32_t c = cs\[3\], cz = c + (c == 0), h = c >> 1;#int32_t c = cs[3], cz = c + (c == 0), h = 0;#|^test_fuse_merge$"
   # voxel grid, colour: the same in a cell summed in 64 bits (the double formula)
   "fuse-color-round-wide|src/fuse/voxel.c|s#h = (double)(cc / 2) + 0.5;#h = 0.5;#|^test_fuse_merge$"
-  # voxel grid, writers' store: a partition sums every run of the store, not only its own cells' (voxels twice)
-  "fuse-writers-filter|src/fuse/voxel.c|s#if (filter \&\& src->rpart\[r\] != mine)#if (0 \&\& filter \&\& src->rpart[r] != mine)#|^test_fuse_merge$"
+  # voxel grid, writers' store (the pipeline with colour): a partition sums every run of the store, not only its own cells' (voxels twice)
+  "fuse-writers-filter|src/fuse/voxel.c|s#if (filter \&\& src->rpart\[r\] != mine)#if (0 \&\& filter \&\& src->rpart[r] != mine)#|^test_fuse_color$"
   # voxel grid, one partition: a compacted block's records taken one point off (the records in place path)
   "fuse-one-part-compact|src/fuse/voxel.c|s#            p->rec\[k++\] = dst\[i\];#            p->rec[k++] = dst[i ? i - 1 : 0];#|^test_fuse_merge$"
   # voxel grid, one partition: a cell change at the first point of a block is not seen (runs merge across cells)

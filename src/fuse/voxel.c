@@ -130,9 +130,9 @@ typedef struct scratch {
     float gx[CELL_VOX], gy[CELL_VOX], gz[CELL_VOX];
 } scratch;
 
-/* Where the records are. By ks_voxel_grid_add, partition p's records are in parts[p] (with
- * partition -1, each point goes to its cell's partition as it is added). In the writers' mode
- * (ks_voxel_grid_writers, the pipeline: `shared`), every writer appends its points in their image
+/* Where the records are. By ks_voxel_grid_add, and by the pipeline's writers without colour,
+ * partition p's records are in parts[p] (each point goes to its cell's partition as it is added).
+ * In the writers' mode with colour (ks_voxel_grid_writers, `shared`), every writer appends its points in their image
  * order to its own segment of parts[0]'s store, whatever their partition, so a record is written
  * once, where it lands, without looking at its partition (add_one_part); partition t then takes
  * the runs of its cells from that store when it is aggregated (sort_runs), and the writers count
@@ -613,9 +613,33 @@ ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *ma
         total += max_points[w];
     if (total > UINT32_MAX)
         return ks_error_set(err, KS_EINVAL, "voxel grid: %zu points in one frame set; at most %u", total, UINT32_MAX);
-    /* the shared store: parts[0], a segment per writer; the other partitions hold no records */
+    const bool normals = (g->fields & KS_CLOUD_NORMALS) != 0, color = (g->fields & KS_CLOUD_COLOR) != 0;
+    if (!color) {
+        /* without colour, every partition its own list, a segment per writer in each (add_impl):
+         * in the shared store the partitions' runs alternate and each partition's pass reads cache
+         * lines half full of the other's records (measured, 2 threads: 10 % more CPU per set than
+         * these lists, although fewer instructions) */
+        g->shared = false;
+        for (int pi = 0; pi < g->nparts; pi++) {
+            part *p = &g->parts[pi];
+            if (grow_records(p, total, normals, false) != 0)
+                return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", total);
+            p->nseg = nwriters;
+            size_t off = 0;
+            for (int w = 0; w < nwriters; w++) {
+                p->seg_off[w] = off;
+                p->seg_n[w] = p->seg_runs[w] = 0;
+                off += max_points[w];
+            }
+            p->aggregated = false;
+        }
+        return KS_OK;
+    }
+    /* with colour, the shared store: parts[0], a segment per writer; the other partitions hold no
+     * records (the packed colours are copied in order with the records: cheaper than hashing every
+     * coloured point to its partition, 22 % more sets/s from BGRA on 2 threads) */
     part *p0 = &g->parts[0];
-    if (grow_records(p0, total, (g->fields & KS_CLOUD_NORMALS) != 0, (g->fields & KS_CLOUD_COLOR) != 0) != 0)
+    if (grow_records(p0, total, normals, true) != 0)
         return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", total);
     g->shared = true;
     for (int pi = 0; pi < g->nparts; pi++) {
