@@ -361,14 +361,25 @@ static void test_threads_agree(void)
         KS_CHECK_CONTAINS(err.message, "dev1");
         KS_CHECK_INT(ks_fuse_run(f, in, &c, &st, &err), KS_OK);
         ks_test_voxel *v = ks_test_sorted_voxels(&c);
-        size_t grey = 0, from2only = 0;
+        size_t grey = 0, from2only = 0, alone[2] = {0, 0}, alone_grey[2] = {0, 0};
         for (size_t i = 0; i < c.count; i++) {
-            grey += v[i].rgb[0] == 128 && v[i].rgb[1] == 128 && v[i].rgb[2] == 128;
+            bool g = v[i].rgb[0] == 128 && v[i].rgb[1] == 128 && v[i].rgb[2] == 128;
+            grey += g;
             from2only += v[i].devices == 4;
+            for (int d = 0; d < 2; d++) /* seen by device d (BGRA, MJPEG) alone */
+                if (v[i].devices == 1u << d)
+                    alone[d]++, alone_grey[d] += g;
+        }
+        /* every image was used: the voxels of device 0 or 1 alone are mostly coloured (grey only
+         * where the depth camera sees past the colour camera's field of view) */
+        for (int d = 0; d < 2; d++) {
+            KS_CHECK(alone[d] > 1000);
+            KS_CHECK(alone_grey[d] * 4 < alone[d]);
         }
         if (threads == 1) {
             ref = v, nref = c.count;
-            printf("  %zu voxels, %zu grey, %zu seen by device 2 (no colour) alone\n", nref, grey, from2only);
+            printf("  %zu voxels, %zu grey, %zu seen by device 2 (no colour) alone; by device 0 alone %zu (%zu grey), "
+                   "1 alone %zu (%zu grey)\n", nref, grey, from2only, alone[0], alone_grey[0], alone[1], alone_grey[1]);
             KS_CHECK(nref > 20000);
             KS_CHECK(from2only > 1000 && grey >= from2only); /* no colour camera saw those */
             KS_CHECK(grey < nref / 2);
