@@ -62,8 +62,10 @@ MUTANTS=(
   "fuse-pairing-key|src/fuse/fuse_sink.c|s#return fabs(c.key_us - d.key_us) <= tol;#return fabs(c.key_us - d.key_us - cfg->period_us / 2) <= tol;#|^test_pipeline_colors$"
   # fuse: every device's points coloured through device 0's colour camera (colour from the wrong pixel)
   "fuse-color-pixel|src/fuse/fuse.c|s#ks_points_colorize_packed(f->x + c, f->y + c, f->z + c, n, \&fd->rig_to_color#ks_points_colorize_packed(f->x + c, f->y + c, f->z + c, n, \&f->dev[0].rig_to_color#|^test_pipeline_colors$"
-  # lens-table cache: the checksum reads one lane of every four 8-byte words (a flipped ray in the others is used)
-  "table-cache-one-lane|src/fuse/table_cache.c|s#            for (int l = 0; l < 4; l++) {#            for (int l = 0; l < 1; l++) {#|^test_fuse_points$"
+  # lens-table cache: the checksum (util/cachefile.h's since version 3) covers the x plane only (a flipped y ray is used)
+  "table-cache-x-only|src/fuse/table_cache.c|s#    return ks_cache_checksum(pl, 2);#    return ks_cache_checksum(pl, 1);#|^test_fuse_points$"
+  # the cache files' checksum reads one lane of every sixteen 4-byte words (a flipped lens-table ray in the others is used)
+  "cachefile-one-lane|src/util/cachefile.c|s#                a\[l\] += w;#                a[l] += l ? 0 : w;#|^test_fuse_points|test_cachefile$"
   # lens-table cache: a table read from the cache is no longer the file's mapping (copied or leaked)
   "table-cache-mapped|src/fuse/table_cache.c|s#(float \*)x, (float \*)y, valid, (void \*)m, size}#(float *)x, (float *)y, valid, NULL, size}#|^test_fuse_points$"
   # lossless session: start-up reads the full queue depth ahead again (~14 frames per device before the first set)

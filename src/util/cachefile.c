@@ -54,13 +54,14 @@ uint64_t ks_cache_fnv1a(const void *p, size_t n, uint64_t h)
 }
 
 /* Fletcher-like: per lane of 32-bit words a running sum and a sum of the running sums (so a word
- * moved, not only changed, changes it), 16 lanes of 64 bytes a step in 64-bit accumulators (plain
- * additions over a constant trip count: GCC vectorizes them at -O2, memory speed), the lanes mixed
- * at the end. Detects damage (flipped, zeroed, moved bytes), not forgery. */
+ * moved, not only changed, changes it), both modulo 2^32, 16 lanes of 64 bytes a step (plain 32-bit
+ * additions over a constant trip count: GCC vectorizes them at -O2, ~5 GB/s with SSE2), the lanes
+ * mixed at the end. Detects damage (flipped, zeroed, moved bytes), not forgery. */
 uint64_t ks_cache_checksum(const ks_cache_plane *planes, int count)
 {
     enum { LANES = 16 };
-    uint64_t a[LANES] = {0}, c[LANES] = {0}, total = 0, tail = 0x9e3779b97f4a7c15ull;
+    uint32_t a[LANES] = {0}, c[LANES] = {0};
+    uint64_t total = 0, tail = 0x9e3779b97f4a7c15ull;
     for (int p = 0; p < count; p++) {
         const uint8_t *b = planes[p].data;
         size_t bytes = planes[p].bytes, i = 0;
@@ -78,9 +79,7 @@ uint64_t ks_cache_checksum(const ks_cache_plane *planes, int count)
     }
     uint64_t r = total ^ tail;
     for (int l = 0; l < LANES; l++) {
-        r = (r ^ a[l]) * 0x100000001b3ull;
-        r ^= r >> 29;
-        r = (r ^ c[l]) * 0xbf58476d1ce4e5b9ull;
+        r = (r ^ ((uint64_t)c[l] << 32 | a[l])) * 0xbf58476d1ce4e5b9ull;
         r ^= r >> 31;
     }
     return r;

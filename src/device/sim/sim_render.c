@@ -1267,16 +1267,19 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
     if (dm != KS_DEPTH_OFF) {
         ok = cam_init(&s->dcam, &s->cal.depth, dv->pose_R, dv->pose_t, false); /* rays: depth_view */
         size_t n = (size_t)s->dcam.w * s->dcam.h;
-        s->dz = ks_big_calloc(n * sizeof(float)); /* util/bigmem.h: fresh pages cost on a VM */
+        /* util/bigmem.h: fresh pages cost on a VM. Rendered or read, every pixel is written: zeroed
+         * only when nothing is rendered (black images) */
+        void *(*alloc)(size_t) = w->cfg.render_depth ? ks_big_alloc : ks_big_calloc;
+        s->dz = alloc(n * sizeof(float));
         s->depth = sim_buf_new(n * 2);
         s->ir = sim_buf_new(n * 2);
         ok = ok && s->dz && s->depth && s->ir;
         vc.sensor = w->cfg.sensor && w->cfg.render_depth;
         if (ok && vc.sensor) {
             s->inside = ks_big_alloc(n);
-            s->zsig = ks_big_calloc(n);
-            s->pdrop = ks_big_calloc(n);
-            s->irsig = ks_big_calloc(n);
+            s->zsig = ks_big_alloc(n);
+            s->pdrop = ks_big_alloc(n);
+            s->irsig = ks_big_alloc(n);
             ok = s->inside && s->zsig && s->pdrop && s->irsig;
         }
         if (ok && w->cfg.render_depth) { /* otherwise the zeroed buffers stand: black images */
