@@ -88,9 +88,15 @@ MUTANTS=(
   "color-tangential|src/fuse/color.c|s#cp.cp1 = (float)(c \* color->p1)#cp.cp1 = (float)(color->p1)#|^test_fuse_color$"
   # every point marked seen (unseen points would add grey to their voxel)
   "color-seen|src/fuse/color.c|s#col\[i\] = ok ? c : 0;#col[i] = c;#|^test_fuse_color$"
-  # with colour, phase 0 passes over every other device (their images are never decoded: their
-  # points stay grey, or keep the previous set's colours)
-  "fuse-color-device-share|src/fuse/fuse.c|s#for (int d; (d = atomic_fetch_add(\&f->next, 1)) < f->ndev;)#for (int d; (d = atomic_fetch_add(\&f->next, 2)) < f->ndev;)#|^test_fuse_color$"
+  # with colour, the decoding tasks pass over every other device (their images are never decoded:
+  # their points stay grey, or keep the previous set's colours)
+  "fuse-color-device-share|src/fuse/fuse.c|s#f->have_img\[d\] = f->in\[d\].depth \&\& color_image#f->have_img[d] = d % 2 == 0 \&\& f->in[d].depth \&\& color_image#|^test_fuse_color$"
+  # with colour, a chunk no longer waits for its device's image (decoded by a task on another thread:
+  # its points take the previous set's image or none)
+  "fuse-color-wait|src/fuse/fuse.c|s#    if (atomic_load_explicit(\&f->ready\[d\], memory_order_acquire))#    if (1)#|^test_fuse_color$"
+  # with colour, the devices' "image ready" flags not cleared between sets (a chunk of the next set
+  # takes the image being decoded)
+  "fuse-color-ready-reset|src/fuse/fuse.c|s#atomic_store_explicit(\&f->ready\[d\], false, memory_order_relaxed);#(void)0;#|^test_fuse_color$"
   # view: the cloud no longer coloured from the colour cameras
   "view-cloud-palette|src/view/sink.c|s#bool camera_color = !k->opt.device_colors \&\& #bool camera_color = 0 \&\& #|^test_view_http_sh$"
   # issue 18: the view's sink encodes previews while no page or API client is attached

@@ -8,10 +8,14 @@
  * for normals), and the threads take the chunks one after the other as they finish, so a thread on
  * a slower or busier core takes fewer (measured on the development VM: the same work took 35 % more
  * CPU on its second vCPU than on its first; equal shares left the first idle for that long). With
- * color, a phase 0 first decodes each device's MJPEG image once, into the device's own decoder, the
- * threads taking the devices one after the other, so phase 1 can split rows as it does without
- * color: giving each thread whole devices instead left one of two threads 5 devices of 9 (55-60 %
- * of the work). Threads are started per phase (a thread start per phase costs
+ * color, each device's MJPEG image is decoded once, into the device's own decoder, by tasks taken
+ * from the same queue before the chunks (task d < ndev decodes device d; the chunks follow), so the
+ * rows split as they do without color: giving each thread whole devices instead left one of two
+ * threads 5 devices of 9 (55-60 % of the work), and a separate decoding phase left one thread idle
+ * at its barrier while the other decoded the 9th image (one decode, ~1.4 ms per set). A chunk whose
+ * device is still being decoded waits for it (rare: the chunks come after every decode was taken,
+ * in device order) and never changes the result (each chunk its own segment, whatever thread).
+ * Threads are started per phase (a thread start per phase costs
  * microseconds); all buffers are made at create time or grow once, so a steady stream of frame sets
  * does not allocate. */
 #include <math.h>
@@ -49,10 +53,14 @@ struct ks_fuse {
     float *halo;            /* normals: per thread two private rows of x, y, z (6 * max_width) */
     ks_voxel_grid *grid;
     ks_mjpeg_decoder **dec; /* with color, one per device */
-    ks_color_image *img;    /* with color, per device: this run's image (phase 0) */
+    ks_color_image *img;    /* with color, per device: this run's image (decoding tasks) */
     bool *have_img;         /* whether device d has one */
     int nchunks;            /* phase 1's chunks of rows (see the file comment) */
-    atomic_int next;        /* the next chunk (phase 1) or device (phase 0) to take */
+    atomic_int next;        /* phase 1's next task: decode device `next` below ndev, then chunk next - ndev */
+    atomic_bool ready[KS_FUSE_MAX_DEVICES]; /* device d's colour image is settled (img, have_img) */
+    pthread_mutex_t ready_mu;               /* with ready_cv: a chunk waiting for its device's image */
+    pthread_cond_t ready_cv;
+    bool sync_made;
     /* per run */
     const ks_fuse_input *in;
     ks_status thread_status[64];
@@ -90,6 +98,10 @@ void ks_fuse_destroy(ks_fuse *f)
     free(f->dec);
     free(f->img);
     free(f->have_img);
+    if (f->sync_made) {
+        pthread_mutex_destroy(&f->ready_mu);
+        pthread_cond_destroy(&f->ready_cv);
+    }
     free(f);
 }
 
@@ -224,6 +236,16 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
         for (int d = 0; d < count; d++)
             if ((st = ks_mjpeg_decoder_create(&f->dec[d], err)) != KS_OK)
                 goto fail;
+    if (pthread_mutex_init(&f->ready_mu, NULL) != 0) {
+        st = ks_error_set(err, KS_ENOMEM, "fuse: could not create a mutex");
+        goto fail;
+    }
+    if (pthread_cond_init(&f->ready_cv, NULL) != 0) {
+        pthread_mutex_destroy(&f->ready_mu);
+        st = ks_error_set(err, KS_ENOMEM, "fuse: could not create a condition variable");
+        goto fail;
+    }
+    f->sync_made = true;
     unsigned gf = (f->opt.color ? KS_CLOUD_COLOR : 0) | (f->opt.normals ? KS_CLOUD_NORMALS : 0);
     if ((st = ks_voxel_grid_create(f->opt.voxel_mm, gf, f->opt.threads, &f->grid, err)) != KS_OK)
         goto fail;
@@ -271,7 +293,7 @@ static void points_rows(ks_fuse *f, job *j, int seg, int d, int v0, int v1)
             f->x[o + i] = f->y[o + i] = f->z[o + i] = NAN;
         return;
     }
-    const bool have_color = f->opt.color && f->have_img[d]; /* decoded by phase 0 */
+    const bool have_color = f->opt.color && f->have_img[d]; /* decoded by its task (waited for) */
     const float gap = 4.0f * f->opt.voxel_mm + 20.0f;
     /* normals: the rows just outside [v0, v1) belong to another thread's share; make them privately */
     float *hp = NULL, *hn = NULL;
@@ -331,27 +353,49 @@ static bool share_rows(const ks_fuse *f, int c, int d, int *v0, int *v1)
     return a < b;
 }
 
-/* Phase 0 (with color): the color images, each device's by the thread that takes it. */
-static void *color_worker(void *arg)
+/* Decoding task of phase 1: device d's colour image, then the chunks waiting for it are woken. */
+static void decode_device(ks_fuse *f, job *j, int d)
 {
-    job *j = arg;
-    ks_fuse *f = j->f;
     double t0 = ks_fuse_now_ms();
-    for (int d; (d = atomic_fetch_add(&f->next, 1)) < f->ndev;)
-        f->have_img[d] = f->in[d].depth && color_image(f, j, d, &f->img[d]);
+    f->have_img[d] = f->in[d].depth && color_image(f, j, d, &f->img[d]);
     j->ms_color += ks_fuse_now_ms() - t0;
-    return NULL;
+    pthread_mutex_lock(&f->ready_mu);
+    atomic_store_explicit(&f->ready[d], true, memory_order_release);
+    pthread_cond_broadcast(&f->ready_cv);
+    pthread_mutex_unlock(&f->ready_mu);
 }
 
+/* Waits until device d's colour image is settled (decoded by another task of this phase). */
+static void wait_ready(ks_fuse *f, int d)
+{
+    if (atomic_load_explicit(&f->ready[d], memory_order_acquire))
+        return;
+    pthread_mutex_lock(&f->ready_mu);
+    while (!atomic_load_explicit(&f->ready[d], memory_order_acquire))
+        pthread_cond_wait(&f->ready_cv, &f->ready_mu);
+    pthread_mutex_unlock(&f->ready_mu);
+}
+
+/* Phase 1: with colour the ndev decoding tasks first, then the chunks (see the file comment). */
 static void *points_worker(void *arg)
 {
     job *j = arg;
     ks_fuse *f = j->f;
+    const int first = f->opt.color ? 0 : f->ndev; /* without colour no decoding task */
     int v0, v1;
-    for (int c; (c = atomic_fetch_add(&f->next, 1)) < f->nchunks;)
+    for (int k; (k = atomic_fetch_add(&f->next, 1) + first) < f->ndev + f->nchunks;) {
+        if (k < f->ndev) {
+            decode_device(f, j, k);
+            continue;
+        }
+        int c = k - f->ndev;
         for (int d = 0; d < f->ndev; d++)
-            if (share_rows(f, c, d, &v0, &v1))
+            if (share_rows(f, c, d, &v0, &v1)) {
+                if (f->opt.color)
+                    wait_ready(f, d);
                 points_rows(f, j, c, d, v0, v1);
+            }
+    }
     return NULL;
 }
 
@@ -472,10 +516,9 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
     ks_status st = ks_voxel_grid_writers(f->grid, f->nchunks, maxpts, err);
     if (st)
         return st;
-    atomic_store(&f->next, 0);
-    if (f->opt.color && (st = run_phase(f, color_worker, jobs, err)) != KS_OK)
-        return st;
-    atomic_store(&f->next, 0);
+    for (int d = 0; d < f->ndev; d++)
+        atomic_store_explicit(&f->ready[d], false, memory_order_relaxed);
+    atomic_store(&f->next, 0); /* the threads start after this: pthread_create orders it */
     st = run_phase(f, points_worker, jobs, err);
     double t1 = ks_fuse_now_ms();
     if (st)

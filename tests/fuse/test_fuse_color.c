@@ -4,7 +4,8 @@
  * except where the exact projection lies within EDGE_PX of a pixel border (where float rounding
  * may pick the neighbour); points behind the camera, outside the lens model's metric radius, off
  * the image or NaN get the fallback colour and are not marked seen. The fuse with colour gives the
- * same voxels and colours for any thread count. */
+ * same voxels and colours for any thread count, and a chunk of rows waits for its device's image
+ * being decoded by another thread. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -401,10 +402,109 @@ static void test_threads_agree(void)
         free(depth[d]);
 }
 
+/* Decoding tasks and chunks share one queue (fuse.c): a chunk whose device's MJPEG image another
+ * thread is still decoding waits for it. Two devices, both MJPEG decoded in full (the slowest
+ * decode, so that chunks of a device are taken while its image is being decoded: on 2 and 4
+ * threads the first thread started takes device 0's decode and the thread after takes a chunk of
+ * device 0 at once), two pictures given in turn (so an image of the previous set has other
+ * colours): every set on 2 and 4 threads equals the same picture's set on 1 thread, bit for bit.
+ * Repeated, so that one set that did not wait is enough to fail. */
+static void test_decode_wait(void)
+{
+    enum { ND = 2, SETS = 6 };
+    ks_fuse_device dev[ND];
+    uint16_t *depth[ND];
+    scene sc = {{0, 0, 1}, 2200, 1, {100, -50, 1700}, 300};
+    const double pos[ND][3] = {{-300, 0, 0}, {300, 50, 100}}, target[3] = {0, 0, 2000};
+    for (int d = 0; d < ND; d++) {
+        memset(&dev[d], 0, sizeof dev[d]);
+        KS_CHECK(scene_calibration(50 + (uint64_t)d, KS_DEPTH_NFOV_2X2BINNED, KS_COLOR_720P, &dev[d].calibration));
+        scene_look_at(pos[d], target, &dev[d].depth_to_rig);
+        snprintf(dev[d].serial, sizeof dev[d].serial, "dev%d", d);
+        const ks_intrinsics *in = &dev[d].calibration.depth;
+        depth[d] = malloc((size_t)in->width * (size_t)in->height * 2);
+        scene_render(&sc, in, &dev[d].depth_to_rig, depth[d]);
+    }
+    int cw = dev[0].calibration.color.width, ch = dev[0].calibration.color.height;
+    uint8_t *bgra = malloc((size_t)cw * (size_t)ch * 4);
+    unsigned char *jpg[2] = {NULL, NULL};
+    unsigned long jsize[2] = {0, 0};
+    tjhandle tj = tjInitCompress();
+    KS_CHECK(tj != NULL);
+    for (int pic = 0; pic < 2 && tj; pic++) {
+        for (int v = 0; v < ch; v++)
+            for (int u = 0; u < cw; u++) {
+                uint8_t *p = bgra + 4 * ((size_t)v * (size_t)cw + (size_t)u);
+                p[0] = (uint8_t)(pic ? 255 - u / 5 : u * 3 + v), p[1] = (uint8_t)(pic ? v / 3 : 255 - v / 3);
+                p[2] = (uint8_t)(pic ? (u + v) / 8 : 40 + (u ^ v) % 90), p[3] = 255;
+            }
+        KS_CHECK(tjCompress2(tj, bgra, cw, 0, ch, TJPF_BGRA, &jpg[pic], &jsize[pic], TJSAMP_420, 90, 0) == 0);
+    }
+    if (tj)
+        tjDestroy(tj);
+    ks_fuse_input in[2][ND];
+    for (int pic = 0; pic < 2; pic++)
+        for (int d = 0; d < ND; d++)
+            in[pic][d] = (ks_fuse_input){.depth = depth[d], .color_format = KS_FORMAT_MJPG, .color = jpg[pic],
+                                         .color_size = jsize[pic], .color_width = cw, .color_height = ch};
+    ks_test_voxel *ref[2] = {NULL, NULL};
+    size_t nref[2] = {0, 0};
+    const int threads[3] = {1, 2, 4};
+    for (int k = 0; k < 3; k++) {
+        ks_fuse_options o = {.voxel_mm = 4, .threads = threads[k], .color = true, .color_scale = 1};
+        ks_fuse *f;
+        ks_error err;
+        KS_CHECK_INT(ks_fuse_create(dev, ND, &o, &f, &err), KS_OK);
+        ks_cloud c = {0};
+        size_t differ = 0, sets_differ = 0;
+        for (int s = 0; s < (threads[k] == 1 ? 2 : SETS); s++) {
+            int pic = s % 2;
+            KS_CHECK_INT(ks_fuse_run(f, in[pic], &c, NULL, &err), KS_OK);
+            ks_test_voxel *v = ks_test_sorted_voxels(&c);
+            if (threads[k] == 1) {
+                ref[pic] = v, nref[pic] = c.count;
+                continue;
+            }
+            size_t diff = c.count == nref[pic] ? 0 : c.count + nref[pic];
+            for (size_t i = 0; i < nref[pic] && i < c.count; i++)
+                diff += memcmp(&v[i], &ref[pic][i], sizeof v[i]) != 0;
+            differ += diff;
+            sets_differ += diff > 0;
+            free(v);
+        }
+        if (threads[k] == 1) {
+            size_t same = 0, coloured = 0;
+            for (size_t i = 0; i < nref[0] && nref[0] == nref[1]; i++) {
+                bool grey = ref[0][i].rgb[0] == 128 && ref[0][i].rgb[1] == 128 && ref[0][i].rgb[2] == 128;
+                coloured += !grey;
+                same += !grey && !memcmp(ref[0][i].rgb, ref[1][i].rgb, 3);
+            }
+            printf("  1 thread: %zu voxels, %zu coloured, %zu of them of the same colour in both pictures\n", nref[0],
+                   coloured, same);
+            KS_CHECK(nref[0] > 20000 && nref[0] == nref[1]);
+            KS_CHECK(coloured > nref[0] * 3 / 4); /* the colour cameras see most of the scene */
+            KS_CHECK(same < coloured / 20);       /* the pictures tell their sets apart */
+        } else {
+            printf("  %d threads: %d sets, %zu differ in %zu voxels\n", threads[k], SETS, sets_differ, differ);
+            KS_CHECK_INT(differ, 0);
+        }
+        ks_cloud_free(&c);
+        ks_fuse_destroy(f);
+    }
+    free(ref[0]);
+    free(ref[1]);
+    tjFree(jpg[0]);
+    tjFree(jpg[1]);
+    free(bgra);
+    for (int d = 0; d < ND; d++)
+        free(depth[d]);
+}
+
 int main(void)
 {
     KS_RUN(test_every_pixel);
     KS_RUN(test_fallbacks);
     KS_RUN(test_threads_agree);
+    KS_RUN(test_decode_wait);
     return KS_TEST_END();
 }
