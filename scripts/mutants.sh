@@ -191,6 +191,16 @@ MUTANTS=(
   "sim-wall-behind|src/device/sim/sim_render.c|s#if (num == 0 || (num > 0) != (d\[axis\] > 0))#if (num == 0 || (num > 0) == (d[axis] > 0))#|^test_sim_checksums$"
   # issue 19: the simulator renders the colour a session does not read (ks_device_set_streams ignored)
   "sim-streams-ignored|src/device/sim/sim_world.c|s#    d->streams = streams;#    d->streams = 0;#|^test_sim_checksums$"
+  # issue 19: the simulator's view cache never read (every start-up ray-casts the views again)
+  "sim-view-cache-unused|src/device/sim/sim_render.c|s#    if (cache \&\& view_cache_load(dir, vc, \&k)) {#    if (cache \&\& 0 \&\& view_cache_load(dir, vc, \&k)) {#|^test_sim_view_cache$"
+  # issue 19: a view cache file passing its checksum is used without the spot check (a forged or stale view is served)
+  "sim-view-cache-spot-check|src/device/sim/sim_render.c|s#k->n, pl, np) \&\& view_spot_check(vc);#k->n, pl, np) \&\& (view_spot_check(vc) || 1);#|^test_sim_view_cache$"
+  # issue 19: the view cache's key without the camera's rotation (a turned camera would get the old view's file)
+  "sim-view-cache-key-rotation|src/device/sim/sim_render.c|s#    key_f64s(k, c->R, 9);#    (void)c->R;#|^test_sim_view_cache$"
+  # issue 19: the cache files' checksum without its position sums (a word moved within a lane goes unseen)
+  "cachefile-position|src/util/cachefile.c|s#                c\[l\] += a\[l\];#                c[l] += 0;#|^test_cachefile$"
+  # issue 19: a cache file's padding no longer checked (a damaged padding byte is accepted)
+  "cachefile-padding|src/util/cachefile.c|s#            ok = pad\[i\] == 0;#            ok = ok \&\& pad[i] != 1;#|^test_cachefile$"
 )
 # split "name|file|expr|tests" into the four fields (see above)
 split() {
