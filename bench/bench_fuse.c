@@ -341,6 +341,38 @@ static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab
         }
         unsigned long rsize = 0;
         unsigned char *real = dec ? real_frame(&rsize) : NULL;
+        /* decode variants at 1/2 not taken (docs/fuse.md, session 8), straight through libturbojpeg */
+        tjhandle tj = tjInitDecompress();
+        uint8_t *vbuf = malloc((size_t)cw * (size_t)ch * 4);
+        for (int src = 0; src < 2 && tj && vbuf && jsize; src++) {
+            const unsigned char *jp = src ? real : jpeg;
+            unsigned long js = src ? rsize : jsize;
+            if (!jp)
+                continue;
+            const char *name[3] = {"BGRA", "BGRA with TJFLAG_FASTUPSAMPLE", "planar YUV (no colour conversion)"};
+            double best[3] = {1e9, 1e9, 1e9};
+            int w2 = (cw + 1) / 2, h2 = (ch + 1) / 2;
+            for (int r = 0; r <= n; r++)
+                for (int k = 0; k < 3; k++) {
+                    double c0 = cpu_s();
+                    for (int d = 0; d < NDEV; d++) {
+                        int bad = k < 2 ? tjDecompress2(tj, jp, js, vbuf, w2, 0, h2, TJPF_BGRA,
+                                                        TJFLAG_FASTDCT | (k ? TJFLAG_FASTUPSAMPLE : 0))
+                                        : tjDecompressToYUV2(tj, jp, js, vbuf, w2, 1, h2, TJFLAG_FASTDCT);
+                        if (bad && tjGetErrorCode(tj) == TJERR_FATAL)
+                            r = n + 1;
+                    }
+                    double c = cpu_s() - c0;
+                    if (r > 0)
+                        best[k] = c < best[k] ? c : best[k];
+                }
+            for (int k = 0; k < 3; k++)
+                printf("  decode 9 %s at 1/2 to %s: %.1f ms\n", src ? "of the real device's frame" : "MJPEG 720P",
+                       name[k], best[k] * 1e3);
+        }
+        if (tj)
+            tjDestroy(tj);
+        free(vbuf);
         for (int scale = 1; real && scale <= 4; scale *= 2) {
             ks_color_image img;
             double best = 1e9, sum = 0;
