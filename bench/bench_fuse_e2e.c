@@ -7,8 +7,9 @@
  * --sets 0 stops after the first set (start-up alone, e.g. to profile it).
  * The session reads the fuse sink's streams only (depth), as `kinsync fuse` does: recordings skip
  * decoding colour and IR. --all-streams decodes every stream (the figure before that existed).
- * The unprojection tables go through the same cache as `kinsync fuse` ($XDG_CACHE_HOME/kinsync);
- * --no-cache builds them (run twice to see both: the first run fills the cache).
+ * The unprojection tables and the simulator's static views go through the same cache as `kinsync
+ * fuse` ($XDG_CACHE_HOME/kinsync); --no-cache builds them (run twice to see both: the first run fills
+ * the cache).
  * Without inputs: the simulated 9-device chain (examples/rigs/chain-9.yaml) in fast mode, with
  * made-up poses (devices 300 mm apart; the geometry does not matter for the speed). A rig file runs
  * on the simulator in fast mode; recordings play back as `kinsync fuse` plays them. The PLYs go to a
@@ -104,6 +105,9 @@ int main(int argc, char **argv)
     ks_source_options_init(&so);
     so.backend = "sim";
     so.fast = true;
+    char cache_dir[4096];
+    if (cache && ks_fuse_default_cache_dir(cache_dir, sizeof cache_dir)) /* as kinsync fuse does */
+        so.sim_cache_dir = cache_dir;
     if (ks_source_open(inputs, ninputs, &so, &src, &err) != KS_OK) {
         fprintf(stderr, "bench_fuse_e2e: %s\n", err.message);
         return 1;
@@ -144,8 +148,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_fuse_e2e: %s\n", err.message);
         return 1;
     }
-    char cache_dir[4096];
-    if (cache && ks_fuse_default_cache_dir(cache_dir, sizeof cache_dir)) /* as kinsync fuse does */
+    if (so.sim_cache_dir)
         fo.table_cache_dir = cache_dir;
     ks_fuse_sink *sink = NULL;
     if (ks_fuse_sink_create(sess, poses, npose, &fo, &sink, &err) != KS_OK) {

@@ -62,8 +62,10 @@ MUTANTS=(
   "fuse-pairing-key|src/fuse/fuse_sink.c|s#return fabs(c.key_us - d.key_us) <= tol;#return fabs(c.key_us - d.key_us - cfg->period_us / 2) <= tol;#|^test_pipeline_colors$"
   # fuse: every device's points coloured through device 0's colour camera (colour from the wrong pixel)
   "fuse-color-pixel|src/fuse/fuse.c|s#ks_points_colorize_packed(f->x + c, f->y + c, f->z + c, n, \&fd->rig_to_color#ks_points_colorize_packed(f->x + c, f->y + c, f->z + c, n, \&f->dev[0].rig_to_color#|^test_pipeline_colors$"
-  # lens-table cache: the checksum reads one lane of every four 8-byte words (a flipped ray in the others is used)
-  "table-cache-one-lane|src/fuse/table_cache.c|s#            for (int l = 0; l < 4; l++) {#            for (int l = 0; l < 1; l++) {#|^test_fuse_points$"
+  # lens-table cache: the checksum (util/cachefile.h's since version 3) covers the x plane only (a flipped y ray is used)
+  "table-cache-x-only|src/fuse/table_cache.c|s#    return ks_cache_checksum(pl, 2);#    return ks_cache_checksum(pl, 1);#|^test_fuse_points$"
+  # the cache files' checksum reads one lane of every sixteen 4-byte words (a flipped lens-table ray in the others is used)
+  "cachefile-one-lane|src/util/cachefile.c|s#                a\[l\] += w;#                a[l] += l ? 0 : w;#|^test_fuse_points|test_cachefile$"
   # lens-table cache: a table read from the cache is no longer the file's mapping (copied or leaked)
   "table-cache-mapped|src/fuse/table_cache.c|s#(float \*)x, (float \*)y, valid, (void \*)m, size}#(float *)x, (float *)y, valid, NULL, size}#|^test_fuse_points$"
   # lossless session: start-up reads the full queue depth ahead again (~14 frames per device before the first set)
@@ -191,6 +193,16 @@ MUTANTS=(
   "sim-wall-behind|src/device/sim/sim_render.c|s#if (num == 0 || (num > 0) != (d\[axis\] > 0))#if (num == 0 || (num > 0) == (d[axis] > 0))#|^test_sim_checksums$"
   # issue 19: the simulator renders the colour a session does not read (ks_device_set_streams ignored)
   "sim-streams-ignored|src/device/sim/sim_world.c|s#    d->streams = streams;#    d->streams = 0;#|^test_sim_checksums$"
+  # issue 19: the simulator's view cache never read (every start-up ray-casts the views again)
+  "sim-view-cache-unused|src/device/sim/sim_render.c|s#    if (cache \&\& view_cache_load(dir, vc, \&k)) {#    if (cache \&\& 0 \&\& view_cache_load(dir, vc, \&k)) {#|^test_sim_view_cache$"
+  # issue 19: a view cache file passing its checksum is used without the spot check (a forged or stale view is served)
+  "sim-view-cache-spot-check|src/device/sim/sim_render.c|s#k->n, pl, np) \&\& view_spot_check(vc);#k->n, pl, np) \&\& (view_spot_check(vc) || 1);#|^test_sim_view_cache$"
+  # issue 19: the view cache's key without the camera's rotation (a turned camera would get the old view's file)
+  "sim-view-cache-key-rotation|src/device/sim/sim_render.c|s#    key_f64s(k, c->R, 9);#    (void)c->R;#|^test_sim_view_cache$"
+  # issue 19: the cache files' checksum without its position sums (a word moved within a lane goes unseen)
+  "cachefile-position|src/util/cachefile.c|s#                c\[l\] += a\[l\];#                c[l] += 0;#|^test_cachefile$"
+  # issue 19: a cache file's padding no longer checked (a damaged padding byte is accepted)
+  "cachefile-padding|src/util/cachefile.c|s#            ok = pad\[i\] == 0;#            ok = ok \&\& pad[i] != 1;#|^test_cachefile$"
 )
 # split "name|file|expr|tests" into the four fields (see above)
 split() {

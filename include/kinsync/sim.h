@@ -143,6 +143,10 @@ typedef struct ks_sim_config {
                                                write, even of the same value (YAML exposure_write.shift_us) */
     int exposure_write_settle_frames;       /* ... for this many captures (exposure_write.settle_frames); writes
                                                more often than that leave the offset for good */
+    char view_cache_dir[1024];              /* "" (default): none; else the static depth views (rays, ray-cast
+                                               scene, sensor model) are kept in files there between runs
+                                               (docs/simulator.md "View cache"; `kinsync fuse` sets it to
+                                               $XDG_CACHE_HOME/kinsync). The images are the same bit for bit */
 } ks_sim_config;
 
 /* Fills *cfg with the defaults (docs/simulator.md lists them). */
@@ -255,6 +259,8 @@ typedef struct ks_sim_render_stats {
     uint64_t depth_views;
     uint64_t color_views;
     uint64_t pair_masks;
+    uint64_t views_from_cache;   /* depth views (counted in depth_views) read from view_cache_dir with their
+                                    rays (not counted in ray_tables) instead of being rendered */
 } ks_sim_render_stats;
 ks_status ks_sim_render_stats_get(ks_sim *s, int device, ks_sim_render_stats *out, ks_error *err);
 

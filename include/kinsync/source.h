@@ -37,6 +37,9 @@ typedef struct ks_source_options {
     /* Recordings without the KINSYNC_TIMESTAMPS tag (k4arecorder): the convention they follow
      * ("seed", "mid-exposure"); NULL = the rig file default (seed). */
     const char *timestamps;
+    /* rig file on the simulator: where its static views are cached between runs (ks_sim_config
+     * view_cache_dir; NULL = none, the default) */
+    const char *sim_cache_dir;
 } ks_source_options;
 
 void ks_source_options_init(ks_source_options *o);

@@ -40,7 +40,8 @@ static void usage(FILE *out)
             "depth; the rig is rebuilt from them. Either way the frame sets are the session's, as\n"
             "`kinsync verify` forms them: device timestamps with the timestamp convention and the planned\n"
             "delays removed, within --match-us (default a quarter frame period). Fusing starts with the\n"
-            "first complete set. Lens tables are cached in $XDG_CACHE_HOME/kinsync (else ~/.cache/kinsync).\n"
+            "first complete set. Lens tables (and on the simulator its static views) are cached in\n"
+            "$XDG_CACHE_HOME/kinsync (else ~/.cache/kinsync).\n"
             "\n"
             "  --calibration FILE  rig-calibration.json with a pose for every device (required)\n"
             "  --out DIR           output directory, created if missing (required)\n"
@@ -203,7 +204,10 @@ static int open_run(fuse_run *r)
     size_t npose = 0;
     if (ks_rig_poses_load(r->a.calib_path, &poses, &npose, &err))
         return fail("fuse", &err, KS_EXIT_USAGE);
-    int rc = ks_cli_source_open(r->a.inputs, r->a.ninputs, r->a.backend, r->a.fast, &r->src, &err);
+    char cache_dir[4096]; /* lens tables and the simulator's views: docs/fuse.md, docs/simulator.md */
+    bool cached = ks_fuse_default_cache_dir(cache_dir, sizeof cache_dir);
+    int rc = ks_cli_source_open_cached(r->a.inputs, r->a.ninputs, r->a.backend, r->a.fast, cached ? cache_dir : NULL,
+                                       &r->src, &err);
     if (rc == KS_EXIT_OK && r->a.interleaved && !r->src.recordings) {
         free(poses);
         return ks_cli_usage_error("fuse", "--interleaved works on recordings; record the rig first");
@@ -218,8 +222,7 @@ static int open_run(fuse_run *r)
     if (rc == KS_EXIT_OK && (ks_session_open(&r->src.rig, &r->src.plan, r->src.backend, &so, &r->sess, &err) ||
                              ks_session_start(r->sess, &err)))
         rc = KS_EXIT_FAIL;
-    char cache_dir[4096];
-    if (ks_fuse_default_cache_dir(cache_dir, sizeof cache_dir)) /* lens tables: docs/fuse.md */
+    if (cached)
         fo.table_cache_dir = cache_dir;
     if (rc == KS_EXIT_OK && ks_fuse_sink_create(r->sess, poses, npose, &fo, &r->sink, &err))
         rc = err.code == KS_EINVAL ? KS_EXIT_USAGE : KS_EXIT_FAIL;

@@ -18,11 +18,18 @@ int ks_cli_rigrun_open(const char *rig_path, const char *name, bool fast, ks_cli
 int ks_cli_source_open(const char *const *paths, int count, const char *name, bool fast, ks_cli_rigrun *r,
                        ks_error *err)
 {
+    return ks_cli_source_open_cached(paths, count, name, fast, NULL, r, err);
+}
+
+int ks_cli_source_open_cached(const char *const *paths, int count, const char *name, bool fast,
+                              const char *sim_cache_dir, ks_cli_rigrun *r, ks_error *err)
+{
     memset(r, 0, sizeof *r);
     ks_source_options o;
     ks_source_options_init(&o);
     o.backend = name;
     o.fast = fast;
+    o.sim_cache_dir = sim_cache_dir;
     ks_source src;
     if (ks_source_open(paths, count, &o, &src, err) != KS_OK)
         return src.bad_input ? KS_EXIT_USAGE : KS_EXIT_FAIL;

@@ -27,6 +27,9 @@ int ks_cli_rigrun_open(const char *rig_path, const char *name, bool fast, ks_cli
  * them; KS_EXIT_USAGE when the input is unusable, KS_EXIT_FAIL when it cannot run. */
 int ks_cli_source_open(const char *const *paths, int count, const char *name, bool fast, ks_cli_rigrun *r,
                        ks_error *err);
+/* The same, with the simulator's static views cached in sim_cache_dir (ks_source_options). */
+int ks_cli_source_open_cached(const char *const *paths, int count, const char *name, bool fast,
+                              const char *sim_cache_dir, ks_cli_rigrun *r, ks_error *err);
 void ks_cli_rigrun_close(ks_cli_rigrun *r);
 
 /* Ctrl-C asks session s to stop (ks_session_request_stop from a SIGINT handler); NULL restores the

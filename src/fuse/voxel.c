@@ -609,6 +609,19 @@ ks_status ks_voxel_grid_add(ks_voxel_grid *g, int partition, int device, const f
     return KS_OK;
 }
 
+/* One empty segment per writer in p's records and runs, writer w's starting where the previous
+ * writers' maxima end. */
+static void lay_segments(part *p, int nwriters, const size_t *max_points)
+{
+    size_t off = 0;
+    p->nseg = nwriters;
+    for (int w = 0; w < nwriters; w++) {
+        p->seg_off[w] = off;
+        p->seg_n[w] = p->seg_runs[w] = 0;
+        off += max_points[w];
+    }
+}
+
 ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *max_points, ks_error *err)
 {
     if (nwriters < 1 || nwriters > 64)
@@ -629,13 +642,7 @@ ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *ma
             part *p = &g->parts[pi];
             if (grow_records(p, total, normals, false, false) != 0)
                 return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", total);
-            p->nseg = nwriters;
-            size_t off = 0;
-            for (int w = 0; w < nwriters; w++) {
-                p->seg_off[w] = off;
-                p->seg_n[w] = p->seg_runs[w] = 0;
-                off += max_points[w];
-            }
+            lay_segments(p, nwriters, max_points);
             p->aggregated = false;
         }
         return KS_OK;
@@ -649,18 +656,13 @@ ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *ma
     g->shared = true;
     for (int pi = 0; pi < g->nparts; pi++) {
         part *p = &g->parts[pi];
-        p->nseg = pi ? 1 : nwriters;
+        p->nseg = 1;
         p->seg_off[0] = p->seg_n[0] = p->seg_runs[0] = 0;
         for (int w = 0; w < nwriters; w++)
             p->shared_n[w] = 0;
         p->aggregated = false;
     }
-    size_t off = 0;
-    for (int w = 0; w < nwriters; w++) {
-        p0->seg_off[w] = off;
-        p0->seg_n[w] = p0->seg_runs[w] = 0;
-        off += max_points[w];
-    }
+    lay_segments(p0, nwriters, max_points);
     return KS_OK;
 }
 

@@ -116,6 +116,8 @@ static ks_status open_rig_file(const char *path, const ks_source_options *o, ks_
     }
     if (o->fast)
         sc.mode = KS_SIM_FAST;
+    if (o->sim_cache_dir && strlen(o->sim_cache_dir) < sizeof sc.view_cache_dir)
+        snprintf(sc.view_cache_dir, sizeof sc.view_cache_dir, "%s", o->sim_cache_dir);
     if ((st = ks_backend_open_sim(&s->rig, &sc, &s->backend, err)) != KS_OK)
         return st;
     s->kind = KS_SOURCE_SIMULATOR;

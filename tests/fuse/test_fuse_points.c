@@ -311,8 +311,8 @@ static void test_table_cache(void)
     ks_unproject_table_free(&t);
     KS_CHECK(t.map == NULL && t.x == NULL);
     /* the lowest bit of one ray flipped, in each of four neighbouring 8-byte words of the x plane
-     * (the checksum's four lanes): an ulp, invisible to the valid count and the 64-pixel spot check,
-     * so only the checksum can reject it; each time rebuilt, then read again */
+     * (four of the checksum's sixteen 4-byte lanes): an ulp, invisible to the valid count and the
+     * 64-pixel spot check, so only the checksum can reject it; each time rebuilt, then read again */
     for (int lane = 0; lane < 4; lane++) {
         size_t npx = (size_t)cal.depth.width * (size_t)cal.depth.height, plane = (npx * 4 + 63) / 64 * 64;
         FILE *f = fopen(path, "r+b");

@@ -25,6 +25,7 @@
 #include "calib/linalg.h"
 #include "device/sim/sim_internal.h"
 #include "util/bigmem.h"
+#include "util/cachefile.h"
 
 /* ---- small vector helpers ---- */
 
@@ -449,6 +450,8 @@ typedef struct sim_static {
     int edge_n;
     float *cz;           /* static z per colour pixel (a moving board only: where it is in front) */
     sim_buf *bgra;       /* colour at gain 1 */
+    bool from_cache;     /* the depth view was read from the view cache: dcam.dir made when first needed */
+    pthread_mutex_t rays_mu; /* view_rays */
     struct sim_static *next;
 } sim_static;
 
@@ -512,6 +515,7 @@ static void static_free_sensor(sim_static *s)
 /* One rendered static view and everything it holds. */
 static void static_free(sim_static *s)
 {
+    pthread_mutex_destroy(&s->rays_mu);
     free(s->dcam.dir);
     free(s->ccam.dir);
     static_free_sensor(s);
@@ -638,6 +642,19 @@ static void rays_rows(void *arg, int v0, int v1)
     free(ok);
 }
 
+/* Camera c's rays into c->dir (allocated). */
+static bool cam_rays(sim_cam *c)
+{
+    if (!c->dir)
+        c->dir = ks_big_alloc((size_t)c->w * c->h * 3 * sizeof(float));
+    if (!c->dir)
+        return false;
+    rays_ctx rc = {.c = c};
+    atomic_init(&rc.failed, false);
+    parallel_rows(c->h, rays_rows, &rc);
+    return !atomic_load(&rc.failed);
+}
+
 static bool cam_init(sim_cam *c, const ks_intrinsics *in, const double R[9], const double t[3], bool rays)
 {
     c->in = *in;
@@ -645,15 +662,19 @@ static bool cam_init(sim_cam *c, const ks_intrinsics *in, const double R[9], con
     c->h = in->height;
     memcpy(c->R, R, sizeof c->R);
     memcpy(c->t, t, sizeof c->t);
-    if (!rays)
-        return true; /* timing-only runs: images stay black, no rays needed */
-    c->dir = ks_big_alloc((size_t)c->w * c->h * 3 * sizeof(float));
-    if (!c->dir)
-        return false;
-    rays_ctx rc = {.c = c};
-    atomic_init(&rc.failed, false);
-    parallel_rows(c->h, rays_rows, &rc);
-    return !atomic_load(&rc.failed);
+    return !rays || cam_rays(c); /* without rays (timing-only runs) the images stay black */
+}
+
+/* The depth camera's rays of a built view (view->dcam.dir), made now if the view was read from the
+ * view cache without them (only a moving board and the laser's pair masks need them after the view
+ * is built); false when out of memory. Every reader of dcam.dir after the build calls this first. */
+static bool view_rays(const sim_static *view)
+{
+    sim_static *s = (sim_static *)view; /* the rays are made once, under rays_mu */
+    pthread_mutex_lock(&s->rays_mu);
+    bool ok = s->dcam.dir || cam_rays(&s->dcam);
+    pthread_mutex_unlock(&s->rays_mu);
+    return ok;
 }
 
 static void shade_color(const hit *h, const double d[3], double *rgb)
@@ -929,33 +950,56 @@ typedef struct view_ctx {
     atomic_bool failed;    /* out of memory in a row */
 } view_ctx;
 
+/* One pixel of the static depth view: everything the view holds for it (the sensor model's fields
+ * 0 without it). */
+typedef struct depth_px {
+    float dz;
+    uint16_t depth, ir;
+    uint8_t inside, zsig, pdrop, irsig;
+} depth_px;
+
+/* Pixel p of the static depth view of vc->s, through the ray f. */
+static inline depth_px depth_pixel(const view_ctx *vc, const float *f, size_t p)
+{
+    const sim_static *s = vc->s;
+    ks_depth_mode dm = s->depth_mode;
+    bool passive = dm == KS_DEPTH_PASSIVE_IR;
+    depth_px o = {0};
+    hit h;
+    double z = trace(vc->sc, &s->dcam, f, vc->bR, vc->bt, &h);
+    o.dz = (float)z;
+    o.depth = (uint16_t)(z > 0 && z < 65535 ? llround(z) : 0);
+    if (z > 0) {
+        double d[3] = {f[0], f[1], f[2]};
+        o.ir = shade_ir(&h, d, passive);
+        if (vc->sensor)
+            o.depth = sensor_pixel(dm, &h, d, z, o.ir, &o.zsig, &o.pdrop, &o.irsig);
+    }
+    if (vc->sensor) {
+        o.inside = depth_mask_inside(dm, (int)(p % s->dcam.w), (int)(p / s->dcam.w), s->dcam.w, s->dcam.h);
+        if (!o.inside)
+            o.depth = o.ir = 0;
+        if (passive)
+            o.depth = 0;
+    }
+    return o;
+}
+
 static void depth_rows(void *arg, int v0, int v1)
 {
     const view_ctx *vc = arg;
     sim_static *s = vc->s;
-    ks_depth_mode dm = s->depth_mode;
     uint16_t *dp = (uint16_t *)s->depth->data, *ip = (uint16_t *)s->ir->data;
-    bool passive = dm == KS_DEPTH_PASSIVE_IR, sensor = vc->sensor;
     for (size_t p = (size_t)v0 * s->dcam.w, end = (size_t)v1 * s->dcam.w; p < end; p++) {
-        hit h;
-        double z = trace(vc->sc, &s->dcam, s->dcam.dir + p * 3, vc->bR, vc->bt, &h);
-        s->dz[p] = (float)z;
-        dp[p] = (uint16_t)(z > 0 && z < 65535 ? llround(z) : 0);
-        ip[p] = 0;
-        if (z > 0) {
-            const float *f = s->dcam.dir + p * 3;
-            double d[3] = {f[0], f[1], f[2]};
-            ip[p] = shade_ir(&h, d, passive);
-            if (sensor)
-                dp[p] = sensor_pixel(dm, &h, d, z, ip[p], &s->zsig[p], &s->pdrop[p], &s->irsig[p]);
-        }
-        if (sensor) {
-            s->inside[p] =
-                depth_mask_inside(dm, (int)(p % s->dcam.w), (int)(p / s->dcam.w), s->dcam.w, s->dcam.h);
-            if (!s->inside[p])
-                dp[p] = ip[p] = 0;
-            if (passive)
-                dp[p] = 0;
+        depth_px o = depth_pixel(vc, s->dcam.dir + p * 3, p);
+        s->dz[p] = o.dz;
+        dp[p] = o.depth;
+        ip[p] = o.ir;
+        if (vc->sensor) {
+            s->inside[p] = o.inside;
+            s->zsig[p] = o.zsig;
+            s->pdrop[p] = o.pdrop;
+            s->irsig[p] = o.irsig;
         }
     }
 }
@@ -1002,6 +1046,198 @@ static void color_rows(void *arg, int v0, int v1)
     free(ok);
 }
 
+/* ---- the view cache (docs/simulator.md "View cache") ----
+ * A static depth view with its rays, kept on disk between runs (simulation.view_cache_dir, set by
+ * `kinsync fuse`): the lens model's solve and the ray casting of every pixel are the bulk of the
+ * simulator's start-up (~14 + ~24 ms of CPU per NFOV unbinned camera), reading the file back ~2 ms.
+ * The key is everything the view is made from: the depth mode, the sensor model on or off, the
+ * depth camera's intrinsics (every field) and pose, the scene (room, objects) and the board when it
+ * is part of the static view (size, pose, texture); compared in full (util/cachefile.h: size, magic,
+ * version, key, checksum). The code that renders is not in the key: VIEW_CACHE_VERSION names it, and
+ * a spot check renders SPOT_ROWS rows spread over the image again (rays and pixels) and wants them
+ * bit for bit, so a file made by a renderer that differs is not used (rebuilt and replaced). */
+#define VIEW_CACHE_MAGIC "KSSIMVW\0"
+#define VIEW_CACHE_VERSION 1u /* bump when the rays, the ray casting or the sensor model change */
+#define SPOT_ROWS 8
+
+typedef struct keybuf {
+    uint8_t *b;
+    size_t n, cap;
+} keybuf;
+
+static void key_put(keybuf *k, const void *p, size_t n)
+{
+    if (k->n + n <= k->cap)
+        memcpy(k->b + k->n, p, n);
+    k->n += n;
+}
+
+static void key_u32(keybuf *k, uint32_t v)
+{
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    key_put(k, b, 4);
+}
+
+static void key_f64(keybuf *k, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, sizeof v);
+    key_u32(k, (uint32_t)v);
+    key_u32(k, (uint32_t)(v >> 32));
+}
+
+static void key_f64s(keybuf *k, const double *d, int n)
+{
+    for (int i = 0; i < n; i++)
+        key_f64(k, d[i]);
+}
+
+/* The key of the static depth view of vc (k->n: its length; written only up to k->cap). */
+static void view_key(const view_ctx *vc, keybuf *k)
+{
+    const sim_static *s = vc->s;
+    const sim_cam *c = &s->dcam;
+    const ks_intrinsics *in = &c->in;
+    const sim_scene *sc = vc->sc;
+    key_u32(k, (uint32_t)s->depth_mode);
+    key_u32(k, vc->sensor);
+    key_u32(k, (uint32_t)in->model);
+    key_u32(k, (uint32_t)in->width);
+    key_u32(k, (uint32_t)in->height);
+    const double d[15] = {in->cx,   in->cy,   in->fx,   in->fy,   in->k[0], in->k[1], in->k[2],        in->k[3],
+                          in->k[4], in->k[5], in->codx, in->cody, in->p1,   in->p2,   in->metric_radius};
+    key_f64s(k, d, 15);
+    key_f64s(k, c->R, 9);
+    key_f64s(k, c->t, 3);
+    key_u32(k, sc->room);
+    key_f64s(k, sc->room_half, 2);
+    key_f64(k, sc->room_height);
+    key_u32(k, (uint32_t)sc->object_count);
+    for (int i = 0; i < sc->object_count; i++) {
+        const ks_sim_object *ob = &sc->objects[i];
+        key_u32(k, (uint32_t)ob->kind);
+        key_f64s(k, ob->a, 3);
+        key_f64s(k, ob->b, 3);
+        key_f64(k, ob->albedo);
+        key_put(k, ob->rgb, 3);
+    }
+    key_u32(k, vc->bR != NULL); /* the board is part of the static view */
+    if (vc->bR) {
+        key_f64(k, sc->board_w);
+        key_f64(k, sc->board_h);
+        key_f64s(k, vc->bR, 9);
+        key_f64s(k, vc->bt, 3);
+        key_u32(k, sc->tex != NULL);
+        if (sc->tex) {
+            key_u32(k, (uint32_t)sc->tex_w);
+            key_u32(k, (uint32_t)sc->tex_h);
+            ks_cache_plane tp = {sc->tex, (size_t)sc->tex_w * (size_t)sc->tex_h};
+            uint64_t th = ks_cache_checksum(&tp, 1);
+            key_u32(k, (uint32_t)th);
+            key_u32(k, (uint32_t)(th >> 32));
+        }
+    }
+}
+
+/* The planes of a depth view in the file: z, depth, IR, and the sensor model's per pixel (not the
+ * rays: they are half the bytes and needed only by a moving board and the laser's pair masks). */
+static int view_planes(const sim_static *s, bool sensor, ks_cache_plane pl[8])
+{
+    size_t n = (size_t)s->dcam.w * s->dcam.h;
+    int k = 0;
+    pl[k++] = (ks_cache_plane){s->dz, n * sizeof(float)};
+    pl[k++] = (ks_cache_plane){s->depth->data, n * 2};
+    pl[k++] = (ks_cache_plane){s->ir->data, n * 2};
+    if (sensor) {
+        pl[k++] = (ks_cache_plane){s->inside, n};
+        pl[k++] = (ks_cache_plane){s->zsig, n};
+        pl[k++] = (ks_cache_plane){s->pdrop, n};
+        pl[k++] = (ks_cache_plane){s->irsig, n};
+    }
+    return k;
+}
+
+/* SPOT_ROWS rows spread over the image rendered again (rays through the lens model, pixels through
+ * the scene and the sensor model) equal the view's, bit for bit. */
+static bool view_spot_check(const view_ctx *vc)
+{
+    const sim_static *s = vc->s;
+    const sim_cam *c = &s->dcam;
+    double *x = malloc((size_t)c->w * 2 * sizeof *x);
+    uint8_t *okb = malloc((size_t)c->w);
+    float *row = malloc((size_t)c->w * 3 * sizeof *row);
+    bool ok = x && okb && row;
+    const uint16_t *dp = (const uint16_t *)s->depth->data, *ip = (const uint16_t *)s->ir->data;
+    for (int r = 0; ok && r < SPOT_ROWS; r++) {
+        int v = (int)((double)(c->h - 1) * (r + 0.5) / SPOT_ROWS);
+        ray_row(c, v, x, okb, row);
+        for (int u = 0; ok && u < c->w; u++) {
+            size_t p = (size_t)v * c->w + (size_t)u;
+            depth_px o = depth_pixel(vc, row + (size_t)u * 3, p);
+            ok = !memcmp(&o.dz, &s->dz[p], sizeof o.dz) && o.depth == dp[p] && o.ir == ip[p];
+            if (ok && vc->sensor)
+                ok = o.inside == s->inside[p] && o.zsig == s->zsig[p] && o.pdrop == s->pdrop[p] &&
+                     o.irsig == s->irsig[p];
+        }
+    }
+    free(x);
+    free(okb);
+    free(row);
+    return ok;
+}
+
+/* The cache file's path for the view of vc in dir (false if it does not fit). */
+static bool view_cache_path(const char *dir, const view_ctx *vc, const keybuf *k, char *path, size_t size)
+{
+    int n = snprintf(path, size, "%s/simview-v%u-%dx%d-%016llx.bin", dir, VIEW_CACHE_VERSION, vc->s->dcam.w,
+                     vc->s->dcam.h, (unsigned long long)ks_cache_fnv1a(k->b, k->n, KS_CACHE_FNV_SEED));
+    return n > 0 && (size_t)n < size;
+}
+
+/* The depth view of vc (its buffers allocated) read from the cache in dir: true when the file was
+ * usable and passed the spot check. */
+static bool view_cache_load(const char *dir, const view_ctx *vc, const keybuf *k)
+{
+    char path[1200];
+    ks_cache_plane pl[8];
+    int np = view_planes(vc->s, vc->sensor, pl);
+    return view_cache_path(dir, vc, k, path, sizeof path) &&
+           ks_cache_file_read(path, VIEW_CACHE_MAGIC, VIEW_CACHE_VERSION, k->b, k->n, pl, np) && view_spot_check(vc);
+}
+
+static void view_cache_store(const char *dir, const view_ctx *vc, const keybuf *k)
+{
+    char path[1200];
+    ks_cache_plane pl[8];
+    int np = view_planes(vc->s, vc->sensor, pl);
+    if (view_cache_path(dir, vc, k, path, sizeof path))
+        (void)ks_cache_file_write(dir, path, VIEW_CACHE_MAGIC, VIEW_CACHE_VERSION, k->b, k->n, pl, np);
+}
+
+/* The static depth view of vc->s, rows rendered or read from the cache; its buffers allocated. */
+static bool depth_view(const sim_world *w, view_ctx *vc)
+{
+    sim_static *s = vc->s;
+    const char *dir = w->cfg.view_cache_dir;
+    uint8_t kb[4096];
+    keybuf k = {kb, 0, sizeof kb};
+    if (dir[0])
+        view_key(vc, &k);
+    bool cache = dir[0] && k.n <= k.cap;
+    if (cache && view_cache_load(dir, vc, &k)) {
+        s->from_cache = true;
+        return true;
+    }
+    if (!cam_rays(&s->dcam))
+        return false;
+    parallel_rows(s->dcam.h, depth_rows, vc);
+    if (cache)
+        view_cache_store(dir, vc, &k);
+    return true;
+}
+
 /* Device i's static view of one camera: the depth camera in mode dm (cr KS_COLOR_OFF) or the colour
  * camera at resolution cr (dm KS_DEPTH_OFF). */
 static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_resolution cr, ks_error *err)
@@ -1014,7 +1250,9 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
     }
     s->depth_mode = dm;
     s->color_res = cr;
+    pthread_mutex_init(&s->rays_mu, NULL);
     if (ks_calibration_from_json(dv->calib_json, strlen(dv->calib_json), dm, cr, &s->cal, err) != KS_OK) {
+        pthread_mutex_destroy(&s->rays_mu);
         free(s);
         return NULL;
     }
@@ -1027,23 +1265,26 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
     atomic_init(&vc.failed, false);
     bool ok = true;
     if (dm != KS_DEPTH_OFF) {
-        ok = cam_init(&s->dcam, &s->cal.depth, dv->pose_R, dv->pose_t, w->cfg.render_depth);
+        ok = cam_init(&s->dcam, &s->cal.depth, dv->pose_R, dv->pose_t, false); /* rays: depth_view */
         size_t n = (size_t)s->dcam.w * s->dcam.h;
-        s->dz = ks_big_calloc(n * sizeof(float)); /* util/bigmem.h: fresh pages cost on a VM */
+        /* util/bigmem.h: fresh pages cost on a VM. Rendered or read, every pixel is written: zeroed
+         * only when nothing is rendered (black images) */
+        void *(*alloc)(size_t) = w->cfg.render_depth ? ks_big_alloc : ks_big_calloc;
+        s->dz = alloc(n * sizeof(float));
         s->depth = sim_buf_new(n * 2);
         s->ir = sim_buf_new(n * 2);
         ok = ok && s->dz && s->depth && s->ir;
         vc.sensor = w->cfg.sensor && w->cfg.render_depth;
         if (ok && vc.sensor) {
             s->inside = ks_big_alloc(n);
-            s->zsig = ks_big_calloc(n);
-            s->pdrop = ks_big_calloc(n);
-            s->irsig = ks_big_calloc(n);
+            s->zsig = ks_big_alloc(n);
+            s->pdrop = ks_big_alloc(n);
+            s->irsig = ks_big_alloc(n);
             ok = s->inside && s->zsig && s->pdrop && s->irsig;
         }
         if (ok && w->cfg.render_depth) { /* otherwise the zeroed buffers stand: black images */
-            parallel_rows(s->dcam.h, depth_rows, &vc);
-            if (vc.sensor && dm != KS_DEPTH_PASSIVE_IR)
+            ok = depth_view(w, &vc);
+            if (ok && vc.sensor && dm != KS_DEPTH_PASSIVE_IR)
                 ok = find_edges(s);
         }
     }
@@ -1099,7 +1340,8 @@ static const sim_static *get_view(sim_world *w, int i, ks_depth_mode dm, ks_colo
             r->list = s;
             if (dm != KS_DEPTH_OFF) {
                 r->stats.depth_views++;
-                r->stats.ray_tables += s->dcam.dir != NULL;
+                r->stats.ray_tables += s->dcam.dir != NULL && !s->from_cache;
+                r->stats.views_from_cache += s->from_cache;
             } else {
                 r->stats.color_views++;
                 r->stats.ray_tables += w->cfg.render_color; /* kept (moving board) or made row by row */
@@ -1288,6 +1530,10 @@ static const uint8_t *pair_mask(sim_render_dev *ra, int b, const sim_static *sa,
         return NULL;
     mask_ctx mc = {.sa = sa, .sb = sb, .bits = bits};
     atomic_init(&mc.failed, false);
+    if (!view_rays(sa)) {
+        free(bits);
+        return NULL;
+    }
     parallel_rows(sa->dcam.h, mask_rows, &mc);
     if (atomic_load(&mc.failed)) {
         free(bits);
@@ -1724,6 +1970,12 @@ ks_status sim_render_capture(sim_world *w, sim_frame *f, ks_capture *cap, ks_err
                 memcpy(ir->data, dst->ir->data, n * 2);
             }
             if (moving && w->cfg.render_depth) {
+                if (!view_rays(dst)) {
+                    sim_buf_unref(depth);
+                    sim_buf_unref(ir);
+                    status = ks_error_set(err, KS_ENOMEM, "out of memory for a depth image");
+                    goto out;
+                }
                 board_depth_ctx bd = {dst, dp, ip, passive, sensor, &so};
                 for_board_pixels(sc, c, dst->dz, bR, bt, board_depth_pixel, &bd);
             }

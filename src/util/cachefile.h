@@ -1,0 +1,45 @@
+/* util/cachefile.h: derived data kept on disk between runs (the simulator's static views,
+ * docs/simulator.md "View cache"), one file per key.
+ *
+ * A file is [magic (8 bytes), version (u32), key length (u32), payload bytes (u64), checksum of
+ * the payload (u64), the key, zeros to a 64-byte boundary, then the planes, each padded with zeros
+ * to a multiple of 64 bytes]. It is read only when all of that matches exactly what the caller
+ * asks for: the same magic, version and key bytes (compared in full, so a hash collision of file
+ * names cannot mix keys up), a file size that is exactly the header, the key and the planes the
+ * caller expects, zeros in the padding, and the checksum of the planes as read. Anything else
+ * (absent, truncated, longer, corrupt, another key or version) is "not usable": the caller
+ * rebuilds and writes the file again. Files are written to a unique temporary name in the same
+ * directory and renamed over the old one, so a reader (another process, another thread) sees the
+ * old file, the new one or none, never half of one. The cache is an optimisation: a directory that
+ * cannot be made or written only costs the rebuild, never an error. The checksum guards against
+ * damage, not forgery: a caller whose data could be forged to harm it validates the content too. */
+#ifndef KS_UTIL_CACHEFILE_H
+#define KS_UTIL_CACHEFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ks_cache_plane {
+    void *data;   /* read: where the plane goes (bytes writable); write: the plane */
+    size_t bytes;
+} ks_cache_plane;
+
+/* 64-bit FNV-1a of n bytes, continuing from h (start with KS_CACHE_FNV_SEED): for file names. */
+#define KS_CACHE_FNV_SEED 0xcbf29ce484222325ull
+uint64_t ks_cache_fnv1a(const void *p, size_t n, uint64_t h);
+
+/* Checksum of the planes in order, at memory speed (four independent lanes of 8 bytes). */
+uint64_t ks_cache_checksum(const ks_cache_plane *planes, int count);
+
+/* Reads the file at path into the planes when it is usable (see above); false otherwise (the
+ * planes' contents are then undefined). */
+bool ks_cache_file_read(const char *path, const char magic[8], uint32_t version, const void *key, size_t key_bytes,
+                        const ks_cache_plane *planes, int count);
+
+/* Writes the planes to path (in dir, made if missing, and its parent one level up) through a
+ * temporary file renamed over path. False when it could not (nothing is left behind). */
+bool ks_cache_file_write(const char *dir, const char *path, const char magic[8], uint32_t version, const void *key,
+                         size_t key_bytes, const ks_cache_plane *planes, int count);
+
+#endif
