@@ -4,18 +4,21 @@
  *   2. the full fuse of a 9-device frame set with 5 mm voxels on 2 threads (and 1), frame sets/s;
  *   3. when python3-open3d is installed, Open3D on the same points (kinsync's lens rays, Open3D
  *      transform + voxel_down_sample, bench/bench_fuse_open3d.py), voxel counts on one grid.
- * Usage: bench_fuse [--quick] [--no-open3d] [--fuse-only N [--write] [--fuse-color bgra|1|2|4] [--threads T]]
- *                   [--startup] [--color] [--color-parts].
+ * Usage: bench_fuse [--quick] [--no-open3d] [--fuse-only N [--write] [--fuse-color bgra|1|2|4 [--real-mjpeg]]
+ *                   [--threads T]] [--startup] [--color] [--color-parts].
  * --color: only the colour figures: the parts on one thread (MJPEG decoding at 1, 1/2, 1/4 and colouring
- * the points), then the fuse on 2 threads without colour and with colour (BGRA, MJPEG at 1, 1/2, 1/4);
+ * the points; then decoding the real device's frame, below), then the fuse on 2 threads without colour
+ * and with colour (BGRA, MJPEG at 1, 1/2, 1/4, the real device's frame at 1/2). The real device's
+ * frame is the first colour frame of KS_FIXTURES/k4a/real-recording-nfov-720p.mkv (4:2:2, ~212 KB,
+ * as the Azure Kinect encodes it; the synthetic picture's JPEG is 4:2:0, 118 KB);
  * --color-parts: only the parts (for callgrind: --toggle-collect=ks_points_colorize_packed counts the
  * colouring's instructions).
  * --write (with --fuse-only): also the time to write the set as float PLY and as 16-bit PLY.
  * --startup: only the start-up figures (unprojection tables, ks_fuse_create built and cached).
  * --fuse-only N: only the one-thread full fuse, N frame sets, printing CPU time per set (for
  * profiling, e.g. under valgrind --tool=callgrind, and for A/B runs on a loaded machine); with
- * --fuse-color the set has colour too (from the BGRA picture, or its MJPEG decoded at 1/N), with
- * --threads T on T threads. */
+ * --fuse-color the set has colour too (from the BGRA picture, or its MJPEG decoded at 1/N; with
+ * --real-mjpeg the real device's frame decoded at 1/N instead), with --threads T on T threads. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@
 
 #include "kinsync/calibration.h"
 #include "kinsync/fuse.h"
+#include "kinsync/mkv.h"
 #include "bench_common.h"
 
 enum { NDEV = 9 };
@@ -221,6 +225,30 @@ static uint8_t *make_picture(int cw, int ch, unsigned char **jpeg, unsigned long
     return bgra;
 }
 
+/* The first colour frame of the real device's recording (KS_FIXTURES/k4a/real-recording-nfov-720p.mkv:
+ * 1280x720 MJPEG as the Azure Kinect writes it, 4:2:2 with restart markers, ~212 KB; the synthetic
+ * picture's is 4:2:0, 118 KB, and decodes in about half the time). NULL when the fixture is absent. */
+static unsigned char *real_frame(unsigned long *size)
+{
+    ks_mkv_reader *r = NULL;
+    ks_error e;
+    unsigned char *out = NULL;
+    *size = 0;
+    if (ks_mkv_reader_open(KS_FIXTURES "/k4a/real-recording-nfov-720p.mkv", &r, &e) != KS_OK)
+        return NULL;
+    ks_mkv_item it;
+    while (!out && ks_mkv_reader_next(r, &it, &e) == KS_OK) {
+        if (it.kind == KS_MKV_COLOR && it.image && it.image->format == KS_FORMAT_MJPG && it.image->width == 1280 &&
+            (out = malloc(it.image->size)) != NULL) {
+            memcpy(out, it.image->data, it.image->size);
+            *size = it.image->size;
+        }
+        ks_image_release(it.image);
+    }
+    ks_mkv_reader_close(r);
+    return out;
+}
+
 /* The fuse input of device d: depth, and colour from the BGRA picture (scale 0) or its JPEG (scale
  * 1, 2, 4: decoded at 1/scale) when color. */
 static ks_fuse_input color_input(const uint16_t *depth, bool color, int scale, const uint8_t *bgra,
@@ -311,6 +339,62 @@ static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab
                    mode ? "the decoded image" : "BGRA", img.width, img.height, (best[2] - best[1]) * 1e3,
                    (sum[2] - sum[1]) / n * 1e3, best[1] * 1e3, colored);
         }
+        unsigned long rsize = 0;
+        unsigned char *real = dec ? real_frame(&rsize) : NULL;
+        /* decode variants at 1/2 not taken (docs/fuse.md, session 8), straight through libturbojpeg */
+        tjhandle tj = tjInitDecompress();
+        uint8_t *vbuf = malloc((size_t)cw * (size_t)ch * 4);
+        for (int src = 0; src < 2 && tj && vbuf && jsize; src++) {
+            const unsigned char *jp = src ? real : jpeg;
+            unsigned long js = src ? rsize : jsize;
+            if (!jp)
+                continue;
+            const char *name[3] = {"BGRA", "BGRA with TJFLAG_FASTUPSAMPLE", "planar YUV (no colour conversion)"};
+            double best[3] = {1e9, 1e9, 1e9};
+            int w2 = (cw + 1) / 2, h2 = (ch + 1) / 2;
+            for (int r = 0; r <= n; r++)
+                for (int k = 0; k < 3; k++) {
+                    double c0 = cpu_s();
+                    for (int d = 0; d < NDEV; d++) {
+                        int bad = k < 2 ? tjDecompress2(tj, jp, js, vbuf, w2, 0, h2, TJPF_BGRA,
+                                                        TJFLAG_FASTDCT | (k ? TJFLAG_FASTUPSAMPLE : 0))
+                                        : tjDecompressToYUV2(tj, jp, js, vbuf, w2, 1, h2, TJFLAG_FASTDCT);
+                        if (bad && tjGetErrorCode(tj) == TJERR_FATAL)
+                            r = n + 1;
+                    }
+                    double c = cpu_s() - c0;
+                    if (r > 0)
+                        best[k] = c < best[k] ? c : best[k];
+                }
+            for (int k = 0; k < 3; k++)
+                printf("  decode 9 %s at 1/2 to %s: %.1f ms\n", src ? "of the real device's frame" : "MJPEG 720P",
+                       name[k], best[k] * 1e3);
+        }
+        if (tj)
+            tjDestroy(tj);
+        free(vbuf);
+        for (int scale = 1; real && scale <= 4; scale *= 2) {
+            ks_color_image img;
+            double best = 1e9, sum = 0;
+            for (int r = 0; r <= n; r++) {
+                double c0 = cpu_s();
+                for (int d = 0; d < NDEV; d++)
+                    if (ks_mjpeg_decode(dec, real, rsize, scale, &img, &err) != KS_OK) {
+                        fprintf(stderr, "bench_fuse: the real frame: %s\n", err.message);
+                        r = n + 1;
+                        break;
+                    }
+                double c = cpu_s() - c0;
+                if (r > 0) /* run 0 warms up */
+                    best = c < best ? c : best, sum += c;
+            }
+            printf("  decode 9 of the real device's MJPEG 720P frame (%lu KB, 4:2:2) at 1/%d: %.1f ms (mean %.1f)\n",
+                   rsize / 1024, scale, best * 1e3, sum / n * 1e3);
+        }
+        if (!real)
+            printf("  (the real device's frame: fixture %s not readable, skipped)\n",
+                   KS_FIXTURES "/k4a/real-recording-nfov-720p.mkv");
+        free(real);
         ks_mjpeg_decoder_destroy(dec);
         free(x), free(y), free(z), free(rgb);
     }
@@ -351,6 +435,20 @@ static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab
                    "%.1f ms per thread)%s\n", jsize / 1024, scale, 1e3 / wall, wall, cpu, cpu - cpu0, share * 100, mc,
                    scale == 2 ? " (target >= 30)" : "");
     }
+    unsigned long rsize = 0;
+    unsigned char *real = real_frame(&rsize);
+    if (real) { /* the real device's frame, at 1/2: the decode as a rig's MJPEG costs it */
+        o = (ks_fuse_options){.voxel_mm = 5, .threads = 2, .color = true, .color_scale = 2};
+        for (int d = 0; d < NDEV; d++)
+            in[d] = color_input(depth[d], true, 2, bgra, real, rsize, cw, ch);
+        double wall, cpu;
+        if (time_fuse(dev, &o, in, n, &wall, &cpu, &mc, &share) == 0)
+            printf("full fuse with color (the real device's MJPEG 720P frame, %lu KB, decoded at 1/2), 5 mm voxels, 2 "
+                   "threads: %.1f frame sets/s (%.1f ms wall, %.1f ms CPU, colour costs %.1f, %.0f %% on thread 0; "
+                   "decoding and coloring %.1f ms per thread)\n", rsize / 1024, 1e3 / wall, wall, cpu, cpu - cpu0,
+                   share * 100, mc);
+        free(real);
+    }
     tjFree(jpeg);
     free(bgra);
 }
@@ -361,7 +459,7 @@ int main(int argc, char **argv)
 {
     int quick = 0, open3d = 1, fuse_only = 0, startup_only = 0, write_too = 0, color_only = 0;
     int fuse_scale = 0, fuse_threads = 1;
-    bool fuse_color = false;
+    bool fuse_color = false, real_mjpeg = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
@@ -387,6 +485,8 @@ int main(int argc, char **argv)
             color_only = color_only ? color_only : 1;
         else if (!strcmp(argv[i], "--color-parts"))
             color_only = 2;
+        else if (!strcmp(argv[i], "--real-mjpeg"))
+            real_mjpeg = true;
     }
     ks_fuse_device dev[NDEV];
     ks_unproject_table tab[NDEV];
@@ -435,6 +535,18 @@ int main(int argc, char **argv)
         unsigned char *jpeg = NULL;
         unsigned long jsize = 0;
         uint8_t *bgra = fuse_color ? make_picture(cw, ch, &jpeg, &jsize) : NULL;
+        unsigned char *real = NULL;
+        if (fuse_color && fuse_scale && real_mjpeg) { /* the real device's frame instead of the picture's JPEG */
+            unsigned long rsize = 0;
+            if (!(real = real_frame(&rsize))) {
+                fprintf(stderr, "bench_fuse: --real-mjpeg: the fixture %s is not readable\n",
+                        KS_FIXTURES "/k4a/real-recording-nfov-720p.mkv");
+                return 1;
+            }
+            tjFree(jpeg);
+            jpeg = NULL;
+            jsize = rsize;
+        }
         ks_fuse *f;
         if (ks_fuse_create(dev, NDEV, &o, &f, &err) != KS_OK) {
             fprintf(stderr, "bench_fuse: %s\n", err.message);
@@ -443,7 +555,7 @@ int main(int argc, char **argv)
         ks_fuse_input in[NDEV];
         memset(in, 0, sizeof in);
         for (int d = 0; d < NDEV; d++)
-            in[d] = color_input(depth[d], fuse_color, fuse_scale, bgra, jpeg, jsize, cw, ch);
+            in[d] = color_input(depth[d], fuse_color, fuse_scale, bgra, real ? real : jpeg, jsize, cw, ch);
         ks_cloud c = {0};
         ks_fuse_stats st;
         ks_fuse_run(f, in, &c, &st, &err); /* warm up: grows the grid */
@@ -461,7 +573,8 @@ int main(int argc, char **argv)
         }
         printf("fuse-only, %d thread(s), %s, %d sets: %.1f ms CPU per set (best %.1f; wall phases: points %.1f, "
                "voxels %.1f ms); %zu points -> %zu voxels\n", fuse_threads,
-               !fuse_color ? "no colour" : fuse_scale ? "colour from MJPEG" : "colour from BGRA", fuse_only,
+               !fuse_color ? "no colour" : !fuse_scale ? "colour from BGRA" : real ? "colour from the real device's MJPEG"
+                                                                          : "colour from MJPEG", fuse_only,
                (cpu_s() - c0) / fuse_only * 1e3, best * 1e3, sp / fuse_only, sv / fuse_only, st.points_total,
                st.voxels);
         if (write_too) { /* writing the set: float PLY and 16-bit PLY, best of 3, to /tmp (page cache) */
@@ -489,6 +602,7 @@ int main(int argc, char **argv)
         ks_cloud_free(&c);
         ks_fuse_destroy(f);
         tjFree(jpeg);
+        free(real);
         free(bgra);
         return 0;
     }
