@@ -38,4 +38,12 @@ check "[ \$(stat -c %s '$tmp/out16/fused-000000.ply') -lt \$(( \$(stat -c %s '$t
 "$KINSYNC" fuse "$rig" --backend sim --fast --calibration "$tmp/rc.json" --out "$tmp/out5" --format ply32 2>"$tmp/e"
 check "[ \$? -eq 2 ] && grep -q ply16 '$tmp/e'"
 "$KINSYNC" fuse "$rig" "$rig" --calibration "$tmp/rc.json" --out "$tmp/out3" 2>/dev/null; check "[ \$? -eq 2 ]"
+# the simulator's static views are cached beside the lens tables ($XDG_CACHE_HOME/kinsync,
+# docs/simulator.md "View cache"): a cold and a warm run fuse the very bytes of the run above
+for run in cold warm; do
+  XDG_CACHE_HOME="$tmp/xdg" "$KINSYNC" fuse "$rig" --backend sim --fast --calibration "$tmp/rc.json" \
+    --out "$tmp/out-$run" --frames 1 >/dev/null; rc=$?
+  check "[ $rc -eq 0 ] && cmp -s '$tmp/out/fused-000000.ply' '$tmp/out-$run/fused-000000.ply'"
+  check "[ \$(ls '$tmp'/xdg/kinsync/simview-*.bin | wc -l) -eq 3 ]"
+done
 exit $fail
