@@ -504,10 +504,7 @@ static sim_render_dev *render_dev(sim_world *w, int i)
 
 static void static_free_sensor(sim_static *s)
 {
-    free(s->inside);
-    free(s->zsig);
-    free(s->pdrop);
-    free(s->irsig);
+    free(s->inside); /* zsig, pdrop and irsig are in the same block */
     free(s->edge);
     free(s->edge_near);
     free(s->edge_far);
@@ -1277,12 +1274,14 @@ static sim_static *build_static(sim_world *w, int i, ks_depth_mode dm, ks_color_
         s->ir = sim_buf_new(n * 2);
         ok = ok && s->dz && s->depth && s->ir;
         vc.sensor = w->cfg.sensor && w->cfg.render_depth;
-        if (ok && vc.sensor) {
-            s->inside = ks_big_alloc(n);
-            s->zsig = ks_big_alloc(n);
-            s->pdrop = ks_big_alloc(n);
-            s->irsig = ks_big_alloc(n);
-            ok = s->inside && s->zsig && s->pdrop && s->irsig;
+        if (ok && vc.sensor) { /* one block: 2 MB pages for 4 x 360 KB (NFOV unbinned) */
+            s->inside = ks_big_alloc(4 * n);
+            ok = s->inside != NULL;
+            if (ok) {
+                s->zsig = s->inside + n;
+                s->pdrop = s->inside + 2 * n;
+                s->irsig = s->inside + 3 * n;
+            }
         }
         if (ok && w->cfg.render_depth) { /* otherwise the zeroed buffers stand: black images */
             ok = depth_view(w, &vc);

@@ -72,9 +72,15 @@ double sim_rand_normal(uint64_t *s)
  * for the same size by sim_buf_new_uninit. 256 blocks: a lossless session over 9 devices keeps up to
  * ~12 captures per device in flight (host queue and matcher), depth and IR each a block; with 48 the
  * rest were unmapped and faulted in again for every set. A fresh block is mapped with its pages
- * populated at once (MAP_POPULATE: one system call instead of a page fault per 4 KiB; a fault costs
- * microseconds in a VM, and a start-up maps ~100 MB of frames before the pool has any); every block
- * of SIM_POOL_MIN or more is such a mapping (block_alloc / block_free), smaller ones use malloc. */
+ * populated at once (one system call instead of a page fault per 4 KiB; a fault costs microseconds
+ * in a VM, and a start-up maps ~100 MB of frames before the pool has any); every block of
+ * SIM_POOL_MIN or more is such a mapping (block_alloc / block_free), smaller ones use malloc.
+ * Populated 4 KiB pages still cost ~6 us each on the development VM when first written (the
+ * hypervisor's page tables: a fresh 720 KB depth frame ~1.1 ms), 2 MB pages almost nothing; so a
+ * fresh block comes in a slab of 2, 4 or 8 blocks of the same size on 2 MB pages (block_slab: the
+ * count and stride that fill the pages best, used only when they fill them to 60 % or more; 8 NFOV
+ * unbinned depth frames of 720 KB at a 768 KB stride in 6 MB), the others go to the pool. Every
+ * block of a size has the same stride, so a block is unmapped on its own, its stride's bytes. */
 #define SIM_POOL_BLOCKS 256
 #define SIM_POOL_MIN ((size_t)64 << 10)
 #define SIM_POOL_MAX_BYTES ((size_t)256 << 20)
@@ -86,21 +92,71 @@ static struct {
 static int pool_n;
 static size_t pool_bytes;
 
+#define SIM_HUGE ((size_t)2 << 20)
+#define SIM_PAGE ((size_t)4096)
+
+/* The slab for blocks of `size` (>= SIM_POOL_MIN): *count blocks *stride bytes apart filling
+ * *count x *stride bytes of 2 MB pages exactly; *count 1 and *stride the size in whole pages (a
+ * plain mapping) when no slab fills its pages to 60 %. The same for every block of a size. */
+static void block_slab(size_t size, int *count, size_t *stride)
+{
+    size_t pages = (size + SIM_PAGE - 1) / SIM_PAGE * SIM_PAGE;
+    *count = 1;
+    *stride = pages;
+    double best = 0.6;
+    for (int k = 1; k <= 8; k *= 2) { /* 2 MB is a multiple of 8 pages: the stride stays whole pages */
+        size_t span = (pages * (size_t)k + SIM_HUGE - 1) / SIM_HUGE * SIM_HUGE;
+        double fill = (double)size * k / (double)span;
+        if (fill > best) {
+            best = fill;
+            *count = k;
+            *stride = span / (size_t)k;
+        }
+    }
+}
+
+static void pool_give(uint8_t *data, size_t size);
+
 static uint8_t *block_alloc(size_t size, bool zeroed)
 {
-    if (size >= SIM_POOL_MIN) {
-        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-        return p == MAP_FAILED ? NULL : p; /* zeroed by the kernel */
+    if (size < SIM_POOL_MIN)
+        return zeroed ? calloc(size, 1) : malloc(size);
+    int k;
+    size_t stride;
+    block_slab(size, &k, &stride);
+    size_t span = stride * (size_t)k, extra = span % SIM_HUGE == 0 ? SIM_HUGE : 0; /* room to align */
+    uint8_t *raw = mmap(NULL, span + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uint8_t *a = raw;
+    if (extra) { /* keep the 2 MB-aligned span, unmap the rest (outside it: no 2 MB page is split) */
+        a = (uint8_t *)(((uintptr_t)raw + SIM_HUGE - 1) & ~(uintptr_t)(SIM_HUGE - 1));
+        if (a > raw)
+            munmap(raw, (size_t)(a - raw));
+        if (raw + span + extra > a + span)
+            munmap(a + span, (size_t)(raw + span + extra - (a + span)));
+#ifdef MADV_HUGEPAGE
+        (void)madvise(a, span, MADV_HUGEPAGE); /* before populating: the pages come as 2 MB ones */
+#endif
     }
-    return zeroed ? calloc(size, 1) : malloc(size);
+#ifdef MADV_POPULATE_WRITE
+    (void)madvise(a, span, MADV_POPULATE_WRITE); /* zeroed by the kernel */
+#endif
+    for (int i = 1; i < k; i++)
+        pool_give(a + (size_t)i * stride, size);
+    return a;
 }
 
 static void block_free(uint8_t *data, size_t size)
 {
-    if (data && size >= SIM_POOL_MIN)
-        munmap(data, size);
-    else
+    if (data && size >= SIM_POOL_MIN) {
+        int k;
+        size_t stride;
+        block_slab(size, &k, &stride);
+        munmap(data, stride);
+    } else {
         free(data);
+    }
 }
 
 static uint8_t *pool_take(size_t size)
