@@ -9,7 +9,8 @@
  * resolution, built apart so that neither is built twice (the laser check of a session asks for
  * the depth views before anything streams; the first capture adds the colour view). A view's rows
  * are built on all CPUs (joined before it returns: nothing runs in the background). A moving board
- * is ray-cast per frame only inside its projected bounding box. MJPEG frames are encoded with libturbojpeg and cached while the picture does not
+ * is ray-cast per frame only inside its projected bounding box. Static depth views can be kept on disk
+ * between runs (the view cache below). MJPEG frames are encoded with libturbojpeg and cached while the picture does not
  * change. Laser interference damages the depth pixels of A that B's emitter lights (A's 3-D point
  * is inside B's depth view and not occluded from B); those pairs are cached per device pair. */
 #define _GNU_SOURCE
@@ -1047,9 +1048,10 @@ static void color_rows(void *arg, int v0, int v1)
 }
 
 /* ---- the view cache (docs/simulator.md "View cache") ----
- * A static depth view with its rays, kept on disk between runs (simulation.view_cache_dir, set by
- * `kinsync fuse`): the lens model's solve and the ray casting of every pixel are the bulk of the
- * simulator's start-up (~14 + ~24 ms of CPU per NFOV unbinned camera), reading the file back ~2 ms.
+ * A static depth view (without its rays) kept on disk between runs (ks_sim_config.view_cache_dir, set
+ * by `kinsync fuse`): the lens model's solve and the ray casting of every pixel are the bulk of the
+ * simulator's start-up (~14 + ~24 ms of CPU per NFOV unbinned camera), reading the 4.4 MB file back a
+ * few ms. The rays are solved only if a moving board or a pair mask needs them (view_rays).
  * The key is everything the view is made from: the depth mode, the sensor model on or off, the
  * depth camera's intrinsics (every field) and pose, the scene (room, objects) and the board when it
  * is part of the static view (size, pose, texture); compared in full (util/cachefile.h: size, magic,
