@@ -45,7 +45,9 @@ MUTANTS=(
   # voxel grid: the gather passes over a group of four bitmap words whose last word alone is set (voxels lost)
   "fuse-gather-quad|src/fuse/voxel.c|s#s->occ\[w4 + 2\] | s->occ\[w4 + 3\]))#s->occ[w4 + 2]))#|^test_fuse_merge$"
   # voxel grid, colour: the voxel's mean colour truncated instead of rounded (pipeline's colour path, float)
-  "fuse-color-round|src/fuse/voxel.c|s#int32_t c = cs\[3\], cz = c + (c == 0), h = c >> 1;#int32_t c = cs[3], cz = c + (c == 0), h = 0;#|^test_fuse_merge$"
+  "fuse-color-round|src/fuse/voxel.c|s#int32_t c = (int32_t)gc\[4 \* k + 3\], h = c >> 1;#int32_t c = (int32_t)gc[4 * k + 3], h = 0;#|^test_fuse_merge$"
+  # voxel grid, colour: the grey of a voxel no colour pixel saw lost in the vectorized means (pipeline's colour path)
+  "fuse-color-grey-mean|src/fuse/voxel.c|s#gp\[k\] = c ? r | g << 8 | b << 16 : 0x808080u;#gp[k] = r | g << 8 | b << 16;#|^test_fuse_merge$|^test_fuse_color$"
   # voxel grid, colour: the same in a cell summed in 64 bits (the double formula)
   "fuse-color-round-wide|src/fuse/voxel.c|s#h = (double)(cc / 2) + 0.5;#h = 0.5;#|^test_fuse_merge$"
   # voxel grid, writers' store (the pipeline with colour): a partition sums every run of the store, not only its own cells' (voxels twice)

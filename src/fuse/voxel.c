@@ -122,6 +122,7 @@ typedef struct scratch {
     } *w;
     v4u col[CELL_VOX]; /* colour sums r, g, b and the count of coloured points */
     v4u gc[CELL_VOX];  /* the colour sums of the gathered voxels */
+    uint32_t gp[CELL_VOX]; /* their mean colours, packed 0x00BBGGRR (emit_colors) */
     v4f nrm[CELL_VOX]; /* normal sums x, y, z (one cache line per voxel, as the other sums) */
     uint64_t occ[CELL_VOX / 64]; /* occupied voxels of the cell being summed */
     /* the occupied voxels gathered in index order: voxel, count, devices, sums */
@@ -901,48 +902,52 @@ KS_HOT static void sum_runs_color(scratch *restrict s, const rec *restrict recs,
     sum_runs_impl(s, recs, col, ord_start, ord_len, r0, r1, nrun, true);
 }
 
-/* The mean colour of a voxel from its sums (lanes r, g, b, count), packed 0x00BBGGRR: the rounded
- * mean (sum + n / 2) / n of each lane, exactly the integer division; grey (128) where no colour
- * pixel saw the voxel. In a cell of fewer than NARROW_MAX records (every cell of a frame set but
- * with huge voxels) n is below 2^16 and a = sum + n / 2 below 2^24, exact in float, and a / n divided
- * in float then truncated is floor(a / n): a quotient that is not an integer lies at least 1 / n >
- * 2^-16 from the integers, and the division (correctly rounded) moves it by at most half an ulp,
- * 2^-17 below 256; the three lanes are one vector division. Wider cells use doubles: with inv = 1 /
- * n, (a + 0.5) inv lies strictly between floor(a / n) and the next integer for any n below 2^40
- * (checked against the integer division for every sum of counts up to 1000 and 2e8 random counts
- * below 1.6e7). test_color_mean_exact checks both at the hardest sums. */
-static inline __attribute__((always_inline)) uint32_t mean_color(v4u sums, const bool wide)
+/* The mean colours of the nv gathered voxels of a cell (s->gc: lanes r, g, b, count), packed
+ * 0x00BBGGRR into s->gp: the rounded mean (sum + n / 2) / n of each lane, exactly the integer
+ * division; grey (128) where no colour pixel saw the voxel. In a cell of fewer than NARROW_MAX
+ * records (every cell of a frame set but with huge voxels) n is below 2^16 and a = sum + n / 2 below
+ * 2^24, exact in float, and a / n divided in float then truncated is floor(a / n): a quotient that
+ * is not an integer lies at least 1 / n > 2^-16 from the integers, and the division (correctly
+ * rounded) moves it by at most half an ulp, 2^-17 below 256. The loop over the voxels vectorizes
+ * (8 or 16 voxels' divisions at once). Wider cells use doubles: with inv = 1 / n, (a + 0.5) inv lies
+ * strictly between floor(a / n) and the next integer for any n below 2^40 (checked against the
+ * integer division for every sum of counts up to 1000 and 2e8 random counts below 1.6e7).
+ * test_color_mean_exact checks both at the hardest sums. */
+KS_HOT_NANTEST static void mean_colors(scratch *restrict s, size_t nv, bool wide)
 {
-    if (!wide) { /* the four lanes at once: r, g, b (and the count, unused) */
-        v4i cs = (v4i)sums;
-        int32_t c = cs[3], cz = c + (c == 0), h = c >> 1;
-        v4i q = __builtin_convertvector(__builtin_convertvector(cs + h, v4f) / (float)cz, v4i);
-        v16b qb;
-        memcpy(&qb, &q, sizeof qb);
-        v16b pb = __builtin_shufflevector(qb, zero16, 0, 4, 8, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16);
-        uint32_t px;
-        memcpy(&px, &pb, sizeof px);
-        return c ? px : 0x808080u;
+    const uint32_t *restrict gc = (const uint32_t *)s->gc; /* the lanes of voxel k at 4 k .. 4 k + 3 */
+    uint32_t *restrict gp = s->gp;
+    if (!wide) {
+        for (size_t k = 0; k < nv; k++) {
+            int32_t c = (int32_t)gc[4 * k + 3], h = c >> 1;
+            float cz = (float)(c + (c == 0));
+            uint32_t r = (uint32_t)(int32_t)((float)((int32_t)gc[4 * k] + h) / cz);
+            uint32_t g = (uint32_t)(int32_t)((float)((int32_t)gc[4 * k + 1] + h) / cz);
+            uint32_t b = (uint32_t)(int32_t)((float)((int32_t)gc[4 * k + 2] + h) / cz);
+            gp[k] = c ? r | g << 8 | b << 16 : 0x808080u;
+        }
+        return;
     }
-    uint32_t cc = sums[3], px = 0;
-    double inv = 1.0 / (double)(cc + (cc == 0)), h = (double)(cc / 2) + 0.5;
-    for (int ch = 0; ch < 3; ch++)
-        px |= (uint32_t)(((double)sums[ch] + h) * inv) << (8 * ch);
-    return cc ? px : 0x808080u;
+    for (size_t k = 0; k < nv; k++) {
+        uint32_t cc = gc[4 * k + 3], px = 0;
+        double inv = 1.0 / (double)(cc + (cc == 0)), h = (double)(cc / 2) + 0.5;
+        for (int ch = 0; ch < 3; ch++)
+            px |= (uint32_t)(((double)gc[4 * k + ch] + h) * inv) << (8 * ch);
+        gp[k] = cc ? px : 0x808080u;
+    }
 }
 
-/* The mean colours of the nv gathered voxels of a cell (s->gc) as R, G, B. */
-KS_HOT static void emit_colors(const scratch *restrict s, size_t nv, bool wide, uint8_t *restrict rgb)
+/* The mean colours of the nv gathered voxels of a cell as R, G, B. */
+static void emit_colors(scratch *restrict s, size_t nv, bool wide, uint8_t *restrict rgb)
 {
     if (!nv)
         return;
-    for (size_t k = 0; k + 1 < nv; k++) {
-        uint32_t px = wide ? mean_color(s->gc[k], true) : mean_color(s->gc[k], false);
-        memcpy(rgb + 3 * k, &px, 4); /* the 4th byte is the next voxel's, written next */
-    }
-    uint32_t px = mean_color(s->gc[nv - 1], wide);
-    memcpy(rgb + 3 * (nv - 1), &px, 2); /* the last voxel: 3 bytes (the next may be another thread's) */
-    rgb[3 * (nv - 1) + 2] = (uint8_t)(px >> 16);
+    mean_colors(s, nv, wide);
+    const uint32_t *gp = s->gp;
+    for (size_t k = 0; k + 1 < nv; k++)
+        memcpy(rgb + 3 * k, &gp[k], 4); /* the 4th byte is the next voxel's, written next */
+    memcpy(rgb + 3 * (nv - 1), &gp[nv - 1], 2); /* the last voxel: 3 bytes (the next may be another thread's) */
+    rgb[3 * (nv - 1) + 2] = (uint8_t)(gp[nv - 1] >> 16);
 }
 
 /* Adds the 32-bit lanes of the occupied voxels to the 64-bit sums and clears them (bits stay). */

@@ -694,31 +694,24 @@ static void test_color_mean_rounding(void)
     ks_voxel_grid_destroy(g);
 }
 
-/* The rounded mean of every voxel's colour is exactly the integer formula (sum + n / 2) / n at the
- * hardest sums: per voxel of n points, the channel sums are chosen so that the dividend sum + n / 2
- * is k n + n - 1 (just below the next integer: the case a float quotient can round up), k n (exact)
- * and k n - 1, for counts from 1 to 70000 points, each voxel in its own cell; 70000 makes its cell
- * wide (summed in 64 bits, the double path), the others use the float path. */
-static void test_color_mean_exact(void)
+/* Voxels of counts[0..nv) points (voxel v at x = x0 + pitch v), each channel's sums chosen so that
+ * the dividend sum + n / 2 is k n + n - 1 (just below the next integer: the case a float quotient
+ * can round up), k n (exact) and k n - 1: every voxel's mean colour must be the integer formula. */
+static void check_color_means(const uint32_t *counts, int nv, float x0, float pitch)
 {
-    static const uint32_t counts[] = {1,    2,    3,    4,     5,     6,     7,     9,     15,    16,   17,
-                                      31,   63,   64,   100,   127,   255,   256,   257,   999,   1000, 1023,
-                                      4095, 4097, 8191, 12345, 30001, 32767, 40000, 65000, 65535, 70000};
-    enum { NV = sizeof counts / sizeof counts[0] };
     size_t total = 0;
-    for (int v = 0; v < NV; v++)
+    for (int v = 0; v < nv; v++)
         total += counts[v];
     float *x = malloc(total * sizeof *x), *y = malloc(total * sizeof *y), *z = malloc(total * sizeof *z);
-    uint8_t *rgb = malloc(total * 3);
-    uint8_t want[NV][3];
+    uint8_t *rgb = malloc(total * 3), (*want)[3] = malloc((size_t)nv * sizeof *want);
     size_t at = 0;
-    for (int v = 0; v < NV; v++) {
+    for (int v = 0; v < nv; v++) {
         const uint32_t n = counts[v], h = n / 2, k = 1 + n % 250;
         const uint64_t a[3] = {(uint64_t)k * n + n - 1, (uint64_t)k * n, (uint64_t)k * n - 1};
         for (int ch = 0; ch < 3; ch++)
             want[v][ch] = (uint8_t)(a[ch] / n);
         for (uint32_t i = 0; i < n; i++, at++) {
-            x[at] = 200.0f * (float)v + 1.0f, y[at] = 1.5f, z[at] = 2.0f; /* 200 mm apart: one cell each */
+            x[at] = x0 + pitch * (float)v, y[at] = 1.5f, z[at] = 2.0f;
             for (int ch = 0; ch < 3; ch++) { /* sum a - h: n points of (a - h) / n, (a - h) % n of them one more */
                 uint64_t t = a[ch] - h;
                 rgb[3 * at + ch] = (uint8_t)(t / n + (i < t % n));
@@ -731,12 +724,12 @@ static void test_color_mean_exact(void)
     KS_CHECK_INT(ks_voxel_grid_add(g, -1, 0, x, y, z, rgb, NULL, NULL, NULL, total, &err), KS_OK);
     ks_cloud c = {0};
     KS_CHECK_INT(ks_voxel_grid_extract(g, 0, &c, &err), KS_OK);
-    KS_CHECK_INT(c.count, NV);
+    KS_CHECK_INT(c.count, nv);
     int bad = 0;
     for (size_t j = 0; j < c.count && c.rgb; j++) {
-        int v = (int)lroundf((c.x[j] - 1.0f) / 200.0f);
-        KS_CHECK_MSG(v >= 0 && v < NV && c.weight[j] == counts[v], "voxel %zu: weight %u", j, c.weight[j]);
-        if (v < 0 || v >= NV)
+        int v = (int)lroundf((c.x[j] - x0) / pitch);
+        KS_CHECK_MSG(v >= 0 && v < nv && c.weight[j] == counts[v], "voxel %zu: weight %u", j, c.weight[j]);
+        if (v < 0 || v >= nv)
             continue;
         for (int ch = 0; ch < 3; ch++)
             if (c.rgb[3 * j + ch] != want[v][ch] && bad++ < 10)
@@ -745,7 +738,22 @@ static void test_color_mean_exact(void)
     KS_CHECK_INT(bad, 0);
     ks_cloud_free(&c);
     ks_voxel_grid_destroy(g);
-    free(x), free(y), free(z), free(rgb);
+    free(x), free(y), free(z), free(rgb), free(want);
+}
+
+/* The rounded mean of every voxel's colour is exactly the integer formula (sum + n / 2) / n at the
+ * hardest sums (check_color_means), for counts from 1 to 70000 points: first each voxel in its own
+ * cell (70000 makes its cell wide: summed in 64 bits, the double path; the others one voxel a cell),
+ * then the counts up to 4097 as 24 voxels of one narrow cell, so that the means are computed by the
+ * vectorized loop over a cell's voxels (8 or 16 at a time) and its remainder. */
+static void test_color_mean_exact(void)
+{
+    static const uint32_t counts[] = {1,    2,    3,    4,     5,     6,     7,     9,     15,    16,   17,
+                                      31,   63,   64,   100,   127,   255,   256,   257,   999,   1000, 1023,
+                                      4095, 4097, 8191, 12345, 30001, 32767, 40000, 65000, 65535, 70000};
+    enum { NV = sizeof counts / sizeof counts[0] };
+    check_color_means(counts, NV, 1.0f, 200.0f); /* 200 mm apart: one cell each */
+    check_color_means(counts, 24, 2.5f, 5.0f);   /* voxels 0..23 of the cell at the origin */
 }
 
 int main(void)
