@@ -46,6 +46,10 @@ MUTANTS=(
   "fuse-gather-quad|src/fuse/voxel.c|s#s->occ\[w4 + 2\] | s->occ\[w4 + 3\]))#s->occ[w4 + 2]))#|^test_fuse_merge$"
   # voxel grid, colour: the voxel's mean colour truncated instead of rounded (pipeline's colour path, float)
   "fuse-color-round|src/fuse/voxel.c|s#int32_t c = (int32_t)gc\[4 \* k + 3\], h = c >> 1;#int32_t c = (int32_t)gc[4 * k + 3], h = 0;#|^test_fuse_merge$"
+  # voxel grid, colour: the pipeline's gather reads the colour sums from the unpaired layout (the pairs ac are where they were summed)
+  "fuse-color-paired|src/fuse/voxel.c|s#return gather_impl(s, false, true, true);#return gather_impl(s, false, true, false);#|^test_fuse_merge$|^test_fuse_color$"
+  # voxel grid, colour with normals (summed by the second pass, unpaired): the gather reads the pairs instead
+  "fuse-color-normals-layout|src/fuse/voxel.c|s#return paired ? gather_narrow_color(s) : gather_impl(s, false, true, false);#return paired ? gather_narrow_color(s) : gather_impl(s, false, true, true);#|^test_fuse_merge$"
   # voxel grid, colour: the grey of a voxel no colour pixel saw lost in the vectorized means (pipeline's colour path)
   "fuse-color-grey-mean|src/fuse/voxel.c|s#gp\[k\] = c ? r | g << 8 | b << 16 : 0x808080u;#gp[k] = r | g << 8 | b << 16;#|^test_fuse_merge$|^test_fuse_color$"
   # voxel grid, colour: the same in a cell summed in 64 bits (the double formula)

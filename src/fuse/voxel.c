@@ -115,12 +115,22 @@ typedef float v4f __attribute__((vector_size(16)));
 
 /* dense per-cell scratch, one per partition (threads aggregate different partitions) */
 typedef struct scratch {
-    v4u a[CELL_VOX];      /* count, sx, sy, sz of the records summed since the last flush (< 2^31) */
+    /* per voxel: count, sx, sy, sz of the records summed since the last flush (< 2^31), and the colour
+     * sums r, g, b and the count of coloured points. Where the colour is summed with the positions
+     * (the pipeline), both sit in one 32-byte pair (ac): one cache line per record, not two. */
+    union {
+        struct {
+            v4u a[CELL_VOX];
+            v4u col[CELL_VOX];
+        };
+        struct vac {
+            v4u a, col;
+        } ac[CELL_VOX];
+    };
     uint32_t dev[CELL_VOX]; /* devices seen */
     struct wide {         /* cells of NARROW_MAX records or more: the flushed sums */
         uint64_t count, sx, sy, sz;
     } *w;
-    v4u col[CELL_VOX]; /* colour sums r, g, b and the count of coloured points */
     v4u gc[CELL_VOX];  /* the colour sums of the gathered voxels */
     uint32_t gp[CELL_VOX]; /* their mean colours, packed 0x00BBGGRR (emit_colors) */
     v4f nrm[CELL_VOX]; /* normal sums x, y, z (one cache line per voxel, as the other sums) */
@@ -853,11 +863,15 @@ static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, 
         v4u w;
         memcpy(&w, &il, sizeof w);
         w = __builtin_shufflevector(w, (v4u){1, 1, 1, 1}, 4, 1, 2, 3);
-        s->a[l] += w;
+        if (color) { /* the pair ac[l] */
+            struct vac *pv = &s->ac[l];
+            pv->a += w;
+            pv->col += color_lanes(cp[i]);
+        } else {
+            s->a[l] += w;
+        }
         s->dev[l] |= devbit;
         s->occ[l >> 6] |= 1ull << (l & 63);
-        if (color)
-            s->col[l] += color_lanes(cp[i]);
     }
 }
 
@@ -951,17 +965,18 @@ static void emit_colors(scratch *restrict s, size_t nv, bool wide, uint8_t *rest
 }
 
 /* Adds the 32-bit lanes of the occupied voxels to the 64-bit sums and clears them (bits stay). */
-static void flush_wide(scratch *s)
+static void flush_wide(scratch *s, bool paired)
 {
     for (uint32_t wd = 0; wd < CELL_VOX / 64; wd++)
         for (uint64_t bits = s->occ[wd]; bits; bits &= bits - 1) {
             uint32_t l = wd * 64 + (uint32_t)__builtin_ctzll(bits);
             struct wide *w = &s->w[l];
-            w->count += s->a[l][0];
-            w->sx += s->a[l][1];
-            w->sy += s->a[l][2];
-            w->sz += s->a[l][3];
-            s->a[l] = (v4u){0, 0, 0, 0};
+            v4u *a = paired ? &s->ac[l].a : &s->a[l];
+            w->count += (*a)[0];
+            w->sx += (*a)[1];
+            w->sy += (*a)[2];
+            w->sz += (*a)[3];
+            *a = (v4u){0, 0, 0, 0};
         }
 }
 
@@ -1001,12 +1016,12 @@ static int sum_cell(scratch *restrict s, const part *p, const part *src, uint32_
             left -= m;
             in_slice += m;
             if (in_slice == NARROW_MAX - 1) {
-                flush_wide(s);
+                flush_wide(s, color);
                 in_slice = 0;
             }
         }
     }
-    flush_wide(s);
+    flush_wide(s, color);
     return 1;
 }
 
@@ -1015,7 +1030,7 @@ static int sum_cell(scratch *restrict s, const part *p, const part *src, uint32_
  * float once (exact up to 512 points per voxel, rounded once beyond; 32-bit and 64-bit sums of the
  * same integer give the same float). */
 static inline __attribute__((always_inline)) size_t gather_impl(scratch *restrict s, const bool wide,
-                                                                 const bool color)
+                                                                 const bool color, const bool paired)
 {
     size_t k = 0;
     /* the bitmap four words at a time: in a 9-device NFOV set at 5 mm, 57 % of the groups of four are
@@ -1037,17 +1052,19 @@ static inline __attribute__((always_inline)) size_t gather_impl(scratch *restric
                 s->gz[k] = (float)(int64_t)w->sz;
                 *w = (struct wide){0, 0, 0, 0};
             } else {
-                v4u a = s->a[l];
+                v4u *pa = paired ? &s->ac[l].a : &s->a[l];
+                v4u a = *pa;
                 v4f f = __builtin_convertvector((v4i)a, v4f);
                 s->gn[k] = a[0];
                 s->gx[k] = f[1];
                 s->gy[k] = f[2];
                 s->gz[k] = f[3];
-                s->a[l] = (v4u){0, 0, 0, 0};
+                *pa = (v4u){0, 0, 0, 0};
             }
             if (color) {
-                s->gc[k] = s->col[l];
-                s->col[l] = (v4u){0, 0, 0, 0};
+                v4u *pc = paired ? &s->ac[l].col : &s->col[l];
+                s->gc[k] = *pc;
+                *pc = (v4u){0, 0, 0, 0};
             }
             k++;
         }
@@ -1059,20 +1076,24 @@ static inline __attribute__((always_inline)) size_t gather_impl(scratch *restric
 
 KS_HOT static size_t gather_narrow(scratch *restrict s)
 {
-    return gather_impl(s, false, false);
+    return gather_impl(s, false, false, false);
 }
 
 KS_HOT static size_t gather_narrow_color(scratch *restrict s)
 {
-    return gather_impl(s, false, true);
+    return gather_impl(s, false, true, true);
 }
 
-/* gather_impl for a cell (wide: summed in 64 bits) with or without colour */
-static size_t gather_cell(scratch *restrict s, bool wide, bool color)
+/* gather_impl for a cell (wide: summed in 64 bits) with or without colour; `paired` when the colour
+ * was summed with the positions (sum_cell with colour: the pairs ac), not by the normals' pass */
+static size_t gather_cell(scratch *restrict s, bool wide, bool color, bool paired)
 {
     if (wide)
-        return color ? gather_impl(s, true, true) : gather_impl(s, true, false);
-    return color ? gather_narrow_color(s) : gather_narrow(s);
+        return !color ? gather_impl(s, true, false, false)
+               : paired ? gather_impl(s, true, true, true) : gather_impl(s, true, true, false);
+    if (!color)
+        return gather_narrow(s);
+    return paired ? gather_narrow_color(s) : gather_impl(s, false, true, false);
 }
 
 /* Writes the nv gathered voxels of a cell (first voxel `base`, voxel size v) as points: a loop
@@ -1136,7 +1157,7 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
                     }
                 }
         /* the cell's voxels: gathered in index order (and cleared), then written out */
-        size_t nv = gather_cell(s, wide != 0, color);
+        size_t nv = gather_cell(s, wide != 0, color, color && !normals);
         uint64_t ck = p->cell_keys[c];
         const float base[3] = {(float)((int32_t)((((ck >> 42) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),
                                (float)((int32_t)((((ck >> 21) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),
