@@ -590,17 +590,20 @@ static void test_rig_poses(void)
 }
 
 /* One partition takes its own add path (records in place, runs from a pass marking cell
- * changes); two partitions take the general one. Both must give the same voxels bit for bit, on
- * rows of points with holes (no depth) of 1, 3 and 70 points placed across the 64-point blocks,
- * runs that continue from one block into the next, and several devices. */
+ * changes); two partitions their own (the same pass, each run's records copied to its partition);
+ * two partitions added one partition at a time (a partition filter) the general one. All must give
+ * the same voxels bit for bit, on rows of points with holes (no depth) of 1, 3 and 70 points placed
+ * across the 64-point blocks, runs that continue from one block into the next, and several
+ * devices. */
 static void test_one_partition_path(void)
 {
     ks_error err;
     const size_t W = 640, H = 40, n = W * H;
     float *px = malloc(n * sizeof *px), *py = malloc(n * sizeof *py), *pz = malloc(n * sizeof *pz);
-    ks_voxel_grid *g1, *g2;
+    ks_voxel_grid *g1, *g2, *g3;
     KS_CHECK_INT(ks_voxel_grid_create(5, 0, 1, &g1, &err), KS_OK);
     KS_CHECK_INT(ks_voxel_grid_create(5, 0, 2, &g2, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_create(5, 0, 2, &g3, &err), KS_OK);
     size_t holes = 0;
     for (int dev = 0; dev < 3; dev++) {
         for (size_t v = 0; v < H; v++)
@@ -623,29 +626,39 @@ static void test_one_partition_path(void)
             }
         KS_CHECK_INT(ks_voxel_grid_add(g1, -1, dev, px, py, pz, NULL, NULL, NULL, NULL, n, &err), KS_OK);
         KS_CHECK_INT(ks_voxel_grid_add(g2, -1, dev, px, py, pz, NULL, NULL, NULL, NULL, n, &err), KS_OK);
+        for (int part = 0; part < 2; part++)
+            KS_CHECK_INT(ks_voxel_grid_add(g3, part, dev, px, py, pz, NULL, NULL, NULL, NULL, n, &err), KS_OK);
     }
-    ks_cloud c1 = {0}, c2 = {0};
+    ks_cloud c1 = {0}, c2 = {0}, c3 = {0};
     KS_CHECK_INT(ks_voxel_grid_extract(g1, 0, &c1, &err), KS_OK);
     KS_CHECK_INT(ks_voxel_grid_extract(g2, 0, &c2, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_extract(g3, 0, &c3, &err), KS_OK);
     KS_CHECK(c1.count > 20000);
     KS_CHECK_INT(c1.count, c2.count);
+    KS_CHECK_INT(c1.count, c3.count);
     uint64_t w = 0;
     for (size_t i = 0; i < c1.count; i++)
         w += c1.weight[i];
     KS_CHECK_INT(w, 3 * n - holes);
-    if (c1.count == c2.count) {
-        ks_test_voxel *a = ks_test_sorted_voxels(&c1), *b = ks_test_sorted_voxels(&c2);
-        size_t differ = 0;
-        for (size_t i = 0; i < c1.count; i++)
+    if (c1.count == c2.count && c1.count == c3.count) {
+        ks_test_voxel *a = ks_test_sorted_voxels(&c1), *b = ks_test_sorted_voxels(&c2), *c = ks_test_sorted_voxels(&c3);
+        size_t differ = 0, differ3 = 0;
+        for (size_t i = 0; i < c1.count; i++) {
             differ += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
+            differ3 += memcmp(&a[i], &c[i], sizeof a[i]) != 0;
+        }
         KS_CHECK_INT(differ, 0);
+        KS_CHECK_INT(differ3, 0);
         free(a);
         free(b);
+        free(c);
     }
     ks_cloud_free(&c1);
     ks_cloud_free(&c2);
+    ks_cloud_free(&c3);
     ks_voxel_grid_destroy(g1);
     ks_voxel_grid_destroy(g2);
+    ks_voxel_grid_destroy(g3);
     free(px);
     free(py);
     free(pz);
