@@ -60,10 +60,6 @@ MUTANTS=(
   "fuse-one-part-compact|src/fuse/voxel.c|s#            p->rec\[k++\] = dst\[i\];#            p->rec[k++] = dst[i ? i - 1 : 0];#|^test_fuse_merge$"
   # voxel grid, one partition: a cell change at the first point of a block is not seen (runs merge across cells)
   "fuse-one-part-change|src/fuse/voxel.c|s#            change\[i\] = cell\[i + 1\] != cell\[i\];#            change[i] = cell[i + 1] != cell[i] \&\& i != 0;#|^test_fuse_merge$"
-  # voxel grid, the pipeline without colour on 2+ partitions: a run's records of a block are not copied when the cell changes (add_parts)
-  "fuse-parts-close|src/fuse/voxel.c|s#if (open) { /\* its records of this block, then it closes \*/#if (0) { /* its records of this block, then it closes */#|^test_fuse_merge$"
-  # the same: the last record of a block's last stretch dropped
-  "fuse-parts-tail|src/fuse/voxel.c|s#            at += (size_t)(m - i0);#            at += (size_t)(m - i0) - (m - i0 > 1);#|^test_fuse_merge$"
   # calibrate DIR: the frame-set reader drops the depth images (no depth cross-check, not as over the recordings)
   "frameset-no-depth|src/record/frameset_dir.c|s#if (s->img\[i\]\[t\].file\[0\])#if (s->img[i][t].file[0] \&\& t != 1)#|^test_pipeline_cli_sh$"
   # fuse: the colour lookup returns the uncoloured grey (the demo's cloud all 128,128,128 again)

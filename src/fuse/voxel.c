@@ -540,103 +540,6 @@ static inline __attribute__((always_inline)) void add_in_order(ks_voxel_grid *g,
     p->seg_runs[seg] = nr - p->seg_off[seg];
 }
 
-/* Every point to its cell's partition, positions only (the pipeline without colour on 2+ threads):
- * as add_in_order, the run boundaries are found by a vectorizable pass marking where the cell
- * changes, scanned eight at a time; the block's records are made in a local buffer and each stretch
- * of one run is copied to its partition's list at once (per point add_impl looks at the cell, the
- * partition and the run). A block with a point without a cell (no depth) goes point by point. Same
- * records and runs as add_impl, so the same voxels. */
-KS_HOT static void add_parts(ks_voxel_grid *g, int seg, int device, const float *x, const float *y, const float *z,
-                             size_t n)
-{
-    const uint32_t np = (uint32_t)g->nparts;
-    const uint32_t devbits = (uint32_t)device << RUN_DEV_SHIFT;
-    size_t next[64], nrun[64]; /* per partition: next record, next run (absolute positions) */
-    for (uint32_t pi = 0; pi < np; pi++) {
-        const part *q = &g->parts[pi];
-        next[pi] = q->seg_off[seg] + q->seg_n[seg];
-        nrun[pi] = q->seg_off[seg] + q->seg_runs[seg];
-    }
-    uint64_t cell[BLOCK + 1];
-    rec r[BLOCK];
-    uint8_t change[BLOCK];
-    run *open = NULL; /* the open run, in partition cp, whose next record goes to `at` */
-    part *p = NULL;
-    uint32_t cp = 0;
-    size_t at = 0;
-    cell[BLOCK] = 1; /* the cell before the first block: none (1 is not a cell key) */
-    for (size_t b = 0; b < n; b += BLOCK) {
-        const int m = (int)(n - b < BLOCK ? n - b : BLOCK);
-        cell[0] = cell[BLOCK]; /* the open run's cell, at index 0; this block's at 1..m */
-        block_keys(x + b, y + b, z + b, m, g->inv * FRAC_ONE, cell + 1, r);
-        uint64_t none = 0;
-        for (int i = 0; i < m; i++) {
-            change[i] = cell[i + 1] != cell[i];
-            none |= cell[i + 1] == 0;
-        }
-        if (!none) {
-            if (m < BLOCK)
-                memset(change + m, 0, (size_t)(BLOCK - m));
-            int i0 = 0; /* r[i0..] continue the open run */
-            for (int w = 0; w < m; w += 8) {
-                uint64_t bits;
-                memcpy(&bits, change + w, sizeof bits);
-                for (; bits; bits &= bits - 1) {
-                    int i = w + __builtin_ctzll(bits) / 8;
-                    if (open) { /* its records of this block, then it closes */
-                        memcpy(p->rec + at, r + i0, (size_t)(i - i0) * sizeof *r);
-                        at += (size_t)(i - i0);
-                        open->len = (uint32_t)(at - open->start) | devbits;
-                        next[cp] = at;
-                    }
-                    cp = part_of(cell[i + 1], np);
-                    p = &g->parts[cp];
-                    at = next[cp];
-                    open = &p->runs[nrun[cp]++];
-                    open->cell = cell[i + 1];
-                    open->start = (uint32_t)at;
-                    i0 = i;
-                }
-            }
-            /* the block's last stretch (the block starts a run at 0 when no run is open) */
-            memcpy(p->rec + at, r + i0, (size_t)(m - i0) * sizeof *r);
-            at += (size_t)(m - i0);
-            cell[BLOCK] = cell[m];
-            continue;
-        }
-        uint64_t cur = cell[0];
-        for (int i = 0; i < m; i++) {
-            uint64_t c = cell[i + 1];
-            if (!c)
-                continue; /* the open run stays open, as in add_impl */
-            if (c != cur) {
-                if (open) {
-                    open->len = (uint32_t)(at - open->start) | devbits;
-                    next[cp] = at;
-                }
-                cp = part_of(c, np);
-                p = &g->parts[cp];
-                at = next[cp];
-                open = &p->runs[nrun[cp]++];
-                open->cell = c;
-                open->start = (uint32_t)at;
-                cur = c;
-            }
-            p->rec[at++] = r[i];
-        }
-        cell[BLOCK] = cur;
-    }
-    if (open) {
-        open->len = (uint32_t)(at - open->start) | devbits;
-        next[cp] = at;
-    }
-    for (uint32_t pi = 0; pi < np; pi++) {
-        part *q = &g->parts[pi];
-        q->seg_n[seg] = next[pi] - q->seg_off[seg];
-        q->seg_runs[seg] = nrun[pi] - q->seg_off[seg];
-    }
-}
-
 KS_HOT static void add_one_part(ks_voxel_grid *g, int seg, int device, const float *x, const float *y,
                                 const float *z, size_t n)
 {
@@ -678,8 +581,6 @@ KS_HOT static void add_core(ks_voxel_grid *g, int partition, int seg, int device
         size_t m = n - b < ADD_MAX_POINTS ? n - b : ADD_MAX_POINTS;
         if (in_order && !color && !normals)
             add_one_part(g, seg, device, x + b, y + b, z + b, m);
-        else if (partition < 0 && !color && !normals) /* the pipeline without colour, 2+ partitions */
-            add_parts(g, seg, device, x + b, y + b, z + b, m);
         else if (in_order && color && col && !normals) /* the pipeline with colour */
             add_one_part_color(g, seg, device, x + b, y + b, z + b, col + b, m);
         else

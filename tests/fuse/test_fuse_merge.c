@@ -590,8 +590,8 @@ static void test_rig_poses(void)
 }
 
 /* One partition takes its own add path (records in place, runs from a pass marking cell
- * changes); two partitions their own (the same pass, each run's records copied to its partition);
- * two partitions added one partition at a time (a partition filter) the general one. All must give
+ * changes); two partitions the general one, every partition at once and one partition at a time (a
+ * partition filter, as threads adding to their own partitions would). All must give
  * the same voxels bit for bit, on rows of points with holes (no depth) of 1, 3 and 70 points placed
  * across the 64-point blocks, runs that continue from one block into the next, and several
  * devices. */
