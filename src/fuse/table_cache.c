@@ -46,46 +46,18 @@ static size_t plane_bytes(size_t n)
     return (n * sizeof(float) + 63) / 64 * 64;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 /* The intrinsics as bytes, every field that the table depends on, in a fixed order. */
 static void key_bytes(const ks_intrinsics *in, uint8_t key[KEY_BYTES])
 {
-    put_u32(key, (uint32_t)in->model);
-    put_u32(key + 4, (uint32_t)in->width);
-    put_u32(key + 8, (uint32_t)in->height);
+    ks_cache_put_u32(key, (uint32_t)in->model);
+    ks_cache_put_u32(key + 4, (uint32_t)in->width);
+    ks_cache_put_u32(key + 8, (uint32_t)in->height);
     const double d[KEY_DOUBLES] = {in->cx,   in->cy,   in->fx,   in->fy, in->k[0], in->k[1], in->k[2],         in->k[3],
                                    in->k[4], in->k[5], in->codx, in->cody, in->p1, in->p2,   in->metric_radius};
     for (int i = 0; i < KEY_DOUBLES; i++) {
         uint64_t b;
         memcpy(&b, &d[i], sizeof b);
-        put_u64(key + 12 + 8 * i, b);
+        ks_cache_put_u64(key + 12 + 8 * i, b);
     }
 }
 
@@ -168,10 +140,10 @@ static bool cache_load(const char *path, const ks_intrinsics *in, const uint8_t 
     if (!m)
         return false;
     const float *x = (const float *)(m + PLANES_AT), *y = (const float *)(m + PLANES_AT + pb);
-    bool ok = !memcmp(m, CACHE_MAGIC, 8) && get_u32(m + 8) == CACHE_VERSION && get_u32(m + 12) == KEY_BYTES &&
-              !memcmp(m + 16, key, KEY_BYTES) && rays_checksum(x, y, n) == get_u64(m + 16 + KEY_BYTES + 8);
+    bool ok = !memcmp(m, CACHE_MAGIC, 8) && ks_cache_get_u32(m + 8) == CACHE_VERSION && ks_cache_get_u32(m + 12) == KEY_BYTES &&
+              !memcmp(m + 16, key, KEY_BYTES) && rays_checksum(x, y, n) == ks_cache_get_u64(m + 16 + KEY_BYTES + 8);
     size_t valid = ok ? count_valid(x, y, n) : SIZE_MAX;
-    ok = ok && valid == get_u64(m + 16 + KEY_BYTES);
+    ok = ok && valid == ks_cache_get_u64(m + 16 + KEY_BYTES);
     if (ok) {
         *t = (ks_unproject_table){in->width, in->height, (float *)x, (float *)y, valid, (void *)m, size};
         if (spot_check(in, t))
@@ -201,11 +173,11 @@ static void cache_store(const char *dir, const char *path, const uint8_t key[KEY
     uint8_t h[PLANES_AT] = {0};
     static const uint8_t zeros[64];
     memcpy(h, CACHE_MAGIC, 8);
-    put_u32(h + 8, CACHE_VERSION);
-    put_u32(h + 12, KEY_BYTES);
+    ks_cache_put_u32(h + 8, CACHE_VERSION);
+    ks_cache_put_u32(h + 12, KEY_BYTES);
     memcpy(h + 16, key, KEY_BYTES);
-    put_u64(h + 16 + KEY_BYTES, t->valid_count);
-    put_u64(h + 16 + KEY_BYTES + 8, rays_checksum(t->x, t->y, n));
+    ks_cache_put_u64(h + 16 + KEY_BYTES, t->valid_count);
+    ks_cache_put_u64(h + 16 + KEY_BYTES + 8, rays_checksum(t->x, t->y, n));
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1u));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);

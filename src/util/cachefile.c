@@ -17,34 +17,6 @@ static size_t pad64(size_t n)
     return (n + 63) / 64 * 64;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 uint64_t ks_cache_fnv1a(const void *p, size_t n, uint64_t h)
 {
     const uint8_t *b = p;
@@ -123,12 +95,12 @@ bool ks_cache_file_read(const char *path, const char magic[8], uint32_t version,
     struct stat sb;
     uint8_t *h = malloc(head);
     bool ok = h && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == head + payload &&
-              read_all(fd, h, head, 0) && !memcmp(h, magic, 8) && get_u32(h + 8) == version &&
-              get_u32(h + 12) == (uint32_t)key_bytes && get_u64(h + 16) == payload &&
+              read_all(fd, h, head, 0) && !memcmp(h, magic, 8) && ks_cache_get_u32(h + 8) == version &&
+              ks_cache_get_u32(h + 12) == (uint32_t)key_bytes && ks_cache_get_u64(h + 16) == payload &&
               !memcmp(h + HEADER_BYTES, key, key_bytes);
     for (size_t i = HEADER_BYTES + key_bytes; ok && i < head; i++)
         ok = h[i] == 0; /* the padding too: every byte of the file is checked */
-    uint64_t sum = ok ? get_u64(h + 24) : 0;
+    uint64_t sum = ok ? ks_cache_get_u64(h + 24) : 0;
     free(h);
     off_t at = (off_t)head;
     for (int p = 0; ok && p < count; p++) {
@@ -186,10 +158,10 @@ bool ks_cache_file_write(const char *dir, const char *path, const char magic[8],
     if (!h)
         return false;
     memcpy(h, magic, 8);
-    put_u32(h + 8, version);
-    put_u32(h + 12, (uint32_t)key_bytes);
-    put_u64(h + 16, payload_bytes(planes, count));
-    put_u64(h + 24, ks_cache_checksum(planes, count));
+    ks_cache_put_u32(h + 8, version);
+    ks_cache_put_u32(h + 12, (uint32_t)key_bytes);
+    ks_cache_put_u64(h + 16, payload_bytes(planes, count));
+    ks_cache_put_u64(h + 24, ks_cache_checksum(planes, count));
     memcpy(h + HEADER_BYTES, key, key_bytes);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1u));

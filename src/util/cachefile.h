@@ -20,6 +20,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Little-endian fields of a file's header and key, byte by byte (any host order). */
+static inline void ks_cache_put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void ks_cache_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t ks_cache_get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static inline uint64_t ks_cache_get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 typedef struct ks_cache_plane {
     void *data;   /* read: where the plane goes (bytes writable); write: the plane */
     size_t bytes;
@@ -29,7 +58,7 @@ typedef struct ks_cache_plane {
 #define KS_CACHE_FNV_SEED 0xcbf29ce484222325ull
 uint64_t ks_cache_fnv1a(const void *p, size_t n, uint64_t h);
 
-/* Checksum of the planes in order, at memory speed (four independent lanes of 8 bytes). */
+/* Checksum of the planes in order, at memory speed (16 lanes of 32-bit sums; see cachefile.c). */
 uint64_t ks_cache_checksum(const ks_cache_plane *planes, int count);
 
 /* Reads the file at path into the planes when it is usable (see above); false otherwise (the
