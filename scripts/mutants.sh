@@ -74,6 +74,8 @@ MUTANTS=(
   "cachefile-one-lane|src/util/cachefile.c|s#                a\[l\] += w;#                a[l] += l ? 0 : w;#|^test_fuse_points|test_cachefile$"
   # lens-table cache: a table read from the cache is no longer the file's mapping (copied or leaked)
   "table-cache-mapped|src/fuse/table_cache.c|s#(float \*)x, (float \*)y, valid, (void \*)m, size}#(float *)x, (float *)y, valid, NULL, size}#|^test_fuse_points$"
+  # the lens-table cache written without its y plane (through the shared writer): never read back
+  "table-cache-store|src/fuse/table_cache.c|s#ks_cache_write_parts(dir, path, parts, 3)#ks_cache_write_parts(dir, path, parts, 2)#|^test_fuse_points$"
   # lossless session: start-up reads the full queue depth ahead again (~14 frames per device before the first set)
   "session-readahead-full|src/session/session.c|s#    return s->warm ? d->q_max : 1;#    return d->q_max;#|^test_session_sim$"
   # lossless session: the queues never deepen after start-up

@@ -146,39 +146,52 @@ static bool write_all(int fd, const void *buf, size_t n)
     return true;
 }
 
-bool ks_cache_file_write(const char *dir, const char *path, const char magic[8], uint32_t version, const void *key,
-                         size_t key_bytes, const ks_cache_plane *planes, int count)
+bool ks_cache_write_parts(const char *dir, const char *path, const ks_cache_plane *parts, int count)
 {
     static atomic_uint seq;
     static const uint8_t zeros[64];
-    if (!dir || !path || key_bytes > UINT32_MAX || count < 0 || !make_dir(dir))
+    if (!dir || !path || count < 0 || !make_dir(dir))
         return false;
-    size_t head = pad64(HEADER_BYTES + key_bytes);
-    uint8_t *h = calloc(1, head);
-    if (!h)
-        return false;
-    memcpy(h, magic, 8);
-    ks_cache_put_u32(h + 8, version);
-    ks_cache_put_u32(h + 12, (uint32_t)key_bytes);
-    ks_cache_put_u64(h + 16, payload_bytes(planes, count));
-    ks_cache_put_u64(h + 24, ks_cache_checksum(planes, count));
-    memcpy(h + HEADER_BYTES, key, key_bytes);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1u));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        free(h);
+    if (fd < 0)
         return false;
-    }
-    bool ok = write_all(fd, h, head);
-    free(h);
+    bool ok = true;
     for (int p = 0; ok && p < count; p++)
-        ok = write_all(fd, planes[p].data, planes[p].bytes) &&
-             write_all(fd, zeros, pad64(planes[p].bytes) - planes[p].bytes);
+        ok = write_all(fd, parts[p].data, parts[p].bytes) &&
+             write_all(fd, zeros, pad64(parts[p].bytes) - parts[p].bytes);
     ok = close(fd) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
         unlink(tmp);
         return false;
     }
     return true;
+}
+
+bool ks_cache_file_write(const char *dir, const char *path, const char magic[8], uint32_t version, const void *key,
+                         size_t key_bytes, const ks_cache_plane *planes, int count)
+{
+    if (key_bytes > UINT32_MAX || count < 0)
+        return false;
+    uint8_t *h = calloc(1, HEADER_BYTES + key_bytes);
+    ks_cache_plane *parts = malloc((size_t)(1 + count) * sizeof *parts);
+    if (!h || !parts) {
+        free(h);
+        free(parts);
+        return false;
+    }
+    memcpy(h, magic, 8);
+    ks_cache_put_u32(h + 8, version);
+    ks_cache_put_u32(h + 12, (uint32_t)key_bytes);
+    ks_cache_put_u64(h + 16, payload_bytes(planes, count));
+    ks_cache_put_u64(h + 24, ks_cache_checksum(planes, count));
+    memcpy(h + HEADER_BYTES, key, key_bytes);
+    parts[0] = (ks_cache_plane){h, HEADER_BYTES + key_bytes}; /* the header, zeros to 64 bytes, the planes */
+    for (int p = 0; p < count; p++)
+        parts[1 + p] = planes[p];
+    bool ok = ks_cache_write_parts(dir, path, parts, 1 + count);
+    free(h);
+    free(parts);
+    return ok;
 }

@@ -66,6 +66,12 @@ uint64_t ks_cache_checksum(const ks_cache_plane *planes, int count);
 bool ks_cache_file_read(const char *path, const char magic[8], uint32_t version, const void *key, size_t key_bytes,
                         const ks_cache_plane *planes, int count);
 
+/* The file layout's writing step, for a cache with a header of its own (the lens tables, which are
+ * mapped): the parts in order, each followed by zeros to a multiple of 64 bytes, to a unique
+ * temporary file in dir (made if missing, and its parent one level up) renamed over path. False
+ * when it could not (nothing is left behind). */
+bool ks_cache_write_parts(const char *dir, const char *path, const ks_cache_plane *parts, int count);
+
 /* Writes the planes to path (in dir, made if missing, and its parent one level up) through a
  * temporary file renamed over path. False when it could not (nothing is left behind). */
 bool ks_cache_file_write(const char *dir, const char *path, const char magic[8], uint32_t version, const void *key,
