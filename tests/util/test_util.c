@@ -1,7 +1,9 @@
 /* The util layer (src/util): whole-file reads with limits, writes through a temporary file that
  * leave no half-written file when a write fails, the JSON and 16-bit PNG writers built on them,
- * monotonic timed waits, growing arrays, big buffers made with their pages in place. */
+ * monotonic timed waits, growing arrays, big buffers made with their pages in place, the team of
+ * persistent threads. */
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <jansson.h>
 #include <png.h>
@@ -9,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -20,6 +23,7 @@
 #include "util/grow.h"
 #include "util/monotime.h"
 #include "util/png16.h"
+#include "util/team.h"
 
 static char dir[256];
 
@@ -330,6 +334,62 @@ static void test_bigmem(void)
     }
 }
 
+/* The team: every round runs every share exactly once, on the team's threads, and ks_team_run
+ * returns only when all are done, their plain writes visible (ThreadSanitizer checks the ordering
+ * in its run). Rounds follow at once (the threads spinning), after pauses longer than the spin (the
+ * threads asleep, woken), and with a share slower than the spin (the caller asleep, woken). */
+struct team_job {
+    int round;
+    long sum[4];      /* plain: written by share s only, read by the caller after the round */
+    int last[4];      /* the round each share last ran */
+    pthread_t who[4]; /* the thread that ran share s */
+};
+
+static void team_share(void *arg, int s)
+{
+    struct team_job *j = arg;
+    if (s == 1 && j->round % 97 == 5)
+        ks_sleep_ms(3); /* longer than the spin: the caller sleeps */
+    j->sum[s] += (long)j->round * (s + 1);
+    j->last[s] = j->round;
+    j->who[s] = pthread_self();
+}
+
+static void test_team(void)
+{
+    for (int threads = 1; threads <= 4; threads++)
+        for (int spin = 0; spin <= 200; spin += 200) {
+            ks_team *t = ks_team_create(threads, spin);
+            KS_CHECK(t != NULL);
+            if (!t)
+                continue;
+            KS_CHECK_INT(ks_team_started(t), threads - 1);
+            struct team_job j;
+            memset(&j, 0, sizeof j);
+            long want[4] = {0};
+            int late = 0, distinct = 1;
+            for (j.round = 1; j.round <= 600; j.round++) {
+                if (j.round % 150 == 0)
+                    ks_sleep_ms(3); /* the threads fall asleep */
+                ks_team_run(t, team_share, &j);
+                for (int s = 0; s < threads; s++) {
+                    want[s] += (long)j.round * (s + 1);
+                    late += j.last[s] != j.round;
+                }
+            }
+            for (int s = 0; s < threads; s++) {
+                KS_CHECK(j.sum[s] == want[s]);
+                for (int o = 0; o < s; o++)
+                    distinct &= !pthread_equal(j.who[s], j.who[o]);
+            }
+            KS_CHECK(pthread_equal(j.who[0], pthread_self()));
+            KS_CHECK_INT(late, 0);
+            KS_CHECK_INT(distinct, 1);
+            ks_team_destroy(t);
+        }
+    ks_team_destroy(NULL);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/ks_test_util_XXXXXX");
@@ -344,6 +404,7 @@ int main(void)
     KS_RUN(test_monotonic_wait);
     KS_RUN(test_grow);
     KS_RUN(test_bigmem);
+    KS_RUN(test_team);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
