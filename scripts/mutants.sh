@@ -54,8 +54,22 @@ MUTANTS=(
   "fuse-color-grey-mean|src/fuse/voxel.c|s#gp\[k\] = c ? r | g << 8 | b << 16 : 0x808080u;#gp[k] = r | g << 8 | b << 16;#|^test_fuse_merge$|^test_fuse_color$"
   # voxel grid, colour: the same in a cell summed in 64 bits (the double formula)
   "fuse-color-round-wide|src/fuse/voxel.c|s#h = (double)(cc / 2) + 0.5;#h = 0.5;#|^test_fuse_merge$"
-  # voxel grid, writers' store (the pipeline with colour): a partition sums every run of the store, not only its own cells' (voxels twice)
-  "fuse-writers-filter|src/fuse/voxel.c|s#if (filter \&\& src->rpart\[r\] != mine)#if (0 \&\& filter \&\& src->rpart[r] != mine)#|^test_fuse_color$"
+  # voxel grid, writers' store (the pipeline): a partition takes the runs of another partition's cells (eight at a time)
+  "fuse-writers-filter|src/fuse/voxel.c|s#uint64_t x = w ^ ones \* mine;#uint64_t x = w ^ ones * (mine ^ 1u);#|^test_fuse_color$|^test_fuse_merge$"
+  # voxel grid, writers' store: the runs left after the groups of eight taken whatever their partition (voxels twice)
+  "fuse-writers-filter-tail|src/fuse/voxel.c|s#if (!filter || src->rpart\[r\] == mine)#if (1)#|^test_fuse_color$|^test_fuse_merge$"
+  # voxel grid, blocked output: a cell's voxels written past the end of their block (into the next partition's)
+  "fuse-block-split|src/fuse/voxel.c|s#size_t m = nv - k0 < bend - no ? nv - k0 : bend - no;#size_t m = nv - k0;#|^test_fuse_merge$"
+  # voxel grid, blocked output: the check that a partition's blocks hold its voxels dropped
+  "fuse-block-room|src/fuse/voxel.c|s#if (bi == nblk)#if (0)#|^test_fuse_merge$"
+  # fuse: the gaps between the blocks closed with every block counted as holding its partition's first voxels
+  "fuse-block-counts|src/fuse/fuse.c|s#size_t done = seen\[p\]++ \* OUT_BLOCK#size_t done = seen[p] * OUT_BLOCK#|^test_fuse_merge$"
+  # fuse: a gap between blocks left open (its points lost, others doubled)
+  "fuse-close-gaps|src/fuse/fuse.c|s#        copy_points(out, hole, src_end - m, m, color, normals);#        (void)copy_points;#|^test_fuse_merge$"
+  # the team returns before its threads finish the round
+  "team-no-wait|src/util/team.c|s#if (t->started > 0 \&\& !spin_int(\&t->done, t->started, t->spin_ns)) {#if (0) {#|^test_util$"
+  # the team's threads miss a round published while they sleep (no wake-up)
+  "team-no-wake|src/util/team.c|s#^        pthread_cond_broadcast(\&t->round_cv);#        (void)0;#|^test_util$"
   # voxel grid, one partition: a compacted block's records taken one point off (the records in place path)
   "fuse-one-part-compact|src/fuse/voxel.c|s#            p->rec\[k++\] = dst\[i\];#            p->rec[k++] = dst[i ? i - 1 : 0];#|^test_fuse_merge$"
   # voxel grid, one partition: a cell change at the first point of a block is not seen (runs merge across cells)

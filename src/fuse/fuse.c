@@ -1,8 +1,9 @@
 /* fuse/fuse.c: the pipeline for one rig. Per frame set: (1) every device's depth becomes organized
  * points in the rig frame, in one buffer with a fixed slice per device, with normals and color when
- * asked, and goes straight into the voxel grid's record lists a few rows at a time, while those rows
- * are still in L1/L2 (each chunk of rows its own segment); (2) each thread sums one partition of the grid
- * into voxels, written straight into its range of the output, which is then closed up.
+ * asked, and goes straight into the voxel grid's record store a few rows at a time, while those rows
+ * are still in L1/L2 (each chunk of rows its own segment); (2) the threads sum the grid's partitions
+ * into voxels, one partition at a time, written straight into the partition's blocks of the output
+ * (lay_out_blocks), whose few holes are then closed up.
  * Work split of phase 1: the rows of all devices are cut into 8 chunks per thread (a device's image
  * may be split between chunks; the thread of a chunk computes the row just outside it privately
  * for normals), and the threads take the chunks one after the other as they finish, so a thread on
@@ -15,9 +16,10 @@
  * at its barrier while the other decoded the 9th image (one decode, ~1.4 ms per set). A chunk whose
  * device is still being decoded waits for it (rare: the chunks come after every decode was taken,
  * in device order) and never changes the result (each chunk its own segment, whatever thread).
- * Threads are started per phase (a thread start per phase costs
- * microseconds); all buffers are made at create time or grow once, so a steady stream of frame sets
- * does not allocate. */
+ * The threads are a team (util/team.h) made at create time and kept: starting threads per phase
+ * cost ~0.15 ms per phase, and a join ~0.3 ms of waking on the development VM (1 ms of a 35 ms set).
+ * All buffers are made at create time or grow once, so a steady stream of frame sets does not
+ * allocate. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,7 +28,15 @@
 
 #include "fuse/fuse_internal.h"
 #include "kinsync/fuse.h"
+#include "util/team.h"
 
+#define TEAM_SPIN_US 500 /* a thread done with a phase spins this long for the next before it sleeps */
+/* Phase 2's partitions per thread. More would balance a slower core better, but every partition
+ * passes over the whole record store for its runs, and lines of records shared by runs of two
+ * partitions are fetched twice: measured (9 devices NFOV, colour from the real device's MJPEG, 2
+ * threads), 2 per thread cost 5 % more CPU per set and 8 per thread 9 %, more than the balance won. */
+#define PARTS_PER_THREAD 1
+#define OUT_BLOCK 4096     /* phase 2 writes voxels in blocks of this many points (see ks_fuse_run) */
 #define CHUNK_ROWS 8 /* rows of points made, then added to the grid, at a time (8 x 640 x 12 B = 60 KB) */
 
 typedef struct fdev {
@@ -61,6 +71,15 @@ struct ks_fuse {
     pthread_mutex_t ready_mu;               /* with ready_cv: a chunk waiting for its device's image */
     pthread_cond_t ready_cv;
     bool sync_made;
+    ks_team *team;          /* the threads of the phases (see run_phase) */
+    int nparts;             /* the grid's partitions: phase 2's tasks */
+    atomic_int next_part;   /* phase 2's next partition */
+    size_t part_written[64], part_shared[64];
+    /* phase 2's output blocks (see ks_fuse_run): partition p's k-th at blk[blk_first[p] + k]; and all
+     * blocks in output order as ranges (start, partition, k) for closing the gaps */
+    size_t *blk, *rng_start, *rng_count;
+    int *rng_part;
+    size_t blk_cap, blk_first[65];
     /* per run */
     const ks_fuse_input *in;
     ks_status thread_status[64];
@@ -73,7 +92,6 @@ typedef struct job {
     double ms_color;
     size_t valid[KS_FUSE_MAX_DEVICES]; /* phase 1: valid points per device made by this thread */
     ks_cloud *out;
-    size_t offset, written, shared; /* phase 2: where partition t goes, voxels written, shared */
 } job;
 
 void ks_fuse_destroy(ks_fuse *f)
@@ -91,7 +109,12 @@ void ks_fuse_destroy(ks_fuse *f)
     free(f->nz);
     free(f->col);
     free(f->halo);
+    free(f->blk);
+    free(f->rng_start);
+    free(f->rng_count);
+    free(f->rng_part);
     ks_voxel_grid_destroy(f->grid);
+    ks_team_destroy(f->team);
     if (f->dec)
         for (int d = 0; d < f->ndev; d++)
             ks_mjpeg_decoder_destroy(f->dec[d]);
@@ -247,8 +270,16 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
     }
     f->sync_made = true;
     unsigned gf = (f->opt.color ? KS_CLOUD_COLOR : 0) | (f->opt.normals ? KS_CLOUD_NORMALS : 0);
-    if ((st = ks_voxel_grid_create(f->opt.voxel_mm, gf, f->opt.threads, &f->grid, err)) != KS_OK)
+    /* the partitions are taken one at a time (any thread, any order: the output's layout depends
+     * only on the partitions' record counts) */
+    f->nparts = f->opt.threads > 1 ? (PARTS_PER_THREAD * f->opt.threads < 64 ? PARTS_PER_THREAD * f->opt.threads : 64)
+                                   : 1;
+    if ((st = ks_voxel_grid_create(f->opt.voxel_mm, gf, f->nparts, &f->grid, err)) != KS_OK)
         goto fail;
+    if (!(f->team = ks_team_create(f->opt.threads, TEAM_SPIN_US))) {
+        st = ks_error_set(err, KS_ENOMEM, "fuse: out of memory");
+        goto fail;
+    }
     *out = f;
     return KS_OK;
 fail:
@@ -399,15 +430,21 @@ static void *points_worker(void *arg)
     return NULL;
 }
 
-/* Phase 2: partition t of the grid summed into voxels. */
+/* Phase 2: the grid's partitions summed into voxels, one at a time, in this thread's scratch. */
 static void *voxel_worker(void *arg)
 {
     job *j = arg;
     ks_fuse *f = j->f;
-    ks_status st = ks_voxel_grid_aggregate_into(f->grid, j->t, f->opt.min_weight, j->out, j->offset, &j->written,
-                                                &j->shared, &f->thread_error[j->t]);
-    if (st)
-        f->thread_status[j->t] = st;
+    for (int p; (p = atomic_fetch_add(&f->next_part, 1)) < f->nparts;) {
+        size_t nb = f->blk_first[p + 1] - f->blk_first[p];
+        ks_status st = ks_voxel_grid_aggregate_into(f->grid, p, j->t, f->opt.min_weight, j->out,
+                                                    f->blk + f->blk_first[p], nb, OUT_BLOCK, &f->part_written[p],
+                                                    &f->part_shared[p], &f->thread_error[j->t]);
+        if (st) {
+            f->thread_status[j->t] = st;
+            break;
+        }
+    }
     return NULL;
 }
 
@@ -428,61 +465,118 @@ static void copy_points(ks_cloud *out, size_t dst, size_t src, size_t n, bool co
     }
 }
 
-/* The partitions wrote counts[t] points at starts[t] (ascending, ranges sized by an upper bound),
- * leaving holes. The cloud's order is unspecified, so the holes below the total are filled with the
- * points that lie above it: a copy as large as the holes, not a shift of whole partitions. Returns
- * the total. */
-static size_t close_gaps(ks_cloud *out, int T, const size_t *starts, const size_t *counts, bool color, bool normals)
+/* The partitions wrote counts[i] points at starts[i] (n ranges, ascending, each sized by an upper
+ * bound), leaving holes. The cloud's order is unspecified, so the holes below the total are filled
+ * with the points that lie above it: a copy as large as the holes, not a shift of whole ranges.
+ * Returns the total. */
+static size_t close_gaps(ks_cloud *out, size_t n, const size_t *starts, const size_t *counts, bool color,
+                         bool normals)
 {
     size_t total = 0;
-    for (int t = 0; t < T; t++)
-        total += counts[t];
-    int ht = 0, st = T - 1;
-    size_t hole = starts[0] + counts[0]; /* next free slot */
-    size_t src_end = starts[st] + counts[st]; /* one past the last point not yet moved */
+    for (size_t i = 0; i < n; i++)
+        total += counts[i];
+    if (!n)
+        return 0;
+    size_t ht = 0;                           /* the range whose hole is being filled */
+    size_t hole = starts[0] + counts[0];     /* next free slot */
+    size_t st = n;                           /* one past the range points are taken from */
+    size_t src_end = starts[n - 1] + counts[n - 1]; /* one past the last point not yet moved */
     for (;;) {
         /* the next hole below the total */
-        while (ht < T && (hole >= (ht + 1 < T ? starts[ht + 1] : SIZE_MAX) || hole >= total)) {
-            if (++ht < T)
+        while (ht < n && (hole >= (ht + 1 < n ? starts[ht + 1] : SIZE_MAX) || hole >= total)) {
+            if (++ht < n)
                 hole = starts[ht] + counts[ht];
         }
-        if (ht >= T || hole >= total)
+        if (ht >= n || hole >= total)
             break;
-        size_t hole_end = ht + 1 < T ? starts[ht + 1] : total;
+        size_t hole_end = ht + 1 < n ? starts[ht + 1] : total;
         hole_end = hole_end < total ? hole_end : total;
         /* the last point at or above the total still to move */
-        while (st >= 0 && (src_end <= starts[st] || src_end <= total)) {
-            if (--st >= 0)
-                src_end = starts[st] + counts[st];
+        while (st > 0 && (src_end <= starts[st - 1] || src_end <= total)) {
+            if (--st > 0)
+                src_end = starts[st - 1] + counts[st - 1];
         }
-        if (st < 0)
+        if (st == 0)
             break;
-        size_t src_begin = starts[st] > total ? starts[st] : total;
-        size_t n = hole_end - hole, m = src_end - src_begin;
-        n = n < m ? n : m;
-        copy_points(out, hole, src_end - n, n, color, normals);
-        hole += n;
-        src_end -= n;
+        size_t src_begin = starts[st - 1] > total ? starts[st - 1] : total;
+        size_t m = hole_end - hole, k = src_end - src_begin;
+        m = m < k ? m : k;
+        copy_points(out, hole, src_end - m, m, color, normals);
+        hole += m;
+        src_end -= m;
     }
     return total;
 }
 
+/* Phase 2's output layout. Each partition writes its voxels in blocks of OUT_BLOCK points, with
+ * room for its records (an upper bound of its voxels): ceil(records / OUT_BLOCK) blocks. The blocks
+ * are dealt out in rounds (round k: the k-th block of every partition that has one, in partition
+ * order), so the blocks the partitions fill come first and the room they leave lies at the end:
+ * every partition turns about the same share of its records into voxels, so only the last, partly
+ * filled blocks leave holes below the total, and closing them moves a few blocks of points per
+ * partition, not the third of the cloud that one range per partition left (0.6-0.8 ms per set with
+ * 2 threads, on one thread while the other waited). The layout depends only on the record counts:
+ * the cloud's order depends on the inputs and the thread count, never on which thread took which
+ * partition. Sets *room to the points out must hold. */
+static ks_status lay_out_blocks(ks_fuse *f, size_t *room, ks_error *err)
+{
+    const int P = f->nparts;
+    size_t nb[64], n = 0, maxnb = 0;
+    for (int p = 0; p < P; p++) {
+        nb[p] = (ks_voxel_grid_part_records(f->grid, p) + OUT_BLOCK - 1) / OUT_BLOCK;
+        n += nb[p];
+        maxnb = nb[p] > maxnb ? nb[p] : maxnb;
+    }
+    if (n > f->blk_cap) {
+        size_t cap = n + n / 2 + 64;
+        size_t *b = realloc(f->blk, cap * sizeof *b);
+        if (b)
+            f->blk = b;
+        size_t *rs = realloc(f->rng_start, cap * sizeof *rs);
+        if (rs)
+            f->rng_start = rs;
+        size_t *rc = realloc(f->rng_count, cap * sizeof *rc);
+        if (rc)
+            f->rng_count = rc;
+        int *rp = realloc(f->rng_part, cap * sizeof *rp);
+        if (rp)
+            f->rng_part = rp;
+        if (!b || !rs || !rc || !rp)
+            return ks_error_set(err, KS_ENOMEM, "fuse: out of memory");
+        f->blk_cap = cap;
+    }
+    f->blk_first[0] = 0;
+    for (int p = 0; p < P; p++)
+        f->blk_first[p + 1] = f->blk_first[p] + nb[p];
+    size_t r = 0;
+    for (size_t k = 0; k < maxnb; k++)
+        for (int p = 0; p < P; p++)
+            if (k < nb[p]) {
+                f->blk[f->blk_first[p] + k] = r * OUT_BLOCK;
+                f->rng_start[r] = r * OUT_BLOCK;
+                f->rng_part[r++] = p;
+            }
+    *room = n * OUT_BLOCK;
+    return KS_OK;
+}
+
+struct phase {
+    void *(*fn)(void *);
+    job *jobs;
+};
+
+static void phase_share(void *arg, int t)
+{
+    struct phase *ph = arg;
+    ph->fn(&ph->jobs[t]);
+}
+
+/* One phase: fn on every job, job t on the team's thread t (the caller's is 0). */
 static ks_status run_phase(ks_fuse *f, void *(*fn)(void *), job *jobs, ks_error *err)
 {
     int T = f->opt.threads;
-    pthread_t th[64];
-    int started = 0;
-    for (int t = 1; t < T; t++) {
-        if (pthread_create(&th[t], NULL, fn, &jobs[t]) != 0)
-            break;
-        started = t;
-    }
-    /* threads that could not start: their share runs here */
-    for (int t = started + 1; t < T; t++)
-        fn(&jobs[t]);
-    fn(&jobs[0]);
-    for (int t = 1; t <= started; t++)
-        pthread_join(th[t], NULL);
+    struct phase ph = {fn, jobs};
+    ks_team_run(f->team, phase_share, &ph);
     for (int t = 0; t < T; t++)
         if (f->thread_status[t]) {
             if (err)
@@ -523,21 +617,23 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
     double t1 = ks_fuse_now_ms();
     if (st)
         return st;
-    /* phase 2: partition t summed straight into its range of the output (sized by its records, an
-     * upper bound of its voxels); the ranges are closed up below */
-    size_t total = 0;
-    for (int t = 0; t < T; t++) {
-        jobs[t].offset = total;
-        total += ks_voxel_grid_part_records(f->grid, t);
-    }
-    if ((st = ks_cloud_reserve(out, total, ks_voxel_grid_fields(f->grid), err)) != KS_OK)
+    /* phase 2: the partitions summed straight into their blocks of the output (lay_out_blocks), the
+     * holes closed up below */
+    size_t room = 0;
+    if ((st = lay_out_blocks(f, &room, err)) != KS_OK)
         return st;
+    if ((st = ks_cloud_reserve(out, room, ks_voxel_grid_fields(f->grid), err)) != KS_OK)
+        return st;
+    atomic_store(&f->next_part, 0); /* the team's threads see it: ks_team_run publishes the round */
     if ((st = run_phase(f, voxel_worker, jobs, err)) != KS_OK)
         return st;
-    size_t starts[64], counts[64];
-    for (int t = 0; t < T; t++)
-        starts[t] = jobs[t].offset, counts[t] = jobs[t].written;
-    out->count = close_gaps(out, T, starts, counts, f->opt.color, f->opt.normals);
+    size_t seen[64] = {0}, nr = f->blk_first[f->nparts];
+    for (size_t r = 0; r < nr; r++) { /* block k of partition p holds its voxels k * OUT_BLOCK .. */
+        int p = f->rng_part[r];
+        size_t done = seen[p]++ * OUT_BLOCK, w = f->part_written[p];
+        f->rng_count[r] = w > done ? (w - done < OUT_BLOCK ? w - done : OUT_BLOCK) : 0;
+    }
+    out->count = close_gaps(out, nr, f->rng_start, f->rng_count, f->opt.color, f->opt.normals);
     double t2 = ks_fuse_now_ms();
     if (stats) {
         memset(stats, 0, sizeof *stats);
@@ -548,8 +644,8 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
             stats->points_total += stats->points[d];
         }
         stats->voxels = out->count;
-        for (int t = 0; t < T; t++)
-            stats->voxels_shared += jobs[t].shared;
+        for (int p = 0; p < f->nparts; p++)
+            stats->voxels_shared += f->part_shared[p];
         double mc = 0;
         for (int t = 0; t < T; t++)
             mc = jobs[t].ms_color > mc ? jobs[t].ms_color : mc;

@@ -27,10 +27,11 @@
 
 #include "kinsync/fuse.h"
 
-/* Writer threads: after a reset, prepares `nwriters` segments in every partition, writer w adding
- * at most max_points[w] points; then each writer thread calls ks_voxel_grid_add_writer for its
- * devices (all partitions, its own segment: no locks), and each partition is aggregated by one
- * thread. ks_voxel_grid_add cannot be mixed in until the next reset. */
+/* Writer threads: after a reset, prepares one segment per writer in the grid's record store,
+ * writer w adding at most max_points[w] points; then each writer thread calls
+ * ks_voxel_grid_add_writer for its devices (its own segment: no locks), and the partitions are
+ * aggregated by the threads, one partition at a time each. ks_voxel_grid_add cannot be mixed in
+ * until the next reset. */
 ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *max_points, ks_error *err);
 /* col (may be NULL: no colour) is each point's packed colour, 0x01BBGGRR (R in the low byte), or 0
  * when no colour pixel saw it: such a point adds no colour to its voxel, so a point no colour camera
@@ -45,12 +46,14 @@ size_t ks_points_colorize_packed(const float *x, const float *y, const float *z,
                                  const ks_color_image *img, uint32_t *col);
 /* Records (points) held by partition p: an upper bound of its voxels. */
 size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition);
-/* Sums partition p into voxels written at out[offset..]; out must hold offset +
- * ks_voxel_grid_part_records(g, p) points with ks_voxel_grid_fields(g). Threads: one partition each.
- * *written receives the number of voxels (those below min_weight are left out), *shared (may be
- * NULL) those seen by two or more devices. */
-ks_status ks_voxel_grid_aggregate_into(ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
-                                       size_t offset, size_t *written, size_t *shared, ks_error *err);
+/* Sums partition p into voxels, in the scratch of `slot` (0..63: threads aggregating at the same
+ * time use different slots), written to out in blocks: the k-th `block` voxels at out[blocks[k]..],
+ * nblocks * block at least ks_voxel_grid_part_records(g, p); out holds them with
+ * ks_voxel_grid_fields(g). *written receives the number of voxels (those below min_weight are left
+ * out), *shared (may be NULL) those seen by two or more devices. */
+ks_status ks_voxel_grid_aggregate_into(ks_voxel_grid *g, int partition, int slot, uint32_t min_weight, ks_cloud *out,
+                                       const size_t *blocks, size_t nblocks, size_t block, size_t *written,
+                                       size_t *shared, ks_error *err);
 unsigned ks_voxel_grid_fields(const ks_voxel_grid *g);
 
 /* The pose as a float row-major 3x3 rotation then translation (NULL: identity). */

@@ -86,7 +86,7 @@ typedef struct part {
     size_t seg_off[64], seg_n[64], seg_runs[64];
     /* writers' mode (see struct ks_voxel_grid): the records of this partition in writer w's
      * segment of partition 0's store */
-    size_t shared_n[64];
+    size_t shared_n[64], shared_runs[64];
     /* cell table: open addressing cell key -> cell index */
     struct cslot {
         uint64_t key; /* 0 = empty */
@@ -140,20 +140,21 @@ typedef struct scratch {
     float gx[CELL_VOX], gy[CELL_VOX], gz[CELL_VOX];
 } scratch;
 
-/* Where the records are. By ks_voxel_grid_add, and by the pipeline's writers without colour,
- * partition p's records are in parts[p] (each point goes to its cell's partition as it is added).
- * In the writers' mode with colour (ks_voxel_grid_writers, `shared`), every writer appends its points in their image
- * order to its own segment of parts[0]'s store, whatever their partition, so a record is written
- * once, where it lands, without looking at its partition (add_one_part); partition t then takes
- * the runs of its cells from that store when it is aggregated (sort_runs), and the writers count
- * each partition's records as they go (count_runs). */
+/* Where the records are. By ks_voxel_grid_add, partition p's records are in parts[p] (each point
+ * goes to its cell's partition as it is added). In the writers' mode (the pipeline,
+ * ks_voxel_grid_writers, `shared`), every writer appends its points in their image order to its own
+ * segment of parts[0]'s store, whatever their partition, so a record is written once, where it
+ * lands, without looking at its partition (add_one_part); partition p then takes the runs of its
+ * cells from that store when it is aggregated (sort_runs), and the writers count each partition's
+ * records and runs as they go (count_runs). There may be more partitions than threads: the threads
+ * take them one at a time, each summing in its own scratch (its slot). */
 struct ks_voxel_grid {
     float voxel, inv;
     unsigned fields;
     bool shared;
     int nparts;
     part *parts;
-    scratch **scr;
+    scratch *scr[64]; /* per aggregating thread (slot), made at its first use */
 };
 
 static inline uint64_t mix(uint64_t k)
@@ -181,11 +182,9 @@ ks_status ks_voxel_grid_create(float voxel_mm, unsigned fields, int partitions, 
         return ks_error_set(err, KS_EINVAL, "voxel grid: %d partitions; use 1 to 64 (one per thread)", partitions);
     ks_voxel_grid *g = calloc(1, sizeof *g);
     part *ps = calloc((size_t)partitions, sizeof *ps);
-    scratch **scr = calloc((size_t)partitions, sizeof *scr);
-    if (!g || !ps || !scr) {
+    if (!g || !ps) {
         free(g);
         free(ps);
-        free(scr);
         return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
     }
     g->voxel = voxel_mm;
@@ -193,13 +192,7 @@ ks_status ks_voxel_grid_create(float voxel_mm, unsigned fields, int partitions, 
     g->fields = fields & (KS_CLOUD_COLOR | KS_CLOUD_NORMALS);
     g->nparts = partitions;
     g->parts = ps;
-    g->scr = scr;
     for (int i = 0; i < partitions; i++) {
-        scr[i] = calloc(1, sizeof **scr);
-        if (!scr[i]) {
-            ks_voxel_grid_destroy(g);
-            return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
-        }
         ps[i].aggregated = true;
         ps[i].nseg = 1;
     }
@@ -226,11 +219,12 @@ void ks_voxel_grid_destroy(ks_voxel_grid *g)
         free(p->cstart);
         free(p->cell_keys);
         ks_cloud_free(&p->out);
+    }
+    for (int i = 0; i < 64; i++) {
         if (g->scr[i])
             free(g->scr[i]->w);
         free(g->scr[i]);
     }
-    free(g->scr);
     free(g->parts);
     free(g);
 }
@@ -553,20 +547,23 @@ KS_HOT static void add_one_part_color(ks_voxel_grid *g, int seg, int device, con
 }
 
 /* Writers' mode: the partition of each of runs r0..r1 of writer seg's segment of parts[0] (the runs
- * a call just added, still in the cache), and each partition's records among them. */
+ * a call just added, still in the cache), and each partition's records and runs among them. */
 static void count_runs(ks_voxel_grid *g, int seg, size_t r0, size_t r1)
 {
     const uint32_t np = (uint32_t)g->nparts;
-    size_t cnt[64] = {0};
+    size_t cnt[64] = {0}, nr[64] = {0};
     const run *rs = g->parts[0].runs + g->parts[0].seg_off[seg];
     uint8_t *rp = g->parts[0].rpart + g->parts[0].seg_off[seg];
     for (size_t r = r0; r < r1; r++) {
         uint32_t t = part_of(rs[r].cell, np);
         rp[r] = (uint8_t)t;
         cnt[t] += rs[r].len & RUN_LEN_MASK;
+        nr[t]++;
     }
-    for (uint32_t t = 0; t < np; t++)
+    for (uint32_t t = 0; t < np; t++) {
         g->parts[t].shared_n[seg] += cnt[t];
+        g->parts[t].shared_runs[seg] += nr[t];
+    }
 }
 
 KS_HOT static void add_core(ks_voxel_grid *g, int partition, int seg, int device, const float *x, const float *y,
@@ -643,26 +640,16 @@ ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *ma
     if (total > UINT32_MAX)
         return ks_error_set(err, KS_EINVAL, "voxel grid: %zu points in one frame set; at most %u", total, UINT32_MAX);
     const bool normals = (g->fields & KS_CLOUD_NORMALS) != 0, color = (g->fields & KS_CLOUD_COLOR) != 0;
-    if (!color) {
-        /* without colour, every partition its own list, a segment per writer in each (add_impl):
-         * in the shared store the partitions' runs alternate and each partition's pass reads cache
-         * lines half full of the other's records (measured, 2 threads: 10 % more CPU per set than
-         * these lists, although fewer instructions) */
-        g->shared = false;
-        for (int pi = 0; pi < g->nparts; pi++) {
-            part *p = &g->parts[pi];
-            if (grow_records(p, total, normals, false, false) != 0)
-                return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", total);
-            lay_segments(p, nwriters, max_points);
-            p->aggregated = false;
-        }
-        return KS_OK;
-    }
-    /* with colour, the shared store: parts[0], a segment per writer; the other partitions hold no
-     * records (the packed colours are copied in order with the records: cheaper than hashing every
-     * coloured point to its partition, 22 % more sets/s from BGRA on 2 threads) */
+    /* one store, parts[0], a segment per writer; the other partitions hold no records: every point
+     * is written once, in its image order, without looking at its partition (add_one_part), and
+     * partition p takes the runs of its cells from the store when it is aggregated (sort_runs).
+     * Each partition its own lists (each point hashed to its cell's partition as it is added) was
+     * measured against it twice: with colour the store gave 22 % more sets/s from BGRA on 2 threads;
+     * without, the lists were 10 % cheaper in session 5 but no better in session 9 (the points
+     * phase's in-order add got faster since), and lists cannot serve many partitions per thread
+     * (each partition would need room for every writer's points). */
     part *p0 = &g->parts[0];
-    if (grow_records(p0, total, normals, true, g->nparts > 1) != 0)
+    if (grow_records(p0, total, normals, color, g->nparts > 1) != 0)
         return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points", total);
     g->shared = true;
     for (int pi = 0; pi < g->nparts; pi++) {
@@ -670,7 +657,7 @@ ks_status ks_voxel_grid_writers(ks_voxel_grid *g, int nwriters, const size_t *ma
         p->nseg = 1;
         p->seg_off[0] = p->seg_n[0] = p->seg_runs[0] = 0;
         for (int w = 0; w < nwriters; w++)
-            p->shared_n[w] = 0;
+            p->shared_n[w] = p->shared_runs[w] = 0;
         p->aggregated = false;
     }
     lay_segments(p0, nwriters, max_points);
@@ -739,6 +726,39 @@ static inline void place_run(part *p, const run *rn, uint32_t ci)
     p->ord_len[dst] = rn->len; /* with the device */
 }
 
+/* sort_runs' first pass: the cells of the runs seen so far, through a small direct-mapped cache of
+ * recent cells (see sort_runs) */
+struct cell_seen {
+    struct {
+        uint64_t key;
+        uint32_t idx;
+    } recent[RECENT_CELLS];
+    uint64_t last;
+    uint32_t last_idx;
+};
+
+/* The cell index of run r of src as run k of partition p (listed in p->run_at with a filter). */
+static inline int note_run(part *p, struct cell_seen *cs, const part *src, size_t r, size_t k, bool filter)
+{
+    uint64_t c = src->runs[r].cell;
+    if (c != cs->last) {
+        uint32_t h = (uint32_t)(c ^ c >> 19 ^ c >> 37) & (RECENT_CELLS - 1);
+        if (cs->recent[h].key == c) {
+            cs->last_idx = cs->recent[h].idx;
+        } else {
+            if (cell_lookup(p, c, &cs->last_idx) != 0)
+                return -1;
+            cs->recent[h].key = c;
+            cs->recent[h].idx = cs->last_idx;
+        }
+        cs->last = c;
+    }
+    if (filter)
+        p->run_at[k] = (uint32_t)r;
+    p->run_cell[k] = cs->last_idx;
+    return 0;
+}
+
 /* Puts partition pi's runs in cell order: p->cstart[c]..p->cstart[c+1] index ord_start/ord_len, which
  * index the records of src (parts[0] in the writers' mode, where the runs of other partitions'
  * cells are passed over; else the partition itself). */
@@ -747,9 +767,9 @@ static int sort_runs(ks_voxel_grid *g, int pi, const part *src)
     part *p = &g->parts[pi];
     const bool filter = g->shared && g->nparts > 1;
     const uint8_t mine = (uint8_t)pi;
-    size_t nrun = 0;
+    size_t nrun = 0; /* the runs of this partition */
     for (int sg = 0; sg < src->nseg; sg++)
-        nrun += src->seg_runs[sg];
+        nrun += filter ? p->shared_runs[sg] : src->seg_runs[sg];
     if (nrun > p->run_cap) {
         size_t cap = nrun + nrun / 2 + 1024;
         free(p->run_cell);
@@ -770,37 +790,33 @@ static int sort_runs(ks_voxel_grid *g, int pi, const part *src)
     /* 1: the cell index of every run. Consecutive runs often share a cell (one row crossing back),
      * and the next rows of an image cross the same cells again (a cell spans ~16-30 rows), so a small
      * direct-mapped cache of recent cells, which stays in L1, answers most runs before the cell
-     * table (hundreds of KB) is probed. It only returns cells already in the table, so the cell
-     * indices (their first-seen order) are the same with or without it. With a filter, the runs of
-     * other partitions' cells (their partition noted by count_runs) are passed over; the runs
-     * kept are listed (run_at) for the pass that places them. */
-    struct { uint64_t key; uint32_t idx; } recent[RECENT_CELLS];
-    memset(recent, 0, sizeof recent);
-    uint64_t last = 0;
-    uint32_t last_idx = 0;
+     * table is probed. It only returns cells already in the table, so the cell indices (their
+     * first-seen order) are the same with or without it. With a filter, the runs of other
+     * partitions' cells (their partition noted by count_runs) are passed over eight at a time (the
+     * bytes equal to this partition's found without a branch per run); the runs kept are listed
+     * (run_at) for the pass that places them. */
+    struct cell_seen seen;
+    memset(&seen, 0, sizeof seen);
     size_t k = 0;
+    const uint64_t ones = 0x0101010101010101ull, low7 = 0x7f7f7f7f7f7f7f7full;
     for (int sg = 0; sg < src->nseg; sg++) {
-        const size_t r0 = src->seg_off[sg], r1 = r0 + src->seg_runs[sg];
-        for (size_t r = r0; r < r1; r++) {
-            if (filter && src->rpart[r] != mine)
-                continue;
-            uint64_t c = src->runs[r].cell;
-            if (c != last) {
-                uint32_t h = (uint32_t)(c ^ c >> 19 ^ c >> 37) & (RECENT_CELLS - 1);
-                if (recent[h].key == c) {
-                    last_idx = recent[h].idx;
-                } else {
-                    if (cell_lookup(p, c, &last_idx) != 0)
+        size_t r = src->seg_off[sg];
+        const size_t r1 = r + src->seg_runs[sg];
+        if (filter) {
+            for (; r + 8 <= r1; r += 8) {
+                uint64_t w;
+                memcpy(&w, src->rpart + r, sizeof w);
+                uint64_t x = w ^ ones * mine;                   /* 0 in the bytes of this partition */
+                uint64_t z = ~(((x & low7) + low7) | x | low7); /* their high bits, exactly */
+                for (; z; z &= z - 1)
+                    if (note_run(p, &seen, src, r + (size_t)__builtin_ctzll(z) / 8, k++, true) != 0)
                         return -1;
-                    recent[h].key = c;
-                    recent[h].idx = last_idx;
-                }
-                last = c;
             }
-            if (filter)
-                p->run_at[k] = (uint32_t)r;
-            p->run_cell[k++] = last_idx;
         }
+        for (; r < r1; r++)
+            if (!filter || src->rpart[r] == mine)
+                if (note_run(p, &seen, src, r, k++, filter) != 0)
+                    return -1;
     }
     if (!p->ncell)
         return 0;
@@ -951,17 +967,15 @@ KS_HOT_NANTEST static void mean_colors(scratch *restrict s, size_t nv, bool wide
     }
 }
 
-/* The mean colours of the nv gathered voxels of a cell as R, G, B. */
-static void emit_colors(scratch *restrict s, size_t nv, bool wide, uint8_t *restrict rgb)
+/* n packed mean colours (mean_colors) as R, G, B. */
+static void emit_colors(const uint32_t *restrict gp, size_t n, uint8_t *restrict rgb)
 {
-    if (!nv)
+    if (!n)
         return;
-    mean_colors(s, nv, wide);
-    const uint32_t *gp = s->gp;
-    for (size_t k = 0; k + 1 < nv; k++)
+    for (size_t k = 0; k + 1 < n; k++)
         memcpy(rgb + 3 * k, &gp[k], 4); /* the 4th byte is the next voxel's, written next */
-    memcpy(rgb + 3 * (nv - 1), &gp[nv - 1], 2); /* the last voxel: 3 bytes (the next may be another thread's) */
-    rgb[3 * (nv - 1) + 2] = (uint8_t)(gp[nv - 1] >> 16);
+    memcpy(rgb + 3 * (n - 1), &gp[n - 1], 2); /* the last voxel: 3 bytes (the next may be another thread's) */
+    rgb[3 * (n - 1) + 2] = (uint8_t)(gp[n - 1] >> 16);
 }
 
 /* Adds the 32-bit lanes of the occupied voxels to the 64-bit sums and clears them (bits stay). */
@@ -1096,45 +1110,60 @@ static size_t gather_cell(scratch *restrict s, bool wide, bool color, bool paire
     return paired ? gather_narrow_color(s) : gather_impl(s, false, true, false);
 }
 
-/* Writes the nv gathered voxels of a cell (first voxel `base`, voxel size v) as points: a loop
- * without branches that vectorizes. Returns how many were seen by two or more devices. */
-KS_HOT static size_t emit_cell(const scratch *restrict s, size_t nv, const float base[3], float v, float *restrict x,
-                               float *restrict y, float *restrict z, uint32_t *restrict weight,
+/* Writes n gathered voxels of a cell from the k0-th (first voxel of the cell `base`, voxel size
+ * v) as points: a loop without branches that vectorizes. Returns how many were seen by two or more
+ * devices. */
+KS_HOT static size_t emit_cell(const scratch *restrict s, size_t k0, size_t n, const float base[3], float v,
+                               float *restrict x, float *restrict y, float *restrict z, uint32_t *restrict weight,
                                uint32_t *restrict devices)
 {
     size_t shared = 0;
-    for (size_t k = 0; k < nv; k++) {
-        uint32_t l = s->gl[k], dev = s->gd[k];
-        float inv_n = 1.0f / ((float)s->gn[k] * FRAC_ONE);
-        x[k] = (base[0] + (float)(l >> (2 * CELL_BITS)) + s->gx[k] * inv_n) * v;
-        y[k] = (base[1] + (float)((l >> CELL_BITS) & LOW_MASK) + s->gy[k] * inv_n) * v;
-        z[k] = (base[2] + (float)(l & LOW_MASK) + s->gz[k] * inv_n) * v;
-        weight[k] = s->gn[k];
+    const uint32_t *gl = s->gl + k0, *gd = s->gd + k0, *gn = s->gn + k0;
+    const float *gx = s->gx + k0, *gy = s->gy + k0, *gz = s->gz + k0;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t l = gl[k], dev = gd[k];
+        float inv_n = 1.0f / ((float)gn[k] * FRAC_ONE);
+        x[k] = (base[0] + (float)(l >> (2 * CELL_BITS)) + gx[k] * inv_n) * v;
+        y[k] = (base[1] + (float)((l >> CELL_BITS) & LOW_MASK) + gy[k] * inv_n) * v;
+        z[k] = (base[2] + (float)(l & LOW_MASK) + gz[k] * inv_n) * v;
+        weight[k] = gn[k];
         devices[k] = dev;
         shared += (dev & (dev - 1)) != 0;
     }
     return shared;
 }
 
-/* Sums partition pi's records per voxel into o[off..] (o must hold off + the partition's record
- * count points with ks_voxel_grid_fields); voxels with fewer than min_weight points are left out.
- * *written gets the number of voxels written, *shared (may be NULL) those seen by 2+ devices. */
-static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, ks_cloud *o, size_t off,
-                                size_t *written, size_t *shared, ks_error *err)
+/* A caller gave fewer blocks than the partition's records need (a bug, not bad input). */
+static ks_status out_of_room(ks_error *err, int pi)
+{
+    return ks_error_set(err, KS_ESTATE, "voxel grid: partition %d has more voxels than the room given for it", pi);
+}
+
+/* Sums partition pi's records per voxel in the scratch of `slot` (one per thread) into o, in blocks:
+ * the k-th `bsize` voxels go to o[blk[k]..] (nblk blocks, room for the partition's record count);
+ * voxels with fewer than min_weight points are left out. *written gets the number of voxels
+ * written, *shared (may be NULL) those seen by 2+ devices. */
+static ks_status aggregate_into(ks_voxel_grid *g, int pi, int slot, uint32_t min_weight, ks_cloud *o,
+                                const size_t *blk, size_t nblk, size_t bsize, size_t *written, size_t *shared,
+                                ks_error *err)
 {
     part *p = &g->parts[pi];
     const part *src = g->shared ? &g->parts[0] : p; /* where the records are */
-    scratch *s = g->scr[pi];
     *written = 0;
     if (shared)
         *shared = 0;
+    if (!g->scr[slot] && !(g->scr[slot] = calloc(1, sizeof *g->scr[slot])))
+        return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
+    scratch *s = g->scr[slot];
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
     if (sort_runs(g, pi, src) != 0)
         return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points",
                             ks_voxel_grid_part_records(g, pi));
     const uint32_t *cs = p->cstart;
     uint32_t nrun = p->ncell ? cs[p->ncell] : 0;
-    size_t no = off, nshared = 0;
+    /* no: the next output slot, bend: the end of its block; the first block is taken at the first
+     * voxel (none when the partition is empty) */
+    size_t no = 0, bend = 0, bi = 0, nw = 0, nshared = 0;
     const float v = g->voxel;
     for (size_t c = 0; c < p->ncell; c++) {
         int wide = sum_cell(s, p, src, cs[c], cs[c + 1], nrun, color && !normals);
@@ -1163,15 +1192,35 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
                                (float)((int32_t)((((ck >> 21) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),
                                (float)((int32_t)(((ck & KEY_MASK) << CELL_BITS)) - KEY_BIAS)};
         if (min_weight <= 1 && !normals) { /* the pipeline's case: every voxel, positions (and colours) */
-            nshared += emit_cell(s, nv, base, v, o->x + no, o->y + no, o->z + no, o->weight + no, o->devices + no);
-            if (color)
-                emit_colors(s, nv, wide != 0, o->rgb + 3 * no);
-            no += nv;
+            if (color && nv)
+                mean_colors(s, nv, wide != 0);
+            for (size_t k0 = 0; k0 < nv;) { /* a cell's voxels split where a block ends */
+                if (no == bend) {
+                    if (bi == nblk)
+                        return out_of_room(err, pi);
+                    no = blk[bi++];
+                    bend = no + bsize;
+                }
+                size_t m = nv - k0 < bend - no ? nv - k0 : bend - no;
+                nshared += emit_cell(s, k0, m, base, v, o->x + no, o->y + no, o->z + no, o->weight + no,
+                                     o->devices + no);
+                if (color)
+                    emit_colors(s->gp + k0, m, o->rgb + 3 * no);
+                no += m;
+                k0 += m;
+            }
+            nw += nv;
             continue;
         }
         for (size_t k = 0; k < nv; k++) {
             uint32_t l = s->gl[k], n = s->gn[k], dev = s->gd[k];
             if (n >= min_weight) {
+                if (no == bend) {
+                    if (bi == nblk)
+                        return out_of_room(err, pi);
+                    no = blk[bi++];
+                    bend = no + bsize;
+                }
                 float inv_n = 1.0f / ((float)n * FRAC_ONE);
                 o->x[no] = (base[0] + (float)(l >> (2 * CELL_BITS)) + s->gx[k] * inv_n) * v;
                 o->y[no] = (base[1] + (float)((l >> CELL_BITS) & LOW_MASK) + s->gy[k] * inv_n) * v;
@@ -1195,12 +1244,13 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, uint32_t min_weight, k
                     o->nz[no] = len > 0 ? a2 / len : NAN;
                 }
                 no++;
+                nw++;
             }
             if (normals)
                 s->nrm[l] = (v4f){0, 0, 0, 0};
         }
     }
-    *written = no - off;
+    *written = nw;
     if (shared)
         *shared = nshared;
     return KS_OK;
@@ -1220,10 +1270,11 @@ size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition)
     return n;
 }
 
-ks_status ks_voxel_grid_aggregate_into(ks_voxel_grid *g, int partition, uint32_t min_weight, ks_cloud *out,
-                                       size_t offset, size_t *written, size_t *shared, ks_error *err)
+ks_status ks_voxel_grid_aggregate_into(ks_voxel_grid *g, int partition, int slot, uint32_t min_weight, ks_cloud *out,
+                                       const size_t *blocks, size_t nblocks, size_t block, size_t *written,
+                                       size_t *shared, ks_error *err)
 {
-    return aggregate_into(g, partition, min_weight, out, offset, written, shared, err);
+    return aggregate_into(g, partition, slot, min_weight, out, blocks, nblocks, block, written, shared, err);
 }
 
 /* For ks_voxel_grid_count: the partition's voxels in its own cloud, computed once per content. */
@@ -1235,8 +1286,9 @@ static ks_status aggregate_part(ks_voxel_grid *g, int pi, ks_error *err)
     ks_status st = ks_cloud_reserve(&p->out, ks_voxel_grid_part_records(g, pi), ks_voxel_grid_fields(g), err);
     if (st)
         return st;
-    size_t w;
-    if ((st = aggregate_into(g, pi, 0, &p->out, 0, &w, NULL, err)) != KS_OK)
+    size_t w, at = 0;
+    if ((st = aggregate_into(g, pi, 0, 0, &p->out, &at, 1, ks_voxel_grid_part_records(g, pi), &w, NULL, err)) !=
+        KS_OK)
         return st;
     p->out.count = w;
     p->aggregated = true;
@@ -1272,7 +1324,8 @@ ks_status ks_voxel_grid_extract(const ks_voxel_grid *cg, uint32_t min_weight, ks
     size_t o = 0;
     for (int pi = 0; pi < g->nparts; pi++) {
         size_t w;
-        if ((st = aggregate_into(g, pi, min_weight, out, o, &w, NULL, err)) != KS_OK)
+        if ((st = aggregate_into(g, pi, 0, min_weight, out, &o, 1, ks_voxel_grid_part_records(g, pi), &w, NULL,
+                                 err)) != KS_OK)
             return st;
         o += w;
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuse/fuse_internal.h"
 #include "fuse/fuse_scene.h"
 #include "kinsync/fuse.h"
 #include "ks_test.h"
@@ -664,6 +665,100 @@ static void test_one_partition_path(void)
     free(pz);
 }
 
+/* The pipeline's output in blocks (ks_voxel_grid_aggregate_into): the writers' store, three
+ * partitions summed in two scratch slots, each written in blocks of 37 voxels (so cells are cut
+ * where a block ends) placed in reverse order of a round-robin deal, must give the voxels of one
+ * partition extracted at once, bit for bit, colours included; a partition given one block too few
+ * is refused (an error, never a write past its room). */
+static void test_blocked_output(void)
+{
+    ks_error err;
+    const size_t W = 640, H = 40, n = W * H, B = 37;
+    float *px = malloc(n * sizeof *px), *py = malloc(n * sizeof *py), *pz = malloc(n * sizeof *pz);
+    uint32_t *col = malloc(n * sizeof *col);
+    ks_voxel_grid *g1, *g3;
+    KS_CHECK_INT(ks_voxel_grid_create(5, KS_CLOUD_COLOR, 1, &g1, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_create(5, KS_CLOUD_COLOR, 3, &g3, &err), KS_OK);
+    size_t maxpts[2] = {2 * n, 2 * n};
+    KS_CHECK_INT(ks_voxel_grid_writers(g1, 2, maxpts, &err), KS_OK);
+    KS_CHECK_INT(ks_voxel_grid_writers(g3, 2, maxpts, &err), KS_OK);
+    for (int dev = 0; dev < 4; dev++) {
+        for (size_t v = 0; v < H; v++)
+            for (size_t u = 0; u < W; u++) {
+                size_t i = v * W + u;
+                px[i] = (float)u * 4.3f - 1300.0f + (float)dev * 0.7f;
+                py[i] = (float)v * 5.3f + (float)u * 0.05f;
+                pz[i] = 1500.0f + (float)u * 0.9f + (float)(v % 7) * 0.3f;
+                col[i] = u % 11 == 3 ? 0 : 0x01000000u | (uint32_t)((u * 7 + v) & 255) | (uint32_t)(dev * 40) << 8 |
+                                                (uint32_t)(v * 5 & 255) << 16;
+            }
+        ks_voxel_grid_add_writer(g1, dev % 2, dev, px, py, pz, col, NULL, NULL, NULL, n);
+        ks_voxel_grid_add_writer(g3, dev % 2, dev, px, py, pz, col, NULL, NULL, NULL, n);
+    }
+    ks_cloud ref = {0}, blk = {0}, got = {0};
+    KS_CHECK_INT(ks_voxel_grid_extract(g1, 0, &ref, &err), KS_OK);
+    KS_CHECK(ref.count > 20000);
+    /* the blocks: round-robin over the partitions, then placed in reverse order */
+    size_t nb[3], total_blocks = 0;
+    for (int p = 0; p < 3; p++) {
+        nb[p] = (ks_voxel_grid_part_records(g3, p) + B - 1) / B;
+        total_blocks += nb[p];
+    }
+    size_t *at[3];
+    for (int p = 0; p < 3; p++)
+        at[p] = malloc(nb[p] * sizeof *at[p]);
+    size_t r = 0;
+    for (size_t k = 0; r < total_blocks; k++)
+        for (int p = 0; p < 3; p++)
+            if (k < nb[p])
+                at[p][k] = (total_blocks - 1 - r++) * B;
+    unsigned fields = ks_voxel_grid_fields(g3);
+    KS_CHECK_INT(ks_cloud_reserve(&blk, total_blocks * B, fields, &err), KS_OK);
+    KS_CHECK_INT(ks_cloud_reserve(&got, ref.count, fields, &err), KS_OK);
+    for (int p = 0; p < 3; p++) {
+        size_t w = 0;
+        KS_CHECK_INT(ks_voxel_grid_aggregate_into(g3, p, p % 2, 0, &blk, at[p], nb[p], B, &w, NULL, &err), KS_OK);
+        KS_CHECK(w > 1000);
+        KS_CHECK(got.count + w <= ref.count);
+        for (size_t k = 0; k < w && got.count + w <= ref.count; k++) {
+            size_t src = at[p][k / B] + k % B, dst = got.count + k;
+            got.x[dst] = blk.x[src];
+            got.y[dst] = blk.y[src];
+            got.z[dst] = blk.z[src];
+            got.weight[dst] = blk.weight[src];
+            got.devices[dst] = blk.devices[src];
+            memcpy(got.rgb + 3 * dst, blk.rgb + 3 * src, 3);
+        }
+        got.count += w;
+        /* one block too few: refused when the voxels need them all */
+        if (w > (nb[p] - 1) * B)
+            KS_CHECK_INT(ks_voxel_grid_aggregate_into(g3, p, 0, 0, &blk, at[p], nb[p] - 1, B, &w, NULL, &err),
+                         KS_ESTATE);
+    }
+    KS_CHECK_INT(got.count, ref.count);
+    if (got.count == ref.count) {
+        ks_test_voxel *a = ks_test_sorted_voxels(&ref), *b = ks_test_sorted_voxels(&got);
+        size_t differ = 0;
+        for (size_t i = 0; i < ref.count; i++)
+            differ += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
+        printf("  %zu voxels in blocks of %zu, %zu differ from one partition\n", got.count, B, differ);
+        KS_CHECK_INT(differ, 0);
+        free(a);
+        free(b);
+    }
+    for (int p = 0; p < 3; p++)
+        free(at[p]);
+    ks_cloud_free(&ref);
+    ks_cloud_free(&blk);
+    ks_cloud_free(&got);
+    ks_voxel_grid_destroy(g1);
+    ks_voxel_grid_destroy(g3);
+    free(px);
+    free(py);
+    free(pz);
+    free(col);
+}
+
 /* A voxel's colour is the rounded mean of its points' colours, (sum + n / 2) / n, on the pipeline's
  * path (colour without normals, every voxel): two points 10 and 11 give 11, not 10; 999 points of
  * one voxel give the integer formula's value for each channel. */
@@ -776,6 +871,7 @@ int main(void)
     KS_RUN(test_threads_agree);
     KS_RUN(test_voxel_sum_paths);
     KS_RUN(test_one_partition_path);
+    KS_RUN(test_blocked_output);
     KS_RUN(test_color_mean_rounding);
     KS_RUN(test_color_mean_exact);
     KS_RUN(test_occlusion_fill);
