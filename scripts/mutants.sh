@@ -66,6 +66,10 @@ MUTANTS=(
   "fuse-block-counts|src/fuse/fuse.c|s#size_t done = seen\[p\]++ \* OUT_BLOCK#size_t done = seen[p] * OUT_BLOCK#|^test_fuse_merge$"
   # fuse: a gap between blocks left open (its points lost, others doubled)
   "fuse-close-gaps|src/fuse/fuse.c|s#        copy_points(out, hole, src_end - m, m, color, normals);#        (void)copy_points;#|^test_fuse_merge$"
+  # voxel grid, colour path: devices 24-31 put one bit off in the colour lanes (a voxel's device mask wrong)
+  "fuse-dev-lanes-high|src/fuse/voxel.c|s#bit = d < 24 ? 24 + (d \& 7) : d - 8;#bit = d < 24 ? 24 + (d \& 7) : d - 7;#|^test_fuse_merge$"
+  # voxel grid, colour path: the device bits left in the colour sums (the mean colours wrong)
+  "fuse-dev-lanes-mask|src/fuse/voxel.c|s#c \&= DEV_LANE_MASK;#(void)DEV_LANE_MASK;#|^test_fuse_merge$|^test_fuse_color$"
   # the team returns before its threads finish the round
   "team-no-wait|src/util/team.c|s#!spin_int(\&t->done, t->started, t->spin_ns)#!spin_int(\&t->done, 0, t->spin_ns)#|^test_util$"
   # the team's threads miss a round published while they sleep (no wake-up)

@@ -857,14 +857,44 @@ static inline v4u color_lanes(uint32_t cv)
     return out;
 }
 
+/* Where the colour is summed with the positions in a cell of fewer than NARROW_MAX records (the
+ * pipeline's colour path), the devices that saw a voxel ride in the free high bits of its colour
+ * lanes instead of the separate dev[] array (one cache line fewer per record): lanes r, g, b sum at
+ * most 65535 x 255 < 2^24 and the count lane stays below 2^16, so devices 0-23 take the top bytes
+ * of r, g, b (bit 24 + d % 8 of lane d / 8) and devices 24-31 bits 16-23 of the count lane, and a
+ * record's colour added to a lane never carries into them. DEV_LANE_MASK keeps the sums. */
+static const v4u DEV_LANE_MASK = {0xffffffu, 0xffffffu, 0xffffffu, 0xffffu};
+
+/* The device bit of device d (0..31) in the colour lanes. */
+static inline v4u dev_lanes(uint32_t d)
+{
+    const uint32_t lane = d < 24 ? d >> 3 : 3, bit = d < 24 ? 24 + (d & 7) : d - 8;
+    const v4u which = {0, 1, 2, 3};
+    return (v4u)(which == lane) & (1u << bit);
+}
+
+/* The device mask of a voxel from its colour lanes (dev_lanes' bits gathered): each lane's device
+ * byte shifted to its low byte, the four low bytes taken by one byte shuffle. */
+static inline uint32_t lanes_dev(v4u c)
+{
+    v4u t = c >> (v4u){24, 24, 24, 16}; /* lane 3: bits 24-31 are 0 (the count is below 2^16) */
+    v16b b;
+    memcpy(&b, &t, sizeof b);
+    v16b g = __builtin_shufflevector(b, b, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12);
+    uint32_t m;
+    memcpy(&m, &g, sizeof m);
+    return m;
+}
+
 /* One record into the cell's scratch: its four 16-bit words (voxel, offsets x, y, z) zero-extended
  * to 32-bit lanes, the first replaced by 1 (the count), added to the voxel's lanes in one vector
- * addition; the run's device and the voxel's occupancy bit are or-ed in. Occupied voxels are
- * marked in a bitmap rather than appended to a list: a list's length would depend on the previous
- * record's load, a chain of cache latencies through the whole loop. */
+ * addition; the run's device and the voxel's occupancy bit are or-ed in (the device into the colour
+ * lanes with `in_lanes`, see dev_lanes; else into dev[]). Occupied voxels are marked in a bitmap
+ * rather than appended to a list: a list's length would depend on the previous record's load, a
+ * chain of cache latencies through the whole loop. */
 static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, const rec *restrict rp,
                                                            const uint32_t *restrict cp, uint32_t e, uint32_t devbit,
-                                                           const bool color)
+                                                           v4u devl, const bool color, const bool in_lanes)
 {
     for (uint32_t i = 0; i < e; i++) {
         /* the voxel (word 0; bit 15 is 0), and the four words zero-extended to 32-bit lanes straight
@@ -882,11 +912,12 @@ static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, 
         if (color) { /* the pair ac[l] */
             struct vac *pv = &s->ac[l];
             pv->a += w;
-            pv->col += color_lanes(cp[i]);
+            pv->col = in_lanes ? (pv->col + color_lanes(cp[i])) | devl : pv->col + color_lanes(cp[i]);
         } else {
             s->a[l] += w;
         }
-        s->dev[l] |= devbit;
+        if (!in_lanes)
+            s->dev[l] |= devbit;
         s->occ[l >> 6] |= 1ull << (l & 63);
     }
 }
@@ -914,8 +945,9 @@ static inline __attribute__((always_inline)) void sum_runs_impl(scratch *restric
                 for (uintptr_t q = (uintptr_t)&col[st] & ~(uintptr_t)63; q < (uintptr_t)&col[st + len]; q += 64)
                     __builtin_prefetch((const void *)q, 0, 3);
         }
-        sum_recs(s, recs + ord_start[ri], color ? col + ord_start[ri] : NULL, ord_len[ri] & RUN_LEN_MASK,
-                 1u << (ord_len[ri] >> RUN_DEV_SHIFT), color);
+        const uint32_t dev = ord_len[ri] >> RUN_DEV_SHIFT;
+        sum_recs(s, recs + ord_start[ri], color ? col + ord_start[ri] : NULL, ord_len[ri] & RUN_LEN_MASK, 1u << dev,
+                 color ? dev_lanes(dev) : (v4u){0, 0, 0, 0}, color, color);
     }
 }
 
@@ -1022,9 +1054,9 @@ static int sum_cell(scratch *restrict s, const part *p, const part *src, uint32_
             uint32_t m = NARROW_MAX - 1 - in_slice;
             m = m < left ? m : left;
             if (color)
-                sum_recs(s, rp, cp, m, devbit, true);
+                sum_recs(s, rp, cp, m, devbit, (v4u){0, 0, 0, 0}, true, false); /* sums may pass 2^24 */
             else
-                sum_recs(s, rp, NULL, m, devbit, false);
+                sum_recs(s, rp, NULL, m, devbit, (v4u){0, 0, 0, 0}, false, false);
             rp += m;
             cp = color ? cp + m : NULL;
             left -= m;
@@ -1046,6 +1078,7 @@ static int sum_cell(scratch *restrict s, const part *p, const part *src, uint32_
 static inline __attribute__((always_inline)) size_t gather_impl(scratch *restrict s, const bool wide,
                                                                  const bool color, const bool paired)
 {
+    const bool in_lanes = color && paired && !wide; /* the devices in the colour lanes (sum_recs) */
     size_t k = 0;
     /* the bitmap four words at a time: in a 9-device NFOV set at 5 mm, 57 % of the groups of four are
      * empty (64 % of the words) */
@@ -1056,8 +1089,10 @@ static inline __attribute__((always_inline)) size_t gather_impl(scratch *restric
         for (uint64_t bits = s->occ[wd]; bits; bits &= bits - 1) {
             uint32_t l = wd * 64 + (uint32_t)__builtin_ctzll(bits);
             s->gl[k] = l;
-            s->gd[k] = s->dev[l];
-            s->dev[l] = 0;
+            if (!in_lanes) {
+                s->gd[k] = s->dev[l];
+                s->dev[l] = 0;
+            }
             if (wide) {
                 struct wide *w = &s->w[l];
                 s->gn[k] = (uint32_t)w->count;
@@ -1077,7 +1112,12 @@ static inline __attribute__((always_inline)) size_t gather_impl(scratch *restric
             }
             if (color) {
                 v4u *pc = paired ? &s->ac[l].col : &s->col[l];
-                s->gc[k] = *pc;
+                v4u c = *pc;
+                if (in_lanes) {
+                    s->gd[k] = lanes_dev(c);
+                    c &= DEV_LANE_MASK;
+                }
+                s->gc[k] = c;
                 *pc = (v4u){0, 0, 0, 0};
             }
             k++;
