@@ -47,9 +47,9 @@ MUTANTS=(
   # voxel grid, colour: the voxel's mean colour truncated instead of rounded (pipeline's colour path, float)
   "fuse-color-round|src/fuse/voxel.c|s#int32_t c = (int32_t)gc\[4 \* k + 3\], h = c >> 1;#int32_t c = (int32_t)gc[4 * k + 3], h = 0;#|^test_fuse_merge$"
   # voxel grid, colour: the pipeline's gather reads the colour sums from the unpaired layout (the pairs ac are where they were summed)
-  "fuse-color-paired|src/fuse/voxel.c|s#return gather_impl(s, false, true, true);#return gather_impl(s, false, true, false);#|^test_fuse_merge$|^test_fuse_color$"
+  "fuse-color-paired|src/fuse/voxel.c|s#return gather_impl(s, false, true, true, false);#return gather_impl(s, false, true, false, false);#|^test_fuse_merge$|^test_fuse_color$"
   # voxel grid, colour with normals (summed by the second pass, unpaired): the gather reads the pairs instead
-  "fuse-color-normals-layout|src/fuse/voxel.c|s#return paired ? gather_narrow_color(s) : gather_impl(s, false, true, false);#return paired ? gather_narrow_color(s) : gather_impl(s, false, true, true);#|^test_fuse_merge$"
+  "fuse-color-normals-layout|src/fuse/voxel.c|s#return paired ? gather_narrow_color(s) : gather_impl(s, false, true, false, high);#return paired ? gather_narrow_color(s) : gather_impl(s, false, true, true, high);#|^test_fuse_merge$"
   # voxel grid, colour: the grey of a voxel no colour pixel saw lost in the vectorized means (pipeline's colour path)
   "fuse-color-grey-mean|src/fuse/voxel.c|s#gp\[k\] = c ? r | g << 8 | b << 16 : 0x808080u;#gp[k] = r | g << 8 | b << 16;#|^test_fuse_merge$|^test_fuse_color$"
   # voxel grid, colour: the same in a cell summed in 64 bits (the double formula)
@@ -70,6 +70,10 @@ MUTANTS=(
   "fuse-dev-lanes-high|src/fuse/voxel.c|s#bit = d < 24 ? 24 + (d \& 7) : d - 8;#bit = d < 24 ? 24 + (d \& 7) : d - 7;#|^test_fuse_merge$"
   # voxel grid, colour path: the device bits left in the colour sums (the mean colours wrong)
   "fuse-dev-lanes-mask|src/fuse/voxel.c|s#c \&= DEV_LANE_MASK;#(void)DEV_LANE_MASK;#|^test_fuse_merge$|^test_fuse_color$"
+  # voxel grid without colour: a cell's devices 16-31 (kept in dev[]) not read back in its gather
+  "fuse-dev-count-high|src/fuse/voxel.c|s#    high = high \&\& cnt_lanes;#    high = false;#|^test_fuse_merge$"
+  # voxel grid without colour: the device bits left in the voxel's count (weights wrong)
+  "fuse-dev-count-mask|src/fuse/voxel.c|s#a\[0\] \&= (1u << DEV_COUNT_SHIFT) - 1;#(void)0;#|^test_fuse_merge$"
   # the team returns before its threads finish the round
   "team-no-wait|src/util/team.c|s#!spin_int(\&t->done, t->started, t->spin_ns)#!spin_int(\&t->done, 0, t->spin_ns)#|^test_util$"
   # the team's threads miss a round published while they sleep (no wake-up)
