@@ -4,12 +4,14 @@
  * files newer than it (another writer's), files being written (temporaries of a live writer) and
  * every file that is not one of the cache's names are never deleted; temporaries of a writer that
  * died long ago are. Files of known sizes (sparse) and modification times set explicitly:
- * deterministic. */
+ * deterministic; two processes writing and evicting at once: checked by what must hold whatever
+ * their interleaving. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -256,6 +258,65 @@ static void test_write_evicts(void)
     clear_dir();
 }
 
+/* Two processes writing (and reading back) 40 files each into one directory under a 1 MB cap at
+ * the same time: files vanish under each other's scans and reads, and that is no error. Whatever
+ * the interleaving: every write succeeds, the other file is untouched, no temporary is left, and
+ * the cache files left fit the cap (the last eviction saw every file). */
+static void test_concurrent_writers(void)
+{
+    KS_CHECK(make_file("notes.txt", 2000000, 1000));
+    KS_CHECK(setenv(KS_CACHE_MAX_MB_ENV, "1", 1) == 0);
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        if (kids[k] == 0) {
+            static uint8_t plane[100000], back[100000];
+            int bad = 0;
+            for (int i = 0; i < 40; i++) {
+                char p[600], q[600];
+                memset(plane, k * 40 + i, sizeof plane);
+                ks_cache_plane pl = {plane, sizeof plane}, rp = {back, sizeof back};
+                ks_cache_path(p, sizeof p, dir, i % 2 ? "simview" : "unproject", 1, 10, 10, (uint64_t)(k * 100 + i));
+                bad += !ks_cache_file_write(dir, p, MAGIC, 1, "k", 1, &pl, 1);
+                /* the other process's previous file: read when still there (a hit), else gone */
+                ks_cache_path(q, sizeof q, dir, i % 2 ? "unproject" : "simview", 1, 10, 10,
+                              (uint64_t)((1 - k) * 100 + (i ? i - 1 : 0)));
+                if (ks_cache_file_read(q, MAGIC, 1, "k", 1, &rp, 1))
+                    bad += back[0] != (uint8_t)((1 - k) * 40 + (i ? i - 1 : 0));
+            }
+            _exit(bad ? 1 : 0);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        int st = -1;
+        KS_CHECK(kids[k] > 0 && waitpid(kids[k], &st, 0) == kids[k]);
+        KS_CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer %d: a write failed or a read was wrong", k);
+    }
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    uint64_t total = 0;
+    int files = 0, others = 0;
+    while (d && (e = readdir(d))) {
+        struct stat sb;
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        int kind = ks_cache_name_kind(e->d_name);
+        if (kind == 1 && stat(p, &sb) == 0) {
+            total += (uint64_t)sb.st_size;
+            files++;
+        }
+        KS_CHECK_MSG(kind != 2, "temporary %s left", e->d_name);
+        others += kind == 0 && strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    }
+    if (d)
+        closedir(d);
+    KS_CHECK_MSG(files >= 1 && total <= 1u << 20, "%d files, %llu bytes under a 1 MB cap", files,
+                 (unsigned long long)total);
+    KS_CHECK(others == 1 && exists("notes.txt"));
+    unsetenv(KS_CACHE_MAX_MB_ENV);
+    clear_dir();
+}
+
 static void test_cap_variable(void)
 {
     uint64_t bytes = 0;
@@ -291,6 +352,7 @@ int main(void)
     KS_RUN(test_equal_times);
     KS_RUN(test_hit_refreshes);
     KS_RUN(test_write_evicts);
+    KS_RUN(test_concurrent_writers);
     KS_RUN(test_cap_variable);
     clear_dir();
     rmdir(dir);
