@@ -455,6 +455,15 @@ static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab
 
 static size_t sink_sz; /* keeps results alive */
 
+/* The first n devices' unprojection tables and depth images, freed at exit. */
+static void free_devices(ks_unproject_table *tab, uint16_t **depth, int n)
+{
+    for (int d = 0; d < n; d++) {
+        free(depth[d]);
+        ks_unproject_table_free(&tab[d]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int quick = 0, open3d = 1, fuse_only = 0, startup_only = 0, write_too = 0, color_only = 0;
@@ -500,6 +509,8 @@ int main(int argc, char **argv)
         if (!js || ks_calibration_from_json(js, strlen(js), KS_DEPTH_NFOV_UNBINNED, KS_COLOR_720P, &dev[d].calibration,
                                             &err) != KS_OK) {
             fprintf(stderr, "bench_fuse: calibration: %s\n", js ? err.message : "out of memory");
+            free(js);
+            free_devices(tab, depth, d);
             return 1;
         }
         free(js);
@@ -508,6 +519,7 @@ int main(int argc, char **argv)
         look_at(pos, target, &dev[d].depth_to_rig);
         if (ks_unproject_table_build(&dev[d].calibration.depth, &tab[d], &err) != KS_OK) {
             fprintf(stderr, "bench_fuse: %s\n", err.message);
+            free_devices(tab, depth, d);
             return 1;
         }
         depth[d] = malloc((size_t)tab[d].width * (size_t)tab[d].height * 2);
@@ -526,6 +538,7 @@ int main(int argc, char **argv)
 
     if (color_only) {
         color_bench(dev, tab, depth, quick, color_only == 2);
+        free_devices(tab, depth, NDEV);
         return 0;
     }
     if (fuse_only > 0) {
@@ -604,6 +617,7 @@ int main(int argc, char **argv)
         tjFree(jpeg);
         free(real);
         free(bgra);
+        free_devices(tab, depth, NDEV);
         return 0;
     }
 
@@ -678,8 +692,10 @@ int main(int argc, char **argv)
         }
     }
 
-    if (startup_only)
+    if (startup_only) {
+        free_devices(tab, depth, NDEV);
         return 0;
+    }
 
     /* 1. depth to points, one thread, into one buffer for all devices */
     float *x = aligned_alloc(64, npix * NDEV * 4), *y = aligned_alloc(64, npix * NDEV * 4),
@@ -792,10 +808,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    for (int d = 0; d < NDEV; d++) {
-        free(depth[d]);
-        ks_unproject_table_free(&tab[d]);
-    }
+    free_devices(tab, depth, NDEV);
     free(x), free(y), free(z);
     return sink == 0;
 }

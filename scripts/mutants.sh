@@ -237,6 +237,26 @@ MUTANTS=(
   "cachefile-position|src/util/cachefile.c|s#                c\[l\] += a\[l\];#                c[l] += 0;#|^test_cachefile$"
   # issue 19: a cache file's padding no longer checked (a damaged padding byte is accepted)
   "cachefile-padding|src/util/cachefile.c|s#            ok = pad\[i\] == 0;#            ok = ok \&\& pad[i] != 1;#|^test_cachefile$"
+  # cache size cap: eviction deletes the most recently used files first (the oldest kept)
+  "cache-evict-newest|src/util/cachefile.c|s#return before(\&a->mtime, \&b->mtime) ? -1 : 1;#return before(\&a->mtime, \&b->mtime) ? 1 : -1;#|^test_cache_evict$"
+  # cache size cap: never applied (the directory grows without bound again)
+  "cache-evict-no-cap|src/util/cachefile.c|s#if (complete \&\& total > max_bytes) {#if (complete \&\& total > max_bytes \&\& 0) {#|^test_cache_evict$|^test_sim_view_cache$"
+  # cache size cap: a file larger than the cap written anyway
+  "cache-write-over-cap|src/util/cachefile.c|s#count < 0 || bytes > cap || !make_dir(dir)#count < 0 || !make_dir(dir)#|^test_cache_evict$"
+  # cache size cap: a write's eviction no longer spares the file just written and newer ones (another writer's)
+  "cache-evict-keep|src/util/cachefile.c|s#        if (keep) {#        if (keep \&\& 0) {#|^test_cache_evict$"
+  # cache size cap: files of the same time as the one just written taken for older
+  "cache-evict-same-time|src/util/cachefile.c|s#while (stop > 0 \&\& !before(#while (stop > 0 \&\& before(#|^test_cache_evict$"
+  # cache size cap: files that are not the cache's (any name) counted and deleted
+  "cache-evict-foreign|src/util/cachefile.c|s#int kind = ks_cache_name_kind(de->d_name);#int kind = ks_cache_name_kind(de->d_name) ? ks_cache_name_kind(de->d_name) : 1;#|^test_cache_evict$"
+  # cache size cap: temporaries being written deleted (a live writer's file vanishes)
+  "cache-evict-live-tmp|src/util/cachefile.c|s#if (now.tv_sec - sb.st_mtim.tv_sec > KS_CACHE_STALE_TMP_S)#if (1)#|^test_cache_evict$"
+  # cache size cap: a view read from the cache no longer counts as used (its time not refreshed)
+  "cache-hit-no-touch|src/util/cachefile.c|s#(void)futimens(fd, NULL);#(void)fd;#|^test_cache_evict$|^test_sim_view_cache$"
+  # cache size cap: a lens table read from the cache no longer counts as used
+  "table-cache-hit-no-touch|src/fuse/table_cache.c|s#ks_cache_touch(path); /\*#(void)path; /*#|^test_fuse_points$"
+  # KINSYNC_CACHE_MAX_MB=0 no longer turns the lens-table cache off
+  "table-cache-off|src/fuse/table_cache.c|s#depth->height > 8192 || cap == 0)#depth->height > 8192)#|^test_fuse_points$"
 )
 # split "name|file|expr|tests" into the four fields (see above)
 split() {

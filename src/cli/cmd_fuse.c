@@ -17,6 +17,7 @@
 #include "kinsync/fuse_sink.h"
 #include "kinsync/playback.h"
 #include "kinsync/session.h"
+#include "util/cachefile.h"
 
 static void usage(FILE *out)
 {
@@ -41,7 +42,8 @@ static void usage(FILE *out)
             "`kinsync verify` forms them: device timestamps with the timestamp convention and the planned\n"
             "delays removed, within --match-us (default a quarter frame period). Fusing starts with the\n"
             "first complete set. Lens tables (and on the simulator its static views) are cached in\n"
-            "$XDG_CACHE_HOME/kinsync (else ~/.cache/kinsync).\n"
+            "$XDG_CACHE_HOME/kinsync (else ~/.cache/kinsync), the least recently used deleted beyond\n"
+            "KINSYNC_CACHE_MAX_MB megabytes (default 512; 0: no cache).\n"
             "\n"
             "  --calibration FILE  rig-calibration.json with a pose for every device (required)\n"
             "  --out DIR           output directory, created if missing (required)\n"
@@ -206,6 +208,12 @@ static int open_run(fuse_run *r)
         return fail("fuse", &err, KS_EXIT_USAGE);
     char cache_dir[4096]; /* lens tables and the simulator's views: docs/fuse.md, docs/simulator.md */
     bool cached = ks_fuse_default_cache_dir(cache_dir, sizeof cache_dir);
+    uint64_t cap;
+    if (cached && !ks_cache_max_bytes(&cap)) /* the cache keeps working, under the default cap */
+        fprintf(stderr,
+                "kinsync fuse: warning: %s=%s is not a whole number of megabytes (e.g. 512; 0 turns the cache "
+                "off): the cache is kept under the default %u MB\n",
+                KS_CACHE_MAX_MB_ENV, getenv(KS_CACHE_MAX_MB_ENV), KS_CACHE_MAX_MB_DEFAULT);
     int rc = ks_cli_source_open_cached(r->a.inputs, r->a.ninputs, r->a.backend, r->a.fast, cached ? cache_dir : NULL,
                                        &r->src, &err);
     if (rc == KS_EXIT_OK && r->a.interleaved && !r->src.recordings) {

@@ -10,7 +10,8 @@
  * replaced. Files are written to a unique temporary name in the same directory and renamed, so a
  * reader (another process, another thread) sees the old file, the new one or none, never half of
  * one. The cache is an optimisation: a directory that cannot be created or written only costs the
- * build.
+ * build. The directory is kept under a size cap (util/cachefile.h: KINSYNC_CACHE_MAX_MB, least
+ * recently used files evicted; a hit refreshes the file's time).
  *
  * A table read from the cache is the file itself, mapped read-only (MAP_PRIVATE, populated in one
  * system call), not a copy: reading the 2.9 MB of an NFOV table into fresh memory faulted its 720
@@ -79,12 +80,14 @@ bool ks_fuse_default_cache_dir(char *buf, size_t size)
     return n > 0 && (size_t)n < size;
 }
 
-static void cache_path(const char *dir, const ks_intrinsics *in, const uint8_t key[KEY_BYTES], char *buf, size_t n)
+/* The file's path (false when it does not fit): util/cachefile.h's name, so the directory's size cap
+ * counts it. */
+static bool cache_path(const char *dir, const ks_intrinsics *in, const uint8_t key[KEY_BYTES], char *buf, size_t n)
 {
     /* the version in the name: programs of two versions sharing a cache keep a file each instead of
      * replacing each other's */
-    snprintf(buf, n, "%s/unproject-v%u-%dx%d-%016llx.bin", dir, CACHE_VERSION, in->width, in->height,
-             (unsigned long long)ks_cache_fnv1a(key, KEY_BYTES, KS_CACHE_FNV_SEED));
+    return ks_cache_path(buf, n, dir, "unproject", CACHE_VERSION, in->width, in->height,
+                         ks_cache_fnv1a(key, KEY_BYTES, KS_CACHE_FNV_SEED));
 }
 
 /* 64 pixels on an 8x8 grid over the image agree with ks_unproject_ray. */
@@ -144,8 +147,10 @@ static bool cache_load(const char *path, const ks_intrinsics *in, const uint8_t 
     ok = ok && valid == ks_cache_get_u64(m + 16 + KEY_BYTES);
     if (ok) {
         *t = (ks_unproject_table){in->width, in->height, (float *)x, (float *)y, valid, (void *)m, size};
-        if (spot_check(in, t))
+        if (spot_check(in, t)) {
+            ks_cache_touch(path); /* a hit: the most recently used file now (the size cap's eviction) */
             return true;
+        }
     }
     munmap((void *)m, size);
     memset(t, 0, sizeof *t);
@@ -174,13 +179,16 @@ ks_status ks_unproject_table_get(const ks_intrinsics *depth, const char *cache_d
 {
     if (from_cache)
         *from_cache = false;
+    uint64_t cap;
+    (void)ks_cache_max_bytes(&cap);
     if (!cache_dir || !*cache_dir || !depth || !t || depth->width <= 0 || depth->height <= 0 ||
-        depth->width > 8192 || depth->height > 8192)
+        depth->width > 8192 || depth->height > 8192 || cap == 0) /* KINSYNC_CACHE_MAX_MB=0: no cache */
         return ks_unproject_table_build(depth, t, err); /* which names any bad argument */
     uint8_t key[KEY_BYTES];
     key_bytes(depth, key);
     char path[4096];
-    cache_path(cache_dir, depth, key, path, sizeof path);
+    if (!cache_path(cache_dir, depth, key, path, sizeof path))
+        return ks_unproject_table_build(depth, t, err);
     if (cache_load(path, depth, key, t)) {
         if (from_cache)
             *from_cache = true;

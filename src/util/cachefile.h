@@ -1,5 +1,6 @@
 /* util/cachefile.h: derived data kept on disk between runs (the simulator's static views,
- * docs/simulator.md "View cache"), one file per key.
+ * docs/simulator.md "View cache", and the lens tables, docs/fuse.md), one file per key, the
+ * directory kept under a size cap (below).
  *
  * A file is [magic (8 bytes), version (u32), key length (u32), payload bytes (u64), checksum of
  * the payload (u64), the key, zeros to a 64-byte boundary, then the planes, each padded with zeros
@@ -76,5 +77,44 @@ bool ks_cache_write_parts(const char *dir, const char *path, const ks_cache_plan
  * temporary file renamed over path. False when it could not (nothing is left behind). */
 bool ks_cache_file_write(const char *dir, const char *path, const char magic[8], uint32_t version, const void *key,
                          size_t key_bytes, const ks_cache_plane *planes, int count);
+
+/* ---- names, size cap, eviction ----
+ * The cache's files are named KIND-vVERSION-WxH-HASH.bin (HASH: 16 lowercase hex digits), KIND one
+ * of "simview" (the simulator's views) and "unproject" (the lens tables); a temporary file being
+ * written is that name followed by .tmp.PID.SEQ. Nothing else in a cache directory is ever touched.
+ *
+ * The files of a directory are kept under a size cap, KINSYNC_CACHE_MAX_MB megabytes (2^20 bytes;
+ * default 512; 0 turns the cache off: no file is read or written): after a file is written, the
+ * least recently used files (oldest modification time; a hit sets it to the present) are deleted
+ * until the sizes of the directory's cache files add up to the cap at most. A file larger than the
+ * cap is not written. Temporary files are left alone unless untouched for KS_CACHE_STALE_TMP_S (a
+ * writer that died). Another process evicting at the same time, or files vanishing under the scan,
+ * are expected; eviction never fails the caller (it only costs a rebuild later). */
+#define KS_CACHE_MAX_MB_ENV "KINSYNC_CACHE_MAX_MB"
+#define KS_CACHE_MAX_MB_DEFAULT 512u
+#define KS_CACHE_STALE_TMP_S 3600
+
+/* The cap in bytes: KINSYNC_CACHE_MAX_MB's megabytes; the default when it is unset or empty. False
+ * when it is set to something else than a whole number of megabytes (*bytes is then the default). */
+bool ks_cache_max_bytes(uint64_t *bytes);
+
+/* dir/KIND-vVERSION-WxH-HASH.bin into buf; false when kind is not one of the cache's kinds (above)
+ * or the path does not fit. */
+bool ks_cache_path(char *buf, size_t size, const char *dir, const char *kind, uint32_t version, int width,
+                   int height, uint64_t hash);
+
+/* What a directory entry's name is: 1 a cache file (as ks_cache_path names them), 2 a cache file's
+ * temporary (ks_cache_write_parts), 0 anything else. */
+int ks_cache_name_kind(const char *name);
+
+/* A hit: the file's modification time set to the present (it is then the most recently used). */
+void ks_cache_touch(const char *path);
+
+/* Deletes the least recently used cache files of dir until their sizes (st_size) add up to
+ * max_bytes at most, and the temporary files untouched for KS_CACHE_STALE_TMP_S. With keep (the
+ * name in dir of the file just written; NULL: none) only files older than it go: keep itself, and
+ * files written or used since (by another thread or process, whose own write evicts for them), are
+ * never deleted; nothing is when keep is gone (another eviction took it). Errors are ignored. */
+void ks_cache_evict(const char *dir, uint64_t max_bytes, const char *keep);
 
 #endif

@@ -269,6 +269,20 @@ static void test_fuse_recordings(void)
         struct stat stt;
         KS_CHECK_MSG(stat(sp, &stt) == 0 && stt.st_size > 20000 * 12, "%s", sp);
     }
+    /* a cache size cap that is not a number: named with the fix, the run goes on (default cap) */
+    snprintf(cmd, sizeof cmd, "KINSYNC_CACHE_MAX_MB=lots %s/kinsync fuse %s --calibration %s --out %s 2> %s/err.txt",
+             KS_BINARY_DIR, files[0], rc_path, out, root);
+    KS_CHECK_INT(system(cmd), 0);
+    {
+        char ep[700], eb[1024] = {0};
+        snprintf(ep, sizeof ep, "%s/err.txt", root);
+        FILE *ef = fopen(ep, "r");
+        size_t en = ef ? fread(eb, 1, sizeof eb - 1, ef) : 0;
+        if (ef)
+            fclose(ef);
+        eb[en] = 0;
+        KS_CHECK_CONTAINS(eb, "KINSYNC_CACHE_MAX_MB=lots is not a whole number of megabytes (e.g. 512");
+    }
     /* bad input: exit status 2 */
     snprintf(cmd, sizeof cmd, "%s/kinsync fuse %s --out %s 2>/dev/null", KS_BINARY_DIR, files[0], out);
     KS_CHECK_INT(WEXITSTATUS(system(cmd)), 2);

@@ -1,9 +1,12 @@
 /* Depth to points: unprojection tables against an independent inverse of ks_project, the golden
  * values of the SDK test calibration, normals, and color from BGRA and MJPEG. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <turbojpeg.h>
 #include <unistd.h>
 
@@ -310,6 +313,26 @@ static void test_table_cache(void)
              ((uintptr_t)t.y & 63) == 0);
     ks_unproject_table_free(&t);
     KS_CHECK(t.map == NULL && t.x == NULL);
+    /* a hit makes the file the most recently used (util/cachefile.h's size cap evicts the oldest) */
+    {
+        struct stat sb;
+        time_t t0 = time(NULL);
+        const struct timespec old[2] = {{t0 - 1000, 0}, {t0 - 1000, 0}};
+        KS_CHECK(utimensat(AT_FDCWD, path, old, 0) == 0);
+        KS_CHECK_INT(ks_unproject_table_get(&cal.depth, sub, &t, &hit, &err), KS_OK);
+        KS_CHECK(hit && stat(path, &sb) == 0 && sb.st_mtime >= t0);
+        ks_unproject_table_free(&t);
+    }
+    /* KINSYNC_CACHE_MAX_MB=0: no cache, the file not read (the table built), nothing written */
+    setenv("KINSYNC_CACHE_MAX_MB", "0", 1);
+    KS_CHECK_INT(ks_unproject_table_get(&cal2.depth, sub, &t, &hit, &err), KS_OK);
+    KS_CHECK(!hit);
+    ks_unproject_table_free(&t);
+    KS_CHECK_INT(ks_unproject_table_get(&cal.depth, sub, &t, &hit, &err), KS_OK);
+    KS_CHECK(!hit && same_table(&ref, &t));
+    ks_unproject_table_free(&t);
+    unsetenv("KINSYNC_CACHE_MAX_MB");
+    KS_CHECK(cache_file(sub, path, sizeof path)); /* still only cal's */
     /* the lowest bit of one ray flipped, in each of four neighbouring 8-byte words of the x plane
      * (four of the checksum's sixteen 4-byte lanes): an ulp, invisible to the valid count and the
      * 64-pixel spot check, so only the checksum can reject it; each time rebuilt, then read again */

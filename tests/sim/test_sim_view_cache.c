@@ -4,11 +4,13 @@
  * first run (cold) included; a second run takes every depth view from the files (nothing ray-cast,
  * no rays solved: ks_sim_render_stats); a damaged, truncated, emptied, foreign or forged file is
  * refused and rebuilt (the images still the same), and the run after it uses the cache again; a
- * cache directory that cannot be written costs nothing but the cache. */
+ * cache directory that cannot be written costs nothing but the cache; a hit refreshes the file's
+ * time and the directory's size cap (KINSYNC_CACHE_MAX_MB) holds for the views. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ks_test.h"
@@ -161,7 +163,17 @@ static void test_cached_views_same_images(void)
         char names[16][512];
         KS_CHECK_MSG(cache_files(names, 16) == k->devices, "%s: %d cache files after the cold run", k->name,
                      cache_files(names, 16));
+        time_t t0 = time(NULL);
+        for (int i = 0; i < k->devices; i++) { /* made old: the warm run's hits refresh them */
+            const struct timespec old[2] = {{t0 - 1000, 0}, {t0 - 1000, 0}};
+            KS_CHECK(utimensat(AT_FDCWD, names[i], old, 0) == 0);
+        }
         vc_result warm = run_case(k, cache_dir);
+        for (int i = 0; i < k->devices; i++) {
+            struct stat sb;
+            KS_CHECK_MSG(stat(names[i], &sb) == 0 && sb.st_mtime >= t0, "%s: %s not refreshed by its hit", k->name,
+                         names[i]);
+        }
         KS_CHECK_MSG(ref.hash == cold.hash && ref.hash == warm.hash,
                      "%s: images 0x%016llx without the cache, 0x%016llx cold, 0x%016llx warm", k->name,
                      (unsigned long long)ref.hash, (unsigned long long)cold.hash, (unsigned long long)warm.hash);
@@ -290,12 +302,44 @@ static void test_key_follows_inputs(void)
     }
 }
 
+/* The directory's size cap (KINSYNC_CACHE_MAX_MB, util/cachefile.h) holds for the views: with room
+ * for one of the two views' files (2 MiB each) only one is kept, run after run, the images the same;
+ * with room for both, both are kept and used. */
+static void test_size_cap(void)
+{
+    const vc_case *k = &CASES[2];
+    clear_cache();
+    vc_result ref = run_case(k, "");
+    char names[16][512];
+    setenv("KINSYNC_CACHE_MAX_MB", "3", 1);
+    for (int run = 0; run < 2; run++) {
+        vc_result r = run_case(k, cache_dir);
+        int n = cache_files(names, 16);
+        off_t total = 0;
+        for (int i = 0; i < n; i++) {
+            struct stat sb;
+            total += stat(names[i], &sb) == 0 ? sb.st_size : 0;
+        }
+        KS_CHECK_MSG(n == 1 && total <= 3 << 20, "run %d: %d files, %lld bytes kept under a 3 MB cap", run, n,
+                     (long long)total);
+        KS_CHECK_MSG(r.hash == ref.hash, "run %d: other images", run);
+    }
+    setenv("KINSYNC_CACHE_MAX_MB", "5", 1);
+    run_case(k, cache_dir);
+    vc_result warm = run_case(k, cache_dir);
+    KS_CHECK_INT(cache_files(names, 16), 2);
+    KS_CHECK_INT(warm.from_cache, 2);
+    KS_CHECK(warm.hash == ref.hash);
+    unsetenv("KINSYNC_CACHE_MAX_MB");
+}
+
 int main(void)
 {
     snprintf(cache_dir, sizeof cache_dir, "/tmp/test_sim_view_cache_%ld", (long)getpid());
     KS_RUN(test_cached_views_same_images);
     KS_RUN(test_bad_files_rebuilt);
     KS_RUN(test_key_follows_inputs);
+    KS_RUN(test_size_cap);
     clear_cache();
     rmdir(cache_dir);
     return KS_TEST_END();

@@ -1054,7 +1054,9 @@ static void color_rows(void *arg, int v0, int v1)
  * is part of the static view (size, pose, texture); compared in full (util/cachefile.h: size, magic,
  * version, key, checksum). The code that renders is not in the key: VIEW_CACHE_VERSION names it, and
  * a spot check renders SPOT_ROWS rows spread over the image again (rays and pixels) and wants them
- * bit for bit, so a file made by a renderer that differs is not used (rebuilt and replaced). */
+ * bit for bit, so a file made by a renderer that differs is not used (rebuilt and replaced). The
+ * directory is kept under a size cap (util/cachefile.h: KINSYNC_CACHE_MAX_MB, least recently used
+ * files evicted after a write; a hit refreshes the file's time). */
 #define VIEW_CACHE_MAGIC "KSSIMVW\0"
 #define VIEW_CACHE_VERSION 1u /* bump when the rays, the ray casting or the sensor model change */
 #define SPOT_ROWS 8
@@ -1190,9 +1192,9 @@ static bool view_spot_check(const view_ctx *vc)
 /* The cache file's path for the view of vc in dir (false if it does not fit). */
 static bool view_cache_path(const char *dir, const view_ctx *vc, const keybuf *k, char *path, size_t size)
 {
-    int n = snprintf(path, size, "%s/simview-v%u-%dx%d-%016llx.bin", dir, VIEW_CACHE_VERSION, vc->s->dcam.w,
-                     vc->s->dcam.h, (unsigned long long)ks_cache_fnv1a(k->b, k->n, KS_CACHE_FNV_SEED));
-    return n > 0 && (size_t)n < size;
+    /* util/cachefile.h's name: the directory's size cap counts it */
+    return ks_cache_path(path, size, dir, "simview", VIEW_CACHE_VERSION, vc->s->dcam.w, vc->s->dcam.h,
+                         ks_cache_fnv1a(k->b, k->n, KS_CACHE_FNV_SEED));
 }
 
 /* The depth view of vc (its buffers allocated) read from the cache in dir: true when the file was
