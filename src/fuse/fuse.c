@@ -3,7 +3,8 @@
  * asked, and goes straight into the voxel grid's record store a few rows at a time, while those rows
  * are still in L1/L2 (each chunk of rows its own segment); (2) the threads sum the grid's partitions
  * into voxels, one partition at a time, written straight into the partition's blocks of the output
- * (lay_out_blocks), whose few holes are then closed up.
+ * (lay_out_blocks), a thread done with its own taking cells from the back of the others'
+ * (voxel_worker, steal_copy); the output's few holes are then closed up.
  * Work split of phase 1: the rows of all devices are cut into 8 chunks per thread (a device's image
  * may be split between chunks; the thread of a chunk computes the row just outside it privately
  * for normals), and the threads take the chunks one after the other as they finish, so a thread on
@@ -75,6 +76,22 @@ struct ks_fuse {
     int nparts;             /* the grid's partitions: phase 2's tasks */
     atomic_int next_part;   /* phase 2's next partition */
     size_t part_written[64], part_shared[64];
+    /* phase 2's cells: partition p's not yet taken are claim[p]'s [low 32 bits, high 32 bits): its
+     * thread takes them from the front, a thread done with its own from the back (stealing) */
+    _Atomic uint64_t claim[64];
+    size_t own_cells;       /* at most this many cells of a partition summed by its own thread (tests) */
+    atomic_bool sorted[64]; /* partition p's runs are in cell order: its cells may be taken */
+    ks_voxel_out pout[64];  /* partition p's cursor in the output (its thread's cells) */
+    size_t *order, order_cap; /* steal_copy's sorted list */
+    struct steal {          /* per thread: the cells it took from other partitions, in its staging */
+        ks_cloud stage;
+        struct stolen {
+            int part;
+            uint32_t cell;
+            size_t at, n; /* its voxels: stage[at .. at + n) */
+        } *list;
+        size_t n, cap;
+    } steal[64];
     /* phase 2's output blocks (see ks_fuse_run): partition p's k-th at blk[blk_first[p] + k]; and all
      * blocks in output order as ranges (start, partition, k) for closing the gaps */
     size_t *blk, *rng_start, *rng_count;
@@ -91,6 +108,7 @@ typedef struct job {
     int t;
     double ms_color;
     size_t valid[KS_FUSE_MAX_DEVICES]; /* phase 1: valid points per device made by this thread */
+    size_t stolen_shared;              /* phase 2: voxels seen by 2+ devices in the cells it took */
     ks_cloud *out;
 } job;
 
@@ -113,6 +131,11 @@ void ks_fuse_destroy(ks_fuse *f)
     free(f->rng_start);
     free(f->rng_count);
     free(f->rng_part);
+    free(f->order);
+    for (int t = 0; t < 64; t++) {
+        ks_cloud_free(&f->steal[t].stage);
+        free(f->steal[t].list);
+    }
     ks_voxel_grid_destroy(f->grid);
     ks_team_destroy(f->team);
     if (f->dec)
@@ -276,6 +299,7 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
                                    : 1;
     if ((st = ks_voxel_grid_create(f->opt.voxel_mm, gf, f->nparts, &f->grid, err)) != KS_OK)
         goto fail;
+    f->own_cells = SIZE_MAX;
     if (!(f->team = ks_team_create(f->opt.threads, TEAM_SPIN_US))) {
         st = ks_error_set(err, KS_ENOMEM, "fuse: out of memory");
         goto fail;
@@ -430,39 +454,190 @@ static void *points_worker(void *arg)
     return NULL;
 }
 
-/* Phase 2: the grid's partitions summed into voxels, one at a time, in this thread's scratch. */
+/* Phase 2's claims (see ks_fuse.claim): up to `most` cells from the front of partition p, or one
+ * from its back; false when none is left. */
+static bool claim_front(ks_fuse *f, int p, uint32_t most, uint32_t *c0, uint32_t *c1)
+{
+    uint64_t v = atomic_load(&f->claim[p]), nv;
+    uint32_t lo, hi, e;
+    do {
+        lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+        if (lo >= hi)
+            return false;
+        e = hi - lo < most ? hi : lo + most;
+        nv = (uint64_t)hi << 32 | e;
+    } while (!atomic_compare_exchange_weak(&f->claim[p], &v, nv));
+    *c0 = lo, *c1 = e;
+    return true;
+}
+
+static bool claim_back(ks_fuse *f, int p, uint32_t *c)
+{
+    uint64_t v = atomic_load(&f->claim[p]), nv;
+    uint32_t lo, hi;
+    do {
+        lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+        if (lo >= hi)
+            return false;
+        nv = (uint64_t)(hi - 1) << 32 | lo;
+    } while (!atomic_compare_exchange_weak(&f->claim[p], &v, nv));
+    *c = hi - 1;
+    return true;
+}
+
+#define FRONT_CELLS 8 /* cells a partition's own thread takes at a time */
+
+/* Phase 2: the grid's partitions summed into voxels, one at a time, in this thread's scratch; then
+ * cells taken from the back of partitions other threads are still summing, into this thread's
+ * staging (copied after their partition's own cells by steal_copy: the output is the same
+ * whichever thread summed a cell). A thread on a slower or busier core so sums fewer cells. */
 static void *voxel_worker(void *arg)
 {
     job *j = arg;
     ks_fuse *f = j->f;
+    ks_error *e = &f->thread_error[j->t];
     for (int p; (p = atomic_fetch_add(&f->next_part, 1)) < f->nparts;) {
-        size_t nb = f->blk_first[p + 1] - f->blk_first[p];
-        ks_status st = ks_voxel_grid_aggregate_into(f->grid, p, j->t, f->opt.min_weight, j->out,
-                                                    f->blk + f->blk_first[p], nb, OUT_BLOCK, &f->part_written[p],
-                                                    &f->part_shared[p], &f->thread_error[j->t]);
+        size_t cells;
+        ks_status st = ks_voxel_grid_sort(f->grid, p, &cells, e);
+        if (st == KS_OK && cells > UINT32_MAX)
+            st = ks_error_set(e, KS_EINVAL, "fuse: %zu cells in one partition", cells);
+        f->pout[p] = (ks_voxel_out){.blocks = f->blk + f->blk_first[p],
+                                    .nblocks = f->blk_first[p + 1] - f->blk_first[p], .block = OUT_BLOCK};
+        atomic_store(&f->claim[p], st == KS_OK ? (uint64_t)cells << 32 : 0);
+        atomic_store_explicit(&f->sorted[p], true, memory_order_release);
+        uint32_t c0, c1;
+        for (size_t own = 0; st == KS_OK && own < f->own_cells; own += c1 - c0) {
+            size_t most = f->own_cells - own < FRONT_CELLS ? f->own_cells - own : FRONT_CELLS;
+            if (!claim_front(f, p, (uint32_t)most, &c0, &c1))
+                break;
+            st = ks_voxel_grid_cells_into(f->grid, p, j->t, c0, c1, f->opt.min_weight, j->out, &f->pout[p], e);
+        }
         if (st) {
             f->thread_status[j->t] = st;
-            break;
+            return NULL;
+        }
+    }
+    struct steal *sl = &f->steal[j->t];
+    const unsigned fields = ks_voxel_grid_fields(f->grid);
+    for (int q = 0; q < f->nparts; q++) {
+        /* every partition was taken before this thread got here; wait for its cells to be listed */
+        while (!atomic_load_explicit(&f->sorted[q], memory_order_acquire))
+            ks_cpu_relax();
+        uint32_t c;
+        while (claim_back(f, q, &c)) {
+            size_t at = sl->stage.count, room = ks_voxel_grid_cell_records(f->grid, q, c);
+            ks_status st = ks_cloud_reserve(&sl->stage, at + room, fields, e);
+            if (st == KS_OK && sl->n == sl->cap) {
+                size_t cap = sl->cap ? 2 * sl->cap : 256;
+                struct stolen *nl = realloc(sl->list, cap * sizeof *nl);
+                if (nl)
+                    sl->list = nl, sl->cap = cap;
+                else
+                    st = ks_error_set(e, KS_ENOMEM, "fuse: out of memory");
+            }
+            ks_voxel_out w = {.blocks = &at, .nblocks = 1, .block = room};
+            if (st == KS_OK)
+                st = ks_voxel_grid_cells_into(f->grid, q, j->t, c, c + 1, f->opt.min_weight, &sl->stage, &w, e);
+            if (st) {
+                f->thread_status[j->t] = st;
+                return NULL;
+            }
+            sl->list[sl->n++] = (struct stolen){q, c, at, w.written};
+            sl->stage.count = at + w.written;
+            j->stolen_shared += w.shared;
         }
     }
     return NULL;
 }
 
+/* Copies n points from src[si..] to dst[di..] (different clouds, or ranges that do not overlap). */
+static void copy_between(ks_cloud *dst, size_t di, const ks_cloud *src, size_t si, size_t n, bool color,
+                         bool normals)
+{
+    memcpy(dst->x + di, src->x + si, n * sizeof *dst->x);
+    memcpy(dst->y + di, src->y + si, n * sizeof *dst->y);
+    memcpy(dst->z + di, src->z + si, n * sizeof *dst->z);
+    memcpy(dst->weight + di, src->weight + si, n * sizeof *dst->weight);
+    memcpy(dst->devices + di, src->devices + si, n * sizeof *dst->devices);
+    if (color)
+        memcpy(dst->rgb + 3 * di, src->rgb + 3 * si, 3 * n);
+    if (normals) {
+        memcpy(dst->nx + di, src->nx + si, n * sizeof *dst->nx);
+        memcpy(dst->ny + di, src->ny + si, n * sizeof *dst->ny);
+        memcpy(dst->nz + di, src->nz + si, n * sizeof *dst->nz);
+    }
+}
+
 /* Copies n points of out from src to dst (the ranges do not overlap). */
 static void copy_points(ks_cloud *out, size_t dst, size_t src, size_t n, bool color, bool normals)
 {
-    memcpy(out->x + dst, out->x + src, n * sizeof *out->x);
-    memcpy(out->y + dst, out->y + src, n * sizeof *out->y);
-    memcpy(out->z + dst, out->z + src, n * sizeof *out->z);
-    memcpy(out->weight + dst, out->weight + src, n * sizeof *out->weight);
-    memcpy(out->devices + dst, out->devices + src, n * sizeof *out->devices);
-    if (color)
-        memcpy(out->rgb + 3 * dst, out->rgb + 3 * src, 3 * n);
-    if (normals) {
-        memcpy(out->nx + dst, out->nx + src, n * sizeof *out->nx);
-        memcpy(out->ny + dst, out->ny + src, n * sizeof *out->ny);
-        memcpy(out->nz + dst, out->nz + src, n * sizeof *out->nz);
+    copy_between(out, dst, out, src, n, color, normals);
+}
+
+/* Appends n points of src (from at) to out through a partition's cursor, as ks_voxel_grid_cells_into
+ * writes them (blocks taken in order). */
+static ks_status out_append(ks_cloud *out, ks_voxel_out *w, const ks_cloud *src, size_t at, size_t n, bool color,
+                            bool normals, ks_error *err)
+{
+    while (n) {
+        if (w->next == w->end) {
+            if (w->taken == w->nblocks)
+                return ks_error_set(err, KS_ESTATE, "fuse: a partition's voxels outgrew its room");
+            w->next = w->blocks[w->taken++];
+            w->end = w->next + w->block;
+        }
+        size_t m = n < w->end - w->next ? n : w->end - w->next;
+        copy_between(out, w->next, src, at, m, color, normals);
+        w->next += m;
+        at += m;
+        n -= m;
+        w->written += m;
     }
+    return KS_OK;
+}
+
+static const ks_fuse *order_f; /* steal_copy's comparison: the lists of this pipeline (one caller at a time) */
+
+static int stolen_cmp(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b; /* thread << 32 | index */
+    const struct stolen *p = &order_f->steal[x >> 32].list[x & 0xffffffffu],
+                        *q = &order_f->steal[y >> 32].list[y & 0xffffffffu];
+    if (p->part != q->part)
+        return p->part < q->part ? -1 : 1;
+    return p->cell < q->cell ? -1 : p->cell > q->cell;
+}
+
+/* After phase 2: the cells threads took from other partitions' backs (each thread's list), copied
+ * after their partition's own cells in cell order, through its cursor: each partition's output is
+ * then exactly what one thread summing all its cells writes, whoever summed which cell. */
+static ks_status steal_copy(ks_fuse *f, ks_cloud *out, ks_error *err)
+{
+    size_t n = 0;
+    for (int t = 0; t < f->opt.threads; t++)
+        n += f->steal[t].n;
+    if (!n)
+        return KS_OK;
+    if (n > f->order_cap) {
+        size_t *o = realloc(f->order, n * sizeof *o);
+        if (!o)
+            return ks_error_set(err, KS_ENOMEM, "fuse: out of memory");
+        f->order = o, f->order_cap = n;
+    }
+    size_t k = 0;
+    for (int t = 0; t < f->opt.threads; t++)
+        for (size_t i = 0; i < f->steal[t].n; i++)
+            f->order[k++] = (size_t)t << 32 | i;
+    order_f = f;
+    qsort(f->order, n, sizeof *f->order, stolen_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const struct steal *sl = &f->steal[f->order[i] >> 32];
+        const struct stolen *c = &sl->list[f->order[i] & 0xffffffffu];
+        ks_status st = out_append(out, &f->pout[c->part], &sl->stage, c->at, c->n, f->opt.color, f->opt.normals, err);
+        if (st)
+            return st;
+    }
+    return KS_OK;
 }
 
 /* The partitions wrote counts[i] points at starts[i] (n ranges, ascending, each sized by an upper
@@ -625,8 +800,18 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
     if ((st = ks_cloud_reserve(out, room, ks_voxel_grid_fields(f->grid), err)) != KS_OK)
         return st;
     atomic_store(&f->next_part, 0); /* the team's threads see it: ks_team_run publishes the round */
+    for (int p = 0; p < f->nparts; p++)
+        atomic_store_explicit(&f->sorted[p], false, memory_order_relaxed);
+    for (int t = 0; t < T; t++)
+        f->steal[t].n = f->steal[t].stage.count = 0;
     if ((st = run_phase(f, voxel_worker, jobs, err)) != KS_OK)
         return st;
+    if ((st = steal_copy(f, out, err)) != KS_OK)
+        return st;
+    for (int p = 0; p < f->nparts; p++) {
+        f->part_written[p] = f->pout[p].written;
+        f->part_shared[p] = f->pout[p].shared;
+    }
     size_t seen[64] = {0}, nr = f->blk_first[f->nparts];
     for (size_t r = 0; r < nr; r++) { /* block k of partition p holds its voxels k * OUT_BLOCK .. */
         int p = f->rng_part[r];
@@ -646,6 +831,8 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
         stats->voxels = out->count;
         for (int p = 0; p < f->nparts; p++)
             stats->voxels_shared += f->part_shared[p];
+        for (int t = 0; t < T; t++)
+            stats->voxels_shared += jobs[t].stolen_shared;
         double mc = 0;
         for (int t = 0; t < T; t++)
             mc = jobs[t].ms_color > mc ? jobs[t].ms_color : mc;
@@ -656,6 +843,19 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
     }
     f->in = NULL;
     return KS_OK;
+}
+
+void ks_fuse_set_own_cells(ks_fuse *f, size_t cells)
+{
+    f->own_cells = cells;
+}
+
+size_t ks_fuse_stolen_cells(const ks_fuse *f)
+{
+    size_t n = 0;
+    for (int t = 0; t < f->opt.threads; t++)
+        n += f->steal[t].n;
+    return n;
 }
 
 void ks_fuse_points(const ks_fuse *f, int d, const float **x, const float **y, const float **z, int *width,

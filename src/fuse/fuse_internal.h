@@ -44,6 +44,9 @@ void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const fl
 size_t ks_points_colorize_packed(const float *x, const float *y, const float *z, size_t n,
                                  const ks_extrinsics *rig_to_color, const ks_intrinsics *color,
                                  const ks_color_image *img, uint32_t *col);
+/* The share of the cells each partition takes (share[p] >= 0, any scale; NULL: equal shares), set
+ * before points are added. */
+void ks_voxel_grid_shares(ks_voxel_grid *g, const double *share);
 /* Records (points) held by partition p: an upper bound of its voxels. */
 size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition);
 /* Sums partition p into voxels, in the scratch of `slot` (0..63: threads aggregating at the same
@@ -54,7 +57,30 @@ size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition);
 ks_status ks_voxel_grid_aggregate_into(ks_voxel_grid *g, int partition, int slot, uint32_t min_weight, ks_cloud *out,
                                        const size_t *blocks, size_t nblocks, size_t block, size_t *written,
                                        size_t *shared, ks_error *err);
+/* A partition's aggregation in pieces, for threads that share its cells (ks_fuse: a thread done
+ * with its partitions takes cells from the end of another's). ks_voxel_grid_sort puts partition p's
+ * runs in cell order and gives its number of cells; ks_voxel_grid_cells_into then sums cells
+ * c0..c1-1 (any thread, its own slot, each cell once) and writes their voxels through a cursor:
+ * into blocks of `block` points at out[blocks[k]..], taken in order, each cell's voxels after the
+ * previous call's. Cells written through one cursor in increasing order give exactly what
+ * ks_voxel_grid_aggregate_into writes. */
+typedef struct ks_voxel_out {
+    const size_t *blocks;
+    size_t nblocks, block;
+    size_t taken, next, end; /* blocks taken, the next slot, the end of the current block (start: 0) */
+    size_t written, shared;  /* voxels written, of which seen by 2+ devices (added to) */
+} ks_voxel_out;
+ks_status ks_voxel_grid_sort(ks_voxel_grid *g, int partition, size_t *cells, ks_error *err);
+/* Records of cell c of a sorted partition: an upper bound of its voxels. */
+size_t ks_voxel_grid_cell_records(const ks_voxel_grid *g, int partition, size_t cell);
+ks_status ks_voxel_grid_cells_into(ks_voxel_grid *g, int partition, int slot, size_t c0, size_t c1,
+                                   uint32_t min_weight, ks_cloud *out, ks_voxel_out *w, ks_error *err);
 unsigned ks_voxel_grid_fields(const ks_voxel_grid *g);
+
+/* Tests: a partition's own thread sums at most `cells` of its cells (the rest are left to the
+ * threads that take cells from other partitions' backs), and the cells so taken in the last run. */
+void ks_fuse_set_own_cells(ks_fuse *f, size_t cells);
+size_t ks_fuse_stolen_cells(const ks_fuse *f);
 
 /* The pose as a float row-major 3x3 rotation then translation (NULL: identity). */
 void ks_pose_matrix(const ks_extrinsics *to_rig, float m[12]);

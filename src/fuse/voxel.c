@@ -155,6 +155,9 @@ struct ks_voxel_grid {
     int nparts;
     part *parts;
     scratch *scr[64]; /* per aggregating thread (slot), made at its first use */
+    /* partition p holds the cells whose 32-bit hash h has cut[p] <= h < cut[p + 1] (equal shares
+     * unless ks_voxel_grid_shares set others) */
+    uint64_t cut[65];
 };
 
 static inline uint64_t mix(uint64_t k)
@@ -167,9 +170,29 @@ static inline uint64_t mix(uint64_t k)
     return k;
 }
 
-static inline uint32_t part_of(uint64_t cell, uint32_t np)
+/* The partition of a cell among the first np (1, or all of g's) */
+static inline uint32_t part_of(const ks_voxel_grid *g, uint64_t cell, uint32_t np)
 {
-    return np > 1 ? (uint32_t)(((mix(cell) & 0xffffffffu) * np) >> 32) : 0;
+    if (np <= 1)
+        return 0;
+    const uint64_t h = mix(cell) & 0xffffffffu;
+    uint32_t p = 0;
+    while (h >= g->cut[p + 1])
+        p++;
+    return p;
+}
+
+void ks_voxel_grid_shares(ks_voxel_grid *g, const double *share)
+{
+    const int np = g->nparts;
+    double total = 0, acc = 0;
+    for (int p = 0; p < np; p++)
+        total += share ? (share[p] > 0 ? share[p] : 0) : 1;
+    g->cut[0] = 0;
+    for (int p = 0; p < np; p++) {
+        acc += share ? (share[p] > 0 ? share[p] : 0) : 1;
+        g->cut[p + 1] = p + 1 < np && total > 0 ? (uint64_t)(acc / total * 4294967296.0) : (uint64_t)1 << 32;
+    }
 }
 
 ks_status ks_voxel_grid_create(float voxel_mm, unsigned fields, int partitions, ks_voxel_grid **out, ks_error *err)
@@ -192,6 +215,7 @@ ks_status ks_voxel_grid_create(float voxel_mm, unsigned fields, int partitions, 
     g->fields = fields & (KS_CLOUD_COLOR | KS_CLOUD_NORMALS);
     g->nparts = partitions;
     g->parts = ps;
+    ks_voxel_grid_shares(g, NULL);
     for (int i = 0; i < partitions; i++) {
         ps[i].aggregated = true;
         ps[i].nseg = 1;
@@ -413,7 +437,7 @@ static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int
                     next[cp] = at;
                 }
                 cur = c;
-                cp = part_of(c, np);
+                cp = part_of(g, c, np);
                 keep = !filtered || cp == (uint32_t)partition;
                 open = NULL;
                 if (keep) {
@@ -555,7 +579,7 @@ static void count_runs(ks_voxel_grid *g, int seg, size_t r0, size_t r1)
     const run *rs = g->parts[0].runs + g->parts[0].seg_off[seg];
     uint8_t *rp = g->parts[0].rpart + g->parts[0].seg_off[seg];
     for (size_t r = r0; r < r1; r++) {
-        uint32_t t = part_of(rs[r].cell, np);
+        uint32_t t = part_of(g, rs[r].cell, np);
         rp[r] = (uint8_t)t;
         cnt[t] += rs[r].len & RUN_LEN_MASK;
         nr[t]++;
@@ -1209,37 +1233,46 @@ static ks_status out_of_room(ks_error *err, int pi)
     return ks_error_set(err, KS_ESTATE, "voxel grid: partition %d has more voxels than the room given for it", pi);
 }
 
-/* Sums partition pi's records per voxel in the scratch of `slot` (one per thread) into o, in blocks:
- * the k-th `bsize` voxels go to o[blk[k]..] (nblk blocks, room for the partition's record count);
- * voxels with fewer than min_weight points are left out. *written gets the number of voxels
- * written, *shared (may be NULL) those seen by 2+ devices. */
-static ks_status aggregate_into(ks_voxel_grid *g, int pi, int slot, uint32_t min_weight, ks_cloud *o,
-                                const size_t *blk, size_t nblk, size_t bsize, size_t *written, size_t *shared,
-                                ks_error *err)
+/* Partition pi's runs in cell order (sort_runs); *cells gets its number of cells. */
+static ks_status sort_part(ks_voxel_grid *g, int pi, size_t *cells, ks_error *err)
 {
     part *p = &g->parts[pi];
     const part *src = g->shared ? &g->parts[0] : p; /* where the records are */
-    *written = 0;
-    if (shared)
-        *shared = 0;
+    *cells = 0;
+    if (sort_runs(g, pi, src) != 0)
+        return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points",
+                            ks_voxel_grid_part_records(g, pi));
+    *cells = p->ncell;
+    return KS_OK;
+}
+
+/* Sums cells c0..c1-1 of partition pi (sorted by sort_part) per voxel in the scratch of `slot` (one
+ * per thread) and writes their voxels to o through the cursor w (see ks_voxel_out: blocks, the next
+ * slot; written and shared counted); voxels with fewer than min_weight points are left out. */
+static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_t c1, uint32_t min_weight,
+                            ks_cloud *o, ks_voxel_out *w, ks_error *err)
+{
+    part *p = &g->parts[pi];
+    const part *src = g->shared ? &g->parts[0] : p; /* where the records are */
     if (!g->scr[slot] && !(g->scr[slot] = calloc(1, sizeof *g->scr[slot])))
         return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
     scratch *s = g->scr[slot];
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
-    if (sort_runs(g, pi, src) != 0)
-        return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory for %zu points",
-                            ks_voxel_grid_part_records(g, pi));
     const uint32_t *cs = p->cstart;
     uint32_t nrun = p->ncell ? cs[p->ncell] : 0;
-    /* no: the next output slot, bend: the end of its block; the first block is taken at the first
-     * voxel (none when the partition is empty) */
-    size_t no = 0, bend = 0, bi = 0, nw = 0, nshared = 0;
+    /* no: the next output slot, bend: the end of its block (no == bend: the next block is taken at
+     * the next voxel) */
+    const size_t *blk = w->blocks, nblk = w->nblocks, bsize = w->block;
+    size_t no = w->next, bend = w->end, bi = w->taken, nw = 0, nshared = 0;
     const float v = g->voxel;
-    for (size_t c = 0; c < p->ncell; c++) {
+    ks_status st = KS_OK;
+    for (size_t c = c0; c < c1; c++) {
         const int flags = sum_cell(s, p, src, cs[c], cs[c + 1], nrun, color && !normals);
         const bool wide = flags == CELL_WIDE;
-        if (flags < 0)
-            return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
+        if (flags < 0) {
+            st = ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
+            break;
+        }
         if (normals) /* the rarer field (with colour), in a second pass over the same (cached) records */
             for (uint32_t ri = cs[c]; ri < cs[c + 1]; ri++)
                 for (uint32_t i = p->ord_start[ri], e = i + (p->ord_len[ri] & RUN_LEN_MASK); i < e; i++) {
@@ -1267,8 +1300,10 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, int slot, uint32_t min
                 mean_colors(s, nv, wide != 0);
             for (size_t k0 = 0; k0 < nv;) { /* a cell's voxels split where a block ends */
                 if (no == bend) {
-                    if (bi == nblk)
-                        return out_of_room(err, pi);
+                    if (bi == nblk) {
+                        st = out_of_room(err, pi);
+                        goto done;
+                    }
                     no = blk[bi++];
                     bend = no + bsize;
                 }
@@ -1287,8 +1322,10 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, int slot, uint32_t min
             uint32_t l = s->gl[k], n = s->gn[k], dev = s->gd[k];
             if (n >= min_weight) {
                 if (no == bend) {
-                    if (bi == nblk)
-                        return out_of_room(err, pi);
+                    if (bi == nblk) {
+                        st = out_of_room(err, pi);
+                        goto done;
+                    }
                     no = blk[bi++];
                     bend = no + bsize;
                 }
@@ -1321,10 +1358,29 @@ static ks_status aggregate_into(ks_voxel_grid *g, int pi, int slot, uint32_t min
                 s->nrm[l] = (v4f){0, 0, 0, 0};
         }
     }
-    *written = nw;
+done:
+    w->next = no;
+    w->end = bend;
+    w->taken = bi;
+    w->written += nw;
+    w->shared += nshared;
+    return st;
+}
+
+/* Partition pi summed per voxel into o's blocks (see cells_into): the whole partition at once. */
+static ks_status aggregate_into(ks_voxel_grid *g, int pi, int slot, uint32_t min_weight, ks_cloud *o,
+                                const size_t *blk, size_t nblk, size_t bsize, size_t *written, size_t *shared,
+                                ks_error *err)
+{
+    size_t cells;
+    ks_voxel_out w = {.blocks = blk, .nblocks = nblk, .block = bsize};
+    ks_status st = sort_part(g, pi, &cells, err);
+    if (st == KS_OK)
+        st = cells_into(g, pi, slot, 0, cells, min_weight, o, &w, err);
+    *written = w.written;
     if (shared)
-        *shared = nshared;
-    return KS_OK;
+        *shared = w.shared;
+    return st;
 }
 
 size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition)
@@ -1346,6 +1402,26 @@ ks_status ks_voxel_grid_aggregate_into(ks_voxel_grid *g, int partition, int slot
                                        size_t *shared, ks_error *err)
 {
     return aggregate_into(g, partition, slot, min_weight, out, blocks, nblocks, block, written, shared, err);
+}
+
+ks_status ks_voxel_grid_sort(ks_voxel_grid *g, int partition, size_t *cells, ks_error *err)
+{
+    return sort_part(g, partition, cells, err);
+}
+
+size_t ks_voxel_grid_cell_records(const ks_voxel_grid *g, int partition, size_t cell)
+{
+    const part *p = &g->parts[partition];
+    size_t n = 0;
+    for (uint32_t ri = p->cstart[cell]; ri < p->cstart[cell + 1]; ri++)
+        n += p->ord_len[ri] & RUN_LEN_MASK;
+    return n;
+}
+
+ks_status ks_voxel_grid_cells_into(ks_voxel_grid *g, int partition, int slot, size_t c0, size_t c1,
+                                   uint32_t min_weight, ks_cloud *out, ks_voxel_out *w, ks_error *err)
+{
+    return cells_into(g, partition, slot, c0, c1, min_weight, out, w, err);
 }
 
 /* For ks_voxel_grid_count: the partition's voxels in its own cloud, computed once per content. */

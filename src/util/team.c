@@ -29,15 +29,6 @@ struct ks_team {
     void *arg;
 };
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* Spins until *a differs from `old` or spin_ns passes; true when it changed. */
 static bool spin_uint(const atomic_uint *a, unsigned old, int64_t spin_ns)
 {
@@ -47,7 +38,7 @@ static bool spin_uint(const atomic_uint *a, unsigned old, int64_t spin_ns)
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(a, memory_order_acquire) != old)
             return true;
-        cpu_relax();
+        ks_cpu_relax();
         if (!(i & 255) && ks_mono_ns() > end)
             return false;
     }
@@ -62,7 +53,7 @@ static bool spin_int(const atomic_int *a, int want, int64_t spin_ns)
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(a, memory_order_acquire) >= want)
             return true;
-        cpu_relax();
+        ks_cpu_relax();
         if (!(i & 255) && ks_mono_ns() > end)
             return false;
     }

@@ -20,6 +20,15 @@ void ks_team_destroy(ks_team *t);
  * started, and returns when all are done (their writes visible to the caller). Not reentrant: one
  * caller at a time. */
 void ks_team_run(ks_team *t, void (*fn)(void *arg, int share), void *arg);
+/* A pause for a thread spinning on a flag another core will set. */
+static inline void ks_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 /* Threads actually started besides the caller. */
 int ks_team_started(const ks_team *t);
 

@@ -290,6 +290,59 @@ static void test_threads_agree(void)
     two_dev_free(&t);
 }
 
+/* Phase 2's stealing: a thread done with its partitions takes cells from the back of others', into
+ * its staging, copied after their partition's own cells. Forced (each partition's own thread sums
+ * at most 3 of its cells: every other cell is taken by some thread from a back), the output must be
+ * the same as without, byte for byte and in the same order, for 1 to 4 threads, with and without
+ * normals and with a minimum weight (the per-voxel path). */
+static bool clouds_identical(const ks_cloud *a, const ks_cloud *b)
+{
+    if (a->count != b->count || a->fields != b->fields)
+        return false;
+    size_t n = a->count;
+    bool same = !memcmp(a->x, b->x, n * 4) && !memcmp(a->y, b->y, n * 4) && !memcmp(a->z, b->z, n * 4) &&
+                !memcmp(a->weight, b->weight, n * 4) && !memcmp(a->devices, b->devices, n * 4);
+    if (a->nx)
+        for (size_t i = 0; i < n; i++) /* NaN normals: compare bits */
+            same = same && !memcmp(&a->nx[i], &b->nx[i], 4) && !memcmp(&a->ny[i], &b->ny[i], 4) &&
+                   !memcmp(&a->nz[i], &b->nz[i], 4);
+    return same;
+}
+
+static void test_stealing_same_output(void)
+{
+    two_dev t;
+    KS_CHECK(two_dev_setup(&t));
+    for (int threads = 1; threads <= 4; threads++)
+        for (int mode = 0; mode < 3; mode++) {
+            ks_fuse_options o = {.voxel_mm = 4, .threads = threads, .normals = mode == 1,
+                                 .min_weight = mode == 2 ? 2u : 0u};
+            ks_fuse *f, *g;
+            ks_error err;
+            KS_CHECK_INT(ks_fuse_create(t.dev, 2, &o, &f, &err), KS_OK);
+            KS_CHECK_INT(ks_fuse_create(t.dev, 2, &o, &g, &err), KS_OK);
+            ks_fuse_set_own_cells(g, 3);
+            ks_fuse_input in[2] = {{.depth = t.depth[0]}, {.depth = t.depth[1]}};
+            ks_cloud a = {0}, b = {0};
+            ks_fuse_stats sa, sb;
+            KS_CHECK_INT(ks_fuse_run(f, in, &a, &sa, &err), KS_OK);
+            for (int rep = 0; rep < 2; rep++) /* twice: the staging and lists are reused */
+                KS_CHECK_INT(ks_fuse_run(g, in, &b, &sb, &err), KS_OK);
+            size_t stolen = ks_fuse_stolen_cells(g);
+            printf("  %d thread(s), mode %d: %zu voxels, %zu cells taken from partitions' backs\n", threads, mode,
+                   b.count, stolen);
+            KS_CHECK(stolen > 10);
+            KS_CHECK(a.count > (mode == 2 ? 5000u : 100000u));
+            KS_CHECK(clouds_identical(&a, &b));
+            KS_CHECK_INT(sb.voxels_shared, sa.voxels_shared);
+            ks_cloud_free(&a);
+            ks_cloud_free(&b);
+            ks_fuse_destroy(f);
+            ks_fuse_destroy(g);
+        }
+    two_dev_free(&t);
+}
+
 /* The voxel sums' two special paths. (1) A cell of 65536 records or more (coarse voxels) is summed
  * in slices into 64-bit sums: 200 000 points in two voxels of one cell, offsets near the top of
  * the voxel, sum past 2^32 (32-bit lanes would wrap). (2) Coordinates of 32768 voxels or more
@@ -899,6 +952,7 @@ int main(void)
     KS_RUN(test_voxel_average);
     KS_RUN(test_two_devices_one_surface);
     KS_RUN(test_threads_agree);
+    KS_RUN(test_stealing_same_output);
     KS_RUN(test_voxel_sum_paths);
     KS_RUN(test_one_partition_path);
     KS_RUN(test_blocked_output);
