@@ -61,7 +61,7 @@ MUTANTS=(
   # voxel grid, blocked output: a cell's voxels written past the end of their block (into the next partition's)
   "fuse-block-split|src/fuse/voxel.c|s#size_t m = nv - k0 < bend - no ? nv - k0 : bend - no;#size_t m = nv - k0;#|^test_fuse_merge$"
   # voxel grid, blocked output: the check that a partition's blocks hold its voxels dropped
-  "fuse-block-room|src/fuse/voxel.c|s#if (bi == nblk)#if (0)#|^test_fuse_merge$"
+  "fuse-block-room|src/fuse/voxel.c|s#if (bi == nblk) {#if (bi == nblk + 1) {#|^test_fuse_merge$"
   # fuse: the gaps between the blocks closed with every block counted as holding its partition's first voxels
   "fuse-block-counts|src/fuse/fuse.c|s#size_t done = seen\[p\]++ \* OUT_BLOCK#size_t done = seen[p] * OUT_BLOCK#|^test_fuse_merge$"
   # fuse: a gap between blocks left open (its points lost, others doubled)
