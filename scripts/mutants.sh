@@ -59,9 +59,9 @@ MUTANTS=(
   # voxel grid, writers' store: the runs left after the groups of eight taken whatever their partition (voxels twice)
   "fuse-writers-filter-tail|src/fuse/voxel.c|s#if (!filter || src->rpart\[r\] == mine)#if (1)#|^test_fuse_color$|^test_fuse_merge$"
   # voxel grid, blocked output: a cell's voxels written past the end of their block (into the next partition's)
-  "fuse-block-split|src/fuse/voxel.c|s#size_t m = nv - k0 < bend - no ? nv - k0 : bend - no;#size_t m = nv - k0;#|^test_fuse_merge$"
+  "fuse-block-split|src/fuse/voxel.c|s#size_t m = nv - k0 < room ? nv - k0 : room;#size_t m = nv - k0;#|^test_fuse_merge$"
   # voxel grid, blocked output: the check that a partition's blocks hold its voxels dropped
-  "fuse-block-room|src/fuse/voxel.c|s#if (bi == nblk) {#if (bi == nblk + 1) {#|^test_fuse_merge$"
+  "fuse-block-room|src/fuse/fuse_internal.h|s#if (w->taken == w->nblocks)#if (w->taken == w->nblocks + 1)#|^test_fuse_merge$"
   # fuse: the gaps between the blocks closed with every block counted as holding its partition's first voxels
   "fuse-block-counts|src/fuse/fuse.c|s#size_t done = seen\[p\]++ \* OUT_BLOCK#size_t done = seen[p] * OUT_BLOCK#|^test_fuse_merge$"
   # fuse: a gap between blocks left open (its points lost, others doubled)

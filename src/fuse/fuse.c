@@ -29,6 +29,7 @@
 
 #include "fuse/fuse_internal.h"
 #include "kinsync/fuse.h"
+#include "util/grow.h"
 #include "util/team.h"
 
 #define TEAM_SPIN_US 500 /* a thread done with a phase spins this long for the next before it sleeps */
@@ -39,6 +40,12 @@
 #define PARTS_PER_THREAD 1
 #define OUT_BLOCK 4096     /* phase 2 writes voxels in blocks of this many points (see ks_fuse_run) */
 #define CHUNK_ROWS 8 /* rows of points made, then added to the grid, at a time (8 x 640 x 12 B = 60 KB) */
+
+/* A range of the output: phase 2's block of a partition, and the points written in it. */
+struct range {
+    size_t start, count;
+    int part;
+};
 
 typedef struct fdev {
     ks_fuse_device info;
@@ -94,9 +101,9 @@ struct ks_fuse {
     } steal[64];
     /* phase 2's output blocks (see ks_fuse_run): partition p's k-th at blk[blk_first[p] + k]; and all
      * blocks in output order as ranges (start, partition, k) for closing the gaps */
-    size_t *blk, *rng_start, *rng_count;
-    int *rng_part;
-    size_t blk_cap, blk_first[65];
+    size_t *blk, blk_cap, blk_first[65];
+    struct range *rng;
+    size_t rng_cap;
     /* per run */
     const ks_fuse_input *in;
     ks_status thread_status[64];
@@ -128,9 +135,7 @@ void ks_fuse_destroy(ks_fuse *f)
     free(f->col);
     free(f->halo);
     free(f->blk);
-    free(f->rng_start);
-    free(f->rng_count);
-    free(f->rng_part);
+    free(f->rng);
     free(f->order);
     for (int t = 0; t < 64; t++) {
         ks_cloud_free(&f->steal[t].stage);
@@ -580,13 +585,10 @@ static ks_status out_append(ks_cloud *out, ks_voxel_out *w, const ks_cloud *src,
                             bool normals, ks_error *err)
 {
     while (n) {
-        if (w->next == w->end) {
-            if (w->taken == w->nblocks)
-                return ks_error_set(err, KS_ESTATE, "fuse: a partition's voxels outgrew its room");
-            w->next = w->blocks[w->taken++];
-            w->end = w->next + w->block;
-        }
-        size_t m = n < w->end - w->next ? n : w->end - w->next;
+        size_t room = ks_voxel_out_room(w);
+        if (!room)
+            return ks_error_set(err, KS_ESTATE, "fuse: a partition's voxels outgrew its room");
+        size_t m = n < room ? n : room;
         copy_between(out, w->next, src, at, m, color, normals);
         w->next += m;
         at += m;
@@ -640,40 +642,39 @@ static ks_status steal_copy(ks_fuse *f, ks_cloud *out, ks_error *err)
     return KS_OK;
 }
 
-/* The partitions wrote counts[i] points at starts[i] (n ranges, ascending, each sized by an upper
- * bound), leaving holes. The cloud's order is unspecified, so the holes below the total are filled
+/* The partitions wrote rng[i].count points at rng[i].start (n ranges, ascending, each sized by an
+ * upper bound), leaving holes. The cloud's order is unspecified, so the holes below the total are filled
  * with the points that lie above it: a copy as large as the holes, not a shift of whole ranges.
  * Returns the total. */
-static size_t close_gaps(ks_cloud *out, size_t n, const size_t *starts, const size_t *counts, bool color,
-                         bool normals)
+static size_t close_gaps(ks_cloud *out, size_t n, const struct range *rng, bool color, bool normals)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        total += counts[i];
+        total += rng[i].count;
     if (!n)
         return 0;
-    size_t ht = 0;                           /* the range whose hole is being filled */
-    size_t hole = starts[0] + counts[0];     /* next free slot */
-    size_t st = n;                           /* one past the range points are taken from */
-    size_t src_end = starts[n - 1] + counts[n - 1]; /* one past the last point not yet moved */
+    size_t ht = 0;                                        /* the range whose hole is being filled */
+    size_t hole = rng[0].start + rng[0].count;            /* next free slot */
+    size_t st = n;                                        /* one past the range points are taken from */
+    size_t src_end = rng[n - 1].start + rng[n - 1].count; /* one past the last point not yet moved */
     for (;;) {
         /* the next hole below the total */
-        while (ht < n && (hole >= (ht + 1 < n ? starts[ht + 1] : SIZE_MAX) || hole >= total)) {
+        while (ht < n && (hole >= (ht + 1 < n ? rng[ht + 1].start : SIZE_MAX) || hole >= total)) {
             if (++ht < n)
-                hole = starts[ht] + counts[ht];
+                hole = rng[ht].start + rng[ht].count;
         }
         if (ht >= n || hole >= total)
             break;
-        size_t hole_end = ht + 1 < n ? starts[ht + 1] : total;
+        size_t hole_end = ht + 1 < n ? rng[ht + 1].start : total;
         hole_end = hole_end < total ? hole_end : total;
         /* the last point at or above the total still to move */
-        while (st > 0 && (src_end <= starts[st - 1] || src_end <= total)) {
+        while (st > 0 && (src_end <= rng[st - 1].start || src_end <= total)) {
             if (--st > 0)
-                src_end = starts[st - 1] + counts[st - 1];
+                src_end = rng[st - 1].start + rng[st - 1].count;
         }
         if (st == 0)
             break;
-        size_t src_begin = starts[st - 1] > total ? starts[st - 1] : total;
+        size_t src_begin = rng[st - 1].start > total ? rng[st - 1].start : total;
         size_t m = hole_end - hole, k = src_end - src_begin;
         m = m < k ? m : k;
         copy_points(out, hole, src_end - m, m, color, normals);
@@ -702,24 +703,9 @@ static ks_status lay_out_blocks(ks_fuse *f, size_t *room, ks_error *err)
         n += nb[p];
         maxnb = nb[p] > maxnb ? nb[p] : maxnb;
     }
-    if (n > f->blk_cap) {
-        size_t cap = n + n / 2 + 64;
-        size_t *b = realloc(f->blk, cap * sizeof *b);
-        if (b)
-            f->blk = b;
-        size_t *rs = realloc(f->rng_start, cap * sizeof *rs);
-        if (rs)
-            f->rng_start = rs;
-        size_t *rc = realloc(f->rng_count, cap * sizeof *rc);
-        if (rc)
-            f->rng_count = rc;
-        int *rp = realloc(f->rng_part, cap * sizeof *rp);
-        if (rp)
-            f->rng_part = rp;
-        if (!b || !rs || !rc || !rp)
-            return ks_error_set(err, KS_ENOMEM, "fuse: out of memory");
-        f->blk_cap = cap;
-    }
+    if (!ks_grow((void **)&f->blk, &f->blk_cap, n, sizeof *f->blk) ||
+        !ks_grow((void **)&f->rng, &f->rng_cap, n, sizeof *f->rng))
+        return ks_error_set(err, KS_ENOMEM, "fuse: out of memory");
     f->blk_first[0] = 0;
     for (int p = 0; p < P; p++)
         f->blk_first[p + 1] = f->blk_first[p] + nb[p];
@@ -728,8 +714,8 @@ static ks_status lay_out_blocks(ks_fuse *f, size_t *room, ks_error *err)
         for (int p = 0; p < P; p++)
             if (k < nb[p]) {
                 f->blk[f->blk_first[p] + k] = r * OUT_BLOCK;
-                f->rng_start[r] = r * OUT_BLOCK;
-                f->rng_part[r++] = p;
+                f->rng[r] = (struct range){r * OUT_BLOCK, 0, p};
+                r++;
             }
     *room = n * OUT_BLOCK;
     return KS_OK;
@@ -814,11 +800,11 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
     }
     size_t seen[64] = {0}, nr = f->blk_first[f->nparts];
     for (size_t r = 0; r < nr; r++) { /* block k of partition p holds its voxels k * OUT_BLOCK .. */
-        int p = f->rng_part[r];
+        int p = f->rng[r].part;
         size_t done = seen[p]++ * OUT_BLOCK, w = f->part_written[p];
-        f->rng_count[r] = w > done ? (w - done < OUT_BLOCK ? w - done : OUT_BLOCK) : 0;
+        f->rng[r].count = w > done ? (w - done < OUT_BLOCK ? w - done : OUT_BLOCK) : 0;
     }
-    out->count = close_gaps(out, nr, f->rng_start, f->rng_count, f->opt.color, f->opt.normals);
+    out->count = close_gaps(out, nr, f->rng, f->opt.color, f->opt.normals);
     double t2 = ks_fuse_now_ms();
     if (stats) {
         memset(stats, 0, sizeof *stats);

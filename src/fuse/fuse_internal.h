@@ -70,6 +70,18 @@ typedef struct ks_voxel_out {
     size_t taken, next, end; /* blocks taken, the next slot, the end of the current block (start: 0) */
     size_t written, shared;  /* voxels written, of which seen by 2+ devices (added to) */
 } ks_voxel_out;
+/* The room left in w's current block, the next block taken when it is full; 0 when every block is
+ * taken and full. */
+static inline size_t ks_voxel_out_room(ks_voxel_out *w)
+{
+    if (w->next == w->end) {
+        if (w->taken == w->nblocks)
+            return 0;
+        w->next = w->blocks[w->taken++];
+        w->end = w->next + w->block;
+    }
+    return w->end - w->next;
+}
 ks_status ks_voxel_grid_sort(ks_voxel_grid *g, int partition, size_t *cells, ks_error *err);
 /* Records of cell c of a sorted partition: an upper bound of its voxels. */
 size_t ks_voxel_grid_cell_records(const ks_voxel_grid *g, int partition, size_t cell);

@@ -1260,10 +1260,8 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
     const uint32_t *cs = p->cstart;
     uint32_t nrun = p->ncell ? cs[p->ncell] : 0;
-    /* no: the next output slot, bend: the end of its block (no == bend: the next block is taken at
-     * the next voxel) */
-    const size_t *blk = w->blocks, nblk = w->nblocks, bsize = w->block;
-    size_t no = w->next, bend = w->end, bi = w->taken, nw = 0, nshared = 0;
+    ks_voxel_out cur = *w; /* a local copy (registers) while the cells are written */
+    size_t nw = 0, nshared = 0;
     const float v = g->voxel;
     ks_status st = KS_OK;
     for (size_t c = c0; c < c1; c++) {
@@ -1299,20 +1297,17 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
             if (color && nv)
                 mean_colors(s, nv, wide != 0);
             for (size_t k0 = 0; k0 < nv;) { /* a cell's voxels split where a block ends */
-                if (no == bend) {
-                    if (bi == nblk) {
-                        st = out_of_room(err, pi);
-                        goto done;
-                    }
-                    no = blk[bi++];
-                    bend = no + bsize;
+                size_t room = ks_voxel_out_room(&cur), no = cur.next;
+                if (!room) {
+                    st = out_of_room(err, pi);
+                    goto done;
                 }
-                size_t m = nv - k0 < bend - no ? nv - k0 : bend - no;
+                size_t m = nv - k0 < room ? nv - k0 : room;
                 nshared += emit_cell(s, k0, m, base, v, o->x + no, o->y + no, o->z + no, o->weight + no,
                                      o->devices + no);
                 if (color)
                     emit_colors(s->gp + k0, m, o->rgb + 3 * no);
-                no += m;
+                cur.next += m;
                 k0 += m;
             }
             nw += nv;
@@ -1321,14 +1316,11 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
         for (size_t k = 0; k < nv; k++) {
             uint32_t l = s->gl[k], n = s->gn[k], dev = s->gd[k];
             if (n >= min_weight) {
-                if (no == bend) {
-                    if (bi == nblk) {
-                        st = out_of_room(err, pi);
-                        goto done;
-                    }
-                    no = blk[bi++];
-                    bend = no + bsize;
+                if (!ks_voxel_out_room(&cur)) {
+                    st = out_of_room(err, pi);
+                    goto done;
                 }
+                const size_t no = cur.next++;
                 float inv_n = 1.0f / ((float)n * FRAC_ONE);
                 o->x[no] = (base[0] + (float)(l >> (2 * CELL_BITS)) + s->gx[k] * inv_n) * v;
                 o->y[no] = (base[1] + (float)((l >> CELL_BITS) & LOW_MASK) + s->gy[k] * inv_n) * v;
@@ -1351,7 +1343,6 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
                     o->ny[no] = len > 0 ? a1 / len : NAN;
                     o->nz[no] = len > 0 ? a2 / len : NAN;
                 }
-                no++;
                 nw++;
             }
             if (normals)
@@ -1359,11 +1350,9 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
         }
     }
 done:
-    w->next = no;
-    w->end = bend;
-    w->taken = bi;
-    w->written += nw;
-    w->shared += nshared;
+    cur.written += nw;
+    cur.shared += nshared;
+    *w = cur;
     return st;
 }
 
