@@ -82,7 +82,7 @@ MUTANTS=(
   "fuse-steal-none|src/fuse/fuse.c|s#while (claim_back(f, q, \&c)) {#while (0 \&\& claim_back(f, q, \&c)) {#|^test_fuse_merge$"
   # the team returns before its threads finish the round
   "team-no-wait|src/util/team.c|s#!spin_int(\&t->done, t->started, t->spin_ns)#!spin_int(\&t->done, 0, t->spin_ns)#|^test_util$"
-  # the team's threads miss a round published while they sleep (no wake-up)
+  # the team's threads miss a round published while they sleep (no wake-up; test_util then hangs until ctest's 300 s timeout)
   "team-no-wake|src/util/team.c|s#^        pthread_cond_broadcast(\&t->round_cv);#        (void)0;#|^test_util$"
   # voxel grid, one partition: a compacted block's records taken one point off (the records in place path)
   "fuse-one-part-compact|src/fuse/voxel.c|s#            p->rec\[k++\] = dst\[i\];#            p->rec[k++] = dst[i ? i - 1 : 0];#|^test_fuse_merge$"
