@@ -75,9 +75,9 @@ MUTANTS=(
   # voxel grid without colour: the device bits left in the voxel's count (weights wrong)
   "fuse-dev-count-mask|src/fuse/voxel.c|s#a\[0\] \&= (1u << DEV_COUNT_SHIFT) - 1;#(void)0;#|^test_fuse_merge$"
   # fuse, phase 2: the cells taken from a partition's back copied in reverse cell order (the output depends on who summed what)
-  "fuse-steal-order|src/fuse/fuse.c|s#return p->cell < q->cell ? -1 : p->cell > q->cell;#return p->cell > q->cell ? -1 : p->cell < q->cell;#|^test_fuse_merge$"
+  "fuse-steal-order|src/fuse/fuse.c|s#return x < y ? -1 : x > y;#return x > y ? -1 : x < y;#|^test_fuse_merge$"
   # fuse, phase 2: the cells taken from partitions' backs never copied into the output
-  "fuse-steal-copy|src/fuse/fuse.c|s#    order_f = f;#    order_f = f;\n    n = 0;#|^test_fuse_merge$"
+  "fuse-steal-copy|src/fuse/fuse.c|s#    qsort(f->order, n, sizeof \*f->order, stolen_cmp);#    qsort(f->order, n, sizeof *f->order, stolen_cmp);\n    n = 0;#|^test_fuse_merge$"
   # fuse, phase 2: no thread takes cells from another partition's back (a partition's cells its thread left are lost)
   "fuse-steal-none|src/fuse/fuse.c|s#while (claim_back(f, q, \&c)) {#while (0 \&\& claim_back(f, q, \&c)) {#|^test_fuse_merge$"
   # the team returns before its threads finish the round

@@ -89,7 +89,11 @@ struct ks_fuse {
     size_t own_cells;       /* at most this many cells of a partition summed by its own thread (tests) */
     atomic_bool sorted[64]; /* partition p's runs are in cell order: its cells may be taken */
     ks_voxel_out pout[64];  /* partition p's cursor in the output (its thread's cells) */
-    size_t *order, order_cap; /* steal_copy's sorted list */
+    struct stolen_ref {       /* steal_copy's list in cell order: partition << 32 | cell, where */
+        uint64_t key;
+        uint32_t t, i;        /* thread t's stolen entry i */
+    } *order;
+    size_t order_cap;
     struct steal {          /* per thread: the cells it took from other partitions, in its staging */
         ks_cloud stage;
         struct stolen {
@@ -598,16 +602,10 @@ static ks_status out_append(ks_cloud *out, ks_voxel_out *w, const ks_cloud *src,
     return KS_OK;
 }
 
-static const ks_fuse *order_f; /* steal_copy's comparison: the lists of this pipeline (one caller at a time) */
-
 static int stolen_cmp(const void *a, const void *b)
 {
-    size_t x = *(const size_t *)a, y = *(const size_t *)b; /* thread << 32 | index */
-    const struct stolen *p = &order_f->steal[x >> 32].list[x & 0xffffffffu],
-                        *q = &order_f->steal[y >> 32].list[y & 0xffffffffu];
-    if (p->part != q->part)
-        return p->part < q->part ? -1 : 1;
-    return p->cell < q->cell ? -1 : p->cell > q->cell;
+    uint64_t x = ((const struct stolen_ref *)a)->key, y = ((const struct stolen_ref *)b)->key;
+    return x < y ? -1 : x > y; /* unique: a cell is taken once */
 }
 
 /* After phase 2: the cells threads took from other partitions' backs (each thread's list), copied
@@ -620,21 +618,18 @@ static ks_status steal_copy(ks_fuse *f, ks_cloud *out, ks_error *err)
         n += f->steal[t].n;
     if (!n)
         return KS_OK;
-    if (n > f->order_cap) {
-        size_t *o = realloc(f->order, n * sizeof *o);
-        if (!o)
-            return ks_error_set(err, KS_ENOMEM, "fuse: out of memory");
-        f->order = o, f->order_cap = n;
-    }
+    if (!ks_grow((void **)&f->order, &f->order_cap, n, sizeof *f->order))
+        return ks_error_set(err, KS_ENOMEM, "fuse: out of memory");
     size_t k = 0;
     for (int t = 0; t < f->opt.threads; t++)
-        for (size_t i = 0; i < f->steal[t].n; i++)
-            f->order[k++] = (size_t)t << 32 | i;
-    order_f = f;
+        for (size_t i = 0; i < f->steal[t].n; i++) {
+            const struct stolen *c = &f->steal[t].list[i];
+            f->order[k++] = (struct stolen_ref){(uint64_t)c->part << 32 | c->cell, (uint32_t)t, (uint32_t)i};
+        }
     qsort(f->order, n, sizeof *f->order, stolen_cmp);
     for (size_t i = 0; i < n; i++) {
-        const struct steal *sl = &f->steal[f->order[i] >> 32];
-        const struct stolen *c = &sl->list[f->order[i] & 0xffffffffu];
+        const struct steal *sl = &f->steal[f->order[i].t];
+        const struct stolen *c = &sl->list[f->order[i].i];
         ks_status st = out_append(out, &f->pout[c->part], &sl->stage, c->at, c->n, f->opt.color, f->opt.normals, err);
         if (st)
             return st;
