@@ -44,9 +44,6 @@ void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const fl
 size_t ks_points_colorize_packed(const float *x, const float *y, const float *z, size_t n,
                                  const ks_extrinsics *rig_to_color, const ks_intrinsics *color,
                                  const ks_color_image *img, uint32_t *col);
-/* The share of the cells each partition takes (share[p] >= 0, any scale; NULL: equal shares), set
- * before points are added. */
-void ks_voxel_grid_shares(ks_voxel_grid *g, const double *share);
 /* Records (points) held by partition p: an upper bound of its voxels. */
 size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition);
 /* Sums partition p into voxels, in the scratch of `slot` (0..63: threads aggregating at the same

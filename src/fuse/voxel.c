@@ -155,9 +155,6 @@ struct ks_voxel_grid {
     int nparts;
     part *parts;
     scratch *scr[64]; /* per aggregating thread (slot), made at its first use */
-    /* partition p holds the cells whose 32-bit hash h has cut[p] <= h < cut[p + 1] (equal shares
-     * unless ks_voxel_grid_shares set others) */
-    uint64_t cut[65];
 };
 
 static inline uint64_t mix(uint64_t k)
@@ -170,29 +167,9 @@ static inline uint64_t mix(uint64_t k)
     return k;
 }
 
-/* The partition of a cell among the first np (1, or all of g's) */
-static inline uint32_t part_of(const ks_voxel_grid *g, uint64_t cell, uint32_t np)
+static inline uint32_t part_of(uint64_t cell, uint32_t np)
 {
-    if (np <= 1)
-        return 0;
-    const uint64_t h = mix(cell) & 0xffffffffu;
-    uint32_t p = 0;
-    while (h >= g->cut[p + 1])
-        p++;
-    return p;
-}
-
-void ks_voxel_grid_shares(ks_voxel_grid *g, const double *share)
-{
-    const int np = g->nparts;
-    double total = 0, acc = 0;
-    for (int p = 0; p < np; p++)
-        total += share ? (share[p] > 0 ? share[p] : 0) : 1;
-    g->cut[0] = 0;
-    for (int p = 0; p < np; p++) {
-        acc += share ? (share[p] > 0 ? share[p] : 0) : 1;
-        g->cut[p + 1] = p + 1 < np && total > 0 ? (uint64_t)(acc / total * 4294967296.0) : (uint64_t)1 << 32;
-    }
+    return np > 1 ? (uint32_t)(((mix(cell) & 0xffffffffu) * np) >> 32) : 0;
 }
 
 ks_status ks_voxel_grid_create(float voxel_mm, unsigned fields, int partitions, ks_voxel_grid **out, ks_error *err)
@@ -215,7 +192,6 @@ ks_status ks_voxel_grid_create(float voxel_mm, unsigned fields, int partitions, 
     g->fields = fields & (KS_CLOUD_COLOR | KS_CLOUD_NORMALS);
     g->nparts = partitions;
     g->parts = ps;
-    ks_voxel_grid_shares(g, NULL);
     for (int i = 0; i < partitions; i++) {
         ps[i].aggregated = true;
         ps[i].nseg = 1;
@@ -437,7 +413,7 @@ static inline __attribute__((always_inline)) void add_impl(ks_voxel_grid *g, int
                     next[cp] = at;
                 }
                 cur = c;
-                cp = part_of(g, c, np);
+                cp = part_of(c, np);
                 keep = !filtered || cp == (uint32_t)partition;
                 open = NULL;
                 if (keep) {
@@ -579,7 +555,7 @@ static void count_runs(ks_voxel_grid *g, int seg, size_t r0, size_t r1)
     const run *rs = g->parts[0].runs + g->parts[0].seg_off[seg];
     uint8_t *rp = g->parts[0].rpart + g->parts[0].seg_off[seg];
     for (size_t r = r0; r < r1; r++) {
-        uint32_t t = part_of(g, rs[r].cell, np);
+        uint32_t t = part_of(rs[r].cell, np);
         rp[r] = (uint8_t)t;
         cnt[t] += rs[r].len & RUN_LEN_MASK;
         nr[t]++;
