@@ -78,6 +78,8 @@ MUTANTS=(
   "fuse-steal-order|src/fuse/fuse.c|s#return x < y ? -1 : x > y;#return x > y ? -1 : x < y;#|^test_fuse_merge$"
   # fuse, phase 2: the cells taken from partitions' backs never copied into the output
   "fuse-steal-copy|src/fuse/fuse.c|s#    qsort(f->order, n, sizeof \*f->order, stolen_cmp);#    qsort(f->order, n, sizeof *f->order, stolen_cmp);\n    n = 0;#|^test_fuse_merge$"
+  # fuse, phase 2: the stolen cells' voxels seen by 2+ devices left out of the set's count
+  "fuse-steal-shared|src/fuse/fuse.c|s#        f->pout\[c->part\].shared += c->shared;#        (void)0;#|^test_fuse_merge$"
   # fuse, phase 2: no thread takes cells from another partition's back (a partition's cells its thread left are lost)
   "fuse-steal-none|src/fuse/fuse.c|s#while (claim_back(f, q, \&c)) {#while (0 \&\& claim_back(f, q, \&c)) {#|^test_fuse_merge$"
   # the team returns before its threads finish the round

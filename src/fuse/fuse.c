@@ -82,13 +82,12 @@ struct ks_fuse {
     ks_team *team;          /* the threads of the phases (see run_phase) */
     int nparts;             /* the grid's partitions: phase 2's tasks */
     atomic_int next_part;   /* phase 2's next partition */
-    size_t part_written[64], part_shared[64];
     /* phase 2's cells: partition p's not yet taken are claim[p]'s [low 32 bits, high 32 bits): its
      * thread takes them from the front, a thread done with its own from the back (stealing) */
     _Atomic uint64_t claim[64];
     size_t own_cells;       /* at most this many cells of a partition summed by its own thread (tests) */
     atomic_bool sorted[64]; /* partition p's runs are in cell order: its cells may be taken */
-    ks_voxel_out pout[64];  /* partition p's cursor in the output (its thread's cells) */
+    ks_voxel_out pout[64];  /* partition p's cursor in the output, its voxels written and shared */
     struct stolen_ref {       /* steal_copy's list in cell order: partition << 32 | cell, where */
         uint64_t key;
         uint32_t t, i;        /* thread t's stolen entry i */
@@ -99,7 +98,7 @@ struct ks_fuse {
         struct stolen {
             int part;
             uint32_t cell;
-            size_t at, n; /* its voxels: stage[at .. at + n) */
+            size_t at, n, shared; /* its voxels: stage[at .. at + n), shared of them seen by 2+ devices */
         } *list;
         size_t n, cap;
     } steal[64];
@@ -119,7 +118,6 @@ typedef struct job {
     int t;
     double ms_color;
     size_t valid[KS_FUSE_MAX_DEVICES]; /* phase 1: valid points per device made by this thread */
-    size_t stolen_shared;              /* phase 2: voxels seen by 2+ devices in the cells it took */
     ks_cloud *out;
 } job;
 
@@ -536,14 +534,8 @@ static void *voxel_worker(void *arg)
         while (claim_back(f, q, &c)) {
             size_t at = sl->stage.count, room = ks_voxel_grid_cell_records(f->grid, q, c);
             ks_status st = ks_cloud_reserve(&sl->stage, at + room, fields, e);
-            if (st == KS_OK && sl->n == sl->cap) {
-                size_t cap = sl->cap ? 2 * sl->cap : 256;
-                struct stolen *nl = realloc(sl->list, cap * sizeof *nl);
-                if (nl)
-                    sl->list = nl, sl->cap = cap;
-                else
-                    st = ks_error_set(e, KS_ENOMEM, "fuse: out of memory");
-            }
+            if (st == KS_OK && !ks_grow((void **)&sl->list, &sl->cap, sl->n + 1, sizeof *sl->list))
+                st = ks_error_set(e, KS_ENOMEM, "fuse: out of memory");
             ks_voxel_out w = {.blocks = &at, .nblocks = 1, .block = room};
             if (st == KS_OK)
                 st = ks_voxel_grid_cells_into(f->grid, q, j->t, c, c + 1, f->opt.min_weight, &sl->stage, &w, e);
@@ -551,9 +543,8 @@ static void *voxel_worker(void *arg)
                 f->thread_status[j->t] = st;
                 return NULL;
             }
-            sl->list[sl->n++] = (struct stolen){q, c, at, w.written};
+            sl->list[sl->n++] = (struct stolen){q, c, at, w.written, w.shared};
             sl->stage.count = at + w.written;
-            j->stolen_shared += w.shared;
         }
     }
     return NULL;
@@ -633,6 +624,7 @@ static ks_status steal_copy(ks_fuse *f, ks_cloud *out, ks_error *err)
         ks_status st = out_append(out, &f->pout[c->part], &sl->stage, c->at, c->n, f->opt.color, f->opt.normals, err);
         if (st)
             return st;
+        f->pout[c->part].shared += c->shared;
     }
     return KS_OK;
 }
@@ -789,14 +781,10 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
         return st;
     if ((st = steal_copy(f, out, err)) != KS_OK)
         return st;
-    for (int p = 0; p < f->nparts; p++) {
-        f->part_written[p] = f->pout[p].written;
-        f->part_shared[p] = f->pout[p].shared;
-    }
     size_t seen[64] = {0}, nr = f->blk_first[f->nparts];
     for (size_t r = 0; r < nr; r++) { /* block k of partition p holds its voxels k * OUT_BLOCK .. */
         int p = f->rng[r].part;
-        size_t done = seen[p]++ * OUT_BLOCK, w = f->part_written[p];
+        size_t done = seen[p]++ * OUT_BLOCK, w = f->pout[p].written;
         f->rng[r].count = w > done ? (w - done < OUT_BLOCK ? w - done : OUT_BLOCK) : 0;
     }
     out->count = close_gaps(out, nr, f->rng, f->opt.color, f->opt.normals);
@@ -811,9 +799,7 @@ ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks
         }
         stats->voxels = out->count;
         for (int p = 0; p < f->nparts; p++)
-            stats->voxels_shared += f->part_shared[p];
-        for (int t = 0; t < T; t++)
-            stats->voxels_shared += jobs[t].stolen_shared;
+            stats->voxels_shared += f->pout[p].shared;
         double mc = 0;
         for (int t = 0; t < T; t++)
             mc = jobs[t].ms_color > mc ? jobs[t].ms_color : mc;
