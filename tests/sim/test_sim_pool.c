@@ -4,33 +4,14 @@
  * a block released goes back to the pool and is handed out again. */
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "device/sim/sim_internal.h"
 #include "ks_test.h"
-
-static size_t resident_pages(const void *p, size_t n)
-{
-    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-    size_t np = (n + pg - 1) / pg, in = 0;
-    unsigned char *v = malloc(np);
-    if (v && mincore((void *)p, np * pg, v) == 0)
-        for (size_t i = 0; i < np; i++)
-            in += v[i] & 1;
-    free(v);
-    return in;
-}
+#include "support/pages.h"
 
 static void test_depth_blocks_in_a_slab(void)
 {
-    bool can_populate = false;
-#ifdef MADV_POPULATE_WRITE
-    void *probe = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    can_populate = probe != MAP_FAILED && madvise(probe, 65536, MADV_POPULATE_WRITE) == 0;
-    if (probe != MAP_FAILED)
-        munmap(probe, 65536);
-#endif
+    const bool can_populate = ks_test_can_populate();
     const size_t size = 640 * 576 * 2, stride = 768 << 10;
     sim_buf *b[8];
     for (int i = 0; i < 8; i++) {
@@ -56,7 +37,7 @@ static void test_depth_blocks_in_a_slab(void)
         if (in_slab)
             seen |= 1u << (off / (ptrdiff_t)stride);
         if (can_populate)
-            KS_CHECK_MSG(resident_pages(b[i]->data, size) == (size + 4095) / 4096,
+            KS_CHECK_MSG(ks_test_resident_pages(b[i]->data, size, NULL) == (size + 4095) / 4096,
                          "block %d: its pages are not in memory before the first write", i);
     }
     KS_CHECK_INT(seen, 0xff);

@@ -12,12 +12,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "ks_test.h"
+#include "support/pages.h"
 #include "util/bigmem.h"
 #include "util/fileio.h"
 #include "util/grow.h"
@@ -279,34 +279,13 @@ static void test_grow(void)
     free(v);
 }
 
-/* Pages of [p, p + n) (whole pages inside it) resident in memory, by mincore. */
-static size_t resident_pages(const void *p, size_t n, size_t *total)
-{
-    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1), e = ((uintptr_t)p + n) & ~(pg - 1);
-    size_t np = e > a ? (size_t)((e - a) / pg) : 0, in = 0;
-    unsigned char *v = malloc(np ? np : 1);
-    if (v && np && mincore((void *)a, e - a, v) == 0)
-        for (size_t i = 0; i < np; i++)
-            in += v[i] & 1;
-    free(v);
-    *total = np;
-    return in;
-}
-
 /* ks_big_alloc: 64-byte aligned, a megabyte or more on a 2 MB boundary (huge pages), and its pages
  * already in memory when it returns (populated in one system call instead of a fault per page:
  * mincore counts them); ks_big_calloc zeroed; both freed with free(). Where the kernel cannot
  * populate (MADV_POPULATE_WRITE is Linux 5.14+) the residency is not checked, and says so. */
 static void test_bigmem(void)
 {
-    bool can_populate = false;
-#ifdef MADV_POPULATE_WRITE
-    void *probe = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    can_populate = probe != MAP_FAILED && madvise(probe, 65536, MADV_POPULATE_WRITE) == 0;
-    if (probe != MAP_FAILED)
-        munmap(probe, 65536);
-#endif
+    const bool can_populate = ks_test_can_populate();
     if (!can_populate)
         printf("    (this kernel cannot populate pages: residency not checked)\n");
     const size_t sizes[] = {200 << 10, 3 << 20, (5 << 20) + 100};
@@ -319,7 +298,7 @@ static void test_bigmem(void)
         KS_CHECK_MSG(((uintptr_t)p & 63) == 0, "%zu bytes at %p", n, (void *)p);
         if (n >= (1u << 20))
             KS_CHECK_MSG(((uintptr_t)p & ((2u << 20) - 1)) == 0, "%zu bytes at %p: not on a 2 MB boundary", n, (void *)p);
-        size_t in = resident_pages(p, n, &total);
+        size_t in = ks_test_resident_pages(p, n, &total);
         if (can_populate && n >= (1u << 20))
             KS_CHECK_MSG(in == total, "%zu bytes: %zu of %zu pages resident before any write", n, in, total);
         memset(p, 0xa5, (n + 63) / 64 * 64); /* writable up to the next multiple of 64 */
