@@ -373,24 +373,40 @@ static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab
         if (tj)
             tjDestroy(tj);
         free(vbuf);
-        for (int scale = 1; real && scale <= 4; scale *= 2) {
-            ks_color_image img;
-            double best = 1e9, sum = 0;
-            for (int r = 0; r <= n; r++) {
-                double c0 = cpu_s();
-                for (int d = 0; d < NDEV; d++)
-                    if (ks_mjpeg_decode(dec, real, rsize, scale, &img, &err) != KS_OK) {
-                        fprintf(stderr, "bench_fuse: the real frame: %s\n", err.message);
-                        r = n + 1;
-                        break;
+        /* the frames as the fuse decodes them (ks_mjpeg_decode: scaled down, fuse/jpeg_lowres.c) beside
+         * libjpeg-turbo's scaled decode (a decoder made with KINSYNC_MJPEG_LIBJPEG set) */
+        ks_mjpeg_decoder *lib = NULL;
+        setenv("KINSYNC_MJPEG_LIBJPEG", "1", 1);
+        if (dec && ks_mjpeg_decoder_create(&lib, &err) != KS_OK)
+            lib = NULL;
+        unsetenv("KINSYNC_MJPEG_LIBJPEG");
+        for (int src = 0; src < 2 && lib; src++) {
+            const unsigned char *jp = src ? real : jpeg;
+            unsigned long js = src ? rsize : jsize;
+            for (int scale = 1; jp && scale <= 8; scale *= 2) {
+                ks_color_image img;
+                double best[2] = {1e9, 1e9}, sum[2] = {0};
+                for (int r = 0; r <= n; r++)
+                    for (int k = 0; k < 2; k++) {
+                        double c0 = cpu_s();
+                        for (int d = 0; d < NDEV; d++)
+                            if (ks_mjpeg_decode(k ? lib : dec, jp, js, scale, &img, &err) != KS_OK) {
+                                fprintf(stderr, "bench_fuse: decode: %s\n", err.message);
+                                r = n + 1;
+                                break;
+                            }
+                        double c = cpu_s() - c0;
+                        if (r > 0) /* run 0 warms up */
+                            best[k] = c < best[k] ? c : best[k], sum[k] += c;
                     }
-                double c = cpu_s() - c0;
-                if (r > 0) /* run 0 warms up */
-                    best = c < best ? c : best, sum += c;
+                printf("  decode 9 of %s at 1/%d: %.1f ms (mean %.1f)%s; libjpeg-turbo's scaled decode %.1f ms (mean "
+                       "%.1f)\n",
+                       src ? "the real device's MJPEG 720P frame (4:2:2)" : "the bench picture's MJPEG (4:2:0)", scale,
+                       best[0] * 1e3, sum[0] / n * 1e3, scale > 1 ? " as the fuse decodes" : " (libjpeg-turbo)",
+                       best[1] * 1e3, sum[1] / n * 1e3);
             }
-            printf("  decode 9 of the real device's MJPEG 720P frame (%lu KB, 4:2:2) at 1/%d: %.1f ms (mean %.1f)\n",
-                   rsize / 1024, scale, best * 1e3, sum / n * 1e3);
         }
+        ks_mjpeg_decoder_destroy(lib);
         if (!real)
             printf("  (the real device's frame: fixture %s not readable, skipped)\n",
                    KS_FIXTURES "/k4a/real-recording-nfov-720p.mkv");

@@ -9,6 +9,7 @@ PACKAGES=(
   libyaml-dev            # rig, board and simulation files
   libjansson-dev         # calibration JSON, --json output, reports
   libturbojpeg0-dev      # MJPEG color frames
+  libjpeg62-turbo-dev    # the same library's libjpeg API: test pictures with restart markers
   libpng-dev zlib1g-dev  # PNG output (depth/IR views, board pictures)
   libapriltag-dev        # calibration board detection
   liblapacke-dev libopenblas-dev  # least-squares solves in calibration

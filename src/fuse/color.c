@@ -4,6 +4,7 @@
  * colored by projecting them into the color camera with the camera model (exact lens model) and
  * sampling the nearest pixel of the (possibly scaled) image. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
@@ -13,6 +14,8 @@
 
 struct ks_mjpeg_decoder {
     tjhandle tj;
+    ks_jpeg_lowres *lowres; /* scaled decodes of what it takes (fuse/jpeg_lowres.c); NULL when
+                               KINSYNC_MJPEG_LIBJPEG is set: libjpeg-turbo for every frame */
     uint8_t *buf;
     size_t cap;
 };
@@ -24,7 +27,12 @@ ks_status ks_mjpeg_decoder_create(ks_mjpeg_decoder **out, ks_error *err)
     if (!d)
         return ks_error_set(err, KS_ENOMEM, "MJPEG decoder: out of memory");
     d->tj = tjInitDecompress();
-    if (!d->tj) {
+    bool lowres = !getenv("KINSYNC_MJPEG_LIBJPEG");
+    d->lowres = lowres ? ks_jpeg_lowres_create() : NULL;
+    if (!d->tj || (lowres && !d->lowres)) {
+        if (d->tj)
+            tjDestroy(d->tj);
+        ks_jpeg_lowres_destroy(d->lowres);
         free(d);
         return ks_error_set(err, KS_ENOMEM, "MJPEG decoder: libturbojpeg could not create a decompressor: %s",
                             tjGetErrorStr());
@@ -38,6 +46,7 @@ void ks_mjpeg_decoder_destroy(ks_mjpeg_decoder *d)
     if (!d)
         return;
     tjDestroy(d->tj);
+    ks_jpeg_lowres_destroy(d->lowres);
     free(d->buf);
     free(d);
 }
@@ -52,6 +61,11 @@ ks_status ks_mjpeg_decode(ks_mjpeg_decoder *d, const uint8_t *jpeg, size_t size,
                             scale_denom);
     if (size < 4 || size > (size_t)0x7fffffff)
         return ks_error_set(err, KS_EPARSE, "MJPEG decode: frame of %zu bytes is not a JPEG image", size);
+    /* scaled down, the frames cameras write are decoded straight to the small image; anything
+     * that decoder does not take (or finds damaged) goes to libjpeg-turbo */
+    if (scale_denom > 1 && d->lowres &&
+        ks_jpeg_lowres_decode(d->lowres, jpeg, size, scale_denom, &d->buf, &d->cap, out, NULL) == KS_OK)
+        return KS_OK;
     /* libjpeg-turbo can return success for a truncated header without writing the size: start at 0 */
     int w = 0, h = 0, subsamp = -1, colorspace = -1;
     if (tjDecompressHeader3(d->tj, jpeg, (unsigned long)size, &w, &h, &subsamp, &colorspace) != 0 || w <= 0 ||

@@ -44,6 +44,15 @@ void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const fl
 size_t ks_points_colorize_packed(const float *x, const float *y, const float *z, size_t n,
                                  const ks_extrinsics *rig_to_color, const ks_intrinsics *color,
                                  const ks_color_image *img, uint32_t *col);
+/* A baseline JPEG frame straight to 1/4 or 1/8 of its size (fuse/jpeg_lowres.c: what it takes, and
+ * how the small image relates to the full decode). The state keeps the frame's Huffman tables
+ * between frames. Decodes into *buf (grown to *cap as needed) and describes the image in *out;
+ * KS_EPARSE, with the reason, for a frame it does not take (libjpeg-turbo decodes those). */
+typedef struct ks_jpeg_lowres ks_jpeg_lowres;
+ks_jpeg_lowres *ks_jpeg_lowres_create(void);
+void ks_jpeg_lowres_destroy(ks_jpeg_lowres *j);
+ks_status ks_jpeg_lowres_decode(ks_jpeg_lowres *j, const uint8_t *data, size_t size, int scale, uint8_t **buf,
+                                size_t *cap, ks_color_image *out, ks_error *err);
 /* Records (points) held by partition p: an upper bound of its voxels. */
 size_t ks_voxel_grid_part_records(const ks_voxel_grid *g, int partition);
 /* Sums partition p into voxels, in the scratch of `slot` (0..63: threads aggregating at the same
