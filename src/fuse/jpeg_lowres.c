@@ -30,7 +30,8 @@
 
 #define FAST_BITS 11 /* a code (and its value bits) up to this long decodes with one table lookup */
 #define EOB_RUN 64   /* the run of an end of block: takes k past 63 */
-#define BLK_LEN 128  /* zigzag indices a block can reach: past 63 at an end of block or in corrupt data */
+#define BLK_LEN 144  /* zigzag indices a block can reach: past 63 at an end of block (63 + 15 + 1 + 64 with
+                        a pair, see huff) or in corrupt data */
 
 /* zigzag index -> natural index (row * 8 + column) */
 static const uint8_t zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
@@ -42,7 +43,12 @@ static const uint8_t zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 2
  * - bits 0-7 the bits the entry consumes, 0 when the code is longer than FAST_BITS (canonical
  *   decode with maxcode/valoff);
  * - bit 15 (COMPLETE) set: code and value fitted: bits 8-14 the run (AC; EOB_RUN for an end of
- *   block), bits 16-31 the signed value;
+ *   block), bits 16-31 the signed value; and in an AC table, when the next symbol's code and value
+ *   fitted in the bits left, that one too (two coefficients for one lookup: on the real frame 61 %
+ *   of the AC symbols come in such pairs): bits 32-39 how far past the first coefficient the
+ *   second is (1 + its run; EOB_RUN + 1 for an end of block), bits 40-47 the first's own bits,
+ *   bits 48-63 the second's value; 0 when the entry holds one symbol (adding 0 to the coefficient
+ *   where k stands changes nothing);
  * - bit 15 clear: only the code fitted: bits 16-23 the symbol, its value bits still to read. */
 #define COMPLETE 0x8000u
 typedef struct huff {
@@ -52,7 +58,7 @@ typedef struct huff {
     uint8_t val[256];
     int32_t maxcode[17]; /* largest code of each length, -1 when none */
     int32_t valoff[17];  /* val index of a code of length l: valoff[l] + code */
-    uint32_t fast[1 << FAST_BITS];
+    uint64_t fast[1 << FAST_BITS];
 } huff;
 
 /* A block's output pixels: m x m (m = 8 / scale, at most 4) in the first m * m lanes, row by row */
@@ -154,7 +160,7 @@ static bool huff_build(huff *h, const uint8_t *spec, int nspec, bool is_dc)
                 continue;
             int r = sym >> 4, s = sym & 15, fill = FAST_BITS - l;
             for (int j = 0; j < 1 << fill; j++) {
-                uint32_t e;
+                uint64_t e;
                 if (is_dc ? s == 0 : s == 0 && r != 15) /* DC 0, or an end of block */
                     e = COMPLETE | (uint32_t)l | (uint32_t)(is_dc ? 0 : EOB_RUN) << 8;
                 else if (!is_dc && s == 0) /* ZRL: fifteen zeros and a zero */
@@ -170,6 +176,21 @@ static bool huff_build(huff *h, const uint8_t *spec, int nspec, bool is_dc)
         }
         h->maxcode[l] = cnt ? code - 1 : -1;
         code <<= 1;
+    }
+    uint64_t single[1 << FAST_BITS]; /* the entries before pairing (the second symbol's come from here) */
+    if (!is_dc)
+        memcpy(single, h->fast, sizeof single);
+    for (uint32_t i = 0; !is_dc && i < 1u << FAST_BITS; i++) { /* pairs: see the comment of huff */
+        uint64_t e = single[i];
+        int l = (int)(e & 0xff);
+        if (!(e & COMPLETE) || (e >> 8 & 0x7f) == EOB_RUN || l >= FAST_BITS)
+            continue;
+        uint64_t e2 = single[(i << l) & ((1u << FAST_BITS) - 1)]; /* its unknown low bits are 0 */
+        int l2 = (int)(e2 & 0xff);
+        if (!(e2 & COMPLETE) || l + l2 > FAST_BITS)
+            continue;
+        h->fast[i] = (e & ~(uint64_t)0xff) | (uint64_t)(l + l2) | (uint64_t)(1 + (e2 >> 8 & 0x7f)) << 32 |
+                     (uint64_t)l << 40 | (e2 >> 16 & 0xffff) << 48;
     }
     h->defined = true;
     return true;
@@ -220,11 +241,11 @@ static KS_CLONES __attribute__((noinline)) bool decode_block(bitrd *rd, comp *c,
     bitrd b = *rd;
     bool ok = false;
     refill(&b);
-    uint32_t e = dc->fast[b.buf >> (64 - FAST_BITS)];
+    uint64_t e = dc->fast[b.buf >> (64 - FAST_BITS)];
     int diff;
     if (e & COMPLETE) {
         consume(&b, (int)(e & 0xff));
-        diff = (int32_t)e >> 16;
+        diff = (int16_t)(e >> 16);
     } else {
         int s;
         if (e & 0xff) {
@@ -237,15 +258,20 @@ static KS_CLONES __attribute__((noinline)) bool decode_block(bitrd *rd, comp *c,
     }
     c->pred += diff;
     v16f acc = (float)c->pred * c->w[0];
-    const uint32_t *fast = ac->fast;
+    const uint64_t *fast = ac->fast;
     for (int k = 1; k < 64; k++) {
         refill(&b);
         e = fast[b.buf >> (64 - FAST_BITS)];
         int v;
         if (e & COMPLETE) {
-            consume(&b, (int)(e & 0xff));
             k += (int)(e >> 8 & 0x7f);
-            v = (int32_t)e >> 16;
+            /* a block whose last coefficient is 63 has no end of block: what follows is the next
+             * block's DC, not the pair's second symbol */
+            bool last = k >= 63;
+            consume(&b, last && (e >> 32 & 0xff) ? (int)(e >> 40 & 0xff) : (int)(e & 0xff));
+            acc += (float)(int16_t)(e >> 16) * c->w[k];
+            k += last ? 0 : (int)(e >> 32 & 0xff); /* the second coefficient, or 0 added where k is */
+            v = last ? 0 : (int16_t)(e >> 48);
         } else {
             int sym;
             if (e & 0xff) {
@@ -304,23 +330,26 @@ static void comp_weights(comp *c, const uint16_t *q, int scale, v16f *w)
 
 #define clamp255(v) ((v) < 0.0f ? 0.0f : (v) > 255.0f ? 255.0f : (v))
 
-/* n samples of a half-width row, each twice, into w */
-KS_HOT static const float *widen(const float *restrict half, int n, float *restrict w)
-{
-    for (int x = 0; x < n; x++)
-        w[x] = half[x >> 1];
-    return w;
-}
-
-/* One output row, BGRA, from its Y, Cb and Cr (each less 128) */
+/* One output row, BGRA, from its Y, Cb and Cr (each less 128); cb and cr hold n samples, or
+ * (n + 1) / 2 when half (horizontally subsampled chroma: each sample covers two pixels). */
 KS_HOT_NANTEST static void color_row(const float *restrict y, const float *restrict cb, const float *restrict cr,
-                                     int n, uint32_t *restrict out)
+                                     int n, bool half, uint32_t *restrict out)
 {
-    for (int x = 0; x < n; x++) {
-        float Y = y[x], B = cb[x], R = cr[x];
-        out[x] = LEVEL8(Y + 1.772f * B) | LEVEL8(Y - 0.344136f * B - 0.714136f * R) << 8 |
-                 LEVEL8(Y + 1.402f * R) << 16 | 0xFF000000u;
-    }
+#define BGRA(Y, B, R)                                                                                             \
+    (LEVEL8((Y) + 1.772f * (B)) | LEVEL8((Y) - 0.344136f * (B) - 0.714136f * (R)) << 8 |                          \
+     LEVEL8((Y) + 1.402f * (R)) << 16 | 0xFF000000u)
+    if (half) {
+        for (int x = 0; x < n / 2; x++) {
+            float B = cb[x], R = cr[x];
+            out[2 * x] = BGRA(y[2 * x], B, R);
+            out[2 * x + 1] = BGRA(y[2 * x + 1], B, R);
+        }
+        if (n & 1)
+            out[n - 1] = BGRA(y[n - 1], cb[n / 2], cr[n / 2]);
+    } else
+        for (int x = 0; x < n; x++)
+            out[x] = BGRA(y[x], cb[x], cr[x]);
+#undef BGRA
 }
 
 KS_HOT_NANTEST static void grey_row(const float *restrict y, int n, uint32_t *restrict out)
@@ -482,7 +511,7 @@ KS_CLONES ks_status ks_jpeg_lowres_decode(ks_jpeg_lowres *j, const uint8_t *data
         comp_weights(&cs[i], j->q[cs[i].tq], scale, j->w[i]);
     }
     const int sw = (width + scale - 1) / scale, sh = (height + scale - 1) / scale;
-    const int mw = hmax * 8, mh = vmax * 8, ow = mw / scale, oh = mh / scale; /* MCU in pixels, output pixels */
+    const int mw = hmax * 8, mh = vmax * 8, oh = mh / scale; /* MCU in pixels; its height in output pixels */
     const int mcux = (width + mw - 1) / mw, mcuy = (height + mh - 1) / mh;
     size_t need = (size_t)sw * (size_t)sh * 4;
     if (need > *cap) {
@@ -495,17 +524,13 @@ KS_CLONES ks_status ks_jpeg_lowres_decode(ks_jpeg_lowres *j, const uint8_t *data
     uint8_t *img = *buf;
     const size_t stride = (size_t)sw * 4;
     const int bs = 8 / scale; /* output pixels per block side */
-    /* an MCU row's samples per component (rw[i] wide, cs[i].v * bs rows), then two rows of
-     * horizontally subsampled chroma brought to the image's width */
-    size_t rw[3], off[3 + 2], nf = 0;
+    /* an MCU row's samples per component: rw[i] wide, cs[i].v * bs rows */
+    size_t rw[3], off[3], nf = 0;
     for (int i = 0; i < nc; i++) {
         rw[i] = (size_t)mcux * (size_t)cs[i].h * (size_t)bs;
         off[i] = nf;
         nf += rw[i] * (size_t)(cs[i].v * bs);
     }
-    const size_t full = (size_t)mcux * (size_t)ow;
-    off[3] = nf, off[4] = nf + full;
-    nf += 2 * full;
     if (!ks_grow((void **)&j->rows, &j->rowcap, nf, sizeof *j->rows))
         return ks_error_set(err, KS_ENOMEM, "JPEG: out of memory for a %dx%d image", sw, sh);
     if (!unstuff(j, p, end))
@@ -535,24 +560,31 @@ KS_CLONES ks_status ks_jpeg_lowres_decode(ks_jpeg_lowres *j, const uint8_t *data
                         if (!decode_block(&b, c, &j->dc[c->td], &j->ac[c->ta], &acc))
                             FAIL("corrupt data: a code no Huffman table has (MCU %ld of %ld)", mcu, total);
                         float *o = j->rows + off[i] + (size_t)(by * bs) * rw[i] + (size_t)((mx * c->h + bx) * bs);
-                        for (int qy = 0; qy < bs; qy++)
-                            for (int qx = 0; qx < bs; qx++)
-                                o[(size_t)qy * rw[i] + (size_t)qx] = acc[qy * bs + qx];
+                        float px[16];
+                        memcpy(px, &acc, sizeof px);
+                        if (bs == 4) /* the block's rows of output pixels, at their places in the MCU row */
+                            for (int qy = 0; qy < 4; qy++)
+                                memcpy(o + (size_t)qy * rw[i], px + 4 * qy, 4 * sizeof *px);
+                        else if (bs == 2)
+                            memcpy(o, px, 2 * sizeof *px), memcpy(o + rw[i], px + 2, 2 * sizeof *px);
+                        else
+                            o[0] = px[0];
                     }
             }
         }
         for (int oy = 0; oy < oh && my * oh + oy < sh; oy++) {
             const float *src[3];
-            for (int i = 0; i < nc; i++) {
+            for (int i = 0; i < nc; i++)
                 src[i] = j->rows + off[i] + (size_t)(oy * cs[i].v / vmax) * rw[i];
-                if (cs[i].h < hmax) /* half as wide: each sample twice */
-                    src[i] = widen(src[i], sw, j->rows + off[2 + i]);
-            }
             uint32_t *o = (uint32_t *)(void *)(img + (size_t)(my * oh + oy) * stride);
             if (nc == 1)
                 grey_row(src[0], sw, o);
+            else if (cs[1].h == hmax && cs[2].h == hmax)
+                color_row(src[0], src[1], src[2], sw, false, o);
+            else if (2 * cs[1].h == hmax && 2 * cs[2].h == hmax)
+                color_row(src[0], src[1], src[2], sw, true, o);
             else
-                color_row(src[0], src[1], src[2], sw, o);
+                FAIL("chroma sampled %dx%d and %dx%d is not decoded here", cs[1].h, cs[1].v, cs[2].h, cs[2].v);
         }
     }
     if (!at_interval_end(j, &b, j->nseg - 1))
