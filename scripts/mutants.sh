@@ -90,6 +90,20 @@ MUTANTS=(
   "fuse-one-part-compact|src/fuse/voxel.c|s#            p->rec\[k++\] = dst\[i\];#            p->rec[k++] = dst[i ? i - 1 : 0];#|^test_fuse_merge$"
   # voxel grid, one partition: a cell change at the first point of a block is not seen (runs merge across cells)
   "fuse-one-part-change|src/fuse/voxel.c|s#            change\[i\] = cell\[i + 1\] != cell\[i\];#            change[i] = cell[i + 1] != cell[i] \&\& i != 0;#|^test_fuse_merge$"
+  # scaled MJPEG decoder: an odd frequency's half-block mean taken without its sign (the box means wrong)
+  "jpeg-weights-sign|src/fuse/jpeg_lowres.c|s#? 0.0 : sum / scale;#? 0.0 : fabs(sum) / scale;#|^test_jpeg_lowres$"
+  # scaled MJPEG decoder: a pair read past a block's coefficient 63 (the next block's DC taken as its second symbol)
+  "jpeg-pair-last|src/fuse/jpeg_lowres.c|s#bool last = k >= 63;#bool last = k >= 64;#|^test_jpeg_lowres$"
+  # scaled MJPEG decoder: the DC predictions not reset at a restart marker
+  "jpeg-restart-pred|src/fuse/jpeg_lowres.c|s#                    cs\[k\].pred = 0;#                    (void)0;#|^test_jpeg_lowres$"
+  # scaled MJPEG decoder: where an interval's data ends is not checked (cut frames decoded as whole)
+  "jpeg-interval-end|src/fuse/jpeg_lowres.c|s#    return pos <= e \&\& pos + 7 >= e;#    return (void)pos, (void)e, true;#|^test_jpeg_lowres$"
+  # scaled MJPEG decoder: a stuffed 0xFF 0x00 dropped instead of read as 0xFF
+  "jpeg-unstuff|src/fuse/jpeg_lowres.c|s#            \*o++ = 0xFF;#            (void)0;#|^test_jpeg_lowres$"
+  # scaled MJPEG decoder: half-width chroma read as if full width
+  "jpeg-chroma-half|src/fuse/jpeg_lowres.c|s#color_row(src\[0\], src\[1\], src\[2\], sw, true, o);#color_row(src[0], src[1], src[2], sw / 2, false, o);#|^test_jpeg_lowres$"
+  # scaled MJPEG decoder: a frame's Huffman tables kept from the frame before whatever its DHT says
+  "jpeg-table-cache|src/fuse/jpeg_lowres.c|s#if (h->defined \&\& h->nspec == nspec \&\& !memcmp(h->spec, spec, (size_t)nspec))#if (h->defined)#|^test_jpeg_lowres$"
   # calibrate DIR: the frame-set reader drops the depth images (no depth cross-check, not as over the recordings)
   "frameset-no-depth|src/record/frameset_dir.c|s#if (s->img\[i\]\[t\].file\[0\])#if (s->img[i][t].file[0] \&\& t != 1)#|^test_pipeline_cli_sh$"
   # fuse: the colour lookup returns the uncoloured grey (the demo's cloud all 128,128,128 again)
