@@ -1,6 +1,7 @@
 /* fuse/color.c: color for points. MJPEG frames are decoded once per frame into a buffer the decoder
- * keeps (no per-frame allocation), optionally scaled down by libjpeg-turbo's DCT scaling, which is
- * several times faster than a full decode when a point cloud only needs coarse color. Points are
+ * keeps (no per-frame allocation): at full size by libjpeg-turbo; scaled down (1/2, 1/4, 1/8: when
+ * a point cloud only needs coarse color) by fuse/jpeg_lowres.c straight to the small image, or by
+ * libjpeg-turbo's DCT scaling for a frame that decoder does not take. Points are
  * colored by projecting them into the color camera with the camera model (exact lens model) and
  * sampling the nearest pixel of the (possibly scaled) image. */
 #include <math.h>

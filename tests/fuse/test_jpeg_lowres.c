@@ -417,6 +417,28 @@ static void test_damaged_frames(void)
         KS_CHECK_CONTAINS(e.message, "restart");
         KS_CHECK(ks_mjpeg_decode(dec, bad, size, 2, &img, NULL) == KS_OK && img.width == 640);
     }
+    /* the last interval 16 bytes short (EOI kept), and 16 bytes more in the fifth: the blocks
+     * decode (zeros are fed past the end) but the data does not end where they do */
+    uint8_t *more = malloc(size + 16);
+    if (bad && more) {
+        memcpy(bad, jpg, size - 18);
+        memcpy(bad + size - 18, jpg + size - 2, 2);
+        ks_error e = {0};
+        KS_CHECK(ks_jpeg_lowres_decode(j, bad, size - 16, 2, &buf, &cap, &img, &e) == KS_EPARSE);
+        KS_CHECK_CONTAINS(e.message, "ends before the last block");
+        size_t at = 0;
+        for (size_t i = 700, seen = 0; i + 1 < size && !at; i++)
+            if (jpg[i] == 0xFF && jpg[i + 1] >= 0xD0 && jpg[i + 1] <= 0xD7 && ++seen == 5)
+                at = i;
+        KS_CHECK(at > 0);
+        memcpy(more, jpg, at);
+        memset(more + at, 0x5A, 16);
+        memcpy(more + at + 16, jpg + at, size - at);
+        KS_CHECK(ks_jpeg_lowres_decode(j, more, size + 16, 2, &buf, &cap, &img, &e) == KS_EPARSE);
+        KS_CHECK_CONTAINS(e.message, "restart interval 4 does not end where its marker is");
+        KS_CHECK(ks_mjpeg_decode(dec, more, size + 16, 2, &img, NULL) == KS_OK);
+    }
+    free(more);
     free(bad);
     free(buf);
     ks_mjpeg_decoder_destroy(dec);
