@@ -230,6 +230,16 @@ static inline int slow_symbol(bitrd *b, const huff *h)
     return -1;
 }
 
+/* The symbol of an entry that is not COMPLETE (its code consumed, its value bits not), -1 when no
+ * code of the table matches. */
+static inline int code_symbol(bitrd *b, uint64_t e, const huff *h)
+{
+    if (!(e & 0xff))
+        return slow_symbol(b, h);
+    consume(b, (int)(e & 0xff));
+    return (int)(e >> 16 & 0xff);
+}
+
 /* One block of component c: each coefficient (the DC with the prediction added) times its weight
  * added into the lanes of *sums (a register: the sums' additions run beside the decoding, which
  * waits on each symbol's table lookup); false on a code no table has. The reader's state is worked
@@ -247,11 +257,8 @@ static KS_CLONES __attribute__((noinline)) bool decode_block(bitrd *rd, comp *c,
         consume(&b, (int)(e & 0xff));
         diff = (int16_t)(e >> 16);
     } else {
-        int s;
-        if (e & 0xff) {
-            consume(&b, (int)(e & 0xff));
-            s = (int)(e >> 16 & 0xff);
-        } else if ((s = slow_symbol(&b, dc)) < 0)
+        int s = code_symbol(&b, e, dc);
+        if (s < 0)
             goto out;
         diff = s ? extend((uint32_t)(b.buf >> (64 - s)), s) : 0;
         consume(&b, s);
@@ -273,11 +280,8 @@ static KS_CLONES __attribute__((noinline)) bool decode_block(bitrd *rd, comp *c,
             k += last ? 0 : (int)(e >> 32 & 0xff); /* the second coefficient, or 0 added where k is */
             v = last ? 0 : (int16_t)(e >> 48);
         } else {
-            int sym;
-            if (e & 0xff) {
-                consume(&b, (int)(e & 0xff));
-                sym = (int)(e >> 16 & 0xff);
-            } else if ((sym = slow_symbol(&b, ac)) < 0)
+            int sym = code_symbol(&b, e, ac);
+            if (sym < 0)
                 goto out;
             int r = sym >> 4, s = sym & 15;
             if (!s) {
