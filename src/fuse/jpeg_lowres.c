@@ -30,8 +30,7 @@
 
 #define FAST_BITS 11 /* a code (and its value bits) up to this long decodes with one table lookup */
 #define EOB_RUN 64   /* the run of an end of block: takes k past 63 */
-#define BLK_LEN 144  /* zigzag indices a block can reach: past 63 at an end of block (63 + 15 + 1 + 64 with
-                        a pair, see huff) or in corrupt data */
+#define BLK_LEN 128  /* zigzag indices a block reaches: past 63 at an end of block, up to 63 + EOB_RUN */
 
 /* zigzag index -> natural index (row * 8 + column) */
 static const uint8_t zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
@@ -517,6 +516,18 @@ KS_CLONES ks_status ks_jpeg_lowres_decode(ks_jpeg_lowres *j, const uint8_t *data
     const int sw = (width + scale - 1) / scale, sh = (height + scale - 1) / scale;
     const int mw = hmax * 8, mh = vmax * 8, oh = mh / scale; /* MCU in pixels; its height in output pixels */
     const int mcux = (width + mw - 1) / mw, mcuy = (height + mh - 1) / mh;
+    if (!unstuff(j, p, end))
+        FAIL("restart markers out of sequence, or out of memory");
+    const long per = ri ? ri : (long)mcux * mcuy; /* MCUs in a restart interval */
+    if ((long)j->nseg != ((long)mcux * mcuy + per - 1) / per)
+        FAIL("%zu restart intervals where the image has %ld", j->nseg, ((long)mcux * mcuy + per - 1) / per);
+    long blocks = 0; /* every block takes 2 bits at least (a DC code, an end of block): before the image
+                        is allocated, a header whose size the data cannot hold is refused */
+    for (int i = 0; i < nc; i++)
+        blocks += (long)mcux * mcuy * cs[i].h * cs[i].v;
+    if ((long)(j->seg[j->nseg - 1] * 4) < blocks)
+        FAIL("the scan's %zu bytes cannot hold the %ld blocks of a %dx%d image", j->seg[j->nseg - 1], blocks, width,
+             height);
     size_t need = (size_t)sw * (size_t)sh * 4;
     if (need > *cap) {
         uint8_t *nb = realloc(*buf, need);
@@ -537,11 +548,6 @@ KS_CLONES ks_status ks_jpeg_lowres_decode(ks_jpeg_lowres *j, const uint8_t *data
     }
     if (!ks_grow((void **)&j->rows, &j->rowcap, nf, sizeof *j->rows))
         return ks_error_set(err, KS_ENOMEM, "JPEG: out of memory for a %dx%d image", sw, sh);
-    if (!unstuff(j, p, end))
-        FAIL("restart markers out of sequence, or out of memory");
-    const long per = ri ? ri : (long)mcux * mcuy; /* MCUs in a restart interval */
-    if ((long)j->nseg != ((long)mcux * mcuy + per - 1) / per)
-        FAIL("%zu restart intervals where the image has %ld", j->nseg, ((long)mcux * mcuy + per - 1) / per);
     bitrd b = {.p = j->data};
     v16f acc;
     long mcu = 0, total = (long)mcux * mcuy;

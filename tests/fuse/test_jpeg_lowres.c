@@ -438,6 +438,27 @@ static void test_damaged_frames(void)
         KS_CHECK_CONTAINS(e.message, "restart interval 4 does not end where its marker is");
         KS_CHECK(ks_mjpeg_decode(dec, more, size + 16, 2, &img, NULL) == KS_OK);
     }
+    /* a small frame (no restart markers) whose header claims 16384 x 16384: refused before the
+     * image is allocated */
+    uint8_t *pic = picture(96, 64);
+    size_t psize = 0;
+    uint8_t *big = pic ? encode(pic, 96, 64, 2, 1, false, 90, 0, false, &psize) : NULL;
+    for (size_t i = 2; big && i + 9 < psize; i++)
+        if (big[i] == 0xFF && big[i + 1] == 0xC0) {
+            big[i + 5] = big[i + 7] = 0x40, big[i + 6] = big[i + 8] = 0x00;
+            break;
+        }
+    if (big) {
+        ks_error e = {0};
+        uint8_t *bbuf = NULL;
+        size_t bcap = 0;
+        KS_CHECK(ks_jpeg_lowres_decode(j, big, psize, 2, &bbuf, &bcap, &img, &e) == KS_EPARSE);
+        KS_CHECK_CONTAINS(e.message, "cannot hold the 8388608 blocks of a 16384x16384 image");
+        KS_CHECK(bbuf == NULL && bcap == 0);
+        free(bbuf);
+    }
+    free(big);
+    free(pic);
     free(more);
     free(bad);
     free(buf);
