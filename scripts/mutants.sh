@@ -104,6 +104,8 @@ MUTANTS=(
   "jpeg-chroma-half|src/fuse/jpeg_lowres.c|s#color_row(src\[0\], src\[1\], src\[2\], sw, true, o);#color_row(src[0], src[1], src[2], sw / 2, false, o);#|^test_jpeg_lowres$"
   # scaled MJPEG decoder: a frame's Huffman tables kept from the frame before whatever its DHT says
   "jpeg-table-cache|src/fuse/jpeg_lowres.c|s#if (h->defined \&\& h->nspec == nspec \&\& !memcmp(h->spec, spec, (size_t)nspec))#if (h->defined)#|^test_jpeg_lowres$"
+  # scaled MJPEG decoder: Huffman tables kept from an earlier frame serve a frame that has none
+  "jpeg-tables-per-frame|src/fuse/jpeg_lowres.c|s#!(has_dc >> cs\[i\].td \& 1) || !(has_ac >> cs\[i\].ta \& 1)#!j->dc[cs[i].td].defined || !j->ac[cs[i].ta].defined#|^test_jpeg_lowres$"
   # calibrate DIR: the frame-set reader drops the depth images (no depth cross-check, not as over the recordings)
   "frameset-no-depth|src/record/frameset_dir.c|s#if (s->img\[i\]\[t\].file\[0\])#if (s->img[i][t].file[0] \&\& t != 1)#|^test_pipeline_cli_sh$"
   # fuse: the colour lookup returns the uncoloured grey (the demo's cloud all 128,128,128 again)

@@ -72,7 +72,6 @@ typedef struct comp {
 struct ks_jpeg_lowres {
     huff dc[4], ac[4];
     uint16_t q[4][64]; /* quantizers in zigzag order */
-    bool qdef[4];
     /* per component and zigzag index: the coefficient's dequantized weight in each output pixel
      * of the block (see comp_weights), zeros past 63 (where a corrupt block's end may land) */
     v16f w[3][BLK_LEN];
@@ -430,6 +429,10 @@ KS_CLONES ks_status ks_jpeg_lowres_decode(ks_jpeg_lowres *j, const uint8_t *data
     comp cs[3];
     int nc = 0, width = 0, height = 0, ri = 0;
     bool sof = false;
+    /* the tables this frame defines (bit per table id): another frame's never count, even where
+     * their built form is kept (a frame without them is refused: libjpeg-turbo gives MJPEG without
+     * Huffman tables the standard ones) */
+    unsigned has_q = 0, has_dc = 0, has_ac = 0;
     for (;;) { /* markers up to the scan */
         while (p < end && *p == 0xFF && end - p >= 2 && p[1] == 0xFF)
             p++;
@@ -449,7 +452,7 @@ KS_CLONES ks_status ks_jpeg_lowres_decode(ks_jpeg_lowres *j, const uint8_t *data
                     FAIL("bad quantization table");
                 for (int k = 0; k < 64; k++)
                     j->q[tq][k] = pq ? be16(s + 1 + 2 * k) : s[1 + k];
-                j->qdef[tq] = true;
+                has_q |= 1u << tq;
                 s += need;
             }
         } else if (m == 0xC4) { /* DHT */
@@ -463,6 +466,7 @@ KS_CLONES ks_status ks_jpeg_lowres_decode(ks_jpeg_lowres *j, const uint8_t *data
                     FAIL("bad Huffman table");
                 if (!huff_build(tc ? &j->ac[th] : &j->dc[th], s + 1, 16 + total, tc == 0))
                     FAIL("Huffman table %d/%d is not a prefix code", tc, th);
+                *(tc ? &has_ac : &has_dc) |= 1u << th;
                 s += 17 + total;
             }
         } else if (m == 0xC0 || m == 0xC1) { /* baseline, extended sequential Huffman */
@@ -495,9 +499,9 @@ KS_CLONES ks_status ks_jpeg_lowres_decode(ks_jpeg_lowres *j, const uint8_t *data
                 if (s[1 + 2 * i] != cs[i].id)
                     FAIL("the scan's components are not the frame's, in order");
                 cs[i].td = s[2 + 2 * i] >> 4, cs[i].ta = s[2 + 2 * i] & 15;
-                if (cs[i].td > 3 || cs[i].ta > 3 || !j->dc[cs[i].td].defined || !j->ac[cs[i].ta].defined ||
-                    !j->qdef[cs[i].tq])
-                    FAIL("a table the scan uses is not defined");
+                if (cs[i].td > 3 || cs[i].ta > 3 || !(has_dc >> cs[i].td & 1) || !(has_ac >> cs[i].ta & 1) ||
+                    !(has_q >> cs[i].tq & 1))
+                    FAIL("a table the scan uses is not defined in the frame");
             }
             const uint8_t *t = s + 1 + 2 * nc;
             if (t[0] != 0 || t[1] != 63 || t[2] != 0)

@@ -253,7 +253,25 @@ static void test_samplings_and_restarts(void)
     free(pic);
 }
 
-/* Tables cached between frames are rebuilt when a frame brings others. */
+/* The frame without its DHT segments (the markers before the scan walked; the rest copied). */
+static size_t without_dht(const uint8_t *in, size_t size, uint8_t *out)
+{
+    size_t i = 2, o = 2;
+    memcpy(out, in, 2);
+    while (i + 4 <= size && in[i] == 0xFF && in[i + 1] != 0xDA) {
+        size_t len = (size_t)in[i + 2] << 8 | in[i + 3];
+        if (in[i + 1] != 0xC4) {
+            memcpy(out + o, in + i, 2 + len);
+            o += 2 + len;
+        }
+        i += 2 + len;
+    }
+    memcpy(out + o, in + i, size - i);
+    return o + size - i;
+}
+
+/* Tables cached between frames are rebuilt when a frame brings others, and serve only the frame
+ * that defines them. */
 static void test_tables_change(void)
 {
     const int w = 160, h = 128;
@@ -265,6 +283,33 @@ static void test_tables_change(void)
     check_frame(j, a, sa, w, h, "standard tables");
     check_frame(j, b, sb, w, h, "then optimized tables, quality 60");
     check_frame(j, a, sa, w, h, "then the standard ones again");
+    /* the same frame without Huffman tables (MJPEG as some webcams send it): not decoded with the
+     * tables kept from the frame before; libjpeg-turbo decodes it with the standard ones */
+    uint8_t *c = malloc(sa);
+    size_t sc = c ? without_dht(a, sa, c) : 0;
+    KS_CHECK(sc > 0 && sc < sa);
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    ks_color_image img;
+    ks_error e = {0};
+    KS_CHECK(ks_jpeg_lowres_decode(j, c, sc, 2, &buf, &cap, &img, &e) == KS_EPARSE);
+    KS_CHECK_CONTAINS(e.message, "not defined in the frame");
+    ks_mjpeg_decoder *dec = NULL, *lib = NULL;
+    KS_CHECK(ks_mjpeg_decoder_create(&dec, NULL) == KS_OK);
+    setenv("KINSYNC_MJPEG_LIBJPEG", "1", 1);
+    KS_CHECK(ks_mjpeg_decoder_create(&lib, NULL) == KS_OK);
+    unsetenv("KINSYNC_MJPEG_LIBJPEG");
+    ks_color_image ref;
+    if (dec && lib && c && ks_mjpeg_decode(dec, c, sc, 2, &img, NULL) == KS_OK &&
+        ks_mjpeg_decode(lib, a, sa, 2, &ref, NULL) == KS_OK) /* its tables are the standard ones */
+        KS_CHECK(img.width == ref.width && img.height == ref.height &&
+                 !memcmp(img.bgra, ref.bgra, (size_t)img.height * img.stride));
+    else
+        KS_CHECK(!"the frame without tables or its original not decoded");
+    ks_mjpeg_decoder_destroy(dec);
+    ks_mjpeg_decoder_destroy(lib);
+    free(buf);
+    free(c);
     ks_jpeg_lowres_destroy(j);
     free(a);
     free(b);
