@@ -517,6 +517,10 @@ KS_CLONES ks_status ks_jpeg_lowres_decode(ks_jpeg_lowres *j, const uint8_t *data
         vmax = cs[i].v > vmax ? cs[i].v : vmax;
         comp_weights(&cs[i], j->q[cs[i].tq], scale, j->w[i]);
     }
+    /* Y as wide as the MCU, Cb and Cr alike, as wide or half as wide (any heights) */
+    if (nc == 3 && (cs[0].h != hmax || cs[1].h != cs[2].h))
+        FAIL("sampling %dx%d, %dx%d, %dx%d is not decoded here", cs[0].h, cs[0].v, cs[1].h, cs[1].v, cs[2].h,
+             cs[2].v);
     const int sw = (width + scale - 1) / scale, sh = (height + scale - 1) / scale;
     const int mw = hmax * 8, mh = vmax * 8, oh = mh / scale; /* MCU in pixels; its height in output pixels */
     const int mcux = (width + mw - 1) / mw, mcuy = (height + mh - 1) / mh;
@@ -593,12 +597,8 @@ KS_CLONES ks_status ks_jpeg_lowres_decode(ks_jpeg_lowres *j, const uint8_t *data
             uint32_t *o = (uint32_t *)(void *)(img + (size_t)(my * oh + oy) * stride);
             if (nc == 1)
                 grey_row(src[0], sw, o);
-            else if (cs[1].h == hmax && cs[2].h == hmax)
-                color_row(src[0], src[1], src[2], sw, false, o);
-            else if (2 * cs[1].h == hmax && 2 * cs[2].h == hmax)
-                color_row(src[0], src[1], src[2], sw, true, o);
             else
-                FAIL("chroma sampled %dx%d and %dx%d is not decoded here", cs[1].h, cs[1].v, cs[2].h, cs[2].v);
+                color_row(src[0], src[1], src[2], sw, cs[1].h < hmax, o);
         }
     }
     if (!at_interval_end(j, &b, j->nseg - 1))

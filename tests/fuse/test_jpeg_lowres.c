@@ -58,7 +58,9 @@ static uint8_t *picture(int w, int h)
     return p;
 }
 
-/* Encoded by libjpeg: sampling h x v for Y (chroma 1x1), grey when grey, a restart interval of
+static int cb_h = 1; /* Cb's horizontal sampling factor in encode (1 but for one refused case) */
+
+/* Encoded by libjpeg: sampling h x v for Y (chroma 1x1, Cb cb_h x 1), grey when grey, a restart interval of
  * `restart` MCUs (0: none), optimized (not the standard) Huffman tables when optimize. */
 static uint8_t *encode(const uint8_t *bgra, int w, int h, int hs, int vs, bool grey, int quality, int restart,
                        bool optimize, size_t *size)
@@ -80,6 +82,8 @@ static uint8_t *encode(const uint8_t *bgra, int w, int h, int hs, int vs, bool g
     jpeg_set_quality(&c, quality, TRUE);
     c.comp_info[0].h_samp_factor = hs;
     c.comp_info[0].v_samp_factor = vs;
+    if (!grey)
+        c.comp_info[1].h_samp_factor = cb_h;
     c.restart_interval = (unsigned)restart;
     c.optimize_coding = optimize;
     jpeg_start_compress(&c, TRUE);
@@ -342,6 +346,24 @@ static void test_refused_frames_still_decode(void)
         KS_CHECK(ks_mjpeg_decode(dec, jpg, size, 2, &img, NULL) == KS_OK && img.width == w / 2 && img.height == h / 2);
         free(buf);
         tjFree(jpg);
+    }
+    /* Y narrower than Cb (legal, never written by a camera): refused, not decoded wrong */
+    if (pic && j && dec) {
+        cb_h = 2;
+        size_t size = 0;
+        uint8_t *jpg = encode(pic, w, h, 1, 1, false, 90, 0, false, &size);
+        cb_h = 1;
+        uint8_t *buf = NULL;
+        size_t cap = 0;
+        ks_color_image img;
+        ks_error e = {0};
+        KS_CHECK(ks_jpeg_lowres_decode(j, jpg, size, 2, &buf, &cap, &img, &e) == KS_EPARSE);
+        KS_CHECK_CONTAINS(e.message, "sampling 1x1, 2x1, 1x1 is not decoded here");
+        KS_CHECK(buf == NULL);
+        ks_status st = ks_mjpeg_decode(dec, jpg, size, 2, &img, &e); /* TurboJPEG names no such sampling */
+        KS_CHECK(st == KS_OK || st == KS_EPARSE);
+        free(buf);
+        free(jpg);
     }
     /* full size is libjpeg-turbo's */
     size_t size = 0;
