@@ -100,9 +100,12 @@ typedef struct ks_mjpeg_decoder ks_mjpeg_decoder;
 
 ks_status ks_mjpeg_decoder_create(ks_mjpeg_decoder **out, ks_error *err);
 void ks_mjpeg_decoder_destroy(ks_mjpeg_decoder *d);
-/* Decodes one MJPEG frame to BGRA, scaled down by scale_denom (1, 2, 4 or 8: libjpeg-turbo decodes
- * the smaller image directly, much faster, when coarse color is enough). *out points into the
- * decoder's buffer, valid until the next decode or destroy. */
+/* Decodes one MJPEG frame to BGRA, scaled down by scale_denom (1, 2, 4 or 8: the smaller image is
+ * decoded directly, much faster, when coarse color is enough; a pixel is the mean of the
+ * scale_denom x scale_denom it stands for, see docs/fuse.md). Full size is libjpeg-turbo's, and so is
+ * any frame kinsync's scaled decoder does not take (and every frame with KINSYNC_MJPEG_LIBJPEG set
+ * when the decoder is made). *out points into the decoder's buffer, valid until the next decode or
+ * destroy. */
 ks_status ks_mjpeg_decode(ks_mjpeg_decoder *d, const uint8_t *jpeg, size_t size, int scale_denom,
                           ks_color_image *out, ks_error *err);
 

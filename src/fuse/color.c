@@ -35,7 +35,8 @@ ks_status ks_mjpeg_decoder_create(ks_mjpeg_decoder **out, ks_error *err)
             tjDestroy(d->tj);
         ks_jpeg_lowres_destroy(d->lowres);
         free(d);
-        return ks_error_set(err, KS_ENOMEM, "MJPEG decoder: libturbojpeg could not create a decompressor: %s",
+        return ks_error_set(err, KS_ENOMEM,
+                            "MJPEG decoder: out of memory, or libturbojpeg could not create a decompressor: %s",
                             tjGetErrorStr());
     }
     *out = d;

@@ -44,10 +44,11 @@ void ks_voxel_grid_add_writer(ks_voxel_grid *g, int writer, int device, const fl
 size_t ks_points_colorize_packed(const float *x, const float *y, const float *z, size_t n,
                                  const ks_extrinsics *rig_to_color, const ks_intrinsics *color,
                                  const ks_color_image *img, uint32_t *col);
-/* A baseline JPEG frame straight to 1/4 or 1/8 of its size (fuse/jpeg_lowres.c: what it takes, and
- * how the small image relates to the full decode). The state keeps the frame's Huffman tables
- * between frames. Decodes into *buf (grown to *cap as needed) and describes the image in *out;
- * KS_EPARSE, with the reason, for a frame it does not take (libjpeg-turbo decodes those). */
+/* A baseline JPEG frame straight to 1/2, 1/4 or 1/8 of its size (fuse/jpeg_lowres.c: what it takes,
+ * and how the small image relates to the full decode). The state keeps the Huffman tables it built
+ * between frames (a frame uses only the tables it defines). Decodes into *buf (grown to *cap as
+ * needed) and describes the image in *out; KS_EPARSE, with the reason, for a frame it does not take
+ * (libjpeg-turbo decodes those). */
 typedef struct ks_jpeg_lowres ks_jpeg_lowres;
 ks_jpeg_lowres *ks_jpeg_lowres_create(void);
 void ks_jpeg_lowres_destroy(ks_jpeg_lowres *j);
