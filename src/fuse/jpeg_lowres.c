@@ -52,11 +52,10 @@ static const uint8_t zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 2
 #define COMPLETE 0x8000u
 typedef struct huff {
     bool defined;
-    uint8_t spec[16 + 256]; /* the DHT's counts and symbols as they came (the cache key) */
+    uint8_t spec[16 + 256]; /* the DHT's counts, then its symbols, as they came (the cache key) */
     int nspec;
-    uint8_t val[256];
     int32_t maxcode[17]; /* largest code of each length, -1 when none */
-    int32_t valoff[17];  /* val index of a code of length l: valoff[l] + code */
+    int32_t valoff[17];  /* symbol index (in spec + 16) of a code of length l: valoff[l] + code */
     uint64_t fast[1 << FAST_BITS];
 } huff;
 
@@ -141,7 +140,6 @@ static bool huff_build(huff *h, const uint8_t *spec, int nspec, bool is_dc)
     h->defined = false;
     memcpy(h->spec, spec, (size_t)nspec);
     h->nspec = nspec;
-    memcpy(h->val, spec + 16, (size_t)nspec - 16);
     memset(h->fast, 0, sizeof h->fast);
     int32_t code = 0;
     int k = 0;
@@ -151,7 +149,7 @@ static bool huff_build(huff *h, const uint8_t *spec, int nspec, bool is_dc)
             return false;
         h->valoff[l] = k - code;
         for (int i = 0; i < cnt; i++, k++, code++) {
-            int sym = h->val[k];
+            int sym = h->spec[16 + k];
             if (is_dc && sym > 11)
                 return false;
             if (l > FAST_BITS)
@@ -222,7 +220,7 @@ static inline int slow_symbol(bitrd *b, const huff *h)
             if (i < 0 || i >= h->nspec - 16) /* not a code of this length (cannot happen: canonical) */
                 return -1;
             consume(b, l);
-            return h->val[i];
+            return h->spec[16 + i];
         }
     }
     return -1;

@@ -38,6 +38,15 @@ static uint8_t *real_frame(size_t *size)
     return out;
 }
 
+/* real_frame, or a SKIP of the running test part when the fixture cannot be read. */
+static uint8_t *real_frame_or_skip(size_t *size)
+{
+    uint8_t *jpg = real_frame(size);
+    if (!jpg)
+        KS_SKIP("the real recording %s is not readable", KS_FIXTURES "/k4a/real-recording-nfov-720p.mkv");
+    return jpg;
+}
+
 /* A picture with smooth gradients, hard edges and fine texture (what colour frames hold). */
 static uint8_t *picture(int w, int h)
 {
@@ -202,11 +211,9 @@ static void check_frame(ks_jpeg_lowres *j, const uint8_t *jpg, size_t size, int 
 static void test_real_frame(void)
 {
     size_t size = 0;
-    uint8_t *jpg = real_frame(&size);
-    if (!jpg) {
-        KS_SKIP("the real recording %s is not readable", KS_FIXTURES "/k4a/real-recording-nfov-720p.mkv");
+    uint8_t *jpg = real_frame_or_skip(&size);
+    if (!jpg)
         return;
-    }
     ks_jpeg_lowres *j = ks_jpeg_lowres_create();
     KS_CHECK(j != NULL);
     check_frame(j, jpg, size, 1280, 720, "the real device's frame");
@@ -388,11 +395,9 @@ static void test_refused_frames_still_decode(void)
 static void test_mjpeg_decode_uses_it(void)
 {
     size_t size = 0;
-    uint8_t *jpg = real_frame(&size);
-    if (!jpg) {
-        KS_SKIP("the real recording is not readable");
+    uint8_t *jpg = real_frame_or_skip(&size);
+    if (!jpg)
         return;
-    }
     ks_jpeg_lowres *j = ks_jpeg_lowres_create();
     ks_mjpeg_decoder *dec = NULL, *lib = NULL;
     KS_CHECK(ks_mjpeg_decoder_create(&dec, NULL) == KS_OK);
@@ -437,11 +442,9 @@ static uint64_t next(void)
 static void test_damaged_frames(void)
 {
     size_t size = 0;
-    uint8_t *jpg = real_frame(&size);
-    if (!jpg) {
-        KS_SKIP("the real recording is not readable");
+    uint8_t *jpg = real_frame_or_skip(&size);
+    if (!jpg)
         return;
-    }
     ks_jpeg_lowres *j = ks_jpeg_lowres_create();
     ks_mjpeg_decoder *dec = NULL;
     KS_CHECK(ks_mjpeg_decoder_create(&dec, NULL) == KS_OK);
