@@ -101,7 +101,7 @@ MUTANTS=(
   # scaled MJPEG decoder: a stuffed 0xFF 0x00 dropped instead of read as 0xFF
   "jpeg-unstuff|src/fuse/jpeg_lowres.c|s#            \*o++ = 0xFF;#            (void)0;#|^test_jpeg_lowres$"
   # scaled MJPEG decoder: half-width chroma read as if full width
-  "jpeg-chroma-half|src/fuse/jpeg_lowres.c|s#color_row(src\[0\], src\[1\], src\[2\], sw, true, o);#color_row(src[0], src[1], src[2], sw / 2, false, o);#|^test_jpeg_lowres$"
+  "jpeg-chroma-half|src/fuse/jpeg_lowres.c|s#color_row(src\[0\], src\[1\], src\[2\], sw, cs\[1\].h < hmax, o);#color_row(src[0], src[1], src[2], sw / 2, false, o);#|^test_jpeg_lowres$"
   # scaled MJPEG decoder: a frame's Huffman tables kept from the frame before whatever its DHT says
   "jpeg-table-cache|src/fuse/jpeg_lowres.c|s#if (h->defined \&\& h->nspec == nspec \&\& !memcmp(h->spec, spec, (size_t)nspec))#if (h->defined)#|^test_jpeg_lowres$"
   # scaled MJPEG decoder: Huffman tables kept from an earlier frame serve a frame that has none
