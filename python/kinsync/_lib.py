@@ -1,7 +1,8 @@
 """ctypes declarations of the C library (libkinsync-sim, which loads libkinsync).
 
 Only what the package uses is declared. Struct layouts mirror the public headers named beside
-each class; they are checked against the C sizes by the tests (tests/python/test_python.sh).
+each class; the tests compare them with the compiler's (tests/python/struct_layout.c, run by
+tests/python/test_python.sh): a field added to a header must be added here too.
 """
 import ctypes
 import ctypes.util
@@ -53,7 +54,7 @@ class Capture(ctypes.Structure):  # kinsync/device.h ks_capture
 
 class FuseOptions(ctypes.Structure):  # kinsync/fuse.h ks_fuse_options
     _fields_ = [("voxel_mm", c_float), ("threads", c_int), ("color", c_bool), ("color_scale", c_int),
-                ("normals", c_bool), ("min_weight", c_uint32)]
+                ("normals", c_bool), ("min_weight", c_uint32), ("table_cache_dir", c_char_p)]
 
 
 class Cloud(ctypes.Structure):  # kinsync/fuse.h ks_cloud

@@ -18,6 +18,35 @@ def check(cond, what):
     fails += 0 if cond else 1
 
 
+# every struct python/kinsync/_lib.py mirrors, against the compiler's layout (struct_layout.c): the
+# same fields at the same offsets, and, for the structs Python allocates and hands to the library,
+# the same size (the library reads and writes the whole struct)
+def check_layouts(path):
+    import ctypes
+    from kinsync import _lib as L
+    allocated = {"Error", "Capture", "FuseOptions", "Cloud", "FuseSetInfo", "Extrinsics", "RigPose"}
+    seen = set()
+    for line in open(path):
+        name, size, *fields = line.split()
+        cls = getattr(L, name, None)
+        check(cls is not None, "_lib.%s mirrors a C struct" % name)
+        if cls is None:
+            continue
+        seen.add(name)
+        c_fields = [f.split(":")[0] for f in fields]
+        c_offsets = {f.split(":")[0]: int(f.split(":")[1]) for f in fields}
+        py_fields = [f[0] for f in cls._fields_]
+        check(py_fields == c_fields, "_lib.%s fields %s are the C struct's %s" % (name, py_fields, c_fields))
+        bad = [f for f in py_fields if f in c_offsets and getattr(cls, f).offset != c_offsets[f]]
+        check(not bad, "_lib.%s field offsets match C%s" % (name, (": not " + ", ".join(
+            "%s (%d, C %d)" % (f, getattr(cls, f).offset, c_offsets[f]) for f in bad)) if bad else ""))
+        if name in allocated:
+            check(ctypes.sizeof(cls) == int(size), "_lib.%s is %d bytes, the C struct %s" % (name, ctypes.sizeof(cls), size))
+    check(seen == allocated | {"Image"}, "every mirrored struct compared (%s)" % sorted(seen))
+
+
+check_layouts(os.environ["KS_STRUCT_LAYOUT"])
+
 check(kinsync.version() == open(os.path.join(SRC, "CMakeLists.txt")).read().split("project(kinsync VERSION ")[1].split()[0],
       "version() is the project's")
 

@@ -18,6 +18,9 @@ if [ "${KS_TSAN:-OFF}" = ON ]; then
   exit 77
 fi
 T=$(mktemp -d /tmp/ks-py.XXXXXX); trap 'rm -rf "$T"' EXIT
+# the C layouts of the structs the package mirrors (tests/python/struct_layout.c), for test_kinsync.py
+"$B/tests/py_struct_layout" > "$T/layout.txt" || { echo "FAIL: $B/tests/py_struct_layout did not run"; exit 1; }
+export KS_STRUCT_LAYOUT="$T/layout.txt"
 if $PY -m pip --version >/dev/null 2>&1; then
   $PY -m pip install --quiet --no-build-isolation --no-index --no-deps --target "$T/site" "$SRC/python" > "$T/pip.log" 2>&1 ||
     { cat "$T/pip.log"; echo "FAIL: pip install of python/ (Debian's pip, no downloads)"; exit 1; }
