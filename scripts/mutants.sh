@@ -281,8 +281,12 @@ MUTANTS=(
   "table-cache-hit-no-touch|src/fuse/table_cache.c|s#ks_cache_touch(path); /\*#(void)path; /*#|^test_fuse_points$"
   # KINSYNC_CACHE_MAX_MB=0 no longer turns the lens-table cache off
   "table-cache-off|src/fuse/table_cache.c|s#depth->height > 8192 || cap == 0)#depth->height > 8192)#|^test_fuse_points$"
+  # fuse: ks_fuse_points hands out the per-thread chunk buffers when the points are not kept
+  "fuse-points-not-kept|src/fuse/fuse.c|s#    if (!f->keep) {#    if (0) {#|^test_fuse_merge$"
+  # fuse: normals no longer keep the organized points (their neighbour rows read from the chunk buffers)
+  "fuse-normals-keep|src/fuse/fuse.c|s#f->keep = f->opt.keep_points || f->opt.normals;#f->keep = f->opt.keep_points;#|^test_fuse_merge$"
   # Python: FuseOptions loses the header's last field again (the library read 8 bytes past Python's struct)
-  "py-fuse-options-layout|python/kinsync/_lib.py|s#, (\"table_cache_dir\", c_char_p)\]#]#|^test_python_sh$"
+  "py-fuse-options-layout|python/kinsync/_lib.py|s#(\"keep_points\", c_bool)\]#]#|^test_python_sh$"
 )
 # split "name|file|expr|tests" into the four fields (see above)
 split() {

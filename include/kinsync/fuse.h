@@ -195,6 +195,10 @@ typedef struct ks_fuse_options {
     uint32_t min_weight;  /* voxels with fewer points are dropped (0 or 1 keeps all) */
     const char *table_cache_dir; /* ks_fuse_create reads/keeps the unprojection tables there
                                   * (ks_unproject_table_get); NULL: built every time */
+    bool keep_points;     /* keep every device's organized points of the last run for ks_fuse_points
+                           * (40 MB for 9 NFOV devices, written every run); without it (and without
+                           * normals, which keep them) the points are made a few rows at a time in a
+                           * per-thread buffer and only the merged cloud is kept */
 } ks_fuse_options;
 
 /* One device's images of a frame set. depth NULL = device missing from this set. */
@@ -227,10 +231,11 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
                          ks_error *err);
 void ks_fuse_destroy(ks_fuse *f);
 /* Fuses one frame set (inputs[count] in device order) into `out` (merged cloud, grown as needed;
- * the order of its voxels is unspecified). stats may be NULL. The per-device organized points stay
- * readable with ks_fuse_points until the next run. */
+ * the order of its voxels is unspecified). stats may be NULL. With keep_points (or normals) the
+ * per-device organized points stay readable with ks_fuse_points until the next run. */
 ks_status ks_fuse_run(ks_fuse *f, const ks_fuse_input *inputs, ks_cloud *out, ks_fuse_stats *stats, ks_error *err);
-/* Organized points (rig frame) of device d from the last run: width*height each, NaN = none. */
+/* Organized points (rig frame) of device d from the last run: width*height each, NaN = none. Only
+ * with keep_points or normals: else NULL and a size of 0. */
 void ks_fuse_points(const ks_fuse *f, int d, const float **x, const float **y, const float **z, int *width,
                     int *height);
 

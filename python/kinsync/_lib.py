@@ -54,7 +54,8 @@ class Capture(ctypes.Structure):  # kinsync/device.h ks_capture
 
 class FuseOptions(ctypes.Structure):  # kinsync/fuse.h ks_fuse_options
     _fields_ = [("voxel_mm", c_float), ("threads", c_int), ("color", c_bool), ("color_scale", c_int),
-                ("normals", c_bool), ("min_weight", c_uint32), ("table_cache_dir", c_char_p)]
+                ("normals", c_bool), ("min_weight", c_uint32), ("table_cache_dir", c_char_p),
+                ("keep_points", c_bool)]
 
 
 class Cloud(ctypes.Structure):  # kinsync/fuse.h ks_cloud

@@ -1,10 +1,11 @@
-/* fuse/fuse.c: the pipeline for one rig. Per frame set: (1) every device's depth becomes organized
- * points in the rig frame, in one buffer with a fixed slice per device, with normals and color when
- * asked, and goes straight into the voxel grid's record store a few rows at a time, while those rows
- * are still in L1/L2 (each chunk of rows its own segment); (2) the threads sum the grid's partitions
- * into voxels, one partition at a time, written straight into the partition's blocks of the output
- * (lay_out_blocks), a thread done with its own taking cells from the back of the others'
- * (voxel_worker, steal_copy); the output's few holes are then closed up.
+/* fuse/fuse.c: the pipeline for one rig. Per frame set: (1) every device's depth becomes points in
+ * the rig frame, with normals and color when asked, a few rows at a time, and goes straight into
+ * the voxel grid's record store while those rows are still in L1/L2 (each chunk of rows its own
+ * segment); the rows are made in the thread's own chunk buffer, or, when the organized points are
+ * kept (keep_points, normals), in one buffer with a fixed slice per device; (2) the threads sum
+ * the grid's partitions into voxels, one partition at a time, written straight into the
+ * partition's blocks of the output (lay_out_blocks), a thread done with its own taking cells from
+ * the back of the others' (voxel_worker, steal_copy); the output's few holes are then closed up.
  * Work split of phase 1: the rows of all devices are cut into 8 chunks per thread (a device's image
  * may be split between chunks; the thread of a chunk computes the row just outside it privately
  * for normals), and the threads take the chunks one after the other as they finish, so a thread on
@@ -63,9 +64,12 @@ struct ks_fuse {
     int ndev;
     fdev *dev;
     size_t total;           /* points in the shared buffer */
-    float *x, *y, *z;       /* shared organized buffer */
+    bool keep;              /* the organized buffer is kept (keep_points, or normals: they need neighbour rows) */
+    float *x, *y, *z;       /* with keep, the shared organized buffer; else one chunk of rows per
+                             * thread (chunk_slots apart), reused chunk after chunk */
     float *nx, *ny, *nz;    /* when normals */
-    uint32_t *col;          /* when color: packed 0x01BBGGRR, 0 where no colour pixel saw the point */
+    uint32_t *col;          /* when color: packed 0x01BBGGRR, 0 where no colour pixel saw the point (laid
+                             * out as x) */
     size_t rows;            /* image rows of all devices */
     int max_width;
     float *halo;            /* normals: per thread two private rows of x, y, z (6 * max_width) */
@@ -112,6 +116,13 @@ struct ks_fuse {
     ks_status thread_status[64];
     ks_error thread_error[64];
 };
+
+/* Slots of a thread's chunk of rows (without keep): the widest device's CHUNK_ROWS rows, rounded
+ * to 16 (64-byte aligned chunks). */
+static size_t chunk_slots(const ks_fuse *f)
+{
+    return ((size_t)CHUNK_ROWS * (size_t)f->max_width + 15) / 16 * 16;
+}
 
 typedef struct job {
     ks_fuse *f;
@@ -260,7 +271,11 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
         fd->offset = f->total;
         f->total += (fd->npix + 15) / 16 * 16; /* keep every slice 64-byte aligned */
     }
-    size_t bytes = f->total * sizeof(float);
+    /* without keep, a chunk of rows per thread: 8 x 640 x 16 B = 80 KB, in L2 while it is made, coloured
+     * and added, instead of 40 MB of a 9-device NFOV set written out and read back */
+    f->keep = f->opt.keep_points || f->opt.normals;
+    const size_t slots = f->keep ? f->total : (size_t)f->opt.threads * chunk_slots(f);
+    size_t bytes = slots * sizeof(float);
     f->x = ks_fuse_alloc_big(bytes);
     f->y = ks_fuse_alloc_big(bytes);
     f->z = ks_fuse_alloc_big(bytes);
@@ -270,7 +285,7 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
         f->nz = ks_fuse_alloc_big(bytes);
     }
     if (f->opt.color) {
-        f->col = ks_fuse_alloc_big(f->total * sizeof *f->col);
+        f->col = ks_fuse_alloc_big(slots * sizeof *f->col);
     }
     if (f->opt.normals)
         f->halo = malloc((size_t)f->opt.threads * 6 * (size_t)f->max_width * sizeof(float));
@@ -279,11 +294,11 @@ ks_status ks_fuse_create(const ks_fuse_device *devices, int count, const ks_fuse
     f->have_img = calloc((size_t)count, sizeof *f->have_img);
     if (!f->x || !f->y || !f->z || (f->opt.normals && (!f->nx || !f->ny || !f->nz || !f->halo)) ||
         (f->opt.color && !f->col) || !f->dec || !f->img || !f->have_img) {
-        st = ks_error_set(err, KS_ENOMEM, "fuse: out of memory for %zu points", f->total);
+        st = ks_error_set(err, KS_ENOMEM, "fuse: out of memory for %zu points", slots);
         goto fail;
     }
     /* unused tail slots of a slice stay NaN forever */
-    for (size_t i = 0; i < f->total; i++)
+    for (size_t i = 0; f->keep && i < f->total; i++)
         f->x[i] = f->y[i] = f->z[i] = NAN;
     if (f->opt.color)
         for (int d = 0; d < count; d++)
@@ -351,7 +366,7 @@ static void points_rows(ks_fuse *f, job *j, int seg, int d, int v0, int v1)
     const size_t W = (size_t)fd->table.width, o = fd->offset;
     const int H = fd->table.height;
     if (!in->depth) {
-        for (size_t i = (size_t)v0 * W; i < (size_t)v1 * W; i++)
+        for (size_t i = (size_t)v0 * W; f->keep && i < (size_t)v1 * W; i++)
             f->x[o + i] = f->y[o + i] = f->z[o + i] = NAN;
         return;
     }
@@ -369,7 +384,8 @@ static void points_rows(ks_fuse *f, job *j, int seg, int d, int v0, int v1)
     }
     for (int v = v0; v < v1; v += CHUNK_ROWS) {
         int ve = v + CHUNK_ROWS < v1 ? v + CHUNK_ROWS : v1;
-        size_t c = o + (size_t)v * W, n = (size_t)(ve - v) * W;
+        /* where these rows' points go: their slots of the organized buffer, or the thread's chunk */
+        size_t c = f->keep ? o + (size_t)v * W : (size_t)j->t * chunk_slots(f), n = (size_t)(ve - v) * W;
         j->valid[d] += ks_depth_rows_to_points(&fd->table, in->depth, in->depth_stride, fd->m, v, ve, f->x + c,
                                                f->y + c, f->z + c);
         if (f->opt.normals) {
@@ -831,6 +847,11 @@ void ks_fuse_points(const ks_fuse *f, int d, const float **x, const float **y, c
     if (!f || d < 0 || d >= f->ndev)
         return;
     const fdev *fd = &f->dev[d];
+    if (!f->keep) {
+        *x = *y = *z = NULL;
+        *width = *height = 0;
+        return;
+    }
     *x = f->x + fd->offset;
     *y = f->y + fd->offset;
     *z = f->z + fd->offset;

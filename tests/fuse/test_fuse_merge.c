@@ -343,6 +343,84 @@ static void test_stealing_same_output(void)
     two_dev_free(&t);
 }
 
+/* keep_points decides only whether the organized points stay readable (ks_fuse_points): the cloud
+ * is the same byte for byte with and without it (the points then made a chunk of rows at a time in
+ * a per-thread buffer), for 1 to 3 threads, with and without colour, and with a device missing;
+ * ks_fuse_points gives the points only when they are kept (keep_points or normals). */
+static void test_keep_points(void)
+{
+    two_dev t;
+    KS_CHECK(two_dev_setup(&t));
+    for (int d = 0; d < 2; d++) /* the same devices with a colour camera */
+        KS_CHECK(scene_calibration(20 + (uint64_t)d, KS_DEPTH_NFOV_2X2BINNED, KS_COLOR_720P, &t.dev[d].calibration));
+    const int cw = t.dev[0].calibration.color.width, ch = t.dev[0].calibration.color.height;
+    uint8_t *bgra = malloc((size_t)cw * (size_t)ch * 4);
+    for (size_t i = 0; i < (size_t)cw * (size_t)ch; i++) { /* a pattern no two nearby pixels share */
+        bgra[4 * i] = (uint8_t)(i * 7), bgra[4 * i + 1] = (uint8_t)(i / (size_t)cw * 5);
+        bgra[4 * i + 2] = (uint8_t)(i % (size_t)cw * 3), bgra[4 * i + 3] = 255;
+    }
+    for (int threads = 1; threads <= 3; threads++)
+        for (int color = 0; color < 2; color++) {
+            ks_fuse_options o = {.voxel_mm = 4, .threads = threads, .color = color, .keep_points = true};
+            ks_fuse_options p = o;
+            p.keep_points = false;
+            ks_fuse *f, *g;
+            ks_error err;
+            KS_CHECK_INT(ks_fuse_create(t.dev, 2, &o, &f, &err), KS_OK);
+            KS_CHECK_INT(ks_fuse_create(t.dev, 2, &p, &g, &err), KS_OK);
+            ks_fuse_input in[2];
+            for (int d = 0; d < 2; d++)
+                in[d] = (ks_fuse_input){.depth = t.depth[d], .color_format = KS_FORMAT_BGRA32,
+                                        .color = color ? bgra : NULL, .color_width = cw, .color_height = ch};
+            ks_cloud a = {0}, b = {0};
+            for (int rep = 0; rep < 3; rep++) { /* the third run without device 1 */
+                if (rep == 2)
+                    in[1].depth = NULL;
+                KS_CHECK_INT(ks_fuse_run(f, in, &a, NULL, &err), KS_OK);
+                KS_CHECK_INT(ks_fuse_run(g, in, &b, NULL, &err), KS_OK);
+                KS_CHECK(a.count > 20000);
+                KS_CHECK(clouds_identical(&a, &b));
+                KS_CHECK(!color || (a.rgb && b.rgb && !memcmp(a.rgb, b.rgb, 3 * a.count)));
+            }
+            if (color) { /* the pattern reached the voxels: colours vary */
+                size_t differ = 0;
+                for (size_t i = 1; i < a.count; i++)
+                    differ += memcmp(a.rgb + 3 * i, a.rgb + 3 * (i - 1), 3) != 0;
+                KS_CHECK(differ > a.count / 2);
+            }
+            const float *x = NULL, *y = NULL, *z = NULL;
+            int w = -1, h = -1;
+            ks_fuse_points(f, 0, &x, &y, &z, &w, &h);
+            KS_CHECK(x && y && z && (size_t)w * (size_t)h == t.npix);
+            size_t valid = 0;
+            for (size_t i = 0; x && i < t.npix; i++)
+                valid += x[i] == x[i];
+            KS_CHECK(valid > t.npix * 95 / 100);
+            ks_fuse_points(g, 0, &x, &y, &z, &w, &h);
+            KS_CHECK(!x && !y && !z && w == 0 && h == 0);
+            ks_cloud_free(&a);
+            ks_cloud_free(&b);
+            ks_fuse_destroy(f);
+            ks_fuse_destroy(g);
+        }
+    /* normals keep the points whatever keep_points says (they need the neighbouring rows) */
+    ks_fuse_options n = {.voxel_mm = 4, .threads = 2, .normals = true};
+    ks_fuse *f;
+    ks_error err;
+    KS_CHECK_INT(ks_fuse_create(t.dev, 2, &n, &f, &err), KS_OK);
+    ks_fuse_input in[2] = {{.depth = t.depth[0]}, {.depth = t.depth[1]}};
+    ks_cloud c = {0};
+    KS_CHECK_INT(ks_fuse_run(f, in, &c, NULL, &err), KS_OK);
+    const float *x = NULL, *y = NULL, *z = NULL;
+    int w = 0, h = 0;
+    ks_fuse_points(f, 1, &x, &y, &z, &w, &h);
+    KS_CHECK(x && (size_t)w * (size_t)h == t.npix);
+    ks_cloud_free(&c);
+    ks_fuse_destroy(f);
+    free(bgra);
+    two_dev_free(&t);
+}
+
 /* Two pipelines fusing at the same time in one process (each with stealing forced, so both sort
  * their taken cells at once) give what each gives alone: nothing in a pipeline is shared with
  * another (ThreadSanitizer checks it in its run). */
@@ -1006,6 +1084,7 @@ int main(void)
     KS_RUN(test_two_devices_one_surface);
     KS_RUN(test_threads_agree);
     KS_RUN(test_stealing_same_output);
+    KS_RUN(test_keep_points);
     KS_RUN(test_two_pipelines_at_once);
     KS_RUN(test_voxel_sum_paths);
     KS_RUN(test_one_partition_path);

@@ -405,7 +405,8 @@ static void test_table_cache(void)
     /* the pipeline with the cache (now filled for cal) gives the same points as without */
     ks_fuse_device dev = {.calibration = cal, .depth_to_rig = {.R = {1, 0, 0, 0, 1, 0, 0, 0, 1}}};
     ks_fuse *f1, *f2;
-    ks_fuse_options o1 = {.voxel_mm = 5}, o2 = {.voxel_mm = 5, .table_cache_dir = sub};
+    ks_fuse_options o1 = {.voxel_mm = 5, .keep_points = true},
+                    o2 = {.voxel_mm = 5, .table_cache_dir = sub, .keep_points = true};
     KS_CHECK_INT(ks_fuse_create(&dev, 1, &o1, &f1, &err), KS_OK);
     KS_CHECK_INT(ks_fuse_create(&dev, 1, &o2, &f2, &err), KS_OK);
     size_t npix = (size_t)cal.depth.width * (size_t)cal.depth.height;

@@ -56,7 +56,7 @@ static void test_fused_points_on_scene(void)
         }
         KS_CHECK(cap[i] && cap[i]->depth);
     }
-    ks_fuse_options o = {.voxel_mm = 5, .threads = 2};
+    ks_fuse_options o = {.voxel_mm = 5, .threads = 2, .keep_points = true};
     ks_fuse *f = NULL;
     KS_CHECK_INT(ks_fuse_create(dev, NDEV, &o, &f, &err), KS_OK);
     ks_fuse_input in[NDEV];

@@ -34,7 +34,7 @@ int main(void)
     BEGIN("FuseOptions", ks_fuse_options);
     F(ks_fuse_options, voxel_mm), F(ks_fuse_options, threads), F(ks_fuse_options, color);
     F(ks_fuse_options, color_scale), F(ks_fuse_options, normals), F(ks_fuse_options, min_weight);
-    F(ks_fuse_options, table_cache_dir);
+    F(ks_fuse_options, table_cache_dir), F(ks_fuse_options, keep_points);
     END();
     BEGIN("Cloud", ks_cloud);
     F(ks_cloud, count), F(ks_cloud, capacity), F(ks_cloud, fields), F(ks_cloud, x), F(ks_cloud, y);
