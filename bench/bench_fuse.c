@@ -471,6 +471,67 @@ static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab
 
 static size_t sink_sz; /* keeps results alive */
 
+/* --vs-keep-points: n sets on a pipeline that keeps the organized points (keep_points) and n on one
+ * that does not (the default), alternated A B B A A B ... so that the host's speed, which drifts by
+ * tens of percent within minutes on the development VM, weighs on both alike; CPU per set (mean,
+ * median) of each, and whether both give the same cloud (ref: the first pipeline's warm-up set). */
+static int alternate_keep(const ks_fuse_device *dev, const ks_fuse_options *o, const ks_fuse_input *in,
+                          const ks_cloud *ref, int n)
+{
+    ks_fuse_options oa = *o, ob = *o;
+    oa.keep_points = true;
+    ob.keep_points = false;
+    ks_fuse *fa = NULL, *fb = NULL;
+    ks_error err;
+    ks_cloud ca = {0}, cb = {0};
+    double *ta = malloc((size_t)n * sizeof *ta), *tb = malloc((size_t)n * sizeof *tb);
+    int rc = 1;
+    if (!ta || !tb || ks_fuse_create(dev, NDEV, &oa, &fa, &err) != KS_OK ||
+        ks_fuse_create(dev, NDEV, &ob, &fb, &err) != KS_OK) {
+        fprintf(stderr, "bench_fuse: %s\n", ta && tb ? err.message : "out of memory");
+        goto out;
+    }
+    if (ks_fuse_run(fa, in, &ca, NULL, &err) != KS_OK || ks_fuse_run(fb, in, &cb, NULL, &err) != KS_OK) {
+        fprintf(stderr, "bench_fuse: %s\n", err.message);
+        goto out;
+    }
+    for (int r = 0; r < 2 * n; r++) {
+        bool b = ((r & 1) ^ ((r >> 1) & 1)) != 0; /* A B B A A B B A ... */
+        double c1 = cpu_s();
+        if (ks_fuse_run(b ? fb : fa, in, b ? &cb : &ca, NULL, &err) != KS_OK) {
+            fprintf(stderr, "bench_fuse: %s\n", err.message);
+            goto out;
+        }
+        (b ? tb : ta)[r / 2] = (cpu_s() - c1) * 1e3;
+    }
+    double sa = 0, sb = 0;
+    for (int i = 0; i < n; i++)
+        sa += ta[i], sb += tb[i];
+    qsort(ta, (size_t)n, sizeof *ta, cmp_double);
+    qsort(tb, (size_t)n, sizeof *tb, cmp_double);
+    bool same = true;
+    for (int q = 0; q < 2; q++) {
+        const ks_cloud *x = q ? &cb : &ca;
+        size_t m = ref->count;
+        same = same && x->count == m && !memcmp(x->x, ref->x, m * 4) && !memcmp(x->y, ref->y, m * 4) &&
+               !memcmp(x->z, ref->z, m * 4) && !memcmp(x->weight, ref->weight, m * 4) &&
+               (!ref->rgb || !memcmp(x->rgb, ref->rgb, m * 3));
+    }
+    printf("alternated, %d thread(s), %d sets each: keep_points %.1f ms CPU per set (median %.1f), without %.1f "
+           "(median %.1f): %+.1f %% (medians); the same cloud: %s\n",
+           o->threads, n, sa / n, ta[n / 2], sb / n, tb[n / 2], 100.0 * (tb[n / 2] / ta[n / 2] - 1.0),
+           same ? "yes" : "NO");
+    rc = same ? 0 : 1;
+out:
+    free(ta);
+    free(tb);
+    ks_cloud_free(&ca);
+    ks_cloud_free(&cb);
+    ks_fuse_destroy(fa);
+    ks_fuse_destroy(fb);
+    return rc;
+}
+
 /* The first n devices' unprojection tables and depth images, freed at exit. */
 static void free_devices(ks_unproject_table *tab, uint16_t **depth, int n)
 {
@@ -484,7 +545,7 @@ int main(int argc, char **argv)
 {
     int quick = 0, open3d = 1, fuse_only = 0, startup_only = 0, write_too = 0, color_only = 0;
     int fuse_scale = 0, fuse_threads = 1;
-    bool fuse_color = false, real_mjpeg = false;
+    bool fuse_color = false, real_mjpeg = false, vs_keep = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
@@ -512,6 +573,8 @@ int main(int argc, char **argv)
             color_only = 2;
         else if (!strcmp(argv[i], "--real-mjpeg"))
             real_mjpeg = true;
+        else if (!strcmp(argv[i], "--vs-keep-points"))
+            vs_keep = true;
     }
     ks_fuse_device dev[NDEV];
     ks_unproject_table tab[NDEV];
@@ -588,6 +651,17 @@ int main(int argc, char **argv)
         ks_cloud c = {0};
         ks_fuse_stats st;
         ks_fuse_run(f, in, &c, &st, &err); /* warm up: grows the grid */
+        if (vs_keep) { /* two pipelines alternated set by set: the host's drift hits both alike */
+            if (alternate_keep(dev, &o, in, &c, fuse_only) != 0)
+                return 1;
+            ks_cloud_free(&c);
+            ks_fuse_destroy(f);
+            tjFree(jpeg);
+            free(real);
+            free(bgra);
+            free_devices(tab, depth, NDEV);
+            return 0;
+        }
         double sp = 0, sv = 0, c0 = cpu_s(), best = 1e9;
         for (int r = 0; r < fuse_only; r++) {
             double c1 = cpu_s();
