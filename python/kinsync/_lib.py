@@ -1,8 +1,9 @@
 """ctypes declarations of the C library (libkinsync-sim, which loads libkinsync).
 
 Only what the package uses is declared. Struct layouts mirror the public headers named beside
-each class; the tests compare them with the compiler's (tests/python/struct_layout.c, run by
-tests/python/test_python.sh): a field added to a header must be added here too.
+each class; the tests compare them, and the constants below, with the compiler's
+(tests/python/struct_layout.c, run by tests/python/test_python.sh): a field added to a header must
+be added here too.
 """
 import ctypes
 import ctypes.util

@@ -1,5 +1,7 @@
 /* The layouts of the C structs python/kinsync/_lib.py mirrors with ctypes, as the compiler lays them
- * out: one line per struct, "name size field:offset ...". test_python.sh hands this to
+ * out: one line per struct, "name size field:offset ..."; then the constants it copies, one line
+ * each, "const NAME value" (the Python name: KS_ kept for statuses, dropped for formats and cloud
+ * fields), and the format names in enum order, "formats NAME ...". test_python.sh hands this to
  * test_kinsync.py, which compares every ctypes class with it. A struct Python allocates and hands to
  * the library (options, clouds, errors, set infos, poses) must match in size too: the library reads
  * and writes the whole of it. ks_image is mirrored only as far as a user reads it (Python never
@@ -51,5 +53,14 @@ int main(void)
     BEGIN("RigPose", ks_rig_pose);
     F(ks_rig_pose, serial), F(ks_rig_pose, depth_to_rig), F(ks_rig_pose, color_to_rig);
     END();
+    printf("const KS_OK %d\nconst KS_ETIMEOUT %d\nconst KS_EEOF %d\n", KS_OK, KS_ETIMEOUT, KS_EEOF);
+    printf("const FORMAT_MJPG %d\nconst FORMAT_NV12 %d\nconst FORMAT_YUY2 %d\nconst FORMAT_BGRA32 %d\n",
+           KS_FORMAT_MJPG, KS_FORMAT_NV12, KS_FORMAT_YUY2, KS_FORMAT_BGRA32);
+    printf("const FORMAT_DEPTH16 %d\nconst FORMAT_IR16 %d\n", KS_FORMAT_DEPTH16, KS_FORMAT_IR16);
+    printf("const CLOUD_COLOR %u\nconst CLOUD_NORMALS %u\n", (unsigned)KS_CLOUD_COLOR, (unsigned)KS_CLOUD_NORMALS);
+    printf("formats");
+    for (int f = 0; f < KS_FORMAT_COUNT; f++)
+        printf(" %s", ks_image_format_name((ks_image_format)f));
+    printf("\n");
     return 0;
 }

@@ -20,13 +20,21 @@ def check(cond, what):
 
 # every struct python/kinsync/_lib.py mirrors, against the compiler's layout (struct_layout.c): the
 # same fields at the same offsets, and, for the structs Python allocates and hands to the library,
-# the same size (the library reads and writes the whole struct)
+# the same size (the library reads and writes the whole struct); and the constants it copies
 def check_layouts(path):
     import ctypes
     from kinsync import _lib as L
     allocated = {"Error", "Capture", "FuseOptions", "Cloud", "FuseSetInfo", "Extrinsics", "RigPose"}
     seen = set()
     for line in open(path):
+        if line.startswith("const "):
+            _, cname, value = line.split()
+            check(getattr(L, cname, None) == int(value), "_lib.%s is %s, as in C" % (cname, value))
+            continue
+        if line.startswith("formats "):
+            names = line.split()[1:]
+            check(L.FORMAT_NAMES == names, "_lib.FORMAT_NAMES %s in the C enum's order %s" % (L.FORMAT_NAMES, names))
+            continue
         name, size, *fields = line.split()
         cls = getattr(L, name, None)
         check(cls is not None, "_lib.%s mirrors a C struct" % name)
