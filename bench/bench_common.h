@@ -41,9 +41,9 @@ static inline void loadavg(char *buf, size_t n)
 /* The host's memory latency: ns per dependent read, chasing a random cycle through `bytes` of
  * cache lines (allocated 2 MB-aligned and advised as huge pages, as the fusion's buffers are, so
  * that page walks weigh little). On a shared virtual machine the figures of memory-bound code move
- * with it: on the development VM it ranged from ~120 to ~320 ns within an hour while a dependent
- * ALU chain did not move by 10 %. Printed beside the figures so that runs can be compared. -1 when
- * the buffer cannot be had. */
+ * with it: on the development VM it ranged from 157 to 251 ns (64 MB) within an hour while a
+ * dependent ALU chain did not move by 10 % (docs/fuse.md, session 11). Printed beside the figures
+ * so that runs can be compared. -1 when the buffer cannot be had. */
 static inline double host_memory_latency_ns(size_t bytes, long steps)
 {
     size_t n = bytes / 64;
