@@ -653,19 +653,11 @@ int main(int argc, char **argv)
         ks_cloud c = {0};
         ks_fuse_stats st;
         ks_fuse_run(f, in, &c, &st, &err); /* warm up: grows the grid */
-        if (vs_keep) { /* two pipelines alternated set by set: the host's drift hits both alike */
-            if (alternate_keep(dev, &o, in, &c, fuse_only) != 0)
-                return 1;
-            ks_cloud_free(&c);
-            ks_fuse_destroy(f);
-            tjFree(jpeg);
-            free(real);
-            free(bgra);
-            free_devices(tab, depth, NDEV);
-            return 0;
-        }
+        int rc = 0;
         double sp = 0, sv = 0, c0 = cpu_s(), best = 1e9;
-        for (int r = 0; r < fuse_only; r++) {
+        if (vs_keep) /* two pipelines alternated set by set: the host's drift hits both alike */
+            rc = alternate_keep(dev, &o, in, &c, fuse_only) != 0;
+        for (int r = 0; !vs_keep && r < fuse_only; r++) {
             double c1 = cpu_s();
             if (ks_fuse_run(f, in, &c, &st, &err) != KS_OK) {
                 fprintf(stderr, "bench_fuse: %s\n", err.message);
@@ -676,13 +668,14 @@ int main(int argc, char **argv)
             sp += st.ms_points;
             sv += st.ms_voxel;
         }
-        printf("fuse-only, %d thread(s), %s, %d sets: %.1f ms CPU per set (best %.1f; wall phases: points %.1f, "
-               "voxels %.1f ms); %zu points -> %zu voxels\n", fuse_threads,
-               !fuse_color ? "no colour" : !fuse_scale ? "colour from BGRA" : real ? "colour from the real device's MJPEG"
-                                                                          : "colour from MJPEG", fuse_only,
-               (cpu_s() - c0) / fuse_only * 1e3, best * 1e3, sp / fuse_only, sv / fuse_only, st.points_total,
-               st.voxels);
-        if (write_too) { /* writing the set: float PLY and 16-bit PLY, best of 3, to /tmp (page cache) */
+        if (!vs_keep)
+            printf("fuse-only, %d thread(s), %s, %d sets: %.1f ms CPU per set (best %.1f; wall phases: points %.1f, "
+                   "voxels %.1f ms); %zu points -> %zu voxels\n", fuse_threads,
+                   !fuse_color ? "no colour" : !fuse_scale ? "colour from BGRA" : real ? "colour from the real device's MJPEG"
+                                                                              : "colour from MJPEG", fuse_only,
+                   (cpu_s() - c0) / fuse_only * 1e3, best * 1e3, sp / fuse_only, sv / fuse_only, st.points_total,
+                   st.voxels);
+        if (write_too && !vs_keep) { /* writing the set: float PLY and 16-bit PLY, best of 3, to /tmp (page cache) */
             char path[64];
             snprintf(path, sizeof path, "/tmp/bench_fuse_%ld.ply", (long)getpid());
             for (int q = 0; q < 2; q++) {
@@ -710,7 +703,7 @@ int main(int argc, char **argv)
         free(real);
         free(bgra);
         free_devices(tab, depth, NDEV);
-        return 0;
+        return rc;
     }
 
     /* 0. start-up: unprojection tables. The reference is the per-pixel Newton solve from the
