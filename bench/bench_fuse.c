@@ -611,11 +611,9 @@ int main(int argc, char **argv)
             valid_pix += depth[d][i] != 0;
     char load[64] = "?";
     loadavg(load, sizeof load);
-    double setup = now_s() - t0, latency = host_memory_latency_ns(64u << 20, 1000000);
-    printf("bench_fuse: %d devices, NFOV_UNBINNED %dx%d, %.1f%% pixels with depth (setup %.1f s; %ld CPUs, load %s; "
-           "memory latency %.0f ns)\n",
-           NDEV, W, H, 100.0 * (double)valid_pix / (double)(npix * NDEV), setup, sysconf(_SC_NPROCESSORS_ONLN), load,
-           latency);
+    printf("bench_fuse: %d devices, NFOV_UNBINNED %dx%d, %.1f%% pixels with depth (setup %.1f s; %ld CPUs, load %s)\n",
+           NDEV, W, H, 100.0 * (double)valid_pix / (double)(npix * NDEV), now_s() - t0, sysconf(_SC_NPROCESSORS_ONLN),
+           load);
 
     if (color_only) {
         color_bench(dev, tab, depth, quick, color_only == 2);

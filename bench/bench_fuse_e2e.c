@@ -92,12 +92,10 @@ int main(int argc, char **argv)
         return 1;
     }
     loadavg(load, sizeof load);
-    double latency = host_memory_latency_ns(64u << 20, 1000000);
-    printf("bench_fuse_e2e: %s%s, %d sets, %d threads, %.3g mm voxels, %s (%ld CPUs, load %s; memory latency %.0f "
-           "ns)\n",
-           inputs[0], ninputs > 1 ? " ..." : "", sets, threads, voxel,
-           !write ? "no files" : ply16 ? "a 16-bit PLY per set" : "a PLY per set", sysconf(_SC_NPROCESSORS_ONLN), load,
-           latency);
+    printf("bench_fuse_e2e: %s%s, %d sets, %d threads, %.3g mm voxels, %s (%ld CPUs, load %s)\n", inputs[0],
+           ninputs > 1 ? " ..." : "", sets, threads, voxel,
+           !write ? "no files" : ply16 ? "a 16-bit PLY per set" : "a PLY per set",
+           sysconf(_SC_NPROCESSORS_ONLN), load);
     ks_error err = {0};
     long f0 = faults_at_phase = faults();
     double w0 = now_s(), c0 = cpu_s(), w = w0, c = c0;
