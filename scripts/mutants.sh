@@ -155,6 +155,8 @@ MUTANTS=(
   "fuse-color-ready-reset|src/fuse/fuse.c|s#atomic_store_explicit(\&f->ready\[d\], false, memory_order_relaxed);#(void)0;#|^test_fuse_color$"
   # view: the cloud no longer coloured from the colour cameras
   "view-cloud-palette|src/view/sink.c|s#bool camera_color = !k->opt.device_colors \&\& #bool camera_color = 0 \&\& #|^test_view_http_sh$"
+  # view: a due set whose every capture has a newer one is previewed anyway (the loop stays behind)
+  "view-stale-superseded|src/view/sink.c|s#        if (superseded) {#        if (0) {#|^test_view_sink$"
   # issue 18: the view's sink encodes previews while no page or API client is attached
   "view-unwatched-encodes|src/view/sink.c|s#if (!always \&\& !ks_view_watched(k->v)) {#if (0) {#|^test_view_sink$"
   # issue 18: an open event stream no longer counts as a watcher (the page stops getting previews 3 s after its last fetch)
