@@ -13,9 +13,10 @@
  *              records are all summed by one thread and threads never share a cell.
  *   aggregate: per partition, runs are put in cell order (a counting sort of the runs: cheap, the
  *              records themselves never move), then each cell's records are summed in a dense 32^3
- *              scratch array that stays in L2 (512 KB), occupied voxels marked in a bitmap; the cell's
- *              voxels are gathered in index order (clearing the scratch) and written out by a
- *              loop without branches that vectorizes.
+ *              scratch array that stays in L2 (512 KB); the cell's records are read a second time
+ *              (still in the cache) to gather its voxels in the order of their first record,
+ *              clearing the scratch, and the voxels are written out by a loop without branches that
+ *              vectorizes.
  * Sums are of offsets inside the voxel (rounded to 1/32768 voxel: 0.15 um for 5 mm voxels), so
  * they keep sub-micrometre precision at any distance from the origin; they are summed as integers
  * (exact, so the order of addition, i.e. the thread count, changes nothing) and turned into float
@@ -112,6 +113,7 @@ static const v16b zero16 = {0};
 typedef uint64_t v2r __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 typedef float v4f __attribute__((vector_size(16)));
+typedef uint32_t v8u __attribute__((vector_size(32))); /* a pair (struct vac) in one copy */
 
 /* dense per-cell scratch, one per partition (threads aggregate different partitions) */
 typedef struct scratch {
@@ -131,12 +133,21 @@ typedef struct scratch {
     struct wide {         /* cells of NARROW_MAX records or more: the flushed sums */
         uint64_t count, sx, sy, sz;
     } *w;
-    v4u gc[CELL_VOX];  /* the colour sums of the gathered voxels */
-    uint32_t gp[CELL_VOX]; /* their mean colours, packed 0x00BBGGRR (emit_colors) */
+    uint32_t gp[CELL_VOX]; /* the gathered voxels' mean colours, packed 0x00BBGGRR (emit_colors) */
     v4f nrm[CELL_VOX]; /* normal sums x, y, z (one cache line per voxel, as the other sums) */
-    uint64_t occ[CELL_VOX / 64]; /* occupied voxels of the cell being summed */
-    /* the occupied voxels gathered in index order: voxel, count, devices, sums */
-    uint32_t gl[CELL_VOX], gn[CELL_VOX], gd[CELL_VOX];
+    uint64_t occ[CELL_VOX / 64]; /* occupied voxels of a wide cell (sum_cell), in index order */
+    /* The occupied voxels gathered: the voxel (gl), its lanes as summed (a narrow cell's positions,
+     * see gather_recs: ga without colour, else beside the colour lanes in the pairs gg, the layout of
+     * ac; any cell's colour lanes in gg), the devices where they are not in the lanes (gd); a wide
+     * cell's, and a narrow cell's for the general output loop, as count, devices and float sums (gn,
+     * gd, gx, gy, gz). One slot more than a cell has voxels: gather_recs writes every record to the
+     * next free slot, whether or not it is a new voxel. */
+    uint32_t gl[CELL_VOX + 1], gd[CELL_VOX + 1];
+    union {
+        struct vac gg[CELL_VOX + 1];
+        v4u ga[CELL_VOX + 1];
+    };
+    uint32_t gn[CELL_VOX];
     float gx[CELL_VOX], gy[CELL_VOX], gz[CELL_VOX];
 } scratch;
 
@@ -895,14 +906,15 @@ static inline uint32_t lanes_dev(v4u c)
 
 /* One record into the cell's scratch: its four 16-bit words (voxel, offsets x, y, z) zero-extended
  * to 32-bit lanes, the first replaced by 1 (the count), added to the voxel's lanes in one vector
- * addition; the run's device and the voxel's occupancy bit are or-ed in (the device, devl, into the
- * colour or count lane with `in_lanes`, see dev_lanes; else devbit into dev[]). Occupied voxels are
- * marked in a bitmap
- * rather than appended to a list: a list's length would depend on the previous record's load, a
- * chain of cache latencies through the whole loop. */
+ * addition; the run's device is or-ed in (devl into the colour or count lane with `in_lanes`, see
+ * dev_lanes; else devbit into dev[]). With `mark` (a wide cell: its slices are flushed voxel by
+ * voxel) the voxel's bit is set in the occupancy bitmap. A narrow cell marks nothing: its gather
+ * reads its records again (gather_recs), which saves the bitmap's read-modify-write per record, a
+ * store-to-load chain whenever consecutive records share a bitmap word (they mostly do). */
 static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, const rec *restrict rp,
                                                            const uint32_t *restrict cp, uint32_t e, uint32_t devbit,
-                                                           v4u devl, const bool color, const bool in_lanes)
+                                                           v4u devl, const bool color, const bool in_lanes,
+                                                           const bool mark)
 {
     for (uint32_t i = 0; i < e; i++) {
         /* the voxel (word 0; bit 15 is 0), and the four words zero-extended to 32-bit lanes straight
@@ -926,7 +938,8 @@ static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, 
         }
         if (!in_lanes)
             s->dev[l] |= devbit;
-        s->occ[l >> 6] |= 1ull << (l & 63);
+        if (mark)
+            s->occ[l >> 6] |= 1ull << (l & 63);
     }
 }
 
@@ -956,12 +969,12 @@ static inline __attribute__((always_inline)) bool sum_runs_impl(scratch *restric
         }
         const uint32_t dev = ord_len[ri] >> RUN_DEV_SHIFT, len = ord_len[ri] & RUN_LEN_MASK;
         if (color) {
-            sum_recs(s, recs + ord_start[ri], col + ord_start[ri], len, 0, dev_lanes(dev), true, true);
+            sum_recs(s, recs + ord_start[ri], col + ord_start[ri], len, 0, dev_lanes(dev), true, true, false);
         } else if (dev < DEV_IN_COUNT) {
             sum_recs(s, recs + ord_start[ri], NULL, len, 0, (v4u){1u << (DEV_COUNT_SHIFT + dev), 0, 0, 0}, false,
-                     true);
+                     true, false);
         } else {
-            sum_recs(s, recs + ord_start[ri], NULL, len, 1u << dev, (v4u){0, 0, 0, 0}, false, false);
+            sum_recs(s, recs + ord_start[ri], NULL, len, 1u << dev, (v4u){0, 0, 0, 0}, false, false, false);
             high = true;
         }
     }
@@ -981,7 +994,7 @@ KS_HOT static void sum_runs_color(scratch *restrict s, const rec *restrict recs,
     (void)sum_runs_impl(s, recs, col, ord_start, ord_len, r0, r1, nrun, true);
 }
 
-/* The mean colours of the nv gathered voxels of a cell (s->gc: lanes r, g, b, count), packed
+/* The mean colours of the nv gathered voxels of a cell (s->gg[k].col: lanes r, g, b, count), packed
  * 0x00BBGGRR into s->gp: the rounded mean (sum + n / 2) / n of each lane, exactly the integer
  * division; grey (128) where no colour pixel saw the voxel. In a cell of fewer than NARROW_MAX
  * records (every cell of a frame set but with huge voxels) n is below 2^16 and a = sum + n / 2 below
@@ -994,24 +1007,25 @@ KS_HOT static void sum_runs_color(scratch *restrict s, const rec *restrict recs,
  * test_color_mean_exact checks both at the hardest sums. */
 KS_HOT_NANTEST static void mean_colors(scratch *restrict s, size_t nv, bool wide)
 {
-    const uint32_t *restrict gc = (const uint32_t *)s->gc; /* the lanes of voxel k at 4 k .. 4 k + 3 */
+    /* the colour lanes of voxel k at 8 k + 4 .. 8 k + 7 of the pairs */
+    const uint32_t *restrict gc = (const uint32_t *)s->gg + 4;
     uint32_t *restrict gp = s->gp;
-    if (!wide) {
+    if (!wide) { /* the lanes as summed: the devices' bits (see DEV_LANE_MASK) masked off here */
         for (size_t k = 0; k < nv; k++) {
-            int32_t c = (int32_t)gc[4 * k + 3], h = c >> 1;
+            int32_t c = (int32_t)(gc[8 * k + 3] & 0xffffu), h = c >> 1;
             float cz = (float)(c + (c == 0));
-            uint32_t r = (uint32_t)(int32_t)((float)((int32_t)gc[4 * k] + h) / cz);
-            uint32_t g = (uint32_t)(int32_t)((float)((int32_t)gc[4 * k + 1] + h) / cz);
-            uint32_t b = (uint32_t)(int32_t)((float)((int32_t)gc[4 * k + 2] + h) / cz);
+            uint32_t r = (uint32_t)(int32_t)((float)((int32_t)(gc[8 * k] & 0xffffffu) + h) / cz);
+            uint32_t g = (uint32_t)(int32_t)((float)((int32_t)(gc[8 * k + 1] & 0xffffffu) + h) / cz);
+            uint32_t b = (uint32_t)(int32_t)((float)((int32_t)(gc[8 * k + 2] & 0xffffffu) + h) / cz);
             gp[k] = c ? r | g << 8 | b << 16 : 0x808080u;
         }
         return;
     }
     for (size_t k = 0; k < nv; k++) {
-        uint32_t cc = gc[4 * k + 3], px = 0;
+        uint32_t cc = gc[8 * k + 3], px = 0;
         double inv = 1.0 / (double)(cc + (cc == 0)), h = (double)(cc / 2) + 0.5;
         for (int ch = 0; ch < 3; ch++)
-            px |= (uint32_t)(((double)gc[4 * k + ch] + h) * inv) << (8 * ch);
+            px |= (uint32_t)(((double)gc[8 * k + ch] + h) * inv) << (8 * ch);
         gp[k] = cc ? px : 0x808080u;
     }
 }
@@ -1075,9 +1089,9 @@ static int sum_cell(scratch *restrict s, const part *p, const part *src, uint32_
             uint32_t m = NARROW_MAX - 1 - in_slice;
             m = m < left ? m : left;
             if (color)
-                sum_recs(s, rp, cp, m, devbit, (v4u){0, 0, 0, 0}, true, false); /* sums may pass 2^24 */
+                sum_recs(s, rp, cp, m, devbit, (v4u){0, 0, 0, 0}, true, false, true); /* sums may pass 2^24 */
             else
-                sum_recs(s, rp, NULL, m, devbit, (v4u){0, 0, 0, 0}, false, false);
+                sum_recs(s, rp, NULL, m, devbit, (v4u){0, 0, 0, 0}, false, false, true);
             rp += m;
             cp = color ? cp + m : NULL;
             left -= m;
@@ -1092,100 +1106,202 @@ static int sum_cell(scratch *restrict s, const part *p, const part *src, uint32_
     return CELL_WIDE;
 }
 
-/* Moves the cell's occupied voxels (in index order) from the scratch into the gathered arrays,
- * clearing the scratch and its bitmap for the next cell. Returns their number. The sums become
- * float once (exact up to 512 points per voxel, rounded once beyond; 32-bit and 64-bit sums of the
- * same integer give the same float). */
-static inline __attribute__((always_inline)) size_t gather_impl(scratch *restrict s, const bool wide,
-                                                                 const bool color, const bool paired, bool high)
+/* A narrow cell's occupied voxels, from its records (runs r0..r1) read again: each record's voxel
+ * lanes (and colour lanes with `color`; the pair ac with `paired`, else a and col) are copied to
+ * the next free slot k (gl, and ga or, with colour, the pair gg) and cleared; k advances when the
+ * count was not 0, so a voxel is taken at its first record and its later records (cleared lanes,
+ * count 0) write a slot the next voxel overwrites. No branch and no bitmap: the voxels come in the
+ * order of their first record, which the records' order fixes (image order within a run, the runs
+ * in the order sort_runs put them), whatever thread sums the cell. With `high` (devices 16-31 seen,
+ * see DEV_COUNT_SHIFT) dev[] is copied to gd and cleared. The lanes stay as summed (count and
+ * devices in one lane, or devices in the colour lanes): emit_recs_impl and mean_colors take them
+ * apart in loops that vectorize. The records are in the cache (the cell was summed just before).
+ * Returns the number of voxels. Against the bitmap this replaced (marked per record, scanned per
+ * cell): 11 % less CPU per 9-device set on one thread without colour, 15 % with (bench_fuse,
+ * docs/fuse.md). */
+static inline __attribute__((always_inline)) size_t gather_recs_impl(scratch *restrict s, const rec *restrict recs,
+                                                                     const uint32_t *restrict ord_start,
+                                                                     const uint32_t *restrict ord_len, uint32_t r0,
+                                                                     uint32_t r1, const bool color, const bool paired,
+                                                                     const bool high)
 {
-    /* where the devices are (see DEV_COUNT_SHIFT): the colour lanes, or the count lane and, with
-     * `high`, dev[] too; a wide cell has them all in dev[] */
-    const bool col_lanes = color && paired && !wide, cnt_lanes = !wide && !col_lanes;
-    high = high && cnt_lanes;
     size_t k = 0;
-    /* the bitmap four words at a time: in a 9-device NFOV set at 5 mm, 57 % of the groups of four are
-     * empty (64 % of the words) */
-    for (uint32_t w4 = 0; w4 < CELL_VOX / 64; w4 += 4) {
-      if (!(s->occ[w4] | s->occ[w4 + 1] | s->occ[w4 + 2] | s->occ[w4 + 3]))
-        continue;
-      for (uint32_t wd = w4; wd < w4 + 4; wd++) {
-        for (uint64_t bits = s->occ[wd]; bits; bits &= bits - 1) {
-            uint32_t l = wd * 64 + (uint32_t)__builtin_ctzll(bits);
-            s->gl[k] = l;
-            if (wide || high) {
+    for (uint32_t ri = r0; ri < r1; ri++) {
+        const rec *rp = recs + ord_start[ri];
+        const uint32_t len = ord_len[ri] & RUN_LEN_MASK;
+        for (uint32_t i = 0; i < len; i++) {
+            uint16_t l16;
+            memcpy(&l16, &rp[i], sizeof l16);
+            const uint32_t l = l16;
+            uint32_t count; /* with the devices when they are in that lane */
+            if (paired) { /* the pair in one 32-byte copy */
+                v8u t;
+                memcpy(&t, &s->ac[l], sizeof t);
+                memcpy(&s->gg[k], &t, sizeof t);
+                s->ac[l] = (struct vac){{0, 0, 0, 0}, {0, 0, 0, 0}};
+                count = t[0];
+            } else {
+                const v4u a = s->a[l];
+                *(color ? &s->gg[k].a : &s->ga[k]) = a;
+                s->a[l] = (v4u){0, 0, 0, 0};
+                count = a[0];
+                if (color) {
+                    s->gg[k].col = s->col[l];
+                    s->col[l] = (v4u){0, 0, 0, 0};
+                }
+            }
+            if (high) {
                 s->gd[k] = s->dev[l];
                 s->dev[l] = 0;
             }
-            if (wide) {
-                struct wide *w = &s->w[l];
-                s->gn[k] = (uint32_t)w->count;
-                s->gx[k] = (float)(int64_t)w->sx;
-                s->gy[k] = (float)(int64_t)w->sy;
-                s->gz[k] = (float)(int64_t)w->sz;
-                *w = (struct wide){0, 0, 0, 0};
-            } else {
-                v4u *pa = paired ? &s->ac[l].a : &s->a[l];
-                v4u a = *pa;
-                v4f f = __builtin_convertvector((v4i)a, v4f);
-                if (cnt_lanes) {
-                    s->gd[k] = (high ? s->gd[k] : 0) | a[0] >> DEV_COUNT_SHIFT;
-                    a[0] &= (1u << DEV_COUNT_SHIFT) - 1;
-                }
-                s->gn[k] = a[0];
-                s->gx[k] = f[1];
-                s->gy[k] = f[2];
-                s->gz[k] = f[3];
-                *pa = (v4u){0, 0, 0, 0};
-            }
+            s->gl[k] = l;
+            k += count != 0;
+        }
+    }
+    return k;
+}
+
+KS_HOT static size_t gather_recs_pos(scratch *restrict s, const rec *restrict recs, const uint32_t *restrict ord_start,
+                                     const uint32_t *restrict ord_len, uint32_t r0, uint32_t r1, bool high)
+{
+    return high ? gather_recs_impl(s, recs, ord_start, ord_len, r0, r1, false, false, true)
+                : gather_recs_impl(s, recs, ord_start, ord_len, r0, r1, false, false, false);
+}
+
+KS_HOT static size_t gather_recs_paired(scratch *restrict s, const rec *restrict recs,
+                                        const uint32_t *restrict ord_start, const uint32_t *restrict ord_len,
+                                        uint32_t r0, uint32_t r1)
+{
+    return gather_recs_impl(s, recs, ord_start, ord_len, r0, r1, true, true, false);
+}
+
+/* gather_recs_impl for a narrow cell as sum_cell left it (CELL_HIGH in flags), `paired` when its
+ * colour was summed with the positions (then its devices are in the colour lanes, never dev[]) */
+static size_t gather_recs(scratch *restrict s, const part *p, const part *src, uint32_t r0, uint32_t r1, int flags,
+                          bool color, bool paired)
+{
+    const bool high = (flags & CELL_HIGH) != 0;
+    if (!color)
+        return gather_recs_pos(s, src->rec, p->ord_start, p->ord_len, r0, r1, high);
+    if (paired)
+        return gather_recs_paired(s, src->rec, p->ord_start, p->ord_len, r0, r1);
+    return high ? gather_recs_impl(s, src->rec, p->ord_start, p->ord_len, r0, r1, true, false, true)
+                : gather_recs_impl(s, src->rec, p->ord_start, p->ord_len, r0, r1, true, false, false);
+}
+
+/* The devices of gathered voxel k of a narrow cell (gathered with `color` or not): from its colour
+ * lanes with `col_lanes` (see lanes_dev), else the count lane's high half and, with `high`, gd. */
+static inline uint32_t recs_dev(const scratch *restrict s, size_t k, bool color, bool col_lanes, bool high)
+{
+    if (col_lanes)
+        return lanes_dev(s->gg[k].col);
+    return (color ? s->gg[k].a : s->ga[k])[0] >> DEV_COUNT_SHIFT | (high ? s->gd[k] : 0);
+}
+
+/* Writes n gathered voxels of a narrow cell (gather_recs) from the k0-th (first voxel of the cell
+ * `base`, voxel size v) as points: count, devices and offset sums taken from the lanes as summed, in
+ * a loop without branches that vectorizes. Returns how many were seen by two or more devices. */
+static inline __attribute__((always_inline)) size_t emit_recs_impl(const scratch *restrict s, size_t k0, size_t n,
+                                                                   const float base[3], float v, float *restrict x,
+                                                                   float *restrict y, float *restrict z,
+                                                                   uint32_t *restrict weight,
+                                                                   uint32_t *restrict devices, const bool col_lanes,
+                                                                   const bool high)
+{
+    size_t shared = 0;
+    const uint32_t *gl = s->gl + k0, *gd = s->gd + k0;
+    /* the position lanes of voxel k at st k .. st k + 3 (the colour lanes at st k + 4 ..): in the
+     * pairs gg with colour, else in ga. The devices as recs_dev takes them, written out on these
+     * pointers: through s, GCC does not vectorize the loop (measured: the whole set 10 % slower). */
+    const size_t st = col_lanes ? 8 : 4;
+    const uint32_t *ga = col_lanes ? (const uint32_t *)(s->gg + k0) : (const uint32_t *)(s->ga + k0);
+    for (size_t k = 0; k < n; k++) {
+        const uint32_t l = gl[k], cnt = col_lanes ? ga[st * k] : ga[st * k] & ((1u << DEV_COUNT_SHIFT) - 1);
+        const uint32_t dev = col_lanes ? ga[st * k + 4] >> 24 | (ga[st * k + 5] >> 24) << 8 |
+                                             (ga[st * k + 6] >> 24) << 16 | ((ga[st * k + 7] >> 16) & 0xffu) << 24
+                                       : ga[st * k] >> DEV_COUNT_SHIFT | (high ? gd[k] : 0);
+        const float inv_n = 1.0f / ((float)cnt * FRAC_ONE);
+        x[k] = (base[0] + (float)(l >> (2 * CELL_BITS)) + (float)(int32_t)ga[st * k + 1] * inv_n) * v;
+        y[k] = (base[1] + (float)((l >> CELL_BITS) & LOW_MASK) + (float)(int32_t)ga[st * k + 2] * inv_n) * v;
+        z[k] = (base[2] + (float)(l & LOW_MASK) + (float)(int32_t)ga[st * k + 3] * inv_n) * v;
+        weight[k] = cnt;
+        devices[k] = dev;
+        shared += (dev & (dev - 1)) != 0;
+    }
+    return shared;
+}
+
+KS_HOT static size_t emit_recs_pos(const scratch *restrict s, size_t k0, size_t n, const float base[3], float v,
+                                   float *restrict x, float *restrict y, float *restrict z, uint32_t *restrict weight,
+                                   uint32_t *restrict devices, bool high)
+{
+    return high ? emit_recs_impl(s, k0, n, base, v, x, y, z, weight, devices, false, true)
+                : emit_recs_impl(s, k0, n, base, v, x, y, z, weight, devices, false, false);
+}
+
+KS_HOT static size_t emit_recs_paired(const scratch *restrict s, size_t k0, size_t n, const float base[3], float v,
+                                      float *restrict x, float *restrict y, float *restrict z,
+                                      uint32_t *restrict weight, uint32_t *restrict devices)
+{
+    return emit_recs_impl(s, k0, n, base, v, x, y, z, weight, devices, true, false);
+}
+
+/* A narrow cell's nv gathered voxels (gather_recs) as count, devices and float sums (gn, gd, gx, gy,
+ * gz) and their colour lanes without the devices' bits, for cells_into's general loop (a minimum
+ * weight, normals). */
+static void unpack_recs(scratch *restrict s, size_t nv, bool color, bool col_lanes, bool high)
+{
+    for (size_t k = 0; k < nv; k++) {
+        const v4u a = color ? s->gg[k].a : s->ga[k];
+        const v4f f = __builtin_convertvector((v4i)a, v4f);
+        const uint32_t dev = recs_dev(s, k, color, col_lanes, high);
+        s->gn[k] = col_lanes ? a[0] : a[0] & ((1u << DEV_COUNT_SHIFT) - 1);
+        s->gd[k] = dev;
+        s->gx[k] = f[1];
+        s->gy[k] = f[2];
+        s->gz[k] = f[3];
+        if (col_lanes)
+            s->gg[k].col &= DEV_LANE_MASK;
+    }
+}
+
+/* A wide cell's occupied voxels (sum_cell marked them, its 32-bit lanes flushed into the 64-bit sums
+ * w), in index order, into gn, gd, gx, gy, gz (and the colour lanes of gg with `color`), clearing
+ * the sums, dev[] and the bitmap for the next cell. Returns their number. The sums become float once
+ * (exact up to 512 points per voxel, rounded once beyond; 32-bit and 64-bit sums of the same integer
+ * give the same float). */
+static size_t gather_wide(scratch *restrict s, bool color, bool paired)
+{
+    size_t k = 0;
+    for (uint32_t wd = 0; wd < CELL_VOX / 64; wd++) {
+        for (uint64_t bits = s->occ[wd]; bits; bits &= bits - 1) {
+            uint32_t l = wd * 64 + (uint32_t)__builtin_ctzll(bits);
+            struct wide *w = &s->w[l];
+            s->gl[k] = l;
+            s->gd[k] = s->dev[l];
+            s->dev[l] = 0;
+            s->gn[k] = (uint32_t)w->count;
+            s->gx[k] = (float)(int64_t)w->sx;
+            s->gy[k] = (float)(int64_t)w->sy;
+            s->gz[k] = (float)(int64_t)w->sz;
+            *w = (struct wide){0, 0, 0, 0};
             if (color) {
                 v4u *pc = paired ? &s->ac[l].col : &s->col[l];
-                v4u c = *pc;
-                if (col_lanes) {
-                    s->gd[k] = lanes_dev(c);
-                    c &= DEV_LANE_MASK;
-                }
-                s->gc[k] = c;
+                s->gg[k].col = *pc;
                 *pc = (v4u){0, 0, 0, 0};
             }
             k++;
         }
         s->occ[wd] = 0;
-      }
     }
     return k;
 }
 
-KS_HOT static size_t gather_narrow(scratch *restrict s, bool high)
-{
-    return high ? gather_impl(s, false, false, false, true) : gather_impl(s, false, false, false, false);
-}
-
-KS_HOT static size_t gather_narrow_color(scratch *restrict s)
-{
-    return gather_impl(s, false, true, true, false);
-}
-
-/* gather_impl for a cell as sum_cell left it (flags CELL_WIDE, CELL_HIGH) with or without colour;
- * `paired` when the colour was summed with the positions (sum_cell with colour: the pairs ac), not
- * by the normals' pass */
-static size_t gather_cell(scratch *restrict s, int flags, bool color, bool paired)
-{
-    const bool high = (flags & CELL_HIGH) != 0;
-    if (flags & CELL_WIDE)
-        return !color ? gather_impl(s, true, false, false, false)
-               : paired ? gather_impl(s, true, true, true, false) : gather_impl(s, true, true, false, false);
-    if (!color)
-        return gather_narrow(s, high);
-    return paired ? gather_narrow_color(s) : gather_impl(s, false, true, false, high);
-}
-
-/* Writes n gathered voxels of a cell from the k0-th (first voxel of the cell `base`, voxel size
- * v) as points: a loop without branches that vectorizes. Returns how many were seen by two or more
- * devices. */
-KS_HOT static size_t emit_cell(const scratch *restrict s, size_t k0, size_t n, const float base[3], float v,
-                               float *restrict x, float *restrict y, float *restrict z, uint32_t *restrict weight,
-                               uint32_t *restrict devices)
+/* Writes n gathered voxels of a wide cell (gather_wide) from the k0-th (first voxel of the cell
+ * `base`, voxel size v) as points. Returns how many were seen by two or more devices. */
+static size_t emit_wide(const scratch *restrict s, size_t k0, size_t n, const float base[3], float v,
+                        float *restrict x, float *restrict y, float *restrict z, uint32_t *restrict weight,
+                        uint32_t *restrict devices)
 {
     size_t shared = 0;
     const uint32_t *gl = s->gl + k0, *gd = s->gd + k0, *gn = s->gn + k0;
@@ -1222,6 +1338,17 @@ static ks_status sort_part(ks_voxel_grid *g, int pi, size_t *cells, ks_error *er
     return KS_OK;
 }
 
+/* A zeroed scratch on a cache-line boundary: calloc's 16-byte alignment (a block this size is mapped,
+ * at 16 bytes past a page) would put every other 32-byte pair (ac, gg) across two cache lines. */
+static scratch *new_scratch(void)
+{
+    const size_t size = (sizeof(scratch) + 63) & ~(size_t)63;
+    scratch *s = aligned_alloc(64, size);
+    if (s)
+        memset(s, 0, size);
+    return s;
+}
+
 /* Sums cells c0..c1-1 of partition pi (sorted by sort_part) per voxel in the scratch of `slot` (one
  * per thread) and writes their voxels to o through the cursor w (see ks_voxel_out: blocks, the next
  * slot; written and shared counted); voxels with fewer than min_weight points are left out. */
@@ -1230,7 +1357,7 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
 {
     part *p = &g->parts[pi];
     const part *src = g->shared ? &g->parts[0] : p; /* where the records are */
-    if (!g->scr[slot] && !(g->scr[slot] = calloc(1, sizeof *g->scr[slot])))
+    if (!g->scr[slot] && !(g->scr[slot] = new_scratch()))
         return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
     scratch *s = g->scr[slot];
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
@@ -1263,8 +1390,10 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
                         }
                     }
                 }
-        /* the cell's voxels: gathered in index order (and cleared), then written out */
-        size_t nv = gather_cell(s, flags, color, color && !normals);
+        /* the cell's voxels: gathered (and cleared), then written out */
+        const bool paired = color && !normals;
+        size_t nv = wide ? gather_wide(s, color, paired)
+                         : gather_recs(s, p, src, cs[c], cs[c + 1], flags, color, paired);
         uint64_t ck = p->cell_keys[c];
         const float base[3] = {(float)((int32_t)((((ck >> 42) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),
                                (float)((int32_t)((((ck >> 21) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),
@@ -1279,8 +1408,15 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
                     goto done;
                 }
                 size_t m = nv - k0 < room ? nv - k0 : room;
-                nshared += emit_cell(s, k0, m, base, v, o->x + no, o->y + no, o->z + no, o->weight + no,
-                                     o->devices + no);
+                if (wide)
+                    nshared += emit_wide(s, k0, m, base, v, o->x + no, o->y + no, o->z + no, o->weight + no,
+                                         o->devices + no);
+                else if (paired)
+                    nshared += emit_recs_paired(s, k0, m, base, v, o->x + no, o->y + no, o->z + no,
+                                                o->weight + no, o->devices + no);
+                else
+                    nshared += emit_recs_pos(s, k0, m, base, v, o->x + no, o->y + no, o->z + no, o->weight + no,
+                                             o->devices + no, (flags & CELL_HIGH) != 0);
                 if (color)
                     emit_colors(s->gp + k0, m, o->rgb + 3 * no);
                 cur.next += m;
@@ -1289,6 +1425,8 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
             nw += nv;
             continue;
         }
+        if (!wide)
+            unpack_recs(s, nv, color, paired, (flags & CELL_HIGH) != 0);
         for (size_t k = 0; k < nv; k++) {
             uint32_t l = s->gl[k], n = s->gn[k], dev = s->gd[k];
             if (n >= min_weight) {
@@ -1305,7 +1443,7 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
                 o->devices[no] = dev;
                 nshared += (dev & (dev - 1)) != 0;
                 if (color) {
-                    v4u cs4 = s->gc[k];
+                    v4u cs4 = s->gg[k].col;
                     uint32_t cc = cs4[3];
                     /* a voxel no colour pixel saw is grey (128), as fuse.md says */
                     o->rgb[3 * no] = cc ? (uint8_t)((cs4[0] + cc / 2) / cc) : 128;

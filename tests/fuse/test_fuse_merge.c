@@ -566,6 +566,66 @@ static void test_voxel_sum_paths(void)
     ks_voxel_grid_destroy(gn), ks_voxel_grid_destroy(gm);
 }
 
+/* A cell with every voxel occupied (32768 at 1 mm), then 1000 of them a second time by device 20
+ * (a device of 16 or more: the devices' second place), with and without colour: a narrow cell's
+ * voxels are gathered from its records, each record written to the next free slot, so the last
+ * records, all repeats, write one slot past a full cell (the room for it is checked by UBSan's bounds
+ * check in the sanitizer build). Every voxel once, its weight, devices, mean position and colour;
+ * with a minimum weight (the general output loop), exactly the repeated ones. */
+static void test_full_cell(void)
+{
+    enum { NV = 32768, REP = 1000 };
+    float *x = malloc((NV + REP) * sizeof *x), *y = malloc((NV + REP) * sizeof *y), *z = malloc((NV + REP) * sizeof *z);
+    uint8_t *rgb = malloc((NV + REP) * 3);
+    for (int i = 0; i < NV + REP; i++) {
+        int v = i < NV ? i : (i - NV) * 31 % NV; /* the repeats spread over the cell */
+        float o = i < NV ? 0.25f : 0.75f;
+        x[i] = (float)(v >> 10) + o, y[i] = (float)((v >> 5) & 31) + o, z[i] = (float)(v & 31) + o;
+        rgb[3 * i] = i < NV ? 10 : 30, rgb[3 * i + 1] = i < NV ? 20 : 40, rgb[3 * i + 2] = i < NV ? 30 : 50;
+    }
+    for (int color = 0; color < 2; color++) {
+        ks_error err;
+        ks_voxel_grid *g;
+        KS_CHECK_INT(ks_voxel_grid_create(1, color ? KS_CLOUD_COLOR : 0, 1, &g, &err), KS_OK);
+        KS_CHECK_INT(ks_voxel_grid_add(g, -1, 3, x, y, z, color ? rgb : NULL, NULL, NULL, NULL, NV, &err), KS_OK);
+        KS_CHECK_INT(ks_voxel_grid_add(g, -1, 20, x + NV, y + NV, z + NV, color ? rgb + 3 * NV : NULL, NULL, NULL, NULL,
+                                       REP, &err),
+                     KS_OK);
+        for (uint32_t minw = 0; minw < 3; minw += 2) {
+            ks_cloud c = {0};
+            KS_CHECK_INT(ks_voxel_grid_extract(g, minw, &c, &err), KS_OK);
+            KS_CHECK_INT(c.count, minw ? REP : NV);
+            uint8_t *seen = calloc(NV, 1);
+            size_t bad = 0, twice = 0;
+            for (size_t i = 0; i < c.count; i++) {
+                int ix = (int)floorf(c.x[i]), iy = (int)floorf(c.y[i]), iz = (int)floorf(c.z[i]);
+                if (ix < 0 || ix > 31 || iy < 0 || iy > 31 || iz < 0 || iz > 31) {
+                    bad++;
+                    continue;
+                }
+                int v = ix << 10 | iy << 5 | iz;
+                bool rep = c.weight[i] == 2;
+                float o = rep ? 0.5f : 0.25f;
+                twice += rep;
+                bad += seen[v]++ != 0;
+                bad += c.weight[i] < 1 || c.weight[i] > 2;
+                bad += c.devices[i] != (rep ? (1u << 3 | 1u << 20) : 1u << 3);
+                bad += fabsf(c.x[i] - (float)ix - o) > 1e-4f || fabsf(c.y[i] - (float)iy - o) > 1e-4f ||
+                       fabsf(c.z[i] - (float)iz - o) > 1e-4f;
+                if (color)
+                    bad += c.rgb[3 * i] != (rep ? 20 : 10) || c.rgb[3 * i + 1] != (rep ? 30 : 20) ||
+                           c.rgb[3 * i + 2] != (rep ? 40 : 30);
+            }
+            KS_CHECK_INT(bad, 0);
+            KS_CHECK_INT(twice, REP);
+            free(seen);
+            ks_cloud_free(&c);
+        }
+        ks_voxel_grid_destroy(g);
+    }
+    free(x), free(y), free(z), free(rgb);
+}
+
 static void test_occlusion_fill(void)
 {
     two_dev t;
@@ -1091,6 +1151,7 @@ int main(void)
     KS_RUN(test_blocked_output);
     KS_RUN(test_color_mean_rounding);
     KS_RUN(test_color_mean_exact);
+    KS_RUN(test_full_cell);
     KS_RUN(test_occlusion_fill);
     KS_RUN(test_render_zbuffer);
     KS_RUN(test_interleave);
