@@ -475,6 +475,42 @@ static size_t sink_sz; /* keeps results alive */
  * that does not (the default), alternated A B B A A B ... so that the host's speed, which drifts by
  * tens of percent within minutes on the development VM, weighs on both alike; CPU per set (mean,
  * median) of each, and whether both give the same cloud (ref: the first pipeline's warm-up set). */
+/* One point of a cloud as the bytes that define it (position bits, weight, devices, colour), for
+ * cloud_digest's sort. */
+typedef struct {
+    uint32_t w[6];
+} point_key;
+
+static int cmp_point_key(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(point_key));
+}
+
+/* A digest of the cloud that does not depend on its points' order (FNV-1a over the points sorted by
+ * their bytes): two versions of the grid that emit the same voxels in another order agree. */
+static uint64_t cloud_digest(const ks_cloud *c)
+{
+    point_key *k = calloc(c->count ? c->count : 1, sizeof *k);
+    if (!k)
+        return 0;
+    for (size_t i = 0; i < c->count; i++) {
+        memcpy(&k[i].w[0], &c->x[i], 4);
+        memcpy(&k[i].w[1], &c->y[i], 4);
+        memcpy(&k[i].w[2], &c->z[i], 4);
+        k[i].w[3] = c->weight[i];
+        k[i].w[4] = c->devices[i];
+        if (c->rgb)
+            memcpy(&k[i].w[5], &c->rgb[3 * i], 3);
+    }
+    qsort(k, c->count, sizeof *k, cmp_point_key);
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *b = (const unsigned char *)k;
+    for (size_t i = 0; i < c->count * sizeof *k; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    free(k);
+    return h;
+}
+
 static int alternate_keep(const ks_fuse_device *dev, const ks_fuse_options *o, const ks_fuse_input *in,
                           const ks_cloud *ref, int n)
 {
@@ -673,6 +709,8 @@ int main(int argc, char **argv)
                                                                               : "colour from MJPEG", fuse_only,
                    (cpu_s() - c0) / fuse_only * 1e3, best * 1e3, sp / fuse_only, sv / fuse_only, st.points_total,
                    st.voxels);
+        if (!vs_keep)
+            printf("the cloud's digest (order-free): %016llx\n", (unsigned long long)cloud_digest(&c));
         if (write_too && !vs_keep) { /* writing the set: float PLY and 16-bit PLY, best of 3, to /tmp (page cache) */
             char path[64];
             snprintf(path, sizeof path, "/tmp/bench_fuse_%ld.ply", (long)getpid());
