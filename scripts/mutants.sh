@@ -42,14 +42,20 @@ MUTANTS=(
   "yaml-no-depth|src/util/yaml.c|s#if (++depth > KS_YAML_MAX_FLOW_DEPTH)#if (++depth < 0)#|^test_rig_parse$"
   # fuse: a voxel's z offsets no longer summed (the records' 16-bit z lane dropped from the vector sum)
   "fuse-sum-z|src/fuse/voxel.c|s#(v4u){1, 1, 1, 1}, 4, 1, 2, 3);#(v4u){1, 1, 1, 1}, 4, 1, 2, 2);#|^test_fuse_merge$"
-  # voxel grid: the gather passes over a group of four bitmap words whose last word alone is set (voxels lost)
-  "fuse-gather-quad|src/fuse/voxel.c|s#s->occ\[w4 + 2\] | s->occ\[w4 + 3\]))#s->occ[w4 + 2]))#|^test_fuse_merge$"
+  # voxel grid: a narrow cell's gather takes a slot for every record, not only a voxel's first (voxels twice, empty ones)
+  "fuse-gather-repeats|src/fuse/voxel.c|s#k += count != 0;#k += count != 0 || 1;#|^test_fuse_merge$"
+  # voxel grid: the gather leaves a voxel's sums in the scratch (added to the next cell's voxel there)
+  "fuse-gather-clear|src/fuse/voxel.c|s#                s->a\[l\] = (v4u){0, 0, 0, 0};#                (void)0;#|^test_fuse_merge$"
+  # voxel grid: a wide cell's gather (the bitmap) skips its last bitmap word
+  "fuse-gather-wide|src/fuse/voxel.c|s#for (uint32_t wd = 0; wd < CELL_VOX / 64; wd++) {#for (uint32_t wd = 0; wd < CELL_VOX / 64 - 1; wd++) {#|^test_fuse_merge$"
   # voxel grid, colour: the voxel's mean colour truncated instead of rounded (pipeline's colour path, float)
-  "fuse-color-round|src/fuse/voxel.c|s#int32_t c = (int32_t)gc\[4 \* k + 3\], h = c >> 1;#int32_t c = (int32_t)gc[4 * k + 3], h = 0;#|^test_fuse_merge$"
+  "fuse-color-round|src/fuse/voxel.c|s#int32_t c = (int32_t)(gc\[8 \* k + 3\] \& 0xffffu), h = c >> 1;#int32_t c = (int32_t)(gc[8 * k + 3] \& 0xffffu), h = 0;#|^test_fuse_merge$"
   # voxel grid, colour: the pipeline's gather reads the colour sums from the unpaired layout (the pairs ac are where they were summed)
-  "fuse-color-paired|src/fuse/voxel.c|s#return gather_impl(s, false, true, true, false);#return gather_impl(s, false, true, false, false);#|^test_fuse_merge$|^test_fuse_color$"
+  "fuse-color-paired|src/fuse/voxel.c|s#return gather_recs_impl(s, recs, ord_start, ord_len, r0, r1, true, true, false);#return gather_recs_impl(s, recs, ord_start, ord_len, r0, r1, true, false, false);#|^test_fuse_merge$|^test_fuse_color$"
   # voxel grid, colour with normals (summed by the second pass, unpaired): the gather reads the pairs instead
-  "fuse-color-normals-layout|src/fuse/voxel.c|s#return paired ? gather_narrow_color(s) : gather_impl(s, false, true, false, high);#return paired ? gather_narrow_color(s) : gather_impl(s, false, true, true, high);#|^test_fuse_merge$"
+  "fuse-color-normals-layout|src/fuse/voxel.c|s#: gather_recs_impl(s, src->rec, p->ord_start, p->ord_len, r0, r1, true, false, false);#: gather_recs_impl(s, src->rec, p->ord_start, p->ord_len, r0, r1, true, true, false);#|^test_fuse_merge$"
+  # voxel grid, colour: the output loop reads the devices 8-15 from the wrong bits of the colour lanes
+  "fuse-color-devices|src/fuse/voxel.c|s#(ga\[st \* k + 5\] >> 24) << 8#(ga[st * k + 5] >> 23) << 8#|^test_fuse_merge$|^test_fuse_color$"
   # voxel grid, colour: the grey of a voxel no colour pixel saw lost in the vectorized means (pipeline's colour path)
   "fuse-color-grey-mean|src/fuse/voxel.c|s#gp\[k\] = c ? r | g << 8 | b << 16 : 0x808080u;#gp[k] = r | g << 8 | b << 16;#|^test_fuse_merge$|^test_fuse_color$"
   # voxel grid, colour: the same in a cell summed in 64 bits (the double formula)
@@ -69,11 +75,11 @@ MUTANTS=(
   # voxel grid, colour path: devices 24-31 put one bit off in the colour lanes (a voxel's device mask wrong)
   "fuse-dev-lanes-high|src/fuse/voxel.c|s#bit = d < 24 ? 24 + (d \& 7) : d - 8;#bit = d < 24 ? 24 + (d \& 7) : d - 7;#|^test_fuse_merge$"
   # voxel grid, colour path: the device bits left in the colour sums (the mean colours wrong)
-  "fuse-dev-lanes-mask|src/fuse/voxel.c|s#c \&= DEV_LANE_MASK;#(void)DEV_LANE_MASK;#|^test_fuse_merge$|^test_fuse_color$"
+  "fuse-dev-lanes-mask|src/fuse/voxel.c|s#(int32_t)(gc\[8 \* k\] \& 0xffffffu)#(int32_t)gc[8 * k]#|^test_fuse_merge$|^test_fuse_color$"
   # voxel grid without colour: a cell's devices 16-31 (kept in dev[]) not read back in its gather
-  "fuse-dev-count-high|src/fuse/voxel.c|s#    high = high \&\& cnt_lanes;#    high = false;#|^test_fuse_merge$"
+  "fuse-dev-count-high|src/fuse/voxel.c|s#: ga\[st \* k\] >> DEV_COUNT_SHIFT | (high ? gd\[k\] : 0);#: ga[st * k] >> DEV_COUNT_SHIFT | (high ? 0 * gd[k] : 0);#|^test_fuse_merge$"
   # voxel grid without colour: the device bits left in the voxel's count (weights wrong)
-  "fuse-dev-count-mask|src/fuse/voxel.c|s#a\[0\] \&= (1u << DEV_COUNT_SHIFT) - 1;#(void)0;#|^test_fuse_merge$"
+  "fuse-dev-count-mask|src/fuse/voxel.c|s#cnt = col_lanes ? ga\[st \* k\] : ga\[st \* k\] \& ((1u << DEV_COUNT_SHIFT) - 1);#cnt = ga[st * k];#|^test_fuse_merge$"
   # fuse, phase 2: the cells taken from a partition's back copied in reverse cell order (the output depends on who summed what)
   "fuse-steal-order|src/fuse/fuse.c|s#return x < y ? -1 : x > y;#return x > y ? -1 : x < y;#|^test_fuse_merge$"
   # fuse, phase 2: the cells taken from partitions' backs never copied into the output

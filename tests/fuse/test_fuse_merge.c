@@ -566,35 +566,39 @@ static void test_voxel_sum_paths(void)
     ks_voxel_grid_destroy(gn), ks_voxel_grid_destroy(gm);
 }
 
-/* A cell with every voxel occupied (32768 at 1 mm), then 1000 of them a second time by device 20
- * (a device of 16 or more: the devices' second place), with and without colour: a narrow cell's
- * voxels are gathered from its records, each record written to the next free slot, so the last
- * records, all repeats, write one slot past a full cell (the room for it is checked by UBSan's bounds
- * check in the sanitizer build). Every voxel once, its weight, devices, mean position and colour;
- * with a minimum weight (the general output loop), exactly the repeated ones. */
+/* A cell with every voxel occupied (32768 at 1 mm), then some of them a second time by device 20 (a
+ * device of 16 or more: the devices' second place), with and without colour. With 1000 repeats the
+ * cell is narrow: its voxels are gathered from its records, each record written to the next free
+ * slot, so the last records, all repeats, write one slot past a full cell (the room for it is
+ * checked by UBSan's bounds check in the sanitizer build). With every voxel repeated the cell has
+ * 65536 records, so it is summed in 64 bits and gathered through its bitmap, down to the last word.
+ * Every voxel once, its weight, devices, mean position and colour; with a minimum weight (the
+ * general output loop), exactly the repeated ones. */
 static void test_full_cell(void)
 {
-    enum { NV = 32768, REP = 1000 };
-    float *x = malloc((NV + REP) * sizeof *x), *y = malloc((NV + REP) * sizeof *y), *z = malloc((NV + REP) * sizeof *z);
-    uint8_t *rgb = malloc((NV + REP) * 3);
-    for (int i = 0; i < NV + REP; i++) {
-        int v = i < NV ? i : (i - NV) * 31 % NV; /* the repeats spread over the cell */
+    enum { NV = 32768 };
+    float *x = malloc(2 * NV * sizeof *x), *y = malloc(2 * NV * sizeof *y), *z = malloc(2 * NV * sizeof *z);
+    uint8_t *rgb = malloc(2 * NV * 3);
+    for (int i = 0; i < 2 * NV; i++) {
+        int v = i < NV ? i : (i - NV) * 31 % NV; /* the repeats spread over the cell (31 is prime to NV) */
         float o = i < NV ? 0.25f : 0.75f;
         x[i] = (float)(v >> 10) + o, y[i] = (float)((v >> 5) & 31) + o, z[i] = (float)(v & 31) + o;
         rgb[3 * i] = i < NV ? 10 : 30, rgb[3 * i + 1] = i < NV ? 20 : 40, rgb[3 * i + 2] = i < NV ? 30 : 50;
     }
-    for (int color = 0; color < 2; color++) {
+    for (int mode = 0; mode < 4; mode++) {
+        const bool color = mode & 1;
+        const size_t rep = mode & 2 ? NV : 1000;
         ks_error err;
         ks_voxel_grid *g;
         KS_CHECK_INT(ks_voxel_grid_create(1, color ? KS_CLOUD_COLOR : 0, 1, &g, &err), KS_OK);
         KS_CHECK_INT(ks_voxel_grid_add(g, -1, 3, x, y, z, color ? rgb : NULL, NULL, NULL, NULL, NV, &err), KS_OK);
         KS_CHECK_INT(ks_voxel_grid_add(g, -1, 20, x + NV, y + NV, z + NV, color ? rgb + 3 * NV : NULL, NULL, NULL, NULL,
-                                       REP, &err),
+                                       rep, &err),
                      KS_OK);
         for (uint32_t minw = 0; minw < 3; minw += 2) {
             ks_cloud c = {0};
             KS_CHECK_INT(ks_voxel_grid_extract(g, minw, &c, &err), KS_OK);
-            KS_CHECK_INT(c.count, minw ? REP : NV);
+            KS_CHECK_INT(c.count, minw ? rep : NV);
             uint8_t *seen = calloc(NV, 1);
             size_t bad = 0, twice = 0;
             for (size_t i = 0; i < c.count; i++) {
@@ -604,20 +608,20 @@ static void test_full_cell(void)
                     continue;
                 }
                 int v = ix << 10 | iy << 5 | iz;
-                bool rep = c.weight[i] == 2;
-                float o = rep ? 0.5f : 0.25f;
-                twice += rep;
+                bool again = c.weight[i] == 2;
+                float o = again ? 0.5f : 0.25f;
+                twice += again;
                 bad += seen[v]++ != 0;
                 bad += c.weight[i] < 1 || c.weight[i] > 2;
-                bad += c.devices[i] != (rep ? (1u << 3 | 1u << 20) : 1u << 3);
+                bad += c.devices[i] != (again ? (1u << 3 | 1u << 20) : 1u << 3);
                 bad += fabsf(c.x[i] - (float)ix - o) > 1e-4f || fabsf(c.y[i] - (float)iy - o) > 1e-4f ||
                        fabsf(c.z[i] - (float)iz - o) > 1e-4f;
                 if (color)
-                    bad += c.rgb[3 * i] != (rep ? 20 : 10) || c.rgb[3 * i + 1] != (rep ? 30 : 20) ||
-                           c.rgb[3 * i + 2] != (rep ? 40 : 30);
+                    bad += c.rgb[3 * i] != (again ? 20 : 10) || c.rgb[3 * i + 1] != (again ? 30 : 20) ||
+                           c.rgb[3 * i + 2] != (again ? 40 : 30);
             }
-            KS_CHECK_INT(bad, 0);
-            KS_CHECK_INT(twice, REP);
+            KS_CHECK_MSG(bad == 0, "mode %d, minimum weight %u: %zu voxels wrong", mode, minw, bad);
+            KS_CHECK_INT(twice, rep);
             free(seen);
             ks_cloud_free(&c);
         }
