@@ -45,6 +45,8 @@
 #define BLOCK 64
 #define RECENT_CELLS 512 /* sort_runs' cache of recently seen cells (8 KB) */
 #define PREFETCH_RUNS 16 /* runs fetched ahead while summing (a run is ~15 records, ~120 bytes) */
+#define PREFETCH_RECS (8 * BLOCK) /* records ahead of the writer asked for (add_in_order) */
+#define PREFETCH_OUT 1536 /* output points ahead asked for before a cell is summed (cells_into) */
 
 /* A record: one point, 64 bits = four 16-bit words (so one interleave with zeros turns it into the
  * four 32-bit lanes it adds to, see sum_recs):
@@ -488,6 +490,14 @@ static inline __attribute__((always_inline)) void add_in_order(ks_voxel_grid *g,
         const int m = (int)(n - b < BLOCK ? n - b : BLOCK);
         cell[0] = cell[BLOCK]; /* the previous block's last cell, at index 0; this block's at 1..m */
         rec *dst = p->rec + at;
+        /* the record list eight blocks ahead (4 KB; and the colours', 2 KB) asked for, for writing:
+         * the lines come from memory before the stores reach them, instead of each store's
+         * read-for-ownership waiting (alternated runs: 1.9-3.3 % less CPU per 9-device set, one
+         * thread without colour) */
+        for (int q = 0; q < (int)(BLOCK * sizeof *dst / 64); q++)
+            __builtin_prefetch((const char *)(dst + PREFETCH_RECS) + 64 * q, 1, 3);
+        for (int q = 0; color && q < (int)(BLOCK * sizeof *p->col / 64); q++)
+            __builtin_prefetch((const char *)(p->col + at + PREFETCH_RECS) + 64 * q, 1, 3);
         block_keys(x + b, y + b, z + b, m, g->inv * FRAC_ONE, cell + 1, dst);
         uint64_t none = 0;
         for (int i = 0; i < m; i++) {
@@ -1368,6 +1378,23 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
     const float v = g->voxel;
     ks_status st = KS_OK;
     for (size_t c = c0; c < c1; c++) {
+        if (min_weight <= 1 && !normals) {
+            /* where this cell's voxels will be written (up to the block's end; a cell has ~1500 at
+             * 5 mm), asked for, for writing, while it is summed: 5 or 6 output streams per cell
+             * otherwise each wait for their first lines (alternated runs, with the records'
+             * prefetch above: 3.1-4.4 % less CPU per set on one thread without colour, 2.5-8.9 %
+             * with the real device's MJPEG on one and two threads) */
+            const size_t no = cur.next, left = cur.end - cur.next, m = left < PREFETCH_OUT ? left : PREFETCH_OUT;
+            for (size_t q = 0; q < m * sizeof(float); q += 64) {
+                __builtin_prefetch((char *)(o->x + no) + q, 1, 3);
+                __builtin_prefetch((char *)(o->y + no) + q, 1, 3);
+                __builtin_prefetch((char *)(o->z + no) + q, 1, 3);
+                __builtin_prefetch((char *)(o->weight + no) + q, 1, 3);
+                __builtin_prefetch((char *)(o->devices + no) + q, 1, 3);
+            }
+            for (size_t q = 0; color && q < m * 3; q += 64)
+                __builtin_prefetch((char *)(o->rgb + 3 * no) + q, 1, 3);
+        }
         const int flags = sum_cell(s, p, src, cs[c], cs[c + 1], nrun, color && !normals);
         const bool wide = flags == CELL_WIDE;
         if (flags < 0) {
