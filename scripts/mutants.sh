@@ -42,6 +42,8 @@ MUTANTS=(
   "yaml-no-depth|src/util/yaml.c|s#if (++depth > KS_YAML_MAX_FLOW_DEPTH)#if (++depth < 0)#|^test_rig_parse$"
   # fuse: a voxel's z offsets no longer summed (the records' 16-bit z lane dropped from the vector sum)
   "fuse-sum-z|src/fuse/voxel.c|s#(v4u){1, 1, 1, 1}, 4, 1, 2, 3);#(v4u){1, 1, 1, 1}, 4, 1, 2, 2);#|^test_fuse_merge$"
+  # voxel grid, writers' add: the block's change flags gathered into the mask in the wrong bit order (runs opened at wrong points)
+  "fuse-run-mask|src/fuse/voxel.c|s#0x0102040810204080ull#0x8040201008040201ull#|^test_fuse_merge$|^test_fuse_color$"
   # voxel grid: a narrow cell's gather takes a slot for every record, not only a voxel's first (voxels twice, empty ones)
   "fuse-gather-repeats|src/fuse/voxel.c|s#k += count != 0;#k += count != 0 || 1;#|^test_fuse_merge$"
   # voxel grid: the gather leaves a voxel's sums in the scratch (added to the next cell's voxel there)

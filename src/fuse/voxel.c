@@ -505,21 +505,27 @@ static inline __attribute__((always_inline)) void add_in_order(ks_voxel_grid *g,
             none |= cell[i + 1] == 0;
         }
         if (!none) {
-            /* every point has a cell: the records are in place; open a run at each change */
+            /* every point has a cell: the records are in place; open a run at each change. The
+             * block's change flags (bytes 0 or 1) become one 64-bit mask, eight at a time (a
+             * multiply moves byte j's bit to bit 56 + j), so the runs are found by one loop over its
+             * set bits, ~4 per block, one mispredicted exit (a loop per 8-byte word mispredicted
+             * more: alternated runs, 3.0-3.6 % more CPU per set on one thread) */
             if (m < BLOCK)
                 memset(change + m, 0, (size_t)(BLOCK - m));
-            for (int w = 0; w < m; w += 8) {
+            uint64_t mask = 0;
+            for (int w = 0; w < BLOCK; w += 8) {
                 uint64_t bits;
                 memcpy(&bits, change + w, sizeof bits);
-                for (; bits; bits &= bits - 1) {
-                    int i = w + __builtin_ctzll(bits) / 8;
-                    size_t pos = at + (size_t)i;
-                    if (open)
-                        open->len = (uint32_t)(pos - open->start) | devbits;
-                    open = &p->runs[nr++];
-                    open->cell = cell[i + 1];
-                    open->start = (uint32_t)pos;
-                }
+                mask |= ((bits * 0x0102040810204080ull) >> 56) << w;
+            }
+            for (; mask; mask &= mask - 1) {
+                const int i = __builtin_ctzll(mask);
+                const size_t pos = at + (size_t)i;
+                if (open)
+                    open->len = (uint32_t)(pos - open->start) | devbits;
+                open = &p->runs[nr++];
+                open->cell = cell[i + 1];
+                open->start = (uint32_t)pos;
             }
             if (color)
                 memcpy(p->col + at, col + b, (size_t)m * sizeof *col);
