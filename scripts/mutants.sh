@@ -44,18 +44,18 @@ MUTANTS=(
   "fuse-sum-z|src/fuse/voxel.c|s#(v4u){1, 1, 1, 1}, 4, 1, 2, 3);#(v4u){1, 1, 1, 1}, 4, 1, 2, 2);#|^test_fuse_merge$"
   # voxel grid, writers' add: the block's change flags gathered into the mask in the wrong bit order (runs opened at wrong points)
   "fuse-run-mask|src/fuse/voxel.c|s#0x0102040810204080ull#0x8040201008040201ull#|^test_fuse_merge$|^test_fuse_color$"
-  # voxel grid: a narrow cell's gather takes a slot for every record, not only a voxel's first (voxels twice, empty ones)
-  "fuse-gather-repeats|src/fuse/voxel.c|s#k += count != 0;#k += count != 0 || 1;#|^test_fuse_merge$"
+  # voxel grid: a narrow cell's list takes a slot for every record, not only a voxel's first (voxels twice, empty ones)
+  "fuse-gather-repeats|src/fuse/voxel.c|s#k += count == 0;#k += count == 0 || 1;#|^test_fuse_merge$"
   # voxel grid: the gather leaves a voxel's sums in the scratch (added to the next cell's voxel there)
-  "fuse-gather-clear|src/fuse/voxel.c|s#                s->a\[l\] = (v4u){0, 0, 0, 0};#                (void)0;#|^test_fuse_merge$"
+  "fuse-gather-clear|src/fuse/voxel.c|s#            s->a\[l\] = (v4u){0, 0, 0, 0};#            (void)0;#|^test_fuse_merge$"
   # voxel grid: a wide cell's gather (the bitmap) skips its last bitmap word
   "fuse-gather-wide|src/fuse/voxel.c|s#for (uint32_t wd = 0; wd < CELL_VOX / 64; wd++) {#for (uint32_t wd = 0; wd < CELL_VOX / 64 - 1; wd++) {#|^test_fuse_merge$"
   # voxel grid, colour: the voxel's mean colour truncated instead of rounded (pipeline's colour path, float)
   "fuse-color-round|src/fuse/voxel.c|s#int32_t c = (int32_t)(gc\[8 \* k + 3\] \& 0xffffu), h = c >> 1;#int32_t c = (int32_t)(gc[8 * k + 3] \& 0xffffu), h = 0;#|^test_fuse_merge$"
   # voxel grid, colour: the pipeline's gather reads the colour sums from the unpaired layout (the pairs ac are where they were summed)
-  "fuse-color-paired|src/fuse/voxel.c|s#return gather_recs_impl(s, recs, ord_start, ord_len, r0, r1, true, true, false);#return gather_recs_impl(s, recs, ord_start, ord_len, r0, r1, true, false, false);#|^test_fuse_merge$|^test_fuse_color$"
+  "fuse-color-paired|src/fuse/voxel.c|s#return gather_list_impl(s, nv, true, true, false);#return gather_list_impl(s, nv, true, false, false);#|^test_fuse_merge$|^test_fuse_color$"
   # voxel grid, colour with normals (summed by the second pass, unpaired): the gather reads the pairs instead
-  "fuse-color-normals-layout|src/fuse/voxel.c|s#: gather_recs_impl(s, src->rec, p->ord_start, p->ord_len, r0, r1, true, false, false);#: gather_recs_impl(s, src->rec, p->ord_start, p->ord_len, r0, r1, true, true, false);#|^test_fuse_merge$"
+  "fuse-color-normals-layout|src/fuse/voxel.c|s#: gather_list_impl(s, nv, true, false, false);#: gather_list_impl(s, nv, true, true, false);#|^test_fuse_merge$"
   # voxel grid, colour: the output loop reads the devices 8-15 from the wrong bits of the colour lanes
   "fuse-color-devices|src/fuse/voxel.c|s#(ga\[st \* k + 5\] >> 24) << 8#(ga[st * k + 5] >> 23) << 8#|^test_fuse_merge$|^test_fuse_color$"
   # voxel grid, colour: the grey of a voxel no colour pixel saw lost in the vectorized means (pipeline's colour path)

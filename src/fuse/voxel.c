@@ -13,10 +13,9 @@
  *              records are all summed by one thread and threads never share a cell.
  *   aggregate: per partition, runs are put in cell order (a counting sort of the runs: cheap, the
  *              records themselves never move), then each cell's records are summed in a dense 32^3
- *              scratch array that stays in L2 (512 KB); the cell's records are read a second time
- *              (still in the cache) to gather its voxels in the order of their first record,
- *              clearing the scratch, and the voxels are written out by a loop without branches that
- *              vectorizes.
+ *              scratch array that stays in L2 (512 KB), each voxel listed at its first record;
+ *              the list is walked to gather the voxels (clearing the scratch), and they are written
+ *              out by a loop without branches that vectorizes.
  * Sums are of offsets inside the voxel (rounded to 1/32768 voxel: 0.15 um for 5 mm voxels), so
  * they keep sub-micrometre precision at any distance from the origin; they are summed as integers
  * (exact, so the order of addition, i.e. the thread count, changes nothing) and turned into float
@@ -139,15 +138,15 @@ typedef struct scratch {
     v4f nrm[CELL_VOX]; /* normal sums x, y, z (one cache line per voxel, as the other sums) */
     uint64_t occ[CELL_VOX / 64]; /* occupied voxels of a wide cell (sum_cell), in index order */
     /* The occupied voxels gathered: the voxel (gl), its lanes as summed (a narrow cell's positions,
-     * see gather_recs: ga without colour, else beside the colour lanes in the pairs gg, the layout of
+     * see gather_list: ga without colour, else beside the colour lanes in the pairs gg, the layout of
      * ac; any cell's colour lanes in gg), the devices where they are not in the lanes (gd); a wide
      * cell's, and a narrow cell's for the general output loop, as count, devices and float sums (gn,
-     * gd, gx, gy, gz). One slot more than a cell has voxels: gather_recs writes every record to the
-     * next free slot, whether or not it is a new voxel. */
-    uint32_t gl[CELL_VOX + 1], gd[CELL_VOX + 1];
+     * gd, gx, gy, gz). gl has one slot more than a cell has voxels: sum_recs writes every record's
+     * voxel to the list's next free slot, whether or not it is a new voxel. */
+    uint32_t gl[CELL_VOX + 1], gd[CELL_VOX];
     union {
-        struct vac gg[CELL_VOX + 1];
-        v4u ga[CELL_VOX + 1];
+        struct vac gg[CELL_VOX];
+        v4u ga[CELL_VOX];
     };
     uint32_t gn[CELL_VOX];
     float gx[CELL_VOX], gy[CELL_VOX], gz[CELL_VOX];
@@ -924,14 +923,21 @@ static inline uint32_t lanes_dev(v4u c)
  * to 32-bit lanes, the first replaced by 1 (the count), added to the voxel's lanes in one vector
  * addition; the run's device is or-ed in (devl into the colour or count lane with `in_lanes`, see
  * dev_lanes; else devbit into dev[]). With `mark` (a wide cell: its slices are flushed voxel by
- * voxel) the voxel's bit is set in the occupancy bitmap. A narrow cell marks nothing: its gather
- * reads its records again (gather_recs), which saves the bitmap's read-modify-write per record, a
- * store-to-load chain whenever consecutive records share a bitmap word (they mostly do). */
+ * voxel) the voxel's bit is set in the occupancy bitmap. Else (a narrow cell) the voxel is listed
+ * at its first record: every record writes its voxel to the list's next free slot, gl[*nv], and the
+ * slot advances when the count the record found was 0, without a branch. The list is what the
+ * cell's gather walks (gather_list): the voxels in the order of their first record.
+ * History: until session 12 every record set its voxel's bit in the bitmap (a read-modify-write of
+ * a word that consecutive records mostly share, so they chained through store-to-load forwarding)
+ * and the gather scanned it; reading the cell's records a second time instead was 11-15 % faster
+ * per set, and this list 9-11 % faster again (alternated runs, one thread). The list's length
+ * depends on each record's load, but no load depends on it, so it chains nothing. */
 static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, const rec *restrict rp,
                                                            const uint32_t *restrict cp, uint32_t e, uint32_t devbit,
                                                            v4u devl, const bool color, const bool in_lanes,
-                                                           const bool mark)
+                                                           const bool mark, size_t *nv)
 {
+    size_t k = mark ? 0 : *nv;
     for (uint32_t i = 0; i < e; i++) {
         /* the voxel (word 0; bit 15 is 0), and the four words zero-extended to 32-bit lanes straight
          * from memory (one instruction from SSE4.1 on), word 0 then replaced by the count 1 */
@@ -945,29 +951,42 @@ static inline __attribute__((always_inline)) void sum_recs(scratch *restrict s, 
         v4u w;
         memcpy(&w, &il, sizeof w);
         w = __builtin_shufflevector(w, (v4u){1, 1, 1, 1}, 4, 1, 2, 3);
+        uint32_t count; /* the voxel's count lane before this record (0: its first) */
         if (color) { /* the pair ac[l] */
             struct vac *pv = &s->ac[l];
+            count = pv->a[0];
             pv->a += w;
             pv->col = in_lanes ? (pv->col + color_lanes(cp[i])) | devl : pv->col + color_lanes(cp[i]);
         } else {
-            s->a[l] = in_lanes ? (s->a[l] + w) | devl : s->a[l] + w;
+            const v4u a = s->a[l];
+            count = a[0];
+            s->a[l] = in_lanes ? (a + w) | devl : a + w;
         }
         if (!in_lanes)
             s->dev[l] |= devbit;
-        if (mark)
+        if (mark) {
             s->occ[l >> 6] |= 1ull << (l & 63);
+        } else {
+            s->gl[k] = l;
+            k += count == 0;
+        }
     }
+    if (!mark)
+        *nv = k;
 }
 
 /* The per-record loop of a cell of fewer than NARROW_MAX records (every lane stays below 2^31),
- * positions, and colours with `color` (the pipeline's case: normals are a second pass). */
+ * positions, and colours with `color` (the pipeline's case: normals are a second pass); its voxels
+ * listed in gl, *nv of them. */
 static inline __attribute__((always_inline)) bool sum_runs_impl(scratch *restrict s, const rec *restrict recs,
                                                                 const uint32_t *restrict col,
                                                                 const uint32_t *restrict ord_start,
                                                                 const uint32_t *restrict ord_len, uint32_t r0,
-                                                                uint32_t r1, uint32_t nrun, const bool color)
+                                                                uint32_t r1, uint32_t nrun, const bool color,
+                                                                size_t *nv)
 {
     bool high = false; /* a device of 16 or more seen: in dev[] */
+    *nv = 0;
     for (uint32_t ri = r0; ri < r1; ri++) {
         if (ri + PREFETCH_RUNS < nrun) { /* runs are scattered over the record list: fetch ahead */
             /* a run's first, second and last cache lines without a test (a run is ~15 records, 2 or 3
@@ -985,12 +1004,12 @@ static inline __attribute__((always_inline)) bool sum_runs_impl(scratch *restric
         }
         const uint32_t dev = ord_len[ri] >> RUN_DEV_SHIFT, len = ord_len[ri] & RUN_LEN_MASK;
         if (color) {
-            sum_recs(s, recs + ord_start[ri], col + ord_start[ri], len, 0, dev_lanes(dev), true, true, false);
+            sum_recs(s, recs + ord_start[ri], col + ord_start[ri], len, 0, dev_lanes(dev), true, true, false, nv);
         } else if (dev < DEV_IN_COUNT) {
             sum_recs(s, recs + ord_start[ri], NULL, len, 0, (v4u){1u << (DEV_COUNT_SHIFT + dev), 0, 0, 0}, false,
-                     true, false);
+                     true, false, nv);
         } else {
-            sum_recs(s, recs + ord_start[ri], NULL, len, 1u << dev, (v4u){0, 0, 0, 0}, false, false, false);
+            sum_recs(s, recs + ord_start[ri], NULL, len, 1u << dev, (v4u){0, 0, 0, 0}, false, false, false, nv);
             high = true;
         }
     }
@@ -998,16 +1017,16 @@ static inline __attribute__((always_inline)) bool sum_runs_impl(scratch *restric
 }
 
 KS_HOT static bool sum_runs(scratch *restrict s, const rec *restrict recs, const uint32_t *restrict ord_start,
-                            const uint32_t *restrict ord_len, uint32_t r0, uint32_t r1, uint32_t nrun)
+                            const uint32_t *restrict ord_len, uint32_t r0, uint32_t r1, uint32_t nrun, size_t *nv)
 {
-    return sum_runs_impl(s, recs, NULL, ord_start, ord_len, r0, r1, nrun, false);
+    return sum_runs_impl(s, recs, NULL, ord_start, ord_len, r0, r1, nrun, false, nv);
 }
 
 KS_HOT static void sum_runs_color(scratch *restrict s, const rec *restrict recs, const uint32_t *restrict col,
                                   const uint32_t *restrict ord_start, const uint32_t *restrict ord_len, uint32_t r0,
-                                  uint32_t r1, uint32_t nrun)
+                                  uint32_t r1, uint32_t nrun, size_t *nv)
 {
-    (void)sum_runs_impl(s, recs, col, ord_start, ord_len, r0, r1, nrun, true);
+    (void)sum_runs_impl(s, recs, col, ord_start, ord_len, r0, r1, nrun, true, nv);
 }
 
 /* The mean colours of the nv gathered voxels of a cell (s->gg[k].col: lanes r, g, b, count), packed
@@ -1078,21 +1097,22 @@ static void flush_wide(scratch *s, bool paired)
 
 /* Sums the records of runs r0..r1 (one cell) into the scratch, and their colours with `color`.
  * Returns CELL_WIDE when the cell has NARROW_MAX records or more: then they were summed in slices
- * of fewer, each flushed into the 64-bit sums (s->w), so no 32-bit lane can overflow, and the
- * devices are in dev[]; else 0 or CELL_HIGH, the 32-bit lanes holding the sums and the devices (see
- * DEV_COUNT_SHIFT); -1 when the 64-bit sums cannot be allocated. */
+ * of fewer, each flushed into the 64-bit sums (s->w), so no 32-bit lane can overflow, the devices
+ * are in dev[] and the voxels marked in the bitmap; else 0 or CELL_HIGH, the 32-bit lanes holding
+ * the sums and the devices (see DEV_COUNT_SHIFT), the *nv voxels listed in gl; -1 when the 64-bit
+ * sums cannot be allocated. */
 static int sum_cell(scratch *restrict s, const part *p, const part *src, uint32_t r0, uint32_t r1, uint32_t nrun,
-                    bool color)
+                    bool color, size_t *nv)
 {
     uint64_t total = 0;
     for (uint32_t ri = r0; ri < r1; ri++)
         total += p->ord_len[ri] & RUN_LEN_MASK;
     if (total < NARROW_MAX) {
         if (color) {
-            sum_runs_color(s, src->rec, src->col, p->ord_start, p->ord_len, r0, r1, nrun);
+            sum_runs_color(s, src->rec, src->col, p->ord_start, p->ord_len, r0, r1, nrun, nv);
             return 0;
         }
-        return sum_runs(s, src->rec, p->ord_start, p->ord_len, r0, r1, nrun) ? CELL_HIGH : 0;
+        return sum_runs(s, src->rec, p->ord_start, p->ord_len, r0, r1, nrun, nv) ? CELL_HIGH : 0;
     }
     if (!s->w && !(s->w = calloc(CELL_VOX, sizeof *s->w)))
         return -1;
@@ -1105,9 +1125,9 @@ static int sum_cell(scratch *restrict s, const part *p, const part *src, uint32_
             uint32_t m = NARROW_MAX - 1 - in_slice;
             m = m < left ? m : left;
             if (color)
-                sum_recs(s, rp, cp, m, devbit, (v4u){0, 0, 0, 0}, true, false, true); /* sums may pass 2^24 */
+                sum_recs(s, rp, cp, m, devbit, (v4u){0, 0, 0, 0}, true, false, true, NULL); /* sums may pass 2^24 */
             else
-                sum_recs(s, rp, NULL, m, devbit, (v4u){0, 0, 0, 0}, false, false, true);
+                sum_recs(s, rp, NULL, m, devbit, (v4u){0, 0, 0, 0}, false, false, true, NULL);
             rp += m;
             cp = color ? cp + m : NULL;
             left -= m;
@@ -1122,87 +1142,58 @@ static int sum_cell(scratch *restrict s, const part *p, const part *src, uint32_
     return CELL_WIDE;
 }
 
-/* A narrow cell's occupied voxels, from its records (runs r0..r1) read again: each record's voxel
- * lanes (and colour lanes with `color`; the pair ac with `paired`, else a and col) are copied to
- * the next free slot k (gl, and ga or, with colour, the pair gg) and cleared; k advances when the
- * count was not 0, so a voxel is taken at its first record and its later records (cleared lanes,
- * count 0) write a slot the next voxel overwrites. No branch and no bitmap: the voxels come in the
- * order of their first record, which the records' order fixes (image order within a run, the runs
- * in the order sort_runs put them), whatever thread sums the cell. With `high` (devices 16-31 seen,
- * see DEV_COUNT_SHIFT) dev[] is copied to gd and cleared. The lanes stay as summed (count and
- * devices in one lane, or devices in the colour lanes): emit_recs_impl and mean_colors take them
- * apart in loops that vectorize. The records are in the cache (the cell was summed just before).
- * Returns the number of voxels. Against the bitmap this replaced (marked per record, scanned per
- * cell): 11 % less CPU per 9-device set on one thread without colour, 15 % with (bench_fuse,
- * docs/fuse.md). */
-static inline __attribute__((always_inline)) size_t gather_recs_impl(scratch *restrict s, const rec *restrict recs,
-                                                                     const uint32_t *restrict ord_start,
-                                                                     const uint32_t *restrict ord_len, uint32_t r0,
-                                                                     uint32_t r1, const bool color, const bool paired,
+/* A narrow cell's nv voxels, listed by sum_recs in gl: each voxel's lanes (and colour lanes with
+ * `color`; the pair ac with `paired`, else a and col) copied to its slot k (ga or, with colour, the
+ * pair gg) and cleared for the next cell; with `high` (devices 16-31 seen, see DEV_COUNT_SHIFT)
+ * dev[] too (to gd). The lanes stay as summed (count and devices in one lane, or devices in the
+ * colour lanes): emit_recs_impl and mean_colors take them apart in loops that vectorize. */
+static inline __attribute__((always_inline)) size_t gather_list_impl(scratch *restrict s, size_t nv,
+                                                                     const bool color, const bool paired,
                                                                      const bool high)
 {
-    size_t k = 0;
-    for (uint32_t ri = r0; ri < r1; ri++) {
-        const rec *rp = recs + ord_start[ri];
-        const uint32_t len = ord_len[ri] & RUN_LEN_MASK;
-        for (uint32_t i = 0; i < len; i++) {
-            uint16_t l16;
-            memcpy(&l16, &rp[i], sizeof l16);
-            const uint32_t l = l16;
-            uint32_t count; /* with the devices when they are in that lane */
-            if (paired) { /* the pair in one 32-byte copy */
-                v8u t;
-                memcpy(&t, &s->ac[l], sizeof t);
-                memcpy(&s->gg[k], &t, sizeof t);
-                s->ac[l] = (struct vac){{0, 0, 0, 0}, {0, 0, 0, 0}};
-                count = t[0];
-            } else {
-                const v4u a = s->a[l];
-                *(color ? &s->gg[k].a : &s->ga[k]) = a;
-                s->a[l] = (v4u){0, 0, 0, 0};
-                count = a[0];
-                if (color) {
-                    s->gg[k].col = s->col[l];
-                    s->col[l] = (v4u){0, 0, 0, 0};
-                }
+    for (size_t k = 0; k < nv; k++) {
+        const uint32_t l = s->gl[k];
+        if (paired) { /* the pair in one 32-byte copy */
+            v8u t;
+            memcpy(&t, &s->ac[l], sizeof t);
+            memcpy(&s->gg[k], &t, sizeof t);
+            s->ac[l] = (struct vac){{0, 0, 0, 0}, {0, 0, 0, 0}};
+        } else {
+            *(color ? &s->gg[k].a : &s->ga[k]) = s->a[l];
+            s->a[l] = (v4u){0, 0, 0, 0};
+            if (color) {
+                s->gg[k].col = s->col[l];
+                s->col[l] = (v4u){0, 0, 0, 0};
             }
-            if (high) {
-                s->gd[k] = s->dev[l];
-                s->dev[l] = 0;
-            }
-            s->gl[k] = l;
-            k += count != 0;
+        }
+        if (high) {
+            s->gd[k] = s->dev[l];
+            s->dev[l] = 0;
         }
     }
-    return k;
+    return nv;
 }
 
-KS_HOT static size_t gather_recs_pos(scratch *restrict s, const rec *restrict recs, const uint32_t *restrict ord_start,
-                                     const uint32_t *restrict ord_len, uint32_t r0, uint32_t r1, bool high)
+KS_HOT static size_t gather_list_pos(scratch *restrict s, size_t nv, bool high)
 {
-    return high ? gather_recs_impl(s, recs, ord_start, ord_len, r0, r1, false, false, true)
-                : gather_recs_impl(s, recs, ord_start, ord_len, r0, r1, false, false, false);
+    return high ? gather_list_impl(s, nv, false, false, true) : gather_list_impl(s, nv, false, false, false);
 }
 
-KS_HOT static size_t gather_recs_paired(scratch *restrict s, const rec *restrict recs,
-                                        const uint32_t *restrict ord_start, const uint32_t *restrict ord_len,
-                                        uint32_t r0, uint32_t r1)
+KS_HOT static size_t gather_list_paired(scratch *restrict s, size_t nv)
 {
-    return gather_recs_impl(s, recs, ord_start, ord_len, r0, r1, true, true, false);
+    return gather_list_impl(s, nv, true, true, false);
 }
 
-/* gather_recs_impl for a narrow cell as sum_cell left it (CELL_HIGH in flags), `paired` when its
+/* gather_list_impl for a narrow cell as sum_cell left it (CELL_HIGH in flags), `paired` when its
  * colour was summed with the positions (then its devices are in the colour lanes, never dev[]) */
-static size_t gather_recs(scratch *restrict s, const part *p, const part *src, uint32_t r0, uint32_t r1, int flags,
-                          bool color, bool paired)
+static size_t gather_list(scratch *restrict s, size_t nv, int flags, bool color, bool paired)
 {
     const bool high = (flags & CELL_HIGH) != 0;
     if (!color)
-        return gather_recs_pos(s, src->rec, p->ord_start, p->ord_len, r0, r1, high);
+        return gather_list_pos(s, nv, high);
     if (paired)
-        return gather_recs_paired(s, src->rec, p->ord_start, p->ord_len, r0, r1);
-    return high ? gather_recs_impl(s, src->rec, p->ord_start, p->ord_len, r0, r1, true, false, true)
-                : gather_recs_impl(s, src->rec, p->ord_start, p->ord_len, r0, r1, true, false, false);
+        return gather_list_paired(s, nv);
+    return high ? gather_list_impl(s, nv, true, false, true) : gather_list_impl(s, nv, true, false, false);
 }
 
 /* The devices of gathered voxel k of a narrow cell (gathered with `color` or not): from its colour
@@ -1214,7 +1205,7 @@ static inline uint32_t recs_dev(const scratch *restrict s, size_t k, bool color,
     return (color ? s->gg[k].a : s->ga[k])[0] >> DEV_COUNT_SHIFT | (high ? s->gd[k] : 0);
 }
 
-/* Writes n gathered voxels of a narrow cell (gather_recs) from the k0-th (first voxel of the cell
+/* Writes n gathered voxels of a narrow cell (gather_list) from the k0-th (first voxel of the cell
  * `base`, voxel size v) as points: count, devices and offset sums taken from the lanes as summed, in
  * a loop without branches that vectorizes. Returns how many were seen by two or more devices. */
 static inline __attribute__((always_inline)) size_t emit_recs_impl(const scratch *restrict s, size_t k0, size_t n,
@@ -1262,7 +1253,7 @@ KS_HOT static size_t emit_recs_paired(const scratch *restrict s, size_t k0, size
     return emit_recs_impl(s, k0, n, base, v, x, y, z, weight, devices, true, false);
 }
 
-/* A narrow cell's nv gathered voxels (gather_recs) as count, devices and float sums (gn, gd, gx, gy,
+/* A narrow cell's nv gathered voxels (gather_list) as count, devices and float sums (gn, gd, gx, gy,
  * gz) and their colour lanes without the devices' bits, for cells_into's general loop (a minimum
  * weight, normals). */
 static void unpack_recs(scratch *restrict s, size_t nv, bool color, bool col_lanes, bool high)
@@ -1401,7 +1392,8 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
             for (size_t q = 0; color && q < m * 3; q += 64)
                 __builtin_prefetch((char *)(o->rgb + 3 * no) + q, 1, 3);
         }
-        const int flags = sum_cell(s, p, src, cs[c], cs[c + 1], nrun, color && !normals);
+        size_t nv = 0; /* a narrow cell's voxels, listed as they are summed */
+        const int flags = sum_cell(s, p, src, cs[c], cs[c + 1], nrun, color && !normals, &nv);
         const bool wide = flags == CELL_WIDE;
         if (flags < 0) {
             st = ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
@@ -1425,8 +1417,7 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
                 }
         /* the cell's voxels: gathered (and cleared), then written out */
         const bool paired = color && !normals;
-        size_t nv = wide ? gather_wide(s, color, paired)
-                         : gather_recs(s, p, src, cs[c], cs[c + 1], flags, color, paired);
+        nv = wide ? gather_wide(s, color, paired) : gather_list(s, nv, flags, color, paired);
         uint64_t ck = p->cell_keys[c];
         const float base[3] = {(float)((int32_t)((((ck >> 42) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),
                                (float)((int32_t)((((ck >> 21) & KEY_MASK) << CELL_BITS)) - KEY_BIAS),
