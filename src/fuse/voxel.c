@@ -1146,7 +1146,7 @@ static int sum_cell(scratch *restrict s, const part *p, const part *src, uint32_
  * `color`; the pair ac with `paired`, else a and col) copied to its slot k (ga or, with colour, the
  * pair gg) and cleared for the next cell; with `high` (devices 16-31 seen, see DEV_COUNT_SHIFT)
  * dev[] too (to gd). The lanes stay as summed (count and devices in one lane, or devices in the
- * colour lanes): emit_recs_impl and mean_colors take them apart in loops that vectorize. */
+ * colour lanes): emit_list_impl and mean_colors take them apart in loops that vectorize. */
 static inline __attribute__((always_inline)) size_t gather_list_impl(scratch *restrict s, size_t nv,
                                                                      const bool color, const bool paired,
                                                                      const bool high)
@@ -1198,7 +1198,7 @@ static size_t gather_list(scratch *restrict s, size_t nv, int flags, bool color,
 
 /* The devices of gathered voxel k of a narrow cell (gathered with `color` or not): from its colour
  * lanes with `col_lanes` (see lanes_dev), else the count lane's high half and, with `high`, gd. */
-static inline uint32_t recs_dev(const scratch *restrict s, size_t k, bool color, bool col_lanes, bool high)
+static inline uint32_t list_dev(const scratch *restrict s, size_t k, bool color, bool col_lanes, bool high)
 {
     if (col_lanes)
         return lanes_dev(s->gg[k].col);
@@ -1208,7 +1208,7 @@ static inline uint32_t recs_dev(const scratch *restrict s, size_t k, bool color,
 /* Writes n gathered voxels of a narrow cell (gather_list) from the k0-th (first voxel of the cell
  * `base`, voxel size v) as points: count, devices and offset sums taken from the lanes as summed, in
  * a loop without branches that vectorizes. Returns how many were seen by two or more devices. */
-static inline __attribute__((always_inline)) size_t emit_recs_impl(const scratch *restrict s, size_t k0, size_t n,
+static inline __attribute__((always_inline)) size_t emit_list_impl(const scratch *restrict s, size_t k0, size_t n,
                                                                    const float base[3], float v, float *restrict x,
                                                                    float *restrict y, float *restrict z,
                                                                    uint32_t *restrict weight,
@@ -1218,7 +1218,7 @@ static inline __attribute__((always_inline)) size_t emit_recs_impl(const scratch
     size_t shared = 0;
     const uint32_t *gl = s->gl + k0, *gd = s->gd + k0;
     /* the position lanes of voxel k at st k .. st k + 3 (the colour lanes at st k + 4 ..): in the
-     * pairs gg with colour, else in ga. The devices as recs_dev takes them, written out on these
+     * pairs gg with colour, else in ga. The devices as list_dev takes them, written out on these
      * pointers: through s, GCC does not vectorize the loop (measured: the whole set 10 % slower). */
     const size_t st = col_lanes ? 8 : 4;
     const uint32_t *ga = col_lanes ? (const uint32_t *)(s->gg + k0) : (const uint32_t *)(s->ga + k0);
@@ -1238,30 +1238,30 @@ static inline __attribute__((always_inline)) size_t emit_recs_impl(const scratch
     return shared;
 }
 
-KS_HOT static size_t emit_recs_pos(const scratch *restrict s, size_t k0, size_t n, const float base[3], float v,
+KS_HOT static size_t emit_list_pos(const scratch *restrict s, size_t k0, size_t n, const float base[3], float v,
                                    float *restrict x, float *restrict y, float *restrict z, uint32_t *restrict weight,
                                    uint32_t *restrict devices, bool high)
 {
-    return high ? emit_recs_impl(s, k0, n, base, v, x, y, z, weight, devices, false, true)
-                : emit_recs_impl(s, k0, n, base, v, x, y, z, weight, devices, false, false);
+    return high ? emit_list_impl(s, k0, n, base, v, x, y, z, weight, devices, false, true)
+                : emit_list_impl(s, k0, n, base, v, x, y, z, weight, devices, false, false);
 }
 
-KS_HOT static size_t emit_recs_paired(const scratch *restrict s, size_t k0, size_t n, const float base[3], float v,
+KS_HOT static size_t emit_list_paired(const scratch *restrict s, size_t k0, size_t n, const float base[3], float v,
                                       float *restrict x, float *restrict y, float *restrict z,
                                       uint32_t *restrict weight, uint32_t *restrict devices)
 {
-    return emit_recs_impl(s, k0, n, base, v, x, y, z, weight, devices, true, false);
+    return emit_list_impl(s, k0, n, base, v, x, y, z, weight, devices, true, false);
 }
 
 /* A narrow cell's nv gathered voxels (gather_list) as count, devices and float sums (gn, gd, gx, gy,
  * gz) and their colour lanes without the devices' bits, for cells_into's general loop (a minimum
  * weight, normals). */
-static void unpack_recs(scratch *restrict s, size_t nv, bool color, bool col_lanes, bool high)
+static void unpack_list(scratch *restrict s, size_t nv, bool color, bool col_lanes, bool high)
 {
     for (size_t k = 0; k < nv; k++) {
         const v4u a = color ? s->gg[k].a : s->ga[k];
         const v4f f = __builtin_convertvector((v4i)a, v4f);
-        const uint32_t dev = recs_dev(s, k, color, col_lanes, high);
+        const uint32_t dev = list_dev(s, k, color, col_lanes, high);
         s->gn[k] = col_lanes ? a[0] : a[0] & ((1u << DEV_COUNT_SHIFT) - 1);
         s->gd[k] = dev;
         s->gx[k] = f[1];
@@ -1436,10 +1436,10 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
                     nshared += emit_wide(s, k0, m, base, v, o->x + no, o->y + no, o->z + no, o->weight + no,
                                          o->devices + no);
                 else if (paired)
-                    nshared += emit_recs_paired(s, k0, m, base, v, o->x + no, o->y + no, o->z + no,
+                    nshared += emit_list_paired(s, k0, m, base, v, o->x + no, o->y + no, o->z + no,
                                                 o->weight + no, o->devices + no);
                 else
-                    nshared += emit_recs_pos(s, k0, m, base, v, o->x + no, o->y + no, o->z + no, o->weight + no,
+                    nshared += emit_list_pos(s, k0, m, base, v, o->x + no, o->y + no, o->z + no, o->weight + no,
                                              o->devices + no, (flags & CELL_HIGH) != 0);
                 if (color)
                     emit_colors(s->gp + k0, m, o->rgb + 3 * no);
@@ -1450,7 +1450,7 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
             continue;
         }
         if (!wide)
-            unpack_recs(s, nv, color, paired, (flags & CELL_HIGH) != 0);
+            unpack_list(s, nv, color, paired, (flags & CELL_HIGH) != 0);
         for (size_t k = 0; k < nv; k++) {
             uint32_t l = s->gl[k], n = s->gn[k], dev = s->gd[k];
             if (n >= min_weight) {
