@@ -471,10 +471,6 @@ static void color_bench(const ks_fuse_device *dev, const ks_unproject_table *tab
 
 static size_t sink_sz; /* keeps results alive */
 
-/* --vs-keep-points: n sets on a pipeline that keeps the organized points (keep_points) and n on one
- * that does not (the default), alternated A B B A A B ... so that the host's speed, which drifts by
- * tens of percent within minutes on the development VM, weighs on both alike; CPU per set (mean,
- * median) of each, and whether both give the same cloud (ref: the first pipeline's warm-up set). */
 /* One point of a cloud as the bytes that define it (position bits, weight, devices, colour), for
  * cloud_digest's sort. */
 typedef struct {
@@ -511,6 +507,10 @@ static uint64_t cloud_digest(const ks_cloud *c)
     return h;
 }
 
+/* --vs-keep-points: n sets on a pipeline that keeps the organized points (keep_points) and n on one
+ * that does not (the default), alternated A B B A A B ... so that the host's speed, which drifts by
+ * tens of percent within minutes on the development VM, weighs on both alike; CPU per set (mean,
+ * median) of each, and whether both give the same cloud (ref: the first pipeline's warm-up set). */
 static int alternate_keep(const ks_fuse_device *dev, const ks_fuse_options *o, const ks_fuse_input *in,
                           const ks_cloud *ref, int n)
 {
