@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "fuse/fuse_internal.h"
+#include "util/bigmem.h"
 #include "kinsync/fuse.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -1345,17 +1346,6 @@ static ks_status sort_part(ks_voxel_grid *g, int pi, size_t *cells, ks_error *er
     return KS_OK;
 }
 
-/* A zeroed scratch on a cache-line boundary: calloc's 16-byte alignment (a block this size is mapped,
- * at 16 bytes past a page) would put every other 32-byte pair (ac, gg) across two cache lines. */
-static scratch *new_scratch(void)
-{
-    const size_t size = (sizeof(scratch) + 63) & ~(size_t)63;
-    scratch *s = aligned_alloc(64, size);
-    if (s)
-        memset(s, 0, size);
-    return s;
-}
-
 /* Sums cells c0..c1-1 of partition pi (sorted by sort_part) per voxel in the scratch of `slot` (one
  * per thread) and writes their voxels to o through the cursor w (see ks_voxel_out: blocks, the next
  * slot; written and shared counted); voxels with fewer than min_weight points are left out. */
@@ -1364,7 +1354,9 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
 {
     part *p = &g->parts[pi];
     const part *src = g->shared ? &g->parts[0] : p; /* where the records are */
-    if (!g->scr[slot] && !(g->scr[slot] = new_scratch()))
+    /* ks_big_calloc: on a cache line at least (calloc's 16-byte alignment, a block this size being
+     * mapped 16 bytes past a page, put every other 32-byte pair, ac and gg, across two lines) */
+    if (!g->scr[slot] && !(g->scr[slot] = ks_big_calloc(sizeof *g->scr[slot])))
         return ks_error_set(err, KS_ENOMEM, "voxel grid: out of memory");
     scratch *s = g->scr[slot];
     const bool color = (g->fields & KS_CLOUD_COLOR) != 0, normals = (g->fields & KS_CLOUD_NORMALS) != 0;
