@@ -1197,6 +1197,17 @@ static size_t gather_list(scratch *restrict s, size_t nv, int flags, bool color,
     return high ? gather_list_impl(s, nv, true, false, true) : gather_list_impl(s, nv, true, false, false);
 }
 
+/* The mean position of voxel l of the cell whose first voxel is `base` (voxel size v): the voxel's
+ * corner plus its offset sums (in 1/32768 voxel) times inv_n = 1 / (count x 32768). */
+static inline __attribute__((always_inline)) void voxel_point(const float base[3], float v, uint32_t l, float inv_n,
+                                                              float sx, float sy, float sz, float *x, float *y,
+                                                              float *z)
+{
+    *x = (base[0] + (float)(l >> (2 * CELL_BITS)) + sx * inv_n) * v;
+    *y = (base[1] + (float)((l >> CELL_BITS) & LOW_MASK) + sy * inv_n) * v;
+    *z = (base[2] + (float)(l & LOW_MASK) + sz * inv_n) * v;
+}
+
 /* The devices of gathered voxel k of a narrow cell (gathered with `color` or not): from its colour
  * lanes with `col_lanes` (see lanes_dev), else the count lane's high half and, with `high`, gd. */
 static inline uint32_t list_dev(const scratch *restrict s, size_t k, bool color, bool col_lanes, bool high)
@@ -1229,9 +1240,8 @@ static inline __attribute__((always_inline)) size_t emit_list_impl(const scratch
                                              (ga[st * k + 6] >> 24) << 16 | ((ga[st * k + 7] >> 16) & 0xffu) << 24
                                        : ga[st * k] >> DEV_COUNT_SHIFT | (high ? gd[k] : 0);
         const float inv_n = 1.0f / ((float)cnt * FRAC_ONE);
-        x[k] = (base[0] + (float)(l >> (2 * CELL_BITS)) + (float)(int32_t)ga[st * k + 1] * inv_n) * v;
-        y[k] = (base[1] + (float)((l >> CELL_BITS) & LOW_MASK) + (float)(int32_t)ga[st * k + 2] * inv_n) * v;
-        z[k] = (base[2] + (float)(l & LOW_MASK) + (float)(int32_t)ga[st * k + 3] * inv_n) * v;
+        voxel_point(base, v, l, inv_n, (float)(int32_t)ga[st * k + 1], (float)(int32_t)ga[st * k + 2],
+                    (float)(int32_t)ga[st * k + 3], &x[k], &y[k], &z[k]);
         weight[k] = cnt;
         devices[k] = dev;
         shared += (dev & (dev - 1)) != 0;
@@ -1317,9 +1327,7 @@ static size_t emit_wide(const scratch *restrict s, size_t k0, size_t n, const fl
     for (size_t k = 0; k < n; k++) {
         uint32_t l = gl[k], dev = gd[k];
         float inv_n = 1.0f / ((float)gn[k] * FRAC_ONE);
-        x[k] = (base[0] + (float)(l >> (2 * CELL_BITS)) + gx[k] * inv_n) * v;
-        y[k] = (base[1] + (float)((l >> CELL_BITS) & LOW_MASK) + gy[k] * inv_n) * v;
-        z[k] = (base[2] + (float)(l & LOW_MASK) + gz[k] * inv_n) * v;
+        voxel_point(base, v, l, inv_n, gx[k], gy[k], gz[k], &x[k], &y[k], &z[k]);
         weight[k] = gn[k];
         devices[k] = dev;
         shared += (dev & (dev - 1)) != 0;
@@ -1452,9 +1460,7 @@ static ks_status cells_into(ks_voxel_grid *g, int pi, int slot, size_t c0, size_
                 }
                 const size_t no = cur.next++;
                 float inv_n = 1.0f / ((float)n * FRAC_ONE);
-                o->x[no] = (base[0] + (float)(l >> (2 * CELL_BITS)) + s->gx[k] * inv_n) * v;
-                o->y[no] = (base[1] + (float)((l >> CELL_BITS) & LOW_MASK) + s->gy[k] * inv_n) * v;
-                o->z[no] = (base[2] + (float)(l & LOW_MASK) + s->gz[k] * inv_n) * v;
+                voxel_point(base, v, l, inv_n, s->gx[k], s->gy[k], s->gz[k], &o->x[no], &o->y[no], &o->z[no]);
                 o->weight[no] = n;
                 o->devices[no] = dev;
                 nshared += (dev & (dev - 1)) != 0;
